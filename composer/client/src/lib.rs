@@ -1,0 +1,183 @@
+//! The one network client of composer. Every download goes through [`Client`], which
+//!
+//! - obeys `--offline` (only `file://` URLs are read; anything else is an error naming the URL),
+//! - retries transient failures (connection errors, timeouts, HTTP 408/429/5xx) with backoff,
+//! - streams bodies straight into the store, hashing as it goes, so that nothing unverified and
+//!   nothing partial is ever visible there.
+//!
+//! ```no_run
+//! # let store = composer_store::Store::open("/tmp/s".as_ref()).unwrap();
+//! let client = composer_client::Client::new(composer_client::ClientOptions::default());
+//! let bytes = client.get_bytes("file:///etc/hostname").unwrap();
+//! ```
+
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use composer_store::{BlobInfo, Sha256, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("`{url}` is needed but composer is offline")]
+    Offline { url: String },
+    #[error("`{url}` was not found (HTTP {status})")]
+    NotFound { url: String, status: u16 },
+    #[error("failed to fetch `{url}` after {attempts} attempt(s)")]
+    Transport {
+        url: String,
+        attempts: u32,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("failed to read `{}`", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{url}` is not a URL composer can fetch (expected http://, https:// or file://)")]
+    Scheme { url: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub offline: bool,
+    pub retries: u32,
+    pub timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions { offline: false, retries: 4, timeout: Duration::from_secs(120) }
+    }
+}
+
+pub struct Client {
+    options: ClientOptions,
+    agent: ureq::Agent,
+}
+
+enum Attempt<T> {
+    Done(T),
+    Retry(Box<dyn std::error::Error + Send + Sync>),
+    Fail(FetchError),
+}
+
+impl Client {
+    pub fn new(options: ClientOptions) -> Client {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(options.timeout))
+            .timeout_connect(Some(Duration::from_secs(20)))
+            .user_agent(concat!("composer/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Client { options, agent: config.into() }
+    }
+
+    pub fn offline(&self) -> bool {
+        self.options.offline
+    }
+
+    /// Fetches a small document (an `InRelease`, an index) into memory.
+    pub fn get_bytes(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        self.with_reader(url, |reader| {
+            let mut out = Vec::new();
+            reader.read_to_end(&mut out)?;
+            Ok(out)
+        })
+    }
+
+    /// Streams `url` into the store. With `expected`, the object enters the store only if its
+    /// SHA-256 (and size) match; `what` names it in errors. `progress` is told of each chunk.
+    pub fn fetch_to_store(
+        &self,
+        store: &Store,
+        url: &str,
+        expected: Option<(&Sha256, Option<u64>)>,
+        what: &str,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<BlobInfo, FetchError> {
+        let mut verify_error = None;
+        let result = self.with_reader(url, |reader| {
+            let mut writer = store.writer().map_err(io::Error::other)?;
+            let mut buf = vec![0u8; 128 * 1024];
+            loop {
+                let n = reader.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                io::Write::write_all(&mut writer, &buf[..n])?;
+                progress(n as u64);
+            }
+            let checked = match expected {
+                Some((sha, size)) => writer.finish_checked(Some((sha, what)), size),
+                None => writer.finish(),
+            };
+            checked.map_err(|e| {
+                verify_error = Some(e);
+                io::Error::other("verification failed")
+            })
+        });
+        match (result, verify_error) {
+            (_, Some(e)) => Err(FetchError::Store(e)),
+            (result, None) => result,
+        }
+    }
+
+    fn with_reader<T>(
+        &self,
+        url: &str,
+        mut consume: impl FnMut(&mut dyn Read) -> io::Result<T>,
+    ) -> Result<T, FetchError> {
+        if let Some(path) = url.strip_prefix("file://") {
+            let path = PathBuf::from(path);
+            let mut file = std::fs::File::open(&path).map_err(|source| FetchError::File { path: path.clone(), source })?;
+            return consume(&mut file).map_err(|source| FetchError::File { path, source });
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(FetchError::Scheme { url: url.to_string() });
+        }
+        if self.options.offline {
+            return Err(FetchError::Offline { url: url.to_string() });
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_once(url, &mut consume) {
+                Attempt::Done(value) => return Ok(value),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry(source) => {
+                    if attempt > self.options.retries {
+                        return Err(FetchError::Transport { url: url.to_string(), attempts: attempt, source });
+                    }
+                    std::thread::sleep(Duration::from_millis(250 * (1 << attempt.min(5))));
+                }
+            }
+        }
+    }
+
+    fn try_once<T>(&self, url: &str, consume: &mut impl FnMut(&mut dyn Read) -> io::Result<T>) -> Attempt<T> {
+        match self.agent.get(url).call() {
+            Ok(response) => {
+                let mut reader = response.into_body().into_reader();
+                match consume(&mut reader) {
+                    Ok(value) => Attempt::Done(value),
+                    // A verification failure is final; a broken stream is worth another try.
+                    Err(e) if e.to_string() == "verification failed" => Attempt::Fail(FetchError::Transport {
+                        url: url.to_string(),
+                        attempts: 1,
+                        source: Box::new(e),
+                    }),
+                    Err(e) => Attempt::Retry(Box::new(e)),
+                }
+            }
+            Err(ureq::Error::StatusCode(status)) if matches!(status, 408 | 429 | 500..=599) => {
+                Attempt::Retry(format!("HTTP {status}").into())
+            }
+            Err(ureq::Error::StatusCode(status)) => Attempt::Fail(FetchError::NotFound { url: url.to_string(), status }),
+            Err(e) => Attempt::Retry(Box::new(e)),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    #[error("failed to read recipe `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}\n{snippet}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+        snippet: String,
+        hint: String,
+    },
+}
+
+impl RecipeError {
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            RecipeError::Invalid { hint, .. } if !hint.is_empty() => Some(hint),
+            RecipeError::Read { .. } => Some("check the path; recipes are TOML files such as recipes/debian-python.toml"),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_toml(path: &Path, text: &str, error: &toml::de::Error) -> RecipeError {
+        let message = error.message().trim().to_string();
+        let hint = if message.starts_with("unknown field") {
+            "remove the key or fix its spelling; docs/recipe.md lists every key".to_string()
+        } else if message.starts_with("missing field") {
+            "add the key; docs/recipe.md lists what each table needs".to_string()
+        } else {
+            "see docs/recipe.md for the recipe format".to_string()
+        };
+        RecipeError::at(path, text, error.span().unwrap_or(0..0), message, hint)
+    }
+
+    pub(crate) fn at(path: &Path, text: &str, span: Range<usize>, message: String, hint: String) -> RecipeError {
+        let start = span.start.min(text.len());
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line = text[..start].matches('\n').count() + 1;
+        let column = text[line_start..start].chars().count() + 1;
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let source_line = &text[line_start..line_end];
+        let width = text[start..span.end.clamp(start, line_end)].chars().count().max(1);
+        let snippet = format!(
+            "{line:>4} | {source_line}\n     | {}{}",
+            " ".repeat(column - 1),
+            "^".repeat(width)
+        );
+        RecipeError::Invalid { path: path.to_path_buf(), line, column, message, snippet, hint }
+    }
+}

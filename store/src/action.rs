@@ -1,0 +1,106 @@
+//! The action cache: `actions-v1/<xx>/<key hex>` holds the JSON [`ActionRecord`] of a step whose
+//! inputs hash to that key.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Hash, Store, StoreError};
+
+/// The input hash of a step. Built from the step's kind, its format version and named fields, each
+/// length-prefixed so that no two different inputs can collide by concatenation.
+#[derive(Clone)]
+pub struct ActionKey {
+    hasher: blake3::Hasher,
+    step: String,
+}
+
+impl ActionKey {
+    pub fn new(step: &str, version: u32) -> ActionKey {
+        let mut key = ActionKey { hasher: blake3::Hasher::new(), step: step.to_string() };
+        key.field("store-format", crate::FORMAT.as_bytes());
+        key.field("step", step.as_bytes());
+        key.field("version", &version.to_le_bytes());
+        key
+    }
+
+    pub fn field(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        for part in [name.as_bytes(), value] {
+            self.hasher.update(&(part.len() as u64).to_le_bytes());
+            self.hasher.update(part);
+        }
+        self
+    }
+
+    pub fn with(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.field(name, value.as_ref());
+        self
+    }
+
+    pub fn hash(&self) -> Hash {
+        Hash(*self.hasher.finalize().as_bytes())
+    }
+
+    pub fn step(&self) -> &str {
+        &self.step
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefKind {
+    /// An opaque object.
+    Blob,
+    /// A tree manifest: its entries' contents are kept alive with it.
+    Tree,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub id: Hash,
+    pub kind: RefKind,
+}
+
+/// The result of a step: the objects it produced and step-specific data about them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    pub step: String,
+    pub outputs: Vec<ObjectRef>,
+    pub data: serde_json::Value,
+}
+
+fn path(store: &Store, key: &Hash) -> PathBuf {
+    let hex = key.to_hex();
+    store.dir("actions").join(&hex[..2]).join(hex)
+}
+
+pub(crate) fn get(store: &Store, key: &ActionKey) -> Result<Option<ActionRecord>, StoreError> {
+    let path = path(store, &key.hash());
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("read", &path, e)),
+    };
+    let record: ActionRecord = match serde_json::from_slice(&bytes) {
+        Ok(record) => record,
+        // A record we cannot read is a miss: the step runs again and rewrites it.
+        Err(_) => return Ok(None),
+    };
+    if !record.outputs.iter().all(|o| store.contains(&o.id)) {
+        return Ok(None);
+    }
+    // Touch for gc's age policy; failure to touch is harmless.
+    let _ = fs::File::options().append(true).open(&path).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    Ok(Some(record))
+}
+
+pub(crate) fn put(store: &Store, key: &ActionKey, record: &ActionRecord) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(record).expect("action records always serialize");
+    crate::object::write_atomic(store.root(), &path(store, &key.hash()), &bytes)
+}
+
+pub(crate) fn walk(store: &Store) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    crate::object::walk_bucket_pub(&store.dir("actions"))
+}

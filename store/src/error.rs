@@ -1,0 +1,26 @@
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("failed to {action} `{}`", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` is a store of format `{found}`, this composer reads `{}`", path.display(), crate::FORMAT)]
+    Format { path: PathBuf, found: String },
+    #[error("{what} is corrupt: {reason}")]
+    Corrupt { what: String, reason: String },
+    #[error("checksum mismatch for {what}: expected sha256 {expected}, got {actual}")]
+    Sha256Mismatch { what: String, expected: String, actual: String },
+    #[error("size mismatch for {what}: expected {expected} bytes, got {actual}")]
+    SizeMismatch { what: String, expected: u64, actual: u64 },
+}
+
+impl StoreError {
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        StoreError::Io { action, path: path.to_path_buf(), source }
+    }
+}

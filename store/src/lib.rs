@@ -1,0 +1,181 @@
+//! The composer store: a content-addressed store of immutable objects, directory trees and an
+//! action cache, shared by every build on a machine and, later, between machines.
+//!
+//! This crate knows nothing about recipes, distributions or images. It offers:
+//!
+//! - [`Store::writer`]: stream bytes into the store; BLAKE3 (the object's name) and SHA-256 (its
+//!   OCI digest) are computed in the same pass, and the object becomes visible only by an atomic
+//!   rename once it is complete (and, if asked, verified against an expected SHA-256).
+//! - [`Tree`]: a Merkle manifest of a directory tree (type, mode, owner, link target, content hash
+//!   of every entry), itself stored as an object.
+//! - [`ActionKey`] / [`Store::action_get`] / [`Store::action_put`]: the action cache, mapping the
+//!   input hash of a build step to the objects it produced.
+//! - [`StoreLock`]: builds hold the store shared; `gc` holds it exclusively.
+//!
+//! ```no_run
+//! let store = composer_store::Store::open("/tmp/store".as_ref()).unwrap();
+//! let info = store.put_bytes(b"hello").unwrap();
+//! assert!(store.contains(&info.id));
+//! ```
+//!
+//! Nothing in an object, a tree or an action key depends on the machine: no absolute paths, no
+//! host names, no clocks. See `docs/store-format.md` for the on-disk format.
+
+mod action;
+mod error;
+mod gc;
+mod hash;
+mod lock;
+mod object;
+mod tree;
+mod verify;
+
+pub use action::{ActionKey, ActionRecord, ObjectRef, RefKind};
+pub use error::StoreError;
+pub use gc::{GcOptions, GcReport};
+pub use hash::{Hash, Sha256};
+pub use lock::{LockMode, StoreLock};
+pub use object::{BlobInfo, ObjectWriter};
+pub use tree::{EntryKind, Tree, TreeEntry};
+pub use verify::{VerifyProblem, VerifyReport};
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The store format version. A change of layout bumps it; the bucket names carry it.
+pub const FORMAT: &str = "composer-store-v1";
+
+/// An open store. Holds the store lock (shared or exclusive) for as long as it lives.
+pub struct Store {
+    root: PathBuf,
+    _lock: StoreLock,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root` for building: a shared lock, so that other
+    /// builds may run beside it and `gc` waits.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        Self::open_with(root, LockMode::Shared)
+    }
+
+    /// Opens the store holding its lock in `mode`.
+    pub fn open_with(root: &Path, mode: LockMode) -> Result<Store, StoreError> {
+        for dir in ["objects", "sha256", "actions", "tmp", "locks"] {
+            let path = root.join(bucket(dir));
+            fs::create_dir_all(&path).map_err(|e| StoreError::io("create", &path, e))?;
+        }
+        let marker = root.join("FORMAT");
+        if !marker.exists() {
+            object::write_atomic(root, &marker, FORMAT.as_bytes())?;
+        } else {
+            let found = fs::read_to_string(&marker).map_err(|e| StoreError::io("read", &marker, e))?;
+            if found.trim() != FORMAT {
+                return Err(StoreError::Format { path: root.to_path_buf(), found: found.trim().to_string() });
+            }
+        }
+        let lock = StoreLock::acquire(&root.join(bucket("locks")).join("store.lock"), mode)?;
+        Ok(Store { root: root.to_path_buf(), _lock: lock })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn dir(&self, name: &str) -> PathBuf {
+        self.root.join(bucket(name))
+    }
+
+    /// Where the object `id` lives (whether or not it exists).
+    pub fn object_path(&self, id: &Hash) -> PathBuf {
+        let hex = id.to_hex();
+        self.dir("objects").join(&hex[..2]).join(hex)
+    }
+
+    pub fn contains(&self, id: &Hash) -> bool {
+        self.object_path(id).exists()
+    }
+
+    /// Opens an object for reading.
+    pub fn open_object(&self, id: &Hash) -> Result<fs::File, StoreError> {
+        let path = self.object_path(id);
+        fs::File::open(&path).map_err(|e| StoreError::io("open object", &path, e))
+    }
+
+    /// Reads a whole object; for small objects (trees, metadata) only.
+    pub fn read(&self, id: &Hash) -> Result<Vec<u8>, StoreError> {
+        let path = self.object_path(id);
+        fs::read(&path).map_err(|e| StoreError::io("read object", &path, e))
+    }
+
+    /// Stores `data` and records its SHA-256, returning both digests.
+    pub fn put_bytes(&self, data: &[u8]) -> Result<BlobInfo, StoreError> {
+        let mut writer = self.writer()?;
+        std::io::Write::write_all(&mut writer, data).map_err(|e| StoreError::io("write", &writer.temp_path(), e))?;
+        writer.finish()
+    }
+
+    /// Starts streaming a new object into the store.
+    pub fn writer(&self) -> Result<ObjectWriter<'_>, StoreError> {
+        ObjectWriter::new(self)
+    }
+
+    /// Finds a stored object by its SHA-256 (the OCI digest or a distribution's checksum).
+    pub fn lookup_sha256(&self, sha: &Sha256) -> Result<Option<BlobInfo>, StoreError> {
+        object::lookup_sha256(self, sha)
+    }
+
+    /// Stores a tree manifest; its object id names the tree.
+    pub fn put_tree(&self, tree: &Tree) -> Result<Hash, StoreError> {
+        Ok(self.put_bytes(&tree.to_bytes())?.id)
+    }
+
+    pub fn get_tree(&self, id: &Hash) -> Result<Tree, StoreError> {
+        let bytes = self.read(id)?;
+        Tree::from_bytes(&bytes).map_err(|e| StoreError::Corrupt { what: format!("tree {id}"), reason: e.to_string() })
+    }
+
+    /// Looks up a step's result in the action cache. A hit refreshes the entry's age for `gc`.
+    pub fn action_get(&self, key: &ActionKey) -> Result<Option<ActionRecord>, StoreError> {
+        action::get(self, key)
+    }
+
+    /// Records a step's result. The referenced objects must already be in the store.
+    pub fn action_put(&self, key: &ActionKey, record: &ActionRecord) -> Result<(), StoreError> {
+        action::put(self, key, record)
+    }
+
+    /// Checks every object against its name, every alias and action against its targets.
+    pub fn verify(&self, repair: bool) -> Result<VerifyReport, StoreError> {
+        verify::run(self, repair)
+    }
+
+    /// Removes what nothing refers to. Needs the store opened with [`LockMode::Exclusive`].
+    pub fn gc(&self, options: &GcOptions) -> Result<GcReport, StoreError> {
+        gc::run(self, options)
+    }
+
+    /// Counts objects, bytes and action entries.
+    pub fn info(&self) -> Result<StoreInfo, StoreError> {
+        let mut info = StoreInfo::default();
+        for (_, path) in object::walk_objects(self)? {
+            info.objects += 1;
+            info.bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        }
+        info.actions = action::walk(self)?.len() as u64;
+        info.sha256_aliases = object::walk_aliases(self)?.len() as u64;
+        Ok(info)
+    }
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct StoreInfo {
+    pub objects: u64,
+    pub bytes: u64,
+    pub actions: u64,
+    pub sha256_aliases: u64,
+}
+
+/// Bucket names carry the format version, so that a format change never misreads old data.
+fn bucket(name: &str) -> String {
+    format!("{name}-v1")
+}

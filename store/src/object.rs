@@ -1,0 +1,217 @@
+//! Immutable objects: `objects-v1/<first two hex>/<blake3 hex>`, with a SHA-256 alias in
+//! `sha256-v1/<first two hex>/<sha256 hex>` holding `<blake3 hex> <size>`.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::Digest;
+
+use crate::{Hash, Sha256, Store, StoreError};
+
+/// Both names of a stored object and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlobInfo {
+    pub id: Hash,
+    pub sha256: Sha256,
+    pub size: u64,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A temp path unique to this process and call, in the store's `tmp` bucket (same filesystem as
+/// the objects, so the final rename is atomic).
+pub(crate) fn temp_path(root: &Path) -> PathBuf {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    root.join(crate::bucket("tmp")).join(format!("{}-{n}", std::process::id()))
+}
+
+/// Writes `data` to `dest` through a temp file and a rename.
+pub(crate) fn write_atomic(root: &Path, dest: &Path, data: &[u8]) -> Result<(), StoreError> {
+    let tmp_dir = root.join(crate::bucket("tmp"));
+    fs::create_dir_all(&tmp_dir).map_err(|e| StoreError::io("create", &tmp_dir, e))?;
+    let tmp = temp_path(root);
+    fs::write(&tmp, data).map_err(|e| StoreError::io("write", &tmp, e))?;
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e))?;
+    }
+    fs::rename(&tmp, dest).map_err(|e| StoreError::io("rename into", dest, e))
+}
+
+/// Streams bytes into a temp file while hashing them with BLAKE3 and SHA-256.
+pub struct ObjectWriter<'s> {
+    store: &'s Store,
+    file: io::BufWriter<fs::File>,
+    temp: PathBuf,
+    blake3: blake3::Hasher,
+    sha256: sha2::Sha256,
+    size: u64,
+}
+
+impl<'s> ObjectWriter<'s> {
+    pub(crate) fn new(store: &'s Store) -> Result<Self, StoreError> {
+        let temp = temp_path(store.root());
+        let file = fs::File::create(&temp).map_err(|e| StoreError::io("create", &temp, e))?;
+        Ok(ObjectWriter {
+            store,
+            file: io::BufWriter::with_capacity(256 * 1024, file),
+            temp,
+            blake3: blake3::Hasher::new(),
+            sha256: sha2::Sha256::new(),
+            size: 0,
+        })
+    }
+
+    pub fn temp_path(&self) -> PathBuf {
+        self.temp.clone()
+    }
+
+    /// Completes the object: it becomes visible under its BLAKE3 name.
+    pub fn finish(self) -> Result<BlobInfo, StoreError> {
+        self.finish_checked(None, None)
+    }
+
+    /// Completes the object only if it has the expected SHA-256 (and size); otherwise the temp
+    /// file is removed and nothing enters the store.
+    pub fn finish_checked(
+        mut self,
+        expected: Option<(&Sha256, &str)>,
+        expected_size: Option<u64>,
+    ) -> Result<BlobInfo, StoreError> {
+        self.file.flush().map_err(|e| StoreError::io("write", &self.temp, e))?;
+        let info = BlobInfo {
+            id: Hash(*self.blake3.finalize().as_bytes()),
+            sha256: Sha256(self.sha256.clone().finalize().into()),
+            size: self.size,
+        };
+        let temp = self.temp.clone();
+        let discard = |err: StoreError| {
+            let _ = fs::remove_file(&temp);
+            Err(err)
+        };
+        if let Some((want, what)) = expected {
+            if let Some(size) = expected_size
+                && size != info.size
+            {
+                return discard(StoreError::SizeMismatch { what: what.to_string(), expected: size, actual: info.size });
+            }
+            if *want != info.sha256 {
+                return discard(StoreError::Sha256Mismatch {
+                    what: what.to_string(),
+                    expected: want.to_hex(),
+                    actual: info.sha256.to_hex(),
+                });
+            }
+        }
+        let dest = self.store.object_path(&info.id);
+        if dest.exists() {
+            let _ = fs::remove_file(&temp);
+        } else {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e))?;
+            }
+            set_readonly(&temp);
+            fs::rename(&temp, &dest).map_err(|e| StoreError::io("rename into", &dest, e))?;
+        }
+        record_alias(self.store, &info)?;
+        Ok(info)
+    }
+}
+
+impl Write for ObjectWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.blake3.update(&buf[..n]);
+        self.sha256.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for ObjectWriter<'_> {
+    fn drop(&mut self) {
+        // An abandoned writer leaves nothing behind; after `finish` the temp is already gone.
+        let _ = fs::remove_file(&self.temp);
+    }
+}
+
+fn set_readonly(path: &Path) {
+    if let Ok(meta) = fs::metadata(path) {
+        let mut perms = meta.permissions();
+        perms.set_readonly(true);
+        let _ = fs::set_permissions(path, perms);
+    }
+}
+
+fn alias_path(store: &Store, sha: &Sha256) -> PathBuf {
+    let hex = sha.to_hex();
+    store.dir("sha256").join(&hex[..2]).join(hex)
+}
+
+fn record_alias(store: &Store, info: &BlobInfo) -> Result<(), StoreError> {
+    let path = alias_path(store, &info.sha256);
+    if path.exists() {
+        return Ok(());
+    }
+    let line = format!("{} {}\n", info.id.to_hex(), info.size);
+    write_atomic(store.root(), &path, line.as_bytes())
+}
+
+pub(crate) fn parse_alias(text: &str) -> Option<(Hash, u64)> {
+    let mut parts = text.split_whitespace();
+    let id = parts.next()?.parse().ok()?;
+    let size = parts.next()?.parse().ok()?;
+    Some((id, size))
+}
+
+pub(crate) fn lookup_sha256(store: &Store, sha: &Sha256) -> Result<Option<BlobInfo>, StoreError> {
+    let path = alias_path(store, sha);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("read", &path, e)),
+    };
+    let Some((id, size)) = parse_alias(&text) else {
+        return Err(StoreError::Corrupt { what: format!("alias {}", path.display()), reason: "unparsable".into() });
+    };
+    if !store.contains(&id) {
+        return Ok(None);
+    }
+    Ok(Some(BlobInfo { id, sha256: *sha, size }))
+}
+
+fn walk_bucket(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    let mut out = Vec::new();
+    let shards = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(StoreError::io("list", dir, e)),
+    };
+    for shard in shards {
+        let shard = shard.map_err(|e| StoreError::io("list", dir, e))?.path();
+        let entries = fs::read_dir(&shard).map_err(|e| StoreError::io("list", &shard, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| StoreError::io("list", &shard, e))?.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            out.push((name, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub(crate) fn walk_objects(store: &Store) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    walk_bucket(&store.dir("objects"))
+}
+
+pub(crate) fn walk_aliases(store: &Store) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    walk_bucket(&store.dir("sha256"))
+}
+
+pub(crate) fn walk_bucket_pub(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    walk_bucket(dir)
+}
