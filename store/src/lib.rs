@@ -179,3 +179,16 @@ pub struct StoreInfo {
 fn bucket(name: &str) -> String {
     format!("{name}-v1")
 }
+
+impl Store {
+    /// Stores file content that never becomes an OCI blob: hashed with BLAKE3 only, and written
+    /// only if not already present (the common case for a shared library seen before).
+    pub fn put_content(&self, data: &[u8]) -> Result<Hash, StoreError> {
+        let id = Hash::of(data);
+        let dest = self.object_path(&id);
+        if !dest.exists() {
+            object::write_atomic(&self.root, &dest, data)?;
+        }
+        Ok(id)
+    }
+}

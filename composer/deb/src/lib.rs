@@ -1,1 +1,96 @@
+//! The Debian backend: everything composer knows about Debian archives.
+//!
+//! - [`sources`]: the host's apt sources (one-line and deb822), to find a mirror and its keyring.
+//! - [`release`]: `InRelease` verified with OpenPGP, then trusted for index checksums.
+//! - [`repo::Repository`]: fetches `InRelease`, `Packages` indexes and `.deb` files through the one
+//!   client, verifying each against the level above before it enters the store.
+//! - [`index`], [`relation`], [`version`]: the `Packages` format and Debian's version order.
+//! - [`resolve`]: the dependency closure, solved by `resolvo`.
+//! - [`unpack`]: a `.deb` into a store tree, without maintainer scripts.
+//! - [`dpkg`]: the dpkg database (`status`, `info/*.list`, `info/*.md5sums`) for scanners.
+//! - [`hooks`]: what maintainer scripts would have done that an image needs, done declaratively.
 
+pub mod control;
+pub mod dpkg;
+pub mod hooks;
+pub mod index;
+pub mod relation;
+pub mod release;
+pub mod repo;
+pub mod resolve;
+pub mod sources;
+pub mod unpack;
+pub mod version;
+
+use std::path::PathBuf;
+
+pub use index::{Package, PackageIndex};
+pub use release::Release;
+
+/// One package as resolved and locked: everything needed to fetch and verify it again.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct LockedPackage {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub source: String,
+    pub filename: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl From<&Package> for LockedPackage {
+    fn from(p: &Package) -> Self {
+        LockedPackage {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            architecture: p.architecture.clone(),
+            source: p.source.clone(),
+            filename: p.filename.clone(),
+            size: p.size,
+            sha256: p.sha256.to_hex(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DebError {
+    #[error("cannot read keyring `{}`: {reason}", path.display())]
+    Keyring { path: PathBuf, reason: String },
+    #[error("signature check failed for {what}: {reason}")]
+    BadSignature { what: String, reason: String },
+    #[error("{what} is invalid: {reason}")]
+    Index { what: String, reason: String },
+    #[error("{what} does not match its Release file: {reason}")]
+    IndexMismatch { what: String, reason: String },
+    #[error("the Release file of suite `{suite}` does not list `{path}`")]
+    MissingIndex { suite: String, path: String },
+    #[error("package `{name}` is not in suite `{suite}` for architecture `{arch}`")]
+    UnknownPackage { name: String, suite: String, arch: String },
+    #[error("the packages asked for cannot be installed together ({suite}, {arch}):\n{explanation}")]
+    Unsolvable { suite: String, arch: String, explanation: String },
+    #[error("package file `{file}` is unsafe or corrupt at `{entry}`: {reason}")]
+    Deb { file: String, entry: String, reason: String },
+    #[error("failed to fetch {what}")]
+    Fetch {
+        what: String,
+        #[source]
+        source: composer_client::FetchError,
+    },
+    #[error(transparent)]
+    Store(#[from] composer_store::StoreError),
+}
+
+impl DebError {
+    /// A next step for the user, printed after the error.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            DebError::UnknownPackage { suite, .. } => format!("check the name with `apt-cache search` on a {suite} system, or pick another suite"),
+            DebError::BadSignature { .. } => "the mirror is not signed by a key of the keyring: set `keyring` in [base], or check the mirror".into(),
+            DebError::IndexMismatch { .. } => "the mirror may be mid-update or tampered with; retry later or use another mirror".into(),
+            DebError::Deb { .. } => "the file does not match what the signed index promised or holds unsafe paths; nothing of it was stored".into(),
+            DebError::Unsolvable { .. } => "relax or drop the package pins that conflict".into(),
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,105 @@
+//! A Debian archive reached through the one client: `InRelease` is verified against the keyring,
+//! each `Packages` index against the Release's SHA-256, each `.deb` against the index's SHA-256.
+//! Every file enters the store only once verified, and is fetched only if the store lacks it.
+
+use std::io::Read;
+
+use composer_client::Client;
+use composer_store::{BlobInfo, Sha256, Store, StoreError};
+use pgp::composed::SignedPublicKey;
+
+use crate::{DebError, LockedPackage, PackageIndex, Release};
+
+pub struct Repository<'a> {
+    /// Base URL of the archive (the directory holding `dists/` and `pool/`).
+    pub url: String,
+    pub keys: Vec<SignedPublicKey>,
+    pub client: &'a Client,
+    pub store: &'a Store,
+}
+
+impl Repository<'_> {
+    /// Fetches and verifies `dists/<suite>/InRelease`. Returns the verified release and the raw
+    /// document's SHA-256 (recorded in locks).
+    pub fn release(&self, suite: &str) -> Result<(Release, Sha256), DebError> {
+        let url = format!("{}/dists/{suite}/InRelease", self.url);
+        let bytes = self.client.get_bytes(&url).map_err(|source| DebError::Fetch { what: url.clone(), source })?;
+        let release = crate::release::verify_inrelease(&bytes, &self.keys, &url)?;
+        Ok((release, Sha256::of(&bytes)))
+    }
+
+    /// The `Packages` index of `component`/`arch`, verified against the Release, decompressed.
+    pub fn packages_text(&self, release: &Release, suite: &str, component: &str, arch: &str) -> Result<String, DebError> {
+        let base = format!("{component}/binary-{arch}/Packages");
+        let (path, (sha, size)) = ["xz", "gz", ""]
+            .iter()
+            .map(|ext| if ext.is_empty() { base.clone() } else { format!("{base}.{ext}") })
+            .find_map(|p| release.files.get(&p).map(|v| (p, *v)))
+            .ok_or_else(|| DebError::MissingIndex { suite: suite.to_string(), path: base.clone() })?;
+        let url = format!("{}/dists/{suite}/{path}", self.url);
+        let info = match self.store.lookup_sha256(&sha)? {
+            Some(info) => info,
+            None => self.client.fetch_to_store(self.store, &url, Some((&sha, Some(size))), &url, &|_| {}).map_err(|e| match e {
+                composer_client::FetchError::Store(StoreError::Sha256Mismatch { expected, actual, .. }) => {
+                    DebError::IndexMismatch { what: url.clone(), reason: format!("Release says sha256 {expected}, the file has {actual}") }
+                }
+                composer_client::FetchError::Store(StoreError::SizeMismatch { expected, actual, .. }) => {
+                    DebError::IndexMismatch { what: url.clone(), reason: format!("Release says {expected} bytes, the file has {actual}") }
+                }
+                source => DebError::Fetch { what: url.clone(), source },
+            })?,
+        };
+        let file = self.store.open_object(&info.id)?;
+        let mut reader: Box<dyn Read> = if path.ends_with(".xz") {
+            Box::new(liblzma::read::XzDecoder::new(file))
+        } else if path.ends_with(".gz") {
+            Box::new(flate2::read::GzDecoder::new(file))
+        } else {
+            Box::new(file)
+        };
+        let mut text = String::new();
+        reader
+            .read_to_string(&mut text)
+            .map_err(|e| DebError::Index { what: url.clone(), reason: format!("cannot decompress: {e}") })?;
+        Ok(text)
+    }
+
+    /// Reads every component's index for `arch` into one [`PackageIndex`].
+    pub fn index(&self, release: &Release, suite: &str, components: &[String], arch: &str) -> Result<PackageIndex, DebError> {
+        let mut index = PackageIndex::default();
+        for component in components {
+            let text = self.packages_text(release, suite, component, arch)?;
+            index.parse(&text, arch, &format!("{suite}/{component}/binary-{arch}/Packages"))?;
+        }
+        index.finish();
+        Ok(index)
+    }
+
+    /// Fetches a package file unless the store holds it; it enters the store only if its SHA-256
+    /// and size match the signed index.
+    pub fn fetch_deb(&self, package: &LockedPackage, progress: &(dyn Fn(u64) + Sync)) -> Result<BlobInfo, DebError> {
+        let sha: Sha256 = package
+            .sha256
+            .parse()
+            .map_err(|reason| DebError::Index { what: package.filename.clone(), reason })?;
+        if let Some(info) = self.store.lookup_sha256(&sha)? {
+            progress(info.size);
+            return Ok(info);
+        }
+        let url = format!("{}/{}", self.url, package.filename);
+        let file = package.filename.rsplit('/').next().unwrap_or(&package.filename).to_string();
+        self.client.fetch_to_store(self.store, &url, Some((&sha, Some(package.size))), &file, progress).map_err(|e| match e {
+            composer_client::FetchError::Store(StoreError::Sha256Mismatch { expected, actual, .. }) => DebError::Deb {
+                file: url.clone(),
+                entry: "(whole file)".into(),
+                reason: format!("the signed index says sha256 {expected}, the file has {actual}"),
+            },
+            composer_client::FetchError::Store(StoreError::SizeMismatch { expected, actual, .. }) => DebError::Deb {
+                file: url.clone(),
+                entry: "(whole file)".into(),
+                reason: format!("the signed index says {expected} bytes, the file has {actual}"),
+            },
+            source => DebError::Fetch { what: url.clone(), source },
+        })
+    }
+}

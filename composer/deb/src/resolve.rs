@@ -1,0 +1,336 @@
+//! Dependency resolution with the `resolvo` SAT solver (CDCL, as in libsolv/mamba).
+//!
+//! Each package of the index is a solvable named by its real name. A relation becomes a *set of
+//! allowed solvables* per name, so virtual packages need no fake solvables:
+//!
+//! - `Depends: foo (>= 2) | bar` → a union of: the `foo` packages with version ≥ 2, the packages
+//!   whose `Provides` satisfies `foo (>= 2)` (each under its own name), and the same for `bar`.
+//! - `Conflicts`/`Breaks: foo (<< 2)` → a constraint on the name `foo` (and on each provider of
+//!   a virtual `foo`): if chosen, it must be outside the excluded set. A package never conflicts
+//!   with itself through a virtual name it provides.
+//!
+//! The solver picks the highest version first. Candidates are sorted by version, then name, then
+//! digest, so the same index always gives the same set.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Display;
+
+use resolvo::{
+    Candidates, Condition, ConditionId, ConditionalRequirement, Dependencies, DependencyProvider, Interner,
+    KnownDependencies, NameId, Problem, Requirement, SolvableId, Solver, SolverCache, StringId, UnsolvableOrCancelled,
+    VersionSetId, VersionSetUnionId,
+};
+
+use crate::index::{MultiArch, Package, PackageIndex};
+use crate::relation::{ArchQualifier, Relation};
+use crate::DebError;
+
+struct VersionSet {
+    name: NameId,
+    allowed: Vec<u32>,
+    display: String,
+}
+
+struct Provider<'i> {
+    index: &'i PackageIndex,
+    names: std::cell::RefCell<Names>,
+    sets: std::cell::RefCell<Sets>,
+}
+
+#[derive(Default)]
+struct Names {
+    ids: HashMap<String, NameId>,
+    names: Vec<String>,
+}
+
+#[derive(Default)]
+struct Sets {
+    ids: HashMap<(NameId, Vec<u32>, String), VersionSetId>,
+    sets: Vec<VersionSet>,
+    unions: Vec<Vec<VersionSetId>>,
+    strings: Vec<String>,
+}
+
+impl<'i> Provider<'i> {
+    fn name(&self, name: &str) -> NameId {
+        let mut names = self.names.borrow_mut();
+        if let Some(id) = names.ids.get(name) {
+            return *id;
+        }
+        let id = NameId(names.names.len() as u32);
+        names.names.push(name.to_string());
+        names.ids.insert(name.to_string(), id);
+        id
+    }
+
+    fn set(&self, name: &str, mut allowed: Vec<u32>, display: String) -> VersionSetId {
+        allowed.sort_unstable();
+        allowed.dedup();
+        let name = self.name(name);
+        let mut sets = self.sets.borrow_mut();
+        let key = (name, allowed, display);
+        if let Some(id) = sets.ids.get(&key) {
+            return *id;
+        }
+        let id = VersionSetId(sets.sets.len() as u32);
+        sets.sets.push(VersionSet { name, allowed: key.1.clone(), display: key.2.clone() });
+        sets.ids.insert(key, id);
+        id
+    }
+
+    fn package(&self, id: u32) -> &'i Package {
+        &self.index.packages[id as usize]
+    }
+
+    fn real_matches(&self, relation: &Relation) -> Vec<u32> {
+        let Some(ids) = self.index.by_name.get(&relation.name) else { return Vec::new() };
+        ids.iter()
+            .filter(|&&i| {
+                let p = &self.index.packages[i];
+                relation.constraint.as_ref().is_none_or(|c| c.matches(&p.version))
+                    && (relation.arch != ArchQualifier::Any || p.multi_arch == MultiArch::Allowed)
+            })
+            .map(|&i| i as u32)
+            .collect()
+    }
+
+    /// Providers of `relation.name` whose `Provides` satisfies the relation, grouped by their
+    /// real name.
+    fn provider_matches(&self, relation: &Relation) -> BTreeMap<&'i str, Vec<u32>> {
+        let mut out: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        for &i in self.index.providers.get(&relation.name).into_iter().flatten() {
+            let p = &self.index.packages[i];
+            let satisfies = p.provides.iter().any(|provided| {
+                provided.name == relation.name
+                    && match (&relation.constraint, &provided.constraint) {
+                        (None, _) => true,
+                        (Some(want), Some(have)) => have.op == crate::relation::Op::Eq && want.matches(&have.version),
+                        (Some(_), None) => false,
+                    }
+            });
+            if satisfies {
+                out.entry(p.name.as_str()).or_default().push(i as u32);
+            }
+        }
+        out
+    }
+
+    fn requirement(&self, alternatives: &[Relation]) -> Requirement {
+        let mut sets = Vec::new();
+        for relation in alternatives {
+            let real = self.real_matches(relation);
+            if !real.is_empty() {
+                sets.push(self.set(&relation.name, real, relation.to_string()));
+            }
+            for (provider, ids) in self.provider_matches(relation) {
+                sets.push(self.set(provider, ids, format!("(provides {relation})")));
+            }
+        }
+        if sets.is_empty() {
+            // Nothing can satisfy it: an empty set under the wanted name makes the solver say so.
+            sets.push(self.set(&alternatives[0].name, Vec::new(), alternatives[0].to_string()));
+        }
+        if sets.len() == 1 {
+            Requirement::Single(sets[0])
+        } else {
+            let mut s = self.sets.borrow_mut();
+            let id = VersionSetUnionId(s.unions.len() as u32);
+            s.unions.push(sets);
+            Requirement::Union(id)
+        }
+    }
+
+    fn constraints(&self, package_id: u32) -> Vec<VersionSetId> {
+        let package = self.package(package_id);
+        let mut out = Vec::new();
+        for conflict in &package.conflicts {
+            let mut excluded: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+            for id in self.real_matches(&Relation { arch: ArchQualifier::None, ..conflict.clone() }) {
+                if id != package_id {
+                    excluded.entry(self.package(id).name.as_str()).or_default().push(id);
+                }
+            }
+            for (name, ids) in self.provider_matches(conflict) {
+                if name != package.name {
+                    excluded.entry(name).or_default().extend(ids);
+                }
+            }
+            for (name, ids) in excluded {
+                let allowed: Vec<u32> = self.index.by_name[name]
+                    .iter()
+                    .map(|&i| i as u32)
+                    .filter(|i| !ids.contains(i))
+                    .collect();
+                out.push(self.set(name, allowed, format!("(not {conflict}, which {} {} conflicts with)", package.name, package.version)));
+            }
+        }
+        out
+    }
+}
+
+impl Interner for Provider<'_> {
+    fn display_solvable(&self, solvable: SolvableId) -> impl Display + '_ {
+        let p = self.package(solvable.0);
+        format!("{} {}", p.name, p.version)
+    }
+    fn display_name(&self, name: NameId) -> impl Display + '_ {
+        self.names.borrow().names[name.0 as usize].clone()
+    }
+    fn display_version_set(&self, version_set: VersionSetId) -> impl Display + '_ {
+        let sets = self.sets.borrow();
+        let set = &sets.sets[version_set.0 as usize];
+        let name = &self.names.borrow().names[set.name.0 as usize];
+        // The display carries the whole relation; strip the name the solver prints before it.
+        set.display.strip_prefix(name.as_str()).unwrap_or(&set.display).trim().to_string()
+    }
+    fn display_string(&self, string_id: StringId) -> impl Display + '_ {
+        self.sets.borrow().strings[string_id.0 as usize].clone()
+    }
+    fn version_set_name(&self, version_set: VersionSetId) -> NameId {
+        self.sets.borrow().sets[version_set.0 as usize].name
+    }
+    fn solvable_name(&self, solvable: SolvableId) -> NameId {
+        self.name(&self.package(solvable.0).name)
+    }
+    fn version_sets_in_union(&self, version_set_union: VersionSetUnionId) -> impl Iterator<Item = VersionSetId> {
+        self.sets.borrow().unions[version_set_union.0 as usize].clone().into_iter()
+    }
+    fn resolve_condition(&self, _condition: ConditionId) -> Condition {
+        unreachable!("composer never attaches conditions to requirements")
+    }
+}
+
+impl DependencyProvider for Provider<'_> {
+    async fn filter_candidates(&self, candidates: &[SolvableId], version_set: VersionSetId, inverse: bool) -> Vec<SolvableId> {
+        let sets = self.sets.borrow();
+        let allowed = &sets.sets[version_set.0 as usize].allowed;
+        candidates.iter().copied().filter(|c| allowed.binary_search(&c.0).is_ok() != inverse).collect()
+    }
+
+    async fn get_candidates(&self, name: NameId) -> Option<Candidates> {
+        let name = self.names.borrow().names[name.0 as usize].clone();
+        let ids = self.index.by_name.get(&name)?;
+        Some(Candidates { candidates: ids.iter().map(|&i| SolvableId(i as u32)).collect(), ..Default::default() })
+    }
+
+    async fn sort_candidates(&self, _solver: &SolverCache<Self>, solvables: &mut [SolvableId]) {
+        solvables.sort_by(|a, b| {
+            let (pa, pb) = (self.package(a.0), self.package(b.0));
+            crate::version::compare(&pb.version, &pa.version).then_with(|| pa.sha256.cmp(&pb.sha256))
+        });
+    }
+
+    async fn get_dependencies(&self, solvable: SolvableId) -> Dependencies {
+        let package = self.package(solvable.0);
+        let requirements = package.depends.iter().map(|group| ConditionalRequirement::from(self.requirement(group))).collect();
+        Dependencies::Known(KnownDependencies { requirements, constrains: self.constraints(solvable.0) })
+    }
+}
+
+/// Resolves `requests` (top-level relations) against `index`, returning the chosen packages
+/// sorted by name. `essential` adds every `Essential: yes` package, as debootstrap does.
+pub fn resolve<'i>(
+    index: &'i PackageIndex,
+    requests: &[Relation],
+    essential: bool,
+    suite: &str,
+    arch: &str,
+) -> Result<Vec<&'i Package>, DebError> {
+    for request in requests {
+        if !index.by_name.contains_key(&request.name) && !index.providers.contains_key(&request.name) {
+            return Err(DebError::UnknownPackage { name: request.name.clone(), suite: suite.to_string(), arch: arch.to_string() });
+        }
+    }
+    let provider = Provider { index, names: Default::default(), sets: Default::default() };
+    let mut requirements: Vec<ConditionalRequirement> =
+        requests.iter().map(|r| provider.requirement(std::slice::from_ref(r)).into()).collect();
+    if essential {
+        let mut names: Vec<&String> =
+            index.by_name.iter().filter(|(_, ids)| ids.iter().any(|&i| index.packages[i].essential)).map(|(n, _)| n).collect();
+        names.sort();
+        for name in names {
+            let relation = Relation { name: name.clone(), arch: ArchQualifier::None, constraint: None };
+            requirements.push(provider.requirement(&[relation]).into());
+        }
+    }
+    let mut solver = Solver::new(provider);
+    match solver.solve(Problem::new().requirements(requirements)) {
+        Ok(solvables) => {
+            let mut chosen: Vec<&Package> = solvables.iter().map(|s| &index.packages[s.0 as usize]).collect();
+            chosen.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(chosen)
+        }
+        Err(UnsolvableOrCancelled::Unsolvable(conflict)) => Err(DebError::Unsolvable {
+            suite: suite.to_string(),
+            arch: arch.to_string(),
+            explanation: conflict.display_user_friendly(&solver).to_string(),
+        }),
+        Err(UnsolvableOrCancelled::Cancelled(_)) => unreachable!("composer never cancels the solver"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkg(index: &mut PackageIndex, text: &str) {
+        let full = format!("{text}\nArchitecture: amd64\nFilename: pool/x.deb\nSize: 1\nSHA256: {}\n", "ab".repeat(32));
+        let mut sub = PackageIndex::default();
+        sub.parse(&full, "amd64", "test").unwrap();
+        let mut p = sub.packages.pop().unwrap();
+        p.sha256 = composer_store::Sha256::of(text.as_bytes());
+        index.push(p);
+    }
+
+    fn names(index: &PackageIndex, request: &str) -> Result<Vec<String>, DebError> {
+        let request = crate::index::parse_request(request).unwrap();
+        resolve(index, &[request], false, "test", "amd64").map(|ps| ps.iter().map(|p| format!("{}={}", p.name, p.version)).collect())
+    }
+
+    #[test]
+    fn picks_highest_versions_and_follows_alternatives_and_provides() {
+        let mut index = PackageIndex::default();
+        pkg(&mut index, "Package: app\nVersion: 1\nDepends: libc (>= 2), mta | exim\nPre-Depends: py");
+        pkg(&mut index, "Package: libc\nVersion: 1");
+        pkg(&mut index, "Package: libc\nVersion: 3");
+        pkg(&mut index, "Package: postfix\nVersion: 1\nProvides: mta");
+        pkg(&mut index, "Package: python3\nVersion: 3.11\nProvides: py (= 3.11)");
+        index.finish();
+        assert_eq!(names(&index, "app").unwrap(), ["app=1", "libc=3", "postfix=1", "python3=3.11"]);
+    }
+
+    #[test]
+    fn respects_conflicts_by_choosing_another_alternative() {
+        let mut index = PackageIndex::default();
+        pkg(&mut index, "Package: app\nVersion: 1\nDepends: a | b, c");
+        pkg(&mut index, "Package: a\nVersion: 1");
+        pkg(&mut index, "Package: b\nVersion: 1");
+        pkg(&mut index, "Package: c\nVersion: 1\nConflicts: a");
+        index.finish();
+        assert_eq!(names(&index, "app").unwrap(), ["app=1", "b=1", "c=1"]);
+    }
+
+    #[test]
+    fn explains_the_failing_chain() {
+        let mut index = PackageIndex::default();
+        pkg(&mut index, "Package: app\nVersion: 1\nDepends: lib (>= 5)");
+        pkg(&mut index, "Package: lib\nVersion: 4");
+        index.finish();
+        let err = names(&index, "app").unwrap_err().to_string();
+        assert!(err.contains("app") && err.contains("lib"), "{err}");
+        let unknown = names(&index, "nope").unwrap_err().to_string();
+        assert!(unknown.contains("nope") && unknown.contains("test"), "{unknown}");
+    }
+
+    #[test]
+    fn same_index_same_answer_whatever_the_order() {
+        let texts = ["Package: app\nVersion: 1\nDepends: x | y", "Package: x\nVersion: 2", "Package: y\nVersion: 1", "Package: x\nVersion: 1"];
+        let mut forward = PackageIndex::default();
+        texts.iter().for_each(|t| pkg(&mut forward, t));
+        forward.finish();
+        let mut backward = PackageIndex::default();
+        texts.iter().rev().for_each(|t| pkg(&mut backward, t));
+        backward.finish();
+        assert_eq!(names(&forward, "app").unwrap(), names(&backward, "app").unwrap());
+    }
+}

@@ -1,0 +1,246 @@
+//! A `.deb` (an `ar` archive of `debian-binary`, `control.tar.*` and `data.tar.*`, each tar
+//! compressed with gzip, xz or zstd, or not at all) becomes a store tree plus the control data
+//! the image's dpkg database needs. Nothing is written outside the store and no maintainer
+//! script runs.
+//!
+//! Paths are checked while streaming: an absolute path, a `..` component, a hard link to a path
+//! not seen before or a relative symlink that climbs out of the root rejects the whole package.
+//! With `merged_usr`, `/bin`, `/sbin` and `/lib*` move under `/usr`, as the usrmerge package
+//! would have moved them.
+
+use std::io::{self, Read};
+
+use composer_store::{EntryKind, Hash, Store, Tree, TreeEntry};
+
+use crate::DebError;
+
+/// What a package leaves besides its files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ControlData {
+    /// The `control` paragraph, verbatim.
+    pub control: String,
+    pub md5sums: String,
+    pub conffiles: String,
+    pub postinst: String,
+    /// Every path of the data tar as dpkg records it in `info/<pkg>.list` (`/.` first).
+    pub paths: Vec<String>,
+}
+
+pub struct Unpacked {
+    pub tree: Tree,
+    pub control: ControlData,
+}
+
+const MERGED_DIRS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+/// The path after the usrmerge move, or the same path.
+pub fn merge_usr(path: &str) -> String {
+    let first = path.split('/').next().unwrap_or("");
+    if MERGED_DIRS.contains(&first) { format!("usr/{path}") } else { path.to_string() }
+}
+
+pub fn unpack(store: &Store, reader: impl Read, what: &str, merged_usr: bool) -> Result<Unpacked, DebError> {
+    let bad = |entry: &str, reason: String| DebError::Deb { file: what.to_string(), entry: entry.to_string(), reason };
+    let mut archive = ar::Archive::new(reader);
+    let mut control = None;
+    let mut tree = None;
+    while let Some(member) = archive.next_entry() {
+        let member = member.map_err(|e| bad("(ar archive)", e.to_string()))?;
+        let name = String::from_utf8_lossy(member.header().identifier()).trim_end_matches('/').to_string();
+        if name == "debian-binary" {
+            continue;
+        }
+        let decoder = decompressor(&name, member).map_err(|reason| bad(&name, reason))?;
+        if name.starts_with("control.tar") {
+            control = Some(read_control(decoder).map_err(|reason| bad(&name, reason))?);
+        } else if name.starts_with("data.tar") {
+            tree = Some(read_data(store, decoder, merged_usr, &name, &bad)?);
+        }
+    }
+    let mut control = control.ok_or_else(|| bad("control.tar", "missing".into()))?;
+    let (tree, paths) = tree.ok_or_else(|| bad("data.tar", "missing".into()))?;
+    control.paths = paths;
+    Ok(Unpacked { tree, control })
+}
+
+fn decompressor<'a>(name: &str, reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>, String> {
+    Ok(match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("gz") => Box::new(flate2::read::GzDecoder::new(reader)),
+        Some("xz") => Box::new(liblzma::read::XzDecoder::new(reader)),
+        Some("zst") => Box::new(zstd::stream::read::Decoder::new(reader).map_err(|e| e.to_string())?),
+        Some("tar") => Box::new(reader),
+        _ => return Err(format!("unsupported member `{name}`")),
+    })
+}
+
+fn read_control(reader: impl Read) -> Result<ControlData, String> {
+    let mut data = ControlData::default();
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let path = entry.path().map_err(|e| e.to_string())?.to_string_lossy().trim_start_matches("./").to_string();
+        let slot = match path.as_str() {
+            "control" => &mut data.control,
+            "md5sums" => &mut data.md5sums,
+            "conffiles" => &mut data.conffiles,
+            "postinst" => &mut data.postinst,
+            _ => continue,
+        };
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        *slot = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    if data.control.is_empty() {
+        return Err("no `control` file".into());
+    }
+    Ok(data)
+}
+
+/// Normalises a tar path to `a/b/c` and refuses anything that could leave the root.
+fn safe_path(raw: &str) -> Result<String, String> {
+    if raw.starts_with('/') {
+        return Err(format!("absolute path `{raw}`"));
+    }
+    let mut parts = Vec::new();
+    for component in raw.split('/') {
+        match component {
+            "" | "." => continue,
+            ".." => return Err(format!("path `{raw}` contains `..`")),
+            c => parts.push(c),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// Resolves a relative symlink target against the link's directory; `None` if it climbs out.
+fn resolve_relative(link_path: &str, target: &str) -> Option<String> {
+    let mut stack: Vec<&str> = link_path.split('/').collect();
+    stack.pop();
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                stack.pop()?;
+            }
+            c => stack.push(c),
+        }
+    }
+    Some(stack.join("/"))
+}
+
+type Bad<'a> = dyn Fn(&str, String) -> DebError + 'a;
+
+fn read_data(
+    store: &Store,
+    reader: impl Read,
+    merged_usr: bool,
+    member: &str,
+    bad: &Bad<'_>,
+) -> Result<(Tree, Vec<String>), DebError> {
+    let mut tree = Tree::default();
+    let mut paths = vec!["/.".to_string()];
+    let mut seen = std::collections::HashSet::new();
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive.entries().map_err(|e| bad(member, e.to_string()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(member, e.to_string()))?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let original = safe_path(&raw).map_err(|r| bad(&raw, r))?;
+        if original.is_empty() {
+            continue;
+        }
+        let path = if merged_usr { merge_usr(&original) } else { original.clone() };
+        let header = entry.header();
+        let mode = header.mode().map_err(|e| bad(&raw, e.to_string()))? & 0o7777;
+        let uid = header.uid().map_err(|e| bad(&raw, e.to_string()))? as u32;
+        let gid = header.gid().map_err(|e| bad(&raw, e.to_string()))? as u32;
+        let mtime = header.mtime().unwrap_or(0);
+        let link = || -> Result<String, DebError> {
+            let target = entry.link_name_bytes().ok_or_else(|| bad(&raw, "link without a target".into()))?;
+            Ok(String::from_utf8_lossy(&target).into_owned())
+        };
+        let kind = match header.entry_type() {
+            tar::EntryType::Directory => EntryKind::Dir,
+            tar::EntryType::Symlink => {
+                let target = link()?;
+                let target = if target.starts_with('/') {
+                    target
+                } else {
+                    let resolved = resolve_relative(&original, &target)
+                        .ok_or_else(|| bad(&raw, format!("symlink to `{target}` escapes the root")))?;
+                    if path != original && target.contains("..") {
+                        // The link moved under /usr; its relative target would now miss.
+                        format!("/{}", if merged_usr { merge_usr(&resolved) } else { resolved })
+                    } else {
+                        target
+                    }
+                };
+                EntryKind::Symlink { target }
+            }
+            tar::EntryType::Link => {
+                let target = safe_path(&link()?).map_err(|r| bad(&raw, format!("hard link: {r}")))?;
+                let target = if merged_usr { merge_usr(&target) } else { target };
+                if !seen.contains(&target) {
+                    return Err(bad(&raw, format!("hard link to `{target}`, which the package does not hold")));
+                }
+                EntryKind::Hardlink { target }
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.size();
+                let content = store_content(store, &mut entry, size).map_err(|e| bad(&raw, e.to_string()))?;
+                EntryKind::File { content, size }
+            }
+            other => return Err(bad(&raw, format!("unsupported entry type {other:?}"))),
+        };
+        let mut xattrs = Vec::new();
+        if let Ok(Some(extensions)) = entry.pax_extensions() {
+            for ext in extensions.flatten() {
+                if let Ok(key) = ext.key()
+                    && let Some(name) = key.strip_prefix("SCHILY.xattr.")
+                {
+                    xattrs.push((name.to_string(), ext.value_bytes().to_vec()));
+                }
+            }
+        }
+        paths.push(format!("/{original}"));
+        seen.insert(path.clone());
+        tree.entries.push(TreeEntry { path, kind, mode, uid, gid, mtime, xattrs });
+    }
+    tree.normalize();
+    Ok((tree, paths))
+}
+
+/// Small files are hashed in memory and written only if new; large ones stream to a temp file.
+fn store_content(store: &Store, reader: &mut impl Read, size: u64) -> io::Result<Hash> {
+    if size <= 8 * 1024 * 1024 {
+        let mut data = Vec::with_capacity(size as usize);
+        reader.read_to_end(&mut data)?;
+        store.put_content(&data).map_err(io::Error::other)
+    } else {
+        let mut writer = store.writer().map_err(io::Error::other)?;
+        io::copy(reader, &mut writer)?;
+        Ok(writer.finish().map_err(io::Error::other)?.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_paths_that_leave_the_root() {
+        assert!(safe_path("/etc/passwd").is_err());
+        assert!(safe_path("./usr/../../etc").is_err());
+        assert_eq!(safe_path("./usr/bin/").unwrap(), "usr/bin");
+        assert_eq!(resolve_relative("usr/lib/x", "../../../etc"), None);
+        assert_eq!(resolve_relative("usr/lib/x", "../share/y").as_deref(), Some("usr/share/y"));
+    }
+
+    #[test]
+    fn moves_root_directories_under_usr() {
+        assert_eq!(merge_usr("bin/sh"), "usr/bin/sh");
+        assert_eq!(merge_usr("lib64"), "usr/lib64");
+        assert_eq!(merge_usr("library/x"), "library/x");
+        assert_eq!(merge_usr("etc/passwd"), "etc/passwd");
+    }
+}
