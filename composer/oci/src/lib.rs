@@ -1,1 +1,45 @@
+//! OCI output: deterministic layer tars, image configs, manifests and indexes, written from and
+//! into the store, then exported as an OCI image layout, an `oci-archive` or a `docker-archive`.
+//!
+//! Every JSON document is written canonically (keys sorted, no insignificant whitespace), so the
+//! same inputs give the same digests on any machine.
 
+pub mod archive;
+pub mod image;
+pub mod inspect;
+pub mod layer;
+pub mod layout;
+
+pub use image::{ImageSpec, LayerDescriptor, PlatformImage};
+pub use layer::{Compression, LayerBlob};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error("failed to write layer {what}")]
+    Layer {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to {action} `{}`", path.display())]
+    Io {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` is not an OCI image layout: {reason}", path.display())]
+    NotALayout { path: std::path::PathBuf, reason: String },
+    #[error("invalid OCI document: {0}")]
+    Spec(String),
+    #[error(transparent)]
+    Store(#[from] composer_store::StoreError),
+}
+
+/// Serialises any value as canonical JSON: object keys sorted, compact.
+pub fn canonical_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // serde_json's Value keeps maps in a BTreeMap (no `preserve_order`), which sorts keys,
+    // whatever HashMap the typed document used.
+    let value = serde_json::to_value(value).expect("OCI documents serialize");
+    serde_json::to_vec(&value).expect("JSON values serialize")
+}

@@ -1,0 +1,123 @@
+//! Single-file exports: `oci-archive` (a tar of the OCI layout) and `docker-archive` (the
+//! `docker save` format: `manifest.json`, the config and one uncompressed `layer.tar` per layer,
+//! for one platform). Both are deterministic tars written through a temp file and a rename.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use composer_store::{BlobInfo, Sha256, Store};
+use serde_json::{Value, json};
+
+use crate::OciError;
+
+fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> OciError + 'p {
+    move |source| OciError::Io { action, path: path.to_path_buf(), source }
+}
+
+fn header(path: &str, size: u64, directory: bool) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(if directory { tar::EntryType::Directory } else { tar::EntryType::Regular });
+    h.set_path(path).expect("archive paths are short");
+    h.set_mode(if directory { 0o755 } else { 0o644 });
+    h.set_size(size);
+    h.set_mtime(0);
+    h.set_cksum();
+    h
+}
+
+fn with_temp_file(dest: &Path, write: impl FnOnce(&mut tar::Builder<io::BufWriter<fs::File>>) -> Result<(), OciError>) -> Result<(), OciError> {
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+    }
+    let temp = dest.with_file_name(format!(".{}.tmp-{}", dest.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let file = fs::File::create(&temp).map_err(io_err("create", &temp))?;
+    let mut builder = tar::Builder::new(io::BufWriter::new(file));
+    let result = write(&mut builder).and_then(|_| {
+        builder.finish().map_err(io_err("write", &temp))?;
+        builder.get_mut().flush().map_err(io_err("write", &temp))
+    });
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    fs::rename(&temp, dest).map_err(io_err("rename into", dest))
+}
+
+pub fn write_oci_archive(store: &Store, dest: &Path, index: &BlobInfo, tag: &str) -> Result<(), OciError> {
+    let blobs = crate::layout::image_blobs(store, index)?;
+    with_temp_file(dest, |tar| {
+        let w = |e| OciError::Io { action: "write", path: dest.to_path_buf(), source: e };
+        tar.append(&header("oci-layout", crate::layout::OCI_LAYOUT.len() as u64, false), crate::layout::OCI_LAYOUT).map_err(w)?;
+        let top = crate::layout::top_index(index, tag);
+        tar.append(&header("index.json", top.len() as u64, false), top.as_slice()).map_err(w)?;
+        for dir in ["blobs/", "blobs/sha256/"] {
+            tar.append(&header(dir, 0, true), io::empty()).map_err(w)?;
+        }
+        let mut sorted = blobs.clone();
+        sorted.sort_by_key(|(b, _)| b.sha256);
+        for (blob, _) in sorted {
+            let file = store.open_object(&blob.id)?;
+            tar.append(&header(&format!("blobs/sha256/{}", blob.sha256.to_hex()), blob.size, false), file.take(blob.size))
+                .map_err(w)?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes one platform's image (`manifest` is its manifest blob) in `docker save` format.
+pub fn write_docker_archive(store: &Store, dest: &Path, manifest: &BlobInfo, repo_tag: &str) -> Result<(), OciError> {
+    let spec = |e: String| OciError::Spec(e);
+    let manifest_json: Value = serde_json::from_slice(&store.read(&manifest.id)?).map_err(|e| spec(e.to_string()))?;
+    let lookup = |digest: &str| -> Result<BlobInfo, OciError> {
+        let sha: Sha256 = digest.parse().map_err(spec)?;
+        store.lookup_sha256(&sha)?.ok_or_else(|| spec(format!("blob {digest} is not in the store")))
+    };
+    let config = lookup(manifest_json["config"]["digest"].as_str().unwrap_or(""))?;
+    let config_json: Value = serde_json::from_slice(&store.read(&config.id)?).map_err(|e| spec(e.to_string()))?;
+    let diff_ids: Vec<String> =
+        config_json["rootfs"]["diff_ids"].as_array().into_iter().flatten().filter_map(|d| d.as_str().map(str::to_string)).collect();
+    let layers: Vec<(BlobInfo, String)> = manifest_json["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| Ok((lookup(l["digest"].as_str().unwrap_or(""))?, l["mediaType"].as_str().unwrap_or("").to_string())))
+        .collect::<Result<_, OciError>>()?;
+    if layers.len() != diff_ids.len() {
+        return Err(spec("the config's diff_ids do not match the manifest's layers".into()));
+    }
+    with_temp_file(dest, |tar| {
+        let w = |e| OciError::Io { action: "write", path: dest.to_path_buf(), source: e };
+        let config_name = format!("{}.json", config.sha256.to_hex());
+        let config_bytes = store.read(&config.id)?;
+        tar.append(&header(&config_name, config_bytes.len() as u64, false), config_bytes.as_slice()).map_err(w)?;
+        let mut layer_names = Vec::new();
+        for ((blob, media_type), diff_id) in layers.iter().zip(&diff_ids) {
+            let hex = diff_id.trim_start_matches("sha256:");
+            let name = format!("{hex}/layer.tar");
+            if layer_names.contains(&name) {
+                continue;
+            }
+            // The uncompressed size is needed up front; decompress once to count, once to copy.
+            let size = io::copy(&mut decompress(store, blob, media_type)?, &mut io::sink()).map_err(w)?;
+            tar.append(&header(&format!("{hex}/"), 0, true), io::empty()).map_err(w)?;
+            tar.append(&header(&name, size, false), decompress(store, blob, media_type)?).map_err(w)?;
+            layer_names.push(name);
+        }
+        let all_layers: Vec<String> = diff_ids.iter().map(|d| format!("{}/layer.tar", d.trim_start_matches("sha256:"))).collect();
+        let manifest = crate::canonical_json(&json!([{ "Config": config_name, "RepoTags": [repo_tag], "Layers": all_layers }]));
+        tar.append(&header("manifest.json", manifest.len() as u64, false), manifest.as_slice()).map_err(w)?;
+        Ok(())
+    })
+}
+
+fn decompress<'s>(store: &'s Store, blob: &BlobInfo, media_type: &str) -> Result<Box<dyn Read + 's>, OciError> {
+    let file = io::BufReader::new(store.open_object(&blob.id)?);
+    Ok(if media_type.ends_with("+zstd") {
+        Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(|e| OciError::Spec(e.to_string()))?)
+    } else if media_type.ends_with("+gzip") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    })
+}

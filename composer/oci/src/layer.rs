@@ -1,0 +1,245 @@
+//! Deterministic layer tars.
+//!
+//! Entries are in tree order (a directory before its contents, siblings by bytes); mtimes are
+//! clamped to SOURCE_DATE_EPOCH; owners are numeric only (no user or group names); permission
+//! bits keep setuid, setgid and sticky; hard links point at the first path of their group; names
+//! and link targets too long for ustar get a PAX extended header. The tar streams through one
+//! pinned compressor (gzip level 6 via zlib-rs, or zstd level 3) straight into the store, with
+//! the diff_id (SHA-256 of the uncompressed tar) and the blob digests computed in the same pass.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+
+use composer_store::{BlobInfo, EntryKind, Sha256, Store, TreeEntry};
+use sha2::Digest;
+
+use crate::OciError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// A layer as stored: the compressed blob and the digest of its uncompressed tar.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LayerBlob {
+    pub blob: BlobInfo,
+    pub diff_id: Sha256,
+    /// Size of the uncompressed tar (what a docker-archive holds).
+    pub tar_size: u64,
+    pub compression: Compression,
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    sha256: sha2::Sha256,
+    size: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha256.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes `entries` (already in tree order) as a layer blob into the store.
+pub fn write_layer(
+    store: &Store,
+    entries: &[TreeEntry],
+    epoch: u64,
+    compression: Compression,
+) -> Result<LayerBlob, OciError> {
+    let fail = |source: io::Error| OciError::Layer { what: format!("of {} entries", entries.len()), source };
+    let writer = store.writer()?;
+    let ((diff_id, tar_size), writer) = match compression {
+        Compression::Gzip => {
+            let gz = flate2::GzBuilder::new().mtime(0).operating_system(255).write(writer, flate2::Compression::new(6));
+            let (sha, gz) = write_tar(store, entries, epoch, gz).map_err(fail)?;
+            (sha, gz.finish().map_err(fail)?)
+        }
+        Compression::Zstd => {
+            let zst = zstd::stream::write::Encoder::new(writer, 3).map_err(fail)?;
+            let (sha, zst) = write_tar(store, entries, epoch, zst).map_err(fail)?;
+            (sha, zst.finish().map_err(fail)?)
+        }
+    };
+    let blob = writer.finish()?;
+    Ok(LayerBlob { blob, diff_id, tar_size, compression })
+}
+
+/// Writes the uncompressed tar to `out`, returning its SHA-256 and size, and `out`.
+pub fn write_tar<W: Write>(store: &Store, entries: &[TreeEntry], epoch: u64, out: W) -> io::Result<((Sha256, u64), W)> {
+    let mut builder = tar::Builder::new(HashingWriter { inner: out, sha256: sha2::Sha256::new(), size: 0 });
+    // A hard link group's first path in tar order carries the content; the others link to it.
+    let mut first_of_group: HashMap<&str, &str> = HashMap::new();
+    let by_path: HashMap<&str, &TreeEntry> = entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    for entry in entries {
+        if let EntryKind::Hardlink { target } = &entry.kind {
+            first_of_group.entry(target.as_str()).or_insert(entry.path.as_str());
+            let first = first_of_group[target.as_str()];
+            if crate::layer::tree_order(&entry.path, first).is_lt() {
+                first_of_group.insert(target.as_str(), entry.path.as_str());
+            }
+        }
+    }
+    let mut written_groups: HashMap<&str, &str> = HashMap::new();
+    for entry in entries {
+        let group_target = match &entry.kind {
+            EntryKind::Hardlink { target } => Some(target.as_str()),
+            EntryKind::File { .. } if first_of_group.contains_key(entry.path.as_str()) => Some(entry.path.as_str()),
+            _ => None,
+        };
+        if let Some(target) = group_target {
+            if let Some(first) = written_groups.get(target) {
+                append_link(&mut builder, entry, first, epoch)?;
+                continue;
+            }
+            // This path is the group's first: write the content of the group's file here.
+            let source = by_path.get(target).copied().filter(|e| matches!(e.kind, EntryKind::File { .. }));
+            let Some(source) = source else {
+                return Err(io::Error::other(format!("hard link `{}` to `{target}`, which is not a file in this layer", entry.path)));
+            };
+            written_groups.insert(target, entry.path.as_str());
+            append_file(&mut builder, store, entry, source, epoch)?;
+            continue;
+        }
+        match &entry.kind {
+            EntryKind::File { .. } => append_file(&mut builder, store, entry, entry, epoch)?,
+            EntryKind::Dir => append_simple(&mut builder, entry, tar::EntryType::Directory, None, epoch)?,
+            EntryKind::Symlink { target } => append_simple(&mut builder, entry, tar::EntryType::Symlink, Some(target), epoch)?,
+            EntryKind::Hardlink { .. } => unreachable!("handled above"),
+        }
+    }
+    builder.finish()?;
+    let hashing = builder.into_inner()?;
+    Ok(((Sha256(hashing.sha256.finalize().into()), hashing.size), hashing.inner))
+}
+
+pub fn tree_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.split('/').cmp(b.split('/'))
+}
+
+fn header_for(entry: &TreeEntry, kind: tar::EntryType, epoch: u64) -> tar::Header {
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(kind);
+    header.set_mode(entry.mode);
+    header.set_uid(entry.uid as u64);
+    header.set_gid(entry.gid as u64);
+    header.set_mtime(entry.mtime.min(epoch));
+    header.set_size(0);
+    header
+}
+
+/// Sets name and link name, adding a PAX header first when either does not fit ustar.
+fn append_with_names<W: Write, R: Read>(
+    builder: &mut tar::Builder<W>,
+    mut header: tar::Header,
+    path: &str,
+    link: Option<&str>,
+    data: R,
+) -> io::Result<()> {
+    let name = if matches!(header.entry_type(), tar::EntryType::Directory) { format!("{path}/") } else { path.to_string() };
+    let mut pax = Vec::new();
+    if header.set_path(&name).is_err() {
+        pax_record(&mut pax, "path", name.as_bytes());
+        let short: String = name.chars().take(99).collect();
+        header.set_path(short)?;
+    }
+    if let Some(link) = link
+        && header.set_link_name_literal(link).is_err()
+    {
+        pax_record(&mut pax, "linkpath", link.as_bytes());
+        header.set_link_name_literal(&link.as_bytes()[..99])?;
+    }
+    if !pax.is_empty() {
+        let mut pax_header = tar::Header::new_ustar();
+        pax_header.set_entry_type(tar::EntryType::XHeader);
+        pax_header.set_path("PaxHeader")?;
+        pax_header.set_mode(0o644);
+        pax_header.set_mtime(header.mtime()?);
+        pax_header.set_size(pax.len() as u64);
+        pax_header.set_cksum();
+        builder.append(&pax_header, pax.as_slice())?;
+    }
+    header.set_cksum();
+    builder.append(&header, data)
+}
+
+fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+    // The length prefix counts itself, so find the fixed point.
+    let rest = key.len() + value.len() + 3;
+    let mut len = rest + 1;
+    while len != rest + len.to_string().len() {
+        len = rest + len.to_string().len();
+    }
+    out.extend_from_slice(format!("{len} {key}=").as_bytes());
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+fn append_simple<W: Write>(
+    builder: &mut tar::Builder<W>,
+    entry: &TreeEntry,
+    kind: tar::EntryType,
+    link: Option<&str>,
+    epoch: u64,
+) -> io::Result<()> {
+    let header = header_for(entry, kind, epoch);
+    append_with_names(builder, header, &entry.path, link, io::empty())
+}
+
+fn append_link<W: Write>(builder: &mut tar::Builder<W>, entry: &TreeEntry, first: &str, epoch: u64) -> io::Result<()> {
+    let header = header_for(entry, tar::EntryType::Link, epoch);
+    append_with_names(builder, header, &entry.path, Some(first), io::empty())
+}
+
+fn append_file<W: Write>(
+    builder: &mut tar::Builder<W>,
+    store: &Store,
+    entry: &TreeEntry,
+    source: &TreeEntry,
+    epoch: u64,
+) -> io::Result<()> {
+    let EntryKind::File { content, size } = &source.kind else { unreachable!("callers pass files") };
+    let mut header = header_for(entry, tar::EntryType::Regular, epoch);
+    header.set_size(*size);
+    let file = store.open_object(content).map_err(io::Error::other)?;
+    append_with_names(builder, header, &entry.path, None, io::BufReader::with_capacity(128 * 1024, file.take(*size)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_length_counts_itself() {
+        let mut out = Vec::new();
+        pax_record(&mut out, "path", &[b'a'; 200]);
+        let text = String::from_utf8(out.clone()).unwrap();
+        let len: usize = text.split(' ').next().unwrap().parse().unwrap();
+        assert_eq!(len, out.len());
+    }
+}
