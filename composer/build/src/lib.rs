@@ -1,1 +1,675 @@
+//! The build planner: turns a recipe into steps, each keyed by the hash of its inputs in the
+//! store's action cache, runs only the steps whose outputs are missing, and assembles the image.
+//!
+//! ```text
+//!  recipe.toml ──► resolve (or recipe.lock) ──► per platform: packages
+//!                        │                              │
+//!                 InRelease ✓ OpenPGP            group into layers ──► layer key cached? ──yes──┐
+//!                 Packages  ✓ sha256                    │ no                                     │
+//!                                                fetch .deb ✓ sha256 ─► unpack ─► tree ─► layer  │
+//!                                                                                      │         │
+//!                          system layer (dpkg db, accounts, files, hooks) ─────────────┤◄────────┘
+//!                                                                                      ▼
+//!                                            config + manifest per platform ─► index ─► output
+//! ```
+//!
+//! Step keys hold only content hashes and recipe values: no paths, host names or clocks.
 
+mod error;
+pub mod layers;
+pub mod lockfile;
+pub mod mirror;
+pub mod report;
+pub mod system;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use composer_client::Client;
+use composer_deb::repo::Repository;
+use composer_deb::unpack::ControlData;
+use composer_deb::LockedPackage;
+use composer_oci::{Compression, LayerBlob, LayerDescriptor};
+use composer_recipe::{AllocatorName, Platform, Recipe};
+use composer_store::{ActionKey, ActionRecord, BlobInfo, Hash, ObjectRef, RefKind, Sha256, Store};
+use rayon::prelude::*;
+
+pub use error::BuildError;
+pub use lockfile::Lockfile;
+pub use mirror::MirrorSettings;
+pub use report::{NoReporter, Phase, Reporter, StepReport};
+
+/// Bumped when unpacking changes what a tree holds for the same .deb.
+const UNPACK_VERSION: u32 = 1;
+/// Bumped when layer tars change for the same trees.
+const LAYER_VERSION: u32 = 1;
+/// Bumped when the system layer's content changes for the same inputs.
+const SYSTEM_VERSION: u32 = 1;
+const RESOLVE_VERSION: u32 = 1;
+/// Concurrent downloads: network-bound, so more than the cores.
+const DOWNLOAD_THREADS: usize = 8;
+
+pub struct Context<'a> {
+    pub store: &'a Store,
+    pub client: &'a Client,
+    pub mirrors: &'a MirrorSettings,
+    pub reporter: &'a dyn Reporter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockPolicy {
+    /// Use the lock if there is one, else resolve and write it (as cargo does).
+    UseOrCreate,
+    /// The lock must exist and cover the recipe.
+    Locked,
+}
+
+pub struct BuildOutcome {
+    pub index: BlobInfo,
+    pub manifests: Vec<(Platform, BlobInfo)>,
+    pub steps: Vec<StepReport>,
+    pub lock_written: bool,
+}
+
+/// Package requests of a recipe: its own plus what every image needs (base-files holds
+/// /etc/os-release, by which scanners identify the distribution; base-passwd the system
+/// accounts) and the allocator's package.
+pub fn requests(recipe: &Recipe) -> Vec<String> {
+    let mut out: Vec<String> = recipe.base.packages.iter().map(|p| p.get_ref().trim().to_string()).collect();
+    out.extend(["base-files".to_string(), "base-passwd".to_string()]);
+    if recipe.allocator.name == AllocatorName::Jemalloc {
+        out.push("libjemalloc2".into());
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn epoch(recipe: &Recipe) -> u64 {
+    recipe
+        .image
+        .source_date_epoch
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn compression(recipe: &Recipe) -> Compression {
+    match recipe.layers.compression {
+        composer_recipe::Compression::Gzip => Compression::Gzip,
+        composer_recipe::Compression::Zstd => Compression::Zstd,
+    }
+}
+
+pub struct Session<'a> {
+    ctx: &'a Context<'a>,
+    recipe: &'a Recipe,
+    recipe_path: PathBuf,
+    repo: Mutex<Option<Arc<Repository<'a>>>>,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(ctx: &'a Context<'a>, recipe: &'a Recipe, recipe_path: &Path) -> Session<'a> {
+        Session { ctx, recipe, recipe_path: recipe_path.to_path_buf(), repo: Mutex::new(None) }
+    }
+
+    /// The mirror, resolved and its keyring loaded on first use: a build served wholly from the
+    /// store needs neither.
+    fn repo(&self) -> Result<Arc<Repository<'a>>, BuildError> {
+        let mut slot = self.repo.lock().expect("repo lock");
+        if let Some(repo) = slot.as_ref() {
+            return Ok(repo.clone());
+        }
+        let base = &self.recipe.base;
+        let keyring = base.keyring.as_ref().map(|k| self.recipe.dir.join(k));
+        let mirror = self.ctx.mirrors.resolve(&base.mirror, &base.suite, keyring.as_deref())?;
+        self.ctx.reporter.note(&format!("mirror `{}` from {}, keyring {}", base.mirror, mirror.origin, mirror.keyring.display()));
+        let keys = composer_deb::release::load_keyring(&mirror.keyring)?;
+        let repo = Arc::new(Repository { url: mirror.url, keys, client: self.ctx.client, store: self.ctx.store });
+        *slot = Some(repo.clone());
+        Ok(repo)
+    }
+
+    fn lock_header(&self) -> Lockfile {
+        let base = &self.recipe.base;
+        Lockfile {
+            version: lockfile::LOCK_VERSION,
+            distro: "debian".into(),
+            suite: base.suite.clone(),
+            components: base.components.clone(),
+            requests: requests(self.recipe),
+            essential: base.essential,
+            platforms: self
+                .recipe
+                .image
+                .platforms
+                .get_ref()
+                .iter()
+                .map(|p| lockfile::LockedPlatform {
+                    platform: p.to_string(),
+                    architecture: p.debian_arch().into(),
+                    release: lockfile::LockedRelease {
+                        suite: String::new(),
+                        codename: String::new(),
+                        date: String::new(),
+                        inrelease_sha256: String::new(),
+                    },
+                    packages: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Resolves every platform against the mirror's current Release.
+    pub fn resolve(&self) -> Result<(Lockfile, Vec<StepReport>), BuildError> {
+        let repo = self.repo()?;
+        let base = &self.recipe.base;
+        let (release, inrelease_sha) = repo.release(&base.suite)?;
+        let mut lock = self.lock_header();
+        let mut steps = Vec::new();
+        for locked in &mut lock.platforms {
+            let arch = locked.architecture.clone();
+            let key = ActionKey::new("resolve", RESOLVE_VERSION)
+                .with("inrelease", inrelease_sha.0)
+                .with("arch", &arch)
+                .with("components", base.components.join(","))
+                .with("requests", lock_requests(&lock_requests_of(self.recipe)))
+                .with("essential", [base.essential as u8]);
+            let (packages, cached) = match self.ctx.store.action_get(&key)? {
+                Some(record) => (serde_json::from_value(record.data).unwrap_or_default(), true),
+                None => {
+                    let index = repo.index(&release, &base.suite, &base.components, &arch)?;
+                    let relations: Vec<_> = requests(self.recipe)
+                        .iter()
+                        .map(|r| {
+                            composer_deb::index::parse_request(r).ok_or_else(|| composer_deb::DebError::UnknownPackage {
+                                name: r.clone(),
+                                suite: base.suite.clone(),
+                                arch: arch.clone(),
+                            })
+                        })
+                        .collect::<Result<_, _>>()?;
+                    let chosen = composer_deb::resolve::resolve(&index, &relations, base.essential, &base.suite, &arch)?;
+                    let packages: Vec<LockedPackage> = chosen.into_iter().map(LockedPackage::from).collect();
+                    let record = ActionRecord { step: "resolve".into(), outputs: vec![], data: serde_json::to_value(&packages).expect("serializes") };
+                    self.ctx.store.action_put(&key, &record)?;
+                    (packages, false)
+                }
+            };
+            steps.push(StepReport { step: "resolve", platform: Some(locked.platform.clone()), name: base.suite.clone(), cached, bytes: 0 });
+            locked.packages = packages;
+            locked.release = lockfile::LockedRelease {
+                suite: release.suite.clone(),
+                codename: release.codename.clone(),
+                date: release.date.clone(),
+                inrelease_sha256: inrelease_sha.to_hex(),
+            };
+        }
+        Ok((lock, steps))
+    }
+
+    /// The packages to build from: the lock if it covers the recipe, else a fresh resolution
+    /// (written as the lock when `write` is set).
+    pub fn packages(&self, policy: LockPolicy, write: bool) -> Result<(Lockfile, Vec<StepReport>, bool), BuildError> {
+        let path = lockfile::lock_path(&self.recipe_path);
+        match Lockfile::read(&path)? {
+            Some(lock) => {
+                if let Some(reason) = lock.mismatch(&self.lock_header()) {
+                    return Err(BuildError::LockOutdated { path, reason });
+                }
+                let steps = self
+                    .recipe
+                    .image
+                    .platforms
+                    .get_ref()
+                    .iter()
+                    .map(|p| StepReport { step: "resolve", platform: Some(p.to_string()), name: "recipe.lock".into(), cached: true, bytes: 0 })
+                    .collect();
+                Ok((lock, steps, false))
+            }
+            None if policy == LockPolicy::Locked => Err(BuildError::LockMissing { path }),
+            None => {
+                let (lock, steps) = self.resolve()?;
+                if write {
+                    lock.write(&path)?;
+                }
+                Ok((lock, steps, write))
+            }
+        }
+    }
+}
+
+fn lock_requests_of(recipe: &Recipe) -> Vec<String> {
+    requests(recipe)
+}
+
+fn lock_requests(requests: &[String]) -> String {
+    requests.join("\n")
+}
+
+/// Writes `recipe.lock` from a fresh resolution.
+pub fn lock(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path) -> Result<(Lockfile, PathBuf), BuildError> {
+    let session = Session::new(ctx, recipe, recipe_path);
+    let (lock, _) = session.resolve()?;
+    let path = lockfile::lock_path(recipe_path);
+    lock.write(&path)?;
+    Ok((lock, path))
+}
+
+struct PlatformPlan {
+    platform: Platform,
+    packages: Vec<LockedPackage>,
+    groups: Vec<Vec<usize>>,
+    layer_keys: Vec<ActionKey>,
+    system_key: ActionKey,
+}
+
+fn layer_key(packages: &[&LockedPackage], epoch: u64, compression: Compression) -> ActionKey {
+    let mut key = ActionKey::new("layer", LAYER_VERSION)
+        .with("unpack-version", UNPACK_VERSION.to_le_bytes())
+        .with("epoch", epoch.to_le_bytes())
+        .with("compression", compression.name());
+    for p in packages {
+        key.field("deb", p.sha256.as_bytes());
+    }
+    key
+}
+
+fn system_key(recipe: &Recipe, platform: &Platform, packages: &[LockedPackage], epoch: u64, compression: Compression) -> Result<ActionKey, BuildError> {
+    let mut key = ActionKey::new("system-layer", SYSTEM_VERSION)
+        .with("unpack-version", UNPACK_VERSION.to_le_bytes())
+        .with("platform", platform.to_string())
+        .with("epoch", epoch.to_le_bytes())
+        .with("compression", compression.name())
+        .with("accounts", serde_json::to_vec(&recipe.accounts).expect("serializes"));
+    for p in packages {
+        key.field("deb", p.sha256.as_bytes());
+    }
+    for file in &recipe.files {
+        key.field("file", &serde_json::to_vec(file).expect("serializes"));
+        if let (None, Some(source)) = (&file.content, &file.source) {
+            let path = recipe.dir.join(source);
+            let data = std::fs::read(&path)
+                .map_err(|e| BuildError::File { target: file.path.get_ref().clone(), source_path: path, reason: e.to_string() })?;
+            key.field("file-content", &Hash::of(&data).0);
+        }
+    }
+    Ok(key)
+}
+
+impl Session<'_> {
+    fn plan_platforms(&self, lock: &Lockfile) -> Result<Vec<PlatformPlan>, BuildError> {
+        let (epoch, compression) = (epoch(self.recipe), compression(self.recipe));
+        self.recipe
+            .image
+            .platforms
+            .get_ref()
+            .iter()
+            .map(|platform| {
+                let locked = lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers the recipe");
+                let packages = locked.packages.clone();
+                let groups = layers::group(&packages, self.recipe.layers.strategy, self.recipe.layers.max_layers);
+                let layer_keys = groups
+                    .iter()
+                    .map(|g| layer_key(&g.iter().map(|&i| &packages[i]).collect::<Vec<_>>(), epoch, compression))
+                    .collect();
+                let system_key = system_key(self.recipe, platform, &packages, epoch, compression)?;
+                Ok(PlatformPlan { platform: platform.clone(), packages, groups, layer_keys, system_key })
+            })
+            .collect()
+    }
+
+    /// Lists every step as cached or not, with download sizes, without building anything.
+    pub fn plan(&self) -> Result<Vec<StepReport>, BuildError> {
+        let (lock, mut steps, _) = self.packages(LockPolicy::UseOrCreate, false)?;
+        let plans = self.plan_platforms(&lock)?;
+        let store = self.ctx.store;
+        let mut needed: BTreeMap<String, LockedPackage> = BTreeMap::new();
+        for plan in &plans {
+            let system_cached = store.action_get(&plan.system_key)?.is_some();
+            for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
+                let cached = store.action_get(key)?.is_some();
+                steps.push(StepReport {
+                    step: "layer",
+                    platform: Some(plan.platform.to_string()),
+                    name: layer_name(&plan.packages, group),
+                    cached,
+                    bytes: 0,
+                });
+                if !cached || !system_cached {
+                    for &i in group {
+                        needed.insert(plan.packages[i].sha256.clone(), plan.packages[i].clone());
+                    }
+                }
+            }
+            steps.push(StepReport { step: "system-layer", platform: Some(plan.platform.to_string()), name: "system".into(), cached: system_cached, bytes: 0 });
+        }
+        for package in needed.values() {
+            let key = unpack_key(package);
+            let unpacked = store.action_get(&key)?.is_some();
+            let sha: Sha256 = package.sha256.parse().map_err(|r| composer_deb::DebError::Index { what: package.filename.clone(), reason: r })?;
+            let fetched = store.lookup_sha256(&sha)?.is_some();
+            if !unpacked {
+                steps.push(StepReport { step: "fetch", platform: None, name: deb_name(package), cached: fetched, bytes: if fetched { 0 } else { package.size } });
+            }
+            steps.push(StepReport { step: "unpack", platform: None, name: deb_name(package), cached: unpacked, bytes: 0 });
+        }
+        Ok(steps)
+    }
+
+    /// Builds the image into the store; see [`export`] to write it out.
+    pub fn build(&self, policy: LockPolicy) -> Result<BuildOutcome, BuildError> {
+        let (lock, mut steps, lock_written) = self.packages(policy, true)?;
+        let plans = self.plan_platforms(&lock)?;
+        let store = self.ctx.store;
+        let (epoch, compression) = (epoch(self.recipe), compression(self.recipe));
+
+        // Which layers exist already, and which packages the missing ones need.
+        let mut cached_layers: HashMap<Hash, LayerBlob> = HashMap::new();
+        let mut needed: BTreeMap<String, LockedPackage> = BTreeMap::new();
+        for plan in &plans {
+            let system = store.action_get(&plan.system_key)?;
+            if let Some(record) = &system {
+                cached_layers.insert(plan.system_key.hash(), layer_from(record)?);
+            }
+            for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
+                match store.action_get(key)? {
+                    Some(record) => {
+                        cached_layers.insert(key.hash(), layer_from(&record)?);
+                    }
+                    None => group.iter().for_each(|&i| {
+                        needed.insert(plan.packages[i].sha256.clone(), plan.packages[i].clone());
+                    }),
+                }
+            }
+            if system.is_none() {
+                for p in &plan.packages {
+                    needed.insert(p.sha256.clone(), p.clone());
+                }
+            }
+        }
+
+        let unpacked = self.unpack_all(needed.values().collect(), &mut steps)?;
+
+        // Missing layers, all platforms at once (arch: all packages give one shared layer).
+        let mut jobs: BTreeMap<Hash, (ActionKey, Vec<LockedPackage>, String)> = BTreeMap::new();
+        for plan in &plans {
+            for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
+                if !cached_layers.contains_key(&key.hash()) {
+                    let packages = group.iter().map(|&i| plan.packages[i].clone()).collect();
+                    jobs.insert(key.hash(), (key.clone(), packages, layer_name(&plan.packages, group)));
+                }
+            }
+        }
+        let reporter = self.ctx.reporter;
+        reporter.start(Phase::Layers, jobs.len() as u64);
+        let built: Vec<(Hash, LayerBlob)> = jobs
+            .into_par_iter()
+            .map(|(hash, (key, packages, _))| {
+                let mut tree = composer_store::Tree::default();
+                for p in &packages {
+                    tree.entries.extend(store.get_tree(&unpacked[&p.sha256].0)?.entries);
+                }
+                tree.normalize();
+                let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
+                store.action_put(&key, &layer_record("layer", &layer))?;
+                reporter.advance(Phase::Layers, 1);
+                Ok((hash, layer))
+            })
+            .collect::<Result<_, BuildError>>()?;
+        reporter.finish(Phase::Layers);
+        let built_keys: std::collections::HashSet<Hash> = built.iter().map(|(h, _)| *h).collect();
+        cached_layers.extend(built);
+
+        let mut manifests = Vec::new();
+        let mut images = Vec::new();
+        for plan in &plans {
+            let platform_name = plan.platform.to_string();
+            let mut descriptors = Vec::new();
+            for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
+                let name = layer_name(&plan.packages, group);
+                steps.push(StepReport { step: "layer", platform: Some(platform_name.clone()), name: name.clone(), cached: !built_keys.contains(&key.hash()), bytes: 0 });
+                descriptors.push(LayerDescriptor {
+                    layer: cached_layers[&key.hash()].clone(),
+                    packages: group.iter().map(|&i| format!("{}={}", plan.packages[i].name, plan.packages[i].version)).collect(),
+                    comment: format!("packages: {name}"),
+                });
+            }
+            let system_cached = cached_layers.contains_key(&plan.system_key.hash());
+            let system = match cached_layers.get(&plan.system_key.hash()) {
+                Some(layer) => layer.clone(),
+                None => {
+                    let layer = self.system_layer(plan, &unpacked, epoch, compression)?;
+                    store.action_put(&plan.system_key, &layer_record("system-layer", &layer))?;
+                    layer
+                }
+            };
+            steps.push(StepReport { step: "system-layer", platform: Some(platform_name.clone()), name: "system".into(), cached: system_cached, bytes: 0 });
+            descriptors.push(LayerDescriptor { layer: system, packages: vec![], comment: "system: dpkg database, accounts, files".into() });
+
+            let spec = self.image_spec(&plan.platform)?;
+            let image = composer_oci::image::write_platform_image(
+                store,
+                &plan.platform.architecture,
+                plan.platform.oci_variant(),
+                &spec,
+                &descriptors,
+                epoch,
+            )?;
+            let manifest_sha: Sha256 = image.manifest.digest().to_string().parse().map_err(composer_oci::OciError::Spec)?;
+            let manifest = store.lookup_sha256(&manifest_sha)?.expect("just written");
+            manifests.push((plan.platform.clone(), manifest));
+            images.push(image);
+        }
+        let annotations: BTreeMap<String, String> = self.recipe.config.annotations.clone();
+        let index = composer_oci::image::write_index(store, &images, &annotations)?;
+        Ok(BuildOutcome { index, manifests, steps, lock_written })
+    }
+
+    fn unpack_all(&self, packages: Vec<&LockedPackage>, steps: &mut Vec<StepReport>) -> Result<HashMap<String, (Hash, Hash)>, BuildError> {
+        let store = self.ctx.store;
+        let mut result = HashMap::new();
+        let mut missing = Vec::new();
+        for package in packages {
+            match store.action_get(&unpack_key(package))? {
+                Some(record) => {
+                    let tree = record.outputs.first().map(|o| o.id);
+                    let control = record.outputs.get(1).map(|o| o.id);
+                    match (tree, control) {
+                        (Some(t), Some(c)) => {
+                            result.insert(package.sha256.clone(), (t, c));
+                            steps.push(StepReport { step: "unpack", platform: None, name: deb_name(package), cached: true, bytes: 0 });
+                        }
+                        _ => missing.push(package),
+                    }
+                }
+                None => missing.push(package),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(result);
+        }
+        let repo = self.repo()?;
+        let reporter = self.ctx.reporter;
+        let total: u64 = missing.iter().map(|p| p.size).sum();
+        reporter.start(Phase::Download, total);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(DOWNLOAD_THREADS).build().expect("thread pool");
+        let fetched: Vec<(BlobInfo, bool)> = pool.install(|| {
+            missing
+                .par_iter()
+                .map(|p| {
+                    let sha: Sha256 = p.sha256.parse().map_err(|r| composer_deb::DebError::Index { what: p.filename.clone(), reason: r })?;
+                    let had = store.lookup_sha256(&sha)?.is_some();
+                    let blob = repo.fetch_deb(p, &|n| reporter.advance(Phase::Download, n))?;
+                    Ok((blob, had))
+                })
+                .collect::<Result<_, BuildError>>()
+        })?;
+        reporter.finish(Phase::Download);
+        for (p, (_, had)) in missing.iter().zip(&fetched) {
+            steps.push(StepReport { step: "fetch", platform: None, name: deb_name(p), cached: *had, bytes: if *had { 0 } else { p.size } });
+        }
+        reporter.start(Phase::Unpack, missing.len() as u64);
+        let unpacked: Vec<(Hash, Hash)> = missing
+            .par_iter()
+            .zip(&fetched)
+            .map(|(p, (blob, _))| {
+                let file = std::io::BufReader::new(store.open_object(&blob.id)?);
+                let unpacked = composer_deb::unpack::unpack(store, file, &deb_name(p), true)?;
+                let tree = store.put_tree(&unpacked.tree)?;
+                let control = store.put_bytes(&serde_json::to_vec(&unpacked.control).expect("serializes"))?.id;
+                let record = ActionRecord {
+                    step: "unpack-deb".into(),
+                    outputs: vec![ObjectRef { id: tree, kind: RefKind::Tree }, ObjectRef { id: control, kind: RefKind::Blob }],
+                    data: serde_json::json!({ "package": p.name, "version": p.version }),
+                };
+                store.action_put(&unpack_key(p), &record)?;
+                reporter.advance(Phase::Unpack, 1);
+                Ok((tree, control))
+            })
+            .collect::<Result<_, BuildError>>()?;
+        reporter.finish(Phase::Unpack);
+        for (p, ids) in missing.iter().zip(unpacked) {
+            steps.push(StepReport { step: "unpack", platform: None, name: deb_name(p), cached: false, bytes: 0 });
+            result.insert(p.sha256.clone(), ids);
+        }
+        Ok(result)
+    }
+
+    fn system_layer(
+        &self,
+        plan: &PlatformPlan,
+        unpacked: &HashMap<String, (Hash, Hash)>,
+        epoch: u64,
+        compression: Compression,
+    ) -> Result<LayerBlob, BuildError> {
+        let store = self.ctx.store;
+        let mut view = system::ImageView { store, entries: HashMap::new() };
+        let mut controls: Vec<(String, ControlData)> = Vec::new();
+        for p in &plan.packages {
+            let (tree, control) = unpacked[&p.sha256];
+            for entry in store.get_tree(&tree)?.entries {
+                view.entries.insert(entry.path.clone(), entry);
+            }
+            let data: ControlData = serde_json::from_slice(&store.read(&control)?)
+                .map_err(|e| composer_store::StoreError::Corrupt { what: format!("control data {control}"), reason: e.to_string() })?;
+            controls.push((p.name.clone(), data));
+        }
+        let inputs = system::SystemInputs {
+            recipe: self.recipe,
+            packages: controls.iter().map(|(n, c)| (n.clone(), c)).collect(),
+            triplet: plan.platform.triplet(),
+            epoch,
+        };
+        let tree = system::system_tree(store, &view, &inputs)?;
+        if self.recipe.allocator.name == AllocatorName::Jemalloc {
+            let path = jemalloc_path(&plan.platform);
+            if !view.exists(&path) {
+                return Err(BuildError::Allocator { platform: plan.platform.to_string(), path });
+            }
+        }
+        Ok(composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?)
+    }
+
+    fn image_spec(&self, platform: &Platform) -> Result<composer_oci::ImageSpec, BuildError> {
+        let config = &self.recipe.config;
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        env.insert("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        if self.recipe.allocator.name == AllocatorName::Jemalloc {
+            env.insert("LD_PRELOAD".into(), jemalloc_path(platform));
+            if let Some(conf) = &self.recipe.allocator.malloc_conf {
+                env.insert("MALLOC_CONF".into(), conf.clone());
+            }
+        }
+        env.extend(config.env.clone());
+        Ok(composer_oci::ImageSpec {
+            entrypoint: config.entrypoint.clone(),
+            cmd: config.cmd.clone(),
+            env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            workdir: config.workdir.clone(),
+            user: config.user.clone(),
+            labels: config.labels.clone(),
+            exposed_ports: config.exposed_ports.clone(),
+            volumes: config.volumes.clone(),
+            stop_signal: config.stop_signal.clone(),
+            annotations: config.annotations.clone(),
+        })
+    }
+}
+
+pub fn jemalloc_path(platform: &Platform) -> String {
+    format!("/usr/lib/{}/libjemalloc.so.2", platform.triplet())
+}
+
+fn unpack_key(package: &LockedPackage) -> ActionKey {
+    ActionKey::new("unpack-deb", UNPACK_VERSION).with("deb", package.sha256.as_bytes()).with("merged-usr", [1u8])
+}
+
+fn deb_name(p: &LockedPackage) -> String {
+    format!("{}_{}_{}", p.name, p.version, p.architecture)
+}
+
+fn layer_name(packages: &[LockedPackage], group: &[usize]) -> String {
+    match group {
+        [one] => packages[*one].name.clone(),
+        many => format!("{} packages ({}, ...)", many.len(), packages[many[0]].name),
+    }
+}
+
+fn layer_record(step: &str, layer: &LayerBlob) -> ActionRecord {
+    ActionRecord {
+        step: step.into(),
+        outputs: vec![ObjectRef { id: layer.blob.id, kind: RefKind::Blob }],
+        data: serde_json::to_value(layer).expect("serializes"),
+    }
+}
+
+fn layer_from(record: &ActionRecord) -> Result<LayerBlob, BuildError> {
+    serde_json::from_value(record.data.clone())
+        .map_err(|e| BuildError::Store(composer_store::StoreError::Corrupt { what: format!("{} record", record.step), reason: e.to_string() }))
+}
+
+/// Where a build goes.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Layout(PathBuf),
+    OciArchive(PathBuf),
+    DockerArchive(PathBuf),
+}
+
+impl Output {
+    pub fn parse(text: &str) -> Result<Output, BuildError> {
+        Ok(match text.split_once(':') {
+            Some(("oci-archive", path)) if !path.is_empty() => Output::OciArchive(path.into()),
+            Some(("docker-archive", path)) if !path.is_empty() => Output::DockerArchive(path.into()),
+            Some(("oci", path)) if !path.is_empty() => Output::Layout(path.into()),
+            Some((scheme, _)) if matches!(scheme, "oci-archive" | "docker-archive" | "oci") => return Err(BuildError::Output(text.into())),
+            _ => Output::Layout(text.into()),
+        })
+    }
+}
+
+/// Writes a built image out. A docker-archive holds one platform: `platform` picks it (required
+/// when the image has several).
+pub fn export(store: &Store, recipe: &Recipe, outcome: &BuildOutcome, output: &Output, platform: Option<&Platform>) -> Result<(), BuildError> {
+    let tag = &recipe.image.tag;
+    match output {
+        Output::Layout(dir) => composer_oci::layout::write_layout(store, dir, &outcome.index, tag)?,
+        Output::OciArchive(file) => composer_oci::archive::write_oci_archive(store, file, &outcome.index, tag)?,
+        Output::DockerArchive(file) => {
+            let chosen = match platform {
+                Some(p) => outcome.manifests.iter().find(|(q, _)| q == p),
+                None if outcome.manifests.len() == 1 => outcome.manifests.first(),
+                None => {
+                    return Err(BuildError::Output(format!(
+                        "docker-archive holds one platform and the image has {}: add --platform",
+                        outcome.manifests.len()
+                    )));
+                }
+            };
+            let (_, manifest) = chosen.ok_or_else(|| BuildError::Output(format!("platform {} is not in the recipe", platform.map(|p| p.to_string()).unwrap_or_default())))?;
+            composer_oci::archive::write_docker_archive(store, file, manifest, &format!("{}:{tag}", recipe.image.name))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,49 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Recipe(#[from] composer_recipe::RecipeError),
+    #[error("no mirror named `{name}` is configured (needed for suite `{suite}`)")]
+    NoMirror { name: String, suite: String, env: String, apt_dir: PathBuf },
+    #[error("cannot read config `{}`: {reason}", path.display())]
+    Config { path: PathBuf, reason: String },
+    #[error("cannot use lock file `{}`: {reason}", path.display())]
+    Lock { path: PathBuf, reason: String },
+    #[error("the lock file `{}` does not cover the recipe: {reason}", path.display())]
+    LockOutdated { path: PathBuf, reason: String },
+    #[error("`--locked` was given but `{}` does not exist", path.display())]
+    LockMissing { path: PathBuf },
+    #[error("cannot add `{target}` to the image from `{}`: {reason}", source_path.display())]
+    File { target: String, source_path: PathBuf, reason: String },
+    #[error("the jemalloc package for {platform} does not hold `{path}`")]
+    Allocator { platform: String, path: String },
+    #[error(transparent)]
+    Deb(#[from] composer_deb::DebError),
+    #[error(transparent)]
+    Oci(#[from] composer_oci::OciError),
+    #[error(transparent)]
+    Store(#[from] composer_store::StoreError),
+    #[error("output `{0}` is not understood")]
+    Output(String),
+}
+
+impl BuildError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            BuildError::Recipe(e) => e.hint().map(str::to_string),
+            BuildError::NoMirror { name, env, apt_dir, .. } => Some(format!(
+                "set one with `--mirror {name}=URL`, the environment variable {env}, a `[mirrors]` entry `{name} = \"URL\"` in \
+                 $XDG_CONFIG_HOME/compose/config.toml, or an apt source for the suite under {}",
+                apt_dir.display()
+            )),
+            BuildError::LockOutdated { .. } => Some("run `compose lock` to resolve the recipe again".into()),
+            BuildError::LockMissing { .. } => Some("run `compose lock` first, or build without `--locked`".into()),
+            BuildError::Lock { .. } => Some("delete the lock file and run `compose lock`".into()),
+            BuildError::Deb(e) => e.hint(),
+            BuildError::Allocator { .. } => Some("use a suite whose libjemalloc2 ships the library, or set [allocator] name = \"system\"".into()),
+            BuildError::Output(_) => Some("use a directory, `oci-archive:FILE` or `docker-archive:FILE`".into()),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! `recipe.lock`: the resolved package set of every platform, so that a build never re-resolves
+//! and gives the same image after the mirror moves on. Deterministic TOML; no mirror host, no
+//! path, no time of resolution (only the Release's own date).
+
+use std::path::{Path, PathBuf};
+
+use composer_deb::LockedPackage;
+use serde::{Deserialize, Serialize};
+
+use crate::BuildError;
+
+pub const LOCK_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lockfile {
+    pub version: u32,
+    pub distro: String,
+    pub suite: String,
+    pub components: Vec<String>,
+    /// The package requests the lock was resolved for (the recipe's plus implicit ones).
+    pub requests: Vec<String>,
+    pub essential: bool,
+    #[serde(rename = "platform")]
+    pub platforms: Vec<LockedPlatform>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedPlatform {
+    pub platform: String,
+    pub architecture: String,
+    pub release: LockedRelease,
+    pub packages: Vec<LockedPackage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedRelease {
+    pub suite: String,
+    pub codename: String,
+    pub date: String,
+    pub inrelease_sha256: String,
+}
+
+pub fn lock_path(recipe: &Path) -> PathBuf {
+    recipe.with_extension("lock")
+}
+
+impl Lockfile {
+    pub fn read(path: &Path) -> Result<Option<Lockfile>, BuildError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(BuildError::Lock { path: path.to_path_buf(), reason: e.to_string() }),
+        };
+        let lock: Lockfile = toml::from_str(&text).map_err(|e| BuildError::Lock { path: path.to_path_buf(), reason: e.to_string() })?;
+        if lock.version != LOCK_VERSION {
+            return Err(BuildError::Lock { path: path.to_path_buf(), reason: format!("lock version {} is not {LOCK_VERSION}", lock.version) });
+        }
+        Ok(Some(lock))
+    }
+
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string(self).expect("locks always serialize");
+        format!("# Written by `compose lock`. Do not edit; run `compose lock` to refresh.\n{body}")
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), BuildError> {
+        let temp = path.with_extension(format!("lock.tmp-{}", std::process::id()));
+        let err = |e: std::io::Error| BuildError::Lock { path: path.to_path_buf(), reason: e.to_string() };
+        std::fs::write(&temp, self.to_toml()).map_err(err)?;
+        std::fs::rename(&temp, path).map_err(err)
+    }
+
+    /// Why this lock does not cover what is asked, if it does not.
+    pub fn mismatch(&self, wanted: &Lockfile) -> Option<String> {
+        if self.suite != wanted.suite || self.distro != wanted.distro {
+            return Some(format!("the lock is for {} {}, the recipe asks for {} {}", self.distro, self.suite, wanted.distro, wanted.suite));
+        }
+        if self.components != wanted.components {
+            return Some(format!("the lock covers components {:?}, the recipe asks for {:?}", self.components, wanted.components));
+        }
+        if self.essential != wanted.essential {
+            return Some("the recipe's `essential` setting changed".into());
+        }
+        for request in &wanted.requests {
+            if !self.requests.contains(request) {
+                return Some(format!("package `{request}` is not in the lock"));
+            }
+        }
+        for request in &self.requests {
+            if !wanted.requests.contains(request) {
+                return Some(format!("the lock holds `{request}`, which the recipe no longer asks for"));
+            }
+        }
+        for platform in &wanted.platforms {
+            if !self.platforms.iter().any(|p| p.platform == platform.platform) {
+                return Some(format!("platform `{}` is not in the lock", platform.platform));
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,103 @@
+//! Where a recipe's mirror name points. Resolution order, first match wins:
+//!
+//! 1. `--mirror NAME=URL` on the command line,
+//! 2. the environment: `COMPOSE_MIRROR_<NAME>` (upper case, `-` as `_`),
+//! 3. the user config file (`$XDG_CONFIG_HOME/compose/config.toml`, `[mirrors]`),
+//! 4. for Debian, the host's apt sources serving the recipe's suite (`COMPOSE_APT_DIR`, default
+//!    `/etc/apt`), with their `Signed-By` keyring.
+//!
+//! The keyring that verifies the mirror is the recipe's `keyring`, else the config's keyring for
+//! that mirror, else the apt source's `Signed-By`, else the system's Debian archive keyring.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::BuildError;
+
+pub const DEBIAN_ARCHIVE_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+#[derive(Debug, Clone, Default)]
+pub struct MirrorSettings {
+    /// From `--mirror NAME=URL`.
+    pub flags: BTreeMap<String, String>,
+    /// `[mirrors]` of the config file: name → (url, keyring).
+    pub config: BTreeMap<String, (String, Option<PathBuf>)>,
+    /// The apt configuration directory.
+    pub apt_dir: PathBuf,
+    /// The config file's path, for messages.
+    pub config_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mirror {
+    pub url: String,
+    pub keyring: PathBuf,
+    /// Where the URL came from, for `-v` and errors.
+    pub origin: String,
+}
+
+pub fn env_var_for(name: &str) -> String {
+    format!("COMPOSE_MIRROR_{}", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+impl MirrorSettings {
+    pub fn resolve(&self, name: &str, suite: &str, recipe_keyring: Option<&Path>) -> Result<Mirror, BuildError> {
+        let env_name = env_var_for(name);
+        let (url, config_keyring, apt_keyring, origin) = if let Some(url) = self.flags.get(name) {
+            (url.clone(), None, None, format!("--mirror {name}=..."))
+        } else if let Some(url) = std::env::var(&env_name).ok().filter(|v| !v.is_empty()) {
+            (url, None, None, format!("${env_name}"))
+        } else if let Some((url, keyring)) = self.config.get(name) {
+            let origin = self.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            (url.clone(), keyring.clone(), None, origin)
+        } else {
+            let sources = composer_deb::sources::read_apt_sources(&self.apt_dir);
+            match composer_deb::sources::find_debian_source(&sources, suite) {
+                Some(source) => (source.uri, None, source.signed_by, source.file.display().to_string()),
+                None => {
+                    return Err(BuildError::NoMirror {
+                        name: name.to_string(),
+                        suite: suite.to_string(),
+                        env: env_name,
+                        apt_dir: self.apt_dir.clone(),
+                    });
+                }
+            }
+        };
+        let keyring = recipe_keyring
+            .map(Path::to_path_buf)
+            .or(config_keyring)
+            .or(apt_keyring)
+            .unwrap_or_else(|| PathBuf::from(DEBIAN_ARCHIVE_KEYRING));
+        Ok(Mirror { url: url.trim_end_matches('/').to_string(), keyring, origin })
+    }
+}
+
+/// Reads `[mirrors]` from the config file: `name = "url"` or `name = { url = "...", keyring = "..." }`.
+pub fn read_config(path: &Path) -> Result<BTreeMap<String, (String, Option<PathBuf>)>, BuildError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(BuildError::Config { path: path.to_path_buf(), reason: e.to_string() }),
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Url(String),
+        Full { url: String, keyring: Option<PathBuf> },
+    }
+    #[derive(serde::Deserialize)]
+    struct File {
+        #[serde(default)]
+        mirrors: BTreeMap<String, Entry>,
+    }
+    let file: File = toml::from_str(&text).map_err(|e| BuildError::Config { path: path.to_path_buf(), reason: e.to_string() })?;
+    Ok(file
+        .mirrors
+        .into_iter()
+        .map(|(name, entry)| match entry {
+            Entry::Url(url) => (name, (url, None)),
+            Entry::Full { url, keyring } => (name, (url, keyring)),
+        })
+        .collect())
+}

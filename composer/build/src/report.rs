@@ -1,0 +1,29 @@
+//! How the planner tells the binary what it is doing. Only the binary draws progress bars.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Download,
+    Unpack,
+    Layers,
+}
+
+pub trait Reporter: Sync {
+    fn start(&self, _phase: Phase, _total: u64) {}
+    fn advance(&self, _phase: Phase, _n: u64) {}
+    fn finish(&self, _phase: Phase) {}
+    fn note(&self, _message: &str) {}
+}
+
+pub struct NoReporter;
+impl Reporter for NoReporter {}
+
+/// One step of a build, as planned or run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepReport {
+    pub step: &'static str,
+    pub platform: Option<String>,
+    pub name: String,
+    pub cached: bool,
+    /// Bytes to download (plan) or downloaded (build).
+    pub bytes: u64,
+}

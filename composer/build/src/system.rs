@@ -1,0 +1,175 @@
+//! The system layer: what no single package holds but a working image needs. The root skeleton
+//! and usrmerge links, the dpkg database, alternatives and the CA bundle (see
+//! `composer_deb::hooks`), /etc/passwd and /etc/group from base-passwd plus the recipe's accounts,
+//! home directories, and the recipe's own files.
+
+use std::collections::{BTreeMap, HashMap};
+
+use composer_deb::unpack::ControlData;
+use composer_recipe::{FileKind, Recipe};
+use composer_store::{EntryKind, Store, Tree, TreeEntry};
+
+use crate::BuildError;
+
+/// The packages' files, merged by path, to answer "does the image hold X" and "what is in X".
+pub struct ImageView<'a> {
+    pub store: &'a Store,
+    pub entries: HashMap<String, TreeEntry>,
+}
+
+impl ImageView<'_> {
+    pub fn exists(&self, absolute: &str) -> bool {
+        self.entries.contains_key(absolute.trim_start_matches('/'))
+    }
+
+    pub fn read(&self, path: &str) -> Option<Vec<u8>> {
+        match &self.entries.get(path)?.kind {
+            EntryKind::File { content, .. } => self.store.read(content).ok(),
+            _ => None,
+        }
+    }
+}
+
+struct Builder<'a> {
+    store: &'a Store,
+    epoch: u64,
+    entries: BTreeMap<String, TreeEntry>,
+}
+
+impl Builder<'_> {
+    fn entry(&mut self, path: &str, kind: EntryKind, mode: u32, uid: u32, gid: u32) {
+        let path = path.trim_start_matches('/').to_string();
+        self.entries.insert(path.clone(), TreeEntry { path, kind, mode, uid, gid, mtime: self.epoch, xattrs: vec![] });
+    }
+
+    fn file(&mut self, path: &str, data: &[u8], mode: u32) -> Result<(), BuildError> {
+        let content = self.store.put_content(data)?;
+        self.entry(path, EntryKind::File { content, size: data.len() as u64 }, mode, 0, 0);
+        Ok(())
+    }
+
+    fn link(&mut self, path: &str, target: &str) {
+        self.entry(path, EntryKind::Symlink { target: target.to_string() }, 0o777, 0, 0);
+    }
+
+    /// Adds the missing parent directories of every entry (root-owned, 0755), as a tar
+    /// extractor would create them.
+    fn parents(&mut self, view: &ImageView<'_>) {
+        let paths: Vec<String> = self.entries.keys().cloned().collect();
+        for path in paths {
+            let mut parent = path.as_str();
+            while let Some((p, _)) = parent.rsplit_once('/') {
+                parent = p;
+                if !self.entries.contains_key(p) && !view.entries.contains_key(p) {
+                    self.entry(p, EntryKind::Dir, 0o755, 0, 0);
+                }
+            }
+        }
+    }
+}
+
+pub struct SystemInputs<'a> {
+    pub recipe: &'a Recipe,
+    pub packages: Vec<(String, &'a ControlData)>,
+    pub triplet: &'a str,
+    pub epoch: u64,
+}
+
+pub fn system_tree(store: &Store, view: &ImageView<'_>, inputs: &SystemInputs<'_>) -> Result<Tree, BuildError> {
+    let mut b = Builder { store, epoch: inputs.epoch, entries: BTreeMap::new() };
+
+    for (dir, mode) in [("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("run", 0o755), ("tmp", 0o1777), ("root", 0o700)] {
+        if !view.entries.contains_key(dir) {
+            b.entry(dir, EntryKind::Dir, mode, 0, 0);
+        }
+    }
+    for dir in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+        let moved = format!("usr/{dir}");
+        if view.entries.contains_key(&moved) || matches!(dir, "bin" | "sbin" | "lib") {
+            b.link(dir, &moved);
+        }
+    }
+
+    for (path, data) in composer_deb::dpkg::database(&inputs.packages) {
+        b.file(&path, &data, 0o644)?;
+    }
+    let postinsts: Vec<&str> = inputs.packages.iter().map(|(_, c)| c.postinst.as_str()).collect();
+    for (link, target) in composer_deb::hooks::alternatives(&postinsts, &|p| view.exists(p)) {
+        b.link(&link, &target);
+    }
+    let certificates: Vec<(String, Vec<u8>)> = view
+        .entries
+        .keys()
+        .filter_map(|p| p.strip_prefix("usr/share/ca-certificates/").filter(|p| p.ends_with(".crt")).map(|rel| (p, rel)))
+        .filter_map(|(p, rel)| view.read(p).map(|data| (rel.to_string(), data)))
+        .collect();
+    if !certificates.is_empty() {
+        for (path, data) in composer_deb::hooks::ca_bundle(certificates) {
+            b.file(&path, &data, 0o644)?;
+        }
+    }
+
+    accounts(&mut b, view, inputs.recipe)?;
+    recipe_files(&mut b, inputs.recipe)?;
+    b.parents(view);
+
+    let mut tree = Tree { entries: b.entries.into_values().collect() };
+    tree.normalize();
+    Ok(tree)
+}
+
+fn accounts(b: &mut Builder<'_>, view: &ImageView<'_>, recipe: &Recipe) -> Result<(), BuildError> {
+    let master = |name: &str, fallback: &str| {
+        view.read(&format!("usr/share/base-passwd/{name}.master"))
+            .map(|d| String::from_utf8_lossy(&d).into_owned())
+            .unwrap_or_else(|| fallback.to_string())
+    };
+    let mut passwd = master("passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    let mut group = master("group", "root:x:0:\n");
+    let mut gids: Vec<u32> = group.lines().filter_map(|l| l.split(':').nth(2)?.parse().ok()).collect();
+    for g in &recipe.accounts.groups {
+        group.push_str(&format!("{}:x:{}:{}\n", g.name, g.gid, g.members.join(",")));
+        gids.push(g.gid);
+    }
+    for u in &recipe.accounts.users {
+        let gid = u.gid.unwrap_or(u.uid);
+        if !gids.contains(&gid) {
+            group.push_str(&format!("{}:x:{gid}:\n", u.name));
+            gids.push(gid);
+        }
+        let home = u.home.clone().unwrap_or_else(|| format!("/home/{}", u.name));
+        passwd.push_str(&format!("{}:x:{}:{gid}:{}:{home}:{}\n", u.name, u.uid, u.gecos, u.shell));
+        if home != "/" && !view.exists(&home) {
+            b.entry(&home, EntryKind::Dir, 0o755, u.uid, gid);
+        }
+    }
+    b.file("etc/passwd", passwd.as_bytes(), 0o644)?;
+    b.file("etc/group", group.as_bytes(), 0o644)?;
+    Ok(())
+}
+
+fn recipe_files(b: &mut Builder<'_>, recipe: &Recipe) -> Result<(), BuildError> {
+    for file in &recipe.files {
+        let target = file.path.get_ref().clone();
+        match file.kind {
+            FileKind::Dir => b.entry(&target, EntryKind::Dir, file.mode, file.uid, file.gid),
+            FileKind::Symlink => {
+                let link = file.target.clone().unwrap_or_default();
+                b.entry(&target, EntryKind::Symlink { target: link }, 0o777, file.uid, file.gid);
+            }
+            FileKind::File => {
+                let data = match (&file.content, &file.source) {
+                    (Some(content), _) => content.clone().into_bytes(),
+                    (None, Some(source)) => {
+                        let path = recipe.dir.join(source);
+                        std::fs::read(&path).map_err(|e| BuildError::File { target: target.clone(), source_path: path, reason: e.to_string() })?
+                    }
+                    (None, None) => unreachable!("validated when the recipe was parsed"),
+                };
+                let content = b.store.put_content(&data)?;
+                b.entry(&target, EntryKind::File { content, size: data.len() as u64 }, file.mode, file.uid, file.gid);
+            }
+        }
+    }
+    Ok(())
+}
