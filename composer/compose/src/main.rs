@@ -1,1 +1,25 @@
-fn main(){}
+//! The `compose` binary: parses flags, resolves settings once, runs one command, and turns
+//! errors into `error:` / `caused by:` / `hint:` lines and an exit code. Everything else lives in
+//! the library crates (see docs/architecture.md).
+
+mod cli;
+mod commands;
+mod env_vars;
+mod printer;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let printer = printer::Printer::new(&cli.global);
+    match commands::run(cli, &printer) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            printer.error(&error);
+            ExitCode::FAILURE
+        }
+    }
+}

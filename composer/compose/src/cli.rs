@@ -1,0 +1,105 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// composer: declarative, reproducible OCI images from a recipe, without a daemon.
+#[derive(Debug, Parser)]
+#[command(name = "compose", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print what each step does.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Print a machine-readable JSON summary on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Never use the network; fail, naming what is missing, if the store lacks something.
+    #[arg(long, global = true, env = crate::env_vars::COMPOSE_OFFLINE, value_parser = clap::builder::FalseyValueParser::new())]
+    pub offline: bool,
+    /// The store directory [env: COMPOSE_STORE; default: $XDG_CACHE_HOME/compose].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Point mirror NAME at URL (repeatable); wins over environment, config and apt sources.
+    #[arg(long = "mirror", global = true, value_name = "NAME=URL")]
+    pub mirrors: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the image a recipe describes.
+    Build(BuildArgs),
+    /// List every step of a build as cached or not, with download sizes; builds nothing.
+    Plan(PlanArgs),
+    /// Resolve the recipe and write `<recipe>.lock` beside it.
+    Lock(LockArgs),
+    /// Show an OCI image layout: index, manifests, layers and the packages they hold.
+    Inspect(InspectArgs),
+    /// Inspect, verify and clean the store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    pub recipe: PathBuf,
+    /// Where to write: a directory (OCI layout; default ./out/<name>), `oci-archive:FILE` or
+    /// `docker-archive:FILE`.
+    #[arg(short, long)]
+    pub output: Option<String>,
+    /// The platform a docker-archive holds (e.g. linux/arm64).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Fail if the lock file is missing or does not cover the recipe.
+    #[arg(long)]
+    pub locked: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    pub recipe: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    pub recipe: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// An OCI image layout directory.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Show where the store is and what it holds.
+    Info,
+    /// Rehash every object and check every reference.
+    Verify {
+        /// Delete what fails the check (the next build recreates it).
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Delete what no recent action refers to. Waits for running builds.
+    Gc {
+        /// Keep action entries used within this many days.
+        #[arg(long, default_value_t = 30)]
+        max_age_days: u64,
+        /// Delete everything not in use.
+        #[arg(long)]
+        all: bool,
+        /// Report what would be deleted without deleting.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}

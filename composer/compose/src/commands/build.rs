@@ -1,0 +1,73 @@
+use std::path::PathBuf;
+use std::time::Instant;
+
+use composer_build::{Context, LockPolicy, Output, Session};
+
+use crate::cli::BuildArgs;
+use crate::commands::{client, hinted, load_recipe, open_store};
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let recipe = load_recipe(&args.recipe)?;
+    let output = match &args.output {
+        Some(text) => Output::parse(text).map_err(hinted)?,
+        None => Output::Layout(PathBuf::from("out").join(&recipe.image.name)),
+    };
+    let platform = match &args.platform {
+        Some(p) => Some(p.parse().map_err(|e: String| anyhow::anyhow!(e))?),
+        None => None,
+    };
+    let store = open_store(settings)?;
+    let client = client(settings);
+    let ctx = Context { store: &store, client: &client, mirrors: &settings.mirrors, reporter: printer };
+    let session = Session::new(&ctx, &recipe, &args.recipe);
+    let policy = if args.locked { LockPolicy::Locked } else { LockPolicy::UseOrCreate };
+    let outcome = session.build(policy).map_err(hinted)?;
+    composer_build::export(&store, &recipe, &outcome, &output, platform.as_ref()).map_err(hinted)?;
+
+    let cached = outcome.steps.iter().filter(|s| s.cached).count();
+    let downloaded: u64 = outcome.steps.iter().map(|s| s.bytes).sum();
+    let output_text = match &output {
+        Output::Layout(p) => format!("{}", p.display()),
+        Output::OciArchive(p) => format!("oci-archive:{}", p.display()),
+        Output::DockerArchive(p) => format!("docker-archive:{}", p.display()),
+    };
+    if printer.json {
+        let summary = serde_json::json!({
+            "index": outcome.index.sha256.oci(),
+            "manifests": outcome.manifests.iter().map(|(p, m)| serde_json::json!({"platform": p.to_string(), "digest": m.sha256.oci()})).collect::<Vec<_>>(),
+            "output": output_text,
+            "lock_written": outcome.lock_written,
+            "steps": outcome.steps,
+            "cached_steps": cached,
+            "total_steps": outcome.steps.len(),
+            "downloaded_bytes": downloaded,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        crate::out!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    for step in &outcome.steps {
+        let platform = step.platform.as_deref().map(|p| format!(" [{p}]")).unwrap_or_default();
+        printer.detail(&format!("{} {}{platform}: {}", step.step, step.name, if step.cached { "cached" } else { "ran" }));
+    }
+    if outcome.lock_written {
+        printer.status("Locked", &format!("{}", composer_build::lockfile::lock_path(&args.recipe).display()));
+    }
+    printer.status(
+        "Built",
+        &format!(
+            "{}:{} for {} platform(s): {cached}/{} steps cached, {} downloaded, in {:.2}s",
+            recipe.image.name,
+            recipe.image.tag,
+            outcome.manifests.len(),
+            outcome.steps.len(),
+            crate::commands::human_bytes(downloaded),
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    crate::out!("{} {output_text}", outcome.index.sha256.oci());
+    Ok(())
+}

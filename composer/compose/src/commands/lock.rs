@@ -1,0 +1,23 @@
+use composer_build::Context;
+
+use crate::cli::LockArgs;
+use crate::commands::{client, hinted, load_recipe, open_store};
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
+    let recipe = load_recipe(&args.recipe)?;
+    let store = open_store(settings)?;
+    let client = client(settings);
+    let ctx = Context { store: &store, client: &client, mirrors: &settings.mirrors, reporter: printer };
+    let (lock, path) = composer_build::lock(&ctx, &recipe, &args.recipe).map_err(hinted)?;
+    if printer.json {
+        crate::out!("{}", serde_json::to_string_pretty(&serde_json::json!({ "lock": path, "platforms": lock.platforms.iter().map(|p| serde_json::json!({"platform": p.platform, "packages": p.packages.len()})).collect::<Vec<_>>() }))?);
+        return Ok(());
+    }
+    for platform in &lock.platforms {
+        printer.status("Resolved", &format!("{}: {} packages from {} ({})", platform.platform, platform.packages.len(), platform.release.suite, platform.release.date));
+    }
+    crate::out!("{}", path.display());
+    Ok(())
+}

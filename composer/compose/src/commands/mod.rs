@@ -1,0 +1,56 @@
+//! One short file per subcommand; each is a thin wrapper around the library crates.
+
+mod build;
+mod inspect;
+mod lock;
+mod plan;
+mod store;
+
+use composer_build::BuildError;
+use composer_client::{Client, ClientOptions};
+use composer_recipe::Recipe;
+use composer_store::Store;
+
+use crate::cli::{Cli, Command};
+use crate::printer::{Hinted, Printer};
+use crate::settings::Settings;
+
+pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
+    let settings = Settings::resolve(&cli.global)?;
+    match cli.command {
+        Command::Build(args) => build::run(args, &settings, printer),
+        Command::Plan(args) => plan::run(args, &settings, printer),
+        Command::Lock(args) => lock::run(args, &settings, printer),
+        Command::Inspect(args) => inspect::run(args, printer),
+        Command::Store(command) => store::run(command, &settings, printer),
+    }
+}
+
+/// Attaches the error's hint for the printer.
+pub fn hinted(error: BuildError) -> anyhow::Error {
+    let hint = error.hint();
+    anyhow::Error::new(Hinted { error: anyhow::Error::new(error), hint })
+}
+
+pub fn load_recipe(path: &std::path::Path) -> anyhow::Result<Recipe> {
+    Recipe::load(path).map_err(|e| hinted(BuildError::Recipe(e)))
+}
+
+pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    Store::open(&settings.store).map_err(|e| anyhow::Error::new(e).context("opening the store"))
+}
+
+pub fn client(settings: &Settings) -> Client {
+    Client::new(ClientOptions { offline: settings.offline, ..ClientOptions::default() })
+}
+
+pub fn human_bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < units.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", units[unit]) }
+}

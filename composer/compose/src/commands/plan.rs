@@ -1,0 +1,27 @@
+use composer_build::{Context, Session};
+
+use crate::cli::PlanArgs;
+use crate::commands::{client, hinted, human_bytes, load_recipe, open_store};
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
+    let recipe = load_recipe(&args.recipe)?;
+    let store = open_store(settings)?;
+    let client = client(settings);
+    let ctx = Context { store: &store, client: &client, mirrors: &settings.mirrors, reporter: printer };
+    let steps = Session::new(&ctx, &recipe, &args.recipe).plan().map_err(hinted)?;
+    if printer.json {
+        crate::out!("{}", serde_json::to_string_pretty(&steps)?);
+        return Ok(());
+    }
+    for step in &steps {
+        let platform = step.platform.as_deref().unwrap_or("-");
+        let state = if step.cached { "cached".to_string() } else if step.bytes > 0 { format!("download {}", human_bytes(step.bytes)) } else { "to run".into() };
+        crate::out!("{:<13} {:<14} {:<40} {state}", step.step, platform, step.name);
+    }
+    let download: u64 = steps.iter().map(|s| s.bytes).sum();
+    let todo = steps.iter().filter(|s| !s.cached).count();
+    printer.status("Plan", &format!("{todo} of {} steps to run, {} to download", steps.len(), human_bytes(download)));
+    Ok(())
+}

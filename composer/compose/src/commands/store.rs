@@ -1,0 +1,66 @@
+use std::time::Duration;
+
+use anyhow::bail;
+use composer_store::{GcOptions, LockMode, Store};
+
+use crate::cli::StoreCommand;
+use crate::commands::human_bytes;
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
+    match command {
+        StoreCommand::Info => {
+            let store = Store::open(&settings.store)?;
+            let info = store.info()?;
+            if printer.json {
+                crate::out!("{}", serde_json::to_string_pretty(&serde_json::json!({ "path": settings.store, "info": info }))?);
+            } else {
+                crate::out!("store    {}", settings.store.display());
+                crate::out!("format   {}", composer_store::FORMAT);
+                crate::out!("objects  {} ({})", info.objects, human_bytes(info.bytes));
+                crate::out!("aliases  {}", info.sha256_aliases);
+                crate::out!("actions  {}", info.actions);
+            }
+        }
+        StoreCommand::Verify { repair } => {
+            let store = Store::open(&settings.store)?;
+            let report = store.verify(repair)?;
+            if printer.json {
+                crate::out!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for problem in &report.problems {
+                    ecrate::out!("{}: {}", problem.path.display(), problem.problem);
+                }
+                printer.status(
+                    "Verified",
+                    &format!("{} objects, {} aliases, {} actions: {} problem(s)", report.objects, report.aliases, report.actions, report.problems.len()),
+                );
+            }
+            if !report.problems.is_empty() && !repair {
+                bail!("the store has {} problem(s); `compose store verify --repair` removes them", report.problems.len());
+            }
+        }
+        StoreCommand::Gc { max_age_days, all, dry_run } => {
+            let store = Store::open_with(&settings.store, LockMode::Exclusive)?;
+            let max_age = if all { Duration::ZERO } else { Duration::from_secs(max_age_days * 86_400) };
+            let report = store.gc(&GcOptions { max_age, dry_run })?;
+            if printer.json {
+                crate::out!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                printer.status(
+                    if dry_run { "Would free" } else { "Freed" },
+                    &format!(
+                        "{} in {} objects ({} actions, {} aliases, {} temp files)",
+                        human_bytes(report.bytes_freed),
+                        report.objects_removed,
+                        report.actions_removed,
+                        report.aliases_removed,
+                        report.temp_files
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}

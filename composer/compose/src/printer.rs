@@ -1,0 +1,137 @@
+//! Output: data to stdout, everything else to stderr; progress bars only on a terminal and never
+//! with `-q` or `--json`; no colour when `NO_COLOR` is set or stderr is not a terminal.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use composer_build::{Phase, Reporter};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::GlobalArgs;
+
+/// `println!` that treats a closed stdout (`compose inspect | head`) as the end of output rather
+/// than a panic.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+pub struct Printer {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub json: bool,
+    color: bool,
+    progress: bool,
+    multi: MultiProgress,
+    bars: Mutex<HashMap<&'static str, ProgressBar>>,
+}
+
+/// An error carrying a hint for the user, printed after the error chain.
+#[derive(Debug)]
+pub struct Hinted {
+    pub error: anyhow::Error,
+    pub hint: Option<String>,
+}
+
+impl Printer {
+    pub fn new(args: &GlobalArgs) -> Printer {
+        let terminal = std::io::stderr().is_terminal();
+        let progress = terminal && !args.quiet && !args.json;
+        let multi = MultiProgress::with_draw_target(if progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+        Printer {
+            quiet: args.quiet,
+            verbose: args.verbose,
+            json: args.json,
+            color: terminal && std::env::var_os(crate::env_vars::NO_COLOR).is_none(),
+            progress,
+            multi,
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    }
+
+    /// A status line on stderr (hidden with -q).
+    pub fn status(&self, label: &str, message: &str) {
+        if !self.quiet {
+            self.line(format!("{} {message}", self.paint("1;32", &format!("{label:>10}"))));
+        }
+    }
+
+    pub fn detail(&self, message: &str) {
+        if self.verbose {
+            self.line(format!("{} {message}", self.paint("2", &format!("{:>10}", "note"))));
+        }
+    }
+
+    /// A line on stderr that does not tear the progress bars.
+    fn line(&self, text: String) {
+        if self.progress {
+            let _ = self.multi.println(text);
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    pub fn error(&self, error: &anyhow::Error) {
+        let (error, hint) = match error.downcast_ref::<Hinted>() {
+            Some(h) => (&h.error, h.hint.clone()),
+            None => (error, None),
+        };
+        eprintln!("{} {error}", self.paint("1;31", "error:"));
+        for cause in error.chain().skip(1) {
+            eprintln!("  {} {cause}", self.paint("1", "caused by:"));
+        }
+        if let Some(hint) = hint {
+            eprintln!("{} {hint}", self.paint("1;36", "hint:"));
+        }
+    }
+
+    fn style(phase: Phase) -> (&'static str, ProgressStyle) {
+        let template = |t: &str| ProgressStyle::with_template(t).expect("valid template").progress_chars("=> ");
+        match phase {
+            Phase::Download => ("download", template("{prefix:>10.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")),
+            Phase::Unpack => ("unpack", template("{prefix:>10.bold} [{bar:30}] {pos}/{len} packages")),
+            Phase::Layers => ("layers", template("{prefix:>10.bold} [{bar:30}] {pos}/{len} layers")),
+        }
+    }
+}
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+impl std::error::Error for Hinted {}
+
+impl Reporter for Printer {
+    fn start(&self, phase: Phase, total: u64) {
+        if !self.progress || total == 0 {
+            return;
+        }
+        let (name, style) = Self::style(phase);
+        let bar = self.multi.add(ProgressBar::new(total).with_style(style).with_prefix(name));
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.bars.lock().expect("bars").insert(name, bar);
+    }
+    fn advance(&self, phase: Phase, n: u64) {
+        if let Some(bar) = self.bars.lock().expect("bars").get(Self::style(phase).0) {
+            bar.inc(n);
+        }
+    }
+    fn finish(&self, phase: Phase) {
+        if let Some(bar) = self.bars.lock().expect("bars").remove(Self::style(phase).0) {
+            bar.finish_and_clear();
+        }
+    }
+    fn note(&self, message: &str) {
+        self.detail(message);
+    }
+}

@@ -1,0 +1,53 @@
+//! Settings resolved once: flag, then environment, then config file, then default.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use composer_build::MirrorSettings;
+
+use crate::cli::GlobalArgs;
+use crate::env_vars;
+
+pub struct Settings {
+    pub store: PathBuf,
+    pub offline: bool,
+    pub mirrors: MirrorSettings,
+}
+
+fn home() -> PathBuf {
+    std::env::var_os(env_vars::HOME).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
+}
+
+fn xdg(var: &str, fallback: &str) -> PathBuf {
+    std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| home().join(fallback))
+}
+
+pub fn config_path() -> PathBuf {
+    xdg(env_vars::XDG_CONFIG_HOME, ".config").join("compose").join("config.toml")
+}
+
+impl Settings {
+    pub fn resolve(args: &GlobalArgs) -> anyhow::Result<Settings> {
+        let store = match (&args.store, std::env::var_os(env_vars::COMPOSE_STORE)) {
+            (Some(path), _) => path.clone(),
+            (None, Some(path)) if !path.is_empty() => PathBuf::from(path),
+            _ => xdg(env_vars::XDG_CACHE_HOME, ".cache").join("compose"),
+        };
+        let mut flags = BTreeMap::new();
+        for mirror in &args.mirrors {
+            let Some((name, url)) = mirror.split_once('=') else {
+                bail!("`--mirror {mirror}` is not NAME=URL (for example --mirror debian=file:///srv/debian)");
+            };
+            flags.insert(name.to_string(), url.to_string());
+        }
+        let config_path = config_path();
+        let config = composer_build::mirror::read_config(&config_path).context("reading the compose config file")?;
+        let apt_dir = std::env::var_os(env_vars::COMPOSE_APT_DIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/etc/apt"));
+        Ok(Settings {
+            store,
+            offline: args.offline,
+            mirrors: MirrorSettings { flags, config, apt_dir, config_path: Some(config_path) },
+        })
+    }
+}
