@@ -30,7 +30,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
                 crate::out!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 for problem in &report.problems {
-                    ecrate::out!("{}: {}", problem.path.display(), problem.problem);
+                    eprintln!("{}: {}", problem.path.display(), problem.problem);
                 }
                 printer.status(
                     "Verified",
