@@ -58,6 +58,10 @@ pub(crate) fn run(store: &Store, repair: bool) -> Result<VerifyReport, StoreErro
         })
         .collect();
 
+    let bad: std::collections::HashSet<Hash> =
+        problems.iter().filter_map(|p| p.path.file_name()?.to_str()?.parse().ok()).collect();
+    let usable = |id: &Hash| store.contains(id) && !bad.contains(id);
+
     let aliases = crate::object::walk_aliases(store)?;
     report.aliases = aliases.len() as u64;
     for (name, path) in &aliases {
@@ -87,15 +91,15 @@ pub(crate) fn run(store: &Store, repair: bool) -> Result<VerifyReport, StoreErro
             continue;
         };
         for output in &record.outputs {
-            if !store.contains(&output.id) {
-                problems.push(VerifyProblem { path: path.clone(), problem: format!("refers to missing object {}", output.id) });
+            if !usable(&output.id) {
+                problems.push(VerifyProblem { path: path.clone(), problem: format!("refers to missing or corrupt object {}", output.id) });
                 continue;
             }
             if output.kind == crate::RefKind::Tree {
                 match store.read(&output.id).ok().and_then(|b| Tree::from_bytes(&b).ok()) {
                     None => problems.push(VerifyProblem { path: path.clone(), problem: format!("tree {} is unreadable", output.id) }),
                     Some(tree) => {
-                        if let Some(missing) = tree.contents().find(|c| !store.contains(c)) {
+                        if let Some(missing) = tree.contents().find(|c| !usable(c)) {
                             problems.push(VerifyProblem {
                                 path: path.clone(),
                                 problem: format!("tree {} refers to missing object {missing}", output.id),

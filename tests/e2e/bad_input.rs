@@ -1,0 +1,142 @@
+//! Bad input from the archive: each is a clear error naming the file, and nothing unverified
+//! enters the store.
+
+use composer_testkit::{Deb, Entry, LocalMirror, base_packages, sha256_hex, store_has_sha256};
+
+use crate::{Fixture, compose, write_recipe};
+
+fn fixture_with(extra: Vec<Deb>) -> (LocalMirror, composer_testkit::Compose, std::path::PathBuf) {
+    let mirror = LocalMirror::new();
+    let mut debs = base_packages("amd64");
+    debs.extend(extra);
+    mirror.publish("stable", &debs);
+    let mut c = compose();
+    c.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
+    let recipe = c.cwd.join("r.toml");
+    (mirror, c, recipe)
+}
+
+#[test]
+fn tampered_release_fails_signature_check() {
+    let f = Fixture::new(&["app"], "");
+    let inrelease = f.mirror.dists("stable").join("InRelease");
+    let text = std::fs::read_to_string(&inrelease).unwrap().replace("Origin: composer-fixture", "Origin: composer-fixturE");
+    std::fs::write(&inrelease, text).unwrap();
+    let stderr = f.compose.fails(&["build", f.recipe_str()]);
+    assert!(stderr.contains("signature check failed") && stderr.contains("InRelease"), "{stderr}");
+    assert!(composer_testkit::store_objects(&f.compose.store).is_empty(), "nothing may be stored");
+}
+
+#[test]
+fn release_signed_by_another_key_is_refused() {
+    let f = Fixture::new(&["app"], "");
+    let stranger = LocalMirror::new();
+    write_recipe(&f.recipe, &stranger.keyring, &["app"], "");
+    let stderr = f.compose.fails(&["build", f.recipe_str()]);
+    assert!(stderr.contains("no signature verifies"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+}
+
+#[test]
+fn packages_index_not_matching_release_is_refused() {
+    let f = Fixture::new(&["app"], "");
+    let packages = f.mirror.dists("stable").join("main/binary-amd64/Packages.xz");
+    let mut bytes = std::fs::read(&packages).unwrap();
+    let tampered = composer_testkit::xz(b"Package: evil\n");
+    bytes.clear();
+    bytes.extend(tampered);
+    std::fs::write(&packages, &bytes).unwrap();
+    let stderr = f.compose.fails(&["build", f.recipe_str()]);
+    assert!(stderr.contains("main/binary-amd64/Packages.xz does not match its Release file"), "{stderr}");
+    assert!(!store_has_sha256(&f.compose.store, &sha256_hex(&bytes)));
+}
+
+#[test]
+fn corrupted_deb_is_refused_and_not_stored() {
+    let f = Fixture::new(&["app"], "");
+    let deb = f.mirror.root.join("pool/main/app/app_1.0_amd64.deb");
+    let mut bytes = std::fs::read(&deb).unwrap();
+    let last = bytes.len() - 10;
+    bytes[last] ^= 0xff;
+    std::fs::write(&deb, &bytes).unwrap();
+    let stderr = f.compose.fails(&["build", f.recipe_str()]);
+    assert!(stderr.contains("app_1.0_amd64.deb") && stderr.contains("the signed index says sha256"), "{stderr}");
+    assert!(!store_has_sha256(&f.compose.store, &sha256_hex(&bytes)));
+    assert!(!f.compose.cwd.join("out").exists());
+}
+
+fn assert_unsafe_deb_refused(deb: Deb, entry_text: &str) {
+    let name = deb.name.clone();
+    let (mirror, c, recipe) = fixture_with(vec![deb]);
+    write_recipe(&recipe, &mirror.keyring, &[&name], "");
+    let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("is unsafe or corrupt") && stderr.contains(entry_text), "{stderr}");
+    let actions = c.store.join("actions-v1");
+    let unpacked = std::fs::read_dir(&actions)
+        .map(|d| d.flatten().flat_map(|s| std::fs::read_dir(s.path()).unwrap().flatten()).any(|a| std::fs::read_to_string(a.path()).unwrap().contains(&format!("\"package\":\"{name}\""))))
+        .unwrap_or(false);
+    assert!(!unpacked, "an unsafe package must not be recorded as unpacked");
+    assert!(!c.cwd.join("out").exists());
+}
+
+#[test]
+fn deb_with_dotdot_path_is_refused() {
+    assert_unsafe_deb_refused(Deb::new("evil", "1").entry(Entry::RawName(b"./usr/../../etc/evil".to_vec(), b"x".to_vec())), "contains `..`");
+}
+
+#[test]
+fn deb_with_absolute_path_is_refused() {
+    assert_unsafe_deb_refused(Deb::new("evil", "1").entry(Entry::RawName(b"/etc/evil".to_vec(), b"x".to_vec())), "absolute path `/etc/evil`");
+}
+
+#[test]
+fn deb_with_escaping_symlink_is_refused() {
+    assert_unsafe_deb_refused(
+        Deb::new("evil", "1").entry(Entry::RawSymlink("usr/lib/x".into(), "../../../../etc/shadow".into())),
+        "escapes the root",
+    );
+}
+
+#[test]
+fn unknown_package_is_named_with_its_suite() {
+    let f = Fixture::new(&["no-such-package"], "");
+    let stderr = f.compose.fails(&["build", f.recipe_str()]);
+    assert!(stderr.contains("package `no-such-package` is not in suite `stable` for architecture `amd64`"), "{stderr}");
+}
+
+#[test]
+fn impossible_request_shows_the_chain() {
+    let (mirror, c, recipe) = fixture_with(vec![
+        Deb::new("top", "1").field("Depends", "middle"),
+        Deb::new("middle", "1").field("Depends", "leaf (>= 5)"),
+        Deb::new("leaf", "4"),
+    ]);
+    write_recipe(&recipe, &mirror.keyring, &["top"], "");
+    let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("cannot be installed together"), "{stderr}");
+    for name in ["top", "middle", "leaf"] {
+        assert!(stderr.contains(name), "{name} missing from the chain: {stderr}");
+    }
+}
+
+#[test]
+fn conflicts_are_respected() {
+    let (mirror, c, recipe) = fixture_with(vec![
+        Deb::new("a", "1").field("Conflicts", "b"),
+        Deb::new("b", "1"),
+    ]);
+    write_recipe(&recipe, &mirror.keyring, &["a", "b"], "");
+    let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("cannot be installed together"), "{stderr}");
+}
+
+#[test]
+fn offline_without_the_files_names_what_is_missing() {
+    let (mirror, mut c, recipe) = fixture_with(vec![Deb::new("a", "1")]);
+    // An http mirror that is never reached: offline refuses before any connection.
+    c.env.retain(|(k, _)| k != "COMPOSE_MIRROR_LOCAL");
+    c.env.push(("COMPOSE_MIRROR_LOCAL".into(), "http://127.0.0.1:9/debian".into()));
+    write_recipe(&recipe, &mirror.keyring, &["a"], "");
+    let stderr = c.fails(&["--offline", "build", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("offline") && stderr.contains("InRelease"), "{stderr}");
+}

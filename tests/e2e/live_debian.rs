@@ -1,0 +1,135 @@
+//! Against the machine's configured Debian mirror (its apt sources), as users run composer, and
+//! the images run for real under podman with runc: amd64 natively, arm64 through qemu-user.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use composer_testkit::Compose;
+
+use crate::{compose, index_digest};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Builds with the live mirror, retrying a passing network failure (the client already retries
+/// each request; this covers a mirror hiccup longer than that).
+fn live_build(c: &Compose, recipe: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--json", "build", recipe.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let mut last = String::new();
+    for attempt in 1..=3 {
+        let out = c.run(&args);
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).unwrap();
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !last.contains("failed to fetch") {
+            break;
+        }
+        eprintln!("attempt {attempt} hit the network: {last}");
+        std::thread::sleep(std::time::Duration::from_secs(5 * attempt));
+    }
+    panic!("build of {} failed:\n{last}", recipe.display());
+}
+
+fn live_compose() -> Compose {
+    let mut c = compose();
+    c.host_apt = true;
+    c
+}
+
+fn copy_recipe(c: &Compose, name: &str) -> PathBuf {
+    let dest = c.cwd.join(name);
+    std::fs::copy(repo_root().join("recipes").join(name), &dest).unwrap();
+    dest
+}
+
+fn podman(layout: &Path, arch: &str, script: &str) -> String {
+    let image = format!("oci:{}:latest", layout.display());
+    let out = Command::new("podman")
+        .args(["--runtime", "runc", "run", "--rm", "--network=none", "--arch", arch, &image, "python3", "-c", script])
+        .output()
+        .expect("podman runs (.ci/run installs it)");
+    assert!(out.status.success(), "podman {arch} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const CHECK: &str = "import ssl, sqlite3, json, ctypes, platform\n\
+ctx = ssl.create_default_context()\n\
+maps = open('/proc/self/maps').read()\n\
+print(json.dumps({'machine': platform.machine(), 'ca': ctx.cert_store_stats()['x509_ca'], \
+'jemalloc': 'libjemalloc' in maps, 'sqlite': sqlite3.sqlite_version}))";
+
+#[test]
+fn debian_python_builds_runs_on_amd64_and_arm64_and_is_reproducible() {
+    let c = live_compose();
+    let recipe = copy_recipe(&c, "debian-python.toml");
+    let first = live_build(&c, &recipe, &[]);
+    let layout = c.cwd.join("out/debian-python");
+
+    let skopeo = Command::new("skopeo").args(["inspect", &format!("oci:{}:latest", layout.display())]).output().expect("skopeo runs");
+    assert!(skopeo.status.success(), "skopeo rejected the layout: {}", String::from_utf8_lossy(&skopeo.stderr));
+
+    for (arch, machine) in [("amd64", "x86_64"), ("arm64", "aarch64")] {
+        let report: serde_json::Value = serde_json::from_str(podman(&layout, arch, CHECK).trim()).unwrap();
+        assert_eq!(report["machine"], machine, "{report}");
+        assert_eq!(report["jemalloc"], true, "jemalloc not preloaded on {arch}: {report}");
+        assert!(report["ca"].as_u64().unwrap() > 100, "no CA certificates on {arch}: {report}");
+    }
+
+    // Same store again: every step is a cache hit.
+    let again = live_build(&c, &recipe, &[]);
+    assert_eq!(index_digest(&first), index_digest(&again));
+    let steps = again["steps"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["cached"] == true), "{steps:?}");
+
+    // Another store, another timezone, umask, locale, thread count and directory, same lock.
+    let mut other = live_compose();
+    other.env.extend([("TZ".to_string(), "Asia/Kolkata".to_string()), ("LANG".into(), "C.UTF-8".into()), ("RAYON_NUM_THREADS".into(), "1".into())]);
+    let elsewhere = other.cwd.join("x/y");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::copy(&recipe, elsewhere.join("debian-python.toml")).unwrap();
+    std::fs::copy(recipe.with_extension("lock"), elsewhere.join("debian-python.lock")).unwrap();
+    other.cwd = elsewhere.clone();
+    let cmd = other.command(&["--json", "build", "debian-python.toml"]);
+    let program = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<_> = cmd.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))).collect();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 027; exec \"$@\"")
+        .arg("sh")
+        .arg(program)
+        .args(args)
+        .env_clear()
+        .envs(envs)
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let second: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(index_digest(&first), index_digest(&second), "two stores gave different images");
+}
+
+#[test]
+fn every_example_recipe_plans() {
+    let c = live_compose();
+    let mut count = 0;
+    for entry in std::fs::read_dir(repo_root().join("recipes")).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let recipe = copy_recipe(&c, path.file_name().unwrap().to_str().unwrap());
+        let mut last = String::new();
+        let ok = (1..=3).any(|_| {
+            let out = c.run(&["--json", "plan", recipe.to_str().unwrap()]);
+            last = String::from_utf8_lossy(&out.stderr).into_owned();
+            out.status.success()
+        });
+        assert!(ok, "{} does not plan:\n{last}", path.display());
+        count += 1;
+    }
+    assert!(count >= 1);
+}

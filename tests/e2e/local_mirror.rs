@@ -1,0 +1,178 @@
+//! Builds from a signed local archive: resolution, unpacking, layer contents, outputs, locks,
+//! caching and reproducibility.
+
+use composer_testkit::{layer_entries, manifest};
+
+use crate::{Fixture, fixture_packages, index_digest};
+
+#[test]
+fn resolves_and_assembles_a_working_tree() {
+    let f = Fixture::new(
+        &["app"],
+        "[config]\ncmd = [\"/usr/bin/app\"]\nenv = { A = \"1\" }\n\n[[accounts.users]]\nname = \"svc\"\nuid = 990\n\n\
+         [[files]]\npath = \"/etc/app.conf\"\ncontent = \"x = 1\\n\"\nmode = \"0600\"\nuid = 990\n",
+    );
+    let summary = f.compose.build_json(&f.recipe, &[]);
+    let layout = f.compose.cwd.join("out/app");
+    let entries = layer_entries(&layout, "amd64");
+    let find = |p: &str| entries.iter().find(|e| e.path.trim_end_matches('/') == p).unwrap_or_else(|| panic!("{p} missing"));
+
+    // Highest satisfying version; a virtual package satisfied through Provides; arch: all.
+    assert_eq!(find("usr/lib/libfoo.so.1").data, b"new");
+    assert!(!entries.iter().any(|e| e.path == "usr/lib/libfoo.so.0"));
+    assert_eq!(find("usr/sbin/postfix").data, b"mta");
+    assert!(entries.iter().any(|e| e.path == "usr/share/doc/docs/README"));
+
+    // Setuid kept, hard link kept, long name through PAX, mtime clamped to the epoch.
+    assert_eq!(find("usr/bin/app-setuid").mode, 0o4755);
+    let app = find("usr/bin/app");
+    let again = find("usr/bin/app-again");
+    assert!(
+        (again.kind == tar::EntryType::Link && again.link.as_deref() == Some("usr/bin/app"))
+            || (app.kind == tar::EntryType::Link && app.link.as_deref() == Some("usr/bin/app-again")),
+        "hard link lost: {app:?} {again:?}"
+    );
+    assert!(entries.iter().any(|e| e.path.len() > 100 && e.path.ends_with("README")), "long path lost");
+    assert!(entries.iter().all(|e| e.mtime <= 1_700_000_000));
+    assert_eq!(find("usr/lib/libapp.so").link.as_deref(), Some("../bin/app"));
+
+    // System layer: dpkg database, accounts, recipe files, usrmerge links.
+    let status = String::from_utf8(find("var/lib/dpkg/status").data.clone()).unwrap();
+    assert!(status.contains("Package: app\nStatus: install ok installed\nVersion: 1.0"), "{status}");
+    assert!(find("var/lib/dpkg/info/app.list").data.starts_with(b"/.\n"));
+    let passwd = String::from_utf8(find("etc/passwd").data.clone()).unwrap();
+    assert!(passwd.starts_with("root:x:0:0") && passwd.contains("svc:x:990:990::/home/svc:/usr/sbin/nologin"), "{passwd}");
+    let conf = find("etc/app.conf");
+    assert_eq!((conf.mode, conf.uid, conf.data.as_slice()), (0o600, 990, b"x = 1\n".as_slice()));
+    assert_eq!(find("bin").link.as_deref(), Some("usr/bin"));
+
+    // Image config and one layer per package, each named in its annotation.
+    let manifest = manifest(&layout, "amd64");
+    let annotations: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["annotations"]["dev.composer.layer.packages"].as_str())
+        .collect();
+    assert!(annotations.contains(&"app=1.0") && annotations.contains(&"libfoo=1.2"), "{annotations:?}");
+    let inspect = f.compose.ok(&["inspect", layout.to_str().unwrap()]);
+    assert!(inspect.contains(&index_digest(&summary)) && inspect.contains("postfix=3.7"), "{inspect}");
+}
+
+#[test]
+fn second_build_is_all_cache_hits_and_plan_agrees() {
+    let f = Fixture::new(&["app"], "");
+    let first = f.compose.build_json(&f.recipe, &[]);
+    assert!(first["steps"].as_array().unwrap().iter().any(|s| s["cached"] == false));
+    assert_eq!(first["lock_written"], true);
+    let second = f.compose.build_json(&f.recipe, &[]);
+    assert_eq!(index_digest(&first), index_digest(&second));
+    let steps = second["steps"].as_array().unwrap();
+    assert!(!steps.is_empty() && steps.iter().all(|s| s["cached"] == true), "{steps:?}");
+    let plan: serde_json::Value = serde_json::from_str(&f.compose.ok(&["--json", "plan", f.recipe_str()])).unwrap();
+    assert!(plan.as_array().unwrap().iter().all(|s| s["cached"] == true), "{plan}");
+    // Offline works from the store alone.
+    f.compose.ok(&["--offline", "build", f.recipe_str()]);
+}
+
+#[test]
+fn plan_lists_downloads_without_building() {
+    let f = Fixture::new(&["app"], "");
+    let plan: serde_json::Value = serde_json::from_str(&f.compose.ok(&["--json", "plan", f.recipe_str()])).unwrap();
+    let steps = plan.as_array().unwrap();
+    let fetch = steps.iter().find(|s| s["step"] == "fetch" && s["name"].as_str().unwrap().starts_with("app_")).unwrap();
+    assert_eq!(fetch["cached"], false);
+    assert!(fetch["bytes"].as_u64().unwrap() > 0);
+    assert!(!f.compose.cwd.join("out").exists(), "plan must not build");
+    assert!(composer_testkit::store_objects(&f.compose.store).len() < 10, "plan must not fetch packages");
+}
+
+#[test]
+fn outputs_oci_and_docker_archives() {
+    let f = Fixture::new(&["app"], "");
+    let dir = f.compose.cwd.clone();
+    let oci = dir.join("img.oci.tar");
+    let docker = dir.join("img.docker.tar");
+    f.compose.ok(&["build", f.recipe_str(), "--output", &format!("oci-archive:{}", oci.display())]);
+    f.compose.ok(&["build", f.recipe_str(), "--output", &format!("docker-archive:{}", docker.display())]);
+    let names = |path: &std::path::Path| -> Vec<String> {
+        let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+        archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect()
+    };
+    let oci_names = names(&oci);
+    assert!(oci_names.contains(&"oci-layout".to_string()) && oci_names.contains(&"index.json".to_string()));
+    let docker_names = names(&docker);
+    assert!(docker_names.contains(&"manifest.json".to_string()));
+    assert!(docker_names.iter().filter(|n| n.ends_with("/layer.tar")).count() >= 5, "{docker_names:?}");
+}
+
+#[test]
+fn reproducible_across_stores_and_environments() {
+    let f = Fixture::new(&["app"], "[layers]\ncompression = \"zstd\"\n");
+    let first = f.compose.build_json(&f.recipe, &[]);
+    let mut other = crate::compose();
+    other.env = f.compose.env.clone();
+    other.env.extend([
+        ("TZ".to_string(), "Pacific/Kiritimati".to_string()),
+        ("LC_ALL".into(), "C.UTF-8".into()),
+        ("RAYON_NUM_THREADS".into(), "1".into()),
+    ]);
+    let nested = other.cwd.join("deeper/dir");
+    std::fs::create_dir_all(&nested).unwrap();
+    other.cwd = nested;
+    let cmd = other.command(&["--json", "build", f.recipe_str()]);
+    // A different umask, applied to the child only.
+    let mut shell = std::process::Command::new("sh");
+    shell.arg("-c").arg("umask 077; exec \"$@\"").arg("sh").arg(cmd.get_program());
+    shell.args(cmd.get_args()).current_dir(cmd.get_current_dir().unwrap()).env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            shell.env(k, v);
+        }
+    }
+    let out = shell.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let second: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(f.compose.store, other.store);
+    assert_eq!(index_digest(&first), index_digest(&second));
+}
+
+#[test]
+fn lock_holds_until_refreshed() {
+    let f = Fixture::new(&["app"], "");
+    let first = f.compose.build_json(&f.recipe, &[]);
+    let lock = std::fs::read_to_string(f.recipe.with_extension("lock")).unwrap();
+    assert!(lock.contains("name = \"app\"\nversion = \"1.0\""), "{lock}");
+
+    // The mirror moves on; the old files stay in the pool, as on a real archive.
+    let mut packages = fixture_packages("1.0");
+    packages.extend(fixture_packages("2.0").into_iter().filter(|d| d.name == "app"));
+    f.mirror.publish("stable", &packages);
+    let rebuilt = f.compose.build_json(&f.recipe, &["--locked"]);
+    assert_eq!(index_digest(&first), index_digest(&rebuilt));
+
+    f.compose.ok(&["lock", f.recipe_str()]);
+    let lock = std::fs::read_to_string(f.recipe.with_extension("lock")).unwrap();
+    assert!(lock.contains("name = \"app\"\nversion = \"2.0\""), "{lock}");
+    let updated = f.compose.build_json(&f.recipe, &[]);
+    assert_ne!(index_digest(&first), index_digest(&updated));
+
+    // A recipe asking for more than the lock covers stops with a hint.
+    crate::write_recipe(&f.recipe, &f.mirror.keyring, &["app", "docs"], "");
+    let stderr = f.compose.fails(&["build", f.recipe_str()]);
+    assert!(stderr.contains("package `docs` is not in the lock") && stderr.contains("compose lock"), "{stderr}");
+}
+
+#[test]
+fn two_builds_at_once_on_one_store_agree() {
+    let f = Fixture::new(&["app"], "");
+    f.compose.ok(&["lock", f.recipe_str()]);
+    let out_a = f.compose.cwd.join("a");
+    let out_b = f.compose.cwd.join("b");
+    let a = f.compose.command(&["--json", "build", f.recipe_str(), "-o", out_a.to_str().unwrap()]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let b = f.compose.command(&["--json", "build", f.recipe_str(), "-o", out_b.to_str().unwrap()]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success());
+    assert_eq!(std::fs::read(out_a.join("index.json")).unwrap(), std::fs::read(out_b.join("index.json")).unwrap());
+    f.compose.ok(&["store", "verify"]);
+}

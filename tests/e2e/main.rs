@@ -1,0 +1,78 @@
+//! End-to-end tests of the real `compose` binary.
+//!
+//! - `recipe_errors`, `local_mirror`, `bad_input`, `store`: against a `file://` archive the test
+//!   builds and signs, so a failure points at one part and bad input can be made on purpose.
+//! - `live_debian`: against the machine's configured Debian mirror, and runs the images under
+//!   podman (amd64 natively, arm64 through qemu-user), as users do.
+
+mod bad_input;
+mod live_debian;
+mod local_mirror;
+mod recipe_errors;
+mod store;
+
+use std::path::{Path, PathBuf};
+
+use composer_testkit::{Compose, Deb, Entry, LocalMirror, base_packages};
+
+pub fn compose() -> Compose {
+    Compose::new(env!("CARGO_BIN_EXE_compose"))
+}
+
+/// A small archive: an app with versioned, alternative and virtual dependencies.
+pub fn fixture_packages(app_version: &str) -> Vec<Deb> {
+    let mut debs = base_packages("amd64");
+    debs.push(
+        Deb::new("app", app_version)
+            .field("Depends", "libfoo (>= 1.0), mail-transport-agent | exim4, docs")
+            .file("usr/bin/app", format!("#!/bin/sh\necho app {app_version}\n").as_bytes())
+            .entry(Entry::File("usr/bin/app-setuid".into(), b"suid".to_vec(), 0o4755))
+            .entry(Entry::Hardlink("usr/bin/app-again".into(), "usr/bin/app".into()))
+            .entry(Entry::Symlink("usr/lib/libapp.so".into(), "../bin/app".into()))
+            .file(&format!("usr/share/doc/app/{}/README", "a-very-long-directory-name".repeat(5)), b"long path\n"),
+    );
+    debs.push(Deb::new("libfoo", "0.9").file("usr/lib/libfoo.so.0", b"old"));
+    debs.push(Deb::new("libfoo", "1.2").file("usr/lib/libfoo.so.1", b"new"));
+    debs.push(Deb::new("postfix", "3.7").field("Provides", "mail-transport-agent").file("usr/sbin/postfix", b"mta"));
+    debs.push(Deb::new("docs", "1").arch("all").file("usr/share/doc/docs/README", b"arch all\n"));
+    debs
+}
+
+pub struct Fixture {
+    pub mirror: LocalMirror,
+    pub compose: Compose,
+    pub recipe: PathBuf,
+}
+
+impl Fixture {
+    /// A published fixture archive, a hermetic compose and a recipe using them.
+    pub fn new(packages: &[&str], extra: &str) -> Fixture {
+        let mirror = LocalMirror::new();
+        mirror.publish("stable", &fixture_packages("1.0"));
+        let mut compose = compose();
+        compose.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
+        let recipe = compose.cwd.join("app.toml");
+        write_recipe(&recipe, &mirror.keyring, packages, extra);
+        Fixture { mirror, compose, recipe }
+    }
+
+    pub fn recipe_str(&self) -> &str {
+        self.recipe.to_str().unwrap()
+    }
+}
+
+pub fn write_recipe(path: &Path, keyring: &Path, packages: &[&str], extra: &str) {
+    let list: Vec<String> = packages.iter().map(|p| format!("\"{p}\"")).collect();
+    let text = format!(
+        "[image]\nname = \"app\"\nplatforms = [\"linux/amd64\"]\nsource_date_epoch = 1700000000\n\n\
+         [base]\nsuite = \"stable\"\nmirror = \"local\"\nkeyring = \"{}\"\npackages = [{}]\n\n{extra}",
+        keyring.display(),
+        list.join(", ")
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// The index digest of a `build --json` summary.
+pub fn index_digest(summary: &serde_json::Value) -> String {
+    summary["index"].as_str().unwrap().to_string()
+}

@@ -1,0 +1,52 @@
+//! A malformed recipe is refused before anything is fetched or written, with file:line:column.
+
+use crate::compose;
+
+#[test]
+fn unknown_key_points_at_line_and_column_and_writes_nothing() {
+    let c = compose();
+    let recipe = c.cwd.join("bad.toml");
+    std::fs::write(&recipe, "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\"]\ncolour = \"blue\"\n[base]\nsuite = \"s\"\nmirror = \"m\"\n").unwrap();
+    let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("bad.toml:4:1"), "{stderr}");
+    assert!(stderr.contains("unknown field `colour`"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert!(!c.cwd.join("out").exists(), "a refused recipe must not write output");
+    assert!(!c.cwd.join("bad.lock").exists());
+}
+
+#[test]
+fn bad_platform_and_bad_mode_are_located() {
+    let c = compose();
+    let recipe = c.cwd.join("r.toml");
+    std::fs::write(&recipe, "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\", \"linux/sparc\"]\n[base]\nsuite = \"s\"\nmirror = \"m\"\n").unwrap();
+    let stderr = c.fails(&["plan", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("r.toml:3:13") && stderr.contains("unknown platform `linux/sparc`"), "{stderr}");
+
+    std::fs::write(
+        &recipe,
+        "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\"]\n[base]\nsuite = \"s\"\nmirror = \"m\"\n[[files]]\npath = \"/etc/x\"\ncontent = \"x\"\nmode = \"0999\"\n",
+    )
+    .unwrap();
+    let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("r.toml:10:8") && stderr.contains("not an octal number"), "{stderr}");
+}
+
+#[test]
+fn syntax_error_is_located() {
+    let c = compose();
+    let recipe = c.cwd.join("s.toml");
+    std::fs::write(&recipe, "[image]\nname = \"x\nplatforms = []\n").unwrap();
+    let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("s.toml:2:"), "{stderr}");
+}
+
+#[test]
+fn missing_mirror_says_how_to_set_one() {
+    let c = compose();
+    let recipe = c.cwd.join("m.toml");
+    std::fs::write(&recipe, "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\"]\n[base]\nsuite = \"nowhere\"\nmirror = \"corp-debian\"\npackages = [\"a\"]\n").unwrap();
+    let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("no mirror named `corp-debian`"), "{stderr}");
+    assert!(stderr.contains("--mirror corp-debian=URL") && stderr.contains("COMPOSE_MIRROR_CORP_DEBIAN"), "{stderr}");
+}

@@ -1,0 +1,88 @@
+//! The store under stress: SIGKILL mid-build, verify, gc.
+
+use std::time::Duration;
+
+use composer_testkit::{Deb, LocalMirror, base_packages};
+
+use crate::{compose, index_digest, write_recipe};
+
+/// Incompressible bytes, so that building the layer takes a moment.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn killed_build_leaves_a_valid_store_and_the_next_build_completes() {
+    let mirror = LocalMirror::new();
+    let mut debs = base_packages("amd64");
+    for i in 0..4 {
+        debs.push(Deb::new(&format!("big{i}"), "1").file(&format!("usr/share/big{i}/blob"), &noise(24 << 20)));
+    }
+    mirror.publish("stable", &debs);
+    let mut c = compose();
+    c.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
+    let recipe = c.cwd.join("big.toml");
+    write_recipe(&recipe, &mirror.keyring, &["big0", "big1", "big2", "big3"], "");
+
+    for delay in [150, 600, 1200] {
+        let mut child = c.command(&["build", recipe.to_str().unwrap()]).stderr(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let verify = c.run(&["store", "verify"]);
+        assert!(verify.status.success(), "after a kill at {delay} ms: {}", String::from_utf8_lossy(&verify.stderr));
+    }
+    let summary = c.build_json(&recipe, &[]);
+    assert!(index_digest(&summary).starts_with("sha256:"));
+    c.ok(&["store", "verify"]);
+}
+
+#[test]
+fn verify_finds_corruption_and_gc_frees_unused_objects() {
+    let mirror = LocalMirror::new();
+    let mut debs = base_packages("amd64");
+    debs.push(Deb::new("a", "1").file("usr/share/a", b"content of a"));
+    mirror.publish("stable", &debs);
+    let mut c = compose();
+    c.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
+    let recipe = c.cwd.join("a.toml");
+    write_recipe(&recipe, &mirror.keyring, &["a"], "");
+    c.ok(&["build", recipe.to_str().unwrap()]);
+
+    let info: serde_json::Value = serde_json::from_str(&c.ok(&["--json", "store", "info"])).unwrap();
+    assert!(info["info"]["objects"].as_u64().unwrap() > 5);
+
+    // Corrupt one object: verify names it and fails; --repair removes it; the build recovers.
+    let object = composer_testkit::store_objects(&c.store).into_iter().next().unwrap();
+    let mut perms = std::fs::metadata(&object).unwrap().permissions();
+    #[expect(clippy::permissions_set_readonly_false, reason = "the test corrupts a read-only store object on purpose")]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&object, perms).unwrap();
+    std::fs::write(&object, b"corrupted").unwrap();
+    let stderr = c.fails(&["store", "verify"]);
+    assert!(stderr.contains(object.file_name().unwrap().to_str().unwrap()), "{stderr}");
+    c.ok(&["store", "verify", "--repair"]);
+    c.ok(&["store", "verify"]);
+    c.ok(&["build", recipe.to_str().unwrap()]);
+
+    // gc keeps what recent actions use: the next build is still served wholly from the store.
+    c.ok(&["store", "gc"]);
+    c.ok(&["store", "verify"]);
+    let offline = c.build_json(&recipe, &["--locked"]);
+    assert!(offline["steps"].as_array().unwrap().iter().all(|s| s["cached"] == true), "{offline}");
+    let offline = c.run(&["--offline", "build", recipe.to_str().unwrap()]);
+    assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
+    // --all frees everything not in use.
+    let freed: serde_json::Value = serde_json::from_str(&c.ok(&["--json", "store", "gc", "--all"])).unwrap();
+    assert!(freed["objects_removed"].as_u64().unwrap() > 0, "{freed}");
+    c.ok(&["store", "verify"]);
+    c.ok(&["build", recipe.to_str().unwrap()]);
+}
