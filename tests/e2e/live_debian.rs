@@ -55,6 +55,24 @@ fn podman(layout: &Path, arch: &str, script: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A temp directory whose path has no upper-case letters, removed on drop.
+struct LowercaseDir(PathBuf);
+
+impl LowercaseDir {
+    fn new() -> LowercaseDir {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let dir = PathBuf::from(format!("/tmp/compose-e2e-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        LowercaseDir(dir)
+    }
+}
+
+impl Drop for LowercaseDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 const CHECK: &str = "import ssl, sqlite3, json, ctypes, platform\n\
 ctx = ssl.create_default_context()\n\
 maps = open('/proc/self/maps').read()\n\
@@ -65,8 +83,10 @@ print(json.dumps({'machine': platform.machine(), 'ca': ctx.cert_store_stats()['x
 fn debian_python_builds_runs_on_amd64_and_arm64_and_is_reproducible() {
     let c = live_compose();
     let recipe = copy_recipe(&c, "debian-python.toml");
-    let first = live_build(&c, &recipe, &[]);
-    let layout = c.cwd.join("out/debian-python");
+    // podman derives an image name from the layout path, and names must be lower case.
+    let out_dir = LowercaseDir::new();
+    let layout = out_dir.0.join("debian-python");
+    let first = live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
 
     let skopeo = Command::new("skopeo").args(["inspect", &format!("oci:{}:latest", layout.display())]).output().expect("skopeo runs");
     assert!(skopeo.status.success(), "skopeo rejected the layout: {}", String::from_utf8_lossy(&skopeo.stderr));
@@ -79,7 +99,7 @@ fn debian_python_builds_runs_on_amd64_and_arm64_and_is_reproducible() {
     }
 
     // Same store again: every step is a cache hit.
-    let again = live_build(&c, &recipe, &[]);
+    let again = live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
     assert_eq!(index_digest(&first), index_digest(&again));
     let steps = again["steps"].as_array().unwrap();
     assert!(steps.iter().all(|s| s["cached"] == true), "{steps:?}");
