@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Benchmark: `compose build recipes/debian-python.toml` (linux/amd64 + linux/arm64) against
+# mmdebstrap --variant=extract for the same packages and both architectures, in the same run.
+#
+#   tests/bench/debian-build.sh            # prints a table of seconds, ratios and peak memory
+#
+# Cases, each with a fresh output directory:
+#   cold       empty store, no lock (resolution, downloads, unpack, layers, image)
+#   downloads  the store holds the .deb files but no step results
+#   no-op      everything cached (the lock from the first build is used)
+# mmdebstrap runs cold each time (its own apt cache in a temp dir) and writes only a rootfs tar.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+COMPOSE_BENCH=1 tests/setup.sh >/dev/null
+cargo build --release --locked -q
+compose="$PWD/target/release/compose"
+work=$(mktemp -d /tmp/compose-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cp recipes/debian-python.toml "$work/"
+recipe="$work/debian-python.toml"
+packages=python3,ca-certificates,libjemalloc2,base-files,base-passwd
+
+# seconds and peak RSS (KiB) of a command, via GNU time
+measure() {
+    local log="$work/time.log"
+    /usr/bin/time -f '%e %M' -o "$log" "$@" >/dev/null 2>"$work/stderr.log" || { cat "$work/stderr.log" >&2; exit 1; }
+    cat "$log"
+}
+
+store="$work/store"
+read -r cold_s cold_kb < <(measure "$compose" -q --store "$store" build "$recipe" -o "$work/out1")
+rm -rf "$store/actions-v1"
+read -r dl_s dl_kb < <(measure "$compose" -q --store "$store" build "$recipe" -o "$work/out2")
+# Warm the page cache once, then time the no-op with hyperfine (many runs).
+"$compose" -q --store "$store" build "$recipe" -o "$work/out3"
+read -r noop_s noop_kb < <(measure "$compose" -q --store "$store" build "$recipe" -o "$work/out3")
+noop_ms=$(hyperfine -N --warmup 3 --runs 20 --export-json "$work/noop.json" \
+    "$compose -q --store $store build $recipe -o $work/out3" >/dev/null && \
+    python3 -c "import json;print(round(json.load(open('$work/noop.json'))['results'][0]['mean']*1000,1))")
+
+mm_total=0
+mm_kb=0
+for arch in amd64 arm64; do
+    read -r s kb < <(measure mmdebstrap --quiet --variant=extract --architectures="$arch" \
+        --include="$packages" bookworm "$work/rootfs-$arch.tar")
+    mm_total=$(python3 -c "print($mm_total + $s)")
+    mm_kb=$(( kb > mm_kb ? kb : mm_kb ))
+done
+
+python3 - "$cold_s" "$dl_s" "$noop_s" "$noop_ms" "$mm_total" "$cold_kb" "$dl_kb" "$noop_kb" "$mm_kb" <<'PY'
+import sys
+cold, dl, noop, noop_ms, mm, cold_kb, dl_kb, noop_kb, mm_kb = map(float, sys.argv[1:])
+print(f"{'case':<34}{'seconds':>10}{'vs mmdebstrap':>16}{'peak MiB':>10}")
+print(f"{'mmdebstrap extract, amd64+arm64':<34}{mm:>10.2f}{1.0:>15.2f}x{mm_kb/1024:>10.0f}")
+for name, s, kb in [("compose cold store", cold, cold_kb), ("compose, downloads in store", dl, dl_kb), ("compose no-op rebuild", noop, noop_kb)]:
+    print(f"{name:<34}{s:>10.2f}{s/mm:>15.3f}x{kb/1024:>10.0f}")
+print(f"no-op rebuild, hyperfine mean: {noop_ms:.1f} ms")
+print(f"cold build takes {cold/mm:.2f} of mmdebstrap's time (target <= 0.33)")
+PY

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs and starts what the tests need on a Debian 12 machine (root). Safe to run again:
+# apt-get is quick when everything is installed, and each step checks before it acts.
+set -euo pipefail
+
+packages=(podman runc skopeo umoci qemu-user-static binfmt-support gnupg ca-certificates debian-archive-keyring)
+if [ "${COMPOSE_BENCH:-}" = 1 ]; then
+    packages+=(mmdebstrap hyperfine time)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends "${missing[@]}" \
+        || { apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"; }
+fi
+
+# podman: runc (crun fails on this host's hybrid cgroups) and no default ulimits (EPERM here).
+mkdir -p /etc/containers
+if ! grep -q 'default_ulimits' /etc/containers/containers.conf 2>/dev/null; then
+    printf '[containers]\ndefault_ulimits = []\n' >> /etc/containers/containers.conf
+fi
+
+# Foreign architectures run through qemu-user via binfmt_misc.
+mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+for arch in qemu-aarch64 qemu-arm; do
+    update-binfmts --enable "$arch" 2>/dev/null || true
+done
+test -e /proc/sys/fs/binfmt_misc/qemu-aarch64 || { echo "qemu-aarch64 binfmt is not enabled" >&2; exit 1; }
