@@ -166,36 +166,14 @@ impl<'a> Session<'a> {
         let base = &self.recipe.base;
         let (release, inrelease_sha) = repo.release(&base.suite)?;
         let mut lock = self.lock_header();
+        // Platforms resolve in parallel: each decompresses, parses and solves its own index.
+        let results: Vec<(Vec<LockedPackage>, bool)> = lock
+            .platforms
+            .par_iter()
+            .map(|locked| self.resolve_platform(&repo, &release, inrelease_sha, &locked.architecture))
+            .collect::<Result<_, BuildError>>()?;
         let mut steps = Vec::new();
-        for locked in &mut lock.platforms {
-            let arch = locked.architecture.clone();
-            let key = ActionKey::new("resolve", RESOLVE_VERSION)
-                .with("inrelease", inrelease_sha.0)
-                .with("arch", &arch)
-                .with("components", base.components.join(","))
-                .with("requests", lock_requests(&lock_requests_of(self.recipe)))
-                .with("essential", [base.essential as u8]);
-            let (packages, cached) = match self.ctx.store.action_get(&key)? {
-                Some(record) => (serde_json::from_value(record.data).unwrap_or_default(), true),
-                None => {
-                    let index = repo.index(&release, &base.suite, &base.components, &arch)?;
-                    let relations: Vec<_> = requests(self.recipe)
-                        .iter()
-                        .map(|r| {
-                            composer_deb::index::parse_request(r).ok_or_else(|| composer_deb::DebError::UnknownPackage {
-                                name: r.clone(),
-                                suite: base.suite.clone(),
-                                arch: arch.clone(),
-                            })
-                        })
-                        .collect::<Result<_, _>>()?;
-                    let chosen = composer_deb::resolve::resolve(&index, &relations, base.essential, &base.suite, &arch)?;
-                    let packages: Vec<LockedPackage> = chosen.into_iter().map(LockedPackage::from).collect();
-                    let record = ActionRecord { step: "resolve".into(), outputs: vec![], data: serde_json::to_value(&packages).expect("serializes") };
-                    self.ctx.store.action_put(&key, &record)?;
-                    (packages, false)
-                }
-            };
+        for (locked, (packages, cached)) in lock.platforms.iter_mut().zip(results) {
             steps.push(StepReport { step: "resolve", platform: Some(locked.platform.clone()), name: base.suite.clone(), cached, bytes: 0 });
             locked.packages = packages;
             locked.release = lockfile::LockedRelease {
@@ -206,6 +184,43 @@ impl<'a> Session<'a> {
             };
         }
         Ok((lock, steps))
+    }
+
+    fn resolve_platform(
+        &self,
+        repo: &Repository<'_>,
+        release: &composer_deb::Release,
+        inrelease_sha: Sha256,
+        arch: &str,
+    ) -> Result<(Vec<LockedPackage>, bool), BuildError> {
+        let base = &self.recipe.base;
+        let key = ActionKey::new("resolve", RESOLVE_VERSION)
+            .with("inrelease", inrelease_sha.0)
+            .with("arch", arch)
+            .with("components", base.components.join(","))
+            .with("requests", requests(self.recipe).join("\n"))
+            .with("essential", [base.essential as u8]);
+        if let Some(record) = self.ctx.store.action_get(&key)?
+            && let Ok(packages) = serde_json::from_value(record.data)
+        {
+            return Ok((packages, true));
+        }
+        let index = repo.index(release, &base.suite, &base.components, arch)?;
+        let relations: Vec<_> = requests(self.recipe)
+            .iter()
+            .map(|r| {
+                composer_deb::index::parse_request(r).ok_or_else(|| composer_deb::DebError::UnknownPackage {
+                    name: r.clone(),
+                    suite: base.suite.clone(),
+                    arch: arch.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let chosen = composer_deb::resolve::resolve(&index, &relations, base.essential, &base.suite, arch)?;
+        let packages: Vec<LockedPackage> = chosen.into_iter().map(LockedPackage::from).collect();
+        let record = ActionRecord { step: "resolve".into(), outputs: vec![], data: serde_json::to_value(&packages).expect("serializes") };
+        self.ctx.store.action_put(&key, &record)?;
+        Ok((packages, false))
     }
 
     /// The packages to build from: the lock if it covers the recipe, else a fresh resolution
@@ -237,14 +252,6 @@ impl<'a> Session<'a> {
             }
         }
     }
-}
-
-fn lock_requests_of(recipe: &Recipe) -> Vec<String> {
-    requests(recipe)
-}
-
-fn lock_requests(requests: &[String]) -> String {
-    requests.join("\n")
 }
 
 /// Writes `recipe.lock` from a fresh resolution.

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use composer_store::{BlobInfo, Sha256, Store, StoreError};
 
+mod resolver;
+
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("`{url}` is needed but composer is offline")]
@@ -71,9 +73,15 @@ impl Client {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(options.timeout))
             .timeout_connect(Some(Duration::from_secs(20)))
+            .max_idle_connections_per_host(16)
             .user_agent(concat!("composer/", env!("CARGO_PKG_VERSION")))
             .build();
-        Client { options, agent: config.into() }
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            resolver::CachingResolver::default(),
+        );
+        Client { options, agent }
     }
 
     pub fn offline(&self) -> bool {

@@ -34,6 +34,11 @@ pub struct Package {
     pub sha256: Sha256,
 }
 
+const FIELDS: [&str; 14] = [
+    "Package", "Version", "Architecture", "Multi-Arch", "Essential", "Source", "Depends", "Pre-Depends", "Conflicts",
+    "Breaks", "Provides", "Filename", "Size", "SHA256",
+];
+
 #[derive(Debug, Default)]
 pub struct PackageIndex {
     pub packages: Vec<Package>,
@@ -49,16 +54,19 @@ impl PackageIndex {
             if paragraph.trim().is_empty() {
                 continue;
             }
-            let mut fields: HashMap<&str, &str> = HashMap::new();
+            // Only the fields resolution needs; a match beats a map per paragraph (63k of them).
+            let mut fields: [Option<&str>; FIELDS.len()] = [None; FIELDS.len()];
             for line in paragraph.lines() {
                 if line.starts_with([' ', '\t']) {
                     continue;
                 }
-                if let Some((k, v)) = line.split_once(':') {
-                    fields.insert(k, v.trim());
+                if let Some((k, v)) = line.split_once(':')
+                    && let Some(slot) = FIELDS.iter().position(|f| *f == k)
+                {
+                    fields[slot] = Some(v.trim());
                 }
             }
-            let get = |k: &str| fields.get(k).copied();
+            let get = |k: &str| FIELDS.iter().position(|f| *f == k).and_then(|i| fields[i]);
             let Some(name) = get("Package") else { continue };
             let architecture = get("Architecture").unwrap_or("");
             if architecture != arch && architecture != "all" {
