@@ -29,14 +29,23 @@ pub(crate) fn temp_path(root: &Path) -> PathBuf {
 
 /// Writes `data` to `dest` through a temp file and a rename.
 pub(crate) fn write_atomic(root: &Path, dest: &Path, data: &[u8]) -> Result<(), StoreError> {
-    let tmp_dir = root.join(crate::bucket("tmp"));
-    fs::create_dir_all(&tmp_dir).map_err(|e| StoreError::io("create", &tmp_dir, e))?;
     let tmp = temp_path(root);
     fs::write(&tmp, data).map_err(|e| StoreError::io("write", &tmp, e))?;
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e))?;
+    rename_into(&tmp, dest)
+}
+
+/// Renames, creating the destination's shard directory only when it is missing: the common case
+/// costs one syscall, which matters for the tens of thousands of files a suite unpacks into.
+pub(crate) fn rename_into(tmp: &Path, dest: &Path) -> Result<(), StoreError> {
+    match fs::rename(tmp, dest) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e))?;
+            }
+            fs::rename(tmp, dest).map_err(|e| StoreError::io("rename into", dest, e))
+        }
+        other => other.map_err(|e| StoreError::io("rename into", dest, e)),
     }
-    fs::rename(&tmp, dest).map_err(|e| StoreError::io("rename into", dest, e))
 }
 
 /// Streams bytes into a temp file while hashing them with BLAKE3 and SHA-256.
@@ -108,11 +117,8 @@ impl<'s> ObjectWriter<'s> {
         if dest.exists() {
             let _ = fs::remove_file(&temp);
         } else {
-            if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e))?;
-            }
             set_readonly(&temp);
-            fs::rename(&temp, &dest).map_err(|e| StoreError::io("rename into", &dest, e))?;
+            rename_into(&temp, &dest)?;
         }
         record_alias(self.store, &info)?;
         Ok(info)

@@ -32,7 +32,7 @@ read -r cold_s cold_kb < <(measure "$compose" -q --store "$store" build "$recipe
 rm -rf "$store/actions-v1"
 read -r dl_s dl_kb < <(measure "$compose" -q --store "$store" build "$recipe" -o "$work/out2")
 # Warm the page cache once, then time the no-op with hyperfine (many runs).
-"$compose" -q --store "$store" build "$recipe" -o "$work/out3"
+"$compose" -q --store "$store" build "$recipe" -o "$work/out3" >/dev/null
 read -r noop_s noop_kb < <(measure "$compose" -q --store "$store" build "$recipe" -o "$work/out3")
 noop_ms=$(hyperfine -N --warmup 3 --runs 20 --export-json "$work/noop.json" \
     "$compose -q --store $store build $recipe -o $work/out3" >/dev/null && \

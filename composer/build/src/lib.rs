@@ -166,10 +166,11 @@ impl<'a> Session<'a> {
         let base = &self.recipe.base;
         let (release, inrelease_sha) = repo.release(&base.suite)?;
         let mut lock = self.lock_header();
-        // Platforms resolve in parallel: each decompresses, parses and solves its own index.
+        // Platforms resolve one after the other: a parsed index of a full suite holds about 150 MB,
+        // and two at once broke the 300 MB peak-memory budget for a one-second gain.
         let results: Vec<(Vec<LockedPackage>, bool)> = lock
             .platforms
-            .par_iter()
+            .iter()
             .map(|locked| self.resolve_platform(&repo, &release, inrelease_sha, &locked.architecture))
             .collect::<Result<_, BuildError>>()?;
         let mut steps = Vec::new();
