@@ -157,12 +157,18 @@ fn header_for(entry: &TreeEntry, kind: tar::EntryType, epoch: u64) -> tar::Heade
 fn append_with_names<W: Write, R: Read>(
     builder: &mut tar::Builder<W>,
     mut header: tar::Header,
-    path: &str,
+    entry: &TreeEntry,
     link: Option<&str>,
     data: R,
 ) -> io::Result<()> {
+    let path = &entry.path;
     let name = if matches!(header.entry_type(), tar::EntryType::Directory) { format!("{path}/") } else { path.to_string() };
     let mut pax = Vec::new();
+    // Extended attributes (file capabilities, for one) travel as PAX records, as GNU tar and
+    // containers/storage write and read them.
+    for (key, value) in &entry.xattrs {
+        pax_record(&mut pax, &format!("SCHILY.xattr.{key}"), value);
+    }
     if header.set_path(&name).is_err() {
         pax_record(&mut pax, "path", name.as_bytes());
         let short: String = name.chars().take(99).collect();
@@ -208,12 +214,12 @@ fn append_simple<W: Write>(
     epoch: u64,
 ) -> io::Result<()> {
     let header = header_for(entry, kind, epoch);
-    append_with_names(builder, header, &entry.path, link, io::empty())
+    append_with_names(builder, header, entry, link, io::empty())
 }
 
 fn append_link<W: Write>(builder: &mut tar::Builder<W>, entry: &TreeEntry, first: &str, epoch: u64) -> io::Result<()> {
     let header = header_for(entry, tar::EntryType::Link, epoch);
-    append_with_names(builder, header, &entry.path, Some(first), io::empty())
+    append_with_names(builder, header, entry, Some(first), io::empty())
 }
 
 fn append_file<W: Write>(
@@ -227,12 +233,38 @@ fn append_file<W: Write>(
     let mut header = header_for(entry, tar::EntryType::Regular, epoch);
     header.set_size(*size);
     let file = store.open_object(content).map_err(io::Error::other)?;
-    append_with_names(builder, header, &entry.path, None, io::BufReader::with_capacity(128 * 1024, file.take(*size)))
+    append_with_names(builder, header, entry, None, io::BufReader::with_capacity(128 * 1024, file.take(*size)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_and_xattrs_survive_a_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let content = store.put_content(b"data").unwrap();
+        let long = format!("usr/share/{}/file", "x".repeat(150));
+        let entries = vec![TreeEntry {
+            path: long.clone(),
+            kind: EntryKind::File { content, size: 4 },
+            mode: 0o4755,
+            uid: 0,
+            gid: 0,
+            mtime: 2_000_000_000,
+            xattrs: vec![("security.capability".into(), vec![1, 0, 0, 2])],
+        }];
+        let ((_, size), tar) = write_tar(&store, &entries, 1_000, Vec::new()).unwrap();
+        assert_eq!(size as usize, tar.len());
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(entry.path().unwrap().to_str().unwrap(), long);
+        assert_eq!(entry.header().mode().unwrap(), 0o4755);
+        assert_eq!(entry.header().mtime().unwrap(), 1_000, "mtime is clamped to the epoch");
+        let xattr = entry.pax_extensions().unwrap().unwrap().flatten().find(|e| e.key() == Ok("SCHILY.xattr.security.capability")).unwrap();
+        assert_eq!(xattr.value_bytes(), [1, 0, 0, 2]);
+    }
 
     #[test]
     fn pax_length_counts_itself() {
