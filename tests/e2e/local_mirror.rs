@@ -104,6 +104,39 @@ fn outputs_oci_and_docker_archives() {
     let docker_names = names(&docker);
     assert!(docker_names.contains(&"manifest.json".to_string()));
     assert!(docker_names.iter().filter(|n| n.ends_with("/layer.tar")).count() >= 5, "{docker_names:?}");
+
+    // podman reads both (.ci/run installs it).
+    for (transport, file) in [("docker-archive", &docker), ("oci-archive", &oci)] {
+        let out = std::process::Command::new("skopeo").args(["inspect", "--raw", &format!("{transport}:{}", file.display())]).output().unwrap();
+        assert!(out.status.success(), "skopeo rejects the {transport}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let load = std::process::Command::new("podman").args(["load", "-q", "-i", docker.to_str().unwrap()]).output().unwrap();
+    assert!(load.status.success(), "podman load: {}", String::from_utf8_lossy(&load.stderr));
+    let loaded = String::from_utf8_lossy(&load.stdout);
+    assert!(loaded.contains("app:latest"), "{loaded}");
+    let _ = std::process::Command::new("podman").args(["rmi", "-f", "localhost/app:latest"]).output();
+}
+
+#[test]
+fn recipes_sharing_packages_share_layer_digests() {
+    let f = Fixture::new(&["app"], "");
+    f.compose.build_json(&f.recipe, &["-o", f.compose.cwd.join("one").to_str().unwrap()]);
+    let other = f.compose.cwd.join("other.toml");
+    crate::write_recipe(&other, &f.mirror.keyring, &["app", "postfix"], "[[files]]\npath = \"/etc/extra\"\ncontent = \"x\"\n");
+    f.compose.build_json(&other, &["-o", f.compose.cwd.join("two").to_str().unwrap()]);
+    let layers = |dir: &str| -> Vec<(String, String)> {
+        manifest(&f.compose.cwd.join(dir), "amd64")["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| Some((l["annotations"]["dev.composer.layer.packages"].as_str()?.to_string(), l["digest"].as_str()?.to_string())))
+            .collect()
+    };
+    let (one, two) = (layers("one"), layers("two"));
+    assert!(one.len() >= 5);
+    for layer in &one {
+        assert!(two.contains(layer), "layer {layer:?} of the first image is not shared by the second");
+    }
 }
 
 #[test]

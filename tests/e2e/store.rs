@@ -32,14 +32,20 @@ fn killed_build_leaves_a_valid_store_and_the_next_build_completes() {
     let recipe = c.cwd.join("big.toml");
     write_recipe(&recipe, &mirror.keyring, &["big0", "big1", "big2", "big3"], "");
 
+    let mut killed_midway = 0;
     for delay in [150, 600, 1200] {
         let mut child = c.command(&["build", recipe.to_str().unwrap()]).stderr(std::process::Stdio::null()).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay));
+        if child.try_wait().unwrap().is_none() {
+            killed_midway += 1;
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let verify = c.run(&["store", "verify"]);
         assert!(verify.status.success(), "after a kill at {delay} ms: {}", String::from_utf8_lossy(&verify.stderr));
     }
+    assert!(killed_midway > 0, "every build finished before its kill: the test proved nothing");
+    assert!(!c.cwd.join("out/app/index.json").exists(), "a killed build must not leave an image behind");
     let summary = c.build_json(&recipe, &[]);
     assert!(index_digest(&summary).starts_with("sha256:"));
     c.ok(&["store", "verify"]);
