@@ -9,11 +9,18 @@ use crate::Hash;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum EntryKind {
-    File { content: Hash, size: u64 },
+    File {
+        content: Hash,
+        size: u64,
+    },
     Dir,
-    Symlink { target: String },
+    Symlink {
+        target: String,
+    },
     /// A hard link to an earlier entry of the same tree (its path).
-    Hardlink { target: String },
+    Hardlink {
+        target: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -53,7 +53,9 @@ pub(crate) fn run(store: &Store, repair: bool) -> Result<VerifyReport, StoreErro
         .par_iter()
         .filter_map(|(name, path)| match hash_file(path) {
             Ok((hash, _, _)) if hash.to_hex() == *name => None,
-            Ok((hash, _, _)) => Some(VerifyProblem { path: path.clone(), problem: format!("content hashes to {hash}") }),
+            Ok((hash, _, _)) => {
+                Some(VerifyProblem { path: path.clone(), problem: format!("content hashes to {hash}") })
+            }
             Err(e) => Some(VerifyProblem { path: path.clone(), problem: format!("unreadable: {e}") }),
         })
         .collect();
@@ -76,7 +78,9 @@ pub(crate) fn run(store: &Store, repair: bool) -> Result<VerifyReport, StoreErro
                         path: path.clone(),
                         problem: format!("object {id} does not have this sha256 and size"),
                     }),
-                    Err(_) => problems.push(VerifyProblem { path: path.clone(), problem: format!("object {id} is missing") }),
+                    Err(_) => {
+                        problems.push(VerifyProblem { path: path.clone(), problem: format!("object {id} is missing") })
+                    }
                 }
             }
         }
@@ -92,12 +96,18 @@ pub(crate) fn run(store: &Store, repair: bool) -> Result<VerifyReport, StoreErro
         };
         for output in &record.outputs {
             if !usable(&output.id) {
-                problems.push(VerifyProblem { path: path.clone(), problem: format!("refers to missing or corrupt object {}", output.id) });
+                problems.push(VerifyProblem {
+                    path: path.clone(),
+                    problem: format!("refers to missing or corrupt object {}", output.id),
+                });
                 continue;
             }
             if output.kind == crate::RefKind::Tree {
                 match store.read(&output.id).ok().and_then(|b| Tree::from_bytes(&b).ok()) {
-                    None => problems.push(VerifyProblem { path: path.clone(), problem: format!("tree {} is unreadable", output.id) }),
+                    None => problems.push(VerifyProblem {
+                        path: path.clone(),
+                        problem: format!("tree {} is unreadable", output.id),
+                    }),
                     Some(tree) => {
                         if let Some(missing) = tree.contents().find(|c| !usable(c)) {
                             problems.push(VerifyProblem {

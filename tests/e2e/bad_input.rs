@@ -20,7 +20,8 @@ fn fixture_with(extra: Vec<Deb>) -> (LocalMirror, composer_testkit::Compose, std
 fn tampered_release_fails_signature_check() {
     let f = Fixture::new(&["app"], "");
     let inrelease = f.mirror.dists("stable").join("InRelease");
-    let text = std::fs::read_to_string(&inrelease).unwrap().replace("Origin: composer-fixture", "Origin: composer-fixturE");
+    let text =
+        std::fs::read_to_string(&inrelease).unwrap().replace("Origin: composer-fixture", "Origin: composer-fixturE");
     std::fs::write(&inrelease, text).unwrap();
     let stderr = f.compose.fails(&["build", f.recipe_str()]);
     assert!(stderr.contains("signature check failed") && stderr.contains("InRelease"), "{stderr}");
@@ -73,7 +74,11 @@ fn assert_unsafe_deb_refused(deb: Deb, entry_text: &str) {
     assert!(stderr.contains("is unsafe or corrupt") && stderr.contains(entry_text), "{stderr}");
     let actions = c.store.join("actions-v1");
     let unpacked = std::fs::read_dir(&actions)
-        .map(|d| d.flatten().flat_map(|s| std::fs::read_dir(s.path()).unwrap().flatten()).any(|a| std::fs::read_to_string(a.path()).unwrap().contains(&format!("\"package\":\"{name}\""))))
+        .map(|d| {
+            d.flatten()
+                .flat_map(|s| std::fs::read_dir(s.path()).unwrap().flatten())
+                .any(|a| std::fs::read_to_string(a.path()).unwrap().contains(&format!("\"package\":\"{name}\"")))
+        })
         .unwrap_or(false);
     assert!(!unpacked, "an unsafe package must not be recorded as unpacked");
     assert!(!c.cwd.join("out").exists());
@@ -81,12 +86,18 @@ fn assert_unsafe_deb_refused(deb: Deb, entry_text: &str) {
 
 #[test]
 fn deb_with_dotdot_path_is_refused() {
-    assert_unsafe_deb_refused(Deb::new("evil", "1").entry(Entry::RawName(b"./usr/../../etc/evil".to_vec(), b"x".to_vec())), "contains `..`");
+    assert_unsafe_deb_refused(
+        Deb::new("evil", "1").entry(Entry::RawName(b"./usr/../../etc/evil".to_vec(), b"x".to_vec())),
+        "contains `..`",
+    );
 }
 
 #[test]
 fn deb_with_absolute_path_is_refused() {
-    assert_unsafe_deb_refused(Deb::new("evil", "1").entry(Entry::RawName(b"/etc/evil".to_vec(), b"x".to_vec())), "absolute path `/etc/evil`");
+    assert_unsafe_deb_refused(
+        Deb::new("evil", "1").entry(Entry::RawName(b"/etc/evil".to_vec(), b"x".to_vec())),
+        "absolute path `/etc/evil`",
+    );
 }
 
 #[test]
@@ -121,10 +132,7 @@ fn impossible_request_shows_the_chain() {
 
 #[test]
 fn conflicts_are_respected() {
-    let (mirror, c, recipe) = fixture_with(vec![
-        Deb::new("a", "1").field("Conflicts", "b"),
-        Deb::new("b", "1"),
-    ]);
+    let (mirror, c, recipe) = fixture_with(vec![Deb::new("a", "1").field("Conflicts", "b"), Deb::new("b", "1")]);
     write_recipe(&recipe, &mirror.keyring, &["a", "b"], "");
     let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
     assert!(stderr.contains("cannot be installed together"), "{stderr}");

@@ -88,7 +88,10 @@ fn debian_python_builds_runs_on_amd64_and_arm64_and_is_reproducible() {
     let layout = out_dir.0.join("debian-python");
     let first = live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
 
-    let skopeo = Command::new("skopeo").args(["inspect", &format!("oci:{}:latest", layout.display())]).output().expect("skopeo runs");
+    let skopeo = Command::new("skopeo")
+        .args(["inspect", &format!("oci:{}:latest", layout.display())])
+        .output()
+        .expect("skopeo runs");
     assert!(skopeo.status.success(), "skopeo rejected the layout: {}", String::from_utf8_lossy(&skopeo.stderr));
 
     for (arch, machine) in [("amd64", "x86_64"), ("arm64", "aarch64")] {
@@ -106,7 +109,11 @@ fn debian_python_builds_runs_on_amd64_and_arm64_and_is_reproducible() {
 
     // Another store, another timezone, umask, locale, thread count and directory, same lock.
     let mut other = live_compose();
-    other.env.extend([("TZ".to_string(), "Asia/Kolkata".to_string()), ("LANG".into(), "C.UTF-8".into()), ("RAYON_NUM_THREADS".into(), "1".into())]);
+    other.env.extend([
+        ("TZ".to_string(), "Asia/Kolkata".to_string()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("RAYON_NUM_THREADS".into(), "1".into()),
+    ]);
     let elsewhere = other.cwd.join("x/y");
     std::fs::create_dir_all(&elsewhere).unwrap();
     std::fs::copy(&recipe, elsewhere.join("debian-python.toml")).unwrap();

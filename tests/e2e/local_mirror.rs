@@ -15,7 +15,8 @@ fn resolves_and_assembles_a_working_tree() {
     let summary = f.compose.build_json(&f.recipe, &[]);
     let layout = f.compose.cwd.join("out/app");
     let entries = layer_entries(&layout, "amd64");
-    let find = |p: &str| entries.iter().find(|e| e.path.trim_end_matches('/') == p).unwrap_or_else(|| panic!("{p} missing"));
+    let find =
+        |p: &str| entries.iter().find(|e| e.path.trim_end_matches('/') == p).unwrap_or_else(|| panic!("{p} missing"));
 
     // Highest satisfying version; a virtual package satisfied through Provides; arch: all.
     assert_eq!(find("usr/lib/libfoo.so.1").data, b"new");
@@ -41,7 +42,10 @@ fn resolves_and_assembles_a_working_tree() {
     assert!(status.contains("Package: app\nStatus: install ok installed\nVersion: 1.0"), "{status}");
     assert!(find("var/lib/dpkg/info/app.list").data.starts_with(b"/.\n"));
     let passwd = String::from_utf8(find("etc/passwd").data.clone()).unwrap();
-    assert!(passwd.starts_with("root:x:0:0") && passwd.contains("svc:x:990:990::/home/svc:/usr/sbin/nologin"), "{passwd}");
+    assert!(
+        passwd.starts_with("root:x:0:0") && passwd.contains("svc:x:990:990::/home/svc:/usr/sbin/nologin"),
+        "{passwd}"
+    );
     let conf = find("etc/app.conf");
     assert_eq!((conf.mode, conf.uid, conf.data.as_slice()), (0o600, 990, b"x = 1\n".as_slice()));
     assert_eq!(find("bin").link.as_deref(), Some("usr/bin"));
@@ -107,10 +111,14 @@ fn outputs_oci_and_docker_archives() {
 
     // podman reads both (.ci/run installs it).
     for (transport, file) in [("docker-archive", &docker), ("oci-archive", &oci)] {
-        let out = std::process::Command::new("skopeo").args(["inspect", "--raw", &format!("{transport}:{}", file.display())]).output().unwrap();
+        let out = std::process::Command::new("skopeo")
+            .args(["inspect", "--raw", &format!("{transport}:{}", file.display())])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "skopeo rejects the {transport}: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let load = std::process::Command::new("podman").args(["load", "-q", "-i", docker.to_str().unwrap()]).output().unwrap();
+    let load =
+        std::process::Command::new("podman").args(["load", "-q", "-i", docker.to_str().unwrap()]).output().unwrap();
     assert!(load.status.success(), "podman load: {}", String::from_utf8_lossy(&load.stderr));
     let loaded = String::from_utf8_lossy(&load.stdout);
     assert!(loaded.contains("app:latest"), "{loaded}");
@@ -122,14 +130,24 @@ fn recipes_sharing_packages_share_layer_digests() {
     let f = Fixture::new(&["app"], "");
     f.compose.build_json(&f.recipe, &["-o", f.compose.cwd.join("one").to_str().unwrap()]);
     let other = f.compose.cwd.join("other.toml");
-    crate::write_recipe(&other, &f.mirror.keyring, &["app", "postfix"], "[[files]]\npath = \"/etc/extra\"\ncontent = \"x\"\n");
+    crate::write_recipe(
+        &other,
+        &f.mirror.keyring,
+        &["app", "postfix"],
+        "[[files]]\npath = \"/etc/extra\"\ncontent = \"x\"\n",
+    );
     f.compose.build_json(&other, &["-o", f.compose.cwd.join("two").to_str().unwrap()]);
     let layers = |dir: &str| -> Vec<(String, String)> {
         manifest(&f.compose.cwd.join(dir), "amd64")["layers"]
             .as_array()
             .unwrap()
             .iter()
-            .filter_map(|l| Some((l["annotations"]["dev.composer.layer.packages"].as_str()?.to_string(), l["digest"].as_str()?.to_string())))
+            .filter_map(|l| {
+                Some((
+                    l["annotations"]["dev.composer.layer.packages"].as_str()?.to_string(),
+                    l["digest"].as_str()?.to_string(),
+                ))
+            })
             .collect()
     };
     let (one, two) = (layers("one"), layers("two"));
@@ -202,8 +220,18 @@ fn two_builds_at_once_on_one_store_agree() {
     f.compose.ok(&["lock", f.recipe_str()]);
     let out_a = f.compose.cwd.join("a");
     let out_b = f.compose.cwd.join("b");
-    let a = f.compose.command(&["--json", "build", f.recipe_str(), "-o", out_a.to_str().unwrap()]).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let b = f.compose.command(&["--json", "build", f.recipe_str(), "-o", out_b.to_str().unwrap()]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let a = f
+        .compose
+        .command(&["--json", "build", f.recipe_str(), "-o", out_a.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = f
+        .compose
+        .command(&["--json", "build", f.recipe_str(), "-o", out_b.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success() && b.status.success());
     assert_eq!(std::fs::read(out_a.join("index.json")).unwrap(), std::fs::read(out_b.join("index.json")).unwrap());

@@ -34,7 +34,8 @@ fn killed_build_leaves_a_valid_store_and_the_next_build_completes() {
 
     let mut killed_midway = 0;
     for delay in [150, 600, 1200] {
-        let mut child = c.command(&["build", recipe.to_str().unwrap()]).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child =
+            c.command(&["build", recipe.to_str().unwrap()]).stderr(std::process::Stdio::null()).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay));
         if child.try_wait().unwrap().is_none() {
             killed_midway += 1;

@@ -54,7 +54,10 @@ impl Deb {
     }
 
     pub fn control(&self) -> String {
-        let mut text = format!("Package: {}\nVersion: {}\nArchitecture: {}\nMaintainer: test <test@invalid>\n", self.name, self.version, self.arch);
+        let mut text = format!(
+            "Package: {}\nVersion: {}\nArchitecture: {}\nMaintainer: test <test@invalid>\n",
+            self.name, self.version, self.arch
+        );
         for (k, v) in &self.fields {
             text.push_str(&format!("{k}: {v}\n"));
         }
@@ -69,7 +72,9 @@ impl Deb {
         let mut out = Vec::new();
         {
             let mut builder = ar::Builder::new(&mut out);
-            for (name, bytes) in [("debian-binary", b"2.0\n".to_vec()), ("control.tar.gz", control), ("data.tar.xz", data)] {
+            for (name, bytes) in
+                [("debian-binary", b"2.0\n".to_vec()), ("control.tar.gz", control), ("data.tar.xz", data)]
+            {
                 let mut header = ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64);
                 header.set_mode(0o644);
                 builder.append(&header, bytes.as_slice()).unwrap();
@@ -95,14 +100,28 @@ impl Deb {
         }
         for entry in &self.entries {
             match entry {
-                Entry::Dir(path) => append(&mut builder, tar::EntryType::Directory, format!("./{path}/").as_bytes(), None, 0o755, &[]),
-                Entry::File(path, data, mode) => append(&mut builder, tar::EntryType::Regular, format!("./{path}").as_bytes(), None, *mode, data),
-                Entry::Symlink(path, target) | Entry::RawSymlink(path, target) => {
-                    append(&mut builder, tar::EntryType::Symlink, format!("./{path}").as_bytes(), Some(target.as_bytes()), 0o777, &[])
+                Entry::Dir(path) => {
+                    append(&mut builder, tar::EntryType::Directory, format!("./{path}/").as_bytes(), None, 0o755, &[])
                 }
-                Entry::Hardlink(path, target) => {
-                    append(&mut builder, tar::EntryType::Link, format!("./{path}").as_bytes(), Some(format!("./{target}").as_bytes()), 0o644, &[])
+                Entry::File(path, data, mode) => {
+                    append(&mut builder, tar::EntryType::Regular, format!("./{path}").as_bytes(), None, *mode, data)
                 }
+                Entry::Symlink(path, target) | Entry::RawSymlink(path, target) => append(
+                    &mut builder,
+                    tar::EntryType::Symlink,
+                    format!("./{path}").as_bytes(),
+                    Some(target.as_bytes()),
+                    0o777,
+                    &[],
+                ),
+                Entry::Hardlink(path, target) => append(
+                    &mut builder,
+                    tar::EntryType::Link,
+                    format!("./{path}").as_bytes(),
+                    Some(format!("./{target}").as_bytes()),
+                    0o644,
+                    &[],
+                ),
                 Entry::RawName(name, data) => append(&mut builder, tar::EntryType::Regular, name, None, 0o644, data),
             }
         }
@@ -112,7 +131,14 @@ impl Deb {
 
 /// Appends an entry with its name and link bytes written straight into the header, so that the
 /// tar crate's own path checks cannot stop a deliberately bad fixture.
-fn append(builder: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, name: &[u8], link: Option<&[u8]>, mode: u32, data: &[u8]) {
+fn append(
+    builder: &mut tar::Builder<Vec<u8>>,
+    kind: tar::EntryType,
+    name: &[u8],
+    link: Option<&[u8]>,
+    mode: u32,
+    data: &[u8],
+) {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(kind);
     header.set_mode(mode);
@@ -159,7 +185,10 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// The packages every composer image needs (base-files, base-passwd), as tiny fixtures.
 pub fn base_packages(arch: &str) -> Vec<Deb> {
     vec![
-        Deb::new("base-files", "13").arch(arch).file("etc/os-release", b"ID=debian\nVERSION_ID=\"12\"\n").entry(Entry::Dir("tmp")),
+        Deb::new("base-files", "13")
+            .arch(arch)
+            .file("etc/os-release", b"ID=debian\nVERSION_ID=\"12\"\n")
+            .entry(Entry::Dir("tmp")),
         Deb::new("base-passwd", "3.6")
             .arch(arch)
             .file("usr/share/base-passwd/passwd.master", b"root:x:0:0:root:/root:/bin/sh\n")
@@ -201,15 +230,22 @@ impl LocalMirror {
     /// `InRelease` for `suite`, replacing what was there.
     pub fn publish(&self, suite: &str, debs: &[Deb]) {
         let mut by_arch: std::collections::BTreeMap<String, String> = Default::default();
-        let arches: std::collections::BTreeSet<String> = debs.iter().map(|d| d.arch.clone()).filter(|a| a != "all").collect();
+        let arches: std::collections::BTreeSet<String> =
+            debs.iter().map(|d| d.arch.clone()).filter(|a| a != "all").collect();
         for deb in debs {
             let bytes = deb.build();
             let filename = format!("pool/main/{}/{}_{}_{}.deb", deb.name, deb.name, deb.version, deb.arch);
             let path = self.root.join(&filename);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, &bytes).unwrap();
-            let stanza = format!("{}Filename: {filename}\nSize: {}\nSHA256: {}\n\n", deb.control(), bytes.len(), sha256_hex(&bytes));
-            let targets: Vec<String> = if deb.arch == "all" { arches.iter().cloned().collect() } else { vec![deb.arch.clone()] };
+            let stanza = format!(
+                "{}Filename: {filename}\nSize: {}\nSHA256: {}\n\n",
+                deb.control(),
+                bytes.len(),
+                sha256_hex(&bytes)
+            );
+            let targets: Vec<String> =
+                if deb.arch == "all" { arches.iter().cloned().collect() } else { vec![deb.arch.clone()] };
             for arch in targets {
                 by_arch.entry(arch).or_default().push_str(&stanza);
             }
@@ -222,7 +258,11 @@ impl LocalMirror {
             let compressed = xz(text.as_bytes());
             std::fs::write(dir.join("Packages.xz"), &compressed).unwrap();
             std::fs::write(dir.join("Packages"), text).unwrap();
-            sums.push_str(&format!(" {} {} main/binary-{arch}/Packages.xz\n", sha256_hex(&compressed), compressed.len()));
+            sums.push_str(&format!(
+                " {} {} main/binary-{arch}/Packages.xz\n",
+                sha256_hex(&compressed),
+                compressed.len()
+            ));
             sums.push_str(&format!(" {} {} main/binary-{arch}/Packages\n", sha256_hex(text.as_bytes()), text.len()));
         }
         let release = format!(
@@ -231,7 +271,15 @@ impl LocalMirror {
         );
         std::fs::write(dists.join("Release"), &release).unwrap();
         let _ = std::fs::remove_file(dists.join("InRelease"));
-        gpg(&self.gnupg, &["--clearsign", "--output", dists.join("InRelease").to_str().unwrap(), dists.join("Release").to_str().unwrap()]);
+        gpg(
+            &self.gnupg,
+            &[
+                "--clearsign",
+                "--output",
+                dists.join("InRelease").to_str().unwrap(),
+                dists.join("Release").to_str().unwrap(),
+            ],
+        );
     }
 
     pub fn dists(&self, suite: &str) -> PathBuf {
@@ -312,14 +360,24 @@ impl Compose {
     /// Runs and asserts success, returning stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "compose {args:?} failed:\nstdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "compose {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
     /// Runs and asserts failure, returning stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(!out.status.success(), "compose {args:?} should have failed:\nstdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            !out.status.success(),
+            "compose {args:?} should have failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stderr).unwrap()
     }
 

@@ -41,7 +41,9 @@ impl BuildError {
             BuildError::LockMissing { .. } => Some("run `compose lock` first, or build without `--locked`".into()),
             BuildError::Lock { .. } => Some("delete the lock file and run `compose lock`".into()),
             BuildError::Deb(e) => e.hint(),
-            BuildError::Allocator { .. } => Some("use a suite whose libjemalloc2 ships the library, or set [allocator] name = \"system\"".into()),
+            BuildError::Allocator { .. } => {
+                Some("use a suite whose libjemalloc2 ships the library, or set [allocator] name = \"system\"".into())
+            }
             BuildError::Output(_) => Some("use a directory, `oci-archive:FILE` or `docker-archive:FILE`".into()),
             _ => None,
         }

@@ -19,7 +19,9 @@ pub fn group(packages: &[LockedPackage], strategy: LayerStrategy, max_layers: us
         return all.into_iter().map(|i| vec![i]).collect();
     }
     let mut by_size = all.clone();
-    by_size.sort_by(|&a, &b| packages[b].size.cmp(&packages[a].size).then_with(|| packages[a].name.cmp(&packages[b].name)));
+    by_size.sort_by(|&a, &b| {
+        packages[b].size.cmp(&packages[a].size).then_with(|| packages[a].name.cmp(&packages[b].name))
+    });
     let (own, rest) = by_size.split_at(budget - 1);
     let mut own = own.to_vec();
     own.sort_by(|&a, &b| packages[a].name.cmp(&packages[b].name));

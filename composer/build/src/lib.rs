@@ -27,9 +27,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use composer_client::Client;
+use composer_deb::LockedPackage;
 use composer_deb::repo::Repository;
 use composer_deb::unpack::ControlData;
-use composer_deb::LockedPackage;
 use composer_oci::{Compression, LayerBlob, LayerDescriptor};
 use composer_recipe::{AllocatorName, Platform, Recipe};
 use composer_store::{ActionKey, ActionRecord, BlobInfo, Hash, ObjectRef, RefKind, Sha256, Store};
@@ -123,7 +123,12 @@ impl<'a> Session<'a> {
         let base = &self.recipe.base;
         let keyring = base.keyring.as_ref().map(|k| self.recipe.dir.join(k));
         let mirror = self.ctx.mirrors.resolve(&base.mirror, &base.suite, keyring.as_deref())?;
-        self.ctx.reporter.note(&format!("mirror `{}` from {}, keyring {}", base.mirror, mirror.origin, mirror.keyring.display()));
+        self.ctx.reporter.note(&format!(
+            "mirror `{}` from {}, keyring {}",
+            base.mirror,
+            mirror.origin,
+            mirror.keyring.display()
+        ));
         let keys = composer_deb::release::load_keyring(&mirror.keyring)?;
         let repo = Arc::new(Repository { url: mirror.url, keys, client: self.ctx.client, store: self.ctx.store });
         *slot = Some(repo.clone());
@@ -175,7 +180,13 @@ impl<'a> Session<'a> {
             .collect::<Result<_, BuildError>>()?;
         let mut steps = Vec::new();
         for (locked, (packages, cached)) in lock.platforms.iter_mut().zip(results) {
-            steps.push(StepReport { step: "resolve", platform: Some(locked.platform.clone()), name: base.suite.clone(), cached, bytes: 0 });
+            steps.push(StepReport {
+                step: "resolve",
+                platform: Some(locked.platform.clone()),
+                name: base.suite.clone(),
+                cached,
+                bytes: 0,
+            });
             locked.packages = packages;
             locked.release = lockfile::LockedRelease {
                 suite: release.suite.clone(),
@@ -219,7 +230,11 @@ impl<'a> Session<'a> {
             .collect::<Result<_, _>>()?;
         let chosen = composer_deb::resolve::resolve(&index, &relations, base.essential, &base.suite, arch)?;
         let packages: Vec<LockedPackage> = chosen.into_iter().map(LockedPackage::from).collect();
-        let record = ActionRecord { step: "resolve".into(), outputs: vec![], data: serde_json::to_value(&packages).expect("serializes") };
+        let record = ActionRecord {
+            step: "resolve".into(),
+            outputs: vec![],
+            data: serde_json::to_value(&packages).expect("serializes"),
+        };
         self.ctx.store.action_put(&key, &record)?;
         Ok((packages, false))
     }
@@ -239,7 +254,13 @@ impl<'a> Session<'a> {
                     .platforms
                     .get_ref()
                     .iter()
-                    .map(|p| StepReport { step: "resolve", platform: Some(p.to_string()), name: "recipe.lock".into(), cached: true, bytes: 0 })
+                    .map(|p| StepReport {
+                        step: "resolve",
+                        platform: Some(p.to_string()),
+                        name: "recipe.lock".into(),
+                        cached: true,
+                        bytes: 0,
+                    })
                     .collect();
                 Ok((lock, steps, false))
             }
@@ -283,7 +304,13 @@ fn layer_key(packages: &[&LockedPackage], epoch: u64, compression: Compression) 
     key
 }
 
-fn system_key(recipe: &Recipe, platform: &Platform, packages: &[LockedPackage], epoch: u64, compression: Compression) -> Result<ActionKey, BuildError> {
+fn system_key(
+    recipe: &Recipe,
+    platform: &Platform,
+    packages: &[LockedPackage],
+    epoch: u64,
+    compression: Compression,
+) -> Result<ActionKey, BuildError> {
     let mut key = ActionKey::new("system-layer", SYSTEM_VERSION)
         .with("unpack-version", UNPACK_VERSION.to_le_bytes())
         .with("platform", platform.to_string())
@@ -297,8 +324,11 @@ fn system_key(recipe: &Recipe, platform: &Platform, packages: &[LockedPackage], 
         key.field("file", &serde_json::to_vec(file).expect("serializes"));
         if let (None, Some(source)) = (&file.content, &file.source) {
             let path = recipe.dir.join(source);
-            let data = std::fs::read(&path)
-                .map_err(|e| BuildError::File { target: file.path.get_ref().clone(), source_path: path, reason: e.to_string() })?;
+            let data = std::fs::read(&path).map_err(|e| BuildError::File {
+                target: file.path.get_ref().clone(),
+                source_path: path,
+                reason: e.to_string(),
+            })?;
             key.field("file-content", &Hash::of(&data).0);
         }
     }
@@ -314,7 +344,8 @@ impl Session<'_> {
             .get_ref()
             .iter()
             .map(|platform| {
-                let locked = lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers the recipe");
+                let locked =
+                    lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers the recipe");
                 let packages = locked.packages.clone();
                 let groups = layers::group(&packages, self.recipe.layers.strategy, self.recipe.layers.max_layers);
                 let layer_keys = groups
@@ -350,17 +381,38 @@ impl Session<'_> {
                     }
                 }
             }
-            steps.push(StepReport { step: "system-layer", platform: Some(plan.platform.to_string()), name: "system".into(), cached: system_cached, bytes: 0 });
+            steps.push(StepReport {
+                step: "system-layer",
+                platform: Some(plan.platform.to_string()),
+                name: "system".into(),
+                cached: system_cached,
+                bytes: 0,
+            });
         }
         for package in needed.values() {
             let key = unpack_key(package);
             let unpacked = store.action_get(&key)?.is_some();
-            let sha: Sha256 = package.sha256.parse().map_err(|r| composer_deb::DebError::Index { what: package.filename.clone(), reason: r })?;
+            let sha: Sha256 = package
+                .sha256
+                .parse()
+                .map_err(|r| composer_deb::DebError::Index { what: package.filename.clone(), reason: r })?;
             let fetched = store.lookup_sha256(&sha)?.is_some();
             if !unpacked {
-                steps.push(StepReport { step: "fetch", platform: None, name: deb_name(package), cached: fetched, bytes: if fetched { 0 } else { package.size } });
+                steps.push(StepReport {
+                    step: "fetch",
+                    platform: None,
+                    name: deb_name(package),
+                    cached: fetched,
+                    bytes: if fetched { 0 } else { package.size },
+                });
             }
-            steps.push(StepReport { step: "unpack", platform: None, name: deb_name(package), cached: unpacked, bytes: 0 });
+            steps.push(StepReport {
+                step: "unpack",
+                platform: None,
+                name: deb_name(package),
+                cached: unpacked,
+                bytes: 0,
+            });
         }
         Ok(steps)
     }
@@ -436,10 +488,19 @@ impl Session<'_> {
             let mut descriptors = Vec::new();
             for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
                 let name = layer_name(&plan.packages, group);
-                steps.push(StepReport { step: "layer", platform: Some(platform_name.clone()), name: name.clone(), cached: !built_keys.contains(&key.hash()), bytes: 0 });
+                steps.push(StepReport {
+                    step: "layer",
+                    platform: Some(platform_name.clone()),
+                    name: name.clone(),
+                    cached: !built_keys.contains(&key.hash()),
+                    bytes: 0,
+                });
                 descriptors.push(LayerDescriptor {
                     layer: cached_layers[&key.hash()].clone(),
-                    packages: group.iter().map(|&i| format!("{}={}", plan.packages[i].name, plan.packages[i].version)).collect(),
+                    packages: group
+                        .iter()
+                        .map(|&i| format!("{}={}", plan.packages[i].name, plan.packages[i].version))
+                        .collect(),
                     comment: format!("packages: {name}"),
                 });
             }
@@ -452,8 +513,18 @@ impl Session<'_> {
                     layer
                 }
             };
-            steps.push(StepReport { step: "system-layer", platform: Some(platform_name.clone()), name: "system".into(), cached: system_cached, bytes: 0 });
-            descriptors.push(LayerDescriptor { layer: system, packages: vec![], comment: "system: dpkg database, accounts, files".into() });
+            steps.push(StepReport {
+                step: "system-layer",
+                platform: Some(platform_name.clone()),
+                name: "system".into(),
+                cached: system_cached,
+                bytes: 0,
+            });
+            descriptors.push(LayerDescriptor {
+                layer: system,
+                packages: vec![],
+                comment: "system: dpkg database, accounts, files".into(),
+            });
 
             let spec = self.image_spec(&plan.platform)?;
             let image = composer_oci::image::write_platform_image(
@@ -464,7 +535,8 @@ impl Session<'_> {
                 &descriptors,
                 epoch,
             )?;
-            let manifest_sha: Sha256 = image.manifest.digest().to_string().parse().map_err(composer_oci::OciError::Spec)?;
+            let manifest_sha: Sha256 =
+                image.manifest.digest().to_string().parse().map_err(composer_oci::OciError::Spec)?;
             let manifest = store.lookup_sha256(&manifest_sha)?.expect("just written");
             manifests.push((plan.platform.clone(), manifest));
             images.push(image);
@@ -474,7 +546,11 @@ impl Session<'_> {
         Ok(BuildOutcome { index, manifests, steps, lock_written })
     }
 
-    fn unpack_all(&self, packages: Vec<&LockedPackage>, steps: &mut Vec<StepReport>) -> Result<HashMap<String, (Hash, Hash)>, BuildError> {
+    fn unpack_all(
+        &self,
+        packages: Vec<&LockedPackage>,
+        steps: &mut Vec<StepReport>,
+    ) -> Result<HashMap<String, (Hash, Hash)>, BuildError> {
         let store = self.ctx.store;
         let mut result = HashMap::new();
         let mut missing = Vec::new();
@@ -486,7 +562,13 @@ impl Session<'_> {
                     match (tree, control) {
                         (Some(t), Some(c)) => {
                             result.insert(package.sha256.clone(), (t, c));
-                            steps.push(StepReport { step: "unpack", platform: None, name: deb_name(package), cached: true, bytes: 0 });
+                            steps.push(StepReport {
+                                step: "unpack",
+                                platform: None,
+                                name: deb_name(package),
+                                cached: true,
+                                bytes: 0,
+                            });
                         }
                         _ => missing.push(package),
                     }
@@ -506,7 +588,10 @@ impl Session<'_> {
             missing
                 .par_iter()
                 .map(|p| {
-                    let sha: Sha256 = p.sha256.parse().map_err(|r| composer_deb::DebError::Index { what: p.filename.clone(), reason: r })?;
+                    let sha: Sha256 = p
+                        .sha256
+                        .parse()
+                        .map_err(|r| composer_deb::DebError::Index { what: p.filename.clone(), reason: r })?;
                     let had = store.lookup_sha256(&sha)?.is_some();
                     let blob = repo.fetch_deb(p, &|n| reporter.advance(Phase::Download, n))?;
                     Ok((blob, had))
@@ -515,7 +600,13 @@ impl Session<'_> {
         })?;
         reporter.finish(Phase::Download);
         for (p, (_, had)) in missing.iter().zip(&fetched) {
-            steps.push(StepReport { step: "fetch", platform: None, name: deb_name(p), cached: *had, bytes: if *had { 0 } else { p.size } });
+            steps.push(StepReport {
+                step: "fetch",
+                platform: None,
+                name: deb_name(p),
+                cached: *had,
+                bytes: if *had { 0 } else { p.size },
+            });
         }
         reporter.start(Phase::Unpack, missing.len() as u64);
         let unpacked: Vec<(Hash, Hash)> = missing
@@ -528,7 +619,10 @@ impl Session<'_> {
                 let control = store.put_bytes(&serde_json::to_vec(&unpacked.control).expect("serializes"))?.id;
                 let record = ActionRecord {
                     step: "unpack-deb".into(),
-                    outputs: vec![ObjectRef { id: tree, kind: RefKind::Tree }, ObjectRef { id: control, kind: RefKind::Blob }],
+                    outputs: vec![
+                        ObjectRef { id: tree, kind: RefKind::Tree },
+                        ObjectRef { id: control, kind: RefKind::Blob },
+                    ],
                     data: serde_json::json!({ "package": p.name, "version": p.version }),
                 };
                 store.action_put(&unpack_key(p), &record)?;
@@ -559,8 +653,9 @@ impl Session<'_> {
             for entry in store.get_tree(&tree)?.entries {
                 view.entries.insert(entry.path.clone(), entry);
             }
-            let data: ControlData = serde_json::from_slice(&store.read(&control)?)
-                .map_err(|e| composer_store::StoreError::Corrupt { what: format!("control data {control}"), reason: e.to_string() })?;
+            let data: ControlData = serde_json::from_slice(&store.read(&control)?).map_err(|e| {
+                composer_store::StoreError::Corrupt { what: format!("control data {control}"), reason: e.to_string() }
+            })?;
             controls.push((p.name.clone(), data));
         }
         let inputs = system::SystemInputs {
@@ -633,8 +728,12 @@ fn layer_record(step: &str, layer: &LayerBlob) -> ActionRecord {
 }
 
 fn layer_from(record: &ActionRecord) -> Result<LayerBlob, BuildError> {
-    serde_json::from_value(record.data.clone())
-        .map_err(|e| BuildError::Store(composer_store::StoreError::Corrupt { what: format!("{} record", record.step), reason: e.to_string() }))
+    serde_json::from_value(record.data.clone()).map_err(|e| {
+        BuildError::Store(composer_store::StoreError::Corrupt {
+            what: format!("{} record", record.step),
+            reason: e.to_string(),
+        })
+    })
 }
 
 /// Where a build goes.
@@ -651,7 +750,7 @@ impl Output {
             Some(("oci-archive", path)) if !path.is_empty() => Output::OciArchive(path.into()),
             Some(("docker-archive", path)) if !path.is_empty() => Output::DockerArchive(path.into()),
             Some(("oci", path)) if !path.is_empty() => Output::Layout(path.into()),
-            Some((scheme, _)) if matches!(scheme, "oci-archive" | "docker-archive" | "oci") => return Err(BuildError::Output(text.into())),
+            Some(("oci-archive" | "docker-archive" | "oci", _)) => return Err(BuildError::Output(text.into())),
             _ => Output::Layout(text.into()),
         })
     }
@@ -659,7 +758,13 @@ impl Output {
 
 /// Writes a built image out. A docker-archive holds one platform: `platform` picks it (required
 /// when the image has several).
-pub fn export(store: &Store, recipe: &Recipe, outcome: &BuildOutcome, output: &Output, platform: Option<&Platform>) -> Result<(), BuildError> {
+pub fn export(
+    store: &Store,
+    recipe: &Recipe,
+    outcome: &BuildOutcome,
+    output: &Output,
+    platform: Option<&Platform>,
+) -> Result<(), BuildError> {
     let tag = &recipe.image.tag;
     match output {
         Output::Layout(dir) => composer_oci::layout::write_layout(store, dir, &outcome.index, tag)?,
@@ -675,8 +780,18 @@ pub fn export(store: &Store, recipe: &Recipe, outcome: &BuildOutcome, output: &O
                     )));
                 }
             };
-            let (_, manifest) = chosen.ok_or_else(|| BuildError::Output(format!("platform {} is not in the recipe", platform.map(|p| p.to_string()).unwrap_or_default())))?;
-            composer_oci::archive::write_docker_archive(store, file, manifest, &format!("{}:{tag}", recipe.image.name))?;
+            let (_, manifest) = chosen.ok_or_else(|| {
+                BuildError::Output(format!(
+                    "platform {} is not in the recipe",
+                    platform.map(|p| p.to_string()).unwrap_or_default()
+                ))
+            })?;
+            composer_oci::archive::write_docker_archive(
+                store,
+                file,
+                manifest,
+                &format!("{}:{tag}", recipe.image.name),
+            )?;
         }
     }
     Ok(())

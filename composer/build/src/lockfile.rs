@@ -51,9 +51,13 @@ impl Lockfile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(BuildError::Lock { path: path.to_path_buf(), reason: e.to_string() }),
         };
-        let lock: Lockfile = toml::from_str(&text).map_err(|e| BuildError::Lock { path: path.to_path_buf(), reason: e.to_string() })?;
+        let lock: Lockfile =
+            toml::from_str(&text).map_err(|e| BuildError::Lock { path: path.to_path_buf(), reason: e.to_string() })?;
         if lock.version != LOCK_VERSION {
-            return Err(BuildError::Lock { path: path.to_path_buf(), reason: format!("lock version {} is not {LOCK_VERSION}", lock.version) });
+            return Err(BuildError::Lock {
+                path: path.to_path_buf(),
+                reason: format!("lock version {} is not {LOCK_VERSION}", lock.version),
+            });
         }
         Ok(Some(lock))
     }
@@ -73,10 +77,16 @@ impl Lockfile {
     /// Why this lock does not cover what is asked, if it does not.
     pub fn mismatch(&self, wanted: &Lockfile) -> Option<String> {
         if self.suite != wanted.suite || self.distro != wanted.distro {
-            return Some(format!("the lock is for {} {}, the recipe asks for {} {}", self.distro, self.suite, wanted.distro, wanted.suite));
+            return Some(format!(
+                "the lock is for {} {}, the recipe asks for {} {}",
+                self.distro, self.suite, wanted.distro, wanted.suite
+            ));
         }
         if self.components != wanted.components {
-            return Some(format!("the lock covers components {:?}, the recipe asks for {:?}", self.components, wanted.components));
+            return Some(format!(
+                "the lock covers components {:?}, the recipe asks for {:?}",
+                self.components, wanted.components
+            ));
         }
         if self.essential != wanted.essential {
             return Some("the recipe's `essential` setting changed".into());

@@ -91,7 +91,8 @@ pub fn read_config(path: &Path) -> Result<BTreeMap<String, (String, Option<PathB
         #[serde(default)]
         mirrors: BTreeMap<String, Entry>,
     }
-    let file: File = toml::from_str(&text).map_err(|e| BuildError::Config { path: path.to_path_buf(), reason: e.to_string() })?;
+    let file: File =
+        toml::from_str(&text).map_err(|e| BuildError::Config { path: path.to_path_buf(), reason: e.to_string() })?;
     Ok(file
         .mirrors
         .into_iter()

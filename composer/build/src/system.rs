@@ -78,7 +78,9 @@ pub struct SystemInputs<'a> {
 pub fn system_tree(store: &Store, view: &ImageView<'_>, inputs: &SystemInputs<'_>) -> Result<Tree, BuildError> {
     let mut b = Builder { store, epoch: inputs.epoch, entries: BTreeMap::new() };
 
-    for (dir, mode) in [("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("run", 0o755), ("tmp", 0o1777), ("root", 0o700)] {
+    for (dir, mode) in
+        [("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("run", 0o755), ("tmp", 0o1777), ("root", 0o700)]
+    {
         if !view.entries.contains_key(dir) {
             b.entry(dir, EntryKind::Dir, mode, 0, 0);
         }
@@ -100,7 +102,9 @@ pub fn system_tree(store: &Store, view: &ImageView<'_>, inputs: &SystemInputs<'_
     let certificates: Vec<(String, Vec<u8>)> = view
         .entries
         .keys()
-        .filter_map(|p| p.strip_prefix("usr/share/ca-certificates/").filter(|p| p.ends_with(".crt")).map(|rel| (p, rel)))
+        .filter_map(|p| {
+            p.strip_prefix("usr/share/ca-certificates/").filter(|p| p.ends_with(".crt")).map(|rel| (p, rel))
+        })
         .filter_map(|(p, rel)| view.read(p).map(|data| (rel.to_string(), data)))
         .collect();
     if !certificates.is_empty() {
@@ -162,7 +166,11 @@ fn recipe_files(b: &mut Builder<'_>, recipe: &Recipe) -> Result<(), BuildError> 
                     (Some(content), _) => content.clone().into_bytes(),
                     (None, Some(source)) => {
                         let path = recipe.dir.join(source);
-                        std::fs::read(&path).map_err(|e| BuildError::File { target: target.clone(), source_path: path, reason: e.to_string() })?
+                        std::fs::read(&path).map_err(|e| BuildError::File {
+                            target: target.clone(),
+                            source_path: path,
+                            reason: e.to_string(),
+                        })?
                     }
                     (None, None) => unreachable!("validated when the recipe was parsed"),
                 };

@@ -141,7 +141,8 @@ impl Client {
     ) -> Result<T, FetchError> {
         if let Some(path) = url.strip_prefix("file://") {
             let path = PathBuf::from(path);
-            let mut file = std::fs::File::open(&path).map_err(|source| FetchError::File { path: path.clone(), source })?;
+            let mut file =
+                std::fs::File::open(&path).map_err(|source| FetchError::File { path: path.clone(), source })?;
             return consume(&mut file).map_err(|source| FetchError::File { path, source });
         }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -173,18 +174,18 @@ impl Client {
                 match consume(&mut reader) {
                     Ok(value) => Attempt::Done(value),
                     // A verification failure is final; a broken stream is worth another try.
-                    Err(e) if e.to_string() == "verification failed" => Attempt::Fail(FetchError::Transport {
-                        url: url.to_string(),
-                        attempts: 1,
-                        source: Box::new(e),
-                    }),
+                    Err(e) if e.to_string() == "verification failed" => {
+                        Attempt::Fail(FetchError::Transport { url: url.to_string(), attempts: 1, source: Box::new(e) })
+                    }
                     Err(e) => Attempt::Retry(Box::new(e)),
                 }
             }
             Err(ureq::Error::StatusCode(status)) if matches!(status, 408 | 429 | 500..=599) => {
                 Attempt::Retry(format!("HTTP {status}").into())
             }
-            Err(ureq::Error::StatusCode(status)) => Attempt::Fail(FetchError::NotFound { url: url.to_string(), status }),
+            Err(ureq::Error::StatusCode(status)) => {
+                Attempt::Fail(FetchError::NotFound { url: url.to_string(), status })
+            }
             Err(e) => Attempt::Retry(Box::new(e)),
         }
     }

@@ -42,7 +42,11 @@ impl Printer {
     pub fn new(args: &GlobalArgs) -> Printer {
         let terminal = std::io::stderr().is_terminal();
         let progress = terminal && !args.quiet && !args.json;
-        let multi = MultiProgress::with_draw_target(if progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+        let multi = MultiProgress::with_draw_target(if progress {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
         Printer {
             quiet: args.quiet,
             verbose: args.verbose,
@@ -97,7 +101,9 @@ impl Printer {
     fn style(phase: Phase) -> (&'static str, ProgressStyle) {
         let template = |t: &str| ProgressStyle::with_template(t).expect("valid template").progress_chars("=> ");
         match phase {
-            Phase::Download => ("download", template("{prefix:>10.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")),
+            Phase::Download => {
+                ("download", template("{prefix:>10.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}"))
+            }
             Phase::Unpack => ("unpack", template("{prefix:>10.bold} [{bar:30}] {pos}/{len} packages")),
             Phase::Layers => ("layers", template("{prefix:>10.bold} [{bar:30}] {pos}/{len} layers")),
         }

@@ -43,7 +43,8 @@ impl Settings {
         }
         let config_path = config_path();
         let config = composer_build::mirror::read_config(&config_path).context("reading the compose config file")?;
-        let apt_dir = std::env::var_os(env_vars::COMPOSE_APT_DIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/etc/apt"));
+        let apt_dir =
+            std::env::var_os(env_vars::COMPOSE_APT_DIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/etc/apt"));
         Ok(Settings {
             store,
             offline: args.offline,

@@ -49,7 +49,8 @@ mod tests {
     #[test]
     fn writes_status_with_installed_state_and_multiarch_names() {
         let data = ControlData {
-            control: "Package: libc6\nVersion: 2.36\nArchitecture: amd64\nMulti-Arch: same\nDescription: C\n library\n".into(),
+            control: "Package: libc6\nVersion: 2.36\nArchitecture: amd64\nMulti-Arch: same\nDescription: C\n library\n"
+                .into(),
             paths: vec!["/.".into(), "/usr".into()],
             ..Default::default()
         };

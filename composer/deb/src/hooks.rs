@@ -29,7 +29,9 @@ pub fn alternatives(postinsts: &[&str], exists: &dyn Fn(&str) -> bool) -> Vec<Li
         let joined = script.replace("\\\n", " ");
         for line in joined.lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
-            let Some(start) = words.windows(2).position(|w| w[0].ends_with("update-alternatives") && w[1] == "--install") else {
+            let Some(start) =
+                words.windows(2).position(|w| w[0].ends_with("update-alternatives") && w[1] == "--install")
+            else {
                 continue;
             };
             let args = &words[start + 2..];
@@ -100,7 +102,13 @@ mod tests {
         let b = "  update-alternatives --install /usr/bin/awk awk /usr/bin/gawk 10\n";
         let c = "update-alternatives --install /usr/bin/x x /usr/lib/$ARCH/x 10\n";
         let links = alternatives(&[a, b, c], &|p| p != "/usr/share/man/man1/mawk.1.gz");
-        assert_eq!(links, [("/usr/bin/awk".to_string(), "/etc/alternatives/awk".to_string()), ("/etc/alternatives/awk".into(), "/usr/bin/gawk".into())]);
+        assert_eq!(
+            links,
+            [
+                ("/usr/bin/awk".to_string(), "/etc/alternatives/awk".to_string()),
+                ("/etc/alternatives/awk".into(), "/usr/bin/gawk".into())
+            ]
+        );
         let links = alternatives(&[a], &|_| true);
         assert_eq!(links.len(), 4);
     }

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use composer_store::Sha256;
 
-use crate::relation::{Alternatives, Relation, parse_field, parse_relation};
 use crate::DebError;
+use crate::relation::{Alternatives, Relation, parse_field, parse_relation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,8 +35,20 @@ pub struct Package {
 }
 
 const FIELDS: [&str; 14] = [
-    "Package", "Version", "Architecture", "Multi-Arch", "Essential", "Source", "Depends", "Pre-Depends", "Conflicts",
-    "Breaks", "Provides", "Filename", "Size", "SHA256",
+    "Package",
+    "Version",
+    "Architecture",
+    "Multi-Arch",
+    "Essential",
+    "Source",
+    "Depends",
+    "Pre-Depends",
+    "Conflicts",
+    "Breaks",
+    "Provides",
+    "Filename",
+    "Size",
+    "SHA256",
 ];
 
 #[derive(Debug, Default)]
@@ -137,7 +149,9 @@ impl PackageIndex {
 /// Parses one relation for a top-level request (`python3`, `python3 (>= 3.11)`, `pkg=1.2-3`).
 pub fn parse_request(text: &str) -> Option<Relation> {
     match text.split_once('=') {
-        Some((name, version)) if !name.contains('(') => parse_relation(&format!("{} (= {})", name.trim(), version.trim())),
+        Some((name, version)) if !name.contains('(') => {
+            parse_relation(&format!("{} (= {})", name.trim(), version.trim()))
+        }
         _ => parse_relation(text),
     }
 }

@@ -85,10 +85,19 @@ impl DebError {
     /// A next step for the user, printed after the error.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            DebError::UnknownPackage { suite, .. } => format!("check the name with `apt-cache search` on a {suite} system, or pick another suite"),
-            DebError::BadSignature { .. } => "the mirror is not signed by a key of the keyring: set `keyring` in [base], or check the mirror".into(),
-            DebError::IndexMismatch { .. } => "the mirror may be mid-update or tampered with; retry later or use another mirror".into(),
-            DebError::Deb { .. } => "the file does not match what the signed index promised or holds unsafe paths; nothing of it was stored".into(),
+            DebError::UnknownPackage { suite, .. } => {
+                format!("check the name with `apt-cache search` on a {suite} system, or pick another suite")
+            }
+            DebError::BadSignature { .. } => {
+                "the mirror is not signed by a key of the keyring: set `keyring` in [base], or check the mirror".into()
+            }
+            DebError::IndexMismatch { .. } => {
+                "the mirror may be mid-update or tampered with; retry later or use another mirror".into()
+            }
+            DebError::Deb { .. } => {
+                "the file does not match what the signed index promised or holds unsafe paths; nothing of it was stored"
+                    .into()
+            }
             DebError::Unsolvable { .. } => "relax or drop the package pins that conflict".into(),
             _ => return None,
         })

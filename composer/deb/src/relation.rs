@@ -141,7 +141,9 @@ mod tests {
 
     #[test]
     fn parses_groups_alternatives_and_constraints() {
-        let groups = parse_field("libc6 (>= 2.34), python3:any (<< 3.12) | python3-minimal, debconf (>= 0.5) | debconf-2.0").unwrap();
+        let groups =
+            parse_field("libc6 (>= 2.34), python3:any (<< 3.12) | python3-minimal, debconf (>= 0.5) | debconf-2.0")
+                .unwrap();
         assert_eq!(groups.len(), 3);
         assert_eq!(groups[0][0].constraint, Some(Constraint { op: Op::Ge, version: "2.34".into() }));
         assert_eq!(groups[1][0].arch, ArchQualifier::Any);

@@ -26,7 +26,8 @@ pub struct Release {
 
 /// Loads every public key of a keyring file (binary `.gpg` or ASCII-armored `.asc`).
 pub fn load_keyring(path: &Path) -> Result<Vec<SignedPublicKey>, DebError> {
-    let bytes = std::fs::read(path).map_err(|source| DebError::Keyring { path: path.to_path_buf(), reason: source.to_string() })?;
+    let bytes = std::fs::read(path)
+        .map_err(|source| DebError::Keyring { path: path.to_path_buf(), reason: source.to_string() })?;
     let (keys, _) = SignedPublicKey::from_reader_many(std::io::Cursor::new(bytes))
         .map_err(|e| DebError::Keyring { path: path.to_path_buf(), reason: e.to_string() })?;
     let keys: Vec<_> = keys.filter_map(Result::ok).collect();
@@ -40,15 +41,14 @@ pub fn load_keyring(path: &Path) -> Result<Vec<SignedPublicKey>, DebError> {
 pub fn verify_inrelease(data: &[u8], keys: &[SignedPublicKey], what: &str) -> Result<Release, DebError> {
     let bad = |reason: String| DebError::BadSignature { what: what.to_string(), reason };
     let text = std::str::from_utf8(data).map_err(|_| bad("it is not UTF-8 text".into()))?;
-    let (message, _) = CleartextSignedMessage::from_string(text).map_err(|e| bad(format!("it is not a signed message: {e}")))?;
+    let (message, _) =
+        CleartextSignedMessage::from_string(text).map_err(|e| bad(format!("it is not a signed message: {e}")))?;
     let verified = keys.iter().any(|key| {
-        message.verify(&key.primary_key).is_ok() || key.public_subkeys.iter().any(|sub| message.verify(&sub.key).is_ok())
+        message.verify(&key.primary_key).is_ok()
+            || key.public_subkeys.iter().any(|sub| message.verify(&sub.key).is_ok())
     });
     if !verified {
-        return Err(bad(format!(
-            "no signature verifies against the {} key(s) of the keyring",
-            keys.len()
-        )));
+        return Err(bad(format!("no signature verifies against the {} key(s) of the keyring", keys.len())));
     }
     parse_release(&message.signed_text().replace("\r\n", "\n"), what)
 }
@@ -61,7 +61,9 @@ pub fn parse_release(text: &str, what: &str) -> Result<Release, DebError> {
         let parts: Vec<&str> = line.split_whitespace().collect();
         if let [sha, size, path] = parts[..] {
             let sha: Sha256 = sha.parse().map_err(|e: String| DebError::Index { what: what.to_string(), reason: e })?;
-            let size = size.parse().map_err(|_| DebError::Index { what: what.to_string(), reason: format!("bad size `{size}`") })?;
+            let size = size
+                .parse()
+                .map_err(|_| DebError::Index { what: what.to_string(), reason: format!("bad size `{size}`") })?;
             files.insert(path.to_string(), (sha, size));
         }
     }

@@ -29,7 +29,13 @@ impl Repository<'_> {
     }
 
     /// The `Packages` index of `component`/`arch`, verified against the Release, decompressed.
-    pub fn packages_text(&self, release: &Release, suite: &str, component: &str, arch: &str) -> Result<String, DebError> {
+    pub fn packages_text(
+        &self,
+        release: &Release,
+        suite: &str,
+        component: &str,
+        arch: &str,
+    ) -> Result<String, DebError> {
         let base = format!("{component}/binary-{arch}/Packages");
         let (path, (sha, size)) = ["xz", "gz", ""]
             .iter()
@@ -37,18 +43,27 @@ impl Repository<'_> {
             .find_map(|p| release.files.get(&p).map(|v| (p, *v)))
             .ok_or_else(|| DebError::MissingIndex { suite: suite.to_string(), path: base.clone() })?;
         let url = format!("{}/dists/{suite}/{path}", self.url);
-        let info = match self.store.lookup_sha256(&sha)? {
-            Some(info) => info,
-            None => self.client.fetch_to_store(self.store, &url, Some((&sha, Some(size))), &url, &|_| {}).map_err(|e| match e {
-                composer_client::FetchError::Store(StoreError::Sha256Mismatch { expected, actual, .. }) => {
-                    DebError::IndexMismatch { what: url.clone(), reason: format!("Release says sha256 {expected}, the file has {actual}") }
-                }
-                composer_client::FetchError::Store(StoreError::SizeMismatch { expected, actual, .. }) => {
-                    DebError::IndexMismatch { what: url.clone(), reason: format!("Release says {expected} bytes, the file has {actual}") }
-                }
-                source => DebError::Fetch { what: url.clone(), source },
-            })?,
-        };
+        let info =
+            match self.store.lookup_sha256(&sha)? {
+                Some(info) => info,
+                None => self.client.fetch_to_store(self.store, &url, Some((&sha, Some(size))), &url, &|_| {}).map_err(
+                    |e| match e {
+                        composer_client::FetchError::Store(StoreError::Sha256Mismatch { expected, actual, .. }) => {
+                            DebError::IndexMismatch {
+                                what: url.clone(),
+                                reason: format!("Release says sha256 {expected}, the file has {actual}"),
+                            }
+                        }
+                        composer_client::FetchError::Store(StoreError::SizeMismatch { expected, actual, .. }) => {
+                            DebError::IndexMismatch {
+                                what: url.clone(),
+                                reason: format!("Release says {expected} bytes, the file has {actual}"),
+                            }
+                        }
+                        source => DebError::Fetch { what: url.clone(), source },
+                    },
+                )?,
+            };
         let file = self.store.open_object(&info.id)?;
         let mut reader: Box<dyn Read> = if path.ends_with(".xz") {
             Box::new(liblzma::read::XzDecoder::new(file))
@@ -65,7 +80,13 @@ impl Repository<'_> {
     }
 
     /// Reads every component's index for `arch` into one [`PackageIndex`].
-    pub fn index(&self, release: &Release, suite: &str, components: &[String], arch: &str) -> Result<PackageIndex, DebError> {
+    pub fn index(
+        &self,
+        release: &Release,
+        suite: &str,
+        components: &[String],
+        arch: &str,
+    ) -> Result<PackageIndex, DebError> {
         let mut index = PackageIndex::default();
         for component in components {
             let text = self.packages_text(release, suite, component, arch)?;
@@ -78,28 +99,32 @@ impl Repository<'_> {
     /// Fetches a package file unless the store holds it; it enters the store only if its SHA-256
     /// and size match the signed index.
     pub fn fetch_deb(&self, package: &LockedPackage, progress: &(dyn Fn(u64) + Sync)) -> Result<BlobInfo, DebError> {
-        let sha: Sha256 = package
-            .sha256
-            .parse()
-            .map_err(|reason| DebError::Index { what: package.filename.clone(), reason })?;
+        let sha: Sha256 =
+            package.sha256.parse().map_err(|reason| DebError::Index { what: package.filename.clone(), reason })?;
         if let Some(info) = self.store.lookup_sha256(&sha)? {
             progress(info.size);
             return Ok(info);
         }
         let url = format!("{}/{}", self.url, package.filename);
         let file = package.filename.rsplit('/').next().unwrap_or(&package.filename).to_string();
-        self.client.fetch_to_store(self.store, &url, Some((&sha, Some(package.size))), &file, progress).map_err(|e| match e {
-            composer_client::FetchError::Store(StoreError::Sha256Mismatch { expected, actual, .. }) => DebError::Deb {
-                file: url.clone(),
-                entry: "(whole file)".into(),
-                reason: format!("the signed index says sha256 {expected}, the file has {actual}"),
-            },
-            composer_client::FetchError::Store(StoreError::SizeMismatch { expected, actual, .. }) => DebError::Deb {
-                file: url.clone(),
-                entry: "(whole file)".into(),
-                reason: format!("the signed index says {expected} bytes, the file has {actual}"),
-            },
-            source => DebError::Fetch { what: url.clone(), source },
+        self.client.fetch_to_store(self.store, &url, Some((&sha, Some(package.size))), &file, progress).map_err(|e| {
+            match e {
+                composer_client::FetchError::Store(StoreError::Sha256Mismatch { expected, actual, .. }) => {
+                    DebError::Deb {
+                        file: url.clone(),
+                        entry: "(whole file)".into(),
+                        reason: format!("the signed index says sha256 {expected}, the file has {actual}"),
+                    }
+                }
+                composer_client::FetchError::Store(StoreError::SizeMismatch { expected, actual, .. }) => {
+                    DebError::Deb {
+                        file: url.clone(),
+                        entry: "(whole file)".into(),
+                        reason: format!("the signed index says {expected} bytes, the file has {actual}"),
+                    }
+                }
+                source => DebError::Fetch { what: url.clone(), source },
+            }
         })
     }
 }

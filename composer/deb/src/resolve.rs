@@ -21,9 +21,9 @@ use resolvo::{
     VersionSetId, VersionSetUnionId,
 };
 
+use crate::DebError;
 use crate::index::{MultiArch, Package, PackageIndex};
 use crate::relation::{ArchQualifier, Relation};
-use crate::DebError;
 
 struct VersionSet {
     name: NameId,
@@ -156,12 +156,13 @@ impl<'i> Provider<'i> {
                 }
             }
             for (name, ids) in excluded {
-                let allowed: Vec<u32> = self.index.by_name[name]
-                    .iter()
-                    .map(|&i| i as u32)
-                    .filter(|i| !ids.contains(i))
-                    .collect();
-                out.push(self.set(name, allowed, format!("(not {conflict}, which {} {} conflicts with)", package.name, package.version)));
+                let allowed: Vec<u32> =
+                    self.index.by_name[name].iter().map(|&i| i as u32).filter(|i| !ids.contains(i)).collect();
+                out.push(self.set(
+                    name,
+                    allowed,
+                    format!("(not {conflict}, which {} {} conflicts with)", package.name, package.version),
+                ));
             }
         }
         out
@@ -201,7 +202,12 @@ impl Interner for Provider<'_> {
 }
 
 impl DependencyProvider for Provider<'_> {
-    async fn filter_candidates(&self, candidates: &[SolvableId], version_set: VersionSetId, inverse: bool) -> Vec<SolvableId> {
+    async fn filter_candidates(
+        &self,
+        candidates: &[SolvableId],
+        version_set: VersionSetId,
+        inverse: bool,
+    ) -> Vec<SolvableId> {
         let sets = self.sets.borrow();
         let allowed = &sets.sets[version_set.0 as usize].allowed;
         candidates.iter().copied().filter(|c| allowed.binary_search(&c.0).is_ok() != inverse).collect()
@@ -222,7 +228,8 @@ impl DependencyProvider for Provider<'_> {
 
     async fn get_dependencies(&self, solvable: SolvableId) -> Dependencies {
         let package = self.package(solvable.0);
-        let requirements = package.depends.iter().map(|group| ConditionalRequirement::from(self.requirement(group))).collect();
+        let requirements =
+            package.depends.iter().map(|group| ConditionalRequirement::from(self.requirement(group))).collect();
         Dependencies::Known(KnownDependencies { requirements, constrains: self.constraints(solvable.0) })
     }
 }
@@ -238,15 +245,23 @@ pub fn resolve<'i>(
 ) -> Result<Vec<&'i Package>, DebError> {
     for request in requests {
         if !index.by_name.contains_key(&request.name) && !index.providers.contains_key(&request.name) {
-            return Err(DebError::UnknownPackage { name: request.name.clone(), suite: suite.to_string(), arch: arch.to_string() });
+            return Err(DebError::UnknownPackage {
+                name: request.name.clone(),
+                suite: suite.to_string(),
+                arch: arch.to_string(),
+            });
         }
     }
     let provider = Provider { index, names: Default::default(), sets: Default::default() };
     let mut requirements: Vec<ConditionalRequirement> =
         requests.iter().map(|r| provider.requirement(std::slice::from_ref(r)).into()).collect();
     if essential {
-        let mut names: Vec<&String> =
-            index.by_name.iter().filter(|(_, ids)| ids.iter().any(|&i| index.packages[i].essential)).map(|(n, _)| n).collect();
+        let mut names: Vec<&String> = index
+            .by_name
+            .iter()
+            .filter(|(_, ids)| ids.iter().any(|&i| index.packages[i].essential))
+            .map(|(n, _)| n)
+            .collect();
         names.sort();
         for name in names {
             let relation = Relation { name: name.clone(), arch: ArchQualifier::None, constraint: None };
@@ -284,7 +299,8 @@ mod tests {
 
     fn names(index: &PackageIndex, request: &str) -> Result<Vec<String>, DebError> {
         let request = crate::index::parse_request(request).unwrap();
-        resolve(index, &[request], false, "test", "amd64").map(|ps| ps.iter().map(|p| format!("{}={}", p.name, p.version)).collect())
+        resolve(index, &[request], false, "test", "amd64")
+            .map(|ps| ps.iter().map(|p| format!("{}={}", p.name, p.version)).collect())
     }
 
     #[test]
@@ -324,7 +340,12 @@ mod tests {
 
     #[test]
     fn same_index_same_answer_whatever_the_order() {
-        let texts = ["Package: app\nVersion: 1\nDepends: x | y", "Package: x\nVersion: 2", "Package: y\nVersion: 1", "Package: x\nVersion: 1"];
+        let texts = [
+            "Package: app\nVersion: 1\nDepends: x | y",
+            "Package: x\nVersion: 2",
+            "Package: y\nVersion: 1",
+            "Package: x\nVersion: 1",
+        ];
         let mut forward = PackageIndex::default();
         texts.iter().for_each(|t| pkg(&mut forward, t));
         forward.finish();

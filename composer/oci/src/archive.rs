@@ -26,11 +26,18 @@ fn header(path: &str, size: u64, directory: bool) -> tar::Header {
     h
 }
 
-fn with_temp_file(dest: &Path, write: impl FnOnce(&mut tar::Builder<io::BufWriter<fs::File>>) -> Result<(), OciError>) -> Result<(), OciError> {
+fn with_temp_file(
+    dest: &Path,
+    write: impl FnOnce(&mut tar::Builder<io::BufWriter<fs::File>>) -> Result<(), OciError>,
+) -> Result<(), OciError> {
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(io_err("create", parent))?;
     }
-    let temp = dest.with_file_name(format!(".{}.tmp-{}", dest.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let temp = dest.with_file_name(format!(
+        ".{}.tmp-{}",
+        dest.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
     let file = fs::File::create(&temp).map_err(io_err("create", &temp))?;
     let mut builder = tar::Builder::new(io::BufWriter::new(file));
     let result = write(&mut builder).and_then(|_| {
@@ -48,7 +55,8 @@ pub fn write_oci_archive(store: &Store, dest: &Path, index: &BlobInfo, tag: &str
     let blobs = crate::layout::image_blobs(store, index)?;
     with_temp_file(dest, |tar| {
         let w = |e| OciError::Io { action: "write", path: dest.to_path_buf(), source: e };
-        tar.append(&header("oci-layout", crate::layout::OCI_LAYOUT.len() as u64, false), crate::layout::OCI_LAYOUT).map_err(w)?;
+        tar.append(&header("oci-layout", crate::layout::OCI_LAYOUT.len() as u64, false), crate::layout::OCI_LAYOUT)
+            .map_err(w)?;
         let top = crate::layout::top_index(index, tag);
         tar.append(&header("index.json", top.len() as u64, false), top.as_slice()).map_err(w)?;
         for dir in ["blobs/", "blobs/sha256/"] {
@@ -58,8 +66,11 @@ pub fn write_oci_archive(store: &Store, dest: &Path, index: &BlobInfo, tag: &str
         sorted.sort_by_key(|(b, _)| b.sha256);
         for (blob, _) in sorted {
             let file = store.open_object(&blob.id)?;
-            tar.append(&header(&format!("blobs/sha256/{}", blob.sha256.to_hex()), blob.size, false), file.take(blob.size))
-                .map_err(w)?;
+            tar.append(
+                &header(&format!("blobs/sha256/{}", blob.sha256.to_hex()), blob.size, false),
+                file.take(blob.size),
+            )
+            .map_err(w)?;
         }
         Ok(())
     })
@@ -75,8 +86,12 @@ pub fn write_docker_archive(store: &Store, dest: &Path, manifest: &BlobInfo, rep
     };
     let config = lookup(manifest_json["config"]["digest"].as_str().unwrap_or(""))?;
     let config_json: Value = serde_json::from_slice(&store.read(&config.id)?).map_err(|e| spec(e.to_string()))?;
-    let diff_ids: Vec<String> =
-        config_json["rootfs"]["diff_ids"].as_array().into_iter().flatten().filter_map(|d| d.as_str().map(str::to_string)).collect();
+    let diff_ids: Vec<String> = config_json["rootfs"]["diff_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_str().map(str::to_string))
+        .collect();
     let layers: Vec<(BlobInfo, String)> = manifest_json["layers"]
         .as_array()
         .into_iter()
@@ -104,8 +119,10 @@ pub fn write_docker_archive(store: &Store, dest: &Path, manifest: &BlobInfo, rep
             tar.append(&header(&name, size, false), decompress(store, blob, media_type)?).map_err(w)?;
             layer_names.push(name);
         }
-        let all_layers: Vec<String> = diff_ids.iter().map(|d| format!("{}/layer.tar", d.trim_start_matches("sha256:"))).collect();
-        let manifest = crate::canonical_json(&json!([{ "Config": config_name, "RepoTags": [repo_tag], "Layers": all_layers }]));
+        let all_layers: Vec<String> =
+            diff_ids.iter().map(|d| format!("{}/layer.tar", d.trim_start_matches("sha256:"))).collect();
+        let manifest =
+            crate::canonical_json(&json!([{ "Config": config_name, "RepoTags": [repo_tag], "Layers": all_layers }]));
         tar.append(&header("manifest.json", manifest.len() as u64, false), manifest.as_slice()).map_err(w)?;
         Ok(())
     })

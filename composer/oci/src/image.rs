@@ -185,7 +185,11 @@ pub fn write_platform_image(
 }
 
 /// Writes the image index over every platform's manifest.
-pub fn write_index(store: &Store, images: &[PlatformImage], annotations: &BTreeMap<String, String>) -> Result<BlobInfo, OciError> {
+pub fn write_index(
+    store: &Store,
+    images: &[PlatformImage],
+    annotations: &BTreeMap<String, String>,
+) -> Result<BlobInfo, OciError> {
     let mut index = ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)

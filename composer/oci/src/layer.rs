@@ -120,7 +120,10 @@ pub fn write_tar<W: Write>(store: &Store, entries: &[TreeEntry], epoch: u64, out
             // This path is the group's first: write the content of the group's file here.
             let source = by_path.get(target).copied().filter(|e| matches!(e.kind, EntryKind::File { .. }));
             let Some(source) = source else {
-                return Err(io::Error::other(format!("hard link `{}` to `{target}`, which is not a file in this layer", entry.path)));
+                return Err(io::Error::other(format!(
+                    "hard link `{}` to `{target}`, which is not a file in this layer",
+                    entry.path
+                )));
             };
             written_groups.insert(target, entry.path.as_str());
             append_file(&mut builder, store, entry, source, epoch)?;
@@ -129,7 +132,9 @@ pub fn write_tar<W: Write>(store: &Store, entries: &[TreeEntry], epoch: u64, out
         match &entry.kind {
             EntryKind::File { .. } => append_file(&mut builder, store, entry, entry, epoch)?,
             EntryKind::Dir => append_simple(&mut builder, entry, tar::EntryType::Directory, None, epoch)?,
-            EntryKind::Symlink { target } => append_simple(&mut builder, entry, tar::EntryType::Symlink, Some(target), epoch)?,
+            EntryKind::Symlink { target } => {
+                append_simple(&mut builder, entry, tar::EntryType::Symlink, Some(target), epoch)?
+            }
             EntryKind::Hardlink { .. } => unreachable!("handled above"),
         }
     }
@@ -162,7 +167,8 @@ fn append_with_names<W: Write, R: Read>(
     data: R,
 ) -> io::Result<()> {
     let path = &entry.path;
-    let name = if matches!(header.entry_type(), tar::EntryType::Directory) { format!("{path}/") } else { path.to_string() };
+    let name =
+        if matches!(header.entry_type(), tar::EntryType::Directory) { format!("{path}/") } else { path.to_string() };
     let mut pax = Vec::new();
     // Extended attributes (file capabilities, for one) travel as PAX records, as GNU tar and
     // containers/storage write and read them.
@@ -262,7 +268,13 @@ mod tests {
         assert_eq!(entry.path().unwrap().to_str().unwrap(), long);
         assert_eq!(entry.header().mode().unwrap(), 0o4755);
         assert_eq!(entry.header().mtime().unwrap(), 1_000, "mtime is clamped to the epoch");
-        let xattr = entry.pax_extensions().unwrap().unwrap().flatten().find(|e| e.key() == Ok("SCHILY.xattr.security.capability")).unwrap();
+        let xattr = entry
+            .pax_extensions()
+            .unwrap()
+            .unwrap()
+            .flatten()
+            .find(|e| e.key() == Ok("SCHILY.xattr.security.capability"))
+            .unwrap();
         assert_eq!(xattr.value_bytes(), [1, 0, 0, 2]);
     }
 

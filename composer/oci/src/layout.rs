@@ -29,15 +29,23 @@ pub fn image_blobs(store: &Store, index: &BlobInfo) -> Result<Vec<(BlobInfo, Str
         let sha: Sha256 = digest.parse().map_err(OciError::Spec)?;
         store.lookup_sha256(&sha)?.ok_or_else(|| OciError::Spec(format!("blob {digest} is not in the store")))
     };
-    let index_json: Value = serde_json::from_slice(&store.read(&index.id)?).map_err(|e| OciError::Spec(e.to_string()))?;
+    let index_json: Value =
+        serde_json::from_slice(&store.read(&index.id)?).map_err(|e| OciError::Spec(e.to_string()))?;
     for manifest in index_json["manifests"].as_array().into_iter().flatten() {
         let blob = lookup(manifest["digest"].as_str().unwrap_or(""))?;
         out.push((blob, manifest["mediaType"].as_str().unwrap_or("").to_string()));
-        let manifest_json: Value = serde_json::from_slice(&store.read(&blob.id)?).map_err(|e| OciError::Spec(e.to_string()))?;
+        let manifest_json: Value =
+            serde_json::from_slice(&store.read(&blob.id)?).map_err(|e| OciError::Spec(e.to_string()))?;
         let config = &manifest_json["config"];
-        out.push((lookup(config["digest"].as_str().unwrap_or(""))?, config["mediaType"].as_str().unwrap_or("").to_string()));
+        out.push((
+            lookup(config["digest"].as_str().unwrap_or(""))?,
+            config["mediaType"].as_str().unwrap_or("").to_string(),
+        ));
         for layer in manifest_json["layers"].as_array().into_iter().flatten() {
-            out.push((lookup(layer["digest"].as_str().unwrap_or(""))?, layer["mediaType"].as_str().unwrap_or("").to_string()));
+            out.push((
+                lookup(layer["digest"].as_str().unwrap_or(""))?,
+                layer["mediaType"].as_str().unwrap_or("").to_string(),
+            ));
         }
     }
     let mut seen = BTreeSet::new();
@@ -69,10 +77,14 @@ pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tag: &str) -> R
     let lock = fs::File::create(&lock_path).map_err(io_err("create", &lock_path))?;
     lock.lock().map_err(io_err("lock", &lock_path))?;
 
-    if dir.exists() && !dir.join("oci-layout").exists() && fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
+    if dir.exists()
+        && !dir.join("oci-layout").exists()
+        && fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false)
+    {
         return Err(OciError::NotALayout {
             path: dir.to_path_buf(),
-            reason: "the directory exists, is not empty and holds no `oci-layout`; composer will not write into it".into(),
+            reason: "the directory exists, is not empty and holds no `oci-layout`; composer will not write into it"
+                .into(),
         });
     }
     let blobs_dir = dir.join("blobs").join("sha256");

@@ -10,21 +10,16 @@ pub enum RecipeError {
         source: std::io::Error,
     },
     #[error("{}:{line}:{column}: {message}\n{snippet}", path.display())]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-        snippet: String,
-        hint: String,
-    },
+    Invalid { path: PathBuf, line: usize, column: usize, message: String, snippet: String, hint: String },
 }
 
 impl RecipeError {
     pub fn hint(&self) -> Option<&str> {
         match self {
             RecipeError::Invalid { hint, .. } if !hint.is_empty() => Some(hint),
-            RecipeError::Read { .. } => Some("check the path; recipes are TOML files such as recipes/debian-python.toml"),
+            RecipeError::Read { .. } => {
+                Some("check the path; recipes are TOML files such as recipes/debian-python.toml")
+            }
             _ => None,
         }
     }
@@ -49,11 +44,7 @@ impl RecipeError {
         let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
         let source_line = &text[line_start..line_end];
         let width = text[start..span.end.clamp(start, line_end)].chars().count().max(1);
-        let snippet = format!(
-            "{line:>4} | {source_line}\n     | {}{}",
-            " ".repeat(column - 1),
-            "^".repeat(width)
-        );
+        let snippet = format!("{line:>4} | {source_line}\n     | {}{}", " ".repeat(column - 1), "^".repeat(width));
         RecipeError::Invalid { path: path.to_path_buf(), line, column, message, snippet, hint }
     }
 }

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 impl Recipe {
     /// Reads and validates a recipe file.
     pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| RecipeError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| RecipeError::Read { path: path.to_path_buf(), source })?;
         Self::parse_str(path, &text)
     }
 
@@ -73,10 +73,14 @@ impl Recipe {
             if !ok {
                 return Err(invalid(
                     file.path.span(),
-                    format!("`{target}` is a {:?} entry without its {}", file.kind, match file.kind {
-                        FileKind::Symlink => "`target`",
-                        _ => "`source` or `content`",
-                    }),
+                    format!(
+                        "`{target}` is a {:?} entry without its {}",
+                        file.kind,
+                        match file.kind {
+                            FileKind::Symlink => "`target`",
+                            _ => "`source` or `content`",
+                        }
+                    ),
                     "files need `source` (a path relative to the recipe) or `content`; symlinks need `target`",
                 ));
             }

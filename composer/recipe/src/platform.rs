@@ -110,7 +110,8 @@ mod tests {
 
     #[test]
     fn maps_oci_platforms_to_debian_architectures() {
-        let cases = [("linux/amd64", "amd64"), ("linux/arm64", "arm64"), ("linux/arm/v7", "armhf"), ("linux/386", "i386")];
+        let cases =
+            [("linux/amd64", "amd64"), ("linux/arm64", "arm64"), ("linux/arm/v7", "armhf"), ("linux/386", "i386")];
         for (oci, debian) in cases {
             assert_eq!(oci.parse::<Platform>().unwrap().debian_arch(), debian, "{oci}");
         }

@@ -237,7 +237,11 @@ pub struct Layers {
 
 impl Default for Layers {
     fn default() -> Self {
-        Layers { strategy: LayerStrategy::default(), max_layers: default_max_layers(), compression: Compression::default() }
+        Layers {
+            strategy: LayerStrategy::default(),
+            max_layers: default_max_layers(),
+            compression: Compression::default(),
+        }
     }
 }
 

@@ -51,7 +51,12 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     }
     for step in &outcome.steps {
         let platform = step.platform.as_deref().map(|p| format!(" [{p}]")).unwrap_or_default();
-        printer.detail(&format!("{} {}{platform}: {}", step.step, step.name, if step.cached { "cached" } else { "ran" }));
+        printer.detail(&format!(
+            "{} {}{platform}: {}",
+            step.step,
+            step.name,
+            if step.cached { "cached" } else { "ran" }
+        ));
     }
     if outcome.lock_written {
         printer.status("Locked", &format!("{}", composer_build::lockfile::lock_path(&args.recipe).display()));

@@ -12,7 +12,13 @@ pub fn run(args: InspectArgs, printer: &Printer) -> anyhow::Result<()> {
     crate::out!("index {}", report.index);
     for manifest in &report.manifests {
         let total: u64 = manifest.layers.iter().map(|l| l.size).sum();
-        crate::out!("\n{}  manifest {}  ({} layers, {})", manifest.platform, manifest.digest, manifest.layers.len(), human_bytes(total));
+        crate::out!(
+            "\n{}  manifest {}  ({} layers, {})",
+            manifest.platform,
+            manifest.digest,
+            manifest.layers.len(),
+            human_bytes(total)
+        );
         crate::out!("  config {}", manifest.config);
         for layer in &manifest.layers {
             let what = if layer.packages.is_empty() { "(system)".to_string() } else { layer.packages.join(" ") };

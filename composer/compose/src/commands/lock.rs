@@ -12,11 +12,25 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let ctx = Context { store: &store, client: &client, mirrors: &settings.mirrors, reporter: printer };
     let (lock, path) = composer_build::lock(&ctx, &recipe, &args.recipe).map_err(hinted)?;
     if printer.json {
-        crate::out!("{}", serde_json::to_string_pretty(&serde_json::json!({ "lock": path, "platforms": lock.platforms.iter().map(|p| serde_json::json!({"platform": p.platform, "packages": p.packages.len()})).collect::<Vec<_>>() }))?);
+        crate::out!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "lock": path, "platforms": lock.platforms.iter().map(|p| serde_json::json!({"platform": p.platform, "packages": p.packages.len()})).collect::<Vec<_>>() })
+            )?
+        );
         return Ok(());
     }
     for platform in &lock.platforms {
-        printer.status("Resolved", &format!("{}: {} packages from {} ({})", platform.platform, platform.packages.len(), platform.release.suite, platform.release.date));
+        printer.status(
+            "Resolved",
+            &format!(
+                "{}: {} packages from {} ({})",
+                platform.platform,
+                platform.packages.len(),
+                platform.release.suite,
+                platform.release.date
+            ),
+        );
     }
     crate::out!("{}", path.display());
     Ok(())

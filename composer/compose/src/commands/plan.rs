@@ -17,7 +17,13 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     }
     for step in &steps {
         let platform = step.platform.as_deref().unwrap_or("-");
-        let state = if step.cached { "cached".to_string() } else if step.bytes > 0 { format!("download {}", human_bytes(step.bytes)) } else { "to run".into() };
+        let state = if step.cached {
+            "cached".to_string()
+        } else if step.bytes > 0 {
+            format!("download {}", human_bytes(step.bytes))
+        } else {
+            "to run".into()
+        };
         crate::out!("{:<13} {:<14} {:<40} {state}", step.step, platform, step.name);
     }
     let download: u64 = steps.iter().map(|s| s.bytes).sum();

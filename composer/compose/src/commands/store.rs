@@ -14,7 +14,10 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
             let store = Store::open(&settings.store)?;
             let info = store.info()?;
             if printer.json {
-                crate::out!("{}", serde_json::to_string_pretty(&serde_json::json!({ "path": settings.store, "info": info }))?);
+                crate::out!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "path": settings.store, "info": info }))?
+                );
             } else {
                 crate::out!("store    {}", settings.store.display());
                 crate::out!("format   {}", composer_store::FORMAT);
@@ -34,11 +37,20 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
                 }
                 printer.status(
                     "Verified",
-                    &format!("{} objects, {} aliases, {} actions: {} problem(s)", report.objects, report.aliases, report.actions, report.problems.len()),
+                    &format!(
+                        "{} objects, {} aliases, {} actions: {} problem(s)",
+                        report.objects,
+                        report.aliases,
+                        report.actions,
+                        report.problems.len()
+                    ),
                 );
             }
             if !report.problems.is_empty() && !repair {
-                bail!("the store has {} problem(s); `compose store verify --repair` removes them", report.problems.len());
+                bail!(
+                    "the store has {} problem(s); `compose store verify --repair` removes them",
+                    report.problems.len()
+                );
             }
         }
         StoreCommand::Gc { max_age_days, all, dry_run } => {
