@@ -16,22 +16,48 @@ pub enum MultiArch {
     Allowed,
 }
 
+/// One package of an index. Fields borrow the decompressed index text (a suite's index is about
+/// 45 MB per architecture; copying it into 63 000 structs cost more time and memory than the
+/// solver). Relations are parsed when the solver asks for them, for the few hundred packages it
+/// visits; `Provides` is parsed up front because it builds the provider map.
 #[derive(Debug, Clone)]
-pub struct Package {
-    pub name: String,
-    pub version: String,
-    pub architecture: String,
+pub struct Package<'t> {
+    pub name: &'t str,
+    pub version: &'t str,
+    pub architecture: &'t str,
     pub multi_arch: MultiArch,
     pub essential: bool,
-    pub source: String,
-    /// `Pre-Depends` and `Depends` together: both must hold for the package to work.
-    pub depends: Vec<Alternatives>,
-    /// `Conflicts` and `Breaks`: composer installs nothing half-configured, so both exclude.
-    pub conflicts: Vec<Relation>,
+    pub source: &'t str,
+    pre_depends: &'t str,
+    depends: &'t str,
+    conflicts: &'t str,
+    breaks: &'t str,
     pub provides: Vec<Relation>,
-    pub filename: String,
+    pub filename: &'t str,
     pub size: u64,
     pub sha256: Sha256,
+    what: &'t str,
+}
+
+impl Package<'_> {
+    fn bad(&self, reason: String) -> DebError {
+        DebError::Index { what: format!("{} (package {})", self.what, self.name), reason }
+    }
+
+    /// `Pre-Depends` and `Depends` together: both must hold for the package to work.
+    pub fn depends(&self) -> Result<Vec<Alternatives>, DebError> {
+        let mut groups = parse_field(self.pre_depends).map_err(|r| self.bad(r))?;
+        groups.extend(parse_field(self.depends).map_err(|r| self.bad(r))?);
+        Ok(groups)
+    }
+
+    /// `Conflicts` and `Breaks`: composer installs nothing half-configured, so both exclude.
+    pub fn conflicts(&self) -> Result<Vec<Relation>, DebError> {
+        let mut all: Vec<Relation> =
+            parse_field(self.conflicts).map_err(|r| self.bad(r))?.into_iter().flatten().collect();
+        all.extend(parse_field(self.breaks).map_err(|r| self.bad(r))?.into_iter().flatten());
+        Ok(all)
+    }
 }
 
 const FIELDS: [&str; 14] = [
@@ -52,22 +78,22 @@ const FIELDS: [&str; 14] = [
 ];
 
 #[derive(Debug, Default)]
-pub struct PackageIndex {
-    pub packages: Vec<Package>,
-    pub by_name: HashMap<String, Vec<usize>>,
+pub struct PackageIndex<'t> {
+    pub packages: Vec<Package<'t>>,
+    pub by_name: HashMap<&'t str, Vec<usize>>,
     /// Virtual (and real) name → packages providing it.
     pub providers: HashMap<String, Vec<usize>>,
 }
 
-impl PackageIndex {
+impl<'t> PackageIndex<'t> {
     /// Parses `Packages` text, keeping packages of `arch` and `all`.
-    pub fn parse(&mut self, text: &str, arch: &str, what: &str) -> Result<(), DebError> {
+    pub fn parse(&mut self, text: &'t str, arch: &str, what: &'t str) -> Result<(), DebError> {
         for paragraph in text.split("\n\n") {
             if paragraph.trim().is_empty() {
                 continue;
             }
             // Only the fields resolution needs; a match beats a map per paragraph (63k of them).
-            let mut fields: [Option<&str>; FIELDS.len()] = [None; FIELDS.len()];
+            let mut fields: [Option<&'t str>; FIELDS.len()] = [None; FIELDS.len()];
             for line in paragraph.lines() {
                 if line.starts_with([' ', '\t']) {
                     continue;
@@ -85,16 +111,11 @@ impl PackageIndex {
                 continue;
             }
             let bad = |reason: String| DebError::Index { what: format!("{what} (package {name})"), reason };
-            let relations = |key: &str| parse_field(get(key).unwrap_or("")).map_err(&bad);
-            let mut depends = relations("Pre-Depends")?;
-            depends.extend(relations("Depends")?);
-            let mut conflicts: Vec<Relation> = relations("Conflicts")?.into_iter().flatten().collect();
-            conflicts.extend(relations("Breaks")?.into_iter().flatten());
-            let provides = relations("Provides")?.into_iter().flatten().collect();
+            let provides = parse_field(get("Provides").unwrap_or("")).map_err(&bad)?.into_iter().flatten().collect();
             let package = Package {
-                name: name.to_string(),
-                version: get("Version").ok_or_else(|| bad("no Version".into()))?.to_string(),
-                architecture: architecture.to_string(),
+                name,
+                version: get("Version").ok_or_else(|| bad("no Version".into()))?,
+                architecture,
                 multi_arch: match get("Multi-Arch") {
                     Some("same") => MultiArch::Same,
                     Some("foreign") => MultiArch::Foreign,
@@ -102,15 +123,16 @@ impl PackageIndex {
                     _ => MultiArch::No,
                 },
                 essential: get("Essential") == Some("yes"),
-                source: get("Source")
-                    .map(|s| s.split_whitespace().next().unwrap_or(name).to_string())
-                    .unwrap_or_else(|| name.to_string()),
-                depends,
-                conflicts,
+                source: get("Source").map(|s| s.split_whitespace().next().unwrap_or(name)).unwrap_or(name),
+                pre_depends: get("Pre-Depends").unwrap_or(""),
+                depends: get("Depends").unwrap_or(""),
+                conflicts: get("Conflicts").unwrap_or(""),
+                breaks: get("Breaks").unwrap_or(""),
                 provides,
-                filename: get("Filename").ok_or_else(|| bad("no Filename".into()))?.to_string(),
+                filename: get("Filename").ok_or_else(|| bad("no Filename".into()))?,
                 size: get("Size").and_then(|s| s.parse().ok()).ok_or_else(|| bad("no Size".into()))?,
                 sha256: get("SHA256").ok_or_else(|| bad("no SHA256".into()))?.parse().map_err(bad)?,
+                what,
             };
             if package.filename.split('/').any(|c| c == ".." || c.is_empty()) {
                 return Err(bad(format!("unsafe Filename `{}`", package.filename)));
@@ -120,9 +142,9 @@ impl PackageIndex {
         Ok(())
     }
 
-    pub fn push(&mut self, package: Package) {
+    pub fn push(&mut self, package: Package<'t>) {
         let index = self.packages.len();
-        self.by_name.entry(package.name.clone()).or_default().push(index);
+        self.by_name.entry(package.name).or_default().push(index);
         for provided in &package.provides {
             self.providers.entry(provided.name.clone()).or_default().push(index);
         }
@@ -135,8 +157,8 @@ impl PackageIndex {
         let packages = &self.packages;
         let order = |a: &usize, b: &usize| {
             let (pa, pb) = (&packages[*a], &packages[*b]);
-            crate::version::compare(&pb.version, &pa.version)
-                .then_with(|| pa.name.cmp(&pb.name))
+            crate::version::compare(pb.version, pa.version)
+                .then_with(|| pa.name.cmp(pb.name))
                 .then_with(|| pa.sha256.cmp(&pb.sha256))
         };
         for list in self.by_name.values_mut().chain(self.providers.values_mut()) {

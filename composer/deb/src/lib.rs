@@ -39,14 +39,14 @@ pub struct LockedPackage {
     pub sha256: String,
 }
 
-impl From<&Package> for LockedPackage {
-    fn from(p: &Package) -> Self {
+impl From<&Package<'_>> for LockedPackage {
+    fn from(p: &Package<'_>) -> Self {
         LockedPackage {
-            name: p.name.clone(),
-            version: p.version.clone(),
-            architecture: p.architecture.clone(),
-            source: p.source.clone(),
-            filename: p.filename.clone(),
+            name: p.name.to_string(),
+            version: p.version.to_string(),
+            architecture: p.architecture.to_string(),
+            source: p.source.to_string(),
+            filename: p.filename.to_string(),
             size: p.size,
             sha256: p.sha256.to_hex(),
         }

@@ -8,7 +8,9 @@ use composer_client::Client;
 use composer_store::{BlobInfo, Sha256, Store, StoreError};
 use pgp::composed::SignedPublicKey;
 
-use crate::{DebError, LockedPackage, PackageIndex, Release};
+#[cfg(doc)]
+use crate::PackageIndex;
+use crate::{DebError, LockedPackage, Release};
 
 pub struct Repository<'a> {
     /// Base URL of the archive (the directory holding `dists/` and `pool/`).
@@ -79,21 +81,22 @@ impl Repository<'_> {
         Ok(text)
     }
 
-    /// Reads every component's index for `arch` into one [`PackageIndex`].
-    pub fn index(
+    /// The decompressed `Packages` text of every component for `arch`, with a name for errors.
+    /// Parse them with [`PackageIndex::parse`]; the index borrows the texts.
+    pub fn index_texts(
         &self,
         release: &Release,
         suite: &str,
         components: &[String],
         arch: &str,
-    ) -> Result<PackageIndex, DebError> {
-        let mut index = PackageIndex::default();
-        for component in components {
-            let text = self.packages_text(release, suite, component, arch)?;
-            index.parse(&text, arch, &format!("{suite}/{component}/binary-{arch}/Packages"))?;
-        }
-        index.finish();
-        Ok(index)
+    ) -> Result<Vec<(String, String)>, DebError> {
+        components
+            .iter()
+            .map(|component| {
+                let text = self.packages_text(release, suite, component, arch)?;
+                Ok((text, format!("{suite}/{component}/binary-{arch}/Packages")))
+            })
+            .collect()
     }
 
     /// Fetches a package file unless the store holds it; it enters the store only if its SHA-256

@@ -31,8 +31,8 @@ struct VersionSet {
     display: String,
 }
 
-struct Provider<'i> {
-    index: &'i PackageIndex,
+struct Provider<'i, 't> {
+    index: &'i PackageIndex<'t>,
     names: std::cell::RefCell<Names>,
     sets: std::cell::RefCell<Sets>,
 }
@@ -51,7 +51,7 @@ struct Sets {
     strings: Vec<String>,
 }
 
-impl<'i> Provider<'i> {
+impl<'i, 't> Provider<'i, 't> {
     fn name(&self, name: &str) -> NameId {
         let mut names = self.names.borrow_mut();
         if let Some(id) = names.ids.get(name) {
@@ -78,16 +78,16 @@ impl<'i> Provider<'i> {
         id
     }
 
-    fn package(&self, id: u32) -> &'i Package {
+    fn package(&self, id: u32) -> &'i Package<'t> {
         &self.index.packages[id as usize]
     }
 
     fn real_matches(&self, relation: &Relation) -> Vec<u32> {
-        let Some(ids) = self.index.by_name.get(&relation.name) else { return Vec::new() };
+        let Some(ids) = self.index.by_name.get(relation.name.as_str()) else { return Vec::new() };
         ids.iter()
             .filter(|&&i| {
                 let p = &self.index.packages[i];
-                relation.constraint.as_ref().is_none_or(|c| c.matches(&p.version))
+                relation.constraint.as_ref().is_none_or(|c| c.matches(p.version))
                     && (relation.arch != ArchQualifier::Any || p.multi_arch == MultiArch::Allowed)
             })
             .map(|&i| i as u32)
@@ -96,7 +96,7 @@ impl<'i> Provider<'i> {
 
     /// Providers of `relation.name` whose `Provides` satisfies the relation, grouped by their
     /// real name.
-    fn provider_matches(&self, relation: &Relation) -> BTreeMap<&'i str, Vec<u32>> {
+    fn provider_matches(&self, relation: &Relation) -> BTreeMap<&'t str, Vec<u32>> {
         let mut out: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         for &i in self.index.providers.get(&relation.name).into_iter().flatten() {
             let p = &self.index.packages[i];
@@ -109,7 +109,7 @@ impl<'i> Provider<'i> {
                     }
             });
             if satisfies {
-                out.entry(p.name.as_str()).or_default().push(i as u32);
+                out.entry(p.name).or_default().push(i as u32);
             }
         }
         out
@@ -140,14 +140,14 @@ impl<'i> Provider<'i> {
         }
     }
 
-    fn constraints(&self, package_id: u32) -> Vec<VersionSetId> {
+    fn constraints(&self, package_id: u32, conflicts: &[Relation]) -> Vec<VersionSetId> {
         let package = self.package(package_id);
         let mut out = Vec::new();
-        for conflict in &package.conflicts {
+        for conflict in conflicts {
             let mut excluded: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
             for id in self.real_matches(&Relation { arch: ArchQualifier::None, ..conflict.clone() }) {
                 if id != package_id {
-                    excluded.entry(self.package(id).name.as_str()).or_default().push(id);
+                    excluded.entry(self.package(id).name).or_default().push(id);
                 }
             }
             for (name, ids) in self.provider_matches(conflict) {
@@ -169,7 +169,7 @@ impl<'i> Provider<'i> {
     }
 }
 
-impl Interner for Provider<'_> {
+impl Interner for Provider<'_, '_> {
     fn display_solvable(&self, solvable: SolvableId) -> impl Display + '_ {
         let p = self.package(solvable.0);
         format!("{} {}", p.name, p.version)
@@ -191,7 +191,7 @@ impl Interner for Provider<'_> {
         self.sets.borrow().sets[version_set.0 as usize].name
     }
     fn solvable_name(&self, solvable: SolvableId) -> NameId {
-        self.name(&self.package(solvable.0).name)
+        self.name(self.package(solvable.0).name)
     }
     fn version_sets_in_union(&self, version_set_union: VersionSetUnionId) -> impl Iterator<Item = VersionSetId> {
         self.sets.borrow().unions[version_set_union.0 as usize].clone().into_iter()
@@ -201,7 +201,7 @@ impl Interner for Provider<'_> {
     }
 }
 
-impl DependencyProvider for Provider<'_> {
+impl DependencyProvider for Provider<'_, '_> {
     async fn filter_candidates(
         &self,
         candidates: &[SolvableId],
@@ -215,36 +215,44 @@ impl DependencyProvider for Provider<'_> {
 
     async fn get_candidates(&self, name: NameId) -> Option<Candidates> {
         let name = self.names.borrow().names[name.0 as usize].clone();
-        let ids = self.index.by_name.get(&name)?;
+        let ids = self.index.by_name.get(name.as_str())?;
         Some(Candidates { candidates: ids.iter().map(|&i| SolvableId(i as u32)).collect(), ..Default::default() })
     }
 
     async fn sort_candidates(&self, _solver: &SolverCache<Self>, solvables: &mut [SolvableId]) {
         solvables.sort_by(|a, b| {
             let (pa, pb) = (self.package(a.0), self.package(b.0));
-            crate::version::compare(&pb.version, &pa.version).then_with(|| pa.sha256.cmp(&pb.sha256))
+            crate::version::compare(pb.version, pa.version).then_with(|| pa.sha256.cmp(&pb.sha256))
         });
     }
 
     async fn get_dependencies(&self, solvable: SolvableId) -> Dependencies {
         let package = self.package(solvable.0);
-        let requirements =
-            package.depends.iter().map(|group| ConditionalRequirement::from(self.requirement(group))).collect();
-        Dependencies::Known(KnownDependencies { requirements, constrains: self.constraints(solvable.0) })
+        let (depends, conflicts) = match (package.depends(), package.conflicts()) {
+            (Ok(d), Ok(c)) => (d, c),
+            (Err(e), _) | (_, Err(e)) => {
+                // The package cannot be judged, so it cannot be chosen; the reason shows if needed.
+                let mut sets = self.sets.borrow_mut();
+                sets.strings.push(e.to_string());
+                return Dependencies::Unknown(StringId(sets.strings.len() as u32 - 1));
+            }
+        };
+        let requirements = depends.iter().map(|group| ConditionalRequirement::from(self.requirement(group))).collect();
+        Dependencies::Known(KnownDependencies { requirements, constrains: self.constraints(solvable.0, &conflicts) })
     }
 }
 
 /// Resolves `requests` (top-level relations) against `index`, returning the chosen packages
 /// sorted by name. `essential` adds every `Essential: yes` package, as debootstrap does.
-pub fn resolve<'i>(
-    index: &'i PackageIndex,
+pub fn resolve<'i, 't>(
+    index: &'i PackageIndex<'t>,
     requests: &[Relation],
     essential: bool,
     suite: &str,
     arch: &str,
-) -> Result<Vec<&'i Package>, DebError> {
+) -> Result<Vec<&'i Package<'t>>, DebError> {
     for request in requests {
-        if !index.by_name.contains_key(&request.name) && !index.providers.contains_key(&request.name) {
+        if !index.by_name.contains_key(request.name.as_str()) && !index.providers.contains_key(&request.name) {
             return Err(DebError::UnknownPackage {
                 name: request.name.clone(),
                 suite: suite.to_string(),
@@ -256,22 +264,22 @@ pub fn resolve<'i>(
     let mut requirements: Vec<ConditionalRequirement> =
         requests.iter().map(|r| provider.requirement(std::slice::from_ref(r)).into()).collect();
     if essential {
-        let mut names: Vec<&String> = index
+        let mut names: Vec<&str> = index
             .by_name
             .iter()
             .filter(|(_, ids)| ids.iter().any(|&i| index.packages[i].essential))
-            .map(|(n, _)| n)
+            .map(|(n, _)| *n)
             .collect();
         names.sort();
         for name in names {
-            let relation = Relation { name: name.clone(), arch: ArchQualifier::None, constraint: None };
+            let relation = Relation { name: name.to_string(), arch: ArchQualifier::None, constraint: None };
             requirements.push(provider.requirement(&[relation]).into());
         }
     }
     let mut solver = Solver::new(provider);
     match solver.solve(Problem::new().requirements(requirements)) {
         Ok(solvables) => {
-            let mut chosen: Vec<&Package> = solvables.iter().map(|s| &index.packages[s.0 as usize]).collect();
+            let mut chosen: Vec<&Package<'t>> = solvables.iter().map(|s| &index.packages[s.0 as usize]).collect();
             chosen.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(chosen)
         }
@@ -288,16 +296,25 @@ pub fn resolve<'i>(
 mod tests {
     use super::*;
 
-    fn pkg(index: &mut PackageIndex, text: &str) {
-        let full = format!("{text}\nArchitecture: amd64\nFilename: pool/x.deb\nSize: 1\nSHA256: {}\n", "ab".repeat(32));
-        let mut sub = PackageIndex::default();
-        sub.parse(&full, "amd64", "test").unwrap();
-        let mut p = sub.packages.pop().unwrap();
-        p.sha256 = composer_store::Sha256::of(text.as_bytes());
-        index.push(p);
+    /// An index text from short stanzas, each given a distinct digest.
+    fn index_text(stanzas: &[&str]) -> String {
+        stanzas
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                format!("{t}\nArchitecture: amd64\nFilename: pool/x.deb\nSize: 1\nSHA256: {:064x}\n\n", i + 1)
+            })
+            .collect()
     }
 
-    fn names(index: &PackageIndex, request: &str) -> Result<Vec<String>, DebError> {
+    fn parse(text: &str) -> PackageIndex<'_> {
+        let mut index = PackageIndex::default();
+        index.parse(text, "amd64", "test").unwrap();
+        index.finish();
+        index
+    }
+
+    fn names(index: &PackageIndex<'_>, request: &str) -> Result<Vec<String>, DebError> {
         let request = crate::index::parse_request(request).unwrap();
         resolve(index, &[request], false, "test", "amd64")
             .map(|ps| ps.iter().map(|p| format!("{}={}", p.name, p.version)).collect())
@@ -305,33 +322,31 @@ mod tests {
 
     #[test]
     fn picks_highest_versions_and_follows_alternatives_and_provides() {
-        let mut index = PackageIndex::default();
-        pkg(&mut index, "Package: app\nVersion: 1\nDepends: libc (>= 2), mta | exim\nPre-Depends: py");
-        pkg(&mut index, "Package: libc\nVersion: 1");
-        pkg(&mut index, "Package: libc\nVersion: 3");
-        pkg(&mut index, "Package: postfix\nVersion: 1\nProvides: mta");
-        pkg(&mut index, "Package: python3\nVersion: 3.11\nProvides: py (= 3.11)");
-        index.finish();
-        assert_eq!(names(&index, "app").unwrap(), ["app=1", "libc=3", "postfix=1", "python3=3.11"]);
+        let text = index_text(&[
+            "Package: app\nVersion: 1\nDepends: libc (>= 2), mta | exim\nPre-Depends: py",
+            "Package: libc\nVersion: 1",
+            "Package: libc\nVersion: 3",
+            "Package: postfix\nVersion: 1\nProvides: mta",
+            "Package: python3\nVersion: 3.11\nProvides: py (= 3.11)",
+        ]);
+        assert_eq!(names(&parse(&text), "app").unwrap(), ["app=1", "libc=3", "postfix=1", "python3=3.11"]);
     }
 
     #[test]
     fn respects_conflicts_by_choosing_another_alternative() {
-        let mut index = PackageIndex::default();
-        pkg(&mut index, "Package: app\nVersion: 1\nDepends: a | b, c");
-        pkg(&mut index, "Package: a\nVersion: 1");
-        pkg(&mut index, "Package: b\nVersion: 1");
-        pkg(&mut index, "Package: c\nVersion: 1\nConflicts: a");
-        index.finish();
-        assert_eq!(names(&index, "app").unwrap(), ["app=1", "b=1", "c=1"]);
+        let text = index_text(&[
+            "Package: app\nVersion: 1\nDepends: a | b, c",
+            "Package: a\nVersion: 1",
+            "Package: b\nVersion: 1",
+            "Package: c\nVersion: 1\nConflicts: a",
+        ]);
+        assert_eq!(names(&parse(&text), "app").unwrap(), ["app=1", "b=1", "c=1"]);
     }
 
     #[test]
     fn explains_the_failing_chain() {
-        let mut index = PackageIndex::default();
-        pkg(&mut index, "Package: app\nVersion: 1\nDepends: lib (>= 5)");
-        pkg(&mut index, "Package: lib\nVersion: 4");
-        index.finish();
+        let text = index_text(&["Package: app\nVersion: 1\nDepends: lib (>= 5)", "Package: lib\nVersion: 4"]);
+        let index = parse(&text);
         let err = names(&index, "app").unwrap_err().to_string();
         assert!(err.contains("app") && err.contains("lib"), "{err}");
         let unknown = names(&index, "nope").unwrap_err().to_string();
@@ -339,19 +354,22 @@ mod tests {
     }
 
     #[test]
+    fn a_package_with_unparsable_depends_is_never_chosen() {
+        let text = index_text(&["Package: app\nVersion: 2\nDepends: lib (>= )", "Package: app\nVersion: 1"]);
+        assert_eq!(names(&parse(&text), "app").unwrap(), ["app=1"]);
+    }
+
+    #[test]
     fn same_index_same_answer_whatever_the_order() {
-        let texts = [
+        let mut stanzas = vec![
             "Package: app\nVersion: 1\nDepends: x | y",
             "Package: x\nVersion: 2",
             "Package: y\nVersion: 1",
             "Package: x\nVersion: 1",
         ];
-        let mut forward = PackageIndex::default();
-        texts.iter().for_each(|t| pkg(&mut forward, t));
-        forward.finish();
-        let mut backward = PackageIndex::default();
-        texts.iter().rev().for_each(|t| pkg(&mut backward, t));
-        backward.finish();
-        assert_eq!(names(&forward, "app").unwrap(), names(&backward, "app").unwrap());
+        let forward = index_text(&stanzas);
+        stanzas.reverse();
+        let backward = index_text(&stanzas);
+        assert_eq!(names(&parse(&forward), "app").unwrap(), names(&parse(&backward), "app").unwrap());
     }
 }
