@@ -19,18 +19,47 @@ fn noise(len: usize) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn killed_build_leaves_a_valid_store_and_the_next_build_completes() {
+/// An archive of `count` packages of `mib` MiB of noise each, and a recipe asking for them all.
+fn big_fixture(count: usize, mib: usize) -> (LocalMirror, composer_testkit::Compose, std::path::PathBuf) {
     let mirror = LocalMirror::new();
     let mut debs = base_packages("amd64");
-    for i in 0..4 {
-        debs.push(Deb::new(&format!("big{i}"), "1").file(&format!("usr/share/big{i}/blob"), &noise(24 << 20)));
+    for i in 0..count {
+        debs.push(Deb::new(&format!("big{i}"), "1").file(&format!("usr/share/big{i}/blob"), &noise(mib << 20)));
     }
     mirror.publish("stable", &debs);
     let mut c = compose();
     c.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
     let recipe = c.cwd.join("big.toml");
-    write_recipe(&recipe, &mirror.keyring, &["big0", "big1", "big2", "big3"], "");
+    let names: Vec<String> = (0..count).map(|i| format!("big{i}")).collect();
+    write_recipe(&recipe, &mirror.keyring, &names.iter().map(String::as_str).collect::<Vec<_>>(), "");
+    (mirror, c, recipe)
+}
+
+#[test]
+fn gc_waits_for_a_running_build() {
+    let (_mirror, c, recipe) = big_fixture(2, 24);
+    let build =
+        c.command(&["--json", "build", recipe.to_str().unwrap()]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let gc = c.run(&["store", "gc", "--all"]);
+    let build = build.wait_with_output().unwrap();
+    assert!(build.status.success(), "the build failed beside gc");
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    let gc_stderr = String::from_utf8_lossy(&gc.stderr);
+    assert!(gc_stderr.contains("waiting for the store lock"), "gc did not wait for the build: {gc_stderr}");
+    // The image the build wrote is whole: every blob its index names is in the layout.
+    let layout = c.cwd.join("out/app");
+    let manifest = composer_testkit::manifest(&layout, "amd64");
+    for layer in manifest["layers"].as_array().unwrap() {
+        let digest = layer["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        assert!(layout.join("blobs/sha256").join(digest).exists());
+    }
+    c.ok(&["store", "verify"]);
+}
+
+#[test]
+fn killed_build_leaves_a_valid_store_and_the_next_build_completes() {
+    let (_mirror, c, recipe) = big_fixture(4, 24);
 
     let mut killed_midway = 0;
     for delay in [150, 600, 1200] {

@@ -354,6 +354,34 @@ mod tests {
     }
 
     #[test]
+    fn essential_packages_only_when_asked() {
+        let text = index_text(&["Package: app\nVersion: 1", "Package: coreutils\nVersion: 9\nEssential: yes"]);
+        let index = parse(&text);
+        let request = crate::index::parse_request("app").unwrap();
+        let without: Vec<&str> = resolve(&index, std::slice::from_ref(&request), false, "t", "amd64")
+            .unwrap()
+            .iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(without, ["app"]);
+        let with: Vec<&str> = resolve(&index, &[request], true, "t", "amd64").unwrap().iter().map(|p| p.name).collect();
+        assert_eq!(with, ["app", "coreutils"]);
+    }
+
+    #[test]
+    fn any_qualifier_needs_multi_arch_allowed() {
+        let text = index_text(&[
+            "Package: a\nVersion: 1\nDepends: py:any",
+            "Package: py\nVersion: 1\nMulti-Arch: allowed",
+            "Package: b\nVersion: 1\nDepends: lib:any",
+            "Package: lib\nVersion: 1",
+        ]);
+        let index = parse(&text);
+        assert_eq!(names(&index, "a").unwrap(), ["a=1", "py=1"]);
+        assert!(names(&index, "b").is_err());
+    }
+
+    #[test]
     fn a_package_with_unparsable_depends_is_never_chosen() {
         let text = index_text(&["Package: app\nVersion: 2\nDepends: lib (>= )", "Package: app\nVersion: 1"]);
         assert_eq!(names(&parse(&text), "app").unwrap(), ["app=1"]);
