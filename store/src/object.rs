@@ -221,3 +221,80 @@ pub(crate) fn walk_aliases(store: &Store) -> Result<Vec<(String, PathBuf)>, Stor
 pub(crate) fn walk_bucket_pub(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
     walk_bucket(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use crate::{ActionKey, ActionRecord, GcOptions, LockMode, ObjectRef, RefKind, Sha256, Store};
+
+    fn files_in(dir: &std::path::Path) -> usize {
+        walkdir(dir)
+    }
+
+    fn walkdir(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|rd| rd.flatten().map(|e| if e.path().is_dir() { walkdir(&e.path()) } else { 1 }).sum())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_mismatched_download_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut writer = store.writer().unwrap();
+        writer.write_all(b"not what was promised").unwrap();
+        let expected = Sha256::of(b"the promised bytes");
+        let err = writer.finish_checked(Some((&expected, "x.deb")), None).unwrap_err();
+        assert!(err.to_string().contains("x.deb"), "{err}");
+        assert_eq!(files_in(&dir.path().join("objects-v1")), 0);
+        assert_eq!(files_in(&dir.path().join("tmp-v1")), 0);
+        assert!(store.lookup_sha256(&Sha256::of(b"not what was promised")).unwrap().is_none());
+    }
+
+    #[test]
+    fn objects_are_found_by_both_digests_and_dropped_writers_clean_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let info = store.put_bytes(b"hello").unwrap();
+        assert_eq!(info.sha256, Sha256::of(b"hello"));
+        assert_eq!(store.lookup_sha256(&info.sha256).unwrap(), Some(info));
+        assert_eq!(store.read(&info.id).unwrap(), b"hello");
+        let mut abandoned = store.writer().unwrap();
+        abandoned.write_all(b"partial").unwrap();
+        drop(abandoned);
+        assert_eq!(files_in(&dir.path().join("tmp-v1")), 0);
+    }
+
+    #[test]
+    fn gc_keeps_what_actions_reach_and_drops_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, dropped, key) = {
+            let store = Store::open(dir.path()).unwrap();
+            let kept = store.put_bytes(b"kept").unwrap();
+            let dropped = store.put_bytes(b"dropped").unwrap();
+            let key = ActionKey::new("test", 1).with("input", b"x");
+            let record = ActionRecord {
+                step: "test".into(),
+                outputs: vec![ObjectRef { id: kept.id, kind: RefKind::Blob }],
+                data: serde_json::Value::Null,
+            };
+            store.action_put(&key, &record).unwrap();
+            (kept, dropped, key)
+        };
+        let store = Store::open_with(dir.path(), LockMode::Exclusive).unwrap();
+        let report = store.gc(&GcOptions { max_age: std::time::Duration::from_secs(3600), dry_run: false }).unwrap();
+        assert_eq!(report.objects_removed, 1);
+        assert!(store.contains(&kept.id) && !store.contains(&dropped.id));
+        assert!(store.action_get(&key).unwrap().is_some());
+        assert!(store.verify(false).unwrap().problems.is_empty());
+    }
+
+    #[test]
+    fn action_keys_separate_their_fields() {
+        let a = ActionKey::new("s", 1).with("a", b"bc").hash();
+        let b = ActionKey::new("s", 1).with("ab", b"c").hash();
+        assert_ne!(a, b);
+        assert_ne!(ActionKey::new("s", 1).hash(), ActionKey::new("s", 2).hash());
+    }
+}

@@ -24,7 +24,9 @@ fn big_fixture(count: usize, mib: usize) -> (LocalMirror, composer_testkit::Comp
     let mirror = LocalMirror::new();
     let mut debs = base_packages("amd64");
     for i in 0..count {
-        debs.push(Deb::new(&format!("big{i}"), "1").file(&format!("usr/share/big{i}/blob"), &noise(mib << 20)));
+        debs.push(
+            Deb::new(&format!("big{i}"), "1").gzip_data().file(&format!("usr/share/big{i}/blob"), &noise(mib << 20)),
+        );
     }
     mirror.publish("stable", &debs);
     let mut c = compose();
