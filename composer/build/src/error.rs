@@ -24,6 +24,8 @@ pub enum BuildError {
     Oci(#[from] composer_oci::OciError),
     #[error(transparent)]
     Store(#[from] composer_store::StoreError),
+    #[error("the lock's digest for package `{package}` is unusable: {reason}")]
+    BadDigest { package: String, reason: String },
     #[error("output `{0}` is not understood")]
     Output(String),
 }

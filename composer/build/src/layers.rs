@@ -2,7 +2,7 @@
 //! layer per package, the largest first, until the budget is spent; the rest share one layer.
 //! The system layer (dpkg database, accounts, recipe files) always comes last.
 
-use composer_deb::LockedPackage;
+use crate::lockfile::LockedPackage;
 use composer_recipe::LayerStrategy;
 
 /// Groups of indexes into `packages`, in layer order.

@@ -15,6 +15,8 @@
 //!
 //! Step keys hold only content hashes and recipe values: no paths, host names or clocks.
 
+pub mod backend;
+pub mod debian;
 mod error;
 pub mod layers;
 pub mod lockfile;
@@ -24,15 +26,13 @@ pub mod system;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
+use backend::Backend;
 use composer_client::Client;
-use composer_deb::LockedPackage;
-use composer_deb::repo::Repository;
-use composer_deb::unpack::ControlData;
 use composer_oci::{Compression, LayerBlob, LayerDescriptor};
 use composer_recipe::{AllocatorName, Platform, Recipe};
 use composer_store::{ActionKey, ActionRecord, BlobInfo, Hash, ObjectRef, RefKind, Sha256, Store};
+use lockfile::LockedPackage;
 use rayon::prelude::*;
 
 pub use error::BuildError;
@@ -105,34 +105,15 @@ pub struct Session<'a> {
     ctx: &'a Context<'a>,
     recipe: &'a Recipe,
     recipe_path: PathBuf,
-    repo: Mutex<Option<Arc<Repository<'a>>>>,
+    backend: Box<dyn Backend + 'a>,
 }
 
 impl<'a> Session<'a> {
     pub fn new(ctx: &'a Context<'a>, recipe: &'a Recipe, recipe_path: &Path) -> Session<'a> {
-        Session { ctx, recipe, recipe_path: recipe_path.to_path_buf(), repo: Mutex::new(None) }
-    }
-
-    /// The mirror, resolved and its keyring loaded on first use: a build served wholly from the
-    /// store needs neither.
-    fn repo(&self) -> Result<Arc<Repository<'a>>, BuildError> {
-        let mut slot = self.repo.lock().expect("repo lock");
-        if let Some(repo) = slot.as_ref() {
-            return Ok(repo.clone());
-        }
-        let base = &self.recipe.base;
-        let keyring = base.keyring.as_ref().map(|k| self.recipe.dir.join(k));
-        let mirror = self.ctx.mirrors.resolve(&base.mirror, &base.suite, keyring.as_deref())?;
-        self.ctx.reporter.note(&format!(
-            "mirror `{}` from {}, keyring {}",
-            base.mirror,
-            mirror.origin,
-            mirror.keyring.display()
-        ));
-        let keys = composer_deb::release::load_keyring(&mirror.keyring)?;
-        let repo = Arc::new(Repository { url: mirror.url, keys, client: self.ctx.client, store: self.ctx.store });
-        *slot = Some(repo.clone());
-        Ok(repo)
+        let backend: Box<dyn Backend + 'a> = match recipe.base.distro {
+            composer_recipe::Distro::Debian => Box::new(debian::Debian::new(ctx, &recipe.base, &recipe.dir)),
+        };
+        Session { ctx, recipe, recipe_path: recipe_path.to_path_buf(), backend }
     }
 
     fn lock_header(&self) -> Lockfile {
@@ -167,47 +148,38 @@ impl<'a> Session<'a> {
 
     /// Resolves every platform against the mirror's current Release.
     pub fn resolve(&self) -> Result<(Lockfile, Vec<StepReport>), BuildError> {
-        let repo = self.repo()?;
-        let base = &self.recipe.base;
-        let (release, inrelease_sha) = repo.release(&base.suite)?;
+        let release = self.backend.release()?;
         let mut lock = self.lock_header();
-        // Platforms resolve in parallel; the index borrows its text, so two at once stay well
-        // inside the memory budget.
+        // Platforms resolve in parallel; the Debian index borrows its text, so two at once stay
+        // well inside the memory budget.
         let results: Vec<(Vec<LockedPackage>, bool)> = lock
             .platforms
             .par_iter()
-            .map(|locked| self.resolve_platform(&repo, &release, inrelease_sha, &locked.architecture))
+            .map(|locked| self.resolve_platform(&release, &locked.architecture))
             .collect::<Result<_, BuildError>>()?;
         let mut steps = Vec::new();
         for (locked, (packages, cached)) in lock.platforms.iter_mut().zip(results) {
             steps.push(StepReport {
                 step: "resolve",
                 platform: Some(locked.platform.clone()),
-                name: base.suite.clone(),
+                name: self.recipe.base.suite.clone(),
                 cached,
                 bytes: 0,
             });
             locked.packages = packages;
-            locked.release = lockfile::LockedRelease {
-                suite: release.suite.clone(),
-                codename: release.codename.clone(),
-                date: release.date.clone(),
-                inrelease_sha256: inrelease_sha.to_hex(),
-            };
+            locked.release = release.locked.clone();
         }
         Ok((lock, steps))
     }
 
     fn resolve_platform(
         &self,
-        repo: &Repository<'_>,
-        release: &composer_deb::Release,
-        inrelease_sha: Sha256,
+        release: &backend::VerifiedRelease,
         arch: &str,
     ) -> Result<(Vec<LockedPackage>, bool), BuildError> {
         let base = &self.recipe.base;
         let key = ActionKey::new("resolve", RESOLVE_VERSION)
-            .with("inrelease", inrelease_sha.0)
+            .with("release", release.digest)
             .with("arch", arch)
             .with("components", base.components.join(","))
             .with("requests", requests(self.recipe).join("\n"))
@@ -217,24 +189,7 @@ impl<'a> Session<'a> {
         {
             return Ok((packages, true));
         }
-        let texts = repo.index_texts(release, &base.suite, &base.components, arch)?;
-        let mut index = composer_deb::PackageIndex::default();
-        for (text, what) in &texts {
-            index.parse(text, arch, what)?;
-        }
-        index.finish();
-        let relations: Vec<_> = requests(self.recipe)
-            .iter()
-            .map(|r| {
-                composer_deb::index::parse_request(r).ok_or_else(|| composer_deb::DebError::UnknownPackage {
-                    name: r.clone(),
-                    suite: base.suite.clone(),
-                    arch: arch.to_string(),
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let chosen = composer_deb::resolve::resolve(&index, &relations, base.essential, &base.suite, arch)?;
-        let packages: Vec<LockedPackage> = chosen.into_iter().map(LockedPackage::from).collect();
+        let packages = self.backend.resolve(release, arch, &requests(self.recipe), base.essential)?;
         let record = ActionRecord {
             step: "resolve".into(),
             outputs: vec![],
@@ -397,11 +352,7 @@ impl Session<'_> {
         for package in needed.values() {
             let key = unpack_key(package);
             let unpacked = store.action_get(&key)?.is_some();
-            let sha: Sha256 = package
-                .sha256
-                .parse()
-                .map_err(|r| composer_deb::DebError::Index { what: package.filename.clone(), reason: r })?;
-            let fetched = store.lookup_sha256(&sha)?.is_some();
+            let fetched = store.lookup_sha256(&package_sha(package)?)?.is_some();
             if !unpacked {
                 steps.push(StepReport {
                     step: "fetch",
@@ -584,7 +535,6 @@ impl Session<'_> {
         if missing.is_empty() {
             return Ok(result);
         }
-        let repo = self.repo()?;
         let reporter = self.ctx.reporter;
         let total: u64 = missing.iter().map(|p| p.size).sum();
         reporter.start(Phase::Download, total);
@@ -593,12 +543,8 @@ impl Session<'_> {
             missing
                 .par_iter()
                 .map(|p| {
-                    let sha: Sha256 = p
-                        .sha256
-                        .parse()
-                        .map_err(|r| composer_deb::DebError::Index { what: p.filename.clone(), reason: r })?;
-                    let had = store.lookup_sha256(&sha)?.is_some();
-                    let blob = repo.fetch_deb(p, &|n| reporter.advance(Phase::Download, n))?;
+                    let had = store.lookup_sha256(&package_sha(p)?)?.is_some();
+                    let blob = self.backend.fetch(p, &|n| reporter.advance(Phase::Download, n))?;
                     Ok((blob, had))
                 })
                 .collect::<Result<_, BuildError>>()
@@ -618,10 +564,9 @@ impl Session<'_> {
             .par_iter()
             .zip(&fetched)
             .map(|(p, (blob, _))| {
-                let file = std::io::BufReader::new(store.open_object(&blob.id)?);
-                let unpacked = composer_deb::unpack::unpack(store, file, &deb_name(p), true)?;
+                let unpacked = self.backend.unpack(p, blob)?;
                 let tree = store.put_tree(&unpacked.tree)?;
-                let control = store.put_bytes(&serde_json::to_vec(&unpacked.control).expect("serializes"))?.id;
+                let control = store.put_bytes(&unpacked.metadata)?.id;
                 let record = ActionRecord {
                     step: "unpack-deb".into(),
                     outputs: vec![
@@ -652,23 +597,18 @@ impl Session<'_> {
     ) -> Result<LayerBlob, BuildError> {
         let store = self.ctx.store;
         let mut view = system::ImageView { store, entries: HashMap::new() };
-        let mut controls: Vec<(String, ControlData)> = Vec::new();
+        let mut metadata: Vec<Vec<u8>> = Vec::new();
         for p in &plan.packages {
             let (tree, control) = unpacked[&p.sha256];
             for entry in store.get_tree(&tree)?.entries {
                 view.entries.insert(entry.path.clone(), entry);
             }
-            let data: ControlData = serde_json::from_slice(&store.read(&control)?).map_err(|e| {
-                composer_store::StoreError::Corrupt { what: format!("control data {control}"), reason: e.to_string() }
-            })?;
-            controls.push((p.name.clone(), data));
+            metadata.push(store.read(&control)?);
         }
-        let inputs = system::SystemInputs {
-            recipe: self.recipe,
-            packages: controls.iter().map(|(n, c)| (n.clone(), c)).collect(),
-            triplet: plan.platform.triplet(),
-            epoch,
-        };
+        let packages: Vec<(&LockedPackage, &[u8])> =
+            plan.packages.iter().zip(&metadata).map(|(p, m)| (p, m.as_slice())).collect();
+        let distro = self.backend.system_files(&packages, &view)?;
+        let inputs = system::SystemInputs { recipe: self.recipe, distro, epoch };
         let tree = system::system_tree(store, &view, &inputs)?;
         if self.recipe.allocator.name == AllocatorName::Jemalloc {
             let path = jemalloc_path(&plan.platform);
@@ -703,6 +643,10 @@ impl Session<'_> {
             annotations: config.annotations.clone(),
         })
     }
+}
+
+fn package_sha(package: &LockedPackage) -> Result<Sha256, BuildError> {
+    package.sha256.parse().map_err(|reason| BuildError::BadDigest { package: package.name.clone(), reason })
 }
 
 pub fn jemalloc_path(platform: &Platform) -> String {

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use composer_deb::LockedPackage;
 use serde::{Deserialize, Serialize};
 
 use crate::BuildError;
@@ -30,6 +29,18 @@ pub struct LockedPlatform {
     pub architecture: String,
     pub release: LockedRelease,
     pub packages: Vec<LockedPackage>,
+}
+
+/// One package as resolved and locked: everything needed to fetch and verify it again.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LockedPackage {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub source: String,
+    pub filename: String,
+    pub size: u64,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

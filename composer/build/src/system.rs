@@ -1,15 +1,15 @@
 //! The system layer: what no single package holds but a working image needs. The root skeleton
-//! and usrmerge links, the dpkg database, alternatives and the CA bundle (see
-//! `composer_deb::hooks`), /etc/passwd and /etc/group from base-passwd plus the recipe's accounts,
-//! home directories, and the recipe's own files.
+//! and usrmerge links, what the distribution's backend adds (for Debian: the dpkg database,
+//! alternatives, the CA bundle), /etc/passwd and /etc/group from the backend's system accounts
+//! plus the recipe's, home directories, and the recipe's own files.
 
 use std::collections::{BTreeMap, HashMap};
 
-use composer_deb::unpack::ControlData;
 use composer_recipe::{FileKind, Recipe};
 use composer_store::{EntryKind, Store, Tree, TreeEntry};
 
 use crate::BuildError;
+use crate::backend::SystemFiles;
 
 /// The packages' files, merged by path, to answer "does the image hold X" and "what is in X".
 pub struct ImageView<'a> {
@@ -70,8 +70,7 @@ impl Builder<'_> {
 
 pub struct SystemInputs<'a> {
     pub recipe: &'a Recipe,
-    pub packages: Vec<(String, &'a ControlData)>,
-    pub triplet: &'a str,
+    pub distro: SystemFiles,
     pub epoch: u64,
 }
 
@@ -92,28 +91,14 @@ pub fn system_tree(store: &Store, view: &ImageView<'_>, inputs: &SystemInputs<'_
         }
     }
 
-    for (path, data) in composer_deb::dpkg::database(&inputs.packages) {
-        b.file(&path, &data, 0o644)?;
+    for (path, data, mode) in &inputs.distro.files {
+        b.file(path, data, *mode)?;
     }
-    let postinsts: Vec<&str> = inputs.packages.iter().map(|(_, c)| c.postinst.as_str()).collect();
-    for (link, target) in composer_deb::hooks::alternatives(&postinsts, &|p| view.exists(p)) {
-        b.link(&link, &target);
-    }
-    let certificates: Vec<(String, Vec<u8>)> = view
-        .entries
-        .keys()
-        .filter_map(|p| {
-            p.strip_prefix("usr/share/ca-certificates/").filter(|p| p.ends_with(".crt")).map(|rel| (p, rel))
-        })
-        .filter_map(|(p, rel)| view.read(p).map(|data| (rel.to_string(), data)))
-        .collect();
-    if !certificates.is_empty() {
-        for (path, data) in composer_deb::hooks::ca_bundle(certificates) {
-            b.file(&path, &data, 0o644)?;
-        }
+    for (link, target) in &inputs.distro.links {
+        b.link(link, target);
     }
 
-    accounts(&mut b, view, inputs.recipe)?;
+    accounts(&mut b, view, inputs)?;
     recipe_files(&mut b, inputs.recipe)?;
     b.parents(view);
 
@@ -122,14 +107,10 @@ pub fn system_tree(store: &Store, view: &ImageView<'_>, inputs: &SystemInputs<'_
     Ok(tree)
 }
 
-fn accounts(b: &mut Builder<'_>, view: &ImageView<'_>, recipe: &Recipe) -> Result<(), BuildError> {
-    let master = |name: &str, fallback: &str| {
-        view.read(&format!("usr/share/base-passwd/{name}.master"))
-            .map(|d| String::from_utf8_lossy(&d).into_owned())
-            .unwrap_or_else(|| fallback.to_string())
-    };
-    let mut passwd = master("passwd", "root:x:0:0:root:/root:/bin/sh\n");
-    let mut group = master("group", "root:x:0:\n");
+fn accounts(b: &mut Builder<'_>, view: &ImageView<'_>, inputs: &SystemInputs<'_>) -> Result<(), BuildError> {
+    let recipe = inputs.recipe;
+    let mut passwd = inputs.distro.passwd.clone();
+    let mut group = inputs.distro.group.clone();
     let mut gids: Vec<u32> = group.lines().filter_map(|l| l.split(':').nth(2)?.parse().ok()).collect();
     for g in &recipe.accounts.groups {
         group.push_str(&format!("{}:x:{}:{}\n", g.name, g.gid, g.members.join(",")));

@@ -27,32 +27,6 @@ use std::path::PathBuf;
 pub use index::{Package, PackageIndex};
 pub use release::Release;
 
-/// One package as resolved and locked: everything needed to fetch and verify it again.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub struct LockedPackage {
-    pub name: String,
-    pub version: String,
-    pub architecture: String,
-    pub source: String,
-    pub filename: String,
-    pub size: u64,
-    pub sha256: String,
-}
-
-impl From<&Package<'_>> for LockedPackage {
-    fn from(p: &Package<'_>) -> Self {
-        LockedPackage {
-            name: p.name.to_string(),
-            version: p.version.to_string(),
-            architecture: p.architecture.to_string(),
-            source: p.source.to_string(),
-            filename: p.filename.to_string(),
-            size: p.size,
-            sha256: p.sha256.to_hex(),
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum DebError {
     #[error("cannot read keyring `{}`: {reason}", path.display())]

@@ -10,7 +10,7 @@ use pgp::composed::SignedPublicKey;
 
 #[cfg(doc)]
 use crate::PackageIndex;
-use crate::{DebError, LockedPackage, Release};
+use crate::{DebError, Release};
 
 pub struct Repository<'a> {
     /// Base URL of the archive (the directory holding `dists/` and `pool/`).
@@ -99,35 +99,29 @@ impl Repository<'_> {
             .collect()
     }
 
-    /// Fetches a package file unless the store holds it; it enters the store only if its SHA-256
-    /// and size match the signed index.
-    pub fn fetch_deb(&self, package: &LockedPackage, progress: &(dyn Fn(u64) + Sync)) -> Result<BlobInfo, DebError> {
-        let sha: Sha256 =
-            package.sha256.parse().map_err(|reason| DebError::Index { what: package.filename.clone(), reason })?;
-        if let Some(info) = self.store.lookup_sha256(&sha)? {
-            progress(info.size);
-            return Ok(info);
-        }
-        let url = format!("{}/{}", self.url, package.filename);
-        let file = package.filename.rsplit('/').next().unwrap_or(&package.filename).to_string();
-        self.client.fetch_to_store(self.store, &url, Some((&sha, Some(package.size))), &file, progress).map_err(|e| {
-            match e {
-                composer_client::FetchError::Store(StoreError::Sha256Mismatch { expected, actual, .. }) => {
-                    DebError::Deb {
-                        file: url.clone(),
-                        entry: "(whole file)".into(),
-                        reason: format!("the signed index says sha256 {expected}, the file has {actual}"),
-                    }
-                }
-                composer_client::FetchError::Store(StoreError::SizeMismatch { expected, actual, .. }) => {
-                    DebError::Deb {
-                        file: url.clone(),
-                        entry: "(whole file)".into(),
-                        reason: format!("the signed index says {expected} bytes, the file has {actual}"),
-                    }
-                }
-                source => DebError::Fetch { what: url.clone(), source },
-            }
+    /// Fetches a package file (`filename` as the index gives it); it enters the store only if
+    /// its SHA-256 and size match the signed index.
+    pub fn fetch_deb(
+        &self,
+        filename: &str,
+        sha: &Sha256,
+        size: u64,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<BlobInfo, DebError> {
+        let url = format!("{}/{filename}", self.url);
+        let file = filename.rsplit('/').next().unwrap_or(filename).to_string();
+        self.client.fetch_to_store(self.store, &url, Some((sha, Some(size))), &file, progress).map_err(|e| match e {
+            composer_client::FetchError::Store(StoreError::Sha256Mismatch { expected, actual, .. }) => DebError::Deb {
+                file: url.clone(),
+                entry: "(whole file)".into(),
+                reason: format!("the signed index says sha256 {expected}, the file has {actual}"),
+            },
+            composer_client::FetchError::Store(StoreError::SizeMismatch { expected, actual, .. }) => DebError::Deb {
+                file: url.clone(),
+                entry: "(whole file)".into(),
+                reason: format!("the signed index says {expected} bytes, the file has {actual}"),
+            },
+            source => DebError::Fetch { what: url.clone(), source },
         })
     }
 }

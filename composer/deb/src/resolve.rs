@@ -280,7 +280,7 @@ pub fn resolve<'i, 't>(
     match solver.solve(Problem::new().requirements(requirements)) {
         Ok(solvables) => {
             let mut chosen: Vec<&Package<'t>> = solvables.iter().map(|s| &index.packages[s.0 as usize]).collect();
-            chosen.sort_by(|a, b| a.name.cmp(&b.name));
+            chosen.sort_by(|a, b| a.name.cmp(b.name));
             Ok(chosen)
         }
         Err(UnsolvableOrCancelled::Unsolvable(conflict)) => Err(DebError::Unsolvable {

@@ -1,0 +1,181 @@
+//! The Debian backend: signed `InRelease`, `Packages` indexes solved with resolvo, `.deb` files
+//! unpacked without maintainer scripts, and the dpkg database plus declarative script effects.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use composer_deb::repo::Repository;
+use composer_deb::unpack::ControlData;
+use composer_recipe::Base;
+use composer_store::{BlobInfo, Sha256};
+
+use crate::backend::{Backend, SystemFiles, UnpackedPackage, VerifiedRelease};
+use crate::lockfile::{LockedPackage, LockedRelease};
+use crate::system::ImageView;
+use crate::{BuildError, Context};
+
+pub struct Debian<'a> {
+    ctx: &'a Context<'a>,
+    base: &'a Base,
+    /// The recipe's directory, for a relative keyring.
+    dir: std::path::PathBuf,
+    repo: Mutex<Option<Arc<Repository<'a>>>>,
+    /// Releases verified in this run, by digest: resolution reads index checksums from the copy
+    /// that was verified, never from a second download.
+    releases: Mutex<HashMap<[u8; 32], Arc<composer_deb::Release>>>,
+}
+
+impl<'a> Debian<'a> {
+    pub fn new(ctx: &'a Context<'a>, base: &'a Base, dir: &std::path::Path) -> Debian<'a> {
+        Debian { ctx, base, dir: dir.to_path_buf(), repo: Mutex::new(None), releases: Mutex::new(HashMap::new()) }
+    }
+
+    /// The mirror, resolved and its keyring loaded on first use: a build served wholly from the
+    /// store needs neither.
+    fn repo(&self) -> Result<Arc<Repository<'a>>, BuildError> {
+        let mut slot = self.repo.lock().expect("repo lock");
+        if let Some(repo) = slot.as_ref() {
+            return Ok(repo.clone());
+        }
+        let keyring = self.base.keyring.as_ref().map(|k| self.dir.join(k));
+        let mirror = self.ctx.mirrors.resolve(&self.base.mirror, &self.base.suite, keyring.as_deref())?;
+        self.ctx.reporter.note(&format!(
+            "mirror `{}` from {}, keyring {}",
+            self.base.mirror,
+            mirror.origin,
+            mirror.keyring.display()
+        ));
+        let keys = composer_deb::release::load_keyring(&mirror.keyring)?;
+        let repo = Arc::new(Repository { url: mirror.url, keys, client: self.ctx.client, store: self.ctx.store });
+        *slot = Some(repo.clone());
+        Ok(repo)
+    }
+}
+
+fn to_locked(p: &composer_deb::Package<'_>) -> LockedPackage {
+    LockedPackage {
+        name: p.name.to_string(),
+        version: p.version.to_string(),
+        architecture: p.architecture.to_string(),
+        source: p.source.to_string(),
+        filename: p.filename.to_string(),
+        size: p.size,
+        sha256: p.sha256.to_hex(),
+    }
+}
+
+impl Backend for Debian<'_> {
+    fn release(&self) -> Result<VerifiedRelease, BuildError> {
+        let (release, digest) = self.repo()?.release(&self.base.suite)?;
+        let verified = VerifiedRelease {
+            locked: LockedRelease {
+                suite: release.suite.clone(),
+                codename: release.codename.clone(),
+                date: release.date.clone(),
+                inrelease_sha256: digest.to_hex(),
+            },
+            digest: digest.0,
+        };
+        self.releases.lock().expect("releases").insert(digest.0, Arc::new(release));
+        Ok(verified)
+    }
+
+    fn resolve(
+        &self,
+        release: &VerifiedRelease,
+        arch: &str,
+        requests: &[String],
+        essential: bool,
+    ) -> Result<Vec<LockedPackage>, BuildError> {
+        let repo = self.repo()?;
+        let verified = self.releases.lock().expect("releases").get(&release.digest).cloned();
+        let verified = verified.expect("resolve is only called with a release this backend verified");
+        let texts = repo.index_texts(&verified, &self.base.suite, &self.base.components, arch)?;
+        let mut index = composer_deb::PackageIndex::default();
+        for (text, what) in &texts {
+            index.parse(text, arch, what)?;
+        }
+        index.finish();
+        let relations: Vec<_> = requests
+            .iter()
+            .map(|r| {
+                composer_deb::index::parse_request(r).ok_or_else(|| composer_deb::DebError::UnknownPackage {
+                    name: r.clone(),
+                    suite: self.base.suite.clone(),
+                    arch: arch.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let chosen = composer_deb::resolve::resolve(&index, &relations, essential, &self.base.suite, arch)?;
+        Ok(chosen.into_iter().map(to_locked).collect())
+    }
+
+    fn fetch(&self, package: &LockedPackage, progress: &(dyn Fn(u64) + Sync)) -> Result<BlobInfo, BuildError> {
+        let sha: Sha256 = package
+            .sha256
+            .parse()
+            .map_err(|reason| composer_deb::DebError::Index { what: package.filename.clone(), reason })?;
+        if let Some(info) = self.ctx.store.lookup_sha256(&sha)? {
+            progress(info.size);
+            return Ok(info);
+        }
+        Ok(self.repo()?.fetch_deb(&package.filename, &sha, package.size, progress)?)
+    }
+
+    fn unpack(&self, package: &LockedPackage, file: &BlobInfo) -> Result<UnpackedPackage, BuildError> {
+        let store = self.ctx.store;
+        let reader = std::io::BufReader::new(store.open_object(&file.id)?);
+        let what = format!("{}_{}_{}.deb", package.name, package.version, package.architecture);
+        let unpacked = composer_deb::unpack::unpack(store, reader, &what, true)?;
+        Ok(UnpackedPackage {
+            tree: unpacked.tree,
+            metadata: serde_json::to_vec(&unpacked.control).expect("control data serializes"),
+        })
+    }
+
+    fn system_files(
+        &self,
+        packages: &[(&LockedPackage, &[u8])],
+        view: &ImageView<'_>,
+    ) -> Result<SystemFiles, BuildError> {
+        let controls: Vec<(String, ControlData)> = packages
+            .iter()
+            .map(|(p, metadata)| {
+                let data = serde_json::from_slice(metadata).map_err(|e| composer_store::StoreError::Corrupt {
+                    what: format!("control data of {}", p.name),
+                    reason: e.to_string(),
+                })?;
+                Ok((p.name.clone(), data))
+            })
+            .collect::<Result<_, BuildError>>()?;
+        let named: Vec<(String, &ControlData)> = controls.iter().map(|(n, c)| (n.clone(), c)).collect();
+        let mut out = SystemFiles::default();
+        for (path, data) in composer_deb::dpkg::database(&named) {
+            out.files.push((path, data, 0o644));
+        }
+        let postinsts: Vec<&str> = controls.iter().map(|(_, c)| c.postinst.as_str()).collect();
+        out.links = composer_deb::hooks::alternatives(&postinsts, &|p| view.exists(p));
+        let certificates: Vec<(String, Vec<u8>)> = view
+            .entries
+            .keys()
+            .filter_map(|p| {
+                p.strip_prefix("usr/share/ca-certificates/").filter(|p| p.ends_with(".crt")).map(|rel| (p, rel))
+            })
+            .filter_map(|(p, rel)| view.read(p).map(|data| (rel.to_string(), data)))
+            .collect();
+        if !certificates.is_empty() {
+            for (path, data) in composer_deb::hooks::ca_bundle(certificates) {
+                out.files.push((path, data, 0o644));
+            }
+        }
+        // base-passwd's postinst copies its master files into /etc when they are missing.
+        let master = |name: &str, fallback: &str| {
+            view.read(&format!("usr/share/base-passwd/{name}.master"))
+                .map(|d| String::from_utf8_lossy(&d).into_owned())
+                .unwrap_or_else(|| fallback.to_string())
+        };
+        out.passwd = master("passwd", "root:x:0:0:root:/root:/bin/sh\n");
+        out.group = master("group", "root:x:0:\n");
+        Ok(out)
+    }
+}
