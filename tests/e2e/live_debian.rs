@@ -119,21 +119,7 @@ fn debian_python_builds_runs_on_amd64_and_arm64_and_is_reproducible() {
     std::fs::copy(&recipe, elsewhere.join("debian-python.toml")).unwrap();
     std::fs::copy(recipe.with_extension("lock"), elsewhere.join("debian-python.lock")).unwrap();
     other.cwd = elsewhere.clone();
-    let cmd = other.command(&["--json", "build", "debian-python.toml"]);
-    let program = cmd.get_program().to_owned();
-    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
-    let envs: Vec<_> = cmd.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))).collect();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("umask 027; exec \"$@\"")
-        .arg("sh")
-        .arg(program)
-        .args(args)
-        .env_clear()
-        .envs(envs)
-        .current_dir(&elsewhere)
-        .output()
-        .unwrap();
+    let out = other.run_with_umask("027", &["--json", "build", "debian-python.toml"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let second: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(index_digest(&first), index_digest(&second), "two stores gave different images");

@@ -171,17 +171,7 @@ fn reproducible_across_stores_and_environments() {
     let nested = other.cwd.join("deeper/dir");
     std::fs::create_dir_all(&nested).unwrap();
     other.cwd = nested;
-    let cmd = other.command(&["--json", "build", f.recipe_str()]);
-    // A different umask, applied to the child only.
-    let mut shell = std::process::Command::new("sh");
-    shell.arg("-c").arg("umask 077; exec \"$@\"").arg("sh").arg(cmd.get_program());
-    shell.args(cmd.get_args()).current_dir(cmd.get_current_dir().unwrap()).env_clear();
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            shell.env(k, v);
-        }
-    }
-    let out = shell.output().unwrap();
+    let out = other.run_with_umask("077", &["--json", "build", f.recipe_str()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let second: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_ne!(f.compose.store, other.store);

@@ -370,6 +370,25 @@ impl Compose {
         self.command(args).output().unwrap()
     }
 
+    /// Runs under another umask (through `sh`, so that only the child has it).
+    pub fn run_with_umask(&self, umask: &str, args: &[&str]) -> Output {
+        let cmd = self.command(args);
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(format!("umask {umask}; exec \"$@\""))
+            .arg("sh")
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        shell.env_clear().current_dir(&self.cwd);
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                shell.env(k, v);
+            }
+        }
+        shell.output().unwrap()
+    }
+
     /// Runs and asserts success, returning stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
