@@ -148,6 +148,8 @@ impl<'a> Session<'a> {
 
     /// Resolves every platform against the mirror's current Release.
     pub fn resolve(&self) -> Result<(Lockfile, Vec<StepReport>), BuildError> {
+        let platforms: Vec<String> = self.recipe.image.platforms.get_ref().iter().map(|p| p.to_string()).collect();
+        self.ctx.reporter.status("Resolving", &format!("{} for {}", self.recipe.base.suite, platforms.join(", ")));
         let release = self.backend.release()?;
         let mut lock = self.lock_header();
         // Platforms resolve in parallel; the Debian index borrows its text, so two at once stay
@@ -418,6 +420,9 @@ impl Session<'_> {
             }
         }
         let reporter = self.ctx.reporter;
+        if !jobs.is_empty() {
+            reporter.status("Layering", &format!("{} layers ({})", jobs.len(), compression.name()));
+        }
         reporter.start(Phase::Layers, jobs.len() as u64);
         let built: Vec<(Hash, LayerBlob)> = jobs
             .into_par_iter()
@@ -537,6 +542,10 @@ impl Session<'_> {
         }
         let reporter = self.ctx.reporter;
         let total: u64 = missing.iter().map(|p| p.size).sum();
+        reporter.status(
+            "Fetching",
+            &format!("{} packages ({:.1} MiB) and unpacking them", missing.len(), total as f64 / 1048576.0),
+        );
         reporter.start(Phase::Download, total);
         let pool = rayon::ThreadPoolBuilder::new().num_threads(DOWNLOAD_THREADS).build().expect("thread pool");
         let fetched: Vec<(BlobInfo, bool)> = pool.install(|| {

@@ -12,6 +12,8 @@ pub trait Reporter: Sync {
     fn advance(&self, _phase: Phase, _n: u64) {}
     fn finish(&self, _phase: Phase) {}
     fn note(&self, _message: &str) {}
+    /// A line worth showing by default: what is about to take time.
+    fn status(&self, _label: &str, _message: &str) {}
 }
 
 pub struct NoReporter;

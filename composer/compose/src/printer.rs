@@ -140,4 +140,7 @@ impl Reporter for Printer {
     fn note(&self, message: &str) {
         self.detail(message);
     }
+    fn status(&self, label: &str, message: &str) {
+        Printer::status(self, label, message);
+    }
 }

@@ -110,18 +110,28 @@ impl Repository<'_> {
     ) -> Result<BlobInfo, DebError> {
         let url = format!("{}/{filename}", self.url);
         let file = filename.rsplit('/').next().unwrap_or(filename).to_string();
-        self.client.fetch_to_store(self.store, &url, Some((sha, Some(size))), &file, progress).map_err(|e| match e {
-            composer_client::FetchError::Store(StoreError::Sha256Mismatch { expected, actual, .. }) => DebError::Deb {
-                file: url.clone(),
-                entry: "(whole file)".into(),
-                reason: format!("the signed index says sha256 {expected}, the file has {actual}"),
-            },
-            composer_client::FetchError::Store(StoreError::SizeMismatch { expected, actual, .. }) => DebError::Deb {
-                file: url.clone(),
-                entry: "(whole file)".into(),
-                reason: format!("the signed index says {expected} bytes, the file has {actual}"),
-            },
-            source => DebError::Fetch { what: url.clone(), source },
+        self.client.fetch_to_store(self.store, &url, Some((sha, Some(size))), &file, progress).map_err(|e| {
+            let mismatch = |reason| DebError::Deb { file: url.clone(), entry: "(whole file)".into(), reason };
+            fetch_error(e, &url, mismatch, "the signed index")
         })
+    }
+}
+
+/// A download that failed verification becomes `mismatch(reason)`, naming what promised what
+/// (`authority`); any other failure stays a fetch error.
+fn fetch_error(
+    error: composer_client::FetchError,
+    url: &str,
+    mismatch: impl FnOnce(String) -> DebError,
+    authority: &str,
+) -> DebError {
+    match error {
+        composer_client::FetchError::Store(StoreError::Sha256Mismatch { expected, actual, .. }) => {
+            mismatch(format!("{authority} says sha256 {expected}, the file has {actual}"))
+        }
+        composer_client::FetchError::Store(StoreError::SizeMismatch { expected, actual, .. }) => {
+            mismatch(format!("{authority} says {expected} bytes, the file has {actual}"))
+        }
+        source => DebError::Fetch { what: url.to_string(), source },
     }
 }
