@@ -83,10 +83,19 @@ fn parse_one_line(text: &str, file: &Path) -> Vec<AptSource> {
     out
 }
 
-/// The first apt source that serves `suite` from a Debian archive (its Signed-By names a Debian
-/// keyring, or it serves the suite by name).
+/// The apt source to use for `suite`: the first that lists it; else the first Debian archive
+/// (signed with the Debian archive keyring, not a security archive), since a Debian mirror
+/// serves every suite, not only the one this host installs from.
 pub fn find_debian_source(sources: &[AptSource], suite: &str) -> Option<AptSource> {
-    sources.iter().find(|s| s.suites.iter().any(|x| x == suite)).cloned()
+    let listed = sources.iter().find(|s| s.suites.iter().any(|x| x == suite));
+    let archive = || {
+        sources.iter().find(|s| {
+            let debian_key = s.signed_by.as_ref().is_some_and(|k| k.to_string_lossy().contains("debian-archive-keyring"));
+            let security = s.suites.iter().any(|x| x.ends_with("-security"));
+            debian_key && !security && !suite.ends_with("-security")
+        })
+    };
+    listed.or_else(archive).cloned()
 }
 
 #[cfg(test)]
@@ -105,5 +114,18 @@ mod tests {
         assert_eq!(sources[0].uri, "http://mirror.invalid/debian");
         assert_eq!(sources[0].components, ["main", "contrib"]);
         assert!(find_debian_source(&sources, "trixie").is_some());
+    }
+
+    #[test]
+    fn another_suite_comes_from_the_debian_archive_not_security() {
+        let text = "Types: deb\nURIs: http://security.invalid/debian-security\nSuites: bookworm-security\n\
+                    Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n\
+                    Types: deb\nURIs: http://archive.invalid/debian\nSuites: bookworm\n\
+                    Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
+        let sources = parse_deb822(text, Path::new("debian.sources"));
+        assert_eq!(find_debian_source(&sources, "trixie").unwrap().uri, "http://archive.invalid/debian");
+        assert_eq!(find_debian_source(&sources, "bookworm-security").unwrap().uri, "http://security.invalid/debian-security");
+        let other = parse_one_line("deb [signed-by=/etc/k.gpg] http://corp.invalid/repo stable main\n", Path::new("x.list"));
+        assert!(find_debian_source(&other, "trixie").is_none());
     }
 }
