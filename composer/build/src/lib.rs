@@ -377,7 +377,10 @@ impl Session<'_> {
 
     /// Builds the image into the store; see [`export`] to write it out.
     pub fn build(&self, policy: LockPolicy) -> Result<BuildOutcome, BuildError> {
+        let timer = std::time::Instant::now();
+        let lap = |what: &str| self.ctx.reporter.note(&format!("{what} done at {:.2}s", timer.elapsed().as_secs_f64()));
         let (lock, mut steps, lock_written) = self.packages(policy, true)?;
+        lap("resolution");
         let plans = self.plan_platforms(&lock)?;
         let store = self.ctx.store;
         let (epoch, compression) = (epoch(self.recipe), compression(self.recipe));
@@ -407,38 +410,19 @@ impl Session<'_> {
             }
         }
 
-        let unpacked = self.unpack_all(needed.values().collect(), &mut steps)?;
-
         // Missing layers, all platforms at once (arch: all packages give one shared layer).
-        let mut jobs: BTreeMap<Hash, (ActionKey, Vec<LockedPackage>, String)> = BTreeMap::new();
+        let mut jobs: BTreeMap<Hash, (ActionKey, Vec<LockedPackage>)> = BTreeMap::new();
         for plan in &plans {
             for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
                 if !cached_layers.contains_key(&key.hash()) {
                     let packages = group.iter().map(|&i| plan.packages[i].clone()).collect();
-                    jobs.insert(key.hash(), (key.clone(), packages, layer_name(&plan.packages, group)));
+                    jobs.insert(key.hash(), (key.clone(), packages));
                 }
             }
         }
-        let reporter = self.ctx.reporter;
-        if !jobs.is_empty() {
-            reporter.status("Layering", &format!("{} layers ({})", jobs.len(), compression.name()));
-        }
-        reporter.start(Phase::Layers, jobs.len() as u64);
-        let built: Vec<(Hash, LayerBlob)> = jobs
-            .into_par_iter()
-            .map(|(hash, (key, packages, _))| {
-                let mut tree = composer_store::Tree::default();
-                for p in &packages {
-                    tree.entries.extend(store.get_tree(&unpacked[&p.sha256].0)?.entries);
-                }
-                tree.normalize();
-                let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
-                store.action_put(&key, &layer_record("layer", &layer))?;
-                reporter.advance(Phase::Layers, 1);
-                Ok((hash, layer))
-            })
-            .collect::<Result<_, BuildError>>()?;
-        reporter.finish(Phase::Layers);
+        let (unpacked, built) =
+            self.unpack_and_layer(needed.values().collect(), jobs, &mut steps, epoch, compression)?;
+        lap("fetch, unpack and layers");
         let built_keys: std::collections::HashSet<Hash> = built.iter().map(|(h, _)| *h).collect();
         cached_layers.extend(built);
 
@@ -504,42 +488,153 @@ impl Session<'_> {
         }
         let annotations: BTreeMap<String, String> = self.recipe.config.annotations.clone();
         let index = composer_oci::image::write_index(store, &images, &annotations)?;
+        lap("system layers and image documents");
         Ok(BuildOutcome { index, manifests, steps, lock_written })
     }
 
-    fn unpack_all(
+    /// Fetches and unpacks `packages` and writes the layer `jobs`. A layer starts as soon as its
+    /// last package is unpacked, so compression of early layers overlaps the unpacking of later
+    /// packages instead of waiting for all of them.
+    #[expect(clippy::type_complexity, reason = "two result maps, named at the call site")]
+    fn unpack_and_layer(
         &self,
         packages: Vec<&LockedPackage>,
+        jobs: BTreeMap<Hash, (ActionKey, Vec<LockedPackage>)>,
         steps: &mut Vec<StepReport>,
-    ) -> Result<HashMap<String, (Hash, Hash)>, BuildError> {
+        epoch: u64,
+        compression: Compression,
+    ) -> Result<(HashMap<String, (Hash, Hash)>, Vec<(Hash, LayerBlob)>), BuildError> {
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
         let store = self.ctx.store;
-        let mut result = HashMap::new();
+        let reporter = self.ctx.reporter;
+        let mut cached = HashMap::new();
         let mut missing = Vec::new();
         for package in packages {
-            match store.action_get(&unpack_key(package))? {
-                Some(record) => {
-                    let tree = record.outputs.first().map(|o| o.id);
-                    let control = record.outputs.get(1).map(|o| o.id);
-                    match (tree, control) {
-                        (Some(t), Some(c)) => {
-                            result.insert(package.sha256.clone(), (t, c));
-                            steps.push(StepReport {
-                                step: "unpack",
-                                platform: None,
-                                name: deb_name(package),
-                                cached: true,
-                                bytes: 0,
-                            });
-                        }
-                        _ => missing.push(package),
-                    }
+            let record = store.action_get(&unpack_key(package))?;
+            match record.as_ref().map(|r| (r.outputs.first(), r.outputs.get(1))) {
+                Some((Some(tree), Some(control))) => {
+                    cached.insert(package.sha256.clone(), (tree.id, control.id));
+                    steps.push(StepReport {
+                        step: "unpack",
+                        platform: None,
+                        name: deb_name(package),
+                        cached: true,
+                        bytes: 0,
+                    });
                 }
-                None => missing.push(package),
+                _ => missing.push(package),
             }
         }
-        if missing.is_empty() {
-            return Ok(result);
+        let fetched = self.fetch_all(&missing, steps)?;
+
+        let jobs: Vec<(Hash, ActionKey, Vec<LockedPackage>)> = jobs.into_iter().map(|(h, (k, p))| (h, k, p)).collect();
+        // For each package being unpacked, the jobs waiting for it; for each job, how many it waits for.
+        let mut waiting: HashMap<&str, Vec<usize>> = HashMap::new();
+        let remaining: Vec<AtomicUsize> = jobs
+            .iter()
+            .enumerate()
+            .map(|(j, (_, _, packages))| {
+                let mut shas: Vec<&str> =
+                    packages.iter().map(|p| p.sha256.as_str()).filter(|s| !cached.contains_key(*s)).collect();
+                shas.sort_unstable();
+                shas.dedup();
+                for sha in &shas {
+                    waiting.entry(sha).or_default().push(j);
+                }
+                AtomicUsize::new(shas.len())
+            })
+            .collect();
+        let unpacked = Mutex::new(cached);
+        let unpack_results: Vec<Mutex<Option<Result<(), BuildError>>>> =
+            missing.iter().map(|_| Mutex::new(None)).collect();
+        let layer_results: Vec<Mutex<Option<Result<LayerBlob, BuildError>>>> =
+            jobs.iter().map(|_| Mutex::new(None)).collect();
+
+        if !jobs.is_empty() {
+            reporter.status("Layering", &format!("{} layers ({})", jobs.len(), compression.name()));
         }
+        reporter.start(Phase::Unpack, missing.len() as u64);
+        reporter.start(Phase::Layers, jobs.len() as u64);
+        let run_layer = |j: usize| {
+            let (_, key, packages) = &jobs[j];
+            let result = (|| {
+                let mut tree = composer_store::Tree::default();
+                for p in packages {
+                    let tree_id = unpacked.lock().expect("unpacked")[&p.sha256].0;
+                    tree.entries.extend(store.get_tree(&tree_id)?.entries);
+                }
+                tree.normalize();
+                let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
+                store.action_put(key, &layer_record("layer", &layer))?;
+                reporter.advance(Phase::Layers, 1);
+                Ok(layer)
+            })();
+            *layer_results[j].lock().expect("layer result") = Some(result);
+        };
+        rayon::scope(|scope| {
+            for (j, count) in remaining.iter().enumerate() {
+                if count.load(Ordering::SeqCst) == 0 {
+                    scope.spawn(move |_| run_layer(j));
+                }
+            }
+            for (i, (package, blob)) in missing.iter().zip(&fetched).enumerate() {
+                let (run_layer, unpacked, remaining, waiting, unpack_results) =
+                    (&run_layer, &unpacked, &remaining, &waiting, &unpack_results);
+                scope.spawn(move |scope| {
+                    let result = self.unpack_one(package, blob).map(|ids| {
+                        unpacked.lock().expect("unpacked").insert(package.sha256.clone(), ids);
+                        for &j in waiting.get(package.sha256.as_str()).into_iter().flatten() {
+                            if remaining[j].fetch_sub(1, Ordering::SeqCst) == 1 {
+                                scope.spawn(move |_| run_layer(j));
+                            }
+                        }
+                    });
+                    *unpack_results[i].lock().expect("unpack result") = Some(result);
+                });
+            }
+        });
+        reporter.finish(Phase::Unpack);
+        reporter.finish(Phase::Layers);
+
+        // Errors are reported in package order, then layer order, whatever order they happened in.
+        for (package, result) in missing.iter().zip(unpack_results) {
+            result.into_inner().expect("unpack result").expect("every unpack ran")?;
+            steps.push(StepReport { step: "unpack", platform: None, name: deb_name(package), cached: false, bytes: 0 });
+        }
+        let mut built = Vec::new();
+        for ((hash, _, _), result) in jobs.iter().zip(layer_results) {
+            built.push((
+                *hash,
+                result.into_inner().expect("layer result").expect("every layer ran once its packages were unpacked")?,
+            ));
+        }
+        Ok((unpacked.into_inner().expect("unpacked"), built))
+    }
+
+    /// Unpacks one fetched package into the store and records the step.
+    fn unpack_one(&self, package: &LockedPackage, blob: &BlobInfo) -> Result<(Hash, Hash), BuildError> {
+        let store = self.ctx.store;
+        let unpacked = self.backend.unpack(package, blob)?;
+        let tree = store.put_tree(&unpacked.tree)?;
+        let control = store.put_bytes(&unpacked.metadata)?.id;
+        let record = ActionRecord {
+            step: "unpack".into(),
+            outputs: vec![ObjectRef { id: tree, kind: RefKind::Tree }, ObjectRef { id: control, kind: RefKind::Blob }],
+            data: serde_json::json!({ "package": package.name, "version": package.version }),
+        };
+        store.action_put(&unpack_key(package), &record)?;
+        self.ctx.reporter.advance(Phase::Unpack, 1);
+        Ok((tree, control))
+    }
+
+    /// Fetches package files (8 at a time: network-bound), verified by the backend.
+    fn fetch_all(&self, missing: &[&LockedPackage], steps: &mut Vec<StepReport>) -> Result<Vec<BlobInfo>, BuildError> {
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        let store = self.ctx.store;
         let reporter = self.ctx.reporter;
         let total: u64 = missing.iter().map(|p| p.size).sum();
         reporter.status(
@@ -568,33 +663,7 @@ impl Session<'_> {
                 bytes: if *had { 0 } else { p.size },
             });
         }
-        reporter.start(Phase::Unpack, missing.len() as u64);
-        let unpacked: Vec<(Hash, Hash)> = missing
-            .par_iter()
-            .zip(&fetched)
-            .map(|(p, (blob, _))| {
-                let unpacked = self.backend.unpack(p, blob)?;
-                let tree = store.put_tree(&unpacked.tree)?;
-                let control = store.put_bytes(&unpacked.metadata)?.id;
-                let record = ActionRecord {
-                    step: "unpack-deb".into(),
-                    outputs: vec![
-                        ObjectRef { id: tree, kind: RefKind::Tree },
-                        ObjectRef { id: control, kind: RefKind::Blob },
-                    ],
-                    data: serde_json::json!({ "package": p.name, "version": p.version }),
-                };
-                store.action_put(&unpack_key(p), &record)?;
-                reporter.advance(Phase::Unpack, 1);
-                Ok((tree, control))
-            })
-            .collect::<Result<_, BuildError>>()?;
-        reporter.finish(Phase::Unpack);
-        for (p, ids) in missing.iter().zip(unpacked) {
-            steps.push(StepReport { step: "unpack", platform: None, name: deb_name(p), cached: false, bytes: 0 });
-            result.insert(p.sha256.clone(), ids);
-        }
-        Ok(result)
+        Ok(fetched.into_iter().map(|(blob, _)| blob).collect())
     }
 
     fn system_layer(
@@ -663,7 +732,10 @@ pub fn jemalloc_path(platform: &Platform) -> String {
 }
 
 fn unpack_key(package: &LockedPackage) -> ActionKey {
-    ActionKey::new("unpack-deb", UNPACK_VERSION).with("deb", package.sha256.as_bytes()).with("merged-usr", [1u8])
+    ActionKey::new("unpack", UNPACK_VERSION)
+        .with("distro", "debian")
+        .with("package", package.sha256.as_bytes())
+        .with("merged-usr", [1u8])
 }
 
 fn deb_name(p: &LockedPackage) -> String {

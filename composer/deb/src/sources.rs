@@ -90,7 +90,8 @@ pub fn find_debian_source(sources: &[AptSource], suite: &str) -> Option<AptSourc
     let listed = sources.iter().find(|s| s.suites.iter().any(|x| x == suite));
     let archive = || {
         sources.iter().find(|s| {
-            let debian_key = s.signed_by.as_ref().is_some_and(|k| k.to_string_lossy().contains("debian-archive-keyring"));
+            let debian_key =
+                s.signed_by.as_ref().is_some_and(|k| k.to_string_lossy().contains("debian-archive-keyring"));
             let security = s.suites.iter().any(|x| x.ends_with("-security"));
             debian_key && !security && !suite.ends_with("-security")
         })
@@ -124,8 +125,12 @@ mod tests {
                     Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
         let sources = parse_deb822(text, Path::new("debian.sources"));
         assert_eq!(find_debian_source(&sources, "trixie").unwrap().uri, "http://archive.invalid/debian");
-        assert_eq!(find_debian_source(&sources, "bookworm-security").unwrap().uri, "http://security.invalid/debian-security");
-        let other = parse_one_line("deb [signed-by=/etc/k.gpg] http://corp.invalid/repo stable main\n", Path::new("x.list"));
+        assert_eq!(
+            find_debian_source(&sources, "bookworm-security").unwrap().uri,
+            "http://security.invalid/debian-security"
+        );
+        let other =
+            parse_one_line("deb [signed-by=/etc/k.gpg] http://corp.invalid/repo stable main\n", Path::new("x.list"));
         assert!(find_debian_source(&other, "trixie").is_none());
     }
 }
