@@ -4,7 +4,7 @@
 #
 #   tests/bench/debian-build.sh            # prints a table of seconds, ratios and peak memory
 #
-# Cases, each with a fresh output directory:
+# Cases, each with a fresh output directory (cold cases: median of three runs):
 #   cold       empty store, no lock (resolution, downloads, unpack, layers, image)
 #   downloads  the store holds the .deb files but no step results
 #   no-op      everything cached (the lock from the first build is used)
@@ -27,8 +27,17 @@ measure() {
     cat "$log"
 }
 
+# The VM's disk and the mirror are noisy: cold cases run three times and report the median.
+median() { python3 -c "import sys, statistics; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+
 store="$work/store"
-read -r cold_s cold_kb < <(measure "$compose" -q --store "$store" build "$recipe" -o "$work/out1")
+cold_runs=(); cold_kb=0
+for run in 1 2 3; do
+    rm -rf "$store" "$work/debian-python.lock"; sync
+    read -r s kb < <(measure "$compose" -q --store "$store" build "$recipe" -o "$work/out1")
+    cold_runs+=("$s"); cold_kb=$(( kb > cold_kb ? kb : cold_kb ))
+done
+cold_s=$(median "${cold_runs[@]}")
 rm -rf "$store/actions-v1"
 read -r dl_s dl_kb < <(measure "$compose" -q --store "$store" build "$recipe" -o "$work/out2")
 # Warm the page cache once, then time the no-op with hyperfine (many runs).
@@ -38,19 +47,26 @@ noop_ms=$(hyperfine -N --warmup 3 --runs 20 --export-json "$work/noop.json" \
     "$compose -q --store $store build $recipe -o $work/out3" >/dev/null && \
     python3 -c "import json;print(round(json.load(open('$work/noop.json'))['results'][0]['mean']*1000,1))")
 
-mm_total=0
+mm_runs=()
 mm_kb=0
-for arch in amd64 arm64; do
-    read -r s kb < <(measure mmdebstrap --quiet --variant=extract --architectures="$arch" \
-        --include="$packages" bookworm "$work/rootfs-$arch.tar")
-    mm_total=$(python3 -c "print($mm_total + $s)")
-    mm_kb=$(( kb > mm_kb ? kb : mm_kb ))
+for run in 1 2 3; do
+    total=0
+    for arch in amd64 arm64; do
+        rm -f "$work/rootfs-$arch.tar"; sync
+        read -r s kb < <(measure mmdebstrap --quiet --variant=extract --architectures="$arch" \
+            --include="$packages" bookworm "$work/rootfs-$arch.tar")
+        total=$(python3 -c "print($total + $s)")
+        mm_kb=$(( kb > mm_kb ? kb : mm_kb ))
+    done
+    mm_runs+=("$total")
 done
+mm_total=$(median "${mm_runs[@]}")
 
-python3 - "$cold_s" "$dl_s" "$noop_s" "$noop_ms" "$mm_total" "$cold_kb" "$dl_kb" "$noop_kb" "$mm_kb" <<'PY'
+python3 - "$cold_s" "$dl_s" "$noop_s" "$noop_ms" "$mm_total" "$cold_kb" "$dl_kb" "$noop_kb" "$mm_kb" "${cold_runs[*]}" "${mm_runs[*]}" <<'PY'
 import sys
-cold, dl, noop, noop_ms, mm, cold_kb, dl_kb, noop_kb, mm_kb = map(float, sys.argv[1:])
+cold, dl, noop, noop_ms, mm, cold_kb, dl_kb, noop_kb, mm_kb = map(float, sys.argv[1:10])
 print(f"{'case':<34}{'seconds':>10}{'vs mmdebstrap':>16}{'peak MiB':>10}")
+print(f"compose cold runs: {sys.argv[10]}; mmdebstrap runs: {sys.argv[11]}")
 print(f"{'mmdebstrap extract, amd64+arm64':<34}{mm:>10.2f}{1.0:>15.2f}x{mm_kb/1024:>10.0f}")
 for name, s, kb in [("compose cold store", cold, cold_kb), ("compose, downloads in store", dl, dl_kb), ("compose no-op rebuild", noop, noop_kb)]:
     print(f"{name:<34}{s:>10.2f}{s/mm:>15.3f}x{kb/1024:>10.0f}")
