@@ -1,9 +1,9 @@
 //! A DNS cache in front of ureq's resolver.
 //!
-//! Parallel downloads open several connections to one mirror at once. Measured here, many
-//! simultaneous lookups of the same host stalled for the resolver's 5 s timeout (bursts of
-//! downloads every 5 s), which made a cold build 4x slower than the transfer itself. One lookup
-//! per host and run is enough: a build lasts seconds, not hours.
+//! Parallel downloads open several connections to one mirror at once. Measured on the CI machine
+//! kind: with a lookup per connection, downloads arrived in bursts every 5 s (the system
+//! resolver's timeout) and the 101 packages of `recipes/debian-python.toml` took 20 s; with one
+//! cached lookup, 4 s. One lookup per host and run is enough: a build lasts seconds, not hours.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
