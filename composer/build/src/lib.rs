@@ -154,11 +154,10 @@ impl<'a> Session<'a> {
         let mut lock = self.lock_header();
         // Platforms resolve in parallel; the Debian index borrows its text, so two at once stay
         // well inside the memory budget.
-        let results: Vec<(Vec<LockedPackage>, bool)> = lock
-            .platforms
-            .par_iter()
-            .map(|locked| self.resolve_platform(&release, &locked.architecture))
-            .collect::<Result<_, BuildError>>()?;
+        let results: Vec<Result<(Vec<LockedPackage>, bool), BuildError>> =
+            lock.platforms.par_iter().map(|locked| self.resolve_platform(&release, &locked.architecture)).collect();
+        // The first platform's error, whichever failed first in time.
+        let results: Vec<(Vec<LockedPackage>, bool)> = results.into_iter().collect::<Result<_, _>>()?;
         let mut steps = Vec::new();
         for (locked, (packages, cached)) in lock.platforms.iter_mut().zip(results) {
             steps.push(StepReport {
@@ -643,7 +642,7 @@ impl Session<'_> {
         );
         reporter.start(Phase::Download, total);
         let pool = rayon::ThreadPoolBuilder::new().num_threads(DOWNLOAD_THREADS).build().expect("thread pool");
-        let fetched: Vec<(BlobInfo, bool)> = pool.install(|| {
+        let fetched: Vec<Result<(BlobInfo, bool), BuildError>> = pool.install(|| {
             missing
                 .par_iter()
                 .map(|p| {
@@ -651,8 +650,10 @@ impl Session<'_> {
                     let blob = self.backend.fetch(p, &|n| reporter.advance(Phase::Download, n))?;
                     Ok((blob, had))
                 })
-                .collect::<Result<_, BuildError>>()
-        })?;
+                .collect()
+        });
+        // Errors in package order, whichever failed first in time.
+        let fetched: Vec<(BlobInfo, bool)> = fetched.into_iter().collect::<Result<_, _>>()?;
         reporter.finish(Phase::Download);
         for (p, (_, had)) in missing.iter().zip(&fetched) {
             steps.push(StepReport {
