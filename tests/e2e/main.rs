@@ -9,6 +9,7 @@ mod bad_input;
 mod live_debian;
 mod local_mirror;
 mod recipe_errors;
+mod registry;
 mod store;
 
 use std::path::{Path, PathBuf};
