@@ -109,6 +109,16 @@ fn deb_with_escaping_symlink_is_refused() {
 }
 
 #[test]
+fn a_locked_package_gone_from_the_mirror_says_to_lock_again() {
+    let f = Fixture::new(&["app"], "");
+    f.compose.ok(&["lock", f.recipe_str()]);
+    std::fs::remove_file(f.mirror.root.join("pool/main/libfoo/libfoo_1.2_amd64.deb")).unwrap();
+    let stderr = f.compose.fails(&["build", f.recipe_str()]);
+    assert!(stderr.contains("libfoo_1.2_amd64.deb") && stderr.contains("was not found"), "{stderr}");
+    assert!(stderr.contains("run `compose lock`"), "{stderr}");
+}
+
+#[test]
 fn unknown_package_is_named_with_its_suite() {
     let f = Fixture::new(&["no-such-package"], "");
     let stderr = f.compose.fails(&["build", f.recipe_str()]);

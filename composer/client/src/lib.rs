@@ -23,8 +23,8 @@ mod resolver;
 pub enum FetchError {
     #[error("`{url}` is needed but composer is offline")]
     Offline { url: String },
-    #[error("`{url}` was not found (HTTP {status})")]
-    NotFound { url: String, status: u16 },
+    #[error("`{url}` was not found ({detail})")]
+    NotFound { url: String, detail: String },
     #[error("failed to fetch `{url}` after {attempts} attempt(s)")]
     Transport {
         url: String,
@@ -141,8 +141,10 @@ impl Client {
     ) -> Result<T, FetchError> {
         if let Some(path) = url.strip_prefix("file://") {
             let path = PathBuf::from(path);
-            let mut file =
-                std::fs::File::open(&path).map_err(|source| FetchError::File { path: path.clone(), source })?;
+            let mut file = std::fs::File::open(&path).map_err(|source| match source.kind() {
+                io::ErrorKind::NotFound => FetchError::NotFound { url: url.to_string(), detail: "no such file".into() },
+                _ => FetchError::File { path: path.clone(), source },
+            })?;
             return consume(&mut file).map_err(|source| FetchError::File { path, source });
         }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -184,7 +186,7 @@ impl Client {
                 Attempt::Retry(format!("HTTP {status}").into())
             }
             Err(ureq::Error::StatusCode(status)) => {
-                Attempt::Fail(FetchError::NotFound { url: url.to_string(), status })
+                Attempt::Fail(FetchError::NotFound { url: url.to_string(), detail: format!("HTTP {status}") })
             }
             Err(e) => Attempt::Retry(Box::new(e)),
         }

@@ -73,6 +73,14 @@ impl DebError {
                     .into()
             }
             DebError::Unsolvable { .. } => "relax or drop the package pins that conflict".into(),
+            DebError::Fetch { source: composer_client::FetchError::NotFound { .. }, .. } => {
+                "the mirror no longer has this file (superseded by a newer version?): run `compose lock` to resolve \
+                 again, or point the mirror at a snapshot archive"
+                    .into()
+            }
+            DebError::Fetch { source: composer_client::FetchError::Offline { .. }, .. } => {
+                "build once online to fill the store, or drop --offline".into()
+            }
             _ => return None,
         })
     }
