@@ -34,9 +34,11 @@ impl Registry {
             .stderr(Stdio::null())
             .spawn()
             .expect("docker-registry runs (.ci/run installs it)");
+        // Owned from here on, so that a panic below still stops it.
+        let registry = Registry { child, port, _dir: dir };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Registry { child, port, _dir: dir };
+                return registry;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
