@@ -8,6 +8,7 @@
 mod bad_input;
 mod live_debian;
 mod local_mirror;
+mod mirrors;
 mod recipe_errors;
 mod registry;
 mod store;

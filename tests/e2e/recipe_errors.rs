@@ -40,13 +40,3 @@ fn syntax_error_is_located() {
     let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
     assert!(stderr.contains("s.toml:2:"), "{stderr}");
 }
-
-#[test]
-fn missing_mirror_says_how_to_set_one() {
-    let c = compose();
-    let recipe = c.cwd.join("m.toml");
-    std::fs::write(&recipe, "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\"]\n[base]\nsuite = \"nowhere\"\nmirror = \"corp-debian\"\npackages = [\"a\"]\n").unwrap();
-    let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
-    assert!(stderr.contains("no mirror named `corp-debian`"), "{stderr}");
-    assert!(stderr.contains("--mirror corp-debian=URL") && stderr.contains("COMPOSE_MIRROR_CORP_DEBIAN"), "{stderr}");
-}
