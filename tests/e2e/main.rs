@@ -1,7 +1,9 @@
 //! End-to-end tests of the real `compose` binary.
 //!
-//! - `recipe_errors`, `local_mirror`, `bad_input`, `store`: against a `file://` archive the test
-//!   builds and signs, so a failure points at one part and bad input can be made on purpose.
+//! - `recipe_errors`, `mirrors`, `local_mirror`, `bad_input`, `store`: against a `file://` archive
+//!   the test builds and signs, so a failure points at one part and bad input can be made on
+//!   purpose.
+//! - `registry`: pushes a built image to Debian's docker-registry on loopback.
 //! - `live_debian`: against the machine's configured Debian mirror, and runs the images under
 //!   podman (amd64 natively, arm64 through qemu-user), as users do.
 
