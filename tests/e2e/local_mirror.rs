@@ -103,6 +103,8 @@ fn outputs_oci_and_docker_archives() {
         let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
         archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect()
     };
+    let inspect = f.compose.ok(&["inspect", oci.to_str().unwrap()]);
+    assert!(inspect.contains("linux/amd64") && inspect.contains("app=1.0"), "{inspect}");
     let oci_names = names(&oci);
     assert!(oci_names.contains(&"oci-layout".to_string()) && oci_names.contains(&"index.json".to_string()));
     let docker_names = names(&docker);

@@ -76,7 +76,7 @@ pub struct LockArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// An OCI image layout directory.
+    /// An OCI image layout directory or an oci-archive file.
     pub path: PathBuf,
 }
 

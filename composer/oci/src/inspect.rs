@@ -33,14 +33,21 @@ pub struct ImageReport {
     pub manifests: Vec<ManifestReport>,
 }
 
+/// Inspects an OCI image layout directory, or an `oci-archive` tar of one.
 pub fn inspect(layout: &Path) -> Result<ImageReport, OciError> {
     let not = |reason: String| OciError::NotALayout { path: layout.to_path_buf(), reason };
-    let read_json = |path: &Path| -> Result<Value, OciError> {
-        let bytes = fs::read(path).map_err(|e| not(format!("cannot read {}: {e}", path.display())))?;
-        serde_json::from_slice(&bytes).map_err(|e| not(format!("{} is not JSON: {e}", path.display())))
+    let files = if layout.is_file() { Some(archive_documents(layout)?) } else { None };
+    let read = |relative: &str| -> Result<Vec<u8>, OciError> {
+        match &files {
+            Some(files) => files.get(relative).cloned().ok_or_else(|| not(format!("the archive holds no {relative}"))),
+            None => fs::read(layout.join(relative)).map_err(|e| not(format!("cannot read {relative}: {e}"))),
+        }
     };
-    let blob = |digest: &str| layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
-    let top = read_json(&layout.join("index.json"))?;
+    let read_json = |relative: &str| -> Result<Value, OciError> {
+        serde_json::from_slice(&read(relative)?).map_err(|e| not(format!("{relative} is not JSON: {e}")))
+    };
+    let blob = |digest: &str| format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+    let top = read_json("index.json")?;
     let first = top["manifests"].get(0).ok_or_else(|| not("index.json lists no manifest".into()))?;
     let reference = first["annotations"][crate::layout::REF_NAME].as_str().map(str::to_string);
     let index_digest = first["digest"].as_str().unwrap_or("").to_string();
@@ -81,4 +88,23 @@ pub fn inspect(layout: &Path) -> Result<ImageReport, OciError> {
         });
     }
     Ok(ImageReport { path: layout.display().to_string(), reference, index: index_digest, manifests })
+}
+
+/// The small files of an `oci-archive` (index.json and JSON-sized blobs), by path. Layers are
+/// skipped: their sizes are in the manifests.
+fn archive_documents(path: &Path) -> Result<std::collections::HashMap<String, Vec<u8>>, OciError> {
+    let io = |source: std::io::Error| OciError::Io { action: "read archive", path: path.to_path_buf(), source };
+    let file = fs::File::open(path).map_err(io)?;
+    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+    let mut out = std::collections::HashMap::new();
+    for entry in archive.entries().map_err(io)? {
+        let mut entry = entry.map_err(io)?;
+        let name = entry.path().map_err(io)?.to_string_lossy().trim_start_matches("./").to_string();
+        if entry.header().entry_type().is_file() && entry.size() <= 4 * 1024 * 1024 {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).map_err(io)?;
+            out.insert(name, data);
+        }
+    }
+    Ok(out)
 }
