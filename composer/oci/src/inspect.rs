@@ -1,5 +1,5 @@
-//! `compose inspect`: reads an OCI image layout and reports its index, each platform's manifest
-//! and each layer's size and packages.
+//! `compose inspect`: reads an OCI image layout (or an oci-archive of one) and reports its index,
+//! each platform's manifest and each layer's size and packages.
 
 use std::fs;
 use std::path::Path;
