@@ -246,6 +246,13 @@ pub fn lock(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path) -> Result<(L
     Ok((lock, path))
 }
 
+struct CacheState {
+    /// Layers already in the store, by action key.
+    layers: HashMap<Hash, LayerBlob>,
+    /// Packages the missing layers need, by sha256 (deduplicated across platforms).
+    needed: BTreeMap<String, LockedPackage>,
+}
+
 struct PlatformPlan {
     platform: Platform,
     packages: Vec<LockedPackage>,
@@ -319,34 +326,56 @@ impl Session<'_> {
             .collect()
     }
 
+    /// Which layers the store already holds (system layers included), and which packages the
+    /// missing ones need: the one answer `plan` reports and `build` acts on.
+    fn cache_state(&self, plans: &[PlatformPlan]) -> Result<CacheState, BuildError> {
+        let store = self.ctx.store;
+        let mut state = CacheState { layers: HashMap::new(), needed: BTreeMap::new() };
+        for plan in plans {
+            // The system layer reads every package of its platform; a layer only its own.
+            let system = store.action_get(&plan.system_key)?;
+            let mut need = |p: &LockedPackage| {
+                state.needed.insert(p.sha256.clone(), p.clone());
+            };
+            match &system {
+                Some(record) => {
+                    state.layers.insert(plan.system_key.hash(), layer_from(record)?);
+                }
+                None => plan.packages.iter().for_each(&mut need),
+            }
+            for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
+                match store.action_get(key)? {
+                    Some(record) => {
+                        state.layers.insert(key.hash(), layer_from(&record)?);
+                    }
+                    None => group.iter().for_each(|&i| need(&plan.packages[i])),
+                }
+            }
+        }
+        Ok(state)
+    }
+
     /// Lists every step as cached or not, with download sizes, without building anything.
     pub fn plan(&self) -> Result<Vec<StepReport>, BuildError> {
         let (lock, mut steps, _) = self.packages(LockPolicy::UseOrCreate, false)?;
         let plans = self.plan_platforms(&lock)?;
         let store = self.ctx.store;
-        let mut needed: BTreeMap<String, LockedPackage> = BTreeMap::new();
+        let CacheState { layers, needed } = self.cache_state(&plans)?;
         for plan in &plans {
-            let system_cached = store.action_get(&plan.system_key)?.is_some();
             for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
-                let cached = store.action_get(key)?.is_some();
                 steps.push(StepReport {
                     step: "layer",
                     platform: Some(plan.platform.to_string()),
                     name: layer_name(&plan.packages, group),
-                    cached,
+                    cached: layers.contains_key(&key.hash()),
                     bytes: 0,
                 });
-                if !cached || !system_cached {
-                    for &i in group {
-                        needed.insert(plan.packages[i].sha256.clone(), plan.packages[i].clone());
-                    }
-                }
             }
             steps.push(StepReport {
                 step: "system-layer",
                 platform: Some(plan.platform.to_string()),
                 name: "system".into(),
-                cached: system_cached,
+                cached: layers.contains_key(&plan.system_key.hash()),
                 bytes: 0,
             });
         }
@@ -384,30 +413,7 @@ impl Session<'_> {
         let store = self.ctx.store;
         let (epoch, compression) = (epoch(self.recipe), compression(self.recipe));
 
-        // Which layers exist already, and which packages the missing ones need.
-        let mut cached_layers: HashMap<Hash, LayerBlob> = HashMap::new();
-        let mut needed: BTreeMap<String, LockedPackage> = BTreeMap::new();
-        for plan in &plans {
-            let system = store.action_get(&plan.system_key)?;
-            if let Some(record) = &system {
-                cached_layers.insert(plan.system_key.hash(), layer_from(record)?);
-            }
-            for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
-                match store.action_get(key)? {
-                    Some(record) => {
-                        cached_layers.insert(key.hash(), layer_from(&record)?);
-                    }
-                    None => group.iter().for_each(|&i| {
-                        needed.insert(plan.packages[i].sha256.clone(), plan.packages[i].clone());
-                    }),
-                }
-            }
-            if system.is_none() {
-                for p in &plan.packages {
-                    needed.insert(p.sha256.clone(), p.clone());
-                }
-            }
-        }
+        let CacheState { layers: mut cached_layers, needed } = self.cache_state(&plans)?;
 
         // Missing layers, all platforms at once (arch: all packages give one shared layer).
         let mut jobs: BTreeMap<Hash, (ActionKey, Vec<LockedPackage>)> = BTreeMap::new();
