@@ -124,9 +124,10 @@ impl Store {
         object::lookup_sha256(self, sha)
     }
 
-    /// Stores a tree manifest; its object id names the tree.
+    /// Stores a tree manifest; its object id names the tree. Trees never become OCI blobs, so
+    /// they get no SHA-256 alias.
     pub fn put_tree(&self, tree: &Tree) -> Result<Hash, StoreError> {
-        Ok(self.put_bytes(&tree.to_bytes())?.id)
+        self.put_content(&tree.to_bytes())
     }
 
     pub fn get_tree(&self, id: &Hash) -> Result<Tree, StoreError> {

@@ -52,7 +52,8 @@ pub trait Backend: Sync {
         essential: bool,
     ) -> Result<Vec<LockedPackage>, BuildError>;
 
-    /// Makes the package file available in the store, verified against the signed index.
+    /// Downloads the package file into the store, verified against the signed index. The
+    /// planner calls it only for files the store lacks.
     fn fetch(&self, package: &LockedPackage, progress: &(dyn Fn(u64) + Sync)) -> Result<BlobInfo, BuildError>;
 
     /// Turns a fetched package file into a tree, refusing unsafe content.

@@ -115,10 +115,6 @@ impl Backend for Debian<'_> {
             .sha256
             .parse()
             .map_err(|reason| composer_deb::DebError::Index { what: package.filename.clone(), reason })?;
-        if let Some(info) = self.ctx.store.lookup_sha256(&sha)? {
-            progress(info.size);
-            return Ok(info);
-        }
         Ok(self.repo()?.fetch_deb(&package.filename, &sha, package.size, progress)?)
     }
 

@@ -623,7 +623,7 @@ impl Session<'_> {
         let store = self.ctx.store;
         let unpacked = self.backend.unpack(package, blob)?;
         let tree = store.put_tree(&unpacked.tree)?;
-        let control = store.put_bytes(&unpacked.metadata)?.id;
+        let control = store.put_content(&unpacked.metadata)?;
         let record = ActionRecord {
             step: "unpack".into(),
             outputs: vec![ObjectRef { id: tree, kind: RefKind::Tree }, ObjectRef { id: control, kind: RefKind::Blob }],
@@ -651,10 +651,12 @@ impl Session<'_> {
         let fetched: Vec<Result<(BlobInfo, bool), BuildError>> = pool.install(|| {
             missing
                 .par_iter()
-                .map(|p| {
-                    let had = store.lookup_sha256(&package_sha(p)?)?.is_some();
-                    let blob = self.backend.fetch(p, &|n| reporter.advance(Phase::Download, n))?;
-                    Ok((blob, had))
+                .map(|p| match store.lookup_sha256(&package_sha(p)?)? {
+                    Some(blob) => {
+                        reporter.advance(Phase::Download, blob.size);
+                        Ok((blob, true))
+                    }
+                    None => Ok((self.backend.fetch(p, &|n| reporter.advance(Phase::Download, n))?, false)),
                 })
                 .collect()
         });

@@ -107,8 +107,7 @@ impl Client {
         what: &str,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<BlobInfo, FetchError> {
-        let mut verify_error = None;
-        let result = self.with_reader(url, |reader| {
+        self.with_reader(url, |reader| {
             let mut writer = store.writer().map_err(io::Error::other)?;
             let mut buf = vec![0u8; 128 * 1024];
             loop {
@@ -123,15 +122,9 @@ impl Client {
                 Some((sha, size)) => writer.finish_checked(Some((sha, what)), size),
                 None => writer.finish(),
             };
-            checked.map_err(|e| {
-                verify_error = Some(e);
-                io::Error::other("verification failed")
-            })
-        });
-        match (result, verify_error) {
-            (_, Some(e)) => Err(FetchError::Store(e)),
-            (result, None) => result,
-        }
+            // Carried through io::Error so that `with_reader` can tell it from a broken stream.
+            checked.map_err(io::Error::other)
+        })
     }
 
     fn with_reader<T>(
@@ -145,7 +138,10 @@ impl Client {
                 io::ErrorKind::NotFound => FetchError::NotFound { url: url.to_string(), detail: "no such file".into() },
                 _ => FetchError::File { path: path.clone(), source },
             })?;
-            return consume(&mut file).map_err(|source| FetchError::File { path, source });
+            return consume(&mut file).map_err(|source| match store_error(source) {
+                Ok(e) => FetchError::Store(e),
+                Err(source) => FetchError::File { path, source },
+            });
         }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(FetchError::Scheme { url: url.to_string() });
@@ -175,11 +171,12 @@ impl Client {
                 let mut reader = response.into_body().into_reader();
                 match consume(&mut reader) {
                     Ok(value) => Attempt::Done(value),
-                    // A verification failure is final; a broken stream is worth another try.
-                    Err(e) if e.to_string() == "verification failed" => {
-                        Attempt::Fail(FetchError::Transport { url: url.to_string(), attempts: 1, source: Box::new(e) })
-                    }
-                    Err(e) => Attempt::Retry(Box::new(e)),
+                    // A failed verification (or store write) is final; a broken stream is worth
+                    // another try.
+                    Err(e) => match store_error(e) {
+                        Ok(e) => Attempt::Fail(FetchError::Store(e)),
+                        Err(e) => Attempt::Retry(Box::new(e)),
+                    },
                 }
             }
             Err(ureq::Error::StatusCode(status)) if matches!(status, 408 | 429 | 500..=599) => {
@@ -190,5 +187,28 @@ impl Client {
             }
             Err(e) => Attempt::Retry(Box::new(e)),
         }
+    }
+}
+
+/// The store's error, if `error` carries one (a failed verification or store write), else the
+/// I/O error unchanged.
+fn store_error(error: io::Error) -> Result<StoreError, io::Error> {
+    if error.get_ref().is_some_and(|inner| inner.is::<StoreError>()) {
+        let inner = error.into_inner().expect("checked above");
+        return Ok(*inner.downcast::<StoreError>().expect("checked above"));
+    }
+    Err(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_failures_are_told_apart_from_broken_streams() {
+        let verification = io::Error::other(StoreError::Corrupt { what: "x".into(), reason: "y".into() });
+        assert!(matches!(store_error(verification), Ok(StoreError::Corrupt { .. })));
+        let broken = io::Error::new(io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(store_error(broken).unwrap_err().kind(), io::ErrorKind::ConnectionReset);
     }
 }

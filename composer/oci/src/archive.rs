@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use composer_store::{BlobInfo, Sha256, Store};
+use composer_store::{BlobInfo, Store};
 use serde_json::{Value, json};
 
 use crate::OciError;
@@ -80,10 +80,7 @@ pub fn write_oci_archive(store: &Store, dest: &Path, index: &BlobInfo, tag: &str
 pub fn write_docker_archive(store: &Store, dest: &Path, manifest: &BlobInfo, repo_tag: &str) -> Result<(), OciError> {
     let spec = |e: String| OciError::Spec(e);
     let manifest_json: Value = serde_json::from_slice(&store.read(&manifest.id)?).map_err(|e| spec(e.to_string()))?;
-    let lookup = |digest: &str| -> Result<BlobInfo, OciError> {
-        let sha: Sha256 = digest.parse().map_err(spec)?;
-        store.lookup_sha256(&sha)?.ok_or_else(|| spec(format!("blob {digest} is not in the store")))
-    };
+    let lookup = |digest: &str| crate::layout::stored_blob(store, digest);
     let config = lookup(manifest_json["config"]["digest"].as_str().unwrap_or(""))?;
     let config_json: Value = serde_json::from_slice(&store.read(&config.id)?).map_err(|e| spec(e.to_string()))?;
     let diff_ids: Vec<String> = config_json["rootfs"]["diff_ids"]

@@ -7,7 +7,7 @@
 //! pinned compressor (gzip level 6 via zlib-rs, or zstd level 3) straight into the store, with
 //! the diff_id (SHA-256 of the uncompressed tar) and the blob digests computed in the same pass.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 
 use composer_store::{BlobInfo, EntryKind, Sha256, Store, TreeEntry};
@@ -94,22 +94,20 @@ pub fn write_layer(
 pub fn write_tar<W: Write>(store: &Store, entries: &[TreeEntry], epoch: u64, out: W) -> io::Result<((Sha256, u64), W)> {
     let mut builder = tar::Builder::new(HashingWriter { inner: out, sha256: sha2::Sha256::new(), size: 0 });
     // A hard link group's first path in tar order carries the content; the others link to it.
-    let mut first_of_group: HashMap<&str, &str> = HashMap::new();
+    // Groups are named by the path their links point at.
+    let link_targets: HashSet<&str> = entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Hardlink { target } => Some(target.as_str()),
+            _ => None,
+        })
+        .collect();
     let by_path: HashMap<&str, &TreeEntry> = entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    for entry in entries {
-        if let EntryKind::Hardlink { target } = &entry.kind {
-            first_of_group.entry(target.as_str()).or_insert(entry.path.as_str());
-            let first = first_of_group[target.as_str()];
-            if crate::layer::tree_order(&entry.path, first).is_lt() {
-                first_of_group.insert(target.as_str(), entry.path.as_str());
-            }
-        }
-    }
     let mut written_groups: HashMap<&str, &str> = HashMap::new();
     for entry in entries {
         let group_target = match &entry.kind {
             EntryKind::Hardlink { target } => Some(target.as_str()),
-            EntryKind::File { .. } if first_of_group.contains_key(entry.path.as_str()) => Some(entry.path.as_str()),
+            EntryKind::File { .. } if link_targets.contains(entry.path.as_str()) => Some(entry.path.as_str()),
             _ => None,
         };
         if let Some(target) = group_target {
@@ -141,10 +139,6 @@ pub fn write_tar<W: Write>(store: &Store, entries: &[TreeEntry], epoch: u64, out
     builder.finish()?;
     let hashing = builder.into_inner()?;
     Ok(((Sha256(hashing.sha256.finalize().into()), hashing.size), hashing.inner))
-}
-
-pub fn tree_order(a: &str, b: &str) -> std::cmp::Ordering {
-    a.split('/').cmp(b.split('/'))
 }
 
 fn header_for(entry: &TreeEntry, kind: tar::EntryType, epoch: u64) -> tar::Header {

@@ -22,13 +22,16 @@ fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Erro
     move |source| OciError::Io { action, path: path.to_path_buf(), source }
 }
 
+/// The stored object an OCI digest (`sha256:<hex>`) names.
+pub fn stored_blob(store: &Store, digest: &str) -> Result<BlobInfo, OciError> {
+    let sha: Sha256 = digest.parse().map_err(OciError::Spec)?;
+    store.lookup_sha256(&sha)?.ok_or_else(|| OciError::Spec(format!("blob {digest} is not in the store")))
+}
+
 /// Every blob of an image, from its index down: (sha256, media type) in a fixed order.
 pub fn image_blobs(store: &Store, index: &BlobInfo) -> Result<Vec<(BlobInfo, String)>, OciError> {
     let mut out = vec![(*index, "application/vnd.oci.image.index.v1+json".to_string())];
-    let lookup = |digest: &str| -> Result<BlobInfo, OciError> {
-        let sha: Sha256 = digest.parse().map_err(OciError::Spec)?;
-        store.lookup_sha256(&sha)?.ok_or_else(|| OciError::Spec(format!("blob {digest} is not in the store")))
-    };
+    let lookup = |digest: &str| stored_blob(store, digest);
     let index_json: Value =
         serde_json::from_slice(&store.read(&index.id)?).map_err(|e| OciError::Spec(e.to_string()))?;
     for manifest in index_json["manifests"].as_array().into_iter().flatten() {
