@@ -19,6 +19,7 @@ pub use platform::Platform;
 pub use types::*;
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 impl Recipe {
     /// Reads and validates a recipe file.
@@ -84,6 +85,67 @@ impl Recipe {
                     "files need `source` (a path relative to the recipe) or `content`; symlinks need `target`",
                 ));
             }
+        }
+        if let Some(python) = &self.python {
+            let header = text.find("[python]").map_or(0..0, |i| i..i + "[python]".len());
+            self.validate_python(python, header, &invalid)?;
+        }
+        Ok(())
+    }
+
+    fn validate_python(
+        &self,
+        python: &Python,
+        header: std::ops::Range<usize>,
+        invalid: &dyn Fn(std::ops::Range<usize>, String, &str) -> RecipeError,
+    ) -> Result<(), RecipeError> {
+        if python.requirements.is_empty() && python.requirements_file.is_none() {
+            return Err(invalid(
+                header,
+                "`[python]` has neither `requirements` nor `requirements_file`".into(),
+                "add requirements = [\"package>=1.0\"], or drop the [python] section",
+            ));
+        }
+        for requirement in python.requirements.iter().chain(&python.constraints) {
+            if let Err(e) = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement.get_ref()) {
+                return Err(invalid(
+                    requirement.span(),
+                    format!("`{}` is not a PEP 508 requirement: {}", requirement.get_ref(), e.message),
+                    "write requirements as pip does, e.g. \"numpy>=1.26\" or \"aiohttp[speedups]; python_version >= '3.9'\"",
+                ));
+            }
+        }
+        if let Some(file) = python.requirements_file.iter().chain(&python.constraints_file).next() {
+            let full = self.dir.join(file.get_ref());
+            if !full.is_file() {
+                return Err(invalid(
+                    file.span(),
+                    format!("`{}` does not exist", full.display()),
+                    "requirement files are relative to the recipe's directory",
+                ));
+            }
+        }
+        let target = python.target.get_ref();
+        if target != "system" && (!target.starts_with('/') || target.split('/').any(|c| c == "..") || target == "/") {
+            return Err(invalid(
+                python.target.span(),
+                format!("python target `{target}` must be an absolute directory without `..`, or \"system\""),
+                "use a virtual environment path such as \"/opt/venv\", or \"system\" for /usr/local",
+            ));
+        }
+        if !python.no_binary.get_ref().is_empty() {
+            return Err(invalid(
+                python.no_binary.span(),
+                "`no_binary` asks for builds from source, which composer cannot do yet".into(),
+                "remove `no_binary`; wheels built from sdists come with toolchain steps",
+            ));
+        }
+        if python.max_layers == 0 {
+            return Err(invalid(
+                header,
+                "`[python] max_layers` must be at least 1".into(),
+                "use max_layers = 1 or more",
+            ));
         }
         Ok(())
     }

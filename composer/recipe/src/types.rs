@@ -22,6 +22,8 @@ pub struct Recipe {
     pub files: Vec<FileEntry>,
     #[serde(default)]
     pub layers: Layers,
+    /// A wheel set installed on top of the base's python3.
+    pub python: Option<Python>,
     /// The directory holding the recipe; relative paths in it resolve from here.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -247,4 +249,60 @@ impl Default for Layers {
 
 fn default_max_layers() -> usize {
     40
+}
+
+/// `[python]`: wheels resolved for the base's own interpreter on every platform and installed
+/// without pip.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Python {
+    /// PEP 508 requirements, extras and markers included (`"aiohttp[speedups]>=3.9"`).
+    #[serde(default)]
+    pub requirements: Vec<Spanned<String>>,
+    /// A pip-style requirements file, relative to the recipe.
+    pub requirements_file: Option<Spanned<PathBuf>>,
+    /// PEP 508 constraints: pins that apply only if something requires the package.
+    #[serde(default)]
+    pub constraints: Vec<Spanned<String>>,
+    pub constraints_file: Option<Spanned<PathBuf>>,
+    /// Where wheels go: a virtual environment directory (default `/opt/venv`) or `"system"`
+    /// (the interpreter's site directory under /usr/local).
+    #[serde(default = "default_python_target")]
+    pub target: Spanned<String>,
+    /// Packages that must come as wheels; `[":all:"]` (the default) for every package.
+    #[serde(default = "default_only_binary")]
+    pub only_binary: Vec<String>,
+    /// Packages that must be built from source (sdist builds come with toolchain steps).
+    #[serde(default = "no_packages")]
+    pub no_binary: Spanned<Vec<String>>,
+    /// An index *name*, resolved through flags, environment, config, then pip's and uv's own
+    /// configuration.
+    pub index: Option<String>,
+    /// Layers for the wheel set, on top of the base's budget.
+    #[serde(default = "default_python_layers")]
+    pub max_layers: usize,
+}
+
+fn default_python_target() -> Spanned<String> {
+    Spanned::new(0..0, "/opt/venv".into())
+}
+
+fn no_packages() -> Spanned<Vec<String>> {
+    Spanned::new(0..0, Vec::new())
+}
+
+fn default_only_binary() -> Vec<String> {
+    vec![":all:".into()]
+}
+
+fn default_python_layers() -> usize {
+    8
+}
+
+impl Python {
+    /// The venv directory, or `None` for the system site directory.
+    pub fn venv(&self) -> Option<&str> {
+        let target = self.target.get_ref();
+        (target != "system").then_some(target.as_str())
+    }
 }

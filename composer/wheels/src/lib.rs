@@ -1,0 +1,43 @@
+//! Python wheel sets: the target interpreter's tags, resolution through uv into PEP 751 locks,
+//! installation into store trees without pip, and static wheel indexes (PEP 503, 691, 658).
+
+mod error;
+pub mod index_url;
+pub mod install;
+pub mod pylock;
+pub mod resolve;
+pub mod simple;
+pub mod target;
+
+pub use error::WheelError;
+pub use index_url::{IndexChoice, IndexSettings};
+pub use install::{Installed, Scheme};
+pub use pylock::{LockedWheel, WheelLock};
+pub use target::Target;
+
+/// PEP 503 normalized project name: lower case, runs of `-`, `_` and `.` as one `-`.
+pub fn normalize_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut dash = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            dash = true;
+        } else {
+            if dash && !out.is_empty() {
+                out.push('-');
+            }
+            dash = false;
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_normalize_as_pep_503_says() {
+        assert_eq!(super::normalize_name("PyYAML"), "pyyaml");
+        assert_eq!(super::normalize_name("zope.interface__x"), "zope-interface-x");
+    }
+}

@@ -1,0 +1,220 @@
+//! PEP 751 lock files: reading what uv writes, and writing composer's own per-platform lock,
+//! which names exactly one wheel per package (the one the target's tags prefer) with its URL,
+//! size and sha256, plus a `[tool.composer]` table saying what it was resolved for.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::WheelError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Pylock {
+    pub lock_version: String,
+    #[serde(default)]
+    pub created_by: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<String>,
+    #[serde(default)]
+    pub packages: Vec<Package>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<Tool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Package {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wheels: Option<Vec<Wheel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdist: Option<toml::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Wheel {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub hashes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tool {
+    pub composer: ComposerTool,
+}
+
+/// What a composer pylock was resolved for; a build re-resolves when any of it changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ComposerTool {
+    pub platform: String,
+    pub python: String,
+    pub glibc: String,
+    /// BLAKE3 of the requirement inputs (see [`crate::resolve::inputs_digest`]).
+    pub inputs: String,
+    /// Normalized names the recipe asked for directly (they get REQUESTED).
+    pub requested: Vec<String>,
+}
+
+/// One wheel as locked for one platform.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LockedWheel {
+    pub name: String,
+    pub version: String,
+    pub filename: String,
+    pub url: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// A platform's wheel set as the build uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WheelLock {
+    pub wheels: Vec<LockedWheel>,
+    pub meta: ComposerTool,
+}
+
+impl WheelLock {
+    pub fn to_toml(&self) -> String {
+        let lock = Pylock {
+            lock_version: "1.0".into(),
+            created_by: "composer".into(),
+            environments: vec![format!(
+                "sys_platform == 'linux' and platform_machine == '{}' and python_full_version == '{}'",
+                machine_of(&self.meta.platform),
+                self.meta.python
+            )],
+            packages: self
+                .wheels
+                .iter()
+                .map(|w| Package {
+                    name: w.name.clone(),
+                    version: Some(w.version.clone()),
+                    marker: None,
+                    sdist: None,
+                    wheels: Some(vec![Wheel {
+                        name: Some(w.filename.clone()),
+                        url: Some(w.url.clone()),
+                        path: None,
+                        size: Some(w.size),
+                        hashes: [("sha256".to_string(), w.sha256.clone())].into(),
+                    }]),
+                })
+                .collect(),
+            tool: Some(Tool { composer: self.meta.clone() }),
+        };
+        let body = toml::to_string(&lock).expect("locks always serialize");
+        format!("# Written by `compose lock` (PEP 751). Do not edit; run `compose lock` to refresh.\n{body}")
+    }
+
+    pub fn read(path: &Path) -> Result<Option<WheelLock>, WheelError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(WheelError::Lock { path: path.to_path_buf(), reason: e.to_string() }),
+        };
+        let bad = |reason: String| WheelError::Lock { path: path.to_path_buf(), reason };
+        let lock: Pylock = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let meta = lock.tool.ok_or_else(|| bad("it has no [tool.composer] table; run `compose lock`".into()))?.composer;
+        let mut wheels = Vec::new();
+        for package in lock.packages {
+            let version = package.version.clone().unwrap_or_default();
+            let wheel = match package.wheels.as_deref() {
+                Some([one]) => one,
+                _ => return Err(bad(format!("package {} must name exactly one wheel", package.name))),
+            };
+            let (Some(url), Some(sha256)) = (&wheel.url, wheel.hashes.get("sha256")) else {
+                return Err(bad(format!("the wheel of {} lacks a url or a sha256", package.name)));
+            };
+            wheels.push(LockedWheel {
+                filename: wheel.name.clone().unwrap_or_else(|| file_name_of(url)),
+                name: package.name,
+                version,
+                url: url.clone(),
+                size: wheel.size.unwrap_or(0),
+                sha256: sha256.clone(),
+            });
+        }
+        Ok(Some(WheelLock { wheels, meta }))
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), WheelError> {
+        let temp = path.with_extension(format!("toml.tmp-{}", std::process::id()));
+        let err = |e: std::io::Error| WheelError::Lock { path: path.to_path_buf(), reason: e.to_string() };
+        std::fs::write(&temp, self.to_toml()).map_err(err)?;
+        std::fs::rename(&temp, path).map_err(err)
+    }
+}
+
+/// The pylock file of one platform of a recipe: `pylock.<recipe>-<os>-<arch>[-<variant>].toml`
+/// beside it (PEP 751 names may not hold dots, so the platform's slashes become dashes).
+pub fn pylock_path(recipe: &Path, platform: &str) -> std::path::PathBuf {
+    let stem = recipe.file_stem().and_then(|s| s.to_str()).unwrap_or("recipe").replace('.', "-");
+    let name = format!("pylock.{stem}-{}.toml", platform.replace('/', "-"));
+    recipe.with_file_name(name)
+}
+
+pub fn file_name_of(url: &str) -> String {
+    let path = url.split(['#', '?']).next().unwrap_or(url);
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+fn machine_of(platform: &str) -> &'static str {
+    match platform.split('/').nth(1) {
+        Some("amd64") => "x86_64",
+        Some("arm64") => "aarch64",
+        Some("arm") => "armv7l",
+        Some("386") => "i686",
+        Some("ppc64le") => "ppc64le",
+        Some("s390x") => "s390x",
+        Some("riscv64") => "riscv64",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composer_locks_round_trip() {
+        let lock = WheelLock {
+            wheels: vec![LockedWheel {
+                name: "pyyaml".into(),
+                version: "6.0.2".into(),
+                filename: "PyYAML-6.0.2-cp311-cp311-manylinux_2_17_aarch64.whl".into(),
+                url: "file:///srv/files/PyYAML-6.0.2-cp311-cp311-manylinux_2_17_aarch64.whl".into(),
+                size: 10,
+                sha256: "ab".repeat(32),
+            }],
+            meta: ComposerTool {
+                platform: "linux/arm64".into(),
+                python: "3.11.2".into(),
+                glibc: "2.36".into(),
+                inputs: "00".into(),
+                requested: vec!["pyyaml".into()],
+            },
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = pylock_path(&dir.path().join("app.recipe.toml"), "linux/arm64");
+        assert_eq!(path.file_name().unwrap(), "pylock.app-recipe-linux-arm64.toml");
+        lock.write(&path).unwrap();
+        assert_eq!(WheelLock::read(&path).unwrap().unwrap(), lock);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("lock-version = \"1.0\"") && text.contains("[tool.composer]"), "{text}");
+    }
+}
