@@ -104,3 +104,16 @@ pub(crate) fn put(store: &Store, key: &ActionKey, record: &ActionRecord) -> Resu
 pub(crate) fn walk(store: &Store) -> Result<Vec<(String, PathBuf)>, StoreError> {
     crate::object::walk_bucket_pub(&store.dir("actions"))
 }
+
+/// Every readable record of `step` whose outputs the store still holds.
+pub(crate) fn records_of(store: &Store, step: &str) -> Result<Vec<ActionRecord>, StoreError> {
+    let mut out = Vec::new();
+    for (_, path) in walk(store)? {
+        let Ok(bytes) = fs::read(&path) else { continue };
+        let Ok(record) = serde_json::from_slice::<ActionRecord>(&bytes) else { continue };
+        if record.step == step && record.outputs.iter().all(|o| store.contains(&o.id)) {
+            out.push(record);
+        }
+    }
+    Ok(out)
+}

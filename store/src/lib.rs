@@ -146,6 +146,11 @@ impl Store {
     }
 
     /// Checks every object against its name, every alias and action against its targets.
+    /// The records of one kind of step (e.g. every wheel the store holds), in no set order.
+    pub fn action_records(&self, step: &str) -> Result<Vec<ActionRecord>, StoreError> {
+        action::records_of(self, step)
+    }
+
     pub fn verify(&self, repair: bool) -> Result<VerifyReport, StoreError> {
         verify::run(self, repair)
     }

@@ -26,6 +26,14 @@ pub enum BuildError {
     Store(#[from] composer_store::StoreError),
     #[error("the lock's digest for package `{package}` is unusable: {reason}")]
     BadDigest { package: String, reason: String },
+    #[error(transparent)]
+    Wheels(#[from] composer_wheels::WheelError),
+    #[error("cannot fetch {what}")]
+    Fetch {
+        what: String,
+        #[source]
+        source: composer_client::FetchError,
+    },
     #[error("output `{0}` is not understood")]
     Output(String),
 }
@@ -40,6 +48,9 @@ impl BuildError {
                 apt_dir.display()
             )),
             BuildError::LockOutdated { .. } => Some("run `compose lock` to resolve the recipe again".into()),
+            BuildError::Fetch { source: composer_client::FetchError::Offline { .. }, .. } => {
+                Some("run the build once online to fill the store, or drop --offline".into())
+            }
             BuildError::LockMissing { .. } => Some("run `compose lock` first, or build without `--locked`".into()),
             BuildError::Lock { .. } => Some("delete the lock file and run `compose lock`".into()),
             BuildError::Deb(e) => e.hint(),

@@ -21,6 +21,7 @@ mod error;
 pub mod layers;
 pub mod lockfile;
 pub mod mirror;
+mod python;
 pub mod report;
 pub mod system;
 
@@ -54,6 +55,9 @@ pub struct Context<'a> {
     pub store: &'a Store,
     pub client: &'a Client,
     pub mirrors: &'a MirrorSettings,
+    pub indexes: &'a composer_wheels::IndexSettings,
+    /// No network: resolution with uv runs `--offline` too.
+    pub offline: bool,
     pub reporter: &'a dyn Reporter,
 }
 
@@ -80,6 +84,10 @@ pub fn requests(recipe: &Recipe) -> Vec<String> {
     out.extend(["base-files".to_string(), "base-passwd".to_string()]);
     if recipe.allocator.name == AllocatorName::Jemalloc {
         out.push("libjemalloc2".into());
+    }
+    // A wheel set is installed for the base's own interpreter.
+    if recipe.python.is_some() {
+        out.push("python3".into());
     }
     out.sort();
     out.dedup();
@@ -243,6 +251,7 @@ pub fn lock(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path) -> Result<(L
     let (lock, _) = session.resolve()?;
     let path = lockfile::lock_path(recipe_path);
     lock.write(&path)?;
+    session.wheel_locks(&lock, LockPolicy::UseOrCreate, true, true)?;
     Ok((lock, path))
 }
 
@@ -358,6 +367,8 @@ impl Session<'_> {
     /// Lists every step as cached or not, with download sizes, without building anything.
     pub fn plan(&self) -> Result<Vec<StepReport>, BuildError> {
         let (lock, mut steps, _) = self.packages(LockPolicy::UseOrCreate, false)?;
+        let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, LockPolicy::UseOrCreate, false, false)?;
+        steps.extend(wheel_steps);
         let plans = self.plan_platforms(&lock)?;
         let store = self.ctx.store;
         let CacheState { layers, needed } = self.cache_state(&plans)?;
@@ -400,6 +411,7 @@ impl Session<'_> {
                 bytes: 0,
             });
         }
+        self.plan_wheels(&wheel_plans, &mut steps)?;
         Ok(steps)
     }
 
@@ -408,6 +420,8 @@ impl Session<'_> {
         let timer = std::time::Instant::now();
         let lap = |what: &str| self.ctx.reporter.note(&format!("{what} done at {:.2}s", timer.elapsed().as_secs_f64()));
         let (lock, mut steps, lock_written) = self.packages(policy, true)?;
+        let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, policy, true, false)?;
+        steps.extend(wheel_steps);
         lap("resolution");
         let plans = self.plan_platforms(&lock)?;
         let store = self.ctx.store;
@@ -428,6 +442,14 @@ impl Session<'_> {
         let (unpacked, built) =
             self.unpack_and_layer(needed.values().collect(), jobs, &mut steps, epoch, compression)?;
         lap("fetch, unpack and layers");
+        let mut wheel_layers: HashMap<String, Vec<LayerDescriptor>> = wheel_plans
+            .iter()
+            .map(|p| p.platform.to_string())
+            .zip(self.wheel_layers(&wheel_plans, &mut steps)?)
+            .collect();
+        if !wheel_plans.is_empty() {
+            lap("wheels");
+        }
         let built_keys: std::collections::HashSet<Hash> = built.iter().map(|(h, _)| *h).collect();
         cached_layers.extend(built);
 
@@ -475,6 +497,7 @@ impl Session<'_> {
                 packages: vec![],
                 comment: "system: dpkg database, accounts, files".into(),
             });
+            descriptors.extend(wheel_layers.remove(&platform_name).unwrap_or_default());
 
             let spec = self.image_spec(&plan.platform)?;
             let image = composer_oci::image::write_platform_image(
@@ -710,6 +733,13 @@ impl Session<'_> {
         let config = &self.recipe.config;
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         env.insert("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        for (key, value) in self.python_env() {
+            let value = match env.get(&key) {
+                Some(old) if key == "PATH" => format!("{value}:{old}"),
+                _ => value,
+            };
+            env.insert(key, value);
+        }
         if self.recipe.allocator.name == AllocatorName::Jemalloc {
             env.insert("LD_PRELOAD".into(), jemalloc_path(platform));
             if let Some(conf) = &self.recipe.allocator.malloc_conf {
@@ -834,4 +864,17 @@ pub fn export(
         }
     }
     Ok(())
+}
+
+/// The wheels a recipe's locks name, every platform, fetched into the store if missing:
+/// (wheel, its blob), deduplicated by sha256.
+pub fn recipe_wheels(
+    ctx: &Context<'_>,
+    recipe: &Recipe,
+    recipe_path: &Path,
+) -> Result<Vec<(composer_wheels::LockedWheel, BlobInfo)>, BuildError> {
+    let session = Session::new(ctx, recipe, recipe_path);
+    let (lock, _, _) = session.packages(LockPolicy::UseOrCreate, true)?;
+    let (plans, _) = session.wheel_locks(&lock, LockPolicy::UseOrCreate, true, false)?;
+    session.fetch_locked_wheels(&plans)
 }

@@ -68,6 +68,23 @@ enum Attempt<T> {
     Fail(FetchError),
 }
 
+/// The machine's trust store (`SSL_CERT_FILE`, else Debian's CA bundle), as pip, uv and apt
+/// use it: an organisation's own CA or a TLS-inspecting proxy is trusted where the machine
+/// trusts it. Without a bundle, the built-in web PKI roots.
+fn system_roots() -> ureq::tls::RootCerts {
+    let file = std::env::var_os("SSL_CERT_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+    let Ok(pem) = std::fs::read(&file) else { return ureq::tls::RootCerts::WebPki };
+    let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() { ureq::tls::RootCerts::WebPki } else { ureq::tls::RootCerts::new_with_certs(&certs) }
+}
+
 impl Client {
     pub fn new(options: ClientOptions) -> Client {
         let config = ureq::Agent::config_builder()
@@ -75,6 +92,7 @@ impl Client {
             .timeout_connect(Some(Duration::from_secs(20)))
             .max_idle_connections_per_host(16)
             .user_agent(concat!("composer/", env!("CARGO_PKG_VERSION")))
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(system_roots()).build())
             .build();
         let agent = ureq::Agent::with_parts(
             config,

@@ -32,6 +32,9 @@ pub struct GlobalArgs {
     /// Point mirror NAME at URL (repeatable); wins over environment, config and apt sources.
     #[arg(long = "mirror", global = true, value_name = "NAME=URL")]
     pub mirrors: Vec<String>,
+    /// Point Python index NAME at URL (repeatable); wins over environment, config, pip and uv.
+    #[arg(long = "index", global = true, value_name = "NAME=URL")]
+    pub indexes: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +50,23 @@ pub enum Command {
     /// Inspect, verify and clean the store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Python wheel sets: publish them as an index.
+    #[command(subcommand)]
+    Wheels(WheelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WheelsCommand {
+    /// Write a static wheel index (PEP 503 HTML, PEP 691 JSON, PEP 658 metadata) of a recipe's
+    /// wheels, all platforms, or of every wheel in the store. Replaces OUT atomically.
+    Index {
+        /// The index directory to write (install with `--index-url file://OUT/simple`).
+        out: PathBuf,
+        /// Publish this recipe's locked wheels (fetching any the store lacks) instead of the
+        /// whole store's.
+        #[arg(long)]
+        recipe: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,12 @@ pub const COMPOSE_STORE: &str = "COMPOSE_STORE";
 /// `COMPOSE_MIRROR_<NAME>`: the URL of mirror NAME (overridden by `--mirror NAME=URL`).
 #[expect(dead_code, reason = "read by composer-build; declared here so every variable is documented in one place")]
 pub const COMPOSE_MIRROR_PREFIX: &str = "COMPOSE_MIRROR_";
+/// `COMPOSE_INDEX_<NAME>`: the URL of Python index NAME (overridden by `--index NAME=URL`).
+#[expect(dead_code, reason = "read by composer-wheels; declared here so every variable is documented in one place")]
+pub const COMPOSE_INDEX_PREFIX: &str = "COMPOSE_INDEX_";
+/// The uv binary that resolves wheel sets (default: `uv` on PATH).
+#[expect(dead_code, reason = "read by composer-wheels; declared here so every variable is documented in one place")]
+pub const COMPOSE_UV: &str = "COMPOSE_UV";
 /// The apt configuration directory read for mirrors (default `/etc/apt`).
 pub const COMPOSE_APT_DIR: &str = "COMPOSE_APT_DIR";
 /// Set to any value to work without network (same as `--offline`).

@@ -13,6 +13,7 @@ pub struct Settings {
     pub store: PathBuf,
     pub offline: bool,
     pub mirrors: MirrorSettings,
+    pub indexes: composer_wheels::IndexSettings,
 }
 
 fn home() -> PathBuf {
@@ -41,14 +42,43 @@ impl Settings {
             };
             flags.insert(name.to_string(), url.to_string());
         }
+        let mut index_flags = BTreeMap::new();
+        for index in &args.indexes {
+            let Some((name, url)) = index.split_once('=') else {
+                bail!("`--index {index}` is not NAME=URL (for example --index wheels=file:///srv/wheels/simple)");
+            };
+            index_flags.insert(name.to_string(), url.to_string());
+        }
         let config_path = config_path();
         let config = composer_build::mirror::read_config(&config_path).context("reading the compose config file")?;
+        let index_config = read_indexes(&config_path).context("reading the compose config file")?;
         let apt_dir =
             std::env::var_os(env_vars::COMPOSE_APT_DIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/etc/apt"));
         Ok(Settings {
             store,
             offline: args.offline,
-            mirrors: MirrorSettings { flags, config, apt_dir, config_path: Some(config_path) },
+            mirrors: MirrorSettings { flags, config, apt_dir, config_path: Some(config_path.clone()) },
+            indexes: composer_wheels::IndexSettings {
+                flags: index_flags,
+                config: index_config,
+                config_path: Some(config_path),
+            },
         })
     }
+}
+
+/// `[indexes]` of the config file: `name = "url"`.
+fn read_indexes(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, String>> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        #[serde(default)]
+        indexes: BTreeMap<String, String>,
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(anyhow::Error::new(e).context(path.display().to_string())),
+    };
+    let file: File = toml::from_str(&text).with_context(|| path.display().to_string())?;
+    Ok(file.indexes)
 }

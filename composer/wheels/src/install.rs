@@ -95,6 +95,7 @@ pub fn install<R: Read + Seek>(
         }
         if name == record_name || name == format!("{dist_info}/RECORD.jws") || name == format!("{dist_info}/RECORD.p7s")
         {
+            record.remove(&name);
             continue;
         }
         let mut data = Vec::with_capacity(entry.size() as usize);

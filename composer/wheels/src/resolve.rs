@@ -90,9 +90,8 @@ pub fn resolve(uv: &Path, request: &Request, target: &Target) -> Result<WheelLoc
         .arg("--output-file")
         .arg(&out_path)
         .current_dir(work.path());
-    for only in &request.only_binary {
-        cmd.args(["--only-binary", only]);
-    }
+    // Until sdist builds exist every package must come as a wheel, so `--no-build` stands in
+    // for `only_binary` (uv refuses both at once); `only_binary` still keys the lock.
     if let Some(url) = &request.index.url {
         cmd.args(["--default-index", url]);
     }

@@ -21,7 +21,14 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     };
     let store = open_store(settings)?;
     let client = client(settings);
-    let ctx = Context { store: &store, client: &client, mirrors: &settings.mirrors, reporter: printer };
+    let ctx = Context {
+        store: &store,
+        client: &client,
+        mirrors: &settings.mirrors,
+        indexes: &settings.indexes,
+        offline: settings.offline,
+        reporter: printer,
+    };
     let session = Session::new(&ctx, &recipe, &args.recipe);
     let policy = if args.locked { LockPolicy::Locked } else { LockPolicy::UseOrCreate };
     let outcome = session.build(policy).map_err(hinted)?;

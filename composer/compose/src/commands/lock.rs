@@ -9,7 +9,14 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let recipe = load_recipe(&args.recipe)?;
     let store = open_store(settings)?;
     let client = client(settings);
-    let ctx = Context { store: &store, client: &client, mirrors: &settings.mirrors, reporter: printer };
+    let ctx = Context {
+        store: &store,
+        client: &client,
+        mirrors: &settings.mirrors,
+        indexes: &settings.indexes,
+        offline: settings.offline,
+        reporter: printer,
+    };
     let (lock, path) = composer_build::lock(&ctx, &recipe, &args.recipe).map_err(hinted)?;
     if printer.json {
         crate::out!(

@@ -5,6 +5,7 @@ mod inspect;
 mod lock;
 mod plan;
 mod store;
+mod wheels;
 
 use composer_build::BuildError;
 use composer_client::{Client, ClientOptions};
@@ -23,6 +24,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Lock(args) => lock::run(args, &settings, printer),
         Command::Inspect(args) => inspect::run(args, printer),
         Command::Store(command) => store::run(command, &settings, printer),
+        Command::Wheels(command) => wheels::run(command, &settings, printer),
     }
 }
 

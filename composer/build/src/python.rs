@@ -1,0 +1,634 @@
+//! The wheel set of a recipe's `[python]` section, per platform: locked by uv for the base's
+//! own interpreter, fetched into the store, installed without pip into trees, and layered on
+//! top of the base so that a change to the wheels rebuilds only their layers.
+//!
+//! Steps and their keys (only content hashes and recipe values):
+//! - `wheel-install`: wheel sha256, install scheme (paths, interpreter), REQUESTED flag.
+//! - `wheel-layer`: the install keys of its wheels, epoch, compression.
+//! - `python-env`: the venv's path and interpreter version, epoch, compression.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use composer_oci::{LayerBlob, LayerDescriptor};
+use composer_recipe::{Platform, Python};
+use composer_store::{ActionKey, ActionRecord, BlobInfo, EntryKind, Hash, ObjectRef, RefKind, Sha256, Tree, TreeEntry};
+use composer_wheels::pylock::pylock_path;
+use composer_wheels::resolve::{Request, find_uv, inputs_digest};
+use composer_wheels::{LockedWheel, Scheme, Target, WheelError, WheelLock};
+use rayon::prelude::*;
+
+use crate::lockfile::Lockfile;
+use crate::{BuildError, LockPolicy, Phase, Session, StepReport, layer_from, layer_record};
+
+const INSTALL_VERSION: u32 = 1;
+const WHEEL_LAYER_VERSION: u32 = 1;
+const ENV_VERSION: u32 = 1;
+const DOWNLOAD_THREADS: usize = 8;
+
+/// One platform's wheel set and the keys of its steps.
+pub(crate) struct WheelPlan {
+    pub platform: Platform,
+    pub lock: WheelLock,
+    pub target: Target,
+    pub install_keys: Vec<ActionKey>,
+    pub groups: Vec<Vec<usize>>,
+    pub layer_keys: Vec<ActionKey>,
+    pub env_key: Option<ActionKey>,
+    scheme: Scheme,
+    venv: Option<String>,
+}
+
+/// The key of a `wheel-file` record: which wheels the store holds, for `compose wheels index`.
+pub fn wheel_file_key(sha256: &str) -> ActionKey {
+    ActionKey::new("wheel-file", 1).with("sha256", sha256)
+}
+
+fn install_key(wheel: &LockedWheel, scheme: &Scheme, requested: bool) -> ActionKey {
+    ActionKey::new("wheel-install", INSTALL_VERSION)
+        .with("sha256", &wheel.sha256)
+        .with("purelib", &scheme.purelib)
+        .with("scripts", &scheme.scripts)
+        .with("headers", &scheme.headers)
+        .with("data", &scheme.data)
+        .with("interpreter", &scheme.interpreter)
+        .with("requested", if requested { "1" } else { "0" })
+}
+
+/// Wheels grouped into at most `budget` layers: the largest alone, the rest together, each
+/// group in name order so the same wheels give the same layer.
+fn group(wheels: &[LockedWheel], budget: usize) -> Vec<Vec<usize>> {
+    let mut by_size: Vec<usize> = (0..wheels.len()).collect();
+    if wheels.len() <= budget {
+        return by_size.into_iter().map(|i| vec![i]).collect();
+    }
+    by_size.sort_by(|&a, &b| wheels[b].size.cmp(&wheels[a].size).then_with(|| wheels[a].name.cmp(&wheels[b].name)));
+    let (own, rest) = by_size.split_at(budget.saturating_sub(1));
+    let mut groups: Vec<Vec<usize>> = own.iter().map(|&i| vec![i]).collect();
+    let mut rest = rest.to_vec();
+    rest.sort_by(|&a, &b| wheels[a].name.cmp(&wheels[b].name));
+    groups.push(rest);
+    groups.sort_by(|a, b| wheels[a[0]].name.cmp(&wheels[b[0]].name));
+    groups
+}
+
+impl Session<'_> {
+    fn python(&self) -> Option<&Python> {
+        self.recipe.python.as_ref()
+    }
+
+    fn wheel_request(&self, python: &Python) -> Result<Request, BuildError> {
+        let read = |file: &Option<toml::Spanned<PathBuf>>| -> Result<Option<(PathBuf, String)>, BuildError> {
+            let Some(file) = file else { return Ok(None) };
+            let path =
+                std::path::absolute(self.recipe.dir.join(file.get_ref())).unwrap_or_else(|_| file.get_ref().clone());
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| WheelError::Io { what: format!("reading {}", path.display()), source })?;
+            Ok(Some((path, text)))
+        };
+        Ok(Request {
+            requirements: python.requirements.iter().map(|r| r.get_ref().clone()).collect(),
+            requirements_file: read(&python.requirements_file)?,
+            constraints: python.constraints.iter().map(|r| r.get_ref().clone()).collect(),
+            constraints_file: read(&python.constraints_file)?,
+            only_binary: python.only_binary.clone(),
+            index: self.ctx.indexes.resolve(python.index.as_deref()),
+            offline: self.ctx.offline,
+        })
+    }
+
+    /// The wheel lock of every platform: from its pylock file when that was resolved for the
+    /// same inputs, else (unless `--locked`) resolved again by uv and written when `write`.
+    /// `refresh` resolves whatever the files say (`compose lock`).
+    pub(crate) fn wheel_locks(
+        &self,
+        lock: &Lockfile,
+        policy: LockPolicy,
+        write: bool,
+        refresh: bool,
+    ) -> Result<(Vec<WheelPlan>, Vec<StepReport>), BuildError> {
+        let Some(python) = self.python() else { return Ok((Vec::new(), Vec::new())) };
+        let request = self.wheel_request(python)?;
+        let mut uv = None;
+        let mut plans = Vec::new();
+        let mut steps = Vec::new();
+        let platforms = self.recipe.image.platforms.get_ref();
+        // Resolve the stale platforms in parallel: uv's time is mostly waiting on the index.
+        let mut todo = Vec::new();
+        let mut ready: BTreeMap<usize, (Target, WheelLock, bool)> = BTreeMap::new();
+        for (i, platform) in platforms.iter().enumerate() {
+            let locked =
+                lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers the recipe");
+            let version = |name: &str| {
+                locked.packages.iter().find(|p| p.name == name).map(|p| p.version.clone()).ok_or_else(|| {
+                    WheelError::Target {
+                        platform: platform.to_string(),
+                        reason: format!("the base has no `{name}` package to read the interpreter from"),
+                    }
+                })
+            };
+            let target = Target::from_debian(platform, &version("python3")?, &version("libc6")?)?;
+            let path = pylock_path(&self.recipe_path, &platform.to_string());
+            let digest = inputs_digest(&request, &target);
+            match WheelLock::read(&path)? {
+                Some(existing) if !refresh && existing.meta.inputs == digest => {
+                    ready.insert(i, (target, existing, true));
+                }
+                existing => {
+                    if policy == LockPolicy::Locked {
+                        return Err(match existing {
+                            None => BuildError::LockMissing { path },
+                            Some(_) => BuildError::LockOutdated {
+                                path,
+                                reason: "the wheel requirements or the interpreter changed".into(),
+                            },
+                        });
+                    }
+                    if uv.is_none() {
+                        uv = Some(find_uv()?);
+                    }
+                    todo.push((i, target, path));
+                }
+            }
+        }
+        if !todo.is_empty() {
+            self.ctx.reporter.status("Resolving", &format!("wheels for {} platform(s) with uv", todo.len()));
+        }
+        let resolved: Vec<Result<(usize, Target, WheelLock), BuildError>> = todo
+            .into_par_iter()
+            .map(|(i, target, path)| {
+                let wheel_lock =
+                    composer_wheels::resolve::resolve(uv.as_deref().expect("found above"), &request, &target)?;
+                if write {
+                    wheel_lock.write(&path)?;
+                }
+                Ok((i, target, wheel_lock))
+            })
+            .collect();
+        for result in resolved {
+            let (i, target, wheel_lock) = result?;
+            ready.insert(i, (target, wheel_lock, false));
+        }
+        let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
+        for (i, (target, wheel_lock, cached)) in ready {
+            let platform = platforms[i].clone();
+            steps.push(StepReport {
+                step: "resolve-wheels",
+                platform: Some(platform.to_string()),
+                name: format!("{} wheels", wheel_lock.wheels.len()),
+                cached,
+                bytes: 0,
+            });
+            let venv = python.venv().map(str::to_string);
+            let scheme = match &venv {
+                Some(root) => Scheme::venv(root, &target.python_version()),
+                None => Scheme::system(&target.python_version()),
+            };
+            let install_keys: Vec<ActionKey> = wheel_lock
+                .wheels
+                .iter()
+                .map(|w| install_key(w, &scheme, wheel_lock.meta.requested.contains(&w.name)))
+                .collect();
+            let groups = group(&wheel_lock.wheels, python.max_layers);
+            let layer_keys = groups
+                .iter()
+                .map(|g| {
+                    let mut key = ActionKey::new("wheel-layer", WHEEL_LAYER_VERSION)
+                        .with("epoch", epoch.to_string())
+                        .with("compression", compression.name());
+                    for &w in g {
+                        key.field("install", &install_keys[w].hash().0);
+                    }
+                    key
+                })
+                .collect();
+            let env_key = venv.as_ref().map(|root| {
+                ActionKey::new("python-env", ENV_VERSION)
+                    .with("venv", root)
+                    .with("python", target.python_full_version())
+                    .with("epoch", epoch.to_string())
+                    .with("compression", compression.name())
+            });
+            plans.push(WheelPlan {
+                platform,
+                lock: wheel_lock,
+                target,
+                install_keys,
+                groups,
+                layer_keys,
+                env_key,
+                scheme,
+                venv,
+            });
+        }
+        Ok((plans, steps))
+    }
+
+    /// Steps `plan` reports for the wheel sets.
+    pub(crate) fn plan_wheels(&self, plans: &[WheelPlan], steps: &mut Vec<StepReport>) -> Result<(), BuildError> {
+        let store = self.ctx.store;
+        let mut seen = std::collections::HashSet::new();
+        for plan in plans {
+            let platform = Some(plan.platform.to_string());
+            if let Some(key) = &plan.env_key {
+                let cached = store.action_get(key)?.is_some();
+                steps.push(StepReport {
+                    step: "python-env",
+                    platform: platform.clone(),
+                    name: "venv".into(),
+                    cached,
+                    bytes: 0,
+                });
+            }
+            for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
+                let cached = store.action_get(key)?.is_some();
+                steps.push(StepReport {
+                    step: "wheel-layer",
+                    platform: platform.clone(),
+                    name: group_name(&plan.lock.wheels, group),
+                    cached,
+                    bytes: 0,
+                });
+                if cached {
+                    continue;
+                }
+                for &w in group {
+                    let wheel = &plan.lock.wheels[w];
+                    if !seen.insert(plan.install_keys[w].hash()) {
+                        continue;
+                    }
+                    let installed = store.action_get(&plan.install_keys[w])?.is_some();
+                    if !installed {
+                        let fetched = store.lookup_sha256(&wheel_sha(wheel)?)?.is_some();
+                        steps.push(StepReport {
+                            step: "fetch-wheel",
+                            platform: None,
+                            name: wheel.filename.clone(),
+                            cached: fetched,
+                            bytes: if fetched { 0 } else { wheel.size },
+                        });
+                    }
+                    steps.push(StepReport {
+                        step: "install-wheel",
+                        platform: platform.clone(),
+                        name: wheel.filename.clone(),
+                        cached: installed,
+                        bytes: 0,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every wheel layer (and venv layer) of every platform, from the cache or built now, with
+    /// the descriptors each platform's image gets on top of its base.
+    pub(crate) fn wheel_layers(
+        &self,
+        plans: &[WheelPlan],
+        steps: &mut Vec<StepReport>,
+    ) -> Result<Vec<Vec<LayerDescriptor>>, BuildError> {
+        let store = self.ctx.store;
+        let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
+        let mut layers: HashMap<Hash, LayerBlob> = HashMap::new();
+        // Installs the missing layers need, deduplicated across platforms (a pure-Python wheel
+        // installs the same on every one).
+        let mut needed: BTreeMap<Hash, (ActionKey, LockedWheel, String)> = BTreeMap::new();
+        for plan in plans {
+            for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
+                match store.action_get(key)? {
+                    Some(record) => {
+                        layers.insert(key.hash(), layer_from(&record)?);
+                    }
+                    None => {
+                        for &w in group {
+                            let install = &plan.install_keys[w];
+                            needed.insert(
+                                install.hash(),
+                                (install.clone(), plan.lock.wheels[w].clone(), plan.platform.to_string()),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let mut trees: HashMap<Hash, Hash> = HashMap::new();
+        let mut missing = Vec::new();
+        for (hash, (key, wheel, platform)) in &needed {
+            match store.action_get(key)?.and_then(|r| r.outputs.first().map(|o| o.id)) {
+                Some(tree) => {
+                    trees.insert(*hash, tree);
+                    steps.push(StepReport {
+                        step: "install-wheel",
+                        platform: Some(platform.clone()),
+                        name: wheel.filename.clone(),
+                        cached: true,
+                        bytes: 0,
+                    });
+                }
+                None => missing.push((*hash, key, wheel, platform)),
+            }
+        }
+        let blobs = self.fetch_wheels(&missing.iter().map(|(_, _, w, _)| *w).collect::<Vec<_>>(), steps)?;
+        let schemes: HashMap<Hash, (&Scheme, bool)> = plans
+            .iter()
+            .flat_map(|p| {
+                p.install_keys
+                    .iter()
+                    .zip(&p.lock.wheels)
+                    .map(|(k, w)| (k.hash(), (&p.scheme, p.lock.meta.requested.contains(&w.name))))
+            })
+            .collect();
+        if !missing.is_empty() {
+            self.ctx.reporter.status("Installing", &format!("{} wheels", missing.len()));
+        }
+        self.ctx.reporter.start(Phase::Unpack, missing.len() as u64);
+        let installed: Vec<Result<Hash, BuildError>> = missing
+            .par_iter()
+            .zip(&blobs)
+            .map(|((hash, key, wheel, _), blob)| {
+                let (scheme, requested) = schemes[hash];
+                let file = store.open_object(&blob.id)?;
+                let installed = composer_wheels::install::install(
+                    store,
+                    std::io::BufReader::new(file),
+                    &wheel.filename,
+                    requested,
+                    scheme,
+                )?;
+                let tree = store.put_tree(&installed.tree)?;
+                let metadata = store.put_content(&installed.metadata)?;
+                let record = ActionRecord {
+                    step: "wheel-install".into(),
+                    outputs: vec![
+                        ObjectRef { id: tree, kind: RefKind::Tree },
+                        ObjectRef { id: metadata, kind: RefKind::Blob },
+                    ],
+                    data: serde_json::json!({ "wheel": wheel.filename }),
+                };
+                store.action_put(key, &record)?;
+                self.ctx.reporter.advance(Phase::Unpack, 1);
+                Ok(tree)
+            })
+            .collect();
+        self.ctx.reporter.finish(Phase::Unpack);
+        for ((hash, _, wheel, platform), result) in missing.iter().zip(installed) {
+            trees.insert(*hash, result?);
+            steps.push(StepReport {
+                step: "install-wheel",
+                platform: Some((*platform).clone()),
+                name: wheel.filename.clone(),
+                cached: false,
+                bytes: 0,
+            });
+        }
+
+        // The missing layers, all platforms at once.
+        let mut jobs: BTreeMap<Hash, (&ActionKey, Vec<Hash>)> = BTreeMap::new();
+        let mut env_jobs: BTreeMap<Hash, (&ActionKey, &WheelPlan)> = BTreeMap::new();
+        for plan in plans {
+            for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
+                if !layers.contains_key(&key.hash()) {
+                    jobs.insert(
+                        key.hash(),
+                        (key, group.iter().map(|&w| trees[&plan.install_keys[w].hash()]).collect()),
+                    );
+                }
+            }
+            if let Some(key) = &plan.env_key {
+                match store.action_get(key)? {
+                    Some(record) => {
+                        layers.insert(key.hash(), layer_from(&record)?);
+                    }
+                    None => {
+                        env_jobs.insert(key.hash(), (key, plan));
+                    }
+                }
+            }
+        }
+        let built: Vec<Result<(Hash, LayerBlob), BuildError>> = jobs
+            .par_iter()
+            .map(|(hash, (key, tree_ids))| {
+                let mut tree = Tree::default();
+                for id in tree_ids {
+                    tree.entries.extend(store.get_tree(id)?.entries);
+                }
+                tree.normalize();
+                let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
+                store.action_put(key, &layer_record("wheel-layer", &layer))?;
+                Ok((*hash, layer))
+            })
+            .chain(env_jobs.par_iter().map(|(hash, (key, plan))| {
+                let tree = self.env_tree(plan)?;
+                let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
+                store.action_put(key, &layer_record("python-env", &layer))?;
+                Ok((*hash, layer))
+            }))
+            .collect();
+        let mut fresh = std::collections::HashSet::new();
+        for result in built {
+            let (hash, layer) = result?;
+            fresh.insert(hash);
+            layers.insert(hash, layer);
+        }
+
+        let mut out = Vec::new();
+        for plan in plans {
+            let platform = Some(plan.platform.to_string());
+            let mut descriptors = Vec::new();
+            if let Some(key) = &plan.env_key {
+                steps.push(StepReport {
+                    step: "python-env",
+                    platform: platform.clone(),
+                    name: "venv".into(),
+                    cached: !fresh.contains(&key.hash()),
+                    bytes: 0,
+                });
+                descriptors.push(LayerDescriptor {
+                    layer: layers[&key.hash()].clone(),
+                    packages: vec![],
+                    comment: format!("python: virtual environment {}", plan.venv.as_deref().unwrap_or_default()),
+                });
+            }
+            for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
+                let name = group_name(&plan.lock.wheels, group);
+                steps.push(StepReport {
+                    step: "wheel-layer",
+                    platform: platform.clone(),
+                    name: name.clone(),
+                    cached: !fresh.contains(&key.hash()),
+                    bytes: 0,
+                });
+                descriptors.push(LayerDescriptor {
+                    layer: layers[&key.hash()].clone(),
+                    packages: group
+                        .iter()
+                        .map(|&w| format!("{}=={}", plan.lock.wheels[w].name, plan.lock.wheels[w].version))
+                        .collect(),
+                    comment: format!("wheels: {name}"),
+                });
+            }
+            out.push(descriptors);
+        }
+        Ok(out)
+    }
+
+    /// Fetches wheel files the store lacks (8 at a time), each checked against its locked
+    /// sha256 and size before it is stored.
+    fn fetch_wheels(&self, wheels: &[&LockedWheel], steps: &mut Vec<StepReport>) -> Result<Vec<BlobInfo>, BuildError> {
+        if wheels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let store = self.ctx.store;
+        let reporter = self.ctx.reporter;
+        let total: u64 = wheels.iter().map(|w| w.size).sum();
+        reporter.status("Fetching", &format!("{} wheels ({:.1} MiB)", wheels.len(), total as f64 / 1048576.0));
+        reporter.start(Phase::Download, total);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(DOWNLOAD_THREADS).build().expect("thread pool");
+        let fetched: Vec<Result<(BlobInfo, bool), BuildError>> = pool.install(|| {
+            wheels
+                .par_iter()
+                .map(|wheel| {
+                    let sha = wheel_sha(wheel)?;
+                    if let Some(blob) = store.lookup_sha256(&sha)? {
+                        reporter.advance(Phase::Download, blob.size);
+                        if store.action_get(&wheel_file_key(&wheel.sha256))?.is_none() {
+                            store.action_put(&wheel_file_key(&wheel.sha256), &wheel_file_record(wheel, &blob))?;
+                        }
+                        return Ok((blob, true));
+                    }
+                    let size = (wheel.size > 0).then_some(wheel.size);
+                    let blob = self
+                        .ctx
+                        .client
+                        .fetch_to_store(store, &wheel.url, Some((&sha, size)), &wheel.filename, &|n| {
+                            reporter.advance(Phase::Download, n)
+                        })
+                        .map_err(|source| BuildError::Fetch { what: wheel.filename.clone(), source })?;
+                    store.action_put(&wheel_file_key(&wheel.sha256), &wheel_file_record(wheel, &blob))?;
+                    Ok((blob, false))
+                })
+                .collect()
+        });
+        let fetched: Vec<(BlobInfo, bool)> = fetched.into_iter().collect::<Result<_, _>>()?;
+        reporter.finish(Phase::Download);
+        for (wheel, (_, had)) in wheels.iter().zip(&fetched) {
+            steps.push(StepReport {
+                step: "fetch-wheel",
+                platform: None,
+                name: wheel.filename.clone(),
+                cached: *had,
+                bytes: if *had { 0 } else { wheel.size },
+            });
+        }
+        Ok(fetched.into_iter().map(|(blob, _)| blob).collect())
+    }
+
+    /// The virtual environment itself: pyvenv.cfg and the interpreter links, as `python -m venv
+    /// --without-pip` makes them, with the base's interpreter as `home`.
+    fn env_tree(&self, plan: &WheelPlan) -> Result<Tree, BuildError> {
+        let root = plan.venv.as_deref().expect("env layers are for venvs").trim_matches('/');
+        let version = plan.target.python_version();
+        let store = self.ctx.store;
+        let mut entries = Vec::new();
+        let mut dir = |path: String| entries.push(entry(&path, EntryKind::Dir, 0o755));
+        let mut prefix = String::new();
+        for part in root.split('/') {
+            prefix = if prefix.is_empty() { part.to_string() } else { format!("{prefix}/{part}") };
+            dir(prefix.clone());
+        }
+        for sub in
+            ["bin", "include", "lib", &format!("lib/python{version}"), &format!("lib/python{version}/site-packages")]
+        {
+            dir(format!("{root}/{sub}"));
+        }
+        let cfg = format!(
+            "home = /usr/bin\ninclude-system-site-packages = false\nversion = {}\nexecutable = /usr/bin/python{version}\ncommand = /usr/bin/python{version} -m venv /{root}\n",
+            plan.target.python_full_version()
+        );
+        let content = store.put_content(cfg.as_bytes())?;
+        entries.push(entry(&format!("{root}/pyvenv.cfg"), EntryKind::File { content, size: cfg.len() as u64 }, 0o644));
+        let link = |path: String, target: &str| entry(&path, EntryKind::Symlink { target: target.to_string() }, 0o777);
+        entries.push(link(format!("{root}/bin/python"), &format!("/usr/bin/python{version}")));
+        entries.push(link(format!("{root}/bin/python3"), "python"));
+        entries.push(link(format!("{root}/bin/python{version}"), "python"));
+        entries.push(link(format!("{root}/lib64"), "lib"));
+        let mut tree = Tree { entries };
+        tree.normalize();
+        Ok(tree)
+    }
+
+    /// Every wheel of `plans` (deduplicated) with its blob, fetched if the store lacks it.
+    pub(crate) fn fetch_locked_wheels(&self, plans: &[WheelPlan]) -> Result<Vec<(LockedWheel, BlobInfo)>, BuildError> {
+        let mut unique: BTreeMap<&str, &LockedWheel> = BTreeMap::new();
+        for plan in plans {
+            for wheel in &plan.lock.wheels {
+                unique.insert(&wheel.sha256, wheel);
+            }
+        }
+        let wheels: Vec<&LockedWheel> = unique.into_values().collect();
+        let blobs = self.fetch_wheels(&wheels, &mut Vec::new())?;
+        Ok(wheels.into_iter().cloned().zip(blobs).collect())
+    }
+
+    /// The environment variables a venv target adds to the image config.
+    pub(crate) fn python_env(&self) -> Vec<(String, String)> {
+        match self.python().and_then(Python::venv) {
+            Some(root) => vec![("VIRTUAL_ENV".into(), root.to_string()), ("PATH".into(), format!("{root}/bin"))],
+            None => vec![],
+        }
+    }
+}
+
+fn entry(path: &str, kind: EntryKind, mode: u32) -> TreeEntry {
+    TreeEntry { path: path.to_string(), kind, mode, uid: 0, gid: 0, mtime: 0, xattrs: vec![] }
+}
+
+fn wheel_file_record(wheel: &LockedWheel, blob: &BlobInfo) -> ActionRecord {
+    ActionRecord {
+        step: "wheel-file".into(),
+        outputs: vec![ObjectRef { id: blob.id, kind: RefKind::Blob }],
+        data: serde_json::json!({
+            "filename": wheel.filename,
+            "name": wheel.name,
+            "version": wheel.version,
+            "sha256": wheel.sha256,
+            "size": blob.size,
+        }),
+    }
+}
+
+fn wheel_sha(wheel: &LockedWheel) -> Result<Sha256, BuildError> {
+    wheel.sha256.parse().map_err(|reason| BuildError::BadDigest { package: wheel.filename.clone(), reason })
+}
+
+fn group_name(wheels: &[LockedWheel], group: &[usize]) -> String {
+    match group {
+        [one] => format!("{}=={}", wheels[*one].name, wheels[*one].version),
+        _ => format!("{} and {} more", wheels[group[0]].name, group.len() - 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wheel(name: &str, size: u64) -> LockedWheel {
+        LockedWheel {
+            name: name.into(),
+            version: "1".into(),
+            filename: format!("{name}-1-py3-none-any.whl"),
+            url: String::new(),
+            size,
+            sha256: "00".repeat(32),
+        }
+    }
+
+    #[test]
+    fn largest_wheels_get_their_own_layers() {
+        let wheels = [wheel("a", 1), wheel("b", 50), wheel("c", 10), wheel("d", 30)];
+        assert_eq!(group(&wheels, 8).len(), 4);
+        assert_eq!(group(&wheels, 3), vec![vec![0, 2], vec![1], vec![3]]);
+        assert_eq!(group(&wheels, 1), vec![vec![0, 1, 2, 3]]);
+    }
+}

@@ -1,0 +1,58 @@
+use anyhow::Context as _;
+use composer_build::Context;
+use composer_wheels::simple::{IndexWheel, write_index};
+
+use crate::cli::WheelsCommand;
+use crate::commands::{client, hinted, load_recipe, open_store};
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+pub fn run(command: WheelsCommand, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
+    let WheelsCommand::Index { out, recipe } = command;
+    let store = open_store(settings)?;
+    let wheels: Vec<IndexWheel> = match &recipe {
+        Some(recipe_path) => {
+            let recipe = load_recipe(recipe_path)?;
+            let client = client(settings);
+            let ctx = Context {
+                store: &store,
+                client: &client,
+                mirrors: &settings.mirrors,
+                indexes: &settings.indexes,
+                offline: settings.offline,
+                reporter: printer,
+            };
+            composer_build::recipe_wheels(&ctx, &recipe, recipe_path)
+                .map_err(hinted)?
+                .into_iter()
+                .map(|(wheel, blob)| IndexWheel {
+                    filename: wheel.filename,
+                    sha256: wheel.sha256,
+                    size: blob.size,
+                    source: store.object_path(&blob.id),
+                })
+                .collect()
+        }
+        None => store
+            .action_records("wheel-file")?
+            .into_iter()
+            .filter_map(|record| {
+                let text = |key: &str| record.data.get(key).and_then(|v| v.as_str()).map(str::to_string);
+                Some(IndexWheel {
+                    filename: text("filename")?,
+                    sha256: text("sha256")?,
+                    size: record.data.get("size").and_then(|v| v.as_u64()).unwrap_or(0),
+                    source: store.object_path(&record.outputs.first()?.id),
+                })
+            })
+            .collect(),
+    };
+    let summary = write_index(&out, &wheels).with_context(|| format!("writing the wheel index {}", out.display()))?;
+    if printer.json {
+        crate::out!("{}", serde_json::json!({ "index": out, "projects": summary.projects, "wheels": summary.wheels }));
+        return Ok(());
+    }
+    printer.status("Indexed", &format!("{} wheels of {} projects", summary.wheels, summary.projects));
+    crate::out!("{}", out.join("simple").display());
+    Ok(())
+}
