@@ -14,6 +14,7 @@ mod mirrors;
 mod recipe_errors;
 mod registry;
 mod store;
+mod wheels;
 
 use std::path::{Path, PathBuf};
 

@@ -7,6 +7,9 @@
 //! - [`Compose`]: runs the real `compose` binary in a hermetic environment (temp HOME, XDG dirs and
 //!   store, no colour, no host apt sources unless asked).
 
+mod wheels;
+pub use wheels::{LocalIndex, Wheel};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -467,6 +470,12 @@ pub fn manifest(layout: &Path, architecture: &str) -> serde_json::Value {
         .find(|m| m["platform"]["architecture"] == architecture)
         .unwrap_or_else(|| panic!("no {architecture} manifest"));
     read_json(&blob(descriptor["digest"].as_str().unwrap()))
+}
+
+/// The image config of `platform` in an OCI layout written by compose.
+pub fn image_config(layout: &Path, architecture: &str) -> serde_json::Value {
+    let digest = manifest(layout, architecture)["config"]["digest"].as_str().unwrap().to_string();
+    read_json(&layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:")))
 }
 
 /// Every entry of every layer of one platform's image, in order.

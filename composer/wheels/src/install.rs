@@ -278,7 +278,7 @@ fn launchers(text: &str) -> Result<BTreeMap<String, (String, String)>, String> {
 /// A launcher script: imports the entry point and exits with what it returns.
 fn launcher(interpreter: &str, module: &str, attribute: &str) -> String {
     let (import, call) = if attribute.is_empty() {
-        (format!("import {module}"), format!("{module}"))
+        (format!("import {module}"), module.to_string())
     } else {
         let head = attribute.split('.').next().unwrap_or(attribute);
         (format!("from {module} import {head}"), attribute.to_string())

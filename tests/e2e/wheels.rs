@@ -1,0 +1,279 @@
+//! Wheel sets against fixtures: a signed `file://` Debian archive with a python3 and a libc6
+//! to read the target from, and a `file://` PEP 503 index of wheels built by the test, so that
+//! resolution, fetching, installation and layering are checked on their own and bad wheels
+//! can be made on purpose.
+
+use std::path::{Path, PathBuf};
+
+use composer_testkit::{
+    Compose, Deb, LocalIndex, LocalMirror, Wheel, base_packages, image_config, layer_entries, manifest, sha256_hex,
+};
+
+use crate::{compose, index_digest};
+
+struct WheelFixture {
+    _mirror: LocalMirror,
+    index: LocalIndex,
+    compose: Compose,
+    recipe: PathBuf,
+}
+
+fn base_debs() -> Vec<Deb> {
+    let mut debs = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        debs.extend(base_packages(arch));
+        debs.push(Deb::new("libc6", "2.36-9").arch(arch).file("usr/lib/libc.so.6", b"libc"));
+        debs.push(
+            Deb::new("python3", "3.11.2-1+b1")
+                .arch(arch)
+                .field("Depends", "libc6 (>= 2.36)")
+                .file("usr/bin/python3.11", b"#!python"),
+        );
+    }
+    debs
+}
+
+fn standard_wheels() -> Vec<Wheel> {
+    vec![
+        Wheel::new("tinyapp", "1.0").requires("tinydep>=1").script("tinyapp", "tinyapp:main"),
+        Wheel::new("tinydep", "1.0")
+            .file("tinydep/native.so", b"\x7fELF not really", 0o755)
+            .raw("tinydep-1.0.data/scripts/tinydep-tool", b"#!python\nprint('tool')\n"),
+        Wheel::new("tinyextra", "1.0"),
+    ]
+}
+
+impl WheelFixture {
+    fn new(requirements: &[&str], platforms: &[&str]) -> WheelFixture {
+        let mirror = LocalMirror::new();
+        mirror.publish("stable", &base_debs());
+        let index = LocalIndex::new();
+        index.publish(&standard_wheels());
+        let mut compose = compose();
+        compose.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
+        compose.env.push(("COMPOSE_INDEX_LOCAL".into(), index.url()));
+        let recipe = compose.cwd.join("app.toml");
+        let fixture = WheelFixture { _mirror: mirror, index, compose, recipe };
+        fixture.write_recipe(requirements, platforms);
+        fixture
+    }
+
+    fn write_recipe(&self, requirements: &[&str], platforms: &[&str]) {
+        let quote = |items: &[&str]| items.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ");
+        let text = format!(
+            "[image]\nname = \"app\"\nplatforms = [{}]\nsource_date_epoch = 1700000000\n\n\
+             [base]\nsuite = \"stable\"\nmirror = \"local\"\nkeyring = \"{}\"\npackages = []\n\n\
+             [python]\nrequirements = [{}]\nindex = \"local\"\n",
+            quote(platforms),
+            self._mirror.keyring.display(),
+            quote(requirements)
+        );
+        std::fs::write(&self.recipe, text).unwrap();
+    }
+
+    fn recipe(&self) -> &str {
+        self.recipe.to_str().unwrap()
+    }
+
+    fn layout(&self) -> PathBuf {
+        self.compose.cwd.join("out/app")
+    }
+
+    fn pylock(&self, platform: &str) -> PathBuf {
+        self.compose.cwd.join(format!("pylock.app-{}.toml", platform.replace('/', "-")))
+    }
+}
+
+/// (digest, is a wheel layer) of each layer of the amd64 image, in order.
+fn layers(layout: &Path, arch: &str) -> Vec<(String, bool)> {
+    manifest(layout, arch)["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let packages = l["annotations"]["dev.composer.layer.packages"].as_str().unwrap_or_default();
+            (l["digest"].as_str().unwrap().to_string(), packages.contains("=="))
+        })
+        .collect()
+}
+
+#[test]
+fn wheels_install_into_a_venv_as_their_own_layers() {
+    let f = WheelFixture::new(&["tinyapp"], &["linux/amd64"]);
+    let summary = f.compose.build_json(&f.recipe, &[]);
+    let lock = std::fs::read_to_string(f.pylock("linux/amd64")).unwrap();
+    assert!(lock.contains("lock-version = \"1.0\""), "{lock}");
+    let dep = standard_wheels()[1].build();
+    assert!(lock.contains(&sha256_hex(&dep)), "the pylock records each wheel's sha256:\n{lock}");
+    assert!(lock.contains("name = \"tinydep\"") && !lock.contains("tinyextra"), "{lock}");
+
+    let entries = layer_entries(&f.layout(), "amd64");
+    let find = |path: &str| entries.iter().find(|e| e.path == path).unwrap_or_else(|| panic!("{path} missing"));
+    let site = "opt/venv/lib/python3.11/site-packages";
+    assert!(find(&format!("{site}/tinyapp/__init__.py")).data.len() > 0);
+    assert_eq!(find(&format!("{site}/tinydep/native.so")).mode & 0o777, 0o755);
+    assert_eq!(find("opt/venv/bin/python").link.as_deref(), Some("/usr/bin/python3.11"));
+    assert!(find("opt/venv/pyvenv.cfg").data.len() > 0);
+    let launcher = find("opt/venv/bin/tinyapp");
+    assert_eq!(launcher.mode & 0o777, 0o755);
+    assert!(launcher.data.starts_with(b"#!/opt/venv/bin/python\n"), "{}", String::from_utf8_lossy(&launcher.data));
+    assert!(String::from_utf8_lossy(&launcher.data).contains("from tinyapp import main"));
+    let tool = find("opt/venv/bin/tinydep-tool");
+    assert_eq!(tool.data, b"#!/opt/venv/bin/python\nprint('tool')\n");
+    let record = String::from_utf8(find(&format!("{site}/tinydep-1.0.dist-info/RECORD")).data.clone()).unwrap();
+    assert!(record.contains("../../../bin/tinydep-tool,sha256="), "{record}");
+    assert_eq!(find(&format!("{site}/tinyapp-1.0.dist-info/INSTALLER")).data, b"composer\n");
+    find(&format!("{site}/tinyapp-1.0.dist-info/REQUESTED"));
+    assert!(
+        !entries.iter().any(|e| e.path == format!("{site}/tinydep-1.0.dist-info/REQUESTED")),
+        "only requested packages are marked REQUESTED"
+    );
+    let config = image_config(&f.layout(), "amd64");
+    let env: Vec<&str> = config["config"]["Env"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(env.iter().any(|e| e.starts_with("PATH=/opt/venv/bin:")), "{env:?}");
+    assert!(env.contains(&"VIRTUAL_ENV=/opt/venv"), "{env:?}");
+
+    // A second build hits the cache for every step.
+    let again = f.compose.build_json(&f.recipe, &[]);
+    assert_eq!(index_digest(&again), index_digest(&summary));
+    let missed: Vec<&serde_json::Value> =
+        again["steps"].as_array().unwrap().iter().filter(|s| s["cached"] != true).collect();
+    assert!(missed.is_empty(), "steps not cached: {missed:?}");
+}
+
+#[test]
+fn changing_a_requirement_rebuilds_only_wheel_layers_and_the_lock_holds() {
+    let f = WheelFixture::new(&["tinyapp"], &["linux/amd64"]);
+    let first = f.compose.build_json(&f.recipe, &[]);
+    let before = layers(&f.layout(), "amd64");
+
+    // E: a newer version on the index changes nothing while the lock stands.
+    f.index.publish(&[Wheel::new("tinyapp", "2.0").requires("tinydep>=1"), Wheel::new("tinydep", "2.0")]);
+    let locked = f.compose.build_json(&f.recipe, &[]);
+    assert_eq!(index_digest(&locked), index_digest(&first), "the lock must hold after the index moves on");
+
+    // B: one more requirement re-resolves the wheel set only; base layers keep their digests.
+    f.write_recipe(&["tinyapp", "tinyextra"], &["linux/amd64"]);
+    let changed = f.compose.build_json(&f.recipe, &[]);
+    assert_ne!(index_digest(&changed), index_digest(&first));
+    let after = layers(&f.layout(), "amd64");
+    let base = |l: &[(String, bool)]| l.iter().filter(|(_, wheel)| !wheel).cloned().collect::<Vec<_>>();
+    assert!(!base(&before).is_empty());
+    assert_eq!(base(&before), base(&after), "base layers must not change with the wheel set");
+    assert_ne!(before, after);
+    let rebuilt: Vec<&str> = changed["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["cached"] == false)
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert!(
+        rebuilt.iter().all(|s| ["resolve-wheels", "fetch-wheel", "install-wheel", "wheel-layer"].contains(s)),
+        "only wheel steps may run: {rebuilt:?}"
+    );
+    let lock = std::fs::read_to_string(f.pylock("linux/amd64")).unwrap();
+    assert!(lock.contains("tinyextra"), "{lock}");
+}
+
+#[test]
+fn exported_index_serves_pip_and_uv_offline() {
+    let f = WheelFixture::new(&["tinyapp"], &["linux/amd64", "linux/arm64"]);
+    f.compose.build_json(&f.recipe, &[]);
+    let out = f.compose.cwd.join("index");
+    f.compose.ok(&["wheels", "index", out.to_str().unwrap(), "--recipe", f.recipe()]);
+    let project = std::fs::read_to_string(out.join("simple/tinyapp/index.html")).unwrap();
+    assert!(project.contains("data-core-metadata=\"sha256="), "{project}");
+    let metadata = std::fs::read_to_string(out.join("files/tinyapp-1.0-py3-none-any.whl.metadata")).unwrap();
+    assert!(metadata.contains("Name: tinyapp"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("simple/tinydep/index.json")).unwrap()).unwrap();
+    assert_eq!(json["files"][0]["hashes"]["sha256"], sha256_hex(&standard_wheels()[1].build()));
+
+    let target = f.compose.cwd.join("target");
+    let status = std::process::Command::new("uv")
+        .args(["pip", "install", "--offline", "--only-binary", ":all:", "--index-url"])
+        .arg(format!("file://{}/simple", out.display()))
+        .arg("--target")
+        .arg(&target)
+        .args(["--python-version", "3.11", "tinyapp"])
+        .env("UV_CACHE_DIR", f.compose.cwd.join("uv-cache"))
+        .status()
+        .expect("uv runs (tests/setup.sh installs it)");
+    assert!(status.success());
+    assert!(target.join("tinydep/__init__.py").is_file());
+
+    // Written again (from the whole store this time), it is replaced, not merged.
+    let summary: serde_json::Value =
+        serde_json::from_str(&f.compose.ok(&["--json", "wheels", "index", out.to_str().unwrap()])).unwrap();
+    assert_eq!(summary["wheels"], 2);
+    assert!(out.join("simple/tinydep/index.html").is_file());
+}
+
+fn assert_failed_cleanly(f: &WheelFixture, err: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(err.contains(needle), "error should mention {needle:?}:\n{err}");
+    }
+    assert!(!f.layout().exists(), "no image may be written on failure");
+}
+
+#[test]
+fn unknown_package_is_named() {
+    let f = WheelFixture::new(&["no-such-package"], &["linux/amd64"]);
+    let err = f.compose.fails(&["build", f.recipe()]);
+    assert_failed_cleanly(&f, &err, &["no-such-package", "linux/amd64", "hint:"]);
+}
+
+#[test]
+fn unsatisfiable_pins_are_explained() {
+    let f = WheelFixture::new(&["tinyapp==1.0", "tinydep>=5"], &["linux/amd64"]);
+    let err = f.compose.fails(&["build", f.recipe()]);
+    assert_failed_cleanly(&f, &err, &["tinydep", "unsatisfiable", "hint: relax"]);
+}
+
+#[test]
+fn wheel_with_the_wrong_sha256_is_not_stored() {
+    let f = WheelFixture::new(&["bad-hash"], &["linux/amd64"]);
+    let wheel = Wheel::new("bad-hash", "1.0");
+    f.index.publish_with_wrong_hash(&wheel);
+    let err = f.compose.fails(&["build", f.recipe()]);
+    assert_failed_cleanly(&f, &err, &["bad_hash-1.0-py3-none-any.whl", "sha256"]);
+    assert!(!composer_testkit::store_has_sha256(&f.compose.store, &sha256_hex(&wheel.build())));
+}
+
+#[test]
+fn wheel_escaping_its_directory_is_rejected() {
+    let f = WheelFixture::new(&["escape"], &["linux/amd64"]);
+    f.index.publish(&[Wheel::new("escape", "1.0").raw("../../../etc/evil", b"x")]);
+    let err = f.compose.fails(&["build", f.recipe()]);
+    assert_failed_cleanly(&f, &err, &["escape-1.0-py3-none-any.whl", "../../../etc/evil", "escape its directory"]);
+}
+
+#[test]
+fn wheel_whose_record_does_not_match_is_rejected() {
+    let f = WheelFixture::new(&["liar"], &["linux/amd64"]);
+    f.index.publish(&[Wheel::new("liar", "1.0").bad_record()]);
+    let err = f.compose.fails(&["build", f.recipe()]);
+    assert_failed_cleanly(&f, &err, &["liar-1.0-py3-none-any.whl", "RECORD says"]);
+}
+
+#[test]
+fn requirement_without_an_arm64_wheel_names_package_version_and_tags() {
+    let f = WheelFixture::new(&["x86only"], &["linux/amd64", "linux/arm64"]);
+    f.index.publish(&[Wheel::new("x86only", "3.2").tag("cp311-cp311-manylinux_2_17_x86_64")]);
+    let err = f.compose.fails(&["build", f.recipe()]);
+    assert_failed_cleanly(&f, &err, &["x86only", "3.2", "linux/arm64", "manylinux_2_36_aarch64"]);
+}
+
+#[test]
+fn offline_build_names_the_missing_wheel() {
+    let f = WheelFixture::new(&["tinyapp"], &["linux/amd64"]);
+    f.compose.ok(&["lock", f.recipe()]);
+    // file:// needs no network; point the locked wheels at an HTTP address on loopback, which
+    // an offline build must not even try.
+    let path = f.pylock("linux/amd64");
+    let lock = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, lock.replace(&format!("file://{}", f.index.root.display()), "http://127.0.0.1:9")).unwrap();
+    let err = f.compose.fails(&["--offline", "build", f.recipe()]);
+    assert_failed_cleanly(&f, &err, &["offline", "is needed", "-1.0-py3-none-any.whl", "hint:"]);
+}
