@@ -14,7 +14,7 @@ fn repo_root() -> PathBuf {
 
 /// Builds with the live mirror, retrying a passing network failure (the client already retries
 /// each request; this covers a mirror hiccup longer than that).
-fn live_build(c: &Compose, recipe: &Path, extra: &[&str]) -> serde_json::Value {
+pub(crate) fn live_build(c: &Compose, recipe: &Path, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["--json", "build", recipe.to_str().unwrap()];
     args.extend_from_slice(extra);
     let mut last = String::new();
@@ -24,7 +24,8 @@ fn live_build(c: &Compose, recipe: &Path, extra: &[&str]) -> serde_json::Value {
             return serde_json::from_slice(&out.stdout).unwrap();
         }
         last = String::from_utf8_lossy(&out.stderr).into_owned();
-        if !last.contains("failed to fetch") {
+        // composer's client and uv both say so when the network failed past their own retries.
+        if !last.to_lowercase().contains("failed to fetch") {
             break;
         }
         eprintln!("attempt {attempt} hit the network: {last}");
@@ -33,19 +34,19 @@ fn live_build(c: &Compose, recipe: &Path, extra: &[&str]) -> serde_json::Value {
     panic!("build of {} failed:\n{last}", recipe.display());
 }
 
-fn live_compose() -> Compose {
+pub(crate) fn live_compose() -> Compose {
     let mut c = compose();
     c.host_apt = true;
     c
 }
 
-fn copy_recipe(c: &Compose, name: &str) -> PathBuf {
+pub(crate) fn copy_recipe(c: &Compose, name: &str) -> PathBuf {
     let dest = c.cwd.join(name);
     std::fs::copy(repo_root().join("recipes").join(name), &dest).unwrap();
     dest
 }
 
-fn podman(layout: &Path, arch: &str, script: &str) -> String {
+pub(crate) fn podman(layout: &Path, arch: &str, script: &str) -> String {
     let image = format!("oci:{}:latest", layout.display());
     let out = Command::new("podman")
         .args(["--runtime", "runc", "run", "--rm", "--network=none", "--arch", arch, &image, "python3", "-c", script])
@@ -56,10 +57,10 @@ fn podman(layout: &Path, arch: &str, script: &str) -> String {
 }
 
 /// A temp directory whose path has no upper-case letters, removed on drop.
-struct LowercaseDir(PathBuf);
+pub(crate) struct LowercaseDir(pub PathBuf);
 
 impl LowercaseDir {
-    fn new() -> LowercaseDir {
+    pub(crate) fn new() -> LowercaseDir {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
         let dir = PathBuf::from(format!("/tmp/compose-e2e-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -131,7 +132,8 @@ fn every_example_recipe_plans() {
     let mut count = 0;
     for entry in std::fs::read_dir(repo_root().join("recipes")).unwrap().flatten() {
         let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if !name.ends_with(".toml") || name.starts_with("pylock.") {
             continue;
         }
         let recipe = copy_recipe(&c, path.file_name().unwrap().to_str().unwrap());

@@ -9,6 +9,7 @@
 
 mod bad_input;
 mod live_debian;
+mod live_python;
 mod local_mirror;
 mod mirrors;
 mod recipe_errors;

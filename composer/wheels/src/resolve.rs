@@ -81,7 +81,8 @@ pub fn resolve(uv: &Path, request: &Request, target: &Target) -> Result<WheelLoc
     std::fs::write(&con_path, constraints).map_err(io("the constraints for uv"))?;
 
     let mut cmd = Command::new(uv);
-    cmd.args(["pip", "compile", "--quiet", "--no-header", "--no-build", "--format", "pylock.toml"])
+    // `--native-tls`: trust the machine's certificate store, as composer's own client does.
+    cmd.args(["pip", "compile", "--quiet", "--no-header", "--no-build", "--native-tls", "--format", "pylock.toml"])
         .arg(&req_path)
         .arg("--constraints")
         .arg(&con_path)

@@ -1,0 +1,82 @@
+//! `recipes/python-app.toml` against the machine's Debian mirror and Python index (through
+//! pip's and uv's own configuration), run under podman: amd64 natively, arm64 through qemu-user.
+
+use std::process::Command;
+
+use crate::live_debian::{LowercaseDir, copy_recipe, live_build, live_compose, podman};
+
+/// Real work with every wheel of the set: an aiohttp server and client over loopback, a YAML
+/// round trip, an orjson dump, a Fernet round trip and a numpy dot product.
+const APP_CHECK: &str = r#"
+import asyncio, json, platform, yaml, orjson, numpy
+from cryptography.fernet import Fernet
+from aiohttp import web, ClientSession
+
+async def serve_and_ask():
+    app = web.Application()
+    async def echo(request):
+        return web.json_response({"echo": request.query["q"]})
+    app.router.add_get("/", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 8765).start()
+    async with ClientSession() as session:
+        async with session.get("http://127.0.0.1:8765/?q=hello") as response:
+            body = await response.json()
+    await runner.cleanup()
+    return body["echo"]
+
+doc = {"a": [1, 2, {"b": "c"}]}
+key = Fernet.generate_key()
+print(json.dumps({
+    "machine": platform.machine(),
+    "aiohttp": asyncio.run(serve_and_ask()),
+    "yaml": yaml.safe_load(yaml.safe_dump(doc)) == doc,
+    "orjson": orjson.dumps({"k": [1, 2.5, None]}).decode(),
+    "fernet": Fernet(key).decrypt(Fernet(key).encrypt(b"secret")).decode(),
+    "dot": int(numpy.dot(numpy.arange(4), numpy.arange(4))),
+}))
+"#;
+
+const REQUIREMENTS: [&str; 5] = ["aiohttp", "pyyaml", "orjson", "cryptography", "numpy"];
+
+#[test]
+fn python_app_wheels_work_on_amd64_and_arm64_and_export_as_an_index() {
+    let c = live_compose();
+    let recipe = copy_recipe(&c, "python-app.toml");
+    let out_dir = LowercaseDir::new();
+    let layout = out_dir.0.join("python-app");
+    live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+
+    for (arch, machine) in [("amd64", "x86_64"), ("arm64", "aarch64")] {
+        let report: serde_json::Value = serde_json::from_str(podman(&layout, arch, APP_CHECK).trim()).unwrap();
+        assert_eq!(report["machine"], machine, "{report}");
+        assert_eq!(report["aiohttp"], "hello", "{report}");
+        assert_eq!(report["yaml"], true, "{report}");
+        assert_eq!(report["orjson"], r#"{"k":[1,2.5,null]}"#, "{report}");
+        assert_eq!(report["fernet"], "secret", "{report}");
+        assert_eq!(report["dot"], 14, "{report}");
+    }
+
+    // The recipe's wheels as an index: uv installs the same set from it, offline, for both
+    // platforms, into fresh targets with a fresh cache.
+    let index = out_dir.0.join("index");
+    c.ok(&["wheels", "index", index.to_str().unwrap(), "--recipe", recipe.to_str().unwrap()]);
+    for platform in ["x86_64-manylinux_2_36", "aarch64-manylinux_2_36"] {
+        let target = out_dir.0.join(format!("target-{platform}"));
+        let out = Command::new("uv")
+            .args(["pip", "install", "--offline", "--only-binary", ":all:", "--index-url"])
+            .arg(format!("file://{}/simple", index.display()))
+            .arg("--target")
+            .arg(&target)
+            .args(["--python-platform", platform, "--python-version", "3.11"])
+            .args(REQUIREMENTS)
+            .env("UV_CACHE_DIR", out_dir.0.join(format!("uv-cache-{platform}")))
+            .output()
+            .expect("uv runs (tests/setup.sh installs it)");
+        assert!(out.status.success(), "uv install from the exported index failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        for module in ["aiohttp", "yaml", "orjson", "cryptography", "numpy"] {
+            assert!(target.join(module).is_dir(), "{module} missing from the {platform} install");
+        }
+    }
+}
