@@ -74,7 +74,11 @@ fn python_app_wheels_work_on_amd64_and_arm64_and_export_as_an_index() {
             .env("UV_CACHE_DIR", out_dir.0.join(format!("uv-cache-{platform}")))
             .output()
             .expect("uv runs (tests/setup.sh installs it)");
-        assert!(out.status.success(), "uv install from the exported index failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "uv install from the exported index failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         for module in ["aiohttp", "yaml", "orjson", "cryptography", "numpy"] {
             assert!(target.join(module).is_dir(), "{module} missing from the {platform} install");
         }

@@ -110,10 +110,10 @@ fn wheels_install_into_a_venv_as_their_own_layers() {
     let entries = layer_entries(&f.layout(), "amd64");
     let find = |path: &str| entries.iter().find(|e| e.path == path).unwrap_or_else(|| panic!("{path} missing"));
     let site = "opt/venv/lib/python3.11/site-packages";
-    assert!(find(&format!("{site}/tinyapp/__init__.py")).data.len() > 0);
+    assert!(!find(&format!("{site}/tinyapp/__init__.py")).data.is_empty());
     assert_eq!(find(&format!("{site}/tinydep/native.so")).mode & 0o777, 0o755);
     assert_eq!(find("opt/venv/bin/python").link.as_deref(), Some("/usr/bin/python3.11"));
-    assert!(find("opt/venv/pyvenv.cfg").data.len() > 0);
+    assert!(!find("opt/venv/pyvenv.cfg").data.is_empty());
     let launcher = find("opt/venv/bin/tinyapp");
     assert_eq!(launcher.mode & 0o777, 0o755);
     assert!(launcher.data.starts_with(b"#!/opt/venv/bin/python\n"), "{}", String::from_utf8_lossy(&launcher.data));

@@ -329,7 +329,6 @@ impl Session<'_> {
                 None => missing.push((*hash, key, wheel, platform)),
             }
         }
-        let blobs = self.fetch_wheels(&missing.iter().map(|(_, _, w, _)| *w).collect::<Vec<_>>(), steps)?;
         let schemes: HashMap<Hash, (&Scheme, bool)> = plans
             .iter()
             .flat_map(|p| {
@@ -339,41 +338,145 @@ impl Session<'_> {
                     .map(|(k, w)| (k.hash(), (&p.scheme, p.lock.meta.requested.contains(&w.name))))
             })
             .collect();
-        if !missing.is_empty() {
-            self.ctx.reporter.status("Installing", &format!("{} wheels", missing.len()));
+
+        // The missing layers, all platforms at once, each with the installs it waits for.
+        let mut jobs: Vec<(&ActionKey, Vec<Hash>)> = Vec::new();
+        let mut job_seen = std::collections::HashSet::new();
+        let mut env_jobs: Vec<(&ActionKey, &WheelPlan)> = Vec::new();
+        for plan in plans {
+            for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
+                if !layers.contains_key(&key.hash()) && job_seen.insert(key.hash()) {
+                    jobs.push((key, group.iter().map(|&w| plan.install_keys[w].hash()).collect()));
+                }
+            }
+            if let Some(key) = &plan.env_key {
+                match store.action_get(key)? {
+                    Some(record) => {
+                        layers.insert(key.hash(), layer_from(&record)?);
+                    }
+                    None if job_seen.insert(key.hash()) => env_jobs.push((key, plan)),
+                    None => {}
+                }
+            }
         }
-        self.ctx.reporter.start(Phase::Unpack, missing.len() as u64);
-        let installed: Vec<Result<Hash, BuildError>> = missing
-            .par_iter()
-            .zip(&blobs)
-            .map(|((hash, key, wheel, _), blob)| {
-                let (scheme, requested) = schemes[hash];
-                let file = store.open_object(&blob.id)?;
-                let installed = composer_wheels::install::install(
-                    store,
-                    std::io::BufReader::new(file),
-                    &wheel.filename,
-                    requested,
-                    scheme,
-                )?;
-                let tree = store.put_tree(&installed.tree)?;
-                let metadata = store.put_content(&installed.metadata)?;
-                let record = ActionRecord {
-                    step: "wheel-install".into(),
-                    outputs: vec![
-                        ObjectRef { id: tree, kind: RefKind::Tree },
-                        ObjectRef { id: metadata, kind: RefKind::Blob },
-                    ],
-                    data: serde_json::json!({ "wheel": wheel.filename }),
-                };
-                store.action_put(key, &record)?;
-                self.ctx.reporter.advance(Phase::Unpack, 1);
-                Ok(tree)
+
+        // One pipeline: each wheel is fetched (unless the store has it) and installed in one
+        // task, and a layer starts as soon as its last wheel is installed, so compression of
+        // the first layers overlaps downloads of later wheels.
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let mut waiting: HashMap<Hash, Vec<usize>> = HashMap::new();
+        let remaining: Vec<AtomicUsize> = jobs
+            .iter()
+            .enumerate()
+            .map(|(j, (_, installs))| {
+                let mut pending: Vec<Hash> = installs.iter().filter(|h| !trees.contains_key(*h)).copied().collect();
+                pending.sort_unstable_by_key(|h| h.0);
+                pending.dedup();
+                for h in &pending {
+                    waiting.entry(*h).or_default().push(j);
+                }
+                AtomicUsize::new(pending.len())
             })
             .collect();
-        self.ctx.reporter.finish(Phase::Unpack);
-        for ((hash, _, wheel, platform), result) in missing.iter().zip(installed) {
-            trees.insert(*hash, result?);
+        let trees = Mutex::new(trees);
+        let install_results: Vec<Mutex<Option<Result<bool, BuildError>>>> =
+            missing.iter().map(|_| Mutex::new(None)).collect();
+        let layer_results: Vec<Mutex<Option<Result<LayerBlob, BuildError>>>> =
+            jobs.iter().map(|_| Mutex::new(None)).collect();
+        let env_results: Vec<Mutex<Option<Result<LayerBlob, BuildError>>>> =
+            env_jobs.iter().map(|_| Mutex::new(None)).collect();
+        let reporter = self.ctx.reporter;
+        if !missing.is_empty() {
+            let bytes: u64 = missing.iter().map(|(_, _, w, _)| w.size).sum();
+            reporter.status(
+                "Installing",
+                &format!(
+                    "{} wheels ({:.1} MiB of archives, fetched where the store lacks them)",
+                    missing.len(),
+                    bytes as f64 / 1048576.0
+                ),
+            );
+        }
+        reporter.start(Phase::Download, missing.iter().map(|(_, _, w, _)| w.size).sum());
+        reporter.start(Phase::Unpack, missing.len() as u64);
+        reporter.start(Phase::Layers, (jobs.len() + env_jobs.len()) as u64);
+        let run_layer = |j: usize| {
+            let (key, installs) = &jobs[j];
+            let result = (|| {
+                let mut tree = Tree::default();
+                for h in installs {
+                    let id = trees.lock().expect("trees")[h];
+                    tree.entries.extend(store.get_tree(&id)?.entries);
+                }
+                tree.normalize();
+                let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
+                store.action_put(key, &layer_record("wheel-layer", &layer))?;
+                reporter.advance(Phase::Layers, 1);
+                Ok(layer)
+            })();
+            *layer_results[j].lock().expect("layer result") = Some(result);
+        };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(DOWNLOAD_THREADS).build().expect("thread pool");
+        pool.install(|| {
+            rayon::scope(|scope| {
+                for (j, count) in remaining.iter().enumerate() {
+                    if count.load(Ordering::SeqCst) == 0 {
+                        let run_layer = &run_layer;
+                        scope.spawn(move |_| run_layer(j));
+                    }
+                }
+                for (e, (key, plan)) in env_jobs.iter().enumerate() {
+                    let env_results = &env_results;
+                    scope.spawn(move |_| {
+                        let result = (|| {
+                            let tree = self.env_tree(plan)?;
+                            let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
+                            store.action_put(key, &layer_record("python-env", &layer))?;
+                            reporter.advance(Phase::Layers, 1);
+                            Ok(layer)
+                        })();
+                        *env_results[e].lock().expect("env result") = Some(result);
+                    });
+                }
+                for (i, (hash, key, wheel, _)) in missing.iter().enumerate() {
+                    let (run_layer, trees, remaining, waiting, install_results, schemes) =
+                        (&run_layer, &trees, &remaining, &waiting, &install_results, &schemes);
+                    scope.spawn(move |scope| {
+                        let result = (|| {
+                            let (blob, had) = self.fetch_one(wheel)?;
+                            let (scheme, requested) = schemes[hash];
+                            let tree = self.install_one(key, wheel, &blob, scheme, requested)?;
+                            trees.lock().expect("trees").insert(*hash, tree);
+                            Ok(had)
+                        })();
+                        let ok = result.is_ok();
+                        *install_results[i].lock().expect("install result") = Some(result);
+                        if ok {
+                            for &j in waiting.get(hash).into_iter().flatten() {
+                                if remaining[j].fetch_sub(1, Ordering::SeqCst) == 1 {
+                                    scope.spawn(move |_| run_layer(j));
+                                }
+                            }
+                        }
+                    });
+                }
+            })
+        });
+        reporter.finish(Phase::Download);
+        reporter.finish(Phase::Unpack);
+        reporter.finish(Phase::Layers);
+
+        // Errors in wheel order, then layer order, whatever order they happened in.
+        for ((_, _, wheel, platform), result) in missing.iter().zip(install_results) {
+            let had = result.into_inner().expect("install result").expect("every install ran")?;
+            steps.push(StepReport {
+                step: "fetch-wheel",
+                platform: None,
+                name: wheel.filename.clone(),
+                cached: had,
+                bytes: if had { 0 } else { wheel.size },
+            });
             steps.push(StepReport {
                 step: "install-wheel",
                 platform: Some((*platform).clone()),
@@ -382,49 +485,19 @@ impl Session<'_> {
                 bytes: 0,
             });
         }
-
-        // The missing layers, all platforms at once.
-        let mut jobs: BTreeMap<Hash, (&ActionKey, Vec<Hash>)> = BTreeMap::new();
-        let mut env_jobs: BTreeMap<Hash, (&ActionKey, &WheelPlan)> = BTreeMap::new();
-        for plan in plans {
-            for (group, key) in plan.groups.iter().zip(&plan.layer_keys) {
-                if !layers.contains_key(&key.hash()) {
-                    jobs.insert(
-                        key.hash(),
-                        (key, group.iter().map(|&w| trees[&plan.install_keys[w].hash()]).collect()),
-                    );
-                }
-            }
-            if let Some(key) = &plan.env_key {
-                match store.action_get(key)? {
-                    Some(record) => {
-                        layers.insert(key.hash(), layer_from(&record)?);
-                    }
-                    None => {
-                        env_jobs.insert(key.hash(), (key, plan));
-                    }
-                }
-            }
+        let mut built = Vec::new();
+        for ((key, _), result) in jobs.iter().zip(layer_results) {
+            built.push(
+                result
+                    .into_inner()
+                    .expect("layer result")
+                    .expect("every layer ran once its wheels were installed")
+                    .map(|layer| (key.hash(), layer)),
+            );
         }
-        let built: Vec<Result<(Hash, LayerBlob), BuildError>> = jobs
-            .par_iter()
-            .map(|(hash, (key, tree_ids))| {
-                let mut tree = Tree::default();
-                for id in tree_ids {
-                    tree.entries.extend(store.get_tree(id)?.entries);
-                }
-                tree.normalize();
-                let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
-                store.action_put(key, &layer_record("wheel-layer", &layer))?;
-                Ok((*hash, layer))
-            })
-            .chain(env_jobs.par_iter().map(|(hash, (key, plan))| {
-                let tree = self.env_tree(plan)?;
-                let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
-                store.action_put(key, &layer_record("python-env", &layer))?;
-                Ok((*hash, layer))
-            }))
-            .collect();
+        for ((key, _), result) in env_jobs.iter().zip(env_results) {
+            built.push(result.into_inner().expect("env result").expect("every env layer ran").map(|l| (key.hash(), l)));
+        }
         let mut fresh = std::collections::HashSet::new();
         for result in built {
             let (hash, layer) = result?;
@@ -473,55 +546,69 @@ impl Session<'_> {
         Ok(out)
     }
 
-    /// Fetches wheel files the store lacks (8 at a time), each checked against its locked
-    /// sha256 and size before it is stored.
-    fn fetch_wheels(&self, wheels: &[&LockedWheel], steps: &mut Vec<StepReport>) -> Result<Vec<BlobInfo>, BuildError> {
-        if wheels.is_empty() {
-            return Ok(Vec::new());
-        }
-        let store = self.ctx.store;
-        let reporter = self.ctx.reporter;
-        let total: u64 = wheels.iter().map(|w| w.size).sum();
-        reporter.status("Fetching", &format!("{} wheels ({:.1} MiB)", wheels.len(), total as f64 / 1048576.0));
-        reporter.start(Phase::Download, total);
+    /// Fetches wheel files the store lacks (8 at a time).
+    fn fetch_wheels(&self, wheels: &[&LockedWheel]) -> Result<Vec<BlobInfo>, BuildError> {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(DOWNLOAD_THREADS).build().expect("thread pool");
-        let fetched: Vec<Result<(BlobInfo, bool), BuildError>> = pool.install(|| {
-            wheels
-                .par_iter()
-                .map(|wheel| {
-                    let sha = wheel_sha(wheel)?;
-                    if let Some(blob) = store.lookup_sha256(&sha)? {
-                        reporter.advance(Phase::Download, blob.size);
-                        if store.action_get(&wheel_file_key(&wheel.sha256))?.is_none() {
-                            store.action_put(&wheel_file_key(&wheel.sha256), &wheel_file_record(wheel, &blob))?;
-                        }
-                        return Ok((blob, true));
-                    }
-                    let size = (wheel.size > 0).then_some(wheel.size);
-                    let blob = self
-                        .ctx
-                        .client
-                        .fetch_to_store(store, &wheel.url, Some((&sha, size)), &wheel.filename, &|n| {
-                            reporter.advance(Phase::Download, n)
-                        })
-                        .map_err(|source| BuildError::Fetch { what: wheel.filename.clone(), source })?;
-                    store.action_put(&wheel_file_key(&wheel.sha256), &wheel_file_record(wheel, &blob))?;
-                    Ok((blob, false))
-                })
-                .collect()
-        });
-        let fetched: Vec<(BlobInfo, bool)> = fetched.into_iter().collect::<Result<_, _>>()?;
-        reporter.finish(Phase::Download);
-        for (wheel, (_, had)) in wheels.iter().zip(&fetched) {
-            steps.push(StepReport {
-                step: "fetch-wheel",
-                platform: None,
-                name: wheel.filename.clone(),
-                cached: *had,
-                bytes: if *had { 0 } else { wheel.size },
-            });
+        let fetched: Vec<Result<(BlobInfo, bool), BuildError>> =
+            pool.install(|| wheels.par_iter().map(|wheel| self.fetch_one(wheel)).collect());
+        fetched.into_iter().map(|r| r.map(|(blob, _)| blob)).collect()
+    }
+
+    /// A wheel file from the store, or fetched into it: checked against its locked sha256 and
+    /// size before it is stored. The flag says whether the store had it.
+    fn fetch_one(&self, wheel: &LockedWheel) -> Result<(BlobInfo, bool), BuildError> {
+        let store = self.ctx.store;
+        let sha = wheel_sha(wheel)?;
+        let record_file = |blob: &BlobInfo| -> Result<(), BuildError> {
+            if store.action_get(&wheel_file_key(&wheel.sha256))?.is_none() {
+                store.action_put(&wheel_file_key(&wheel.sha256), &wheel_file_record(wheel, blob))?;
+            }
+            Ok(())
+        };
+        if let Some(blob) = store.lookup_sha256(&sha)? {
+            record_file(&blob)?;
+            return Ok((blob, true));
         }
-        Ok(fetched.into_iter().map(|(blob, _)| blob).collect())
+        let size = (wheel.size > 0).then_some(wheel.size);
+        let blob = self
+            .ctx
+            .client
+            .fetch_to_store(store, &wheel.url, Some((&sha, size)), &wheel.filename, &|n| {
+                self.ctx.reporter.advance(Phase::Download, n)
+            })
+            .map_err(|source| BuildError::Fetch { what: wheel.filename.clone(), source })?;
+        record_file(&blob)?;
+        Ok((blob, false))
+    }
+
+    /// Installs one stored wheel into a tree and records the step.
+    fn install_one(
+        &self,
+        key: &ActionKey,
+        wheel: &LockedWheel,
+        blob: &BlobInfo,
+        scheme: &Scheme,
+        requested: bool,
+    ) -> Result<Hash, BuildError> {
+        let store = self.ctx.store;
+        let file = store.open_object(&blob.id)?;
+        let installed = composer_wheels::install::install(
+            store,
+            std::io::BufReader::new(file),
+            &wheel.filename,
+            requested,
+            scheme,
+        )?;
+        let tree = store.put_tree(&installed.tree)?;
+        let metadata = store.put_content(&installed.metadata)?;
+        let record = ActionRecord {
+            step: "wheel-install".into(),
+            outputs: vec![ObjectRef { id: tree, kind: RefKind::Tree }, ObjectRef { id: metadata, kind: RefKind::Blob }],
+            data: serde_json::json!({ "wheel": wheel.filename }),
+        };
+        store.action_put(key, &record)?;
+        self.ctx.reporter.advance(Phase::Unpack, 1);
+        Ok(tree)
     }
 
     /// The virtual environment itself: pyvenv.cfg and the interpreter links, as `python -m venv
@@ -567,7 +654,7 @@ impl Session<'_> {
             }
         }
         let wheels: Vec<&LockedWheel> = unique.into_values().collect();
-        let blobs = self.fetch_wheels(&wheels, &mut Vec::new())?;
+        let blobs = self.fetch_wheels(&wheels)?;
         Ok(wheels.into_iter().cloned().zip(blobs).collect())
     }
 
