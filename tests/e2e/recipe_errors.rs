@@ -40,3 +40,24 @@ fn syntax_error_is_located() {
     let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
     assert!(stderr.contains("s.toml:2:"), "{stderr}");
 }
+
+#[test]
+fn bad_python_requirement_and_target_are_located() {
+    let c = compose();
+    let recipe = c.cwd.join("py.toml");
+    let head =
+        "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\"]\n[base]\nsuite = \"s\"\nmirror = \"m\"\n[python]\n";
+    std::fs::write(&recipe, format!("{head}requirements = [\"numpy\", \"aiohttp >=< 3\"]\n")).unwrap();
+    let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("py.toml:8:26") && stderr.contains("not a PEP 508 requirement"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+
+    std::fs::write(&recipe, format!("{head}requirements = [\"numpy\"]\ntarget = \"opt/venv\"\n")).unwrap();
+    let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("py.toml:9:10") && stderr.contains("must be an absolute directory"), "{stderr}");
+
+    std::fs::write(&recipe, format!("{head}requirements_file = \"missing.txt\"\n")).unwrap();
+    let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("py.toml:8:21") && stderr.contains("does not exist"), "{stderr}");
+    assert!(!c.cwd.join("out").exists() && !c.cwd.join("py.lock").exists());
+}

@@ -54,6 +54,7 @@ impl BuildError {
             BuildError::LockMissing { .. } => Some("run `compose lock` first, or build without `--locked`".into()),
             BuildError::Lock { .. } => Some("delete the lock file and run `compose lock`".into()),
             BuildError::Deb(e) => e.hint(),
+            BuildError::Wheels(e) => e.hint(),
             BuildError::Allocator { .. } => {
                 Some("use a suite whose libjemalloc2 ships the library, or set [allocator] name = \"system\"".into())
             }

@@ -4,18 +4,13 @@ use std::path::PathBuf;
 pub enum WheelError {
     #[error("no Python wheel target for {platform}: {reason}")]
     Target { platform: String, reason: String },
-    #[error(
-        "uv was not found\n  hint: install it (`pip install uv=={version}`, as tests/setup.sh does) or point COMPOSE_UV at it",
-        version = crate::resolve::UV_VERSION
-    )]
+    #[error("uv was not found on PATH")]
     NoUv,
     #[error("could not run {uv}: {source}")]
     UvRun { uv: PathBuf, source: std::io::Error },
-    #[error("resolving wheels for {platform} failed:\n{detail}{}", if hint.is_empty() { String::new() } else { format!("\n  hint: {hint}") })]
+    #[error("resolving wheels for {platform} failed:\n{detail}")]
     Resolve { platform: String, detail: String, hint: String },
-    #[error(
-        "no wheel of {package} {version} fits {platform} (tags {tags})\n  hint: pin a version that publishes a wheel for this platform, or drop the platform"
-    )]
+    #[error("no wheel of {package} {version} fits {platform} (it accepts tags {tags})")]
     NoWheel { package: String, version: String, platform: String, tags: String },
     #[error("wheel {wheel}{}: {reason}", entry.as_ref().map(|e| format!(", entry {e}")).unwrap_or_default())]
     BadWheel { wheel: String, entry: Option<String>, reason: String },
@@ -25,4 +20,27 @@ pub enum WheelError {
     Io { what: String, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] composer_store::StoreError),
+}
+
+impl WheelError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            WheelError::NoUv => Some(format!(
+                "install it (`pip install uv=={}`, as tests/setup.sh does) or point COMPOSE_UV at it",
+                crate::resolve::UV_VERSION
+            )),
+            WheelError::Resolve { hint, .. } if !hint.is_empty() => Some(hint.clone()),
+            WheelError::NoWheel { .. } => {
+                Some("pin a version that publishes a wheel for this platform, or drop the platform".into())
+            }
+            WheelError::BadWheel { .. } => {
+                Some("the wheel is broken or malicious; pin another version or fix the index".into())
+            }
+            WheelError::Lock { .. } => Some("delete the pylock file and run `compose lock`".into()),
+            WheelError::Target { .. } => {
+                Some("[python] needs a base with python3 and libc6, on linux/amd64 or linux/arm64".into())
+            }
+            _ => None,
+        }
+    }
 }
