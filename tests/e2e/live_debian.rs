@@ -37,6 +37,26 @@ pub(crate) fn live_build(c: &Compose, recipe: &Path, extra: &[&str]) -> serde_js
 pub(crate) fn live_compose() -> Compose {
     let mut c = compose();
     c.host_apt = true;
+    // The machine's own index and network configuration, as a user's shell would pass it.
+    const PASSED: [&str; 12] = [
+        "PIP_INDEX_URL",
+        "PIP_CONFIG_FILE",
+        "UV_INDEX_URL",
+        "UV_DEFAULT_INDEX",
+        "UV_INDEX",
+        "SSL_CERT_FILE",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+    ];
+    for name in PASSED {
+        if let Ok(value) = std::env::var(name) {
+            c.env.push((name.to_string(), value));
+        }
+    }
     c
 }
 

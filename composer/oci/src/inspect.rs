@@ -15,6 +15,8 @@ pub struct LayerReport {
     pub media_type: String,
     pub size: u64,
     pub packages: Vec<String>,
+    /// The image history's comment for the layer (what a layer without packages holds).
+    pub comment: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,11 +68,23 @@ pub fn inspect(layout: &Path) -> Result<ImageReport, OciError> {
             platform.push('/');
             platform.push_str(v);
         }
+        // History entries of non-empty layers line up with the manifest's layers.
+        let config_digest = manifest["config"]["digest"].as_str().unwrap_or("").to_string();
+        let comments: Vec<String> = read_json(&blob(&config_digest))
+            .ok()
+            .and_then(|config| config["history"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter(|h| h["empty_layer"] != true)
+            .map(|h| h["comment"].as_str().unwrap_or("").to_string())
+            .collect();
         let layers = manifest["layers"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(|l| LayerReport {
+            .enumerate()
+            .map(|(i, l)| LayerReport {
+                comment: comments.get(i).cloned().unwrap_or_default(),
                 digest: l["digest"].as_str().unwrap_or("").to_string(),
                 media_type: l["mediaType"].as_str().unwrap_or("").to_string(),
                 size: l["size"].as_u64().unwrap_or(0),
@@ -80,12 +94,7 @@ pub fn inspect(layout: &Path) -> Result<ImageReport, OciError> {
                     .unwrap_or_default(),
             })
             .collect();
-        manifests.push(ManifestReport {
-            platform,
-            digest,
-            config: manifest["config"]["digest"].as_str().unwrap_or("").to_string(),
-            layers,
-        });
+        manifests.push(ManifestReport { platform, digest, config: config_digest, layers });
     }
     Ok(ImageReport { path: layout.display().to_string(), reference, index: index_digest, manifests })
 }

@@ -21,7 +21,8 @@ pub fn run(args: InspectArgs, printer: &Printer) -> anyhow::Result<()> {
         );
         crate::out!("  config {}", manifest.config);
         for layer in &manifest.layers {
-            let what = if layer.packages.is_empty() { "(system)".to_string() } else { layer.packages.join(" ") };
+            let what =
+                if layer.packages.is_empty() { format!("({})", layer.comment) } else { layer.packages.join(" ") };
             crate::out!("  {:>10}  {}  {what}", human_bytes(layer.size), &layer.digest[..19.min(layer.digest.len())]);
         }
     }
