@@ -487,7 +487,7 @@ pub fn layer_entries(layout: &Path, architecture: &str) -> Vec<LayerEntry> {
         let file = std::fs::File::open(path).unwrap();
         let media = layer["mediaType"].as_str().unwrap();
         let reader: Box<dyn std::io::Read> = if media.ends_with("gzip") {
-            Box::new(flate2::read::GzDecoder::new(file))
+            Box::new(flate2::read::MultiGzDecoder::new(file))
         } else {
             panic!("test reads gzip layers only, got {media}")
         };

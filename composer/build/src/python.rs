@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
+use composer_oci::members::Precompressed;
 use composer_oci::{LayerBlob, LayerDescriptor};
 use composer_recipe::{Platform, Python};
 use composer_store::{ActionKey, ActionRecord, BlobInfo, EntryKind, Hash, ObjectRef, RefKind, Sha256, Tree, TreeEntry};
@@ -21,8 +22,8 @@ use rayon::prelude::*;
 use crate::lockfile::Lockfile;
 use crate::{BuildError, LockPolicy, Phase, Session, StepReport, layer_from, layer_record};
 
-const INSTALL_VERSION: u32 = 1;
-const WHEEL_LAYER_VERSION: u32 = 1;
+const INSTALL_VERSION: u32 = 2;
+const WHEEL_LAYER_VERSION: u32 = 2;
 const ENV_VERSION: u32 = 1;
 const DOWNLOAD_THREADS: usize = 8;
 
@@ -312,12 +313,12 @@ impl Session<'_> {
                 }
             }
         }
-        let mut trees: HashMap<Hash, Hash> = HashMap::new();
+        let mut trees: HashMap<Hash, Installed> = HashMap::new();
         let mut missing = Vec::new();
         for (hash, (key, wheel, platform)) in &needed {
-            match store.action_get(key)?.and_then(|r| r.outputs.first().map(|o| o.id)) {
-                Some(tree) => {
-                    trees.insert(*hash, tree);
+            match store.action_get(key)?.and_then(|r| installed_from(&r)) {
+                Some(installed) => {
+                    trees.insert(*hash, installed);
                     steps.push(StepReport {
                         step: "install-wheel",
                         platform: Some(platform.clone()),
@@ -405,12 +406,16 @@ impl Session<'_> {
             let (key, installs) = &jobs[j];
             let result = (|| {
                 let mut tree = Tree::default();
+                let mut reuse = composer_oci::members::Reuse::new();
                 for h in installs {
-                    let id = trees.lock().expect("trees")[h];
-                    tree.entries.extend(store.get_tree(&id)?.entries);
+                    let installed = trees.lock().expect("trees")[h].clone();
+                    tree.entries.extend(store.get_tree(&installed.tree)?.entries);
+                    for segment in installed.deflated {
+                        reuse.entry(segment.0).or_insert(segment.1);
+                    }
                 }
                 tree.normalize();
-                let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
+                let layer = composer_oci::layer::write_layer_reusing(store, &tree.entries, epoch, compression, &reuse)?;
                 store.action_put(key, &layer_record("wheel-layer", &layer))?;
                 reporter.advance(Phase::Layers, 1);
                 Ok(layer)
@@ -589,7 +594,7 @@ impl Session<'_> {
         blob: &BlobInfo,
         scheme: &Scheme,
         requested: bool,
-    ) -> Result<Hash, BuildError> {
+    ) -> Result<Installed, BuildError> {
         let store = self.ctx.store;
         let file = store.open_object(&blob.id)?;
         let installed = composer_wheels::install::install(
@@ -601,14 +606,28 @@ impl Session<'_> {
         )?;
         let tree = store.put_tree(&installed.tree)?;
         let metadata = store.put_content(&installed.metadata)?;
+        let deflated: Vec<(Hash, Precompressed)> = installed
+            .deflated
+            .iter()
+            .map(|d| {
+                let reused =
+                    Precompressed { object: blob.id, offset: d.offset, length: d.length, crc32: d.crc32, size: d.size };
+                (d.content, reused)
+            })
+            .collect();
+        // The wheel is an output too: layers read its deflate data, so it lives as long as this.
         let record = ActionRecord {
             step: "wheel-install".into(),
-            outputs: vec![ObjectRef { id: tree, kind: RefKind::Tree }, ObjectRef { id: metadata, kind: RefKind::Blob }],
-            data: serde_json::json!({ "wheel": wheel.filename }),
+            outputs: vec![
+                ObjectRef { id: tree, kind: RefKind::Tree },
+                ObjectRef { id: metadata, kind: RefKind::Blob },
+                ObjectRef { id: blob.id, kind: RefKind::Blob },
+            ],
+            data: serde_json::json!({ "wheel": wheel.filename, "deflated": deflated }),
         };
         store.action_put(key, &record)?;
         self.ctx.reporter.advance(Phase::Unpack, 1);
-        Ok(tree)
+        Ok(Installed { tree, deflated })
     }
 
     /// The virtual environment itself: pyvenv.cfg and the interpreter links, as `python -m venv
@@ -665,6 +684,19 @@ impl Session<'_> {
             None => vec![],
         }
     }
+}
+
+/// An installed wheel as layers need it: its tree, and which contents have reusable deflate data.
+#[derive(Clone)]
+struct Installed {
+    tree: Hash,
+    deflated: Vec<(Hash, Precompressed)>,
+}
+
+fn installed_from(record: &ActionRecord) -> Option<Installed> {
+    let tree = record.outputs.first()?.id;
+    let deflated = serde_json::from_value(record.data.get("deflated")?.clone()).ok()?;
+    Some(Installed { tree, deflated })
 }
 
 fn entry(path: &str, kind: EntryKind, mode: u32) -> TreeEntry {

@@ -130,7 +130,7 @@ fn decompress<'s>(store: &'s Store, blob: &BlobInfo, media_type: &str) -> Result
     Ok(if media_type.ends_with("+zstd") {
         Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(|e| OciError::Spec(e.to_string()))?)
     } else if media_type.ends_with("+gzip") {
-        Box::new(flate2::read::GzDecoder::new(file))
+        Box::new(flate2::read::MultiGzDecoder::new(file))
     } else {
         Box::new(file)
     })

@@ -90,8 +90,43 @@ pub fn write_layer(
     Ok(LayerBlob { blob, diff_id, tar_size, compression })
 }
 
+/// Like [`write_layer`], but a gzip layer reuses the deflate data `reuse` names for those file
+/// contents instead of compressing them again (see `members`). Without reuse, or for zstd, the
+/// same bytes as [`write_layer`].
+pub fn write_layer_reusing(
+    store: &Store,
+    entries: &[TreeEntry],
+    epoch: u64,
+    compression: Compression,
+    reuse: &crate::members::Reuse,
+) -> Result<LayerBlob, OciError> {
+    if reuse.is_empty() || compression != Compression::Gzip {
+        return write_layer(store, entries, epoch, compression);
+    }
+    let fail = |source: io::Error| OciError::Layer { what: format!("of {} entries", entries.len()), source };
+    let writer = store.writer()?;
+    let signal = crate::members::Signal::default();
+    let members = crate::members::MemberWriter::new(writer, signal.clone(), store);
+    let ((diff_id, tar_size), members) =
+        write_tar_inner(store, entries, epoch, members, Some((reuse, &signal))).map_err(fail)?;
+    let blob = members.finish().map_err(fail)?.finish()?;
+    Ok(LayerBlob { blob, diff_id, tar_size, compression })
+}
+
 /// Writes the uncompressed tar to `out`, returning its SHA-256 and size, and `out`.
 pub fn write_tar<W: Write>(store: &Store, entries: &[TreeEntry], epoch: u64, out: W) -> io::Result<((Sha256, u64), W)> {
+    write_tar_inner(store, entries, epoch, out, None)
+}
+
+type ReuseHook<'a> = Option<(&'a crate::members::Reuse, &'a crate::members::Signal)>;
+
+fn write_tar_inner<W: Write>(
+    store: &Store,
+    entries: &[TreeEntry],
+    epoch: u64,
+    out: W,
+    reuse: ReuseHook<'_>,
+) -> io::Result<((Sha256, u64), W)> {
     let mut builder = tar::Builder::new(HashingWriter { inner: out, sha256: sha2::Sha256::new(), size: 0 });
     // A hard link group's first path in tar order carries the content; the others link to it.
     // Groups are named by the path their links point at.
@@ -124,11 +159,11 @@ pub fn write_tar<W: Write>(store: &Store, entries: &[TreeEntry], epoch: u64, out
                 )));
             };
             written_groups.insert(target, entry.path.as_str());
-            append_file(&mut builder, store, entry, source, epoch)?;
+            append_file(&mut builder, store, entry, source, epoch, reuse)?;
             continue;
         }
         match &entry.kind {
-            EntryKind::File { .. } => append_file(&mut builder, store, entry, entry, epoch)?,
+            EntryKind::File { .. } => append_file(&mut builder, store, entry, entry, epoch, reuse)?,
             EntryKind::Dir => append_simple(&mut builder, entry, tar::EntryType::Directory, None, epoch)?,
             EntryKind::Symlink { target } => {
                 append_simple(&mut builder, entry, tar::EntryType::Symlink, Some(target), epoch)?
@@ -228,12 +263,21 @@ fn append_file<W: Write>(
     entry: &TreeEntry,
     source: &TreeEntry,
     epoch: u64,
+    reuse: ReuseHook<'_>,
 ) -> io::Result<()> {
     let EntryKind::File { content, size } = &source.kind else { unreachable!("callers pass files") };
     let mut header = header_for(entry, tar::EntryType::Regular, epoch);
     header.set_size(*size);
     let file = store.open_object(content).map_err(io::Error::other)?;
-    append_with_names(builder, header, entry, None, io::BufReader::with_capacity(128 * 1024, file.take(*size)))
+    let reader = io::BufReader::with_capacity(128 * 1024, file.take(*size));
+    match reuse {
+        Some((segments, signal)) if *size > 0 => {
+            let segment = segments.get(content).copied().filter(|s| s.size == *size);
+            let reader = crate::members::SignalReader { inner: reader, signal: signal.clone(), segment };
+            append_with_names(builder, header, entry, None, reader)
+        }
+        _ => append_with_names(builder, header, entry, None, reader),
+    }
 }
 
 #[cfg(test)]

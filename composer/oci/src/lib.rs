@@ -9,6 +9,7 @@ pub mod image;
 pub mod inspect;
 pub mod layer;
 pub mod layout;
+pub mod members;
 
 pub use image::{ImageSpec, LayerDescriptor, PlatformImage};
 pub use layer::{Compression, LayerBlob};

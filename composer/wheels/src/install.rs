@@ -51,8 +51,20 @@ impl Scheme {
 
 pub struct Installed {
     pub tree: Tree,
+    /// Files whose content is a zip entry's deflate data as is: layers can reuse it.
+    pub deflated: Vec<Deflated>,
     /// The wheel's METADATA (its core metadata, PEP 658 serves it beside the wheel).
     pub metadata: Vec<u8>,
+}
+
+/// Where in the wheel a file's content lies as raw deflate data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deflated {
+    pub content: composer_store::Hash,
+    pub offset: u64,
+    pub length: u64,
+    pub crc32: u32,
+    pub size: u64,
 }
 
 const S_IFMT: u32 = 0o170000;
@@ -81,15 +93,21 @@ pub fn install<R: Read + Seek>(
     let mut out = Output::new(store, scheme);
     let mut metadata = None;
     let mut entry_points = None;
+    let mut deflated = Vec::new();
     for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| bad(None, format!("unreadable entry #{i}: {e}")))?;
-        let name = entry.name().map_err(|e| bad(None, format!("entry #{i} has an unreadable name: {e}")))?.into_owned();
-        if entry.is_dir() {
-            check_path(&name).map_err(|reason| bad(Some(&name), reason))?;
+        let (name, is_dir, unix_mode, deflated_at, size) = {
+            let entry = zip.by_index(i).map_err(|e| bad(None, format!("unreadable entry #{i}: {e}")))?;
+            let name =
+                entry.name().map_err(|e| bad(None, format!("entry #{i} has an unreadable name: {e}")))?.into_owned();
+            let deflated_at = (entry.compression() == zip::CompressionMethod::Deflated)
+                .then(|| entry.data_start().map(|offset| (offset, entry.compressed_size(), entry.crc32())))
+                .flatten();
+            (name, entry.is_dir(), entry.unix_mode().unwrap_or(0o644), deflated_at, entry.size())
+        };
+        check_path(&name).map_err(|reason| bad(Some(&name), reason))?;
+        if is_dir {
             continue;
         }
-        check_path(&name).map_err(|reason| bad(Some(&name), reason))?;
-        let unix_mode = entry.unix_mode().unwrap_or(0o644);
         if unix_mode & S_IFMT == S_IFLNK {
             return Err(bad(Some(&name), "is a symbolic link; wheels hold regular files only".into()));
         }
@@ -98,8 +116,26 @@ pub fn install<R: Read + Seek>(
             record.remove(&name);
             continue;
         }
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut data).map_err(|e| bad(Some(&name), format!("cannot be read: {e}")))?;
+        // Deflated entries are inflated here from their raw bytes, which must be exactly one
+        // complete deflate stream: layers reuse those bytes as they are.
+        let data = match deflated_at {
+            Some((_, length, crc32)) => {
+                let mut raw = Vec::with_capacity(length as usize);
+                zip.by_index_raw(i)
+                    .map_err(|e| bad(Some(&name), format!("cannot be read: {e}")))?
+                    .read_to_end(&mut raw)
+                    .map_err(|e| bad(Some(&name), format!("cannot be read: {e}")))?;
+                inflate_exactly(&raw, size, crc32).map_err(|reason| bad(Some(&name), reason))?
+            }
+            None => {
+                let mut data = Vec::with_capacity(size as usize);
+                zip.by_index(i)
+                    .map_err(|e| bad(Some(&name), format!("cannot be read: {e}")))?
+                    .read_to_end(&mut data)
+                    .map_err(|e| bad(Some(&name), format!("cannot be read: {e}")))?;
+                data
+            }
+        };
         let expected = record.remove(&name).ok_or_else(|| bad(Some(&name), "is not listed in RECORD".into()))?;
         let actual = record_hash(&data);
         match expected {
@@ -116,6 +152,7 @@ pub fn install<R: Read + Seek>(
             entry_points = Some(String::from_utf8_lossy(&data).into_owned());
         }
         let executable = unix_mode & 0o111 != 0;
+        let raw = deflated_at;
         let destination = match name.strip_prefix(&data_dir) {
             None => format!("{}/{name}", scheme.purelib),
             Some(rest) => {
@@ -138,7 +175,11 @@ pub fn install<R: Read + Seek>(
                 }
             }
         };
-        out.file(&destination, data, if executable { 0o755 } else { 0o644 })?;
+        let size = data.len() as u64;
+        let content = out.file(&destination, data, if executable { 0o755 } else { 0o644 })?;
+        if let Some((offset, length, crc32)) = raw {
+            deflated.push(Deflated { content, offset, length, crc32, size });
+        }
     }
     if let Some(missing) = record.keys().find(|path| !path.ends_with('/')) {
         return Err(bad(Some(missing), "is listed in RECORD but not in the archive".into()));
@@ -160,7 +201,7 @@ pub fn install<R: Read + Seek>(
     }
     let record = out.record(&site("RECORD"));
     out.file(&site("RECORD"), record.into_bytes(), 0o644)?;
-    Ok(Installed { tree: out.finish(), metadata })
+    Ok(Installed { tree: out.finish(), deflated, metadata })
 }
 
 /// The one `*.dist-info` directory at the top of the archive that holds WHEEL.
@@ -215,6 +256,38 @@ fn parse_record(text: &str) -> Result<HashMap<String, Option<String>>, String> {
 
 fn record_hash(data: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(data))
+}
+
+/// Inflates one raw deflate stream that must use every byte of `raw` and give `size` bytes with
+/// CRC-32 `crc32`.
+fn inflate_exactly(raw: &[u8], size: u64, crc32: u32) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(size as usize);
+    let mut inflater = flate2::Decompress::new(false);
+    loop {
+        let (consumed, produced) = (inflater.total_in() as usize, out.len());
+        out.reserve(64 * 1024);
+        let status = inflater
+            .decompress_vec(&raw[consumed..], &mut out, flate2::FlushDecompress::Finish)
+            .map_err(|e| format!("is not valid deflate data: {e}"))?;
+        if status == flate2::Status::StreamEnd {
+            break;
+        }
+        if out.len() as u64 > size {
+            return Err("inflates to more than its recorded size".into());
+        }
+        if inflater.total_in() as usize == consumed && out.len() == produced {
+            return Err("ends before its deflate stream does".into());
+        }
+    }
+    if inflater.total_in() as usize != raw.len() {
+        return Err("has bytes after the end of its deflate stream".into());
+    }
+    let mut crc = flate2::Crc::new();
+    crc.update(&out);
+    if out.len() as u64 != size || crc.sum() != crc32 {
+        return Err("does not inflate to its recorded size and CRC-32".into());
+    }
+    Ok(out)
 }
 
 /// An archive path must stay inside the directory it is installed into.
@@ -303,7 +376,7 @@ impl<'a> Output<'a> {
         Output { store, purelib: scheme.purelib.clone(), entries: BTreeMap::new(), record: Vec::new() }
     }
 
-    fn file(&mut self, path: &str, data: Vec<u8>, mode: u32) -> Result<(), WheelError> {
+    fn file(&mut self, path: &str, data: Vec<u8>, mode: u32) -> Result<composer_store::Hash, WheelError> {
         let path = path.trim_start_matches('/').to_string();
         let content = self.store.put_content(&data)?;
         let mut parent = path.as_str();
@@ -317,7 +390,7 @@ impl<'a> Output<'a> {
             data.len() as u64,
         ));
         self.entries.insert(path.clone(), entry(&path, EntryKind::File { content, size: data.len() as u64 }, mode));
-        Ok(())
+        Ok(content)
     }
 
     /// The rewritten RECORD: installed paths relative to site-packages, RECORD itself unhashed.
@@ -382,6 +455,23 @@ mod tests {
         assert!(script.contains("from pkg.cli import main\n") && script.contains("sys.exit(main.run())"));
         assert!(launchers("[console_scripts]\n../x = a:b\n").is_err());
         assert!(launchers("[console_scripts]\nx = a;rm:b\n").is_err());
+    }
+
+    #[test]
+    fn deflate_data_must_be_exactly_one_stream() {
+        use std::io::Write;
+        let data = b"hello hello hello hello".repeat(1000);
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(&data).unwrap();
+        let raw = encoder.finish().unwrap();
+        let mut crc = flate2::Crc::new();
+        crc.update(&data);
+        assert_eq!(inflate_exactly(&raw, data.len() as u64, crc.sum()).unwrap(), data);
+        let mut trailing = raw.clone();
+        trailing.push(0);
+        assert!(inflate_exactly(&trailing, data.len() as u64, crc.sum()).unwrap_err().contains("after the end"));
+        assert!(inflate_exactly(&raw[..raw.len() - 3], data.len() as u64, crc.sum()).is_err());
+        assert!(inflate_exactly(&raw, data.len() as u64, crc.sum() ^ 1).unwrap_err().contains("CRC-32"));
     }
 
     #[test]
