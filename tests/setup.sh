@@ -33,13 +33,14 @@ test -e /proc/sys/fs/binfmt_misc/qemu-aarch64 || { echo "qemu-aarch64 binfmt is 
 
 # uv resolves wheel sets (composer runs it as `uv pip compile`); pinned, from the Python index
 # through pip's own configuration. It lands on PATH beside pip's other scripts.
+# pip also reads the exported wheel index in the tests.
 UV_VERSION=0.13.9
+if ! python3 -m pip --version >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends python3-pip \
+        || { apt-get update && apt-get install -y --no-install-recommends python3-pip; }
+fi
 if [ "$(uv --version 2>/dev/null | cut -d' ' -f2)" != "$UV_VERSION" ]; then
-    if ! python3 -m pip --version >/dev/null 2>&1; then
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get install -y --no-install-recommends python3-pip \
-            || { apt-get update && apt-get install -y --no-install-recommends python3-pip; }
-    fi
     for attempt in 1 2 3; do
         python3 -m pip install --quiet "uv==$UV_VERSION" 2>/dev/null \
             || python3 -m pip install --quiet --break-system-packages "uv==$UV_VERSION" && break

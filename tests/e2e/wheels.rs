@@ -203,6 +203,22 @@ fn exported_index_serves_pip_and_uv_offline() {
     assert!(status.success());
     assert!(target.join("tinydep/__init__.py").is_file());
 
+    // pip reads the same index (PEP 503 pages, PEP 658 metadata), with no other source.
+    let pip_target = f.compose.cwd.join("pip-target");
+    let pip = std::process::Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "--no-cache-dir", "--only-binary", ":all:", "--index-url"])
+        .arg(format!("file://{}/simple", out.display()))
+        .arg("--target")
+        .arg(&pip_target)
+        .arg("tinyapp")
+        .env_remove("PIP_FIND_LINKS")
+        .env_remove("PIP_INDEX_URL")
+        .env_remove("PIP_EXTRA_INDEX_URL")
+        .output()
+        .expect("python3 -m pip runs (tests/setup.sh makes sure pip is there)");
+    assert!(pip.status.success(), "pip install failed:\n{}", String::from_utf8_lossy(&pip.stderr));
+    assert!(pip_target.join("tinydep/__init__.py").is_file());
+
     // Written again (from the whole store this time), it is replaced, not merged.
     let summary: serde_json::Value =
         serde_json::from_str(&f.compose.ok(&["--json", "wheels", "index", out.to_str().unwrap()])).unwrap();
