@@ -293,3 +293,25 @@ fn offline_build_names_the_missing_wheel() {
     let err = f.compose.fails(&["--offline", "build", f.recipe()]);
     assert_failed_cleanly(&f, &err, &["offline", "is needed", "-1.0-py3-none-any.whl", "hint:"]);
 }
+
+#[test]
+fn requirement_files_and_their_includes_key_the_lock() {
+    let f = WheelFixture::new(&["tinyapp"], &["linux/amd64"]);
+    let recipe = std::fs::read_to_string(&f.recipe).unwrap();
+    std::fs::write(&f.recipe, recipe.replace("requirements = [\"tinyapp\"]", "requirements_file = \"reqs.txt\""))
+        .unwrap();
+    std::fs::write(f.compose.cwd.join("reqs.txt"), "# the app\n-r more.txt\n").unwrap();
+    std::fs::write(f.compose.cwd.join("more.txt"), "tinyapp\n").unwrap();
+    f.compose.build_json(&f.recipe, &[]);
+    let lock = std::fs::read_to_string(f.pylock("linux/amd64")).unwrap();
+    assert!(lock.contains("\"tinyapp\"") && !lock.contains("tinyextra"), "{lock}");
+    assert!(lock.contains("requested = [\"tinyapp\"]"), "names from included files are requested:\n{lock}");
+
+    // A change in the included file alone is seen: the wheel set is resolved again.
+    std::fs::write(f.compose.cwd.join("more.txt"), "tinyapp\ntinyextra\n").unwrap();
+    let err = f.compose.fails(&["build", "--locked", f.recipe()]);
+    assert!(err.contains("does not cover the recipe") && err.contains("hint:"), "{err}");
+    f.compose.build_json(&f.recipe, &[]);
+    let lock = std::fs::read_to_string(f.pylock("linux/amd64")).unwrap();
+    assert!(lock.contains("tinyextra"), "{lock}");
+}

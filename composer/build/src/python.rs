@@ -83,8 +83,7 @@ impl Session<'_> {
             let Some(file) = file else { return Ok(None) };
             let path =
                 std::path::absolute(self.recipe.dir.join(file.get_ref())).unwrap_or_else(|_| file.get_ref().clone());
-            let text = std::fs::read_to_string(&path)
-                .map_err(|source| WheelError::Io { what: format!("reading {}", path.display()), source })?;
+            let text = read_with_includes(&path, 0)?;
             Ok(Some((path, text)))
         };
         Ok(Request {
@@ -684,6 +683,37 @@ impl Session<'_> {
             None => vec![],
         }
     }
+}
+
+/// A pip requirements file with the files it includes (`-r`, `-c`) appended, so that a change in
+/// any of them changes the lock's input digest. Included constraints are appended as `-c` lines,
+/// which never count as requested packages.
+fn read_with_includes(path: &std::path::Path, depth: usize) -> Result<String, BuildError> {
+    let mut text = std::fs::read_to_string(path)
+        .map_err(|source| WheelError::Io { what: format!("reading {}", path.display()), source })?;
+    if depth >= 8 {
+        return Ok(text);
+    }
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut appended = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let include = |flag: &str| {
+            line.strip_prefix(flag)
+                .filter(|r| r.starts_with([' ', '=']))
+                .map(|r| r.trim_start_matches([' ', '=']).trim())
+        };
+        if let Some(file) = include("-r").or_else(|| include("--requirement")) {
+            appended.push_str(&read_with_includes(&base.join(file), depth + 1)?);
+        } else if let Some(file) = include("-c").or_else(|| include("--constraint")) {
+            for constraint in read_with_includes(&base.join(file), depth + 1)?.lines() {
+                appended.push_str(&format!("-c {constraint}\n"));
+            }
+        }
+    }
+    text.push('\n');
+    text.push_str(&appended);
+    Ok(text)
 }
 
 /// An installed wheel as layers need it: its tree, and which contents have reusable deflate data.
