@@ -111,17 +111,24 @@ pub fn write_index(out: &Path, wheels: &[IndexWheel]) -> Result<IndexSummary, Wh
 
 /// Puts the staged directory at `out`: an atomic exchange when `out` exists, a rename when not.
 fn swap_into_place(staging: tempfile::TempDir, out: &Path) -> Result<(), WheelError> {
-    let staged = staging.keep();
     let fail = |source| WheelError::Io { what: format!("replacing {}", out.display()), source };
     if out.exists() {
-        rustix::fs::renameat_with(rustix::fs::CWD, &staged, rustix::fs::CWD, out, rustix::fs::RenameFlags::EXCHANGE)
-            .map_err(|e| fail(e.into()))?;
-        // `staged` now holds the previous index.
-        std::fs::remove_dir_all(&staged).map_err(fail)?;
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            staging.path(),
+            rustix::fs::CWD,
+            out,
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .map_err(|e| fail(e.into()))?;
+        // The staging directory now holds the previous index; dropping it removes it.
+        staging.close().map_err(fail)
     } else {
-        std::fs::rename(&staged, out).map_err(fail)?;
+        // On failure the staging directory is dropped (removed) with nothing left behind.
+        std::fs::rename(staging.path(), out).map_err(fail)?;
+        let _ = staging.keep();
+        Ok(())
     }
-    Ok(())
 }
 
 /// The `*.dist-info/METADATA` of a wheel.
