@@ -15,20 +15,27 @@ pub fn group(packages: &[LockedPackage], strategy: LayerStrategy, max_layers: us
     if strategy == LayerStrategy::Single || budget == 1 {
         return vec![all];
     }
-    if packages.len() <= budget {
-        return all.into_iter().map(|i| vec![i]).collect();
+    let items: Vec<(&str, u64)> = packages.iter().map(|p| (p.name.as_str(), p.size)).collect();
+    largest_alone(&items, budget)
+}
+
+/// Indexes of `items` (name, size) in at most `layers` groups: the largest items one group each,
+/// in name order, then the rest together, in name order. Sizes pick who is alone; names fix the
+/// order, so the same items give the same groups.
+pub fn largest_alone(items: &[(&str, u64)], layers: usize) -> Vec<Vec<usize>> {
+    if items.len() <= layers {
+        return (0..items.len()).map(|i| vec![i]).collect();
     }
-    let mut by_size = all.clone();
-    by_size.sort_by(|&a, &b| {
-        packages[b].size.cmp(&packages[a].size).then_with(|| packages[a].name.cmp(&packages[b].name))
-    });
-    let (own, rest) = by_size.split_at(budget - 1);
-    let mut own = own.to_vec();
-    own.sort_by(|&a, &b| packages[a].name.cmp(&packages[b].name));
-    let mut rest = rest.to_vec();
-    rest.sort_by(|&a, &b| packages[a].name.cmp(&packages[b].name));
-    let mut groups: Vec<Vec<usize>> = own.into_iter().map(|i| vec![i]).collect();
-    groups.push(rest);
+    let mut by_size: Vec<usize> = (0..items.len()).collect();
+    by_size.sort_by(|&a, &b| items[b].1.cmp(&items[a].1).then_with(|| items[a].0.cmp(items[b].0)));
+    let (own, rest) = by_size.split_at(layers.saturating_sub(1));
+    let by_name = |group: &[usize]| {
+        let mut group = group.to_vec();
+        group.sort_by(|&a, &b| items[a].0.cmp(items[b].0));
+        group
+    };
+    let mut groups: Vec<Vec<usize>> = by_name(own).into_iter().map(|i| vec![i]).collect();
+    groups.push(by_name(rest));
     groups
 }
 

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use composer_oci::members::Precompressed;
 use composer_oci::{LayerBlob, LayerDescriptor};
 use composer_recipe::{Platform, Python};
-use composer_store::{ActionKey, ActionRecord, BlobInfo, EntryKind, Hash, ObjectRef, RefKind, Sha256, Tree, TreeEntry};
+use composer_store::{ActionKey, ActionRecord, BlobInfo, EntryKind, Hash, ObjectRef, RefKind, Sha256, Tree};
+use composer_wheels::install::entry;
 use composer_wheels::pylock::pylock_path;
 use composer_wheels::resolve::{Request, find_uv, inputs_digest};
 use composer_wheels::{LockedWheel, Scheme, Target, WheelError, WheelLock};
@@ -56,19 +57,11 @@ fn install_key(wheel: &LockedWheel, scheme: &Scheme, requested: bool) -> ActionK
         .with("requested", if requested { "1" } else { "0" })
 }
 
-/// Wheels grouped into at most `budget` layers: the largest alone, the rest together, each
-/// group in name order so the same wheels give the same layer.
+/// Wheels grouped into at most `budget` layers (the largest alone, the rest together), the
+/// groups in the name order of their first wheel.
 fn group(wheels: &[LockedWheel], budget: usize) -> Vec<Vec<usize>> {
-    let mut by_size: Vec<usize> = (0..wheels.len()).collect();
-    if wheels.len() <= budget {
-        return by_size.into_iter().map(|i| vec![i]).collect();
-    }
-    by_size.sort_by(|&a, &b| wheels[b].size.cmp(&wheels[a].size).then_with(|| wheels[a].name.cmp(&wheels[b].name)));
-    let (own, rest) = by_size.split_at(budget.saturating_sub(1));
-    let mut groups: Vec<Vec<usize>> = own.iter().map(|&i| vec![i]).collect();
-    let mut rest = rest.to_vec();
-    rest.sort_by(|&a, &b| wheels[a].name.cmp(&wheels[b].name));
-    groups.push(rest);
+    let items: Vec<(&str, u64)> = wheels.iter().map(|w| (w.name.as_str(), w.size)).collect();
+    let mut groups = crate::layers::largest_alone(&items, budget);
     groups.sort_by(|a, b| wheels[a[0]].name.cmp(&wheels[b[0]].name));
     groups
 }
@@ -727,10 +720,6 @@ fn installed_from(record: &ActionRecord) -> Option<Installed> {
     let tree = record.outputs.first()?.id;
     let deflated = serde_json::from_value(record.data.get("deflated")?.clone()).ok()?;
     Some(Installed { tree, deflated })
-}
-
-fn entry(path: &str, kind: EntryKind, mode: u32) -> TreeEntry {
-    TreeEntry { path: path.to_string(), kind, mode, uid: 0, gid: 0, mtime: 0, xattrs: vec![] }
 }
 
 fn wheel_file_record(wheel: &LockedWheel, blob: &BlobInfo) -> ActionRecord {

@@ -412,7 +412,8 @@ impl<'a> Output<'a> {
     }
 }
 
-fn entry(path: &str, kind: EntryKind, mode: u32) -> TreeEntry {
+/// A root-owned tree entry (what a wheel installs, and the venv around it).
+pub fn entry(path: &str, kind: EntryKind, mode: u32) -> TreeEntry {
     TreeEntry { path: path.to_string(), kind, mode, uid: 0, gid: 0, mtime: 0, xattrs: vec![] }
 }
 

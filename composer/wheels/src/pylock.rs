@@ -173,17 +173,9 @@ pub fn file_name_of(url: &str) -> String {
     path.rsplit('/').next().unwrap_or(path).to_string()
 }
 
+/// `platform_machine` of an OCI platform name, for the lock's environment marker.
 fn machine_of(platform: &str) -> &'static str {
-    match platform.split('/').nth(1) {
-        Some("amd64") => "x86_64",
-        Some("arm64") => "aarch64",
-        Some("arm") => "armv7l",
-        Some("386") => "i686",
-        Some("ppc64le") => "ppc64le",
-        Some("s390x") => "s390x",
-        Some("riscv64") => "riscv64",
-        _ => "unknown",
-    }
+    platform.parse().ok().and_then(|p| crate::target::machine(&p)).unwrap_or("unknown")
 }
 
 #[cfg(test)]

@@ -153,7 +153,7 @@ impl Target {
     }
 }
 
-fn machine(platform: &Platform) -> Option<&'static str> {
+pub(crate) fn machine(platform: &Platform) -> Option<&'static str> {
     Some(match platform.debian_arch() {
         "amd64" => "x86_64",
         "arm64" => "aarch64",

@@ -1,10 +1,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use composer_build::{Context, LockPolicy, Output, Session};
+use composer_build::{LockPolicy, Output, Session};
 
 use crate::cli::BuildArgs;
-use crate::commands::{client, hinted, load_recipe, open_store};
+use crate::commands::{client, context, hinted, load_recipe, open_store};
 use crate::printer::Printer;
 use crate::settings::Settings;
 
@@ -21,14 +21,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     };
     let store = open_store(settings)?;
     let client = client(settings);
-    let ctx = Context {
-        store: &store,
-        client: &client,
-        mirrors: &settings.mirrors,
-        indexes: &settings.indexes,
-        offline: settings.offline,
-        reporter: printer,
-    };
+    let ctx = context(settings, &store, &client, printer);
     let session = Session::new(&ctx, &recipe, &args.recipe);
     let policy = if args.locked { LockPolicy::Locked } else { LockPolicy::UseOrCreate };
     let outcome = session.build(policy).map_err(hinted)?;

@@ -1,7 +1,5 @@
-use composer_build::Context;
-
 use crate::cli::LockArgs;
-use crate::commands::{client, hinted, load_recipe, open_store};
+use crate::commands::{client, context, hinted, load_recipe, open_store};
 use crate::printer::Printer;
 use crate::settings::Settings;
 
@@ -9,14 +7,7 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let recipe = load_recipe(&args.recipe)?;
     let store = open_store(settings)?;
     let client = client(settings);
-    let ctx = Context {
-        store: &store,
-        client: &client,
-        mirrors: &settings.mirrors,
-        indexes: &settings.indexes,
-        offline: settings.offline,
-        reporter: printer,
-    };
+    let ctx = context(settings, &store, &client, printer);
     let (lock, path) = composer_build::lock(&ctx, &recipe, &args.recipe).map_err(hinted)?;
     if printer.json {
         crate::out!(

@@ -46,6 +46,23 @@ pub fn client(settings: &Settings) -> Client {
     Client::new(ClientOptions { offline: settings.offline, ..ClientOptions::default() })
 }
 
+/// What every library step needs, from the resolved settings: one place for its fields.
+pub fn context<'a>(
+    settings: &'a Settings,
+    store: &'a Store,
+    client: &'a Client,
+    printer: &'a Printer,
+) -> composer_build::Context<'a> {
+    composer_build::Context {
+        store,
+        client,
+        mirrors: &settings.mirrors,
+        indexes: &settings.indexes,
+        offline: settings.offline,
+        reporter: printer,
+    }
+}
+
 pub fn human_bytes(n: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB"];
     let mut value = n as f64;

@@ -1,7 +1,7 @@
-use composer_build::{Context, Session};
+use composer_build::Session;
 
 use crate::cli::PlanArgs;
-use crate::commands::{client, hinted, human_bytes, load_recipe, open_store};
+use crate::commands::{client, context, hinted, human_bytes, load_recipe, open_store};
 use crate::printer::Printer;
 use crate::settings::Settings;
 
@@ -9,14 +9,7 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let recipe = load_recipe(&args.recipe)?;
     let store = open_store(settings)?;
     let client = client(settings);
-    let ctx = Context {
-        store: &store,
-        client: &client,
-        mirrors: &settings.mirrors,
-        indexes: &settings.indexes,
-        offline: settings.offline,
-        reporter: printer,
-    };
+    let ctx = context(settings, &store, &client, printer);
     let steps = Session::new(&ctx, &recipe, &args.recipe).plan().map_err(hinted)?;
     if printer.json {
         crate::out!("{}", serde_json::to_string_pretty(&steps)?);

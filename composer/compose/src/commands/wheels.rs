@@ -1,9 +1,8 @@
 use anyhow::Context as _;
-use composer_build::Context;
 use composer_wheels::simple::{IndexWheel, write_index};
 
 use crate::cli::WheelsCommand;
-use crate::commands::{client, hinted, load_recipe, open_store};
+use crate::commands::{client, context, hinted, load_recipe, open_store};
 use crate::printer::Printer;
 use crate::settings::Settings;
 
@@ -14,14 +13,7 @@ pub fn run(command: WheelsCommand, settings: &Settings, printer: &Printer) -> an
         Some(recipe_path) => {
             let recipe = load_recipe(recipe_path)?;
             let client = client(settings);
-            let ctx = Context {
-                store: &store,
-                client: &client,
-                mirrors: &settings.mirrors,
-                indexes: &settings.indexes,
-                offline: settings.offline,
-                reporter: printer,
-            };
+            let ctx = context(settings, &store, &client, printer);
             composer_build::recipe_wheels(&ctx, &recipe, recipe_path)
                 .map_err(hinted)?
                 .into_iter()
