@@ -37,6 +37,13 @@ pub(crate) fn run(store: &Store, options: &GcOptions) -> Result<GcReport, StoreE
         }
     }
 
+    // Checkouts are derived from trees and cheap to make again; no build holds one now.
+    let checkouts = store.dir("checkouts");
+    if checkouts.is_dir() && !options.dry_run {
+        let _ = make_writable(&checkouts);
+        let _ = fs::remove_dir_all(&checkouts);
+    }
+
     let now = SystemTime::now();
     let mut live: HashSet<Hash> = HashSet::new();
     for (_, path) in crate::action::walk(store)? {
@@ -78,4 +85,17 @@ pub(crate) fn run(store: &Store, options: &GcOptions) -> Result<GcReport, StoreE
         }
     }
     Ok(report)
+}
+
+/// Checkouts keep their directories' modes (some read-only); removal needs them writable.
+fn make_writable(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o755))?;
+            make_writable(&entry.path())?;
+        }
+    }
+    Ok(())
 }

@@ -22,6 +22,7 @@
 //! host names, no clocks. See `docs/store-format.md` for the on-disk format.
 
 mod action;
+mod checkout;
 mod error;
 mod gc;
 mod hash;

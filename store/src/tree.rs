@@ -52,6 +52,13 @@ impl Tree {
         self.entries.dedup_by(|later, earlier| later.path == earlier.path);
     }
 
+    /// As [`Tree::normalize`], but where two entries share a path the later one stays: trees
+    /// laid over each other, the upper winning.
+    pub fn normalize_last_wins(&mut self) {
+        self.entries.reverse();
+        self.normalize();
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("tree manifests always serialize")
     }

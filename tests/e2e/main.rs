@@ -15,6 +15,7 @@ mod mirrors;
 mod recipe_errors;
 mod registry;
 mod store;
+mod toolchain;
 mod wheels;
 
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 //!   store, no colour, no host apt sources unless asked).
 
 mod wheels;
-pub use wheels::{LocalIndex, Wheel};
+pub use wheels::{LocalIndex, Sdist, Wheel};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

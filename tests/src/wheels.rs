@@ -156,10 +156,20 @@ impl LocalIndex {
         self.add(wheel, &wheel.build(), &sha256_hex(b"not this wheel"));
     }
 
+    /// Adds a source distribution.
+    pub fn publish_sdist(&self, sdist: &Sdist) {
+        let bytes = sdist.build();
+        self.add_file(&sdist.name, &sdist.filename(), &bytes, &sha256_hex(&bytes));
+    }
+
     fn add(&self, wheel: &Wheel, bytes: &[u8], sha: &str) {
-        std::fs::write(self.root.join("files").join(wheel.filename()), bytes).unwrap();
-        let project = wheel.name.to_lowercase().replace(['_', '.'], "-");
-        self.published.borrow_mut().push((project, wheel.filename(), sha.to_string()));
+        self.add_file(&wheel.name, &wheel.filename(), bytes, sha);
+    }
+
+    fn add_file(&self, name: &str, filename: &str, bytes: &[u8], sha: &str) {
+        std::fs::write(self.root.join("files").join(filename), bytes).unwrap();
+        let project = name.to_lowercase().replace(['_', '.'], "-");
+        self.published.borrow_mut().push((project, filename.to_string(), sha.to_string()));
         self.write_pages();
     }
 
@@ -185,5 +195,82 @@ impl LocalIndex {
         }
         root.push_str("</body></html>\n");
         std::fs::write(simple.join("index.html"), root).unwrap();
+    }
+}
+
+/// A source distribution with an in-tree PEP 517 backend (no build requirements, so it builds
+/// offline). The module it builds records the host name it was built on, which tells a wheel
+/// built in composer's sandbox (host name `composer`) from any other.
+pub struct Sdist {
+    pub name: String,
+    pub version: String,
+}
+
+const SDIST_BACKEND: &str = r#"import base64, hashlib, os, socket, zipfile
+NAME, VERSION = "@NAME@", "@VERSION@"
+DIST = f"{NAME}-{VERSION}.dist-info"
+STAMP = (1980, 1, 1, 0, 0, 0)
+
+def _metadata():
+    return {
+        "METADATA": f"Metadata-Version: 2.1\nName: {NAME}\nVersion: {VERSION}\n".encode(),
+        "WHEEL": b"Wheel-Version: 1.0\nGenerator: fixture\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    os.makedirs(os.path.join(metadata_directory, DIST))
+    for name, data in _metadata().items():
+        with open(os.path.join(metadata_directory, DIST, name), "wb") as f:
+            f.write(data)
+    return DIST
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    files = {f"{NAME}/__init__.py": f"BUILT_IN = {socket.gethostname()!r}\nVERSION = {VERSION!r}\n".encode()}
+    files.update({f"{DIST}/{name}": data for name, data in _metadata().items()})
+    lines = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        lines.append(f"{path},sha256={digest},{len(data)}")
+    lines.append(f"{DIST}/RECORD,,")
+    wheel = f"{NAME}-{VERSION}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, wheel), "w") as z:
+        for path, data in files.items():
+            z.writestr(zipfile.ZipInfo(path, STAMP), data)
+        z.writestr(zipfile.ZipInfo(f"{DIST}/RECORD", STAMP), "\n".join(lines) + "\n")
+    return wheel
+"#;
+
+impl Sdist {
+    pub fn new(name: &str, version: &str) -> Sdist {
+        Sdist { name: name.into(), version: version.into() }
+    }
+
+    pub fn filename(&self) -> String {
+        format!("{}-{}.tar.gz", self.name, self.version)
+    }
+
+    pub fn build(&self) -> Vec<u8> {
+        let top = format!("{}-{}", self.name, self.version);
+        let files = [
+            (
+                "pyproject.toml",
+                "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n".to_string(),
+            ),
+            ("backend.py", SDIST_BACKEND.replace("@NAME@", &self.name).replace("@VERSION@", &self.version)),
+            ("PKG-INFO", format!("Metadata-Version: 2.1\nName: {}\nVersion: {}\n", self.name, self.version)),
+        ];
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+        for (path, text) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(text.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(1_700_000_000);
+            header.set_cksum();
+            builder.append_data(&mut header, format!("{top}/{path}"), text.as_bytes()).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
     }
 }

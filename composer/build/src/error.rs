@@ -34,6 +34,14 @@ pub enum BuildError {
         #[source]
         source: composer_client::FetchError,
     },
+    #[error("source `{name}`: {reason}")]
+    Source { name: String, reason: String },
+    #[error("bubblewrap (`bwrap`) is not installed; builds run in its sandbox")]
+    NoSandbox,
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+    #[error("build `{name}` for {platform} failed ({status}); the last lines of its log:\n{tail}")]
+    BuildFailed { name: String, platform: String, status: String, tail: String, log: PathBuf, kept: Option<PathBuf> },
     #[error("output `{0}` is not understood")]
     Output(String),
 }
@@ -58,6 +66,19 @@ impl BuildError {
             BuildError::Allocator { .. } => {
                 Some("use a suite whose libjemalloc2 ships the library, or set [allocator] name = \"system\"".into())
             }
+            BuildError::NoSandbox => {
+                Some("install it (`apt-get install bubblewrap`) or point COMPOSE_BWRAP at it".into())
+            }
+            BuildError::BuildFailed { log, kept, .. } => Some(match kept {
+                Some(dir) => {
+                    format!("the whole log is {}; the build directory is kept at {}", log.display(), dir.display())
+                }
+                None => format!(
+                    "the whole log is {}; run again with --keep-failed to keep the build directory",
+                    log.display()
+                ),
+            }),
+            BuildError::Source { .. } => Some("check the source's url and sha256 in the recipe".into()),
             BuildError::Output(_) => Some("use a directory, `oci-archive:FILE` or `docker-archive:FILE`".into()),
             _ => None,
         }

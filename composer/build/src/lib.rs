@@ -16,14 +16,19 @@
 //! Step keys hold only content hashes and recipe values: no paths, host names or clocks.
 
 pub mod backend;
+mod compile;
 pub mod debian;
 mod error;
 pub mod layers;
 pub mod lockfile;
 pub mod mirror;
+mod output;
 mod python;
 pub mod report;
+mod sandbox;
+mod sources;
 pub mod system;
+mod toolchain;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -31,7 +36,7 @@ use std::path::{Path, PathBuf};
 use backend::Backend;
 use composer_client::Client;
 use composer_oci::{Compression, LayerBlob, LayerDescriptor};
-use composer_recipe::{AllocatorName, Platform, Recipe};
+use composer_recipe::{AllocatorMode, AllocatorName, AllocatorSource, Platform, Recipe};
 use composer_store::{ActionKey, ActionRecord, BlobInfo, Hash, ObjectRef, RefKind, Sha256, Store};
 use lockfile::LockedPackage;
 use rayon::prelude::*;
@@ -82,12 +87,47 @@ pub struct BuildOutcome {
 pub fn requests(recipe: &Recipe) -> Vec<String> {
     let mut out: Vec<String> = recipe.base.packages.iter().map(|p| p.get_ref().trim().to_string()).collect();
     out.extend(["base-files".to_string(), "base-passwd".to_string()]);
-    if recipe.allocator.name == AllocatorName::Jemalloc {
+    if recipe.allocator.name == AllocatorName::Jemalloc && recipe.allocator.source == AllocatorSource::Distro {
         out.push("libjemalloc2".into());
     }
-    // A wheel set is installed for the base's own interpreter.
-    if recipe.python.is_some() {
+    // A wheel set is installed for the base's own interpreter, unless the recipe builds one.
+    if recipe.python.as_ref().is_some_and(|p| p.build.is_none()) {
         out.push("python3".into());
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The packages of the build root, empty when the recipe builds nothing: `build-essential`,
+/// what each build names, and the libraries the CPython and allocator steps compile against.
+pub fn build_requests(recipe: &Recipe) -> Vec<String> {
+    let interpreter = recipe.python.as_ref().and_then(|p| p.build.as_ref());
+    let allocator = &recipe.allocator;
+    let builds_allocator = allocator.name == AllocatorName::Jemalloc && allocator.source == AllocatorSource::Build;
+    let sdists = recipe.python.as_ref().filter(|p| p.builds_sdists());
+    if recipe.builds.is_empty() && interpreter.is_none() && !builds_allocator && sdists.is_none() {
+        return Vec::new();
+    }
+    // `mawk` is Priority: required, not Essential: every Debian build chroot has it (configure
+    // scripts call awk), yet build-essential does not pull it in.
+    let mut out = vec!["build-essential".to_string(), "mawk".to_string()];
+    for build in &recipe.builds {
+        out.extend(build.build_depends.iter().map(|p| p.trim().to_string()));
+    }
+    if interpreter.is_some() {
+        out.extend(compile::CPYTHON_BUILD_DEPENDS.iter().map(|p| p.to_string()));
+    }
+    if let Some(python) = sdists {
+        // The PEP 517 backends most sdists name, from the distro: builds have no network.
+        out.extend(["python3-setuptools".to_string(), "python3-wheel".to_string()]);
+        if interpreter.is_none() {
+            out.push("python3-dev".into());
+        }
+        out.extend(python.build_depends.iter().map(|p| p.trim().to_string()));
+    }
+    if allocator.mode == AllocatorMode::Link && allocator.source == AllocatorSource::Distro {
+        out.push("libjemalloc-dev".into());
     }
     out.sort();
     out.dedup();
@@ -114,6 +154,10 @@ pub struct Session<'a> {
     recipe: &'a Recipe,
     recipe_path: PathBuf,
     backend: Box<dyn Backend + 'a>,
+    /// Keep a failed build's directory for inspection.
+    keep_failed: bool,
+    /// The recipe's sources, fetched on first use.
+    sources: std::sync::OnceLock<BTreeMap<String, BlobInfo>>,
 }
 
 impl<'a> Session<'a> {
@@ -121,7 +165,45 @@ impl<'a> Session<'a> {
         let backend: Box<dyn Backend + 'a> = match recipe.base.distro {
             composer_recipe::Distro::Debian => Box::new(debian::Debian::new(ctx, &recipe.base, &recipe.dir)),
         };
-        Session { ctx, recipe, recipe_path: recipe_path.to_path_buf(), backend }
+        Session {
+            ctx,
+            recipe,
+            recipe_path: recipe_path.to_path_buf(),
+            backend,
+            keep_failed: false,
+            sources: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn keep_failed(mut self, keep: bool) -> Self {
+        self.keep_failed = keep;
+        self
+    }
+
+    /// The recipe's sources in the store, fetched the first time they are asked for.
+    fn sources(&self, steps: &mut Vec<StepReport>) -> Result<&BTreeMap<String, BlobInfo>, BuildError> {
+        if let Some(sources) = self.sources.get() {
+            return Ok(sources);
+        }
+        let fetched = sources::fetch_sources(self.ctx, self.recipe, steps)?;
+        Ok(self.sources.get_or_init(|| fetched))
+    }
+
+    /// The version of the CPython the recipe builds, read from its source.
+    fn built_python_version(&self) -> Result<Option<String>, BuildError> {
+        let Some(interpreter) = self.recipe.python.as_ref().and_then(|p| p.build.as_ref()) else { return Ok(None) };
+        let sources = self.sources(&mut Vec::new())?;
+        let blob = &sources[interpreter.source.get_ref()];
+        let key = ActionKey::new("python-version", 1).with("source", blob.sha256.to_string());
+        if let Some(record) = self.ctx.store.action_get(&key)?
+            && let Some(version) = record.data.as_str()
+        {
+            return Ok(Some(version.to_string()));
+        }
+        let version = compile::cpython_version(self.ctx.store, blob)?;
+        let record = ActionRecord { step: "python-version".into(), outputs: vec![], data: version.clone().into() };
+        self.ctx.store.action_put(&key, &record)?;
+        Ok(Some(version))
     }
 
     fn lock_header(&self) -> Lockfile {
@@ -133,6 +215,7 @@ impl<'a> Session<'a> {
             components: base.components.clone(),
             requests: requests(self.recipe),
             essential: base.essential,
+            build_requests: build_requests(self.recipe),
             platforms: self
                 .recipe
                 .image
@@ -149,6 +232,7 @@ impl<'a> Session<'a> {
                         inrelease_sha256: String::new(),
                     },
                     packages: Vec::new(),
+                    build_packages: Vec::new(),
                 })
                 .collect(),
         }
@@ -162,12 +246,36 @@ impl<'a> Session<'a> {
         let mut lock = self.lock_header();
         // Platforms resolve in parallel; the Debian index borrows its text, so two at once stay
         // well inside the memory budget.
-        let results: Vec<Result<(Vec<LockedPackage>, bool), BuildError>> =
-            lock.platforms.par_iter().map(|locked| self.resolve_platform(&release, &locked.architecture)).collect();
+        let build_requests = build_requests(self.recipe);
+        let results: Vec<Result<(Vec<LockedPackage>, bool), BuildError>> = lock
+            .platforms
+            .par_iter()
+            .map(|locked| {
+                self.resolve_platform(
+                    &release,
+                    &locked.architecture,
+                    &requests(self.recipe),
+                    self.recipe.base.essential,
+                )
+            })
+            .collect();
+        let build_results: Vec<Result<(Vec<LockedPackage>, bool), BuildError>> = lock
+            .platforms
+            .par_iter()
+            .map(|locked| match build_requests.is_empty() {
+                true => Ok((Vec::new(), true)),
+                // Build-Depends assume the Essential set (sh, coreutils, tar, sed...) is there.
+                false => self.resolve_platform(&release, &locked.architecture, &build_requests, true),
+            })
+            .collect();
         // The first platform's error, whichever failed first in time.
         let results: Vec<(Vec<LockedPackage>, bool)> = results.into_iter().collect::<Result<_, _>>()?;
+        let build_results: Vec<(Vec<LockedPackage>, bool)> = build_results.into_iter().collect::<Result<_, _>>()?;
         let mut steps = Vec::new();
-        for (locked, (packages, cached)) in lock.platforms.iter_mut().zip(results) {
+        for ((locked, (packages, cached)), (build_packages, _)) in
+            lock.platforms.iter_mut().zip(results).zip(build_results)
+        {
+            locked.build_packages = build_packages;
             steps.push(StepReport {
                 step: "resolve",
                 platform: Some(locked.platform.clone()),
@@ -185,20 +293,22 @@ impl<'a> Session<'a> {
         &self,
         release: &backend::VerifiedRelease,
         arch: &str,
+        requests: &[String],
+        essential: bool,
     ) -> Result<(Vec<LockedPackage>, bool), BuildError> {
         let base = &self.recipe.base;
         let key = ActionKey::new("resolve", RESOLVE_VERSION)
             .with("release", release.digest)
             .with("arch", arch)
             .with("components", base.components.join(","))
-            .with("requests", requests(self.recipe).join("\n"))
-            .with("essential", [base.essential as u8]);
+            .with("requests", requests.join("\n"))
+            .with("essential", [essential as u8]);
         if let Some(record) = self.ctx.store.action_get(&key)?
             && let Ok(packages) = serde_json::from_value(record.data)
         {
             return Ok((packages, true));
         }
-        let packages = self.backend.resolve(release, arch, &requests(self.recipe), base.essential)?;
+        let packages = self.backend.resolve(release, arch, requests, essential)?;
         let record = ActionRecord {
             step: "resolve".into(),
             outputs: vec![],
@@ -367,6 +477,8 @@ impl Session<'_> {
     /// Lists every step as cached or not, with download sizes, without building anything.
     pub fn plan(&self) -> Result<Vec<StepReport>, BuildError> {
         let (lock, mut steps, _) = self.packages(LockPolicy::UseOrCreate, false)?;
+        let sources = self.sources(&mut steps)?;
+        self.plan_builds(&lock, sources, &mut steps)?;
         let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, LockPolicy::UseOrCreate, false, false)?;
         steps.extend(wheel_steps);
         let plans = self.plan_platforms(&lock)?;
@@ -420,9 +532,16 @@ impl Session<'_> {
         let timer = std::time::Instant::now();
         let lap = |what: &str| self.ctx.reporter.note(&format!("{what} done at {:.2}s", timer.elapsed().as_secs_f64()));
         let (lock, mut steps, lock_written) = self.packages(policy, true)?;
+        let sources = self.sources(&mut steps)?;
         let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, policy, true, false)?;
         steps.extend(wheel_steps);
         lap("resolution");
+        let mut built = self.run_builds(&lock, sources, &mut steps)?;
+        let built_wheels = self.build_sdists(&lock, &wheel_plans, &built, &mut steps)?;
+        let wheel_plans = self.with_built_wheels(wheel_plans, &built_wheels);
+        if !built.is_empty() || !built_wheels.is_empty() {
+            lap("builds");
+        }
         let plans = self.plan_platforms(&lock)?;
         let store = self.ctx.store;
         let (epoch, compression) = (epoch(self.recipe), compression(self.recipe));
@@ -439,7 +558,7 @@ impl Session<'_> {
                 }
             }
         }
-        let (unpacked, built) =
+        let (unpacked, layered) =
             self.unpack_and_layer(needed.values().collect(), jobs, &mut steps, epoch, compression)?;
         lap("fetch, unpack and layers");
         let mut wheel_layers: HashMap<String, Vec<LayerDescriptor>> = wheel_plans
@@ -450,8 +569,8 @@ impl Session<'_> {
         if !wheel_plans.is_empty() {
             lap("wheels");
         }
-        let built_keys: std::collections::HashSet<Hash> = built.iter().map(|(h, _)| *h).collect();
-        cached_layers.extend(built);
+        let built_keys: std::collections::HashSet<Hash> = layered.iter().map(|(h, _)| *h).collect();
+        cached_layers.extend(layered);
 
         let mut manifests = Vec::new();
         let mut images = Vec::new();
@@ -497,6 +616,10 @@ impl Session<'_> {
                 packages: vec![],
                 comment: "system: dpkg database, accounts, files".into(),
             });
+            let (build_layers, build_steps) =
+                self.build_layers(&built.remove(&platform_name).unwrap_or_default(), epoch, compression)?;
+            descriptors.extend(build_layers);
+            steps.extend(build_steps.into_iter().map(|s| StepReport { platform: Some(platform_name.clone()), ..s }));
             descriptors.extend(wheel_layers.remove(&platform_name).unwrap_or_default());
 
             let spec = self.image_spec(&plan.platform)?;
@@ -720,7 +843,9 @@ impl Session<'_> {
         let distro = self.backend.system_files(&packages, &view)?;
         let inputs = system::SystemInputs { recipe: self.recipe, distro, epoch };
         let tree = system::system_tree(store, &view, &inputs)?;
-        if self.recipe.allocator.name == AllocatorName::Jemalloc {
+        if self.recipe.allocator.name == AllocatorName::Jemalloc
+            && self.recipe.allocator.source == AllocatorSource::Distro
+        {
             let path = jemalloc_path(&plan.platform);
             if !view.exists(&path) {
                 return Err(BuildError::Allocator { platform: plan.platform.to_string(), path });
@@ -740,8 +865,15 @@ impl Session<'_> {
             };
             env.insert(key, value);
         }
-        if self.recipe.allocator.name == AllocatorName::Jemalloc {
-            env.insert("LD_PRELOAD".into(), jemalloc_path(platform));
+        let allocator = &self.recipe.allocator;
+        if allocator.name == AllocatorName::Jemalloc {
+            if allocator.mode == AllocatorMode::Preload {
+                let path = match allocator.source {
+                    AllocatorSource::Distro => jemalloc_path(platform),
+                    AllocatorSource::Build => "/usr/local/lib/libjemalloc.so.2".into(),
+                };
+                env.insert("LD_PRELOAD".into(), path);
+            }
             if let Some(conf) = &self.recipe.allocator.malloc_conf {
                 env.insert("MALLOC_CONF".into(), conf.clone());
             }
@@ -874,7 +1006,16 @@ pub fn recipe_wheels(
     recipe_path: &Path,
 ) -> Result<Vec<(composer_wheels::LockedWheel, BlobInfo)>, BuildError> {
     let session = Session::new(ctx, recipe, recipe_path);
-    let (lock, _, _) = session.packages(LockPolicy::UseOrCreate, true)?;
+    let (lock, mut steps, _) = session.packages(LockPolicy::UseOrCreate, true)?;
     let (plans, _) = session.wheel_locks(&lock, LockPolicy::UseOrCreate, true, false)?;
+    // Wheels built from sdists are published too: build them (a cache hit after `compose build`).
+    let plans = if plans.iter().any(|p| p.lock.wheels.iter().any(|w| w.sdist)) {
+        let sources = session.sources(&mut steps)?;
+        let built = session.run_builds(&lock, sources, &mut steps)?;
+        let wheels = session.build_sdists(&lock, &plans, &built, &mut steps)?;
+        session.with_built_wheels(plans, &wheels)
+    } else {
+        plans
+    };
     session.fetch_locked_wheels(&plans)
 }

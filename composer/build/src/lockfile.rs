@@ -19,6 +19,9 @@ pub struct Lockfile {
     /// The package requests the lock was resolved for (the recipe's plus implicit ones).
     pub requests: Vec<String>,
     pub essential: bool,
+    /// The packages of the build root (compilers and -dev packages), when the recipe builds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_requests: Vec<String>,
     #[serde(rename = "platform")]
     pub platforms: Vec<LockedPlatform>,
 }
@@ -29,6 +32,9 @@ pub struct LockedPlatform {
     pub architecture: String,
     pub release: LockedRelease,
     pub packages: Vec<LockedPackage>,
+    /// The build root's closure; never part of the image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_packages: Vec<LockedPackage>,
 }
 
 /// One package as resolved and locked: everything needed to fetch and verify it again.
@@ -111,6 +117,12 @@ impl Lockfile {
             if !wanted.requests.contains(request) {
                 return Some(format!("the lock holds `{request}`, which the recipe no longer asks for"));
             }
+        }
+        if self.build_requests != wanted.build_requests {
+            return Some(format!(
+                "the lock's build root holds {:?}, the recipe's builds need {:?}",
+                self.build_requests, wanted.build_requests
+            ));
         }
         for platform in &wanted.platforms {
             if !self.platforms.iter().any(|p| p.platform == platform.platform) {

@@ -67,8 +67,13 @@ fn group(wheels: &[LockedWheel], budget: usize) -> Vec<Vec<usize>> {
 }
 
 impl Session<'_> {
-    fn python(&self) -> Option<&Python> {
-        self.recipe.python.as_ref()
+    pub(crate) fn python(&self) -> Option<&Python> {
+        self.recipe.python.as_ref().filter(|p| !p.requirements.is_empty() || p.requirements_file.is_some())
+    }
+
+    /// The prefix of the CPython the recipe builds, if it builds one.
+    pub(crate) fn interpreter_prefix(&self) -> Option<&str> {
+        self.recipe.python.as_ref()?.build.as_ref().map(|b| b.prefix.trim_end_matches('/'))
     }
 
     fn wheel_request(&self, python: &Python) -> Result<Request, BuildError> {
@@ -85,6 +90,7 @@ impl Session<'_> {
             constraints: python.constraints.iter().map(|r| r.get_ref().clone()).collect(),
             constraints_file: read(&python.constraints_file)?,
             only_binary: python.only_binary.clone(),
+            no_binary: python.no_binary.get_ref().clone(),
             index: self.ctx.indexes.resolve(python.index.as_deref()),
             offline: self.ctx.offline,
         })
@@ -109,6 +115,7 @@ impl Session<'_> {
         // Resolve the stale platforms in parallel: uv's time is mostly waiting on the index.
         let mut todo = Vec::new();
         let mut ready: BTreeMap<usize, (Target, WheelLock, bool)> = BTreeMap::new();
+        let built_python = self.built_python_version()?;
         for (i, platform) in platforms.iter().enumerate() {
             let locked =
                 lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers the recipe");
@@ -120,7 +127,11 @@ impl Session<'_> {
                     }
                 })
             };
-            let target = Target::from_debian(platform, &version("python3")?, &version("libc6")?)?;
+            let python_version = match &built_python {
+                Some(version) => version.clone(),
+                None => version("python3")?,
+            };
+            let target = Target::from_debian(platform, &python_version, &version("libc6")?)?;
             let path = pylock_path(&self.recipe_path, &platform.to_string());
             let digest = inputs_digest(&request, &target);
             match WheelLock::read(&path)? {
@@ -162,7 +173,6 @@ impl Session<'_> {
             let (i, target, wheel_lock) = result?;
             ready.insert(i, (target, wheel_lock, false));
         }
-        let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
         for (i, (target, wheel_lock, cached)) in ready {
             let platform = platforms[i].clone();
             steps.push(StepReport {
@@ -172,49 +182,73 @@ impl Session<'_> {
                 cached,
                 bytes: 0,
             });
-            let venv = python.venv().map(str::to_string);
-            let scheme = match &venv {
-                Some(root) => Scheme::venv(root, &target.python_version()),
-                None => Scheme::system(&target.python_version()),
-            };
-            let install_keys: Vec<ActionKey> = wheel_lock
-                .wheels
-                .iter()
-                .map(|w| install_key(w, &scheme, wheel_lock.meta.requested.contains(&w.name)))
-                .collect();
-            let groups = group(&wheel_lock.wheels, python.max_layers);
-            let layer_keys = groups
-                .iter()
-                .map(|g| {
-                    let mut key = ActionKey::new("wheel-layer", WHEEL_LAYER_VERSION)
-                        .with("epoch", epoch.to_string())
-                        .with("compression", compression.name());
-                    for &w in g {
-                        key.field("install", &install_keys[w].hash().0);
-                    }
-                    key
-                })
-                .collect();
-            let env_key = venv.as_ref().map(|root| {
-                ActionKey::new("python-env", ENV_VERSION)
-                    .with("venv", root)
-                    .with("python", target.python_full_version())
-                    .with("epoch", epoch.to_string())
-                    .with("compression", compression.name())
-            });
-            plans.push(WheelPlan {
-                platform,
-                lock: wheel_lock,
-                target,
-                install_keys,
-                groups,
-                layer_keys,
-                env_key,
-                scheme,
-                venv,
-            });
+            plans.push(self.wheel_plan(python, platform, target, wheel_lock));
         }
         Ok((plans, steps))
+    }
+
+    /// The keys of one platform's install, layer and venv steps.
+    fn wheel_plan(&self, python: &Python, platform: Platform, target: Target, wheel_lock: WheelLock) -> WheelPlan {
+        let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
+        let venv = python.venv().map(str::to_string);
+        let scheme = match (&venv, self.interpreter_prefix()) {
+            (Some(root), _) => Scheme::venv(root, &target.python_version()),
+            (None, Some(prefix)) => Scheme::prefix(prefix, &target.python_version()),
+            (None, None) => Scheme::system(&target.python_version()),
+        };
+        let install_keys: Vec<ActionKey> = wheel_lock
+            .wheels
+            .iter()
+            .map(|w| install_key(w, &scheme, wheel_lock.meta.requested.contains(&w.name)))
+            .collect();
+        let groups = group(&wheel_lock.wheels, python.max_layers);
+        let layer_keys = groups
+            .iter()
+            .map(|g| {
+                let mut key = ActionKey::new("wheel-layer", WHEEL_LAYER_VERSION)
+                    .with("epoch", epoch.to_string())
+                    .with("compression", compression.name());
+                for &w in g {
+                    key.field("install", &install_keys[w].hash().0);
+                }
+                key
+            })
+            .collect();
+        let env_key = venv.as_ref().map(|root| {
+            ActionKey::new("python-env", ENV_VERSION)
+                .with("venv", root)
+                .with("python", target.python_full_version())
+                .with("home", self.interpreter_prefix().unwrap_or("/usr"))
+                .with("epoch", epoch.to_string())
+                .with("compression", compression.name())
+        });
+        WheelPlan { platform, lock: wheel_lock, target, install_keys, groups, layer_keys, env_key, scheme, venv }
+    }
+
+    /// The plans with every sdist replaced by the wheel built from it (`built`: by platform and
+    /// sdist sha256), and their keys computed again: an install is keyed by the wheel it installs.
+    pub(crate) fn with_built_wheels(
+        &self,
+        plans: Vec<WheelPlan>,
+        built: &HashMap<(String, String), LockedWheel>,
+    ) -> Vec<WheelPlan> {
+        let Some(python) = self.python() else { return plans };
+        plans
+            .into_iter()
+            .map(|plan| {
+                if !plan.lock.wheels.iter().any(|w| w.sdist) {
+                    return plan;
+                }
+                let platform = plan.platform.to_string();
+                let mut lock = plan.lock;
+                for wheel in &mut lock.wheels {
+                    if let Some(done) = built.get(&(platform.clone(), wheel.sha256.clone())) {
+                        *wheel = done.clone();
+                    }
+                }
+                self.wheel_plan(python, plan.platform, plan.target, lock)
+            })
+            .collect()
     }
 
     /// Steps `plan` reports for the wheel sets.
@@ -553,11 +587,12 @@ impl Session<'_> {
 
     /// A wheel file from the store, or fetched into it: checked against its locked sha256 and
     /// size before it is stored. The flag says whether the store had it.
-    fn fetch_one(&self, wheel: &LockedWheel) -> Result<(BlobInfo, bool), BuildError> {
+    pub(crate) fn fetch_one(&self, wheel: &LockedWheel) -> Result<(BlobInfo, bool), BuildError> {
         let store = self.ctx.store;
         let sha = wheel_sha(wheel)?;
         let record_file = |blob: &BlobInfo| -> Result<(), BuildError> {
-            if store.action_get(&wheel_file_key(&wheel.sha256))?.is_none() {
+            // Sdists are inputs of builds, not wheels to publish.
+            if !wheel.sdist && store.action_get(&wheel_file_key(&wheel.sha256))?.is_none() {
                 store.action_put(&wheel_file_key(&wheel.sha256), &wheel_file_record(wheel, blob))?;
             }
             Ok(())
@@ -640,14 +675,15 @@ impl Session<'_> {
         {
             dir(format!("{root}/{sub}"));
         }
+        let bin = format!("{}/bin", self.interpreter_prefix().unwrap_or("/usr"));
         let cfg = format!(
-            "home = /usr/bin\ninclude-system-site-packages = false\nversion = {}\nexecutable = /usr/bin/python{version}\ncommand = /usr/bin/python{version} -m venv /{root}\n",
+            "home = {bin}\ninclude-system-site-packages = false\nversion = {}\nexecutable = {bin}/python{version}\ncommand = {bin}/python{version} -m venv /{root}\n",
             plan.target.python_full_version()
         );
         let content = store.put_content(cfg.as_bytes())?;
         entries.push(entry(&format!("{root}/pyvenv.cfg"), EntryKind::File { content, size: cfg.len() as u64 }, 0o644));
         let link = |path: String, target: &str| entry(&path, EntryKind::Symlink { target: target.to_string() }, 0o777);
-        entries.push(link(format!("{root}/bin/python"), &format!("/usr/bin/python{version}")));
+        entries.push(link(format!("{root}/bin/python"), &format!("{bin}/python{version}")));
         entries.push(link(format!("{root}/bin/python3"), "python"));
         entries.push(link(format!("{root}/bin/python{version}"), "python"));
         entries.push(link(format!("{root}/lib64"), "lib"));
@@ -758,6 +794,7 @@ mod tests {
             filename: format!("{name}-1-py3-none-any.whl"),
             url: String::new(),
             size,
+            sdist: false,
             sha256: "00".repeat(32),
         }
     }

@@ -82,6 +82,9 @@ pub struct BuildArgs {
     /// Fail if the lock file is missing or does not cover the recipe.
     #[arg(long)]
     pub locked: bool,
+    /// Keep the build directory of a failed build step (its path is printed).
+    #[arg(long)]
+    pub keep_failed: bool,
 }
 
 #[derive(Debug, Args)]

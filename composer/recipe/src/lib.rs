@@ -12,10 +12,14 @@
 
 mod error;
 mod platform;
+mod toolchain;
+mod validate;
+pub use validate::{JEMALLOC_BUILD, PYTHON_BUILD};
 mod types;
 
 pub use error::RecipeError;
 pub use platform::Platform;
+pub use toolchain::*;
 pub use types::*;
 
 use std::path::{Path, PathBuf};
@@ -90,7 +94,8 @@ impl Recipe {
             let header = text.find("[python]").map_or(0..0, |i| i..i + "[python]".len());
             self.validate_python(python, header, &invalid)?;
         }
-        Ok(())
+        let section = |name: &str| text.find(name).map_or(0..0, |i| i..i + name.len());
+        validate::builds(self, &section, &invalid)
     }
 
     fn validate_python(
@@ -99,7 +104,7 @@ impl Recipe {
         header: std::ops::Range<usize>,
         invalid: &dyn Fn(std::ops::Range<usize>, String, &str) -> RecipeError,
     ) -> Result<(), RecipeError> {
-        if python.requirements.is_empty() && python.requirements_file.is_none() {
+        if python.requirements.is_empty() && python.requirements_file.is_none() && python.build.is_none() {
             return Err(invalid(
                 header,
                 "`[python]` has neither `requirements` nor `requirements_file`".into(),
@@ -133,12 +138,14 @@ impl Recipe {
                 "use a virtual environment path such as \"/opt/venv\", or \"system\" for /usr/local",
             ));
         }
-        if !python.no_binary.get_ref().is_empty() {
-            return Err(invalid(
-                python.no_binary.span(),
-                "`no_binary` asks for builds from source, which composer cannot do yet".into(),
-                "remove `no_binary`; wheels built from sdists come with toolchain steps",
-            ));
+        for name in python.no_binary.get_ref() {
+            if name == ":all:" || python.only_binary.iter().any(|o| o == name) {
+                return Err(invalid(
+                    python.no_binary.span(),
+                    format!("`{name}` in `no_binary` is not a package, or is also in `only_binary`"),
+                    "list package names that must be built from their sdist, e.g. no_binary = [\"pyyaml\"]",
+                ));
+            }
         }
         if python.max_layers == 0 {
             return Err(invalid(

@@ -24,6 +24,13 @@ pub struct Recipe {
     pub layers: Layers,
     /// A wheel set installed on top of the base's python3.
     pub python: Option<Python>,
+    /// Pinned inputs of builds.
+    #[serde(default)]
+    pub sources: Vec<crate::Source>,
+    #[serde(default)]
+    pub toolchain: crate::Toolchain,
+    #[serde(default)]
+    pub builds: Vec<crate::BuildSpec>,
     /// The directory holding the recipe; relative paths in it resolve from here.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -87,8 +94,21 @@ pub enum AllocatorName {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AllocatorMode {
+    /// `LD_PRELOAD` in the image's environment.
     #[default]
     Preload,
+    /// Linked into what the recipe builds (the CPython step, builds that `use` it).
+    Link,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllocatorSource {
+    /// The distro's package (libjemalloc2, libjemalloc-dev to link).
+    #[default]
+    Distro,
+    /// Built from the `[[sources]]` entry named `jemalloc`, with the allocator's profile.
+    Build,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -98,7 +118,17 @@ pub struct Allocator {
     pub name: AllocatorName,
     #[serde(default)]
     pub mode: AllocatorMode,
+    #[serde(default)]
+    pub source: AllocatorSource,
     pub malloc_conf: Option<String>,
+    /// jemalloc's `--with-lg-page`: 16 runs on arm64 kernels with 4K, 16K or 64K pages.
+    pub lg_page: Option<u8>,
+    /// The toolchain profile of the allocator build.
+    pub profile: Option<Spanned<String>>,
+    /// Linked builds get `-fno-builtin-malloc` and friends, so the compiler does not fold
+    /// allocations the allocator should see.
+    #[serde(default)]
+    pub no_builtin: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -272,15 +302,24 @@ pub struct Python {
     /// Packages that must come as wheels; `[":all:"]` (the default) for every package.
     #[serde(default = "default_only_binary")]
     pub only_binary: Vec<String>,
-    /// Packages that must be built from source (sdist builds come with toolchain steps).
+    /// Packages built from their sdist in the sandbox even where a wheel exists. With
+    /// `only_binary` not `[":all:"]`, packages without a wheel for a target are built too.
     #[serde(default = "no_packages")]
     pub no_binary: Spanned<Vec<String>>,
+    /// Distro packages the sdist builds need beside the interpreter, setuptools and wheel
+    /// (e.g. `cython3`, `libyaml-dev`).
+    #[serde(default)]
+    pub build_depends: Vec<String>,
+    /// The toolchain profile of sdist builds.
+    pub profile: Option<Spanned<String>>,
     /// An index *name*, resolved through flags, environment, config, then pip's and uv's own
     /// configuration.
     pub index: Option<String>,
     /// Layers for the wheel set, on top of the base's budget.
     #[serde(default = "default_python_layers")]
     pub max_layers: usize,
+    /// CPython built from source, used instead of the base's python3.
+    pub build: Option<crate::InterpreterBuild>,
 }
 
 fn default_python_target() -> Spanned<String> {
@@ -300,6 +339,11 @@ fn default_python_layers() -> usize {
 }
 
 impl Python {
+    /// Whether any package may be built from an sdist.
+    pub fn builds_sdists(&self) -> bool {
+        !self.no_binary.get_ref().is_empty() || self.only_binary.iter().all(|o| o != ":all:")
+    }
+
     /// The venv directory, or `None` for the system site directory.
     pub fn venv(&self) -> Option<&str> {
         let target = self.target.get_ref();

@@ -31,7 +31,7 @@ impl WheelError {
             )),
             WheelError::Resolve { hint, .. } if !hint.is_empty() => Some(hint.clone()),
             WheelError::NoWheel { .. } => {
-                Some("pin a version that publishes a wheel for this platform, or drop the platform".into())
+                Some("pin a version that publishes a wheel for this platform, build it from its sdist (`only_binary = []` in [python]), or drop the platform".into())
             }
             WheelError::BadWheel { .. } => {
                 Some("the wheel is broken or malicious; pin another version or fix the index".into())

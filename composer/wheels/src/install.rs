@@ -37,6 +37,18 @@ impl Scheme {
         }
     }
 
+    /// The site directory of a CPython installed under `prefix` (built by the recipe).
+    pub fn prefix(prefix: &str, version: &str) -> Scheme {
+        let prefix = prefix.trim_end_matches('/');
+        Scheme {
+            purelib: format!("{prefix}/lib/python{version}/site-packages"),
+            scripts: format!("{prefix}/bin"),
+            headers: format!("{prefix}/include/python{version}"),
+            data: prefix.to_string(),
+            interpreter: format!("{prefix}/bin/python3"),
+        }
+    }
+
     /// Debian's site directory for locally installed packages, beside the distro's own.
     pub fn system(version: &str) -> Scheme {
         Scheme {

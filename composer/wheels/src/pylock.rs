@@ -79,6 +79,8 @@ pub struct LockedWheel {
     pub url: String,
     pub size: u64,
     pub sha256: String,
+    /// A source distribution, built into a wheel in the sandbox.
+    pub sdist: bool,
 }
 
 /// A platform's wheel set as the build uses it.
@@ -101,18 +103,21 @@ impl WheelLock {
             packages: self
                 .wheels
                 .iter()
-                .map(|w| Package {
-                    name: w.name.clone(),
-                    version: Some(w.version.clone()),
-                    marker: None,
-                    sdist: None,
-                    wheels: Some(vec![Wheel {
+                .map(|w| {
+                    let file = Wheel {
                         name: Some(w.filename.clone()),
                         url: Some(w.url.clone()),
                         path: None,
                         size: Some(w.size),
                         hashes: [("sha256".to_string(), w.sha256.clone())].into(),
-                    }]),
+                    };
+                    Package {
+                        name: w.name.clone(),
+                        version: Some(w.version.clone()),
+                        marker: None,
+                        sdist: w.sdist.then(|| toml::Value::try_from(&file).expect("serializes")),
+                        wheels: (!w.sdist).then(|| vec![file]),
+                    }
                 })
                 .collect(),
             tool: Some(Tool { composer: self.meta.clone() }),
@@ -133,9 +138,14 @@ impl WheelLock {
         let mut wheels = Vec::new();
         for package in lock.packages {
             let version = package.version.clone().unwrap_or_default();
-            let wheel = match package.wheels.as_deref() {
-                Some([one]) => one,
-                _ => return Err(bad(format!("package {} must name exactly one wheel", package.name))),
+            let sdist = match &package.sdist {
+                Some(value) => Some(Wheel::deserialize(value.clone()).map_err(|e| bad(e.to_string()))?),
+                None => None,
+            };
+            let (wheel, is_sdist) = match (package.wheels.as_deref(), &sdist) {
+                (Some([one]), None) => (one, false),
+                (None, Some(sdist)) => (sdist, true),
+                _ => return Err(bad(format!("package {} must name exactly one wheel or one sdist", package.name))),
             };
             let (Some(url), Some(sha256)) = (&wheel.url, wheel.hashes.get("sha256")) else {
                 return Err(bad(format!("the wheel of {} lacks a url or a sha256", package.name)));
@@ -147,6 +157,7 @@ impl WheelLock {
                 url: url.clone(),
                 size: wheel.size.unwrap_or(0),
                 sha256: sha256.clone(),
+                sdist: is_sdist,
             });
         }
         Ok(Some(WheelLock { wheels, meta }))
@@ -191,6 +202,7 @@ mod tests {
                 filename: "PyYAML-6.0.2-cp311-cp311-manylinux_2_17_aarch64.whl".into(),
                 url: "file:///srv/files/PyYAML-6.0.2-cp311-cp311-manylinux_2_17_aarch64.whl".into(),
                 size: 10,
+                sdist: false,
                 sha256: "ab".repeat(32),
             }],
             meta: ComposerTool {

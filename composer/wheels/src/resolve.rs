@@ -9,7 +9,9 @@ use std::process::Command;
 use std::str::FromStr;
 
 use crate::index_url::IndexChoice;
-use crate::pylock::{ComposerTool, LockedWheel, Pylock, WheelLock, file_name_of};
+use serde::Deserialize;
+
+use crate::pylock::{ComposerTool, LockedWheel, Pylock, Wheel, WheelLock, file_name_of};
 use crate::target::{Target, wheel_tags};
 use crate::{WheelError, normalize_name};
 
@@ -25,6 +27,8 @@ pub struct Request {
     pub constraints: Vec<String>,
     pub constraints_file: Option<(PathBuf, String)>,
     pub only_binary: Vec<String>,
+    /// Packages taken as sdists (and built) even where a wheel exists.
+    pub no_binary: Vec<String>,
     pub index: IndexChoice,
     pub offline: bool,
 }
@@ -33,7 +37,7 @@ pub struct Request {
 /// is stale. File contents count, file paths do not.
 pub fn inputs_digest(request: &Request, target: &Target) -> String {
     let files = |f: &Option<(PathBuf, String)>| f.as_ref().map(|(_, text)| text.clone());
-    let value = serde_json::json!({
+    let mut value = serde_json::json!({
         "version": 1,
         "requirements": request.requirements,
         "requirements-file": files(&request.requirements_file),
@@ -45,6 +49,10 @@ pub fn inputs_digest(request: &Request, target: &Target) -> String {
         "python": target.python_full_version(),
         "glibc": format!("{}.{}", target.glibc.0, target.glibc.1),
     });
+    // Only when set, so that the digests of locks written before sdist builds stay valid.
+    if !request.no_binary.is_empty() {
+        value["no-binary"] = serde_json::json!(request.no_binary);
+    }
     blake3_hex(value.to_string().as_bytes())
 }
 
@@ -82,7 +90,7 @@ pub fn resolve(uv: &Path, request: &Request, target: &Target) -> Result<WheelLoc
 
     let mut cmd = Command::new(uv);
     // `--native-tls`: trust the machine's certificate store, as composer's own client does.
-    cmd.args(["pip", "compile", "--quiet", "--no-header", "--no-build", "--native-tls", "--format", "pylock.toml"])
+    cmd.args(["pip", "compile", "--quiet", "--no-header", "--native-tls", "--format", "pylock.toml"])
         .arg(&req_path)
         .arg("--constraints")
         .arg(&con_path)
@@ -91,8 +99,18 @@ pub fn resolve(uv: &Path, request: &Request, target: &Target) -> Result<WheelLoc
         .arg("--output-file")
         .arg(&out_path)
         .current_dir(work.path());
-    // Until sdist builds exist every package must come as a wheel, so `--no-build` stands in
-    // for `only_binary` (uv refuses both at once); `only_binary` still keys the lock.
+    // Wheels only: `--no-build` (uv refuses it beside `--only-binary`), which also keeps uv from
+    // running any sdist's build backend on this machine. Otherwise the recipe's lists, as pip's.
+    if request.only_binary.iter().any(|o| o == ":all:") && request.no_binary.is_empty() {
+        cmd.arg("--no-build");
+    } else {
+        for name in &request.only_binary {
+            cmd.args(["--only-binary", name]);
+        }
+        for name in &request.no_binary {
+            cmd.args(["--no-binary", name]);
+        }
+    }
     if let Some(url) = &request.index.url {
         cmd.args(["--default-index", url]);
     }
@@ -121,8 +139,9 @@ pub fn resolve(uv: &Path, request: &Request, target: &Target) -> Result<WheelLoc
     }
     requested.sort();
     requested.dedup();
+    let no_binary: Vec<String> = request.no_binary.iter().map(|n| normalize_name(n)).collect();
     Ok(WheelLock {
-        wheels: select_wheels(lock, target, work.path())?,
+        wheels: select_wheels(lock, target, work.path(), &no_binary)?,
         meta: ComposerTool {
             platform: target.platform.clone(),
             python: target.python_full_version(),
@@ -144,8 +163,13 @@ fn requirement_file_names(text: &str) -> Vec<String> {
 }
 
 /// Keeps the packages whose markers hold on the target and, for each, the wheel the target's
-/// tags rank best.
-pub fn select_wheels(lock: Pylock, target: &Target, lock_dir: &Path) -> Result<Vec<LockedWheel>, WheelError> {
+/// tags rank best; or its sdist, when it is in `no_binary` or no wheel fits the target.
+pub fn select_wheels(
+    lock: Pylock,
+    target: &Target,
+    lock_dir: &Path,
+    no_binary: &[String],
+) -> Result<Vec<LockedWheel>, WheelError> {
     let environment = target.marker_environment();
     let tags = target.tags();
     let rank: HashMap<&str, usize> = tags.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
@@ -178,9 +202,21 @@ pub fn select_wheels(lock: Pylock, target: &Target, lock_dir: &Path) -> Result<V
                 let best_rank = wheel_tags(&filename)?.iter().filter_map(|t| rank.get(t.as_str()).copied()).min()?;
                 Some((best_rank, filename, wheel))
             })
-            .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)))
-            .ok_or_else(no_wheel)?;
-        let (_, filename, wheel) = best;
+            .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        let name = normalize_name(&package.name);
+        let sdist = package.sdist.as_ref().and_then(|v| Wheel::deserialize(v.clone()).ok());
+        let (filename, wheel, is_sdist) = match (best, sdist) {
+            (Some((_, filename, wheel)), _) if !no_binary.contains(&name) => (filename, wheel.clone(), false),
+            (_, Some(sdist)) => {
+                let filename = sdist
+                    .name
+                    .clone()
+                    .or_else(|| sdist.url.as_deref().or(sdist.path.as_deref()).map(file_name_of))
+                    .ok_or_else(no_wheel)?;
+                (filename, sdist, true)
+            }
+            _ => return Err(no_wheel()),
+        };
         let url = match (&wheel.url, &wheel.path) {
             (Some(url), _) => url.clone(),
             (None, Some(path)) => {
@@ -195,14 +231,7 @@ pub fn select_wheels(lock: Pylock, target: &Target, lock_dir: &Path) -> Result<V
             detail: format!("uv gave no sha256 for {filename}"),
             hint: "the index must publish sha256 hashes (PEP 503 `#sha256=` fragments)".into(),
         })?;
-        out.push(LockedWheel {
-            name: normalize_name(&package.name),
-            version,
-            filename,
-            url,
-            size: wheel.size.unwrap_or(0),
-            sha256,
-        });
+        out.push(LockedWheel { name, version, filename, url, size: wheel.size.unwrap_or(0), sha256, sdist: is_sdist });
     }
     out.sort();
     Ok(out)
@@ -215,8 +244,8 @@ fn hint_for(detail: &str, target: &Target) -> String {
     {
         let tags = target.tags();
         return format!(
-            "there is no wheel for {}; it accepts tags such as {}, {} and {} (building from source is not \
-             supported yet)",
+            "there is no wheel for {}; it accepts tags such as {}, {} and {} (or set `only_binary = []` in \
+             [python] to build it from its sdist)",
             target.platform,
             tags[0],
             tags.get(1).map_or("", String::as_str),

@@ -22,7 +22,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     let store = open_store(settings)?;
     let client = client(settings);
     let ctx = context(settings, &store, &client, printer);
-    let session = Session::new(&ctx, &recipe, &args.recipe);
+    let session = Session::new(&ctx, &recipe, &args.recipe).keep_failed(args.keep_failed);
     let policy = if args.locked { LockPolicy::Locked } else { LockPolicy::UseOrCreate };
     let outcome = session.build(policy).map_err(hinted)?;
     composer_build::export(&store, &recipe, &outcome, &output, platform.as_ref()).map_err(hinted)?;

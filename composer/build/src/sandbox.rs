@@ -1,0 +1,85 @@
+//! The build sandbox: bubblewrap, with every namespace unshared (user, mount, pid, network, uts,
+//! ipc, cgroup), the build root read-only as `/`, only `/build` and `/out` writable, a fresh
+//! `/tmp`, no network but its own loopback, and a fixed environment. No daemon and no setuid
+//! helper: bubblewrap runs as the invoking user. Foreign-architecture roots run through the
+//! host's binfmt_misc qemu-user handlers, which the kernel opens at registration (the `F` flag),
+//! so nothing of qemu needs to be inside the root.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::BuildError;
+
+/// Where bubblewrap is: `COMPOSE_BWRAP`, else `bwrap` on PATH.
+pub fn find_bwrap() -> Result<PathBuf, BuildError> {
+    if let Some(path) = std::env::var_os("COMPOSE_BWRAP").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("bwrap"))
+        .find(|p| p.is_file())
+        .ok_or(BuildError::NoSandbox)
+}
+
+pub struct Run<'a> {
+    pub root: &'a Path,
+    pub build_dir: &'a Path,
+    pub out_dir: &'a Path,
+    /// (name under /sources, host file)
+    pub sources: Vec<(String, PathBuf)>,
+    pub script: &'a Path,
+    pub env: &'a BTreeMap<String, String>,
+    pub log: &'a Path,
+}
+
+/// Mount points the root must hold: bubblewrap cannot create them in a read-only root.
+pub const MOUNT_POINTS: &[&str] = &["build", "out", "sources", "tmp", "proc", "dev"];
+
+pub fn run(bwrap: &Path, run: &Run<'_>) -> Result<std::process::ExitStatus, BuildError> {
+    let mut command = Command::new(bwrap);
+    command
+        .args(["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"])
+        .args(["--uid", "0", "--gid", "0", "--hostname", "composer"])
+        .arg("--ro-bind")
+        .args([run.root, Path::new("/")])
+        .args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/sources"])
+        .arg("--bind")
+        .args([run.build_dir, Path::new("/build")])
+        .arg("--bind")
+        .args([run.out_dir, Path::new("/out")]);
+    for (name, file) in &run.sources {
+        command.arg("--ro-bind").arg(file).arg(format!("/sources/{name}"));
+    }
+    command.arg("--ro-bind").arg(run.script).arg("/sources/.script");
+    command.args(["--remount-ro", "/sources", "--chdir", "/build", "--clearenv"]);
+    for (key, value) in run.env {
+        command.args(["--setenv", key, value]);
+    }
+    command.args(["--", "/bin/sh", "-c", "umask 022 && exec /bin/sh -eu /sources/.script"]);
+    let log = std::fs::File::create(run.log).map_err(|e| BuildError::Sandbox(format!("{}: {e}", run.log.display())))?;
+    let err = log.try_clone().map_err(|e| BuildError::Sandbox(e.to_string()))?;
+    command.stdin(Stdio::null()).stdout(log).stderr(err);
+    command.status().map_err(|e| BuildError::Sandbox(format!("cannot start {}: {e}", bwrap.display())))
+}
+
+/// The environment every build starts from; the toolchain's variables are added to it.
+pub fn base_env(epoch: u64, jobs: usize) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+        ("HOME".into(), "/build".into()),
+        ("TMPDIR".into(), "/tmp".into()),
+        ("TZ".into(), "UTC".into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("LC_ALL".into(), "C.UTF-8".into()),
+        ("SOURCE_DATE_EPOCH".into(), epoch.to_string()),
+        ("DESTDIR".into(), "/out".into()),
+        ("PREFIX".into(), "/usr/local".into()),
+        ("JOBS".into(), jobs.to_string()),
+        ("SHELL".into(), "/bin/sh".into()),
+        // Root in the namespace, yet only one id is mapped: tar must not try to chown.
+        ("TAR_OPTIONS".into(), "--no-same-owner".into()),
+    ])
+}

@@ -1,0 +1,85 @@
+//! `[[sources]]` into the store: a remote file is fetched through the one network client and
+//! enters the store only if its sha256 matches the recipe's pin; a local file is read and hashed.
+//! Once the store holds a pinned file, no network is needed.
+
+use std::collections::BTreeMap;
+
+use composer_recipe::{Recipe, Source};
+use composer_store::{BlobInfo, Sha256};
+
+use crate::{BuildError, Context, StepReport};
+
+/// Every source the recipe names, by name.
+pub fn fetch_sources(
+    ctx: &Context<'_>,
+    recipe: &Recipe,
+    steps: &mut Vec<StepReport>,
+) -> Result<BTreeMap<String, BlobInfo>, BuildError> {
+    let mut out = BTreeMap::new();
+    for source in &recipe.sources {
+        let (blob, cached) = fetch_one(ctx, recipe, source)?;
+        steps.push(StepReport {
+            step: "source",
+            platform: None,
+            name: source.name.get_ref().clone(),
+            cached,
+            bytes: if cached { 0 } else { blob.size },
+        });
+        out.insert(source.name.get_ref().clone(), blob);
+    }
+    Ok(out)
+}
+
+fn pin(source: &Source) -> Result<Option<Sha256>, BuildError> {
+    source
+        .sha256
+        .as_ref()
+        .map(|s| {
+            s.get_ref().parse::<Sha256>().map_err(|reason| BuildError::Source {
+                name: source.name.get_ref().clone(),
+                reason: format!("bad sha256: {reason}"),
+            })
+        })
+        .transpose()
+}
+
+fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> Result<(BlobInfo, bool), BuildError> {
+    let name = source.name.get_ref();
+    let expected = pin(source)?;
+    if let Some(sha) = &expected
+        && let Some(blob) = ctx.store.lookup_sha256(sha)?
+    {
+        return Ok((blob, true));
+    }
+    if let Some(path) = &source.path {
+        let full = recipe.dir.join(path.get_ref());
+        let data = std::fs::read(&full)
+            .map_err(|e| BuildError::Source { name: name.clone(), reason: format!("{}: {e}", full.display()) })?;
+        let blob = ctx.store.put_bytes(&data)?;
+        if let Some(sha) = &expected
+            && blob.sha256 != *sha
+        {
+            return Err(BuildError::Source {
+                name: name.clone(),
+                reason: format!("{} has sha256 {}, the recipe pins {sha}", full.display(), blob.sha256),
+            });
+        }
+        return Ok((blob, false));
+    }
+    let url = source.url.as_ref().expect("validated: url or path").get_ref();
+    let url = resolve_url(ctx, recipe, url)?;
+    ctx.reporter.status("Fetching", &format!("source {name}"));
+    let blob = ctx
+        .client
+        .fetch_to_store(ctx.store, &url, expected.as_ref().map(|s| (s, None)), &format!("source `{name}`"), &|_| {})
+        .map_err(|source| BuildError::Fetch { what: format!("source `{name}`"), source })?;
+    Ok((blob, false))
+}
+
+/// `mirror://NAME/path` → the configured mirror's URL joined with `path`.
+fn resolve_url(ctx: &Context<'_>, recipe: &Recipe, url: &str) -> Result<String, BuildError> {
+    let Some(rest) = url.strip_prefix("mirror://") else { return Ok(url.to_string()) };
+    let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mirror = ctx.mirrors.resolve(name, &recipe.base.suite, None)?;
+    Ok(format!("{}/{}", mirror.url, path.trim_start_matches('/')))
+}

@@ -1,0 +1,192 @@
+//! `[[sources]]`, `[toolchain]` and `[[builds]]`: what is compiled inside the sandbox, from
+//! which pinned inputs, with which flags.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// A fixed input: a remote file pinned by sha256, or a local file beside the recipe.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub name: Spanned<String>,
+    /// `mirror://NAME/path` (resolved like the base's mirror), `https://...` or `file://...`.
+    pub url: Option<Spanned<String>>,
+    /// A local file, relative to the recipe; its content is hashed into every step that uses it.
+    pub path: Option<Spanned<PathBuf>>,
+    /// Required with `url`; checked before anything else reads the file.
+    pub sha256: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum OptLevel {
+    O0,
+    O1,
+    #[default]
+    O2,
+    O3,
+    Os,
+}
+
+impl OptLevel {
+    pub fn flag(self) -> &'static str {
+        match self {
+            OptLevel::O0 => "-O0",
+            OptLevel::O1 => "-O1",
+            OptLevel::O2 => "-O2",
+            OptLevel::O3 => "-O3",
+            OptLevel::Os => "-Os",
+        }
+    }
+}
+
+/// Link-time optimisation: `false`, `true` (the compiler's default kind), `"thin"` or `"full"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum Lto {
+    #[default]
+    Off,
+    On,
+    Thin,
+    Full,
+}
+
+impl<'de> Deserialize<'de> for Lto {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(false) => Ok(Lto::Off),
+            Raw::Bool(true) => Ok(Lto::On),
+            Raw::Str(s) if s == "thin" => Ok(Lto::Thin),
+            Raw::Str(s) if s == "full" => Ok(Lto::Full),
+            Raw::Str(s) => Err(serde::de::Error::custom(format!("lto `{s}` is not true, false, \"thin\" or \"full\""))),
+        }
+    }
+}
+
+/// Per-platform overrides inside a profile (`[toolchain.platforms."linux/arm64"]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformFlags {
+    pub march: Option<String>,
+    pub mtune: Option<String>,
+    /// PGO off on emulated platforms, where the training run is very slow.
+    pub pgo: Option<bool>,
+    #[serde(default)]
+    pub cflags: Vec<String>,
+    #[serde(default)]
+    pub ldflags: Vec<String>,
+}
+
+/// One toolchain profile. `[toolchain]` is the default profile; `[toolchain.profiles.NAME]` are
+/// named ones, each complete on its own (nothing is inherited, so a profile reads as it builds).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(default)]
+    pub opt: OptLevel,
+    #[serde(default)]
+    pub pgo: bool,
+    #[serde(default)]
+    pub lto: Lto,
+    /// `false` adds `-fno-semantic-interposition`.
+    #[serde(default = "yes")]
+    pub semantic_interposition: bool,
+    pub march: Option<String>,
+    pub mtune: Option<String>,
+    #[serde(default)]
+    pub cflags: Vec<String>,
+    #[serde(default)]
+    pub ldflags: Vec<String>,
+    #[serde(default)]
+    pub platforms: BTreeMap<String, PlatformFlags>,
+}
+
+impl Default for Profile {
+    /// What an absent `[toolchain]` means: the compiler's usual `-O2`, nothing else.
+    fn default() -> Self {
+        Profile {
+            opt: OptLevel::default(),
+            pgo: false,
+            lto: Lto::Off,
+            semantic_interposition: true,
+            march: None,
+            mtune: None,
+            cflags: Vec::new(),
+            ldflags: Vec::new(),
+            platforms: BTreeMap::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Toolchain {
+    #[serde(flatten)]
+    pub default: Profile,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+impl Toolchain {
+    /// The named profile, or the default one for `None`.
+    pub fn profile(&self, name: Option<&str>) -> Option<&Profile> {
+        match name {
+            None | Some("default") => Some(&self.default),
+            Some(name) => self.profiles.get(name),
+        }
+    }
+}
+
+/// `[[builds]]`: a script run in the sandbox; what it installs under `$DESTDIR` becomes a layer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSpec {
+    pub name: Spanned<String>,
+    /// `[[sources]]` names, each mounted read-only at `/sources/NAME`.
+    #[serde(default)]
+    pub sources: Vec<Spanned<String>>,
+    /// Distro packages of the build root, beside `build-essential`.
+    #[serde(default)]
+    pub build_depends: Vec<String>,
+    /// Earlier builds (or `"jemalloc"` for a built allocator) whose outputs join the build root.
+    #[serde(default)]
+    pub uses: Vec<Spanned<String>>,
+    /// A `[toolchain.profiles]` name; the default profile when absent.
+    pub profile: Option<Spanned<String>>,
+    /// A POSIX shell script, run with `sh -eu` in `/build`.
+    pub script: String,
+    /// Whether the output goes into the image (a build only other builds use says false).
+    #[serde(default = "yes")]
+    pub image: bool,
+}
+
+/// `[python.build]`: CPython compiled from a `[[sources]]` tarball, used as the image's python3.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterpreterBuild {
+    /// The `[[sources]]` entry holding the CPython tarball.
+    pub source: Spanned<String>,
+    pub profile: Option<Spanned<String>>,
+    /// `--enable-shared` (libpython3.X.so beside the interpreter).
+    #[serde(default)]
+    pub shared: bool,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Extra `./configure` arguments.
+    #[serde(default)]
+    pub configure: Vec<String>,
+}
+
+fn default_prefix() -> String {
+    "/usr/local".into()
+}

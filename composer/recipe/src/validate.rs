@@ -1,0 +1,274 @@
+//! Checks on `[[sources]]`, `[toolchain]`, `[[builds]]`, the allocator build and `[python.build]`:
+//! every name a build refers to exists, and every pin is a pin.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+use crate::{AllocatorMode, AllocatorName, AllocatorSource, Platform, Recipe, RecipeError};
+
+type Invalid<'a> = &'a dyn Fn(Range<usize>, String, &str) -> RecipeError;
+
+/// The name of the allocator's build step, which other builds list in `uses`.
+pub const JEMALLOC_BUILD: &str = "jemalloc";
+/// The name of the CPython build step.
+pub const PYTHON_BUILD: &str = "python";
+
+pub(crate) fn builds(
+    recipe: &Recipe,
+    section: &dyn Fn(&str) -> Range<usize>,
+    invalid: Invalid<'_>,
+) -> Result<(), RecipeError> {
+    let mut sources = BTreeSet::new();
+    for source in &recipe.sources {
+        let name = source.name.get_ref();
+        check_name(name, source.name.span(), "source", invalid)?;
+        if !sources.insert(name.as_str()) {
+            return Err(invalid(
+                source.name.span(),
+                format!("source `{name}` is listed twice"),
+                "give each source its own name",
+            ));
+        }
+        match (&source.url, &source.path) {
+            (Some(url), None) => {
+                let text = url.get_ref();
+                if !["mirror://", "https://", "http://", "file://"].iter().any(|s| text.starts_with(s)) {
+                    return Err(invalid(
+                        url.span(),
+                        format!("source url `{text}` has no known scheme"),
+                        "use mirror://NAME/path (a configured mirror), https://, http:// or file://",
+                    ));
+                }
+                let Some(sha) = &source.sha256 else {
+                    return Err(invalid(
+                        source.name.span(),
+                        format!("source `{name}` has a url but no sha256"),
+                        "pin it: add sha256 = \"<64 hex digits>\" (for Debian's pool, from the suite's Sources index)",
+                    ));
+                };
+                check_sha(sha, invalid)?;
+            }
+            (None, Some(path)) => {
+                let full = recipe.dir.join(path.get_ref());
+                if !full.exists() {
+                    return Err(invalid(
+                        path.span(),
+                        format!("`{}` does not exist", full.display()),
+                        "source paths are relative to the recipe's directory",
+                    ));
+                }
+                if let Some(sha) = &source.sha256 {
+                    check_sha(sha, invalid)?;
+                }
+            }
+            _ => {
+                return Err(invalid(
+                    source.name.span(),
+                    format!("source `{name}` needs exactly one of `url` and `path`"),
+                    "a remote file: url and sha256; a local file: path",
+                ));
+            }
+        }
+    }
+
+    let toolchain = &recipe.toolchain;
+    let profile_exists = |name: &toml::Spanned<String>| -> Result<(), RecipeError> {
+        if toolchain.profile(Some(name.get_ref())).is_none() {
+            let known: Vec<&str> = toolchain.profiles.keys().map(String::as_str).collect();
+            return Err(invalid(
+                name.span(),
+                format!("toolchain profile `{}` is not defined", name.get_ref()),
+                &format!("define [toolchain.profiles.{}] (defined: default, {})", name.get_ref(), known.join(", ")),
+            ));
+        }
+        Ok(())
+    };
+    for profile in std::iter::once(&toolchain.default).chain(toolchain.profiles.values()) {
+        for platform in profile.platforms.keys() {
+            if platform.parse::<Platform>().is_err() {
+                return Err(invalid(
+                    section("[toolchain"),
+                    format!("toolchain platform `{platform}` is not a platform composer knows"),
+                    "use the names of [image] platforms, e.g. [toolchain.platforms.\"linux/arm64\"]",
+                ));
+            }
+        }
+    }
+
+    let allocator = &recipe.allocator;
+    let mut built: BTreeSet<&str> = BTreeSet::new();
+    if allocator.source == AllocatorSource::Build || allocator.mode == AllocatorMode::Link {
+        if allocator.name != AllocatorName::Jemalloc {
+            return Err(invalid(
+                section("[allocator]"),
+                "`mode = \"link\"` and `source = \"build\"` need an allocator to link or build".into(),
+                "set name = \"jemalloc\"",
+            ));
+        }
+    }
+    if allocator.source == AllocatorSource::Build {
+        if !sources.contains(JEMALLOC_BUILD) {
+            return Err(invalid(
+                section("[allocator]"),
+                "the allocator is built from source but no [[sources]] entry is named `jemalloc`".into(),
+                "add [[sources]] name = \"jemalloc\" with the tarball's url and sha256",
+            ));
+        }
+        built.insert(JEMALLOC_BUILD);
+    }
+    if let Some(lg) = allocator.lg_page {
+        if !(12..=16).contains(&lg) || allocator.source != AllocatorSource::Build {
+            return Err(invalid(
+                section("[allocator]"),
+                format!("lg_page = {lg} needs a built allocator and a value from 12 to 16"),
+                "set source = \"build\"; lg_page = 16 runs on 4K, 16K and 64K page kernels",
+            ));
+        }
+    }
+    if let Some(profile) = &allocator.profile {
+        profile_exists(profile)?;
+    }
+
+    for build in &recipe.builds {
+        let name = build.name.get_ref();
+        check_name(name, build.name.span(), "build", invalid)?;
+        if name == PYTHON_BUILD || !built.insert(name) {
+            return Err(invalid(
+                build.name.span(),
+                format!("build name `{name}` is already taken"),
+                "give each build its own name (`jemalloc` and `python` name the allocator and CPython builds)",
+            ));
+        }
+        for source in &build.sources {
+            if !sources.contains(source.get_ref().as_str()) {
+                return Err(invalid(
+                    source.span(),
+                    format!("build `{name}` uses source `{}`, which no [[sources]] entry names", source.get_ref()),
+                    "add the source, or fix the name",
+                ));
+            }
+        }
+        for used in &build.uses {
+            if used.get_ref() == name || !built.contains(used.get_ref().as_str()) {
+                return Err(invalid(
+                    used.span(),
+                    format!("build `{name}` uses `{}`, which is not an earlier build", used.get_ref()),
+                    "list builds before the builds that use them (the built allocator is `jemalloc`)",
+                ));
+            }
+        }
+        if let Some(profile) = &build.profile {
+            profile_exists(profile)?;
+        }
+    }
+
+    if let Some(profile) = recipe.python.as_ref().and_then(|p| p.profile.as_ref()) {
+        profile_exists(profile)?;
+    }
+    if let Some(interpreter) = recipe.python.as_ref().and_then(|p| p.build.as_ref()) {
+        if !sources.contains(interpreter.source.get_ref().as_str()) {
+            return Err(invalid(
+                interpreter.source.span(),
+                format!("[python.build] source `{}` is not a [[sources]] entry", interpreter.source.get_ref()),
+                "add [[sources]] with the CPython tarball's url and sha256",
+            ));
+        }
+        if let Some(profile) = &interpreter.profile {
+            profile_exists(profile)?;
+        }
+        if !interpreter.prefix.starts_with('/') || interpreter.prefix.split('/').any(|c| c == "..") {
+            return Err(invalid(
+                section("[python.build]"),
+                format!("prefix `{}` must be an absolute path without `..`", interpreter.prefix),
+                "the default is \"/usr/local\"",
+            ));
+        }
+    }
+    if allocator.mode == AllocatorMode::Link
+        && recipe.python.as_ref().and_then(|p| p.build.as_ref()).is_none()
+        && !recipe.builds.iter().any(|b| b.uses.iter().any(|u| u.get_ref() == JEMALLOC_BUILD))
+    {
+        return Err(invalid(
+            section("[allocator]"),
+            "`mode = \"link\"` but nothing in the recipe is built to link it into".into(),
+            "add [python.build], or a [[builds]] entry with uses = [\"jemalloc\"]; or use mode = \"preload\"",
+        ));
+    }
+    Ok(())
+}
+
+fn check_name(name: &str, span: Range<usize>, what: &str, invalid: Invalid<'_>) -> Result<(), RecipeError> {
+    let ok = !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        && !name.starts_with('.');
+    if ok {
+        return Ok(());
+    }
+    Err(invalid(
+        span,
+        format!("{what} name `{name}` is not a plain name"),
+        "use lower-case letters, digits, `-`, `_` and `.`, e.g. \"cpython\"",
+    ))
+}
+
+fn check_sha(sha: &toml::Spanned<String>, invalid: Invalid<'_>) -> Result<(), RecipeError> {
+    let text = sha.get_ref();
+    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        return Ok(());
+    }
+    Err(invalid(sha.span(), format!("`{text}` is not a sha256"), "write 64 lower-case hex digits"))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Recipe;
+
+    const HEAD: &str =
+        "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\"]\n[base]\nsuite = \"bookworm\"\nmirror = \"debian\"\n";
+
+    fn error(extra: &str) -> String {
+        let err = Recipe::parse_str("r.toml".as_ref(), &format!("{HEAD}{extra}")).unwrap_err();
+        format!("{err} | {}", err.hint().unwrap_or_default())
+    }
+
+    #[test]
+    fn builds_refer_only_to_what_the_recipe_defines() {
+        let jemalloc = "[[sources]]\nname = \"jemalloc\"\nurl = \"mirror://debian/pool/j.tar.bz2\"\nsha256 = \"";
+        let cases = [
+            ("[[sources]]\nname = \"a\"\nurl = \"mirror://debian/pool/a.tar.gz\"\n", "has a url but no sha256"),
+            ("[[sources]]\nname = \"a\"\nurl = \"ftp://h/a\"\nsha256 = \"00\"\n", "no known scheme"),
+            ("[[sources]]\nname = \"a\"\nurl = \"https://h/a\"\nsha256 = \"00\"\n", "is not a sha256"),
+            (
+                "[[builds]]\nname = \"b\"\nsources = [\"missing\"]\nscript = \"true\"\n",
+                "which no [[sources]] entry names",
+            ),
+            ("[[builds]]\nname = \"b\"\nuses = [\"later\"]\nscript = \"true\"\n", "is not an earlier build"),
+            ("[[builds]]\nname = \"b\"\nprofile = \"fast\"\nscript = \"true\"\n", "profile `fast` is not defined"),
+            ("[[builds]]\nname = \"python\"\nscript = \"true\"\n", "already taken"),
+            ("[[builds]]\nname = \"B\"\nscript = \"true\"\n", "not a plain name"),
+            ("[allocator]\nname = \"jemalloc\"\nsource = \"build\"\n", "no [[sources]] entry is named `jemalloc`"),
+            ("[allocator]\nname = \"jemalloc\"\nlg_page = 16\n", "needs a built allocator"),
+            ("[allocator]\nname = \"jemalloc\"\nmode = \"link\"\n", "nothing in the recipe is built to link it into"),
+            ("[toolchain]\nopt = \"O9\"\n", "O9"),
+            ("[toolchain]\nlto = \"medium\"\n", "not true, false"),
+            ("[toolchain.platforms.\"linux/sparc\"]\npgo = false\n", "not a platform composer knows"),
+            ("[python.build]\nsource = \"cpython\"\n", "is not a [[sources]] entry"),
+        ];
+        for (extra, wanted) in cases {
+            let said = error(extra);
+            assert!(said.contains(wanted), "{extra:?}: wanted {wanted:?} in {said}");
+        }
+        let ok = format!(
+            "{jemalloc}{}\"\n[allocator]\nname = \"jemalloc\"\nmode = \"link\"\nsource = \"build\"\nlg_page = 16\n\
+             [toolchain.profiles.fast]\nopt = \"O3\"\nlto = \"full\"\nsemantic_interposition = false\n\
+             [toolchain.profiles.fast.platforms.\"linux/arm64\"]\npgo = false\n\
+             [[builds]]\nname = \"hello\"\nuses = [\"jemalloc\"]\nprofile = \"fast\"\nscript = \"true\"\n",
+            "a".repeat(64)
+        );
+        let recipe = Recipe::parse_str("r.toml".as_ref(), &format!("{HEAD}{ok}")).unwrap();
+        let fast = recipe.toolchain.profile(Some("fast")).unwrap();
+        assert_eq!((fast.opt, fast.lto, fast.semantic_interposition), (crate::OptLevel::O3, crate::Lto::Full, false));
+        assert_eq!(fast.platforms["linux/arm64"].pgo, Some(false));
+        assert!(recipe.toolchain.default.semantic_interposition, "an absent [toolchain] changes nothing");
+    }
+}

@@ -1,0 +1,110 @@
+//! Trees checked out as directories, for build roots: every file a hard link to its object, so a
+//! root of thousands of files costs inodes, not copies. A checkout is derived data: it lives
+//! under `checkouts/<tree hash>`, appears whole or not at all (built beside, then renamed), and
+//! `gc` removes it. Objects are read-only; one that a tree marks executable is made `0555`,
+//! which is harmless for every other link to it (nothing writes through a store object).
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use crate::{EntryKind, Hash, Store, StoreError};
+
+impl Store {
+    /// The directory holding tree `id`, checked out if it is not already. `extra_dirs` are
+    /// created empty (mount points a sandbox needs) and are part of the checkout's identity.
+    pub fn checkout(&self, id: &Hash, extra_dirs: &[&str]) -> Result<PathBuf, StoreError> {
+        let mut name = blake3::Hasher::new();
+        name.update(&id.0);
+        for dir in extra_dirs {
+            name.update(dir.as_bytes());
+            name.update(b"\0");
+        }
+        let name = name.finalize().to_hex().to_string();
+        let base = self.dir("checkouts");
+        let dest = base.join(&name);
+        if dest.is_dir() {
+            return Ok(dest);
+        }
+        fs::create_dir_all(&base).map_err(|e| StoreError::io("create", &base, e))?;
+        let temp = self.dir("tmp").join(format!("checkout-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&temp);
+        let result = self.fill(id, extra_dirs, &temp).and_then(|()| match fs::rename(&temp, &dest) {
+            Ok(()) => Ok(()),
+            // Another build checked out the same tree first; its copy is as good.
+            Err(_) if dest.is_dir() => Ok(()),
+            Err(e) => Err(StoreError::io("rename", &temp, e)),
+        });
+        let _ = fs::remove_dir_all(&temp);
+        result.map(|()| dest)
+    }
+
+    fn fill(&self, id: &Hash, extra_dirs: &[&str], root: &Path) -> Result<(), StoreError> {
+        let tree = self.get_tree(id)?;
+        let io = |action: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |e| StoreError::io(action, &path, e)
+        };
+        fs::create_dir_all(root).map_err(io("create", root))?;
+        let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
+        let mut made: HashMap<&str, PathBuf> = HashMap::new();
+        for entry in &tree.entries {
+            let path = root.join(&entry.path);
+            match &entry.kind {
+                EntryKind::Dir => {
+                    fs::create_dir_all(&path).map_err(io("create", &path))?;
+                    dir_modes.push((path.clone(), entry.mode));
+                }
+                EntryKind::File { content, .. } => {
+                    ensure_parent(&path)?;
+                    let object = self.object_path(content);
+                    if entry.mode & 0o111 != 0 {
+                        let meta = fs::metadata(&object).map_err(io("stat", &object))?;
+                        if meta.permissions().mode() & 0o111 == 0 {
+                            fs::set_permissions(&object, fs::Permissions::from_mode(0o555))
+                                .map_err(io("chmod", &object))?;
+                        }
+                    }
+                    link_or_copy(&object, &path)?;
+                }
+                EntryKind::Symlink { target } => {
+                    ensure_parent(&path)?;
+                    symlink(target, &path).map_err(io("symlink", &path))?
+                }
+                EntryKind::Hardlink { target } => {
+                    let first = made.get(target.as_str()).cloned().unwrap_or_else(|| root.join(target));
+                    link_or_copy(&first, &path)?;
+                }
+            }
+            made.insert(&entry.path, path);
+        }
+        for dir in extra_dirs {
+            let path = root.join(dir);
+            fs::create_dir_all(&path).map_err(io("create", &path))?;
+        }
+        // Modes last, deepest first, so that a read-only directory does not stop its own filling.
+        for (path, mode) in dir_modes.into_iter().rev() {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode | 0o700)).map_err(io("chmod", &path))?;
+        }
+        Ok(())
+    }
+}
+
+fn ensure_parent(path: &Path) -> Result<(), StoreError> {
+    match path.parent() {
+        Some(parent) if !parent.is_dir() => fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e)),
+        _ => Ok(()),
+    }
+}
+
+/// A hard link, or a copy where the filesystem refuses one (too many links to one inode).
+fn link_or_copy(from: &Path, to: &Path) -> Result<(), StoreError> {
+    match fs::hard_link(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(31 /* EMLINK */) => {
+            fs::copy(from, to).map(|_| ()).map_err(|e| StoreError::io("copy", from, e))
+        }
+        Err(e) => Err(StoreError::io("link", to, e)),
+    }
+}

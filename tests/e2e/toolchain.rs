@@ -1,0 +1,306 @@
+//! Builds in the sandbox, on build roots from the machine's Debian mirror: jemalloc from its
+//! pinned source with a profile, linked into a program that runs under podman (arm64 through
+//! qemu-user); what the sandbox keeps a build from doing; which steps a changed flag reruns.
+//!
+//! The tests share one store (build roots are large and the same for all) and take turns, as
+//! two compilers on two cores would only slow each other down.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use composer_testkit::{Compose, layer_entries};
+
+use crate::live_debian::{LowercaseDir, copy_recipe, live_build, live_compose};
+
+static TURN: Mutex<()> = Mutex::new(());
+
+/// A compose on the shared toolchain store. The store persists between runs (content-addressed,
+/// so reuse is safe); tests that check what reruns use flags unique to the run.
+fn toolchain_compose() -> Compose {
+    let mut c = live_compose();
+    c.store = std::env::temp_dir().join("compose-e2e-toolchain-store");
+    c
+}
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn file_in_image(layout: &Path, arch: &str, path: &str) -> Vec<u8> {
+    layer_entries(layout, arch)
+        .into_iter()
+        .rev()
+        .find(|e| e.path == path)
+        .unwrap_or_else(|| panic!("{path} is not in the {arch} image"))
+        .data
+}
+
+fn readelf(binary: &[u8], args: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("binary");
+    std::fs::write(&path, binary).unwrap();
+    let out = Command::new("readelf").args(args.split(' ')).arg(&path).output().expect("readelf runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn recorded_switches(binary: &[u8]) -> String {
+    readelf(binary, "-p .GCC.command.line")
+}
+
+fn run_image(layout: &Path, arch: &str) -> String {
+    let image = format!("oci:{}:latest", layout.display());
+    let out = Command::new("podman")
+        .args(["--runtime", "runc", "run", "--rm", "--network=none", "--arch", arch, &image])
+        .output()
+        .expect("podman runs (.ci/run installs it)");
+    assert!(out.status.success(), "podman {arch} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn step_runs(summary: &serde_json::Value) -> Vec<(String, String, bool)> {
+    summary["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"] == "build")
+        .map(|s| {
+            (s["name"].as_str().unwrap().to_string(), s["platform"].as_str().unwrap().to_string(), s["cached"] == true)
+        })
+        .collect()
+}
+
+#[test]
+fn jemalloc_built_with_a_profile_runs_linked_into_a_program_on_amd64_and_arm64() {
+    let _turn = turn();
+    let c = toolchain_compose();
+    let recipe = copy_recipe(&c, "jemalloc-hello.toml");
+    std::fs::create_dir_all(c.cwd.join("jemalloc-hello")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/jemalloc-hello/hello.c"),
+        c.cwd.join("jemalloc-hello/hello.c"),
+    )
+    .unwrap();
+    let out_dir = LowercaseDir::new();
+    let layout = out_dir.0.join("jemalloc-hello");
+    live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+
+    for (arch, machine) in [("amd64", "x86-64"), ("arm64", "AArch64")] {
+        let binary = file_in_image(&layout, arch, "usr/local/bin/jemalloc-hello");
+        let switches = recorded_switches(&binary);
+        // The profile's flags, from the program's own objects and from jemalloc's.
+        for flag in ["-O3", "-fno-semantic-interposition", "-fno-plt", "-frecord-gcc-switches"] {
+            assert!(switches.contains(flag), "{flag} not recorded in the {arch} program:\n{switches}");
+        }
+        assert!(
+            switches.contains("src/jemalloc.c") || switches.contains("-funroll-loops"),
+            "no jemalloc objects:\n{switches}"
+        );
+        assert!(readelf(&binary, "-h").contains(machine), "the {arch} program is not {machine}");
+        // lg_page = 16: jemalloc's page is 64 KiB whatever the kernel's, so it starts on every arm64.
+        let said = run_image(&layout, arch);
+        assert!(said.starts_with("jemalloc 5.3.0"), "{arch}: {said}");
+        assert!(said.contains("page 65536"), "{arch}: {said}");
+    }
+}
+
+/// A recipe whose one build runs `probe` (shell) and keeps what it writes under
+/// `$DESTDIR/probe`.
+fn probe_recipe(c: &Compose, probe: &str) -> PathBuf {
+    let recipe = c.cwd.join("probe.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "[image]\nname = \"probe\"\nplatforms = [\"linux/amd64\"]\nsource_date_epoch = 1700000000\n\n\
+             [base]\nsuite = \"bookworm\"\nmirror = \"debian\"\npackages = [\"libc6\"]\n\n\
+             [[builds]]\nname = \"probe\"\nscript = '''\nmkdir -p \"$DESTDIR/probe\"\n{probe}\n'''\n"
+        ),
+    )
+    .unwrap();
+    recipe
+}
+
+fn probe(c: &Compose, script: &str, file: &str) -> String {
+    let recipe = probe_recipe(c, script);
+    let out_dir = LowercaseDir::new();
+    let layout = out_dir.0.join("probe");
+    live_build(c, &recipe, &["-o", layout.to_str().unwrap()]);
+    String::from_utf8(file_in_image(&layout, "amd64", &format!("probe/{file}"))).unwrap()
+}
+
+#[test]
+fn a_build_cannot_open_a_network_connection() {
+    let _turn = turn();
+    let c = toolchain_compose();
+    // A listener on the host's loopback: without a network namespace the build would reach it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let script = format!(
+        "# run {nonce}\nif perl -MIO::Socket::INET -e 'exit(IO::Socket::INET->new(PeerAddr => \"127.0.0.1:{port}\", Timeout => 5) ? 0 : 1)'; \
+         then echo connected; else echo refused; fi > \"$DESTDIR/probe/net\""
+    );
+    let said = probe(&c, &script, "net");
+    assert_eq!(said.trim(), "refused");
+    assert!(listener.accept().is_err(), "the build reached the host's loopback");
+}
+
+#[test]
+fn a_build_cannot_see_the_hosts_root_or_home() {
+    let _turn = turn();
+    let c = toolchain_compose();
+    let nonce = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
+    let secrets = [
+        PathBuf::from(format!("/root/.compose-e2e-secret-{nonce}")),
+        PathBuf::from(format!("/home/compose-e2e-secret-{nonce}")),
+    ];
+    for secret in &secrets {
+        std::fs::write(secret, "secret").unwrap();
+    }
+    let script: String = secrets
+        .iter()
+        .map(|s| {
+            format!(
+                "if [ -e {0} ]; then echo visible {0}; else echo hidden {0}; fi >> \"$DESTDIR/probe/home\"\n",
+                s.display()
+            )
+        })
+        .collect();
+    let said = probe(&c, &script, "home");
+    for secret in &secrets {
+        let _ = std::fs::remove_file(secret);
+    }
+    assert_eq!(said.lines().filter(|l| l.starts_with("hidden ")).count(), 2, "{said}");
+}
+
+#[test]
+fn a_build_cannot_write_outside_its_output_directory() {
+    let _turn = turn();
+    let c = toolchain_compose();
+    let host_dir = tempfile::tempdir().unwrap();
+    let escaped = host_dir.path().join("escaped");
+    let targets = [escaped.display().to_string(), "/etc/escaped".into(), "/usr/bin/escaped".into(), "/escaped".into()];
+    let script: String = targets
+        .iter()
+        .map(|t| format!("if (echo x > {t}) 2>/dev/null; then echo wrote {t}; else echo denied {t}; fi >> \"$DESTDIR/probe/write\"\n"))
+        .collect();
+    let said = probe(&c, &script, "write");
+    assert_eq!(said.lines().filter(|l| l.starts_with("denied ")).count(), targets.len(), "{said}");
+    assert!(!escaped.exists());
+    assert!(!Path::new("/etc/escaped").exists() && !Path::new("/escaped").exists());
+}
+
+#[test]
+fn a_rebuild_is_a_cache_hit_and_a_changed_flag_reruns_only_its_steps() {
+    let _turn = turn();
+    let c = toolchain_compose();
+    let recipe = copy_recipe(&c, "jemalloc-hello.toml");
+    std::fs::create_dir_all(c.cwd.join("jemalloc-hello")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/jemalloc-hello/hello.c"),
+        c.cwd.join("jemalloc-hello/hello.c"),
+    )
+    .unwrap();
+    // amd64 only: what reruns is the same question on every platform.
+    let text = std::fs::read_to_string(&recipe)
+        .unwrap()
+        .replace("platforms = [\"linux/amd64\", \"linux/arm64\"]", "platforms = [\"linux/amd64\"]");
+    // A flag unique to this run, so that the shared store cannot have seen it.
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let text = text.replace(
+        "[[builds]]\nname = \"hello\"",
+        &format!(
+            "[toolchain.profiles.run]\nopt = \"O3\"\ncflags = [\"-DRUN={nonce}\"]\n\n[[builds]]\nname = \"hello\""
+        ),
+    );
+    let text = text.replace("uses = [\"jemalloc\"]\nprofile = \"fast\"", "uses = [\"jemalloc\"]\nprofile = \"run\"");
+    std::fs::write(&recipe, &text).unwrap();
+    let out = c.cwd.join("out");
+    let first = live_build(&c, &recipe, &["-o", out.to_str().unwrap()]);
+    assert!(step_runs(&first).iter().any(|(n, _, cached)| n == "hello" && !cached), "{:?}", step_runs(&first));
+
+    let again = live_build(&c, &recipe, &["-o", out.to_str().unwrap()]);
+    assert!(again["steps"].as_array().unwrap().iter().all(|s| s["cached"] == true), "{}", again["steps"]);
+    assert_eq!(first["index"], again["index"]);
+
+    std::fs::write(&recipe, text.replace(&format!("-DRUN={nonce}"), &format!("-DRUN={nonce} -DCHANGED=1"))).unwrap();
+    let changed = live_build(&c, &recipe, &["-o", out.to_str().unwrap()]);
+    let runs = step_runs(&changed);
+    assert_eq!(
+        runs,
+        vec![("jemalloc".to_string(), "linux/amd64".to_string(), true), ("hello".into(), "linux/amd64".into(), false)]
+    );
+    let ran: Vec<&str> = changed["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["cached"] == false)
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    // The program, its layer and the image documents: nothing of jemalloc or the base.
+    assert!(ran.iter().all(|s| ["build", "build-layer"].contains(s)), "{ran:?}");
+    assert_ne!(first["index"], changed["index"]);
+}
+
+#[test]
+fn wheels_without_a_usable_wheel_are_built_from_their_sdist_installed_and_published() {
+    let _turn = turn();
+    let mut c = toolchain_compose();
+    let index = composer_testkit::LocalIndex::new();
+    // `pure` exists only as an sdist; `both` has a wheel too, which `no_binary` passes over.
+    index.publish_sdist(&composer_testkit::Sdist::new("pure", "1.0"));
+    index.publish(&[composer_testkit::Wheel::new("both", "2.0")]);
+    index.publish_sdist(&composer_testkit::Sdist::new("both", "2.0"));
+    c.env.push(("COMPOSE_INDEX_FIXTURE".into(), index.url()));
+    let recipe = c.cwd.join("sdists.toml");
+    std::fs::write(
+        &recipe,
+        "[image]\nname = \"sdists\"\nplatforms = [\"linux/amd64\"]\nsource_date_epoch = 1700000000\n\n\
+         [base]\nsuite = \"bookworm\"\nmirror = \"debian\"\npackages = [\"python3\"]\n\n\
+         [python]\nrequirements = [\"pure\", \"both\"]\nindex = \"fixture\"\nonly_binary = []\nno_binary = [\"both\"]\n",
+    )
+    .unwrap();
+    let out_dir = LowercaseDir::new();
+    let layout = out_dir.0.join("sdists");
+    let summary = live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+    let built: Vec<&str> = summary["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"] == "sdist-build")
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(built, ["both-2.0.tar.gz", "pure-1.0.tar.gz"]);
+
+    // The modules were built in the sandbox (its host name is `composer`), not taken from the wheel.
+    let said = crate::live_debian::podman(
+        &layout,
+        "amd64",
+        "import pure, both; print(pure.BUILT_IN, pure.VERSION, both.BUILT_IN, both.VERSION)",
+    );
+    assert_eq!(said.trim(), "composer 1.0 composer 2.0");
+
+    let exported = c.cwd.join("index");
+    c.ok(&["wheels", "index", exported.to_str().unwrap(), "--recipe", recipe.to_str().unwrap()]);
+    for project in ["pure", "both"] {
+        let page = std::fs::read_to_string(exported.join("simple").join(project).join("index.html")).unwrap();
+        assert!(page.contains("-py3-none-any.whl"), "{project}: {page}");
+        assert!(!page.contains(".tar.gz"), "{project}: {page}");
+    }
+    // Built wheels install from the exported index like any other.
+    let target = c.cwd.join("target");
+    let uv = Command::new("uv")
+        .args(["pip", "install", "--offline", "--no-deps", "--only-binary", ":all:", "--target"])
+        .arg(&target)
+        .args(["--index-url", &format!("file://{}/simple", exported.display()), "pure"])
+        .output()
+        .expect("uv runs");
+    assert!(uv.status.success(), "{}", String::from_utf8_lossy(&uv.stderr));
+    assert!(std::fs::read_to_string(target.join("pure/__init__.py")).unwrap().contains("'composer'"));
+}
