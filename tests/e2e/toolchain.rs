@@ -304,3 +304,26 @@ fn wheels_without_a_usable_wheel_are_built_from_their_sdist_installed_and_publis
     assert!(uv.status.success(), "{}", String::from_utf8_lossy(&uv.stderr));
     assert!(std::fs::read_to_string(target.join("pure/__init__.py")).unwrap().contains("'composer'"));
 }
+
+#[test]
+fn a_failed_build_shows_the_end_of_its_log_and_keeps_its_directory_when_asked() {
+    let _turn = turn();
+    let c = toolchain_compose();
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let recipe = probe_recipe(&c, &format!("echo scratch > /build/left-here\necho 'the last words {nonce}'\nexit 3"));
+    let said = c.fails(&["build", recipe.to_str().unwrap(), "--keep-failed"]);
+    assert!(said.contains("build `probe` for linux/amd64 failed (exit status 3)"), "{said}");
+    assert!(said.contains(&format!("the last words {nonce}")), "{said}");
+    let kept = said
+        .lines()
+        .find_map(|l| l.split("the build directory is kept at ").nth(1))
+        .unwrap_or_else(|| panic!("no kept directory in: {said}"));
+    let kept = Path::new(kept.trim());
+    assert_eq!(std::fs::read_to_string(kept.join("build/left-here")).unwrap(), "scratch\n");
+    let log = said.split("the whole log is ").nth(1).unwrap().split(';').next().unwrap();
+    assert!(std::fs::read_to_string(log).unwrap().contains(&format!("the last words {nonce}")));
+    std::fs::remove_dir_all(kept).unwrap();
+    // Nothing of the failed step is cached: the next build runs it again.
+    let again = c.fails(&["build", recipe.to_str().unwrap()]);
+    assert!(again.contains("exit status 3") && again.contains("--keep-failed"), "{again}");
+}
