@@ -4,7 +4,6 @@
 //! `gc` removes it. Objects are read-only; one that a tree marks executable is made `0555`,
 //! which is harmless for every other link to it (nothing writes through a store object).
 
-use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
@@ -48,7 +47,7 @@ impl Store {
         };
         fs::create_dir_all(root).map_err(io("create", root))?;
         let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
-        let mut made: HashMap<&str, PathBuf> = HashMap::new();
+        let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
         for entry in &tree.entries {
             let path = root.join(&entry.path);
             match &entry.kind {
@@ -72,12 +71,13 @@ impl Store {
                     ensure_parent(&path)?;
                     symlink(target, &path).map_err(io("symlink", &path))?
                 }
-                EntryKind::Hardlink { target } => {
-                    let first = made.get(target.as_str()).cloned().unwrap_or_else(|| root.join(target));
-                    link_or_copy(&first, &path)?;
-                }
+                // Sorted by path, a link may come before the file it names: linked afterwards.
+                EntryKind::Hardlink { target } => links.push((root.join(target), path)),
             }
-            made.insert(&entry.path, path);
+        }
+        for (target, path) in links {
+            ensure_parent(&path)?;
+            link_or_copy(&target, &path)?;
         }
         for dir in extra_dirs {
             let path = root.join(dir);
@@ -106,5 +106,48 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), StoreError> {
             fs::copy(from, to).map(|_| ()).map_err(|e| StoreError::io("copy", from, e))
         }
         Err(e) => Err(StoreError::io("link", to, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+    use crate::{Tree, TreeEntry};
+
+    fn entry(path: &str, kind: EntryKind, mode: u32) -> TreeEntry {
+        TreeEntry { path: path.into(), kind, mode, uid: 0, gid: 0, mtime: 0, xattrs: vec![] }
+    }
+
+    #[test]
+    fn a_checkout_links_every_file_to_its_object_and_is_made_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tool = store.put_content(b"#!/bin/sh\necho tool\n").unwrap();
+        let data = store.put_content(b"data\n").unwrap();
+        let mut tree = Tree {
+            entries: vec![
+                entry("usr", EntryKind::Dir, 0o755),
+                entry("usr/bin/tool", EntryKind::File { content: tool, size: 21 }, 0o755),
+                entry("usr/share/data", EntryKind::File { content: data, size: 5 }, 0o644),
+                entry("usr/bin/again", EntryKind::Hardlink { target: "usr/bin/tool".into() }, 0o755),
+                entry("bin", EntryKind::Symlink { target: "usr/bin".into() }, 0o777),
+            ],
+        };
+        tree.normalize();
+        let id = store.put_tree(&tree).unwrap();
+        let root = store.checkout(&id, &["build", "out"]).unwrap();
+        let object = fs::metadata(store.object_path(&tool)).unwrap();
+        let linked = fs::metadata(root.join("usr/bin/tool")).unwrap();
+        assert_eq!((linked.dev(), linked.ino()), (object.dev(), object.ino()), "a hard link, not a copy");
+        assert_eq!(linked.mode() & 0o111, 0o111, "executable where the tree says so");
+        assert_eq!(fs::metadata(root.join("usr/bin/again")).unwrap().ino(), object.ino());
+        assert_eq!(fs::read_link(root.join("bin")).unwrap(), Path::new("usr/bin"));
+        assert_eq!(fs::read(root.join("bin/tool")).unwrap(), b"#!/bin/sh\necho tool\n");
+        assert!(root.join("build").is_dir() && root.join("out").is_dir());
+        assert_eq!(store.checkout(&id, &["build", "out"]).unwrap(), root, "the second call reuses it");
+        assert_ne!(store.checkout(&id, &["build"]).unwrap(), root, "mount points are part of its identity");
+        assert_eq!(fs::read_dir(store.dir("tmp")).unwrap().count(), 0, "nothing left half made");
     }
 }

@@ -32,7 +32,15 @@ pub(crate) fn run(store: &Store, options: &GcOptions) -> Result<GcReport, StoreE
     let tmp = store.dir("tmp");
     if let Ok(entries) = fs::read_dir(&tmp) {
         for entry in entries.flatten() {
-            let _ = remove(&entry.path());
+            // A checkout a killed build left half made is a directory.
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                if !options.dry_run {
+                    let _ = make_writable(&entry.path());
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            } else {
+                let _ = remove(&entry.path());
+            }
             report.temp_files += 1;
         }
     }

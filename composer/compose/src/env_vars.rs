@@ -11,6 +11,12 @@ pub const COMPOSE_INDEX_PREFIX: &str = "COMPOSE_INDEX_";
 /// The uv binary that resolves wheel sets (default: `uv` on PATH).
 #[expect(dead_code, reason = "read by composer-wheels; declared here so every variable is documented in one place")]
 pub const COMPOSE_UV: &str = "COMPOSE_UV";
+/// The bubblewrap binary that sandboxes build steps (default: `bwrap` on PATH).
+#[expect(dead_code, reason = "read by composer-build; declared here so every variable is documented in one place")]
+pub const COMPOSE_BWRAP: &str = "COMPOSE_BWRAP";
+/// Where build directories and the logs of failed builds go (default `/tmp`).
+#[expect(dead_code, reason = "read by composer-build; declared here so every variable is documented in one place")]
+pub const TMPDIR: &str = "TMPDIR";
 /// The apt configuration directory read for mirrors (default `/etc/apt`).
 pub const COMPOSE_APT_DIR: &str = "COMPOSE_APT_DIR";
 /// Set to any value to work without network (same as `--offline`).
