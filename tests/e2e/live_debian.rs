@@ -60,9 +60,18 @@ pub(crate) fn live_compose() -> Compose {
     c
 }
 
+/// Copies a recipe, and the directory of its local files (`recipes/<stem>/`) if it has one.
 pub(crate) fn copy_recipe(c: &Compose, name: &str) -> PathBuf {
     let dest = c.cwd.join(name);
     std::fs::copy(repo_root().join("recipes").join(name), &dest).unwrap();
+    let files = repo_root().join("recipes").join(name.trim_end_matches(".toml"));
+    if files.is_dir() {
+        let target = c.cwd.join(name.trim_end_matches(".toml"));
+        std::fs::create_dir_all(&target).unwrap();
+        for entry in std::fs::read_dir(&files).unwrap().flatten() {
+            std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+        }
+    }
     dest
 }
 

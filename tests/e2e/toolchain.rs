@@ -76,12 +76,6 @@ fn jemalloc_built_with_a_profile_runs_linked_into_a_program_on_amd64_and_arm64()
     let _turn = turn();
     let c = toolchain_compose();
     let recipe = copy_recipe(&c, "jemalloc-hello.toml");
-    std::fs::create_dir_all(c.cwd.join("jemalloc-hello")).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/jemalloc-hello/hello.c"),
-        c.cwd.join("jemalloc-hello/hello.c"),
-    )
-    .unwrap();
     let out_dir = LowercaseDir::new();
     let layout = out_dir.0.join("jemalloc-hello");
     live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
@@ -201,12 +195,6 @@ fn a_rebuild_is_a_cache_hit_and_a_changed_flag_reruns_only_its_steps() {
     let _turn = turn();
     let c = toolchain_compose();
     let recipe = copy_recipe(&c, "jemalloc-hello.toml");
-    std::fs::create_dir_all(c.cwd.join("jemalloc-hello")).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/jemalloc-hello/hello.c"),
-        c.cwd.join("jemalloc-hello/hello.c"),
-    )
-    .unwrap();
     // amd64 only: what reruns is the same question on every platform.
     let text = std::fs::read_to_string(&recipe)
         .unwrap()

@@ -57,6 +57,10 @@ fi
 const CPYTHON_SCRIPT: &str = r#"mkdir src
 tar -xf /sources/python -C src --strip-components=1
 cd src
+# LTO comes from --with-lto: -flto in CFLAGS makes configure's object-file probes (float word
+# order) read GIMPLE instead of data, and fail.
+CFLAGS=$(echo "$CFLAGS" | sed 's/-flto[^ ]*//g')
+LDFLAGS=$(echo "$LDFLAGS" | sed 's/-flto[^ ]*//g')
 set --
 [ "$COMPOSE_PGO" = 1 ] && set -- "$@" --enable-optimizations
 [ "$COMPOSE_LTO" != off ] && set -- "$@" --with-lto
