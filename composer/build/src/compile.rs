@@ -611,14 +611,14 @@ impl Session<'_> {
             let _ = std::fs::remove_dir_all(work);
             None
         };
-        BuildError::BuildFailed {
+        BuildError::BuildFailed(Box::new(crate::error::FailedBuild {
             name: job.name.clone(),
             platform: platform.to_string(),
             status: status.code().map_or_else(|| "killed by a signal".into(), |c| format!("exit status {c}")),
             tail,
             log: kept_log,
             kept: kept_dir,
-        }
+        }))
     }
 
     /// Image layers for the builds' outputs of one platform.

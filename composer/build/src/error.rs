@@ -40,10 +40,21 @@ pub enum BuildError {
     NoSandbox,
     #[error("sandbox: {0}")]
     Sandbox(String),
-    #[error("build `{name}` for {platform} failed ({status}); the last lines of its log:\n{tail}")]
-    BuildFailed { name: String, platform: String, status: String, tail: String, log: PathBuf, kept: Option<PathBuf> },
+    #[error("build `{}` for {} failed ({}); the last lines of its log:\n{}", .0.name, .0.platform, .0.status, .0.tail)]
+    BuildFailed(Box<FailedBuild>),
     #[error("output `{0}` is not understood")]
     Output(String),
+}
+
+/// A build step that exited non-zero: what the user needs to look into it.
+#[derive(Debug)]
+pub struct FailedBuild {
+    pub name: String,
+    pub platform: String,
+    pub status: String,
+    pub tail: String,
+    pub log: PathBuf,
+    pub kept: Option<PathBuf>,
 }
 
 impl BuildError {
@@ -69,13 +80,15 @@ impl BuildError {
             BuildError::NoSandbox => {
                 Some("install it (`apt-get install bubblewrap`) or point COMPOSE_BWRAP at it".into())
             }
-            BuildError::BuildFailed { log, kept, .. } => Some(match kept {
-                Some(dir) => {
-                    format!("the whole log is {}; the build directory is kept at {}", log.display(), dir.display())
-                }
+            BuildError::BuildFailed(failed) => Some(match &failed.kept {
+                Some(dir) => format!(
+                    "the whole log is {}; the build directory is kept at {}",
+                    failed.log.display(),
+                    dir.display()
+                ),
                 None => format!(
                     "the whole log is {}; run again with --keep-failed to keep the build directory",
-                    log.display()
+                    failed.log.display()
                 ),
             }),
             BuildError::Source { .. } => Some("check the source's url and sha256 in the recipe".into()),

@@ -97,14 +97,14 @@ pub(crate) fn builds(
 
     let allocator = &recipe.allocator;
     let mut built: BTreeSet<&str> = BTreeSet::new();
-    if allocator.source == AllocatorSource::Build || allocator.mode == AllocatorMode::Link {
-        if allocator.name != AllocatorName::Jemalloc {
-            return Err(invalid(
-                section("[allocator]"),
-                "`mode = \"link\"` and `source = \"build\"` need an allocator to link or build".into(),
-                "set name = \"jemalloc\"",
-            ));
-        }
+    if (allocator.source == AllocatorSource::Build || allocator.mode == AllocatorMode::Link)
+        && allocator.name != AllocatorName::Jemalloc
+    {
+        return Err(invalid(
+            section("[allocator]"),
+            "`mode = \"link\"` and `source = \"build\"` need an allocator to link or build".into(),
+            "set name = \"jemalloc\"",
+        ));
     }
     if allocator.source == AllocatorSource::Build {
         if !sources.contains(JEMALLOC_BUILD) {
@@ -116,14 +116,14 @@ pub(crate) fn builds(
         }
         built.insert(JEMALLOC_BUILD);
     }
-    if let Some(lg) = allocator.lg_page {
-        if !(12..=16).contains(&lg) || allocator.source != AllocatorSource::Build {
-            return Err(invalid(
-                section("[allocator]"),
-                format!("lg_page = {lg} needs a built allocator and a value from 12 to 16"),
-                "set source = \"build\"; lg_page = 16 runs on 4K, 16K and 64K page kernels",
-            ));
-        }
+    if let Some(lg) = allocator.lg_page
+        && (!(12..=16).contains(&lg) || allocator.source != AllocatorSource::Build)
+    {
+        return Err(invalid(
+            section("[allocator]"),
+            format!("lg_page = {lg} needs a built allocator and a value from 12 to 16"),
+            "set source = \"build\"; lg_page = 16 runs on 4K, 16K and 64K page kernels",
+        ));
     }
     if let Some(profile) = &allocator.profile {
         profile_exists(profile)?;
