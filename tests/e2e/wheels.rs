@@ -161,15 +161,9 @@ fn changing_a_requirement_rebuilds_only_wheel_layers_and_the_lock_holds() {
     assert!(!base(&before).is_empty());
     assert_eq!(base(&before), base(&after), "base layers must not change with the wheel set");
     assert_ne!(before, after);
-    let rebuilt: Vec<&str> = changed["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["cached"] == false)
-        .map(|s| s["step"].as_str().unwrap())
-        .collect();
+    let rebuilt = composer_testkit::ran_steps(&changed);
     assert!(
-        rebuilt.iter().all(|s| ["resolve-wheels", "fetch-wheel", "install-wheel", "wheel-layer"].contains(s)),
+        rebuilt.iter().all(|s| ["resolve-wheels", "fetch-wheel", "install-wheel", "wheel-layer"].contains(&s.as_str())),
         "only wheel steps may run: {rebuilt:?}"
     );
     let lock = std::fs::read_to_string(f.pylock("linux/amd64")).unwrap();

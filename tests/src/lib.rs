@@ -510,3 +510,14 @@ pub fn layer_entries(layout: &Path, architecture: &str) -> Vec<LayerEntry> {
     }
     out
 }
+
+/// The kinds of the steps a `build --json` summary says ran (were not cached).
+pub fn ran_steps(summary: &serde_json::Value) -> Vec<String> {
+    summary["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["cached"] == false)
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect()
+}
