@@ -55,6 +55,9 @@ fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> Result<(Blo
         let full = recipe.dir.join(path.get_ref());
         let data = std::fs::read(&full)
             .map_err(|e| BuildError::Source { name: name.clone(), reason: format!("{}: {e}", full.display()) })?;
+        // A local file is read every build (it may have changed); it is only news to the store
+        // when its content is.
+        let already_stored = ctx.store.contains(&composer_store::Hash::of(&data));
         let blob = ctx.store.put_bytes(&data)?;
         if let Some(sha) = &expected
             && blob.sha256 != *sha
@@ -64,7 +67,7 @@ fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> Result<(Blo
                 reason: format!("{} has sha256 {}, the recipe pins {sha}", full.display(), blob.sha256),
             });
         }
-        return Ok((blob, false));
+        return Ok((blob, already_stored));
     }
     let url = source.url.as_ref().expect("validated: url or path").get_ref();
     let url = resolve_url(ctx, recipe, url)?;
