@@ -80,7 +80,7 @@ fn jemalloc_built_with_a_profile_runs_linked_into_a_program_on_amd64_and_arm64()
     let layout = out_dir.0.join("jemalloc-hello");
     live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
 
-    for (arch, machine) in [("amd64", "x86-64"), ("arm64", "AArch64")] {
+    for (arch, machine) in [("amd64", "X86-64"), ("arm64", "AArch64")] {
         let binary = file_in_image(&layout, arch, "usr/local/bin/jemalloc-hello");
         let switches = recorded_switches(&binary);
         // The profile's flags, from the program's own objects and from jemalloc's. The section
@@ -221,7 +221,13 @@ fn a_rebuild_is_a_cache_hit_and_a_changed_flag_reruns_only_its_steps() {
     assert!(again["steps"].as_array().unwrap().iter().all(|s| s["cached"] == true), "{}", again["steps"]);
     assert_eq!(first["index"], again["index"]);
 
-    std::fs::write(&recipe, text.replace(&format!("-DRUN={nonce}"), &format!("-DRUN={nonce} -DCHANGED=1"))).unwrap();
+    // A flag that changes the code (a -D would not: the preprocessor's switches are not recorded
+    // and this program does not read the macro, so the image would rightly stay the same).
+    std::fs::write(
+        &recipe,
+        text.replace(&format!("\"-DRUN={nonce}\""), &format!("\"-DRUN={nonce}\", \"-fno-inline\"")),
+    )
+    .unwrap();
     let changed = live_build(&c, &recipe, &["-o", out.to_str().unwrap()]);
     let runs = step_runs(&changed);
     assert_eq!(
