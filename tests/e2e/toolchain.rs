@@ -246,9 +246,11 @@ fn wheels_without_a_usable_wheel_are_built_from_their_sdist_installed_and_publis
     let mut c = toolchain_compose();
     let index = composer_testkit::LocalIndex::new();
     // `pure` exists only as an sdist; `both` has a wheel too, which `no_binary` passes over.
-    index.publish_sdist(&composer_testkit::Sdist::new("pure", "1.0"));
+    // Salted per run: the store is shared between runs, and the plan below must see new builds.
+    let salt = format!("{:?}", std::time::SystemTime::now());
+    index.publish_sdist(&composer_testkit::Sdist::new("pure", "1.0").salted(&salt));
     index.publish(&[composer_testkit::Wheel::new("both", "2.0")]);
-    index.publish_sdist(&composer_testkit::Sdist::new("both", "2.0"));
+    index.publish_sdist(&composer_testkit::Sdist::new("both", "2.0").salted(&salt));
     c.env.push(("COMPOSE_INDEX_FIXTURE".into(), index.url()));
     let recipe = c.cwd.join("sdists.toml");
     std::fs::write(
@@ -258,9 +260,24 @@ fn wheels_without_a_usable_wheel_are_built_from_their_sdist_installed_and_publis
          [python]\nrequirements = [\"pure\", \"both\"]\nindex = \"fixture\"\nonly_binary = []\nno_binary = [\"both\"]\n",
     )
     .unwrap();
+    let plan_sdist_builds = || -> Vec<(String, bool)> {
+        let plan: serde_json::Value =
+            serde_json::from_str(&c.ok(&["--json", "plan", recipe.to_str().unwrap()])).unwrap();
+        plan.as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["step"] == "sdist-build")
+            .map(|s| (s["name"].as_str().unwrap().to_string(), s["cached"] == true))
+            .collect()
+    };
+    assert_eq!(plan_sdist_builds(), [("both-2.0.tar.gz".to_string(), false), ("pure-1.0.tar.gz".into(), false)]);
     let out_dir = LowercaseDir::new();
     let layout = out_dir.0.join("sdists");
     let summary = live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+    // After the build the plan knows the builds, and what stands on them, are done.
+    assert_eq!(plan_sdist_builds(), [("both-2.0.tar.gz".to_string(), true), ("pure-1.0.tar.gz".into(), true)]);
+    let plan: serde_json::Value = serde_json::from_str(&c.ok(&["--json", "plan", recipe.to_str().unwrap()])).unwrap();
+    assert!(plan.as_array().unwrap().iter().all(|s| s["cached"] == true), "{plan}");
     let built: Vec<&str> = summary["steps"]
         .as_array()
         .unwrap()

@@ -204,6 +204,9 @@ impl LocalIndex {
 pub struct Sdist {
     pub name: String,
     pub version: String,
+    /// Written into the backend as a comment: two sdists with different salts are different
+    /// files, so a persistent store has never built this one.
+    pub salt: String,
 }
 
 const SDIST_BACKEND: &str = r#"import base64, hashlib, os, socket, zipfile
@@ -245,7 +248,12 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
 impl Sdist {
     pub fn new(name: &str, version: &str) -> Sdist {
-        Sdist { name: name.into(), version: version.into() }
+        Sdist { name: name.into(), version: version.into(), salt: String::new() }
+    }
+
+    pub fn salted(mut self, salt: &str) -> Sdist {
+        self.salt = salt.into();
+        self
     }
 
     pub fn filename(&self) -> String {
@@ -259,7 +267,14 @@ impl Sdist {
                 "pyproject.toml",
                 "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n".to_string(),
             ),
-            ("backend.py", SDIST_BACKEND.replace("@NAME@", &self.name).replace("@VERSION@", &self.version)),
+            (
+                "backend.py",
+                format!(
+                    "# {}\n{}",
+                    self.salt,
+                    SDIST_BACKEND.replace("@NAME@", &self.name).replace("@VERSION@", &self.version)
+                ),
+            ),
             ("PKG-INFO", format!("Metadata-Version: 2.1\nName: {}\nVersion: {}\n", self.name, self.version)),
         ];
         let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));

@@ -307,28 +307,8 @@ impl Session<'_> {
             let locked = lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers it");
             let root_key = root_key(platform, &locked.build_packages);
             let done: &[Built] = built.get(&platform.to_string()).map_or(&[], Vec::as_slice);
-            let interpreter = self.interpreter_prefix();
-            let mut env = BTreeMap::new();
-            match interpreter {
-                Some(prefix) => {
-                    env.insert("PYTHON".to_string(), format!("{prefix}/bin/python3"));
-                    // setuptools and wheel are the distro's, pure Python, for the same minor version.
-                    env.insert("PYTHONPATH".to_string(), "/usr/lib/python3/dist-packages".to_string());
-                }
-                None => {
-                    env.insert("PYTHON".to_string(), "/usr/bin/python3".to_string());
-                }
-            }
             for sdist in sdists {
-                let job = Job {
-                    name: format!("sdist-{}", sdist.name),
-                    script: SDIST_SCRIPT.into(),
-                    sources: vec![("sdist".into(), "sdist".into())],
-                    uses: if interpreter.is_some() { vec![PYTHON_BUILD.into()] } else { vec![] },
-                    profile: python.profile.as_ref().map(|p| p.get_ref().clone()),
-                    env: env.clone(),
-                    image: ImagePart::None,
-                };
+                let job = self.sdist_job(python, sdist);
                 let (blob, _) = self.fetch_one(sdist)?;
                 let sources = BTreeMap::from([("sdist".to_string(), blob)]);
                 let job_env = job_env(self, &job, platform);
@@ -349,6 +329,76 @@ impl Session<'_> {
                     bytes: 0,
                 });
                 out.insert((platform.to_string(), sdist.sha256.clone()), self.built_wheel(sdist, &tree)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The sandbox job that turns one locked sdist into a wheel with the target interpreter.
+    fn sdist_job(&self, python: &composer_recipe::Python, sdist: &composer_wheels::LockedWheel) -> Job {
+        let interpreter = self.interpreter_prefix();
+        let mut env = BTreeMap::new();
+        match interpreter {
+            Some(prefix) => {
+                env.insert("PYTHON".to_string(), format!("{prefix}/bin/python3"));
+                // setuptools and wheel are the distro's, pure Python, for the same minor version.
+                env.insert("PYTHONPATH".to_string(), "/usr/lib/python3/dist-packages".to_string());
+            }
+            None => {
+                env.insert("PYTHON".to_string(), "/usr/bin/python3".to_string());
+            }
+        }
+        Job {
+            name: format!("sdist-{}", sdist.name),
+            script: SDIST_SCRIPT.into(),
+            sources: vec![("sdist".into(), "sdist".into())],
+            uses: if interpreter.is_some() { vec![PYTHON_BUILD.into()] } else { vec![] },
+            profile: python.profile.as_ref().map(|p| p.get_ref().clone()),
+            env,
+            image: ImagePart::None,
+        }
+    }
+
+    /// What [`Self::build_sdists`] would run, without fetching or building: an sdist build is
+    /// cached only when its sdist, the interpreter it uses and its result are all in the store.
+    /// Returns the wheels of the cached ones, so that the plan of the wheel layers is the build's.
+    pub(crate) fn plan_sdists(
+        &self,
+        lock: &Lockfile,
+        plans: &[crate::python::WheelPlan],
+        built: &BTreeMap<String, Vec<Built>>,
+        steps: &mut Vec<StepReport>,
+    ) -> Result<HashMap<(String, String), composer_wheels::LockedWheel>, BuildError> {
+        let mut out = HashMap::new();
+        let Some(python) = self.python() else { return Ok(out) };
+        for plan in plans {
+            let platform = &plan.platform;
+            let locked = lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers it");
+            let root_key = root_key(platform, &locked.build_packages);
+            let done: &[Built] = built.get(&platform.to_string()).map_or(&[], Vec::as_slice);
+            for sdist in plan.lock.wheels.iter().filter(|w| w.sdist) {
+                let job = self.sdist_job(python, sdist);
+                let interpreter_ready = job.uses.iter().all(|u| done.iter().any(|d| &d.name == u));
+                let stored = self.ctx.store.lookup_sha256(&crate::python::wheel_sha(sdist)?)?;
+                let tree = match stored {
+                    Some(blob) if interpreter_ready => {
+                        let sources = BTreeMap::from([("sdist".to_string(), blob)]);
+                        let key =
+                            self.job_key(&job, platform, &root_key, &job_env(self, &job, platform), &sources, done);
+                        self.ctx.store.action_get(&key)?.and_then(|r| r.outputs.first().map(|o| o.id))
+                    }
+                    _ => None,
+                };
+                steps.push(StepReport {
+                    step: "sdist-build",
+                    platform: Some(platform.to_string()),
+                    name: sdist.filename.clone(),
+                    cached: tree.is_some(),
+                    bytes: 0,
+                });
+                if let Some(tree) = tree {
+                    out.insert((platform.to_string(), sdist.sha256.clone()), self.built_wheel(sdist, &tree)?);
+                }
             }
         }
         Ok(out)
@@ -403,7 +453,8 @@ impl Session<'_> {
         lock: &Lockfile,
         sources: &BTreeMap<String, BlobInfo>,
         steps: &mut Vec<StepReport>,
-    ) -> Result<(), BuildError> {
+    ) -> Result<BTreeMap<String, Vec<Built>>, BuildError> {
+        let mut cached = BTreeMap::new();
         for platform in self.recipe.image.platforms.get_ref() {
             let locked = lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers it");
             let root_key = root_key(platform, &locked.build_packages);
@@ -430,8 +481,9 @@ impl Session<'_> {
                     None => blocked = true,
                 }
             }
+            cached.insert(platform.to_string(), done);
         }
-        Ok(())
+        Ok(cached)
     }
 
     fn job_key(

@@ -478,9 +478,11 @@ impl Session<'_> {
     pub fn plan(&self) -> Result<Vec<StepReport>, BuildError> {
         let (lock, mut steps, _) = self.packages(LockPolicy::UseOrCreate, false)?;
         let sources = self.sources(&mut steps)?;
-        self.plan_builds(&lock, sources, &mut steps)?;
+        let built = self.plan_builds(&lock, sources, &mut steps)?;
         let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, LockPolicy::UseOrCreate, false, false)?;
         steps.extend(wheel_steps);
+        let built_wheels = self.plan_sdists(&lock, &wheel_plans, &built, &mut steps)?;
+        let wheel_plans = self.with_built_wheels(wheel_plans, &built_wheels);
         let plans = self.plan_platforms(&lock)?;
         let store = self.ctx.store;
         let CacheState { layers, needed } = self.cache_state(&plans)?;

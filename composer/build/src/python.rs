@@ -772,7 +772,7 @@ fn wheel_file_record(wheel: &LockedWheel, blob: &BlobInfo) -> ActionRecord {
     }
 }
 
-fn wheel_sha(wheel: &LockedWheel) -> Result<Sha256, BuildError> {
+pub(crate) fn wheel_sha(wheel: &LockedWheel) -> Result<Sha256, BuildError> {
     wheel.sha256.parse().map_err(|reason| BuildError::BadDigest { package: wheel.filename.clone(), reason })
 }
 
