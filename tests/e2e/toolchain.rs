@@ -336,3 +336,41 @@ fn a_failed_build_shows_the_end_of_its_log_and_keeps_its_directory_when_asked() 
     let again = c.fails(&["build", recipe.to_str().unwrap()]);
     assert!(again.contains("exit status 3") && again.contains("--keep-failed"), "{again}");
 }
+
+#[test]
+fn a_built_interpreter_brings_the_run_time_libraries_its_modules_link_to() {
+    let c = live_compose();
+    // The recipe names no library: they come from the -dev packages CPython compiles against.
+    let recipe = copy_recipe(&c, "python-baseline.toml");
+    let _ = std::fs::remove_file(recipe.with_extension("lock"));
+    let mut last = String::new();
+    let locked = (1..=3).any(|_| {
+        let out = c.run(&["lock", recipe.to_str().unwrap()]);
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        out.status.success()
+    });
+    assert!(locked, "{last}");
+    let lock: toml::Value = toml::from_str(&std::fs::read_to_string(recipe.with_extension("lock")).unwrap()).unwrap();
+    let platform = &lock["platform"][0];
+    let names = |key: &str| -> Vec<String> {
+        platform[key].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
+    };
+    let image = names("packages");
+    for library in [
+        "libssl3",
+        "libsqlite3-0",
+        "libffi8",
+        "libbz2-1.0",
+        "liblzma5",
+        "libncursesw6",
+        "libreadline8",
+        "libgdbm6",
+        "libuuid1",
+        "zlib1g",
+    ] {
+        assert!(image.contains(&library.to_string()), "{library} is not in the image: {image:?}");
+    }
+    // The build root has the compiler and headers; the image has neither.
+    assert!(names("build_packages").contains(&"libssl-dev".to_string()));
+    assert!(!image.iter().any(|p| p.ends_with("-dev") || p == "gcc" || p == "pkgconf"), "{image:?}");
+}

@@ -43,12 +43,16 @@ pub trait Backend: Sync {
     /// Fetches and verifies the suite's signed index.
     fn release(&self) -> Result<VerifiedRelease, BuildError>;
 
-    /// The dependency closure of `requests` for one architecture, in that release.
+    /// The dependency closure of `requests` for one architecture, in that release, plus the
+    /// run-time libraries of the development packages `runtime_of` (what a program compiled
+    /// against them links to), so that an image carries what its built binaries need without
+    /// the recipe naming each library.
     fn resolve(
         &self,
         release: &VerifiedRelease,
         arch: &str,
         requests: &[String],
+        runtime_of: &[String],
         essential: bool,
     ) -> Result<Vec<LockedPackage>, BuildError>;
 

@@ -85,6 +85,7 @@ impl Backend for Debian<'_> {
         release: &VerifiedRelease,
         arch: &str,
         requests: &[String],
+        runtime_of: &[String],
         essential: bool,
     ) -> Result<Vec<LockedPackage>, BuildError> {
         let repo = self.repo()?;
@@ -96,6 +97,10 @@ impl Backend for Debian<'_> {
             index.parse(text, arch, what)?;
         }
         index.finish();
+        let mut requests = requests.to_vec();
+        for dev in runtime_of {
+            requests.extend(composer_deb::index::runtime_libraries(&index, dev)?);
+        }
         let relations: Vec<_> = requests
             .iter()
             .map(|r| {

@@ -99,6 +99,18 @@ pub fn requests(recipe: &Recipe) -> Vec<String> {
     out
 }
 
+/// The development packages whose run-time libraries the image needs: a built CPython's
+/// extension modules link to what it was compiled against (libssl3 for libssl-dev, ...).
+pub fn runtime_of(recipe: &Recipe) -> Vec<String> {
+    match recipe.python.as_ref().and_then(|p| p.build.as_ref()) {
+        // pkg-config is a tool, not a library to link to.
+        Some(_) => {
+            compile::CPYTHON_BUILD_DEPENDS.iter().filter(|p| p.ends_with("-dev")).map(|p| p.to_string()).collect()
+        }
+        None => Vec::new(),
+    }
+}
+
 /// The packages of the build root, empty when the recipe builds nothing: `build-essential`,
 /// what each build names, and the libraries the CPython and allocator steps compile against.
 pub fn build_requests(recipe: &Recipe) -> Vec<String> {
@@ -247,6 +259,7 @@ impl<'a> Session<'a> {
         // Platforms resolve in parallel; the Debian index borrows its text, so two at once stay
         // well inside the memory budget.
         let build_requests = build_requests(self.recipe);
+        let runtime_of = runtime_of(self.recipe);
         let results: Vec<Result<(Vec<LockedPackage>, bool), BuildError>> = lock
             .platforms
             .par_iter()
@@ -255,6 +268,7 @@ impl<'a> Session<'a> {
                     &release,
                     &locked.architecture,
                     &requests(self.recipe),
+                    &runtime_of,
                     self.recipe.base.essential,
                 )
             })
@@ -265,7 +279,7 @@ impl<'a> Session<'a> {
             .map(|locked| match build_requests.is_empty() {
                 true => Ok((Vec::new(), true)),
                 // Build-Depends assume the Essential set (sh, coreutils, tar, sed...) is there.
-                false => self.resolve_platform(&release, &locked.architecture, &build_requests, true),
+                false => self.resolve_platform(&release, &locked.architecture, &build_requests, &[], true),
             })
             .collect();
         // The first platform's error, whichever failed first in time.
@@ -294,21 +308,25 @@ impl<'a> Session<'a> {
         release: &backend::VerifiedRelease,
         arch: &str,
         requests: &[String],
+        runtime_of: &[String],
         essential: bool,
     ) -> Result<(Vec<LockedPackage>, bool), BuildError> {
         let base = &self.recipe.base;
-        let key = ActionKey::new("resolve", RESOLVE_VERSION)
+        let mut key = ActionKey::new("resolve", RESOLVE_VERSION)
             .with("release", release.digest)
             .with("arch", arch)
             .with("components", base.components.join(","))
             .with("requests", requests.join("\n"))
             .with("essential", [essential as u8]);
+        if !runtime_of.is_empty() {
+            key.field("runtime-of", runtime_of.join("\n").as_bytes());
+        }
         if let Some(record) = self.ctx.store.action_get(&key)?
             && let Ok(packages) = serde_json::from_value(record.data)
         {
             return Ok((packages, true));
         }
-        let packages = self.backend.resolve(release, arch, requests, essential)?;
+        let packages = self.backend.resolve(release, arch, requests, runtime_of, essential)?;
         let record = ActionRecord {
             step: "resolve".into(),
             outputs: vec![],

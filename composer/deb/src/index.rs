@@ -168,6 +168,31 @@ impl<'t> PackageIndex<'t> {
     }
 }
 
+/// The run-time library packages of a development package: the dependencies of `libfoo-dev`
+/// built from its own source that are shared libraries (`Multi-Arch: same`, not `-dev`), e.g.
+/// `libssl3` for `libssl-dev`. A program compiled against the -dev package needs them at run
+/// time; `ncurses-bin` (same source, `Multi-Arch: foreign`) and `libc6-dev` (other source) are
+/// not among them. Unknown names give nothing: resolution reports those.
+pub fn runtime_libraries(index: &PackageIndex<'_>, dev: &str) -> Result<Vec<String>, DebError> {
+    let Some(&first) = index.by_name.get(dev).and_then(|c| c.first()) else { return Ok(Vec::new()) };
+    let package = &index.packages[first];
+    let mut out = Vec::new();
+    for group in package.depends()? {
+        for relation in &group {
+            let library =
+                index.by_name.get(relation.name.as_str()).and_then(|c| c.first()).map(|&i| &index.packages[i]).filter(
+                    |l| l.source == package.source && l.multi_arch == MultiArch::Same && !l.name.ends_with("-dev"),
+                );
+            if let Some(library) = library {
+                out.push(library.name.to_string());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// Parses one relation for a top-level request (`python3`, `python3 (>= 3.11)`, `pkg=1.2-3`).
 pub fn parse_request(text: &str) -> Option<Relation> {
     match text.split_once('=') {
@@ -175,5 +200,44 @@ pub fn parse_request(text: &str) -> Option<Relation> {
             parse_relation(&format!("{} (= {})", name.trim(), version.trim()))
         }
         _ => parse_relation(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paragraph(name: &str, source: &str, multi_arch: &str, depends: &str) -> String {
+        format!(
+            "Package: {name}\nSource: {source}\nVersion: 1.0-1\nArchitecture: amd64\nMulti-Arch: {multi_arch}\n\
+             Depends: {depends}\nFilename: pool/main/{name}_1.0-1_amd64.deb\nSize: 1\nSHA256: {}\n",
+            "0".repeat(64)
+        )
+    }
+
+    #[test]
+    fn a_dev_package_names_the_shared_libraries_of_its_own_source() {
+        let text = [
+            paragraph(
+                "libncurses-dev",
+                "ncurses",
+                "same",
+                "libtinfo6 (= 1.0-1), libncursesw6 (= 1.0-1), libc6-dev | libc-dev, ncurses-bin (>= 1.0)",
+            ),
+            paragraph("libtinfo6", "ncurses", "same", "libc6"),
+            paragraph("libncursesw6", "ncurses", "same", "libtinfo6"),
+            paragraph("ncurses-bin", "ncurses", "foreign", "libc6"),
+            paragraph("libc6-dev", "glibc", "same", "libc6"),
+            paragraph("libc6", "glibc", "same", ""),
+            paragraph("zlib1g-dev", "zlib", "same", "zlib1g (= 1.0-1), libc6-dev | libc-dev"),
+            paragraph("zlib1g", "zlib", "same", "libc6"),
+        ]
+        .join("\n");
+        let mut index = PackageIndex::default();
+        index.parse(&text, "amd64", "fixture").unwrap();
+        index.finish();
+        assert_eq!(runtime_libraries(&index, "libncurses-dev").unwrap(), ["libncursesw6", "libtinfo6"]);
+        assert_eq!(runtime_libraries(&index, "zlib1g-dev").unwrap(), ["zlib1g"]);
+        assert!(runtime_libraries(&index, "no-such-dev").unwrap().is_empty());
     }
 }
