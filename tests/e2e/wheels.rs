@@ -285,7 +285,12 @@ fn offline_build_names_the_missing_wheel() {
     let lock = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, lock.replace(&format!("file://{}", f.index.root.display()), "http://127.0.0.1:9")).unwrap();
     let err = f.compose.fails(&["--offline", "build", f.recipe()]);
-    assert_failed_cleanly(&f, &err, &["offline", "is needed", "-1.0-py3-none-any.whl", "hint:"]);
+    // Every missing wheel at once, not only the first one reached.
+    assert_failed_cleanly(
+        &f,
+        &err,
+        &["offline", "tinyapp-1.0-py3-none-any.whl", "tinydep-1.0-py3-none-any.whl", "hint:"],
+    );
 }
 
 #[test]

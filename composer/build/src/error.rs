@@ -28,6 +28,8 @@ pub enum BuildError {
     BadDigest { package: String, reason: String },
     #[error(transparent)]
     Wheels(#[from] composer_wheels::WheelError),
+    #[error("composer is offline and the store lacks {} file(s) this build needs:\n  {}", .0.len(), .0.join("\n  "))]
+    OfflineMissing(Vec<String>),
     #[error("cannot fetch {what}")]
     Fetch {
         what: String,
@@ -67,6 +69,10 @@ impl BuildError {
                 apt_dir.display()
             )),
             BuildError::LockOutdated { .. } => Some("run `compose lock` to resolve the recipe again".into()),
+            BuildError::OfflineMissing(_) => Some(
+                "build once online to fill the store (`compose plan` lists what a build fetches), or drop --offline"
+                    .into(),
+            ),
             BuildError::Fetch { source: composer_client::FetchError::Offline { .. }, .. } => {
                 Some("run the build once online to fill the store, or drop --offline".into())
             }

@@ -547,10 +547,44 @@ impl Session<'_> {
         Ok(steps)
     }
 
+    /// Offline, a build that lacks files fails on the first one it reaches; the plan knows all of
+    /// them, so the error can name every package and wheel to bring in at once.
+    /// `file://` mirrors and indexes are readable offline, so only what comes from elsewhere counts.
+    fn offline_preflight(&self) -> Result<(), BuildError> {
+        let remote = |url: &str| !url.starts_with("file://");
+        let mirror = self.ctx.mirrors.resolve(&self.recipe.base.mirror, &self.recipe.base.suite, None)?;
+        let (lock, _, _) = self.packages(LockPolicy::UseOrCreate, false)?;
+        let (wheel_plans, _) = self.wheel_locks(&lock, LockPolicy::UseOrCreate, false, false)?;
+        let remote_wheels: std::collections::HashSet<&str> = wheel_plans
+            .iter()
+            .flat_map(|p| &p.lock.wheels)
+            .filter(|w| remote(&w.url))
+            .map(|w| w.filename.as_str())
+            .collect();
+        let missing: Vec<String> = self
+            .plan()?
+            .into_iter()
+            .filter(|s| !s.cached)
+            .filter(|s| match s.step {
+                "fetch" => remote(&mirror.url),
+                "fetch-wheel" => remote_wheels.contains(s.name.as_str()),
+                _ => false,
+            })
+            .map(|s| s.name)
+            .collect();
+        match missing.is_empty() {
+            true => Ok(()),
+            false => Err(BuildError::OfflineMissing(missing)),
+        }
+    }
+
     /// Builds the image into the store; see [`export`] to write it out.
     pub fn build(&self, policy: LockPolicy) -> Result<BuildOutcome, BuildError> {
         let timer = std::time::Instant::now();
         let lap = |what: &str| self.ctx.reporter.note(&format!("{what} done at {:.2}s", timer.elapsed().as_secs_f64()));
+        if self.ctx.offline {
+            self.offline_preflight()?;
+        }
         let (lock, mut steps, lock_written) = self.packages(policy, true)?;
         let sources = self.sources(&mut steps)?;
         let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, policy, true, false)?;
