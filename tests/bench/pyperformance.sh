@@ -16,8 +16,15 @@ cd "$(dirname "$0")/../.."
 COMPOSE_BENCH=1 tests/setup.sh >/dev/null
 cargo build --release --locked -q
 compose="$PWD/target/release/compose"
-work=$(mktemp -d /tmp/compose-pyperf.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# Lowercase only: podman rejects image references (the layout path) with capitals.
+work=/tmp/compose-pyperf-$$-$(date +%s)
+mkdir -p "$work"
+cleanup() {
+    for id in "${image_id[@]}"; do podman rmi -f "$id" >/dev/null 2>&1 || true; done
+    rm -rf "$work"
+}
+declare -A image_id=()
+trap cleanup EXIT
 store="${STORE:-$work/store}"
 PYPERFORMANCE=1.14.0
 benchmarks=(nbody float chaos richards deltablue spectral_norm raytrace json_dumps json_loads pickle unpickle
@@ -41,13 +48,18 @@ for name in python-optimized python-baseline debian-python; do
     rebuild_seconds[$name]=$(build "$name")
 done
 
-image() { echo "oci:$work/out/$1:latest"; }
+# Each image into podman's storage once (by ID, no tag to clash with anything else).
+for name in python-optimized python-baseline debian-python; do
+    image_id[$name]=$(podman pull -q "oci:$work/out/$name:latest")
+done
 run() {
     local name=$1
     shift
-    podman --runtime runc run --rm --network=none -v "$work/results:/results" "$(image "$name")" "$@"
+    podman --runtime runc run --rm --network=none -v "$work/results:/results" "${image_id[$name]}" "$@"
 }
 mkdir -p "$work/results"
+# debian-python runs as its unprivileged user.
+chmod 0777 "$work/results"
 
 echo "== interpreters"
 for name in python-optimized python-baseline debian-python; do
