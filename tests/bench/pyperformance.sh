@@ -76,7 +76,7 @@ print('jemalloc  ', 'libjemalloc' in maps)"
     run "$name" python3 -c "import os, shutil; shutil.copy(os.path.realpath(shutil.which('python3')), '/results/python.bin')"
     switches=$(readelf -p .GCC.command.line "$work/results/python.bin" 2>/dev/null |
         grep -oE -- '-O[0-3s]|-flto[^ ]*|-fprofile-use|-fno-semantic-interposition|-fno-builtin-malloc' |
-        sort | uniq -c | tr -s ' \n' ' ')
+        sort | uniq -c | tr -s ' \n' ' ' || true)
     echo "switches   ${switches:-(none recorded: built without -frecord-gcc-switches)}"
     rm -f "$work/results/python.bin"
 done
