@@ -373,4 +373,13 @@ fn a_built_interpreter_brings_the_run_time_libraries_its_modules_link_to() {
     // The build root has the compiler and headers; the image has neither.
     assert!(names("build_packages").contains(&"libssl-dev".to_string()));
     assert!(!image.iter().any(|p| p.ends_with("-dev") || p == "gcc" || p == "pkgconf"), "{image:?}");
+
+    // A lock made without those libraries (as an older composer wrote it) no longer covers the
+    // recipe: building from it would give an interpreter whose modules cannot load.
+    let text = std::fs::read_to_string(recipe.with_extension("lock")).unwrap();
+    let without: String = text.lines().filter(|l| !l.starts_with("runtime_of = ")).map(|l| format!("{l}\n")).collect();
+    assert_ne!(text, without, "the lock records whose run-time libraries it holds");
+    std::fs::write(recipe.with_extension("lock"), without).unwrap();
+    let err = c.fails(&["build", "--locked", recipe.to_str().unwrap()]);
+    assert!(err.contains("run-time libraries") && err.contains("compose lock"), "{err}");
 }

@@ -228,6 +228,7 @@ impl<'a> Session<'a> {
             requests: requests(self.recipe),
             essential: base.essential,
             build_requests: build_requests(self.recipe),
+            runtime_of: runtime_of(self.recipe),
             platforms: self
                 .recipe
                 .image

@@ -22,6 +22,9 @@ pub struct Lockfile {
     /// The packages of the build root (compilers and -dev packages), when the recipe builds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub build_requests: Vec<String>,
+    /// The -dev packages whose run-time libraries the image holds (a built CPython's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtime_of: Vec<String>,
     #[serde(rename = "platform")]
     pub platforms: Vec<LockedPlatform>,
 }
@@ -122,6 +125,12 @@ impl Lockfile {
             return Some(format!(
                 "the lock's build root holds {:?}, the recipe's builds need {:?}",
                 self.build_requests, wanted.build_requests
+            ));
+        }
+        if self.runtime_of != wanted.runtime_of {
+            return Some(format!(
+                "the lock's image has the run-time libraries of {:?}, the recipe's build needs those of {:?}",
+                self.runtime_of, wanted.runtime_of
             ));
         }
         for platform in &wanted.platforms {
