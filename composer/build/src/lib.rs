@@ -583,10 +583,11 @@ impl Session<'_> {
     pub fn build(&self, policy: LockPolicy) -> Result<BuildOutcome, BuildError> {
         let timer = std::time::Instant::now();
         let lap = |what: &str| self.ctx.reporter.note(&format!("{what} done at {:.2}s", timer.elapsed().as_secs_f64()));
+        let (lock, mut steps, lock_written) = self.packages(policy, true)?;
+        // After the lock, so that `--locked` without one says so rather than what it lacks.
         if self.ctx.offline {
             self.offline_preflight()?;
         }
-        let (lock, mut steps, lock_written) = self.packages(policy, true)?;
         let sources = self.sources(&mut steps)?;
         let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, policy, true, false)?;
         steps.extend(wheel_steps);
