@@ -18,6 +18,13 @@ use crate::lockfile::{LockedPackage, Lockfile};
 use crate::toolchain::Flags;
 use crate::{BuildError, Session, StepReport, sandbox};
 
+/// Whether a pass over the sdists builds what is missing or only reports it.
+#[derive(Clone, Copy)]
+pub(crate) enum Mode {
+    Plan,
+    Build,
+}
+
 const BUILD_VERSION: u32 = 1;
 const ROOT_VERSION: u32 = 1;
 const BUILD_LAYER_VERSION: u32 = 1;
@@ -287,14 +294,17 @@ impl Session<'_> {
     }
 
     /// Builds a wheel from every sdist of the wheel plans, per platform, with the target
-    /// interpreter (the built CPython, else the distro's python3) and `[python] profile`.
-    /// Returns the built wheels by (platform, sdist sha256).
-    pub(crate) fn build_sdists(
+    /// interpreter (the built CPython, else the distro's python3) and `[python] profile`; or,
+    /// planning, fetches and builds nothing: an sdist build is cached only when its sdist, the
+    /// interpreter it uses and its result are all in the store. Returns the built (or cached)
+    /// wheels by (platform, sdist sha256), so that the plan of the wheel layers is the build's.
+    pub(crate) fn sdist_builds(
         &self,
         lock: &Lockfile,
         plans: &[crate::python::WheelPlan],
         built: &BTreeMap<String, Vec<Built>>,
         steps: &mut Vec<StepReport>,
+        mode: Mode,
     ) -> Result<HashMap<(String, String), composer_wheels::LockedWheel>, BuildError> {
         let mut out = HashMap::new();
         let Some(python) = self.python() else { return Ok(out) };
@@ -309,17 +319,30 @@ impl Session<'_> {
             let done: &[Built] = built.get(&platform.to_string()).map_or(&[], Vec::as_slice);
             for sdist in sdists {
                 let job = self.sdist_job(python, sdist);
-                let (blob, _) = self.fetch_one(sdist)?;
-                let sources = BTreeMap::from([("sdist".to_string(), blob)]);
-                let job_env = job_env(self, &job, platform);
-                let key = self.job_key(&job, platform, &root_key, &job_env, &sources, done);
-                let cached = self.ctx.store.action_get(&key)?.and_then(|r| r.outputs.first().map(|o| o.id));
-                let tree = match cached {
-                    Some(tree) => tree,
-                    None => {
+                let blob = match mode {
+                    Mode::Build => Some(self.fetch_one(sdist)?.0),
+                    Mode::Plan => self.ctx.store.lookup_sha256(&crate::python::wheel_sha(sdist)?)?,
+                };
+                // A build runs after the interpreter it uses; a plan may find that not built yet.
+                let interpreter_ready = job.uses.iter().all(|u| done.iter().any(|d| &d.name == u));
+                let inputs = blob.filter(|_| interpreter_ready).map(|blob| {
+                    let sources = BTreeMap::from([("sdist".to_string(), blob)]);
+                    let job_env = job_env(self, &job, platform);
+                    let key = self.job_key(&job, platform, &root_key, &job_env, &sources, done);
+                    (sources, job_env, key)
+                });
+                let cached = match &inputs {
+                    Some((_, _, key)) => self.ctx.store.action_get(key)?.and_then(|r| r.outputs.first().map(|o| o.id)),
+                    None => None,
+                };
+                let tree = match (cached, inputs, mode) {
+                    (Some(tree), _, _) => Some(tree),
+                    (None, Some((sources, job_env, key)), Mode::Build) => {
                         let root = self.build_root(&root_key, platform, &locked.build_packages, steps)?;
-                        self.run_job(&job, platform, &key, root, job_env, &sources, done)?
+                        Some(self.run_job(&job, platform, &key, root, job_env, &sources, done)?)
                     }
+                    (None, None, Mode::Build) => unreachable!("run_builds built the interpreter first"),
+                    (None, _, Mode::Plan) => None,
                 };
                 steps.push(StepReport {
                     step: "sdist-build",
@@ -328,7 +351,9 @@ impl Session<'_> {
                     cached: cached.is_some(),
                     bytes: 0,
                 });
-                out.insert((platform.to_string(), sdist.sha256.clone()), self.built_wheel(sdist, &tree)?);
+                if let Some(tree) = tree {
+                    out.insert((platform.to_string(), sdist.sha256.clone()), self.built_wheel(sdist, &tree)?);
+                }
             }
         }
         Ok(out)
@@ -357,51 +382,6 @@ impl Session<'_> {
             env,
             image: ImagePart::None,
         }
-    }
-
-    /// What [`Self::build_sdists`] would run, without fetching or building: an sdist build is
-    /// cached only when its sdist, the interpreter it uses and its result are all in the store.
-    /// Returns the wheels of the cached ones, so that the plan of the wheel layers is the build's.
-    pub(crate) fn plan_sdists(
-        &self,
-        lock: &Lockfile,
-        plans: &[crate::python::WheelPlan],
-        built: &BTreeMap<String, Vec<Built>>,
-        steps: &mut Vec<StepReport>,
-    ) -> Result<HashMap<(String, String), composer_wheels::LockedWheel>, BuildError> {
-        let mut out = HashMap::new();
-        let Some(python) = self.python() else { return Ok(out) };
-        for plan in plans {
-            let platform = &plan.platform;
-            let locked = lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers it");
-            let root_key = root_key(platform, &locked.build_packages);
-            let done: &[Built] = built.get(&platform.to_string()).map_or(&[], Vec::as_slice);
-            for sdist in plan.lock.wheels.iter().filter(|w| w.sdist) {
-                let job = self.sdist_job(python, sdist);
-                let interpreter_ready = job.uses.iter().all(|u| done.iter().any(|d| &d.name == u));
-                let stored = self.ctx.store.lookup_sha256(&crate::python::wheel_sha(sdist)?)?;
-                let tree = match stored {
-                    Some(blob) if interpreter_ready => {
-                        let sources = BTreeMap::from([("sdist".to_string(), blob)]);
-                        let key =
-                            self.job_key(&job, platform, &root_key, &job_env(self, &job, platform), &sources, done);
-                        self.ctx.store.action_get(&key)?.and_then(|r| r.outputs.first().map(|o| o.id))
-                    }
-                    _ => None,
-                };
-                steps.push(StepReport {
-                    step: "sdist-build",
-                    platform: Some(platform.to_string()),
-                    name: sdist.filename.clone(),
-                    cached: tree.is_some(),
-                    bytes: 0,
-                });
-                if let Some(tree) = tree {
-                    out.insert((platform.to_string(), sdist.sha256.clone()), self.built_wheel(sdist, &tree)?);
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// The wheel an sdist build left in `dist/`, stored under its sha256 like a fetched one.

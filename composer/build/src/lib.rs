@@ -500,7 +500,7 @@ impl Session<'_> {
         let built = self.plan_builds(&lock, sources, &mut steps)?;
         let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, LockPolicy::UseOrCreate, false, false)?;
         steps.extend(wheel_steps);
-        let built_wheels = self.plan_sdists(&lock, &wheel_plans, &built, &mut steps)?;
+        let built_wheels = self.sdist_builds(&lock, &wheel_plans, &built, &mut steps, compile::Mode::Plan)?;
         let wheel_plans = self.with_built_wheels(wheel_plans, &built_wheels);
         let plans = self.plan_platforms(&lock)?;
         let store = self.ctx.store;
@@ -593,7 +593,7 @@ impl Session<'_> {
         steps.extend(wheel_steps);
         lap("resolution");
         let mut built = self.run_builds(&lock, sources, &mut steps)?;
-        let built_wheels = self.build_sdists(&lock, &wheel_plans, &built, &mut steps)?;
+        let built_wheels = self.sdist_builds(&lock, &wheel_plans, &built, &mut steps, compile::Mode::Build)?;
         let wheel_plans = self.with_built_wheels(wheel_plans, &built_wheels);
         if !built.is_empty() || !built_wheels.is_empty() {
             lap("builds");
@@ -1068,7 +1068,7 @@ pub fn recipe_wheels(
     let plans = if plans.iter().any(|p| p.lock.wheels.iter().any(|w| w.sdist)) {
         let sources = session.sources(&mut steps)?;
         let built = session.run_builds(&lock, sources, &mut steps)?;
-        let wheels = session.build_sdists(&lock, &plans, &built, &mut steps)?;
+        let wheels = session.sdist_builds(&lock, &plans, &built, &mut steps, compile::Mode::Build)?;
         session.with_built_wheels(plans, &wheels)
     } else {
         plans
