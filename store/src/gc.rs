@@ -45,6 +45,11 @@ pub(crate) fn run(store: &Store, options: &GcOptions) -> Result<GcReport, StoreE
         }
     }
 
+    for temp in crate::object::walk_temps(store)? {
+        let _ = remove(&temp);
+        report.temp_files += 1;
+    }
+
     // Checkouts are derived from trees and cheap to make again; no build holds one now.
     let checkouts = store.dir("checkouts");
     if checkouts.is_dir() && !options.dry_run {

@@ -67,7 +67,7 @@ impl Store {
         }
         let marker = root.join("FORMAT");
         if !marker.exists() {
-            object::write_atomic(root, &marker, FORMAT.as_bytes())?;
+            object::write_atomic(&marker, FORMAT.as_bytes())?;
         } else {
             let found = fs::read_to_string(&marker).map_err(|e| StoreError::io("read", &marker, e))?;
             if found.trim() != FORMAT {
@@ -194,7 +194,7 @@ impl Store {
         let id = Hash::of(data);
         let dest = self.object_path(&id);
         if !dest.exists() {
-            object::write_atomic(&self.root, &dest, data)?;
+            object::write_atomic(&dest, data)?;
         }
         Ok(id)
     }
