@@ -3,6 +3,7 @@
 //! - `recipe_errors`, `mirrors`, `local_mirror`, `bad_input`, `store`: against a `file://` archive
 //!   the test builds and signs, so a failure points at one part and bad input can be made on
 //!   purpose.
+//! - `terminal`: progress bars and colour on a pseudo-terminal, plain lines in a pipe, `NO_COLOR`.
 //! - `registry`: pushes a built image to Debian's docker-registry on loopback.
 //! - `live_debian`: against the machine's configured Debian mirror, and runs the images under
 //!   podman (amd64 natively, arm64 through qemu-user), as users do.
@@ -15,6 +16,7 @@ mod mirrors;
 mod recipe_errors;
 mod registry;
 mod store;
+mod terminal;
 mod toolchain;
 mod wheels;
 
