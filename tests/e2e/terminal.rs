@@ -19,8 +19,7 @@ fn build_on_a_terminal(f: &Fixture, no_color: bool) -> String {
     let out_dir = f.compose.cwd.join(if no_color { "out-plain" } else { "out-colour" });
     let cmd = f.compose.command(&["build", f.recipe_str(), "-o", out_dir.to_str().unwrap()]);
     let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_str().unwrap().replace('\'', r"'\''"));
-    let line: Vec<String> =
-        std::iter::once(quote(cmd.get_program())).chain(cmd.get_args().map(quote)).collect();
+    let line: Vec<String> = std::iter::once(quote(cmd.get_program())).chain(cmd.get_args().map(quote)).collect();
     let mut script = Command::new("script");
     script.args(["-q", "-e", "-c", &format!("exec {}", line.join(" ")), "/dev/null"]);
     script.env_clear().current_dir(&f.compose.cwd).env("TERM", "xterm-256color");
