@@ -109,6 +109,15 @@ maps = open('/proc/self/maps').read()\n\
 print(json.dumps({'machine': platform.machine(), 'ca': ctx.cert_store_stats()['x509_ca'], \
 'jemalloc': 'libjemalloc' in maps, 'sqlite': sqlite3.sqlite_version}))";
 
+/// dpkg reads the database composer wrote: every package installed, every file's md5sum right,
+/// a Multi-Arch: same library's files owned by it.
+const DPKG: &str = "import subprocess, json\n\
+run = lambda *a: subprocess.run(a, capture_output=True, text=True)\n\
+verify = run('dpkg', '--verify')\n\
+print(json.dumps({'installed': run('dpkg-query', '-W', '-f', '${Status}\\n').stdout.count('install ok installed'), \
+'verify': [verify.returncode, verify.stdout + verify.stderr], 'owner': run('dpkg', '-S', '/usr/bin/python3.11').stdout, \
+'libc6': run('dpkg', '-L', 'libc6').stdout.count('\\n'), 'warnings': run('dpkg', '-S', 'libc.so.6').stderr}))";
+
 #[test]
 fn debian_python_builds_runs_on_amd64_and_arm64_and_is_reproducible() {
     let c = live_compose();
@@ -130,6 +139,11 @@ fn debian_python_builds_runs_on_amd64_and_arm64_and_is_reproducible() {
         assert_eq!(report["jemalloc"], true, "jemalloc not preloaded on {arch}: {report}");
         assert!(report["ca"].as_u64().unwrap() > 100, "no CA certificates on {arch}: {report}");
     }
+    let dpkg: serde_json::Value = serde_json::from_str(podman(&layout, "amd64", DPKG).trim()).unwrap();
+    assert!(dpkg["installed"].as_u64().unwrap() > 40, "{dpkg}");
+    assert_eq!(dpkg["verify"], serde_json::json!([0, ""]), "dpkg --verify disagrees with the image");
+    assert_eq!(dpkg["owner"], "python3.11-minimal: /usr/bin/python3.11\n", "{dpkg}");
+    assert!(dpkg["libc6"].as_u64().unwrap() > 100 && dpkg["warnings"] == "", "{dpkg}");
 
     // Same store again: every step is a cache hit.
     let again = live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);

@@ -1,6 +1,7 @@
 //! The dpkg database of the image: `var/lib/dpkg/status` with every installed package, and for
-//! each one `info/<pkg>.list`, `.md5sums` and `.conffiles`. Scanners (syft, trivy) read these to
-//! know what the image holds.
+//! each one `info/<pkg>.list`, `.md5sums` and `.conffiles` (`<pkg>:<arch>.*` for Multi-Arch: same,
+//! as `info/format` declares). Scanners (syft, trivy) and dpkg itself read these to know what the
+//! image holds.
 
 use crate::unpack::ControlData;
 
@@ -37,6 +38,10 @@ pub fn database(packages: &[(String, &ControlData)]) -> Vec<GeneratedFile> {
             files.push((info("conffiles"), data.conffiles.clone().into_bytes()));
         }
     }
+    // Without `info/format`, dpkg takes the database for the pre-multiarch layout and looks for
+    // `libc6.list` instead of `libc6:amd64.list`: every Multi-Arch: same package would seem to
+    // own no files, for `dpkg -S`, `dpkg --verify` and the scanners that ask dpkg.
+    files.push(("var/lib/dpkg/info/format".into(), b"1\n".to_vec()));
     files.push(("var/lib/dpkg/status".into(), status.into_bytes()));
     files.push(("var/lib/dpkg/available".into(), Vec::new()));
     files
@@ -59,5 +64,6 @@ mod tests {
         assert!(status.starts_with("Package: libc6\nStatus: install ok installed\nVersion: 2.36\n"), "{status}");
         assert!(status.contains("Description: C\n library\n"));
         assert!(files.iter().any(|f| f.0 == "var/lib/dpkg/info/libc6:amd64.list"));
+        assert!(files.iter().any(|f| f.0 == "var/lib/dpkg/info/format" && f.1 == b"1\n"), "multiarch layout declared");
     }
 }
