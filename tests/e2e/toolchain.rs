@@ -1,6 +1,7 @@
 //! Builds in the sandbox, on build roots from the machine's Debian mirror: jemalloc from its
 //! pinned source with a profile, linked into a program that runs under podman (arm64 through
-//! qemu-user); what the sandbox keeps a build from doing; which steps a changed flag reruns.
+//! qemu-user); what the sandbox keeps a build from doing; which steps a changed flag reruns; that
+//! a build gives the same bytes in another store and environment.
 //!
 //! The tests share one store (build roots are large and the same for all) and take turns, as
 //! two compilers on two cores would only slow each other down.
@@ -238,6 +239,38 @@ fn a_rebuild_is_a_cache_hit_and_a_changed_flag_reruns_only_its_steps() {
     // The program, its layer and the image documents: nothing of jemalloc or the base.
     assert!(ran.iter().all(|s| ["build", "build-layer"].contains(&s.as_str())), "{ran:?}");
     assert_ne!(first["index"], changed["index"]);
+}
+
+#[test]
+fn a_build_from_another_store_and_environment_gives_the_same_image() {
+    let _turn = turn();
+    let c = toolchain_compose();
+    let recipe = copy_recipe(&c, "jemalloc-hello.toml");
+    let text = std::fs::read_to_string(&recipe)
+        .unwrap()
+        .replace("platforms = [\"linux/amd64\", \"linux/arm64\"]", "platforms = [\"linux/amd64\"]");
+    std::fs::write(&recipe, &text).unwrap();
+    let here = live_build(&c, &recipe, &["-o", c.cwd.join("out").to_str().unwrap()]);
+
+    // An empty store: the build root, jemalloc and the program are all built again, from the
+    // same lock, under another timezone, locale, umask, thread count and directory.
+    let mut other = live_compose();
+    other.env.extend([
+        ("TZ".to_string(), "Pacific/Auckland".to_string()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("RAYON_NUM_THREADS".into(), "1".into()),
+    ]);
+    let elsewhere = other.cwd.join("deeper/than/before");
+    std::fs::create_dir_all(elsewhere.join("jemalloc-hello")).unwrap();
+    for file in ["jemalloc-hello.toml", "jemalloc-hello.lock", "jemalloc-hello/hello.c"] {
+        std::fs::copy(c.cwd.join(file), elsewhere.join(file)).unwrap();
+    }
+    other.cwd = elsewhere;
+    let out = other.run_with_umask("077", &["--json", "build", "jemalloc-hello.toml"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let there: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(step_runs(&there).iter().all(|(_, _, cached)| !cached), "the other store built nothing: {there}");
+    assert_eq!(here["index"], there["index"], "the same recipe and lock built in two stores differ");
 }
 
 #[test]

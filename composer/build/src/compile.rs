@@ -221,7 +221,9 @@ fn leak_prefix(prefix: &str) -> &'static str {
 fn root_key(platform: &Platform, packages: &[LockedPackage]) -> ActionKey {
     let mut key = ActionKey::new("build-root", ROOT_VERSION)
         .with("platform", platform.to_string())
-        .with("unpack-version", crate::UNPACK_VERSION.to_le_bytes());
+        .with("unpack-version", crate::UNPACK_VERSION.to_le_bytes())
+        // A build root holds the system files too (the dpkg database, alternatives).
+        .with("system-version", crate::SYSTEM_VERSION.to_le_bytes());
     for p in packages {
         key.field("deb", p.sha256.as_bytes());
     }

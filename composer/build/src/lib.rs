@@ -51,7 +51,7 @@ const UNPACK_VERSION: u32 = 1;
 /// Bumped when layer tars change for the same trees.
 const LAYER_VERSION: u32 = 1;
 /// Bumped when the system layer's content changes for the same inputs.
-const SYSTEM_VERSION: u32 = 1;
+const SYSTEM_VERSION: u32 = 2;
 const RESOLVE_VERSION: u32 = 1;
 /// Concurrent downloads: network-bound, so more than the cores.
 const DOWNLOAD_THREADS: usize = 8;
