@@ -4,7 +4,8 @@
 #
 #   tests/bench/debian-build.sh            # prints a table of seconds, ratios and peak memory
 #
-# Cases, each with a fresh output directory (cold cases: median of three runs):
+# Cases, each with a fresh output directory (cold cases: median of three rounds, taking turns
+# with mmdebstrap):
 #   cold       empty store, no lock (resolution, downloads, unpack, layers, image)
 #   downloads  the store holds the .deb files but no step results
 #   no-op      everything cached (the lock from the first build is used)
@@ -30,26 +31,18 @@ measure() {
 # The VM's disk and the mirror are noisy: cold cases run three times and report the median.
 median() { python3 -c "import sys, statistics; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
 
-store="$work/store"
+# Cold cases take turns with mmdebstrap, three rounds, so that the VM's drift in speed lands on
+# both. Each cold build gets a store of its own, all deleted at the end: on an ext4 without a
+# journal (these VMs), every new inode skips the group's inodes freed in the last minutes one by
+# one, so deleting a 250 MB store just before the next build adds seconds of system time that a
+# first build on a machine does not pay. (mmdebstrap's own temp directory still adds some.)
 cold_runs=(); cold_kb=0
+mm_runs=(); mm_kb=0
 for run in 1 2 3; do
-    rm -rf "$store" "$work/debian-python.lock"; sync
+    store="$work/store-$run"
+    rm -f "$work/debian-python.lock"; sync
     read -r s kb < <(measure "$compose" -q --store "$store" build "$recipe" -o "$work/out1")
     cold_runs+=("$s"); cold_kb=$(( kb > cold_kb ? kb : cold_kb ))
-done
-cold_s=$(median "${cold_runs[@]}")
-rm -rf "$store/actions-v1"
-read -r dl_s dl_kb < <(measure "$compose" -q --store "$store" build "$recipe" -o "$work/out2")
-# Warm the page cache once, then time the no-op with hyperfine (many runs).
-"$compose" -q --store "$store" build "$recipe" -o "$work/out3" >/dev/null
-read -r noop_s noop_kb < <(measure "$compose" -q --store "$store" build "$recipe" -o "$work/out3")
-noop_ms=$(hyperfine -N --warmup 3 --runs 20 --export-json "$work/noop.json" \
-    "$compose -q --store $store build $recipe -o $work/out3" >/dev/null && \
-    python3 -c "import json;print(round(json.load(open('$work/noop.json'))['results'][0]['mean']*1000,1))")
-
-mm_runs=()
-mm_kb=0
-for run in 1 2 3; do
     total=0
     for arch in amd64 arm64; do
         rm -f "$work/rootfs-$arch.tar"; sync
@@ -60,7 +53,16 @@ for run in 1 2 3; do
     done
     mm_runs+=("$total")
 done
+cold_s=$(median "${cold_runs[@]}")
 mm_total=$(median "${mm_runs[@]}")
+rm -rf "$store/actions-v1"
+read -r dl_s dl_kb < <(measure "$compose" -q --store "$store" build "$recipe" -o "$work/out2")
+# Warm the page cache once, then time the no-op with hyperfine (many runs).
+"$compose" -q --store "$store" build "$recipe" -o "$work/out3" >/dev/null
+read -r noop_s noop_kb < <(measure "$compose" -q --store "$store" build "$recipe" -o "$work/out3")
+noop_ms=$(hyperfine -N --warmup 3 --runs 20 --export-json "$work/noop.json" \
+    "$compose -q --store $store build $recipe -o $work/out3" >/dev/null && \
+    python3 -c "import json;print(round(json.load(open('$work/noop.json'))['results'][0]['mean']*1000,1))")
 
 python3 - "$cold_s" "$dl_s" "$noop_s" "$noop_ms" "$mm_total" "$cold_kb" "$dl_kb" "$noop_kb" "$mm_kb" "${cold_runs[*]}" "${mm_runs[*]}" <<'PY'
 import sys
