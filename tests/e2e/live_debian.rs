@@ -103,7 +103,7 @@ impl Drop for LowercaseDir {
     }
 }
 
-const CHECK: &str = "import ssl, sqlite3, json, ctypes, platform\n\
+pub(crate) const CHECK: &str = "import ssl, sqlite3, json, ctypes, platform\n\
 ctx = ssl.create_default_context()\n\
 maps = open('/proc/self/maps').read()\n\
 print(json.dumps({'machine': platform.machine(), 'ca': ctx.cert_store_stats()['x509_ca'], \

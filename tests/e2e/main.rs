@@ -4,11 +4,13 @@
 //!   the test builds and signs, so a failure points at one part and bad input can be made on
 //!   purpose.
 //! - `terminal`: progress bars and colour on a pseudo-terminal, plain lines in a pipe, `NO_COLOR`.
+//! - `docker`: Docker's own daemon (started by the test) loads and runs a `docker-archive:`.
 //! - `registry`: pushes a built image to Debian's docker-registry on loopback.
 //! - `live_debian`: against the machine's configured Debian mirror, and runs the images under
 //!   podman (amd64 natively, arm64 through qemu-user), as users do.
 
 mod bad_input;
+mod docker;
 mod live_debian;
 mod live_python;
 mod local_mirror;
