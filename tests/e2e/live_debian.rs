@@ -169,6 +169,10 @@ fn debian_python_builds_runs_on_amd64_and_arm64_and_is_reproducible() {
     assert_eq!(index_digest(&first), index_digest(&second), "two stores gave different images");
 }
 
+/// Every recipe plans against the live mirror and index. Builds: debian-python and
+/// debian-trixie-tools here, python-app in `live_python`, jemalloc-hello in `toolchain`;
+/// python-optimized and python-baseline (CPython from source, 27 and 6 minutes on two cores) are
+/// built by `tests/bench/pyperformance.sh`, not in CI.
 #[test]
 fn every_example_recipe_plans() {
     let c = live_compose();
@@ -190,4 +194,39 @@ fn every_example_recipe_plans() {
         count += 1;
     }
     assert!(count >= 1);
+}
+
+#[test]
+fn debian_trixie_tools_runs_on_amd64_arm64_and_armv7_with_zstd_layers() {
+    let c = live_compose();
+    let recipe = copy_recipe(&c, "debian-trixie-tools.toml");
+    let out_dir = LowercaseDir::new();
+    let layout = out_dir.0.join("debian-trixie-tools");
+    live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+
+    let config = composer_testkit::image_config(&layout, "arm");
+    assert_eq!(config["variant"], "v7", "{config}");
+    let settings = &config["config"];
+    assert_eq!((settings["User"].as_str(), settings["WorkingDir"].as_str()), (Some("1000:1000"), Some("/srv")));
+    assert_eq!(settings["StopSignal"], "SIGINT");
+    assert!(settings["ExposedPorts"]["8080/tcp"].is_object(), "{settings}");
+
+    for (arch, triple) in [
+        ("amd64", "x86_64-pc-linux-gnu"),
+        ("arm64", "aarch64-unknown-linux-gnu"),
+        ("arm", "arm-unknown-linux-gnueabihf"),
+    ] {
+        let manifest = composer_testkit::manifest(&layout, arch);
+        let layers = manifest["layers"].as_array().unwrap();
+        assert!(layers.iter().all(|l| l["mediaType"].as_str().unwrap().ends_with("tar+zstd")), "{manifest}");
+        // The entrypoint (curl) with the recipe's default cmd (--version), as the recipe's user.
+        let image = format!("oci:{}:13", layout.display());
+        let out = Command::new("podman")
+            .args(["--runtime", "runc", "run", "--rm", "--network=none", "--arch", arch, &image])
+            .output()
+            .expect("podman runs");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "podman {arch}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(said.starts_with("curl ") && said.contains(triple), "{arch}: {said}");
+    }
 }
