@@ -29,7 +29,9 @@ mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc
 for arch in qemu-aarch64 qemu-arm; do
     update-binfmts --enable "$arch" 2>/dev/null || true
 done
-test -e /proc/sys/fs/binfmt_misc/qemu-aarch64 || { echo "qemu-aarch64 binfmt is not enabled" >&2; exit 1; }
+for arch in qemu-aarch64 qemu-arm; do
+    test -e "/proc/sys/fs/binfmt_misc/$arch" || { echo "$arch binfmt is not enabled" >&2; exit 1; }
+done
 
 # uv resolves wheel sets (composer runs it as `uv pip compile`); pinned, from the Python index
 # through pip's own configuration. It lands on PATH beside pip's other scripts.
