@@ -129,6 +129,46 @@ fn probe(c: &Compose, script: &str, file: &str) -> String {
 }
 
 #[test]
+fn plan_fetches_no_source_and_build_fetches_it_once() {
+    let _turn = turn();
+    let c = toolchain_compose();
+    // A source unique to this run, served from a file:// URL and pinned by its sha256.
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let data = format!("source of run {nonce}\n");
+    let file = c.cwd.join("payload.txt");
+    std::fs::write(&file, &data).unwrap();
+    let sha256 = composer_testkit::sha256_hex(data.as_bytes());
+    let recipe = probe_recipe(&c, "cp /sources/payload \"$DESTDIR/probe/payload\"");
+    let text = std::fs::read_to_string(&recipe).unwrap().replace(
+        "[[builds]]\nname = \"probe\"\n",
+        &format!(
+            "[[sources]]\nname = \"payload\"\nurl = \"file://{}\"\nsha256 = \"{sha256}\"\n\n\
+             [[builds]]\nname = \"probe\"\nsources = [\"payload\"]\n",
+            file.display()
+        ),
+    );
+    std::fs::write(&recipe, text).unwrap();
+    let stored = c.store.join("sha256-v1").join(&sha256[..2]).join(&sha256);
+    // `plan --json` prints the steps, `build --json` a summary holding them.
+    let source_step = |steps: &serde_json::Value| -> bool {
+        let steps = steps.as_array().unwrap();
+        let step = steps.iter().find(|s| s["step"] == "source" && s["name"] == "payload").expect("a source step");
+        step["cached"] == true
+    };
+
+    let planned: serde_json::Value =
+        serde_json::from_str(&c.ok(&["--json", "plan", recipe.to_str().unwrap()])).unwrap();
+    assert!(!source_step(&planned), "{planned}");
+    assert!(!stored.exists(), "plan fetched the source");
+
+    let built = live_build(&c, &recipe, &["-o", c.cwd.join("out").to_str().unwrap()]);
+    assert!(!source_step(&built["steps"]) && stored.exists(), "{built}");
+    let replanned: serde_json::Value =
+        serde_json::from_str(&c.ok(&["--json", "plan", recipe.to_str().unwrap()])).unwrap();
+    assert!(source_step(&replanned), "{replanned}");
+}
+
+#[test]
 fn a_build_cannot_open_a_network_connection() {
     let _turn = turn();
     let c = toolchain_compose();

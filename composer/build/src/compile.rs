@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use composer_oci::{Compression, LayerDescriptor};
 use composer_recipe::{AllocatorMode, AllocatorName, AllocatorSource, JEMALLOC_BUILD, PYTHON_BUILD, Platform};
-use composer_store::{ActionKey, ActionRecord, BlobInfo, Hash, ObjectRef, RefKind, Tree};
+use composer_store::{ActionKey, ActionRecord, BlobInfo, Hash, ObjectRef, RefKind, Sha256, Tree};
 
 use crate::lockfile::{LockedPackage, Lockfile};
 use crate::toolchain::Flags;
@@ -254,6 +254,8 @@ impl Session<'_> {
         steps: &mut Vec<StepReport>,
     ) -> Result<BTreeMap<String, Vec<Built>>, BuildError> {
         let mut out = BTreeMap::new();
+        let digests: BTreeMap<String, Sha256> =
+            sources.iter().map(|(name, blob)| (name.clone(), blob.sha256)).collect();
         for platform in self.recipe.image.platforms.get_ref() {
             let locked = lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers it");
             let jobs = jobs(self, platform);
@@ -265,7 +267,7 @@ impl Session<'_> {
             let mut done: Vec<Built> = Vec::new();
             for job in &jobs {
                 let env = job_env(self, job, platform);
-                let key = self.job_key(job, platform, &root_key, &env, sources, &done);
+                let key = self.job_key(job, platform, &root_key, &env, &digests, &done);
                 let cached = self.ctx.store.action_get(&key)?.and_then(|r| r.outputs.first().map(|o| o.id));
                 let tree = match cached {
                     Some(tree) => tree,
@@ -328,9 +330,10 @@ impl Session<'_> {
                 // A build runs after the interpreter it uses; a plan may find that not built yet.
                 let interpreter_ready = job.uses.iter().all(|u| done.iter().any(|d| &d.name == u));
                 let inputs = blob.filter(|_| interpreter_ready).map(|blob| {
+                    let key_sources = BTreeMap::from([("sdist".to_string(), blob.sha256)]);
                     let sources = BTreeMap::from([("sdist".to_string(), blob)]);
                     let job_env = job_env(self, &job, platform);
-                    let key = self.job_key(&job, platform, &root_key, &job_env, &sources, done);
+                    let key = self.job_key(&job, platform, &root_key, &job_env, &key_sources, done);
                     (sources, job_env, key)
                 });
                 let cached = match &inputs {
@@ -433,7 +436,7 @@ impl Session<'_> {
     pub(crate) fn plan_builds(
         &self,
         lock: &Lockfile,
-        sources: &BTreeMap<String, BlobInfo>,
+        sources: &BTreeMap<String, Sha256>,
         steps: &mut Vec<StepReport>,
     ) -> Result<BTreeMap<String, Vec<Built>>, BuildError> {
         let mut cached = BTreeMap::new();
@@ -474,7 +477,7 @@ impl Session<'_> {
         platform: &Platform,
         root_key: &ActionKey,
         env: &BTreeMap<String, String>,
-        sources: &BTreeMap<String, BlobInfo>,
+        sources: &BTreeMap<String, Sha256>,
         done: &[Built],
     ) -> ActionKey {
         let mut key = ActionKey::new("build", BUILD_VERSION)
@@ -484,7 +487,7 @@ impl Session<'_> {
             .with("script", &job.script)
             .with("env", serde_json::to_vec(env).expect("serializes"));
         for (mount, source) in &job.sources {
-            key.field("source", format!("{mount}={}", sources[source].sha256).as_bytes());
+            key.field("source", format!("{mount}={}", sources[source]).as_bytes());
         }
         for used in &job.uses {
             let built = done.iter().find(|d| &d.name == used).expect("validated: uses name earlier builds");

@@ -201,16 +201,26 @@ impl<'a> Session<'a> {
         Ok(self.sources.get_or_init(|| fetched))
     }
 
-    /// The version of the CPython the recipe builds, read from its source.
+    /// The version of the CPython the recipe builds, read from its source once, then from the
+    /// action cache by the source's pinned sha256, so that `plan` and a build whose steps are all
+    /// cached need not fetch the source again.
     fn built_python_version(&self) -> Result<Option<String>, BuildError> {
         let Some(interpreter) = self.recipe.python.as_ref().and_then(|p| p.build.as_ref()) else { return Ok(None) };
+        let version_key = |sha256: &str| ActionKey::new("python-version", 1).with("source", sha256);
+        let pinned = self.recipe.sources.iter().find(|s| s.name.get_ref() == interpreter.source.get_ref());
+        let cached = |key: &ActionKey| -> Result<Option<String>, BuildError> {
+            Ok(self.ctx.store.action_get(key)?.and_then(|r| r.data.as_str().map(str::to_string)))
+        };
+        if let Some(sha256) = pinned.and_then(|s| s.sha256.as_ref()).and_then(|s| s.get_ref().parse::<Sha256>().ok())
+            && let Some(version) = cached(&version_key(&sha256.to_string()))?
+        {
+            return Ok(Some(version));
+        }
         let sources = self.sources(&mut Vec::new())?;
         let blob = &sources[interpreter.source.get_ref()];
-        let key = ActionKey::new("python-version", 1).with("source", blob.sha256.to_string());
-        if let Some(record) = self.ctx.store.action_get(&key)?
-            && let Some(version) = record.data.as_str()
-        {
-            return Ok(Some(version.to_string()));
+        let key = version_key(&blob.sha256.to_string());
+        if let Some(version) = cached(&key)? {
+            return Ok(Some(version));
         }
         let version = compile::cpython_version(self.ctx.store, blob)?;
         let record = ActionRecord { step: "python-version".into(), outputs: vec![], data: version.clone().into() };
@@ -496,8 +506,8 @@ impl Session<'_> {
     /// Lists every step as cached or not, with download sizes, without building anything.
     pub fn plan(&self) -> Result<Vec<StepReport>, BuildError> {
         let (lock, mut steps, _) = self.packages(LockPolicy::UseOrCreate, false)?;
-        let sources = self.sources(&mut steps)?;
-        let built = self.plan_builds(&lock, sources, &mut steps)?;
+        let sources = sources::source_digests(self.ctx, self.recipe, &mut steps)?;
+        let built = self.plan_builds(&lock, &sources, &mut steps)?;
         let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, LockPolicy::UseOrCreate, false, false)?;
         steps.extend(wheel_steps);
         let built_wheels = self.sdist_builds(&lock, &wheel_plans, &built, &mut steps, compile::Mode::Plan)?;

@@ -52,9 +52,7 @@ fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> Result<(Blo
         return Ok((blob, true));
     }
     if let Some(path) = &source.path {
-        let full = recipe.dir.join(path.get_ref());
-        let data = std::fs::read(&full)
-            .map_err(|e| BuildError::Source { name: name.clone(), reason: format!("{}: {e}", full.display()) })?;
+        let (full, data) = read_local(recipe, name, path.get_ref())?;
         // A local file is read every build (it may have changed); it is only news to the store
         // when its content is.
         let already_stored = ctx.store.contains(&composer_store::Hash::of(&data));
@@ -77,6 +75,44 @@ fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> Result<(Blo
         .fetch_to_store(ctx.store, &url, expected.as_ref().map(|s| (s, None)), &format!("source `{name}`"), &|_| {})
         .map_err(|source| BuildError::Fetch { what: format!("source `{name}`"), source })?;
     Ok((blob, false))
+}
+
+/// For `compose plan`: every source's sha256 without fetching anything (a remote source is known
+/// by its pin, a local file is read and hashed), each reported as in the store or not.
+pub fn source_digests(
+    ctx: &Context<'_>,
+    recipe: &Recipe,
+    steps: &mut Vec<StepReport>,
+) -> Result<BTreeMap<String, Sha256>, BuildError> {
+    let mut out = BTreeMap::new();
+    for source in &recipe.sources {
+        let name = source.name.get_ref();
+        let (sha256, cached) = match &source.path {
+            Some(path) => {
+                let (_, data) = read_local(recipe, name, path.get_ref())?;
+                (Sha256::of(&data), ctx.store.contains(&composer_store::Hash::of(&data)))
+            }
+            None => {
+                let sha256 = pin(source)?.expect("validated: a url comes with its sha256");
+                (sha256, ctx.store.lookup_sha256(&sha256)?.is_some())
+            }
+        };
+        // The size of a file not yet fetched is not known without asking the server.
+        steps.push(StepReport { step: "source", platform: None, name: name.clone(), cached, bytes: 0 });
+        out.insert(name.clone(), sha256);
+    }
+    Ok(out)
+}
+
+fn read_local(
+    recipe: &Recipe,
+    name: &str,
+    path: &std::path::Path,
+) -> Result<(std::path::PathBuf, Vec<u8>), BuildError> {
+    let full = recipe.dir.join(path);
+    let data = std::fs::read(&full)
+        .map_err(|e| BuildError::Source { name: name.to_string(), reason: format!("{}: {e}", full.display()) })?;
+    Ok((full, data))
 }
 
 /// `mirror://NAME/path` → the configured mirror's URL joined with `path`.
