@@ -230,3 +230,69 @@ fn debian_trixie_tools_runs_on_amd64_arm64_and_armv7_with_zstd_layers() {
         assert!(said.starts_with("curl ") && said.contains(triple), "{arch}: {said}");
     }
 }
+
+/// What `import json` says under `python3 -v` about where its code came from.
+const FROM_BYTECODE: &str = "import json, platform, sys\nprint(platform.machine(), file=sys.stderr)";
+
+#[test]
+fn bytecode_is_compiled_at_build_time_into_its_own_layer_and_used() {
+    let c = live_compose();
+    let recipe = copy_recipe(&c, "debian-python.toml");
+    let out_dir = LowercaseDir::new();
+    let plain = out_dir.0.join("plain");
+    let with_bytecode = out_dir.0.join("bytecode");
+    live_build(&c, &recipe, &["-o", plain.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&recipe).unwrap() + "\n[python]\nbytecode = true\n";
+    std::fs::write(&recipe, text).unwrap();
+    let first = live_build(&c, &recipe, &["-o", with_bytecode.to_str().unwrap()]);
+
+    for (arch, machine) in [("amd64", "x86_64"), ("arm64", "aarch64")] {
+        // The image without bytecode, and one more layer on top: nothing below it changed.
+        let digests = |layout: &Path| -> Vec<String> {
+            let manifest = composer_testkit::manifest(layout, arch);
+            manifest["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_string()).collect()
+        };
+        let (below, above) = (digests(&plain), digests(&with_bytecode));
+        assert_eq!(above.len(), below.len() + 1, "{arch}: one bytecode layer");
+        assert_eq!(above[..below.len()], below[..], "{arch}: the layers below the bytecode changed");
+
+        let entries = composer_testkit::layer_entries(&with_bytecode, arch);
+        let pyc = entries
+            .iter()
+            .find(|e| e.path == "usr/lib/python3.11/json/__pycache__/__init__.cpython-311.pyc")
+            .unwrap_or_else(|| panic!("{arch}: json has no bytecode"));
+        // PEP 552 flags: hash-based and checked, so valid whatever the files' times.
+        assert_eq!(pyc.data[4..8], [3, 0, 0, 0], "{arch}: not checked-hash bytecode");
+
+        // As the image's own (non-root) user, the interpreter reads the bytecode, not the source.
+        let image = format!("oci:{}:latest", with_bytecode.display());
+        let out = Command::new("podman")
+            .args(["--runtime", "runc", "run", "--rm", "--network=none", "--arch", arch, &image])
+            .args(["python3", "-v", "-c", FROM_BYTECODE])
+            .output()
+            .expect("podman runs");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{arch}: {said}");
+        assert!(said.contains(machine), "{arch}: {said}");
+        assert!(
+            said.contains("code object from '/usr/lib/python3.11/json/__pycache__/__init__.cpython-311.pyc'"),
+            "{arch}: json was not loaded from its bytecode:\n{said}"
+        );
+    }
+
+    // Compiled again in another store and environment: the same bytes.
+    let mut other = live_compose();
+    other.env.extend([("TZ".to_string(), "America/Lima".to_string()), ("RAYON_NUM_THREADS".into(), "1".into())]);
+    std::fs::copy(&recipe, other.cwd.join("debian-python.toml")).unwrap();
+    std::fs::copy(recipe.with_extension("lock"), other.cwd.join("debian-python.lock")).unwrap();
+    let out = other.run_with_umask("077", &["--json", "build", "debian-python.toml"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let second: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(index_digest(&first), index_digest(&second), "bytecode compiled twice differs");
+
+    let planned: serde_json::Value =
+        serde_json::from_str(&c.ok(&["--json", "plan", recipe.to_str().unwrap()])).unwrap();
+    let bytecode: Vec<&serde_json::Value> =
+        planned.as_array().unwrap().iter().filter(|s| s["step"] == "python-bytecode").collect();
+    assert!(bytecode.len() == 2 && bytecode.iter().all(|s| s["cached"] == true), "{planned}");
+}

@@ -135,6 +135,11 @@ pub struct Built {
     image: ImagePart,
 }
 
+/// How many build steps a platform has (for `plan`: the bytecode step needs all of them).
+pub(crate) fn job_count(session: &Session<'_>, platform: &Platform) -> usize {
+    jobs(session, platform).len()
+}
+
 fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
     let recipe = session.recipe;
     let allocator = &recipe.allocator;
@@ -601,12 +606,13 @@ impl Session<'_> {
                     .map(|(mount, name)| (mount.clone(), store.object_path(&sources[name].id)))
                     .collect(),
                 script: &script,
+                argv: None,
                 env: &env,
                 log: &log,
             },
         )?;
         if !status.success() {
-            return Err(self.failed(job, platform, &work, &log, status));
+            return Err(self.failed(&job.name, platform, &work, &log, status));
         }
         self.ctx.reporter.note(&format!(
             "{} for {platform} built in {:.1}s",
@@ -628,9 +634,9 @@ impl Session<'_> {
         Ok(tree_id)
     }
 
-    fn failed(
+    pub(crate) fn failed(
         &self,
-        job: &Job,
+        name: &str,
         platform: &Platform,
         work: &Path,
         log: &Path,
@@ -640,7 +646,7 @@ impl Session<'_> {
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(25)..].join("\n");
         // The log outlives the build directory, so that it can be read whatever --keep-failed says.
-        let kept_log = std::env::temp_dir().join(format!("compose-{}-{}.log", job.name, platform.debian_arch()));
+        let kept_log = std::env::temp_dir().join(format!("compose-{name}-{}.log", platform.debian_arch()));
         let _ = std::fs::copy(log, &kept_log);
         let kept_dir = if self.keep_failed {
             Some(work.to_path_buf())
@@ -649,7 +655,7 @@ impl Session<'_> {
             None
         };
         BuildError::BuildFailed(Box::new(crate::error::FailedBuild {
-            name: job.name.clone(),
+            name: name.to_string(),
             platform: platform.to_string(),
             status: status.code().map_or_else(|| "killed by a signal".into(), |c| format!("exit status {c}")),
             tail,
@@ -708,7 +714,7 @@ fn is_runtime(path: &str, prefix: &str) -> bool {
     !(under("include") || under("lib/pkgconfig") || python_tests || (rest.starts_with("lib/") && rest.ends_with(".a")))
 }
 
-fn host_debian_arch() -> &'static str {
+pub(crate) fn host_debian_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -718,7 +724,7 @@ fn host_debian_arch() -> &'static str {
     }
 }
 
-fn tempdir(label: &str) -> Result<PathBuf, BuildError> {
+pub(crate) fn tempdir(label: &str) -> Result<PathBuf, BuildError> {
     let dir = tempfile::Builder::new()
         .prefix(&format!("compose-build-{label}-"))
         .tempdir()

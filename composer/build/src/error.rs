@@ -18,6 +18,8 @@ pub enum BuildError {
     File { target: String, source_path: PathBuf, reason: String },
     #[error("the jemalloc package for {platform} does not hold `{path}`")]
     Allocator { platform: String, path: String },
+    #[error("cannot compile Python bytecode for {platform}: {reason}")]
+    Bytecode { platform: String, reason: String },
     #[error(transparent)]
     Deb(#[from] composer_deb::DebError),
     #[error(transparent)]
@@ -83,6 +85,10 @@ impl BuildError {
             BuildError::Allocator { .. } => {
                 Some("use a suite whose libjemalloc2 ships the library, or set [allocator] name = \"system\"".into())
             }
+            BuildError::Bytecode { .. } => Some(
+                "add python3 to [base] packages (or build CPython with [python.build]), or set [python] bytecode = false"
+                    .into(),
+            ),
             BuildError::NoSandbox => {
                 Some("install it (`apt-get install bubblewrap`) or point COMPOSE_BWRAP at it".into())
             }

@@ -16,6 +16,7 @@
 //! Step keys hold only content hashes and recipe values: no paths, host names or clocks.
 
 pub mod backend;
+mod bytecode;
 mod compile;
 pub mod debian;
 mod error;
@@ -532,6 +533,22 @@ impl Session<'_> {
                 cached: layers.contains_key(&plan.system_key.hash()),
                 bytes: 0,
             });
+            if self.bytecode_wanted() {
+                let platform_built = built.get(&plan.platform.to_string()).map_or(&[][..], Vec::as_slice);
+                let wheels = wheel_plans.iter().find(|w| w.platform == plan.platform);
+                let key = self.bytecode_key(&plan.platform, &plan.packages, &plan.system_key, platform_built, wheels);
+                let cached = match key {
+                    Some(key) => store.action_get(&key)?.is_some(),
+                    None => false,
+                };
+                steps.push(StepReport {
+                    step: "python-bytecode",
+                    platform: Some(plan.platform.to_string()),
+                    name: "bytecode".into(),
+                    cached,
+                    bytes: 0,
+                });
+            }
         }
         for package in needed.values() {
             let key = unpack_key(package);
@@ -682,11 +699,18 @@ impl Session<'_> {
                 packages: vec![],
                 comment: "system: dpkg database, accounts, files".into(),
             });
-            let (build_layers, build_steps) =
-                self.build_layers(&built.remove(&platform_name).unwrap_or_default(), epoch, compression)?;
+            let platform_built = built.remove(&platform_name).unwrap_or_default();
+            let (build_layers, build_steps) = self.build_layers(&platform_built, epoch, compression)?;
             descriptors.extend(build_layers);
             steps.extend(build_steps.into_iter().map(|s| StepReport { platform: Some(platform_name.clone()), ..s }));
             descriptors.extend(wheel_layers.remove(&platform_name).unwrap_or_default());
+            let wheels = wheel_plans.iter().find(|w| w.platform == plan.platform);
+            if let Some(key) =
+                self.bytecode_key(&plan.platform, &plan.packages, &plan.system_key, &platform_built, wheels)
+            {
+                let layer = self.bytecode_layer(&plan.platform, &key, &descriptors, &mut steps)?;
+                descriptors.push(layer);
+            }
 
             let spec = self.image_spec(&plan.platform)?;
             let image = composer_oci::image::write_platform_image(

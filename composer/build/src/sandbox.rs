@@ -31,6 +31,10 @@ pub struct Run<'a> {
     /// (name under /sources, host file)
     pub sources: Vec<(String, PathBuf)>,
     pub script: &'a Path,
+    /// The command, when not `sh -eu` on the script (a root without a shell, such as an image
+    /// that only has its interpreter, runs that directly); the script is still at
+    /// `/sources/.script`.
+    pub argv: Option<&'a [String]>,
     pub env: &'a BTreeMap<String, String>,
     pub log: &'a Path,
 }
@@ -58,7 +62,10 @@ pub fn run(bwrap: &Path, run: &Run<'_>) -> Result<std::process::ExitStatus, Buil
     for (key, value) in run.env {
         command.args(["--setenv", key, value]);
     }
-    command.args(["--", "/bin/sh", "-c", "umask 022 && exec /bin/sh -eu /sources/.script"]);
+    match run.argv {
+        Some(argv) => command.arg("--").args(argv),
+        None => command.args(["--", "/bin/sh", "-c", "umask 022 && exec /bin/sh -eu /sources/.script"]),
+    };
     let log = std::fs::File::create(run.log).map_err(|e| BuildError::Sandbox(format!("{}: {e}", run.log.display())))?;
     let err = log.try_clone().map_err(|e| BuildError::Sandbox(e.to_string()))?;
     command.stdin(Stdio::null()).stdout(log).stderr(err);

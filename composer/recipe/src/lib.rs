@@ -104,11 +104,15 @@ impl Recipe {
         header: std::ops::Range<usize>,
         invalid: &dyn Fn(std::ops::Range<usize>, String, &str) -> RecipeError,
     ) -> Result<(), RecipeError> {
-        if python.requirements.is_empty() && python.requirements_file.is_none() && python.build.is_none() {
+        if python.requirements.is_empty()
+            && python.requirements_file.is_none()
+            && python.build.is_none()
+            && !python.bytecode
+        {
             return Err(invalid(
                 header,
                 "`[python]` has neither `requirements` nor `requirements_file`".into(),
-                "add requirements = [\"package>=1.0\"], or drop the [python] section",
+                "add requirements = [\"package>=1.0\"] (or bytecode = true), or drop the [python] section",
             ));
         }
         for requirement in python.requirements.iter().chain(&python.constraints) {

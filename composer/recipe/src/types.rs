@@ -320,6 +320,9 @@ pub struct Python {
     pub max_layers: usize,
     /// CPython built from source, used instead of the base's python3.
     pub build: Option<crate::InterpreterBuild>,
+    /// Compile `.pyc` files at build time, for the distro's modules and the wheel set alike.
+    #[serde(default)]
+    pub bytecode: bool,
 }
 
 fn default_python_target() -> Spanned<String> {
