@@ -296,3 +296,70 @@ fn bytecode_is_compiled_at_build_time_into_its_own_layer_and_used() {
         planned.as_array().unwrap().iter().filter(|s| s["step"] == "python-bytecode").collect();
     assert!(bytecode.len() == 2 && bytecode.iter().all(|s| s["cached"] == true), "{planned}");
 }
+
+#[test]
+fn wheel_bytecode_is_its_own_layer_and_changes_alone_with_the_wheel_set() {
+    let mut c = live_compose();
+    let index = composer_testkit::LocalIndex::new();
+    index.publish(&[composer_testkit::Wheel::new("alpha", "1.0"), composer_testkit::Wheel::new("beta", "1.0")]);
+    c.env.push(("COMPOSE_INDEX_FIXTURE".into(), index.url()));
+    let recipe = c.cwd.join("wheels.toml");
+    let write = |requirement: &str| {
+        std::fs::write(
+            &recipe,
+            format!(
+                "[image]\nname = \"wheels\"\nplatforms = [\"linux/amd64\"]\nsource_date_epoch = 1700000000\n\n\
+                 [base]\nsuite = \"bookworm\"\nmirror = \"debian\"\npackages = []\n\n\
+                 [python]\nrequirements = [\"{requirement}\"]\nindex = \"fixture\"\nbytecode = true\n"
+            ),
+        )
+        .unwrap()
+    };
+    let out_dir = LowercaseDir::new();
+    let bytecode_layers = |layout: &Path| -> Vec<(String, String)> {
+        let manifest = composer_testkit::manifest(layout, "amd64");
+        let config = composer_testkit::image_config(layout, "amd64");
+        // History entries line up with layers (none is empty).
+        let comments: Vec<String> = config["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["comment"].as_str().unwrap_or_default().to_string())
+            .collect();
+        manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(comments)
+            .filter(|(_, comment)| comment.starts_with("python bytecode"))
+            .map(|(layer, comment)| (comment, layer["digest"].as_str().unwrap().to_string()))
+            .collect()
+    };
+
+    write("alpha");
+    let first = out_dir.0.join("first");
+    live_build(&c, &recipe, &["-o", first.to_str().unwrap()]);
+    let entries = composer_testkit::layer_entries(&first, "amd64");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.path == "opt/venv/lib/python3.11/site-packages/alpha/__pycache__/__init__.cpython-311.pyc"),
+        "the wheel's module has no bytecode"
+    );
+    let said = Command::new("podman")
+        .args(["--runtime", "runc", "run", "--rm", "--network=none", &format!("oci:{}:latest", first.display())])
+        .args(["python", "-v", "-c", "import alpha"])
+        .output()
+        .expect("podman runs");
+    let said = String::from_utf8_lossy(&said.stderr);
+    assert!(said.contains("site-packages/alpha/__pycache__/__init__.cpython-311.pyc'"), "{said}");
+
+    write("beta");
+    let second = out_dir.0.join("second");
+    live_build(&c, &recipe, &["-o", second.to_str().unwrap()]);
+    let (before, after) = (bytecode_layers(&first), bytecode_layers(&second));
+    let names: Vec<&str> = before.iter().map(|(comment, _)| comment.as_str()).collect();
+    assert_eq!(names, ["python bytecode: distro", "python bytecode: wheels"]);
+    assert_eq!(before[0], after[0], "the distro's bytecode changed with the wheel set");
+    assert_ne!(before[1], after[1], "the wheel set's bytecode did not change with it");
+}

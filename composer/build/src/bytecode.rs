@@ -9,7 +9,9 @@
 //! compiles every module under the Python directories that has no bytecode yet (a built CPython
 //! brings its own), with checked-hash invalidation (valid whatever the files' times, as layers
 //! clamp them) and a fixed hash seed (set and frozenset constants marshal in a fixed order), and
-//! the `.pyc` files become one layer on top.
+//! the `.pyc` files become a layer: one for the distro's and the builds' modules, above the
+//! builds' layers, and one for the wheel set's, above its layers, so that a change to the wheel
+//! set compiles only its own modules again.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -58,6 +60,24 @@ for root in roots:
 print("compiled %d modules, skipped %d that do not compile" % (compiled, skipped))
 "#;
 
+/// Which modules a bytecode step compiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// The distro's and the builds' (a built CPython brings its own, so little is left there).
+    Distro,
+    /// The wheel set's.
+    Wheels,
+}
+
+impl Part {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Part::Distro => "distro",
+            Part::Wheels => "wheels",
+        }
+    }
+}
+
 impl Session<'_> {
     pub(crate) fn bytecode_wanted(&self) -> bool {
         self.recipe.python.as_ref().is_some_and(|p| p.bytecode)
@@ -71,27 +91,35 @@ impl Session<'_> {
         }
     }
 
-    /// The directories whose modules are compiled: the distro's, the built interpreter's, and
-    /// the wheel set's.
-    fn bytecode_roots(&self) -> Vec<String> {
-        let mut roots =
-            vec!["/usr/lib/python3".to_string(), "/usr/lib/python{ver}".into(), "/usr/local/lib/python{ver}".into()];
-        if let Some(prefix) = self.interpreter_prefix() {
-            roots.push(format!("{prefix}/lib/python{{ver}}"));
-        }
-        if let Some(venv) = self.recipe.python.as_ref().and_then(|p| p.venv()) {
-            roots.push(venv.to_string());
+    /// The directories whose modules a part compiles: the distro's and the built interpreter's,
+    /// or the wheel set's (a venv, or the interpreter's site directory for `target = "system"`,
+    /// where the distro part has already compiled what is not the wheel set's).
+    fn bytecode_roots(&self, part: Part) -> Vec<String> {
+        let prefix = self.interpreter_prefix().map(|p| format!("{p}/lib/python{{ver}}"));
+        let venv = self.recipe.python.as_ref().and_then(|p| p.venv());
+        let mut roots: Vec<String> = match (part, venv) {
+            (Part::Distro, _) => {
+                ["/usr/lib/python3", "/usr/lib/python{ver}", "/usr/local/lib/python{ver}"].map(String::from).into()
+            }
+            (Part::Wheels, Some(venv)) => vec![venv.to_string()],
+            (Part::Wheels, None) => vec!["/usr/local/lib/python{ver}".into()],
+        };
+        if part == Part::Distro || venv.is_none() {
+            roots.extend(prefix);
         }
         roots.sort();
         roots.dedup();
         roots
     }
 
-    /// The key of a platform's bytecode step: everything that puts Python files in the image
-    /// (its packages, the system files, the builds' outputs, the wheel set's layers) and how it
-    /// is compiled. `None` when a build it depends on is not in the store yet (`plan` only).
+    /// The key of a platform's bytecode step for one part: what puts Python files in the image
+    /// below it (the packages, the system files, the builds' outputs and, for the wheel part, the
+    /// wheel set's layers) and how it is compiled. `None` when the recipe does not ask for
+    /// bytecode, when there is no wheel set to compile, or when a build it depends on is not in
+    /// the store yet (`plan` only).
     pub(crate) fn bytecode_key(
         &self,
+        part: Part,
         platform: &Platform,
         packages: &[LockedPackage],
         system_key: &ActionKey,
@@ -102,9 +130,10 @@ impl Session<'_> {
             return None;
         }
         let mut key = ActionKey::new("python-bytecode", BYTECODE_VERSION)
+            .with("part", part.name())
             .with("platform", platform.to_string())
             .with("interpreter", self.interpreter())
-            .with("roots", self.bytecode_roots().join("\n"))
+            .with("roots", self.bytecode_roots(part).join("\n"))
             .with("script", COMPILE)
             .with("epoch", crate::epoch(self.recipe).to_le_bytes())
             .with("compression", crate::compression(self.recipe).name())
@@ -115,7 +144,8 @@ impl Session<'_> {
         for b in built {
             key.field("built", format!("{}={}", b.name, b.tree.to_hex()).as_bytes());
         }
-        if let Some(plan) = wheels {
+        if part == Part::Wheels {
+            let plan = wheels?;
             for layer in &plan.layer_keys {
                 key.field("wheel-layer", &layer.hash().0);
             }
@@ -130,6 +160,7 @@ impl Session<'_> {
     /// `below` lays out.
     pub(crate) fn bytecode_layer(
         &self,
+        part: Part,
         platform: &Platform,
         key: &ActionKey,
         below: &[LayerDescriptor],
@@ -139,7 +170,7 @@ impl Session<'_> {
         let (layer, cached) = match store.action_get(key)? {
             Some(record) => (crate::layer_from(&record)?, true),
             None => {
-                let layer = self.compile_bytecode(platform, below)?;
+                let layer = self.compile_bytecode(part, platform, below)?;
                 store.action_put(key, &crate::layer_record("python-bytecode", &layer))?;
                 (layer, false)
             }
@@ -147,15 +178,16 @@ impl Session<'_> {
         steps.push(StepReport {
             step: "python-bytecode",
             platform: Some(platform.to_string()),
-            name: "bytecode".into(),
+            name: part.name().into(),
             cached,
             bytes: 0,
         });
-        Ok(LayerDescriptor { layer, packages: vec![], comment: "python bytecode".into() })
+        Ok(LayerDescriptor { layer, packages: vec![], comment: format!("python bytecode: {}", part.name()) })
     }
 
     fn compile_bytecode(
         &self,
+        part: Part,
         platform: &Platform,
         below: &[LayerDescriptor],
     ) -> Result<composer_oci::layer::LayerBlob, BuildError> {
@@ -166,7 +198,11 @@ impl Session<'_> {
             let emulated = platform.debian_arch() != host_debian_arch();
             self.ctx.reporter.status(
                 "Compiling",
-                &format!("Python bytecode for {platform}{}", if emulated { " (under qemu-user)" } else { "" }),
+                &format!(
+                    "Python bytecode ({}) for {platform}{}",
+                    part.name(),
+                    if emulated { " (under qemu-user)" } else { "" }
+                ),
             );
             for layer in below {
                 unpack_layer(store, &layer.layer, &root)?;
@@ -185,7 +221,7 @@ impl Session<'_> {
             std::fs::write(&script, COMPILE).map_err(|e| BuildError::Sandbox(e.to_string()))?;
             // -S: no site (nothing of the image's own configuration runs); -s: no user site.
             let mut argv = vec![interpreter, "-S".into(), "-s".into(), "/sources/.script".into()];
-            argv.extend(self.bytecode_roots());
+            argv.extend(self.bytecode_roots(part));
             let mut env: BTreeMap<String, String> = sandbox::base_env(crate::epoch(self.recipe), 1);
             env.insert("PYTHONHASHSEED".into(), "0".into());
             let log = work.join("bytecode.log");
@@ -206,7 +242,7 @@ impl Session<'_> {
                 return Err(self.failed("python-bytecode", platform, &work, &log, status));
             }
             let said = std::fs::read_to_string(&log).unwrap_or_default();
-            self.ctx.reporter.note(&format!("bytecode for {platform}: {}", said.trim()));
+            self.ctx.reporter.note(&format!("bytecode ({}) for {platform}: {}", part.name(), said.trim()));
             let tree = crate::output::tree_from_dir(store, &out, crate::epoch(self.recipe))?;
             Ok(composer_oci::layer::write_layer(
                 store,

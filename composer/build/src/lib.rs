@@ -35,6 +35,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use backend::Backend;
+use bytecode::Part;
 use composer_client::Client;
 use composer_oci::{Compression, LayerBlob, LayerDescriptor};
 use composer_recipe::{AllocatorMode, AllocatorName, AllocatorSource, Platform, Recipe};
@@ -533,10 +534,14 @@ impl Session<'_> {
                 cached: layers.contains_key(&plan.system_key.hash()),
                 bytes: 0,
             });
-            if self.bytecode_wanted() {
-                let platform_built = built.get(&plan.platform.to_string()).map_or(&[][..], Vec::as_slice);
-                let wheels = wheel_plans.iter().find(|w| w.platform == plan.platform);
-                let key = self.bytecode_key(&plan.platform, &plan.packages, &plan.system_key, platform_built, wheels);
+            let platform_built = built.get(&plan.platform.to_string()).map_or(&[][..], Vec::as_slice);
+            let wheels = wheel_plans.iter().find(|w| w.platform == plan.platform);
+            for part in [Part::Distro, Part::Wheels] {
+                if !self.bytecode_wanted() || (part == Part::Wheels && wheels.is_none()) {
+                    continue;
+                }
+                let key =
+                    self.bytecode_key(part, &plan.platform, &plan.packages, &plan.system_key, platform_built, wheels);
                 let cached = match key {
                     Some(key) => store.action_get(&key)?.is_some(),
                     None => false,
@@ -544,7 +549,7 @@ impl Session<'_> {
                 steps.push(StepReport {
                     step: "python-bytecode",
                     platform: Some(plan.platform.to_string()),
-                    name: "bytecode".into(),
+                    name: part.name().into(),
                     cached,
                     bytes: 0,
                 });
@@ -703,13 +708,16 @@ impl Session<'_> {
             let (build_layers, build_steps) = self.build_layers(&platform_built, epoch, compression)?;
             descriptors.extend(build_layers);
             steps.extend(build_steps.into_iter().map(|s| StepReport { platform: Some(platform_name.clone()), ..s }));
-            descriptors.extend(wheel_layers.remove(&platform_name).unwrap_or_default());
             let wheels = wheel_plans.iter().find(|w| w.platform == plan.platform);
-            if let Some(key) =
-                self.bytecode_key(&plan.platform, &plan.packages, &plan.system_key, &platform_built, wheels)
-            {
-                let layer = self.bytecode_layer(&plan.platform, &key, &descriptors, &mut steps)?;
-                descriptors.push(layer);
+            let bytecode_key = |part| {
+                self.bytecode_key(part, &plan.platform, &plan.packages, &plan.system_key, &platform_built, wheels)
+            };
+            if let Some(key) = bytecode_key(Part::Distro) {
+                descriptors.push(self.bytecode_layer(Part::Distro, &plan.platform, &key, &descriptors, &mut steps)?);
+            }
+            descriptors.extend(wheel_layers.remove(&platform_name).unwrap_or_default());
+            if let Some(key) = bytecode_key(Part::Wheels) {
+                descriptors.push(self.bytecode_layer(Part::Wheels, &plan.platform, &key, &descriptors, &mut steps)?);
             }
 
             let spec = self.image_spec(&plan.platform)?;
