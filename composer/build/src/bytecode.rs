@@ -20,7 +20,7 @@ use std::path::Path;
 use composer_oci::image::LayerDescriptor;
 use composer_oci::layer::Compression;
 use composer_recipe::Platform;
-use composer_store::ActionKey;
+use composer_store::{ActionKey, ActionRecord};
 
 use crate::compile::{Built, host_debian_arch, tempdir};
 use crate::lockfile::LockedPackage;
@@ -157,7 +157,8 @@ impl Session<'_> {
     }
 
     /// The bytecode layer of one platform, from the store or compiled now on the image that
-    /// `below` lays out.
+    /// `below` lays out; `None` when nothing was left to compile (a built CPython's own modules
+    /// come compiled), so that the image gets no empty layer.
     pub(crate) fn bytecode_layer(
         &self,
         part: Part,
@@ -165,13 +166,20 @@ impl Session<'_> {
         key: &ActionKey,
         below: &[LayerDescriptor],
         steps: &mut Vec<StepReport>,
-    ) -> Result<LayerDescriptor, BuildError> {
+    ) -> Result<Option<LayerDescriptor>, BuildError> {
         let store = self.ctx.store;
         let (layer, cached) = match store.action_get(key)? {
-            Some(record) => (crate::layer_from(&record)?, true),
+            Some(record) if record.data.is_null() => (None, true),
+            Some(record) => (Some(crate::layer_from(&record)?), true),
             None => {
                 let layer = self.compile_bytecode(part, platform, below)?;
-                store.action_put(key, &crate::layer_record("python-bytecode", &layer))?;
+                let record = match &layer {
+                    Some(layer) => crate::layer_record("python-bytecode", layer),
+                    None => {
+                        ActionRecord { step: "python-bytecode".into(), outputs: vec![], data: serde_json::Value::Null }
+                    }
+                };
+                store.action_put(key, &record)?;
                 (layer, false)
             }
         };
@@ -182,7 +190,11 @@ impl Session<'_> {
             cached,
             bytes: 0,
         });
-        Ok(LayerDescriptor { layer, packages: vec![], comment: format!("python bytecode: {}", part.name()) })
+        Ok(layer.map(|layer| LayerDescriptor {
+            layer,
+            packages: vec![],
+            comment: format!("python bytecode: {}", part.name()),
+        }))
     }
 
     fn compile_bytecode(
@@ -190,7 +202,7 @@ impl Session<'_> {
         part: Part,
         platform: &Platform,
         below: &[LayerDescriptor],
-    ) -> Result<composer_oci::layer::LayerBlob, BuildError> {
+    ) -> Result<Option<composer_oci::layer::LayerBlob>, BuildError> {
         let store = self.ctx.store;
         let work = tempdir(&format!("bytecode-{}", platform.debian_arch()))?;
         let result = (|| {
@@ -244,12 +256,11 @@ impl Session<'_> {
             let said = std::fs::read_to_string(&log).unwrap_or_default();
             self.ctx.reporter.note(&format!("bytecode ({}) for {platform}: {}", part.name(), said.trim()));
             let tree = crate::output::tree_from_dir(store, &out, crate::epoch(self.recipe))?;
-            Ok(composer_oci::layer::write_layer(
-                store,
-                &tree.entries,
-                crate::epoch(self.recipe),
-                crate::compression(self.recipe),
-            )?)
+            if tree.entries.iter().all(|e| matches!(e.kind, composer_store::EntryKind::Dir)) {
+                return Ok(None);
+            }
+            let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
+            Ok(Some(composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?))
         })();
         if !matches!(result, Err(BuildError::BuildFailed(_))) || !self.keep_failed {
             let _ = std::fs::remove_dir_all(&work);

@@ -713,11 +713,23 @@ impl Session<'_> {
                 self.bytecode_key(part, &plan.platform, &plan.packages, &plan.system_key, &platform_built, wheels)
             };
             if let Some(key) = bytecode_key(Part::Distro) {
-                descriptors.push(self.bytecode_layer(Part::Distro, &plan.platform, &key, &descriptors, &mut steps)?);
+                descriptors.extend(self.bytecode_layer(
+                    Part::Distro,
+                    &plan.platform,
+                    &key,
+                    &descriptors,
+                    &mut steps,
+                )?);
             }
             descriptors.extend(wheel_layers.remove(&platform_name).unwrap_or_default());
             if let Some(key) = bytecode_key(Part::Wheels) {
-                descriptors.push(self.bytecode_layer(Part::Wheels, &plan.platform, &key, &descriptors, &mut steps)?);
+                descriptors.extend(self.bytecode_layer(
+                    Part::Wheels,
+                    &plan.platform,
+                    &key,
+                    &descriptors,
+                    &mut steps,
+                )?);
             }
 
             let spec = self.image_spec(&plan.platform)?;
