@@ -50,14 +50,15 @@ tar -xf /sources/jemalloc -C src --strip-components=1
 cd src
 ./configure --prefix="$PREFIX" --disable-doc --disable-cxx ${LG_PAGE:+--with-lg-page=$LG_PAGE} \
     CFLAGS="$CFLAGS" LDFLAGS="$LDFLAGS"
-# The shared library only when something loads it at run time: under qemu-user every
-# object compiled is minutes.
+# The shared library only when something loads it at run time, and otherwise only
+# libjemalloc.a (not also the -fPIC copy, libjemalloc_pic.a, for linking into shared objects):
+# under qemu-user every object compiled is minutes.
 if [ "$JEMALLOC_SHARED" = 1 ]; then
     make -j"$JOBS" build_lib
     make install_lib install_include DESTDIR="$DESTDIR"
 else
-    make -j"$JOBS" build_lib_static
-    make install_lib_static install_include DESTDIR="$DESTDIR"
+    make -j"$JOBS" build_lib_static STATIC_LIBS=lib/libjemalloc.a
+    make install_lib_static install_include DESTDIR="$DESTDIR" STATIC_LIBS=lib/libjemalloc.a
 fi
 "#;
 
