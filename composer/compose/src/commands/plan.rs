@@ -24,7 +24,7 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
         } else {
             "to run".into()
         };
-        crate::out!("{:<13} {:<14} {:<40} {state}", step.step, platform, step.name);
+        crate::out!("{:<15} {:<14} {:<40} {state}", step.step, platform, step.name);
     }
     let download: u64 = steps.iter().map(|s| s.bytes).sum();
     let todo = steps.iter().filter(|s| !s.cached).count();
