@@ -19,7 +19,11 @@ impl Dockerd {
     fn start() -> Dockerd {
         let dir = tempfile::Builder::new().prefix("dockerd").tempdir().unwrap();
         let root = dir.path();
-        let child = Command::new("dockerd")
+        // Debian puts the daemon in /usr/sbin, which a non-login PATH may lack.
+        let on_path = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|dir| dir.join("dockerd").is_file()))
+            .unwrap_or(false);
+        let child = Command::new(if on_path { "dockerd" } else { "/usr/sbin/dockerd" })
             .args(["--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs"])
             .arg(format!("--host=unix://{}", root.join("docker.sock").display()))
             .arg(format!("--data-root={}", root.join("data").display()))
