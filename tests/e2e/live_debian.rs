@@ -103,6 +103,50 @@ impl Drop for LowercaseDir {
     }
 }
 
+/// An example recipe from `recipes/`, built from the live mirror into a lower-case layout (podman
+/// names images after their path).
+pub(crate) struct Example {
+    pub c: Compose,
+    pub recipe: PathBuf,
+    pub layout: PathBuf,
+    pub summary: serde_json::Value,
+    /// Holds the layout; removed on drop, so bind it (`out: _out`) for as long as the layout is used.
+    pub out: LowercaseDir,
+}
+
+pub(crate) fn build_example(name: &str) -> Example {
+    let c = live_compose();
+    let recipe = copy_recipe(&c, name);
+    let out = LowercaseDir::new();
+    let layout = out.0.join(name.trim_end_matches(".toml"));
+    let summary = live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+    Example { c, recipe, layout, summary, out }
+}
+
+/// Builds `recipe` again as another machine would: an empty store, another timezone, locale,
+/// umask, thread count and working directory, from the same lock (and `files`, relative to the
+/// recipe's directory). Returns the build's summary.
+pub(crate) fn build_elsewhere(recipe: &Path, files: &[&str], timezone: &str, umask: &str) -> serde_json::Value {
+    let mut other = live_compose();
+    other.env.extend([
+        ("TZ".to_string(), timezone.to_string()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("RAYON_NUM_THREADS".into(), "1".into()),
+    ]);
+    let (dir, name) = (recipe.parent().unwrap(), recipe.file_name().unwrap().to_str().unwrap());
+    let lock = recipe.with_extension("lock");
+    let elsewhere = other.cwd.join("deeper/than/before");
+    for file in [name, lock.file_name().unwrap().to_str().unwrap()].iter().chain(files) {
+        let dest = elsewhere.join(file);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(dir.join(file), dest).unwrap();
+    }
+    other.cwd = elsewhere;
+    let out = other.run_with_umask(umask, &["--json", "build", name]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 pub(crate) const CHECK: &str = "import ssl, sqlite3, json, ctypes, platform\n\
 ctx = ssl.create_default_context()\n\
 maps = open('/proc/self/maps').read()\n\
@@ -120,12 +164,7 @@ print(json.dumps({'installed': run('dpkg-query', '-W', '-f', '${Status}\\n').std
 
 #[test]
 fn debian_python_builds_runs_on_amd64_and_arm64_and_is_reproducible() {
-    let c = live_compose();
-    let recipe = copy_recipe(&c, "debian-python.toml");
-    // podman derives an image name from the layout path, and names must be lower case.
-    let out_dir = LowercaseDir::new();
-    let layout = out_dir.0.join("debian-python");
-    let first = live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+    let Example { c, recipe, layout, summary: first, out: _out } = build_example("debian-python.toml");
 
     let skopeo = Command::new("skopeo")
         .args(["inspect", &format!("oci:{}:latest", layout.display())])
@@ -152,20 +191,7 @@ fn debian_python_builds_runs_on_amd64_and_arm64_and_is_reproducible() {
     assert!(steps.iter().all(|s| s["cached"] == true), "{steps:?}");
 
     // Another store, another timezone, umask, locale, thread count and directory, same lock.
-    let mut other = live_compose();
-    other.env.extend([
-        ("TZ".to_string(), "Asia/Kolkata".to_string()),
-        ("LANG".into(), "C.UTF-8".into()),
-        ("RAYON_NUM_THREADS".into(), "1".into()),
-    ]);
-    let elsewhere = other.cwd.join("x/y");
-    std::fs::create_dir_all(&elsewhere).unwrap();
-    std::fs::copy(&recipe, elsewhere.join("debian-python.toml")).unwrap();
-    std::fs::copy(recipe.with_extension("lock"), elsewhere.join("debian-python.lock")).unwrap();
-    other.cwd = elsewhere.clone();
-    let out = other.run_with_umask("027", &["--json", "build", "debian-python.toml"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let second: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let second = build_elsewhere(&recipe, &[], "Asia/Kolkata", "027");
     assert_eq!(index_digest(&first), index_digest(&second), "two stores gave different images");
 }
 
@@ -198,11 +224,7 @@ fn every_example_recipe_plans() {
 
 #[test]
 fn debian_trixie_tools_runs_on_amd64_arm64_and_armv7_with_zstd_layers() {
-    let c = live_compose();
-    let recipe = copy_recipe(&c, "debian-trixie-tools.toml");
-    let out_dir = LowercaseDir::new();
-    let layout = out_dir.0.join("debian-trixie-tools");
-    live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+    let Example { layout, out: _out, .. } = build_example("debian-trixie-tools.toml");
 
     let config = composer_testkit::image_config(&layout, "arm");
     assert_eq!(config["variant"], "v7", "{config}");
@@ -281,13 +303,7 @@ fn bytecode_is_compiled_at_build_time_into_its_own_layer_and_used() {
     }
 
     // Compiled again in another store and environment: the same bytes.
-    let mut other = live_compose();
-    other.env.extend([("TZ".to_string(), "America/Lima".to_string()), ("RAYON_NUM_THREADS".into(), "1".into())]);
-    std::fs::copy(&recipe, other.cwd.join("debian-python.toml")).unwrap();
-    std::fs::copy(recipe.with_extension("lock"), other.cwd.join("debian-python.lock")).unwrap();
-    let out = other.run_with_umask("077", &["--json", "build", "debian-python.toml"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let second: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let second = build_elsewhere(&recipe, &[], "America/Lima", "077");
     assert_eq!(index_digest(&first), index_digest(&second), "bytecode compiled twice differs");
 
     let planned: serde_json::Value =

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::live_debian::{LowercaseDir, copy_recipe, live_build, live_compose, podman};
+use crate::live_debian::{Example, build_example, podman};
 
 /// Real work with every wheel of the set: an aiohttp server and client over loopback, a YAML
 /// round trip, an orjson dump, a Fernet round trip and a numpy dot product.
@@ -42,11 +42,7 @@ const REQUIREMENTS: [&str; 5] = ["aiohttp", "pyyaml", "orjson", "cryptography", 
 
 #[test]
 fn python_app_wheels_work_on_amd64_and_arm64_and_export_as_an_index() {
-    let c = live_compose();
-    let recipe = copy_recipe(&c, "python-app.toml");
-    let out_dir = LowercaseDir::new();
-    let layout = out_dir.0.join("python-app");
-    live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+    let Example { c, recipe, layout, out: out_dir, .. } = build_example("python-app.toml");
 
     for (arch, machine) in [("amd64", "x86_64"), ("arm64", "aarch64")] {
         let report: serde_json::Value = serde_json::from_str(podman(&layout, arch, APP_CHECK).trim()).unwrap();

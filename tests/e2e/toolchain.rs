@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use composer_testkit::{Compose, layer_entries};
 
-use crate::live_debian::{LowercaseDir, copy_recipe, live_build, live_compose};
+use crate::live_debian::{LowercaseDir, build_elsewhere, copy_recipe, live_build, live_compose};
 
 static TURN: Mutex<()> = Mutex::new(());
 
@@ -235,15 +235,22 @@ fn a_build_cannot_write_outside_its_output_directory() {
     assert!(!Path::new("/etc/escaped").exists() && !Path::new("/escaped").exists());
 }
 
+/// `recipes/jemalloc-hello.toml` for linux/amd64 only (what reruns, and whether the bytes are
+/// the same, is the same question on every platform), and its text.
+fn jemalloc_hello_amd64(c: &Compose) -> (PathBuf, String) {
+    let recipe = copy_recipe(c, "jemalloc-hello.toml");
+    let text = std::fs::read_to_string(&recipe)
+        .unwrap()
+        .replace("platforms = [\"linux/amd64\", \"linux/arm64\"]", "platforms = [\"linux/amd64\"]");
+    std::fs::write(&recipe, &text).unwrap();
+    (recipe, text)
+}
+
 #[test]
 fn a_rebuild_is_a_cache_hit_and_a_changed_flag_reruns_only_its_steps() {
     let _turn = turn();
     let c = toolchain_compose();
-    let recipe = copy_recipe(&c, "jemalloc-hello.toml");
-    // amd64 only: what reruns is the same question on every platform.
-    let text = std::fs::read_to_string(&recipe)
-        .unwrap()
-        .replace("platforms = [\"linux/amd64\", \"linux/arm64\"]", "platforms = [\"linux/amd64\"]");
+    let (recipe, text) = jemalloc_hello_amd64(&c);
     // A flag unique to this run, so that the shared store cannot have seen it.
     let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let text = text.replace(
@@ -285,30 +292,12 @@ fn a_rebuild_is_a_cache_hit_and_a_changed_flag_reruns_only_its_steps() {
 fn a_build_from_another_store_and_environment_gives_the_same_image() {
     let _turn = turn();
     let c = toolchain_compose();
-    let recipe = copy_recipe(&c, "jemalloc-hello.toml");
-    let text = std::fs::read_to_string(&recipe)
-        .unwrap()
-        .replace("platforms = [\"linux/amd64\", \"linux/arm64\"]", "platforms = [\"linux/amd64\"]");
-    std::fs::write(&recipe, &text).unwrap();
+    let (recipe, _) = jemalloc_hello_amd64(&c);
     let here = live_build(&c, &recipe, &["-o", c.cwd.join("out").to_str().unwrap()]);
 
     // An empty store: the build root, jemalloc and the program are all built again, from the
     // same lock, under another timezone, locale, umask, thread count and directory.
-    let mut other = live_compose();
-    other.env.extend([
-        ("TZ".to_string(), "Pacific/Auckland".to_string()),
-        ("LANG".into(), "C.UTF-8".into()),
-        ("RAYON_NUM_THREADS".into(), "1".into()),
-    ]);
-    let elsewhere = other.cwd.join("deeper/than/before");
-    std::fs::create_dir_all(elsewhere.join("jemalloc-hello")).unwrap();
-    for file in ["jemalloc-hello.toml", "jemalloc-hello.lock", "jemalloc-hello/hello.c"] {
-        std::fs::copy(c.cwd.join(file), elsewhere.join(file)).unwrap();
-    }
-    other.cwd = elsewhere;
-    let out = other.run_with_umask("077", &["--json", "build", "jemalloc-hello.toml"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let there: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let there = build_elsewhere(&recipe, &["jemalloc-hello/hello.c"], "Pacific/Auckland", "077");
     assert!(step_runs(&there).iter().all(|(_, _, cached)| !cached), "the other store built nothing: {there}");
     assert_eq!(here["index"], there["index"], "the same recipe and lock built in two stores differ");
 }

@@ -709,28 +709,18 @@ impl Session<'_> {
             descriptors.extend(build_layers);
             steps.extend(build_steps.into_iter().map(|s| StepReport { platform: Some(platform_name.clone()), ..s }));
             let wheels = wheel_plans.iter().find(|w| w.platform == plan.platform);
-            let bytecode_key = |part| {
-                self.bytecode_key(part, &plan.platform, &plan.packages, &plan.system_key, &platform_built, wheels)
+            // Each part's bytecode sits right above the layers whose modules it compiles.
+            let mut add_bytecode = |part, descriptors: &mut Vec<LayerDescriptor>| -> Result<(), BuildError> {
+                let key =
+                    self.bytecode_key(part, &plan.platform, &plan.packages, &plan.system_key, &platform_built, wheels);
+                if let Some(key) = key {
+                    descriptors.extend(self.bytecode_layer(part, &plan.platform, &key, descriptors, &mut steps)?);
+                }
+                Ok(())
             };
-            if let Some(key) = bytecode_key(Part::Distro) {
-                descriptors.extend(self.bytecode_layer(
-                    Part::Distro,
-                    &plan.platform,
-                    &key,
-                    &descriptors,
-                    &mut steps,
-                )?);
-            }
+            add_bytecode(Part::Distro, &mut descriptors)?;
             descriptors.extend(wheel_layers.remove(&platform_name).unwrap_or_default());
-            if let Some(key) = bytecode_key(Part::Wheels) {
-                descriptors.extend(self.bytecode_layer(
-                    Part::Wheels,
-                    &plan.platform,
-                    &key,
-                    &descriptors,
-                    &mut steps,
-                )?);
-            }
+            add_bytecode(Part::Wheels, &mut descriptors)?;
 
             let spec = self.image_spec(&plan.platform)?;
             let image = composer_oci::image::write_platform_image(
