@@ -71,6 +71,21 @@ pub struct ActionRecord {
     pub data: serde_json::Value,
 }
 
+impl ActionRecord {
+    /// Whether this record names `id` as an output or holds it through a tree's contents. The
+    /// tree is read without verification: this runs while a damaged object is being removed.
+    pub(crate) fn refers_to(&self, store: &Store, id: &Hash) -> bool {
+        self.outputs.iter().any(|o| {
+            o.id == *id
+                || (o.kind == RefKind::Tree
+                    && fs::read(store.object_path(&o.id))
+                        .ok()
+                        .and_then(|b| crate::Tree::from_bytes(&b).ok())
+                        .is_some_and(|t| t.contents().any(|c| c == id)))
+        })
+    }
+}
+
 fn path(store: &Store, key: &Hash) -> PathBuf {
     let hex = key.to_hex();
     store.dir("actions").join(&hex[..2]).join(hex)

@@ -5,9 +5,12 @@
 //! which is harmless for every other link to it (nothing writes through a store object).
 
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
+use crate::confined::Confined;
 use crate::{EntryKind, Hash, Store, StoreError};
 
 impl Store {
@@ -39,73 +42,75 @@ impl Store {
         result.map(|()| dest)
     }
 
+    /// Fills `root` from the tree. Every operation goes through [`Confined`], so that no entry,
+    /// however the tree came to be, can create, link or chmod anything outside `root`; and every
+    /// object is verified before it is linked, since the build that runs on the checkout reads
+    /// the objects themselves.
     fn fill(&self, id: &Hash, extra_dirs: &[&str], root: &Path) -> Result<(), StoreError> {
         let tree = self.get_tree(id)?;
-        let io = |action: &'static str, path: &Path| {
-            let path = path.to_path_buf();
+        let mut contents: Vec<(&Hash, u64)> = tree
+            .entries
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EntryKind::File { content, size } => Some((content, *size)),
+                _ => None,
+            })
+            .collect();
+        contents.sort_unstable();
+        contents.dedup();
+        contents.par_iter().try_for_each(|(content, size)| self.open_object_sized(content, *size)?.finish())?;
+
+        fs::create_dir_all(root).map_err(|e| StoreError::io("create", root, e))?;
+        let mut dir = Confined::open(root).map_err(|e| StoreError::io("open", root, e))?;
+        let io = |action: &'static str, rel: &str, dir: &Confined| {
+            let path = dir.display(rel);
             move |e| StoreError::io(action, &path, e)
         };
-        fs::create_dir_all(root).map_err(io("create", root))?;
-        let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
-        let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let mut dir_modes: Vec<(&str, u32)> = Vec::new();
+        let mut links: Vec<(&str, &str)> = Vec::new();
         for entry in &tree.entries {
-            let path = root.join(&entry.path);
+            let rel = entry.path.as_str();
             match &entry.kind {
                 EntryKind::Dir => {
-                    fs::create_dir_all(&path).map_err(io("create", &path))?;
-                    dir_modes.push((path.clone(), entry.mode));
+                    dir.create_dir(rel).map_err(io("create", rel, &dir))?;
+                    dir_modes.push((rel, entry.mode));
                 }
                 EntryKind::File { content, .. } => {
-                    ensure_parent(&path)?;
                     let object = self.object_path(content);
                     if entry.mode & 0o111 != 0 {
-                        let meta = fs::metadata(&object).map_err(io("stat", &object))?;
+                        let meta = fs::metadata(&object).map_err(|e| StoreError::io("stat", &object, e))?;
                         if meta.permissions().mode() & 0o111 == 0 {
                             fs::set_permissions(&object, fs::Permissions::from_mode(0o555))
-                                .map_err(io("chmod", &object))?;
+                                .map_err(|e| StoreError::io("chmod", &object, e))?;
                         }
                     }
-                    link_or_copy(&object, &path)?;
+                    match dir.hard_link_from(&object, rel) {
+                        Ok(()) => {}
+                        // Too many links to one inode: a copy instead.
+                        Err(e) if e.raw_os_error() == Some(31 /* EMLINK */) => {
+                            let mut out = dir.create_new(rel, 0o644 | (entry.mode & 0o111)).map_err(io("create", rel, &dir))?;
+                            let mut source = self.open_object(content)?;
+                            std::io::copy(&mut source, &mut out).map_err(io("copy", rel, &dir))?;
+                        }
+                        Err(e) => return Err(io("link", rel, &dir)(e)),
+                    }
                 }
-                EntryKind::Symlink { target } => {
-                    ensure_parent(&path)?;
-                    symlink(target, &path).map_err(io("symlink", &path))?
-                }
+                EntryKind::Symlink { target } => dir.symlink(target, rel).map_err(io("symlink", rel, &dir))?,
                 // Sorted by path, a link may come before the file it names: linked afterwards.
-                EntryKind::Hardlink { target } => links.push((root.join(target), path)),
+                EntryKind::Hardlink { target } => links.push((target.as_str(), rel)),
             }
         }
-        for (target, path) in links {
-            ensure_parent(&path)?;
-            link_or_copy(&target, &path)?;
+        for (target, rel) in links {
+            dir.hard_link_within(target, rel).map_err(io("link", rel, &dir))?;
         }
-        for dir in extra_dirs {
-            let path = root.join(dir);
-            fs::create_dir_all(&path).map_err(io("create", &path))?;
+        for extra in extra_dirs {
+            dir.create_dir_all(extra).map_err(io("create", extra, &dir))?;
         }
         // Modes last, deepest first, so that a read-only directory does not stop its own filling.
-        for (path, mode) in dir_modes.into_iter().rev() {
-            fs::set_permissions(&path, fs::Permissions::from_mode(mode | 0o700)).map_err(io("chmod", &path))?;
+        for (rel, mode) in dir_modes.into_iter().rev() {
+            dir.chmod_dir(rel, mode | 0o700).map_err(io("chmod", rel, &dir))?;
         }
         Ok(())
-    }
-}
-
-fn ensure_parent(path: &Path) -> Result<(), StoreError> {
-    match path.parent() {
-        Some(parent) if !parent.is_dir() => fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e)),
-        _ => Ok(()),
-    }
-}
-
-/// A hard link, or a copy where the filesystem refuses one (too many links to one inode).
-fn link_or_copy(from: &Path, to: &Path) -> Result<(), StoreError> {
-    match fs::hard_link(from, to) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(31 /* EMLINK */) => {
-            fs::copy(from, to).map(|_| ()).map_err(|e| StoreError::io("copy", from, e))
-        }
-        Err(e) => Err(StoreError::io("link", to, e)),
     }
 }
 
@@ -129,13 +134,13 @@ mod tests {
         let mut tree = Tree {
             entries: vec![
                 entry("usr", EntryKind::Dir, 0o755),
-                entry("usr/bin/tool", EntryKind::File { content: tool, size: 21 }, 0o755),
+                entry("usr/bin/tool", EntryKind::File { content: tool, size: 20 }, 0o755),
                 entry("usr/share/data", EntryKind::File { content: data, size: 5 }, 0o644),
                 entry("usr/bin/again", EntryKind::Hardlink { target: "usr/bin/tool".into() }, 0o755),
                 entry("bin", EntryKind::Symlink { target: "usr/bin".into() }, 0o777),
             ],
         };
-        tree.normalize();
+        tree.normalize().unwrap();
         let id = store.put_tree(&tree).unwrap();
         let root = store.checkout(&id, &["build", "out"]).unwrap();
         let object = fs::metadata(store.object_path(&tool)).unwrap();

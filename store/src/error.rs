@@ -15,12 +15,20 @@ pub enum StoreError {
     Corrupt { what: String, reason: String },
     #[error("checksum mismatch for {what}: expected sha256 {expected}, got {actual}")]
     Sha256Mismatch { what: String, expected: String, actual: String },
+    #[error("refusing to store an unsafe tree")]
+    BadTree(#[source] Box<crate::TreeError>),
     #[error("size mismatch for {what}: expected {expected} bytes, got {actual}")]
     SizeMismatch { what: String, expected: u64, actual: u64 },
 }
 
 impl StoreError {
-    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         StoreError::Io { action, path: path.to_path_buf(), source }
+    }
+}
+
+impl From<crate::TreeError> for StoreError {
+    fn from(e: crate::TreeError) -> Self {
+        StoreError::BadTree(Box::new(e))
     }
 }

@@ -23,11 +23,13 @@
 
 mod action;
 mod checkout;
+pub mod confined;
 mod error;
 mod gc;
 mod hash;
 mod lock;
 mod object;
+mod read;
 mod tree;
 mod verify;
 
@@ -37,7 +39,8 @@ pub use gc::{GcOptions, GcReport};
 pub use hash::{Hash, Sha256};
 pub use lock::{LockMode, StoreLock};
 pub use object::{BlobInfo, ObjectWriter};
-pub use tree::{EntryKind, Tree, TreeEntry};
+pub use read::ObjectReader;
+pub use tree::{EntryKind, Tree, TreeEntry, TreeError, check_path};
 pub use verify::{VerifyProblem, VerifyReport};
 
 use std::fs;
@@ -78,6 +81,13 @@ impl Store {
         Ok(Store { root: root.to_path_buf(), _lock: lock })
     }
 
+    /// An exclusive lock on `name` (an output path, say), held until the returned value drops.
+    /// Its file lives in the store, never beside a path the user named.
+    pub fn lock_named(&self, name: &str) -> Result<StoreLock, StoreError> {
+        let file = format!("named-{}.lock", Hash::of(name.as_bytes()).to_hex());
+        StoreLock::acquire(&self.dir("locks").join(file), LockMode::Exclusive)
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -94,18 +104,6 @@ impl Store {
 
     pub fn contains(&self, id: &Hash) -> bool {
         self.object_path(id).exists()
-    }
-
-    /// Opens an object for reading.
-    pub fn open_object(&self, id: &Hash) -> Result<fs::File, StoreError> {
-        let path = self.object_path(id);
-        fs::File::open(&path).map_err(|e| StoreError::io("open object", &path, e))
-    }
-
-    /// Reads a whole object; for small objects (trees, metadata) only.
-    pub fn read(&self, id: &Hash) -> Result<Vec<u8>, StoreError> {
-        let path = self.object_path(id);
-        fs::read(&path).map_err(|e| StoreError::io("read object", &path, e))
     }
 
     /// Stores `data` and records its SHA-256, returning both digests.
@@ -126,14 +124,20 @@ impl Store {
     }
 
     /// Stores a tree manifest; its object id names the tree. Trees never become OCI blobs, so
-    /// they get no SHA-256 alias.
+    /// they get no SHA-256 alias. A tree that fails [`Tree::validate`] is refused: no tree in
+    /// the store can lead a checkout or a layer outside its root.
     pub fn put_tree(&self, tree: &Tree) -> Result<Hash, StoreError> {
+        tree.validate().map_err(|e| StoreError::BadTree(Box::new(e)))?;
         self.put_content(&tree.to_bytes())
     }
 
+    /// Reads a tree, verified against its name and checked again with [`Tree::validate`].
     pub fn get_tree(&self, id: &Hash) -> Result<Tree, StoreError> {
         let bytes = self.read(id)?;
-        Tree::from_bytes(&bytes).map_err(|e| StoreError::Corrupt { what: format!("tree {id}"), reason: e.to_string() })
+        let tree = Tree::from_bytes(&bytes)
+            .map_err(|e| StoreError::Corrupt { what: format!("tree {id}"), reason: e.to_string() })?;
+        tree.validate().map_err(|e| StoreError::Corrupt { what: format!("tree {id}"), reason: e.to_string() })?;
+        Ok(tree)
     }
 
     /// Looks up a step's result in the action cache. A hit refreshes the entry's age for `gc`.

@@ -46,17 +46,98 @@ pub struct Tree {
 
 impl Tree {
     /// Sorts entries so that a directory precedes its contents and siblings are in byte order:
-    /// the canonical order of manifests and of layer tars.
-    pub fn normalize(&mut self) {
+    /// the canonical order of manifests and of layer tars. Where several trees were merged, an
+    /// entry that lies beneath another tree's symlink moves to where the link points inside the
+    /// tree, as dpkg would put it on a root filesystem (without ever following a link on the
+    /// host); then the tree is checked with [`Tree::validate`].
+    pub fn normalize(&mut self) -> Result<(), TreeError> {
         self.entries.sort_by(|a, b| path_order(&a.path, &b.path));
         self.entries.dedup_by(|later, earlier| later.path == earlier.path);
+        if self.resolve_beneath_symlinks()? {
+            self.entries.sort_by(|a, b| path_order(&a.path, &b.path));
+            self.entries.dedup_by(|later, earlier| later.path == earlier.path);
+        }
+        self.validate()
     }
 
     /// As [`Tree::normalize`], but where two entries share a path the later one stays: trees
     /// laid over each other, the upper winning.
-    pub fn normalize_last_wins(&mut self) {
+    pub fn normalize_last_wins(&mut self) -> Result<(), TreeError> {
         self.entries.reverse();
-        self.normalize();
+        self.normalize()
+    }
+
+    /// Checks what every consumer of a tree relies on, so that a tree from a hostile package or
+    /// a damaged store cannot make a checkout or a layer write outside its root: every path is
+    /// relative, free of `.`, `..`, empty components and NUL; no entry lies beneath a symlink or
+    /// a file; a hard link names a regular file of the same tree.
+    pub fn validate(&self) -> Result<(), TreeError> {
+        let mut kinds: std::collections::HashMap<&str, &EntryKind> = std::collections::HashMap::new();
+        for entry in &self.entries {
+            check_path(&entry.path)?;
+            kinds.insert(entry.path.as_str(), &entry.kind);
+        }
+        for entry in &self.entries {
+            let mut end = 0;
+            while let Some(slash) = entry.path[end..].find('/') {
+                end += slash;
+                let ancestor = &entry.path[..end];
+                match kinds.get(ancestor) {
+                    Some(EntryKind::Symlink { .. }) => {
+                        return Err(TreeError::new(&entry.path, format!("it lies beneath the symlink `{ancestor}`")));
+                    }
+                    Some(EntryKind::File { .. } | EntryKind::Hardlink { .. }) => {
+                        return Err(TreeError::new(&entry.path, format!("it lies beneath the file `{ancestor}`")));
+                    }
+                    _ => {}
+                }
+                end += 1;
+            }
+            match &entry.kind {
+                EntryKind::Hardlink { target } => match kinds.get(target.as_str()) {
+                    Some(EntryKind::File { .. }) => {}
+                    _ => return Err(TreeError::new(&entry.path, format!("hard link to `{target}`, not a file of the tree"))),
+                },
+                EntryKind::Symlink { target } if target.is_empty() || target.contains('\0') => {
+                    return Err(TreeError::new(&entry.path, "symlink with an empty target or a NUL in it".into()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves entries that lie beneath a symlink of the tree to the path the link resolves to
+    /// within the tree (absolute targets from the tree's root, `..` stopping at the root, as in
+    /// a chroot). Returns whether anything moved.
+    fn resolve_beneath_symlinks(&mut self) -> Result<bool, TreeError> {
+        let links: std::collections::HashMap<String, String> = self
+            .entries
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EntryKind::Symlink { target } => Some((e.path.clone(), target.clone())),
+                _ => None,
+            })
+            .collect();
+        if links.is_empty() {
+            return Ok(false);
+        }
+        let mut moved = false;
+        for entry in &mut self.entries {
+            let resolved = resolve_parents(&entry.path, &links)?;
+            if resolved != entry.path {
+                moved = true;
+                if let EntryKind::Hardlink { target } = &mut entry.kind {
+                    *target = resolve_parents(target, &links)?;
+                }
+                entry.path = resolved;
+            } else if let EntryKind::Hardlink { target } = &mut entry.kind {
+                let resolved = resolve_parents(target, &links)?;
+                moved |= resolved != *target;
+                *target = resolved;
+            }
+        }
+        Ok(moved)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -76,6 +157,74 @@ impl Tree {
     }
 }
 
+/// Why a tree is not acceptable, naming the entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entry `{path}`: {reason}")]
+pub struct TreeError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl TreeError {
+    fn new(path: &str, reason: String) -> TreeError {
+        TreeError { path: path.escape_debug().to_string(), reason }
+    }
+}
+
+/// A tree path: relative, `/`-separated, no empty, `.` or `..` component, no NUL.
+pub fn check_path(path: &str) -> Result<(), TreeError> {
+    if path.is_empty() {
+        return Err(TreeError::new(path, "empty path".into()));
+    }
+    if path.contains('\0') {
+        return Err(TreeError::new(path, "NUL in the path".into()));
+    }
+    if path.split('/').any(|c| matches!(c, "" | "." | "..")) {
+        return Err(TreeError::new(path, "not a plain relative path (absolute, or with `.`, `..` or `//`)".into()));
+    }
+    Ok(())
+}
+
+/// The path with every symlink among its parents replaced by what it points at in the tree.
+fn resolve_parents(path: &str, links: &std::collections::HashMap<String, String>) -> Result<String, TreeError> {
+    // Linux gives up after 40 links; so does dpkg's view of the filesystem.
+    let mut hops = 0;
+    let mut done: Vec<String> = Vec::new();
+    let mut rest: std::collections::VecDeque<String> = path.split('/').map(str::to_string).collect();
+    while let Some(component) = rest.pop_front() {
+        match component.as_str() {
+            "" | "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => done.push(component),
+        }
+        // The last component is the entry itself: a link there is the entry, not a parent.
+        if rest.is_empty() {
+            break;
+        }
+        if let Some(target) = links.get(&done.join("/")) {
+            hops += 1;
+            if hops > 40 {
+                return Err(TreeError::new(path, "too many levels of symlinks beneath it".into()));
+            }
+            done.pop();
+            if target.starts_with('/') {
+                done.clear();
+            }
+            for part in target.split('/').rev() {
+                rest.push_front(part.to_string());
+            }
+        }
+    }
+    let resolved = done.join("/");
+    if resolved.is_empty() {
+        return Err(TreeError::new(path, "it resolves to the root of the tree".into()));
+    }
+    Ok(resolved)
+}
+
 /// Component-wise ordering, so `a/b` sorts before `a.b` would not matter and `a` precedes `a/x`.
 pub fn path_order(a: &str, b: &str) -> std::cmp::Ordering {
     a.split('/').cmp(b.split('/'))
@@ -92,9 +241,56 @@ mod tests {
     #[test]
     fn directories_precede_their_contents() {
         let mut tree = Tree { entries: vec![dir("usr/lib"), dir("usr.x"), dir("usr"), dir("usr/lib/a")] };
-        tree.normalize();
+        tree.normalize().unwrap();
         let paths: Vec<_> = tree.entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["usr", "usr/lib", "usr/lib/a", "usr.x"]);
+    }
+
+    fn file(path: &str) -> TreeEntry {
+        TreeEntry { kind: EntryKind::File { content: crate::Hash([0; 32]), size: 0 }, ..dir(path) }
+    }
+
+    fn link(path: &str, target: &str) -> TreeEntry {
+        TreeEntry { kind: EntryKind::Symlink { target: target.into() }, ..dir(path) }
+    }
+
+    #[test]
+    fn entries_beneath_a_symlink_move_where_it_points_inside_the_tree() {
+        let mut tree = Tree {
+            entries: vec![
+                dir("opt"),
+                link("opt/esc", "/host/dir"),
+                file("opt/esc/file"),
+                dir("opt/esc/sub"),
+                link("opt/up", "../../../../etc"),
+                file("opt/up/passwd"),
+            ],
+        };
+        tree.normalize().unwrap();
+        let paths: Vec<_> = tree.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["etc/passwd", "host/dir/file", "host/dir/sub", "opt", "opt/esc", "opt/up"]);
+    }
+
+    #[test]
+    fn a_link_loop_is_refused() {
+        let mut tree = Tree { entries: vec![link("a", "b"), link("b", "a"), file("a/x")] };
+        assert!(tree.normalize().unwrap_err().reason.contains("too many levels"));
+    }
+
+    #[test]
+    fn validation_names_the_entry_that_could_leave_the_root() {
+        for (entries, reason) in [
+            (vec![link("opt/esc", "/host"), file("opt/esc/file")], "beneath the symlink `opt/esc`"),
+            (vec![file("etc/x"), file("etc/x/y")], "beneath the file `etc/x`"),
+            (vec![file("../etc/passwd")], "not a plain relative path"),
+            (vec![file("/etc/passwd")], "not a plain relative path"),
+            (vec![file("etc/./x")], "not a plain relative path"),
+            (vec![file("a\0b")], "NUL"),
+            (vec![TreeEntry { kind: EntryKind::Hardlink { target: "nowhere".into() }, ..dir("x") }], "hard link"),
+        ] {
+            let err = Tree { entries }.validate().unwrap_err();
+            assert!(err.to_string().contains(reason), "{err}");
+        }
     }
 
     #[test]

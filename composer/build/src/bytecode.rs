@@ -275,17 +275,21 @@ fn unpack_layer(
     layer: &composer_oci::layer::LayerBlob,
     root: &Path,
 ) -> Result<(), BuildError> {
-    let file = store.open_object(&layer.blob.id)?;
+    let mut file = store.open_blob(&layer.blob)?;
     let reader: Box<dyn Read> = match layer.compression {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut file)),
         Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(file).map_err(|e| BuildError::Sandbox(format!("reading a layer: {e}")))?,
+            zstd::stream::read::Decoder::new(&mut file)
+                .map_err(|e| BuildError::Sandbox(format!("reading a layer: {e}")))?,
         ),
     };
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
     archive.set_overwrite(true);
-    archive
+    let unpacked = archive
         .unpack(root)
-        .map_err(|e| BuildError::Sandbox(format!("laying out layer {} for bytecode: {e}", layer.blob.sha256)))
+        .map_err(|e| BuildError::Sandbox(format!("laying out layer {} for bytecode: {e}", layer.blob.sha256)));
+    drop(archive);
+    file.finish()?;
+    unpacked
 }

@@ -540,7 +540,7 @@ impl Session<'_> {
             crate::system::system_tree(store, &view, &crate::system::SystemInputs { recipe: &bare, distro, epoch: 0 })?;
         let mut tree = Tree { entries: view.entries.into_values().collect() };
         tree.entries.extend(system.entries);
-        tree.normalize_last_wins();
+        tree.normalize_last_wins().map_err(composer_store::StoreError::from)?;
         let id = store.put_tree(&tree)?;
         store.action_put(
             key,
@@ -575,10 +575,14 @@ impl Session<'_> {
                 let built = done.iter().find(|d| &d.name == used).expect("validated");
                 tree.entries.extend(store.get_tree(&built.tree)?.entries);
             }
-            tree.normalize_last_wins();
+            tree.normalize_last_wins().map_err(composer_store::StoreError::from)?;
             store.put_tree(&tree)?
         };
         let root_dir = store.checkout(&root, sandbox::MOUNT_POINTS)?;
+        // The sandbox reads sources by path, past every check of ours: check them whole first.
+        for name in job.sources.iter().map(|(_, name)| name) {
+            store.verify_object(&sources[name].id)?;
+        }
         let work = tempdir(&format!("{}-{}", job.name, platform.debian_arch()))?;
         let (build_dir, out_dir) = (work.join("build"), work.join("out"));
         let script = work.join("script.sh");
@@ -737,6 +741,8 @@ pub(crate) fn tempdir(label: &str) -> Result<PathBuf, BuildError> {
 /// unpacking the rest: the wheel set's target is known before the interpreter is built.
 pub fn cpython_version(store: &composer_store::Store, blob: &BlobInfo) -> Result<String, BuildError> {
     let bad = |reason: String| BuildError::Source { name: "python".into(), reason };
+    // Only part of the tarball is read below; its version is recorded, so check it whole first.
+    store.verify_object(&blob.id)?;
     let mut file = store.open_object(&blob.id)?;
     let mut magic = [0u8; 6];
     file.read_exact(&mut magic).map_err(|e| bad(e.to_string()))?;

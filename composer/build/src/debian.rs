@@ -125,9 +125,11 @@ impl Backend for Debian<'_> {
 
     fn unpack(&self, package: &LockedPackage, file: &BlobInfo) -> Result<UnpackedPackage, BuildError> {
         let store = self.ctx.store;
-        let reader = std::io::BufReader::new(store.open_object(&file.id)?);
+        let mut object = store.open_object(&file.id)?;
         let what = format!("{}_{}_{}.deb", package.name, package.version, package.architecture);
-        let unpacked = composer_deb::unpack::unpack(store, reader, &what, true)?;
+        let unpacked = composer_deb::unpack::unpack(store, std::io::BufReader::new(&mut object), &what, true)?;
+        // Nothing derived from the package is recorded unless all of its bytes were right.
+        object.finish()?;
         Ok(UnpackedPackage {
             tree: unpacked.tree,
             metadata: serde_json::to_vec(&unpacked.control).expect("control data serializes"),

@@ -152,6 +152,8 @@ fn epoch(recipe: &Recipe) -> u64 {
     recipe
         .image
         .source_date_epoch
+        .as_ref()
+        .map(|e| *e.get_ref())
         .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok()))
         .unwrap_or(0)
 }
@@ -816,7 +818,7 @@ impl Session<'_> {
                     let tree_id = unpacked.lock().expect("unpacked")[&p.sha256].0;
                     tree.entries.extend(store.get_tree(&tree_id)?.entries);
                 }
-                tree.normalize();
+                tree.normalize().map_err(composer_store::StoreError::from)?;
                 let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
                 store.action_put(key, &layer_record("layer", &layer))?;
                 reporter.advance(Phase::Layers, 1);
@@ -1066,7 +1068,7 @@ pub fn export(
     output: &Output,
     platform: Option<&Platform>,
 ) -> Result<(), BuildError> {
-    let tag = &recipe.image.tag;
+    let tag = recipe.image.tag.get_ref();
     match output {
         Output::Layout(dir) => composer_oci::layout::write_layout(store, dir, &outcome.index, tag)?,
         Output::OciArchive(file) => composer_oci::archive::write_oci_archive(store, file, &outcome.index, tag)?,
@@ -1091,7 +1093,7 @@ pub fn export(
                 store,
                 file,
                 manifest,
-                &format!("{}:{tag}", recipe.image.name),
+                &format!("{}:{tag}", recipe.image.name.get_ref()),
             )?;
         }
     }

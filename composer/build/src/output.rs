@@ -17,7 +17,7 @@ pub fn tree_from_dir(store: &Store, root: &Path, epoch: u64) -> Result<Tree, Bui
     let mut inodes: HashMap<(u64, u64), String> = HashMap::new();
     walk(store, root, root, epoch, &mut entries, &mut inodes)?;
     let mut tree = Tree { entries };
-    tree.normalize();
+    tree.normalize().map_err(composer_store::StoreError::from)?;
     Ok(tree)
 }
 

@@ -440,7 +440,11 @@ impl Session<'_> {
                         reuse.entry(segment.0).or_insert(segment.1);
                     }
                 }
-                tree.normalize();
+                tree.normalize().map_err(composer_store::StoreError::from)?;
+                // Members copy deflate data straight out of the wheels: check each wheel whole
+                // first, as every other input of a layer is checked while it is read.
+                let wheels: std::collections::BTreeSet<Hash> = reuse.values().map(|p| p.object).collect();
+                wheels.iter().try_for_each(|id| store.verify_object(id))?;
                 let layer = composer_oci::layer::write_layer_reusing(store, &tree.entries, epoch, compression, &reuse)?;
                 store.action_put(key, &layer_record("wheel-layer", &layer))?;
                 reporter.advance(Phase::Layers, 1);
@@ -623,7 +627,7 @@ impl Session<'_> {
         requested: bool,
     ) -> Result<Installed, BuildError> {
         let store = self.ctx.store;
-        let file = store.open_object(&blob.id)?;
+        let file = store.open_verified_file(&blob.id)?;
         let installed = composer_wheels::install::install(
             store,
             std::io::BufReader::new(file),
@@ -688,7 +692,7 @@ impl Session<'_> {
         entries.push(link(format!("{root}/bin/python{version}"), "python"));
         entries.push(link(format!("{root}/lib64"), "lib"));
         let mut tree = Tree { entries };
-        tree.normalize();
+        tree.normalize().map_err(composer_store::StoreError::from)?;
         Ok(tree)
     }
 

@@ -103,7 +103,7 @@ pub fn system_tree(store: &Store, view: &ImageView<'_>, inputs: &SystemInputs<'_
     b.parents(view);
 
     let mut tree = Tree { entries: b.entries.into_values().collect() };
-    tree.normalize();
+    tree.normalize().map_err(composer_store::StoreError::from)?;
     Ok(tree)
 }
 

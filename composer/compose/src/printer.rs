@@ -69,6 +69,11 @@ impl Printer {
         }
     }
 
+    /// A warning on stderr (shown even with -q: something was not as it should be).
+    pub fn warn(&self, message: &str) {
+        self.line(format!("{} {message}", self.paint("1;33", "warning:")));
+    }
+
     pub fn detail(&self, message: &str) {
         if self.verbose {
             self.line(format!("{} {message}", self.paint("2", &format!("{:>10}", "note"))));

@@ -66,18 +66,19 @@ impl Repository<'_> {
                     },
                 )?,
             };
-        let file = self.store.open_object(&info.id)?;
+        let mut file = self.store.open_object(&info.id)?;
         let mut reader: Box<dyn Read> = if path.ends_with(".xz") {
-            Box::new(liblzma::read::XzDecoder::new(file))
+            Box::new(liblzma::read::XzDecoder::new(&mut file))
         } else if path.ends_with(".gz") {
-            Box::new(flate2::read::GzDecoder::new(file))
+            Box::new(flate2::read::GzDecoder::new(&mut file))
         } else {
-            Box::new(file)
+            Box::new(&mut file)
         };
         let mut text = String::new();
-        reader
-            .read_to_string(&mut text)
-            .map_err(|e| DebError::Index { what: url.clone(), reason: format!("cannot decompress: {e}") })?;
+        let read = reader.read_to_string(&mut text);
+        drop(reader);
+        file.finish()?;
+        read.map_err(|e| DebError::Index { what: url.clone(), reason: format!("cannot decompress: {e}") })?;
         Ok(text)
     }
 

@@ -187,7 +187,7 @@ fn read_data(
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.size();
-                let content = store_content(store, &mut entry, size).map_err(|e| bad(&raw, e.to_string()))?;
+                let content = store_content(store, &mut entry, size, &|e| bad(&raw, e.to_string()))?;
                 EntryKind::File { content, size }
             }
             other => return Err(bad(&raw, format!("unsupported entry type {other:?}"))),
@@ -206,20 +206,38 @@ fn read_data(
         seen.insert(path.clone());
         tree.entries.push(TreeEntry { path, kind, mode, uid, gid, mtime, xattrs });
     }
-    tree.normalize();
+    // Within one package, an entry beneath one of its own symlinks is refused (dpkg would
+    // write through the link); across packages, merging resolves it (see `Tree::normalize`).
+    tree.validate().map_err(|e| bad(&e.path, e.reason.clone()))?;
+    tree.normalize().map_err(|e| bad(&e.path, e.reason.clone()))?;
     Ok((tree, paths))
 }
 
 /// Small files are hashed in memory and written only if new; large ones stream to a temp file.
-fn store_content(store: &Store, reader: &mut impl Read, size: u64) -> io::Result<Hash> {
+/// A read error is the package's fault (`bad`); a write error is the store's (a full disk, say)
+/// and is reported as such.
+fn store_content(
+    store: &Store,
+    reader: &mut impl Read,
+    size: u64,
+    bad: &dyn Fn(io::Error) -> DebError,
+) -> Result<Hash, DebError> {
     if size <= 8 * 1024 * 1024 {
         let mut data = Vec::with_capacity(size as usize);
-        reader.read_to_end(&mut data)?;
-        store.put_content(&data).map_err(io::Error::other)
+        reader.read_to_end(&mut data).map_err(bad)?;
+        Ok(store.put_content(&data)?)
     } else {
-        let mut writer = store.writer().map_err(io::Error::other)?;
-        io::copy(reader, &mut writer)?;
-        Ok(writer.finish().map_err(io::Error::other)?.id)
+        let mut writer = store.writer()?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = reader.read(&mut buf).map_err(bad)?;
+            if n == 0 {
+                break;
+            }
+            io::Write::write_all(&mut writer, &buf[..n])
+                .map_err(|e| composer_store::StoreError::io("write", &writer.temp_path(), e))?;
+        }
+        Ok(writer.finish()?.id)
     }
 }
 

@@ -30,6 +30,13 @@ fn with_temp_file(
     dest: &Path,
     write: impl FnOnce(&mut tar::Builder<io::BufWriter<fs::File>>) -> Result<(), OciError>,
 ) -> Result<(), OciError> {
+    if dest.is_dir() {
+        return Err(OciError::Io {
+            action: "write",
+            path: dest.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::IsADirectory, "an archive output must be a file, this is a directory"),
+        });
+    }
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(io_err("create", parent))?;
     }
@@ -44,33 +51,38 @@ fn with_temp_file(
         builder.finish().map_err(io_err("write", &temp))?;
         builder.get_mut().flush().map_err(io_err("write", &temp))
     });
-    if let Err(e) = result {
+    let result = result.and_then(|()| fs::rename(&temp, dest).map_err(io_err("rename into", dest)));
+    if result.is_err() {
         let _ = fs::remove_file(&temp);
-        return Err(e);
     }
-    fs::rename(&temp, dest).map_err(io_err("rename into", dest))
+    result
+}
+
+/// A write error, or the store's verdict on a damaged object that was being copied in.
+fn write_error(dest: &Path) -> impl Fn(io::Error) -> OciError + '_ {
+    move |e| match e.downcast::<composer_store::StoreError>() {
+        Ok(store_error) => OciError::Store(store_error),
+        Err(source) => OciError::Io { action: "write", path: dest.to_path_buf(), source },
+    }
 }
 
 pub fn write_oci_archive(store: &Store, dest: &Path, index: &BlobInfo, tag: &str) -> Result<(), OciError> {
     let blobs = crate::layout::image_blobs(store, index)?;
     with_temp_file(dest, |tar| {
-        let w = |e| OciError::Io { action: "write", path: dest.to_path_buf(), source: e };
+        let w = write_error(dest);
         tar.append(&header("oci-layout", crate::layout::OCI_LAYOUT.len() as u64, false), crate::layout::OCI_LAYOUT)
-            .map_err(w)?;
+            .map_err(&w)?;
         let top = crate::layout::top_index(index, tag);
-        tar.append(&header("index.json", top.len() as u64, false), top.as_slice()).map_err(w)?;
+        tar.append(&header("index.json", top.len() as u64, false), top.as_slice()).map_err(&w)?;
         for dir in ["blobs/", "blobs/sha256/"] {
-            tar.append(&header(dir, 0, true), io::empty()).map_err(w)?;
+            tar.append(&header(dir, 0, true), io::empty()).map_err(&w)?;
         }
         let mut sorted = blobs.clone();
         sorted.sort_by_key(|(b, _)| b.sha256);
         for (blob, _) in sorted {
-            let file = store.open_object(&blob.id)?;
-            tar.append(
-                &header(&format!("blobs/sha256/{}", blob.sha256.to_hex()), blob.size, false),
-                file.take(blob.size),
-            )
-            .map_err(w)?;
+            let file = store.open_blob(&blob)?;
+            tar.append(&header(&format!("blobs/sha256/{}", blob.sha256.to_hex()), blob.size, false), file)
+                .map_err(&w)?;
         }
         Ok(())
     })
@@ -99,10 +111,10 @@ pub fn write_docker_archive(store: &Store, dest: &Path, manifest: &BlobInfo, rep
         return Err(spec("the config's diff_ids do not match the manifest's layers".into()));
     }
     with_temp_file(dest, |tar| {
-        let w = |e| OciError::Io { action: "write", path: dest.to_path_buf(), source: e };
+        let w = write_error(dest);
         let config_name = format!("{}.json", config.sha256.to_hex());
         let config_bytes = store.read(&config.id)?;
-        tar.append(&header(&config_name, config_bytes.len() as u64, false), config_bytes.as_slice()).map_err(w)?;
+        tar.append(&header(&config_name, config_bytes.len() as u64, false), config_bytes.as_slice()).map_err(&w)?;
         let mut layer_names = Vec::new();
         for ((blob, media_type), diff_id) in layers.iter().zip(&diff_ids) {
             let hex = diff_id.trim_start_matches("sha256:");
@@ -111,22 +123,22 @@ pub fn write_docker_archive(store: &Store, dest: &Path, manifest: &BlobInfo, rep
                 continue;
             }
             // The uncompressed size is needed up front; decompress once to count, once to copy.
-            let size = io::copy(&mut decompress(store, blob, media_type)?, &mut io::sink()).map_err(w)?;
-            tar.append(&header(&format!("{hex}/"), 0, true), io::empty()).map_err(w)?;
-            tar.append(&header(&name, size, false), decompress(store, blob, media_type)?).map_err(w)?;
+            let size = io::copy(&mut decompress(store, blob, media_type)?, &mut io::sink()).map_err(&w)?;
+            tar.append(&header(&format!("{hex}/"), 0, true), io::empty()).map_err(&w)?;
+            tar.append(&header(&name, size, false), decompress(store, blob, media_type)?).map_err(&w)?;
             layer_names.push(name);
         }
         let all_layers: Vec<String> =
             diff_ids.iter().map(|d| format!("{}/layer.tar", d.trim_start_matches("sha256:"))).collect();
         let manifest =
             crate::canonical_json(&json!([{ "Config": config_name, "RepoTags": [repo_tag], "Layers": all_layers }]));
-        tar.append(&header("manifest.json", manifest.len() as u64, false), manifest.as_slice()).map_err(w)?;
+        tar.append(&header("manifest.json", manifest.len() as u64, false), manifest.as_slice()).map_err(&w)?;
         Ok(())
     })
 }
 
 fn decompress<'s>(store: &'s Store, blob: &BlobInfo, media_type: &str) -> Result<Box<dyn Read + 's>, OciError> {
-    let file = io::BufReader::new(store.open_object(&blob.id)?);
+    let file = io::BufReader::new(store.open_blob(blob)?);
     Ok(if media_type.ends_with("+zstd") {
         Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(|e| OciError::Spec(e.to_string()))?)
     } else if media_type.ends_with("+gzip") {

@@ -65,6 +65,14 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// An error of a layer write: the store's verdict on a damaged input object, or the I/O error.
+fn layer_error(source: io::Error, entries: usize) -> OciError {
+    match source.downcast::<composer_store::StoreError>() {
+        Ok(store_error) => OciError::Store(store_error),
+        Err(source) => OciError::Layer { what: format!("of {entries} entries"), source },
+    }
+}
+
 /// Writes `entries` (already in tree order) as a layer blob into the store.
 pub fn write_layer(
     store: &Store,
@@ -72,7 +80,7 @@ pub fn write_layer(
     epoch: u64,
     compression: Compression,
 ) -> Result<LayerBlob, OciError> {
-    let fail = |source: io::Error| OciError::Layer { what: format!("of {} entries", entries.len()), source };
+    let fail = |source: io::Error| layer_error(source, entries.len());
     let writer = store.writer()?;
     let ((diff_id, tar_size), writer) = match compression {
         Compression::Gzip => {
@@ -103,7 +111,7 @@ pub fn write_layer_reusing(
     if reuse.is_empty() || compression != Compression::Gzip {
         return write_layer(store, entries, epoch, compression);
     }
-    let fail = |source: io::Error| OciError::Layer { what: format!("of {} entries", entries.len()), source };
+    let fail = |source: io::Error| layer_error(source, entries.len());
     let writer = store.writer()?;
     let signal = crate::members::Signal::default();
     let members = crate::members::MemberWriter::new(writer, signal.clone(), store);
@@ -268,8 +276,9 @@ fn append_file<W: Write>(
     let EntryKind::File { content, size } = &source.kind else { unreachable!("callers pass files") };
     let mut header = header_for(entry, tar::EntryType::Regular, epoch);
     header.set_size(*size);
-    let file = store.open_object(content).map_err(io::Error::other)?;
-    let reader = io::BufReader::with_capacity(128 * 1024, file.take(*size));
+    // Verified as tar copies it: a damaged object fails the layer before it is recorded.
+    let file = store.open_object_sized(content, *size).map_err(io::Error::other)?;
+    let reader = io::BufReader::with_capacity(128 * 1024, file);
     match reuse {
         Some((segments, signal)) if *size > 0 => {
             let segment = segments.get(content).copied().filter(|s| s.size == *size);

@@ -1,16 +1,17 @@
 //! The OCI image layout directory: `oci-layout`, `index.json` and `blobs/sha256/`.
 //!
-//! `index.json` holds one descriptor, the image index (annotated with the tag as
+//! `index.json` holds one descriptor per tag, the image index (annotated with the tag as
 //! `org.opencontainers.image.ref.name`), which lists one manifest per platform. Blobs are copied
-//! in first (each through a temp file and a rename, skipped when already present), `index.json`
-//! is replaced atomically last, then blobs nothing refers to are removed. A lock file beside the
-//! directory serialises writers of the same output.
+//! in first (each verified against its digest while it streams out of the store, through a temp
+//! file and a rename, skipped when an identical one is present), `index.json` is replaced
+//! atomically last, then the blobs only the replaced image used are removed.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use composer_store::confined::Confined;
 use composer_store::{BlobInfo, Sha256, Store};
 use serde_json::{Value, json};
 
@@ -61,75 +62,230 @@ pub fn top_index(index: &BlobInfo, tag: &str) -> Vec<u8> {
     crate::canonical_json(&json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "digest": index.sha256.oci(),
-            "size": index.size,
-            "annotations": { REF_NAME: tag },
-        }],
+        "manifests": [tag_entry(index, tag)],
     }))
+}
+
+fn tag_entry(index: &BlobInfo, tag: &str) -> Value {
+    json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": index.sha256.oci(),
+        "size": index.size,
+        "annotations": { REF_NAME: tag },
+    })
 }
 
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
-/// Writes (or updates) an OCI layout at `dir` for the image whose index is `index`.
-pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tag: &str) -> Result<(), OciError> {
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(io_err("create", parent))?;
-    let lock_path = parent.join(format!(".{}.lock", dir.file_name().unwrap_or_default().to_string_lossy()));
-    let lock = fs::File::create(&lock_path).map_err(io_err("create", &lock_path))?;
-    lock.lock().map_err(io_err("lock", &lock_path))?;
+/// The largest `index.json` or manifest read back from a layout: far above any real one, and a
+/// bound on what a planted file can make composer read.
+const MAX_DOCUMENT: u64 = 16 * 1024 * 1024;
 
-    if dir.exists()
-        && !dir.join("oci-layout").exists()
-        && fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false)
-    {
-        return Err(OciError::NotALayout {
-            path: dir.to_path_buf(),
-            reason: "the directory exists, is not empty and holds no `oci-layout`; composer will not write into it"
-                .into(),
-        });
+/// Where a blob lives in a layout, once its digest is known to be `sha256:` and 64 hex digits:
+/// a digest from a document is data, and must never become `../../etc/passwd`.
+pub fn blob_path(digest: &str) -> Result<String, OciError> {
+    let sha: Sha256 = digest
+        .strip_prefix("sha256:")
+        .ok_or_else(|| OciError::Spec(format!("digest `{}` is not a sha256 digest", digest.escape_debug())))?
+        .parse()
+        .map_err(|_| OciError::Spec(format!("digest `{}` is not a sha256 digest", digest.escape_debug())))?;
+    Ok(format!("blobs/sha256/{}", sha.to_hex()))
+}
+
+/// Writes (or updates) an OCI layout at `dir` with the image whose index is `index` under
+/// `tag`. Other images of the layout (other tags) keep their entries and their blobs; the only
+/// blobs removed are the ones this tag's previous image used that no entry reaches any more; a
+/// directory that is not a layout is refused. Every file operation stays beneath `dir` without
+/// following a symlink, and writers of one layout are serialised by a lock in the store.
+pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tag: &str) -> Result<(), OciError> {
+    let not_layout = |reason: &str| OciError::NotALayout { path: dir.to_path_buf(), reason: reason.into() };
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if !meta.is_dir() && !fs::metadata(dir).is_ok_and(|m| m.is_dir()) => {
+            return Err(not_layout("it exists and is not a directory"));
+        }
+        Ok(_) => {
+            let is_layout = dir.join("oci-layout").is_file();
+            if !is_layout && fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+                return Err(not_layout(
+                    "the directory exists, is not empty and holds no `oci-layout`; composer will not write into it",
+                ));
+            }
+        }
+        Err(_) => fs::create_dir_all(dir).map_err(io_err("create", dir))?,
     }
-    let blobs_dir = dir.join("blobs").join("sha256");
-    fs::create_dir_all(&blobs_dir).map_err(io_err("create", &blobs_dir))?;
+    let canonical = dir.canonicalize().map_err(io_err("resolve", dir))?;
+    let _lock = store.lock_named(&format!("layout:{}", canonical.display()))?;
+    let mut root = Confined::open(dir).map_err(io_err("open", dir))?;
+    let rel_err = |action: &'static str, rel: &str, root: &Confined| {
+        let path = root.display(rel);
+        move |source| OciError::Io { action, path, source }
+    };
+
+    let previous = read_top_index(&root)?;
     let blobs = image_blobs(store, index)?;
+    root.create_dir_all("blobs/sha256").map_err(rel_err("create", "blobs/sha256", &root))?;
     for (blob, _) in &blobs {
-        let dest = blobs_dir.join(blob.sha256.to_hex());
-        if fs::metadata(&dest).is_ok_and(|m| m.len() == blob.size) {
+        let rel = format!("blobs/sha256/{}", blob.sha256.to_hex());
+        if existing_blob_is(&root, &rel, blob)? {
             continue;
         }
-        let temp = temp_beside(&dest);
-        copy_object(store, blob, &temp)?;
-        fs::rename(&temp, &dest).map_err(io_err("rename into", &dest))?;
+        let temp = temp_name(&rel);
+        let result = (|| {
+            let mut out = root.create_new(&temp, 0o644).map_err(rel_err("create", &temp, &root))?;
+            let mut source = store.open_blob(blob)?;
+            std::io::copy(&mut source, &mut out).map_err(|e| copy_error(e, &root.display(&temp)))?;
+            root.rename(&temp, &rel).map_err(rel_err("rename into", &rel, &root))
+        })();
+        if result.is_err() {
+            let _ = root.remove_file(&temp);
+        }
+        result?;
     }
-    write_file_atomic(&dir.join("oci-layout"), OCI_LAYOUT)?;
-    write_file_atomic(&dir.join("index.json"), &top_index(index, tag))?;
+    write_atomic(&mut root, "oci-layout", OCI_LAYOUT)?;
 
-    let keep: BTreeSet<String> = blobs.iter().map(|(b, _)| b.sha256.to_hex()).collect();
-    for entry in fs::read_dir(&blobs_dir).map_err(io_err("list", &blobs_dir))?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !keep.contains(&name) {
-            let _ = fs::remove_file(entry.path());
+    // This tag's entry replaces the one it had; every other entry stays as it was.
+    let mut entries: Vec<Value> = previous
+        .as_ref()
+        .and_then(|top| top["manifests"].as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m["annotations"][REF_NAME].as_str() != Some(tag))
+        .collect();
+    let replaced: Vec<Value> = previous
+        .as_ref()
+        .and_then(|top| top["manifests"].as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m["annotations"][REF_NAME].as_str() == Some(tag))
+        .collect();
+    entries.push(tag_entry(index, tag));
+    let top = crate::canonical_json(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    }));
+    write_atomic(&mut root, "index.json", &top)?;
+
+    // Blobs the replaced image reached that nothing reaches now: ours to remove, nothing else.
+    if !replaced.is_empty() {
+        let mut live = BTreeSet::new();
+        for entry in &entries {
+            reachable(&root, entry, &mut live, 0)?;
+        }
+        let mut old = BTreeSet::new();
+        for entry in &replaced {
+            reachable(&root, entry, &mut old, 0)?;
+        }
+        for rel in old.difference(&live) {
+            let _ = root.remove_file(rel);
         }
     }
-    drop(lock);
     Ok(())
 }
 
-fn temp_beside(path: &Path) -> PathBuf {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+fn copy_error(e: std::io::Error, path: &Path) -> OciError {
+    match e.downcast::<composer_store::StoreError>() {
+        Ok(store_error) => OciError::Store(store_error),
+        Err(source) => OciError::Io { action: "write", path: path.to_path_buf(), source },
+    }
 }
 
-pub(crate) fn write_file_atomic(path: &Path, data: &[u8]) -> Result<(), OciError> {
-    let temp = temp_beside(path);
-    fs::write(&temp, data).map_err(io_err("write", &temp))?;
-    fs::rename(&temp, path).map_err(io_err("rename into", path))
+/// Whether the layout already holds exactly this blob (a blob file that differs, a truncated
+/// copy say, is written again).
+fn existing_blob_is(root: &Confined, rel: &str, blob: &BlobInfo) -> Result<bool, OciError> {
+    let size = match root.file_size(rel) {
+        Ok(size) => size,
+        Err(source) => return Err(OciError::Io { action: "inspect", path: root.display(rel), source }),
+    };
+    if size != Some(blob.size) {
+        return Ok(false);
+    }
+    let mut file = root.open_file(rel).map_err(|source| OciError::Io { action: "open", path: root.display(rel), source })?;
+    let mut hasher = Sha256Writer::default();
+    std::io::copy(&mut file, &mut hasher).map_err(|source| OciError::Io { action: "read", path: root.display(rel), source })?;
+    Ok(hasher.finish() == blob.sha256)
 }
 
-fn copy_object(store: &Store, blob: &BlobInfo, dest: &Path) -> Result<(), OciError> {
-    let mut source = store.open_object(&blob.id)?.take(blob.size);
-    let mut out = fs::File::create(dest).map_err(io_err("create", dest))?;
-    std::io::copy(&mut source, &mut out).map_err(io_err("write", dest))?;
+#[derive(Default)]
+struct Sha256Writer(sha2::Sha256);
+
+impl std::io::Write for Sha256Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(&mut self.0, buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sha256Writer {
+    fn finish(self) -> Sha256 {
+        Sha256(sha2::Digest::finalize(self.0).into())
+    }
+}
+
+fn temp_name(rel: &str) -> String {
+    let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+    let temp = format!(".{name}.tmp-{}", std::process::id());
+    if parent.is_empty() { temp } else { format!("{parent}/{temp}") }
+}
+
+fn write_atomic(root: &mut Confined, rel: &str, data: &[u8]) -> Result<(), OciError> {
+    let temp = temp_name(rel);
+    let path = root.display(&temp);
+    let result = (|| {
+        let mut out = root.create_new(&temp, 0o644)?;
+        std::io::Write::write_all(&mut out, data)?;
+        root.rename(&temp, rel)
+    })();
+    if result.is_err() {
+        let _ = root.remove_file(&temp);
+    }
+    result.map_err(|source| OciError::Io { action: "write", path, source })
+}
+
+/// Reads a JSON document of the layout, bounded in size and never through a symlink.
+fn read_document(root: &Confined, rel: &str) -> Result<Option<Value>, OciError> {
+    let not = |reason: String| OciError::NotALayout { path: root.path().to_path_buf(), reason };
+    let file = match root.open_file(rel) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(not(format!("cannot open {rel}: {e}"))),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes).map_err(|e| not(format!("cannot read {rel}: {e}")))?;
+    if bytes.len() as u64 > MAX_DOCUMENT {
+        return Err(not(format!("{rel} is larger than {MAX_DOCUMENT} bytes")));
+    }
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| not(format!("{rel} is not JSON: {e}")))
+}
+
+fn read_top_index(root: &Confined) -> Result<Option<Value>, OciError> {
+    read_document(root, "index.json")
+}
+
+/// Adds the blobs a descriptor reaches within the layout (itself, and for an index or manifest
+/// what it lists). A blob the layout does not hold ends that branch.
+fn reachable(root: &Confined, descriptor: &Value, out: &mut BTreeSet<String>, depth: usize) -> Result<(), OciError> {
+    let Some(digest) = descriptor["digest"].as_str() else { return Ok(()) };
+    let Ok(rel) = blob_path(digest) else { return Ok(()) };
+    if !out.insert(rel.clone()) || depth > 8 {
+        return Ok(());
+    }
+    let media = descriptor["mediaType"].as_str().unwrap_or("");
+    if !(media.ends_with("index.v1+json") || media.ends_with("manifest.v1+json")) {
+        return Ok(());
+    }
+    let Ok(Some(document)) = read_document(root, &rel) else { return Ok(()) };
+    for child in document["manifests"].as_array().into_iter().flatten() {
+        reachable(root, child, out, depth + 1)?;
+    }
+    if document["config"].is_object() {
+        reachable(root, &document["config"], out, depth + 1)?;
+    }
+    for child in document["layers"].as_array().into_iter().flatten() {
+        reachable(root, child, out, depth + 1)?;
+    }
     Ok(())
 }

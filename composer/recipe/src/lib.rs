@@ -51,6 +51,31 @@ impl Recipe {
                 "list at least one platform, e.g. platforms = [\"linux/amd64\"]",
             ));
         }
+        let name = &self.image.name;
+        if let Err(reason) = validate::repository_name(name.get_ref()) {
+            return Err(invalid(
+                name.span(),
+                format!("image name `{}` is not an OCI repository name: {reason}", name.get_ref().escape_debug()),
+                "use lower-case letters, digits and single separators (`.`, `_`, `__`, `-`), with `/` between parts, e.g. \"team/python-app\"",
+            ));
+        }
+        let tag = &self.image.tag;
+        if let Err(reason) = validate::tag(tag.get_ref()) {
+            return Err(invalid(
+                tag.span(),
+                format!("image tag `{}` is not an OCI tag: {reason}", tag.get_ref().escape_debug()),
+                "a tag is 1 to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, e.g. \"3.11-2026.12\"",
+            ));
+        }
+        if let Some(epoch) = &self.image.source_date_epoch
+            && *epoch.get_ref() > validate::MAX_EPOCH
+        {
+            return Err(invalid(
+                epoch.span(),
+                format!("source_date_epoch {} is past the year 9999", epoch.get_ref()),
+                "use seconds since 1970, e.g. the last commit's time (`git log -1 --format=%ct`)",
+            ));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for platform in self.image.platforms.get_ref() {
             if !seen.insert(platform.to_string()) {

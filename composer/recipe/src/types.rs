@@ -39,15 +39,17 @@ pub struct Recipe {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Image {
-    pub name: String,
+    /// An OCI repository name (checked as the distribution spec defines it): it also names the
+    /// default output directory, `out/<name>`.
+    pub name: Spanned<String>,
     #[serde(default = "default_tag")]
-    pub tag: String,
+    pub tag: Spanned<String>,
     pub platforms: Spanned<Vec<Platform>>,
-    pub source_date_epoch: Option<u64>,
+    pub source_date_epoch: Option<Spanned<u64>>,
 }
 
-fn default_tag() -> String {
-    "latest".into()
+fn default_tag() -> Spanned<String> {
+    Spanned::new(0..0, "latest".into())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -272,3 +272,78 @@ mod tests {
         assert!(recipe.toolchain.default.semantic_interposition, "an absent [toolchain] changes nothing");
     }
 }
+
+/// 9999-12-31T23:59:59Z: the last second RFC 3339 (and so an OCI config's `created`) can write.
+pub const MAX_EPOCH: u64 = 253_402_300_799;
+
+/// A repository name as the OCI distribution spec defines it: path components of
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, joined by `/`.
+pub fn repository_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("it is empty".into());
+    }
+    if name.len() > 255 {
+        return Err("it is longer than 255 characters".into());
+    }
+    for component in name.split('/') {
+        let bytes = component.as_bytes();
+        if bytes.is_empty() {
+            return Err("it has an empty part (a leading, trailing or double `/`)".into());
+        }
+        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        if !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+            return Err(format!("part `{}` must start and end with a lower-case letter or digit", component.escape_debug()));
+        }
+        let mut i = 0;
+        while i < bytes.len() {
+            if alnum(bytes[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < bytes.len() && !alnum(bytes[i]) {
+                i += 1;
+            }
+            let separator = &component[start..i];
+            let ok = separator == "." || separator == "_" || separator == "__" || separator.bytes().all(|b| b == b'-');
+            if !ok {
+                return Err(format!("`{}` is not a separator (`.`, `_`, `__` or dashes)", separator.escape_debug()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A tag as the OCI distribution spec defines it: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub fn tag(tag: &str) -> Result<(), String> {
+    let bytes = tag.as_bytes();
+    if bytes.is_empty() || bytes.len() > 128 {
+        return Err("it must have 1 to 128 characters".into());
+    }
+    if !(bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_') {
+        return Err("it must start with a letter, a digit or `_`".into());
+    }
+    if let Some(bad) = tag.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+        return Err(format!("`{}` is not allowed in a tag", bad.escape_debug()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod reference_tests {
+    #[test]
+    fn repository_names_and_tags_follow_the_distribution_spec() {
+        for good in ["x", "debian-python", "team/python_app", "a__b", "a--b", "a.b/c-d/e"] {
+            assert!(super::repository_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "/abs/dir", "../../x", "a//b", "A", "a b", "a\nb", "-a", "a-", "a._b", "x/..", "a/"] {
+            assert!(super::repository_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["latest", "3.11", "_x", "A-b.c_d"] {
+            assert!(super::tag(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a b", "a\nb", "a/b", ".x", "-x", &"x".repeat(129)] {
+            assert!(super::tag(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -213,7 +213,12 @@ pub fn install<R: Read + Seek>(
     }
     let record = out.record(&site("RECORD"));
     out.file(&site("RECORD"), record.into_bytes(), 0o644)?;
-    Ok(Installed { tree: out.finish(), deflated, metadata })
+    let tree = out.finish().map_err(|e| WheelError::BadWheel {
+        wheel: filename.to_string(),
+        entry: Some(e.path.clone()),
+        reason: e.reason.clone(),
+    })?;
+    Ok(Installed { tree, deflated, metadata })
 }
 
 /// The one `*.dist-info` directory at the top of the archive that holds WHEEL.
@@ -417,10 +422,10 @@ impl<'a> Output<'a> {
         String::from_utf8(writer.into_inner().expect("in memory")).expect("paths are UTF-8")
     }
 
-    fn finish(self) -> Tree {
+    fn finish(self) -> Result<Tree, composer_store::TreeError> {
         let mut tree = Tree { entries: self.entries.into_values().collect() };
-        tree.normalize();
-        tree
+        tree.normalize()?;
+        Ok(tree)
     }
 }
 

@@ -1,7 +1,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use composer_build::{LockPolicy, Output, Session};
+use composer_build::{BuildError, LockPolicy, Output, Session};
+use composer_store::StoreError;
 
 use crate::cli::BuildArgs;
 use crate::commands::{client, context, hinted, load_recipe, open_store};
@@ -13,7 +14,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     let recipe = load_recipe(&args.recipe)?;
     let output = match &args.output {
         Some(text) => Output::parse(text).map_err(hinted)?,
-        None => Output::Layout(PathBuf::from("out").join(&recipe.image.name)),
+        None => Output::Layout(PathBuf::from("out").join(recipe.image.name.get_ref())),
     };
     let platform = match &args.platform {
         Some(p) => Some(p.parse().map_err(|e: String| anyhow::anyhow!(e))?),
@@ -22,10 +23,22 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     let store = open_store(settings)?;
     let client = client(settings);
     let ctx = context(settings, &store, &client, printer);
-    let session = Session::new(&ctx, &recipe, &args.recipe).keep_failed(args.keep_failed);
     let policy = if args.locked { LockPolicy::Locked } else { LockPolicy::UseOrCreate };
-    let outcome = session.build(policy).map_err(hinted)?;
-    composer_build::export(&store, &recipe, &outcome, &output, platform.as_ref()).map_err(hinted)?;
+    let build = || -> Result<_, BuildError> {
+        let session = Session::new(&ctx, &recipe, &args.recipe).keep_failed(args.keep_failed);
+        let outcome = session.build(policy)?;
+        composer_build::export(&store, &recipe, &outcome, &output, platform.as_ref())?;
+        Ok(outcome)
+    };
+    let outcome = match build() {
+        // The store removed the damaged object and what was derived from it; every other step
+        // is still cached, so building again redoes only what the damage touched.
+        Err(error) if damaged_store_object(&error) => {
+            printer.warn(&format!("{error}; it was removed with the results made from it, building again"));
+            build().map_err(hinted)?
+        }
+        result => result.map_err(hinted)?,
+    };
 
     let cached = outcome.steps.iter().filter(|s| s.cached).count();
     let downloaded: u64 = outcome.steps.iter().map(|s| s.bytes).sum();
@@ -65,8 +78,8 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
         "Built",
         &format!(
             "{}:{} for {} platform(s): {cached}/{} steps cached, {} downloaded, in {:.2}s",
-            recipe.image.name,
-            recipe.image.tag,
+            recipe.image.name.get_ref(),
+            recipe.image.tag.get_ref(),
             outcome.manifests.len(),
             outcome.steps.len(),
             crate::commands::human_bytes(downloaded),
@@ -75,4 +88,22 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     );
     crate::out!("{} {output_text}", outcome.index.sha256.oci());
     Ok(())
+}
+
+/// Whether a build failed on a store object that did not match its name (anywhere in the chain
+/// of causes, including inside an I/O error that carried it out of a reader).
+fn damaged_store_object(error: &BuildError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Corrupt { .. })) {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(io.get_ref().and_then(|i| i.downcast_ref::<StoreError>()), Some(StoreError::Corrupt { .. }))
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }

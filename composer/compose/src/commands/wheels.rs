@@ -39,6 +39,12 @@ pub fn run(command: WheelsCommand, settings: &Settings, printer: &Printer) -> an
             })
             .collect(),
     };
+    // The index copies the wheels by path: each is checked against its name first.
+    for wheel in &wheels {
+        if let Some(id) = wheel.source.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()) {
+            store.verify_object(&id)?;
+        }
+    }
     let summary = write_index(&out, &wheels).with_context(|| format!("writing the wheel index {}", out.display()))?;
     if printer.json {
         crate::out!("{}", serde_json::json!({ "index": out, "projects": summary.projects, "wheels": summary.wheels }));

@@ -1,0 +1,211 @@
+//! Filesystem operations confined to one opened directory.
+//!
+//! A checkout, a layout write or an export creates paths that come from data (a package's file
+//! list, a digest in a manifest). Checking such a path as a string is not enough: a symlink that
+//! an earlier entry created, or that someone planted in the output directory, would make a plain
+//! `create_dir_all` or `hard_link` act on the host. So every operation here starts from a file
+//! descriptor of the root and resolves the path beneath it with `openat2(RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS)`, or where the kernel lacks `openat2`, one component at a time with
+//! `O_NOFOLLOW`; the last component is then acted on with the `*at` call, which never follows
+//! it. A symlink on the way is an error (`ELOOP`), never a detour.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, CWD, Mode, OFlags, ResolveFlags};
+
+/// An opened directory that every operation stays beneath.
+pub struct Confined {
+    root: OwnedFd,
+    path: PathBuf,
+    /// The last parent directory opened, by relative path: entries come sorted, so most share it.
+    last_parent: Option<(String, OwnedFd)>,
+}
+
+const DIR_FLAGS: OFlags = OFlags::DIRECTORY.union(OFlags::CLOEXEC).union(OFlags::RDONLY);
+
+impl Confined {
+    /// Opens `path` (the caller's own directory, which may itself be reached through a symlink
+    /// the user chose).
+    pub fn open(path: &Path) -> io::Result<Confined> {
+        let root = rustix::fs::open(path, DIR_FLAGS, Mode::empty())?;
+        Ok(Confined { root, path: path.to_path_buf(), last_parent: None })
+    }
+
+    /// Where the root is, for error messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The host path of `rel`, for error messages only: never use it to act.
+    pub fn display(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    /// Opens the directory `rel` beneath the root, following no symlink.
+    pub fn open_dir(&self, rel: &str) -> io::Result<OwnedFd> {
+        if rel.is_empty() {
+            return Ok(rustix::fs::openat(&self.root, ".", DIR_FLAGS, Mode::empty())?);
+        }
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        match rustix::fs::openat2(&self.root, rel, DIR_FLAGS, Mode::empty(), resolve) {
+            Err(rustix::io::Errno::NOSYS) => self.walk(rel, false),
+            other => Ok(other?),
+        }
+    }
+
+    /// Opens `rel` one component at a time without following symlinks, creating missing
+    /// directories when `create` is set.
+    fn walk(&self, rel: &str, create: bool) -> io::Result<OwnedFd> {
+        let mut dir = rustix::fs::openat(&self.root, ".", DIR_FLAGS, Mode::empty())?;
+        for component in rel.split('/').filter(|c| !c.is_empty()) {
+            if component == ".." || component == "." {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("`{rel}` is not a plain path")));
+            }
+            if create {
+                match rustix::fs::mkdirat(&dir, component, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            dir = rustix::fs::openat(&dir, component, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())?;
+        }
+        Ok(dir)
+    }
+
+    /// Creates `rel` and its missing parents as directories (mode 0755 before the umask).
+    pub fn create_dir_all(&self, rel: &str) -> io::Result<OwnedFd> {
+        match self.open_dir(rel) {
+            Ok(fd) => Ok(fd),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.walk(rel, true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The parent directory of `rel` (created if missing) and `rel`'s last component.
+    fn parent<'r>(&mut self, rel: &'r str) -> io::Result<(&OwnedFd, &'r str)> {
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        if name.is_empty() || name == "." || name == ".." {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("`{rel}` is not a plain path")));
+        }
+        if self.last_parent.as_ref().is_none_or(|(p, _)| p != parent) {
+            let fd = self.create_dir_all(parent)?;
+            self.last_parent = Some((parent.to_string(), fd));
+        }
+        Ok((&self.last_parent.as_ref().expect("just set").1, name))
+    }
+
+    /// Creates the directory `rel` if it is missing (its parent must not be a symlink).
+    pub fn create_dir(&mut self, rel: &str) -> io::Result<()> {
+        let (parent, name) = self.parent(rel)?;
+        match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::EXIST) => {
+                // Only a real directory may already be there.
+                rustix::fs::openat(parent, name, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Hard-links the host file `source` (a store object) to `rel`.
+    pub fn hard_link_from(&mut self, source: &Path, rel: &str) -> io::Result<()> {
+        let (parent, name) = self.parent(rel)?;
+        Ok(rustix::fs::linkat(CWD, source, parent, name, AtFlags::empty())?)
+    }
+
+    /// Hard-links `target` (a path beneath the root) to `rel`; neither is followed if a symlink.
+    pub fn hard_link_within(&mut self, target: &str, rel: &str) -> io::Result<()> {
+        let (target_parent, target_name) = target.rsplit_once('/').unwrap_or(("", target));
+        let target_dir = self.open_dir(target_parent)?;
+        let (parent, name) = self.parent(rel)?;
+        Ok(rustix::fs::linkat(&target_dir, target_name, parent, name, AtFlags::empty())?)
+    }
+
+    pub fn symlink(&mut self, target: &str, rel: &str) -> io::Result<()> {
+        let (parent, name) = self.parent(rel)?;
+        Ok(rustix::fs::symlinkat(target, parent, name)?)
+    }
+
+    /// Creates the new file `rel` (never an existing one, never through a symlink).
+    pub fn create_new(&mut self, rel: &str, mode: u32) -> io::Result<File> {
+        let (parent, name) = self.parent(rel)?;
+        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        Ok(File::from(rustix::fs::openat(parent, name, flags, Mode::from_raw_mode(mode))?))
+    }
+
+    /// Opens the existing regular file `rel` for reading, following no symlink.
+    pub fn open_file(&self, rel: &str) -> io::Result<File> {
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let dir = self.open_dir(parent)?;
+        let fd = rustix::fs::openat(&dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+        Ok(File::from(fd))
+    }
+
+    /// Renames `from` to `to`, both beneath the root (replacing `to`).
+    pub fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
+        let (from_parent, from_name) = from.rsplit_once('/').unwrap_or(("", from));
+        let from_dir = self.open_dir(from_parent)?;
+        let (parent, name) = self.parent(to)?;
+        Ok(rustix::fs::renameat(&from_dir, from_name, parent, name)?)
+    }
+
+    /// Removes the file `rel` (a symlink there is removed, not followed).
+    pub fn remove_file(&mut self, rel: &str) -> io::Result<()> {
+        let (parent, name) = self.parent(rel)?;
+        Ok(rustix::fs::unlinkat(parent, name, AtFlags::empty())?)
+    }
+
+    /// Whether `rel` exists, and if so its size when it is a regular file.
+    pub fn file_size(&self, rel: &str) -> io::Result<Option<u64>> {
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let dir = match self.open_dir(parent) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) if rustix::fs::FileType::from_raw_mode(stat.st_mode).is_file() => Ok(Some(stat.st_size as u64)),
+            Ok(_) => Err(io::Error::new(io::ErrorKind::InvalidData, format!("`{rel}` is not a regular file"))),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sets the mode of the directory `rel` (never of what a symlink there points at).
+    pub fn chmod_dir(&self, rel: &str, mode: u32) -> io::Result<()> {
+        let fd = self.open_dir(rel)?;
+        Ok(rustix::fs::fchmod(fd.as_fd(), Mode::from_raw_mode(mode))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_goes_through_a_symlink_to_the_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::create_dir_all(root.join("opt")).unwrap();
+        std::os::unix::fs::symlink(&host, root.join("opt/esc")).unwrap();
+        std::fs::write(dir.path().join("object"), b"x").unwrap();
+        let mut confined = Confined::open(&root).unwrap();
+        assert!(confined.create_dir("opt/esc/sub").is_err());
+        assert!(confined.create_dir_all("opt/esc/sub").is_err());
+        assert!(confined.hard_link_from(&dir.path().join("object"), "opt/esc/file").is_err());
+        assert!(confined.symlink("/etc", "opt/esc/link").is_err());
+        assert!(confined.create_new("opt/esc/new", 0o644).is_err());
+        assert!(confined.chmod_dir("opt/esc", 0o777).is_err());
+        assert!(confined.create_dir("opt/esc").is_err(), "a symlink where a directory should be is an error");
+        assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0, "the host directory is untouched");
+        confined.create_dir("opt/real/sub").unwrap();
+        confined.hard_link_from(&dir.path().join("object"), "opt/real/file").unwrap();
+        assert_eq!(std::fs::read(root.join("opt/real/file")).unwrap(), b"x");
+    }
+}

@@ -1,0 +1,275 @@
+//! Reading objects back, verified while they stream.
+//!
+//! The store's disk is not trusted: a flipped bit, a truncated write or a hand edit must never
+//! reach an image or the input of a step. So every read of an object goes through an
+//! [`ObjectReader`], which hashes the bytes as the caller consumes them (BLAKE3 against the
+//! object's name; SHA-256 and size too when the caller publishes the object under its OCI digest)
+//! and turns the read that delivers the last byte into an error if anything disagrees. A consumer
+//! therefore sees the error before it can finish, and whatever it was writing is discarded.
+//!
+//! A mismatch quarantines the object: it is deleted with every action record that refers to it
+//! (as an output, or through a tree's contents), so that the step which made it runs again.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::PathBuf;
+
+use sha2::Digest;
+
+use crate::{BlobInfo, Hash, Sha256, Store, StoreError};
+
+/// What a reader checks when its last byte is read.
+enum Expect {
+    Blake3(Hash),
+    Blob(Sha256),
+}
+
+/// A verifying reader over one object; see the module docs.
+pub struct ObjectReader<'s> {
+    store: &'s Store,
+    file: fs::File,
+    path: PathBuf,
+    id: Hash,
+    expect: Expect,
+    blake3: blake3::Hasher,
+    sha256: sha2::Sha256,
+    size: u64,
+    read: u64,
+    checked: bool,
+}
+
+impl<'s> ObjectReader<'s> {
+    fn open(store: &'s Store, id: &Hash, expect: Expect, size: Option<u64>) -> Result<Self, StoreError> {
+        let path = store.object_path(id);
+        let file = fs::File::open(&path).map_err(|e| StoreError::io("open object", &path, e))?;
+        let on_disk = file.metadata().map_err(|e| StoreError::io("stat object", &path, e))?.len();
+        let mut reader = ObjectReader {
+            store,
+            file,
+            path,
+            id: *id,
+            expect,
+            blake3: blake3::Hasher::new(),
+            sha256: sha2::Sha256::new(),
+            size: size.unwrap_or(on_disk),
+            read: 0,
+            checked: false,
+        };
+        if on_disk != reader.size {
+            let reason = format!("it holds {on_disk} bytes, {} were recorded", reader.size);
+            return Err(reader.corrupt(reason));
+        }
+        if reader.size == 0 {
+            reader.check().map_err(|e| reader.corrupt(e))?;
+        }
+        Ok(reader)
+    }
+
+    /// The object's size, as recorded (and, once read, as verified).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        self.checked = true;
+        match &self.expect {
+            Expect::Blake3(id) => {
+                let actual = Hash(*self.blake3.finalize().as_bytes());
+                if actual != *id {
+                    return Err(format!("its content hashes to {actual}"));
+                }
+            }
+            Expect::Blob(sha) => {
+                let actual = Sha256(self.sha256.clone().finalize().into());
+                if actual != *sha {
+                    return Err(format!("its content has sha256 {actual}, not {sha}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, reason: String) -> StoreError {
+        quarantine(self.store, &self.id);
+        StoreError::Corrupt { what: format!("store object {}", self.path.display()), reason }
+    }
+
+    /// Reads what is left and checks it, for callers that may stop before the end (an `ar`
+    /// reader, say) but must not record anything derived from unverified bytes.
+    pub fn finish(mut self) -> Result<(), StoreError> {
+        self.finish_ref()
+    }
+
+    fn finish_ref(&mut self) -> Result<(), StoreError> {
+        if !self.checked {
+            io::copy(self, &mut io::sink()).map_err(|e| match e.downcast::<StoreError>() {
+                Ok(store_error) => store_error,
+                Err(e) => StoreError::io("read object", &self.path.clone(), e),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Read for ObjectReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.checked {
+            // Past the recorded size: an object that grew is caught here, not silently cut.
+            let probe = buf.len().min(1);
+            let n = self.file.read(&mut buf[..probe])?;
+            return match n {
+                0 => Ok(0),
+                _ => Err(io::Error::other(self.corrupt("it is longer than recorded".into()))),
+            };
+        }
+        let want = buf.len().min((self.size - self.read) as usize);
+        let n = self.file.read(&mut buf[..want])?;
+        if n == 0 && want > 0 {
+            let reason = format!("it ends after {} of {} bytes", self.read, self.size);
+            return Err(io::Error::other(self.corrupt(reason)));
+        }
+        match self.expect {
+            Expect::Blake3(_) => {
+                self.blake3.update(&buf[..n]);
+            }
+            Expect::Blob(_) => self.sha256.update(&buf[..n]),
+        }
+        self.read += n as u64;
+        if self.read == self.size {
+            // The last byte is handed over only once all of them are known to be right.
+            self.check().map_err(|reason| io::Error::other(self.corrupt(reason)))?;
+        }
+        Ok(n)
+    }
+}
+
+/// Deletes a damaged object and every action record that refers to it, so that the step that
+/// made it runs again. Best effort: a record that cannot be removed now is caught the next time
+/// it is read (its output is missing).
+pub(crate) fn quarantine(store: &Store, id: &Hash) {
+    let _ = fs::remove_file(store.object_path(id));
+    let Ok(actions) = crate::action::walk(store) else { return };
+    use rayon::prelude::*;
+    actions.par_iter().for_each(|(_, path)| {
+        let Some(record) = fs::read(path).ok().and_then(|b| serde_json::from_slice::<crate::ActionRecord>(&b).ok())
+        else {
+            return;
+        };
+        if record.refers_to(store, id) {
+            let _ = fs::remove_file(path);
+        }
+    });
+}
+
+impl Store {
+    /// Opens an object for reading, verified against its BLAKE3 name as it streams.
+    pub fn open_object(&self, id: &Hash) -> Result<ObjectReader<'_>, StoreError> {
+        ObjectReader::open(self, id, Expect::Blake3(*id), None)
+    }
+
+    /// Opens an object whose size is recorded elsewhere (a tree entry): a different size on disk
+    /// is an error before a byte is read.
+    pub fn open_object_sized(&self, id: &Hash, size: u64) -> Result<ObjectReader<'_>, StoreError> {
+        ObjectReader::open(self, id, Expect::Blake3(*id), Some(size))
+    }
+
+    /// Opens an object to publish it under its OCI digest: SHA-256 and size are checked.
+    pub fn open_blob(&self, blob: &BlobInfo) -> Result<ObjectReader<'_>, StoreError> {
+        ObjectReader::open(self, &blob.id, Expect::Blob(blob.sha256), Some(blob.size))
+    }
+
+    /// Reads a whole object, verified; for small objects (trees, metadata) only.
+    pub fn read(&self, id: &Hash) -> Result<Vec<u8>, StoreError> {
+        let mut reader = self.open_object(id)?;
+        let mut out = Vec::with_capacity(reader.size() as usize);
+        reader.read_to_end(&mut out).map_err(|e| match e.downcast::<StoreError>() {
+            Ok(store_error) => store_error,
+            Err(e) => StoreError::io("read object", &self.object_path(id), e),
+        })?;
+        Ok(out)
+    }
+
+    /// A plain file handle on an object that has been read through and checked first, for
+    /// readers that must seek (a wheel is a zip). Costs one extra read of the object.
+    pub fn open_verified_file(&self, id: &Hash) -> Result<fs::File, StoreError> {
+        let mut reader = self.open_object(id)?;
+        reader.finish_ref()?;
+        let mut file = reader.file;
+        io::Seek::rewind(&mut file).map_err(|e| StoreError::io("seek", &reader.path, e))?;
+        Ok(file)
+    }
+
+    /// A plain file handle on an object, not verified here: only for an object that the caller
+    /// checked with [`Store::verify_object`] in the same step (deflate data that many layer
+    /// members copy from one wheel, each at its own offset).
+    pub fn open_object_prechecked(&self, id: &Hash) -> Result<fs::File, StoreError> {
+        let path = self.object_path(id);
+        fs::File::open(&path).map_err(|e| StoreError::io("open object", &path, e))
+    }
+
+    /// Reads an object through once, checking it, for files handed to other programs by path
+    /// (a source tarball mounted into a sandbox, a wheel copied into an index).
+    pub fn verify_object(&self, id: &Hash) -> Result<(), StoreError> {
+        self.open_object(id)?.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use crate::{ActionKey, ActionRecord, ObjectRef, RefKind, Store, StoreError};
+
+    fn damage(store: &Store, id: &crate::Hash, edit: impl FnOnce(&mut Vec<u8>)) {
+        let path = store.object_path(id);
+        let mut bytes = std::fs::read(&path).unwrap();
+        edit(&mut bytes);
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        #[expect(clippy::permissions_set_readonly_false, reason = "a test damages a read-only object on purpose")]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&path, perms).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_flipped_byte_fails_the_read_that_would_finish_and_removes_what_refers_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let info = store.put_bytes(&vec![7u8; 300_000]).unwrap();
+        let key = ActionKey::new("test", 1);
+        let record = ActionRecord {
+            step: "test".into(),
+            outputs: vec![ObjectRef { id: info.id, kind: RefKind::Blob }],
+            data: serde_json::Value::Null,
+        };
+        store.action_put(&key, &record).unwrap();
+        damage(&store, &info.id, |b| b[299_999] ^= 1);
+        let mut out = Vec::new();
+        let err = store.open_object(&info.id).unwrap().read_to_end(&mut out).unwrap_err();
+        assert!(err.to_string().contains("is corrupt"), "{err}");
+        assert!(!store.contains(&info.id), "the damaged object is gone");
+        assert!(store.action_get(&key).unwrap().is_none(), "and so is the record that pointed at it");
+    }
+
+    #[test]
+    fn a_truncated_blob_is_refused_before_a_byte_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let info = store.put_bytes(b"a layer of some length").unwrap();
+        damage(&store, &info.id, |b| b.truncate(5));
+        let Err(StoreError::Corrupt { reason, .. }) = store.open_blob(&info) else { panic!("must fail") };
+        assert!(reason.contains("5 bytes"), "{reason}");
+    }
+
+    #[test]
+    fn a_good_object_reads_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let info = store.put_bytes(b"fine").unwrap();
+        assert_eq!(store.read(&info.id).unwrap(), b"fine");
+        let mut out = Vec::new();
+        store.open_blob(&info).unwrap().read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"fine");
+        store.verify_object(&info.id).unwrap();
+    }
+}
