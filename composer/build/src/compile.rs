@@ -651,8 +651,7 @@ impl Session<'_> {
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(25)..].join("\n");
         // The log outlives the build directory, so that it can be read whatever --keep-failed says.
-        let kept_log = std::env::temp_dir().join(format!("compose-{name}-{}.log", platform.debian_arch()));
-        let _ = std::fs::copy(log, &kept_log);
+        let kept_log = keep_log(&format!("{name}-{}", platform.debian_arch()), text.as_bytes()).unwrap_or_else(|_| log.into());
         let kept_dir = if self.keep_failed {
             Some(work.to_path_buf())
         } else {
@@ -727,6 +726,23 @@ pub(crate) fn host_debian_arch() -> &'static str {
         "powerpc64" => "ppc64el",
         other => other,
     }
+}
+
+/// Copies a failed step's log into a directory of its own, made with a random name and mode 0700
+/// (so that no other user can predict, replace or read it), opened with `O_EXCL | O_NOFOLLOW`.
+pub(crate) fn keep_log(label: &str, text: &[u8]) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::Builder::new().prefix(&format!("compose-failed-{label}-")).tempdir()?.keep();
+    let path = dir.join("build.log");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)?;
+    file.write_all(text)?;
+    Ok(path)
 }
 
 pub(crate) fn tempdir(label: &str) -> Result<PathBuf, BuildError> {

@@ -66,7 +66,11 @@ fn to_locked(p: &composer_deb::Package<'_>) -> LockedPackage {
 
 impl Backend for Debian<'_> {
     fn release(&self) -> Result<VerifiedRelease, BuildError> {
-        let (release, digest) = self.repo()?.release(&self.base.suite)?;
+        // A snapshot mirror serves Releases long past their Valid-Until; the recipe says so.
+        let now = self.base.check_valid_until.then(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+        });
+        let (release, digest) = self.repo()?.release(&self.base.suite, now)?;
         let verified = VerifiedRelease {
             locked: LockedRelease {
                 suite: release.suite.clone(),

@@ -66,7 +66,15 @@ pub fn run(bwrap: &Path, run: &Run<'_>) -> Result<std::process::ExitStatus, Buil
         Some(argv) => command.arg("--").args(argv),
         None => command.args(["--", "/bin/sh", "-c", "umask 022 && exec /bin/sh -eu /sources/.script"]),
     };
-    let log = std::fs::File::create(run.log).map_err(|e| BuildError::Sandbox(format!("{}: {e}", run.log.display())))?;
+    let log = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(run.log)
+            .map_err(|e| BuildError::Sandbox(format!("{}: {e}", run.log.display())))?
+    };
     let err = log.try_clone().map_err(|e| BuildError::Sandbox(e.to_string()))?;
     command.stdin(Stdio::null()).stdout(log).stderr(err);
     command.status().map_err(|e| BuildError::Sandbox(format!("cannot start {}: {e}", bwrap.display())))

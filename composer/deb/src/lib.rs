@@ -35,6 +35,10 @@ pub enum DebError {
     BadSignature { what: String, reason: String },
     #[error("{what} is invalid: {reason}")]
     Index { what: String, reason: String },
+    #[error("{what} is for suite `{suite}` (codename `{codename}`), not the `{asked}` asked for")]
+    WrongSuite { what: String, asked: String, suite: String, codename: String },
+    #[error("{what} expired on {valid_until} (its Valid-Until); an old Release may hide security updates")]
+    Expired { what: String, valid_until: String },
     #[error("{what} does not match its Release file: {reason}")]
     IndexMismatch { what: String, reason: String },
     #[error("the Release file of suite `{suite}` does not list `{path}`")]
@@ -61,6 +65,14 @@ impl DebError {
         Some(match self {
             DebError::UnknownPackage { suite, .. } => {
                 format!("check the name with `apt-cache search` on a {suite} system, or pick another suite")
+            }
+            DebError::WrongSuite { .. } => {
+                return Some("the mirror serves another suite under this name: check the mirror, or name the suite it holds".into());
+            }
+            DebError::Expired { .. } => {
+                return Some(
+                    "the mirror is stale or replaying an old Release; for a snapshot mirror, set `check_valid_until = false` in [base]".into(),
+                );
             }
             DebError::BadSignature { .. } => {
                 "the mirror is not signed by a key of the keyring: set `keyring` in [base], or check the mirror".into()

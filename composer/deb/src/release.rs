@@ -16,6 +16,8 @@ pub struct Release {
     pub suite: String,
     pub codename: String,
     pub date: String,
+    /// `Valid-Until`, as written (empty when the archive sets none).
+    pub valid_until: String,
     pub architectures: Vec<String>,
     pub components: Vec<String>,
     /// Index path (relative to the suite directory) → (sha256, size).
@@ -53,6 +55,91 @@ pub fn verify_inrelease(data: &[u8], keys: &[SignedPublicKey], what: &str) -> Re
     parse_release(&message.signed_text().replace("\r\n", "\n"), what)
 }
 
+/// Verifies a `Release` file against its detached signature (`Release.gpg`, armored or binary),
+/// for archives that publish no `InRelease`, as apt accepts them.
+pub fn verify_detached(release: &[u8], signature: &[u8], keys: &[SignedPublicKey], what: &str) -> Result<Release, DebError> {
+    use pgp::composed::StandaloneSignature;
+    let bad = |reason: String| DebError::BadSignature { what: what.to_string(), reason };
+    let signature = match StandaloneSignature::from_armor_single(std::io::Cursor::new(signature)) {
+        Ok((signature, _)) => signature,
+        Err(_) => StandaloneSignature::from_bytes(std::io::Cursor::new(signature))
+            .map_err(|e| bad(format!("Release.gpg is not an OpenPGP signature: {e}")))?,
+    };
+    let verified = keys.iter().any(|key| {
+        signature.verify(&key.primary_key, release).is_ok()
+            || key.public_subkeys.iter().any(|sub| signature.verify(&sub.key, release).is_ok())
+    });
+    if !verified {
+        return Err(bad(format!("no signature verifies against the {} key(s) of the keyring", keys.len())));
+    }
+    let text = std::str::from_utf8(release).map_err(|_| bad("it is not UTF-8 text".into()))?;
+    parse_release(text, what)
+}
+
+/// What apt checks of a verified Release beyond its signature: that it is the suite asked for
+/// (a signed `oldstable` Release served under `stable` is a downgrade attack), and, unless the
+/// caller turned it off for a snapshot mirror, that it has not expired (a replayed old Release
+/// would freeze the archive at its vulnerable versions). `now` is seconds since the epoch.
+pub fn check_release(release: &Release, suite: &str, now: Option<u64>, what: &str) -> Result<(), DebError> {
+    if release.suite != suite && release.codename != suite {
+        return Err(DebError::WrongSuite {
+            what: what.to_string(),
+            asked: suite.to_string(),
+            suite: release.suite.clone(),
+            codename: release.codename.clone(),
+        });
+    }
+    if let Some(now) = now
+        && !release.valid_until.is_empty()
+    {
+        let until = parse_date(&release.valid_until).ok_or_else(|| DebError::Index {
+            what: what.to_string(),
+            reason: format!("`Valid-Until: {}` is not a date", release.valid_until),
+        })?;
+        if now > until {
+            return Err(DebError::Expired { what: what.to_string(), valid_until: release.valid_until.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// An RFC 2822 date as Release files write it (`Sat, 01 Jun 2024 08:10:30 UTC`), in seconds
+/// since the epoch. Zones: `UTC`, `GMT`, `Z` or a numeric offset.
+pub fn parse_date(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let text = text.split_once(", ").map_or(text, |(_, rest)| rest);
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [day, month, year, time, zone] = parts[..] else { return None };
+    let day: u64 = day.parse().ok()?;
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = months.iter().position(|m| *m == month)? as u64 + 1;
+    let year: u64 = year.parse().ok()?;
+    let mut hms = time.split(':').map(|p| p.parse::<u64>());
+    let (h, m, s) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next()?.ok()?);
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 || year < 1970 {
+        return None;
+    }
+    let offset: i64 = match zone {
+        "UTC" | "GMT" | "Z" => 0,
+        z if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => {
+            let hours: i64 = z[1..3].parse().ok()?;
+            let minutes: i64 = z[3..5].parse().ok()?;
+            let value = hours * 3600 + minutes * 60;
+            if z.starts_with('-') { -value } else { value }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm), valid for every Gregorian date.
+    let (y, mo) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = (days * 86_400 + h * 3600 + m * 60 + s) as i64 - offset;
+    u64::try_from(seconds).ok()
+}
+
 pub fn parse_release(text: &str, what: &str) -> Result<Release, DebError> {
     let paragraph = crate::control::parse(text).into_iter().next().unwrap_or_default();
     let field = |name: &str| paragraph.get(name).unwrap_or("").to_string();
@@ -75,9 +162,50 @@ pub fn parse_release(text: &str, what: &str) -> Result<Release, DebError> {
         suite: field("Suite"),
         codename: field("Codename"),
         date: field("Date"),
+        valid_until: field("Valid-Until"),
         architectures: words(field("Architectures")),
         components: words(field("Components")),
         files,
         text: text.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_dates_parse_as_apt_reads_them() {
+        assert_eq!(parse_date("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
+        assert_eq!(parse_date("Sat, 01 Jun 2024 08:10:30 UTC"), Some(1_717_229_430));
+        assert_eq!(parse_date("Sat, 01 Jun 2024 10:10:30 +0200"), Some(1_717_229_430));
+        assert_eq!(parse_date("29 Feb 2028 00:00:00 GMT"), Some(1_835_395_200));
+        assert_eq!(parse_date("Sat, 01 Jun 2024"), None);
+        assert_eq!(parse_date("Sat, 41 Jun 2024 08:10:30 UTC"), None);
+    }
+
+    fn release(suite: &str, codename: &str, valid_until: &str) -> Release {
+        Release {
+            suite: suite.into(),
+            codename: codename.into(),
+            date: String::new(),
+            valid_until: valid_until.into(),
+            architectures: vec![],
+            components: vec![],
+            files: BTreeMap::new(),
+            text: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_release_must_be_the_suite_asked_for_and_unexpired() {
+        let r = release("stable", "bookworm", "Sat, 01 Jun 2024 08:10:30 UTC");
+        assert!(check_release(&r, "bookworm", Some(1_700_000_000), "x").is_ok());
+        assert!(check_release(&r, "stable", Some(1_700_000_000), "x").is_ok());
+        let err = check_release(&r, "trixie", Some(1_700_000_000), "x").unwrap_err();
+        assert!(err.to_string().contains("`trixie`"), "{err}");
+        let err = check_release(&r, "bookworm", Some(1_800_000_000), "x").unwrap_err();
+        assert!(err.to_string().contains("expired"), "{err}");
+        assert!(check_release(&r, "bookworm", None, "x").is_ok(), "not checked for a snapshot mirror");
+    }
 }

@@ -21,13 +21,28 @@ pub struct Repository<'a> {
 }
 
 impl Repository<'_> {
-    /// Fetches and verifies `dists/<suite>/InRelease`. Returns the verified release and the raw
-    /// document's SHA-256 (recorded in locks).
-    pub fn release(&self, suite: &str) -> Result<(Release, Sha256), DebError> {
+    /// Fetches and verifies `dists/<suite>/InRelease` (or, where the archive has none, `Release`
+    /// and its detached `Release.gpg`, as apt does), then checks that it is the suite asked for
+    /// and, when `now` is given, that it has not expired. Returns the verified release and the
+    /// signed document's SHA-256 (recorded in locks).
+    pub fn release(&self, suite: &str, now: Option<u64>) -> Result<(Release, Sha256), DebError> {
         let url = format!("{}/dists/{suite}/InRelease", self.url);
-        let bytes = self.client.get_bytes(&url).map_err(|source| DebError::Fetch { what: url.clone(), source })?;
-        let release = crate::release::verify_inrelease(&bytes, &self.keys, &url)?;
-        Ok((release, Sha256::of(&bytes)))
+        let (release, digest, what) = match self.client.get_bytes(&url) {
+            Ok(bytes) => (crate::release::verify_inrelease(&bytes, &self.keys, &url)?, Sha256::of(&bytes), url),
+            Err(composer_client::FetchError::NotFound { .. }) => {
+                let url = format!("{}/dists/{suite}/Release", self.url);
+                let fetch = |url: &str| {
+                    self.client.get_bytes(url).map_err(|source| DebError::Fetch { what: url.to_string(), source })
+                };
+                let text = fetch(&url)?;
+                let signature = fetch(&format!("{url}.gpg"))?;
+                let release = crate::release::verify_detached(&text, &signature, &self.keys, &url)?;
+                (release, Sha256::of(&text), url)
+            }
+            Err(source) => return Err(DebError::Fetch { what: url, source }),
+        };
+        crate::release::check_release(&release, suite, now, &what)?;
+        Ok((release, digest))
     }
 
     /// The `Packages` index of `component`/`arch`, verified against the Release, decompressed.

@@ -75,6 +75,14 @@ pub struct Base {
     /// Add every `Essential: yes` package of the suite, as debootstrap would.
     #[serde(default)]
     pub essential: bool,
+    /// Refuse a Release past its `Valid-Until`, as apt does. Off only for snapshot mirrors,
+    /// whose Releases are old on purpose.
+    #[serde(default = "yes")]
+    pub check_valid_until: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_distro() -> Distro {

@@ -11,6 +11,13 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let client = client(settings);
     let ctx = context(settings, &store, &client, printer);
     let steps = Session::new(&ctx, &recipe, &args.recipe).plan().map_err(hinted)?;
+    if !recipe.base.check_valid_until {
+        printer.warn(&format!(
+            "the Release's Valid-Until is not checked for suite `{}` ([base] check_valid_until = false): \
+             an expired or replayed Release would be accepted",
+            recipe.base.suite
+        ));
+    }
     if printer.json {
         crate::out!("{}", serde_json::to_string_pretty(&steps)?);
         return Ok(());
