@@ -103,7 +103,16 @@ impl BuildError {
                     failed.log.display()
                 ),
             }),
+            BuildError::Source { reason, .. } if reason.contains("--allow-path") => {
+                Some("copy the file beside the recipe, or run with the `--allow-path` the message names".into())
+            }
             BuildError::Source { .. } => Some("check the source's url and sha256 in the recipe".into()),
+            BuildError::File { reason, .. } if reason.contains("--allow-path") => {
+                Some("copy the file beside the recipe, or run with the `--allow-path` the message names".into())
+            }
+            BuildError::File { .. } => {
+                Some("`source` is a regular file, relative to the recipe's directory; or write it inline with `content`".into())
+            }
             BuildError::Output(_) => Some("use a directory, `oci-archive:FILE` or `docker-archive:FILE`".into()),
             _ => None,
         }

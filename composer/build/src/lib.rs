@@ -21,6 +21,7 @@ mod compile;
 pub mod debian;
 mod error;
 pub mod layers;
+mod local;
 pub mod lockfile;
 pub mod mirror;
 mod output;
@@ -443,11 +444,10 @@ fn system_key(
     for file in &recipe.files {
         key.field("file", &serde_json::to_vec(file).expect("serializes"));
         if let (None, Some(source)) = (&file.content, &file.source) {
-            let path = recipe.dir.join(source);
-            let data = std::fs::read(&path).map_err(|e| BuildError::File {
+            let (_, data) = local::read(recipe, source, local::MAX_FILE).map_err(|reason| BuildError::File {
                 target: file.path.get_ref().clone(),
-                source_path: path,
-                reason: e.to_string(),
+                source_path: source.clone(),
+                reason,
             })?;
             key.field("file-content", &Hash::of(&data).0);
         }

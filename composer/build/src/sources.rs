@@ -109,10 +109,8 @@ fn read_local(
     name: &str,
     path: &std::path::Path,
 ) -> Result<(std::path::PathBuf, Vec<u8>), BuildError> {
-    let full = recipe.dir.join(path);
-    let data = std::fs::read(&full)
-        .map_err(|e| BuildError::Source { name: name.to_string(), reason: format!("{}: {e}", full.display()) })?;
-    Ok((full, data))
+    crate::local::read(recipe, path, crate::local::MAX_SOURCE)
+        .map_err(|reason| BuildError::Source { name: name.to_string(), reason })
 }
 
 /// `mirror://NAME/path` → the configured mirror's URL joined with `path`.

@@ -146,12 +146,13 @@ fn recipe_files(b: &mut Builder<'_>, recipe: &Recipe) -> Result<(), BuildError> 
                 let data = match (&file.content, &file.source) {
                     (Some(content), _) => content.clone().into_bytes(),
                     (None, Some(source)) => {
-                        let path = recipe.dir.join(source);
-                        std::fs::read(&path).map_err(|e| BuildError::File {
-                            target: target.clone(),
-                            source_path: path,
-                            reason: e.to_string(),
-                        })?
+                        crate::local::read(recipe, source, crate::local::MAX_FILE)
+                            .map_err(|reason| BuildError::File {
+                                target: target.clone(),
+                                source_path: source.clone(),
+                                reason,
+                            })?
+                            .1
                     }
                     (None, None) => unreachable!("validated when the recipe was parsed"),
                 };

@@ -32,6 +32,10 @@ pub struct GlobalArgs {
     /// Point mirror NAME at URL (repeatable); wins over environment, config and apt sources.
     #[arg(long = "mirror", global = true, value_name = "NAME=URL")]
     pub mirrors: Vec<String>,
+    /// Let a recipe's local files (`[[files]] source`, `[[sources]] path`) come from DIR too, not
+    /// only from the recipe's own directory (repeatable).
+    #[arg(long = "allow-path", global = true, value_name = "DIR")]
+    pub allow_paths: Vec<PathBuf>,
     /// Point Python index NAME at URL (repeatable); wins over environment, config, pip and uv.
     #[arg(long = "index", global = true, value_name = "NAME=URL")]
     pub indexes: Vec<String>,

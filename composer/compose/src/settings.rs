@@ -14,6 +14,8 @@ pub struct Settings {
     pub offline: bool,
     pub mirrors: MirrorSettings,
     pub indexes: composer_wheels::IndexSettings,
+    /// Directories a recipe's local files may come from besides its own (`--allow-path`).
+    pub allow_paths: Vec<PathBuf>,
 }
 
 fn home() -> PathBuf {
@@ -57,6 +59,7 @@ impl Settings {
         Ok(Settings {
             store,
             offline: args.offline,
+            allow_paths: args.allow_paths.clone(),
             mirrors: MirrorSettings { flags, config, apt_dir, config_path: Some(config_path.clone()) },
             indexes: composer_wheels::IndexSettings {
                 flags: index_flags,

@@ -2,7 +2,10 @@
 //! each platform's manifest and each layer's size and packages.
 
 use std::fs;
+use std::io::Read;
 use std::path::Path;
+
+use composer_store::confined::Confined;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -39,29 +42,48 @@ pub struct ImageReport {
 pub fn inspect(layout: &Path) -> Result<ImageReport, OciError> {
     let not = |reason: String| OciError::NotALayout { path: layout.to_path_buf(), reason };
     let files = if layout.is_file() { Some(archive_documents(layout)?) } else { None };
+    let dir = match files {
+        Some(_) => None,
+        None => Some(Confined::open(layout).map_err(|e| not(format!("cannot open it: {e}")))?),
+    };
+    // Documents are read beneath the layout without following a symlink, and bounded: a layout
+    // is data, and may have been made to point elsewhere.
     let read = |relative: &str| -> Result<Vec<u8>, OciError> {
-        match &files {
-            Some(files) => files.get(relative).cloned().ok_or_else(|| not(format!("the archive holds no {relative}"))),
-            None => fs::read(layout.join(relative)).map_err(|e| not(format!("cannot read {relative}: {e}"))),
+        match (&files, &dir) {
+            (Some(files), _) => {
+                files.get(relative).cloned().ok_or_else(|| not(format!("the archive holds no {relative}")))
+            }
+            (None, Some(dir)) => {
+                let file = dir.open_file(relative).map_err(|e| not(format!("cannot read {relative}: {e}")))?;
+                let mut data = Vec::new();
+                file.take(MAX_DOCUMENT + 1)
+                    .read_to_end(&mut data)
+                    .map_err(|e| not(format!("cannot read {relative}: {e}")))?;
+                if data.len() as u64 > MAX_DOCUMENT {
+                    return Err(not(format!("{relative} is larger than {MAX_DOCUMENT} bytes")));
+                }
+                Ok(data)
+            }
+            (None, None) => unreachable!("a layout is an archive or a directory"),
         }
     };
     let read_json = |relative: &str| -> Result<Value, OciError> {
         serde_json::from_slice(&read(relative)?).map_err(|e| not(format!("{relative} is not JSON: {e}")))
     };
-    let blob = |digest: &str| format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+    let blob = |digest: &str| crate::layout::blob_path(digest).map_err(|e| not(e.to_string()));
     let top = read_json("index.json")?;
     let first = top["manifests"].get(0).ok_or_else(|| not("index.json lists no manifest".into()))?;
     let reference = first["annotations"][crate::layout::REF_NAME].as_str().map(str::to_string);
     let index_digest = first["digest"].as_str().unwrap_or("").to_string();
     let index = if first["mediaType"].as_str() == Some("application/vnd.oci.image.index.v1+json") {
-        read_json(&blob(&index_digest))?
+        read_json(&blob(&index_digest)?)?
     } else {
         top.clone()
     };
     let mut manifests = Vec::new();
     for descriptor in index["manifests"].as_array().into_iter().flatten() {
         let digest = descriptor["digest"].as_str().unwrap_or("").to_string();
-        let manifest = read_json(&blob(&digest))?;
+        let manifest = read_json(&blob(&digest)?)?;
         let p = &descriptor["platform"];
         let mut platform = format!("{}/{}", p["os"].as_str().unwrap_or("?"), p["architecture"].as_str().unwrap_or("?"));
         if let Some(v) = p["variant"].as_str() {
@@ -70,7 +92,7 @@ pub fn inspect(layout: &Path) -> Result<ImageReport, OciError> {
         }
         // History entries of non-empty layers line up with the manifest's layers.
         let config_digest = manifest["config"]["digest"].as_str().unwrap_or("").to_string();
-        let comments: Vec<String> = read_json(&blob(&config_digest))
+        let comments: Vec<String> = read_json(&blob(&config_digest)?)
             .ok()
             .and_then(|config| config["history"].as_array().cloned())
             .unwrap_or_default()
@@ -98,6 +120,9 @@ pub fn inspect(layout: &Path) -> Result<ImageReport, OciError> {
     }
     Ok(ImageReport { path: layout.display().to_string(), reference, index: index_digest, manifests })
 }
+
+/// The largest JSON document read from a layout.
+const MAX_DOCUMENT: u64 = 16 * 1024 * 1024;
 
 /// The small files of an `oci-archive` (index.json and JSON-sized blobs), by path. Layers are
 /// skipped: their sizes are in the manifests.

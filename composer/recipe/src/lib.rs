@@ -26,6 +26,25 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 impl Recipe {
+    /// The host file a recipe-relative path names, once it is known to lie inside the recipe's
+    /// directory or a directory allowed with `--allow-path` (after following every symlink, so
+    /// that `../../etc/shadow`, `/etc/shadow` and a link to it are all refused alike).
+    pub fn local_path(&self, path: &Path) -> Result<PathBuf, String> {
+        let joined = self.dir.join(path);
+        let real = joined.canonicalize().map_err(|e| format!("`{}`: {e}", joined.display()))?;
+        let inside = |root: &Path| root.canonicalize().is_ok_and(|root| real.starts_with(root));
+        if inside(&self.dir) || self.allowed_paths.iter().any(|p| inside(p)) {
+            return Ok(real);
+        }
+        Err(format!(
+            "`{}` is outside the recipe's directory `{}`; a recipe may only read files beside it, \
+             unless the build is run with `--allow-path {}`",
+            joined.display(),
+            self.dir.display(),
+            real.parent().unwrap_or(&real).display()
+        ))
+    }
+
     /// Reads and validates a recipe file.
     pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
         let text =

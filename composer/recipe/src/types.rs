@@ -34,6 +34,10 @@ pub struct Recipe {
     /// The directory holding the recipe; relative paths in it resolve from here.
     #[serde(skip)]
     pub dir: PathBuf,
+    /// Directories outside [`Recipe::dir`] that local files may come from: only the person who
+    /// runs the build can grant them (`--allow-path`), never the recipe itself.
+    #[serde(skip)]
+    pub allowed_paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -11,7 +11,7 @@ use crate::settings::Settings;
 
 pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
     let started = Instant::now();
-    let recipe = load_recipe(&args.recipe)?;
+    let recipe = load_recipe(&args.recipe, settings)?;
     let output = match &args.output {
         Some(text) => Output::parse(text).map_err(hinted)?,
         None => Output::Layout(PathBuf::from("out").join(recipe.image.name.get_ref())),

@@ -4,7 +4,7 @@ use crate::printer::Printer;
 use crate::settings::Settings;
 
 pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
-    let recipe = load_recipe(&args.recipe)?;
+    let recipe = load_recipe(&args.recipe, settings)?;
     let store = open_store(settings)?;
     let client = client(settings);
     let ctx = context(settings, &store, &client, printer);

@@ -34,8 +34,10 @@ pub fn hinted(error: BuildError) -> anyhow::Error {
     anyhow::Error::new(Hinted { error: anyhow::Error::new(error), hint })
 }
 
-pub fn load_recipe(path: &std::path::Path) -> anyhow::Result<Recipe> {
-    Recipe::load(path).map_err(|e| hinted(BuildError::Recipe(e)))
+pub fn load_recipe(path: &std::path::Path, settings: &Settings) -> anyhow::Result<Recipe> {
+    let mut recipe = Recipe::load(path).map_err(|e| hinted(BuildError::Recipe(e)))?;
+    recipe.allowed_paths = settings.allow_paths.clone();
+    Ok(recipe)
 }
 
 pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {

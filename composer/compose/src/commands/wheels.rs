@@ -11,7 +11,7 @@ pub fn run(command: WheelsCommand, settings: &Settings, printer: &Printer) -> an
     let store = open_store(settings)?;
     let wheels: Vec<IndexWheel> = match &recipe {
         Some(recipe_path) => {
-            let recipe = load_recipe(recipe_path)?;
+            let recipe = load_recipe(recipe_path, settings)?;
             let client = client(settings);
             let ctx = context(settings, &store, &client, printer);
             composer_build::recipe_wheels(&ctx, &recipe, recipe_path)
