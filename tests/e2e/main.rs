@@ -11,6 +11,7 @@
 
 mod bad_input;
 mod docker;
+mod hostile;
 mod live_debian;
 mod live_python;
 mod local_mirror;

@@ -245,6 +245,11 @@ impl LocalMirror {
     /// Writes `pool/`, the `Packages` index of each architecture, `Release` and a signed
     /// `InRelease` for `suite`, replacing what was there.
     pub fn publish(&self, suite: &str, debs: &[Deb]) {
+        self.publish_with(suite, debs, &Publish::default());
+    }
+
+    /// As [`LocalMirror::publish`], with the Release's fields and signatures as `how` says.
+    pub fn publish_with(&self, suite: &str, debs: &[Deb], how: &Publish) {
         let mut by_arch: std::collections::BTreeMap<String, String> = Default::default();
         let arches: std::collections::BTreeSet<String> =
             debs.iter().map(|d| d.arch.clone()).filter(|a| a != "all").collect();
@@ -281,26 +286,39 @@ impl LocalMirror {
             ));
             sums.push_str(&format!(" {} {} main/binary-{arch}/Packages\n", sha256_hex(text.as_bytes()), text.len()));
         }
+        let named = how.suite_field.as_deref().unwrap_or(suite);
         let release = format!(
-            "Origin: composer-fixture\nSuite: {suite}\nCodename: {suite}\nDate: Thu, 01 Jan 2026 00:00:00 UTC\nArchitectures: {}\nComponents: main\nSHA256:\n{sums}",
+            "Origin: composer-fixture\nSuite: {named}\nCodename: {named}\nDate: Thu, 01 Jan 2026 00:00:00 UTC\n{}Architectures: {}\nComponents: main\nSHA256:\n{sums}",
+            how.valid_until.as_ref().map(|v| format!("Valid-Until: {v}\n")).unwrap_or_default(),
             by_arch.keys().cloned().collect::<Vec<_>>().join(" ")
         );
         std::fs::write(dists.join("Release"), &release).unwrap();
-        let _ = std::fs::remove_file(dists.join("InRelease"));
-        gpg(
-            &self.gnupg,
-            &[
-                "--clearsign",
-                "--output",
-                dists.join("InRelease").to_str().unwrap(),
-                dists.join("Release").to_str().unwrap(),
-            ],
-        );
+        for old in ["InRelease", "Release.gpg"] {
+            let _ = std::fs::remove_file(dists.join(old));
+        }
+        let (flag, name) = if how.detached { ("--detach-sign", "Release.gpg") } else { ("--clearsign", "InRelease") };
+        let mut args = vec![flag, "--output", dists.join(name).to_str().unwrap().to_string().leak()];
+        if how.detached {
+            args.insert(0, "--armor");
+        }
+        args.push(dists.join("Release").to_str().unwrap().to_string().leak());
+        gpg(&self.gnupg, &args);
     }
 
     pub fn dists(&self, suite: &str) -> PathBuf {
         self.root.join("dists").join(suite)
     }
+}
+
+/// How [`LocalMirror::publish_with`] writes the Release.
+#[derive(Default)]
+pub struct Publish {
+    /// `Valid-Until:` (RFC 2822), if any.
+    pub valid_until: Option<String>,
+    /// `Suite:` and `Codename:` other than the directory's name (a suite served under another).
+    pub suite_field: Option<String>,
+    /// `Release` + `Release.gpg` (detached, armored), no `InRelease`.
+    pub detached: bool,
 }
 
 impl Default for LocalMirror {

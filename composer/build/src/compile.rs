@@ -733,7 +733,12 @@ pub(crate) fn host_debian_arch() -> &'static str {
 pub(crate) fn keep_log(label: &str, text: &[u8]) -> std::io::Result<PathBuf> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = tempfile::Builder::new().prefix(&format!("compose-failed-{label}-")).tempdir()?.keep();
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("compose-failed-{label}-"))
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()?
+        .keep();
     let path = dir.join("build.log");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -746,8 +751,11 @@ pub(crate) fn keep_log(label: &str, text: &[u8]) -> std::io::Result<PathBuf> {
 }
 
 pub(crate) fn tempdir(label: &str) -> Result<PathBuf, BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    // Private to the user who builds: nobody else may read or plant anything in it.
     let dir = tempfile::Builder::new()
         .prefix(&format!("compose-build-{label}-"))
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .map_err(|e| BuildError::Sandbox(format!("creating a build directory: {e}")))?;
     Ok(dir.keep())
