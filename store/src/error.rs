@@ -9,6 +9,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("`{}` is not a composer store (it has no FORMAT file)", path.display())]
+    NotAStore { path: PathBuf },
     #[error("`{}` is a store of format `{found}`, this composer reads `{}`", path.display(), crate::FORMAT)]
     Format { path: PathBuf, found: String },
     #[error("{what} is corrupt: {reason}")]

@@ -28,27 +28,7 @@ pub struct GcReport {
 pub(crate) fn run(store: &Store, options: &GcOptions) -> Result<GcReport, StoreError> {
     let mut report = GcReport::default();
     let remove = |path: &std::path::Path| if options.dry_run { Ok(()) } else { fs::remove_file(path) };
-
-    let tmp = store.dir("tmp");
-    if let Ok(entries) = fs::read_dir(&tmp) {
-        for entry in entries.flatten() {
-            // A checkout a killed build left half made is a directory.
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                if !options.dry_run {
-                    let _ = make_writable(&entry.path());
-                    let _ = fs::remove_dir_all(entry.path());
-                }
-            } else {
-                let _ = remove(&entry.path());
-            }
-            report.temp_files += 1;
-        }
-    }
-
-    for temp in crate::object::walk_temps(store)? {
-        let _ = remove(&temp);
-        report.temp_files += 1;
-    }
+    report.temp_files = remove_temps(store, options.dry_run, true)?;
 
     // Checkouts are derived from trees and cheap to make again; no build holds one now.
     let checkouts = store.dir("checkouts");
@@ -98,6 +78,54 @@ pub(crate) fn run(store: &Store, options: &GcOptions) -> Result<GcReport, StoreE
         }
     }
     Ok(report)
+}
+
+/// Removes what killed builds left: the `tmp` bucket's entries and, when `shards` is set, the
+/// in-flight writes in every bucket's shard directories. Only under the exclusive lock.
+fn remove_temps(store: &Store, dry_run: bool, shards: bool) -> Result<u64, StoreError> {
+    let mut count = 0;
+    let remove = |path: &std::path::Path| if dry_run { Ok(()) } else { fs::remove_file(path) };
+    let tmp = store.dir("tmp");
+    if let Ok(entries) = fs::read_dir(&tmp) {
+        for entry in entries.flatten() {
+            // A checkout a killed build left half made is a directory.
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                if !dry_run {
+                    let _ = make_writable(&entry.path());
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            } else {
+                let _ = remove(&entry.path());
+            }
+            count += 1;
+        }
+    }
+    if shards {
+        for temp in crate::object::walk_temps(store)? {
+            let _ = remove(&temp);
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// How often a build that finds the store idle also walks every shard for leftover writes (the
+/// `tmp` bucket itself is cleaned every such time: it is one directory).
+const SHARD_CLEAN_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Run by a build that got the store lock exclusively for a moment: no other process is in it,
+/// so every temp file is a killed build's. Best effort; a read-only store is left as it is.
+pub(crate) fn clean_temps(store: &Store) {
+    let marker = store.dir("locks").join("temps-cleaned");
+    let due = fs::metadata(&marker)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_none_or(|age| age > SHARD_CLEAN_INTERVAL);
+    let _ = remove_temps(store, false, due);
+    if due {
+        let _ = fs::write(&marker, b"");
+    }
 }
 
 /// Checkouts keep their directories' modes (some read-only); removal needs them writable.

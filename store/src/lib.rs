@@ -62,22 +62,51 @@ impl Store {
         Self::open_with(root, LockMode::Shared)
     }
 
-    /// Opens the store holding its lock in `mode`.
+    /// Opens the store holding its lock in `mode`, creating it if it does not exist.
     pub fn open_with(root: &Path, mode: LockMode) -> Result<Store, StoreError> {
-        for dir in ["objects", "sha256", "actions", "tmp", "locks"] {
-            let path = root.join(bucket(dir));
-            fs::create_dir_all(&path).map_err(|e| StoreError::io("create", &path, e))?;
-        }
         let marker = root.join("FORMAT");
         if !marker.exists() {
-            object::write_atomic(&marker, FORMAT.as_bytes())?;
-        } else {
-            let found = fs::read_to_string(&marker).map_err(|e| StoreError::io("read", &marker, e))?;
-            if found.trim() != FORMAT {
-                return Err(StoreError::Format { path: root.to_path_buf(), found: found.trim().to_string() });
+            for dir in ["objects", "sha256", "actions", "tmp", "locks"] {
+                let path = root.join(bucket(dir));
+                fs::create_dir_all(&path).map_err(|e| StoreError::io("create", &path, e))?;
             }
+            object::write_atomic(&marker, FORMAT.as_bytes())?;
         }
-        let lock = StoreLock::acquire(&root.join(bucket("locks")).join("store.lock"), mode)?;
+        Self::open_existing(root, mode)
+    }
+
+    /// Opens a store that must already exist (it has a `FORMAT` file): commands that only read
+    /// or clean a store never turn a mistyped path into a new one. On a read-only filesystem the
+    /// store opens too, for builds served wholly from it and for `verify`.
+    pub fn open_existing(root: &Path, mode: LockMode) -> Result<Store, StoreError> {
+        let marker = root.join("FORMAT");
+        let found = match fs::read_to_string(&marker) {
+            Ok(found) => found,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotAStore { path: root.to_path_buf() });
+            }
+            Err(e) => return Err(StoreError::io("read", &marker, e)),
+        };
+        if found.trim() != FORMAT {
+            return Err(StoreError::Format { path: root.to_path_buf(), found: found.trim().to_string() });
+        }
+        let locks = root.join(bucket("locks"));
+        if let Err(e) = fs::create_dir_all(&locks)
+            && !locks.is_dir()
+        {
+            return Err(StoreError::io("create", &locks, e));
+        }
+        let store_lock = locks.join("store.lock");
+        if mode == LockMode::Shared
+            && let Some(exclusive) = StoreLock::try_exclusive(&store_lock)
+        {
+            // No other process uses the store this moment: what a killed build left is garbage.
+            let store = Store { root: root.to_path_buf(), _lock: exclusive };
+            gc::clean_temps(&store);
+            let lock = store._lock.downgrade(&store_lock)?;
+            return Ok(Store { root: store.root, _lock: lock });
+        }
+        let lock = StoreLock::acquire(&store_lock, mode)?;
         Ok(Store { root: root.to_path_buf(), _lock: lock })
     }
 

@@ -22,19 +22,47 @@ pub struct StoreLock {
     _file: File,
 }
 
+/// Opens the lock file, read-only where the store's filesystem is: flock works on either.
+fn open(path: &Path) -> Result<File, StoreError> {
+    match OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path) {
+        Ok(file) => Ok(file),
+        Err(e) if e.raw_os_error() == Some(30 /* EROFS */) || e.kind() == std::io::ErrorKind::PermissionDenied => {
+            File::open(path).map_err(|_| StoreError::io("open lock", path, e))
+        }
+        Err(e) => Err(StoreError::io("open lock", path, e)),
+    }
+}
+
 impl StoreLock {
+    /// The exclusive lock if no other process holds the store now; never waits.
+    pub(crate) fn try_exclusive(path: &Path) -> Option<StoreLock> {
+        let file = open(path).ok()?;
+        file.try_lock().ok()?;
+        Some(StoreLock { _file: file })
+    }
+
+    /// Turns a held exclusive lock into a shared one, without a moment unlocked.
+    pub(crate) fn downgrade(self, path: &Path) -> Result<StoreLock, StoreError> {
+        self._file.lock_shared().map_err(|e| StoreError::io("lock", path, e))?;
+        Ok(self)
+    }
+
     pub fn acquire(path: &Path, mode: LockMode) -> Result<StoreLock, StoreError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| StoreError::io("open lock", path, e))?;
-        let try_result = match mode {
+        let file = open(path)?;
+        let try_lock = || match mode {
             LockMode::Shared => file.try_lock_shared(),
             LockMode::Exclusive => file.try_lock(),
         };
+        // Another build may hold it exclusively for the moment it takes to clean temp files:
+        // not worth a message.
+        let mut try_result = try_lock();
+        for _ in 0..20 {
+            if try_result.is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            try_result = try_lock();
+        }
         if try_result.is_err() {
             eprintln!(
                 "waiting for the store lock `{}` ({} access; another compose process holds it)",

@@ -48,6 +48,10 @@ pub enum BuildError {
     BuildFailed(Box<FailedBuild>),
     #[error("output `{0}` is not understood")]
     Output(String),
+    #[error("output `{output}` names the transport `{transport}:`, which composer does not write")]
+    UnknownTransport { output: String, transport: String },
+    #[error("`--platform {asked}` is not one of the recipe's platforms ({known})")]
+    UnknownPlatform { asked: String, known: String },
 }
 
 /// A build step that exited non-zero: what the user needs to look into it.
@@ -61,8 +65,34 @@ pub struct FailedBuild {
     pub kept: Option<PathBuf>,
 }
 
+/// A full disk, an exceeded quota or a read-only filesystem, anywhere in the chain of causes:
+/// what it is, not what was being done when it struck.
+fn storage_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            let what = match io.raw_os_error() {
+                Some(28) => Some("the disk is full"),
+                Some(122) => Some("the disk quota is exceeded"),
+                Some(30) => Some("the filesystem is read-only"),
+                _ => None,
+            };
+            if let Some(what) = what {
+                return Some(format!(
+                    "{what}: free space where the store or the output lives, or point --store (COMPOSE_STORE) or -o elsewhere"
+                ));
+            }
+        }
+        cause = e.source();
+    }
+    None
+}
+
 impl BuildError {
     pub fn hint(&self) -> Option<String> {
+        if let Some(hint) = storage_problem(self) {
+            return Some(hint);
+        }
         match self {
             BuildError::Recipe(e) => e.hint().map(str::to_string),
             BuildError::NoMirror { name, env, apt_dir, .. } => Some(format!(
@@ -114,6 +144,12 @@ impl BuildError {
                 Some("`source` is a regular file, relative to the recipe's directory; or write it inline with `content`".into())
             }
             BuildError::Output(_) => Some("use a directory, `oci-archive:FILE` or `docker-archive:FILE`".into()),
+            BuildError::UnknownTransport { .. } => Some(
+                "write a directory (`oci:DIR` or a plain path), `oci-archive:FILE` or `docker-archive:FILE`; \
+                 to push, copy the layout with `skopeo copy oci:DIR docker://...`"
+                    .into(),
+            ),
+            BuildError::UnknownPlatform { .. } => Some("name one of the platforms in the recipe's [image] platforms".into()),
             _ => None,
         }
     }

@@ -51,8 +51,8 @@ pub use report::{NoReporter, Phase, Reporter, StepReport};
 
 /// Bumped when unpacking changes what a tree holds for the same .deb.
 const UNPACK_VERSION: u32 = 1;
-/// Bumped when layer tars change for the same trees.
-const LAYER_VERSION: u32 = 1;
+/// Bumped when layer tars change for the same trees (2: entries without a time get the epoch).
+const LAYER_VERSION: u32 = 2;
 /// Bumped when the system layer's content changes for the same inputs.
 const SYSTEM_VERSION: u32 = 2;
 const RESOLVE_VERSION: u32 = 1;
@@ -1054,6 +1054,15 @@ impl Output {
             Some(("docker-archive", path)) if !path.is_empty() => Output::DockerArchive(path.into()),
             Some(("oci", path)) if !path.is_empty() => Output::Layout(path.into()),
             Some(("oci-archive" | "docker-archive" | "oci", _)) => return Err(BuildError::Output(text.into())),
+            // `docker://x`, `containers-storage:x`: a transport composer does not write, not a
+            // directory to create under that name.
+            Some((transport, _))
+                if !transport.is_empty()
+                    && !transport.contains('/')
+                    && transport.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'+' || b == b'.') =>
+            {
+                return Err(BuildError::UnknownTransport { output: text.into(), transport: transport.into() });
+            }
             _ => Output::Layout(text.into()),
         })
     }

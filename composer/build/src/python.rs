@@ -24,8 +24,10 @@ use crate::lockfile::Lockfile;
 use crate::{BuildError, LockPolicy, Phase, Session, StepReport, layer_from, layer_record};
 
 const INSTALL_VERSION: u32 = 2;
-const WHEEL_LAYER_VERSION: u32 = 2;
-const ENV_VERSION: u32 = 1;
+/// 3: files carry the recipe's epoch, not 1970.
+const WHEEL_LAYER_VERSION: u32 = 3;
+/// 2: files carry the recipe's epoch, not 1970.
+const ENV_VERSION: u32 = 2;
 const DOWNLOAD_THREADS: usize = 8;
 
 /// One platform's wheel set and the keys of its steps.

@@ -190,7 +190,11 @@ fn header_for(entry: &TreeEntry, kind: tar::EntryType, epoch: u64) -> tar::Heade
     header.set_mode(entry.mode);
     header.set_uid(entry.uid as u64);
     header.set_gid(entry.gid as u64);
-    header.set_mtime(entry.mtime.min(epoch));
+    // Every layer carries the one epoch: a time after it is clamped to it, and an entry with no
+    // time of its own (0: a wheel's files, made by composer) gets it too, so that no file reads
+    // as 1970 (Python's zipfile refuses times before 1980) unless the epoch itself is 1970.
+    let mtime = if entry.mtime == 0 { epoch } else { entry.mtime.min(epoch) };
+    header.set_mtime(mtime);
     header.set_size(0);
     header
 }
@@ -323,6 +327,26 @@ mod tests {
             .find(|e| e.key() == Ok("SCHILY.xattr.security.capability"))
             .unwrap();
         assert_eq!(xattr.value_bytes(), [1, 0, 0, 2]);
+    }
+
+    #[test]
+    fn an_entry_without_a_time_gets_the_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let entry = |path: &str, mtime| TreeEntry {
+            path: path.into(),
+            kind: EntryKind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime,
+            xattrs: vec![],
+        };
+        let entries = vec![entry("a", 0), entry("b", 5), entry("c", 2_000_000_000)];
+        let (_, tar) = write_tar(&store, &entries, 1_700_000_000, Vec::new()).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let times: Vec<u64> = archive.entries().unwrap().map(|e| e.unwrap().header().mtime().unwrap()).collect();
+        assert_eq!(times, [1_700_000_000, 5, 1_700_000_000]);
     }
 
     #[test]

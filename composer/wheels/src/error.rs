@@ -16,6 +16,8 @@ pub enum WheelError {
     BadWheel { wheel: String, entry: Option<String>, reason: String },
     #[error("wheel lock {path}: {reason}")]
     Lock { path: PathBuf, reason: String },
+    #[error("will not replace `{}`: {reason}", path.display())]
+    NotAnIndex { path: PathBuf, reason: String },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
     #[error(transparent)]
@@ -37,6 +39,9 @@ impl WheelError {
                 Some("the wheel is broken or malicious; pin another version or fix the index".into())
             }
             WheelError::Lock { .. } => Some("delete the pylock file and run `compose lock`".into()),
+            WheelError::NotAnIndex { .. } => {
+                Some("name a new or empty directory, or one that an earlier `compose wheels index` wrote".into())
+            }
             WheelError::Target { .. } => {
                 Some("[python] needs a base with python3 and libc6, on linux/amd64 or linux/arm64".into())
             }

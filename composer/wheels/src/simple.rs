@@ -35,6 +35,7 @@ struct Entry {
 
 pub fn write_index(out: &Path, wheels: &[IndexWheel]) -> Result<IndexSummary, WheelError> {
     let io = |what: String| move |source| WheelError::Io { what, source };
+    check_replaceable(out)?;
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
     let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("index");
@@ -104,9 +105,36 @@ pub fn write_index(out: &Path, wheels: &[IndexWheel]) -> Result<IndexSummary, Wh
     let root = serde_json::json!({ "meta": { "api-version": "1.1" }, "projects": root_json });
     std::fs::write(simple.join("index.json"), root.to_string()).map_err(io("simple/index.json".into()))?;
 
+    std::fs::write(staging.path().join(MARKER), b"written by compose wheels index; replaced by it as a whole\n")
+        .map_err(io(MARKER.into()))?;
     let summary = IndexSummary { projects: projects.len(), wheels: projects.values().map(Vec::len).sum() };
     swap_into_place(staging, out)?;
     Ok(summary)
+}
+
+/// The file that marks a directory as an index this tool wrote, and so may replace whole.
+const MARKER: &str = ".compose-wheel-index";
+
+/// `out` may be replaced only if it is missing, an empty directory, or an index this tool wrote:
+/// never a directory of someone's files, never a file.
+fn check_replaceable(out: &Path) -> Result<(), WheelError> {
+    let refuse = |reason: &str| WheelError::NotAnIndex { path: out.to_path_buf(), reason: reason.into() };
+    let meta = match std::fs::symlink_metadata(out) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(WheelError::Io { what: out.display().to_string(), source }),
+    };
+    if !meta.is_dir() {
+        return Err(refuse("it exists and is not a directory"));
+    }
+    if out.join(MARKER).is_file() {
+        return Ok(());
+    }
+    let mut entries = std::fs::read_dir(out).map_err(|source| WheelError::Io { what: out.display().to_string(), source })?;
+    match entries.next() {
+        None => Ok(()),
+        Some(_) => Err(refuse("the directory is not empty and is not an index compose wrote")),
+    }
 }
 
 /// Puts the staged directory at `out`: an atomic exchange when `out` exists, a rename when not.

@@ -17,7 +17,17 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
         None => Output::Layout(PathBuf::from("out").join(recipe.image.name.get_ref())),
     };
     let platform = match &args.platform {
-        Some(p) => Some(p.parse().map_err(|e: String| anyhow::anyhow!(e))?),
+        Some(asked) => {
+            let known = recipe.image.platforms.get_ref();
+            let parsed: Option<composer_recipe::Platform> = asked.parse().ok();
+            match parsed.filter(|p| known.contains(p)) {
+                Some(p) => Some(p),
+                None => {
+                    let known = known.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+                    return Err(hinted(BuildError::UnknownPlatform { asked: asked.clone(), known }));
+                }
+            }
+        }
         None => None,
     };
     let store = open_store(settings)?;

@@ -1,4 +1,3 @@
-use anyhow::Context as _;
 use composer_wheels::simple::{IndexWheel, write_index};
 
 use crate::cli::WheelsCommand;
@@ -45,7 +44,7 @@ pub fn run(command: WheelsCommand, settings: &Settings, printer: &Printer) -> an
             store.verify_object(&id)?;
         }
     }
-    let summary = write_index(&out, &wheels).with_context(|| format!("writing the wheel index {}", out.display()))?;
+    let summary = write_index(&out, &wheels).map_err(|e| hinted(composer_build::BuildError::Wheels(e)))?;
     if printer.json {
         crate::out!("{}", serde_json::json!({ "index": out, "projects": summary.projects, "wheels": summary.wheels }));
         return Ok(());
