@@ -19,7 +19,7 @@ pub enum LockMode {
 }
 
 pub struct StoreLock {
-    _file: File,
+    _file: Option<File>,
 }
 
 /// Opens the lock file, read-only where the store's filesystem is: flock works on either.
@@ -38,13 +38,20 @@ impl StoreLock {
     pub(crate) fn try_exclusive(path: &Path) -> Option<StoreLock> {
         let file = open(path).ok()?;
         file.try_lock().ok()?;
-        Some(StoreLock { _file: file })
+        Some(StoreLock { _file: Some(file) })
     }
 
     /// Turns a held exclusive lock into a shared one, without a moment unlocked.
     pub(crate) fn downgrade(self, path: &Path) -> Result<StoreLock, StoreError> {
-        self._file.lock_shared().map_err(|e| StoreError::io("lock", path, e))?;
+        if let Some(file) = &self._file {
+            file.lock_shared().map_err(|e| StoreError::io("lock", path, e))?;
+        }
         Ok(self)
+    }
+
+    /// Holds nothing (see [`crate::Store::lock_named`]).
+    pub(crate) fn none() -> StoreLock {
+        StoreLock { _file: None }
     }
 
     pub fn acquire(path: &Path, mode: LockMode) -> Result<StoreLock, StoreError> {
@@ -75,6 +82,6 @@ impl StoreLock {
             };
             blocking.map_err(|e| StoreError::io("lock", path, e))?;
         }
-        Ok(StoreLock { _file: file })
+        Ok(StoreLock { _file: Some(file) })
     }
 }

@@ -10,6 +10,7 @@
 //!   podman (amd64 natively, arm64 through qemu-user), as users do.
 
 mod bad_input;
+mod damaged;
 mod docker;
 mod hostile;
 mod live_debian;

@@ -109,6 +109,10 @@ fn wheels_install_into_a_venv_as_their_own_layers() {
 
     let entries = layer_entries(&f.layout(), "amd64");
     let find = |path: &str| entries.iter().find(|e| e.path == path).unwrap_or_else(|| panic!("{path} missing"));
+    // Wheel and venv files carry the recipe's epoch like every other layer (a 1970 time makes
+    // Python's zipfile refuse them).
+    let old: Vec<&str> = entries.iter().filter(|e| e.mtime != 1_700_000_000).map(|e| e.path.as_str()).collect();
+    assert!(old.is_empty(), "entries not at the epoch: {old:?}");
     let site = "opt/venv/lib/python3.11/site-packages";
     assert!(!find(&format!("{site}/tinyapp/__init__.py")).data.is_empty());
     assert_eq!(find(&format!("{site}/tinydep/native.so")).mode & 0o777, 0o755);
@@ -218,6 +222,25 @@ fn exported_index_serves_pip_and_uv_offline() {
         serde_json::from_str(&f.compose.ok(&["--json", "wheels", "index", out.to_str().unwrap()])).unwrap();
     assert_eq!(summary["wheels"], 2);
     assert!(out.join("simple/tinydep/index.html").is_file());
+
+    // A directory of someone's files, or a file, is never replaced.
+    let mine = f.compose.cwd.join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("thesis.tex"), b"years of work").unwrap();
+    let stderr = f.compose.fails(&["wheels", "index", mine.to_str().unwrap()]);
+    assert!(stderr.contains("will not replace") && stderr.contains("hint:"), "{stderr}");
+    assert_eq!(std::fs::read(mine.join("thesis.tex")).unwrap(), b"years of work");
+    let file = f.compose.cwd.join("notes.txt");
+    std::fs::write(&file, b"notes").unwrap();
+    let stderr = f.compose.fails(&["wheels", "index", file.to_str().unwrap()]);
+    assert!(stderr.contains("is not a directory"), "{stderr}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"notes");
+    let stray: Vec<_> = std::fs::read_dir(&f.compose.cwd)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
 }
 
 fn assert_failed_cleanly(f: &WheelFixture, err: &str, needles: &[&str]) {

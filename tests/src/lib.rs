@@ -539,3 +539,40 @@ pub fn ran_steps(summary: &serde_json::Value) -> Vec<String> {
         .map(|s| s["step"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// The store object that holds the blob with this SHA-256 (through its sha256 alias).
+pub fn store_object_by_sha256(store: &Path, sha_hex: &str) -> PathBuf {
+    let alias = std::fs::read_to_string(store.join("sha256-v1").join(&sha_hex[..2]).join(sha_hex)).unwrap();
+    let id = alias.split_whitespace().next().unwrap().to_string();
+    store.join("objects-v1").join(&id[..2]).join(id)
+}
+
+/// The store object holding exactly `content` (named by its BLAKE3).
+pub fn store_object_of(store: &Path, content: &[u8]) -> PathBuf {
+    let id = blake3::hash(content).to_hex().to_string();
+    store.join("objects-v1").join(&id[..2]).join(id)
+}
+
+/// Changes a (read-only) store object in place, as a failing disk or a careless hand would.
+pub fn damage(object: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = std::fs::read(object).unwrap();
+    edit(&mut bytes);
+    let mut perms = std::fs::metadata(object).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(object, perms).unwrap();
+    std::fs::write(object, bytes).unwrap();
+}
+
+/// Checks that every blob of an OCI layout hashes to its name; returns how many there are.
+pub fn assert_layout_blobs_intact(layout: &Path) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        assert_eq!(sha256_hex(&std::fs::read(entry.path()).unwrap()), name, "blob {name} does not match its digest");
+        count += 1;
+    }
+    count
+}

@@ -89,6 +89,35 @@ fn storage_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> 
 }
 
 impl BuildError {
+    /// Whether this failed on a store object that did not match its name: the store has removed
+    /// it and what was made from it, so building again redoes just that.
+    pub fn is_damaged_store_object(&self) -> bool {
+        use composer_store::StoreError;
+        let corrupt = |e: &StoreError| matches!(e, StoreError::Corrupt { .. });
+        let store = match self {
+            BuildError::Store(e)
+            | BuildError::Oci(composer_oci::OciError::Store(e))
+            | BuildError::Deb(composer_deb::DebError::Store(e))
+            | BuildError::Wheels(composer_wheels::WheelError::Store(e)) => Some(e),
+            BuildError::Fetch { source: composer_client::FetchError::Store(e), .. } => Some(e),
+            _ => None,
+        };
+        if store.is_some_and(corrupt) {
+            return true;
+        }
+        // A reader's verdict can also arrive inside an I/O error.
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && io.get_ref().and_then(|i| i.downcast_ref::<StoreError>()).is_some_and(corrupt)
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
+    }
+
     pub fn hint(&self) -> Option<String> {
         if let Some(hint) = storage_problem(self) {
             return Some(hint);

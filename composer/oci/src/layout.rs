@@ -123,6 +123,9 @@ pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tag: &str) -> R
 
     let previous = read_top_index(&root)?;
     let blobs = image_blobs(store, index)?;
+    // First, so that a write cut short leaves a directory that is recognisably a layout (and
+    // the next write may finish it), never a stray directory composer then refuses.
+    write_atomic(&mut root, "oci-layout", OCI_LAYOUT)?;
     root.create_dir_all("blobs/sha256").map_err(rel_err("create", "blobs/sha256", &root))?;
     for (blob, _) in &blobs {
         let rel = format!("blobs/sha256/{}", blob.sha256.to_hex());
@@ -141,7 +144,6 @@ pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tag: &str) -> R
         }
         result?;
     }
-    write_atomic(&mut root, "oci-layout", OCI_LAYOUT)?;
 
     // This tag's entry replaces the one it had; every other entry stays as it was.
     let mut entries: Vec<Value> = previous

@@ -2,7 +2,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use composer_build::{BuildError, LockPolicy, Output, Session};
-use composer_store::StoreError;
 
 use crate::cli::BuildArgs;
 use crate::commands::{client, context, hinted, load_recipe, open_store};
@@ -43,7 +42,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     let outcome = match build() {
         // The store removed the damaged object and what was derived from it; every other step
         // is still cached, so building again redoes only what the damage touched.
-        Err(error) if damaged_store_object(&error) => {
+        Err(error) if error.is_damaged_store_object() => {
             printer.warn(&format!("{error}; it was removed with the results made from it, building again"));
             build().map_err(hinted)?
         }
@@ -100,20 +99,3 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     Ok(())
 }
 
-/// Whether a build failed on a store object that did not match its name (anywhere in the chain
-/// of causes, including inside an I/O error that carried it out of a reader).
-fn damaged_store_object(error: &BuildError) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Corrupt { .. })) {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && matches!(io.get_ref().and_then(|i| i.downcast_ref::<StoreError>()), Some(StoreError::Corrupt { .. }))
-        {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
-}

@@ -1,0 +1,289 @@
+//! A damaged store never ships a byte it did not verify; outputs never lose what the tool did
+//! not write; a full, read-only or mistyped store says what it is.
+
+use std::path::Path;
+use std::process::Command;
+
+use composer_testkit::{
+    Deb, assert_layout_blobs_intact, base_packages, damage, manifest, layer_entries, store_object_by_sha256,
+    store_object_of,
+};
+
+use crate::{Fixture, compose, index_digest, write_recipe};
+
+fn layer_digests(layout: &Path) -> Vec<String> {
+    manifest(layout, "amd64")["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string())
+        .collect()
+}
+
+fn build_again(f: &Fixture) -> (serde_json::Value, String) {
+    let out = f.compose.run(&["--json", "build", f.recipe_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+}
+
+#[test]
+fn a_flipped_or_truncated_layer_object_never_reaches_the_output() {
+    let f = Fixture::new(&["app"], "");
+    let first = f.compose.build_json(&f.recipe, &[]);
+    let layout = f.compose.cwd.join("out/app");
+    let layers = layer_digests(&layout);
+    assert!(layers.len() >= 3);
+
+    for (i, edit) in [
+        Box::new(|b: &mut Vec<u8>| {
+            let middle = b.len() / 2;
+            b[middle] ^= 0x40;
+        }) as Box<dyn FnOnce(&mut Vec<u8>)>,
+        Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 3)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::remove_dir_all(&layout).unwrap();
+        damage(&store_object_by_sha256(&f.compose.store, &layers[i]), edit);
+        let (summary, stderr) = build_again(&f);
+        assert!(stderr.contains("warning:") && stderr.contains("is corrupt"), "{stderr}");
+        assert_eq!(index_digest(&summary), index_digest(&first), "the same image, made again");
+        assert!(assert_layout_blobs_intact(&layout) >= layers.len());
+    }
+    f.compose.ok(&["store", "verify"]);
+}
+
+#[test]
+fn a_damaged_file_object_is_not_packed_into_a_new_layer() {
+    let f = Fixture::new(&["app"], "");
+    f.compose.build_json(&f.recipe, &[]);
+    let content = b"#!/bin/sh\necho app 1.0\n";
+    damage(&store_object_of(&f.compose.store, content), |b| b[3] = b'X');
+
+    // A new epoch: new layer keys over the same (cached) unpacked packages.
+    let recipe = std::fs::read_to_string(&f.recipe).unwrap().replace("1700000000", "1700000100");
+    std::fs::write(&f.recipe, recipe).unwrap();
+    let (_, stderr) = build_again(&f);
+    assert!(stderr.contains("is corrupt"), "{stderr}");
+    let layout = f.compose.cwd.join("out/app");
+    let entries = layer_entries(&layout, "amd64");
+    let app = entries.iter().find(|e| e.path == "usr/bin/app").unwrap();
+    assert_eq!(app.data, content, "the layer holds the package's bytes, not the damaged object's");
+    assert_layout_blobs_intact(&layout);
+    let verify = f.compose.ok(&["--json", "store", "verify"]);
+    let report: serde_json::Value = serde_json::from_str(&verify).unwrap();
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
+}
+
+#[test]
+fn a_layout_keeps_other_tags_and_what_composer_did_not_write() {
+    let f = Fixture::new(&["app"], "");
+    let layout = f.compose.cwd.join("shared");
+    let with_tag = |tag: &str, content: &str| {
+        write_recipe(
+            &f.recipe,
+            &f.mirror.keyring,
+            &["app"],
+            &format!("[[files]]\npath = \"/etc/tag\"\ncontent = \"{content}\"\n"),
+        );
+        let text = std::fs::read_to_string(&f.recipe).unwrap().replace("name = \"app\"", &format!("name = \"app\"\ntag = \"{tag}\""));
+        std::fs::write(&f.recipe, text).unwrap();
+        f.compose.build_json(&f.recipe, &["-o", layout.to_str().unwrap()])
+    };
+    let one = with_tag("one", "first");
+    std::fs::write(layout.join("NOTES"), b"mine").unwrap();
+    std::fs::write(layout.join("blobs/sha256/notes.txt"), b"mine too").unwrap();
+    let one_blobs: Vec<String> = layer_digests_of(&layout, &index_digest(&one));
+    let two = with_tag("two", "second");
+    let refs = |layout: &Path| -> Vec<(String, String)> {
+        let top: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let mut refs: Vec<(String, String)> = top["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let name = m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap().to_string();
+                (name, m["digest"].as_str().unwrap().to_string())
+            })
+            .collect();
+        refs.sort();
+        refs
+    };
+    assert_eq!(refs(&layout), [("one".into(), index_digest(&one)), ("two".into(), index_digest(&two))]);
+    let two_only: Vec<String> =
+        layer_digests_of(&layout, &index_digest(&two)).into_iter().filter(|d| !one_blobs.contains(d)).collect();
+    assert!(!two_only.is_empty(), "the second image has a layer of its own");
+
+    // Tag `two` again with other content: its old layer goes, `one` and the user's files stay.
+    let three = with_tag("two", "third");
+    assert_eq!(refs(&layout), [("one".into(), index_digest(&one)), ("two".into(), index_digest(&three))]);
+    for digest in &one_blobs {
+        assert!(layout.join("blobs/sha256").join(digest).is_file(), "blob {digest} of tag one was removed");
+    }
+    for digest in &two_only {
+        assert!(!layout.join("blobs/sha256").join(digest).exists(), "blob {digest} only the old two used is left");
+    }
+    assert_eq!(std::fs::read(layout.join("NOTES")).unwrap(), b"mine");
+    assert_eq!(std::fs::read(layout.join("blobs/sha256/notes.txt")).unwrap(), b"mine too");
+}
+
+/// The layer digests of the image whose index is `index` in `layout`.
+fn layer_digests_of(layout: &Path, index: &str) -> Vec<String> {
+    let read = |digest: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap())
+            .unwrap()
+    };
+    let mut out = Vec::new();
+    for m in read(index)["manifests"].as_array().unwrap() {
+        for l in read(m["digest"].as_str().unwrap())["layers"].as_array().unwrap() {
+            out.push(l["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string());
+        }
+    }
+    out
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn outputs_and_stores_that_cannot_be_right_are_refused_and_leave_nothing() {
+    let f = Fixture::new(&["app"], "");
+    let cwd = &f.compose.cwd;
+    f.compose.build_json(&f.recipe, &[]);
+
+    let stderr = f.compose.fails(&["build", f.recipe_str(), "-o", "docker://x"]);
+    assert!(stderr.contains("transport `docker:`") && stderr.contains("hint:"), "{stderr}");
+    assert!(!cwd.join("docker:").exists());
+
+    let stderr = f.compose.fails(&["build", f.recipe_str(), "--platform", "linux/arm64"]);
+    assert!(stderr.contains("`--platform linux/arm64` is not one of the recipe's platforms (linux/amd64)"), "{stderr}");
+    let stderr = f.compose.fails(&["build", f.recipe_str(), "--platform", "linux/sparc"]);
+    assert!(stderr.contains("`--platform linux/sparc` is not one of the recipe's platforms"), "{stderr}");
+
+    // A directory of the user's: refused, and nothing (no lock file) appears beside it.
+    let precious = cwd.join("etc");
+    std::fs::create_dir_all(&precious).unwrap();
+    std::fs::write(precious.join("passwd"), b"root").unwrap();
+    let before = listing(cwd);
+    let stderr = f.compose.fails(&["build", f.recipe_str(), "-o", precious.to_str().unwrap()]);
+    assert!(stderr.contains("not empty and holds no `oci-layout`"), "{stderr}");
+    assert_eq!(listing(cwd), before);
+    assert_eq!(listing(&precious), ["passwd"]);
+
+    // An archive onto a directory: refused, no temp file anywhere.
+    let stderr = f.compose.fails(&["build", f.recipe_str(), "-o", &format!("oci-archive:{}", precious.display())]);
+    assert!(stderr.contains("must be a file"), "{stderr}");
+    assert_eq!(listing(cwd), before);
+    assert_eq!(listing(&precious), ["passwd"]);
+
+    // A mistyped store is not made into one by commands that only read or clean.
+    let typo = cwd.join("stroe");
+    for args in [&["store", "info"][..], &["store", "gc"], &["store", "verify"]] {
+        let out = Command::new(&f.compose.bin).arg("--store").arg(&typo).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains("is not a composer store"), "{args:?}: {stderr}");
+        assert!(!typo.exists(), "{args:?} created the store");
+    }
+}
+
+/// Runs `script` as root in a mount namespace of its own (so that mounts vanish with it).
+fn in_mount_namespace(script: &str, envs: &[(String, String)]) -> std::process::Output {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-ec", script]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("unshare runs (util-linux)")
+}
+
+#[test]
+fn a_full_disk_is_named_as_such() {
+    let mirror = composer_testkit::LocalMirror::new();
+    let mut debs = base_packages("amd64");
+    // Incompressible, so that it cannot fit the small store below.
+    let noise: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    debs.push(Deb::new("big", "1").gzip_data().file("usr/share/big", &noise));
+    mirror.publish("stable", &debs);
+    let mut c = compose();
+    c.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
+    let recipe = c.cwd.join("r.toml");
+    write_recipe(&recipe, &mirror.keyring, &["big"], "");
+    std::fs::create_dir_all(&c.store).unwrap();
+    let cmd = c.command(&["build", recipe.to_str().unwrap()]);
+    let args: Vec<String> = cmd.get_args().map(|a| format!("'{}'", a.to_string_lossy())).collect();
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs '{}'\nexec '{}' {}",
+        c.store.display(),
+        c.bin.display(),
+        args.join(" ")
+    );
+    let envs: Vec<(String, String)> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned())))
+        .collect();
+    let out = in_mount_namespace(&format!("cd '{}'\n{script}", c.cwd.display()), &envs);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("No space left on device") && stderr.contains("the disk is full"), "{stderr}");
+    assert!(!stderr.contains("unsafe or corrupt"), "{stderr}");
+}
+
+#[test]
+fn a_read_only_store_serves_a_cached_build_and_verify() {
+    let f = Fixture::new(&["app"], "");
+    let first = f.compose.build_json(&f.recipe, &[]);
+    let store = f.compose.store.display().to_string();
+    let run = |args: &[&str]| {
+        let cmd = f.compose.command(args);
+        let quoted: Vec<String> = cmd.get_args().map(|a| format!("'{}'", a.to_string_lossy())).collect();
+        let envs: Vec<(String, String)> = cmd
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned())))
+            .collect();
+        in_mount_namespace(
+            &format!(
+                "mount --bind '{store}' '{store}'\nmount -o remount,bind,ro '{store}'\ncd '{}'\nexec '{}' {}",
+                f.compose.cwd.display(),
+                f.compose.bin.display(),
+                quoted.join(" ")
+            ),
+            &envs,
+        )
+    };
+    let out = run(&["--json", "build", f.recipe_str(), "-o", "again"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(index_digest(&summary), index_digest(&first));
+    let out = run(&["store", "verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn what_a_killed_build_left_is_cleaned_by_the_next_build() {
+    let f = Fixture::new(&["app"], "");
+    f.compose.build_json(&f.recipe, &[]);
+    let store = &f.compose.store;
+    let leftovers = [
+        store.join("tmp-v1/4242-7"),
+        store.join("objects-v1/ab/.tmp-4242-8"),
+        store.join("actions-v1/cd/.tmp-4242-9"),
+    ];
+    for path in &leftovers {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"half written").unwrap();
+    }
+    // The shards are walked at most daily; make the last walk a day old.
+    let marker = store.join("locks-v1/temps-cleaned");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 24 * 3600);
+    std::fs::File::options().write(true).create(true).truncate(false).open(&marker).unwrap().set_modified(old).unwrap();
+    f.compose.build_json(&f.recipe, &[]);
+    for path in &leftovers {
+        assert!(!path.exists(), "{} is still there", path.display());
+    }
+}
