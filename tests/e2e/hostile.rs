@@ -238,3 +238,87 @@ fn inspect_refuses_a_digest_that_is_a_path() {
     assert!(stderr.contains("is not a sha256 digest"), "{stderr}");
     assert!(!stderr.contains("root:"), "{stderr}");
 }
+
+#[test]
+fn recipe_values_that_cannot_be_right_are_located_errors() {
+    let c = compose();
+    let recipe = c.cwd.join("v.toml");
+    let head = "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\"]\n[base]\nsuite = \"s\"\nmirror = \"m\"\n";
+    for (extra, needle, location) in [
+        ("packages = [\"good (=> 1)\"]\n", "`=>` is not a version operator", "v.toml:7:13"),
+        ("[allocator]\nmalloc_conf = \"narenas:1\"\n", "system's, which does not read it", "v.toml:7:1"),
+        ("[layers]\nmax_layers = 0\n", "max_layers` must be at least 1", "v.toml:7:1"),
+        (
+            "[[accounts.users]]\nname = \"a\"\nuid = 1\n[[accounts.users]]\nname = \"a\"\nuid = 2\n",
+            "user `a` is listed twice",
+            "v.toml:7:1",
+        ),
+        (
+            "[[accounts.groups]]\nname = \"g\"\ngid = 1\n[[accounts.groups]]\nname = \"g\"\ngid = 2\n",
+            "group `g` is listed twice",
+            "v.toml:7:1",
+        ),
+        ("[[files]]\npath = \"/etc/x\"\ncontent = \"a\"\nsource = \"b\"\n", "both `content` and `source`", "v.toml:8:8"),
+        ("[[files]]\npath = \"/etc/d\"\nkind = \"dir\"\ncontent = \"a\"\n", "holds no `content`", "v.toml:8:8"),
+        (
+            "[[files]]\npath = \"/etc/x\"\ncontent = \"a\"\n[[files]]\npath = \"/etc/x\"\ncontent = \"b\"\n",
+            "listed twice in [[files]]",
+            "v.toml:11:8",
+        ),
+        ("[[files]]\npath = \"/etc/./x/.\"\ncontent = \"a\"\n", "not a plain absolute path", "v.toml:8:8"),
+        ("[[files]]\npath = \"/\"\nkind = \"dir\"\n", "not a plain absolute path", "v.toml:8:8"),
+        ("[[files]]\npath = \"/etc/a\\u0000b\"\ncontent = \"a\"\n", "not a plain absolute path", "v.toml:8:8"),
+    ] {
+        std::fs::write(&recipe, format!("{head}{extra}")).unwrap();
+        let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
+        assert!(stderr.contains(needle) && stderr.contains(location) && stderr.contains("hint:"), "{extra}: {stderr}");
+    }
+}
+
+#[test]
+fn a_mirror_name_that_is_not_configured_never_falls_back_to_the_hosts_apt_sources() {
+    let f = Fixture::new(&["app"], "");
+    let apt = f.compose.home.path().join("apt");
+    std::fs::create_dir_all(apt.join("sources.list.d")).unwrap();
+    std::fs::write(
+        apt.join("sources.list.d/debian.sources"),
+        format!("Types: deb\nURIs: {}\nSuites: stable\nComponents: main\nSigned-By: {}\n", f.mirror.url(), f.mirror.keyring.display()),
+    )
+    .unwrap();
+    let mut c = compose();
+    c.cwd = f.compose.cwd.clone();
+    c.env.push(("COMPOSE_APT_DIR".into(), apt.display().to_string()));
+    c.host_apt = true;
+    let typo = std::fs::read_to_string(&f.recipe).unwrap().replace("mirror = \"local\"", "mirror = \"debain\"");
+    std::fs::write(&f.recipe, &typo).unwrap();
+    let stderr = c.fails(&["lock", f.recipe_str()]);
+    assert!(stderr.contains("no mirror named `debain`"), "{stderr}");
+    std::fs::write(&f.recipe, typo.replace("debain", "debian")).unwrap();
+    let out = c.run(&["-v", "lock", f.recipe_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("debian.sources"), "-v says where `debian` came from: {stderr}");
+}
+
+#[test]
+fn two_packages_shipping_one_file_are_named_and_a_missing_config_user_is_refused() {
+    let (mirror, c, recipe) = mirror_with(vec![
+        Deb::new("one", "1").file("usr/bin/tool", b"one's"),
+        Deb::new("two", "1").file("usr/bin/tool", b"two's"),
+        Deb::new("three", "1").field("Replaces", "one").file("usr/share/x", b"same").file("usr/bin/tool3", b"3"),
+    ]);
+    write_recipe(&recipe, &mirror.keyring, &["one", "two"], "");
+    let out = c.run(&["build", recipe.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: packages `one` and `two` both ship /usr/bin/tool"), "{stderr}");
+
+    let _ = std::fs::remove_file(recipe.with_extension("lock"));
+    write_recipe(&recipe, &mirror.keyring, &["one"], "[config]\nuser = \"ghost\"\n");
+    let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("user `ghost` names the user `ghost`") && stderr.contains("[[accounts.users]]"), "{stderr}");
+    write_recipe(&recipe, &mirror.keyring, &["one"], "[config]\nuser = \"root:nogroup\"\n");
+    let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("the group `nogroup`"), "{stderr}");
+    write_recipe(&recipe, &mirror.keyring, &["one"], "[config]\nuser = \"1000:1000\"\n");
+    c.ok(&["build", recipe.to_str().unwrap()]);
+}

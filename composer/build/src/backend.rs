@@ -63,6 +63,12 @@ pub trait Backend: Sync {
     /// Turns a fetched package file into a tree, refusing unsafe content.
     fn unpack(&self, package: &LockedPackage, file: &BlobInfo) -> Result<UnpackedPackage, BuildError>;
 
+    /// Whether the package whose metadata is `metadata` declares that it may overwrite files of
+    /// `other` (Debian's `Replaces`): two packages shipping one path is otherwise a conflict.
+    fn replaces(&self, _metadata: &[u8], _other: &str) -> bool {
+        false
+    }
+
     /// The package database and the effects of install scripts, for the packages of one image.
     fn system_files(
         &self,

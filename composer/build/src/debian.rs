@@ -140,6 +140,14 @@ impl Backend for Debian<'_> {
         })
     }
 
+    fn replaces(&self, metadata: &[u8], other: &str) -> bool {
+        let Ok(control) = serde_json::from_slice::<ControlData>(metadata) else { return false };
+        let paragraph = composer_deb::control::parse(&control.control).into_iter().next().unwrap_or_default();
+        paragraph.get("Replaces").unwrap_or("").split(',').any(|r| {
+            composer_deb::relation::parse_relation(r.trim()).is_some_and(|relation| relation.name == other)
+        })
+    }
+
     fn system_files(
         &self,
         packages: &[(&LockedPackage, &[u8])],

@@ -46,6 +46,8 @@ pub enum BuildError {
     Sandbox(String),
     #[error("build `{}` for {} failed ({}); the last lines of its log:\n{}", .0.name, .0.platform, .0.status, .0.tail)]
     BuildFailed(Box<FailedBuild>),
+    #[error("[config] user `{user}` names the {missing}, which the image does not have (it has: {known})")]
+    ConfigUser { user: String, missing: String, known: String },
     #[error("output `{0}` is not understood")]
     Output(String),
     #[error("output `{output}` names the transport `{transport}:`, which composer does not write")]
@@ -177,6 +179,9 @@ impl BuildError {
                 "write a directory (`oci:DIR` or a plain path), `oci-archive:FILE` or `docker-archive:FILE`; \
                  to push, copy the layout with `skopeo copy oci:DIR docker://...`"
                     .into(),
+            ),
+            BuildError::ConfigUser { .. } => Some(
+                "add the account under [[accounts.users]] (and [[accounts.groups]]), or give a numeric uid[:gid]".into(),
             ),
             BuildError::UnknownPlatform { .. } => Some("name one of the platforms in the recipe's [image] platforms".into()),
             _ => None,

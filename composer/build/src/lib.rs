@@ -933,12 +933,33 @@ impl Session<'_> {
         let store = self.ctx.store;
         let mut view = system::ImageView { store, entries: HashMap::new() };
         let mut metadata: Vec<Vec<u8>> = Vec::new();
-        for p in &plan.packages {
+        // Which package a path came from, to name both when a second one ships it too.
+        let mut owner: HashMap<String, usize> = HashMap::new();
+        let mut shared: Vec<(String, usize, usize)> = Vec::new();
+        for (i, p) in plan.packages.iter().enumerate() {
             let (tree, control) = unpacked[&p.sha256];
             for entry in store.get_tree(&tree)?.entries {
+                if !matches!(entry.kind, composer_store::EntryKind::Dir) {
+                    if let Some(&first) = owner.get(&entry.path)
+                        && view.entries.get(&entry.path).is_some_and(|old| old.kind != entry.kind)
+                    {
+                        shared.push((entry.path.clone(), first, i));
+                    }
+                    owner.insert(entry.path.clone(), i);
+                }
                 view.entries.insert(entry.path.clone(), entry);
             }
             metadata.push(store.read(&control)?);
+        }
+        for (path, first, second) in &shared {
+            let (a, b) = (&plan.packages[*first], &plan.packages[*second]);
+            if !self.backend.replaces(&metadata[*second], &a.name) && !self.backend.replaces(&metadata[*first], &b.name) {
+                self.ctx.reporter.warn(&format!(
+                    "packages `{}` and `{}` both ship /{path} ({}); the image keeps `{}`'s. \
+                     dpkg would refuse to install both unless one Replaces the other",
+                    a.name, b.name, plan.platform, b.name
+                ));
+            }
         }
         let packages: Vec<(&LockedPackage, &[u8])> =
             plan.packages.iter().zip(&metadata).map(|(p, m)| (p, m.as_slice())).collect();

@@ -3,8 +3,9 @@
 //! 1. `--mirror NAME=URL` on the command line,
 //! 2. the environment: `COMPOSE_MIRROR_<NAME>` (upper case, `-` as `_`),
 //! 3. the user config file (`$XDG_CONFIG_HOME/compose/config.toml`, `[mirrors]`),
-//! 4. for Debian, the host's apt sources serving the recipe's suite (`COMPOSE_APT_DIR`, default
-//!    `/etc/apt`), with their `Signed-By` keyring.
+//! 4. for the name `debian` only, the host's apt sources serving the recipe's suite
+//!    (`COMPOSE_APT_DIR`, default `/etc/apt`), with their `Signed-By` keyring. Any other name
+//!    must be configured: a typo never silently becomes the host's mirror.
 //!
 //! The keyring that verifies the mirror is the recipe's `keyring`, else the config's keyring for
 //! that mirror, else the apt source's `Signed-By`, else the system's Debian archive keyring.
@@ -13,6 +14,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::BuildError;
+
+/// The one mirror name that may fall back to the host's apt sources.
+pub const APT_NAME: &str = "debian";
 
 pub const DEBIAN_ARCHIVE_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
@@ -51,7 +55,11 @@ impl MirrorSettings {
             let origin = self.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
             (url.clone(), keyring.clone(), None, origin)
         } else {
-            let sources = composer_deb::sources::read_apt_sources(&self.apt_dir);
+            let sources = if name == APT_NAME {
+                composer_deb::sources::read_apt_sources(&self.apt_dir)
+            } else {
+                Vec::new()
+            };
             match composer_deb::sources::find_debian_source(&sources, suite) {
                 Some(source) => (source.uri, None, source.signed_by, source.file.display().to_string()),
                 None => {

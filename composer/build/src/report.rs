@@ -12,6 +12,10 @@ pub trait Reporter: Sync {
     fn advance(&self, _phase: Phase, _n: u64) {}
     fn finish(&self, _phase: Phase) {}
     fn note(&self, _message: &str) {}
+    /// Something the user should know even when not asking for detail.
+    fn warn(&self, message: &str) {
+        self.note(message);
+    }
     /// A line worth showing by default: what is about to take time.
     fn status(&self, _label: &str, _message: &str) {}
 }

@@ -128,8 +128,28 @@ fn accounts(b: &mut Builder<'_>, view: &ImageView<'_>, inputs: &SystemInputs<'_>
             b.entry(&home, EntryKind::Dir, 0o755, u.uid, gid);
         }
     }
+    check_config_user(recipe, &passwd, &group)?;
     b.file("etc/passwd", passwd.as_bytes(), 0o644)?;
     b.file("etc/group", group.as_bytes(), 0o644)?;
+    Ok(())
+}
+
+/// `[config] user` must name an account (and group) the image's /etc/passwd and /etc/group
+/// hold, or be numeric: a container runtime refuses to start an image whose user it cannot find.
+fn check_config_user(recipe: &Recipe, passwd: &str, group: &str) -> Result<(), BuildError> {
+    let Some(spec) = recipe.config.user.as_deref() else { return Ok(()) };
+    let (user, grp) = spec.split_once(':').map_or((spec, None), |(u, g)| (u, Some(g)));
+    let names = |table: &str| -> Vec<String> { table.lines().filter_map(|l| l.split(':').next()).map(str::to_string).collect() };
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !numeric(user) && !names(passwd).iter().any(|n| n == user) {
+        return Err(BuildError::ConfigUser { user: spec.to_string(), missing: format!("user `{user}`"), known: names(passwd).join(", ") });
+    }
+    if let Some(grp) = grp
+        && !numeric(grp)
+        && !names(group).iter().any(|n| n == grp)
+    {
+        return Err(BuildError::ConfigUser { user: spec.to_string(), missing: format!("group `{grp}`"), known: names(group).join(", ") });
+    }
     Ok(())
 }
 

@@ -145,6 +145,9 @@ impl Reporter for Printer {
     fn note(&self, message: &str) {
         self.detail(message);
     }
+    fn warn(&self, message: &str) {
+        Printer::warn(self, message);
+    }
     fn status(&self, label: &str, message: &str) {
         Printer::status(self, label, message);
     }

@@ -29,12 +29,20 @@ impl Repository<'_> {
         let url = format!("{}/dists/{suite}/InRelease", self.url);
         let (release, digest, what) = match self.client.get_bytes(&url) {
             Ok(bytes) => (crate::release::verify_inrelease(&bytes, &self.keys, &url)?, Sha256::of(&bytes), url),
-            Err(composer_client::FetchError::NotFound { .. }) => {
-                let url = format!("{}/dists/{suite}/Release", self.url);
+            Err(missing @ composer_client::FetchError::NotFound { .. }) => {
+                let release_url = format!("{}/dists/{suite}/Release", self.url);
                 let fetch = |url: &str| {
                     self.client.get_bytes(url).map_err(|source| DebError::Fetch { what: url.to_string(), source })
                 };
-                let text = fetch(&url)?;
+                // Neither file: the suite is not there, and InRelease is what to name.
+                let text = match self.client.get_bytes(&release_url) {
+                    Ok(text) => text,
+                    Err(composer_client::FetchError::NotFound { .. }) => {
+                        return Err(DebError::Fetch { what: url, source: missing });
+                    }
+                    Err(source) => return Err(DebError::Fetch { what: release_url, source }),
+                };
+                let url = release_url;
                 let signature = fetch(&format!("{url}.gpg"))?;
                 let release = crate::release::verify_detached(&text, &signature, &self.keys, &url)?;
                 (release, Sha256::of(&text), url)

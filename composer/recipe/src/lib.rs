@@ -25,6 +25,11 @@ pub use types::*;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+/// A relative path as a tree holds it: no empty, `.` or `..` component, no NUL.
+fn composer_store_path_ok(path: &str) -> bool {
+    !path.is_empty() && !path.contains('\0') && !path.split('/').any(|c| matches!(c, "" | "." | ".."))
+}
+
 impl Recipe {
     /// The host file a recipe-relative path names, once it is known to lie inside the recipe's
     /// directory or a directory allowed with `--allow-path` (after following every symlink, so
@@ -105,13 +110,61 @@ impl Recipe {
                 ));
             }
         }
+        let section = |name: &str| text.find(name).map_or(0..0, |i| i..i + name.len());
+        for package in &self.base.packages {
+            if let Err(reason) = validate::package_request(package.get_ref()) {
+                return Err(invalid(
+                    package.span(),
+                    format!("`{}` is not a package request: {reason}", package.get_ref().escape_debug()),
+                    "write a name, `name=version`, or a relation such as \"libssl3 (>= 3.0)\"",
+                ));
+            }
+        }
+        self.validate_accounts(&section, &invalid)?;
+        if self.layers.max_layers == 0 {
+            return Err(invalid(
+                section("[layers]"),
+                "`[layers] max_layers` must be at least 1".into(),
+                "use max_layers = 1 or more (an image needs a layer for its packages)",
+            ));
+        }
+        if self.allocator.malloc_conf.is_some() && self.allocator.name != AllocatorName::Jemalloc {
+            return Err(invalid(
+                section("[allocator]"),
+                "`malloc_conf` is set but the allocator is the system's, which does not read it".into(),
+                "set name = \"jemalloc\" to use it, or drop malloc_conf",
+            ));
+        }
+        let mut file_paths = std::collections::BTreeSet::new();
         for file in &self.files {
             let target = file.path.get_ref();
-            if !target.starts_with('/') || target.split('/').any(|c| c == "..") {
+            let plain = target.strip_prefix('/').is_some_and(|rest| composer_store_path_ok(rest));
+            if !plain {
                 return Err(invalid(
                     file.path.span(),
-                    format!("file path `{target}` must be absolute and must not contain `..`"),
-                    "write the path as it appears in the image, e.g. \"/etc/app.conf\"",
+                    format!("file path `{}` is not a plain absolute path", target.escape_debug()),
+                    "write the path as it appears in the image, without `.`, `..`, `//`, a trailing `/` or NUL, e.g. \"/etc/app.conf\"",
+                ));
+            }
+            if !file_paths.insert(target.as_str()) {
+                return Err(invalid(
+                    file.path.span(),
+                    format!("`{target}` is listed twice in [[files]]"),
+                    "give each path one entry",
+                ));
+            }
+            if file.content.is_some() && file.source.is_some() {
+                return Err(invalid(
+                    file.path.span(),
+                    format!("`{target}` has both `content` and `source`"),
+                    "keep one: `content` (inline text) or `source` (a file beside the recipe)",
+                ));
+            }
+            if file.kind != FileKind::File && (file.content.is_some() || file.source.is_some()) {
+                return Err(invalid(
+                    file.path.span(),
+                    format!("`{target}` is a {:?} entry, which holds no `content` or `source`", file.kind),
+                    "drop them, or make it kind = \"file\"",
                 ));
             }
             let ok = match file.kind {
@@ -138,8 +191,35 @@ impl Recipe {
             let header = text.find("[python]").map_or(0..0, |i| i..i + "[python]".len());
             self.validate_python(python, header, &invalid)?;
         }
-        let section = |name: &str| text.find(name).map_or(0..0, |i| i..i + name.len());
         validate::builds(self, &section, &invalid)
+    }
+
+    fn validate_accounts(
+        &self,
+        section: &dyn Fn(&str) -> std::ops::Range<usize>,
+        invalid: &dyn Fn(std::ops::Range<usize>, String, &str) -> RecipeError,
+    ) -> Result<(), RecipeError> {
+        let mut users = std::collections::BTreeSet::new();
+        for user in &self.accounts.users {
+            if !users.insert(user.name.as_str()) {
+                return Err(invalid(
+                    section("[[accounts.users]]"),
+                    format!("user `{}` is listed twice", user.name),
+                    "give each account one [[accounts.users]] entry",
+                ));
+            }
+        }
+        let mut groups = std::collections::BTreeSet::new();
+        for group in &self.accounts.groups {
+            if !groups.insert(group.name.as_str()) {
+                return Err(invalid(
+                    section("[[accounts.groups]]"),
+                    format!("group `{}` is listed twice", group.name),
+                    "give each group one [[accounts.groups]] entry",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_python(

@@ -329,8 +329,51 @@ pub fn tag(tag: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A Debian package request: `name`, `name:arch`, `name=version`, or `name (op version)` with op
+/// one of `<<`, `<=`, `=`, `>=`, `>>`. A typo such as `good (=> 1)` is an error here, not a
+/// missing package later.
+pub fn package_request(text: &str) -> Result<(), String> {
+    let text = text.trim();
+    let (head, constraint) = match text.split_once('(') {
+        Some((head, rest)) => {
+            let inner = rest.strip_suffix(')').ok_or("the version constraint has no closing `)`")?.trim();
+            let split = inner.find(|c: char| !matches!(c, '<' | '>' | '=')).unwrap_or(inner.len());
+            let op = inner[..split].trim();
+            if !matches!(op, "<<" | "<=" | "=" | ">=" | ">>") {
+                return Err(format!("`{op}` is not a version operator (<<, <=, =, >=, >>)"));
+            }
+            (head.trim(), Some(inner[split..].trim()))
+        }
+        None => match text.split_once('=') {
+            Some((head, version)) => (head.trim(), Some(version.trim())),
+            None => (text, None),
+        },
+    };
+    if constraint.is_some_and(|v| v.is_empty() || v.contains(char::is_whitespace)) {
+        return Err("the version is empty or has spaces".into());
+    }
+    let name = head.split_once(':').map_or(head, |(name, _)| name);
+    let valid = !name.is_empty()
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.'));
+    if !valid {
+        return Err(format!("`{name}` is not a package name (lower-case letters, digits, `+`, `-`, `.`)"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod reference_tests {
+    #[test]
+    fn package_requests_are_checked_for_shape() {
+        for good in ["python3", "libssl3 (>= 3.0)", "app=1.0-1", "gcc:amd64", "libc6 (<< 3)", "g++"] {
+            assert!(super::package_request(good).is_ok(), "{good}");
+        }
+        for bad in ["good (=> 1)", "x (>= )", "Bad", "a b", "p (= 1", "", "-x"] {
+            assert!(super::package_request(bad).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn repository_names_and_tags_follow_the_distribution_spec() {
         for good in ["x", "debian-python", "team/python_app", "a__b", "a--b", "a.b/c-d/e"] {
