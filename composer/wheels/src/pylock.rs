@@ -132,8 +132,13 @@ impl WheelLock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(WheelError::Lock { path: path.to_path_buf(), reason: e.to_string() }),
         };
+        Self::parse(&text, path).map(Some)
+    }
+
+    /// Parses a pylock's text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<WheelLock, WheelError> {
         let bad = |reason: String| WheelError::Lock { path: path.to_path_buf(), reason };
-        let lock: Pylock = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let lock: Pylock = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         let meta = lock.tool.ok_or_else(|| bad("it has no [tool.composer] table; run `compose lock`".into()))?.composer;
         let mut wheels = Vec::new();
         for package in lock.packages {
@@ -160,7 +165,7 @@ impl WheelLock {
                 sdist: is_sdist,
             });
         }
-        Ok(Some(WheelLock { wheels, meta }))
+        Ok(WheelLock { wheels, meta })
     }
 
     pub fn write(&self, path: &Path) -> Result<(), WheelError> {

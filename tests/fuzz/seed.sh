@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Seeds each fuzz target's corpus with small valid inputs, so that the fuzzers start from the
+# shapes the parsers accept (written only where a corpus is empty).
+set -euo pipefail
+cd "$(dirname "$0")"
+seed() { [ -n "$(ls -A "corpus/$1" 2>/dev/null)" ] || { mkdir -p "corpus/$1"; cat > "corpus/$1/seed"; }; }
+seed deb822 <<'TXT'
+Origin: Debian
+Suite: stable
+Codename: bookworm
+Date: Sat, 01 Jun 2024 08:10:30 UTC
+Valid-Until: Sat, 08 Jun 2024 08:10:30 UTC
+Architectures: amd64 arm64
+Components: main
+SHA256:
+ 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef 1234 main/binary-amd64/Packages.xz
+
+Package: app
+Version: 1:1.0-1
+Architecture: amd64
+Depends: libc6 (>= 2.36), foo | bar:any
+Provides: baz (= 1)
+Filename: pool/main/a/app/app_1.0-1_amd64.deb
+Size: 100
+SHA256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+TXT
+seed recipe <<'TXT'
+[image]
+name = "app"
+platforms = ["linux/amd64", "linux/arm64"]
+source_date_epoch = 1700000000
+[base]
+suite = "bookworm"
+mirror = "debian"
+packages = ["python3", "libssl3 (>= 3.0)"]
+[allocator]
+name = "jemalloc"
+malloc_conf = "narenas:2"
+[[accounts.users]]
+name = "app"
+uid = 1000
+[[files]]
+path = "/etc/app.conf"
+content = "x = 1\n"
+mode = "0600"
+[config]
+user = "app"
+cmd = ["python3"]
+TXT
+seed pylock <<'TXT'
+lock-version = "1.0"
+created-by = "composer"
+[[packages]]
+name = "tinyapp"
+version = "1.0"
+[[packages.wheels]]
+name = "tinyapp-1.0-py3-none-any.whl"
+url = "https://files.invalid/tinyapp-1.0-py3-none-any.whl"
+size = 10
+hashes = { sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" }
+[tool.composer]
+platform = "linux/amd64"
+TXT
+seed oci_json <<'TXT'
+{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","size":1,"annotations":{"org.opencontainers.image.ref.name":"latest"}}]}
+TXT
+seed tree <<'TXT'
+{"entries":[{"path":"usr","type":"dir","mode":493,"uid":0,"gid":0,"mtime":0},{"path":"bin","type":"symlink","target":"usr/bin","mode":511,"uid":0,"gid":0,"mtime":0},{"path":"usr/bin/x","type":"file","content":"0000000000000000000000000000000000000000000000000000000000000000","size":1,"mode":493,"uid":0,"gid":0,"mtime":0},{"path":"usr/bin/y","type":"hardlink","target":"usr/bin/x","mode":493,"uid":0,"gid":0,"mtime":0}]}
+TXT
+# Binary seeds: a few small .deb files from apt's cache and wheels from pip's find-links dir.
+copy_small() {
+    local kind=$1 dir=$2 pattern=$3
+    mkdir -p "corpus/$kind"
+    [ -z "$(ls -A "corpus/$kind")" ] || return 0
+    find "$dir" -maxdepth 2 -name "$pattern" -size -200k 2>/dev/null | head -n 4 | while read -r f; do
+        cp "$f" "corpus/$kind/"
+    done
+}
+copy_small deb /var/cache/apt/archives '*.deb'
+copy_small wheel "${PIP_FIND_LINKS:-/opt/wheels}" '*.whl'
