@@ -78,3 +78,27 @@ copy_small() {
 }
 copy_small deb /var/cache/apt/archives '*.deb'
 copy_small wheel "${PIP_FIND_LINKS:-/opt/wheels}" '*.whl'
+# Where the caches hold none, make one of each (dpkg-deb and Python are on every Debian machine).
+if [ -z "$(ls -A corpus/deb)" ]; then
+    work=$(mktemp -d)
+    mkdir -p "$work/pkg/DEBIAN" "$work/pkg/usr/bin" "$work/pkg/usr/lib"
+    printf 'Package: seed\nVersion: 1.0\nArchitecture: amd64\nMaintainer: fuzz <fuzz@invalid>\nDescription: seed\n' > "$work/pkg/DEBIAN/control"
+    printf '#!/bin/sh\necho seed\n' > "$work/pkg/usr/bin/seed"
+    ln -s ../bin/seed "$work/pkg/usr/lib/seed-link"
+    for compress in gzip xz zstd none; do
+        dpkg-deb -Z"$compress" --root-owner-group --build "$work/pkg" "corpus/deb/seed-$compress.deb" >/dev/null 2>&1 || true
+    done
+    rm -rf "$work"
+fi
+if [ -z "$(ls -A corpus/wheel)" ]; then
+    python3 - <<'PY'
+import zipfile
+with zipfile.ZipFile("corpus/wheel/seed-1.0-py3-none-any.whl", "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("seed/__init__.py", "def main():\n    print('seed')\n")
+    z.writestr("seed-1.0.data/scripts/seed-tool", "#!python\nprint('tool')\n")
+    z.writestr("seed-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: seed\nVersion: 1.0\n")
+    z.writestr("seed-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    z.writestr("seed-1.0.dist-info/entry_points.txt", "[console_scripts]\nseed = seed:main\n")
+    z.writestr("seed-1.0.dist-info/RECORD", "seed/__init__.py,,\nseed-1.0.dist-info/RECORD,,\n")
+PY
+fi
