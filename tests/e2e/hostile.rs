@@ -322,3 +322,19 @@ fn two_packages_shipping_one_file_are_named_and_a_missing_config_user_is_refused
     write_recipe(&recipe, &mirror.keyring, &["one"], "[config]\nuser = \"1000:1000\"\n");
     c.ok(&["build", recipe.to_str().unwrap()]);
 }
+
+#[test]
+fn a_package_that_ships_the_usrmerge_links_itself_is_not_mistaken_for_an_escape() {
+    // As trixie's base-files does: `lib -> usr/lib` beside files under usr/lib.
+    let (mirror, c, recipe) = mirror_with(vec![
+        Deb::new("merged", "1").entry(Entry::Symlink("lib".into(), "usr/lib".into())).file("usr/lib/os-release", b"ID=x\n"),
+    ]);
+    write_recipe(&recipe, &mirror.keyring, &["merged"], "");
+    c.ok(&["build", recipe.to_str().unwrap()]);
+    let entries = composer_testkit::layer_entries(&c.cwd.join("out/app"), "amd64");
+    assert!(entries.iter().any(|e| e.path == "usr/lib/os-release"));
+    let lib: Vec<_> = entries.iter().filter(|e| e.path.trim_end_matches('/') == "lib").collect();
+    assert!(lib.iter().all(|e| e.link.as_deref() == Some("usr/lib")), "{lib:?}");
+    let usr_lib: Vec<_> = entries.iter().filter(|e| e.path.trim_end_matches('/') == "usr/lib").collect();
+    assert!(usr_lib.iter().all(|e| e.kind == tar::EntryType::Directory), "{usr_lib:?}");
+}

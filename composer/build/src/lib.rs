@@ -50,7 +50,7 @@ pub use mirror::MirrorSettings;
 pub use report::{NoReporter, Phase, Reporter, StepReport};
 
 /// Bumped when unpacking changes what a tree holds for the same .deb.
-const UNPACK_VERSION: u32 = 1;
+const UNPACK_VERSION: u32 = 2;
 /// Bumped when layer tars change for the same trees (2: entries without a time get the epoch).
 const LAYER_VERSION: u32 = 2;
 /// Bumped when the system layer's content changes for the same inputs.

@@ -159,6 +159,14 @@ fn read_data(
             let target = entry.link_name_bytes().ok_or_else(|| bad(&raw, "link without a target".into()))?;
             Ok(String::from_utf8_lossy(&target).into_owned())
         };
+        // A package that ships the usrmerge links itself (`lib -> usr/lib`, as trixie's
+        // base-files does) would, moved under /usr, become a link at `usr/lib` over the very
+        // directory it names. The merged layout's links come from the system layer; dpkg still
+        // records the package as owning the path.
+        if merged_usr && header.entry_type() == tar::EntryType::Symlink && MERGED_DIRS.contains(&original.as_str()) {
+            paths.push(format!("/{original}"));
+            continue;
+        }
         let kind = match header.entry_type() {
             tar::EntryType::Directory => EntryKind::Dir,
             tar::EntryType::Symlink => {
