@@ -68,14 +68,25 @@ pub struct ObjectRef {
 pub struct ActionRecord {
     pub step: String,
     pub outputs: Vec<ObjectRef>,
+    /// The stored objects the step read (trees with their contents), so that a result made
+    /// from an object later found damaged is found too (`verify`, quarantine). Not part of the
+    /// key: the key already names the inputs by content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<ObjectRef>,
     pub data: serde_json::Value,
 }
 
 impl ActionRecord {
+    /// The record, naming the objects the step read.
+    pub fn with_inputs(mut self, inputs: impl IntoIterator<Item = ObjectRef>) -> Self {
+        self.inputs.extend(inputs);
+        self
+    }
+
     /// Whether this record names `id` as an output or holds it through a tree's contents. The
     /// tree is read without verification: this runs while a damaged object is being removed.
     pub(crate) fn refers_to(&self, store: &Store, id: &Hash) -> bool {
-        self.outputs.iter().any(|o| {
+        self.outputs.iter().chain(&self.inputs).any(|o| {
             o.id == *id
                 || (o.kind == RefKind::Tree
                     && fs::read(store.object_path(&o.id))

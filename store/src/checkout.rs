@@ -88,7 +88,8 @@ impl Store {
                         Ok(()) => {}
                         // Too many links to one inode: a copy instead.
                         Err(e) if e.raw_os_error() == Some(31 /* EMLINK */) => {
-                            let mut out = dir.create_new(rel, 0o644 | (entry.mode & 0o111)).map_err(io("create", rel, &dir))?;
+                            let mut out =
+                                dir.create_new(rel, 0o644 | (entry.mode & 0o111)).map_err(io("create", rel, &dir))?;
                             let mut source = self.open_object(content)?;
                             std::io::copy(&mut source, &mut out).map_err(io("copy", rel, &dir))?;
                         }

@@ -308,6 +308,7 @@ mod tests {
             let dropped = store.put_bytes(b"dropped").unwrap();
             let key = ActionKey::new("test", 1).with("input", b"x");
             let record = ActionRecord {
+                inputs: Vec::new(),
                 step: "test".into(),
                 outputs: vec![ObjectRef { id: kept.id, kind: RefKind::Blob }],
                 data: serde_json::Value::Null,

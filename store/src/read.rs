@@ -238,6 +238,7 @@ mod tests {
         let info = store.put_bytes(&vec![7u8; 300_000]).unwrap();
         let key = ActionKey::new("test", 1);
         let record = ActionRecord {
+            inputs: Vec::new(),
             step: "test".into(),
             outputs: vec![ObjectRef { id: info.id, kind: RefKind::Blob }],
             data: serde_json::Value::Null,
@@ -249,6 +250,30 @@ mod tests {
         assert!(err.to_string().contains("is corrupt"), "{err}");
         assert!(!store.contains(&info.id), "the damaged object is gone");
         assert!(store.action_get(&key).unwrap().is_none(), "and so is the record that pointed at it");
+    }
+
+    #[test]
+    fn verify_finds_what_was_made_from_a_damaged_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let content = store.put_content(&vec![1u8; 1000]).unwrap();
+        let made = store.put_bytes(b"a layer made from it").unwrap();
+        let key = ActionKey::new("layer", 1);
+        let record = ActionRecord {
+            inputs: vec![ObjectRef { id: content, kind: RefKind::Blob }],
+            step: "layer".into(),
+            outputs: vec![ObjectRef { id: made.id, kind: RefKind::Blob }],
+            data: serde_json::Value::Null,
+        };
+        store.action_put(&key, &record).unwrap();
+        damage(&store, &content, |b| b[10] ^= 1);
+        let report = store.verify(true).unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.problem.contains("made from damaged object")),
+            "{:?}",
+            report.problems
+        );
+        assert!(store.action_get(&key).unwrap().is_none(), "--repair removes the derived record");
     }
 
     #[test]

@@ -96,7 +96,12 @@ impl Tree {
             match &entry.kind {
                 EntryKind::Hardlink { target } => match kinds.get(target.as_str()) {
                     Some(EntryKind::File { .. }) => {}
-                    _ => return Err(TreeError::new(&entry.path, format!("hard link to `{target}`, not a file of the tree"))),
+                    _ => {
+                        return Err(TreeError::new(
+                            &entry.path,
+                            format!("hard link to `{target}`, not a file of the tree"),
+                        ));
+                    }
                 },
                 EntryKind::Symlink { target } if target.is_empty() || target.contains('\0') => {
                     return Err(TreeError::new(&entry.path, "symlink with an empty target or a NUL in it".into()));

@@ -1,6 +1,7 @@
 //! `compose store verify`: every object must hash to its name, every alias must point at an
 //! object with that SHA-256, every action must refer only to objects that exist, and every tree to
-//! contents that exist. Objects are rehashed in parallel.
+//! contents that exist; a record whose inputs include a damaged object (directly or through a
+//! tree) is reported with it. Objects are rehashed in parallel.
 
 use std::fs;
 use std::io;
@@ -94,6 +95,24 @@ pub(crate) fn run(store: &Store, repair: bool) -> Result<VerifyReport, StoreErro
             problems.push(VerifyProblem { path: path.clone(), problem: "unparsable action record".into() });
             continue;
         };
+        // A result made from an object now found damaged is suspect too. An input that is
+        // merely gone (collected after its own record expired) is no problem.
+        let damaged_input = record.inputs.iter().find(|input| {
+            bad.contains(&input.id)
+                || (input.kind == crate::RefKind::Tree
+                    && store.contains(&input.id)
+                    && fs::read(store.object_path(&input.id))
+                        .ok()
+                        .and_then(|b| Tree::from_bytes(&b).ok())
+                        .is_some_and(|tree| tree.contents().any(|c| bad.contains(c))))
+        });
+        if let Some(input) = damaged_input {
+            problems.push(VerifyProblem {
+                path: path.clone(),
+                problem: format!("was made from damaged object {}", input.id),
+            });
+            continue;
+        }
         for output in &record.outputs {
             if !usable(&output.id) {
                 problems.push(VerifyProblem {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use composer_testkit::{
-    Deb, assert_layout_blobs_intact, base_packages, damage, manifest, layer_entries, store_object_by_sha256,
+    Deb, assert_layout_blobs_intact, base_packages, damage, layer_entries, manifest, store_object_by_sha256,
     store_object_of,
 };
 
@@ -88,7 +88,9 @@ fn a_layout_keeps_other_tags_and_what_composer_did_not_write() {
             &["app"],
             &format!("[[files]]\npath = \"/etc/tag\"\ncontent = \"{content}\"\n"),
         );
-        let text = std::fs::read_to_string(&f.recipe).unwrap().replace("name = \"app\"", &format!("name = \"app\"\ntag = \"{tag}\""));
+        let text = std::fs::read_to_string(&f.recipe)
+            .unwrap()
+            .replace("name = \"app\"", &format!("name = \"app\"\ntag = \"{tag}\""));
         std::fs::write(&f.recipe, text).unwrap();
         f.compose.build_json(&f.recipe, &["-o", layout.to_str().unwrap()])
     };
@@ -98,7 +100,8 @@ fn a_layout_keeps_other_tags_and_what_composer_did_not_write() {
     let one_blobs: Vec<String> = layer_digests_of(&layout, &index_digest(&one));
     let two = with_tag("two", "second");
     let refs = |layout: &Path| -> Vec<(String, String)> {
-        let top: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let top: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
         let mut refs: Vec<(String, String)> = top["manifests"]
             .as_array()
             .unwrap()
@@ -132,8 +135,10 @@ fn a_layout_keeps_other_tags_and_what_composer_did_not_write() {
 /// The layer digests of the image whose index is `index` in `layout`.
 fn layer_digests_of(layout: &Path, index: &str) -> Vec<String> {
     let read = |digest: &str| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap())
-            .unwrap()
+        serde_json::from_slice(
+            &std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap(),
+        )
+        .unwrap()
     };
     let mut out = Vec::new();
     for m in read(index)["manifests"].as_array().unwrap() {
@@ -269,11 +274,8 @@ fn what_a_killed_build_left_is_cleaned_by_the_next_build() {
     let f = Fixture::new(&["app"], "");
     f.compose.build_json(&f.recipe, &[]);
     let store = &f.compose.store;
-    let leftovers = [
-        store.join("tmp-v1/4242-7"),
-        store.join("objects-v1/ab/.tmp-4242-8"),
-        store.join("actions-v1/cd/.tmp-4242-9"),
-    ];
+    let leftovers =
+        [store.join("tmp-v1/4242-7"), store.join("objects-v1/ab/.tmp-4242-8"), store.join("actions-v1/cd/.tmp-4242-9")];
     for path in &leftovers {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, b"half written").unwrap();

@@ -110,7 +110,9 @@ fn a_build_root_whose_packages_link_out_never_touches_the_host_and_its_log_is_pr
     let checkouts = c.store.join("checkouts-v1");
     let planted: Vec<PathBuf> = walk(&checkouts).into_iter().filter(|p| p.ends_with("file")).collect();
     assert!(
-        planted.iter().any(|p| p.starts_with(&checkouts) && p.to_string_lossy().contains(&*host.path().to_string_lossy())),
+        planted
+            .iter()
+            .any(|p| p.starts_with(&checkouts) && p.to_string_lossy().contains(&*host.path().to_string_lossy())),
         "{planted:?}"
     );
     assert!(stderr.contains("the whole log is"), "{stderr}");
@@ -154,7 +156,8 @@ fn publish_fixture(how: &Publish) -> Fixture {
 
 #[test]
 fn an_expired_release_is_refused_unless_the_recipe_says_the_mirror_is_a_snapshot() {
-    let f = publish_fixture(&Publish { valid_until: Some("Fri, 01 Jan 2021 00:00:00 UTC".into()), ..Default::default() });
+    let f =
+        publish_fixture(&Publish { valid_until: Some("Fri, 01 Jan 2021 00:00:00 UTC".into()), ..Default::default() });
     let stderr = f.compose.fails(&["build", f.recipe_str()]);
     assert!(stderr.contains("expired on Fri, 01 Jan 2021") && stderr.contains("check_valid_until"), "{stderr}");
     assert!(store_objects(&f.compose.store).is_empty(), "nothing of an expired Release is stored");
@@ -209,7 +212,11 @@ fn files_come_from_the_recipes_directory_and_are_read_with_a_bound() {
     let started = std::time::Instant::now();
     let out = try_source("/dev/zero", &["--allow-path", "/dev"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a regular file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(started.elapsed().as_secs() < 30, "refused at once, not read until memory runs out");
 
     let secret = outside.path().join("secret").display().to_string();
@@ -258,7 +265,11 @@ fn recipe_values_that_cannot_be_right_are_located_errors() {
             "group `g` is listed twice",
             "v.toml:7:1",
         ),
-        ("[[files]]\npath = \"/etc/x\"\ncontent = \"a\"\nsource = \"b\"\n", "both `content` and `source`", "v.toml:8:8"),
+        (
+            "[[files]]\npath = \"/etc/x\"\ncontent = \"a\"\nsource = \"b\"\n",
+            "both `content` and `source`",
+            "v.toml:8:8",
+        ),
         ("[[files]]\npath = \"/etc/d\"\nkind = \"dir\"\ncontent = \"a\"\n", "holds no `content`", "v.toml:8:8"),
         (
             "[[files]]\npath = \"/etc/x\"\ncontent = \"a\"\n[[files]]\npath = \"/etc/x\"\ncontent = \"b\"\n",
@@ -282,7 +293,11 @@ fn a_mirror_name_that_is_not_configured_never_falls_back_to_the_hosts_apt_source
     std::fs::create_dir_all(apt.join("sources.list.d")).unwrap();
     std::fs::write(
         apt.join("sources.list.d/debian.sources"),
-        format!("Types: deb\nURIs: {}\nSuites: stable\nComponents: main\nSigned-By: {}\n", f.mirror.url(), f.mirror.keyring.display()),
+        format!(
+            "Types: deb\nURIs: {}\nSuites: stable\nComponents: main\nSigned-By: {}\n",
+            f.mirror.url(),
+            f.mirror.keyring.display()
+        ),
     )
     .unwrap();
     let mut c = compose();
@@ -315,7 +330,10 @@ fn two_packages_shipping_one_file_are_named_and_a_missing_config_user_is_refused
     let _ = std::fs::remove_file(recipe.with_extension("lock"));
     write_recipe(&recipe, &mirror.keyring, &["one"], "[config]\nuser = \"ghost\"\n");
     let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
-    assert!(stderr.contains("user `ghost` names the user `ghost`") && stderr.contains("[[accounts.users]]"), "{stderr}");
+    assert!(
+        stderr.contains("user `ghost` names the user `ghost`") && stderr.contains("[[accounts.users]]"),
+        "{stderr}"
+    );
     write_recipe(&recipe, &mirror.keyring, &["one"], "[config]\nuser = \"root:nogroup\"\n");
     let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
     assert!(stderr.contains("the group `nogroup`"), "{stderr}");
@@ -327,7 +345,9 @@ fn two_packages_shipping_one_file_are_named_and_a_missing_config_user_is_refused
 fn a_package_that_ships_the_usrmerge_links_itself_is_not_mistaken_for_an_escape() {
     // As trixie's base-files does: `lib -> usr/lib` beside files under usr/lib.
     let (mirror, c, recipe) = mirror_with(vec![
-        Deb::new("merged", "1").entry(Entry::Symlink("lib".into(), "usr/lib".into())).file("usr/lib/os-release", b"ID=x\n"),
+        Deb::new("merged", "1")
+            .entry(Entry::Symlink("lib".into(), "usr/lib".into()))
+            .file("usr/lib/os-release", b"ID=x\n"),
     ]);
     write_recipe(&recipe, &mirror.keyring, &["merged"], "");
     c.ok(&["build", recipe.to_str().unwrap()]);

@@ -175,9 +175,12 @@ impl Session<'_> {
                 let layer = self.compile_bytecode(part, platform, below)?;
                 let record = match &layer {
                     Some(layer) => crate::layer_record("python-bytecode", layer),
-                    None => {
-                        ActionRecord { step: "python-bytecode".into(), outputs: vec![], data: serde_json::Value::Null }
-                    }
+                    None => ActionRecord {
+                        inputs: Vec::new(),
+                        step: "python-bytecode".into(),
+                        outputs: vec![],
+                        data: serde_json::Value::Null,
+                    },
                 };
                 store.action_put(key, &record)?;
                 (layer, false)

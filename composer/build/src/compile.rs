@@ -545,6 +545,7 @@ impl Session<'_> {
         store.action_put(
             key,
             &ActionRecord {
+                inputs: Vec::new(),
                 step: "build-root".into(),
                 outputs: vec![ObjectRef { id, kind: RefKind::Tree }],
                 data: serde_json::json!({ "platform": platform.to_string(), "packages": packages.len() }),
@@ -630,6 +631,11 @@ impl Session<'_> {
         store.action_put(
             key,
             &ActionRecord {
+                // The root it ran on and the sources it read: a build made from a damaged one
+                // goes with it.
+                inputs: std::iter::once(ObjectRef { id: root, kind: RefKind::Tree })
+                    .chain(job.sources.iter().map(|(_, name)| ObjectRef { id: sources[name].id, kind: RefKind::Blob }))
+                    .collect(),
                 step: "build".into(),
                 outputs: vec![ObjectRef { id: tree_id, kind: RefKind::Tree }, ObjectRef { id: log_blob, kind: RefKind::Blob }],
                 data: serde_json::json!({ "name": job.name, "platform": platform.to_string(), "log": log_blob.to_hex() }),
@@ -651,7 +657,8 @@ impl Session<'_> {
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(25)..].join("\n");
         // The log outlives the build directory, so that it can be read whatever --keep-failed says.
-        let kept_log = keep_log(&format!("{name}-{}", platform.debian_arch()), text.as_bytes()).unwrap_or_else(|_| log.into());
+        let kept_log =
+            keep_log(&format!("{name}-{}", platform.debian_arch()), text.as_bytes()).unwrap_or_else(|_| log.into());
         let kept_dir = if self.keep_failed {
             Some(work.to_path_buf())
         } else {
@@ -699,7 +706,8 @@ impl Session<'_> {
                 Some(record) => (crate::layer_from(&record)?, true),
                 None => {
                     let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
-                    store.action_put(&key, &crate::layer_record("build-layer", &layer))?;
+                    let input = ObjectRef { id: b.tree, kind: RefKind::Tree };
+                    store.action_put(&key, &crate::layer_record("build-layer", &layer).with_inputs([input]))?;
                     (layer, false)
                 }
             };

@@ -67,9 +67,10 @@ fn to_locked(p: &composer_deb::Package<'_>) -> LockedPackage {
 impl Backend for Debian<'_> {
     fn release(&self) -> Result<VerifiedRelease, BuildError> {
         // A snapshot mirror serves Releases long past their Valid-Until; the recipe says so.
-        let now = self.base.check_valid_until.then(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-        });
+        let now = self
+            .base
+            .check_valid_until
+            .then(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
         let (release, digest) = self.repo()?.release(&self.base.suite, now)?;
         let verified = VerifiedRelease {
             locked: LockedRelease {
@@ -143,9 +144,11 @@ impl Backend for Debian<'_> {
     fn replaces(&self, metadata: &[u8], other: &str) -> bool {
         let Ok(control) = serde_json::from_slice::<ControlData>(metadata) else { return false };
         let paragraph = composer_deb::control::parse(&control.control).into_iter().next().unwrap_or_default();
-        paragraph.get("Replaces").unwrap_or("").split(',').any(|r| {
-            composer_deb::relation::parse_relation(r.trim()).is_some_and(|relation| relation.name == other)
-        })
+        paragraph
+            .get("Replaces")
+            .unwrap_or("")
+            .split(',')
+            .any(|r| composer_deb::relation::parse_relation(r.trim()).is_some_and(|relation| relation.name == other))
     }
 
     fn system_files(

@@ -228,7 +228,12 @@ impl<'a> Session<'a> {
             return Ok(Some(version));
         }
         let version = compile::cpython_version(self.ctx.store, blob)?;
-        let record = ActionRecord { step: "python-version".into(), outputs: vec![], data: version.clone().into() };
+        let record = ActionRecord {
+            inputs: Vec::new(),
+            step: "python-version".into(),
+            outputs: vec![],
+            data: version.clone().into(),
+        };
         self.ctx.store.action_put(&key, &record)?;
         Ok(Some(version))
     }
@@ -344,6 +349,7 @@ impl<'a> Session<'a> {
         }
         let packages = self.backend.resolve(release, arch, requests, runtime_of, essential)?;
         let record = ActionRecord {
+            inputs: Vec::new(),
             step: "resolve".into(),
             outputs: vec![],
             data: serde_json::to_value(&packages).expect("serializes"),
@@ -690,7 +696,11 @@ impl Session<'_> {
                 Some(layer) => layer.clone(),
                 None => {
                     let layer = self.system_layer(plan, &unpacked, epoch, compression)?;
-                    store.action_put(&plan.system_key, &layer_record("system-layer", &layer))?;
+                    let inputs = plan.packages.iter().flat_map(|p| {
+                        let (tree, control) = unpacked[&p.sha256];
+                        [ObjectRef { id: tree, kind: RefKind::Tree }, ObjectRef { id: control, kind: RefKind::Blob }]
+                    });
+                    store.action_put(&plan.system_key, &layer_record("system-layer", &layer).with_inputs(inputs))?;
                     layer
                 }
             };
@@ -814,13 +824,15 @@ impl Session<'_> {
             let (_, key, packages) = &jobs[j];
             let result = (|| {
                 let mut tree = composer_store::Tree::default();
+                let mut inputs = Vec::new();
                 for p in packages {
                     let tree_id = unpacked.lock().expect("unpacked")[&p.sha256].0;
                     tree.entries.extend(store.get_tree(&tree_id)?.entries);
+                    inputs.push(ObjectRef { id: tree_id, kind: RefKind::Tree });
                 }
                 tree.normalize().map_err(composer_store::StoreError::from)?;
                 let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
-                store.action_put(key, &layer_record("layer", &layer))?;
+                store.action_put(key, &layer_record("layer", &layer).with_inputs(inputs))?;
                 reporter.advance(Phase::Layers, 1);
                 Ok(layer)
             })();
@@ -873,6 +885,7 @@ impl Session<'_> {
         let tree = store.put_tree(&unpacked.tree)?;
         let control = store.put_content(&unpacked.metadata)?;
         let record = ActionRecord {
+            inputs: vec![ObjectRef { id: blob.id, kind: RefKind::Blob }],
             step: "unpack".into(),
             outputs: vec![ObjectRef { id: tree, kind: RefKind::Tree }, ObjectRef { id: control, kind: RefKind::Blob }],
             data: serde_json::json!({ "package": package.name, "version": package.version }),
@@ -953,7 +966,8 @@ impl Session<'_> {
         }
         for (path, first, second) in &shared {
             let (a, b) = (&plan.packages[*first], &plan.packages[*second]);
-            if !self.backend.replaces(&metadata[*second], &a.name) && !self.backend.replaces(&metadata[*first], &b.name) {
+            if !self.backend.replaces(&metadata[*second], &a.name) && !self.backend.replaces(&metadata[*first], &b.name)
+            {
                 self.ctx.reporter.warn(&format!(
                     "packages `{}` and `{}` both ship /{path} ({}); the image keeps `{}`'s. \
                      dpkg would refuse to install both unless one Replaces the other",
@@ -1045,6 +1059,7 @@ fn layer_name(packages: &[LockedPackage], group: &[usize]) -> String {
 
 fn layer_record(step: &str, layer: &LayerBlob) -> ActionRecord {
     ActionRecord {
+        inputs: Vec::new(),
         step: step.into(),
         outputs: vec![ObjectRef { id: layer.blob.id, kind: RefKind::Blob }],
         data: serde_json::to_value(layer).expect("serializes"),

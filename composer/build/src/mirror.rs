@@ -55,11 +55,8 @@ impl MirrorSettings {
             let origin = self.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
             (url.clone(), keyring.clone(), None, origin)
         } else {
-            let sources = if name == APT_NAME {
-                composer_deb::sources::read_apt_sources(&self.apt_dir)
-            } else {
-                Vec::new()
-            };
+            let sources =
+                if name == APT_NAME { composer_deb::sources::read_apt_sources(&self.apt_dir) } else { Vec::new() };
             match composer_deb::sources::find_debian_source(&sources, suite) {
                 Some(source) => (source.uri, None, source.signed_by, source.file.display().to_string()),
                 None => {

@@ -448,7 +448,12 @@ impl Session<'_> {
                 let wheels: std::collections::BTreeSet<Hash> = reuse.values().map(|p| p.object).collect();
                 wheels.iter().try_for_each(|id| store.verify_object(id))?;
                 let layer = composer_oci::layer::write_layer_reusing(store, &tree.entries, epoch, compression, &reuse)?;
-                store.action_put(key, &layer_record("wheel-layer", &layer))?;
+                let inputs = installs
+                    .iter()
+                    .map(|h| ObjectRef { id: trees.lock().expect("trees")[h].tree, kind: RefKind::Tree })
+                    .chain(wheels.iter().map(|id| ObjectRef { id: *id, kind: RefKind::Blob }))
+                    .collect::<Vec<_>>();
+                store.action_put(key, &layer_record("wheel-layer", &layer).with_inputs(inputs))?;
                 reporter.advance(Phase::Layers, 1);
                 Ok(layer)
             })();
@@ -650,6 +655,7 @@ impl Session<'_> {
             .collect();
         // The wheel is an output too: layers read its deflate data, so it lives as long as this.
         let record = ActionRecord {
+            inputs: Vec::new(),
             step: "wheel-install".into(),
             outputs: vec![
                 ObjectRef { id: tree, kind: RefKind::Tree },
@@ -766,6 +772,7 @@ fn installed_from(record: &ActionRecord) -> Option<Installed> {
 
 fn wheel_file_record(wheel: &LockedWheel, blob: &BlobInfo) -> ActionRecord {
     ActionRecord {
+        inputs: Vec::new(),
         step: "wheel-file".into(),
         outputs: vec![ObjectRef { id: blob.id, kind: RefKind::Blob }],
         data: serde_json::json!({

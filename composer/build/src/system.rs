@@ -139,16 +139,26 @@ fn accounts(b: &mut Builder<'_>, view: &ImageView<'_>, inputs: &SystemInputs<'_>
 fn check_config_user(recipe: &Recipe, passwd: &str, group: &str) -> Result<(), BuildError> {
     let Some(spec) = recipe.config.user.as_deref() else { return Ok(()) };
     let (user, grp) = spec.split_once(':').map_or((spec, None), |(u, g)| (u, Some(g)));
-    let names = |table: &str| -> Vec<String> { table.lines().filter_map(|l| l.split(':').next()).map(str::to_string).collect() };
+    let names = |table: &str| -> Vec<String> {
+        table.lines().filter_map(|l| l.split(':').next()).map(str::to_string).collect()
+    };
     let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !numeric(user) && !names(passwd).iter().any(|n| n == user) {
-        return Err(BuildError::ConfigUser { user: spec.to_string(), missing: format!("user `{user}`"), known: names(passwd).join(", ") });
+        return Err(BuildError::ConfigUser {
+            user: spec.to_string(),
+            missing: format!("user `{user}`"),
+            known: names(passwd).join(", "),
+        });
     }
     if let Some(grp) = grp
         && !numeric(grp)
         && !names(group).iter().any(|n| n == grp)
     {
-        return Err(BuildError::ConfigUser { user: spec.to_string(), missing: format!("group `{grp}`"), known: names(group).join(", ") });
+        return Err(BuildError::ConfigUser {
+            user: spec.to_string(),
+            missing: format!("group `{grp}`"),
+            known: names(group).join(", "),
+        });
     }
     Ok(())
 }

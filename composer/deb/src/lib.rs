@@ -67,7 +67,10 @@ impl DebError {
                 format!("check the name with `apt-cache search` on a {suite} system, or pick another suite")
             }
             DebError::WrongSuite { .. } => {
-                return Some("the mirror serves another suite under this name: check the mirror, or name the suite it holds".into());
+                return Some(
+                    "the mirror serves another suite under this name: check the mirror, or name the suite it holds"
+                        .into(),
+                );
             }
             DebError::Expired { .. } => {
                 return Some(

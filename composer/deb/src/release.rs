@@ -57,7 +57,12 @@ pub fn verify_inrelease(data: &[u8], keys: &[SignedPublicKey], what: &str) -> Re
 
 /// Verifies a `Release` file against its detached signature (`Release.gpg`, armored or binary),
 /// for archives that publish no `InRelease`, as apt accepts them.
-pub fn verify_detached(release: &[u8], signature: &[u8], keys: &[SignedPublicKey], what: &str) -> Result<Release, DebError> {
+pub fn verify_detached(
+    release: &[u8],
+    signature: &[u8],
+    keys: &[SignedPublicKey],
+    what: &str,
+) -> Result<Release, DebError> {
     use pgp::composed::StandaloneSignature;
     let bad = |reason: String| DebError::BadSignature { what: what.to_string(), reason };
     let signature = match StandaloneSignature::from_armor_single(std::io::Cursor::new(signature)) {

@@ -34,7 +34,10 @@ fn with_temp_file(
         return Err(OciError::Io {
             action: "write",
             path: dest.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::IsADirectory, "an archive output must be a file, this is a directory"),
+            source: io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "an archive output must be a file, this is a directory",
+            ),
         });
     }
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {

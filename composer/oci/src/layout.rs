@@ -202,9 +202,14 @@ fn existing_blob_is(root: &Confined, rel: &str, blob: &BlobInfo) -> Result<bool,
     if size != Some(blob.size) {
         return Ok(false);
     }
-    let mut file = root.open_file(rel).map_err(|source| OciError::Io { action: "open", path: root.display(rel), source })?;
+    let mut file =
+        root.open_file(rel).map_err(|source| OciError::Io { action: "open", path: root.display(rel), source })?;
     let mut hasher = Sha256Writer::default();
-    std::io::copy(&mut file, &mut hasher).map_err(|source| OciError::Io { action: "read", path: root.display(rel), source })?;
+    std::io::copy(&mut file, &mut hasher).map_err(|source| OciError::Io {
+        action: "read",
+        path: root.display(rel),
+        source,
+    })?;
     Ok(hasher.finish() == blob.sha256)
 }
 

@@ -60,7 +60,8 @@ impl Recipe {
     pub fn parse_str(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
         let mut recipe: Recipe = toml::from_str(text).map_err(|e| RecipeError::from_toml(path, text, &e))?;
         // `recipe.toml` has the parent "": relative paths then resolve from ".".
-        recipe.dir = path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        recipe.dir =
+            path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         recipe.validate(path, text)?;
         Ok(recipe)
     }

@@ -292,7 +292,10 @@ pub fn repository_name(name: &str) -> Result<(), String> {
         }
         let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
         if !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
-            return Err(format!("part `{}` must start and end with a lower-case letter or digit", component.escape_debug()));
+            return Err(format!(
+                "part `{}` must start and end with a lower-case letter or digit",
+                component.escape_debug()
+            ));
         }
         let mut i = 0;
         while i < bytes.len() {

@@ -130,7 +130,8 @@ fn check_replaceable(out: &Path) -> Result<(), WheelError> {
     if out.join(MARKER).is_file() {
         return Ok(());
     }
-    let mut entries = std::fs::read_dir(out).map_err(|source| WheelError::Io { what: out.display().to_string(), source })?;
+    let mut entries =
+        std::fs::read_dir(out).map_err(|source| WheelError::Io { what: out.display().to_string(), source })?;
     match entries.next() {
         None => Ok(()),
         Some(_) => Err(refuse("the directory is not empty and is not an index compose wrote")),

@@ -98,4 +98,3 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     crate::out!("{} {output_text}", outcome.index.sha256.oci());
     Ok(())
 }
-
