@@ -24,6 +24,12 @@ pub struct Confined {
     last_parent: Option<(String, OwnedFd)>,
 }
 
+/// Paths here are tree paths: non-UTF-8 bytes travel escaped (see `crate::escape_name`) and are
+/// decoded only at the system call.
+fn b(path: &str) -> std::borrow::Cow<'_, [u8]> {
+    crate::name_bytes(path)
+}
+
 const DIR_FLAGS: OFlags = OFlags::DIRECTORY.union(OFlags::CLOEXEC).union(OFlags::RDONLY);
 
 impl Confined {
@@ -41,7 +47,8 @@ impl Confined {
 
     /// The host path of `rel`, for error messages only: never use it to act.
     pub fn display(&self, rel: &str) -> PathBuf {
-        self.path.join(rel)
+        use std::os::unix::ffi::OsStrExt;
+        self.path.join(std::ffi::OsStr::from_bytes(&b(rel)))
     }
 
     /// Opens the directory `rel` beneath the root, following no symlink.
@@ -50,7 +57,7 @@ impl Confined {
             return Ok(rustix::fs::openat(&self.root, ".", DIR_FLAGS, Mode::empty())?);
         }
         let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-        match rustix::fs::openat2(&self.root, rel, DIR_FLAGS, Mode::empty(), resolve) {
+        match rustix::fs::openat2(&self.root, b(rel).as_ref(), DIR_FLAGS, Mode::empty(), resolve) {
             Err(rustix::io::Errno::NOSYS) => self.walk(rel, false),
             other => Ok(other?),
         }
@@ -65,12 +72,12 @@ impl Confined {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("`{rel}` is not a plain path")));
             }
             if create {
-                match rustix::fs::mkdirat(&dir, component, Mode::from_raw_mode(0o755)) {
+                match rustix::fs::mkdirat(&dir, b(component).as_ref(), Mode::from_raw_mode(0o755)) {
                     Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
-            dir = rustix::fs::openat(&dir, component, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())?;
+            dir = rustix::fs::openat(&dir, b(component).as_ref(), DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())?;
         }
         Ok(dir)
     }
@@ -100,11 +107,11 @@ impl Confined {
     /// Creates the directory `rel` if it is missing (its parent must not be a symlink).
     pub fn create_dir(&mut self, rel: &str) -> io::Result<()> {
         let (parent, name) = self.parent(rel)?;
-        match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
+        match rustix::fs::mkdirat(parent, b(name).as_ref(), Mode::from_raw_mode(0o755)) {
             Ok(()) => Ok(()),
             Err(rustix::io::Errno::EXIST) => {
                 // Only a real directory may already be there.
-                rustix::fs::openat(parent, name, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())?;
+                rustix::fs::openat(parent, b(name).as_ref(), DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())?;
                 Ok(())
             }
             Err(e) => Err(e.into()),
@@ -114,7 +121,7 @@ impl Confined {
     /// Hard-links the host file `source` (a store object) to `rel`.
     pub fn hard_link_from(&mut self, source: &Path, rel: &str) -> io::Result<()> {
         let (parent, name) = self.parent(rel)?;
-        Ok(rustix::fs::linkat(CWD, source, parent, name, AtFlags::empty())?)
+        Ok(rustix::fs::linkat(CWD, source, parent, b(name).as_ref(), AtFlags::empty())?)
     }
 
     /// Hard-links `target` (a path beneath the root) to `rel`; neither is followed if a symlink.
@@ -122,26 +129,31 @@ impl Confined {
         let (target_parent, target_name) = target.rsplit_once('/').unwrap_or(("", target));
         let target_dir = self.open_dir(target_parent)?;
         let (parent, name) = self.parent(rel)?;
-        Ok(rustix::fs::linkat(&target_dir, target_name, parent, name, AtFlags::empty())?)
+        Ok(rustix::fs::linkat(&target_dir, b(target_name).as_ref(), parent, b(name).as_ref(), AtFlags::empty())?)
     }
 
     pub fn symlink(&mut self, target: &str, rel: &str) -> io::Result<()> {
         let (parent, name) = self.parent(rel)?;
-        Ok(rustix::fs::symlinkat(target, parent, name)?)
+        Ok(rustix::fs::symlinkat(b(target).as_ref(), parent, b(name).as_ref())?)
     }
 
     /// Creates the new file `rel` (never an existing one, never through a symlink).
     pub fn create_new(&mut self, rel: &str, mode: u32) -> io::Result<File> {
         let (parent, name) = self.parent(rel)?;
         let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        Ok(File::from(rustix::fs::openat(parent, name, flags, Mode::from_raw_mode(mode))?))
+        Ok(File::from(rustix::fs::openat(parent, b(name).as_ref(), flags, Mode::from_raw_mode(mode))?))
     }
 
     /// Opens the existing regular file `rel` for reading, following no symlink.
     pub fn open_file(&self, rel: &str) -> io::Result<File> {
         let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
         let dir = self.open_dir(parent)?;
-        let fd = rustix::fs::openat(&dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+        let fd = rustix::fs::openat(
+            &dir,
+            b(name).as_ref(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         Ok(File::from(fd))
     }
 
@@ -150,13 +162,13 @@ impl Confined {
         let (from_parent, from_name) = from.rsplit_once('/').unwrap_or(("", from));
         let from_dir = self.open_dir(from_parent)?;
         let (parent, name) = self.parent(to)?;
-        Ok(rustix::fs::renameat(&from_dir, from_name, parent, name)?)
+        Ok(rustix::fs::renameat(&from_dir, b(from_name).as_ref(), parent, b(name).as_ref())?)
     }
 
     /// Removes the file `rel` (a symlink there is removed, not followed).
     pub fn remove_file(&mut self, rel: &str) -> io::Result<()> {
         let (parent, name) = self.parent(rel)?;
-        Ok(rustix::fs::unlinkat(parent, name, AtFlags::empty())?)
+        Ok(rustix::fs::unlinkat(parent, b(name).as_ref(), AtFlags::empty())?)
     }
 
     /// Whether `rel` exists, and if so its size when it is a regular file.
@@ -167,7 +179,7 @@ impl Confined {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        match rustix::fs::statat(&dir, b(name).as_ref(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) if rustix::fs::FileType::from_raw_mode(stat.st_mode).is_file() => Ok(Some(stat.st_size as u64)),
             Ok(_) => Err(io::Error::new(io::ErrorKind::InvalidData, format!("`{rel}` is not a regular file"))),
             Err(rustix::io::Errno::NOENT) => Ok(None),

@@ -103,7 +103,7 @@ impl Tree {
                         ));
                     }
                 },
-                EntryKind::Symlink { target } if target.is_empty() || target.contains('\0') => {
+                EntryKind::Symlink { target } if target.is_empty() || !escapes_are_well_formed(target) => {
                     return Err(TreeError::new(&entry.path, "symlink with an empty target or a NUL in it".into()));
                 }
                 _ => {}
@@ -176,12 +176,60 @@ impl TreeError {
     }
 }
 
-/// A tree path: relative, `/`-separated, no empty, `.` or `..` component, no NUL.
+/// A file name's bytes as a tree holds them. Names are bytes on Linux, and packages do ship
+/// names that are not UTF-8; such a name must reach the image byte for byte, not with U+FFFD in
+/// place of what it had. Tree paths are JSON strings, so each byte of an invalid UTF-8
+/// sequence is written as NUL and two lower-case hex digits: NUL cannot occur in a file name,
+/// so the escape is unambiguous and a valid UTF-8 name is its own encoding.
+pub fn escape_name(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            out.push('\0');
+            out.push_str(&format!("{byte:02x}"));
+        }
+    }
+    out
+}
+
+/// The bytes a tree path (or link target) stands for; see [`escape_name`].
+pub fn name_bytes(path: &str) -> std::borrow::Cow<'_, [u8]> {
+    if !path.contains('\0') {
+        return std::borrow::Cow::Borrowed(path.as_bytes());
+    }
+    let mut out = Vec::with_capacity(path.len());
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == 0
+            && let Some(byte) = path.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Whether every NUL in `path` starts a well-formed escape of [`escape_name`].
+fn escapes_are_well_formed(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.iter().enumerate().filter(|(_, b)| **b == 0).all(|(i, _)| {
+        path.get(i + 1..i + 3).is_some_and(|h| h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    })
+}
+
+/// A tree path: relative, `/`-separated, no empty, `.` or `..` component, no NUL but in the
+/// escapes of non-UTF-8 bytes ([`escape_name`]).
 pub fn check_path(path: &str) -> Result<(), TreeError> {
     if path.is_empty() {
         return Err(TreeError::new(path, "empty path".into()));
     }
-    if path.contains('\0') {
+    if !escapes_are_well_formed(path) {
         return Err(TreeError::new(path, "NUL in the path".into()));
     }
     if path.split('/').any(|c| matches!(c, "" | "." | "..")) {
@@ -274,6 +322,17 @@ mod tests {
         tree.normalize().unwrap();
         let paths: Vec<_> = tree.entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["etc/passwd", "host/dir/file", "host/dir/sub", "opt", "opt/esc", "opt/up"]);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_round_trip_byte_for_byte() {
+        for bytes in [&b"caf\xe9"[..], b"plain", b"\xff\xfe/x", "é".as_bytes(), b"a\xc3"] {
+            let escaped = escape_name(bytes);
+            assert_eq!(name_bytes(&escaped).as_ref(), bytes, "{escaped:?}");
+            check_path(&escaped).unwrap();
+        }
+        assert_eq!(escape_name("é".as_bytes()), "é", "valid UTF-8 is its own encoding");
+        assert!(check_path("a\0zz").is_err() && check_path("a\0").is_err());
     }
 
     #[test]

@@ -358,3 +358,18 @@ fn a_package_that_ships_the_usrmerge_links_itself_is_not_mistaken_for_an_escape(
     let usr_lib: Vec<_> = entries.iter().filter(|e| e.path.trim_end_matches('/') == "usr/lib").collect();
     assert!(usr_lib.iter().all(|e| e.kind == tar::EntryType::Directory), "{usr_lib:?}");
 }
+
+#[test]
+fn a_file_name_that_is_not_utf8_reaches_the_image_byte_for_byte() {
+    let (mirror, c, recipe) = mirror_with(vec![
+        Deb::new("latin1", "1").entry(Entry::RawName(b"./usr/share/caf\xe9".to_vec(), b"coffee".to_vec())),
+    ]);
+    write_recipe(&recipe, &mirror.keyring, &["latin1"], "");
+    c.ok(&["build", recipe.to_str().unwrap()]);
+    let entries = composer_testkit::layer_entries(&c.cwd.join("out/app"), "amd64");
+    let file = entries.iter().find(|e| e.path_bytes == b"usr/share/caf\xe9").expect("the name's bytes are kept");
+    assert_eq!(file.data, b"coffee");
+    assert!(!entries.iter().any(|e| e.path.contains('\u{fffd}') && e.path_bytes != b"usr/share/caf\xe9"));
+    let list = entries.iter().find(|e| e.path == "var/lib/dpkg/info/latin1.list").unwrap();
+    assert!(list.data.ends_with(b"/usr/share/caf\xe9\n"), "{:?}", String::from_utf8_lossy(&list.data));
+}

@@ -464,6 +464,8 @@ pub fn store_has_sha256(store: &Path, sha_hex: &str) -> bool {
 pub struct LayerEntry {
     pub layer: usize,
     pub path: String,
+    /// The name's bytes as the tar holds them (`path` is their lossy text).
+    pub path_bytes: Vec<u8>,
     pub kind: tar::EntryType,
     pub mode: u32,
     pub mtime: u64,
@@ -517,6 +519,7 @@ pub fn layer_entries(layout: &Path, architecture: &str) -> Vec<LayerEntry> {
             out.push(LayerEntry {
                 layer: i,
                 path: entry.path().unwrap().to_string_lossy().into_owned(),
+                path_bytes: entry.path_bytes().into_owned(),
                 kind: entry.header().entry_type(),
                 mode: entry.header().mode().unwrap(),
                 mtime: entry.header().mtime().unwrap(),

@@ -30,7 +30,8 @@ pub fn database(packages: &[(String, &ControlData)]) -> Vec<GeneratedFile> {
             _ => name.clone(),
         };
         let info = |ext: &str| format!("var/lib/dpkg/info/{info_name}.{ext}");
-        files.push((info("list"), (data.paths.join("\n") + "\n").into_bytes()));
+        // Paths keep the bytes the package had (escaped in the tree, raw in dpkg's list).
+        files.push((info("list"), composer_store::name_bytes(&(data.paths.join("\n") + "\n")).into_owned()));
         if !data.md5sums.is_empty() {
             files.push((info("md5sums"), data.md5sums.clone().into_bytes()));
         }

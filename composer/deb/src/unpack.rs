@@ -144,7 +144,8 @@ fn read_data(
     let entries = archive.entries().map_err(|e| bad(member, e.to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(member, e.to_string()))?;
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        // Names that are not UTF-8 are kept byte for byte (escaped; see `escape_name`).
+        let raw = composer_store::escape_name(&entry.path_bytes());
         let original = safe_path(&raw).map_err(|r| bad(&raw, r))?;
         if original.is_empty() {
             continue;
@@ -157,7 +158,7 @@ fn read_data(
         let mtime = header.mtime().unwrap_or(0);
         let link = || -> Result<String, DebError> {
             let target = entry.link_name_bytes().ok_or_else(|| bad(&raw, "link without a target".into()))?;
-            Ok(String::from_utf8_lossy(&target).into_owned())
+            Ok(composer_store::escape_name(&target))
         };
         // A package that ships the usrmerge links itself (`lib -> usr/lib`, as trixie's
         // base-files does) would, moved under /usr, become a link at `usr/lib` over the very

@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 
 use composer_store::{BlobInfo, EntryKind, Sha256, Store, TreeEntry};
 use sha2::Digest;
@@ -207,25 +208,39 @@ fn append_with_names<W: Write, R: Read>(
     link: Option<&str>,
     data: R,
 ) -> io::Result<()> {
-    let path = &entry.path;
-    let name =
-        if matches!(header.entry_type(), tar::EntryType::Directory) { format!("{path}/") } else { path.to_string() };
+    // Tree paths carry non-UTF-8 bytes escaped; the tar gets the bytes themselves.
+    let mut name = composer_store::name_bytes(&entry.path).into_owned();
+    if matches!(header.entry_type(), tar::EntryType::Directory) {
+        name.push(b'/');
+    }
+    let link = link.map(|l| composer_store::name_bytes(l).into_owned());
+    let binary = std::str::from_utf8(&name).is_err() || link.as_ref().is_some_and(|l| std::str::from_utf8(l).is_err());
     let mut pax = Vec::new();
+    if binary {
+        // POSIX: path values that are not UTF-8 are declared binary, so readers keep them as is.
+        pax_record(&mut pax, "hdrcharset", b"BINARY");
+    }
     // Extended attributes (file capabilities, for one) travel as PAX records, as GNU tar and
     // containers/storage write and read them.
     for (key, value) in &entry.xattrs {
         pax_record(&mut pax, &format!("SCHILY.xattr.{key}"), value);
     }
-    if header.set_path(&name).is_err() {
-        pax_record(&mut pax, "path", name.as_bytes());
-        let short: String = name.chars().take(99).collect();
-        header.set_path(short)?;
+    if binary || header.set_path(std::ffi::OsStr::from_bytes(&name)).is_err() {
+        pax_record(&mut pax, "path", &name);
+        // The ustar field only stands in for readers without PAX: any printable prefix will do.
+        let short: String = match std::str::from_utf8(&name) {
+            Ok(text) => text.chars().take(99).collect(),
+            // Each byte that is not printable ASCII becomes `_` (never dropped, which could
+            // turn `\xff..` into `..`).
+            Err(_) => name.iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '_' }).take(99).collect(),
+        };
+        header.set_path(if short.is_empty() { "x".to_string() } else { short })?;
     }
-    if let Some(link) = link
-        && header.set_link_name_literal(link).is_err()
+    if let Some(link) = &link
+        && (binary || header.set_link_name_literal(link).is_err())
     {
-        pax_record(&mut pax, "linkpath", link.as_bytes());
-        header.set_link_name_literal(&link.as_bytes()[..99])?;
+        pax_record(&mut pax, "linkpath", link);
+        header.set_link_name_literal(&link[..link.len().min(99)])?;
     }
     if !pax.is_empty() {
         let mut pax_header = tar::Header::new_ustar();
@@ -347,6 +362,27 @@ mod tests {
         let mut archive = tar::Archive::new(tar.as_slice());
         let times: Vec<u64> = archive.entries().unwrap().map(|e| e.unwrap().header().mtime().unwrap()).collect();
         assert_eq!(times, [1_700_000_000, 5, 1_700_000_000]);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_reach_the_tar_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let content = store.put_content(b"x").unwrap();
+        let path = composer_store::escape_name(b"usr/share/caf\xe9");
+        let entries = vec![TreeEntry {
+            path,
+            kind: EntryKind::File { content, size: 1 },
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            xattrs: vec![],
+        }];
+        let (_, tar) = write_tar(&store, &entries, 0, Vec::new()).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let entry = archive.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(entry.path_bytes().as_ref(), b"usr/share/caf\xe9");
     }
 
     #[test]
