@@ -211,9 +211,9 @@ fn in_mount_namespace(script: &str, envs: &[(String, String)]) -> std::process::
 fn a_full_disk_is_named_as_such() {
     let mirror = composer_testkit::LocalMirror::new();
     let mut debs = base_packages("amd64");
-    // Incompressible, so that it cannot fit the small store below.
-    let noise: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    debs.push(Deb::new("big", "1").gzip_data().file("usr/share/big", &noise));
+    // A small .deb (zeros compress to nothing) whose content does not fit the store below: the
+    // disk fills while the package is unpacked, where it was once blamed on the package.
+    debs.push(Deb::new("big", "1").gzip_data().file("usr/share/big", &vec![0u8; 3_000_000]));
     mirror.publish("stable", &debs);
     let mut c = compose();
     c.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
