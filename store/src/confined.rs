@@ -194,9 +194,73 @@ impl Confined {
     }
 }
 
+/// A file that has no name until it is complete (`O_TMPFILE`), for outputs at a path the user
+/// named: a failed or killed write leaves nothing behind, not even a temp file beside it.
+pub struct UnnamedFile {
+    dir: OwnedFd,
+    file: File,
+}
+
+impl UnnamedFile {
+    /// Creates the file in directory `dir`. Filesystems without `O_TMPFILE` give an error of
+    /// kind `Unsupported`.
+    pub fn create_in(dir: &Path) -> io::Result<UnnamedFile> {
+        let dir = rustix::fs::open(dir, DIR_FLAGS, Mode::empty())?;
+        let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
+        match rustix::fs::openat(&dir, ".", flags, Mode::from_raw_mode(0o644)) {
+            Ok(fd) => Ok(UnnamedFile { dir, file: File::from(fd) }),
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR) => {
+                Err(io::Error::new(io::ErrorKind::Unsupported, "the filesystem has no O_TMPFILE"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// Gives the complete file its name in the directory, replacing what had that name.
+    pub fn publish(self, name: &std::ffi::OsStr) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let me = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        match rustix::fs::linkat(CWD, me.as_str(), &self.dir, name, AtFlags::SYMLINK_FOLLOW) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::EXIST) => {
+                // linkat never replaces: link under a temp name, then rename over (atomic).
+                let mut temp = std::ffi::OsString::from(".");
+                temp.push(name);
+                temp.push(format!(".tmp-{}", std::process::id()));
+                rustix::fs::linkat(CWD, me.as_str(), &self.dir, temp.as_os_str(), AtFlags::SYMLINK_FOLLOW)?;
+                rustix::fs::renameat(&self.dir, temp.as_os_str(), &self.dir, name).inspect_err(|_| {
+                    let _ = rustix::fs::unlinkat(&self.dir, temp.as_os_str(), AtFlags::empty());
+                })?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unnamed_file_appears_only_when_published() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = UnnamedFile::create_in(dir.path()).unwrap();
+        file.file().write_all(b"whole").unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing visible before");
+        file.publish("out.tar".as_ref()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("out.tar")).unwrap(), b"whole");
+        let mut again = UnnamedFile::create_in(dir.path()).unwrap();
+        again.file().write_all(b"again").unwrap();
+        again.publish("out.tar".as_ref()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("out.tar")).unwrap(), b"again");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp left beside it");
+    }
 
     #[test]
     fn nothing_goes_through_a_symlink_to_the_host() {

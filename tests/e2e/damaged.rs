@@ -187,6 +187,13 @@ fn outputs_and_stores_that_cannot_be_right_are_refused_and_leave_nothing() {
     assert_eq!(listing(cwd), before);
     assert_eq!(listing(&precious), ["passwd"]);
 
+    // A written archive appears whole under its name, with nothing beside it.
+    let archives = cwd.join("archives");
+    std::fs::create_dir_all(&archives).unwrap();
+    f.compose.ok(&["build", f.recipe_str(), "-o", &format!("oci-archive:{}/img.tar", archives.display())]);
+    f.compose.ok(&["build", f.recipe_str(), "-o", &format!("oci-archive:{}/img.tar", archives.display())]);
+    assert_eq!(listing(&archives), ["img.tar"]);
+
     // A mistyped store is not made into one by commands that only read or clean.
     let typo = cwd.join("stroe");
     for args in [&["store", "info"][..], &["store", "gc"], &["store", "verify"]] {

@@ -6,6 +6,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
+use composer_store::confined::UnnamedFile;
 use composer_store::{BlobInfo, Store};
 use serde_json::{Value, json};
 
@@ -40,9 +41,28 @@ fn with_temp_file(
             ),
         });
     }
-    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+    let name = dest.file_name().ok_or_else(|| OciError::Io {
+        action: "write",
+        path: dest.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "an archive output needs a file name"),
+    })?;
+    // No temp file beside a path the user named: the archive has no name until it is whole.
+    match UnnamedFile::create_in(parent) {
+        Ok(mut unnamed) => {
+            let file = unnamed.file().try_clone().map_err(io_err("create", dest))?;
+            let mut builder = tar::Builder::new(io::BufWriter::new(file));
+            write(&mut builder)?;
+            builder.finish().map_err(io_err("write", dest))?;
+            builder.get_mut().flush().map_err(io_err("write", dest))?;
+            drop(builder);
+            return unnamed.publish(name).map_err(io_err("write", dest));
+        }
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {}
+        Err(e) => return Err(io_err("create", dest)(e)),
     }
+    // A filesystem without O_TMPFILE: a temp file beside it, removed if the write fails.
     let temp = dest.with_file_name(format!(
         ".{}.tmp-{}",
         dest.file_name().unwrap_or_default().to_string_lossy(),
