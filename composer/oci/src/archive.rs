@@ -118,12 +118,20 @@ pub fn write_docker_archive(store: &Store, dest: &Path, manifest: &BlobInfo, rep
     let lookup = |digest: &str| crate::layout::stored_blob(store, digest);
     let config = lookup(manifest_json["config"]["digest"].as_str().unwrap_or(""))?;
     let config_json: Value = serde_json::from_slice(&store.read(&config.id)?).map_err(|e| spec(e.to_string()))?;
+    // Each becomes a name in the archive: a digest, checked as one, never a path.
     let diff_ids: Vec<String> = config_json["rootfs"]["diff_ids"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|d| d.as_str().map(str::to_string))
-        .collect();
+        .map(|d| {
+            let text = d.as_str().unwrap_or("");
+            text.parse::<composer_store::Sha256>()
+                .ok()
+                .filter(|_| text.starts_with("sha256:"))
+                .map(|sha| sha.oci())
+                .ok_or_else(|| spec(format!("diff_id `{}` is not a sha256 digest", text.escape_debug())))
+        })
+        .collect::<Result<_, _>>()?;
     let layers: Vec<(BlobInfo, String)> = manifest_json["layers"]
         .as_array()
         .into_iter()
