@@ -969,9 +969,9 @@ impl Session<'_> {
             if !self.backend.replaces(&metadata[*second], &a.name) && !self.backend.replaces(&metadata[*first], &b.name)
             {
                 self.ctx.reporter.warn(&format!(
-                    "packages `{}` and `{}` both ship /{path} ({}); the image keeps `{}`'s. \
+                    "packages `{}` and `{}` both ship /{path}, with different content ({}); \
                      dpkg would refuse to install both unless one Replaces the other",
-                    a.name, b.name, plan.platform, b.name
+                    a.name, b.name, plan.platform
                 ));
             }
         }
