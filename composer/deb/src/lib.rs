@@ -10,6 +10,7 @@
 //! - [`dpkg`]: the dpkg database (`status`, `info/*.list`, `info/*.md5sums`) for scanners.
 //! - [`hooks`]: what maintainer scripts would have done that an image needs, done declaratively.
 
+mod ar;
 pub mod control;
 pub mod dpkg;
 pub mod hooks;

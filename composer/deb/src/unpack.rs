@@ -41,16 +41,14 @@ pub fn merge_usr(path: &str) -> String {
 
 pub fn unpack(store: &Store, reader: impl Read, what: &str, merged_usr: bool) -> Result<Unpacked, DebError> {
     let bad = |entry: &str, reason: String| DebError::Deb { file: what.to_string(), entry: entry.to_string(), reason };
-    let mut archive = ar::Archive::new(reader);
+    let mut archive = crate::ar::Archive::new(reader);
     let mut control = None;
     let mut tree = None;
-    while let Some(member) = archive.next_entry() {
-        let member = member.map_err(|e| bad("(ar archive)", e.to_string()))?;
-        let name = String::from_utf8_lossy(member.header().identifier()).trim_end_matches('/').to_string();
+    while let Some((name, _)) = archive.next_member().map_err(|e| bad("(ar archive)", e.to_string()))? {
         if name == "debian-binary" {
             continue;
         }
-        let decoder = decompressor(&name, member).map_err(|reason| bad(&name, reason))?;
+        let decoder = decompressor(&name, &mut archive).map_err(|reason| bad(&name, reason))?;
         if name.starts_with("control.tar") {
             control = Some(read_control(decoder).map_err(|reason| bad(&name, reason))?);
         } else if name.starts_with("data.tar") {
