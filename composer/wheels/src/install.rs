@@ -132,7 +132,7 @@ pub fn install<R: Read + Seek>(
         // complete deflate stream: layers reuse those bytes as they are.
         let data = match deflated_at {
             Some((_, length, crc32)) => {
-                let mut raw = Vec::with_capacity(length as usize);
+                let mut raw = Vec::with_capacity(capacity_hint(length));
                 zip.by_index_raw(i)
                     .map_err(|e| bad(Some(&name), format!("cannot be read: {e}")))?
                     .read_to_end(&mut raw)
@@ -140,7 +140,7 @@ pub fn install<R: Read + Seek>(
                 inflate_exactly(&raw, size, crc32).map_err(|reason| bad(Some(&name), reason))?
             }
             None => {
-                let mut data = Vec::with_capacity(size as usize);
+                let mut data = Vec::with_capacity(capacity_hint(size));
                 zip.by_index(i)
                     .map_err(|e| bad(Some(&name), format!("cannot be read: {e}")))?
                     .read_to_end(&mut data)
@@ -277,8 +277,21 @@ fn record_hash(data: &[u8]) -> String {
 
 /// Inflates one raw deflate stream that must use every byte of `raw` and give `size` bytes with
 /// CRC-32 `crc32`.
+/// Sizes in a zip are the archive's word, not a fact: memory is reserved for at most 64 MiB up
+/// front (a wheel claiming 4 GiB for a 1 KiB entry then costs nothing), and grows with what is
+/// really read.
+fn capacity_hint(declared: u64) -> usize {
+    declared.min(64 << 20) as usize
+}
+
+/// Deflate cannot expand data by more than 1032 to 1.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
 fn inflate_exactly(raw: &[u8], size: u64, crc32: u32) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(size as usize);
+    if size > (raw.len() as u64 + 1) * MAX_DEFLATE_RATIO {
+        return Err(format!("claims {size} bytes, more than {} bytes of deflate data can hold", raw.len()));
+    }
+    let mut out = Vec::with_capacity(capacity_hint(size));
     let mut inflater = flate2::Decompress::new(false);
     loop {
         let (consumed, produced) = (inflater.total_in() as usize, out.len());
