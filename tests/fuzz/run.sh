@@ -21,6 +21,8 @@ fi
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is not installed: cargo install cargo-fuzz" >&2; exit 1; }
 mkdir -p corpus
 ./seed.sh
+# Build first, so that the CPU time below is the fuzzing's alone.
+cargo fuzz build --fuzz-dir . >/dev/null
 for target in "${targets[@]}"; do
     mkdir -p "corpus/$target" "artifacts/$target"
     # -max_total_time is wall time per job: jobs in parallel give seconds x jobs CPU-seconds,
@@ -28,13 +30,15 @@ for target in "${targets[@]}"; do
     per_job=$(( seconds / jobs ))
     echo "== $target: ${seconds} CPU-seconds (${jobs} jobs x ${per_job} s)"
     started=$(date +%s)
-    cargo fuzz run --fuzz-dir . "$target" "corpus/$target" -- \
+    /usr/bin/time -f '%U %S' -o "artifacts/$target.cpu" \
+        cargo fuzz run --fuzz-dir . "$target" "corpus/$target" -- \
         -max_total_time="$per_job" -jobs="$jobs" -workers="$jobs" -max_len=262144 \
         -artifact_prefix="artifacts/$target/" -print_final_stats=1 >"artifacts/$target.log" 2>&1 || true
     ended=$(date +%s)
+    cpu=$(awk '{printf "%d", $1 + $2}' "artifacts/$target.cpu")
     found=$(find "artifacts/$target" -type f | wc -l)
     execs=$(grep -h "stat::number_of_executed_units" fuzz-*.log "artifacts/$target.log" 2>/dev/null \
         | awk '{s += $2} END {print s + 0}')
     rm -f fuzz-*.log
-    echo "   $((ended - started)) s wall, ${execs} inputs run, ${found} crash/hang/leak artifact(s)"
+    echo "   $((ended - started)) s wall, ${cpu} CPU-seconds, ${execs} inputs run, ${found} crash/hang/leak artifact(s)"
 done
