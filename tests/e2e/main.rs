@@ -3,6 +3,11 @@
 //! - `recipe_errors`, `mirrors`, `local_mirror`, `bad_input`, `store`: against a `file://` archive
 //!   the test builds and signs, so a failure points at one part and bad input can be made on
 //!   purpose.
+//! - `hostile`: the tool attacked on purpose: packages that link out of the root, Releases that
+//!   are stale or of another suite, recipe values that cannot be right, local files outside the
+//!   recipe's directory, digests that are paths, names that are not UTF-8.
+//! - `damaged`: a damaged, full, read-only or mistyped store, and outputs that hold other
+//!   images or the user's files.
 //! - `terminal`: progress bars and colour on a pseudo-terminal, plain lines in a pipe, `NO_COLOR`.
 //! - `docker`: Docker's own daemon (started by the test) loads and runs a `docker-archive:`.
 //! - `registry`: pushes a built image to Debian's docker-registry on loopback.
