@@ -27,7 +27,8 @@ for target in "${targets[@]}"; do
     mkdir -p "corpus/$target" "artifacts/$target"
     # -max_total_time is wall time per job: jobs in parallel give seconds x jobs CPU-seconds,
     # so each job runs seconds / jobs to spend `seconds` of CPU in all.
-    per_job=$(( seconds / jobs ))
+    # A few seconds more per job: start-up and corpus loading are not fuzzing.
+    per_job=$(( seconds / jobs + 5 ))
     echo "== $target: ${seconds} CPU-seconds (${jobs} jobs x ${per_job} s)"
     started=$(date +%s)
     /usr/bin/time -f '%U %S' -o "artifacts/$target.cpu" \
