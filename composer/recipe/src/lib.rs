@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// A relative path as a tree holds it: no empty, `.` or `..` component, no NUL.
-fn composer_store_path_ok(path: &str) -> bool {
+fn plain_relative_path(path: &str) -> bool {
     !path.is_empty() && !path.contains('\0') && !path.split('/').any(|c| matches!(c, "" | "." | ".."))
 }
 
@@ -140,7 +140,7 @@ impl Recipe {
         let mut file_paths = std::collections::BTreeSet::new();
         for file in &self.files {
             let target = file.path.get_ref();
-            let plain = target.strip_prefix('/').is_some_and(|rest| composer_store_path_ok(rest));
+            let plain = target.strip_prefix('/').is_some_and(plain_relative_path);
             if !plain {
                 return Err(invalid(
                     file.path.span(),
