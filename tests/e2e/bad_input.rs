@@ -1,20 +1,9 @@
 //! Bad input from the archive: each is a clear error naming the file, and nothing unverified
 //! enters the store.
 
-use composer_testkit::{Deb, Entry, LocalMirror, base_packages, sha256_hex, store_has_sha256};
+use composer_testkit::{Deb, Entry, LocalMirror, sha256_hex, store_has_sha256};
 
-use crate::{Fixture, compose, write_recipe};
-
-fn fixture_with(extra: Vec<Deb>) -> (LocalMirror, composer_testkit::Compose, std::path::PathBuf) {
-    let mirror = LocalMirror::new();
-    let mut debs = base_packages("amd64");
-    debs.extend(extra);
-    mirror.publish("stable", &debs);
-    let mut c = compose();
-    c.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
-    let recipe = c.cwd.join("r.toml");
-    (mirror, c, recipe)
-}
+use crate::{Fixture, mirror_with, write_recipe};
 
 #[test]
 fn tampered_release_fails_signature_check() {
@@ -68,7 +57,7 @@ fn corrupted_deb_is_refused_and_not_stored() {
 
 fn assert_unsafe_deb_refused(deb: Deb, entry_text: &str) {
     let name = deb.name.clone();
-    let (mirror, c, recipe) = fixture_with(vec![deb]);
+    let (mirror, c, recipe) = mirror_with(vec![deb]);
     write_recipe(&recipe, &mirror.keyring, &[&name], "");
     let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
     assert!(stderr.contains("is unsafe or corrupt") && stderr.contains(entry_text), "{stderr}");
@@ -127,7 +116,7 @@ fn unknown_package_is_named_with_its_suite() {
 
 #[test]
 fn impossible_request_shows_the_chain() {
-    let (mirror, c, recipe) = fixture_with(vec![
+    let (mirror, c, recipe) = mirror_with(vec![
         Deb::new("top", "1").field("Depends", "middle"),
         Deb::new("middle", "1").field("Depends", "leaf (>= 5)"),
         Deb::new("leaf", "4"),
@@ -142,7 +131,7 @@ fn impossible_request_shows_the_chain() {
 
 #[test]
 fn conflicts_are_respected() {
-    let (mirror, c, recipe) = fixture_with(vec![Deb::new("a", "1").field("Conflicts", "b"), Deb::new("b", "1")]);
+    let (mirror, c, recipe) = mirror_with(vec![Deb::new("a", "1").field("Conflicts", "b"), Deb::new("b", "1")]);
     write_recipe(&recipe, &mirror.keyring, &["a", "b"], "");
     let stderr = c.fails(&["build", recipe.to_str().unwrap()]);
     assert!(stderr.contains("cannot be installed together"), "{stderr}");
@@ -150,7 +139,7 @@ fn conflicts_are_respected() {
 
 #[test]
 fn offline_without_the_files_names_what_is_missing() {
-    let (mirror, mut c, recipe) = fixture_with(vec![Deb::new("a", "1")]);
+    let (mirror, mut c, recipe) = mirror_with(vec![Deb::new("a", "1")]);
     // An http mirror that is never reached: offline refuses before any connection.
     c.env.retain(|(k, _)| k != "COMPOSE_MIRROR_LOCAL");
     c.env.push(("COMPOSE_MIRROR_LOCAL".into(), "http://127.0.0.1:9/debian".into()));

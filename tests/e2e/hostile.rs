@@ -4,20 +4,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use composer_testkit::{Compose, Deb, Entry, LocalMirror, Publish, base_packages, store_objects};
+use composer_testkit::{Deb, Entry, Publish, store_objects};
 
-use crate::{Fixture, compose, fixture_packages, write_recipe};
-
-fn mirror_with(extra: Vec<Deb>) -> (LocalMirror, Compose, PathBuf) {
-    let mirror = LocalMirror::new();
-    let mut debs = base_packages("amd64");
-    debs.extend(extra);
-    mirror.publish("stable", &debs);
-    let mut c = compose();
-    c.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
-    let recipe = c.cwd.join("r.toml");
-    (mirror, c, recipe)
-}
+use crate::{Fixture, compose, fixture_packages, mirror_with, write_recipe};
 
 /// A directory of the "host" that packages try to reach, and a listing of it to compare.
 fn host_dir() -> (tempfile::TempDir, impl Fn() -> Vec<(String, u32)>) {

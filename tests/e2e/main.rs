@@ -90,6 +90,19 @@ pub fn write_recipe(path: &Path, keyring: &Path, packages: &[&str], extra: &str)
     std::fs::write(path, text).unwrap();
 }
 
+/// A signed archive of the base packages plus `extra`, a hermetic compose pointed at it, and
+/// where the test's recipe goes (`r.toml`, not yet written).
+pub fn mirror_with(extra: Vec<Deb>) -> (LocalMirror, Compose, PathBuf) {
+    let mirror = LocalMirror::new();
+    let mut debs = base_packages("amd64");
+    debs.extend(extra);
+    mirror.publish("stable", &debs);
+    let mut c = compose();
+    c.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
+    let recipe = c.cwd.join("r.toml");
+    (mirror, c, recipe)
+}
+
 /// The index digest of a `build --json` summary.
 pub fn index_digest(summary: &serde_json::Value) -> String {
     summary["index"].as_str().unwrap().to_string()
