@@ -27,6 +27,12 @@ impl StoreError {
     pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         StoreError::Io { action, path: path.to_path_buf(), source }
     }
+
+    /// The store's verdict that an [`crate::ObjectReader`] carried out through an I/O error (a
+    /// damaged object), or the I/O error itself when it is not one.
+    pub fn carried(source: std::io::Error) -> Result<StoreError, std::io::Error> {
+        source.downcast::<StoreError>()
+    }
 }
 
 impl From<crate::TreeError> for StoreError {

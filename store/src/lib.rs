@@ -145,13 +145,13 @@ impl Store {
     /// Stores `data` and records its SHA-256, returning both digests. Writes nothing when the
     /// store already holds it (so that a read-only store serves a build whose steps are cached).
     pub fn put_bytes(&self, data: &[u8]) -> Result<BlobInfo, StoreError> {
+        // Both digests once, here; the bytes are in memory, so no streaming writer is needed.
         let info = BlobInfo { id: Hash::of(data), sha256: Sha256::of(data), size: data.len() as u64 };
-        if self.contains(&info.id) && self.lookup_sha256(&info.sha256)?.is_some_and(|found| found.id == info.id) {
-            return Ok(info);
+        if !self.contains(&info.id) {
+            object::write_atomic(&self.object_path(&info.id), data)?;
         }
-        let mut writer = self.writer()?;
-        std::io::Write::write_all(&mut writer, data).map_err(|e| StoreError::io("write", &writer.temp_path(), e))?;
-        writer.finish()
+        object::record_alias(self, &info)?;
+        Ok(info)
     }
 
     /// Starts streaming a new object into the store.

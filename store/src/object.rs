@@ -177,7 +177,7 @@ fn alias_path(store: &Store, sha: &Sha256) -> PathBuf {
     store.dir("sha256").join(&hex[..2]).join(hex)
 }
 
-fn record_alias(store: &Store, info: &BlobInfo) -> Result<(), StoreError> {
+pub(crate) fn record_alias(store: &Store, info: &BlobInfo) -> Result<(), StoreError> {
     let path = alias_path(store, &info.sha256);
     if path.exists() {
         return Ok(());

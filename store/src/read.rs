@@ -102,10 +102,8 @@ impl<'s> ObjectReader<'s> {
 
     fn finish_ref(&mut self) -> Result<(), StoreError> {
         if !self.checked {
-            io::copy(self, &mut io::sink()).map_err(|e| match e.downcast::<StoreError>() {
-                Ok(store_error) => store_error,
-                Err(e) => StoreError::io("read object", &self.path.clone(), e),
-            })?;
+            io::copy(self, &mut io::sink())
+                .map_err(|e| StoreError::carried(e).unwrap_or_else(|e| StoreError::io("read object", &self.path, e)))?;
         }
         Ok(())
     }
@@ -182,9 +180,8 @@ impl Store {
     pub fn read(&self, id: &Hash) -> Result<Vec<u8>, StoreError> {
         let mut reader = self.open_object(id)?;
         let mut out = Vec::with_capacity(reader.size() as usize);
-        reader.read_to_end(&mut out).map_err(|e| match e.downcast::<StoreError>() {
-            Ok(store_error) => store_error,
-            Err(e) => StoreError::io("read object", &self.object_path(id), e),
+        reader.read_to_end(&mut out).map_err(|e| {
+            StoreError::carried(e).unwrap_or_else(|e| StoreError::io("read object", &self.object_path(id), e))
         })?;
         Ok(out)
     }

@@ -83,10 +83,7 @@ fn with_temp_file(
 
 /// A write error, or the store's verdict on a damaged object that was being copied in.
 fn write_error(dest: &Path) -> impl Fn(io::Error) -> OciError + '_ {
-    move |e| match e.downcast::<composer_store::StoreError>() {
-        Ok(store_error) => OciError::Store(store_error),
-        Err(source) => OciError::Io { action: "write", path: dest.to_path_buf(), source },
-    }
+    move |e| crate::store_or(e, |source| OciError::Io { action: "write", path: dest.to_path_buf(), source })
 }
 
 pub fn write_oci_archive(store: &Store, dest: &Path, index: &BlobInfo, tag: &str) -> Result<(), OciError> {

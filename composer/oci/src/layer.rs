@@ -68,10 +68,7 @@ impl<W: Write> Write for HashingWriter<W> {
 
 /// An error of a layer write: the store's verdict on a damaged input object, or the I/O error.
 fn layer_error(source: io::Error, entries: usize) -> OciError {
-    match source.downcast::<composer_store::StoreError>() {
-        Ok(store_error) => OciError::Store(store_error),
-        Err(source) => OciError::Layer { what: format!("of {entries} entries"), source },
-    }
+    crate::store_or(source, |source| OciError::Layer { what: format!("of {entries} entries"), source })
 }
 
 /// Writes `entries` (already in tree order) as a layer blob into the store.

@@ -186,10 +186,7 @@ pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tag: &str) -> R
 }
 
 fn copy_error(e: std::io::Error, path: &Path) -> OciError {
-    match e.downcast::<composer_store::StoreError>() {
-        Ok(store_error) => OciError::Store(store_error),
-        Err(source) => OciError::Io { action: "write", path: path.to_path_buf(), source },
-    }
+    crate::store_or(e, |source| OciError::Io { action: "write", path: path.to_path_buf(), source })
 }
 
 /// Whether the layout already holds exactly this blob (a blob file that differs, a truncated

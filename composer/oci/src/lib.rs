@@ -37,6 +37,12 @@ pub enum OciError {
     Store(#[from] composer_store::StoreError),
 }
 
+/// An I/O error of a write fed by store objects: the store's verdict on a damaged object the
+/// reader met, or `otherwise` the I/O error.
+pub(crate) fn store_or(source: std::io::Error, otherwise: impl FnOnce(std::io::Error) -> OciError) -> OciError {
+    composer_store::StoreError::carried(source).map_or_else(otherwise, OciError::Store)
+}
+
 /// Serialises any value as canonical JSON: object keys sorted, compact.
 pub fn canonical_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // serde_json's Value keeps maps in a BTreeMap (no `preserve_order`), which sorts keys,
