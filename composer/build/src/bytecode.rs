@@ -22,9 +22,10 @@ use composer_oci::layer::Compression;
 use composer_recipe::Platform;
 use composer_store::{ActionKey, ActionRecord};
 
-use crate::compile::{Built, host_debian_arch, tempdir};
+use crate::compile::{Built, host_debian_arch};
 use crate::lockfile::LockedPackage;
 use crate::python::WheelPlan;
+use crate::sandbox::tempdir;
 use crate::{BuildError, Session, StepReport, sandbox};
 
 /// Bumped when the compiled files change for the same inputs.

@@ -98,3 +98,36 @@ pub fn base_env(epoch: u64, jobs: usize) -> BTreeMap<String, String> {
         ("TAR_OPTIONS".into(), "--no-same-owner".into()),
     ])
 }
+
+/// Copies a failed step's log into a directory of its own, made with a random name and mode 0700
+/// (so that no other user can predict, replace or read it), opened with `O_EXCL | O_NOFOLLOW`.
+pub(crate) fn keep_log(label: &str, text: &[u8]) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("compose-failed-{label}-"))
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()?
+        .keep();
+    let path = dir.join("build.log");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)?;
+    file.write_all(text)?;
+    Ok(path)
+}
+
+pub(crate) fn tempdir(label: &str) -> Result<PathBuf, BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    // Private to the user who builds: nobody else may read or plant anything in it.
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("compose-build-{label}-"))
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| BuildError::Sandbox(format!("creating a build directory: {e}")))?;
+    Ok(dir.keep())
+}
