@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use composer_store::{EntryKind, Store, Tree, TreeEntry};
@@ -36,20 +37,26 @@ fn walk(
     children.sort_by_key(|c| c.file_name());
     for child in children {
         let path = child.path();
-        let rel = path.strip_prefix(root).expect("under root").to_string_lossy().into_owned();
+        // Names that are not UTF-8 are kept byte for byte, as unpacking keeps a package's.
+        let rel = composer_store::escape_name(path.strip_prefix(root).expect("under root").as_os_str().as_bytes());
         let meta = fs::symlink_metadata(&path).map_err(|e| err(&path, e))?;
         let mode = meta.mode() & 0o7777;
         let kind = if meta.is_dir() {
             EntryKind::Dir
         } else if meta.file_type().is_symlink() {
             let target = fs::read_link(&path).map_err(|e| err(&path, e))?;
-            EntryKind::Symlink { target: target.to_string_lossy().into_owned() }
+            EntryKind::Symlink { target: composer_store::escape_name(target.as_os_str().as_bytes()) }
         } else if meta.is_file() {
             match (meta.nlink() > 1).then(|| inodes.get(&(meta.dev(), meta.ino()))).flatten() {
                 Some(first) => EntryKind::Hardlink { target: first.clone() },
                 None => {
                     inodes.insert((meta.dev(), meta.ino()), rel.clone());
-                    let mut file = fs::File::open(&path).map_err(|e| err(&path, e))?;
+                    // Never through a link that appeared since it was looked at.
+                    let mut file = fs::OpenOptions::new()
+                        .read(true)
+                        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                        .open(&path)
+                        .map_err(|e| err(&path, e))?;
                     let mut writer = store.writer()?;
                     io::copy(&mut file, &mut writer).map_err(|e| err(&path, e))?;
                     let blob = writer.finish()?;
