@@ -17,6 +17,7 @@
 mod bad_input;
 mod damaged;
 mod docker;
+mod golden;
 mod hostile;
 mod live_debian;
 mod live_python;

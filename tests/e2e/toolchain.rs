@@ -18,13 +18,13 @@ static TURN: Mutex<()> = Mutex::new(());
 
 /// A compose on the shared toolchain store. The store persists between runs (content-addressed,
 /// so reuse is safe); tests that check what reruns use flags unique to the run.
-fn toolchain_compose() -> Compose {
+pub(crate) fn toolchain_compose() -> Compose {
     let mut c = live_compose();
     c.store = std::env::temp_dir().join("compose-e2e-toolchain-store");
     c
 }
 
-fn turn() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn turn() -> std::sync::MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

@@ -11,10 +11,10 @@ use composer_testkit::{
 
 use crate::{compose, index_digest};
 
-struct WheelFixture {
+pub(crate) struct WheelFixture {
     _mirror: LocalMirror,
     index: LocalIndex,
-    compose: Compose,
+    pub(crate) compose: Compose,
     recipe: PathBuf,
 }
 
@@ -44,7 +44,7 @@ fn standard_wheels() -> Vec<Wheel> {
 }
 
 impl WheelFixture {
-    fn new(requirements: &[&str], platforms: &[&str]) -> WheelFixture {
+    pub(crate) fn new(requirements: &[&str], platforms: &[&str]) -> WheelFixture {
         let mirror = LocalMirror::new();
         mirror.publish("stable", &base_debs());
         let index = LocalIndex::new();
@@ -71,7 +71,7 @@ impl WheelFixture {
         std::fs::write(&self.recipe, text).unwrap();
     }
 
-    fn recipe(&self) -> &str {
+    pub(crate) fn recipe(&self) -> &str {
         self.recipe.to_str().unwrap()
     }
 

@@ -1,0 +1,116 @@
+//! Same recipe and lock, same image, across changes to the planner: the index digest of each
+//! case below is recorded in `tests/golden/digests.txt`, and the live cases build from the lock
+//! recorded beside it, so that a refactoring that changes one byte of any image fails here.
+//!
+//! `COMPOSE_BLESS=1 cargo test ... golden` records the digests (and the live cases' locks) anew.
+//! Do that only for a deliberate change of the images, and say so in the commit.
+
+use std::path::{Path, PathBuf};
+
+use composer_testkit::Compose;
+
+use crate::live_debian::{copy_recipe, live_build, live_compose};
+use crate::{Fixture, index_digest};
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden")
+}
+
+fn blessing() -> bool {
+    std::env::var_os("COMPOSE_BLESS").is_some_and(|v| v == "1")
+}
+
+/// The recorded digest of `case`, or records `digest` when blessing.
+fn check_digest(case: &str, digest: &str) {
+    static FILE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _file = FILE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let path = golden_dir().join("digests.txt");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let recorded = text.lines().find_map(|l| l.strip_prefix(case)?.strip_prefix(' ').map(str::to_string));
+    if blessing() {
+        let mut lines: Vec<String> = text.lines().filter(|l| l.split(' ').next() != Some(case)).map(String::from).collect();
+        lines.push(format!("{case} {digest}"));
+        lines.sort();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        return;
+    }
+    let recorded = recorded.unwrap_or_else(|| panic!("no golden digest for `{case}` in {}", path.display()));
+    assert_eq!(digest, recorded, "`{case}` no longer gives the image it gave: an image changed");
+}
+
+fn fixture_build(f: &Fixture) -> String {
+    let out = f.compose.run(&["--json", "build", f.recipe_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    index_digest(&serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[test]
+fn fixture_images_are_the_recorded_bytes() {
+    let cases: [(&str, &[&str], &str); 3] = [
+        ("fixture-app", &["app"], ""),
+        (
+            "fixture-app-config",
+            &["app", "docs"],
+            "[config]\ncmd = [\"/usr/bin/app\"]\nuser = \"svc\"\nenv = { A = \"1\" }\nlabels = { l = \"v\" }\n\n\
+             [[accounts.groups]]\nname = \"svc\"\ngid = 900\n\n\
+             [[accounts.users]]\nname = \"svc\"\nuid = 900\ngid = 900\nhome = \"/srv\"\n\n\
+             [[files]]\npath = \"/etc/app.conf\"\ncontent = \"x = 1\\n\"\nmode = \"0600\"\n",
+        ),
+        ("fixture-app-zstd-one-layer", &["app"], "[layers]\nstrategy = \"single\"\ncompression = \"zstd\"\n"),
+    ];
+    for (case, packages, extra) in cases {
+        let f = Fixture::new(packages, extra);
+        check_digest(case, &fixture_build(&f));
+    }
+}
+
+#[test]
+fn fixture_wheel_set_images_are_the_recorded_bytes() {
+    let f = crate::wheels::WheelFixture::new(&["tinyapp"], &["linux/amd64"]);
+    let out = f.compose.run(&["--json", "build", f.recipe()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    check_digest("fixture-wheels", &index_digest(&serde_json::from_slice(&out.stdout).unwrap()));
+}
+
+/// An example recipe built from its recorded lock (copied into the test's directory), so that
+/// the mirror's newer packages do not change the image under test.
+fn live_golden(c: &Compose, case: &str, recipe_name: &str, edit: impl Fn(String) -> String) {
+    let recipe = copy_recipe(c, recipe_name);
+    let text = edit(std::fs::read_to_string(&recipe).unwrap());
+    std::fs::write(&recipe, text).unwrap();
+    let lock = recipe.with_extension("lock");
+    let golden_lock = golden_dir().join(format!("{case}.lock"));
+    if blessing() {
+        let summary = live_build(c, &recipe, &[]);
+        std::fs::copy(&lock, &golden_lock).unwrap();
+        check_digest(case, &index_digest(&summary));
+        return;
+    }
+    std::fs::copy(&golden_lock, &lock).unwrap();
+    let out = c.run(&["--json", "build", "--locked", recipe.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The mirror keeps only current versions: after a point release the recorded lock cannot be
+    // fetched any more from a cold store. That says nothing about the planner; record anew.
+    if !out.status.success() && stderr.contains("404") {
+        eprintln!("SKIPPED `{case}`: the mirror dropped a version its recorded lock pins; rerun with COMPOSE_BLESS=1\n{stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{stderr}");
+    check_digest(case, &index_digest(&serde_json::from_slice(&out.stdout).unwrap()));
+}
+
+#[test]
+fn jemalloc_hello_is_the_recorded_bytes() {
+    let _turn = crate::toolchain::turn();
+    let c = crate::toolchain::toolchain_compose();
+    live_golden(&c, "jemalloc-hello-amd64", "jemalloc-hello.toml", |t| {
+        t.replace("platforms = [\"linux/amd64\", \"linux/arm64\"]", "platforms = [\"linux/amd64\"]")
+    });
+}
+
+#[test]
+fn example_images_are_the_recorded_bytes() {
+    let c = live_compose();
+    live_golden(&c, "debian-python", "debian-python.toml", |t| t);
+    live_golden(&c, "debian-trixie-tools", "debian-trixie-tools.toml", |t| t);
+}
