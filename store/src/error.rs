@@ -24,6 +24,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::NotAStore { .. } => Some(
+                "check --store (or COMPOSE_STORE); a store is made by the first `compose build` that uses it".into(),
+            ),
+            _ => None,
+        }
+    }
+
     pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         StoreError::Io { action, path: path.to_path_buf(), source }
     }

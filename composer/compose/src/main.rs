@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod env_vars;
+mod hints;
 mod printer;
 mod settings;
 

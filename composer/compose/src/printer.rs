@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use composer_build::{Phase, Reporter};
+use composer_planner::{Phase, Reporter};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::GlobalArgs;
@@ -29,13 +29,6 @@ pub struct Printer {
     progress: bool,
     multi: MultiProgress,
     bars: Mutex<HashMap<&'static str, ProgressBar>>,
-}
-
-/// An error carrying a hint for the user, printed after the error chain.
-#[derive(Debug)]
-pub struct Hinted {
-    pub error: anyhow::Error,
-    pub hint: Option<String>,
 }
 
 impl Printer {
@@ -90,10 +83,7 @@ impl Printer {
     }
 
     pub fn error(&self, error: &anyhow::Error) {
-        let (error, hint) = match error.downcast_ref::<Hinted>() {
-            Some(h) => (&h.error, h.hint.clone()),
-            None => (error, None),
-        };
+        let hint = crate::hints::hint(error);
         eprintln!("{} {error}", self.paint("1;31", "error:"));
         for cause in error.chain().skip(1) {
             eprintln!("  {} {cause}", self.paint("1", "caused by:"));
@@ -114,13 +104,6 @@ impl Printer {
         }
     }
 }
-
-impl std::fmt::Display for Hinted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
-    }
-}
-impl std::error::Error for Hinted {}
 
 impl Reporter for Printer {
     fn start(&self, phase: Phase, total: u64) {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use composer_build::MirrorSettings;
+use composer_planner::MirrorSettings;
 
 use crate::cli::GlobalArgs;
 use crate::env_vars;
@@ -52,7 +52,7 @@ impl Settings {
             index_flags.insert(name.to_string(), url.to_string());
         }
         let config_path = config_path();
-        let config = composer_build::mirror::read_config(&config_path).context("reading the compose config file")?;
+        let config = composer_planner::mirror::read_config(&config_path).context("reading the compose config file")?;
         let index_config = read_indexes(&config_path).context("reading the compose config file")?;
         let apt_dir =
             std::env::var_os(env_vars::COMPOSE_APT_DIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/etc/apt"));

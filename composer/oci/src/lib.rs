@@ -10,9 +10,11 @@ pub mod inspect;
 pub mod layer;
 pub mod layout;
 pub mod members;
+pub mod output;
 
 pub use image::{ImageSpec, LayerDescriptor, PlatformImage};
 pub use layer::{Compression, LayerBlob};
+pub use output::{Image, Output, export};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
@@ -33,8 +35,27 @@ pub enum OciError {
     NotALayout { path: std::path::PathBuf, reason: String },
     #[error("invalid OCI document: {0}")]
     Spec(String),
+    #[error("output `{0}` is not understood")]
+    Output(String),
+    #[error("output `{output}` names the transport `{transport}:`, which composer does not write")]
+    UnknownTransport { output: String, transport: String },
     #[error(transparent)]
     Store(#[from] composer_store::StoreError),
+}
+
+impl OciError {
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            OciError::Output(_) => Some("use a directory, `oci-archive:FILE` or `docker-archive:FILE`".into()),
+            OciError::UnknownTransport { .. } => Some(
+                "write a directory (`oci:DIR` or a plain path), `oci-archive:FILE` or `docker-archive:FILE`; \
+                 to push, copy the layout with `skopeo copy oci:DIR docker://...`"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// An I/O error of a write fed by store objects: the store's verdict on a damaged object the

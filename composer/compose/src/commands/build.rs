@@ -1,10 +1,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use composer_build::{BuildError, LockPolicy, Output, Session};
+use composer_oci::Output;
+use composer_planner::{BuildError, LockPolicy, Session};
 
 use crate::cli::BuildArgs;
-use crate::commands::{client, context, hinted, load_recipe, open_store};
+use crate::commands::{client, context, load_recipe, open_store};
 use crate::printer::Printer;
 use crate::settings::Settings;
 
@@ -12,7 +13,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     let started = Instant::now();
     let recipe = load_recipe(&args.recipe, settings)?;
     let output = match &args.output {
-        Some(text) => Output::parse(text).map_err(hinted)?,
+        Some(text) => Output::parse(text)?,
         None => Output::Layout(PathBuf::from("out").join(recipe.image.name.get_ref())),
     };
     let platform = match &args.platform {
@@ -23,7 +24,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
                 Some(p) => Some(p),
                 None => {
                     let known = known.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
-                    return Err(hinted(BuildError::UnknownPlatform { asked: asked.clone(), known }));
+                    return Err(BuildError::UnknownPlatform { asked: asked.clone(), known }.into());
                 }
             }
         }
@@ -36,7 +37,15 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     let build = || -> Result<_, BuildError> {
         let session = Session::new(&ctx, &recipe, &args.recipe).keep_failed(args.keep_failed);
         let outcome = session.build(policy)?;
-        composer_build::export(&store, &recipe, &outcome, &output, platform.as_ref())?;
+        let manifests: Vec<(String, composer_store::BlobInfo)> =
+            outcome.manifests.iter().map(|(p, m)| (p.to_string(), m.clone())).collect();
+        let image = composer_oci::Image {
+            index: &outcome.index,
+            manifests: &manifests,
+            name: recipe.image.name.get_ref(),
+            tag: recipe.image.tag.get_ref(),
+        };
+        composer_oci::export(&store, &image, &output, platform.as_ref().map(|p| p.to_string()).as_deref())?;
         Ok(outcome)
     };
     let outcome = match build() {
@@ -44,18 +53,14 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
         // is still cached, so building again redoes only what the damage touched.
         Err(error) if error.is_damaged_store_object() => {
             printer.warn(&format!("{error}; it was removed with the results made from it, building again"));
-            build().map_err(hinted)?
+            build()?
         }
-        result => result.map_err(hinted)?,
+        result => result?,
     };
 
     let cached = outcome.steps.iter().filter(|s| s.cached).count();
     let downloaded: u64 = outcome.steps.iter().map(|s| s.bytes).sum();
-    let output_text = match &output {
-        Output::Layout(p) => format!("{}", p.display()),
-        Output::OciArchive(p) => format!("oci-archive:{}", p.display()),
-        Output::DockerArchive(p) => format!("docker-archive:{}", p.display()),
-    };
+    let output_text = output.to_string();
     if printer.json {
         let summary = serde_json::json!({
             "index": outcome.index.sha256.oci(),
@@ -81,7 +86,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
         ));
     }
     if outcome.lock_written {
-        printer.status("Locked", &format!("{}", composer_build::lockfile::lock_path(&args.recipe).display()));
+        printer.status("Locked", &format!("{}", composer_planner::lockfile::lock_path(&args.recipe).display()));
     }
     printer.status(
         "Built",

@@ -1,5 +1,5 @@
 use crate::cli::LockArgs;
-use crate::commands::{client, context, hinted, load_recipe, open_store};
+use crate::commands::{client, context, load_recipe, open_store};
 use crate::printer::Printer;
 use crate::settings::Settings;
 
@@ -8,7 +8,7 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let store = open_store(settings)?;
     let client = client(settings);
     let ctx = context(settings, &store, &client, printer);
-    let (lock, path) = composer_build::lock(&ctx, &recipe, &args.recipe).map_err(hinted)?;
+    let (lock, path) = composer_planner::lock(&ctx, &recipe, &args.recipe)?;
     if printer.json {
         crate::out!(
             "{}",

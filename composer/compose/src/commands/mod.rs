@@ -7,13 +7,12 @@ mod plan;
 mod store;
 mod wheels;
 
-use composer_build::BuildError;
 use composer_client::{Client, ClientOptions};
 use composer_recipe::Recipe;
 use composer_store::Store;
 
 use crate::cli::{Cli, Command};
-use crate::printer::{Hinted, Printer};
+use crate::printer::Printer;
 use crate::settings::Settings;
 
 pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
@@ -28,14 +27,8 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
     }
 }
 
-/// Attaches the error's hint for the printer.
-pub fn hinted(error: BuildError) -> anyhow::Error {
-    let hint = error.hint();
-    anyhow::Error::new(Hinted { error: anyhow::Error::new(error), hint })
-}
-
 pub fn load_recipe(path: &std::path::Path, settings: &Settings) -> anyhow::Result<Recipe> {
-    let mut recipe = Recipe::load(path).map_err(|e| hinted(BuildError::Recipe(e)))?;
+    let mut recipe = Recipe::load(path)?;
     recipe.allowed_paths = settings.allow_paths.clone();
     Ok(recipe)
 }
@@ -54,8 +47,8 @@ pub fn context<'a>(
     store: &'a Store,
     client: &'a Client,
     printer: &'a Printer,
-) -> composer_build::Context<'a> {
-    composer_build::Context {
+) -> composer_planner::Context<'a> {
+    composer_planner::Context {
         store,
         client,
         mirrors: &settings.mirrors,

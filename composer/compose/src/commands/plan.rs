@@ -1,7 +1,7 @@
-use composer_build::Session;
+use composer_planner::Session;
 
 use crate::cli::PlanArgs;
-use crate::commands::{client, context, hinted, human_bytes, load_recipe, open_store};
+use crate::commands::{client, context, human_bytes, load_recipe, open_store};
 use crate::printer::Printer;
 use crate::settings::Settings;
 
@@ -10,7 +10,7 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let store = open_store(settings)?;
     let client = client(settings);
     let ctx = context(settings, &store, &client, printer);
-    let steps = Session::new(&ctx, &recipe, &args.recipe).plan().map_err(hinted)?;
+    let steps = Session::new(&ctx, &recipe, &args.recipe).plan()?;
     if !recipe.base.check_valid_until {
         printer.warn(&format!(
             "the Release's Valid-Until is not checked for suite `{}` ([base] check_valid_until = false): \

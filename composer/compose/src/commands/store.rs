@@ -11,7 +11,7 @@ use crate::settings::Settings;
 pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
     match command {
         StoreCommand::Info => {
-            let store = Store::open_existing(&settings.store, LockMode::Shared).map_err(store_hint)?;
+            let store = Store::open_existing(&settings.store, LockMode::Shared)?;
             let info = store.info()?;
             if printer.json {
                 crate::out!(
@@ -27,7 +27,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
             }
         }
         StoreCommand::Verify { repair } => {
-            let store = Store::open_existing(&settings.store, LockMode::Shared).map_err(store_hint)?;
+            let store = Store::open_existing(&settings.store, LockMode::Shared)?;
             let report = store.verify(repair)?;
             if printer.json {
                 crate::out!("{}", serde_json::to_string_pretty(&report)?);
@@ -54,7 +54,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
             }
         }
         StoreCommand::Gc { max_age_days, all, dry_run } => {
-            let store = Store::open_existing(&settings.store, LockMode::Exclusive).map_err(store_hint)?;
+            let store = Store::open_existing(&settings.store, LockMode::Exclusive)?;
             let max_age = if all { Duration::ZERO } else { Duration::from_secs(max_age_days * 86_400) };
             let report = store.gc(&GcOptions { max_age, dry_run })?;
             if printer.json {
@@ -77,9 +77,3 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
     Ok(())
 }
 
-/// A path that is not a store is most likely mistyped: say where stores come from.
-fn store_hint(error: composer_store::StoreError) -> anyhow::Error {
-    let hint = matches!(error, composer_store::StoreError::NotAStore { .. })
-        .then(|| "check --store (or COMPOSE_STORE); a store is made by the first `compose build` that uses it".into());
-    anyhow::Error::new(crate::printer::Hinted { error: anyhow::Error::new(error), hint })
-}

@@ -1,7 +1,7 @@
 use composer_wheels::simple::{IndexWheel, write_index};
 
 use crate::cli::WheelsCommand;
-use crate::commands::{client, context, hinted, load_recipe, open_store};
+use crate::commands::{client, context, load_recipe, open_store};
 use crate::printer::Printer;
 use crate::settings::Settings;
 
@@ -13,8 +13,8 @@ pub fn run(command: WheelsCommand, settings: &Settings, printer: &Printer) -> an
             let recipe = load_recipe(recipe_path, settings)?;
             let client = client(settings);
             let ctx = context(settings, &store, &client, printer);
-            composer_build::recipe_wheels(&ctx, &recipe, recipe_path)
-                .map_err(hinted)?
+            composer_planner::recipe_wheels(&ctx, &recipe, recipe_path)
+                ?
                 .into_iter()
                 .map(|(wheel, blob)| IndexWheel {
                     filename: wheel.filename,
@@ -44,7 +44,7 @@ pub fn run(command: WheelsCommand, settings: &Settings, printer: &Printer) -> an
             store.verify_object(&id)?;
         }
     }
-    let summary = write_index(&out, &wheels).map_err(|e| hinted(composer_build::BuildError::Wheels(e)))?;
+    let summary = write_index(&out, &wheels)?;
     if printer.json {
         crate::out!("{}", serde_json::json!({ "index": out, "projects": summary.projects, "wheels": summary.wheels }));
         return Ok(());

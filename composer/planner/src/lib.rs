@@ -20,7 +20,6 @@ mod bytecode;
 mod compile;
 pub mod debian;
 mod error;
-mod export;
 pub mod layers;
 mod local;
 pub mod lockfile;
@@ -46,7 +45,6 @@ use lockfile::LockedPackage;
 use rayon::prelude::*;
 
 pub use error::BuildError;
-pub use export::{Output, export};
 pub use lockfile::Lockfile;
 pub use mirror::MirrorSettings;
 pub use report::{NoReporter, Phase, Reporter, StepReport};

@@ -48,10 +48,6 @@ pub enum BuildError {
     BuildFailed(Box<FailedBuild>),
     #[error("[config] user `{user}` names the {missing}, which the image does not have (it has: {known})")]
     ConfigUser { user: String, missing: String, known: String },
-    #[error("output `{0}` is not understood")]
-    Output(String),
-    #[error("output `{output}` names the transport `{transport}:`, which composer does not write")]
-    UnknownTransport { output: String, transport: String },
     #[error("`--platform {asked}` is not one of the recipe's platforms ({known})")]
     UnknownPlatform { asked: String, known: String },
 }
@@ -65,29 +61,6 @@ pub struct FailedBuild {
     pub tail: String,
     pub log: PathBuf,
     pub kept: Option<PathBuf>,
-}
-
-/// A full disk, an exceeded quota or a read-only filesystem, anywhere in the chain of causes:
-/// what it is, not what was being done when it struck.
-fn storage_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            let what = match io.raw_os_error() {
-                Some(28) => Some("the disk is full"),
-                Some(122) => Some("the disk quota is exceeded"),
-                Some(30) => Some("the filesystem is read-only"),
-                _ => None,
-            };
-            if let Some(what) = what {
-                return Some(format!(
-                    "{what}: free space where the store or the output lives, or point --store (COMPOSE_STORE) or -o elsewhere"
-                ));
-            }
-        }
-        cause = e.source();
-    }
-    None
 }
 
 impl BuildError {
@@ -121,9 +94,6 @@ impl BuildError {
     }
 
     pub fn hint(&self) -> Option<String> {
-        if let Some(hint) = storage_problem(self) {
-            return Some(hint);
-        }
         match self {
             BuildError::Recipe(e) => e.hint().map(str::to_string),
             BuildError::NoMirror { name, env, apt_dir, .. } => Some(format!(
@@ -174,12 +144,6 @@ impl BuildError {
             BuildError::File { .. } => {
                 Some("`source` is a regular file, relative to the recipe's directory; or write it inline with `content`".into())
             }
-            BuildError::Output(_) => Some("use a directory, `oci-archive:FILE` or `docker-archive:FILE`".into()),
-            BuildError::UnknownTransport { .. } => Some(
-                "write a directory (`oci:DIR` or a plain path), `oci-archive:FILE` or `docker-archive:FILE`; \
-                 to push, copy the layout with `skopeo copy oci:DIR docker://...`"
-                    .into(),
-            ),
             BuildError::ConfigUser { .. } => Some(
                 "add the account under [[accounts.users]] (and [[accounts.groups]]), or give a numeric uid[:gid]".into(),
             ),
