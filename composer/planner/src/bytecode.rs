@@ -20,21 +20,16 @@ use std::path::Path;
 use composer_oci::image::LayerDescriptor;
 use composer_oci::layer::Compression;
 use composer_recipe::Platform;
-use composer_store::{ActionKey, ActionRecord};
+use composer_store::ActionKey;
 
-use crate::compile::{Built, host_debian_arch};
-use crate::lockfile::LockedPackage;
-use crate::python::WheelPlan;
+use crate::builds::host_debian_arch;
 use crate::sandbox::tempdir;
-use crate::{BuildError, Session, StepReport, sandbox};
-
-/// Bumped when the compiled files change for the same inputs.
-const BYTECODE_VERSION: u32 = 1;
+use crate::{BuildError, Session, sandbox};
 
 /// Compiles every `.py` under the directories it is given (`{ver}` is the interpreter's
 /// `major.minor`) into `/out`, at the path the interpreter will look for it. Files that do not
 /// compile (Python 2 test data, templates) are skipped, as `py3compile` skips them.
-const COMPILE: &str = r#"
+pub(crate) const COMPILE: &str = r#"
 import importlib.util, os, py_compile, sys
 os.umask(0o022)
 ver = "%d.%d" % sys.version_info[:2]
@@ -85,7 +80,7 @@ impl Session<'_> {
     }
 
     /// The interpreter the image runs: the built CPython, else the distro's.
-    fn interpreter(&self) -> String {
+    pub(crate) fn interpreter(&self) -> String {
         match self.interpreter_prefix() {
             Some(prefix) => format!("{prefix}/bin/python3"),
             None => "/usr/bin/python3".into(),
@@ -95,13 +90,11 @@ impl Session<'_> {
     /// The directories whose modules a part compiles: the distro's and the built interpreter's,
     /// or the wheel set's (a venv, or the interpreter's site directory for `target = "system"`,
     /// where the distro part has already compiled what is not the wheel set's).
-    fn bytecode_roots(&self, part: Part) -> Vec<String> {
+    pub(crate) fn bytecode_roots(&self, part: Part) -> Vec<String> {
         let prefix = self.interpreter_prefix().map(|p| format!("{p}/lib/python{{ver}}"));
         let venv = self.recipe.python.as_ref().and_then(|p| p.venv());
         let mut roots: Vec<String> = match (part, venv) {
-            (Part::Distro, _) => {
-                ["/usr/lib/python3", "/usr/lib/python{ver}", "/usr/local/lib/python{ver}"].map(String::from).into()
-            }
+            (Part::Distro, _) => self.backend.python_module_dirs().iter().map(|d| d.to_string()).collect(),
             (Part::Wheels, Some(venv)) => vec![venv.to_string()],
             (Part::Wheels, None) => vec!["/usr/local/lib/python{ver}".into()],
         };
@@ -113,92 +106,23 @@ impl Session<'_> {
         roots
     }
 
-    /// The key of a platform's bytecode step for one part: what puts Python files in the image
-    /// below it (the packages, the system files, the builds' outputs and, for the wheel part, the
-    /// wheel set's layers) and how it is compiled. `None` when the recipe does not ask for
-    /// bytecode, when there is no wheel set to compile, or when a build it depends on is not in
-    /// the store yet (`plan` only).
-    pub(crate) fn bytecode_key(
-        &self,
-        part: Part,
-        platform: &Platform,
-        packages: &[LockedPackage],
-        system_key: &ActionKey,
-        built: &[Built],
-        wheels: Option<&WheelPlan>,
-    ) -> Option<ActionKey> {
-        if !self.bytecode_wanted() || built.len() < crate::compile::job_count(self, platform) {
-            return None;
-        }
-        let mut key = ActionKey::new("python-bytecode", BYTECODE_VERSION)
-            .with("part", part.name())
-            .with("platform", platform.to_string())
-            .with("interpreter", self.interpreter())
-            .with("roots", self.bytecode_roots(part).join("\n"))
-            .with("script", COMPILE)
-            .with("epoch", crate::epoch(self.recipe).to_le_bytes())
-            .with("compression", crate::compression(self.recipe).name())
-            .with("system", system_key.hash().0);
-        for p in packages {
-            key.field("deb", p.sha256.as_bytes());
-        }
-        for b in built {
-            key.field("built", format!("{}={}", b.name, b.tree.to_hex()).as_bytes());
-        }
-        if part == Part::Wheels {
-            let plan = wheels?;
-            for layer in &plan.layer_keys {
-                key.field("wheel-layer", &layer.hash().0);
-            }
-            if let Some(env) = &plan.env_key {
-                key.field("env", &env.hash().0);
-            }
-        }
-        Some(key)
-    }
-
-    /// The bytecode layer of one platform, from the store or compiled now on the image that
-    /// `below` lays out; `None` when nothing was left to compile (a built CPython's own modules
-    /// come compiled), so that the image gets no empty layer.
+    /// The bytecode layer of one platform, compiled now on the image that `below` lays out;
+    /// `None` when nothing was left to compile (a built CPython's own modules come compiled), so
+    /// that the image gets no empty layer. Recorded either way.
     pub(crate) fn bytecode_layer(
         &self,
         part: Part,
         platform: &Platform,
         key: &ActionKey,
         below: &[LayerDescriptor],
-        steps: &mut Vec<StepReport>,
-    ) -> Result<Option<LayerDescriptor>, BuildError> {
-        let store = self.ctx.store;
-        let (layer, cached) = match store.action_get(key)? {
-            Some(record) if record.data.is_null() => (None, true),
-            Some(record) => (Some(crate::layer_from(&record)?), true),
-            None => {
-                let layer = self.compile_bytecode(part, platform, below)?;
-                let record = match &layer {
-                    Some(layer) => crate::layer_record("python-bytecode", layer),
-                    None => ActionRecord {
-                        inputs: Vec::new(),
-                        step: "python-bytecode".into(),
-                        outputs: vec![],
-                        data: serde_json::Value::Null,
-                    },
-                };
-                store.action_put(key, &record)?;
-                (layer, false)
-            }
+    ) -> Result<Option<composer_oci::layer::LayerBlob>, BuildError> {
+        let layer = self.compile_bytecode(part, platform, below)?;
+        let record = match &layer {
+            Some(layer) => crate::run::layer_record("python-bytecode", layer),
+            None => crate::run::empty_record("python-bytecode"),
         };
-        steps.push(StepReport {
-            step: "python-bytecode",
-            platform: Some(platform.to_string()),
-            name: part.name().into(),
-            cached,
-            bytes: 0,
-        });
-        Ok(layer.map(|layer| LayerDescriptor {
-            layer,
-            packages: vec![],
-            comment: format!("python bytecode: {}", part.name()),
-        }))
+        self.ctx.store.action_put(key, &record)?;
+        Ok(layer)
     }
 
     fn compile_bytecode(

@@ -7,28 +7,7 @@ use std::collections::BTreeMap;
 use composer_recipe::{Recipe, Source};
 use composer_store::{BlobInfo, Sha256};
 
-use crate::{BuildError, Context, StepReport};
-
-/// Every source the recipe names, by name.
-pub fn fetch_sources(
-    ctx: &Context<'_>,
-    recipe: &Recipe,
-    steps: &mut Vec<StepReport>,
-) -> Result<BTreeMap<String, BlobInfo>, BuildError> {
-    let mut out = BTreeMap::new();
-    for source in &recipe.sources {
-        let (blob, cached) = fetch_one(ctx, recipe, source)?;
-        steps.push(StepReport {
-            step: "source",
-            platform: None,
-            name: source.name.get_ref().clone(),
-            cached,
-            bytes: if cached { 0 } else { blob.size },
-        });
-        out.insert(source.name.get_ref().clone(), blob);
-    }
-    Ok(out)
-}
+use crate::{BuildError, Context};
 
 fn pin(source: &Source) -> Result<Option<Sha256>, BuildError> {
     source
@@ -43,7 +22,8 @@ fn pin(source: &Source) -> Result<Option<Sha256>, BuildError> {
         .transpose()
 }
 
-fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> Result<(BlobInfo, bool), BuildError> {
+/// A source into the store, or found there; the flag says whether the store had it.
+pub(crate) fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> Result<(BlobInfo, bool), BuildError> {
     let name = source.name.get_ref();
     let expected = pin(source)?;
     if let Some(sha) = &expected
@@ -77,13 +57,9 @@ fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> Result<(Blo
     Ok((blob, false))
 }
 
-/// For `compose plan`: every source's sha256 without fetching anything (a remote source is known
-/// by its pin, a local file is read and hashed), each reported as in the store or not.
-pub fn source_digests(
-    ctx: &Context<'_>,
-    recipe: &Recipe,
-    steps: &mut Vec<StepReport>,
-) -> Result<BTreeMap<String, Sha256>, BuildError> {
+/// Every source's sha256 without fetching anything (a remote source is known by its pin, a local
+/// file is read and hashed), and whether the store holds it.
+pub fn source_digests(ctx: &Context<'_>, recipe: &Recipe) -> Result<BTreeMap<String, (Sha256, bool)>, BuildError> {
     let mut out = BTreeMap::new();
     for source in &recipe.sources {
         let name = source.name.get_ref();
@@ -97,9 +73,7 @@ pub fn source_digests(
                 (sha256, ctx.store.lookup_sha256(&sha256)?.is_some())
             }
         };
-        // The size of a file not yet fetched is not known without asking the server.
-        steps.push(StepReport { step: "source", platform: None, name: name.clone(), cached, bytes: 0 });
-        out.insert(name.clone(), sha256);
+        out.insert(name.clone(), (sha256, cached));
     }
     Ok(out)
 }

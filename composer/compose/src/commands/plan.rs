@@ -10,7 +10,7 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let store = open_store(settings)?;
     let client = client(settings);
     let ctx = context(settings, &store, &client, printer);
-    let steps = Session::new(&ctx, &recipe, &args.recipe).plan()?;
+    let plan = Session::new(&ctx, &recipe, &args.recipe).plan()?;
     if !recipe.base.check_valid_until {
         printer.warn(&format!(
             "the Release's Valid-Until is not checked for suite `{}` ([base] check_valid_until = false): \
@@ -19,22 +19,38 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
         ));
     }
     if printer.json {
-        crate::out!("{}", serde_json::to_string_pretty(&steps)?);
+        crate::out!("{}", serde_json::to_string_pretty(&plan.to_json())?);
         return Ok(());
     }
-    for step in &steps {
-        let platform = step.platform.as_deref().unwrap_or("-");
-        let state = if step.cached {
+    let state = |cached: bool, bytes: u64| {
+        if cached {
             "cached".to_string()
-        } else if step.bytes > 0 {
-            format!("download {}", human_bytes(step.bytes))
+        } else if bytes > 0 {
+            format!("download {}", human_bytes(bytes))
         } else {
             "to run".into()
-        };
-        crate::out!("{:<15} {:<14} {:<40} {state}", step.step, platform, step.name);
+        }
+    };
+    for step in &plan.resolution {
+        let platform = step.platform.as_deref().unwrap_or("-");
+        crate::out!("    {:<15} {:<14} {:<40} {}", step.step, platform, step.name, state(step.cached, step.bytes));
     }
-    let download: u64 = steps.iter().map(|s| s.bytes).sum();
-    let todo = steps.iter().filter(|s| !s.cached).count();
-    printer.status("Plan", &format!("{todo} of {} steps to run, {} to download", steps.len(), human_bytes(download)));
+    for (id, step) in plan.steps.iter().enumerate() {
+        let platform = step.platform.as_deref().unwrap_or("-");
+        let needs = match step.deps.as_slice() {
+            deps if !step.cached && !deps.is_empty() => {
+                format!(" after {}", deps.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","))
+            }
+            _ => String::new(),
+        };
+        let line = format!("{id:>3} {:<15} {platform:<14} {:<40} {}", step.kind.name(), step.name, state(step.cached, step.bytes));
+        crate::out!("{line}{}", if printer.verbose { needs } else { String::new() });
+    }
+    let download: u64 = plan.missing().map(|s| s.bytes).sum();
+    let todo = plan.missing().count();
+    printer.status(
+        "Plan",
+        &format!("{todo} of {} steps to run, {} to download", plan.steps.len(), human_bytes(download)),
+    );
     Ok(())
 }

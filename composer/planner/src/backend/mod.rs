@@ -3,14 +3,37 @@
 //! The planner (resolution caching, locks, layers, the image) is the same for every
 //! distribution; what differs sits behind [`Backend`]: how a suite's signed index is verified and
 //! solved, how a package file is fetched and verified, how it becomes a tree, and what the
-//! package manager's own database and post-install effects look like. Debian is the
-//! implementation today (`crate::debian`); Alpine (`.apk`, musl) is the next.
+//! package manager's own database and post-install effects look like, which packages every image
+//! and every build root needs, where the allocator and the interpreter live. Debian is the
+//! implementation today ([`debian`]); Alpine (`.apk`, musl) plugs in as one more module here and
+//! one arm in [`for_recipe`]. A unit test keeps distribution names out of the rest of the crate.
 
-use composer_store::{BlobInfo, Tree};
+pub mod debian;
 
-use crate::BuildError;
+use composer_client::Client;
+use composer_recipe::{Platform, Recipe};
+use composer_store::{BlobInfo, Store, Tree};
+use composer_wheels::Target;
+
 use crate::lockfile::{LockedPackage, LockedRelease};
 use crate::system::ImageView;
+use crate::{BuildError, MirrorSettings, Reporter};
+
+/// What a backend may use: the store, the one network client and the configured mirrors.
+#[derive(Clone, Copy)]
+pub struct Services<'a> {
+    pub store: &'a Store,
+    pub client: &'a Client,
+    pub mirrors: &'a MirrorSettings,
+    pub reporter: &'a dyn Reporter,
+}
+
+/// The backend of the recipe's `[base] distro`.
+pub fn for_recipe<'a>(services: Services<'a>, recipe: &'a Recipe) -> Box<dyn Backend + 'a> {
+    match recipe.base.distro {
+        composer_recipe::Distro::Debian => Box::new(debian::Debian::new(services, &recipe.base, &recipe.dir)),
+    }
+}
 
 /// A verified release of a suite: what the lock records, and the digest that keys resolution.
 #[derive(Debug, Clone)]
@@ -40,6 +63,44 @@ pub struct SystemFiles {
 }
 
 pub trait Backend: Sync {
+    /// The distribution's name, as locks and step keys record it.
+    fn name(&self) -> &'static str;
+
+    /// The history comment of the system layer.
+    fn system_layer_comment(&self) -> &'static str;
+
+    /// What the image's packages are resolved from: the recipe's own requests plus what every
+    /// image needs (identification, system accounts), the allocator's package when it comes
+    /// from the distribution, and the interpreter a wheel set is installed for.
+    fn image_requests(&self, recipe: &Recipe) -> Vec<String>;
+
+    /// The development packages whose run-time libraries the image needs: what a program the
+    /// recipe builds links to.
+    fn runtime_of(&self, recipe: &Recipe) -> Vec<String>;
+
+    /// The packages of the build root, empty when the recipe builds nothing.
+    fn build_requests(&self, recipe: &Recipe) -> Vec<String>;
+
+    /// Where the distribution's allocator library lives on `platform`.
+    fn allocator_library(&self, platform: &Platform) -> String;
+
+    /// The interpreter and C library a wheel set is chosen for, read from the image's locked
+    /// packages (`built_python`: the version of a CPython the recipe builds instead).
+    fn wheel_target(
+        &self,
+        platform: &Platform,
+        packages: &[LockedPackage],
+        built_python: Option<&str>,
+    ) -> Result<Target, BuildError>;
+
+    /// Where the distribution's Python modules live (`{ver}`: the interpreter's major.minor):
+    /// what bytecode is compiled for.
+    fn python_module_dirs(&self) -> &'static [&'static str];
+
+    /// Where a build with its own interpreter finds the distribution's pure-Python build
+    /// backends (setuptools, wheel).
+    fn python_build_path(&self) -> &'static str;
+
     /// Fetches and verifies the suite's signed index.
     fn release(&self) -> Result<VerifiedRelease, BuildError>;
 

@@ -6,16 +6,33 @@ use std::sync::{Arc, Mutex};
 
 use composer_deb::repo::Repository;
 use composer_deb::unpack::ControlData;
-use composer_recipe::Base;
+use composer_recipe::{AllocatorMode, AllocatorName, AllocatorSource, Base, Platform, Recipe};
 use composer_store::{BlobInfo, Sha256};
+use composer_wheels::{Target, WheelError};
 
-use crate::backend::{Backend, SystemFiles, UnpackedPackage, VerifiedRelease};
+use crate::BuildError;
+use crate::backend::{Backend, Services, SystemFiles, UnpackedPackage, VerifiedRelease};
 use crate::lockfile::{LockedPackage, LockedRelease};
 use crate::system::ImageView;
-use crate::{BuildError, Context};
+
+/// What CPython's configure looks for, so that ssl, sqlite3, ctypes, lzma, bz2, readline,
+/// curses, dbm, uuid and zlib are all built.
+pub const CPYTHON_BUILD_DEPENDS: &[&str] = &[
+    "libbz2-dev",
+    "libffi-dev",
+    "libgdbm-dev",
+    "liblzma-dev",
+    "libncurses-dev",
+    "libreadline-dev",
+    "libsqlite3-dev",
+    "libssl-dev",
+    "pkg-config",
+    "uuid-dev",
+    "zlib1g-dev",
+];
 
 pub struct Debian<'a> {
-    ctx: &'a Context<'a>,
+    ctx: Services<'a>,
     base: &'a Base,
     /// The recipe's directory, for a relative keyring.
     dir: std::path::PathBuf,
@@ -26,7 +43,7 @@ pub struct Debian<'a> {
 }
 
 impl<'a> Debian<'a> {
-    pub fn new(ctx: &'a Context<'a>, base: &'a Base, dir: &std::path::Path) -> Debian<'a> {
+    pub fn new(ctx: Services<'a>, base: &'a Base, dir: &std::path::Path) -> Debian<'a> {
         Debian { ctx, base, dir: dir.to_path_buf(), repo: Mutex::new(None), releases: Mutex::new(HashMap::new()) }
     }
 
@@ -65,6 +82,106 @@ fn to_locked(p: &composer_deb::Package<'_>) -> LockedPackage {
 }
 
 impl Backend for Debian<'_> {
+    fn name(&self) -> &'static str {
+        "debian"
+    }
+
+    fn system_layer_comment(&self) -> &'static str {
+        "system: dpkg database, accounts, files"
+    }
+
+    /// base-files holds /etc/os-release, by which scanners identify the distribution;
+    /// base-passwd the system accounts.
+    fn image_requests(&self, recipe: &Recipe) -> Vec<String> {
+        let mut out: Vec<String> = recipe.base.packages.iter().map(|p| p.get_ref().trim().to_string()).collect();
+        out.extend(["base-files".to_string(), "base-passwd".to_string()]);
+        if recipe.allocator.name == AllocatorName::Jemalloc && recipe.allocator.source == AllocatorSource::Distro {
+            out.push("libjemalloc2".into());
+        }
+        // A wheel set is installed for the base's own interpreter, unless the recipe builds one.
+        if recipe.python.as_ref().is_some_and(|p| p.build.is_none()) {
+            out.push("python3".into());
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// A built CPython's extension modules link to what it was compiled against (libssl3 for
+    /// libssl-dev, ...); pkg-config is a tool, not a library to link to.
+    fn runtime_of(&self, recipe: &Recipe) -> Vec<String> {
+        match recipe.python.as_ref().and_then(|p| p.build.as_ref()) {
+            Some(_) => CPYTHON_BUILD_DEPENDS.iter().filter(|p| p.ends_with("-dev")).map(|p| p.to_string()).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// `build-essential`, what each build names, and the libraries the CPython and allocator
+    /// steps compile against.
+    fn build_requests(&self, recipe: &Recipe) -> Vec<String> {
+        let interpreter = recipe.python.as_ref().and_then(|p| p.build.as_ref());
+        let allocator = &recipe.allocator;
+        let builds_allocator = allocator.name == AllocatorName::Jemalloc && allocator.source == AllocatorSource::Build;
+        let sdists = recipe.python.as_ref().filter(|p| p.builds_sdists());
+        if recipe.builds.is_empty() && interpreter.is_none() && !builds_allocator && sdists.is_none() {
+            return Vec::new();
+        }
+        // `mawk` is Priority: required, not Essential: every Debian build chroot has it
+        // (configure scripts call awk), yet build-essential does not pull it in.
+        let mut out = vec!["build-essential".to_string(), "mawk".to_string()];
+        for build in &recipe.builds {
+            out.extend(build.build_depends.iter().map(|p| p.trim().to_string()));
+        }
+        if interpreter.is_some() {
+            out.extend(CPYTHON_BUILD_DEPENDS.iter().map(|p| p.to_string()));
+        }
+        if let Some(python) = sdists {
+            // The PEP 517 backends most sdists name, from the distro: builds have no network.
+            out.extend(["python3-setuptools".to_string(), "python3-wheel".to_string()]);
+            if interpreter.is_none() {
+                out.push("python3-dev".into());
+            }
+            out.extend(python.build_depends.iter().map(|p| p.trim().to_string()));
+        }
+        if allocator.mode == AllocatorMode::Link && allocator.source == AllocatorSource::Distro {
+            out.push("libjemalloc-dev".into());
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn allocator_library(&self, platform: &Platform) -> String {
+        format!("/usr/lib/{}/libjemalloc.so.2", platform.triplet())
+    }
+
+    fn wheel_target(
+        &self,
+        platform: &Platform,
+        packages: &[LockedPackage],
+        built_python: Option<&str>,
+    ) -> Result<Target, BuildError> {
+        let version = |name: &str| {
+            packages.iter().find(|p| p.name == name).map(|p| p.version.clone()).ok_or_else(|| WheelError::Target {
+                platform: platform.to_string(),
+                reason: format!("the base has no `{name}` package to read the interpreter from"),
+            })
+        };
+        let python = match built_python {
+            Some(version) => version.to_string(),
+            None => version("python3")?,
+        };
+        Ok(Target::from_debian(platform, &python, &version("libc6")?)?)
+    }
+
+    fn python_module_dirs(&self) -> &'static [&'static str] {
+        &["/usr/lib/python3", "/usr/lib/python{ver}", "/usr/local/lib/python{ver}"]
+    }
+
+    fn python_build_path(&self) -> &'static str {
+        "/usr/lib/python3/dist-packages"
+    }
+
     fn release(&self) -> Result<VerifiedRelease, BuildError> {
         // A snapshot mirror serves Releases long past their Valid-Until; the recipe says so.
         let now = self

@@ -1,0 +1,288 @@
+//! Runs build steps in the sandbox: a build root assembled from unpacked packages, a job's
+//! script on it with its sources and the outputs of the builds it uses, the part of an output
+//! that goes into the image.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use composer_oci::LayerBlob;
+use composer_recipe::Platform;
+use composer_store::{ActionKey, ActionRecord, BlobInfo, Hash, ObjectRef, RefKind, Tree};
+
+use crate::compile::{ImagePart, Job};
+use crate::lockfile::LockedPackage;
+use crate::sandbox::{keep_log, tempdir};
+use crate::{BuildError, Session, sandbox};
+
+impl Session<'_> {
+    /// The wheel an sdist build left in `dist/`, stored under its sha256 like a fetched one.
+    pub(crate) fn built_wheel(
+        &self,
+        sdist: &composer_wheels::LockedWheel,
+        tree: &Hash,
+    ) -> Result<composer_wheels::LockedWheel, BuildError> {
+        let store = self.ctx.store;
+        let tree = store.get_tree(tree)?;
+        let wheels: Vec<_> = tree
+            .entries
+            .iter()
+            .filter_map(|e| match &e.kind {
+                composer_store::EntryKind::File { content, .. }
+                    if e.path.starts_with("dist/") && e.path.ends_with(".whl") =>
+                {
+                    Some((e.path.trim_start_matches("dist/").to_string(), *content))
+                }
+                _ => None,
+            })
+            .collect();
+        let [(filename, content)] = wheels.as_slice() else {
+            return Err(BuildError::Sandbox(format!(
+                "building {} left {} wheels in dist/, not one",
+                sdist.filename,
+                wheels.len()
+            )));
+        };
+        let blob = store.put_bytes(&store.read(content)?)?;
+        let wheel = composer_wheels::LockedWheel {
+            name: sdist.name.clone(),
+            version: sdist.version.clone(),
+            filename: filename.clone(),
+            url: format!("built-from:{}", sdist.filename),
+            size: blob.size,
+            sha256: blob.sha256.to_string(),
+            sdist: false,
+        };
+        // Recorded like a fetched wheel, so `compose wheels index` publishes it.
+        self.fetch_one(&wheel)?;
+        Ok(wheel)
+    }
+
+
+
+    /// The build root of one platform as a tree: its packages unpacked (from the store when
+    /// they were before) and what their maintainer scripts would have set up, such as the `cc`
+    /// alternative.
+    pub(crate) fn build_root(
+        &self,
+        key: &ActionKey,
+        platform: &Platform,
+        packages: &[LockedPackage],
+        unpacked: &[(Hash, Hash)],
+    ) -> Result<Hash, BuildError> {
+        let store = self.ctx.store;
+        self.ctx.reporter.status("Preparing", &format!("build root for {platform} ({} packages)", packages.len()));
+        let mut view = crate::system::ImageView { store, entries: HashMap::new() };
+        let mut metadata = Vec::new();
+        for &(tree, control) in unpacked {
+            for entry in store.get_tree(&tree)?.entries {
+                view.entries.insert(entry.path.clone(), entry);
+            }
+            metadata.push(store.read(&control)?);
+        }
+        let with_meta: Vec<(&LockedPackage, &[u8])> =
+            packages.iter().zip(&metadata).map(|(p, m)| (p, m.as_slice())).collect();
+        let distro = self.backend.system_files(&with_meta, &view)?;
+        let mut bare = self.recipe.clone();
+        bare.accounts = Default::default();
+        bare.files.clear();
+        let system =
+            crate::system::system_tree(store, &view, &crate::system::SystemInputs { recipe: &bare, distro, epoch: 0 })?;
+        let mut tree = Tree { entries: view.entries.into_values().collect() };
+        tree.entries.extend(system.entries);
+        tree.normalize_last_wins().map_err(composer_store::StoreError::from)?;
+        let id = store.put_tree(&tree)?;
+        store.action_put(
+            key,
+            &ActionRecord {
+                inputs: Vec::new(),
+                step: "build-root".into(),
+                outputs: vec![ObjectRef { id, kind: RefKind::Tree }],
+                data: serde_json::json!({ "platform": platform.to_string(), "packages": packages.len() }),
+            },
+        )?;
+        Ok(id)
+    }
+
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_job(
+        &self,
+        job: &Job,
+        platform: &Platform,
+        key: &ActionKey,
+        root: Hash,
+        mut env: BTreeMap<String, String>,
+        sources: &BTreeMap<String, BlobInfo>,
+        uses: &[(String, Hash)],
+    ) -> Result<Hash, BuildError> {
+        let store = self.ctx.store;
+        let bwrap = sandbox::find_bwrap()?;
+        // The root, with the outputs of the builds this one uses laid over it.
+        let root = if uses.is_empty() {
+            root
+        } else {
+            let mut tree = store.get_tree(&root)?;
+            for (_, used) in uses {
+                tree.entries.extend(store.get_tree(used)?.entries);
+            }
+            tree.normalize_last_wins().map_err(composer_store::StoreError::from)?;
+            store.put_tree(&tree)?
+        };
+        let root_dir = store.checkout(&root, sandbox::MOUNT_POINTS)?;
+        // The sandbox reads sources by path, past every check of ours: check them whole first.
+        for blob in sources.values() {
+            store.verify_object(&blob.id)?;
+        }
+        let work = tempdir(&format!("{}-{}", job.name, platform.debian_arch()))?;
+        let (build_dir, out_dir) = (work.join("build"), work.join("out"));
+        let script = work.join("script.sh");
+        let log = work.join("build.log");
+        for dir in [&build_dir, &out_dir] {
+            std::fs::create_dir_all(dir).map_err(|e| BuildError::Sandbox(format!("{}: {e}", dir.display())))?;
+        }
+        std::fs::write(&script, &job.script).map_err(|e| BuildError::Sandbox(e.to_string()))?;
+        let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        env.insert("JOBS".into(), jobs.to_string());
+        let emulated = platform.debian_arch() != host_debian_arch();
+        self.ctx.reporter.status(
+            "Building",
+            &format!("{} for {platform}{}", job.name, if emulated { " (under qemu-user: slow)" } else { "" }),
+        );
+        let started = std::time::Instant::now();
+        let status = sandbox::run(
+            &bwrap,
+            &sandbox::Run {
+                root: &root_dir,
+                build_dir: &build_dir,
+                out_dir: &out_dir,
+                sources: sources.iter().map(|(mount, blob)| (mount.clone(), store.object_path(&blob.id))).collect(),
+                script: &script,
+                argv: None,
+                env: &env,
+                log: &log,
+            },
+        )?;
+        if !status.success() {
+            return Err(self.failed(&job.name, platform, &work, &log, status));
+        }
+        self.ctx.reporter.note(&format!(
+            "{} for {platform} built in {:.1}s",
+            job.name,
+            started.elapsed().as_secs_f64()
+        ));
+        let tree = crate::output::tree_from_dir(store, &out_dir, crate::epoch(self.recipe))?;
+        let tree_id = store.put_tree(&tree)?;
+        let log_blob = store.put_content(&std::fs::read(&log).unwrap_or_default())?;
+        store.action_put(
+            key,
+            &ActionRecord {
+                // The root it ran on and the sources it read: a build made from a damaged one
+                // goes with it.
+                inputs: std::iter::once(ObjectRef { id: root, kind: RefKind::Tree })
+                    .chain(sources.values().map(|blob| ObjectRef { id: blob.id, kind: RefKind::Blob }))
+                    .collect(),
+                step: "build".into(),
+                outputs: vec![ObjectRef { id: tree_id, kind: RefKind::Tree }, ObjectRef { id: log_blob, kind: RefKind::Blob }],
+                data: serde_json::json!({ "name": job.name, "platform": platform.to_string(), "log": log_blob.to_hex() }),
+            },
+        )?;
+        let _ = std::fs::remove_dir_all(&work);
+        Ok(tree_id)
+    }
+
+
+    pub(crate) fn failed(
+        &self,
+        name: &str,
+        platform: &Platform,
+        work: &Path,
+        log: &Path,
+        status: std::process::ExitStatus,
+    ) -> BuildError {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(25)..].join("\n");
+        // The log outlives the build directory, so that it can be read whatever --keep-failed says.
+        let kept_log =
+            keep_log(&format!("{name}-{}", platform.debian_arch()), text.as_bytes()).unwrap_or_else(|_| log.into());
+        let kept_dir = if self.keep_failed {
+            Some(work.to_path_buf())
+        } else {
+            let _ = std::fs::remove_dir_all(work);
+            None
+        };
+        BuildError::BuildFailed(Box::new(crate::error::FailedBuild {
+            name: name.to_string(),
+            platform: platform.to_string(),
+            status: status.code().map_or_else(|| "killed by a signal".into(), |c| format!("exit status {c}")),
+            tail,
+            log: kept_log,
+            kept: kept_dir,
+        }))
+    }
+
+
+    /// The part of a build's output that goes into the image, as a layer; `None` when nothing of
+    /// it is for running (a build that others link statically), recorded so as not to be tried again.
+    pub(crate) fn build_layer(&self, built: &Hash, part: ImagePart, key: &ActionKey) -> Result<Option<LayerBlob>, BuildError> {
+        let store = self.ctx.store;
+        let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
+        let mut tree = store.get_tree(built)?;
+        if let ImagePart::Runtime(prefix) = part {
+            tree.entries.retain(|e| is_runtime(&e.path, prefix));
+        }
+        if tree.entries.iter().all(|e| matches!(e.kind, composer_store::EntryKind::Dir)) {
+            store.action_put(key, &crate::run::empty_record("build-layer"))?;
+            return Ok(None);
+        }
+        let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
+        let input = ObjectRef { id: *built, kind: RefKind::Tree };
+        store.action_put(key, &crate::run::layer_record("build-layer", &layer).with_inputs([input]))?;
+        Ok(Some(layer))
+    }
+}
+
+fn is_runtime(path: &str, prefix: &str) -> bool {
+    let Some(rest) = path.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')) else { return true };
+    let under = |dir: &str| rest == dir || rest.starts_with(&format!("{dir}/"));
+    let parts: Vec<&str> = rest.split('/').collect();
+    let python_tests = parts.len() >= 3 && parts[0] == "lib" && parts[1].starts_with("python3") && parts[2] == "test";
+    !(under("include") || under("lib/pkgconfig") || python_tests || (rest.starts_with("lib/") && rest.ends_with(".a")))
+}
+
+pub(crate) fn host_debian_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "i386",
+        "powerpc64" => "ppc64el",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_runtime;
+
+    #[test]
+    fn the_runtime_part_drops_what_only_builds_need() {
+        for kept in [
+            "usr/local/lib/libjemalloc.so.2",
+            "usr/local/bin/python3.11",
+            "usr/local/lib/python3.11/json/__init__.py",
+            "usr/local/lib/python3.11/site-packages/numpy/core/include/numpy.h",
+            "etc/app.conf",
+        ] {
+            assert!(is_runtime(kept, "usr/local"), "{kept}");
+        }
+        for dropped in [
+            "usr/local/lib/libjemalloc.a",
+            "usr/local/include",
+            "usr/local/include/jemalloc/jemalloc.h",
+            "usr/local/lib/pkgconfig/jemalloc.pc",
+            "usr/local/lib/python3.11/test/test_os.py",
+        ] {
+            assert!(!is_runtime(dropped, "usr/local"), "{dropped}");
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The one scheduler: runs the steps of a graph, each as soon as the steps it depends on are
+//! done. Network steps go to one pool of download threads (they wait, so more than the cores);
+//! CPU steps go to rayon's pool. Whatever order steps finish in, results come back by step and
+//! the first error is the one of the lowest step index, so a failing build reports the same
+//! error every time.
+
+use std::collections::VecDeque;
+use std::sync::mpsc;
+use std::sync::{Condvar, Mutex, OnceLock};
+
+/// Concurrent downloads: network-bound, so more than the cores.
+pub const DOWNLOAD_THREADS: usize = 8;
+
+/// Where a step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    Network,
+    Cpu,
+}
+
+/// What the executor needs to know of a step.
+pub struct Task {
+    /// Indexes of the tasks that must finish first (all lower than this one's).
+    pub deps: Vec<usize>,
+    pub pool: Pool,
+}
+
+/// A queue the download threads take work from; closed once the graph is done.
+struct NetworkQueue {
+    items: Mutex<(VecDeque<usize>, bool)>,
+    ready: Condvar,
+}
+
+impl NetworkQueue {
+    fn push(&self, task: usize) {
+        self.items.lock().expect("queue").0.push_back(task);
+        self.ready.notify_one();
+    }
+
+    fn close(&self) {
+        self.items.lock().expect("queue").1 = true;
+        self.ready.notify_all();
+    }
+
+    fn pop(&self) -> Option<usize> {
+        let mut items = self.items.lock().expect("queue");
+        loop {
+            if let Some(task) = items.0.pop_front() {
+                return Some(task);
+            }
+            if items.1 {
+                return None;
+            }
+            items = self.ready.wait(items).expect("queue");
+        }
+    }
+}
+
+/// Runs every task once its dependencies succeeded; `run(i, outputs)` sees the outputs of the
+/// tasks done so far (those of its dependencies among them). After a failure no new task starts;
+/// those running finish. Returns every output, or the error of the lowest failed index.
+pub fn execute<T, E, F>(tasks: &[Task], run: F) -> Result<Vec<T>, E>
+where
+    T: Send + Sync,
+    E: Send,
+    F: Fn(usize, &[OnceLock<T>]) -> Result<T, E> + Sync,
+{
+    let outputs: Vec<OnceLock<T>> = tasks.iter().map(|_| OnceLock::new()).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); tasks.len()];
+    let mut waiting: Vec<usize> = Vec::with_capacity(tasks.len());
+    for (i, task) in tasks.iter().enumerate() {
+        let mut deps = task.deps.clone();
+        deps.sort_unstable();
+        deps.dedup();
+        for &d in &deps {
+            assert!(d < i, "the graph is in dependency order: task {i} depends on {d}");
+            dependents[d].push(i);
+        }
+        waiting.push(deps.len());
+    }
+    let queue = NetworkQueue { items: Mutex::new((VecDeque::new(), false)), ready: Condvar::new() };
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Result<(), E>)>();
+    let mut errors: Vec<(usize, E)> = Vec::new();
+
+    std::thread::scope(|threads| {
+        let (run, outputs, queue) = (&run, &outputs, &queue);
+        let network = tasks.iter().filter(|t| t.pool == Pool::Network).count();
+        for _ in 0..DOWNLOAD_THREADS.min(network) {
+            let done_tx = done_tx.clone();
+            threads.spawn(move || {
+                while let Some(i) = queue.pop() {
+                    let result = run(i, outputs).map(|out| {
+                        let _ = outputs[i].set(out);
+                    });
+                    let _ = done_tx.send((i, result));
+                }
+            });
+        }
+        rayon::in_place_scope(|cpu| {
+            let mut running = 0usize;
+            let dispatch = |i: usize, running: &mut usize| {
+                *running += 1;
+                match tasks[i].pool {
+                    Pool::Network => queue.push(i),
+                    Pool::Cpu => {
+                        let done_tx = done_tx.clone();
+                        cpu.spawn(move |_| {
+                            let result = run(i, outputs).map(|out| {
+                                let _ = outputs[i].set(out);
+                            });
+                            let _ = done_tx.send((i, result));
+                        });
+                    }
+                }
+            };
+            for i in 0..tasks.len() {
+                if waiting[i] == 0 {
+                    dispatch(i, &mut running);
+                }
+            }
+            while running > 0 {
+                let (i, result) = done_rx.recv().expect("a task reports before the scope ends");
+                running -= 1;
+                match result {
+                    Err(e) => errors.push((i, e)),
+                    // After a failure, finish what runs and start nothing new.
+                    Ok(()) if errors.is_empty() => {
+                        for &j in &dependents[i] {
+                            waiting[j] -= 1;
+                            if waiting[j] == 0 {
+                                dispatch(j, &mut running);
+                            }
+                        }
+                    }
+                    Ok(()) => {}
+                }
+            }
+        });
+        queue.close();
+    });
+    if let Some((_, error)) = errors.into_iter().min_by_key(|(i, _)| *i) {
+        return Err(error);
+    }
+    Ok(outputs.into_iter().map(|o| o.into_inner().expect("every task ran")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn task(deps: &[usize], pool: Pool) -> Task {
+        Task { deps: deps.to_vec(), pool }
+    }
+
+    #[test]
+    fn each_task_sees_its_dependencies_done() {
+        // 0,1 network; 2 needs both; 3 needs 2; 4 stands alone.
+        let tasks =
+            [task(&[], Pool::Network), task(&[], Pool::Network), task(&[0, 1], Pool::Cpu), task(&[2], Pool::Cpu), task(&[], Pool::Cpu)];
+        let out = execute(&tasks, |i, done: &[OnceLock<usize>]| -> Result<usize, ()> {
+            Ok(match i {
+                2 => done[0].get().unwrap() + done[1].get().unwrap() + 2,
+                3 => done[2].get().unwrap() * 10,
+                _ => i,
+            })
+        })
+        .unwrap();
+        assert_eq!(out, vec![0, 1, 3, 30, 4]);
+    }
+
+    #[test]
+    fn the_lowest_failed_step_is_the_error_and_nothing_new_starts() {
+        let started = AtomicUsize::new(0);
+        let tasks = [task(&[], Pool::Cpu), task(&[], Pool::Network), task(&[0], Pool::Cpu), task(&[2], Pool::Cpu)];
+        let result = execute(&tasks, |i, _: &[OnceLock<()>]| {
+            started.fetch_add(1, Ordering::SeqCst);
+            match i {
+                // The later step fails first in time; the earlier one still is the error.
+                1 => Err(1),
+                0 => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    Err(0)
+                }
+                _ => Ok(()),
+            }
+        });
+        assert_eq!(result, Err(0));
+        assert_eq!(started.load(Ordering::SeqCst), 2, "steps after a failure must not start");
+    }
+
+    #[test]
+    fn many_downloads_run_at_once() {
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let tasks: Vec<Task> = (0..DOWNLOAD_THREADS * 2).map(|_| task(&[], Pool::Network)).collect();
+        execute(&tasks, |_, _: &[OnceLock<()>]| -> Result<(), ()> {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+        assert!(most.load(Ordering::SeqCst) > 2, "downloads overlap beyond the CPU count");
+    }
+}

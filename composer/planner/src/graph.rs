@@ -1,0 +1,351 @@
+//! Recipe + locks + store → [`Plan`]: every step of every platform's image, in dependency
+//! order, then each step's key and whether the store holds its result.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+use composer_recipe::Platform;
+use composer_store::{ActionKey, Hash, Sha256};
+use composer_wheels::LockedWheel;
+
+use crate::bytecode::Part;
+use crate::compile::ImagePart;
+use crate::keys::{self, KeyInputs};
+use crate::lockfile::LockedPackage;
+use crate::plan::{ImageLayer, ImagePlan, Output, Plan, Step, StepKind, WheelKeys, Work};
+use crate::python::{WheelPlan, group_name};
+use crate::{BuildError, LockPolicy, Session};
+
+struct Graph {
+    steps: Vec<Step>,
+    /// Steps by what makes them unique: a package's fetch and unpack by its sha256, keyed steps
+    /// by key (a layer of `Architecture: all` packages is one step for every platform).
+    unpacks: HashMap<String, usize>,
+    fetched_wheels: HashMap<String, usize>,
+    by_key: HashMap<Hash, usize>,
+    sources: BTreeMap<String, usize>,
+}
+
+fn step(kind: StepKind, platform: Option<&Platform>, name: String, key: Option<ActionKey>, deps: Vec<usize>, work: Work) -> Step {
+    Step {
+        kind,
+        platform: platform.map(|p| p.to_string()),
+        name,
+        key,
+        sha256: None,
+        deps,
+        cached: false,
+        bytes: 0,
+        work,
+        output: None,
+    }
+}
+
+impl Graph {
+    fn push(&mut self, step: Step) -> usize {
+        if let Some(key) = &step.key
+            && let Some(&i) = self.by_key.get(&key.hash())
+        {
+            return i;
+        }
+        if let Some(key) = &step.key {
+            self.by_key.insert(key.hash(), self.steps.len());
+        }
+        self.steps.push(step);
+        self.steps.len() - 1
+    }
+
+    fn unpack(&mut self, distro: &str, package: &LockedPackage) -> Result<usize, BuildError> {
+        if let Some(&i) = self.unpacks.get(&package.sha256) {
+            return Ok(i);
+        }
+        let name = deb_name(package);
+        let mut fetch = step(StepKind::Fetch, None, name.clone(), None, vec![], Work::Fetch { package: package.clone() });
+        fetch.sha256 = Some(package_sha(package)?);
+        fetch.bytes = package.size;
+        let fetch = self.push(fetch);
+        let key = keys::unpack_key(distro, package);
+        let unpack = self.push(step(StepKind::Unpack, None, name, Some(key), vec![fetch], Work::Unpack { package: package.clone() }));
+        self.unpacks.insert(package.sha256.clone(), unpack);
+        Ok(unpack)
+    }
+
+    fn fetch_wheel(&mut self, wheel: &LockedWheel) -> Result<usize, BuildError> {
+        if let Some(&i) = self.fetched_wheels.get(&wheel.sha256) {
+            return Ok(i);
+        }
+        let mut fetch =
+            step(StepKind::FetchWheel, None, wheel.filename.clone(), None, vec![], Work::FetchWheel { wheel: wheel.clone() });
+        fetch.sha256 = Some(crate::wheel_steps::wheel_sha(wheel)?);
+        fetch.bytes = wheel.size;
+        let i = self.push(fetch);
+        self.fetched_wheels.insert(wheel.sha256.clone(), i);
+        Ok(i)
+    }
+}
+
+impl Session<'_> {
+    /// Resolution (the lock and the wheel locks, read or resolved and written when `write`), then
+    /// the whole graph with every step's key and what the store holds. Not yet kept to what an
+    /// image needs: see [`Plan::keep`].
+    pub(crate) fn graph(&self, policy: LockPolicy, write: bool) -> Result<Plan, BuildError> {
+        let (lock, mut resolution, lock_written) = self.packages(policy, write)?;
+        // After the lock, so that `--locked` without one says so rather than what it lacks.
+        if self.ctx.offline && write {
+            self.offline_preflight()?;
+        }
+        let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, policy, write, false)?;
+        resolution.extend(wheel_steps);
+        let sources = crate::sources::source_digests(self.ctx, self.recipe)?;
+
+        let mut g = Graph {
+            steps: Vec::new(),
+            unpacks: HashMap::new(),
+            fetched_wheels: HashMap::new(),
+            by_key: HashMap::new(),
+            sources: BTreeMap::new(),
+        };
+        for (name, (sha256, cached)) in &sources {
+            let mut source = step(StepKind::Source, None, name.clone(), None, vec![], Work::Source { name: name.clone() });
+            source.sha256 = Some(*sha256);
+            source.cached = *cached;
+            let i = g.push(source);
+            g.sources.insert(name.clone(), i);
+        }
+        let mut images = Vec::new();
+        for platform in self.recipe.image.platforms.get_ref() {
+            let locked = lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers the recipe");
+            let wheels = wheel_plans.iter().find(|w| &w.platform == platform);
+            images.push(self.platform_graph(&mut g, platform, &locked.packages, &locked.build_packages, wheels)?);
+        }
+        let mut plan = Plan { steps: g.steps, resolution, lock_written, images };
+        self.resolve_keys(&mut plan)?;
+        Ok(plan)
+    }
+
+    fn platform_graph(
+        &self,
+        g: &mut Graph,
+        platform: &Platform,
+        packages: &[LockedPackage],
+        build_packages: &[LockedPackage],
+        wheels: Option<&WheelPlan>,
+    ) -> Result<ImagePlan, BuildError> {
+        let distro = self.backend.name();
+        let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
+        let p = Some(platform);
+        let mut layers = Vec::new();
+
+        for group in crate::layers::group(packages, self.recipe.layers.strategy, self.recipe.layers.max_layers) {
+            let members: Vec<&LockedPackage> = group.iter().map(|&i| &packages[i]).collect();
+            let deps = members.iter().map(|m| g.unpack(distro, m)).collect::<Result<_, _>>()?;
+            let key = keys::layer_key(&members, epoch, compression);
+            let name = layer_name(&members);
+            let i = g.push(step(StepKind::Layer, p, name.clone(), Some(key), deps, Work::Layer));
+            layers.push(ImageLayer {
+                step: i,
+                packages: members.iter().map(|m| format!("{}={}", m.name, m.version)).collect(),
+                comment: format!("packages: {name}"),
+            });
+        }
+        let deps = packages.iter().map(|m| g.unpack(distro, m)).collect::<Result<_, _>>()?;
+        let key = keys::system_key(self.recipe, platform, packages, epoch, compression)?;
+        let system = g.push(step(StepKind::SystemLayer, p, "system".into(), Some(key), deps, Work::SystemLayer));
+        layers.push(ImageLayer { step: system, packages: vec![], comment: self.backend.system_layer_comment().into() });
+
+        // Builds, on one build root per platform.
+        let jobs = crate::compile::jobs(self, platform);
+        let sdists: Vec<&LockedWheel> = wheels.map(|w| w.lock.wheels.iter().filter(|w| w.sdist).collect()).unwrap_or_default();
+        let root = if jobs.is_empty() && sdists.is_empty() {
+            None
+        } else {
+            let deps = build_packages.iter().map(|m| g.unpack(distro, m)).collect::<Result<_, _>>()?;
+            let work = Work::BuildRoot { platform: platform.clone(), packages: build_packages.to_vec() };
+            let key = keys::root_key(platform, build_packages);
+            Some(g.push(step(StepKind::BuildRoot, p, format!("{} packages", build_packages.len()), Some(key), deps, work)))
+        };
+        let mut builds: Vec<(String, usize)> = Vec::new();
+        for job in jobs {
+            let root = root.expect("a root when there are jobs");
+            let env = crate::compile::job_env(self, &job, platform);
+            let sources: Vec<(String, usize)> = job.sources.iter().map(|(mount, name)| (mount.clone(), g.sources[name])).collect();
+            let uses: Vec<(String, usize)> = job.uses.iter().map(|u| (u.clone(), lookup(&builds, u))).collect();
+            let mut deps = vec![root];
+            deps.extend(sources.iter().map(|(_, s)| *s));
+            deps.extend(uses.iter().map(|(_, s)| *s));
+            let name = job.name.clone();
+            let work = Work::Build { platform: platform.clone(), job, env, root, sources, uses };
+            let i = g.push(step(StepKind::Build, p, name.clone(), None, deps, work));
+            builds.push((name, i));
+        }
+        for (name, build) in &builds {
+            let Work::Build { job, .. } = &g.steps[*build].work else { unreachable!("a build") };
+            let part = job.image;
+            if part == ImagePart::None {
+                continue;
+            }
+            let i = g.push(step(StepKind::BuildLayer, p, name.clone(), None, vec![*build], Work::BuildLayer { build: *build, part }));
+            layers.push(ImageLayer { step: i, packages: vec![], comment: format!("build: {name}") });
+        }
+
+        let bytecode = |g: &mut Graph, part: Part, layers: &[ImageLayer], system: usize, wheels: Option<WheelKeys>| {
+            let below: Vec<usize> = layers.iter().map(|l| l.step).collect();
+            let mut deps = below.clone();
+            deps.extend(builds.iter().map(|(_, s)| *s));
+            let work = Work::Bytecode {
+                part,
+                prefix: self.bytecode_key_prefix(part, platform),
+                debs: packages.iter().map(|p| p.sha256.clone()).collect(),
+                below,
+                system,
+                builds: builds.clone(),
+                wheels,
+            };
+            let i = g.push(step(StepKind::PythonBytecode, p, part.name().into(), None, deps, work));
+            ImageLayer { step: i, packages: vec![], comment: format!("python bytecode: {}", part.name()) }
+        };
+        if self.bytecode_wanted() {
+            let layer = bytecode(g, Part::Distro, &layers, system, None);
+            layers.push(layer);
+        }
+
+        let Some(plan) = wheels else { return Ok(ImagePlan { platform: platform.clone(), packages: packages.to_vec(), layers }) };
+        let python = self.python().expect("a wheel plan comes from [python]");
+        // Wheels: fetched (or built from their sdist), installed, grouped into layers.
+        let interpreter = builds.iter().find(|(n, _)| n == composer_recipe::PYTHON_BUILD).cloned();
+        let mut installs = Vec::new();
+        let mut install_keys: Vec<Option<ActionKey>> = Vec::new();
+        for wheel in &plan.lock.wheels {
+            let requested = plan.lock.meta.requested.contains(&wheel.name);
+            let (source, known) = if wheel.sdist {
+                let fetch = g.fetch_wheel(wheel)?;
+                let root = root.expect("a root when there are sdists");
+                let job = self.sdist_job(python, wheel);
+                let env = crate::compile::job_env(self, &job, platform);
+                let uses: Vec<(String, usize)> = interpreter.iter().cloned().collect();
+                let mut deps = vec![fetch, root];
+                deps.extend(uses.iter().map(|(_, s)| *s));
+                let work = Work::SdistBuild { platform: platform.clone(), sdist: wheel.clone(), job, env, root, fetch, uses };
+                (g.push(step(StepKind::SdistBuild, p, wheel.filename.clone(), None, deps, work)), None)
+            } else {
+                (g.fetch_wheel(wheel)?, Some(wheel.clone()))
+            };
+            let key = known.as_ref().map(|w| keys::install_key(w, &plan.scheme, requested));
+            let work = Work::InstallWheel { wheel: known, source, scheme: plan.scheme.clone(), requested };
+            install_keys.push(key.clone());
+            installs.push(g.push(step(StepKind::InstallWheel, p, wheel.filename.clone(), key, vec![source], work)));
+        }
+        let mut wheel_keys = WheelKeys { layers: Vec::new(), env: None };
+        if let Some(venv) = &plan.venv {
+            let home = self.interpreter_prefix().unwrap_or("/usr");
+            let full = plan.target.python_full_version();
+            let key = keys::env_key(venv, &full, home, epoch, compression);
+            let work = Work::PythonEnv { root: venv.clone(), version: plan.target.python_version(), full_version: full };
+            let i = g.push(step(StepKind::PythonEnv, p, "venv".into(), Some(key), vec![], work));
+            wheel_keys.env = Some(i);
+            layers.push(ImageLayer { step: i, packages: vec![], comment: format!("python: virtual environment {venv}") });
+        }
+        for group in crate::python::group(&plan.lock.wheels, python.max_layers) {
+            let deps: Vec<usize> = group.iter().map(|&w| installs[w]).collect();
+            let known: Option<Vec<&ActionKey>> = group.iter().map(|&w| install_keys[w].as_ref()).collect();
+            let key = known.map(|k| keys::wheel_layer_key(k, epoch, compression));
+            let name = group_name(&plan.lock.wheels, &group);
+            let i = g.push(step(StepKind::WheelLayer, p, name.clone(), key, deps.clone(), Work::WheelLayer { installs: deps }));
+            wheel_keys.layers.push(i);
+            layers.push(ImageLayer {
+                step: i,
+                packages: group
+                    .iter()
+                    .map(|&w| format!("{}=={}", plan.lock.wheels[w].name, plan.lock.wheels[w].version))
+                    .collect(),
+                comment: format!("wheels: {name}"),
+            });
+        }
+        if self.bytecode_wanted() {
+            let layer = bytecode(g, Part::Wheels, &layers, system, Some(wheel_keys));
+            layers.push(layer);
+        }
+        Ok(ImagePlan { platform: platform.clone(), packages: packages.to_vec(), layers })
+    }
+
+    /// Each step's key (computed in order, so that a key that holds a cached step's output is
+    /// known) and, for those the store holds, the result.
+    fn resolve_keys(&self, plan: &mut Plan) -> Result<(), BuildError> {
+        let store = self.ctx.store;
+        let inputs = KeyInputs { epoch: crate::epoch(self.recipe), compression: crate::compression(self.recipe) };
+        let outputs: Vec<OnceLock<Output>> = plan.steps.iter().map(|_| OnceLock::new()).collect();
+        let keys: Vec<OnceLock<ActionKey>> = plan.steps.iter().map(|_| OnceLock::new()).collect();
+        for i in 0..plan.steps.len() {
+            let key = match &plan.steps[i].key {
+                Some(key) => Some(key.clone()),
+                None => keys::dynamic_key(&plan.steps, i, &outputs, &keys, &inputs),
+            };
+            let step = &plan.steps[i];
+            let output = match (step.kind, &key) {
+                (StepKind::Source | StepKind::Fetch | StepKind::FetchWheel, _) => {
+                    store.lookup_sha256(&step.sha256.expect("fetches know their sha256"))?.map(Output::Blob)
+                }
+                (_, Some(key)) => self.available(step, key)?,
+                (_, None) => None,
+            };
+            if let Some(key) = key {
+                let _ = keys[i].set(key.clone());
+                plan.steps[i].key = Some(key);
+            }
+            if let Some(output) = output {
+                let _ = outputs[i].set(output.clone());
+                plan.steps[i].cached = true;
+                plan.steps[i].output = Some(output);
+            } else {
+                plan.steps[i].cached = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// `compose plan` and `compose build`: the graph kept to what the images need.
+    pub fn plan(&self) -> Result<Plan, BuildError> {
+        let plan = self.graph(LockPolicy::UseOrCreate, false)?;
+        let roots = plan.image_roots();
+        Ok(plan.keep(&roots))
+    }
+
+    /// The bytecode key's fields that no step's output changes.
+    fn bytecode_key_prefix(&self, part: Part, platform: &Platform) -> ActionKey {
+        ActionKey::new("python-bytecode", keys::BYTECODE_VERSION)
+            .with("part", part.name())
+            .with("platform", platform.to_string())
+            .with("interpreter", self.interpreter())
+            .with("roots", self.bytecode_roots(part).join("\n"))
+            .with("script", crate::bytecode::COMPILE)
+            .with("epoch", crate::epoch(self.recipe).to_le_bytes())
+            .with("compression", crate::compression(self.recipe).name())
+    }
+}
+
+impl Plan {
+    /// Every layer of every image: what a build must have.
+    pub(crate) fn image_roots(&self) -> Vec<usize> {
+        self.images.iter().flat_map(|i| i.layers.iter().map(|l| l.step)).collect()
+    }
+}
+
+fn lookup(builds: &[(String, usize)], name: &str) -> usize {
+    builds.iter().find(|(n, _)| n == name).map(|(_, i)| *i).expect("validated: uses name an earlier build")
+}
+
+pub(crate) fn package_sha(package: &LockedPackage) -> Result<Sha256, BuildError> {
+    package.sha256.parse().map_err(|reason| BuildError::BadDigest { package: package.name.clone(), reason })
+}
+
+pub(crate) fn deb_name(p: &LockedPackage) -> String {
+    format!("{}_{}_{}", p.name, p.version, p.architecture)
+}
+
+fn layer_name(members: &[&LockedPackage]) -> String {
+    match members {
+        [one] => one.name.clone(),
+        many => format!("{} packages ({}, ...)", many.len(), many[0].name),
+    }
+}
+

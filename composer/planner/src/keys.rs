@@ -1,0 +1,246 @@
+//! Every step's action key, in one place: only content hashes and recipe values, never a path,
+//! host, user or clock. A change to what goes into any of them is a change of the cache and is
+//! caught by the golden keys of `tests/golden/`.
+//!
+//! Some keys hold the output of a step below (a build that uses another build's tree; a wheel
+//! built from an sdist): [`dynamic_key`] computes them from the outputs known so far, at plan
+//! time from the store and during a build as steps finish, with the same code.
+
+use std::sync::OnceLock;
+
+use composer_oci::Compression;
+use composer_recipe::{Platform, Recipe};
+use composer_store::{ActionKey, Hash};
+use composer_wheels::{LockedWheel, Scheme};
+
+use crate::BuildError;
+use crate::lockfile::LockedPackage;
+use crate::plan::{Output, Step, Work};
+
+/// Bumped when unpacking changes what a tree holds for the same package file.
+pub(crate) const UNPACK_VERSION: u32 = 2;
+/// Bumped when layer tars change for the same trees (2: entries without a time get the epoch).
+pub(crate) const LAYER_VERSION: u32 = 2;
+/// Bumped when the system layer's content changes for the same inputs.
+pub(crate) const SYSTEM_VERSION: u32 = 2;
+pub(crate) const RESOLVE_VERSION: u32 = 1;
+const INSTALL_VERSION: u32 = 2;
+/// 3: files carry the recipe's epoch, not 1970.
+const WHEEL_LAYER_VERSION: u32 = 3;
+/// 2: files carry the recipe's epoch, not 1970.
+const ENV_VERSION: u32 = 2;
+const BUILD_VERSION: u32 = 1;
+const ROOT_VERSION: u32 = 1;
+const BUILD_LAYER_VERSION: u32 = 1;
+pub(crate) const BYTECODE_VERSION: u32 = 1;
+
+/// `distro`: the backend's name, so that two distributions' packages never share a key.
+pub(crate) fn unpack_key(distro: &str, package: &LockedPackage) -> ActionKey {
+    ActionKey::new("unpack", UNPACK_VERSION)
+        .with("distro", distro)
+        .with("package", package.sha256.as_bytes())
+        .with("merged-usr", [1u8])
+}
+
+pub(crate) fn layer_key(packages: &[&LockedPackage], epoch: u64, compression: Compression) -> ActionKey {
+    let mut key = ActionKey::new("layer", LAYER_VERSION)
+        .with("unpack-version", UNPACK_VERSION.to_le_bytes())
+        .with("epoch", epoch.to_le_bytes())
+        .with("compression", compression.name());
+    for p in packages {
+        key.field("deb", p.sha256.as_bytes());
+    }
+    key
+}
+
+pub(crate) fn system_key(
+    recipe: &Recipe,
+    platform: &Platform,
+    packages: &[LockedPackage],
+    epoch: u64,
+    compression: Compression,
+) -> Result<ActionKey, BuildError> {
+    let mut key = ActionKey::new("system-layer", SYSTEM_VERSION)
+        .with("unpack-version", UNPACK_VERSION.to_le_bytes())
+        .with("platform", platform.to_string())
+        .with("epoch", epoch.to_le_bytes())
+        .with("compression", compression.name())
+        .with("accounts", serde_json::to_vec(&recipe.accounts).expect("serializes"));
+    for p in packages {
+        key.field("deb", p.sha256.as_bytes());
+    }
+    for file in &recipe.files {
+        key.field("file", &serde_json::to_vec(file).expect("serializes"));
+        if let (None, Some(source)) = (&file.content, &file.source) {
+            let (_, data) = crate::local::read(recipe, source, crate::local::MAX_FILE).map_err(|reason| {
+                BuildError::File { target: file.path.get_ref().clone(), source_path: source.clone(), reason }
+            })?;
+            key.field("file-content", &Hash::of(&data).0);
+        }
+    }
+    Ok(key)
+}
+
+pub(crate) fn root_key(platform: &Platform, packages: &[LockedPackage]) -> ActionKey {
+    let mut key = ActionKey::new("build-root", ROOT_VERSION)
+        .with("platform", platform.to_string())
+        .with("unpack-version", UNPACK_VERSION.to_le_bytes())
+        // A build root holds the system files too (the package database, alternatives).
+        .with("system-version", SYSTEM_VERSION.to_le_bytes());
+    for p in packages {
+        key.field("deb", p.sha256.as_bytes());
+    }
+    key
+}
+
+/// A build's key: its root, script and environment (without the job count: parallel make does
+/// not change what is built), its sources' sha256 and the trees of the builds it uses.
+pub(crate) fn build_key(
+    name: &str,
+    platform: &Platform,
+    root: &ActionKey,
+    script: &str,
+    env: &std::collections::BTreeMap<String, String>,
+    sources: &[(String, String)],
+    uses: &[(String, Hash)],
+) -> ActionKey {
+    let mut key = ActionKey::new("build", BUILD_VERSION)
+        .with("name", name)
+        .with("platform", platform.to_string())
+        .with("root", root.hash().0)
+        .with("script", script)
+        .with("env", serde_json::to_vec(env).expect("serializes"));
+    for (mount, sha256) in sources {
+        key.field("source", format!("{mount}={sha256}").as_bytes());
+    }
+    for (used, tree) in uses {
+        key.field("uses", format!("{used}={}", tree.to_hex()).as_bytes());
+    }
+    key
+}
+
+pub(crate) fn build_layer_key(tree: &Hash, part: &str, epoch: u64, compression: Compression) -> ActionKey {
+    ActionKey::new("build-layer", BUILD_LAYER_VERSION)
+        .with("tree", tree.0)
+        .with("part", part)
+        .with("epoch", epoch.to_le_bytes())
+        .with("compression", compression.name())
+}
+
+pub(crate) fn install_key(wheel: &LockedWheel, scheme: &Scheme, requested: bool) -> ActionKey {
+    ActionKey::new("wheel-install", INSTALL_VERSION)
+        .with("sha256", &wheel.sha256)
+        .with("purelib", &scheme.purelib)
+        .with("scripts", &scheme.scripts)
+        .with("headers", &scheme.headers)
+        .with("data", &scheme.data)
+        .with("interpreter", &scheme.interpreter)
+        .with("requested", if requested { "1" } else { "0" })
+}
+
+pub(crate) fn wheel_layer_key<'k>(
+    installs: impl IntoIterator<Item = &'k ActionKey>,
+    epoch: u64,
+    compression: Compression,
+) -> ActionKey {
+    let mut key = ActionKey::new("wheel-layer", WHEEL_LAYER_VERSION)
+        .with("epoch", epoch.to_string())
+        .with("compression", compression.name());
+    for install in installs {
+        key.field("install", &install.hash().0);
+    }
+    key
+}
+
+pub(crate) fn env_key(venv: &str, full_version: &str, home: &str, epoch: u64, compression: Compression) -> ActionKey {
+    ActionKey::new("python-env", ENV_VERSION)
+        .with("venv", venv)
+        .with("python", full_version)
+        .with("home", home)
+        .with("epoch", epoch.to_string())
+        .with("compression", compression.name())
+}
+
+/// The key of a wheel-file record: which wheels the store holds, for `compose wheels index`.
+pub fn wheel_file_key(sha256: &str) -> ActionKey {
+    ActionKey::new("wheel-file", 1).with("sha256", sha256)
+}
+
+/// What the keys of a session share: the recipe's epoch and compression.
+pub(crate) struct KeyInputs {
+    pub epoch: u64,
+    pub compression: Compression,
+}
+
+/// The key of step `i` from the outputs and keys of the steps below it, or `None` while one it
+/// needs is not known. Only for steps whose key holds another step's output.
+pub(crate) fn dynamic_key(
+    steps: &[Step],
+    i: usize,
+    outputs: &[OnceLock<Output>],
+    keys: &[OnceLock<ActionKey>],
+    inputs: &KeyInputs,
+) -> Option<ActionKey> {
+    let tree = |step: usize| match outputs[step].get() {
+        Some(Output::Tree(tree)) => Some(*tree),
+        _ => None,
+    };
+    let key = |step: usize| keys[step].get().cloned();
+    match &steps[i].work {
+        Work::Build { platform, job, env, root, sources, uses } => {
+            let uses = uses.iter().map(|(name, s)| Some((name.clone(), tree(*s)?))).collect::<Option<Vec<_>>>()?;
+            let sources: Vec<(String, String)> = sources
+                .iter()
+                .map(|(mount, s)| (mount.clone(), steps[*s].sha256.expect("sources are known by sha256").to_string()))
+                .collect();
+            Some(build_key(&job.name, platform, &key(*root)?, &job.script, env, &sources, &uses))
+        }
+        Work::SdistBuild { platform, sdist, job, env, root, uses, .. } => {
+            let uses = uses.iter().map(|(name, s)| Some((name.clone(), tree(*s)?))).collect::<Option<Vec<_>>>()?;
+            let sha256: composer_store::Sha256 = sdist.sha256.parse().ok()?;
+            let sources = [("sdist".to_string(), sha256.to_string())];
+            Some(build_key(&job.name, platform, &key(*root)?, &job.script, env, &sources, &uses))
+        }
+        Work::BuildLayer { build, part } => {
+            Some(build_layer_key(&tree(*build)?, &format!("{part:?}"), inputs.epoch, inputs.compression))
+        }
+        Work::InstallWheel { wheel, source, scheme, requested } => {
+            let built;
+            let wheel = match wheel {
+                Some(wheel) => wheel,
+                None => match outputs[*source].get() {
+                    Some(Output::Wheel(w)) => {
+                        built = w.clone();
+                        &built
+                    }
+                    _ => return None,
+                },
+            };
+            Some(install_key(wheel, scheme, *requested))
+        }
+        Work::WheelLayer { installs } => {
+            let keys = installs.iter().map(|&s| key(s)).collect::<Option<Vec<_>>>()?;
+            Some(wheel_layer_key(&keys, inputs.epoch, inputs.compression))
+        }
+        Work::Bytecode { prefix, debs, system, builds, wheels, .. } => {
+            let mut out = prefix.clone();
+            out.field("system", &key(*system)?.hash().0);
+            for deb in debs {
+                out.field("deb", deb.as_bytes());
+            }
+            for (name, s) in builds {
+                out.field("built", format!("{name}={}", tree(*s)?.to_hex()).as_bytes());
+            }
+            if let Some(wheels) = wheels {
+                for &layer in &wheels.layers {
+                    out.field("wheel-layer", &key(layer)?.hash().0);
+                }
+                if let Some(env) = wheels.env {
+                    out.field("env", &key(env)?.hash().0);
+                }
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}

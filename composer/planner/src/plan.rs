@@ -1,0 +1,325 @@
+//! The plan as data: a directed acyclic graph of steps, each with its kind, platform, action key,
+//! the steps it depends on, whether its result is in the store and what it downloads. `compose
+//! plan` prints it; `compose build` executes exactly it ([`crate::run`]).
+//!
+//! A step whose key is in the store is a leaf: nothing below it is in the plan, so a layer found
+//! in the store is never fetched or unpacked again. A step's key may depend on the output of a
+//! step below it (a build that uses another build's tree, a wheel built from an sdist); while
+//! that output is missing the key is not known yet, and the step counts as missing.
+
+use std::collections::BTreeMap;
+
+use composer_oci::LayerBlob;
+use composer_recipe::Platform;
+use composer_store::{ActionKey, BlobInfo, Hash, Sha256};
+
+use composer_wheels::{LockedWheel, Scheme};
+
+use crate::bytecode::Part;
+use crate::compile::{ImagePart, Job};
+use crate::lockfile::LockedPackage;
+use crate::wheel_steps::Installed;
+use crate::report::StepReport;
+
+/// What a step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    /// A `[[sources]]` file into the store.
+    Source,
+    /// A package file into the store, verified against the signed index.
+    Fetch,
+    /// A package file into a tree.
+    Unpack,
+    /// Packages' trees into an image layer.
+    Layer,
+    /// The package database, accounts and the recipe's files.
+    SystemLayer,
+    /// The packages a build runs on, as one tree.
+    BuildRoot,
+    /// A `[[builds]]` entry, the allocator or CPython, in the sandbox.
+    Build,
+    /// A wheel built from an sdist in the sandbox.
+    SdistBuild,
+    /// The part of a build's output that goes into the image.
+    BuildLayer,
+    FetchWheel,
+    InstallWheel,
+    WheelLayer,
+    /// The virtual environment's own files.
+    PythonEnv,
+    PythonBytecode,
+}
+
+impl StepKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StepKind::Source => "source",
+            StepKind::Fetch => "fetch",
+            StepKind::Unpack => "unpack",
+            StepKind::Layer => "layer",
+            StepKind::SystemLayer => "system-layer",
+            StepKind::BuildRoot => "build-root",
+            StepKind::Build => "build",
+            StepKind::SdistBuild => "sdist-build",
+            StepKind::BuildLayer => "build-layer",
+            StepKind::FetchWheel => "fetch-wheel",
+            StepKind::InstallWheel => "install-wheel",
+            StepKind::WheelLayer => "wheel-layer",
+            StepKind::PythonEnv => "python-env",
+            StepKind::PythonBytecode => "python-bytecode",
+        }
+    }
+
+    /// Whether the step waits on the network rather than the CPU.
+    pub fn is_network(self) -> bool {
+        matches!(self, StepKind::Source | StepKind::Fetch | StepKind::FetchWheel)
+    }
+}
+
+/// One step of the graph.
+pub struct Step {
+    pub kind: StepKind,
+    /// The platform the step is for; `None` for what every platform shares (a package file).
+    pub platform: Option<String>,
+    pub name: String,
+    /// The action key; `None` for files fetched by content (see `sha256`) and for steps whose
+    /// key needs the output of a missing step below.
+    pub key: Option<ActionKey>,
+    /// What a fetch step fetches.
+    pub sha256: Option<Sha256>,
+    /// Indexes of the steps this one reads the results of (always lower than its own).
+    pub deps: Vec<usize>,
+    /// Whether the store holds the result.
+    pub cached: bool,
+    /// Bytes to download when it runs.
+    pub bytes: u64,
+    pub(crate) work: Work,
+    /// The result, when the store holds it.
+    pub(crate) output: Option<Output>,
+}
+
+impl Step {
+    pub fn report(&self) -> StepReport {
+        StepReport {
+            step: self.kind.name(),
+            platform: self.platform.clone(),
+            name: self.name.clone(),
+            cached: self.cached,
+            bytes: if self.cached { 0 } else { self.bytes },
+        }
+    }
+}
+
+/// What running a step needs beyond its dependencies' outputs.
+#[derive(Clone)]
+pub(crate) enum Work {
+    Source { name: String },
+    Fetch { package: LockedPackage },
+    Unpack { package: LockedPackage },
+    Layer,
+    SystemLayer,
+    BuildRoot { platform: Platform, packages: Vec<LockedPackage> },
+    /// `uses`: (name, step) of the builds whose outputs lie over the root; `sources`: (mount
+    /// name, source step).
+    /// `env`: what the script sees, without the job count (not part of the key).
+    Build {
+        platform: Platform,
+        job: Job,
+        env: BTreeMap<String, String>,
+        root: usize,
+        sources: Vec<(String, usize)>,
+        uses: Vec<(String, usize)>,
+    },
+    SdistBuild {
+        platform: Platform,
+        sdist: LockedWheel,
+        job: Job,
+        env: BTreeMap<String, String>,
+        root: usize,
+        fetch: usize,
+        uses: Vec<(String, usize)>,
+    },
+    BuildLayer { build: usize, part: ImagePart },
+    FetchWheel { wheel: LockedWheel },
+    /// `wheel` is `None` when it comes out of the `source` step (an sdist build).
+    InstallWheel { wheel: Option<LockedWheel>, source: usize, scheme: Scheme, requested: bool },
+    WheelLayer { installs: Vec<usize> },
+    PythonEnv { root: String, version: String, full_version: String },
+    /// `prefix`: the key's fields known before any step runs; `debs`: the image's packages.
+    Bytecode {
+        part: Part,
+        prefix: ActionKey,
+        debs: Vec<String>,
+        below: Vec<usize>,
+        system: usize,
+        builds: Vec<(String, usize)>,
+        wheels: Option<WheelKeys>,
+    },
+}
+
+/// The steps whose keys a wheel bytecode key holds.
+#[derive(Clone)]
+pub(crate) struct WheelKeys {
+    pub layers: Vec<usize>,
+    pub env: Option<usize>,
+}
+
+/// A step's result.
+#[derive(Clone)]
+pub(crate) enum Output {
+    Blob(BlobInfo),
+    Unpacked { tree: Hash, control: Hash },
+    /// `None`: nothing to add to the image (a bytecode step with nothing left to compile, a build
+    /// whose output has nothing to run).
+    Layer(Option<LayerBlob>),
+    Tree(Hash),
+    Wheel(LockedWheel),
+    Installed(Installed),
+}
+
+/// One layer of a platform's image, in order.
+#[derive(Clone)]
+pub(crate) struct ImageLayer {
+    pub step: usize,
+    pub packages: Vec<String>,
+    pub comment: String,
+}
+
+/// What one platform's image is made of.
+#[derive(Clone)]
+pub(crate) struct ImagePlan {
+    pub platform: Platform,
+    pub packages: Vec<LockedPackage>,
+    pub layers: Vec<ImageLayer>,
+}
+
+/// Everything a build does, as planned from the recipe, its locks and the store.
+pub struct Plan {
+    /// The steps in dependency order (a step's dependencies come before it).
+    pub steps: Vec<Step>,
+    /// Resolution, done before the graph exists: the lock and the wheel locks, read or resolved.
+    pub resolution: Vec<StepReport>,
+    pub lock_written: bool,
+    pub(crate) images: Vec<ImagePlan>,
+}
+
+impl Plan {
+    pub fn missing(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| !s.cached)
+    }
+
+    /// Keeps only what `roots` need: a step in the store needs nothing below it. Indexes in
+    /// `deps` and in the images follow.
+    pub(crate) fn keep(mut self, roots: &[usize]) -> Plan {
+        let mut needed = vec![false; self.steps.len()];
+        let mut todo: Vec<usize> = roots.to_vec();
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut needed[i], true) {
+                continue;
+            }
+            if !self.steps[i].cached {
+                todo.extend(self.steps[i].deps.iter().copied());
+            }
+        }
+        let mut new_index: Vec<Option<usize>> = vec![None; self.steps.len()];
+        let mut kept = Vec::new();
+        for (i, step) in std::mem::take(&mut self.steps).into_iter().enumerate() {
+            if needed[i] {
+                new_index[i] = Some(kept.len());
+                kept.push(step);
+            }
+        }
+        // A cached step's dependencies may be gone: it never reads them.
+        let map = |i: usize| new_index[i];
+        for step in &mut kept {
+            step.deps = step.deps.iter().filter_map(|&d| map(d)).collect();
+            remap_work(&mut step.work, &new_index);
+        }
+        for image in &mut self.images {
+            image.layers.retain_mut(|layer| match map(layer.step) {
+                Some(i) => {
+                    layer.step = i;
+                    true
+                }
+                None => false,
+            });
+        }
+        self.steps = kept;
+        self
+    }
+
+    /// The graph as `compose plan --json` prints it (documented in docs/architecture.md).
+    pub fn to_json(&self) -> serde_json::Value {
+        let steps: Vec<serde_json::Value> = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(id, s)| {
+                serde_json::json!({
+                    "id": id,
+                    "step": s.kind.name(),
+                    "platform": s.platform,
+                    "name": s.name,
+                    "key": s.key.as_ref().map(|k| k.hash().to_hex()),
+                    "sha256": s.sha256.map(|h| h.to_string()),
+                    "deps": s.deps,
+                    "cached": s.cached,
+                    "bytes": if s.cached { 0 } else { s.bytes },
+                })
+            })
+            .collect();
+        let images: BTreeMap<String, Vec<usize>> = self
+            .images
+            .iter()
+            .map(|i| (i.platform.to_string(), i.layers.iter().map(|l| l.step).collect()))
+            .collect();
+        serde_json::json!({
+            "resolution": self.resolution,
+            "steps": steps,
+            "images": images,
+        })
+    }
+}
+
+/// Step indexes inside a step's work, after the steps were renumbered. A cached step's work
+/// never runs, so an index to a dropped step may stay as it was.
+fn remap_work(work: &mut Work, new_index: &[Option<usize>]) {
+    let map = |i: &mut usize| {
+        if let Some(n) = new_index[*i] {
+            *i = n;
+        }
+    };
+    match work {
+        Work::Build { root, sources, uses, .. } => {
+            map(root);
+            sources.iter_mut().for_each(|(_, i)| map(i));
+            uses.iter_mut().for_each(|(_, i)| map(i));
+        }
+        Work::SdistBuild { root, fetch, uses, .. } => {
+            map(root);
+            map(fetch);
+            uses.iter_mut().for_each(|(_, i)| map(i));
+        }
+        Work::BuildLayer { build, .. } => map(build),
+        Work::InstallWheel { source, .. } => map(source),
+        Work::WheelLayer { installs } => installs.iter_mut().for_each(map),
+        Work::Bytecode { below, system, builds, wheels, .. } => {
+            below.iter_mut().for_each(map);
+            map(system);
+            builds.iter_mut().for_each(|(_, i)| map(i));
+            if let Some(w) = wheels {
+                w.layers.iter_mut().for_each(map);
+                w.env.iter_mut().for_each(map);
+            }
+        }
+        Work::Source { .. }
+        | Work::Fetch { .. }
+        | Work::Unpack { .. }
+        | Work::Layer
+        | Work::SystemLayer
+        | Work::BuildRoot { .. }
+        | Work::FetchWheel { .. }
+        | Work::PythonEnv { .. } => {}
+    }
+}

@@ -1,0 +1,338 @@
+//! Executes a [`Plan`]: every missing step through the one scheduler ([`crate::execute`]), each
+//! as soon as the steps below it are done, then the image documents from the layers' results.
+//!
+//! Whether a step's result is available is asked in one place, [`Session::available`]: at plan
+//! time for the steps whose keys are known, and here for those whose keys became known as the
+//! steps below them finished.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use composer_oci::LayerDescriptor;
+use composer_store::{ActionKey, ActionRecord, BlobInfo, Hash, ObjectRef, RefKind, Sha256, Tree};
+
+use crate::execute::{Pool, Task, execute};
+use crate::keys::{self, KeyInputs};
+use crate::plan::{Output, Plan, Step, StepKind, Work};
+use crate::report::{Phase, StepReport};
+use crate::{BuildError, BuildOutcome, Session};
+
+impl Session<'_> {
+    /// The result of `step` under `key` if the store holds it. The one question a build asks
+    /// before running a step: a remote cache answers here too.
+    pub(crate) fn available(&self, step: &Step, key: &ActionKey) -> Result<Option<Output>, BuildError> {
+        let Some(record) = self.ctx.store.action_get(key)? else { return Ok(None) };
+        let tree = || record.outputs.first().map(|o| o.id);
+        Ok(match step.kind {
+            StepKind::Unpack => match (record.outputs.first(), record.outputs.get(1)) {
+                (Some(tree), Some(control)) => Some(Output::Unpacked { tree: tree.id, control: control.id }),
+                _ => None,
+            },
+            StepKind::Layer | StepKind::SystemLayer | StepKind::WheelLayer | StepKind::PythonEnv => {
+                Some(Output::Layer(Some(layer_from(&record)?)))
+            }
+            // Nothing to add is recorded too, so that it is not tried again.
+            StepKind::BuildLayer | StepKind::PythonBytecode if record.data.is_null() => Some(Output::Layer(None)),
+            StepKind::BuildLayer | StepKind::PythonBytecode => Some(Output::Layer(Some(layer_from(&record)?))),
+            StepKind::BuildRoot | StepKind::Build => tree().map(Output::Tree),
+            StepKind::SdistBuild => match (tree(), &step.work) {
+                (Some(tree), Work::SdistBuild { sdist, .. }) => Some(Output::Wheel(self.built_wheel(sdist, &tree)?)),
+                _ => None,
+            },
+            StepKind::InstallWheel => crate::wheel_steps::installed_from(&record).map(Output::Installed),
+            StepKind::Source | StepKind::Fetch | StepKind::FetchWheel => None,
+        })
+    }
+
+    /// Runs the plan's missing steps and writes the image documents.
+    pub fn build_plan(&self, plan: Plan) -> Result<BuildOutcome, BuildError> {
+        let timer = std::time::Instant::now();
+        let outputs = self.execute_plan(&plan)?;
+        let steps = plan.resolution.iter().cloned().chain(outputs.reports).collect();
+        self.ctx.reporter.note(&format!("steps done at {:.2}s", timer.elapsed().as_secs_f64()));
+        let (index, manifests) = self.write_images(&plan, &outputs.results)?;
+        Ok(BuildOutcome { index, manifests, steps, lock_written: plan.lock_written })
+    }
+
+    /// Every step's result: from the store, or run now.
+    pub(crate) fn execute_plan(&self, plan: &Plan) -> Result<Executed, BuildError> {
+        let steps = &plan.steps;
+        let reporter = self.ctx.reporter;
+        let missing = |kinds: &[StepKind]| {
+            let kinds = kinds.to_vec();
+            steps.iter().filter(move |s| !s.cached && kinds.contains(&s.kind))
+        };
+        let downloads: u64 = missing(&[StepKind::Fetch, StepKind::FetchWheel]).map(|s| s.bytes).sum();
+        let packages = missing(&[StepKind::Fetch]).count();
+        if packages > 0 {
+            reporter.status(
+                "Fetching",
+                &format!("{packages} packages ({:.1} MiB) and unpacking them", downloads as f64 / 1048576.0),
+            );
+        }
+        let wheels = missing(&[StepKind::InstallWheel]).count();
+        if wheels > 0 {
+            reporter.status("Installing", &format!("{wheels} wheels (fetched where the store lacks them)"));
+        }
+        let layer_kinds = [StepKind::Layer, StepKind::SystemLayer, StepKind::WheelLayer, StepKind::PythonEnv];
+        let layers = missing(&layer_kinds).count();
+        if layers > 0 {
+            let compression = crate::compression(self.recipe);
+            reporter.status("Layering", &format!("{layers} layers ({})", compression.name()));
+        }
+        reporter.start(Phase::Download, downloads);
+        reporter.start(Phase::Unpack, missing(&[StepKind::Unpack, StepKind::InstallWheel]).count() as u64);
+        reporter.start(Phase::Layers, layers as u64);
+
+        let inputs = KeyInputs { epoch: crate::epoch(self.recipe), compression: crate::compression(self.recipe) };
+        let keys: Vec<OnceLock<ActionKey>> = steps
+            .iter()
+            .map(|s| {
+                let lock = OnceLock::new();
+                if let Some(key) = &s.key {
+                    let _ = lock.set(key.clone());
+                }
+                lock
+            })
+            .collect();
+        let found: Vec<AtomicBool> = steps.iter().map(|s| AtomicBool::new(s.cached)).collect();
+        let tasks: Vec<Task> = steps
+            .iter()
+            .map(|s| Task {
+                deps: if s.cached { Vec::new() } else { s.deps.clone() },
+                pool: if s.kind.is_network() { Pool::Network } else { Pool::Cpu },
+            })
+            .collect();
+        let results = execute(&tasks, |i, done: &[OnceLock<Output>]| -> Result<Output, BuildError> {
+            let step = &steps[i];
+            if let Some(output) = &step.output {
+                return Ok(output.clone());
+            }
+            let key = match keys[i].get() {
+                Some(key) => Some(key.clone()),
+                None => keys::dynamic_key(steps, i, done, &keys, &inputs),
+            };
+            if let Some(key) = &key {
+                let _ = keys[i].set(key.clone());
+                if !step.kind.is_network()
+                    && let Some(output) = self.available(step, key)?
+                {
+                    found[i].store(true, Ordering::SeqCst);
+                    return Ok(output);
+                }
+            }
+            let output = self.run_step(plan, i, key.as_ref(), done)?;
+            if layer_kinds.contains(&step.kind) {
+                reporter.advance(Phase::Layers, 1);
+            }
+            Ok(output)
+        });
+        reporter.finish(Phase::Download);
+        reporter.finish(Phase::Unpack);
+        reporter.finish(Phase::Layers);
+        let results = results?;
+        let reports = steps
+            .iter()
+            .zip(&found)
+            .map(|(s, found)| {
+                let cached = found.load(Ordering::SeqCst);
+                StepReport { cached, bytes: if cached { 0 } else { s.bytes }, ..s.report() }
+            })
+            .collect();
+        Ok(Executed { results, reports })
+    }
+
+    /// Runs one step whose result the store lacks, records it under `key` and returns it.
+    fn run_step(
+        &self,
+        plan: &Plan,
+        i: usize,
+        key: Option<&ActionKey>,
+        done: &[OnceLock<Output>],
+    ) -> Result<Output, BuildError> {
+        let step = &plan.steps[i];
+        let store = self.ctx.store;
+        let blob = |s: usize| match done[s].get() {
+            Some(Output::Blob(blob)) => blob.clone(),
+            _ => unreachable!("a fetch step's result is a blob"),
+        };
+        let tree = |s: usize| match done[s].get() {
+            Some(Output::Tree(tree)) => *tree,
+            _ => unreachable!("a build step's result is a tree"),
+        };
+        let key = || key.expect("a step that records its result has a key once its dependencies ran");
+        let progress = |n: u64| self.ctx.reporter.advance(Phase::Download, n);
+        Ok(match &step.work {
+            Work::Source { name } => {
+                let source = self.recipe.sources.iter().find(|s| s.name.get_ref() == name).expect("a recipe source");
+                Output::Blob(crate::sources::fetch_one(self.ctx, self.recipe, source)?.0)
+            }
+            Work::Fetch { package } => Output::Blob(self.backend.fetch(package, &progress)?),
+            Work::FetchWheel { wheel } => Output::Blob(self.fetch_one(wheel)?.0),
+            Work::Unpack { package } => {
+                let (tree, control) = self.unpack_one(package, &blob(step.deps[0]), key())?;
+                Output::Unpacked { tree, control }
+            }
+            Work::Layer => {
+                let trees: Vec<Hash> = step.deps.iter().map(|&d| unpacked(done, d).0).collect();
+                Output::Layer(Some(self.package_layer(&trees, key())?))
+            }
+            Work::SystemLayer => {
+                let image = plan.images.iter().find(|im| im.layers.iter().any(|l| l.step == i)).expect("an image's");
+                let unpacked: Vec<(Hash, Hash)> = step.deps.iter().map(|&d| unpacked(done, d)).collect();
+                Output::Layer(Some(self.system_layer(image, &unpacked, key())?))
+            }
+            Work::BuildRoot { platform, packages } => {
+                let unpacked: Vec<(Hash, Hash)> = step.deps.iter().map(|&d| unpacked(done, d)).collect();
+                Output::Tree(self.build_root(key(), platform, packages, &unpacked)?)
+            }
+            Work::Build { platform, job, env, root, sources, uses } => {
+                let sources: BTreeMap<String, BlobInfo> =
+                    sources.iter().map(|(mount, s)| (mount.clone(), blob(*s))).collect();
+                let uses: Vec<(String, Hash)> = uses.iter().map(|(n, s)| (n.clone(), tree(*s))).collect();
+                Output::Tree(self.run_job(job, platform, key(), tree(*root), env.clone(), &sources, &uses)?)
+            }
+            Work::SdistBuild { platform, sdist, job, env, root, fetch, uses } => {
+                let sources = BTreeMap::from([("sdist".to_string(), blob(*fetch))]);
+                let uses: Vec<(String, Hash)> = uses.iter().map(|(n, s)| (n.clone(), tree(*s))).collect();
+                let built = self.run_job(job, platform, key(), tree(*root), env.clone(), &sources, &uses)?;
+                Output::Wheel(self.built_wheel(sdist, &built)?)
+            }
+            Work::BuildLayer { build, part } => Output::Layer(self.build_layer(&tree(*build), *part, key())?),
+            Work::InstallWheel { wheel, source, scheme, requested } => {
+                let (wheel, file) = match (wheel, done[*source].get()) {
+                    (Some(wheel), Some(Output::Blob(file))) => (wheel.clone(), file.clone()),
+                    (None, Some(Output::Wheel(built))) => {
+                        let sha: Sha256 = crate::wheel_steps::wheel_sha(built)?;
+                        let file = store.lookup_sha256(&sha)?.ok_or_else(|| {
+                            composer_store::StoreError::Corrupt {
+                                what: format!("wheel {}", built.filename),
+                                reason: "built, yet not in the store".into(),
+                            }
+                        })?;
+                        (built.clone(), file)
+                    }
+                    _ => unreachable!("an install reads a fetched or built wheel"),
+                };
+                Output::Installed(self.install_one(key(), &wheel, &file, scheme, *requested)?)
+            }
+            Work::WheelLayer { installs } => {
+                let installed = installs.iter().map(|&s| match done[s].get() {
+                    Some(Output::Installed(installed)) => installed.clone(),
+                    _ => unreachable!("a wheel layer reads installs"),
+                });
+                Output::Layer(Some(self.wheel_layer(installed.collect(), key())?))
+            }
+            Work::PythonEnv { root, version, full_version } => {
+                Output::Layer(Some(self.env_layer(root, version, full_version, key())?))
+            }
+            Work::Bytecode { part, below, .. } => {
+                let platform = step.platform.as_deref().expect("bytecode is per platform").parse().expect("a platform");
+                let below: Vec<LayerDescriptor> = below
+                    .iter()
+                    .filter_map(|&s| match done[s].get() {
+                        Some(Output::Layer(layer)) => layer.clone(),
+                        _ => unreachable!("bytecode reads layers"),
+                    })
+                    .map(|layer| LayerDescriptor { layer, packages: vec![], comment: String::new() })
+                    .collect();
+                Output::Layer(self.bytecode_layer(*part, &platform, key(), &below)?)
+            }
+        })
+    }
+
+    /// One layer from the trees of its packages.
+    fn package_layer(&self, trees: &[Hash], key: &ActionKey) -> Result<composer_oci::LayerBlob, BuildError> {
+        let store = self.ctx.store;
+        let mut tree = Tree::default();
+        for id in trees {
+            tree.entries.extend(store.get_tree(id)?.entries);
+        }
+        tree.normalize().map_err(composer_store::StoreError::from)?;
+        let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
+        let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
+        let inputs = trees.iter().map(|id| ObjectRef { id: *id, kind: RefKind::Tree });
+        store.action_put(key, &layer_record("layer", &layer).with_inputs(inputs))?;
+        Ok(layer)
+    }
+
+    /// Each platform's manifest and config from its layers' results, and the index.
+    fn write_images(
+        &self,
+        plan: &Plan,
+        results: &[Output],
+    ) -> Result<(BlobInfo, Vec<(composer_recipe::Platform, BlobInfo)>), BuildError> {
+        let store = self.ctx.store;
+        let epoch = crate::epoch(self.recipe);
+        let mut manifests = Vec::new();
+        let mut images = Vec::new();
+        for image in &plan.images {
+            let descriptors: Vec<LayerDescriptor> = image
+                .layers
+                .iter()
+                .filter_map(|l| match &results[l.step] {
+                    Output::Layer(Some(layer)) => Some(LayerDescriptor {
+                        layer: layer.clone(),
+                        packages: l.packages.clone(),
+                        comment: l.comment.clone(),
+                    }),
+                    Output::Layer(None) => None,
+                    _ => unreachable!("an image is made of layers"),
+                })
+                .collect();
+            let spec = self.image_spec(&image.platform)?;
+            let written = composer_oci::image::write_platform_image(
+                store,
+                &image.platform.architecture,
+                image.platform.oci_variant(),
+                &spec,
+                &descriptors,
+                epoch,
+            )?;
+            let manifest_sha: Sha256 =
+                written.manifest.digest().to_string().parse().map_err(composer_oci::OciError::Spec)?;
+            let manifest = store.lookup_sha256(&manifest_sha)?.expect("just written");
+            manifests.push((image.platform.clone(), manifest));
+            images.push(written);
+        }
+        let index = composer_oci::image::write_index(store, &images, &self.recipe.config.annotations)?;
+        Ok((index, manifests))
+    }
+}
+
+/// What executing a plan gave: each step's result and report, in the plan's order.
+pub(crate) struct Executed {
+    pub results: Vec<Output>,
+    pub reports: Vec<StepReport>,
+}
+
+fn unpacked(done: &[OnceLock<Output>], step: usize) -> (Hash, Hash) {
+    match done[step].get() {
+        Some(Output::Unpacked { tree, control }) => (*tree, *control),
+        _ => unreachable!("a package step's result is its unpacked tree"),
+    }
+}
+
+pub(crate) fn layer_record(step: &str, layer: &composer_oci::LayerBlob) -> ActionRecord {
+    ActionRecord {
+        inputs: Vec::new(),
+        step: step.into(),
+        outputs: vec![ObjectRef { id: layer.blob.id, kind: RefKind::Blob }],
+        data: serde_json::to_value(layer).expect("serializes"),
+    }
+}
+
+/// A record that says a step had nothing to add to the image.
+pub(crate) fn empty_record(step: &str) -> ActionRecord {
+    ActionRecord { inputs: Vec::new(), step: step.into(), outputs: vec![], data: serde_json::Value::Null }
+}
+
+pub(crate) fn layer_from(record: &ActionRecord) -> Result<composer_oci::LayerBlob, BuildError> {
+    serde_json::from_value(record.data.clone()).map_err(|e| {
+        BuildError::Store(composer_store::StoreError::Corrupt {
+            what: format!("{} record", record.step),
+            reason: e.to_string(),
+        })
+    })
+}

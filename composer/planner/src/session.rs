@@ -1,0 +1,314 @@
+//! A build session: one recipe against one store, its backend, its lock and its plan.
+
+use std::path::{Path, PathBuf};
+
+use composer_recipe::Recipe;
+use composer_store::{ActionKey, ActionRecord, BlobInfo, Sha256};
+use rayon::prelude::*;
+
+use crate::backend::Backend;
+use crate::lockfile::{self, LockedPackage, Lockfile};
+use crate::plan::{Output, StepKind, Work};
+use crate::{BuildError, BuildOutcome, Context, LockPolicy, StepReport};
+
+
+pub struct Session<'a> {
+    pub(crate) ctx: &'a Context<'a>,
+    pub(crate) recipe: &'a Recipe,
+    pub(crate) recipe_path: PathBuf,
+    pub(crate) backend: Box<dyn Backend + 'a>,
+    /// Keep a failed build's directory for inspection.
+    pub(crate) keep_failed: bool,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(ctx: &'a Context<'a>, recipe: &'a Recipe, recipe_path: &Path) -> Session<'a> {
+        let services = crate::backend::Services {
+            store: ctx.store,
+            client: ctx.client,
+            mirrors: ctx.mirrors,
+            reporter: ctx.reporter,
+        };
+        let backend = crate::backend::for_recipe(services, recipe);
+        Session { ctx, recipe, recipe_path: recipe_path.to_path_buf(), backend, keep_failed: false }
+    }
+
+    pub fn keep_failed(mut self, keep: bool) -> Self {
+        self.keep_failed = keep;
+        self
+    }
+
+    /// The version of the CPython the recipe builds, read from its source once, then from the
+    /// action cache by the source's pinned sha256, so that `plan` and a build whose steps are all
+    /// cached need not fetch the source again.
+    pub(crate) fn built_python_version(&self) -> Result<Option<String>, BuildError> {
+        let Some(interpreter) = self.recipe.python.as_ref().and_then(|p| p.build.as_ref()) else { return Ok(None) };
+        let version_key = |sha256: &str| ActionKey::new("python-version", 1).with("source", sha256);
+        let pinned = self.recipe.sources.iter().find(|s| s.name.get_ref() == interpreter.source.get_ref());
+        let cached = |key: &ActionKey| -> Result<Option<String>, BuildError> {
+            Ok(self.ctx.store.action_get(key)?.and_then(|r| r.data.as_str().map(str::to_string)))
+        };
+        if let Some(sha256) = pinned.and_then(|s| s.sha256.as_ref()).and_then(|s| s.get_ref().parse::<Sha256>().ok())
+            && let Some(version) = cached(&version_key(&sha256.to_string()))?
+        {
+            return Ok(Some(version));
+        }
+        let source = pinned.expect("validated: the interpreter's source is a recipe source");
+        let (blob, _) = crate::sources::fetch_one(self.ctx, self.recipe, source)?;
+        let blob = &blob;
+        let key = version_key(&blob.sha256.to_string());
+        if let Some(version) = cached(&key)? {
+            return Ok(Some(version));
+        }
+        let version = crate::compile::cpython_version(self.ctx.store, blob)?;
+        let record = ActionRecord {
+            inputs: Vec::new(),
+            step: "python-version".into(),
+            outputs: vec![],
+            data: version.clone().into(),
+        };
+        self.ctx.store.action_put(&key, &record)?;
+        Ok(Some(version))
+    }
+
+    fn lock_header(&self) -> Lockfile {
+        let base = &self.recipe.base;
+        Lockfile {
+            version: lockfile::LOCK_VERSION,
+            distro: self.backend.name().into(),
+            suite: base.suite.clone(),
+            components: base.components.clone(),
+            requests: self.backend.image_requests(self.recipe),
+            essential: base.essential,
+            build_requests: self.backend.build_requests(self.recipe),
+            runtime_of: self.backend.runtime_of(self.recipe),
+            platforms: self
+                .recipe
+                .image
+                .platforms
+                .get_ref()
+                .iter()
+                .map(|p| lockfile::LockedPlatform {
+                    platform: p.to_string(),
+                    architecture: p.debian_arch().into(),
+                    release: lockfile::LockedRelease {
+                        suite: String::new(),
+                        codename: String::new(),
+                        date: String::new(),
+                        inrelease_sha256: String::new(),
+                    },
+                    packages: Vec::new(),
+                    build_packages: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Resolves every platform against the mirror's current Release.
+    pub fn resolve(&self) -> Result<(Lockfile, Vec<StepReport>), BuildError> {
+        let platforms: Vec<String> = self.recipe.image.platforms.get_ref().iter().map(|p| p.to_string()).collect();
+        self.ctx.reporter.status("Resolving", &format!("{} for {}", self.recipe.base.suite, platforms.join(", ")));
+        let release = self.backend.release()?;
+        let mut lock = self.lock_header();
+        // Platforms resolve in parallel; the Debian index borrows its text, so two at once stay
+        // well inside the memory budget.
+        let build_requests = self.backend.build_requests(self.recipe);
+        let runtime_of = self.backend.runtime_of(self.recipe);
+        let requests = self.backend.image_requests(self.recipe);
+        let results: Vec<Result<(Vec<LockedPackage>, bool), BuildError>> = lock
+            .platforms
+            .par_iter()
+            .map(|locked| {
+                self.resolve_platform(
+                    &release,
+                    &locked.architecture,
+                    &requests,
+                    &runtime_of,
+                    self.recipe.base.essential,
+                )
+            })
+            .collect();
+        let build_results: Vec<Result<(Vec<LockedPackage>, bool), BuildError>> = lock
+            .platforms
+            .par_iter()
+            .map(|locked| match build_requests.is_empty() {
+                true => Ok((Vec::new(), true)),
+                // Build-Depends assume the Essential set (sh, coreutils, tar, sed...) is there.
+                false => self.resolve_platform(&release, &locked.architecture, &build_requests, &[], true),
+            })
+            .collect();
+        // The first platform's error, whichever failed first in time.
+        let results: Vec<(Vec<LockedPackage>, bool)> = results.into_iter().collect::<Result<_, _>>()?;
+        let build_results: Vec<(Vec<LockedPackage>, bool)> = build_results.into_iter().collect::<Result<_, _>>()?;
+        let mut steps = Vec::new();
+        for ((locked, (packages, cached)), (build_packages, _)) in
+            lock.platforms.iter_mut().zip(results).zip(build_results)
+        {
+            locked.build_packages = build_packages;
+            steps.push(StepReport {
+                step: "resolve",
+                platform: Some(locked.platform.clone()),
+                name: self.recipe.base.suite.clone(),
+                cached,
+                bytes: 0,
+            });
+            locked.packages = packages;
+            locked.release = release.locked.clone();
+        }
+        Ok((lock, steps))
+    }
+
+    fn resolve_platform(
+        &self,
+        release: &crate::backend::VerifiedRelease,
+        arch: &str,
+        requests: &[String],
+        runtime_of: &[String],
+        essential: bool,
+    ) -> Result<(Vec<LockedPackage>, bool), BuildError> {
+        let base = &self.recipe.base;
+        let mut key = ActionKey::new("resolve", crate::keys::RESOLVE_VERSION)
+            .with("release", release.digest)
+            .with("arch", arch)
+            .with("components", base.components.join(","))
+            .with("requests", requests.join("\n"))
+            .with("essential", [essential as u8]);
+        if !runtime_of.is_empty() {
+            key.field("runtime-of", runtime_of.join("\n").as_bytes());
+        }
+        if let Some(record) = self.ctx.store.action_get(&key)?
+            && let Ok(packages) = serde_json::from_value(record.data)
+        {
+            return Ok((packages, true));
+        }
+        let packages = self.backend.resolve(release, arch, requests, runtime_of, essential)?;
+        let record = ActionRecord {
+            inputs: Vec::new(),
+            step: "resolve".into(),
+            outputs: vec![],
+            data: serde_json::to_value(&packages).expect("serializes"),
+        };
+        self.ctx.store.action_put(&key, &record)?;
+        Ok((packages, false))
+    }
+
+    /// The packages to build from: the lock if it covers the recipe, else a fresh resolution
+    /// (written as the lock when `write` is set).
+    pub fn packages(&self, policy: LockPolicy, write: bool) -> Result<(Lockfile, Vec<StepReport>, bool), BuildError> {
+        let path = lockfile::lock_path(&self.recipe_path);
+        match Lockfile::read(&path)? {
+            Some(lock) => {
+                if let Some(reason) = lock.mismatch(&self.lock_header()) {
+                    return Err(BuildError::LockOutdated { path, reason });
+                }
+                let steps = self
+                    .recipe
+                    .image
+                    .platforms
+                    .get_ref()
+                    .iter()
+                    .map(|p| StepReport {
+                        step: "resolve",
+                        platform: Some(p.to_string()),
+                        name: "recipe.lock".into(),
+                        cached: true,
+                        bytes: 0,
+                    })
+                    .collect();
+                Ok((lock, steps, false))
+            }
+            None if policy == LockPolicy::Locked => Err(BuildError::LockMissing { path }),
+            None => {
+                let (lock, steps) = self.resolve()?;
+                if write {
+                    lock.write(&path)?;
+                }
+                Ok((lock, steps, write))
+            }
+        }
+    }
+}
+
+
+/// Writes `recipe.lock` from a fresh resolution.
+pub fn lock(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path) -> Result<(Lockfile, PathBuf), BuildError> {
+    let session = Session::new(ctx, recipe, recipe_path);
+    let (lock, _) = session.resolve()?;
+    let path = lockfile::lock_path(recipe_path);
+    lock.write(&path)?;
+    session.wheel_locks(&lock, LockPolicy::UseOrCreate, true, true)?;
+    Ok((lock, path))
+}
+
+impl Session<'_> {
+    /// Offline, a build that lacks files fails on the first one it reaches; the plan knows all of
+    /// them, so the error can name every package and wheel to bring in at once.
+    /// `file://` mirrors and indexes are readable offline, so only what comes from elsewhere counts.
+    pub(crate) fn offline_preflight(&self) -> Result<(), BuildError> {
+        let remote = |url: &str| !url.starts_with("file://");
+        let plan = self.plan()?;
+        let mut mirror_remote = None;
+        let mut missing = Vec::new();
+        for step in plan.missing() {
+            let fetched_remotely = match (&step.kind, &step.work) {
+                (StepKind::Fetch, _) => match mirror_remote {
+                    Some(remote) => remote,
+                    None => {
+                        let mirror = self.ctx.mirrors.resolve(&self.recipe.base.mirror, &self.recipe.base.suite, None)?;
+                        *mirror_remote.insert(remote(&mirror.url))
+                    }
+                },
+                (StepKind::FetchWheel, Work::FetchWheel { wheel }) => remote(&wheel.url),
+                _ => false,
+            };
+            if fetched_remotely {
+                missing.push(step.name.clone());
+            }
+        }
+        match missing.is_empty() {
+            true => Ok(()),
+            false => Err(BuildError::OfflineMissing(missing)),
+        }
+    }
+
+    /// Builds the image into the store, executing exactly the plan; see `composer_oci::export`
+    /// to write it out.
+    pub fn build(&self, policy: LockPolicy) -> Result<BuildOutcome, BuildError> {
+        let plan = self.graph(policy, true)?;
+        let roots = plan.image_roots();
+        self.build_plan(plan.keep(&roots))
+    }
+}
+
+
+/// The wheels a recipe's locks name, every platform, in the store (fetched, or built from their
+/// sdists, as a build would): (wheel, its blob), deduplicated by sha256.
+pub fn recipe_wheels(
+    ctx: &Context<'_>,
+    recipe: &Recipe,
+    recipe_path: &Path,
+) -> Result<Vec<(composer_wheels::LockedWheel, BlobInfo)>, BuildError> {
+    let session = Session::new(ctx, recipe, recipe_path);
+    let plan = session.graph(LockPolicy::UseOrCreate, true)?;
+    let roots: Vec<usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s.kind, StepKind::FetchWheel | StepKind::SdistBuild))
+        .map(|(i, _)| i)
+        .collect();
+    let plan = plan.keep(&roots);
+    let done = session.execute_plan(&plan)?;
+    let mut wheels = std::collections::BTreeMap::new();
+    for (step, output) in plan.steps.iter().zip(&done.results) {
+        let wheel = match (&step.work, output) {
+            (Work::FetchWheel { wheel }, _) if !wheel.sdist => wheel.clone(),
+            (_, Output::Wheel(built)) => built.clone(),
+            _ => continue,
+        };
+        // Records the wheel for `compose wheels index` if this store got it another way.
+        let (blob, _) = session.fetch_one(&wheel)?;
+        wheels.insert(wheel.sha256.clone(), (wheel, blob));
+    }
+    Ok(wheels.into_values().collect())
+}
