@@ -309,7 +309,7 @@ fn bytecode_is_compiled_at_build_time_into_its_own_layer_and_used() {
     let planned: serde_json::Value =
         serde_json::from_str(&c.ok(&["--json", "plan", recipe.to_str().unwrap()])).unwrap();
     let bytecode: Vec<&serde_json::Value> =
-        planned.as_array().unwrap().iter().filter(|s| s["step"] == "python-bytecode").collect();
+        planned["steps"].as_array().unwrap().iter().filter(|s| s["step"] == "python-bytecode").collect();
     assert!(bytecode.len() == 2 && bytecode.iter().all(|s| s["cached"] == true), "{planned}");
 }
 

@@ -23,6 +23,7 @@ mod live_debian;
 mod live_python;
 mod local_mirror;
 mod mirrors;
+mod plan_graph;
 mod recipe_errors;
 mod registry;
 mod store;

@@ -133,7 +133,7 @@ impl Session<'_> {
         for blob in sources.values() {
             store.verify_object(&blob.id)?;
         }
-        let work = tempdir(&format!("{}-{}", job.name, platform.debian_arch()))?;
+        let work = tempdir(&format!("{}-{}", job.name, platform.architecture))?;
         let (build_dir, out_dir) = (work.join("build"), work.join("out"));
         let script = work.join("script.sh");
         let log = work.join("build.log");
@@ -143,7 +143,7 @@ impl Session<'_> {
         std::fs::write(&script, &job.script).map_err(|e| BuildError::Sandbox(e.to_string()))?;
         let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         env.insert("JOBS".into(), jobs.to_string());
-        let emulated = platform.debian_arch() != host_debian_arch();
+        let emulated = crate::builds::emulated(platform);
         self.ctx.reporter.status(
             "Building",
             &format!("{} for {platform}{}", job.name, if emulated { " (under qemu-user: slow)" } else { "" }),
@@ -204,7 +204,7 @@ impl Session<'_> {
         let tail = lines[lines.len().saturating_sub(25)..].join("\n");
         // The log outlives the build directory, so that it can be read whatever --keep-failed says.
         let kept_log =
-            keep_log(&format!("{name}-{}", platform.debian_arch()), text.as_bytes()).unwrap_or_else(|_| log.into());
+            keep_log(&format!("{name}-{}", platform.architecture), text.as_bytes()).unwrap_or_else(|_| log.into());
         let kept_dir = if self.keep_failed {
             Some(work.to_path_buf())
         } else {
@@ -250,14 +250,16 @@ fn is_runtime(path: &str, prefix: &str) -> bool {
     !(under("include") || under("lib/pkgconfig") || python_tests || (rest.starts_with("lib/") && rest.ends_with(".a")))
 }
 
-pub(crate) fn host_debian_arch() -> &'static str {
-    match std::env::consts::ARCH {
+/// Whether `platform` runs under qemu-user here: its architecture is not the machine's.
+pub(crate) fn emulated(platform: &composer_recipe::Platform) -> bool {
+    let host = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
-        "x86" => "i386",
-        "powerpc64" => "ppc64el",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
         other => other,
-    }
+    };
+    platform.architecture != host
 }
 
 #[cfg(test)]

@@ -22,7 +22,6 @@ use composer_oci::layer::Compression;
 use composer_recipe::Platform;
 use composer_store::ActionKey;
 
-use crate::builds::host_debian_arch;
 use crate::sandbox::tempdir;
 use crate::{BuildError, Session, sandbox};
 
@@ -132,10 +131,10 @@ impl Session<'_> {
         below: &[LayerDescriptor],
     ) -> Result<Option<composer_oci::layer::LayerBlob>, BuildError> {
         let store = self.ctx.store;
-        let work = tempdir(&format!("bytecode-{}", platform.debian_arch()))?;
+        let work = tempdir(&format!("bytecode-{}", platform.architecture))?;
         let result = (|| {
             let (root, out, build) = (work.join("root"), work.join("out"), work.join("build"));
-            let emulated = platform.debian_arch() != host_debian_arch();
+            let emulated = crate::builds::emulated(platform);
             self.ctx.reporter.status(
                 "Compiling",
                 &format!(

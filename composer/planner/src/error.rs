@@ -114,7 +114,7 @@ impl BuildError {
             BuildError::Deb(e) => e.hint(),
             BuildError::Wheels(e) => e.hint(),
             BuildError::Allocator { .. } => {
-                Some("use a suite whose libjemalloc2 ships the library, or set [allocator] name = \"system\"".into())
+                Some("use a suite whose jemalloc package ships the library, or set [allocator] name = \"system\"".into())
             }
             BuildError::Bytecode { .. } => Some(
                 "add python3 to [base] packages (or build CPython with [python.build]), or set [python] bytecode = false"

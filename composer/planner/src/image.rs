@@ -72,8 +72,11 @@ impl Session<'_> {
             {
                 self.ctx.reporter.warn(&format!(
                     "packages `{}` and `{}` both ship /{path}, with different content ({}); \
-                     dpkg would refuse to install both unless one Replaces the other",
-                    a.name, b.name, plan.platform
+                     {} would refuse to install both unless one replaces the other",
+                    a.name,
+                    b.name,
+                    plan.platform,
+                    self.backend.package_manager()
                 ));
             }
         }

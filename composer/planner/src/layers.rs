@@ -1,6 +1,6 @@
 //! Grouping packages into layers so that two recipes sharing packages share layer digests: one
 //! layer per package, the largest first, until the budget is spent; the rest share one layer.
-//! The system layer (dpkg database, accounts, recipe files) always comes last.
+//! The system layer (package database, accounts, recipe files) always comes last.
 
 use crate::lockfile::LockedPackage;
 use composer_recipe::LayerStrategy;
@@ -49,7 +49,7 @@ mod tests {
             version: "1".into(),
             architecture: "all".into(),
             source: name.into(),
-            filename: format!("pool/{name}.deb"),
+            filename: format!("{name}.pkg"),
             size,
             sha256: "00".repeat(32),
         }

@@ -90,7 +90,7 @@ impl<'a> Session<'a> {
                 .iter()
                 .map(|p| lockfile::LockedPlatform {
                     platform: p.to_string(),
-                    architecture: p.debian_arch().into(),
+                    architecture: self.backend.architecture(p),
                     release: lockfile::LockedRelease {
                         suite: String::new(),
                         codename: String::new(),
@@ -110,7 +110,7 @@ impl<'a> Session<'a> {
         self.ctx.reporter.status("Resolving", &format!("{} for {}", self.recipe.base.suite, platforms.join(", ")));
         let release = self.backend.release()?;
         let mut lock = self.lock_header();
-        // Platforms resolve in parallel; the Debian index borrows its text, so two at once stay
+        // Platforms resolve in parallel; the package index borrows its text, so two at once stay
         // well inside the memory budget.
         let build_requests = self.backend.build_requests(self.recipe);
         let runtime_of = self.backend.runtime_of(self.recipe);

@@ -86,6 +86,14 @@ impl Backend for Debian<'_> {
         "debian"
     }
 
+    fn architecture(&self, platform: &Platform) -> String {
+        platform.debian_arch().to_string()
+    }
+
+    fn package_manager(&self) -> &'static str {
+        "dpkg"
+    }
+
     fn system_layer_comment(&self) -> &'static str {
         "system: dpkg database, accounts, files"
     }

@@ -9,6 +9,7 @@
 //! one arm in [`for_recipe`]. A unit test keeps distribution names out of the rest of the crate.
 
 pub mod debian;
+pub mod mirror;
 
 use composer_client::Client;
 use composer_recipe::{Platform, Recipe};
@@ -65,6 +66,12 @@ pub struct SystemFiles {
 pub trait Backend: Sync {
     /// The distribution's name, as locks and step keys record it.
     fn name(&self) -> &'static str;
+
+    /// The distribution's name for `platform`'s architecture, as its indexes spell it.
+    fn architecture(&self, platform: &Platform) -> String;
+
+    /// The package manager that would refuse two packages shipping one path, for warnings.
+    fn package_manager(&self) -> &'static str;
 
     /// The history comment of the system layer.
     fn system_layer_comment(&self) -> &'static str;
@@ -137,3 +144,6 @@ pub trait Backend: Sync {
         view: &ImageView<'_>,
     ) -> Result<SystemFiles, BuildError>;
 }
+
+#[cfg(test)]
+mod tests;
