@@ -53,7 +53,12 @@ pub const FORMAT: &str = "composer-store-v1";
 pub struct Store {
     root: PathBuf,
     _lock: StoreLock,
+    /// Told when a lock is long in coming (the library does not print).
+    waiting: fn(&str),
 }
+
+/// Waiting for a lock without saying so.
+pub fn wait_silently(_: &str) {}
 
 impl Store {
     /// Opens (creating if needed) the store at `root` for building: a shared lock, so that other
@@ -64,6 +69,11 @@ impl Store {
 
     /// Opens the store holding its lock in `mode`, creating it if it does not exist.
     pub fn open_with(root: &Path, mode: LockMode) -> Result<Store, StoreError> {
+        Self::open_notifying(root, mode, wait_silently)
+    }
+
+    /// [`Store::open_with`], telling `waiting` when the store lock is long in coming.
+    pub fn open_notifying(root: &Path, mode: LockMode, waiting: fn(&str)) -> Result<Store, StoreError> {
         let marker = root.join("FORMAT");
         if !marker.exists() {
             for dir in ["objects", "sha256", "actions", "tmp", "locks"] {
@@ -72,13 +82,18 @@ impl Store {
             }
             object::write_atomic(&marker, FORMAT.as_bytes())?;
         }
-        Self::open_existing(root, mode)
+        Self::open_existing_notifying(root, mode, waiting)
     }
 
     /// Opens a store that must already exist (it has a `FORMAT` file): commands that only read
     /// or clean a store never turn a mistyped path into a new one. On a read-only filesystem the
     /// store opens too, for builds served wholly from it and for `verify`.
     pub fn open_existing(root: &Path, mode: LockMode) -> Result<Store, StoreError> {
+        Self::open_existing_notifying(root, mode, wait_silently)
+    }
+
+    /// [`Store::open_existing`], telling `waiting` when the store lock is long in coming.
+    pub fn open_existing_notifying(root: &Path, mode: LockMode, waiting: fn(&str)) -> Result<Store, StoreError> {
         let marker = root.join("FORMAT");
         let found = match fs::read_to_string(&marker) {
             Ok(found) => found,
@@ -101,13 +116,13 @@ impl Store {
             && let Some(exclusive) = StoreLock::try_exclusive(&store_lock)
         {
             // No other process uses the store this moment: what a killed build left is garbage.
-            let store = Store { root: root.to_path_buf(), _lock: exclusive };
+            let store = Store { root: root.to_path_buf(), _lock: exclusive, waiting };
             gc::clean_temps(&store);
             let lock = store._lock.downgrade(&store_lock)?;
-            return Ok(Store { root: store.root, _lock: lock });
+            return Ok(Store { root: store.root, _lock: lock, waiting });
         }
-        let lock = StoreLock::acquire(&store_lock, mode)?;
-        Ok(Store { root: root.to_path_buf(), _lock: lock })
+        let lock = StoreLock::acquire(&store_lock, mode, waiting)?;
+        Ok(Store { root: root.to_path_buf(), _lock: lock, waiting })
     }
 
     /// An exclusive lock on `name` (an output path, say), held until the returned value drops.
@@ -116,7 +131,7 @@ impl Store {
     /// written into that store, so only outputs elsewhere race, as they would without composer.
     pub fn lock_named(&self, name: &str) -> Result<StoreLock, StoreError> {
         let file = format!("named-{}.lock", Hash::of(name.as_bytes()).to_hex());
-        match StoreLock::acquire(&self.dir("locks").join(file), LockMode::Exclusive) {
+        match StoreLock::acquire(&self.dir("locks").join(file), LockMode::Exclusive, self.waiting) {
             Err(StoreError::Io { source, .. }) if source.raw_os_error() == Some(30 /* EROFS */) => {
                 Ok(StoreLock::none())
             }

@@ -54,7 +54,9 @@ impl StoreLock {
         StoreLock { _file: None }
     }
 
-    pub fn acquire(path: &Path, mode: LockMode) -> Result<StoreLock, StoreError> {
+    /// Takes the lock, waiting for it if another process holds it; `waiting` is told once, with
+    /// what to show the user, when the wait is more than a moment.
+    pub fn acquire(path: &Path, mode: LockMode, waiting: fn(&str)) -> Result<StoreLock, StoreError> {
         let file = open(path)?;
         let try_lock = || match mode {
             LockMode::Shared => file.try_lock_shared(),
@@ -71,11 +73,11 @@ impl StoreLock {
             try_result = try_lock();
         }
         if try_result.is_err() {
-            eprintln!(
+            waiting(&format!(
                 "waiting for the store lock `{}` ({} access; another compose process holds it)",
                 path.display(),
                 if mode == LockMode::Shared { "shared" } else { "exclusive" }
-            );
+            ));
             let blocking = match mode {
                 LockMode::Shared => file.lock_shared(),
                 LockMode::Exclusive => file.lock(),

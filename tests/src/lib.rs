@@ -7,6 +7,8 @@
 //! - [`Compose`]: runs the real `compose` binary in a hermetic environment (temp HOME, XDG dirs and
 //!   store, no colour, no host apt sources unless asked).
 
+#[cfg(test)]
+mod source_rules;
 mod wheels;
 pub use wheels::{LocalIndex, Sdist, Wheel};
 

@@ -49,11 +49,14 @@ pub struct ClientOptions {
     pub offline: bool,
     pub retries: u32,
     pub timeout: Duration,
+    /// The machine's CA bundle as the environment names it (`SSL_CERT_FILE`), resolved by the
+    /// caller; `None` for the distribution's default bundle.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        ClientOptions { offline: false, retries: 4, timeout: Duration::from_secs(120) }
+        ClientOptions { offline: false, retries: 4, timeout: Duration::from_secs(120), ca_file: None }
     }
 }
 
@@ -68,13 +71,11 @@ enum Attempt<T> {
     Fail(FetchError),
 }
 
-/// The machine's trust store (`SSL_CERT_FILE`, else Debian's CA bundle), as pip, uv and apt
+/// The machine's trust store (`ca_file`, else the distribution's CA bundle), as pip, uv and apt
 /// use it: an organisation's own CA or a TLS-inspecting proxy is trusted where the machine
 /// trusts it. Without a bundle, the built-in web PKI roots.
-fn system_roots() -> ureq::tls::RootCerts {
-    let file = std::env::var_os("SSL_CERT_FILE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+fn system_roots(ca_file: Option<&std::path::Path>) -> ureq::tls::RootCerts {
+    let file = ca_file.map(std::path::Path::to_path_buf).unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
     let Ok(pem) = std::fs::read(&file) else { return ureq::tls::RootCerts::WebPki };
     let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
         .filter_map(|item| match item {
@@ -92,7 +93,7 @@ impl Client {
             .timeout_connect(Some(Duration::from_secs(20)))
             .max_idle_connections_per_host(16)
             .user_agent(concat!("composer/", env!("CARGO_PKG_VERSION")))
-            .tls_config(ureq::tls::TlsConfig::builder().root_certs(system_roots()).build())
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(system_roots(options.ca_file.as_deref())).build())
             .build();
         let agent = ureq::Agent::with_parts(
             config,

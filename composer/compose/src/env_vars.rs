@@ -1,21 +1,18 @@
-//! Every environment variable composer reads, in one place.
+//! Every environment variable composer reads, in one place: the library crates read none; the
+//! binary resolves each here (flag, then environment, then config file, then default) and passes
+//! the values in.
 
 /// The store directory (overridden by `--store`).
 pub const COMPOSE_STORE: &str = "COMPOSE_STORE";
 /// `COMPOSE_MIRROR_<NAME>`: the URL of mirror NAME (overridden by `--mirror NAME=URL`).
-#[expect(dead_code, reason = "read by composer-planner; declared here so every variable is documented in one place")]
 pub const COMPOSE_MIRROR_PREFIX: &str = "COMPOSE_MIRROR_";
 /// `COMPOSE_INDEX_<NAME>`: the URL of Python index NAME (overridden by `--index NAME=URL`).
-#[expect(dead_code, reason = "read by composer-wheels; declared here so every variable is documented in one place")]
 pub const COMPOSE_INDEX_PREFIX: &str = "COMPOSE_INDEX_";
 /// The uv binary that resolves wheel sets (default: `uv` on PATH).
-#[expect(dead_code, reason = "read by composer-wheels; declared here so every variable is documented in one place")]
 pub const COMPOSE_UV: &str = "COMPOSE_UV";
 /// The bubblewrap binary that sandboxes build steps (default: `bwrap` on PATH).
-#[expect(dead_code, reason = "read by composer-planner; declared here so every variable is documented in one place")]
 pub const COMPOSE_BWRAP: &str = "COMPOSE_BWRAP";
 /// Where build directories and the logs of failed builds go (default `/tmp`).
-#[expect(dead_code, reason = "read by composer-planner; declared here so every variable is documented in one place")]
 pub const TMPDIR: &str = "TMPDIR";
 /// The apt configuration directory read for mirrors (default `/etc/apt`).
 pub const COMPOSE_APT_DIR: &str = "COMPOSE_APT_DIR";
@@ -29,5 +26,14 @@ pub const HOME: &str = "HOME";
 /// Disables colour in output.
 pub const NO_COLOR: &str = "NO_COLOR";
 /// The default image timestamp when a recipe sets none (reproducible-builds.org convention).
-#[expect(dead_code, reason = "read by composer-planner; declared here so every variable is documented in one place")]
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+/// Where programs (bwrap, uv) are looked for.
+pub const PATH: &str = "PATH";
+/// The CA bundle that HTTPS is verified against, as pip, uv and curl read it.
+pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+/// pip's index, used for wheel sets whose recipe names no index.
+pub const PIP_INDEX_URL: &str = "PIP_INDEX_URL";
+/// pip's configuration file; replaces the site, user and global ones.
+pub const PIP_CONFIG_FILE: &str = "PIP_CONFIG_FILE";
+/// An active virtual environment's pip.conf counts too, as pip reads it.
+pub const VIRTUAL_ENV: &str = "VIRTUAL_ENV";

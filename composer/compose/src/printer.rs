@@ -31,6 +31,11 @@ pub struct Printer {
     bars: Mutex<HashMap<&'static str, ProgressBar>>,
 }
 
+/// What the store says while it waits for its lock: a line on stderr, as warnings go.
+pub fn waiting(message: &str) {
+    eprintln!("{message}");
+}
+
 impl Printer {
     pub fn new(args: &GlobalArgs) -> Printer {
         let terminal = std::io::stderr().is_terminal();

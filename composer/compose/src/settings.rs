@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use composer_planner::MirrorSettings;
+use composer_planner::{MirrorSettings, Tools};
 
 use crate::cli::GlobalArgs;
 use crate::env_vars;
@@ -16,6 +16,48 @@ pub struct Settings {
     pub indexes: composer_wheels::IndexSettings,
     /// Directories a recipe's local files may come from besides its own (`--allow-path`).
     pub allow_paths: Vec<PathBuf>,
+    pub source_date_epoch: Option<u64>,
+    pub tools: Tools,
+    pub temp_dir: PathBuf,
+    pub ca_file: Option<PathBuf>,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Every variable whose name starts with `prefix` (`COMPOSE_MIRROR_`, ...), by name.
+fn vars_with_prefix(prefix: &str) -> BTreeMap<String, String> {
+    std::env::vars().filter(|(name, value)| name.starts_with(prefix) && !value.is_empty()).collect()
+}
+
+/// A program: the path in `override_var`, else the first `name` on PATH.
+fn program(override_var: &str, name: &str) -> Option<PathBuf> {
+    if let Some(path) = var(override_var) {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os(env_vars::PATH)?;
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
+}
+
+/// pip's configuration files, lowest precedence first. `PIP_CONFIG_FILE` replaces them all.
+fn pip_config_files() -> Vec<PathBuf> {
+    if let Some(file) = std::env::var_os(env_vars::PIP_CONFIG_FILE) {
+        return vec![PathBuf::from(file)];
+    }
+    let mut files = vec![PathBuf::from("/etc/xdg/pip/pip.conf"), PathBuf::from("/etc/pip.conf")];
+    let home = std::env::var_os(env_vars::HOME).map(PathBuf::from);
+    if let Some(home) = &home {
+        files.push(home.join(".pip/pip.conf"));
+    }
+    let xdg = std::env::var_os(env_vars::XDG_CONFIG_HOME).map(PathBuf::from).or_else(|| home.map(|h| h.join(".config")));
+    if let Some(xdg) = xdg {
+        files.push(xdg.join("pip/pip.conf"));
+    }
+    if let Some(venv) = std::env::var_os(env_vars::VIRTUAL_ENV) {
+        files.push(PathBuf::from(venv).join("pip.conf"));
+    }
+    files
 }
 
 fn home() -> PathBuf {
@@ -60,12 +102,28 @@ impl Settings {
             store,
             offline: args.offline,
             allow_paths: args.allow_paths.clone(),
-            mirrors: MirrorSettings { flags, config, apt_dir, config_path: Some(config_path.clone()) },
+            mirrors: MirrorSettings {
+                flags,
+                config,
+                env: vars_with_prefix(env_vars::COMPOSE_MIRROR_PREFIX),
+                apt_dir,
+                config_path: Some(config_path.clone()),
+            },
             indexes: composer_wheels::IndexSettings {
                 flags: index_flags,
                 config: index_config,
                 config_path: Some(config_path),
+                env: vars_with_prefix(env_vars::COMPOSE_INDEX_PREFIX),
+                pip_index_url: var(env_vars::PIP_INDEX_URL),
+                pip_config_files: pip_config_files(),
             },
+            source_date_epoch: var(env_vars::SOURCE_DATE_EPOCH).and_then(|v| v.parse().ok()),
+            tools: Tools {
+                bwrap: program(env_vars::COMPOSE_BWRAP, "bwrap"),
+                uv: program(env_vars::COMPOSE_UV, "uv"),
+            },
+            temp_dir: var(env_vars::TMPDIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp")),
+            ca_file: var(env_vars::SSL_CERT_FILE).map(PathBuf::from),
         })
     }
 }

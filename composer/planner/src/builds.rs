@@ -116,7 +116,7 @@ impl Session<'_> {
         uses: &[(String, Hash)],
     ) -> Result<Hash, BuildError> {
         let store = self.ctx.store;
-        let bwrap = sandbox::find_bwrap()?;
+        let bwrap = self.bwrap()?;
         // The root, with the outputs of the builds this one uses laid over it.
         let root = if uses.is_empty() {
             root
@@ -133,7 +133,7 @@ impl Session<'_> {
         for blob in sources.values() {
             store.verify_object(&blob.id)?;
         }
-        let work = tempdir(&format!("{}-{}", job.name, platform.architecture))?;
+        let work = tempdir(self.ctx.temp_dir, &format!("{}-{}", job.name, platform.architecture))?;
         let (build_dir, out_dir) = (work.join("build"), work.join("out"));
         let script = work.join("script.sh");
         let log = work.join("build.log");
@@ -170,7 +170,7 @@ impl Session<'_> {
             job.name,
             started.elapsed().as_secs_f64()
         ));
-        let tree = crate::output::tree_from_dir(store, &out_dir, crate::epoch(self.recipe))?;
+        let tree = crate::output::tree_from_dir(store, &out_dir, self.epoch())?;
         let tree_id = store.put_tree(&tree)?;
         let log_blob = store.put_content(&std::fs::read(&log).unwrap_or_default())?;
         store.action_put(
@@ -204,7 +204,7 @@ impl Session<'_> {
         let tail = lines[lines.len().saturating_sub(25)..].join("\n");
         // The log outlives the build directory, so that it can be read whatever --keep-failed says.
         let kept_log =
-            keep_log(&format!("{name}-{}", platform.architecture), text.as_bytes()).unwrap_or_else(|_| log.into());
+            keep_log(self.ctx.temp_dir, &format!("{name}-{}", platform.architecture), text.as_bytes()).unwrap_or_else(|_| log.into());
         let kept_dir = if self.keep_failed {
             Some(work.to_path_buf())
         } else {
@@ -226,7 +226,7 @@ impl Session<'_> {
     /// it is for running (a build that others link statically), recorded so as not to be tried again.
     pub(crate) fn build_layer(&self, built: &Hash, part: ImagePart, key: &ActionKey) -> Result<Option<LayerBlob>, BuildError> {
         let store = self.ctx.store;
-        let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
+        let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
         let mut tree = store.get_tree(built)?;
         if let ImagePart::Runtime(prefix) = part {
             tree.entries.retain(|e| is_runtime(&e.path, prefix));

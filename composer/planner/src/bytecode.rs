@@ -131,7 +131,7 @@ impl Session<'_> {
         below: &[LayerDescriptor],
     ) -> Result<Option<composer_oci::layer::LayerBlob>, BuildError> {
         let store = self.ctx.store;
-        let work = tempdir(&format!("bytecode-{}", platform.architecture))?;
+        let work = tempdir(self.ctx.temp_dir, &format!("bytecode-{}", platform.architecture))?;
         let result = (|| {
             let (root, out, build) = (work.join("root"), work.join("out"), work.join("build"));
             let emulated = crate::builds::emulated(platform);
@@ -161,11 +161,11 @@ impl Session<'_> {
             // -S: no site (nothing of the image's own configuration runs); -s: no user site.
             let mut argv = vec![interpreter, "-S".into(), "-s".into(), "/sources/.script".into()];
             argv.extend(self.bytecode_roots(part));
-            let mut env: BTreeMap<String, String> = sandbox::base_env(crate::epoch(self.recipe), 1);
+            let mut env: BTreeMap<String, String> = sandbox::base_env(self.epoch(), 1);
             env.insert("PYTHONHASHSEED".into(), "0".into());
             let log = work.join("bytecode.log");
             let status = sandbox::run(
-                &sandbox::find_bwrap()?,
+                self.bwrap()?,
                 &sandbox::Run {
                     root: &root,
                     build_dir: &build,
@@ -182,11 +182,11 @@ impl Session<'_> {
             }
             let said = std::fs::read_to_string(&log).unwrap_or_default();
             self.ctx.reporter.note(&format!("bytecode ({}) for {platform}: {}", part.name(), said.trim()));
-            let tree = crate::output::tree_from_dir(store, &out, crate::epoch(self.recipe))?;
+            let tree = crate::output::tree_from_dir(store, &out, self.epoch())?;
             if tree.entries.iter().all(|e| matches!(e.kind, composer_store::EntryKind::Dir)) {
                 return Ok(None);
             }
-            let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
+            let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
             Ok(Some(composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?))
         })();
         if !matches!(result, Err(BuildError::BuildFailed(_))) || !self.keep_failed {

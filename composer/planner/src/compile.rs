@@ -189,7 +189,7 @@ fn leak_prefix(prefix: &str) -> &'static str {
 /// The environment a job's script sees, without the job count (which is not part of its key).
 pub(crate) fn job_env(session: &Session<'_>, job: &Job, platform: &Platform) -> BTreeMap<String, String> {
     let profile = session.recipe.toolchain.profile(job.profile.as_deref()).expect("validated: profiles exist");
-    let mut env = sandbox::base_env(crate::epoch(session.recipe), 0);
+    let mut env = sandbox::base_env(session.epoch(), 0);
     env.remove("JOBS");
     env.extend(Flags::new(profile, platform).env());
     env.insert("COMPOSE_PLATFORM".into(), platform.to_string());

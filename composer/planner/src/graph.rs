@@ -132,7 +132,7 @@ impl Session<'_> {
         wheels: Option<&WheelPlan>,
     ) -> Result<ImagePlan, BuildError> {
         let distro = self.backend.name();
-        let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
+        let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
         let p = Some(platform);
         let mut layers = Vec::new();
 
@@ -272,7 +272,7 @@ impl Session<'_> {
     /// known) and, for those the store holds, the result.
     fn resolve_keys(&self, plan: &mut Plan) -> Result<(), BuildError> {
         let store = self.ctx.store;
-        let inputs = KeyInputs { epoch: crate::epoch(self.recipe), compression: crate::compression(self.recipe) };
+        let inputs = KeyInputs { epoch: self.epoch(), compression: crate::compression(self.recipe) };
         let outputs: Vec<OnceLock<Output>> = plan.steps.iter().map(|_| OnceLock::new()).collect();
         let keys: Vec<OnceLock<ActionKey>> = plan.steps.iter().map(|_| OnceLock::new()).collect();
         for i in 0..plan.steps.len() {
@@ -318,7 +318,7 @@ impl Session<'_> {
             .with("interpreter", self.interpreter())
             .with("roots", self.bytecode_roots(part).join("\n"))
             .with("script", crate::bytecode::COMPILE)
-            .with("epoch", crate::epoch(self.recipe).to_le_bytes())
+            .with("epoch", self.epoch().to_le_bytes())
             .with("compression", crate::compression(self.recipe).name())
     }
 }

@@ -44,7 +44,7 @@ impl Session<'_> {
         key: &ActionKey,
     ) -> Result<LayerBlob, BuildError> {
         let store = self.ctx.store;
-        let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
+        let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
         let mut view = crate::system::ImageView { store, entries: HashMap::new() };
         let mut metadata: Vec<Vec<u8>> = Vec::new();
         // Which package a path came from, to name both when a second one ships it too.

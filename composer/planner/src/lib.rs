@@ -61,6 +61,20 @@ pub struct Context<'a> {
     /// No network: resolution with uv runs `--offline` too.
     pub offline: bool,
     pub reporter: &'a dyn Reporter,
+    /// The image timestamp when the recipe sets none (`SOURCE_DATE_EPOCH`, resolved by the caller).
+    pub source_date_epoch: Option<u64>,
+    pub tools: &'a Tools,
+    /// Where build directories and the logs of failed builds go.
+    pub temp_dir: &'a std::path::Path,
+}
+
+/// The programs composer runs, as the caller found them (`None`: not installed).
+#[derive(Debug, Clone, Default)]
+pub struct Tools {
+    /// bubblewrap, the build sandbox.
+    pub bwrap: Option<std::path::PathBuf>,
+    /// uv, which resolves wheel sets.
+    pub uv: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,14 +92,11 @@ pub struct BuildOutcome {
     pub lock_written: bool,
 }
 
-fn epoch(recipe: &Recipe) -> u64 {
-    recipe
-        .image
-        .source_date_epoch
-        .as_ref()
-        .map(|e| *e.get_ref())
-        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
+impl Session<'_> {
+    /// The recipe's `source_date_epoch`, else the caller's default, else 0.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.recipe.image.source_date_epoch.as_ref().map(|e| *e.get_ref()).or(self.ctx.source_date_epoch).unwrap_or(0)
+    }
 }
 
 fn compression(recipe: &Recipe) -> Compression {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use composer_recipe::{Platform, Python};
 use composer_wheels::pylock::pylock_path;
-use composer_wheels::resolve::{Request, find_uv, inputs_digest};
+use composer_wheels::resolve::{Request, inputs_digest};
 use composer_wheels::{LockedWheel, Scheme, Target, WheelError, WheelLock};
 use rayon::prelude::*;
 
@@ -109,7 +109,7 @@ impl Session<'_> {
                         });
                     }
                     if uv.is_none() {
-                        uv = Some(find_uv()?);
+                        uv = Some(self.ctx.tools.uv.clone().ok_or(WheelError::NoUv)?);
                     }
                     todo.push((i, target, path));
                 }
@@ -122,7 +122,7 @@ impl Session<'_> {
             .into_par_iter()
             .map(|(i, target, path)| {
                 let wheel_lock =
-                    composer_wheels::resolve::resolve(uv.as_deref().expect("found above"), &request, &target)?;
+                    composer_wheels::resolve::resolve(uv.as_deref().expect("found above"), &request, &target, self.ctx.temp_dir)?;
                 if write {
                     wheel_lock.write(&path)?;
                 }

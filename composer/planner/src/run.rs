@@ -85,7 +85,7 @@ impl Session<'_> {
         reporter.start(Phase::Unpack, missing(&[StepKind::Unpack, StepKind::InstallWheel]).count() as u64);
         reporter.start(Phase::Layers, layers as u64);
 
-        let inputs = KeyInputs { epoch: crate::epoch(self.recipe), compression: crate::compression(self.recipe) };
+        let inputs = KeyInputs { epoch: self.epoch(), compression: crate::compression(self.recipe) };
         let keys: Vec<OnceLock<ActionKey>> = steps
             .iter()
             .map(|s| {
@@ -250,7 +250,7 @@ impl Session<'_> {
             tree.entries.extend(store.get_tree(id)?.entries);
         }
         tree.normalize().map_err(composer_store::StoreError::from)?;
-        let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
+        let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
         let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
         let inputs = trees.iter().map(|id| ObjectRef { id: *id, kind: RefKind::Tree });
         store.action_put(key, &layer_record("layer", &layer).with_inputs(inputs))?;
@@ -264,7 +264,7 @@ impl Session<'_> {
         results: &[Output],
     ) -> Result<(BlobInfo, Vec<(composer_recipe::Platform, BlobInfo)>), BuildError> {
         let store = self.ctx.store;
-        let epoch = crate::epoch(self.recipe);
+        let epoch = self.epoch();
         let mut manifests = Vec::new();
         let mut images = Vec::new();
         for image in &plan.images {

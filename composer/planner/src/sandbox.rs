@@ -11,17 +11,12 @@ use std::process::{Command, Stdio};
 
 use crate::BuildError;
 
-/// Where bubblewrap is: `COMPOSE_BWRAP`, else `bwrap` on PATH.
-pub fn find_bwrap() -> Result<PathBuf, BuildError> {
-    if let Some(path) = std::env::var_os("COMPOSE_BWRAP").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(path));
+
+impl crate::Session<'_> {
+    /// bubblewrap, or why there is none.
+    pub(crate) fn bwrap(&self) -> Result<&Path, BuildError> {
+        self.ctx.tools.bwrap.as_deref().ok_or(BuildError::NoSandbox)
     }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("bwrap"))
-        .find(|p| p.is_file())
-        .ok_or(BuildError::NoSandbox)
 }
 
 pub struct Run<'a> {
@@ -101,14 +96,14 @@ pub fn base_env(epoch: u64, jobs: usize) -> BTreeMap<String, String> {
 
 /// Copies a failed step's log into a directory of its own, made with a random name and mode 0700
 /// (so that no other user can predict, replace or read it), opened with `O_EXCL | O_NOFOLLOW`.
-pub(crate) fn keep_log(label: &str, text: &[u8]) -> std::io::Result<PathBuf> {
+pub(crate) fn keep_log(temp_dir: &Path, label: &str, text: &[u8]) -> std::io::Result<PathBuf> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::Builder::new()
         .prefix(&format!("compose-failed-{label}-"))
         .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir()?
+        .tempdir_in(temp_dir)?
         .keep();
     let path = dir.join("build.log");
     let mut file = std::fs::OpenOptions::new()
@@ -121,13 +116,13 @@ pub(crate) fn keep_log(label: &str, text: &[u8]) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-pub(crate) fn tempdir(label: &str) -> Result<PathBuf, BuildError> {
+pub(crate) fn tempdir(temp_dir: &Path, label: &str) -> Result<PathBuf, BuildError> {
     use std::os::unix::fs::PermissionsExt;
     // Private to the user who builds: nobody else may read or plant anything in it.
     let dir = tempfile::Builder::new()
         .prefix(&format!("compose-build-{label}-"))
         .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir()
+        .tempdir_in(temp_dir)
         .map_err(|e| BuildError::Sandbox(format!("creating a build directory: {e}")))?;
     Ok(dir.keep())
 }

@@ -123,7 +123,7 @@ impl Session<'_> {
     pub(crate) fn env_layer(&self, root: &str, version: &str, full_version: &str, key: &ActionKey) -> Result<LayerBlob, BuildError> {
         let store = self.ctx.store;
         let tree = self.env_tree(root, version, full_version)?;
-        let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
+        let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
         let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
         store.action_put(key, &layer_record("python-env", &layer))?;
         Ok(layer)
@@ -132,7 +132,7 @@ impl Session<'_> {
     /// One layer of installed wheels.
     pub(crate) fn wheel_layer(&self, installs: Vec<Installed>, key: &ActionKey) -> Result<LayerBlob, BuildError> {
         let store = self.ctx.store;
-        let (epoch, compression) = (crate::epoch(self.recipe), crate::compression(self.recipe));
+        let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
         let mut tree = Tree::default();
         let mut reuse = composer_oci::members::Reuse::new();
         for installed in &installs {

@@ -12,7 +12,7 @@
 //! are recorded in the lock, so fetching never needs the index again.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, Default)]
 pub struct IndexSettings {
@@ -21,6 +21,13 @@ pub struct IndexSettings {
     /// `[indexes]` of the compose config file.
     pub config: BTreeMap<String, String>,
     pub config_path: Option<PathBuf>,
+    /// `COMPOSE_INDEX_<NAME>` variables as the caller read them, by variable name.
+    pub env: BTreeMap<String, String>,
+    /// `PIP_INDEX_URL`, as the caller read it.
+    pub pip_index_url: Option<String>,
+    /// pip's configuration files, lowest precedence first, as the caller found them
+    /// (`PIP_CONFIG_FILE` alone, else the site, user and global files).
+    pub pip_config_files: Vec<PathBuf>,
 }
 
 /// An index URL and where it came from; `url` is `None` when uv's own configuration decides.
@@ -42,7 +49,7 @@ impl IndexSettings {
                 return found(url.clone(), format!("--index {name}=..."));
             }
             let env = env_var_for(name);
-            if let Some(url) = std::env::var(&env).ok().filter(|v| !v.is_empty()) {
+            if let Some(url) = self.env.get(&env).filter(|v| !v.is_empty()).cloned() {
                 return found(url, format!("${env}"));
             }
             if let Some(url) = self.config.get(name) {
@@ -50,36 +57,16 @@ impl IndexSettings {
                 return found(url.clone(), origin);
             }
         }
-        if let Some(url) = std::env::var("PIP_INDEX_URL").ok().filter(|v| !v.is_empty()) {
+        if let Some(url) = self.pip_index_url.clone().filter(|v| !v.is_empty()) {
             return found(url, "$PIP_INDEX_URL".into());
         }
-        for file in pip_config_files().iter().rev() {
+        for file in self.pip_config_files.iter().rev() {
             if let Some(url) = std::fs::read_to_string(file).ok().and_then(|text| pip_conf_index(&text)) {
                 return found(url, file.display().to_string());
             }
         }
         IndexChoice { url: None, origin: "uv's configuration or built-in default".into() }
     }
-}
-
-/// pip's configuration files, lowest precedence first. `PIP_CONFIG_FILE` replaces them all.
-fn pip_config_files() -> Vec<PathBuf> {
-    if let Some(file) = std::env::var_os("PIP_CONFIG_FILE") {
-        return vec![PathBuf::from(file)];
-    }
-    let mut files = vec![PathBuf::from("/etc/xdg/pip/pip.conf"), PathBuf::from("/etc/pip.conf")];
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    if let Some(home) = &home {
-        files.push(home.join(".pip/pip.conf"));
-    }
-    let xdg = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| home.map(|h| h.join(".config")));
-    if let Some(xdg) = xdg {
-        files.push(xdg.join("pip/pip.conf"));
-    }
-    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
-        files.push(Path::new(&venv).join("pip.conf"));
-    }
-    files
 }
 
 /// `index-url` from the `[install]` or `[global]` section of a pip.conf (install wins, as in pip).

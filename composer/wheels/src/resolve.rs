@@ -60,17 +60,13 @@ fn blake3_hex(data: &[u8]) -> String {
     composer_store::Hash::of(data).to_hex()
 }
 
-/// The uv binary: `COMPOSE_UV`, else `uv` on PATH.
-pub fn find_uv() -> Result<PathBuf, WheelError> {
-    if let Some(path) = std::env::var_os("COMPOSE_UV").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|dir| dir.join("uv")).find(|candidate| candidate.is_file()).ok_or(WheelError::NoUv)
-}
-
-pub fn resolve(uv: &Path, request: &Request, target: &Target) -> Result<WheelLock, WheelError> {
-    let work = tempfile::tempdir().map_err(|e| WheelError::Io { what: "a temporary directory".into(), source: e })?;
+/// Resolves `request` for `target` with the uv binary `uv`, working in a directory made under
+/// `temp_dir`.
+pub fn resolve(uv: &Path, request: &Request, target: &Target, temp_dir: &Path) -> Result<WheelLock, WheelError> {
+    let work = tempfile::Builder::new()
+        .prefix("compose-uv-")
+        .tempdir_in(temp_dir)
+        .map_err(|e| WheelError::Io { what: "a temporary directory".into(), source: e })?;
     let io = |what: &str| {
         let what = what.to_string();
         move |source| WheelError::Io { what, source }

@@ -34,11 +34,12 @@ pub fn load_recipe(path: &std::path::Path, settings: &Settings) -> anyhow::Resul
 }
 
 pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    Store::open(&settings.store).map_err(|e| anyhow::Error::new(e).context("opening the store"))
+    Store::open_notifying(&settings.store, composer_store::LockMode::Shared, crate::printer::waiting)
+        .map_err(|e| anyhow::Error::new(e).context("opening the store"))
 }
 
 pub fn client(settings: &Settings) -> Client {
-    Client::new(ClientOptions { offline: settings.offline, ..ClientOptions::default() })
+    Client::new(ClientOptions { offline: settings.offline, ca_file: settings.ca_file.clone(), ..ClientOptions::default() })
 }
 
 /// What every library step needs, from the resolved settings: one place for its fields.
@@ -55,6 +56,9 @@ pub fn context<'a>(
         indexes: &settings.indexes,
         offline: settings.offline,
         reporter: printer,
+        source_date_epoch: settings.source_date_epoch,
+        tools: &settings.tools,
+        temp_dir: &settings.temp_dir,
     }
 }
 

@@ -11,7 +11,7 @@ use crate::settings::Settings;
 pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
     match command {
         StoreCommand::Info => {
-            let store = Store::open_existing(&settings.store, LockMode::Shared)?;
+            let store = Store::open_existing_notifying(&settings.store, LockMode::Shared, crate::printer::waiting)?;
             let info = store.info()?;
             if printer.json {
                 crate::out!(
@@ -27,7 +27,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
             }
         }
         StoreCommand::Verify { repair } => {
-            let store = Store::open_existing(&settings.store, LockMode::Shared)?;
+            let store = Store::open_existing_notifying(&settings.store, LockMode::Shared, crate::printer::waiting)?;
             let report = store.verify(repair)?;
             if printer.json {
                 crate::out!("{}", serde_json::to_string_pretty(&report)?);
@@ -54,7 +54,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
             }
         }
         StoreCommand::Gc { max_age_days, all, dry_run } => {
-            let store = Store::open_existing(&settings.store, LockMode::Exclusive)?;
+            let store = Store::open_existing_notifying(&settings.store, LockMode::Exclusive, crate::printer::waiting)?;
             let max_age = if all { Duration::ZERO } else { Duration::from_secs(max_age_days * 86_400) };
             let report = store.gc(&GcOptions { max_age, dry_run })?;
             if printer.json {

@@ -26,6 +26,8 @@ pub struct MirrorSettings {
     pub flags: BTreeMap<String, String>,
     /// `[mirrors]` of the config file: name → (url, keyring).
     pub config: BTreeMap<String, (String, Option<PathBuf>)>,
+    /// `COMPOSE_MIRROR_<NAME>` variables as the caller read them, by variable name.
+    pub env: BTreeMap<String, String>,
     /// The apt configuration directory.
     pub apt_dir: PathBuf,
     /// The config file's path, for messages.
@@ -49,7 +51,7 @@ impl MirrorSettings {
         let env_name = env_var_for(name);
         let (url, config_keyring, apt_keyring, origin) = if let Some(url) = self.flags.get(name) {
             (url.clone(), None, None, format!("--mirror {name}=..."))
-        } else if let Some(url) = std::env::var(&env_name).ok().filter(|v| !v.is_empty()) {
+        } else if let Some(url) = self.env.get(&env_name).filter(|v| !v.is_empty()).cloned() {
             (url, None, None, format!("${env_name}"))
         } else if let Some((url, keyring)) = self.config.get(name) {
             let origin = self.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
