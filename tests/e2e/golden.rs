@@ -7,9 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use composer_testkit::Compose;
-
-use crate::live_debian::{copy_recipe, live_build, live_compose};
 use crate::{Fixture, index_digest};
 
 fn golden_dir() -> PathBuf {
@@ -28,7 +25,8 @@ fn check_digest(case: &str, digest: &str) {
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let recorded = text.lines().find_map(|l| l.strip_prefix(case)?.strip_prefix(' ').map(str::to_string));
     if blessing() {
-        let mut lines: Vec<String> = text.lines().filter(|l| l.split(' ').next() != Some(case)).map(String::from).collect();
+        let mut lines: Vec<String> =
+            text.lines().filter(|l| l.split(' ').next() != Some(case)).map(String::from).collect();
         lines.push(format!("{case} {digest}"));
         lines.sort();
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
@@ -72,9 +70,11 @@ fn fixture_wheel_set_images_are_the_recorded_bytes() {
     check_digest("fixture-wheels", &index_digest(&serde_json::from_slice(&out.stdout).unwrap()));
 }
 
+#[cfg(feature = "live-tests")]
 /// An example recipe built from its recorded lock (copied into the test's directory), so that
 /// the mirror's newer packages do not change the image under test.
-fn live_golden(c: &Compose, case: &str, recipe_name: &str, edit: impl Fn(String) -> String) {
+fn live_golden(c: &composer_testkit::Compose, case: &str, recipe_name: &str, edit: impl Fn(String) -> String) {
+    use crate::live_debian::{copy_recipe, live_build};
     let recipe = copy_recipe(c, recipe_name);
     let text = edit(std::fs::read_to_string(&recipe).unwrap());
     std::fs::write(&recipe, text).unwrap();
@@ -92,13 +92,16 @@ fn live_golden(c: &Compose, case: &str, recipe_name: &str, edit: impl Fn(String)
     // The mirror keeps only current versions: after a point release the recorded lock cannot be
     // fetched any more from a cold store. That says nothing about the planner; record anew.
     if !out.status.success() && stderr.contains("404") {
-        eprintln!("SKIPPED `{case}`: the mirror dropped a version its recorded lock pins; rerun with COMPOSE_BLESS=1\n{stderr}");
+        eprintln!(
+            "SKIPPED `{case}`: the mirror dropped a version its recorded lock pins; rerun with COMPOSE_BLESS=1\n{stderr}"
+        );
         return;
     }
     assert!(out.status.success(), "{stderr}");
     check_digest(case, &index_digest(&serde_json::from_slice(&out.stdout).unwrap()));
 }
 
+#[cfg(feature = "live-tests")]
 #[test]
 fn jemalloc_hello_is_the_recorded_bytes() {
     let _turn = crate::toolchain::turn();
@@ -108,9 +111,10 @@ fn jemalloc_hello_is_the_recorded_bytes() {
     });
 }
 
+#[cfg(feature = "live-tests")]
 #[test]
 fn example_images_are_the_recorded_bytes() {
-    let c = live_compose();
+    let c = crate::live_debian::live_compose();
     live_golden(&c, "debian-python", "debian-python.toml", |t| t);
     live_golden(&c, "debian-trixie-tools", "debian-trixie-tools.toml", |t| t);
 }

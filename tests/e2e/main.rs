@@ -11,23 +11,34 @@
 //! - `terminal`: progress bars and colour on a pseudo-terminal, plain lines in a pipe, `NO_COLOR`.
 //! - `docker`: Docker's own daemon (started by the test) loads and runs a `docker-archive:`.
 //! - `registry`: pushes a built image to Debian's docker-registry on loopback.
+//! - `plan_graph`: `plan` lists exactly what `build` runs, cold, half-warm and warm.
+//! - `golden`: the images of fixture and example recipes are the recorded bytes.
+//!
+//! Behind the `live-tests` feature (`.ci/run` turns it on), the tests that need more than this
+//! machine's own files: `docker`, `registry`, `toolchain` (the sandbox on the live mirror's build
+//! roots), `live_python` and
 //! - `live_debian`: against the machine's configured Debian mirror, and runs the images under
 //!   podman (amd64 natively, arm64 through qemu-user), as users do.
 
 mod bad_input;
 mod damaged;
+#[cfg(feature = "live-tests")]
 mod docker;
 mod golden;
 mod hostile;
+#[cfg(feature = "live-tests")]
 mod live_debian;
+#[cfg(feature = "live-tests")]
 mod live_python;
 mod local_mirror;
 mod mirrors;
 mod plan_graph;
 mod recipe_errors;
+#[cfg(feature = "live-tests")]
 mod registry;
 mod store;
 mod terminal;
+#[cfg(feature = "live-tests")]
 mod toolchain;
 mod wheels;
 

@@ -8,7 +8,6 @@ use std::path::Path;
 use composer_testkit::Compose;
 
 use crate::Fixture;
-use crate::live_debian::{copy_recipe, live_compose};
 
 type StepId = (String, Option<String>, String);
 
@@ -89,8 +88,10 @@ fn plan_is_build_for_fixture_recipes() {
     plan_is_build(&wheels.compose, Path::new(wheels.recipe()));
 }
 
+#[cfg(feature = "live-tests")]
 #[test]
 fn plan_is_build_for_example_recipes() {
+    use crate::live_debian::{copy_recipe, live_compose};
     let c = live_compose();
     let recipe = copy_recipe(&c, "debian-python.toml");
     plan_is_build(&c, &recipe);

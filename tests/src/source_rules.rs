@@ -18,8 +18,15 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// The library crates: everything but the binary and the tests.
-const LIBRARIES: &[&str] =
-    &["store", "composer/recipe", "composer/client", "composer/deb", "composer/oci", "composer/planner", "composer/wheels"];
+const LIBRARIES: &[&str] = &[
+    "store",
+    "composer/recipe",
+    "composer/client",
+    "composer/deb",
+    "composer/oci",
+    "composer/planner",
+    "composer/wheels",
+];
 
 /// Library crates read no environment variable (the binary resolves settings and passes them in)
 /// and print nothing (they report through callbacks). A file's unit tests, after its

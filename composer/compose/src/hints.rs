@@ -39,5 +39,7 @@ fn storage_problem(error: &(dyn Error + 'static)) -> Option<String> {
         Some(30) => "the filesystem is read-only",
         _ => return None,
     };
-    Some(format!("{what}: free space where the store or the output lives, or point --store (COMPOSE_STORE) or -o elsewhere"))
+    Some(format!(
+        "{what}: free space where the store or the output lives, or point --store (COMPOSE_STORE) or -o elsewhere"
+    ))
 }

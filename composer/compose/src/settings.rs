@@ -50,7 +50,8 @@ fn pip_config_files() -> Vec<PathBuf> {
     if let Some(home) = &home {
         files.push(home.join(".pip/pip.conf"));
     }
-    let xdg = std::env::var_os(env_vars::XDG_CONFIG_HOME).map(PathBuf::from).or_else(|| home.map(|h| h.join(".config")));
+    let xdg =
+        std::env::var_os(env_vars::XDG_CONFIG_HOME).map(PathBuf::from).or_else(|| home.map(|h| h.join(".config")));
     if let Some(xdg) = xdg {
         files.push(xdg.join("pip/pip.conf"));
     }
@@ -118,10 +119,7 @@ impl Settings {
                 pip_config_files: pip_config_files(),
             },
             source_date_epoch: var(env_vars::SOURCE_DATE_EPOCH).and_then(|v| v.parse().ok()),
-            tools: Tools {
-                bwrap: program(env_vars::COMPOSE_BWRAP, "bwrap"),
-                uv: program(env_vars::COMPOSE_UV, "uv"),
-            },
+            tools: Tools { bwrap: program(env_vars::COMPOSE_BWRAP, "bwrap"), uv: program(env_vars::COMPOSE_UV, "uv") },
             temp_dir: var(env_vars::TMPDIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp")),
             ca_file: var(env_vars::SSL_CERT_FILE).map(PathBuf::from),
         })

@@ -57,8 +57,6 @@ impl Session<'_> {
         Ok(wheel)
     }
 
-
-
     /// The build root of one platform as a tree: its packages unpacked (from the store when
     /// they were before) and what their maintainer scripts would have set up, such as the `cc`
     /// alternative.
@@ -102,7 +100,6 @@ impl Session<'_> {
         )?;
         Ok(id)
     }
-
 
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn run_job(
@@ -150,7 +147,7 @@ impl Session<'_> {
         );
         let started = std::time::Instant::now();
         let status = sandbox::run(
-            &bwrap,
+            bwrap,
             &sandbox::Run {
                 root: &root_dir,
                 build_dir: &build_dir,
@@ -190,7 +187,6 @@ impl Session<'_> {
         Ok(tree_id)
     }
 
-
     pub(crate) fn failed(
         &self,
         name: &str,
@@ -203,8 +199,8 @@ impl Session<'_> {
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(25)..].join("\n");
         // The log outlives the build directory, so that it can be read whatever --keep-failed says.
-        let kept_log =
-            keep_log(self.ctx.temp_dir, &format!("{name}-{}", platform.architecture), text.as_bytes()).unwrap_or_else(|_| log.into());
+        let kept_log = keep_log(self.ctx.temp_dir, &format!("{name}-{}", platform.architecture), text.as_bytes())
+            .unwrap_or_else(|_| log.into());
         let kept_dir = if self.keep_failed {
             Some(work.to_path_buf())
         } else {
@@ -221,10 +217,14 @@ impl Session<'_> {
         }))
     }
 
-
     /// The part of a build's output that goes into the image, as a layer; `None` when nothing of
     /// it is for running (a build that others link statically), recorded so as not to be tried again.
-    pub(crate) fn build_layer(&self, built: &Hash, part: ImagePart, key: &ActionKey) -> Result<Option<LayerBlob>, BuildError> {
+    pub(crate) fn build_layer(
+        &self,
+        built: &Hash,
+        part: ImagePart,
+        key: &ActionKey,
+    ) -> Result<Option<LayerBlob>, BuildError> {
         let store = self.ctx.store;
         let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
         let mut tree = store.get_tree(built)?;

@@ -101,7 +101,6 @@ pub(crate) struct Job {
     pub image: ImagePart,
 }
 
-
 pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
     let recipe = session.recipe;
     let allocator = &recipe.allocator;
@@ -185,7 +184,6 @@ fn leak_prefix(prefix: &str) -> &'static str {
     Box::leak(prefix.trim_matches('/').to_string().into_boxed_str())
 }
 
-
 /// The environment a job's script sees, without the job count (which is not part of its key).
 pub(crate) fn job_env(session: &Session<'_>, job: &Job, platform: &Platform) -> BTreeMap<String, String> {
     let profile = session.recipe.toolchain.profile(job.profile.as_deref()).expect("validated: profiles exist");
@@ -226,7 +224,6 @@ impl Session<'_> {
             image: ImagePart::None,
         }
     }
-
 }
 
 /// The CPython version a source tarball holds, read from `Include/patchlevel.h` without
@@ -266,4 +263,3 @@ pub fn cpython_version(store: &composer_store::Store, blob: &BlobInfo) -> Result
     }
     Err(bad("the tarball has no Include/patchlevel.h: is it CPython's source?".into()))
 }
-

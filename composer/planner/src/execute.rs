@@ -113,8 +113,8 @@ where
                     }
                 }
             };
-            for i in 0..tasks.len() {
-                if waiting[i] == 0 {
+            for (i, count) in waiting.iter().enumerate() {
+                if *count == 0 {
                     dispatch(i, &mut running);
                 }
             }
@@ -156,8 +156,13 @@ mod tests {
     #[test]
     fn each_task_sees_its_dependencies_done() {
         // 0,1 network; 2 needs both; 3 needs 2; 4 stands alone.
-        let tasks =
-            [task(&[], Pool::Network), task(&[], Pool::Network), task(&[0, 1], Pool::Cpu), task(&[2], Pool::Cpu), task(&[], Pool::Cpu)];
+        let tasks = [
+            task(&[], Pool::Network),
+            task(&[], Pool::Network),
+            task(&[0, 1], Pool::Cpu),
+            task(&[2], Pool::Cpu),
+            task(&[], Pool::Cpu),
+        ];
         let out = execute(&tasks, |i, done: &[OnceLock<usize>]| -> Result<usize, ()> {
             Ok(match i {
                 2 => done[0].get().unwrap() + done[1].get().unwrap() + 2,

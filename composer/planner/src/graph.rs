@@ -26,7 +26,14 @@ struct Graph {
     sources: BTreeMap<String, usize>,
 }
 
-fn step(kind: StepKind, platform: Option<&Platform>, name: String, key: Option<ActionKey>, deps: Vec<usize>, work: Work) -> Step {
+fn step(
+    kind: StepKind,
+    platform: Option<&Platform>,
+    name: String,
+    key: Option<ActionKey>,
+    deps: Vec<usize>,
+    work: Work,
+) -> Step {
     Step {
         kind,
         platform: platform.map(|p| p.to_string()),
@@ -60,12 +67,20 @@ impl Graph {
             return Ok(i);
         }
         let name = deb_name(package);
-        let mut fetch = step(StepKind::Fetch, None, name.clone(), None, vec![], Work::Fetch { package: package.clone() });
+        let mut fetch =
+            step(StepKind::Fetch, None, name.clone(), None, vec![], Work::Fetch { package: package.clone() });
         fetch.sha256 = Some(package_sha(package)?);
         fetch.bytes = package.size;
         let fetch = self.push(fetch);
         let key = keys::unpack_key(distro, package);
-        let unpack = self.push(step(StepKind::Unpack, None, name, Some(key), vec![fetch], Work::Unpack { package: package.clone() }));
+        let unpack = self.push(step(
+            StepKind::Unpack,
+            None,
+            name,
+            Some(key),
+            vec![fetch],
+            Work::Unpack { package: package.clone() },
+        ));
         self.unpacks.insert(package.sha256.clone(), unpack);
         Ok(unpack)
     }
@@ -74,8 +89,14 @@ impl Graph {
         if let Some(&i) = self.fetched_wheels.get(&wheel.sha256) {
             return Ok(i);
         }
-        let mut fetch =
-            step(StepKind::FetchWheel, None, wheel.filename.clone(), None, vec![], Work::FetchWheel { wheel: wheel.clone() });
+        let mut fetch = step(
+            StepKind::FetchWheel,
+            None,
+            wheel.filename.clone(),
+            None,
+            vec![],
+            Work::FetchWheel { wheel: wheel.clone() },
+        );
         fetch.sha256 = Some(crate::wheel_steps::wheel_sha(wheel)?);
         fetch.bytes = wheel.size;
         let i = self.push(fetch);
@@ -106,7 +127,8 @@ impl Session<'_> {
             sources: BTreeMap::new(),
         };
         for (name, (sha256, cached)) in &sources {
-            let mut source = step(StepKind::Source, None, name.clone(), None, vec![], Work::Source { name: name.clone() });
+            let mut source =
+                step(StepKind::Source, None, name.clone(), None, vec![], Work::Source { name: name.clone() });
             source.sha256 = Some(*sha256);
             source.cached = *cached;
             let i = g.push(source);
@@ -114,7 +136,8 @@ impl Session<'_> {
         }
         let mut images = Vec::new();
         for platform in self.recipe.image.platforms.get_ref() {
-            let locked = lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers the recipe");
+            let locked =
+                lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers the recipe");
             let wheels = wheel_plans.iter().find(|w| &w.platform == platform);
             images.push(self.platform_graph(&mut g, platform, &locked.packages, &locked.build_packages, wheels)?);
         }
@@ -155,20 +178,29 @@ impl Session<'_> {
 
         // Builds, on one build root per platform.
         let jobs = crate::compile::jobs(self, platform);
-        let sdists: Vec<&LockedWheel> = wheels.map(|w| w.lock.wheels.iter().filter(|w| w.sdist).collect()).unwrap_or_default();
+        let sdists: Vec<&LockedWheel> =
+            wheels.map(|w| w.lock.wheels.iter().filter(|w| w.sdist).collect()).unwrap_or_default();
         let root = if jobs.is_empty() && sdists.is_empty() {
             None
         } else {
             let deps = build_packages.iter().map(|m| g.unpack(distro, m)).collect::<Result<_, _>>()?;
             let work = Work::BuildRoot { platform: platform.clone(), packages: build_packages.to_vec() };
             let key = keys::root_key(platform, build_packages);
-            Some(g.push(step(StepKind::BuildRoot, p, format!("{} packages", build_packages.len()), Some(key), deps, work)))
+            Some(g.push(step(
+                StepKind::BuildRoot,
+                p,
+                format!("{} packages", build_packages.len()),
+                Some(key),
+                deps,
+                work,
+            )))
         };
         let mut builds: Vec<(String, usize)> = Vec::new();
         for job in jobs {
             let root = root.expect("a root when there are jobs");
             let env = crate::compile::job_env(self, &job, platform);
-            let sources: Vec<(String, usize)> = job.sources.iter().map(|(mount, name)| (mount.clone(), g.sources[name])).collect();
+            let sources: Vec<(String, usize)> =
+                job.sources.iter().map(|(mount, name)| (mount.clone(), g.sources[name])).collect();
             let uses: Vec<(String, usize)> = job.uses.iter().map(|u| (u.clone(), lookup(&builds, u))).collect();
             let mut deps = vec![root];
             deps.extend(sources.iter().map(|(_, s)| *s));
@@ -184,7 +216,14 @@ impl Session<'_> {
             if part == ImagePart::None {
                 continue;
             }
-            let i = g.push(step(StepKind::BuildLayer, p, name.clone(), None, vec![*build], Work::BuildLayer { build: *build, part }));
+            let i = g.push(step(
+                StepKind::BuildLayer,
+                p,
+                name.clone(),
+                None,
+                vec![*build],
+                Work::BuildLayer { build: *build, part },
+            ));
             layers.push(ImageLayer { step: i, packages: vec![], comment: format!("build: {name}") });
         }
 
@@ -209,7 +248,9 @@ impl Session<'_> {
             layers.push(layer);
         }
 
-        let Some(plan) = wheels else { return Ok(ImagePlan { platform: platform.clone(), packages: packages.to_vec(), layers }) };
+        let Some(plan) = wheels else {
+            return Ok(ImagePlan { platform: platform.clone(), packages: packages.to_vec(), layers });
+        };
         let python = self.python().expect("a wheel plan comes from [python]");
         // Wheels: fetched (or built from their sdist), installed, grouped into layers.
         let interpreter = builds.iter().find(|(n, _)| n == composer_recipe::PYTHON_BUILD).cloned();
@@ -225,7 +266,8 @@ impl Session<'_> {
                 let uses: Vec<(String, usize)> = interpreter.iter().cloned().collect();
                 let mut deps = vec![fetch, root];
                 deps.extend(uses.iter().map(|(_, s)| *s));
-                let work = Work::SdistBuild { platform: platform.clone(), sdist: wheel.clone(), job, env, root, fetch, uses };
+                let work =
+                    Work::SdistBuild { platform: platform.clone(), sdist: wheel.clone(), job, env, root, fetch, uses };
                 (g.push(step(StepKind::SdistBuild, p, wheel.filename.clone(), None, deps, work)), None)
             } else {
                 (g.fetch_wheel(wheel)?, Some(wheel.clone()))
@@ -240,17 +282,29 @@ impl Session<'_> {
             let home = self.interpreter_prefix().unwrap_or("/usr");
             let full = plan.target.python_full_version();
             let key = keys::env_key(venv, &full, home, epoch, compression);
-            let work = Work::PythonEnv { root: venv.clone(), version: plan.target.python_version(), full_version: full };
+            let work =
+                Work::PythonEnv { root: venv.clone(), version: plan.target.python_version(), full_version: full };
             let i = g.push(step(StepKind::PythonEnv, p, "venv".into(), Some(key), vec![], work));
             wheel_keys.env = Some(i);
-            layers.push(ImageLayer { step: i, packages: vec![], comment: format!("python: virtual environment {venv}") });
+            layers.push(ImageLayer {
+                step: i,
+                packages: vec![],
+                comment: format!("python: virtual environment {venv}"),
+            });
         }
         for group in crate::python::group(&plan.lock.wheels, python.max_layers) {
             let deps: Vec<usize> = group.iter().map(|&w| installs[w]).collect();
             let known: Option<Vec<&ActionKey>> = group.iter().map(|&w| install_keys[w].as_ref()).collect();
             let key = known.map(|k| keys::wheel_layer_key(k, epoch, compression));
             let name = group_name(&plan.lock.wheels, &group);
-            let i = g.push(step(StepKind::WheelLayer, p, name.clone(), key, deps.clone(), Work::WheelLayer { installs: deps }));
+            let i = g.push(step(
+                StepKind::WheelLayer,
+                p,
+                name.clone(),
+                key,
+                deps.clone(),
+                Work::WheelLayer { installs: deps },
+            ));
             wheel_keys.layers.push(i);
             layers.push(ImageLayer {
                 step: i,
@@ -348,4 +402,3 @@ fn layer_name(members: &[&LockedPackage]) -> String {
         many => format!("{} packages ({}, ...)", many.len(), many[0].name),
     }
 }
-

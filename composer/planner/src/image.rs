@@ -34,7 +34,6 @@ impl Session<'_> {
         Ok((tree, control))
     }
 
-
     /// The system layer of one image from its packages' unpacked trees (in the image's package
     /// order), recorded under `key`.
     pub(crate) fn system_layer(
@@ -100,7 +99,6 @@ impl Session<'_> {
         store.action_put(key, &crate::run::layer_record("system-layer", &layer).with_inputs(inputs))?;
         Ok(layer)
     }
-
 
     pub(crate) fn image_spec(&self, platform: &Platform) -> Result<composer_oci::ImageSpec, BuildError> {
         let config = &self.recipe.config;

@@ -44,11 +44,11 @@ use composer_oci::Compression;
 use composer_recipe::{Platform, Recipe};
 use composer_store::{BlobInfo, Store};
 
+pub use backend::mirror::{self, MirrorSettings};
 pub use error::BuildError;
 pub use execute::DOWNLOAD_THREADS;
 pub use keys::wheel_file_key;
 pub use lockfile::Lockfile;
-pub use backend::mirror::{self, MirrorSettings};
 pub use plan::{Plan, Step, StepKind};
 pub use report::{NoReporter, Phase, Reporter, StepReport};
 pub use session::{Session, lock, recipe_wheels};

@@ -18,8 +18,8 @@ use composer_wheels::{LockedWheel, Scheme};
 use crate::bytecode::Part;
 use crate::compile::{ImagePart, Job};
 use crate::lockfile::LockedPackage;
-use crate::wheel_steps::Installed;
 use crate::report::StepReport;
+use crate::wheel_steps::Installed;
 
 /// What a step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -113,13 +113,23 @@ impl Step {
 
 /// What running a step needs beyond its dependencies' outputs.
 #[derive(Clone)]
+#[expect(clippy::large_enum_variant, reason = "one per step, a few thousand at most, built once")]
 pub(crate) enum Work {
-    Source { name: String },
-    Fetch { package: LockedPackage },
-    Unpack { package: LockedPackage },
+    Source {
+        name: String,
+    },
+    Fetch {
+        package: LockedPackage,
+    },
+    Unpack {
+        package: LockedPackage,
+    },
     Layer,
     SystemLayer,
-    BuildRoot { platform: Platform, packages: Vec<LockedPackage> },
+    BuildRoot {
+        platform: Platform,
+        packages: Vec<LockedPackage>,
+    },
     /// `uses`: (name, step) of the builds whose outputs lie over the root; `sources`: (mount
     /// name, source step).
     /// `env`: what the script sees, without the job count (not part of the key).
@@ -140,12 +150,28 @@ pub(crate) enum Work {
         fetch: usize,
         uses: Vec<(String, usize)>,
     },
-    BuildLayer { build: usize, part: ImagePart },
-    FetchWheel { wheel: LockedWheel },
+    BuildLayer {
+        build: usize,
+        part: ImagePart,
+    },
+    FetchWheel {
+        wheel: LockedWheel,
+    },
     /// `wheel` is `None` when it comes out of the `source` step (an sdist build).
-    InstallWheel { wheel: Option<LockedWheel>, source: usize, scheme: Scheme, requested: bool },
-    WheelLayer { installs: Vec<usize> },
-    PythonEnv { root: String, version: String, full_version: String },
+    InstallWheel {
+        wheel: Option<LockedWheel>,
+        source: usize,
+        scheme: Scheme,
+        requested: bool,
+    },
+    WheelLayer {
+        installs: Vec<usize>,
+    },
+    PythonEnv {
+        root: String,
+        version: String,
+        full_version: String,
+    },
     /// `prefix`: the key's fields known before any step runs; `debs`: the image's packages.
     Bytecode {
         part: Part,
@@ -169,7 +195,10 @@ pub(crate) struct WheelKeys {
 #[derive(Clone)]
 pub(crate) enum Output {
     Blob(BlobInfo),
-    Unpacked { tree: Hash, control: Hash },
+    Unpacked {
+        tree: Hash,
+        control: Hash,
+    },
     /// `None`: nothing to add to the image (a bytecode step with nothing left to compile, a build
     /// whose output has nothing to run).
     Layer(Option<LayerBlob>),
@@ -269,11 +298,8 @@ impl Plan {
                 })
             })
             .collect();
-        let images: BTreeMap<String, Vec<usize>> = self
-            .images
-            .iter()
-            .map(|i| (i.platform.to_string(), i.layers.iter().map(|l| l.step).collect()))
-            .collect();
+        let images: BTreeMap<String, Vec<usize>> =
+            self.images.iter().map(|i| (i.platform.to_string(), i.layers.iter().map(|l| l.step).collect())).collect();
         serde_json::json!({
             "resolution": self.resolution,
             "steps": steps,

@@ -19,7 +19,6 @@ use rayon::prelude::*;
 use crate::lockfile::Lockfile;
 use crate::{BuildError, LockPolicy, Session, StepReport};
 
-
 /// One platform's wheel set and where it installs.
 pub(crate) struct WheelPlan {
     pub platform: Platform,
@@ -121,8 +120,12 @@ impl Session<'_> {
         let resolved: Vec<Result<(usize, Target, WheelLock), BuildError>> = todo
             .into_par_iter()
             .map(|(i, target, path)| {
-                let wheel_lock =
-                    composer_wheels::resolve::resolve(uv.as_deref().expect("found above"), &request, &target, self.ctx.temp_dir)?;
+                let wheel_lock = composer_wheels::resolve::resolve(
+                    uv.as_deref().expect("found above"),
+                    &request,
+                    &target,
+                    self.ctx.temp_dir,
+                )?;
                 if write {
                     wheel_lock.write(&path)?;
                 }

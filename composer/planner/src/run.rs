@@ -154,7 +154,7 @@ impl Session<'_> {
         let step = &plan.steps[i];
         let store = self.ctx.store;
         let blob = |s: usize| match done[s].get() {
-            Some(Output::Blob(blob)) => blob.clone(),
+            Some(Output::Blob(blob)) => *blob,
             _ => unreachable!("a fetch step's result is a blob"),
         };
         let tree = |s: usize| match done[s].get() {
@@ -202,14 +202,12 @@ impl Session<'_> {
             Work::BuildLayer { build, part } => Output::Layer(self.build_layer(&tree(*build), *part, key())?),
             Work::InstallWheel { wheel, source, scheme, requested } => {
                 let (wheel, file) = match (wheel, done[*source].get()) {
-                    (Some(wheel), Some(Output::Blob(file))) => (wheel.clone(), file.clone()),
+                    (Some(wheel), Some(Output::Blob(file))) => (wheel.clone(), *file),
                     (None, Some(Output::Wheel(built))) => {
                         let sha: Sha256 = crate::wheel_steps::wheel_sha(built)?;
-                        let file = store.lookup_sha256(&sha)?.ok_or_else(|| {
-                            composer_store::StoreError::Corrupt {
-                                what: format!("wheel {}", built.filename),
-                                reason: "built, yet not in the store".into(),
-                            }
+                        let file = store.lookup_sha256(&sha)?.ok_or_else(|| composer_store::StoreError::Corrupt {
+                            what: format!("wheel {}", built.filename),
+                            reason: "built, yet not in the store".into(),
                         })?;
                         (built.clone(), file)
                     }

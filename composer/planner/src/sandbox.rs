@@ -11,7 +11,6 @@ use std::process::{Command, Stdio};
 
 use crate::BuildError;
 
-
 impl crate::Session<'_> {
     /// bubblewrap, or why there is none.
     pub(crate) fn bwrap(&self) -> Result<&Path, BuildError> {

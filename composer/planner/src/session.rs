@@ -11,7 +11,6 @@ use crate::lockfile::{self, LockedPackage, Lockfile};
 use crate::plan::{Output, StepKind, Work};
 use crate::{BuildError, BuildOutcome, Context, LockPolicy, StepReport};
 
-
 pub struct Session<'a> {
     pub(crate) ctx: &'a Context<'a>,
     pub(crate) recipe: &'a Recipe,
@@ -229,7 +228,6 @@ impl<'a> Session<'a> {
     }
 }
 
-
 /// Writes `recipe.lock` from a fresh resolution.
 pub fn lock(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path) -> Result<(Lockfile, PathBuf), BuildError> {
     let session = Session::new(ctx, recipe, recipe_path);
@@ -254,7 +252,8 @@ impl Session<'_> {
                 (StepKind::Fetch, _) => match mirror_remote {
                     Some(remote) => remote,
                     None => {
-                        let mirror = self.ctx.mirrors.resolve(&self.recipe.base.mirror, &self.recipe.base.suite, None)?;
+                        let mirror =
+                            self.ctx.mirrors.resolve(&self.recipe.base.mirror, &self.recipe.base.suite, None)?;
                         *mirror_remote.insert(remote(&mirror.url))
                     }
                 },
@@ -279,7 +278,6 @@ impl Session<'_> {
         self.build_plan(plan.keep(&roots))
     }
 }
-
 
 /// The wheels a recipe's locks name, every platform, in the store (fetched, or built from their
 /// sdists, as a build would): (wheel, its blob), deduplicated by sha256.

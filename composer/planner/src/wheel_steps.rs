@@ -120,7 +120,13 @@ impl Session<'_> {
     }
 
     /// The venv's layer.
-    pub(crate) fn env_layer(&self, root: &str, version: &str, full_version: &str, key: &ActionKey) -> Result<LayerBlob, BuildError> {
+    pub(crate) fn env_layer(
+        &self,
+        root: &str,
+        version: &str,
+        full_version: &str,
+        key: &ActionKey,
+    ) -> Result<LayerBlob, BuildError> {
         let store = self.ctx.store;
         let tree = self.env_tree(root, version, full_version)?;
         let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
@@ -138,7 +144,7 @@ impl Session<'_> {
         for installed in &installs {
             tree.entries.extend(store.get_tree(&installed.tree)?.entries);
             for segment in &installed.deflated {
-                reuse.entry(segment.0).or_insert(segment.1.clone());
+                reuse.entry(segment.0).or_insert(segment.1);
             }
         }
         tree.normalize().map_err(composer_store::StoreError::from)?;

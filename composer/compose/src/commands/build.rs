@@ -38,7 +38,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
         let session = Session::new(&ctx, &recipe, &args.recipe).keep_failed(args.keep_failed);
         let outcome = session.build(policy)?;
         let manifests: Vec<(String, composer_store::BlobInfo)> =
-            outcome.manifests.iter().map(|(p, m)| (p.to_string(), m.clone())).collect();
+            outcome.manifests.iter().map(|(p, m)| (p.to_string(), *m)).collect();
         let image = composer_oci::Image {
             index: &outcome.index,
             manifests: &manifests,

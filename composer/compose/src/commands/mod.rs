@@ -39,7 +39,11 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 pub fn client(settings: &Settings) -> Client {
-    Client::new(ClientOptions { offline: settings.offline, ca_file: settings.ca_file.clone(), ..ClientOptions::default() })
+    Client::new(ClientOptions {
+        offline: settings.offline,
+        ca_file: settings.ca_file.clone(),
+        ..ClientOptions::default()
+    })
 }
 
 /// What every library step needs, from the resolved settings: one place for its fields.

@@ -43,14 +43,17 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
             }
             _ => String::new(),
         };
-        let line = format!("{id:>3} {:<15} {platform:<14} {:<40} {}", step.kind.name(), step.name, state(step.cached, step.bytes));
+        let line = format!(
+            "{id:>3} {:<15} {platform:<14} {:<40} {}",
+            step.kind.name(),
+            step.name,
+            state(step.cached, step.bytes)
+        );
         crate::out!("{line}{}", if printer.verbose { needs } else { String::new() });
     }
     let download: u64 = plan.missing().map(|s| s.bytes).sum();
     let todo = plan.missing().count();
-    printer.status(
-        "Plan",
-        &format!("{todo} of {} steps to run, {} to download", plan.steps.len(), human_bytes(download)),
-    );
+    printer
+        .status("Plan", &format!("{todo} of {} steps to run, {} to download", plan.steps.len(), human_bytes(download)));
     Ok(())
 }

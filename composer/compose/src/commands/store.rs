@@ -76,4 +76,3 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
     }
     Ok(())
 }
-

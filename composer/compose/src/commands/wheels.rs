@@ -13,8 +13,7 @@ pub fn run(command: WheelsCommand, settings: &Settings, printer: &Printer) -> an
             let recipe = load_recipe(recipe_path, settings)?;
             let client = client(settings);
             let ctx = context(settings, &store, &client, printer);
-            composer_planner::recipe_wheels(&ctx, &recipe, recipe_path)
-                ?
+            composer_planner::recipe_wheels(&ctx, &recipe, recipe_path)?
                 .into_iter()
                 .map(|(wheel, blob)| IndexWheel {
                     filename: wheel.filename,
