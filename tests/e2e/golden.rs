@@ -62,6 +62,41 @@ fn fixture_images_are_the_recorded_bytes() {
     }
 }
 
+/// Every step's key, as `plan --json` prints it: a change to what any key holds is a change of
+/// every cache that holds its results, and has to be made on purpose (bless, and say why).
+#[test]
+fn fixture_step_keys_are_the_recorded_keys() {
+    for (case, packages, extra) in [
+        ("keys-fixture-app", &["app"][..], ""),
+        (
+            "keys-fixture-app-files",
+            &["app", "docs"][..],
+            "[[files]]\npath = \"/etc/app.conf\"\ncontent = \"x = 1\\n\"\n\n[layers]\ncompression = \"zstd\"\n",
+        ),
+    ] {
+        let f = Fixture::new(packages, extra);
+        let plan: serde_json::Value = serde_json::from_str(&f.compose.ok(&["--json", "plan", f.recipe_str()])).unwrap();
+        let mut lines: Vec<String> = plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let id = s["key"].as_str().or(s["sha256"].as_str()).expect("a key or a sha256");
+                format!("{} {} {id}", s["step"].as_str().unwrap(), s["name"].as_str().unwrap())
+            })
+            .collect();
+        lines.sort();
+        let text = lines.join("\n") + "\n";
+        let path = golden_dir().join(format!("{case}.txt"));
+        if blessing() {
+            std::fs::write(&path, &text).unwrap();
+            continue;
+        }
+        let recorded = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("no {}", path.display()));
+        assert_eq!(text, recorded, "the step keys of `{case}` changed");
+    }
+}
+
 #[test]
 fn fixture_wheel_set_images_are_the_recorded_bytes() {
     let f = crate::wheels::WheelFixture::new(&["tinyapp"], &["linux/amd64"]);

@@ -141,3 +141,77 @@ impl Lockfile {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock(requests: &[&str], platforms: &[&str]) -> Lockfile {
+        Lockfile {
+            version: LOCK_VERSION,
+            distro: "distro".into(),
+            suite: "stable".into(),
+            components: vec!["main".into()],
+            requests: requests.iter().map(|r| r.to_string()).collect(),
+            essential: false,
+            build_requests: vec![],
+            runtime_of: vec![],
+            platforms: platforms
+                .iter()
+                .map(|p| LockedPlatform {
+                    platform: p.to_string(),
+                    architecture: "arch".into(),
+                    release: LockedRelease {
+                        suite: "stable".into(),
+                        codename: "c".into(),
+                        date: "d".into(),
+                        inrelease_sha256: "00".repeat(32),
+                    },
+                    packages: vec![],
+                    build_packages: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_lock_covers_the_same_request_and_a_subset_of_its_platforms() {
+        let locked = lock(&["a", "b"], &["linux/amd64", "linux/arm64"]);
+        assert_eq!(locked.mismatch(&lock(&["a", "b"], &["linux/amd64"])), None);
+    }
+
+    #[test]
+    fn every_change_that_needs_a_new_resolution_is_named() {
+        let locked = lock(&["a", "b"], &["linux/amd64"]);
+        let cases: Vec<(Lockfile, &str)> = vec![
+            (lock(&["a", "b", "c"], &["linux/amd64"]), "package `c` is not in the lock"),
+            (lock(&["a"], &["linux/amd64"]), "the lock holds `b`"),
+            (lock(&["a", "b"], &["linux/arm64"]), "platform `linux/arm64` is not in the lock"),
+            (
+                Lockfile { suite: "testing".into(), ..lock(&["a", "b"], &["linux/amd64"]) },
+                "the recipe asks for distro testing",
+            ),
+            (Lockfile { components: vec!["main".into(), "contrib".into()], ..locked.clone() }, "components"),
+            (Lockfile { essential: true, ..locked.clone() }, "`essential`"),
+            (Lockfile { build_requests: vec!["cc".into()], ..locked.clone() }, "build root"),
+            (Lockfile { runtime_of: vec!["libx-dev".into()], ..locked.clone() }, "run-time libraries"),
+        ];
+        for (wanted, said) in cases {
+            let reason = locked.mismatch(&wanted).unwrap_or_else(|| panic!("no mismatch found for `{said}`"));
+            assert!(reason.contains(said), "{reason}");
+        }
+    }
+
+    #[test]
+    fn a_lock_reads_back_as_written_and_refuses_another_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.lock");
+        let written = lock(&["a"], &["linux/amd64"]);
+        written.write(&path).unwrap();
+        assert_eq!(Lockfile::read(&path).unwrap(), Some(written));
+        let text = std::fs::read_to_string(&path).unwrap().replace("version = 1", "version = 99");
+        std::fs::write(&path, text).unwrap();
+        assert!(matches!(Lockfile::read(&path), Err(BuildError::Lock { reason, .. }) if reason.contains("99")));
+        assert_eq!(Lockfile::read(&dir.path().join("none.lock")).unwrap(), None);
+    }
+}
