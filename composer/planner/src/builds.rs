@@ -135,9 +135,17 @@ impl Session<'_> {
         let script = work.join("script.sh");
         let log = work.join("build.log");
         for dir in [&build_dir, &out_dir] {
-            std::fs::create_dir_all(dir).map_err(|e| BuildError::Sandbox(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| BuildError::Io {
+                action: "create",
+                path: dir.clone(),
+                source: e,
+            })?;
         }
-        std::fs::write(&script, &job.script).map_err(|e| BuildError::Sandbox(e.to_string()))?;
+        std::fs::write(&script, &job.script).map_err(|e| BuildError::Io {
+            action: "write",
+            path: script.clone(),
+            source: e,
+        })?;
         let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         env.insert("JOBS".into(), jobs.to_string());
         let emulated = crate::builds::emulated(platform);

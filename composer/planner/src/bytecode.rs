@@ -154,10 +154,18 @@ impl Session<'_> {
                 });
             }
             for dir in sandbox::MOUNT_POINTS.iter().map(|d| root.join(d)).chain([out.clone(), build.clone()]) {
-                std::fs::create_dir_all(&dir).map_err(|e| BuildError::Sandbox(format!("{}: {e}", dir.display())))?;
+                std::fs::create_dir_all(&dir).map_err(|e| BuildError::Io {
+                    action: "create",
+                    path: dir.clone(),
+                    source: e,
+                })?;
             }
             let script = work.join("compile.py");
-            std::fs::write(&script, COMPILE).map_err(|e| BuildError::Sandbox(e.to_string()))?;
+            std::fs::write(&script, COMPILE).map_err(|e| BuildError::Io {
+                action: "write",
+                path: script.clone(),
+                source: e,
+            })?;
             // -S: no site (nothing of the image's own configuration runs); -s: no user site.
             let mut argv = vec![interpreter, "-S".into(), "-s".into(), "/sources/.script".into()];
             argv.extend(self.bytecode_roots(part));

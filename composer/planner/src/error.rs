@@ -6,10 +6,26 @@ pub enum BuildError {
     Recipe(#[from] composer_recipe::RecipeError),
     #[error("no mirror named `{name}` is configured (needed for suite `{suite}`)")]
     NoMirror { name: String, suite: String, env: String, apt_dir: PathBuf },
-    #[error("cannot read config `{}`: {reason}", path.display())]
-    Config { path: PathBuf, reason: String },
-    #[error("cannot use lock file `{}`: {reason}", path.display())]
-    Lock { path: PathBuf, reason: String },
+    #[error("cannot read config `{}`", path.display())]
+    Config {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("cannot use lock file `{}`", path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The same wording as the store's and the OCI writer's I/O errors.
+    #[error("failed to {action} `{}`", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the lock file `{}` does not cover the recipe: {reason}", path.display())]
     LockOutdated { path: PathBuf, reason: String },
     #[error("`--locked` was given but `{}` does not exist", path.display())]

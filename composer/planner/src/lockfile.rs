@@ -69,14 +69,14 @@ impl Lockfile {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(BuildError::Lock { path: path.to_path_buf(), reason: e.to_string() }),
+            Err(e) => return Err(BuildError::Lock { path: path.to_path_buf(), source: e.into() }),
         };
         let lock: Lockfile =
-            toml::from_str(&text).map_err(|e| BuildError::Lock { path: path.to_path_buf(), reason: e.to_string() })?;
+            toml::from_str(&text).map_err(|e| BuildError::Lock { path: path.to_path_buf(), source: e.into() })?;
         if lock.version != LOCK_VERSION {
             return Err(BuildError::Lock {
                 path: path.to_path_buf(),
-                reason: format!("lock version {} is not {LOCK_VERSION}", lock.version),
+                source: format!("lock version {} is not {LOCK_VERSION}", lock.version).into(),
             });
         }
         Ok(Some(lock))
@@ -89,7 +89,7 @@ impl Lockfile {
 
     pub fn write(&self, path: &Path) -> Result<(), BuildError> {
         let temp = path.with_extension(format!("lock.tmp-{}", std::process::id()));
-        let err = |e: std::io::Error| BuildError::Lock { path: path.to_path_buf(), reason: e.to_string() };
+        let err = |e: std::io::Error| BuildError::Lock { path: path.to_path_buf(), source: e.into() };
         std::fs::write(&temp, self.to_toml()).map_err(err)?;
         std::fs::rename(&temp, path).map_err(err)
     }
@@ -211,7 +211,9 @@ mod tests {
         assert_eq!(Lockfile::read(&path).unwrap(), Some(written));
         let text = std::fs::read_to_string(&path).unwrap().replace("version = 1", "version = 99");
         std::fs::write(&path, text).unwrap();
-        assert!(matches!(Lockfile::read(&path), Err(BuildError::Lock { reason, .. }) if reason.contains("99")));
+        assert!(
+            matches!(Lockfile::read(&path), Err(BuildError::Lock { source, .. }) if source.to_string().contains("99"))
+        );
         assert_eq!(Lockfile::read(&dir.path().join("none.lock")).unwrap(), None);
     }
 }

@@ -30,7 +30,8 @@ fn walk(
     entries: &mut Vec<TreeEntry>,
     inodes: &mut HashMap<(u64, u64), String>,
 ) -> Result<(), BuildError> {
-    let err = |path: &Path, e: io::Error| BuildError::Sandbox(format!("reading build output {}: {e}", path.display()));
+    let err =
+        |path: &Path, e: io::Error| BuildError::Io { action: "read build output", path: path.to_path_buf(), source: e };
     let mut children: Vec<_> =
         fs::read_dir(dir).map_err(|e| err(dir, e))?.collect::<Result<_, _>>().map_err(|e| err(dir, e))?;
     // Sorted, so that which of two hard-linked paths is the link is the same on every run.

@@ -67,11 +67,12 @@ pub fn run(bwrap: &Path, run: &Run<'_>) -> Result<std::process::ExitStatus, Buil
             .create_new(true)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(run.log)
-            .map_err(|e| BuildError::Sandbox(format!("{}: {e}", run.log.display())))?
+            .map_err(|e| BuildError::Io { action: "create", path: run.log.to_path_buf(), source: e })?
     };
-    let err = log.try_clone().map_err(|e| BuildError::Sandbox(e.to_string()))?;
+    let err =
+        log.try_clone().map_err(|e| BuildError::Io { action: "duplicate", path: run.log.to_path_buf(), source: e })?;
     command.stdin(Stdio::null()).stdout(log).stderr(err);
-    command.status().map_err(|e| BuildError::Sandbox(format!("cannot start {}: {e}", bwrap.display())))
+    command.status().map_err(|e| BuildError::Io { action: "start", path: bwrap.to_path_buf(), source: e })
 }
 
 /// The environment every build starts from; the toolchain's variables are added to it.
@@ -122,6 +123,10 @@ pub(crate) fn tempdir(temp_dir: &Path, label: &str) -> Result<PathBuf, BuildErro
         .prefix(&format!("compose-build-{label}-"))
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(temp_dir)
-        .map_err(|e| BuildError::Sandbox(format!("creating a build directory: {e}")))?;
+        .map_err(|e| BuildError::Io {
+            action: "create a build directory in",
+            path: temp_dir.to_path_buf(),
+            source: e,
+        })?;
     Ok(dir.keep())
 }

@@ -85,7 +85,7 @@ pub fn read_config(path: &Path) -> Result<BTreeMap<String, (String, Option<PathB
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(BuildError::Config { path: path.to_path_buf(), reason: e.to_string() }),
+        Err(e) => return Err(BuildError::Config { path: path.to_path_buf(), source: e.into() }),
     };
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
@@ -99,7 +99,7 @@ pub fn read_config(path: &Path) -> Result<BTreeMap<String, (String, Option<PathB
         mirrors: BTreeMap<String, Entry>,
     }
     let file: File =
-        toml::from_str(&text).map_err(|e| BuildError::Config { path: path.to_path_buf(), reason: e.to_string() })?;
+        toml::from_str(&text).map_err(|e| BuildError::Config { path: path.to_path_buf(), source: e.into() })?;
     Ok(file
         .mirrors
         .into_iter()
