@@ -52,7 +52,7 @@ impl Store {
             .entries
             .iter()
             .filter_map(|e| match &e.kind {
-                EntryKind::File { content, size } => Some((content, *size)),
+                EntryKind::File { content, size, inline: None } => Some((content, *size)),
                 _ => None,
             })
             .collect();
@@ -74,6 +74,12 @@ impl Store {
                 EntryKind::Dir => {
                     dir.create_dir(rel).map_err(io("create", rel, &dir))?;
                     dir_modes.push((rel, entry.mode));
+                }
+                EntryKind::File { content, size, inline: Some(inline) } => {
+                    // Kept in the manifest: no object to link, so a file of its own.
+                    let mut data = self.open_file_entry(content, *size, Some(inline))?;
+                    let mut out = dir.create_new(rel, 0o644 | (entry.mode & 0o111)).map_err(io("create", rel, &dir))?;
+                    std::io::copy(&mut data, &mut out).map_err(io("write", rel, &dir))?;
                 }
                 EntryKind::File { content, .. } => {
                     let object = self.object_path(content);
@@ -135,8 +141,8 @@ mod tests {
         let mut tree = Tree {
             entries: vec![
                 entry("usr", EntryKind::Dir, 0o755),
-                entry("usr/bin/tool", EntryKind::File { content: tool, size: 20 }, 0o755),
-                entry("usr/share/data", EntryKind::File { content: data, size: 5 }, 0o644),
+                entry("usr/bin/tool", EntryKind::File { content: tool, size: 20, inline: None }, 0o755),
+                entry("usr/share/data", EntryKind::File { content: data, size: 5, inline: None }, 0o644),
                 entry("usr/bin/again", EntryKind::Hardlink { target: "usr/bin/tool".into() }, 0o755),
                 entry("bin", EntryKind::Symlink { target: "usr/bin".into() }, 0o777),
             ],
@@ -155,5 +161,42 @@ mod tests {
         assert_eq!(store.checkout(&id, &["build", "out"]).unwrap(), root, "the second call reuses it");
         assert_ne!(store.checkout(&id, &["build"]).unwrap(), root, "mount points are part of its identity");
         assert_eq!(fs::read_dir(store.dir("tmp")).unwrap().count(), 0, "nothing left half made");
+    }
+
+    #[test]
+    fn an_inline_file_is_written_from_the_manifest_and_checked_against_its_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let data = b"#!/bin/sh\necho small\n".to_vec();
+        let file = |data: Vec<u8>| EntryKind::File {
+            content: crate::Hash::of(b"#!/bin/sh\necho small\n"),
+            size: data.len() as u64,
+            inline: Some(crate::Inline(data)),
+        };
+        let mut tree = Tree {
+            entries: vec![
+                entry("usr", EntryKind::Dir, 0o755),
+                entry("usr/bin/small", file(data.clone()), 0o755),
+                entry("usr/bin/again", EntryKind::Hardlink { target: "usr/bin/small".into() }, 0o755),
+            ],
+        };
+        tree.normalize().unwrap();
+        assert_eq!(tree.contents().count(), 0, "an inline file refers to no object");
+        let id = store.put_tree(&tree).unwrap();
+        let root = store.checkout(&id, &[]).unwrap();
+        assert_eq!(fs::read(root.join("usr/bin/small")).unwrap(), data);
+        assert_eq!(fs::metadata(root.join("usr/bin/small")).unwrap().mode() & 0o111, 0o111);
+        assert_eq!(
+            fs::metadata(root.join("usr/bin/again")).unwrap().ino(),
+            fs::metadata(root.join("usr/bin/small")).unwrap().ino()
+        );
+
+        // Bytes that are not what the entry's hash names are refused, not written.
+        let mut bad = data.clone();
+        bad[0] ^= 1;
+        let mut tree = Tree { entries: vec![entry("small", file(bad), 0o644)] };
+        tree.normalize().unwrap();
+        let id = store.put_tree(&tree).unwrap();
+        assert!(matches!(store.checkout(&id, &[]), Err(StoreError::Corrupt { .. })));
     }
 }

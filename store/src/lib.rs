@@ -40,7 +40,9 @@ pub use hash::{Hash, Sha256};
 pub use lock::{LockMode, StoreLock};
 pub use object::{BlobInfo, ObjectWriter};
 pub use read::ObjectReader;
-pub use tree::{EntryKind, Tree, TreeEntry, TreeError, check_path, escape_name, name_bytes};
+
+pub use read::FileReader;
+pub use tree::{EntryKind, INLINE_MAX, Inline, Tree, TreeEntry, TreeError, check_path, escape_name, name_bytes};
 pub use verify::{VerifyProblem, VerifyReport};
 
 use std::fs;

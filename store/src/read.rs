@@ -176,6 +176,41 @@ impl Store {
         ObjectReader::open(self, &blob.id, Expect::Blob(blob.sha256), Some(blob.size))
     }
 
+    /// A file entry's content, verified: streamed from its object, or taken from the manifest
+    /// (checked against the entry's BLAKE3 before a byte of it is returned).
+    pub fn open_file_entry<'a>(
+        &'a self,
+        content: &Hash,
+        size: u64,
+        inline: Option<&'a crate::Inline>,
+    ) -> Result<FileReader<'a>, StoreError> {
+        match inline {
+            Some(data) if data.0.len() as u64 == size && Hash::of(&data.0) == *content => {
+                Ok(FileReader::Inline(std::io::Cursor::new(&data.0)))
+            }
+            Some(_) => Err(StoreError::Corrupt {
+                what: format!("inline content {content}"),
+                reason: "it does not match its hash or size".into(),
+            }),
+            None => Ok(FileReader::Object(self.open_object_sized(content, size)?)),
+        }
+    }
+
+    /// A file entry's whole content, verified; `None` for an entry that is not a file.
+    pub fn read_file_entry(&self, kind: &crate::EntryKind) -> Result<Option<Vec<u8>>, StoreError> {
+        let crate::EntryKind::File { content, size, inline } = kind else { return Ok(None) };
+        match inline {
+            Some(_) => {
+                let mut out = Vec::new();
+                self.open_file_entry(content, *size, inline.as_ref())?
+                    .read_to_end(&mut out)
+                    .expect("reading memory cannot fail");
+                Ok(Some(out))
+            }
+            None => self.read(content).map(Some),
+        }
+    }
+
     /// Reads a whole object, verified; for small objects (trees, metadata) only.
     pub fn read(&self, id: &Hash) -> Result<Vec<u8>, StoreError> {
         let mut reader = self.open_object(id)?;
@@ -293,5 +328,20 @@ mod tests {
         store.open_blob(&info).unwrap().read_to_end(&mut out).unwrap();
         assert_eq!(out, b"fine");
         store.verify_object(&info.id).unwrap();
+    }
+}
+
+/// A file entry's content as [`Store::open_file_entry`] gives it.
+pub enum FileReader<'a> {
+    Object(ObjectReader<'a>),
+    Inline(std::io::Cursor<&'a Vec<u8>>),
+}
+
+impl Read for FileReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            FileReader::Object(reader) => reader.read(buf),
+            FileReader::Inline(cursor) => cursor.read(buf),
+        }
     }
 }

@@ -57,24 +57,59 @@ fn a_flipped_or_truncated_layer_object_never_reaches_the_output() {
 
 #[test]
 fn a_damaged_file_object_is_not_packed_into_a_new_layer() {
+    // Larger than what a tree keeps inline, so that it is an object of its own.
+    let content: Vec<u8> = (0..40_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    assert!(content.len() as u64 > composer_store::INLINE_MAX);
+    let (_mirror, c, recipe) = crate::mirror_with(vec![Deb::new("big", "1").file("usr/share/big/data", &content)]);
+    write_recipe(&recipe, &_mirror.keyring, &["big"], "");
+    let build = || {
+        let out = c.run(&["--json", "build", recipe.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    build();
+    damage(&store_object_of(&c.store, &content), |b| b[3] ^= 1);
+
+    // A new epoch: new layer keys over the same (cached) unpacked packages.
+    let text = std::fs::read_to_string(&recipe).unwrap().replace("1700000000", "1700000100");
+    std::fs::write(&recipe, text).unwrap();
+    let stderr = build();
+    assert!(stderr.contains("is corrupt"), "{stderr}");
+    let layout = c.cwd.join("out/app");
+    let entries = layer_entries(&layout, "amd64");
+    let big = entries.iter().find(|e| e.path == "usr/share/big/data").unwrap();
+    assert!(big.data == content, "the layer holds the package's bytes, not the damaged object's");
+    assert_layout_blobs_intact(&layout);
+    let verify = c.ok(&["--json", "store", "verify"]);
+    let report: serde_json::Value = serde_json::from_str(&verify).unwrap();
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
+}
+
+/// A small file lives inside its package's tree manifest: damage to that manifest is found the
+/// same way, and the package is unpacked again.
+#[test]
+fn a_damaged_tree_with_inline_files_is_not_packed_into_a_new_layer() {
     let f = Fixture::new(&["app"], "");
     f.compose.build_json(&f.recipe, &[]);
     let content = b"#!/bin/sh\necho app 1.0\n";
-    damage(&store_object_of(&f.compose.store, content), |b| b[3] = b'X');
-
-    // A new epoch: new layer keys over the same (cached) unpacked packages.
+    // The tree manifest that holds the script inline (base64 in its JSON).
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, content);
+    let tree = composer_testkit::store_objects(&f.compose.store)
+        .into_iter()
+        .find(|p| std::fs::read(p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(&encoded)))
+        .expect("a tree holds the script inline");
+    damage(&tree, |b| {
+        let at = String::from_utf8_lossy(b).find(&encoded).unwrap();
+        b[at] = if b[at] == b'I' { b'J' } else { b'I' };
+    });
     let recipe = std::fs::read_to_string(&f.recipe).unwrap().replace("1700000000", "1700000100");
     std::fs::write(&f.recipe, recipe).unwrap();
     let (_, stderr) = build_again(&f);
     assert!(stderr.contains("is corrupt"), "{stderr}");
-    let layout = f.compose.cwd.join("out/app");
-    let entries = layer_entries(&layout, "amd64");
+    let entries = layer_entries(&f.compose.cwd.join("out/app"), "amd64");
     let app = entries.iter().find(|e| e.path == "usr/bin/app").unwrap();
-    assert_eq!(app.data, content, "the layer holds the package's bytes, not the damaged object's");
-    assert_layout_blobs_intact(&layout);
-    let verify = f.compose.ok(&["--json", "store", "verify"]);
-    let report: serde_json::Value = serde_json::from_str(&verify).unwrap();
-    assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(app.data, content, "the layer holds the package's bytes, not the damaged tree's");
 }
 
 #[test]

@@ -194,8 +194,8 @@ fn read_data(
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.size();
-                let content = store_content(store, &mut entry, size, &|e| bad(&raw, e.to_string()))?;
-                EntryKind::File { content, size }
+                let (content, inline) = store_content(store, &mut entry, size, &|e| bad(&raw, e.to_string()))?;
+                EntryKind::File { content, size, inline }
             }
             other => return Err(bad(&raw, format!("unsupported entry type {other:?}"))),
         };
@@ -223,16 +223,22 @@ fn read_data(
 /// Small files are hashed in memory and written only if new; large ones stream to a temp file.
 /// A read error is the package's fault (`bad`); a write error is the store's (a full disk, say)
 /// and is reported as such.
+/// A file's content: small files stay in the tree's manifest (one store file per package, not
+/// one per file it ships: creating files is most of a cold unpack's system time), larger ones
+/// become objects.
 fn store_content(
     store: &Store,
     reader: &mut impl Read,
     size: u64,
     bad: &dyn Fn(io::Error) -> DebError,
-) -> Result<Hash, DebError> {
+) -> Result<(Hash, Option<composer_store::Inline>), DebError> {
     if size <= 8 * 1024 * 1024 {
         let mut data = Vec::with_capacity(size as usize);
         reader.read_to_end(&mut data).map_err(bad)?;
-        Ok(store.put_content(&data)?)
+        if data.len() as u64 <= composer_store::INLINE_MAX {
+            return Ok((Hash::of(&data), Some(composer_store::Inline(data))));
+        }
+        Ok((store.put_content(&data)?, None))
     } else {
         let mut writer = store.writer()?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -244,7 +250,7 @@ fn store_content(
             io::Write::write_all(&mut writer, &buf[..n])
                 .map_err(|e| composer_store::StoreError::io("write", &writer.temp_path(), e))?;
         }
-        Ok(writer.finish()?.id)
+        Ok((writer.finish()?.id, None))
     }
 }
 

@@ -26,23 +26,21 @@ impl Session<'_> {
         let wheels: Vec<_> = tree
             .entries
             .iter()
-            .filter_map(|e| match &e.kind {
-                composer_store::EntryKind::File { content, .. }
-                    if e.path.starts_with("dist/") && e.path.ends_with(".whl") =>
-                {
-                    Some((e.path.trim_start_matches("dist/").to_string(), *content))
-                }
-                _ => None,
+            .filter(|e| {
+                matches!(e.kind, composer_store::EntryKind::File { .. })
+                    && e.path.starts_with("dist/")
+                    && e.path.ends_with(".whl")
             })
+            .map(|e| (e.path.trim_start_matches("dist/").to_string(), &e.kind))
             .collect();
-        let [(filename, content)] = wheels.as_slice() else {
+        let [(filename, file)] = wheels.as_slice() else {
             return Err(BuildError::Sandbox(format!(
                 "building {} left {} wheels in dist/, not one",
                 sdist.filename,
                 wheels.len()
             )));
         };
-        let blob = store.put_bytes(&store.read(content)?)?;
+        let blob = store.put_bytes(&store.read_file_entry(file)?.expect("a file entry"))?;
         let wheel = composer_wheels::LockedWheel {
             name: sdist.name.clone(),
             version: sdist.version.clone(),

@@ -24,7 +24,7 @@ impl ImageView<'_> {
 
     pub fn read(&self, path: &str) -> Option<Vec<u8>> {
         match &self.entries.get(path)?.kind {
-            EntryKind::File { content, .. } => self.store.read(content).ok(),
+            EntryKind::File { .. } => self.store.read_file_entry(&self.entries.get(path)?.kind).ok().flatten(),
             _ => None,
         }
     }
@@ -44,7 +44,7 @@ impl Builder<'_> {
 
     fn file(&mut self, path: &str, data: &[u8], mode: u32) -> Result<(), BuildError> {
         let content = self.store.put_content(data)?;
-        self.entry(path, EntryKind::File { content, size: data.len() as u64 }, mode, 0, 0);
+        self.entry(path, EntryKind::File { content, size: data.len() as u64, inline: None }, mode, 0, 0);
         Ok(())
     }
 
@@ -187,7 +187,13 @@ fn recipe_files(b: &mut Builder<'_>, recipe: &Recipe) -> Result<(), BuildError> 
                     (None, None) => unreachable!("validated when the recipe was parsed"),
                 };
                 let content = b.store.put_content(&data)?;
-                b.entry(&target, EntryKind::File { content, size: data.len() as u64 }, file.mode, file.uid, file.gid);
+                b.entry(
+                    &target,
+                    EntryKind::File { content, size: data.len() as u64, inline: None },
+                    file.mode,
+                    file.uid,
+                    file.gid,
+                );
             }
         }
     }

@@ -108,7 +108,11 @@ impl Session<'_> {
             full_version
         );
         let content = store.put_content(cfg.as_bytes())?;
-        entries.push(entry(&format!("{root}/pyvenv.cfg"), EntryKind::File { content, size: cfg.len() as u64 }, 0o644));
+        entries.push(entry(
+            &format!("{root}/pyvenv.cfg"),
+            EntryKind::File { content, size: cfg.len() as u64, inline: None },
+            0o644,
+        ));
         let link = |path: String, target: &str| entry(&path, EntryKind::Symlink { target: target.to_string() }, 0o777);
         entries.push(link(format!("{root}/bin/python"), &format!("{bin}/python{version}")));
         entries.push(link(format!("{root}/bin/python3"), "python"));

@@ -419,7 +419,10 @@ impl<'a> Output<'a> {
             record_hash(&data),
             data.len() as u64,
         ));
-        self.entries.insert(path.clone(), entry(&path, EntryKind::File { content, size: data.len() as u64 }, mode));
+        self.entries.insert(
+            path.clone(),
+            entry(&path, EntryKind::File { content, size: data.len() as u64, inline: None }, mode),
+        );
         Ok(content)
     }
 
