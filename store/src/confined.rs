@@ -187,11 +187,46 @@ impl Confined {
         }
     }
 
+    /// The identity and times of the regular file `rel` (never of what a symlink there points
+    /// at): what says, without reading it, that a file is the one seen before and unchanged.
+    pub fn file_stamp(&self, rel: &str) -> io::Result<Option<FileStamp>> {
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let dir = match self.open_dir(parent) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match rustix::fs::statat(&dir, b(name).as_ref(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() => Ok(Some(FileStamp {
+                dev: st.st_dev,
+                ino: st.st_ino,
+                size: st.st_size as u64,
+                mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+                ctime: (st.st_ctime, st.st_ctime_nsec as i64),
+            })),
+            Ok(_) => Err(io::Error::new(io::ErrorKind::InvalidData, format!("`{rel}` is not a regular file"))),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Sets the mode of the directory `rel` (never of what a symlink there points at).
     pub fn chmod_dir(&self, rel: &str, mode: u32) -> io::Result<()> {
         let fd = self.open_dir(rel)?;
         Ok(rustix::fs::fchmod(fd.as_fd(), Mode::from_raw_mode(mode))?)
     }
+}
+
+/// A file's identity and times. The kernel sets `ctime` on every change to the file's content
+/// or metadata, and no system call sets it back, so an equal stamp means the same, unchanged
+/// file (as git's index trusts it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileStamp {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
 }
 
 /// A file that has no name until it is complete (`O_TMPFILE`), for outputs at a path the user

@@ -145,6 +145,22 @@ impl Store {
         &self.root
     }
 
+    /// A machine-local note about files outside the store (which output blobs were checked, by
+    /// their stamps), by name. Notes are never shared and never part of a result: a note that is
+    /// missing or unreadable only costs the check it would have saved.
+    pub fn local_note(&self, name: &str) -> Option<Vec<u8>> {
+        fs::read(self.note_path(name)).ok()
+    }
+
+    /// Replaces the note `name`. On a read-only store it does nothing and says so by `Err`.
+    pub fn set_local_note(&self, name: &str, data: &[u8]) -> Result<(), StoreError> {
+        object::write_atomic(&self.note_path(name), data)
+    }
+
+    fn note_path(&self, name: &str) -> PathBuf {
+        self.dir("notes").join(Hash::of(name.as_bytes()).to_hex())
+    }
+
     pub(crate) fn dir(&self, name: &str) -> PathBuf {
         self.root.join(bucket(name))
     }

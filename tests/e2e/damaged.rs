@@ -331,3 +331,24 @@ fn what_a_killed_build_left_is_cleaned_by_the_next_build() {
         assert!(!path.exists(), "{} is still there", path.display());
     }
 }
+
+/// A no-op build does not read the blobs it wrote into a layout again (it knows them by their
+/// file stamps), yet a blob changed since, even to the same size and time, is written again.
+#[test]
+fn a_layout_blob_changed_after_the_build_is_written_again() {
+    let f = Fixture::new(&["app"], "");
+    f.compose.build_json(&f.recipe, &[]);
+    let layout = f.compose.cwd.join("out/app");
+    let layer = manifest(&layout, "amd64")["layers"][0]["digest"].as_str().unwrap().replace("sha256:", "");
+    let blob = layout.join("blobs/sha256").join(layer);
+    let before = std::fs::metadata(&blob).unwrap();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&blob, &bytes).unwrap();
+    // Same size, and the modification time put back: only the kernel's change time differs.
+    let times = std::fs::FileTimes::new().set_modified(before.modified().unwrap());
+    std::fs::File::options().write(true).open(&blob).unwrap().set_times(times).unwrap();
+    build_again(&f);
+    assert_layout_blobs_intact(&layout);
+}

@@ -6,12 +6,12 @@
 //! file and a rename, skipped when an identical one is present), `index.json` is replaced
 //! atomically last, then the blobs only the replaced image used are removed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use composer_store::confined::Confined;
+use composer_store::confined::{Confined, FileStamp};
 use composer_store::{BlobInfo, Sha256, Store};
 use serde_json::{Value, json};
 
@@ -123,13 +123,31 @@ pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tag: &str) -> R
 
     let previous = read_top_index(&root)?;
     let blobs = image_blobs(store, index)?;
+    // Blobs this layout was seen to hold, by stamp: one that is still the same file is not read
+    // again (a no-op build would otherwise hash every layer it already wrote).
+    let note = format!("layout-blobs:{}", canonical.display());
+    let mut checked: BTreeMap<String, (FileStamp, String)> =
+        store.local_note(&note).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     // First, so that a write cut short leaves a directory that is recognisably a layout (and
     // the next write may finish it), never a stray directory composer then refuses.
     write_atomic(&mut root, "oci-layout", OCI_LAYOUT)?;
     root.create_dir_all("blobs/sha256").map_err(rel_err("create", "blobs/sha256", &root))?;
     for (blob, _) in &blobs {
         let rel = format!("blobs/sha256/{}", blob.sha256.to_hex());
+        let stamp = |root: &Confined| {
+            root.file_stamp(&rel).map_err(|source| OciError::Io { action: "inspect", path: root.display(&rel), source })
+        };
+        let seen = checked.get(&rel).filter(|(_, sha)| *sha == blob.sha256.to_hex()).map(|(s, _)| s.clone());
+        if let Some(seen) = seen
+            && stamp(&root)?.is_some_and(|now| now == seen && now.size == blob.size)
+        {
+            continue;
+        }
+        checked.remove(&rel);
         if existing_blob_is(&root, &rel, blob)? {
+            if let Some(now) = stamp(&root)? {
+                checked.insert(rel.clone(), (now, blob.sha256.to_hex()));
+            }
             continue;
         }
         let temp = temp_name(&rel);
@@ -143,6 +161,9 @@ pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tag: &str) -> R
             let _ = root.remove_file(&temp);
         }
         result?;
+        if let Some(now) = stamp(&root)? {
+            checked.insert(rel.clone(), (now, blob.sha256.to_hex()));
+        }
     }
 
     // This tag's entry replaces the one it had; every other entry stays as it was.
@@ -180,8 +201,11 @@ pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tag: &str) -> R
         }
         for rel in old.difference(&live) {
             let _ = root.remove_file(rel);
+            checked.remove(rel);
         }
     }
+    // Best effort: a read-only store only means the next write checks again.
+    let _ = store.set_local_note(&note, &serde_json::to_vec(&checked).expect("notes serialize"));
     Ok(())
 }
 
