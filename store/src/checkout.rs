@@ -48,17 +48,21 @@ impl Store {
     /// the objects themselves.
     fn fill(&self, id: &Hash, extra_dirs: &[&str], root: &Path) -> Result<(), StoreError> {
         let tree = self.get_tree(id)?;
-        let mut contents: Vec<(&Hash, u64)> = tree
+        let mut contents: Vec<(&Hash, Option<u64>)> = tree
             .entries
             .iter()
             .filter_map(|e| match &e.kind {
-                EntryKind::File { content, size, inline: None } => Some((content, *size)),
+                EntryKind::File { content, size, packed: None } => Some((content, Some(*size))),
+                EntryKind::File { packed: Some(packed), .. } => Some((&packed.pack, None)),
                 _ => None,
             })
             .collect();
         contents.sort_unstable();
         contents.dedup();
-        contents.par_iter().try_for_each(|(content, size)| self.open_object_sized(content, *size)?.finish())?;
+        contents.par_iter().try_for_each(|(content, size)| match size {
+            Some(size) => self.open_object_sized(content, *size)?.finish(),
+            None => self.open_object(content)?.finish(),
+        })?;
 
         fs::create_dir_all(root).map_err(|e| StoreError::io("create", root, e))?;
         let mut dir = Confined::open(root).map_err(|e| StoreError::io("open", root, e))?;
@@ -75,11 +79,12 @@ impl Store {
                     dir.create_dir(rel).map_err(io("create", rel, &dir))?;
                     dir_modes.push((rel, entry.mode));
                 }
-                EntryKind::File { content, size, inline: Some(inline) } => {
-                    // Kept in the manifest: no object to link, so a file of its own.
-                    let mut data = self.open_file_entry(content, *size, Some(inline))?;
+                EntryKind::File { content, size, packed: Some(packed) } => {
+                    // Inside a pack: no object of its own to link, so a file of its own.
+                    let mut data = self.open_file_entry(content, *size, Some(packed))?;
                     let mut out = dir.create_new(rel, 0o644 | (entry.mode & 0o111)).map_err(io("create", rel, &dir))?;
-                    std::io::copy(&mut data, &mut out).map_err(io("write", rel, &dir))?;
+                    std::io::copy(&mut data, &mut out)
+                        .map_err(|e| StoreError::carried(e).unwrap_or_else(|e| io("write", rel, &dir)(e)))?;
                 }
                 EntryKind::File { content, .. } => {
                     let object = self.object_path(content);
@@ -141,8 +146,8 @@ mod tests {
         let mut tree = Tree {
             entries: vec![
                 entry("usr", EntryKind::Dir, 0o755),
-                entry("usr/bin/tool", EntryKind::File { content: tool, size: 20, inline: None }, 0o755),
-                entry("usr/share/data", EntryKind::File { content: data, size: 5, inline: None }, 0o644),
+                entry("usr/bin/tool", EntryKind::File { content: tool, size: 20, packed: None }, 0o755),
+                entry("usr/share/data", EntryKind::File { content: data, size: 5, packed: None }, 0o644),
                 entry("usr/bin/again", EntryKind::Hardlink { target: "usr/bin/tool".into() }, 0o755),
                 entry("bin", EntryKind::Symlink { target: "usr/bin".into() }, 0o777),
             ],
@@ -164,39 +169,41 @@ mod tests {
     }
 
     #[test]
-    fn an_inline_file_is_written_from_the_manifest_and_checked_against_its_hash() {
+    fn a_packed_file_is_written_from_its_pack_and_checked_against_its_hash() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let data = b"#!/bin/sh\necho small\n".to_vec();
-        let file = |data: Vec<u8>| EntryKind::File {
-            content: crate::Hash::of(b"#!/bin/sh\necho small\n"),
-            size: data.len() as u64,
-            inline: Some(crate::Inline(data)),
+        let (first, small) = (b"first file\n".to_vec(), b"#!/bin/sh\necho small\n".to_vec());
+        let pack = store.put_content(&[first.clone(), small.clone()].concat()).unwrap();
+        let file = |offset: u64| EntryKind::File {
+            content: crate::Hash::of(&small),
+            size: small.len() as u64,
+            packed: Some(crate::Packed { pack, offset }),
         };
         let mut tree = Tree {
             entries: vec![
                 entry("usr", EntryKind::Dir, 0o755),
-                entry("usr/bin/small", file(data.clone()), 0o755),
+                entry("usr/bin/small", file(first.len() as u64), 0o755),
                 entry("usr/bin/again", EntryKind::Hardlink { target: "usr/bin/small".into() }, 0o755),
             ],
         };
         tree.normalize().unwrap();
-        assert_eq!(tree.contents().count(), 0, "an inline file refers to no object");
+        assert_eq!(tree.contents().collect::<Vec<_>>(), [&pack], "a packed file refers to its pack");
         let id = store.put_tree(&tree).unwrap();
         let root = store.checkout(&id, &[]).unwrap();
-        assert_eq!(fs::read(root.join("usr/bin/small")).unwrap(), data);
+        assert_eq!(fs::read(root.join("usr/bin/small")).unwrap(), small);
         assert_eq!(fs::metadata(root.join("usr/bin/small")).unwrap().mode() & 0o111, 0o111);
-        assert_eq!(
-            fs::metadata(root.join("usr/bin/again")).unwrap().ino(),
-            fs::metadata(root.join("usr/bin/small")).unwrap().ino()
-        );
+        let (a, b) =
+            (fs::metadata(root.join("usr/bin/again")).unwrap(), fs::metadata(root.join("usr/bin/small")).unwrap());
+        assert_eq!(a.ino(), b.ino());
 
-        // Bytes that are not what the entry's hash names are refused, not written.
-        let mut bad = data.clone();
-        bad[0] ^= 1;
-        let mut tree = Tree { entries: vec![entry("small", file(bad), 0o644)] };
-        tree.normalize().unwrap();
-        let id = store.put_tree(&tree).unwrap();
-        assert!(matches!(store.checkout(&id, &[]), Err(StoreError::Corrupt { .. })));
+        // An offset that names other bytes, or bytes past the pack's end, is refused: the pack is
+        // treated as damaged and removed.
+        for offset in [0, 1000] {
+            let mut tree = Tree { entries: vec![entry("small", file(offset), 0o644)] };
+            tree.normalize().unwrap();
+            let id = store.put_tree(&tree).unwrap();
+            assert!(matches!(store.checkout(&id, &[]), Err(StoreError::Corrupt { .. })), "offset {offset}");
+            let _ = store.put_content(&[first.clone(), small.clone()].concat()).unwrap();
+        }
     }
 }

@@ -42,7 +42,7 @@ pub use object::{BlobInfo, ObjectWriter};
 pub use read::ObjectReader;
 
 pub use read::FileReader;
-pub use tree::{EntryKind, INLINE_MAX, Inline, Tree, TreeEntry, TreeError, check_path, escape_name, name_bytes};
+pub use tree::{EntryKind, PACK_MAX, Packed, Tree, TreeEntry, TreeError, check_path, escape_name, name_bytes};
 pub use verify::{VerifyProblem, VerifyReport};
 
 use std::fs;

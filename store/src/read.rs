@@ -176,35 +176,32 @@ impl Store {
         ObjectReader::open(self, &blob.id, Expect::Blob(blob.sha256), Some(blob.size))
     }
 
-    /// A file entry's content, verified: streamed from its object, or taken from the manifest
-    /// (checked against the entry's BLAKE3 before a byte of it is returned).
+    /// A file entry's content, verified while it streams: from its own object, or from the
+    /// part of a pack that holds it (checked against the entry's BLAKE3; a pack that does not
+    /// hold it is quarantined like any damaged object).
     pub fn open_file_entry<'a>(
         &'a self,
         content: &Hash,
         size: u64,
-        inline: Option<&'a crate::Inline>,
+        packed: Option<&crate::Packed>,
     ) -> Result<FileReader<'a>, StoreError> {
-        match inline {
-            Some(data) if data.0.len() as u64 == size && Hash::of(&data.0) == *content => {
-                Ok(FileReader::Inline(std::io::Cursor::new(&data.0)))
-            }
-            Some(_) => Err(StoreError::Corrupt {
-                what: format!("inline content {content}"),
-                reason: "it does not match its hash or size".into(),
-            }),
+        match packed {
+            Some(packed) => Ok(FileReader::Packed(PackedReader::open(self, packed, content, size)?)),
             None => Ok(FileReader::Object(self.open_object_sized(content, size)?)),
         }
     }
 
     /// A file entry's whole content, verified; `None` for an entry that is not a file.
     pub fn read_file_entry(&self, kind: &crate::EntryKind) -> Result<Option<Vec<u8>>, StoreError> {
-        let crate::EntryKind::File { content, size, inline } = kind else { return Ok(None) };
-        match inline {
+        let crate::EntryKind::File { content, size, packed } = kind else { return Ok(None) };
+        match packed {
             Some(_) => {
-                let mut out = Vec::new();
-                self.open_file_entry(content, *size, inline.as_ref())?
-                    .read_to_end(&mut out)
-                    .expect("reading memory cannot fail");
+                let mut out = Vec::with_capacity(*size as usize);
+                let mut reader = self.open_file_entry(content, *size, packed.as_ref())?;
+                reader.read_to_end(&mut out).map_err(|e| {
+                    StoreError::carried(e)
+                        .unwrap_or_else(|e| StoreError::io("read object", &self.object_path(content), e))
+                })?;
                 Ok(Some(out))
             }
             None => self.read(content).map(Some),
@@ -334,14 +331,85 @@ mod tests {
 /// A file entry's content as [`Store::open_file_entry`] gives it.
 pub enum FileReader<'a> {
     Object(ObjectReader<'a>),
-    Inline(std::io::Cursor<&'a Vec<u8>>),
+    Packed(PackedReader<'a>),
 }
 
 impl Read for FileReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             FileReader::Object(reader) => reader.read(buf),
-            FileReader::Inline(cursor) => cursor.read(buf),
+            FileReader::Packed(reader) => reader.read(buf),
         }
+    }
+}
+
+/// One file's bytes inside a pack, verified against the file's BLAKE3 as they stream: the last
+/// byte is handed over only once all of them are known to be right.
+pub struct PackedReader<'s> {
+    store: &'s Store,
+    file: io::Take<fs::File>,
+    pack: Hash,
+    content: Hash,
+    blake3: blake3::Hasher,
+    size: u64,
+    read: u64,
+}
+
+impl<'s> PackedReader<'s> {
+    fn open(store: &'s Store, packed: &crate::Packed, content: &Hash, size: u64) -> Result<Self, StoreError> {
+        use std::io::Seek;
+        let path = store.object_path(&packed.pack);
+        let mut file = fs::File::open(&path).map_err(|e| StoreError::io("open object", &path, e))?;
+        let on_disk = file.metadata().map_err(|e| StoreError::io("stat object", &path, e))?.len();
+        if packed.offset.checked_add(size).is_none_or(|end| end > on_disk) {
+            quarantine(store, &packed.pack);
+            return Err(StoreError::Corrupt {
+                what: format!("store object {}", path.display()),
+                reason: format!("it holds {on_disk} bytes, a file at {} of {size} bytes was recorded", packed.offset),
+            });
+        }
+        file.seek(io::SeekFrom::Start(packed.offset)).map_err(|e| StoreError::io("seek in object", &path, e))?;
+        let reader = PackedReader {
+            store,
+            file: file.take(size),
+            pack: packed.pack,
+            content: *content,
+            blake3: blake3::Hasher::new(),
+            size,
+            read: 0,
+        };
+        if size == 0 {
+            reader.check().map_err(|reason| reader.corrupt(reason))?;
+        }
+        Ok(reader)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let actual = Hash(*self.blake3.finalize().as_bytes());
+        if actual != self.content {
+            return Err(format!("the file it holds for {} hashes to {actual}", self.content));
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, reason: String) -> StoreError {
+        quarantine(self.store, &self.pack);
+        StoreError::Corrupt { what: format!("store object {}", self.store.object_path(&self.pack).display()), reason }
+    }
+}
+
+impl Read for PackedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if n == 0 && self.read < self.size {
+            let reason = format!("it ends {} bytes into a file of {}", self.read, self.size);
+            return Err(io::Error::other(self.corrupt(reason)));
+        }
+        self.blake3.update(&buf[..n]);
+        self.read += n as u64;
+        if n > 0 && self.read == self.size {
+            self.check().map_err(|reason| io::Error::other(self.corrupt(reason)))?;
+        }
+        Ok(n)
     }
 }

@@ -1,8 +1,8 @@
 //! Tree manifests: a directory tree as a sorted list of entries, each naming its content by
 //! BLAKE3. The manifest's own hash therefore covers every byte and every attribute of the tree
-//! (a Merkle root). Content is stored once however many trees use it; small files of unpacked
-//! packages are kept inside the manifest itself ([`Inline`]), so that unpacking a package
-//! creates one file in the store rather than one per file it ships.
+//! (a Merkle root). Content is stored once however many trees use it; the small files of an
+//! unpacked package share one object ([`Packed`]), so that unpacking a package creates two files
+//! in the store rather than one per file it ships.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,9 +14,9 @@ pub enum EntryKind {
     File {
         content: Hash,
         size: u64,
-        /// The content itself, for small files: then no object holds it.
+        /// Where the content lies in a pack, for small files: then no object of its own holds it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        inline: Option<Inline>,
+        packed: Option<Packed>,
     },
     Dir,
     Symlink {
@@ -28,34 +28,17 @@ pub enum EntryKind {
     },
 }
 
-/// A small file's content kept in its tree's manifest, as base64 in the JSON. Its BLAKE3 is the
-/// entry's `content` like any file's, checked when it is read.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Inline(pub Vec<u8>);
-
-/// Files up to this size are kept inline by writers that choose to.
-pub const INLINE_MAX: u64 = 64 * 1024;
-
-impl std::fmt::Debug for Inline {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Inline({} bytes)", self.0.len())
-    }
+/// Where a small file's content lies inside a pack: one object that holds the small files of a
+/// package one after another. Its BLAKE3 is the entry's `content` like any file's, checked when
+/// it is read; the pack itself is an object named by its own hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Packed {
+    pub pack: Hash,
+    pub offset: u64,
 }
 
-impl Serialize for Inline {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use base64::Engine;
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Inline {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use base64::Engine;
-        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD.decode(text.as_bytes()).map(Inline).map_err(serde::de::Error::custom)
-    }
-}
+/// Files up to this size are packed by writers that choose to.
+pub const PACK_MAX: u64 = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TreeEntry {
@@ -128,9 +111,6 @@ impl Tree {
                 end += 1;
             }
             match &entry.kind {
-                EntryKind::File { size, inline: Some(inline), .. } if inline.0.len() as u64 != *size => {
-                    return Err(TreeError::new(&entry.path, "inline content of the wrong size".into()));
-                }
                 EntryKind::Hardlink { target } => match kinds.get(target.as_str()) {
                     Some(EntryKind::File { .. }) => {}
                     _ => {
@@ -190,10 +170,12 @@ impl Tree {
         serde_json::from_slice(bytes)
     }
 
-    /// Every content object this tree refers to (inline contents have none).
+    /// Every object this tree refers to: contents, and the packs that hold small ones (once per
+    /// entry: callers that need each once deduplicate).
     pub fn contents(&self) -> impl Iterator<Item = &Hash> {
         self.entries.iter().filter_map(|e| match &e.kind {
-            EntryKind::File { content, inline: None, .. } => Some(content),
+            EntryKind::File { packed: Some(packed), .. } => Some(&packed.pack),
+            EntryKind::File { content, packed: None, .. } => Some(content),
             _ => None,
         })
     }
@@ -337,7 +319,7 @@ mod tests {
     }
 
     fn file(path: &str) -> TreeEntry {
-        TreeEntry { kind: EntryKind::File { content: crate::Hash([0; 32]), size: 0, inline: None }, ..dir(path) }
+        TreeEntry { kind: EntryKind::File { content: crate::Hash([0; 32]), size: 0, packed: None }, ..dir(path) }
     }
 
     fn link(path: &str, target: &str) -> TreeEntry {

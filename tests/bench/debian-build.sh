@@ -2,7 +2,10 @@
 # Benchmark: `compose build recipes/debian-python.toml` (linux/amd64 + linux/arm64) against
 # mmdebstrap --variant=extract for the same packages and both architectures, in the same run.
 #
-#   tests/bench/debian-build.sh            # prints a table of seconds, ratios and peak memory
+#   tests/bench/debian-build.sh                                # recipes/debian-python.toml
+#   tests/bench/debian-build.sh tests/bench/large-image.toml   # about 300 packages per architecture
+#
+# Prints a table of seconds, ratios and peak memory.
 #
 # Cases, each with a fresh output directory (cold cases: median of three rounds, taking turns
 # with mmdebstrap):
@@ -17,9 +20,23 @@ cargo build --release --locked -q
 compose="$PWD/target/release/compose"
 work=$(mktemp -d /tmp/compose-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-cp recipes/debian-python.toml "$work/"
-recipe="$work/debian-python.toml"
-packages=python3,ca-certificates,libjemalloc2,base-files,base-passwd
+source_recipe="${1:-recipes/debian-python.toml}"
+name=$(basename "$source_recipe" .toml)
+cp "$source_recipe" "$work/"
+recipe="$work/$name.toml"
+lock="$work/$name.lock"
+# mmdebstrap gets what composer resolves: the recipe's packages, base-files and base-passwd, and
+# the allocator's package when the recipe preloads the distribution's jemalloc.
+packages=$(python3 - "$recipe" <<'PY'
+import sys, tomllib
+recipe = tomllib.load(open(sys.argv[1], "rb"))
+packages = list(recipe["base"]["packages"]) + ["base-files", "base-passwd"]
+if recipe.get("allocator", {}).get("name") == "jemalloc" and recipe["allocator"].get("source", "distro") == "distro":
+    packages.append("libjemalloc2")
+print(",".join(packages))
+PY
+)
+suite=$(python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 'rb'))['base']['suite'])" "$recipe")
 
 # seconds and peak RSS (KiB) of a command, via GNU time
 measure() {
@@ -40,14 +57,14 @@ cold_runs=(); cold_kb=0
 mm_runs=(); mm_kb=0
 for run in 1 2 3; do
     store="$work/store-$run"
-    rm -f "$work/debian-python.lock"; sync
+    rm -f "$lock"; sync
     read -r s kb < <(measure "$compose" -q --store "$store" build "$recipe" -o "$work/out1")
     cold_runs+=("$s"); cold_kb=$(( kb > cold_kb ? kb : cold_kb ))
     total=0
     for arch in amd64 arm64; do
         rm -f "$work/rootfs-$arch.tar"; sync
         read -r s kb < <(measure mmdebstrap --quiet --variant=extract --architectures="$arch" \
-            --include="$packages" bookworm "$work/rootfs-$arch.tar")
+            --include="$packages" "$suite" "$work/rootfs-$arch.tar")
         total=$(python3 -c "print($total + $s)")
         mm_kb=$(( kb > mm_kb ? kb : mm_kb ))
     done

@@ -59,7 +59,7 @@ fn a_flipped_or_truncated_layer_object_never_reaches_the_output() {
 fn a_damaged_file_object_is_not_packed_into_a_new_layer() {
     // Larger than what a tree keeps inline, so that it is an object of its own.
     let content: Vec<u8> = (0..40_000u32).flat_map(|i| i.to_le_bytes()).collect();
-    assert!(content.len() as u64 > composer_store::INLINE_MAX);
+    assert!(content.len() as u64 > composer_store::PACK_MAX);
     let (_mirror, c, recipe) = crate::mirror_with(vec![Deb::new("big", "1").file("usr/share/big/data", &content)]);
     write_recipe(&recipe, &_mirror.keyring, &["big"], "");
     let build = || {
@@ -86,22 +86,20 @@ fn a_damaged_file_object_is_not_packed_into_a_new_layer() {
     assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
 }
 
-/// A small file lives inside its package's tree manifest: damage to that manifest is found the
-/// same way, and the package is unpacked again.
+/// A small file lives in its package's pack with the package's other small files: damage to the
+/// pack is found the same way, and the package is unpacked again.
 #[test]
-fn a_damaged_tree_with_inline_files_is_not_packed_into_a_new_layer() {
+fn a_damaged_pack_of_small_files_is_not_packed_into_a_new_layer() {
     let f = Fixture::new(&["app"], "");
     f.compose.build_json(&f.recipe, &[]);
     let content = b"#!/bin/sh\necho app 1.0\n";
-    // The tree manifest that holds the script inline (base64 in its JSON).
-    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, content);
-    let tree = composer_testkit::store_objects(&f.compose.store)
+    let pack = composer_testkit::store_objects(&f.compose.store)
         .into_iter()
-        .find(|p| std::fs::read(p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(&encoded)))
-        .expect("a tree holds the script inline");
-    damage(&tree, |b| {
-        let at = String::from_utf8_lossy(b).find(&encoded).unwrap();
-        b[at] = if b[at] == b'I' { b'J' } else { b'I' };
+        .find(|p| std::fs::read(p).is_ok_and(|b| b.windows(content.len()).any(|w| w == content)))
+        .expect("a pack holds the script");
+    damage(&pack, |b| {
+        let at = b.windows(content.len()).position(|w| w == content).unwrap();
+        b[at + 3] = b'X';
     });
     let recipe = std::fs::read_to_string(&f.recipe).unwrap().replace("1700000000", "1700000100");
     std::fs::write(&f.recipe, recipe).unwrap();
@@ -109,7 +107,10 @@ fn a_damaged_tree_with_inline_files_is_not_packed_into_a_new_layer() {
     assert!(stderr.contains("is corrupt"), "{stderr}");
     let entries = layer_entries(&f.compose.cwd.join("out/app"), "amd64");
     let app = entries.iter().find(|e| e.path == "usr/bin/app").unwrap();
-    assert_eq!(app.data, content, "the layer holds the package's bytes, not the damaged tree's");
+    assert_eq!(app.data, content, "the layer holds the package's bytes, not the damaged pack's");
+    let verify = f.compose.ok(&["--json", "store", "verify"]);
+    let report: serde_json::Value = serde_json::from_str(&verify).unwrap();
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
 }
 
 #[test]

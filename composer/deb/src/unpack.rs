@@ -10,7 +10,7 @@
 
 use std::io::{self, Read};
 
-use composer_store::{EntryKind, Hash, Store, Tree, TreeEntry};
+use composer_store::{EntryKind, Hash, PACK_MAX, Packed, Store, Tree, TreeEntry};
 
 use crate::DebError;
 
@@ -136,6 +136,9 @@ fn read_data(
     bad: &Bad<'_>,
 ) -> Result<(Tree, Vec<String>), DebError> {
     let mut tree = Tree::default();
+    // The package's small files, one after another: stored as one object, the pack.
+    let mut pack: Vec<u8> = Vec::new();
+    let mut packed: Vec<usize> = Vec::new();
     let mut paths = vec!["/.".to_string()];
     let mut seen = std::collections::HashSet::new();
     let mut archive = tar::Archive::new(reader);
@@ -194,8 +197,20 @@ fn read_data(
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.size();
-                let (content, inline) = store_content(store, &mut entry, size, &|e| bad(&raw, e.to_string()))?;
-                EntryKind::File { content, size, inline }
+                match read_small(&mut entry, size, &|e| bad(&raw, e.to_string()))? {
+                    Some(data) => {
+                        let content = Hash::of(&data);
+                        let offset = pack.len() as u64;
+                        pack.extend_from_slice(&data);
+                        packed.push(tree.entries.len());
+                        // The pack's name is known once it is complete; see below.
+                        EntryKind::File { content, size, packed: Some(Packed { pack: Hash([0; 32]), offset }) }
+                    }
+                    None => {
+                        let content = store_content(store, &mut entry, size, &|e| bad(&raw, e.to_string()))?;
+                        EntryKind::File { content, size, packed: None }
+                    }
+                }
             }
             other => return Err(bad(&raw, format!("unsupported entry type {other:?}"))),
         };
@@ -213,6 +228,14 @@ fn read_data(
         seen.insert(path.clone());
         tree.entries.push(TreeEntry { path, kind, mode, uid, gid, mtime, xattrs });
     }
+    if !pack.is_empty() || !packed.is_empty() {
+        let id = store.put_content(&pack)?;
+        for &i in &packed {
+            if let EntryKind::File { packed: Some(p), .. } = &mut tree.entries[i].kind {
+                p.pack = id;
+            }
+        }
+    }
     // Within one package, an entry beneath one of its own symlinks is refused (dpkg would
     // write through the link); across packages, merging resolves it (see `Tree::normalize`).
     tree.validate().map_err(|e| bad(&e.path, e.reason.clone()))?;
@@ -223,22 +246,35 @@ fn read_data(
 /// Small files are hashed in memory and written only if new; large ones stream to a temp file.
 /// A read error is the package's fault (`bad`); a write error is the store's (a full disk, say)
 /// and is reported as such.
-/// A file's content: small files stay in the tree's manifest (one store file per package, not
-/// one per file it ships: creating files is most of a cold unpack's system time), larger ones
-/// become objects.
+/// A small file's content, to go into the package's pack (one store file for all of them rather
+/// than one each: creating files is most of a cold unpack's system time); `None` for a larger
+/// one, which becomes an object of its own.
+fn read_small(
+    reader: &mut impl Read,
+    size: u64,
+    bad: &dyn Fn(io::Error) -> DebError,
+) -> Result<Option<Vec<u8>>, DebError> {
+    if size > PACK_MAX {
+        return Ok(None);
+    }
+    let mut data = Vec::with_capacity(size as usize);
+    reader.read_to_end(&mut data).map_err(bad)?;
+    if data.len() as u64 != size {
+        return Err(bad(io::Error::new(io::ErrorKind::UnexpectedEof, "the entry is shorter than its header says")));
+    }
+    Ok(Some(data))
+}
+
 fn store_content(
     store: &Store,
     reader: &mut impl Read,
     size: u64,
     bad: &dyn Fn(io::Error) -> DebError,
-) -> Result<(Hash, Option<composer_store::Inline>), DebError> {
+) -> Result<Hash, DebError> {
     if size <= 8 * 1024 * 1024 {
         let mut data = Vec::with_capacity(size as usize);
         reader.read_to_end(&mut data).map_err(bad)?;
-        if data.len() as u64 <= composer_store::INLINE_MAX {
-            return Ok((Hash::of(&data), Some(composer_store::Inline(data))));
-        }
-        Ok((store.put_content(&data)?, None))
+        Ok(store.put_content(&data)?)
     } else {
         let mut writer = store.writer()?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -250,7 +286,7 @@ fn store_content(
             io::Write::write_all(&mut writer, &buf[..n])
                 .map_err(|e| composer_store::StoreError::io("write", &writer.temp_path(), e))?;
         }
-        Ok((writer.finish()?.id, None))
+        Ok(writer.finish()?.id)
     }
 }
 

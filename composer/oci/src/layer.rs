@@ -289,11 +289,11 @@ fn append_file<W: Write>(
     epoch: u64,
     reuse: ReuseHook<'_>,
 ) -> io::Result<()> {
-    let EntryKind::File { content, size, inline } = &source.kind else { unreachable!("callers pass files") };
+    let EntryKind::File { content, size, packed } = &source.kind else { unreachable!("callers pass files") };
     let mut header = header_for(entry, tar::EntryType::Regular, epoch);
     header.set_size(*size);
     // Verified as tar copies it: a damaged object fails the layer before it is recorded.
-    let file = store.open_file_entry(content, *size, inline.as_ref()).map_err(io::Error::other)?;
+    let file = store.open_file_entry(content, *size, packed.as_ref()).map_err(io::Error::other)?;
     let reader = io::BufReader::with_capacity(128 * 1024, file);
     match reuse {
         Some((segments, signal)) if *size > 0 => {
@@ -317,7 +317,7 @@ mod tests {
         let long = format!("usr/share/{}/file", "x".repeat(150));
         let entries = vec![TreeEntry {
             path: long.clone(),
-            kind: EntryKind::File { content, size: 4, inline: None },
+            kind: EntryKind::File { content, size: 4, packed: None },
             mode: 0o4755,
             uid: 0,
             gid: 0,
@@ -369,7 +369,7 @@ mod tests {
         let path = composer_store::escape_name(b"usr/share/caf\xe9");
         let entries = vec![TreeEntry {
             path,
-            kind: EntryKind::File { content, size: 1, inline: None },
+            kind: EntryKind::File { content, size: 1, packed: None },
             mode: 0o644,
             uid: 0,
             gid: 0,

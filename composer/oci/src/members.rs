@@ -172,8 +172,8 @@ mod tests {
         };
         let entries = vec![
             entry("a", EntryKind::Dir),
-            entry("a/big", EntryKind::File { content: id, size: content.len() as u64, inline: None }),
-            entry("a/small", EntryKind::File { content: store.put_content(b"x").unwrap(), size: 1, inline: None }),
+            entry("a/big", EntryKind::File { content: id, size: content.len() as u64, packed: None }),
+            entry("a/small", EntryKind::File { content: store.put_content(b"x").unwrap(), size: 1, packed: None }),
         ];
         let reuse: Reuse = [(
             id,

@@ -61,7 +61,7 @@ fn walk(
                     let mut writer = store.writer()?;
                     io::copy(&mut file, &mut writer).map_err(|e| err(&path, e))?;
                     let blob = writer.finish()?;
-                    EntryKind::File { content: blob.id, size: blob.size, inline: None }
+                    EntryKind::File { content: blob.id, size: blob.size, packed: None }
                 }
             }
         } else {

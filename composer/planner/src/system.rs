@@ -44,7 +44,7 @@ impl Builder<'_> {
 
     fn file(&mut self, path: &str, data: &[u8], mode: u32) -> Result<(), BuildError> {
         let content = self.store.put_content(data)?;
-        self.entry(path, EntryKind::File { content, size: data.len() as u64, inline: None }, mode, 0, 0);
+        self.entry(path, EntryKind::File { content, size: data.len() as u64, packed: None }, mode, 0, 0);
         Ok(())
     }
 
@@ -189,7 +189,7 @@ fn recipe_files(b: &mut Builder<'_>, recipe: &Recipe) -> Result<(), BuildError> 
                 let content = b.store.put_content(&data)?;
                 b.entry(
                     &target,
-                    EntryKind::File { content, size: data.len() as u64, inline: None },
+                    EntryKind::File { content, size: data.len() as u64, packed: None },
                     file.mode,
                     file.uid,
                     file.gid,

@@ -110,7 +110,7 @@ impl Session<'_> {
         let content = store.put_content(cfg.as_bytes())?;
         entries.push(entry(
             &format!("{root}/pyvenv.cfg"),
-            EntryKind::File { content, size: cfg.len() as u64, inline: None },
+            EntryKind::File { content, size: cfg.len() as u64, packed: None },
             0o644,
         ));
         let link = |path: String, target: &str| entry(&path, EntryKind::Symlink { target: target.to_string() }, 0o777);

@@ -421,7 +421,7 @@ impl<'a> Output<'a> {
         ));
         self.entries.insert(
             path.clone(),
-            entry(&path, EntryKind::File { content, size: data.len() as u64, inline: None }, mode),
+            entry(&path, EntryKind::File { content, size: data.len() as u64, packed: None }, mode),
         );
         Ok(content)
     }
