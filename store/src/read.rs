@@ -243,91 +243,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::io::Read;
-
-    use crate::{ActionKey, ActionRecord, ObjectRef, RefKind, Store, StoreError};
-
-    fn damage(store: &Store, id: &crate::Hash, edit: impl FnOnce(&mut Vec<u8>)) {
-        let path = store.object_path(id);
-        let mut bytes = std::fs::read(&path).unwrap();
-        edit(&mut bytes);
-        let mut perms = std::fs::metadata(&path).unwrap().permissions();
-        #[expect(clippy::permissions_set_readonly_false, reason = "a test damages a read-only object on purpose")]
-        perms.set_readonly(false);
-        std::fs::set_permissions(&path, perms).unwrap();
-        std::fs::write(&path, bytes).unwrap();
-    }
-
-    #[test]
-    fn a_flipped_byte_fails_the_read_that_would_finish_and_removes_what_refers_to_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let info = store.put_bytes(&vec![7u8; 300_000]).unwrap();
-        let key = ActionKey::new("test", 1);
-        let record = ActionRecord {
-            inputs: Vec::new(),
-            step: "test".into(),
-            outputs: vec![ObjectRef { id: info.id, kind: RefKind::Blob }],
-            data: serde_json::Value::Null,
-        };
-        store.action_put(&key, &record).unwrap();
-        damage(&store, &info.id, |b| b[299_999] ^= 1);
-        let mut out = Vec::new();
-        let err = store.open_object(&info.id).unwrap().read_to_end(&mut out).unwrap_err();
-        assert!(err.to_string().contains("is corrupt"), "{err}");
-        assert!(!store.contains(&info.id), "the damaged object is gone");
-        assert!(store.action_get(&key).unwrap().is_none(), "and so is the record that pointed at it");
-    }
-
-    #[test]
-    fn verify_finds_what_was_made_from_a_damaged_object() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let content = store.put_content(&vec![1u8; 1000]).unwrap();
-        let made = store.put_bytes(b"a layer made from it").unwrap();
-        let key = ActionKey::new("layer", 1);
-        let record = ActionRecord {
-            inputs: vec![ObjectRef { id: content, kind: RefKind::Blob }],
-            step: "layer".into(),
-            outputs: vec![ObjectRef { id: made.id, kind: RefKind::Blob }],
-            data: serde_json::Value::Null,
-        };
-        store.action_put(&key, &record).unwrap();
-        damage(&store, &content, |b| b[10] ^= 1);
-        let report = store.verify(true).unwrap();
-        assert!(
-            report.problems.iter().any(|p| p.problem.contains("made from damaged object")),
-            "{:?}",
-            report.problems
-        );
-        assert!(store.action_get(&key).unwrap().is_none(), "--repair removes the derived record");
-    }
-
-    #[test]
-    fn a_truncated_blob_is_refused_before_a_byte_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let info = store.put_bytes(b"a layer of some length").unwrap();
-        damage(&store, &info.id, |b| b.truncate(5));
-        let Err(StoreError::Corrupt { reason, .. }) = store.open_blob(&info) else { panic!("must fail") };
-        assert!(reason.contains("5 bytes"), "{reason}");
-    }
-
-    #[test]
-    fn a_good_object_reads_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let info = store.put_bytes(b"fine").unwrap();
-        assert_eq!(store.read(&info.id).unwrap(), b"fine");
-        let mut out = Vec::new();
-        store.open_blob(&info).unwrap().read_to_end(&mut out).unwrap();
-        assert_eq!(out, b"fine");
-        store.verify_object(&info.id).unwrap();
-    }
-}
-
 /// A file entry's content as [`Store::open_file_entry`] gives it.
 pub enum FileReader<'a> {
     Object(ObjectReader<'a>),
@@ -411,5 +326,90 @@ impl Read for PackedReader<'_> {
             self.check().map_err(|reason| io::Error::other(self.corrupt(reason)))?;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use crate::{ActionKey, ActionRecord, ObjectRef, RefKind, Store, StoreError};
+
+    fn damage(store: &Store, id: &crate::Hash, edit: impl FnOnce(&mut Vec<u8>)) {
+        let path = store.object_path(id);
+        let mut bytes = std::fs::read(&path).unwrap();
+        edit(&mut bytes);
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        #[expect(clippy::permissions_set_readonly_false, reason = "a test damages a read-only object on purpose")]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&path, perms).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_flipped_byte_fails_the_read_that_would_finish_and_removes_what_refers_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let info = store.put_bytes(&vec![7u8; 300_000]).unwrap();
+        let key = ActionKey::new("test", 1);
+        let record = ActionRecord {
+            inputs: Vec::new(),
+            step: "test".into(),
+            outputs: vec![ObjectRef { id: info.id, kind: RefKind::Blob }],
+            data: serde_json::Value::Null,
+        };
+        store.action_put(&key, &record).unwrap();
+        damage(&store, &info.id, |b| b[299_999] ^= 1);
+        let mut out = Vec::new();
+        let err = store.open_object(&info.id).unwrap().read_to_end(&mut out).unwrap_err();
+        assert!(err.to_string().contains("is corrupt"), "{err}");
+        assert!(!store.contains(&info.id), "the damaged object is gone");
+        assert!(store.action_get(&key).unwrap().is_none(), "and so is the record that pointed at it");
+    }
+
+    #[test]
+    fn verify_finds_what_was_made_from_a_damaged_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let content = store.put_content(&vec![1u8; 1000]).unwrap();
+        let made = store.put_bytes(b"a layer made from it").unwrap();
+        let key = ActionKey::new("layer", 1);
+        let record = ActionRecord {
+            inputs: vec![ObjectRef { id: content, kind: RefKind::Blob }],
+            step: "layer".into(),
+            outputs: vec![ObjectRef { id: made.id, kind: RefKind::Blob }],
+            data: serde_json::Value::Null,
+        };
+        store.action_put(&key, &record).unwrap();
+        damage(&store, &content, |b| b[10] ^= 1);
+        let report = store.verify(true).unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.problem.contains("made from damaged object")),
+            "{:?}",
+            report.problems
+        );
+        assert!(store.action_get(&key).unwrap().is_none(), "--repair removes the derived record");
+    }
+
+    #[test]
+    fn a_truncated_blob_is_refused_before_a_byte_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let info = store.put_bytes(b"a layer of some length").unwrap();
+        damage(&store, &info.id, |b| b.truncate(5));
+        let Err(StoreError::Corrupt { reason, .. }) = store.open_blob(&info) else { panic!("must fail") };
+        assert!(reason.contains("5 bytes"), "{reason}");
+    }
+
+    #[test]
+    fn a_good_object_reads_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let info = store.put_bytes(b"fine").unwrap();
+        assert_eq!(store.read(&info.id).unwrap(), b"fine");
+        let mut out = Vec::new();
+        store.open_blob(&info).unwrap().read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"fine");
+        store.verify_object(&info.id).unwrap();
     }
 }
