@@ -38,7 +38,7 @@ pub struct Packed {
 }
 
 /// Files up to this size are packed by writers that choose to.
-pub const PACK_MAX: u64 = 64 * 1024;
+pub const PACK_MAX: u64 = 256 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TreeEntry {
