@@ -58,7 +58,7 @@ fn a_flipped_or_truncated_layer_object_never_reaches_the_output() {
 #[test]
 fn a_damaged_file_object_is_not_packed_into_a_new_layer() {
     // Larger than what a tree keeps inline, so that it is an object of its own.
-    let content: Vec<u8> = (0..40_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let content: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
     assert!(content.len() as u64 > composer_store::PACK_MAX);
     let (_mirror, c, recipe) = crate::mirror_with(vec![Deb::new("big", "1").file("usr/share/big/data", &content)]);
     write_recipe(&recipe, &_mirror.keyring, &["big"], "");
