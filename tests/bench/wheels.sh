@@ -13,6 +13,10 @@
 #   warm    composer: wheels in the store and uv's cache warm, install and layer steps dropped
 #           (install, layer, image again). uv: warm cache, empty targets.
 #   no-op   composer rebuild with everything cached (hyperfine, 20 runs).
+#
+# With COMPOSE_OLD=PATH (another revision's compose, e.g. from tests/bench/against-revision.sh's
+# worktree), the cold case also runs that binary in the same rounds (its own base store), so that
+# a change is measured against the code before it rather than against a recorded figure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 COMPOSE_BENCH=1 tests/setup.sh >/dev/null
@@ -32,6 +36,12 @@ text = open(sys.argv[1]).read()
 open(sys.argv[2], "w").write(re.sub(r"\n\[python\].*?(?=\n\[)", "\n", text, flags=re.S))
 PY
 "$compose" -q --store "$work/base-store" build "$work/base.toml" -o "$work/base-out" >/dev/null
+old="${COMPOSE_OLD:-}"
+if [ -n "$old" ]; then
+    cp "$work/base.lock" "$work/base.lock.keep"
+    "$old" -q --store "$work/base-store-old" build "$work/base.toml" -o "$work/base-out-old" >/dev/null
+    cp "$work/base.lock.keep" "$work/base.lock"
+fi
 
 measure() {
     local log="$work/time.log"
@@ -51,8 +61,18 @@ uv_all() {  # uv pip install for every platform into fresh targets; prints total
     echo "$total"
 }
 
-compose_cold=(); uv_cold=(); cold_kb=0
-for run in 1 2 3; do
+compose_cold=(); uv_cold=(); old_cold=(); cold_kb=0
+old_cold_run() {
+    [ -n "$old" ] || return 0
+    rm -rf "$work/store-old" "$work"/pylock.*.toml "$work/uv-cache"; cp -a "$work/base-store-old" "$work/store-old"
+    cp "$work/base.lock" "$work/python-app.lock"; sync
+    read -r s _ < <(UV_CACHE_DIR="$work/uv-cache" measure "$old" -q --store "$work/store-old" build "$recipe" -o "$work/out-old")
+    old_cold+=("$s")
+}
+for run in 1 2 3 4; do
+    # The other revision runs first in odd rounds and last in even ones: the disk is slower
+    # right after a store was deleted, and that should not fall on one binary only.
+    [ $((run % 2)) = 1 ] && old_cold_run
     rm -rf "$work/store" "$work"/pylock.*.toml "$work/uv-cache"; cp -a "$work/base-store" "$work/store"
     # The base lock is shared: python-app asks for the same Debian packages.
     cp "$work/base.lock" "$work/python-app.lock"
@@ -61,6 +81,7 @@ for run in 1 2 3; do
     compose_cold+=("$s"); cold_kb=$(( kb > cold_kb ? kb : cold_kb ))
     rm -rf "$work/uv-cache-peer"
     uv_cold+=("$(UV_CACHE_DIR="$work/uv-cache-peer" uv_all)")
+    [ $((run % 2)) = 0 ] && old_cold_run
 done
 
 # Warm: wheels in the store, uv caches warm; drop the install and layer results.
@@ -85,3 +106,8 @@ print(f"{'compose build, wheels in store':<44}{warm:>9.2f}{warm/uv_warm:>8.2f}x{
 print(f"compose no-op rebuild, hyperfine mean: {noop_ms:.1f} ms (target < 100 ms)")
 print(f"cold: compose takes {cold/uv_cold:.2f}x uv's time (target <= 1.00)")
 PY
+if [ -n "$old" ]; then
+    python3 -c "import sys, statistics as st; o=[float(x) for x in sys.argv[1].split()]; n=[float(x) for x in sys.argv[2].split()]; \
+print(f'cold, this tree against COMPOSE_OLD in the same rounds: {st.median(n):.2f} s against {st.median(o):.2f} s ({st.median(n)/st.median(o):.2f}x); runs {n} against {o}')" \
+        "${old_cold[*]}" "${compose_cold[*]}"
+fi

@@ -14,7 +14,9 @@ pub const DOWNLOAD_THREADS: usize = 8;
 /// Where a step runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pool {
+    /// The download threads: steps that wait (on the network, or on many small writes).
     Network,
+    /// rayon's pool, one thread per core: steps that compute.
     Cpu,
 }
 

@@ -99,10 +99,7 @@ impl Session<'_> {
         let found: Vec<AtomicBool> = steps.iter().map(|s| AtomicBool::new(s.cached)).collect();
         let tasks: Vec<Task> = steps
             .iter()
-            .map(|s| Task {
-                deps: if s.cached { Vec::new() } else { s.deps.clone() },
-                pool: if s.kind.is_network() { Pool::Network } else { Pool::Cpu },
-            })
+            .map(|s| Task { deps: if s.cached { Vec::new() } else { s.deps.clone() }, pool: s.kind.pool() })
             .collect();
         let results = execute(&tasks, |i, done: &[OnceLock<Output>]| -> Result<Output, BuildError> {
             let step = &steps[i];
