@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use composer_oci::LayerDescriptor;
 use composer_store::{ActionKey, ActionRecord, BlobInfo, Hash, ObjectRef, RefKind, Sha256, Tree};
 
-use crate::execute::{Pool, Task, execute};
+use crate::execute::{Task, execute};
 use crate::keys::{self, KeyInputs};
 use crate::plan::{Output, Plan, Step, StepKind, Work};
 use crate::report::{Phase, StepReport};
