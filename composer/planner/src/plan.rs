@@ -77,8 +77,8 @@ impl StepKind {
     }
 
     /// Where the scheduler runs it: fetches, and wheel installs (a wheel is many small files
-    /// written, which waits on the disk more than it computes; measured: on the CPU pool, a cold
-    /// wheel set took 1.48x its time on the waiting pool), on the download threads.
+    /// written, which waits on the disk more than it computes; the wheels benchmark was slower
+    /// with installs on the CPU pool), on the download threads.
     pub(crate) fn pool(self) -> crate::execute::Pool {
         match self {
             StepKind::Source | StepKind::Fetch | StepKind::FetchWheel | StepKind::InstallWheel => {
