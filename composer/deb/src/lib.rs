@@ -30,8 +30,12 @@ pub use release::Release;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DebError {
-    #[error("cannot read keyring `{}`: {reason}", path.display())]
-    Keyring { path: PathBuf, reason: String },
+    #[error("cannot read keyring `{}`", path.display())]
+    Keyring {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("signature check failed for {what}: {reason}")]
     BadSignature { what: String, reason: String },
     #[error("{what} is invalid: {reason}")]

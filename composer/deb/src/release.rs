@@ -28,13 +28,13 @@ pub struct Release {
 
 /// Loads every public key of a keyring file (binary `.gpg` or ASCII-armored `.asc`).
 pub fn load_keyring(path: &Path) -> Result<Vec<SignedPublicKey>, DebError> {
-    let bytes = std::fs::read(path)
-        .map_err(|source| DebError::Keyring { path: path.to_path_buf(), reason: source.to_string() })?;
+    let bytes =
+        std::fs::read(path).map_err(|source| DebError::Keyring { path: path.to_path_buf(), source: source.into() })?;
     let (keys, _) = SignedPublicKey::from_reader_many(std::io::Cursor::new(bytes))
-        .map_err(|e| DebError::Keyring { path: path.to_path_buf(), reason: e.to_string() })?;
+        .map_err(|e| DebError::Keyring { path: path.to_path_buf(), source: e.into() })?;
     let keys: Vec<_> = keys.filter_map(Result::ok).collect();
     if keys.is_empty() {
-        return Err(DebError::Keyring { path: path.to_path_buf(), reason: "it holds no OpenPGP public key".into() });
+        return Err(DebError::Keyring { path: path.to_path_buf(), source: "it holds no OpenPGP public key".into() });
     }
     Ok(keys)
 }

@@ -14,12 +14,21 @@ pub enum WheelError {
     NoWheel { package: String, version: String, platform: String, tags: String },
     #[error("wheel {wheel}{}: {reason}", entry.as_ref().map(|e| format!(", entry {e}")).unwrap_or_default())]
     BadWheel { wheel: String, entry: Option<String>, reason: String },
-    #[error("wheel lock {path}: {reason}")]
-    Lock { path: PathBuf, reason: String },
+    #[error("cannot use wheel lock `{}`", path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("will not replace `{}`: {reason}", path.display())]
     NotAnIndex { path: PathBuf, reason: String },
-    #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    /// `what`: what was being done, as a phrase (`writing simple/index.html`).
+    #[error("failed {what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] composer_store::StoreError),
 }

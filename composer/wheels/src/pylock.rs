@@ -130,15 +130,16 @@ impl WheelLock {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(WheelError::Lock { path: path.to_path_buf(), reason: e.to_string() }),
+            Err(e) => return Err(WheelError::Lock { path: path.to_path_buf(), source: e.into() }),
         };
         Self::parse(&text, path).map(Some)
     }
 
     /// Parses a pylock's text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<WheelLock, WheelError> {
-        let bad = |reason: String| WheelError::Lock { path: path.to_path_buf(), reason };
-        let lock: Pylock = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let bad = |reason: String| WheelError::Lock { path: path.to_path_buf(), source: reason.into() };
+        let lock: Pylock =
+            toml::from_str(text).map_err(|e| WheelError::Lock { path: path.to_path_buf(), source: e.into() })?;
         let meta = lock.tool.ok_or_else(|| bad("it has no [tool.composer] table; run `compose lock`".into()))?.composer;
         let mut wheels = Vec::new();
         for package in lock.packages {
@@ -170,7 +171,7 @@ impl WheelLock {
 
     pub fn write(&self, path: &Path) -> Result<(), WheelError> {
         let temp = path.with_extension(format!("toml.tmp-{}", std::process::id()));
-        let err = |e: std::io::Error| WheelError::Lock { path: path.to_path_buf(), reason: e.to_string() };
+        let err = |e: std::io::Error| WheelError::Lock { path: path.to_path_buf(), source: e.into() };
         std::fs::write(&temp, self.to_toml()).map_err(err)?;
         std::fs::rename(&temp, path).map_err(err)
     }

@@ -66,7 +66,7 @@ pub fn resolve(uv: &Path, request: &Request, target: &Target, temp_dir: &Path) -
     let work = tempfile::Builder::new()
         .prefix("compose-uv-")
         .tempdir_in(temp_dir)
-        .map_err(|e| WheelError::Io { what: "a temporary directory".into(), source: e })?;
+        .map_err(|e| WheelError::Io { what: "creating a temporary directory".into(), source: e })?;
     let io = |what: &str| {
         let what = what.to_string();
         move |source| WheelError::Io { what, source }
@@ -81,8 +81,8 @@ pub fn resolve(uv: &Path, request: &Request, target: &Target, temp_dir: &Path) -
     }
     let (req_path, con_path, out_path) =
         (work.path().join("requirements.in"), work.path().join("constraints.txt"), work.path().join("pylock.toml"));
-    std::fs::write(&req_path, requirements).map_err(io("the requirements for uv"))?;
-    std::fs::write(&con_path, constraints).map_err(io("the constraints for uv"))?;
+    std::fs::write(&req_path, requirements).map_err(io("writing the requirements for uv"))?;
+    std::fs::write(&con_path, constraints).map_err(io("writing the constraints for uv"))?;
 
     let mut cmd = Command::new(uv);
     // `--native-tls`: trust the machine's certificate store, as composer's own client does.
@@ -118,7 +118,7 @@ pub fn resolve(uv: &Path, request: &Request, target: &Target, temp_dir: &Path) -
         let detail = String::from_utf8_lossy(&output.stderr).trim().to_string();
         return Err(WheelError::Resolve { platform: target.platform.clone(), hint: hint_for(&detail, target), detail });
     }
-    let text = std::fs::read_to_string(&out_path).map_err(io("uv's pylock.toml"))?;
+    let text = std::fs::read_to_string(&out_path).map_err(io("reading uv's pylock.toml"))?;
     let lock: Pylock = toml::from_str(&text).map_err(|e| WheelError::Resolve {
         platform: target.platform.clone(),
         detail: format!("uv wrote a pylock.toml composer cannot read: {e}"),

@@ -42,7 +42,7 @@ pub fn write_index(out: &Path, wheels: &[IndexWheel]) -> Result<IndexSummary, Wh
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{name}.tmp-"))
         .tempdir_in(parent)
-        .map_err(io(format!("a staging directory in {}", parent.display())))?;
+        .map_err(io(format!("creating a staging directory in {}", parent.display())))?;
     let files = staging.path().join("files");
     std::fs::create_dir_all(&files).map_err(io(files.display().to_string()))?;
 
@@ -96,14 +96,14 @@ pub fn write_index(out: &Path, wheels: &[IndexWheel]) -> Result<IndexSummary, Wh
         let dir = simple.join(project);
         std::fs::create_dir_all(&dir).map_err(io(dir.display().to_string()))?;
         std::fs::write(dir.join("index.html"), project_html(project, entries))
-            .map_err(io(format!("{project}/index.html")))?;
+            .map_err(io(format!("writing {project}/index.html")))?;
         std::fs::write(dir.join("index.json"), project_json(project, entries))
-            .map_err(io(format!("{project}/index.json")))?;
+            .map_err(io(format!("writing {project}/index.json")))?;
     }
     root_html.push_str("</body>\n</html>\n");
-    std::fs::write(simple.join("index.html"), root_html).map_err(io("simple/index.html".into()))?;
+    std::fs::write(simple.join("index.html"), root_html).map_err(io("writing simple/index.html".into()))?;
     let root = serde_json::json!({ "meta": { "api-version": "1.1" }, "projects": root_json });
-    std::fs::write(simple.join("index.json"), root.to_string()).map_err(io("simple/index.json".into()))?;
+    std::fs::write(simple.join("index.json"), root.to_string()).map_err(io("writing simple/index.json".into()))?;
 
     std::fs::write(staging.path().join(MARKER), b"written by compose wheels index; replaced by it as a whole\n")
         .map_err(io(MARKER.into()))?;
@@ -122,7 +122,7 @@ fn check_replaceable(out: &Path) -> Result<(), WheelError> {
     let meta = match std::fs::symlink_metadata(out) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(WheelError::Io { what: out.display().to_string(), source }),
+        Err(source) => return Err(WheelError::Io { what: format!("inspecting {}", out.display()), source }),
     };
     if !meta.is_dir() {
         return Err(refuse("it exists and is not a directory"));
@@ -130,8 +130,8 @@ fn check_replaceable(out: &Path) -> Result<(), WheelError> {
     if out.join(MARKER).is_file() {
         return Ok(());
     }
-    let mut entries =
-        std::fs::read_dir(out).map_err(|source| WheelError::Io { what: out.display().to_string(), source })?;
+    let mut entries = std::fs::read_dir(out)
+        .map_err(|source| WheelError::Io { what: format!("reading {}", out.display()), source })?;
     match entries.next() {
         None => Ok(()),
         Some(_) => Err(refuse("the directory is not empty and is not an index compose wrote")),
