@@ -59,8 +59,10 @@ impl NetworkQueue {
 }
 
 /// Runs every task once its dependencies succeeded; `run(i, outputs)` sees the outputs of the
-/// tasks done so far (those of its dependencies among them). After a failure no new task starts;
-/// those running finish. Returns every output, or the error of the lowest failed index.
+/// tasks done so far (those of its dependencies among them). After a failure no task becomes
+/// ready any more; those already ready (running or queued) finish, so that which of them fail,
+/// and so the error reported, does not depend on timing. Returns every output, or the error of
+/// the lowest failed index.
 pub fn execute<T, E, F>(tasks: &[Task], run: F) -> Result<Vec<T>, E>
 where
     T: Send + Sync,

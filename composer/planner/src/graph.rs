@@ -2,7 +2,6 @@
 //! order, then each step's key and whether the store holds its result.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
 
 use composer_recipe::Platform;
 use composer_store::{ActionKey, Hash, Sha256};
@@ -10,9 +9,9 @@ use composer_wheels::LockedWheel;
 
 use crate::bytecode::Part;
 use crate::compile::ImagePart;
-use crate::keys::{self, KeyInputs};
+use crate::keys;
 use crate::lockfile::LockedPackage;
-use crate::plan::{ImageLayer, ImagePlan, Output, Plan, Step, StepKind, WheelKeys, Work};
+use crate::plan::{ImageLayer, ImagePlan, Plan, Step, StepKind, WheelKeys, Work};
 use crate::python::{WheelPlan, group_name};
 use crate::{BuildError, LockPolicy, Session};
 
@@ -107,8 +106,8 @@ impl Graph {
 
 impl Session<'_> {
     /// Resolution (the lock and the wheel locks, read or resolved and written when `write`), then
-    /// the whole graph with every step's key and what the store holds. Not yet kept to what an
-    /// image needs: see [`Plan::keep`].
+    /// the whole graph with the keys known before anything is looked up. What the store holds,
+    /// and so what is needed, is [`Session::settle`]'s to find.
     pub(crate) fn graph(&self, policy: LockPolicy, write: bool) -> Result<Plan, BuildError> {
         let (lock, mut resolution, lock_written) = self.packages(policy, write)?;
         // After the lock, so that `--locked` without one says so rather than what it lacks.
@@ -141,9 +140,7 @@ impl Session<'_> {
             let wheels = wheel_plans.iter().find(|w| &w.platform == platform);
             images.push(self.platform_graph(&mut g, platform, &locked.packages, &locked.build_packages, wheels)?);
         }
-        let mut plan = Plan { steps: g.steps, resolution, lock_written, images };
-        self.resolve_keys(&mut plan)?;
-        Ok(plan)
+        Ok(Plan { steps: g.steps, resolution, lock_written, images })
     }
 
     fn platform_graph(
@@ -322,46 +319,11 @@ impl Session<'_> {
         Ok(ImagePlan { platform: platform.clone(), packages: packages.to_vec(), layers })
     }
 
-    /// Each step's key (computed in order, so that a key that holds a cached step's output is
-    /// known) and, for those the store holds, the result.
-    fn resolve_keys(&self, plan: &mut Plan) -> Result<(), BuildError> {
-        let store = self.ctx.store;
-        let inputs = KeyInputs { epoch: self.epoch(), compression: crate::compression(self.recipe) };
-        let outputs: Vec<OnceLock<Output>> = plan.steps.iter().map(|_| OnceLock::new()).collect();
-        let keys: Vec<OnceLock<ActionKey>> = plan.steps.iter().map(|_| OnceLock::new()).collect();
-        for i in 0..plan.steps.len() {
-            let key = match &plan.steps[i].key {
-                Some(key) => Some(key.clone()),
-                None => keys::dynamic_key(&plan.steps, i, &outputs, &keys, &inputs),
-            };
-            let step = &plan.steps[i];
-            let output = match (step.kind, &key) {
-                (StepKind::Source | StepKind::Fetch | StepKind::FetchWheel, _) => {
-                    store.lookup_sha256(&step.sha256.expect("fetches know their sha256"))?.map(Output::Blob)
-                }
-                (_, Some(key)) => self.available(step, key)?,
-                (_, None) => None,
-            };
-            if let Some(key) = key {
-                let _ = keys[i].set(key.clone());
-                plan.steps[i].key = Some(key);
-            }
-            if let Some(output) = output {
-                let _ = outputs[i].set(output.clone());
-                plan.steps[i].cached = true;
-                plan.steps[i].output = Some(output);
-            } else {
-                plan.steps[i].cached = false;
-            }
-        }
-        Ok(())
-    }
-
     /// `compose plan` and `compose build`: the graph kept to what the images need.
     pub fn plan(&self) -> Result<Plan, BuildError> {
         let plan = self.graph(LockPolicy::UseOrCreate, false)?;
         let roots = plan.image_roots();
-        Ok(plan.keep(&roots))
+        self.settle(plan, &roots)
     }
 
     /// The bytecode key's fields that no step's output changes.

@@ -34,6 +34,7 @@ pub mod report;
 mod run;
 mod sandbox;
 mod session;
+mod settle;
 mod sources;
 pub mod system;
 mod toolchain;

@@ -250,19 +250,9 @@ impl Plan {
         self.steps.iter().filter(|s| !s.cached)
     }
 
-    /// Keeps only what `roots` need: a step in the store needs nothing below it. Indexes in
-    /// `deps` and in the images follow.
-    pub(crate) fn keep(mut self, roots: &[usize]) -> Plan {
-        let mut needed = vec![false; self.steps.len()];
-        let mut todo: Vec<usize> = roots.to_vec();
-        while let Some(i) = todo.pop() {
-            if std::mem::replace(&mut needed[i], true) {
-                continue;
-            }
-            if !self.steps[i].cached {
-                todo.extend(self.steps[i].deps.iter().copied());
-            }
-        }
+    /// Keeps the steps marked in `needed`; indexes in `deps`, in the steps' work and in the
+    /// images follow.
+    pub(crate) fn retain(mut self, needed: &[bool]) -> Plan {
         let mut new_index: Vec<Option<usize>> = vec![None; self.steps.len()];
         let mut kept = Vec::new();
         for (i, step) in std::mem::take(&mut self.steps).into_iter().enumerate() {

@@ -275,7 +275,7 @@ impl Session<'_> {
     pub fn build(&self, policy: LockPolicy) -> Result<BuildOutcome, BuildError> {
         let plan = self.graph(policy, true)?;
         let roots = plan.image_roots();
-        self.build_plan(plan.keep(&roots))
+        self.build_plan(self.settle(plan, &roots)?)
     }
 }
 
@@ -295,7 +295,7 @@ pub fn recipe_wheels(
         .filter(|(_, s)| matches!(s.kind, StepKind::FetchWheel | StepKind::SdistBuild))
         .map(|(i, _)| i)
         .collect();
-    let plan = plan.keep(&roots);
+    let plan = session.settle(plan, &roots)?;
     let done = session.execute_plan(&plan)?;
     let mut wheels = std::collections::BTreeMap::new();
     for (step, output) in plan.steps.iter().zip(&done.results) {
