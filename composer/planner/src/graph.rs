@@ -1,5 +1,6 @@
-//! Recipe + locks + store → [`Plan`]: every step of every platform's image, in dependency
-//! order, then each step's key and whether the store holds its result.
+//! Recipe + locks → the whole graph: every step of every platform's image, in dependency order,
+//! with the keys that need no step's output. [`crate::settle`] then asks the store and keeps
+//! what the images need.
 
 use std::collections::{BTreeMap, HashMap};
 

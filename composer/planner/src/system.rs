@@ -2,6 +2,9 @@
 //! and usrmerge links, what the distribution's backend adds (for Debian: the dpkg database,
 //! alternatives, the CA bundle), /etc/passwd and /etc/group from the backend's system accounts
 //! plus the recipe's, home directories, and the recipe's own files.
+//!
+//! The image as the backend sees it ([`ImageView`]) and what the backend adds ([`SystemFiles`])
+//! live here, so that the backend depends on this module and not the other way round.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,7 +12,18 @@ use composer_recipe::{FileKind, Recipe};
 use composer_store::{EntryKind, Store, Tree, TreeEntry};
 
 use crate::BuildError;
-use crate::backend::SystemFiles;
+
+/// What the distribution adds to the system layer.
+#[derive(Debug, Default)]
+pub struct SystemFiles {
+    /// Files (path relative to the root, content, mode).
+    pub files: Vec<(String, Vec<u8>, u32)>,
+    /// Symlinks (absolute path, target).
+    pub links: Vec<(String, String)>,
+    /// The system accounts the recipe's are appended to (passwd and group lines).
+    pub passwd: String,
+    pub group: String,
+}
 
 /// The packages' files, merged by path, to answer "does the image hold X" and "what is in X".
 pub struct ImageView<'a> {

@@ -17,7 +17,7 @@ use composer_store::{BlobInfo, Store, Tree};
 use composer_wheels::Target;
 
 use crate::lockfile::{LockedPackage, LockedRelease};
-use crate::system::ImageView;
+pub use crate::system::{ImageView, SystemFiles};
 use crate::{BuildError, MirrorSettings, Reporter};
 
 /// What a backend may use: the store, the one network client and the configured mirrors.
@@ -49,18 +49,6 @@ pub struct VerifiedRelease {
 pub struct UnpackedPackage {
     pub tree: Tree,
     pub metadata: Vec<u8>,
-}
-
-/// What the distribution adds to the system layer.
-#[derive(Debug, Default)]
-pub struct SystemFiles {
-    /// Files (path relative to the root, content, mode).
-    pub files: Vec<(String, Vec<u8>, u32)>,
-    /// Symlinks (absolute path, target).
-    pub links: Vec<(String, String)>,
-    /// The system accounts the recipe's are appended to (passwd and group lines).
-    pub passwd: String,
-    pub group: String,
 }
 
 pub trait Backend: Sync {
