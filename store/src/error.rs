@@ -27,9 +27,9 @@ impl StoreError {
     /// What the user can do about it, when there is something.
     pub fn hint(&self) -> Option<String> {
         match self {
-            StoreError::NotAStore { .. } => Some(
-                "check --store (or COMPOSE_STORE); a store is made by the first `compose build` that uses it".into(),
-            ),
+            StoreError::NotAStore { .. } => {
+                Some("check where the store is; a store is made by the first `compose build` that uses it".into())
+            }
             _ => None,
         }
     }

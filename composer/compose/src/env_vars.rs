@@ -6,8 +6,18 @@
 pub const COMPOSE_STORE: &str = "COMPOSE_STORE";
 /// `COMPOSE_MIRROR_<NAME>`: the URL of mirror NAME (overridden by `--mirror NAME=URL`).
 pub const COMPOSE_MIRROR_PREFIX: &str = "COMPOSE_MIRROR_";
+
+/// The variable that names mirror `name`: upper case, `-` as `_`.
+pub fn mirror_var(name: &str) -> String {
+    format!("{COMPOSE_MIRROR_PREFIX}{}", name.to_ascii_uppercase().replace('-', "_"))
+}
 /// `COMPOSE_INDEX_<NAME>`: the URL of Python index NAME (overridden by `--index NAME=URL`).
 pub const COMPOSE_INDEX_PREFIX: &str = "COMPOSE_INDEX_";
+
+/// The variable that names index `name`: upper case, `-` as `_`.
+pub fn index_var(name: &str) -> String {
+    format!("{COMPOSE_INDEX_PREFIX}{}", name.to_ascii_uppercase().replace('-', "_"))
+}
 /// The uv binary that resolves wheel sets (default: `uv` on PATH).
 pub const COMPOSE_UV: &str = "COMPOSE_UV";
 /// The bubblewrap binary that sandboxes build steps (default: `bwrap` on PATH).

@@ -106,6 +106,7 @@ impl Settings {
             mirrors: MirrorSettings {
                 flags,
                 config,
+                env_var: env_vars::mirror_var,
                 env: vars_with_prefix(env_vars::COMPOSE_MIRROR_PREFIX),
                 apt_dir,
                 config_path: Some(config_path.clone()),
@@ -114,6 +115,7 @@ impl Settings {
                 flags: index_flags,
                 config: index_config,
                 config_path: Some(config_path),
+                env_var: env_vars::index_var,
                 env: vars_with_prefix(env_vars::COMPOSE_INDEX_PREFIX),
                 pip_index_url: var(env_vars::PIP_INDEX_URL),
                 pip_config_files: pip_config_files(),

@@ -136,9 +136,8 @@ impl BuildError {
                 "add python3 to [base] packages (or build CPython with [python.build]), or set [python] bytecode = false"
                     .into(),
             ),
-            BuildError::NoSandbox => {
-                Some("install it (`apt-get install bubblewrap`) or point COMPOSE_BWRAP at it".into())
-            }
+            // The binary names the variable that points at it (composer/compose/src/hints.rs).
+            BuildError::NoSandbox => Some("install it (`apt-get install bubblewrap`)".into()),
             BuildError::BuildFailed(failed) => Some(match &failed.kept {
                 Some(dir) => format!(
                     "the whole log is {}; the build directory is kept at {}",

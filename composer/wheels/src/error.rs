@@ -36,10 +36,10 @@ pub enum WheelError {
 impl WheelError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            WheelError::NoUv => Some(format!(
-                "install it (`pip install uv=={}`, as tests/setup.sh does) or point COMPOSE_UV at it",
-                crate::resolve::UV_VERSION
-            )),
+            // The binary names the variable that points at it (composer/compose/src/hints.rs).
+            WheelError::NoUv => {
+                Some(format!("install it (`pip install uv=={}`, as tests/setup.sh does)", crate::resolve::UV_VERSION))
+            }
             WheelError::Resolve { hint, .. } if !hint.is_empty() => Some(hint.clone()),
             WheelError::NoWheel { .. } => {
                 Some("pin a version that publishes a wheel for this platform, build it from its sdist (`only_binary = []` in [python]), or drop the platform".into())

@@ -14,14 +14,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct IndexSettings {
     /// From `--index NAME=URL`.
     pub flags: BTreeMap<String, String>,
     /// `[indexes]` of the compose config file.
     pub config: BTreeMap<String, String>,
     pub config_path: Option<PathBuf>,
-    /// `COMPOSE_INDEX_<NAME>` variables as the caller read them, by variable name.
+    /// Indexes named by the environment, as the caller read it: how it names the variable of an
+    /// index, and the variables it found, by that name.
+    pub env_var: fn(&str) -> String,
     pub env: BTreeMap<String, String>,
     /// `PIP_INDEX_URL`, as the caller read it.
     pub pip_index_url: Option<String>,
@@ -37,10 +39,6 @@ pub struct IndexChoice {
     pub origin: String,
 }
 
-pub fn env_var_for(name: &str) -> String {
-    format!("COMPOSE_INDEX_{}", name.to_ascii_uppercase().replace('-', "_"))
-}
-
 impl IndexSettings {
     pub fn resolve(&self, name: Option<&str>) -> IndexChoice {
         let found = |url: String, origin: String| IndexChoice { url: Some(url.trim_end_matches('/').into()), origin };
@@ -48,7 +46,7 @@ impl IndexSettings {
             if let Some(url) = self.flags.get(name) {
                 return found(url.clone(), format!("--index {name}=..."));
             }
-            let env = env_var_for(name);
+            let env = (self.env_var)(name);
             if let Some(url) = self.env.get(&env).filter(|v| !v.is_empty()).cloned() {
                 return found(url, format!("${env}"));
             }
@@ -112,7 +110,12 @@ mod tests {
     fn flags_win_for_named_indexes() {
         let settings = IndexSettings {
             flags: [("team".to_string(), "file:///srv/wheels/".to_string())].into(),
-            ..Default::default()
+            config: Default::default(),
+            config_path: None,
+            env_var: |name| format!("INDEX_{name}"),
+            env: [("INDEX_team".to_string(), "file:///elsewhere".to_string())].into(),
+            pip_index_url: None,
+            pip_config_files: vec![],
         };
         let choice = settings.resolve(Some("team"));
         assert_eq!(choice.url.as_deref(), Some("file:///srv/wheels"));

@@ -20,13 +20,15 @@ pub const APT_NAME: &str = "debian";
 
 pub const DEBIAN_ARCHIVE_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MirrorSettings {
     /// From `--mirror NAME=URL`.
     pub flags: BTreeMap<String, String>,
     /// `[mirrors]` of the config file: name → (url, keyring).
     pub config: BTreeMap<String, (String, Option<PathBuf>)>,
-    /// `COMPOSE_MIRROR_<NAME>` variables as the caller read them, by variable name.
+    /// Mirrors named by the environment, as the caller read it: how it names the variable of a
+    /// mirror (for messages), and the variables it found, by that name.
+    pub env_var: fn(&str) -> String,
     pub env: BTreeMap<String, String>,
     /// The apt configuration directory.
     pub apt_dir: PathBuf,
@@ -42,13 +44,9 @@ pub struct Mirror {
     pub origin: String,
 }
 
-pub fn env_var_for(name: &str) -> String {
-    format!("COMPOSE_MIRROR_{}", name.to_ascii_uppercase().replace('-', "_"))
-}
-
 impl MirrorSettings {
     pub fn resolve(&self, name: &str, suite: &str, recipe_keyring: Option<&Path>) -> Result<Mirror, BuildError> {
-        let env_name = env_var_for(name);
+        let env_name = (self.env_var)(name);
         let (url, config_keyring, apt_keyring, origin) = if let Some(url) = self.flags.get(name) {
             (url.clone(), None, None, format!("--mirror {name}=..."))
         } else if let Some(url) = self.env.get(&env_name).filter(|v| !v.is_empty()).cloned() {
