@@ -19,9 +19,15 @@ use crate::report::{Phase, StepReport};
 use crate::{BuildError, BuildOutcome, Session};
 
 impl Session<'_> {
-    /// The result of `step` under `key` if the store holds it. The one question a build asks
-    /// before running a step: a remote cache answers here too.
-    pub(crate) fn available(&self, step: &Step, key: &ActionKey) -> Result<Option<Output>, BuildError> {
+    /// The result of `step` if the store holds it: a fetched file by its sha256, any other step
+    /// by its key (`None` while the key is not known). The one question plan and build ask
+    /// before running a step; a remote cache is to answer here too.
+    pub(crate) fn available(&self, step: &Step, key: Option<&ActionKey>) -> Result<Option<Output>, BuildError> {
+        if step.kind.is_network() {
+            let sha256 = step.sha256.expect("fetches know their sha256");
+            return Ok(self.ctx.store.lookup_sha256(&sha256)?.map(Output::Blob));
+        }
+        let Some(key) = key else { return Ok(None) };
         let Some(record) = self.ctx.store.action_get(key)? else { return Ok(None) };
         let tree = || record.outputs.first().map(|o| o.id);
         Ok(match step.kind {
@@ -112,12 +118,11 @@ impl Session<'_> {
             };
             if let Some(key) = &key {
                 let _ = keys[i].set(key.clone());
-                if !step.kind.is_network()
-                    && let Some(output) = self.available(step, key)?
-                {
-                    found[i].store(true, Ordering::SeqCst);
-                    return Ok(output);
-                }
+            }
+            // Another build may have made it since the plan was settled.
+            if let Some(output) = self.available(step, key.as_ref())? {
+                found[i].store(true, Ordering::SeqCst);
+                return Ok(output);
             }
             let output = self.run_step(plan, i, key.as_ref(), done)?;
             if layer_kinds.contains(&step.kind) {

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use composer_store::ActionKey;
 
 use crate::keys::{self, KeyInputs};
-use crate::plan::{Output, Plan, StepKind, Work};
+use crate::plan::{Output, Plan, Work};
 use crate::{BuildError, Session};
 
 /// The steps whose results (or keys) a step's key is made from.
@@ -101,13 +101,7 @@ impl Session<'_> {
                 Some(key) => Some(key.clone()),
                 None => keys::dynamic_key(&s.plan.steps, j, &s.outputs, &s.keys, &s.inputs),
             };
-            let output = match (step.kind, &key) {
-                (StepKind::Source | StepKind::Fetch | StepKind::FetchWheel, _) => {
-                    self.ctx.store.lookup_sha256(&step.sha256.expect("fetches know their sha256"))?.map(Output::Blob)
-                }
-                (_, Some(key)) => self.available(step, key)?,
-                (_, None) => None,
-            };
+            let output = self.available(step, key.as_ref())?;
             if let Some(key) = key {
                 let _ = s.keys[j].set(key);
             }
