@@ -292,7 +292,11 @@ pub fn recipe_wheels(
         .steps
         .iter()
         .enumerate()
-        .filter(|(_, s)| matches!(s.kind, StepKind::FetchWheel | StepKind::SdistBuild))
+        // Every wheel, fetched or built; an sdist only as what a missing build reads.
+        .filter(|(_, s)| match &s.work {
+            Work::FetchWheel { wheel } => !wheel.sdist,
+            _ => s.kind == StepKind::SdistBuild,
+        })
         .map(|(i, _)| i)
         .collect();
     let plan = session.settle(plan, &roots)?;
