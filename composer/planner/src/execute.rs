@@ -58,6 +58,9 @@ impl NetworkQueue {
     }
 }
 
+/// What running a task gave: its result, or the panic it raised.
+type Attempt<E> = std::thread::Result<Result<(), E>>;
+
 /// Runs every task once its dependencies succeeded; `run(i, outputs)` sees the outputs of the
 /// tasks done so far (those of its dependencies among them). After a failure no task becomes
 /// ready any more; those already ready (running or queued) finish, so that which of them fail,
@@ -83,20 +86,27 @@ where
         waiting.push(deps.len());
     }
     let queue = NetworkQueue { items: Mutex::new((VecDeque::new(), false)), ready: Condvar::new() };
-    let (done_tx, done_rx) = mpsc::channel::<(usize, Result<(), E>)>();
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Attempt<E>)>();
     let mut errors: Vec<(usize, E)> = Vec::new();
+    // A task that panicked reports it like a result, so that the loop below never waits for it;
+    // the panic goes on once every other task is done.
+    let mut panicked: Option<Box<dyn std::any::Any + Send>> = None;
+    let attempt = |i: usize| -> Attempt<E> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(i, &outputs).map(|out| {
+                let _ = outputs[i].set(out);
+            })
+        }))
+    };
 
     std::thread::scope(|threads| {
-        let (run, outputs, queue) = (&run, &outputs, &queue);
+        let (attempt, queue) = (&attempt, &queue);
         let network = tasks.iter().filter(|t| t.pool == Pool::Network).count();
         for _ in 0..DOWNLOAD_THREADS.min(network) {
             let done_tx = done_tx.clone();
             threads.spawn(move || {
                 while let Some(i) = queue.pop() {
-                    let result = run(i, outputs).map(|out| {
-                        let _ = outputs[i].set(out);
-                    });
-                    let _ = done_tx.send((i, result));
+                    let _ = done_tx.send((i, attempt(i)));
                 }
             });
         }
@@ -109,10 +119,7 @@ where
                     Pool::Cpu => {
                         let done_tx = done_tx.clone();
                         cpu.spawn(move |_| {
-                            let result = run(i, outputs).map(|out| {
-                                let _ = outputs[i].set(out);
-                            });
-                            let _ = done_tx.send((i, result));
+                            let _ = done_tx.send((i, attempt(i)));
                         });
                     }
                 }
@@ -126,9 +133,12 @@ where
                 let (i, result) = done_rx.recv().expect("a task reports before the scope ends");
                 running -= 1;
                 match result {
-                    Err(e) => errors.push((i, e)),
+                    Err(payload) => {
+                        panicked.get_or_insert(payload);
+                    }
+                    Ok(Err(e)) => errors.push((i, e)),
                     // After a failure, finish what runs and start nothing new.
-                    Ok(()) if errors.is_empty() => {
+                    Ok(Ok(())) if errors.is_empty() && panicked.is_none() => {
                         for &j in &dependents[i] {
                             waiting[j] -= 1;
                             if waiting[j] == 0 {
@@ -136,12 +146,15 @@ where
                             }
                         }
                     }
-                    Ok(()) => {}
+                    Ok(Ok(())) => {}
                 }
             }
         });
         queue.close();
     });
+    if let Some(payload) = panicked {
+        std::panic::resume_unwind(payload);
+    }
     if let Some((_, error)) = errors.into_iter().min_by_key(|(i, _)| *i) {
         return Err(error);
     }
@@ -196,6 +209,23 @@ mod tests {
         });
         assert_eq!(result, Err(0));
         assert_eq!(started.load(Ordering::SeqCst), 2, "steps after a failure must not start");
+    }
+
+    #[test]
+    fn a_task_that_panics_ends_the_run_with_its_panic_instead_of_a_hang() {
+        for pool in [Pool::Cpu, Pool::Network] {
+            let tasks = [task(&[], pool), task(&[0], Pool::Cpu)];
+            let run = std::panic::catch_unwind(|| {
+                execute(&tasks, |i, _: &[OnceLock<()>]| -> Result<(), ()> {
+                    if i == 0 {
+                        panic!("a bug in a step");
+                    }
+                    Ok(())
+                })
+            });
+            let payload = run.expect_err("the panic goes on");
+            assert_eq!(payload.downcast_ref::<&str>(), Some(&"a bug in a step"), "{pool:?}");
+        }
     }
 
     #[test]
