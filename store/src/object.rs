@@ -252,6 +252,15 @@ pub(crate) fn walk_temps(store: &Store) -> Result<Vec<PathBuf>, StoreError> {
     for bucket in ["objects", "sha256", "actions"] {
         out.extend(walk_bucket(&store.dir(bucket), true)?.into_iter().map(|(_, path)| path));
     }
+    // Notes are one flat directory.
+    if let Ok(entries) = fs::read_dir(store.dir("notes")) {
+        out.extend(
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+                .map(|e| e.path()),
+        );
+    }
     Ok(out)
 }
 
