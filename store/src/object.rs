@@ -255,10 +255,7 @@ pub(crate) fn walk_temps(store: &Store) -> Result<Vec<PathBuf>, StoreError> {
     // Notes are one flat directory.
     if let Ok(entries) = fs::read_dir(store.dir("notes")) {
         out.extend(
-            entries
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
-                .map(|e| e.path()),
+            entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX)).map(|e| e.path()),
         );
     }
     Ok(out)
