@@ -173,18 +173,7 @@ impl Confined {
 
     /// Whether `rel` exists, and if so its size when it is a regular file.
     pub fn file_size(&self, rel: &str) -> io::Result<Option<u64>> {
-        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-        let dir = match self.open_dir(parent) {
-            Ok(dir) => dir,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        match rustix::fs::statat(&dir, b(name).as_ref(), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(stat) if rustix::fs::FileType::from_raw_mode(stat.st_mode).is_file() => Ok(Some(stat.st_size as u64)),
-            Ok(_) => Err(io::Error::new(io::ErrorKind::InvalidData, format!("`{rel}` is not a regular file"))),
-            Err(rustix::io::Errno::NOENT) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.file_stamp(rel)?.map(|stamp| stamp.size))
     }
 
     /// The identity and times of the regular file `rel` (never of what a symlink there points
