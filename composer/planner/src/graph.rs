@@ -117,7 +117,7 @@ impl Session<'_> {
         }
         let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, policy, write, false)?;
         resolution.extend(wheel_steps);
-        let sources = crate::sources::source_digests(self.ctx, self.recipe)?;
+        let sources = crate::sources::source_digests(self.recipe)?;
 
         let mut g = Graph {
             steps: Vec::new(),
@@ -126,11 +126,10 @@ impl Session<'_> {
             by_key: HashMap::new(),
             sources: BTreeMap::new(),
         };
-        for (name, (sha256, cached)) in &sources {
+        for (name, sha256) in &sources {
             let mut source =
                 step(StepKind::Source, None, name.clone(), None, vec![], Work::Source { name: name.clone() });
             source.sha256 = Some(*sha256);
-            source.cached = *cached;
             let i = g.push(source);
             g.sources.insert(name.clone(), i);
         }

@@ -57,23 +57,17 @@ pub(crate) fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> 
     Ok((blob, false))
 }
 
-/// Every source's sha256 without fetching anything (a remote source is known by its pin, a local
-/// file is read and hashed), and whether the store holds it.
-pub fn source_digests(ctx: &Context<'_>, recipe: &Recipe) -> Result<BTreeMap<String, (Sha256, bool)>, BuildError> {
+/// Every source's sha256 without fetching anything: a remote source is known by its pin, a local
+/// file is read and hashed. (Whether the store holds it is the plan's question.)
+pub fn source_digests(recipe: &Recipe) -> Result<BTreeMap<String, Sha256>, BuildError> {
     let mut out = BTreeMap::new();
     for source in &recipe.sources {
         let name = source.name.get_ref();
-        let (sha256, cached) = match &source.path {
-            Some(path) => {
-                let (_, data) = read_local(recipe, name, path.get_ref())?;
-                (Sha256::of(&data), ctx.store.contains(&composer_store::Hash::of(&data)))
-            }
-            None => {
-                let sha256 = pin(source)?.expect("validated: a url comes with its sha256");
-                (sha256, ctx.store.lookup_sha256(&sha256)?.is_some())
-            }
+        let sha256 = match &source.path {
+            Some(path) => Sha256::of(&read_local(recipe, name, path.get_ref())?.1),
+            None => pin(source)?.expect("validated: a url comes with its sha256"),
         };
-        out.insert(name.clone(), (sha256, cached));
+        out.insert(name.clone(), sha256);
     }
     Ok(out)
 }
