@@ -17,6 +17,13 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The code of a source file, line by line with numbers: comments and a trailing unit-test
+/// module (after `#[cfg(test)]`) left out.
+fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let code = text.split("#[cfg(test)]").next().unwrap();
+    code.lines().enumerate().filter(|(_, l)| !l.trim_start().starts_with("//")).map(|(n, l)| (n + 1, l))
+}
+
 /// The library crates: everything but the binary and the tests.
 const LIBRARIES: &[&str] = &[
     "store",
@@ -55,18 +62,57 @@ fn library_crates_neither_read_the_environment_nor_print() {
     let mut found = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
-        let code = text.split("#[cfg(test)]").next().unwrap();
-        for (n, line) in code.lines().enumerate() {
-            let trimmed = line.trim_start();
-            if trimmed.starts_with("//") {
-                continue;
-            }
+        for (n, line) in code_lines(&text) {
             for pattern in FORBIDDEN.iter().filter(|p| line.contains(*p)) {
-                found.push(format!("{}:{}: {pattern}", file.strip_prefix(repo()).unwrap().display(), n + 1));
+                found.push(format!("{}:{n}: {pattern}", file.strip_prefix(repo()).unwrap().display()));
             }
         }
     }
     assert!(found.is_empty(), "library code reads the environment or prints:\n{}", found.join("\n"));
+}
+
+/// Debian's package names, paths and fields: none may appear in the planner outside its Debian
+/// backend, so that another distribution is one more module beside it.
+#[test]
+fn the_planner_names_nothing_of_debian_outside_its_backend() {
+    const DEBIAN_NAMES: &[&str] = &[
+        "base-files",
+        "base-passwd",
+        "libjemalloc2",
+        "libjemalloc-dev",
+        "build-essential",
+        "mawk",
+        "dpkg",
+        "python3-setuptools",
+        "python3-wheel",
+        "python3-dev",
+        "dist-packages",
+        "libc6",
+        "libssl-dev",
+        "zlib1g",
+        "InRelease",
+        "Packages.xz",
+        "Replaces",
+        "debian_arch",
+        "\"debian\"",
+        ".deb\"",
+        "/var/lib/",
+    ];
+    let src = repo().join("composer/planner/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    assert!(files.len() > 10, "the scan found the sources");
+    let backend = [src.join("backend/debian.rs"), src.join("backend/mirror.rs")];
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| !backend.contains(f)) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in code_lines(&text) {
+            for name in DEBIAN_NAMES.iter().filter(|name| line.contains(*name)) {
+                found.push(format!("{}:{n}: {name}", file.strip_prefix(&src).unwrap().display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "Debian names outside the Debian backend:\n{}", found.join("\n"));
 }
 
 /// No crate folder is named like build output, which global ignore files and tools hide.

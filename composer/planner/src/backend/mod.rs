@@ -6,7 +6,8 @@
 //! package manager's own database and post-install effects look like, which packages every image
 //! and every build root needs, where the allocator and the interpreter live. Debian is the
 //! implementation today ([`debian`]); Alpine (`.apk`, musl) plugs in as one more module here and
-//! one arm in [`for_recipe`]. A unit test keeps distribution names out of the rest of the crate.
+//! one arm in [`for_recipe`]. A test (`tests/src/source_rules.rs`) keeps distribution names out of
+//! the rest of the crate.
 
 pub mod debian;
 pub mod mirror;
@@ -132,6 +133,3 @@ pub trait Backend: Sync {
         view: &ImageView<'_>,
     ) -> Result<SystemFiles, BuildError>;
 }
-
-#[cfg(test)]
-mod tests;
