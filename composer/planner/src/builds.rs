@@ -16,13 +16,21 @@ use crate::{BuildError, Session, sandbox};
 
 impl Session<'_> {
     /// The wheel an sdist build left in `dist/`, stored under its sha256 like a fetched one.
+    /// Recorded by the build's output tree, so that a plan over a cached build does not read
+    /// and hash the wheel again.
     pub(crate) fn built_wheel(
         &self,
         sdist: &composer_wheels::LockedWheel,
-        tree: &Hash,
+        tree_id: &Hash,
     ) -> Result<composer_wheels::LockedWheel, BuildError> {
         let store = self.ctx.store;
-        let tree = store.get_tree(tree)?;
+        let key = ActionKey::new("built-wheel", 1).with("tree", tree_id.0).with("sdist", &sdist.sha256);
+        if let Some(record) = store.action_get(&key)?
+            && let Ok(wheel) = serde_json::from_value::<composer_wheels::LockedWheel>(record.data)
+        {
+            return Ok(wheel);
+        }
+        let tree = store.get_tree(tree_id)?;
         let wheels: Vec<_> = tree
             .entries
             .iter()
@@ -52,6 +60,13 @@ impl Session<'_> {
         };
         // Recorded like a fetched wheel, so `compose wheels index` publishes it.
         self.fetch_one(&wheel)?;
+        let record = ActionRecord {
+            inputs: vec![ObjectRef { id: *tree_id, kind: RefKind::Tree }],
+            step: "built-wheel".into(),
+            outputs: vec![ObjectRef { id: blob.id, kind: RefKind::Blob }],
+            data: serde_json::to_value(&wheel).expect("serializes"),
+        };
+        store.action_put(&key, &record)?;
         Ok(wheel)
     }
 

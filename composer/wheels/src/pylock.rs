@@ -71,7 +71,7 @@ pub struct ComposerTool {
 }
 
 /// One wheel as locked for one platform.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LockedWheel {
     pub name: String,
     pub version: String,
