@@ -287,6 +287,17 @@ impl LocalMirror {
                 compressed.len()
             ));
             sums.push_str(&format!(" {} {} main/binary-{arch}/Packages\n", sha256_hex(text.as_bytes()), text.len()));
+            if how.gzip {
+                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                encoder.write_all(text.as_bytes()).unwrap();
+                let gzipped = encoder.finish().unwrap();
+                std::fs::write(dir.join("Packages.gz"), &gzipped).unwrap();
+                sums.push_str(&format!(
+                    " {} {} main/binary-{arch}/Packages.gz\n",
+                    sha256_hex(&gzipped),
+                    gzipped.len()
+                ));
+            }
         }
         let named = how.suite_field.as_deref().unwrap_or(suite);
         let release = format!(
@@ -321,6 +332,8 @@ pub struct Publish {
     pub suite_field: Option<String>,
     /// `Release` + `Release.gpg` (detached, armored), no `InRelease`.
     pub detached: bool,
+    /// A `Packages.gz` beside `Packages.xz`, as most archives have.
+    pub gzip: bool,
 }
 
 impl Default for LocalMirror {

@@ -62,14 +62,35 @@ impl Repository<'_> {
         arch: &str,
     ) -> Result<String, DebError> {
         let base = format!("{component}/binary-{arch}/Packages");
-        let (path, (sha, size)) = ["xz", "gz", ""]
+        // gzip before xz: the index is decoded on every resolution, and xz decodes at a third of
+        // gzip's speed (0.45 s against 0.18 s for bookworm's 50 MB amd64 index), which is longer
+        // than the 3 MB more that gzip costs takes to download from any reasonable mirror. A
+        // variant the store already holds wins over both, so that a store filled by an earlier
+        // version (or carried to a machine without network) keeps resolving.
+        let variants: Vec<(String, (Sha256, u64))> = ["gz", "xz", ""]
             .iter()
             .map(|ext| if ext.is_empty() { base.clone() } else { format!("{base}.{ext}") })
-            .find_map(|p| release.files.get(&p).map(|v| (p, *v)))
-            .ok_or_else(|| DebError::MissingIndex { suite: suite.to_string(), path: base.clone() })?;
+            .filter_map(|p| release.files.get(&p).map(|v| (p, *v)))
+            .collect();
+        let mut chosen = None;
+        for (path, (sha, size)) in &variants {
+            if let Some(info) = self.store.lookup_sha256(sha)? {
+                chosen = Some((path, *sha, *size, Some(info)));
+                break;
+            }
+        }
+        let (path, sha, size, stored) = match chosen {
+            Some(chosen) => chosen,
+            None => {
+                let (path, (sha, size)) = variants
+                    .first()
+                    .ok_or_else(|| DebError::MissingIndex { suite: suite.to_string(), path: base.clone() })?;
+                (path, *sha, *size, None)
+            }
+        };
         let url = format!("{}/dists/{suite}/{path}", self.url);
         let info =
-            match self.store.lookup_sha256(&sha)? {
+            match stored {
                 Some(info) => info,
                 None => self.client.fetch_to_store(self.store, &url, Some((&sha, Some(size))), &url, &|_| {}).map_err(
                     |e| match e {
