@@ -100,6 +100,28 @@ impl<'s> ObjectWriter<'s> {
         self.finish_checked(None, None)
     }
 
+    /// Completes the object only if its bytes hash to `id` (and, when given, have this SHA-256
+    /// and size, as a signed claim names them); otherwise nothing enters the store. For objects
+    /// from another machine, which must not leave even a validly named stray object behind.
+    pub fn finish_expecting(
+        self,
+        id: &Hash,
+        sha256: Option<&Sha256>,
+        size: Option<u64>,
+        what: &str,
+    ) -> Result<BlobInfo, StoreError> {
+        let actual = Hash(*self.blake3.finalize().as_bytes());
+        if actual != *id {
+            let _ = fs::remove_file(&self.temp);
+            return Err(StoreError::Corrupt {
+                what: what.to_string(),
+                reason: format!("expected BLAKE3 {id}, the bytes have {actual}"),
+            });
+        }
+        let sha256 = sha256.copied().unwrap_or_else(|| Sha256(self.sha256.clone().finalize().into()));
+        self.finish_checked(Some((&sha256, what)), size)
+    }
+
     /// Completes the object only if it has the expected SHA-256 (and size); otherwise the temp
     /// file is removed and nothing enters the store.
     pub fn finish_checked(

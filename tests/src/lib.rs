@@ -292,11 +292,7 @@ impl LocalMirror {
                 encoder.write_all(text.as_bytes()).unwrap();
                 let gzipped = encoder.finish().unwrap();
                 std::fs::write(dir.join("Packages.gz"), &gzipped).unwrap();
-                sums.push_str(&format!(
-                    " {} {} main/binary-{arch}/Packages.gz\n",
-                    sha256_hex(&gzipped),
-                    gzipped.len()
-                ));
+                sums.push_str(&format!(" {} {} main/binary-{arch}/Packages.gz\n", sha256_hex(&gzipped), gzipped.len()));
             }
         }
         let named = how.suite_field.as_deref().unwrap_or(suite);

@@ -1,0 +1,155 @@
+//! What a pushed step result says about itself, and the OCI artifact that carries it.
+//!
+//! A result is one image manifest (`artifactType` [`ARTIFACT_TYPE`]) tagged `step-<key>`: its
+//! config blob is the [`Claim`] (store format, action key, step, and each output's BLAKE3, SHA-256
+//! and size), its layers are the outputs in the claim's order (an object as itself, so a layer
+//! result is the very blob its image holds; a tree as one [`crate::treepack`]), and the
+//! annotation [`SIGNATURES_ANNOTATION`] holds the Ed25519 signatures over the claim's bytes.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use composer_store::{ActionKey, ActionRecord, Hash, ObjectRef, RefKind, Sha256};
+use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, ImageManifest, ImageManifestBuilder, MediaType};
+use serde::{Deserialize, Serialize};
+
+use crate::CacheError;
+
+pub const ARTIFACT_TYPE: &str = "application/vnd.composer.step.v1";
+pub const CLAIM_MEDIA_TYPE: &str = "application/vnd.composer.claim.v1+json";
+pub const OBJECT_MEDIA_TYPE: &str = "application/vnd.composer.object.v1";
+pub const TREE_MEDIA_TYPE: &str = "application/vnd.composer.tree.v1.tar";
+pub const SIGNATURES_ANNOTATION: &str = "dev.composer.signatures";
+
+/// The tag a step result is found by.
+pub fn step_tag(key: &ActionKey) -> String {
+    format!("step-{}", key.hash().to_hex())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimedOutput {
+    pub kind: RefKind,
+    /// The object's BLAKE3 (for a tree, its manifest's).
+    pub blake3: Hash,
+    /// The transported blob's SHA-256 and size: the object itself, or the tree's pack.
+    pub sha256: Sha256,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claim {
+    pub format: String,
+    /// The action key's hex.
+    pub key: String,
+    pub step: String,
+    pub outputs: Vec<ClaimedOutput>,
+    /// The action record's step-specific data, as the pushing store recorded it.
+    pub data: serde_json::Value,
+}
+
+impl Claim {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        composer_oci::canonical_json(self)
+    }
+
+    pub fn parse(bytes: &[u8], key: &ActionKey) -> Result<Claim, CacheError> {
+        let claim: Claim = serde_json::from_slice(bytes)
+            .map_err(|e| CacheError::BadArtifact { what: step_tag(key), reason: format!("claim: {e}") })?;
+        let bad = |reason: String| Err(CacheError::BadArtifact { what: step_tag(key), reason });
+        if claim.format != composer_store::FORMAT {
+            return bad(format!("store format `{}`, this composer reads `{}`", claim.format, composer_store::FORMAT));
+        }
+        if claim.key != key.hash().to_hex() || claim.step != key.step() {
+            return bad(format!("it claims to be `{}` {}, not the step asked for", claim.step, claim.key));
+        }
+        Ok(claim)
+    }
+
+    /// The action record the claim stands for, as this store records it. The pushing store's
+    /// `inputs` (what the step read there) are not carried: this store never held them.
+    pub fn record(&self) -> ActionRecord {
+        ActionRecord {
+            step: self.step.clone(),
+            outputs: self.outputs.iter().map(|o| ObjectRef { id: o.blake3, kind: o.kind }).collect(),
+            inputs: vec![],
+            data: self.data.clone(),
+        }
+    }
+}
+
+pub fn digest(sha256: &Sha256) -> Digest {
+    Digest::from_str(&sha256.oci()).expect("sha256 digests are valid")
+}
+
+/// The SHA-256 of an OCI digest, refusing any other algorithm or form: a digest becomes a path
+/// or a URL, so it is checked before it is used anywhere.
+pub fn sha256_of(digest: &Digest) -> Result<Sha256, CacheError> {
+    let text = digest.to_string();
+    text.strip_prefix("sha256:")
+        .and_then(|hex| Sha256::from_str(hex).ok())
+        .ok_or_else(|| CacheError::BadArtifact { what: text.clone(), reason: "not a sha256 digest".into() })
+}
+
+fn descriptor(media_type: &str, sha256: &Sha256, size: u64) -> Descriptor {
+    DescriptorBuilder::default()
+        .media_type(MediaType::Other(media_type.to_string()))
+        .digest(digest(sha256))
+        .size(size)
+        .build()
+        .expect("descriptor fields are set")
+}
+
+/// The artifact manifest of a claim whose bytes hash to `claim_sha256`.
+pub fn manifest(claim: &Claim, claim_bytes: &[u8], signatures: &[String]) -> Vec<u8> {
+    let layers = claim
+        .outputs
+        .iter()
+        .map(|o| {
+            let media_type = match o.kind {
+                RefKind::Blob => OBJECT_MEDIA_TYPE,
+                RefKind::Tree => TREE_MEDIA_TYPE,
+            };
+            descriptor(media_type, &o.sha256, o.size)
+        })
+        .collect::<Vec<_>>();
+    let mut annotations = HashMap::new();
+    annotations.insert(SIGNATURES_ANNOTATION.to_string(), signatures.join(" "));
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .artifact_type(MediaType::Other(ARTIFACT_TYPE.to_string()))
+        .config(descriptor(CLAIM_MEDIA_TYPE, &Sha256::of(claim_bytes), claim_bytes.len() as u64))
+        .layers(layers)
+        .annotations(annotations)
+        .build()
+        .expect("manifest fields are set");
+    composer_oci::canonical_json(&manifest)
+}
+
+/// A manifest found under a step tag: where its claim is, and its signatures.
+pub struct Found {
+    pub claim: (Sha256, u64),
+    pub signatures: Vec<String>,
+    pub layers: Vec<(Sha256, u64)>,
+}
+
+pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<Found, CacheError> {
+    let bad = |reason: String| CacheError::BadArtifact { what: what.to_string(), reason };
+    let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(|e| bad(format!("manifest: {e}")))?;
+    if manifest.artifact_type().as_ref().map(|t| t.to_string()).as_deref() != Some(ARTIFACT_TYPE) {
+        return Err(bad(format!("not a composer step result (artifactType {:?})", manifest.artifact_type())));
+    }
+    let config = manifest.config();
+    let signatures = manifest
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(SIGNATURES_ANNOTATION))
+        .map(|s| s.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let layers = manifest
+        .layers()
+        .iter()
+        .map(|l| Ok((sha256_of(l.digest())?, l.size())))
+        .collect::<Result<Vec<_>, CacheError>>()?;
+    Ok(Found { claim: (sha256_of(config.digest())?, config.size()), signatures, layers })
+}

@@ -1,0 +1,223 @@
+//! `dir:PATH`: results kept in an OCI image layout directory, tagged by
+//! `org.opencontainers.image.ref.name` in its `index.json`, so that any static web server or
+//! object store can serve the directory and OCI tools can read it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use composer_store::Sha256;
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use crate::{CacheError, Remote};
+
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// No manifest or index a cache writes comes near this; a bigger one is not ours.
+const MAX_DOCUMENT: u64 = 16 << 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IndexEntry {
+    #[serde(rename = "mediaType")]
+    media_type: String,
+    digest: String,
+    size: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Index {
+    #[serde(rename = "schemaVersion")]
+    schema_version: u32,
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    #[serde(default)]
+    manifests: Vec<IndexEntry>,
+}
+
+pub struct DirCache {
+    name: String,
+    root: PathBuf,
+    /// Tag to manifest digest, read once.
+    tags: Mutex<Option<BTreeMap<String, Sha256>>>,
+}
+
+impl DirCache {
+    /// A layout to read from: it must exist.
+    pub fn open(root: &Path) -> Result<DirCache, CacheError> {
+        let cache =
+            DirCache { name: format!("dir:{}", root.display()), root: root.to_path_buf(), tags: Mutex::new(None) };
+        if !root.join("oci-layout").is_file() {
+            return Err(
+                cache.unavailable(io::Error::new(io::ErrorKind::NotFound, "no OCI layout here (no `oci-layout`)"))
+            );
+        }
+        Ok(cache)
+    }
+
+    /// A layout to write to, made if the directory is missing or empty. A directory that holds
+    /// anything else is refused: the cache never writes among files it did not make.
+    pub fn create(root: &Path) -> Result<DirCache, CacheError> {
+        let cache =
+            DirCache { name: format!("dir:{}", root.display()), root: root.to_path_buf(), tags: Mutex::new(None) };
+        if root.join("oci-layout").is_file() {
+            return Ok(cache);
+        }
+        let empty = match fs::read_dir(root) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            Err(e) => return Err(cache.unavailable(e)),
+        };
+        if !empty {
+            return Err(cache.unavailable(io::Error::other("the directory holds files and is not an OCI layout")));
+        }
+        fs::create_dir_all(root.join("blobs/sha256")).map_err(|e| cache.unavailable(e))?;
+        write_atomic(&root.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+            .map_err(|e| cache.unavailable(e))?;
+        let index = Index {
+            schema_version: 2,
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            manifests: vec![],
+        };
+        write_atomic(&root.join("index.json"), &serde_json::to_vec(&index).expect("index serializes"))
+            .map_err(|e| cache.unavailable(e))?;
+        Ok(cache)
+    }
+
+    fn unavailable(&self, e: io::Error) -> CacheError {
+        CacheError::Unavailable { cache: self.name.clone(), source: Box::new(e) }
+    }
+
+    fn blob_path(&self, sha256: &Sha256) -> PathBuf {
+        self.root.join("blobs/sha256").join(sha256.to_hex())
+    }
+
+    fn read_index(&self) -> Result<Index, CacheError> {
+        let path = self.root.join("index.json");
+        let mut bytes = Vec::new();
+        fs::File::open(&path)
+            .and_then(|f| f.take(MAX_DOCUMENT).read_to_end(&mut bytes))
+            .map_err(|e| self.unavailable(e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| CacheError::BadArtifact { what: format!("{}/index.json", self.name), reason: e.to_string() })
+    }
+
+    fn tags(index: &Index) -> BTreeMap<String, Sha256> {
+        index
+            .manifests
+            .iter()
+            .filter_map(|m| {
+                let tag = m.annotations.get(REF_NAME)?;
+                let sha = m.digest.strip_prefix("sha256:")?.parse().ok()?;
+                Some((tag.clone(), sha))
+            })
+            .collect()
+    }
+}
+
+impl Remote for DirCache {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn manifest(&self, tag: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let digest = {
+            let mut tags = self.tags.lock().expect("tags");
+            if tags.is_none() {
+                *tags = Some(Self::tags(&self.read_index()?));
+            }
+            tags.as_ref().expect("just read").get(tag).copied()
+        };
+        let Some(digest) = digest else { return Ok(None) };
+        let Some(reader) = self.blob(&digest)? else { return Ok(None) };
+        let mut bytes = Vec::new();
+        reader.take(MAX_DOCUMENT).read_to_end(&mut bytes).map_err(|e| self.unavailable(e))?;
+        if Sha256::of(&bytes) != digest {
+            return Err(CacheError::BadArtifact {
+                what: format!("{} tag {tag}", self.name),
+                reason: "the manifest does not match its digest".into(),
+            });
+        }
+        Ok(Some(bytes))
+    }
+
+    fn blob(&self, sha256: &Sha256) -> Result<Option<Box<dyn Read + Send + '_>>, CacheError> {
+        match fs::File::open(self.blob_path(sha256)) {
+            Ok(file) => Ok(Some(Box::new(io::BufReader::new(file)))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.unavailable(e)),
+        }
+    }
+
+    fn has_blob(&self, sha256: &Sha256) -> Result<bool, CacheError> {
+        Ok(self.blob_path(sha256).is_file())
+    }
+
+    fn put_blob(&self, sha256: &Sha256, size: u64, data: &mut dyn Read) -> Result<(), CacheError> {
+        let dest = self.blob_path(sha256);
+        if dest.is_file() {
+            return Ok(());
+        }
+        let dir = self.root.join("blobs/sha256");
+        let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).map_err(|e| self.unavailable(e))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut written = 0u64;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = data.read(&mut buf).map_err(|e| self.unavailable(e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            written += n as u64;
+            temp.write_all(&buf[..n]).map_err(|e| self.unavailable(e))?;
+        }
+        let actual = Sha256(hasher.finalize().into());
+        if actual != *sha256 || written != size {
+            return Err(CacheError::BadArtifact {
+                what: format!("blob {} for {}", sha256.oci(), self.name),
+                reason: format!("the bytes given have sha256 {actual} and {written} bytes"),
+            });
+        }
+        temp.persist(&dest).map_err(|e| self.unavailable(e.error))?;
+        Ok(())
+    }
+
+    fn put_manifest(&self, tag: &str, manifest: &[u8]) -> Result<(), CacheError> {
+        let sha256 = Sha256::of(manifest);
+        self.put_blob(&sha256, manifest.len() as u64, &mut &manifest[..])?;
+        // Pushes from several processes each add their tags: one at a time rewrites the index.
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("index.json.lock"))
+            .map_err(|e| self.unavailable(e))?;
+        lock.lock().map_err(|e| self.unavailable(e))?;
+        let mut index = self.read_index()?;
+        index.manifests.retain(|m| m.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
+        index.manifests.push(IndexEntry {
+            media_type: MANIFEST_MEDIA_TYPE.into(),
+            digest: sha256.oci(),
+            size: manifest.len() as u64,
+            annotations: BTreeMap::from([(REF_NAME.to_string(), tag.to_string())]),
+        });
+        index.manifests.sort_by(|a, b| a.annotations.get(REF_NAME).cmp(&b.annotations.get(REF_NAME)));
+        write_atomic(&self.root.join("index.json"), &serde_json::to_vec(&index).expect("index serializes"))
+            .map_err(|e| self.unavailable(e))?;
+        *self.tags.lock().expect("tags") = Some(Self::tags(&index));
+        Ok(())
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().expect("paths in a layout have a parent");
+    let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! Sharing the store between machines: step results and inputs in an OCI registry, an OCI image
+//! layout directory or a single archive file, signed with Ed25519 keys the way Nix binary caches
+//! are.
+//!
+//! ```text
+//!  push:   store ─► claim (format, key, step, outputs' BLAKE3/SHA-256/size) ─► sign ─► artifact
+//!          outputs: objects as themselves (layers keep their image digest), trees as one pack
+//!  pull:   step-<key> manifest ─► claim ✓ digest ─► signature ✓ trusted key ─► blobs ✓ hashes
+//!          ─► objects, then trees, then the action record (the record is written last)
+//!  inputs: a .deb, wheel or source by its SHA-256: trusted by the signed index that names it,
+//!          so taken from any cache unsigned
+//! ```
+//!
+//! A cache can withhold a result, never change one: every result is checked against a claim a
+//! trusted key signed, and every byte against the claim before anything enters the store.
+
+pub mod claim;
+mod layout;
+pub mod push;
+mod reference;
+pub mod signing;
+pub mod substitute;
+pub mod treepack;
+
+use std::io::Read;
+
+use composer_store::{Sha256, StoreError};
+
+pub use layout::DirCache;
+pub use reference::CacheRef;
+pub use signing::{KeyError, PublicKey, SecretKey, TrustedKeys, Untrusted};
+pub use substitute::{Hit, Substituters};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("`{text}` is not a cache reference")]
+    Reference { text: String, hint: &'static str },
+    #[error("the cache `{cache}` cannot be used")]
+    Unavailable {
+        cache: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{what}: {reason}")]
+    BadArtifact { what: String, reason: String },
+    #[error("failed to read or write {what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+impl CacheError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CacheError::Reference { hint, .. } => Some(hint.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Where results are kept: a registry repository, a layout directory, an archive.
+pub trait Remote: Send + Sync {
+    /// The reference as the user wrote it, for messages.
+    fn name(&self) -> &str;
+    /// The manifest tagged `tag`, if there is one.
+    fn manifest(&self, tag: &str) -> Result<Option<Vec<u8>>, CacheError>;
+    /// A blob's bytes as they stream; the caller verifies them.
+    fn blob(&self, sha256: &Sha256) -> Result<Option<Box<dyn Read + Send + '_>>, CacheError>;
+    fn has_blob(&self, sha256: &Sha256) -> Result<bool, CacheError>;
+    /// Stores a blob whose digest and size are known; refused if the bytes do not match them.
+    fn put_blob(&self, sha256: &Sha256, size: u64, data: &mut dyn Read) -> Result<(), CacheError>;
+    /// Stores a manifest under `tag`, replacing what the tag named before.
+    fn put_manifest(&self, tag: &str, manifest: &[u8]) -> Result<(), CacheError>;
+}

@@ -1,0 +1,250 @@
+//! Putting results and inputs into a cache: each result as a signed artifact, each blob only if
+//! the cache lacks it, several at a time. A rerun after an interruption finds what is already
+//! there by digest and uploads the rest; a result the cache already holds with this key's
+//! signature costs one small request.
+
+use std::io::{self, Read, Seek, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use composer_store::{ActionKey, ActionRecord, Hash, RefKind, Sha256, Store};
+use sha2::Digest as _;
+
+use crate::claim::{self, Claim, ClaimedOutput};
+use crate::{CacheError, Remote, SecretKey, TrustedKeys};
+
+/// Uploads at once.
+const PUSH_THREADS: usize = 8;
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct PushStats {
+    /// Results signed and tagged in this push.
+    pub results: u64,
+    /// Results the cache already held, signed by this key.
+    pub results_present: u64,
+    pub blobs_uploaded: u64,
+    pub bytes_uploaded: u64,
+    /// Blobs the cache already held.
+    pub blobs_present: u64,
+}
+
+pub struct Pusher<'a> {
+    pub store: &'a Store,
+    pub remote: &'a dyn Remote,
+    pub key: &'a SecretKey,
+    /// Where tree packs are written before upload (their digest is needed first).
+    pub temp_dir: &'a Path,
+    stats: Mutex<PushStats>,
+}
+
+impl<'a> Pusher<'a> {
+    pub fn new(store: &'a Store, remote: &'a dyn Remote, key: &'a SecretKey, temp_dir: &'a Path) -> Pusher<'a> {
+        Pusher { store, remote, key, temp_dir, stats: Mutex::new(PushStats::default()) }
+    }
+
+    pub fn stats(&self) -> PushStats {
+        self.stats.lock().expect("stats").clone()
+    }
+
+    /// Pushes results and inputs, [`PUSH_THREADS`] at a time; the first error stops the rest.
+    pub fn push_all(&self, results: &[(ActionKey, ActionRecord)], inputs: &[Sha256]) -> Result<(), CacheError> {
+        let jobs: Vec<Job<'_>> =
+            inputs.iter().map(Job::Input).chain(results.iter().map(|(k, r)| Job::Result(k, r))).collect();
+        let next = AtomicUsize::new(0);
+        let failure: Mutex<Option<(usize, CacheError)>> = Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..PUSH_THREADS.min(jobs.len()) {
+                scope.spawn(|| {
+                    loop {
+                        if failure.lock().expect("failure").is_some() {
+                            break;
+                        }
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(job) = jobs.get(i) else { break };
+                        let done = match job {
+                            Job::Input(sha) => self.push_input(sha),
+                            Job::Result(key, record) => self.push_result(key, record),
+                        };
+                        if let Err(e) = done {
+                            let mut failure = failure.lock().expect("failure");
+                            // The first in the jobs' order, so that a rerun reports the same one.
+                            if failure.as_ref().is_none_or(|(at, _)| i < *at) {
+                                *failure = Some((i, e));
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        match failure.into_inner().expect("failure") {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// An input (a `.deb`, wheel or source) by its SHA-256, as the store holds it.
+    pub fn push_input(&self, sha256: &Sha256) -> Result<(), CacheError> {
+        let blob = self.store.lookup_sha256(sha256)?.ok_or_else(|| CacheError::BadArtifact {
+            what: sha256.oci(),
+            reason: "the store does not hold this input".into(),
+        })?;
+        if self.remote.has_blob(sha256)? {
+            self.stats.lock().expect("stats").blobs_present += 1;
+            return Ok(());
+        }
+        let mut reader = self.store.open_blob(&blob)?;
+        self.upload(sha256, blob.size, &mut reader)
+    }
+
+    fn upload(&self, sha256: &Sha256, size: u64, data: &mut dyn Read) -> Result<(), CacheError> {
+        self.remote.put_blob(sha256, size, data).map_err(|e| match e {
+            // A damaged store object stops the read with the store's verdict inside.
+            CacheError::Unavailable { source, .. } if source.is::<io::Error>() => {
+                match source.downcast::<io::Error>().map(|e| composer_store::StoreError::carried(*e)) {
+                    Ok(Ok(store)) => CacheError::Store(store),
+                    Ok(Err(io)) => CacheError::Unavailable { cache: self.remote.name().into(), source: Box::new(io) },
+                    Err(source) => CacheError::Unavailable { cache: self.remote.name().into(), source },
+                }
+            }
+            other => other,
+        })?;
+        let mut stats = self.stats.lock().expect("stats");
+        stats.blobs_uploaded += 1;
+        stats.bytes_uploaded += size;
+        Ok(())
+    }
+
+    /// Whether the cache holds this result already, signed by this key.
+    fn present(&self, tag: &str) -> Result<Option<(Vec<u8>, Vec<String>)>, CacheError> {
+        let Some(manifest) = self.remote.manifest(tag)? else { return Ok(None) };
+        let Ok(found) = claim::parse_manifest(&manifest, tag) else { return Ok(None) };
+        let Some(reader) = self.remote.blob(&found.claim.0)? else { return Ok(None) };
+        let mut bytes = Vec::new();
+        reader
+            .take(found.claim.1 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| CacheError::Io { what: tag.into(), source: e })?;
+        if Sha256::of(&bytes) != found.claim.0 {
+            return Ok(None);
+        }
+        Ok(Some((bytes, found.signatures)))
+    }
+
+    pub fn push_result(&self, key: &ActionKey, record: &ActionRecord) -> Result<(), CacheError> {
+        let tag = claim::step_tag(key);
+        let existing = self.present(&tag)?;
+        let ours = TrustedKeys::new(vec![self.key.public()]);
+        if let Some((bytes, signatures)) = &existing
+            && ours.check(bytes, signatures).is_ok()
+        {
+            self.stats.lock().expect("stats").results_present += 1;
+            return Ok(());
+        }
+        let mut outputs = Vec::new();
+        for output in &record.outputs {
+            outputs.push(match output.kind {
+                RefKind::Blob => self.push_object(&output.id)?,
+                RefKind::Tree => self.push_tree(&output.id)?,
+            });
+        }
+        let claim = Claim {
+            format: composer_store::FORMAT.to_string(),
+            key: key.hash().to_hex(),
+            step: key.step().to_string(),
+            outputs,
+            data: record.data.clone(),
+        };
+        let bytes = claim.to_bytes();
+        let mut signatures = vec![self.key.sign(&bytes)];
+        // Other keys' signatures over the very same claim stay beside ours.
+        if let Some((existing, theirs)) = existing
+            && existing == bytes
+        {
+            signatures.extend(theirs.into_iter().filter(|s| !s.starts_with(&format!("{}:", self.key.name()))));
+            signatures.sort();
+        }
+        let claim_sha = Sha256::of(&bytes);
+        if !self.remote.has_blob(&claim_sha)? {
+            self.upload(&claim_sha, bytes.len() as u64, &mut &bytes[..])?;
+        }
+        self.remote.put_manifest(&tag, &claim::manifest(&claim, &bytes, &signatures))?;
+        self.stats.lock().expect("stats").results += 1;
+        Ok(())
+    }
+
+    fn push_object(&self, id: &Hash) -> Result<ClaimedOutput, CacheError> {
+        // The SHA-256 is not kept for every object: one read to learn it, checked as it streams.
+        let mut reader = self.store.open_object(id)?;
+        let mut hasher = HashingWriter::default();
+        io::copy(&mut reader, &mut hasher).map_err(|e| store_read(e, id, self.store))?;
+        let (sha256, size) = hasher.finish();
+        if self.remote.has_blob(&sha256)? {
+            self.stats.lock().expect("stats").blobs_present += 1;
+        } else {
+            self.upload(&sha256, size, &mut self.store.open_object(id)?)?;
+        }
+        Ok(ClaimedOutput { kind: RefKind::Blob, blake3: *id, sha256, size })
+    }
+
+    fn push_tree(&self, id: &Hash) -> Result<ClaimedOutput, CacheError> {
+        let temp = tempfile::tempfile_in(self.temp_dir).map_err(|e| CacheError::Io {
+            what: format!("a temporary file in {}", self.temp_dir.display()),
+            source: e,
+        })?;
+        let mut out = HashingWriter { file: Some(io::BufWriter::new(temp)), ..Default::default() };
+        crate::treepack::write(self.store, id, &mut out)?;
+        let file = out.file.take().expect("set above");
+        let mut file =
+            file.into_inner().map_err(|e| CacheError::Io { what: "a tree pack".into(), source: e.into_error() })?;
+        let (sha256, size) = out.finish();
+        if self.remote.has_blob(&sha256)? {
+            self.stats.lock().expect("stats").blobs_present += 1;
+        } else {
+            file.rewind().map_err(|e| CacheError::Io { what: "a tree pack".into(), source: e })?;
+            self.upload(&sha256, size, &mut io::BufReader::new(file))?;
+        }
+        Ok(ClaimedOutput { kind: RefKind::Tree, blake3: *id, sha256, size })
+    }
+}
+
+enum Job<'j> {
+    Input(&'j Sha256),
+    Result(&'j ActionKey, &'j ActionRecord),
+}
+
+fn store_read(e: io::Error, id: &Hash, store: &Store) -> CacheError {
+    match composer_store::StoreError::carried(e) {
+        Ok(e) => CacheError::Store(e),
+        Err(e) => CacheError::Store(composer_store::StoreError::io("read object", &store.object_path(id), e)),
+    }
+}
+
+/// Hashes what passes through, and writes it on to a file when there is one.
+#[derive(Default)]
+struct HashingWriter {
+    file: Option<io::BufWriter<std::fs::File>>,
+    sha256: sha2::Sha256,
+    size: u64,
+}
+
+impl HashingWriter {
+    fn finish(&self) -> (Sha256, u64) {
+        (Sha256(self.sha256.clone().finalize().into()), self.size)
+    }
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match &mut self.file {
+            Some(file) => file.write(buf)?,
+            None => buf.len(),
+        };
+        self.sha256.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
+}

@@ -1,0 +1,230 @@
+//! Ed25519 keys in the form Nix binary caches use: a key is `NAME:BASE64`, where NAME says whose
+//! key it is (`ci-2026`, `team.example`) and is what a signature names, so a verifier picks the
+//! key by name instead of trying every one.
+//!
+//! The secret key file holds `NAME:BASE64(seed ‖ public key)` (64 bytes, as `nix-store
+//! --generate-binary-cache-key` writes them); the public key is `NAME:BASE64(public key)`; a
+//! signature is `NAME:BASE64(signature)`.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+
+/// What a signature covers is prefixed with this, so that a signature over a claim can never be
+/// replayed as a signature over anything else signed with the same key.
+const CONTEXT: &[u8] = b"composer-claim-v1\n";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("`{text}` is not a key: expected NAME:BASE64")]
+    Form { text: String },
+    #[error("the key name `{name}` must be letters, digits, `.`, `-` or `_`")]
+    Name { name: String },
+    #[error("key `{name}`: {reason}")]
+    Value { name: String, reason: String },
+}
+
+fn split(text: &str) -> Result<(&str, Vec<u8>), KeyError> {
+    let text = text.trim();
+    let (name, value) = text.split_once(':').ok_or_else(|| KeyError::Form { text: short(text) })?;
+    check_name(name)?;
+    let bytes = STANDARD
+        .decode(value)
+        .map_err(|e| KeyError::Value { name: name.to_string(), reason: format!("not base64 ({e})") })?;
+    Ok((name, bytes))
+}
+
+/// A secret is never echoed whole in an error.
+fn short(text: &str) -> String {
+    match text.char_indices().nth(12) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+pub fn check_name(name: &str) -> Result<(), KeyError> {
+    let fine = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if fine { Ok(()) } else { Err(KeyError::Name { name: name.to_string() }) }
+}
+
+pub struct SecretKey {
+    name: String,
+    key: SigningKey,
+}
+
+impl SecretKey {
+    /// A new key from the operating system's random source.
+    pub fn generate(name: &str) -> Result<SecretKey, KeyError> {
+        check_name(name)?;
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed)
+            .map_err(|e| KeyError::Value { name: name.to_string(), reason: format!("no randomness: {e}") })?;
+        Ok(SecretKey { name: name.to_string(), key: SigningKey::from_bytes(&seed) })
+    }
+
+    pub fn parse(text: &str) -> Result<SecretKey, KeyError> {
+        let (name, bytes) = split(text)?;
+        let bytes: [u8; 64] = bytes.try_into().map_err(|_| KeyError::Value {
+            name: name.to_string(),
+            reason: "a secret key is 64 bytes (seed and public key)".into(),
+        })?;
+        let key = SigningKey::from_keypair_bytes(&bytes).map_err(|_| KeyError::Value {
+            name: name.to_string(),
+            reason: "seed and public key do not match".into(),
+        })?;
+        Ok(SecretKey { name: name.to_string(), key })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The text of the secret key file.
+    pub fn to_file_text(&self) -> String {
+        format!("{}:{}\n", self.name, STANDARD.encode(self.key.to_keypair_bytes()))
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey { name: self.name.clone(), key: self.key.verifying_key() }
+    }
+
+    /// `NAME:BASE64` of the signature over `message`.
+    pub fn sign(&self, message: &[u8]) -> String {
+        let signature = self.key.sign(&[CONTEXT, message].concat());
+        format!("{}:{}", self.name, STANDARD.encode(signature.to_bytes()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    name: String,
+    key: VerifyingKey,
+}
+
+impl PublicKey {
+    pub fn parse(text: &str) -> Result<PublicKey, KeyError> {
+        let (name, bytes) = split(text)?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| KeyError::Value { name: name.to_string(), reason: "a public key is 32 bytes".into() })?;
+        let key = VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| KeyError::Value { name: name.to_string(), reason: "not an Ed25519 point".into() })?;
+        Ok(PublicKey { name: name.to_string(), key })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name, STANDARD.encode(self.key.to_bytes()))
+    }
+}
+
+/// Why a signed document was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Untrusted {
+    Unsigned,
+    /// Signed only by keys not in the trusted set (their names).
+    UnknownKeys(Vec<String>),
+    /// A trusted key's name is on a signature that does not verify.
+    BadSignature(String),
+}
+
+impl std::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Untrusted::Unsigned => write!(f, "it is not signed"),
+            Untrusted::UnknownKeys(names) => write!(f, "it is signed only by untrusted keys ({})", names.join(", ")),
+            Untrusted::BadSignature(name) => write!(f, "its signature by `{name}` does not verify (tampered?)"),
+        }
+    }
+}
+
+/// The keys whose signatures make a result usable.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedKeys {
+    keys: Vec<PublicKey>,
+}
+
+impl TrustedKeys {
+    pub fn new(keys: Vec<PublicKey>) -> TrustedKeys {
+        TrustedKeys { keys }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The name of the trusted key one of `signatures` verifies `message` with. A signature
+    /// naming a trusted key that does not verify is a failure even if another one would pass:
+    /// it means the document was altered after signing.
+    pub fn check(&self, message: &[u8], signatures: &[String]) -> Result<String, Untrusted> {
+        if signatures.is_empty() {
+            return Err(Untrusted::Unsigned);
+        }
+        let signed = [CONTEXT, message].concat();
+        let mut unknown = Vec::new();
+        let mut good = None;
+        for text in signatures {
+            let Some((name, value)) = text.split_once(':') else { continue };
+            let Some(key) = self.keys.iter().find(|k| k.name == name) else {
+                unknown.push(name.to_string());
+                continue;
+            };
+            let valid = STANDARD
+                .decode(value)
+                .ok()
+                .and_then(|bytes| <[u8; 64]>::try_from(bytes).ok())
+                .is_some_and(|bytes| key.key.verify_strict(&signed, &Signature::from_bytes(&bytes)).is_ok());
+            if !valid {
+                return Err(Untrusted::BadSignature(name.to_string()));
+            }
+            good.get_or_insert_with(|| name.to_string());
+        }
+        good.ok_or(Untrusted::UnknownKeys(unknown))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_round_trips_through_its_file_and_signs_what_its_public_key_verifies() {
+        let secret = SecretKey::generate("ci-1").unwrap();
+        let again = SecretKey::parse(&secret.to_file_text()).unwrap();
+        let public = PublicKey::parse(&again.public().to_string()).unwrap();
+        assert_eq!(public, secret.public());
+        let trusted = TrustedKeys::new(vec![public]);
+        let signature = secret.sign(b"claim");
+        assert_eq!(trusted.check(b"claim", std::slice::from_ref(&signature)), Ok("ci-1".to_string()));
+        assert_eq!(trusted.check(b"claim!", &[signature]), Err(Untrusted::BadSignature("ci-1".into())));
+    }
+
+    #[test]
+    fn unsigned_and_foreign_signatures_are_told_apart() {
+        let ours = SecretKey::generate("ours").unwrap();
+        let theirs = SecretKey::generate("theirs").unwrap();
+        let trusted = TrustedKeys::new(vec![ours.public()]);
+        assert_eq!(trusted.check(b"m", &[]), Err(Untrusted::Unsigned));
+        assert_eq!(trusted.check(b"m", &[theirs.sign(b"m")]), Err(Untrusted::UnknownKeys(vec!["theirs".into()])));
+        // A stranger's key under a trusted name is a bad signature, not a pass.
+        let impostor = SecretKey::generate("ours").unwrap();
+        assert_eq!(trusted.check(b"m", &[impostor.sign(b"m")]), Err(Untrusted::BadSignature("ours".into())));
+    }
+
+    #[test]
+    fn malformed_keys_are_refused_without_echoing_the_secret() {
+        assert!(matches!(PublicKey::parse("nocolon"), Err(KeyError::Form { .. })));
+        assert!(matches!(PublicKey::parse("bad name:AAAA"), Err(KeyError::Name { .. })));
+        assert!(matches!(PublicKey::parse("k:AAAA"), Err(KeyError::Value { .. })));
+        let secret = "k-thisissecretmaterialthatmustnotbeprinted";
+        let message = SecretKey::parse(secret).err().unwrap().to_string();
+        assert!(!message.contains("mustnotbeprinted"), "{message}");
+    }
+}

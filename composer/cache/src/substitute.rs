@@ -1,0 +1,225 @@
+//! Taking results from caches: asked in the order given, many keys at once, each hit checked
+//! against a claim a trusted key signed and each byte against the claim before it enters the
+//! store. A cache that fails to answer is left alone for the rest of the run; whatever goes
+//! wrong with one result, the caller builds that step itself, told why.
+
+use std::io::{self, Read};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use composer_store::{ActionKey, BlobInfo, RefKind, Sha256, Store};
+use sha2::Digest as _;
+
+use crate::claim::{self, Claim};
+use crate::{CacheError, Remote, TrustedKeys};
+
+/// Parallel questions to a cache at once; each is one small request.
+const QUERY_THREADS: usize = 8;
+const MAX_CLAIM: u64 = 4 << 20;
+
+/// A result a cache holds for a key, with a claim a trusted key signed.
+#[derive(Clone)]
+pub struct Hit {
+    /// Which cache, in the order given.
+    pub cache: usize,
+    pub key: ActionKey,
+    pub claim: Claim,
+    /// The name of the key that signed it.
+    pub signer: String,
+}
+
+pub struct Substituters {
+    remotes: Vec<Box<dyn Remote>>,
+    trusted: TrustedKeys,
+    down: Vec<AtomicBool>,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl Substituters {
+    pub fn new(remotes: Vec<Box<dyn Remote>>, trusted: TrustedKeys) -> Substituters {
+        let down = remotes.iter().map(|_| AtomicBool::new(false)).collect();
+        Substituters { remotes, trusted, down, warnings: Mutex::new(Vec::new()) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remotes.is_empty()
+    }
+
+    pub fn name(&self, cache: usize) -> &str {
+        self.remotes[cache].name()
+    }
+
+    /// What went wrong since last asked, for the caller to show.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().expect("warnings"))
+    }
+
+    fn warn(&self, message: String) {
+        self.warnings.lock().expect("warnings").push(message);
+    }
+
+    /// A cache that did not answer is not asked again in this run.
+    fn give_up(&self, cache: usize, error: &CacheError) {
+        if !self.down[cache].swap(true, Ordering::SeqCst) {
+            self.warn(format!("cache {} is not used for the rest of this build: {}", self.name(cache), chain(error)));
+        }
+    }
+
+    fn usable(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.remotes.len()).filter(|&i| !self.down[i].load(Ordering::SeqCst))
+    }
+
+    /// For each key, the first cache's trusted result, asking up to [`QUERY_THREADS`] at a time.
+    pub fn query(&self, keys: &[ActionKey]) -> Vec<Option<Hit>> {
+        let results: Vec<Mutex<Option<Hit>>> = keys.iter().map(|_| Mutex::new(None)).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..QUERY_THREADS.min(keys.len()) {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(key) = keys.get(i) else { break };
+                        *results[i].lock().expect("result") = self.query_one(key);
+                    }
+                });
+            }
+        });
+        results.into_iter().map(|r| r.into_inner().expect("result")).collect()
+    }
+
+    fn query_one(&self, key: &ActionKey) -> Option<Hit> {
+        for cache in self.usable() {
+            match self.ask(cache, key) {
+                Ok(Some(hit)) => return Some(hit),
+                Ok(None) => {}
+                Err(error @ (CacheError::Unavailable { .. } | CacheError::Io { .. })) => self.give_up(cache, &error),
+                Err(error) => self.warn(format!(
+                    "cache {}: the result of {} ({}) is not used: {}",
+                    self.name(cache),
+                    key.step(),
+                    key.hash().to_hex(),
+                    chain(&error)
+                )),
+            }
+        }
+        None
+    }
+
+    fn ask(&self, cache: usize, key: &ActionKey) -> Result<Option<Hit>, CacheError> {
+        let remote = &self.remotes[cache];
+        let tag = claim::step_tag(key);
+        let Some(manifest) = remote.manifest(&tag)? else { return Ok(None) };
+        let found = claim::parse_manifest(&manifest, &tag)?;
+        let bad = |reason: String| CacheError::BadArtifact { what: tag.clone(), reason };
+        let (claim_sha, claim_size) = found.claim;
+        let mut claim_bytes = Vec::new();
+        let reader = remote.blob(&claim_sha)?.ok_or_else(|| bad("its claim is missing".into()))?;
+        reader
+            .take(MAX_CLAIM.min(claim_size + 1))
+            .read_to_end(&mut claim_bytes)
+            .map_err(|e| unavailable(remote.as_ref(), e))?;
+        if Sha256::of(&claim_bytes) != claim_sha {
+            return Err(bad("its claim does not match the manifest's digest (tampered?)".into()));
+        }
+        let signer = self.trusted.check(&claim_bytes, &found.signatures).map_err(|why| bad(why.to_string()))?;
+        let claim = Claim::parse(&claim_bytes, key)?;
+        let listed: Vec<(Sha256, u64)> = claim.outputs.iter().map(|o| (o.sha256, o.size)).collect();
+        if listed != found.layers {
+            return Err(bad("the manifest's blobs are not the ones its claim names".into()));
+        }
+        Ok(Some(Hit { cache, key: key.clone(), claim, signer }))
+    }
+
+    /// Downloads a hit's outputs into the store, each checked against the claim, and records
+    /// the result last.
+    pub fn fetch(&self, store: &Store, hit: &Hit) -> Result<(), CacheError> {
+        let remote = &self.remotes[hit.cache];
+        let what =
+            |o: &claim::ClaimedOutput| format!("{} of {} from {}", o.sha256.oci(), hit.key.step(), remote.name());
+        for output in &hit.claim.outputs {
+            if store.contains(&output.blake3) {
+                continue;
+            }
+            let reader = remote
+                .blob(&output.sha256)?
+                .ok_or_else(|| CacheError::BadArtifact { what: what(output), reason: "the blob is missing".into() })?;
+            let mut hashing = Hashing { inner: reader.take(output.size + 1), sha256: sha2::Sha256::new(), size: 0 };
+            match output.kind {
+                RefKind::Blob => {
+                    let mut writer = store.writer()?;
+                    io::copy(&mut hashing, &mut writer).map_err(|e| unavailable(remote.as_ref(), e))?;
+                    writer
+                        .finish_expecting(&output.blake3, Some(&output.sha256), Some(output.size), &what(output))
+                        .map_err(|e| CacheError::BadArtifact { what: what(output), reason: e.to_string() })?;
+                }
+                RefKind::Tree => {
+                    crate::treepack::read(store, &output.blake3, &mut hashing, &what(output))?;
+                    io::copy(&mut hashing, &mut io::sink()).map_err(|e| unavailable(remote.as_ref(), e))?;
+                    let actual = Sha256(hashing.sha256.clone().finalize().into());
+                    if actual != output.sha256 || hashing.size != output.size {
+                        return Err(CacheError::BadArtifact {
+                            what: what(output),
+                            reason: format!("the pack has sha256 {actual} and {} bytes", hashing.size),
+                        });
+                    }
+                }
+            }
+        }
+        store.action_put(&hit.key, &hit.claim.record())?;
+        Ok(())
+    }
+
+    /// An input named by its SHA-256 (a `.deb`, a wheel, a source) from the first cache that
+    /// has it. No signature is needed: whoever named the hash is trusted already, and the bytes
+    /// enter the store only if they match it.
+    pub fn fetch_input(&self, store: &Store, sha256: &Sha256, size: Option<u64>, what: &str) -> Option<BlobInfo> {
+        for cache in self.usable() {
+            let remote = &self.remotes[cache];
+            let attempt = (|| -> Result<Option<BlobInfo>, CacheError> {
+                let Some(reader) = remote.blob(sha256)? else { return Ok(None) };
+                let mut writer = store.writer()?;
+                io::copy(&mut reader.take(size.map_or(u64::MAX, |s| s + 1)), &mut writer)
+                    .map_err(|e| unavailable(remote.as_ref(), e))?;
+                Ok(Some(writer.finish_checked(Some((sha256, what)), size)?))
+            })();
+            match attempt {
+                Ok(Some(blob)) => return Some(blob),
+                Ok(None) => {}
+                Err(error @ (CacheError::Unavailable { .. } | CacheError::Io { .. })) => self.give_up(cache, &error),
+                Err(error) => self.warn(format!("cache {}: {what} is not used: {}", remote.name(), chain(&error))),
+            }
+        }
+        None
+    }
+}
+
+struct Hashing<R> {
+    inner: R,
+    sha256: sha2::Sha256,
+    size: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha256.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+fn unavailable(remote: &dyn Remote, e: io::Error) -> CacheError {
+    CacheError::Unavailable { cache: remote.name().to_string(), source: Box::new(e) }
+}
+
+/// An error and its causes on one line, for a warning.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
