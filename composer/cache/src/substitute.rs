@@ -172,7 +172,13 @@ impl Substituters {
     /// An input named by its SHA-256 (a `.deb`, a wheel, a source) from the first cache that
     /// has it. No signature is needed: whoever named the hash is trusted already, and the bytes
     /// enter the store only if they match it.
-    pub fn fetch_input(&self, store: &Store, sha256: &Sha256, size: Option<u64>, what: &str) -> Option<BlobInfo> {
+    pub fn fetch_input(
+        &self,
+        store: &Store,
+        sha256: &Sha256,
+        size: Option<u64>,
+        what: &str,
+    ) -> Option<(BlobInfo, String)> {
         for cache in self.usable() {
             let remote = &self.remotes[cache];
             let attempt = (|| -> Result<Option<BlobInfo>, CacheError> {
@@ -183,7 +189,7 @@ impl Substituters {
                 Ok(Some(writer.finish_checked(Some((sha256, what)), size)?))
             })();
             match attempt {
-                Ok(Some(blob)) => return Some(blob),
+                Ok(Some(blob)) => return Some((blob, remote.name().to_string())),
                 Ok(None) => {}
                 Err(error @ (CacheError::Unavailable { .. } | CacheError::Io { .. })) => self.give_up(cache, &error),
                 Err(error) => self.warn(format!("cache {}: {what} is not used: {}", remote.name(), chain(&error))),

@@ -39,6 +39,14 @@ pub struct GlobalArgs {
     /// Point Python index NAME at URL (repeatable); wins over environment, config, pip and uv.
     #[arg(long = "index", global = true, value_name = "NAME=URL")]
     pub indexes: Vec<String>,
+    /// Take step results and inputs from this cache, oci://HOST[:PORT]/REPO or dir:PATH
+    /// (repeatable, asked in order) [env: COMPOSE_CACHE; config: [cache] substituters].
+    #[arg(long = "cache", global = true, value_name = "REF")]
+    pub caches: Vec<String>,
+    /// Use cached results signed by this public key, NAME:BASE64 (repeatable; adds to
+    /// COMPOSE_TRUSTED_KEYS and the config's [cache] trusted-keys).
+    #[arg(long = "trusted-key", global = true, value_name = "KEY")]
+    pub trusted_keys: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +65,22 @@ pub enum Command {
     /// Python wheel sets: publish them as an index.
     #[command(subcommand)]
     Wheels(WheelsCommand),
+    /// Signing keys for shared caches.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write a new Ed25519 secret key (mode 0600) and print its public key as NAME:BASE64, for
+    /// `--trusted-key` on the machines that use what it signs.
+    Generate {
+        /// Whose key it is (letters, digits, `.`, `-`, `_`); signatures carry it.
+        name: String,
+        /// The secret key file to write; never overwritten [default: NAME.secret].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +113,13 @@ pub struct BuildArgs {
     /// Keep the build directory of a failed build step (its path is printed).
     #[arg(long)]
     pub keep_failed: bool,
+    /// After the build, push its results and inputs to this cache, signed.
+    #[arg(long, value_name = "REF")]
+    pub cache_to: Option<String>,
+    /// The secret key that signs what is pushed [env: COMPOSE_SIGNING_KEY; config: [cache]
+    /// signing-key].
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -128,5 +159,18 @@ pub enum StoreCommand {
         /// Report what would be deleted without deleting.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Push the step results and inputs of recipes' builds to a cache, signed, uploading only
+    /// what the cache lacks.
+    Push {
+        /// oci://HOST[:PORT]/REPO or dir:PATH.
+        reference: String,
+        /// A recipe whose build to push (repeatable; built already, with its lock).
+        #[arg(long = "recipe", required = true, value_name = "RECIPE")]
+        recipes: Vec<PathBuf>,
+        /// The secret key that signs the results [env: COMPOSE_SIGNING_KEY; config: [cache]
+        /// signing-key].
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
     },
 }

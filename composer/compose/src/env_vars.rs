@@ -47,3 +47,9 @@ pub const PIP_INDEX_URL: &str = "PIP_INDEX_URL";
 pub const PIP_CONFIG_FILE: &str = "PIP_CONFIG_FILE";
 /// An active virtual environment's pip.conf counts too, as pip reads it.
 pub const VIRTUAL_ENV: &str = "VIRTUAL_ENV";
+/// Caches to substitute from, separated by spaces or commas (overridden by `--cache`).
+pub const COMPOSE_CACHE: &str = "COMPOSE_CACHE";
+/// Public keys whose signatures make cached results usable, separated by spaces.
+pub const COMPOSE_TRUSTED_KEYS: &str = "COMPOSE_TRUSTED_KEYS";
+/// The secret key file that signs pushed results (overridden by `--signing-key`).
+pub const COMPOSE_SIGNING_KEY: &str = "COMPOSE_SIGNING_KEY";

@@ -54,7 +54,15 @@ fn hint_of(error: &(dyn Error + 'static)) -> Option<String> {
     if let Some(e) = error.downcast_ref::<composer_store::StoreError>() {
         return e.hint();
     }
+    if let Some(e) = error.downcast_ref::<composer_cache::CacheError>() {
+        return e.hint();
+    }
     None
+}
+
+/// An error and its causes on one line, for a warning.
+pub fn one_line(error: &anyhow::Error) -> String {
+    error.chain().map(|e| e.to_string()).collect::<Vec<_>>().join(": ")
 }
 
 /// A full disk, an exceeded quota or a read-only filesystem, wherever in the chain it surfaced.

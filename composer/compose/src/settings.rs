@@ -20,6 +20,12 @@ pub struct Settings {
     pub tools: Tools,
     pub temp_dir: PathBuf,
     pub ca_file: Option<PathBuf>,
+    /// Caches to substitute from, in order: `--cache`, else `COMPOSE_CACHE`, else the config's.
+    pub caches: Vec<String>,
+    /// Every trusted public key: `--trusted-key`, `COMPOSE_TRUSTED_KEYS` and the config's.
+    pub trusted_keys: Vec<String>,
+    /// `COMPOSE_SIGNING_KEY`, else the config's (`--signing-key` wins over both).
+    pub signing_key: Option<PathBuf>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -97,6 +103,19 @@ impl Settings {
         let config_path = config_path();
         let config = composer_planner::mirror::read_config(&config_path).context("reading the compose config file")?;
         let index_config = read_indexes(&config_path).context("reading the compose config file")?;
+        let cache_config = read_cache(&config_path).context("reading the compose config file")?;
+        let caches = if !args.caches.is_empty() {
+            args.caches.clone()
+        } else if let Some(list) = var(env_vars::COMPOSE_CACHE) {
+            list.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect()
+        } else {
+            cache_config.substituters.clone()
+        };
+        let mut trusted_keys = args.trusted_keys.clone();
+        trusted_keys
+            .extend(var(env_vars::COMPOSE_TRUSTED_KEYS).iter().flat_map(|v| v.split_whitespace()).map(str::to_string));
+        trusted_keys.extend(cache_config.trusted_keys.iter().cloned());
+        let signing_key = var(env_vars::COMPOSE_SIGNING_KEY).map(PathBuf::from).or(cache_config.signing_key.clone());
         let apt_dir =
             std::env::var_os(env_vars::COMPOSE_APT_DIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/etc/apt"));
         Ok(Settings {
@@ -124,6 +143,9 @@ impl Settings {
             tools: Tools { bwrap: program(env_vars::COMPOSE_BWRAP, "bwrap"), uv: program(env_vars::COMPOSE_UV, "uv") },
             temp_dir: var(env_vars::TMPDIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp")),
             ca_file: var(env_vars::SSL_CERT_FILE).map(PathBuf::from),
+            caches,
+            trusted_keys,
+            signing_key,
         })
     }
 }
@@ -142,4 +164,30 @@ fn read_indexes(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, Strin
     };
     let file: File = toml::from_str(&text).with_context(|| path.display().to_string())?;
     Ok(file.indexes)
+}
+
+/// `[cache]` of the config file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CacheConfig {
+    #[serde(default)]
+    pub substituters: Vec<String>,
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    pub signing_key: Option<PathBuf>,
+}
+
+fn read_cache(path: &std::path::Path) -> anyhow::Result<CacheConfig> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        #[serde(default)]
+        cache: CacheConfig,
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CacheConfig::default()),
+        Err(e) => return Err(anyhow::Error::new(e).context(path.display().to_string())),
+    };
+    let file: File = toml::from_str(&text).with_context(|| path.display().to_string())?;
+    Ok(file.cache)
 }

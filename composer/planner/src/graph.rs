@@ -43,6 +43,7 @@ fn step(
         deps,
         cached: false,
         bytes: 0,
+        substituted: None,
         work,
         output: None,
     }
@@ -323,7 +324,7 @@ impl Session<'_> {
     pub fn plan(&self) -> Result<Plan, BuildError> {
         let plan = self.graph(LockPolicy::UseOrCreate, false)?;
         let roots = plan.image_roots();
-        self.settle(plan, &roots)
+        self.settle(plan, &roots, crate::settle::Substitute::Query)
     }
 
     /// The bytecode key's fields that no step's output changes.

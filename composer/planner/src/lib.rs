@@ -35,6 +35,7 @@ mod run;
 mod sandbox;
 mod session;
 mod settle;
+mod share;
 mod sources;
 pub mod system;
 mod toolchain;
@@ -53,6 +54,7 @@ pub use lockfile::Lockfile;
 pub use plan::{Plan, Step, StepKind};
 pub use report::{NoReporter, Phase, Reporter, StepReport};
 pub use session::{Session, lock, recipe_wheels};
+pub use share::Shareable;
 
 pub struct Context<'a> {
     pub store: &'a Store,
@@ -67,6 +69,8 @@ pub struct Context<'a> {
     pub tools: &'a Tools,
     /// Where build directories and the logs of failed builds go.
     pub temp_dir: &'a std::path::Path,
+    /// Caches to take results and inputs from, in order (`--cache`); `None`: the store alone.
+    pub substituters: Option<&'a composer_cache::Substituters>,
 }
 
 /// The programs composer runs, as the caller found them (`None`: not installed).

@@ -106,6 +106,8 @@ pub struct Step {
     pub cached: bool,
     /// Bytes to download when it runs.
     pub bytes: u64,
+    /// The cache that serves the result (`compose plan`: would serve it; `compose build`: did).
+    pub substituted: Option<String>,
     pub(crate) work: Work,
     /// The result, when the store holds it.
     pub(crate) output: Option<Output>,
@@ -119,6 +121,7 @@ impl Step {
             name: self.name.clone(),
             cached: self.cached,
             bytes: if self.cached { 0 } else { self.bytes },
+            substituted: self.substituted.clone(),
         }
     }
 }
@@ -296,6 +299,7 @@ impl Plan {
                     "sha256": s.sha256.map(|h| h.to_string()),
                     "deps": s.deps,
                     "cached": s.cached,
+                    "substituted": s.substituted,
                     "bytes": if s.cached { 0 } else { s.bytes },
                 })
             })

@@ -144,6 +144,7 @@ impl Session<'_> {
                 name: format!("{} wheels", wheel_lock.wheels.len()),
                 cached,
                 bytes: 0,
+                substituted: None,
             });
             plans.push(self.wheel_plan(python, platform, target, wheel_lock));
         }

@@ -32,4 +32,7 @@ pub struct StepReport {
     pub cached: bool,
     /// Bytes to download (plan) or downloaded (build).
     pub bytes: u64,
+    /// The cache the result came from (build) or would come from (plan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub substituted: Option<String>,
 }

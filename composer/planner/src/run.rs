@@ -29,6 +29,11 @@ impl Session<'_> {
         }
         let Some(key) = key else { return Ok(None) };
         let Some(record) = self.ctx.store.action_get(key)? else { return Ok(None) };
+        self.output_of(step, &record)
+    }
+
+    /// The result a step's record (the store's, or a cache's signed claim) stands for.
+    pub(crate) fn output_of(&self, step: &Step, record: &ActionRecord) -> Result<Option<Output>, BuildError> {
         let tree = || record.outputs.first().map(|o| o.id);
         Ok(match step.kind {
             StepKind::Unpack => match (record.outputs.first(), record.outputs.get(1)) {
@@ -36,17 +41,17 @@ impl Session<'_> {
                 _ => None,
             },
             StepKind::Layer | StepKind::SystemLayer | StepKind::WheelLayer | StepKind::PythonEnv => {
-                Some(Output::Layer(Some(layer_from(&record)?)))
+                Some(Output::Layer(Some(layer_from(record)?)))
             }
             // Nothing to add is recorded too, so that it is not tried again.
             StepKind::BuildLayer | StepKind::PythonBytecode if record.data.is_null() => Some(Output::Layer(None)),
-            StepKind::BuildLayer | StepKind::PythonBytecode => Some(Output::Layer(Some(layer_from(&record)?))),
+            StepKind::BuildLayer | StepKind::PythonBytecode => Some(Output::Layer(Some(layer_from(record)?))),
             StepKind::BuildRoot | StepKind::Build => tree().map(Output::Tree),
             StepKind::SdistBuild => match (tree(), &step.work) {
                 (Some(tree), Work::SdistBuild { sdist, .. }) => Some(Output::Wheel(self.built_wheel(sdist, &tree)?)),
                 _ => None,
             },
-            StepKind::InstallWheel => crate::wheel_steps::installed_from(&record).map(Output::Installed),
+            StepKind::InstallWheel => crate::wheel_steps::installed_from(record).map(Output::Installed),
             StepKind::Source | StepKind::Fetch | StepKind::FetchWheel => None,
         })
     }
@@ -103,6 +108,7 @@ impl Session<'_> {
             })
             .collect();
         let found: Vec<AtomicBool> = steps.iter().map(|s| AtomicBool::new(s.cached)).collect();
+        let from_cache: Vec<OnceLock<String>> = steps.iter().map(|_| OnceLock::new()).collect();
         let tasks: Vec<Task> = steps
             .iter()
             .map(|s| Task { deps: if s.cached { Vec::new() } else { s.deps.clone() }, pool: s.kind.pool() })
@@ -124,6 +130,14 @@ impl Session<'_> {
                 found[i].store(true, Ordering::SeqCst);
                 return Ok(output);
             }
+            if let Some((blob, cache)) = self.input_from_caches(step) {
+                let _ = from_cache[i].set(cache);
+                if step.kind == StepKind::Fetch {
+                    return Ok(Output::Blob(blob));
+                }
+                // A wheel or source in the store now: the step records it as it records one it
+                // finds there.
+            }
             let output = self.run_step(plan, i, key.as_ref(), done)?;
             if layer_kinds.contains(&step.kind) {
                 reporter.advance(Phase::Layers, 1);
@@ -137,12 +151,27 @@ impl Session<'_> {
         let reports = steps
             .iter()
             .zip(&found)
-            .map(|(s, found)| {
+            .zip(from_cache)
+            .map(|((s, found), cache)| {
                 let cached = found.load(Ordering::SeqCst);
-                StepReport { cached, bytes: if cached { 0 } else { s.bytes }, ..s.report() }
+                let substituted = cache.into_inner().or_else(|| s.substituted.clone());
+                StepReport { cached, bytes: if cached { 0 } else { s.bytes }, substituted, ..s.report() }
             })
             .collect();
         Ok(Executed { results, reports })
+    }
+
+    /// An input (package, wheel, source) from the first cache that holds it, before the network:
+    /// its SHA-256 comes from a signed index or a pin, so any cache may serve it, unsigned.
+    fn input_from_caches(&self, step: &Step) -> Option<(BlobInfo, String)> {
+        let caches = self.ctx.substituters.filter(|c| !c.is_empty())?;
+        let sha256 = step.sha256.filter(|_| step.kind.is_network())?;
+        let size = (step.bytes > 0).then_some(step.bytes);
+        let found = caches.fetch_input(self.ctx.store, &sha256, size, &step.name);
+        for warning in caches.take_warnings() {
+            self.ctx.reporter.warn(&warning);
+        }
+        found
     }
 
     /// Runs one step whose result the store lacks, records it under `key` and returns it.

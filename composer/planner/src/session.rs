@@ -150,6 +150,7 @@ impl<'a> Session<'a> {
                 name: self.recipe.base.suite.clone(),
                 cached,
                 bytes: 0,
+                substituted: None,
             });
             locked.packages = packages;
             locked.release = release.locked.clone();
@@ -212,6 +213,7 @@ impl<'a> Session<'a> {
                         name: "recipe.lock".into(),
                         cached: true,
                         bytes: 0,
+                        substituted: None,
                     })
                     .collect();
                 Ok((lock, steps, false))
@@ -275,7 +277,7 @@ impl Session<'_> {
     pub fn build(&self, policy: LockPolicy) -> Result<BuildOutcome, BuildError> {
         let plan = self.graph(policy, true)?;
         let roots = plan.image_roots();
-        self.build_plan(self.settle(plan, &roots)?)
+        self.build_plan(self.settle(plan, &roots, crate::settle::Substitute::Fetch)?)
     }
 }
 
@@ -299,7 +301,7 @@ pub fn recipe_wheels(
         })
         .map(|(i, _)| i)
         .collect();
-    let plan = session.settle(plan, &roots)?;
+    let plan = session.settle(plan, &roots, crate::settle::Substitute::Fetch)?;
     let done = session.execute_plan(&plan)?;
     let mut wheels = std::collections::BTreeMap::new();
     for (step, output) in plan.steps.iter().zip(&done.results) {

@@ -12,6 +12,10 @@ use crate::settings::Settings;
 pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
     let started = Instant::now();
     let recipe = load_recipe(&args.recipe, settings)?;
+    // A missing signing key is found before the build, not after it.
+    if args.cache_to.is_some() {
+        crate::commands::cache::signing_key(args.signing_key.as_deref(), settings)?;
+    }
     let output = match &args.output {
         Some(text) => Output::parse(text)?,
         None => Output::Layout(PathBuf::from("out").join(recipe.image.name.get_ref())),
@@ -32,7 +36,8 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     };
     let store = open_store(settings)?;
     let client = client(settings);
-    let ctx = context(settings, &store, &client, printer);
+    let caches = crate::commands::cache::substituters(settings, printer)?;
+    let ctx = context(settings, &store, &client, printer, caches.as_ref());
     let policy = if args.locked { LockPolicy::Locked } else { LockPolicy::UseOrCreate };
     let build = || -> Result<_, BuildError> {
         let session = Session::new(&ctx, &recipe, &args.recipe).keep_failed(args.keep_failed);
@@ -58,7 +63,21 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
         result => result?,
     };
 
+    if let Some(reference) = &args.cache_to {
+        let key = crate::commands::cache::signing_key(args.signing_key.as_deref(), settings)?;
+        let remote = crate::commands::cache::open_for_writing(reference)?;
+        let stats = crate::commands::cache::push(
+            &ctx,
+            &[(recipe.clone(), args.recipe.clone())],
+            remote.as_ref(),
+            &key,
+            printer,
+        )?;
+        crate::commands::cache::report(&stats, remote.as_ref(), printer);
+    }
+
     let cached = outcome.steps.iter().filter(|s| s.cached).count();
+    let substituted = outcome.steps.iter().filter(|s| s.substituted.is_some()).count();
     let downloaded: u64 = outcome.steps.iter().map(|s| s.bytes).sum();
     let output_text = output.to_string();
     if printer.json {
@@ -69,6 +88,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
             "lock_written": outcome.lock_written,
             "steps": outcome.steps,
             "cached_steps": cached,
+            "substituted_steps": substituted,
             "total_steps": outcome.steps.len(),
             "downloaded_bytes": downloaded,
             "seconds": started.elapsed().as_secs_f64(),
@@ -82,7 +102,11 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
             "{} {}{platform}: {}",
             step.step,
             step.name,
-            if step.cached { "cached" } else { "ran" }
+            match (&step.substituted, step.cached) {
+                (Some(cache), _) => format!("from {cache}"),
+                (None, true) => "cached".into(),
+                (None, false) => "ran".into(),
+            }
         ));
     }
     if outcome.lock_written {

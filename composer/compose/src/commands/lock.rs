@@ -7,7 +7,7 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let recipe = load_recipe(&args.recipe, settings)?;
     let store = open_store(settings)?;
     let client = client(settings);
-    let ctx = context(settings, &store, &client, printer);
+    let ctx = context(settings, &store, &client, printer, None);
     let (lock, path) = composer_planner::lock(&ctx, &recipe, &args.recipe)?;
     if printer.json {
         crate::out!(

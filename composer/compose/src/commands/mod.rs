@@ -1,7 +1,9 @@
 //! One short file per subcommand; each is a thin wrapper around the library crates.
 
 mod build;
+mod cache;
 mod inspect;
+mod key;
 mod lock;
 mod plan;
 mod store;
@@ -24,6 +26,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(args, printer),
         Command::Store(command) => store::run(command, &settings, printer),
         Command::Wheels(command) => wheels::run(command, &settings, printer),
+        Command::Key(command) => key::run(command, printer),
     }
 }
 
@@ -52,6 +55,7 @@ pub fn context<'a>(
     store: &'a Store,
     client: &'a Client,
     printer: &'a Printer,
+    substituters: Option<&'a composer_cache::Substituters>,
 ) -> composer_planner::Context<'a> {
     composer_planner::Context {
         store,
@@ -63,6 +67,7 @@ pub fn context<'a>(
         source_date_epoch: settings.source_date_epoch,
         tools: &settings.tools,
         temp_dir: &settings.temp_dir,
+        substituters,
     }
 }
 

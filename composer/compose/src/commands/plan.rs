@@ -9,7 +9,8 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let recipe = load_recipe(&args.recipe, settings)?;
     let store = open_store(settings)?;
     let client = client(settings);
-    let ctx = context(settings, &store, &client, printer);
+    let caches = crate::commands::cache::substituters(settings, printer)?;
+    let ctx = context(settings, &store, &client, printer, caches.as_ref());
     let plan = Session::new(&ctx, &recipe, &args.recipe).plan()?;
     if !recipe.base.check_valid_until {
         printer.warn(&format!(
@@ -22,8 +23,10 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
         crate::out!("{}", serde_json::to_string_pretty(&plan.to_json())?);
         return Ok(());
     }
-    let state = |cached: bool, bytes: u64| {
-        if cached {
+    let state = |cached: bool, bytes: u64, substituted: Option<&str>| {
+        if let Some(cache) = substituted {
+            format!("from {cache}")
+        } else if cached {
             "cached".to_string()
         } else if bytes > 0 {
             format!("download {}", human_bytes(bytes))
@@ -33,12 +36,18 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     };
     for step in &plan.resolution {
         let platform = step.platform.as_deref().unwrap_or("-");
-        crate::out!("    {:<15} {:<14} {:<40} {}", step.step, platform, step.name, state(step.cached, step.bytes));
+        crate::out!(
+            "    {:<15} {:<14} {:<40} {}",
+            step.step,
+            platform,
+            step.name,
+            state(step.cached, step.bytes, None)
+        );
     }
     for (id, step) in plan.steps.iter().enumerate() {
         let platform = step.platform.as_deref().unwrap_or("-");
         let needs = match step.deps.as_slice() {
-            deps if !step.cached && !deps.is_empty() => {
+            deps if !step.cached && step.substituted.is_none() && !deps.is_empty() => {
                 format!(" after {}", deps.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","))
             }
             _ => String::new(),
@@ -47,13 +56,17 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
             "{id:>3} {:<15} {platform:<14} {:<40} {}",
             step.kind.name(),
             step.name,
-            state(step.cached, step.bytes)
+            state(step.cached, step.bytes, step.substituted.as_deref())
         );
         crate::out!("{line}{}", if printer.verbose { needs } else { String::new() });
     }
-    let download: u64 = plan.missing().map(|s| s.bytes).sum();
-    let todo = plan.missing().count();
-    printer
-        .status("Plan", &format!("{todo} of {} steps to run, {} to download", plan.steps.len(), human_bytes(download)));
+    let download: u64 = plan.missing().filter(|s| s.substituted.is_none()).map(|s| s.bytes).sum();
+    let todo = plan.missing().filter(|s| s.substituted.is_none()).count();
+    let from_caches = plan.steps.iter().filter(|s| s.substituted.is_some()).count();
+    let caches = if from_caches > 0 { format!(", {from_caches} from caches") } else { String::new() };
+    printer.status(
+        "Plan",
+        &format!("{todo} of {} steps to run{caches}, {} to download", plan.steps.len(), human_bytes(download)),
+    );
     Ok(())
 }

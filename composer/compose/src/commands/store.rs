@@ -10,6 +10,23 @@ use crate::settings::Settings;
 
 pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
     match command {
+        StoreCommand::Push { reference, recipes, signing_key } => {
+            let key = crate::commands::cache::signing_key(signing_key.as_deref(), settings)?;
+            let remote = crate::commands::cache::open_for_writing(&reference)?;
+            let recipes = recipes
+                .iter()
+                .map(|path| Ok((crate::commands::load_recipe(path, settings)?, path.clone())))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let store = crate::commands::open_store(settings)?;
+            let client = crate::commands::client(settings);
+            let ctx = crate::commands::context(settings, &store, &client, printer, None);
+            let stats = crate::commands::cache::push(&ctx, &recipes, remote.as_ref(), &key, printer)?;
+            if printer.json {
+                crate::out!("{}", serde_json::to_string_pretty(&stats)?);
+            } else {
+                crate::commands::cache::report(&stats, remote.as_ref(), printer);
+            }
+        }
         StoreCommand::Info => {
             let store = Store::open_existing_notifying(&settings.store, LockMode::Shared, crate::printer::waiting)?;
             let info = store.info()?;

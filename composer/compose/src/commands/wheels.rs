@@ -12,7 +12,8 @@ pub fn run(command: WheelsCommand, settings: &Settings, printer: &Printer) -> an
         Some(recipe_path) => {
             let recipe = load_recipe(recipe_path, settings)?;
             let client = client(settings);
-            let ctx = context(settings, &store, &client, printer);
+            let caches = crate::commands::cache::substituters(settings, printer)?;
+            let ctx = context(settings, &store, &client, printer, caches.as_ref());
             composer_planner::recipe_wheels(&ctx, &recipe, recipe_path)?
                 .into_iter()
                 .map(|(wheel, blob)| IndexWheel {

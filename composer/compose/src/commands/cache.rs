@@ -1,0 +1,115 @@
+//! The caches a command uses, opened from the resolved settings, and pushing to one.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use composer_cache::push::{PushStats, Pusher};
+use composer_cache::{CacheRef, DirCache, PublicKey, Remote, SecretKey, Substituters, TrustedKeys};
+use composer_planner::Session;
+
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+/// The caches to substitute from; `None` when there are none. A cache that cannot be opened is
+/// left out with a warning: a build never fails for a cache.
+pub fn substituters(settings: &Settings, printer: &Printer) -> anyhow::Result<Option<Substituters>> {
+    if settings.caches.is_empty() {
+        return Ok(None);
+    }
+    let trusted = settings
+        .trusted_keys
+        .iter()
+        .map(|text| {
+            PublicKey::parse(text)
+                .with_context(|| "a trusted key (--trusted-key, COMPOSE_TRUSTED_KEYS or [cache] trusted-keys)")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if trusted.is_empty() {
+        printer.warn(
+            "no trusted keys are set (--trusted-key): only packages, wheels and sources are taken from caches, \
+             no step results",
+        );
+    }
+    let mut remotes: Vec<Box<dyn Remote>> = Vec::new();
+    for text in &settings.caches {
+        let reference: CacheRef = text.parse()?;
+        match open_for_reading(&reference) {
+            Ok(remote) => remotes.push(remote),
+            Err(e) => printer.warn(&format!("cache {reference} is not used: {}", crate::hints::one_line(&e))),
+        }
+    }
+    Ok(Some(Substituters::new(remotes, TrustedKeys::new(trusted))))
+}
+
+fn open_for_reading(reference: &CacheRef) -> anyhow::Result<Box<dyn Remote>> {
+    match reference {
+        CacheRef::Dir(path) => Ok(Box::new(DirCache::open(path)?)),
+        CacheRef::Registry { .. } => bail!("registry caches are not supported yet"),
+    }
+}
+
+pub fn open_for_writing(text: &str) -> anyhow::Result<Box<dyn Remote>> {
+    let reference: CacheRef = text.parse()?;
+    match &reference {
+        CacheRef::Dir(path) => Ok(Box::new(DirCache::create(path)?)),
+        CacheRef::Registry { .. } => bail!("registry caches are not supported yet"),
+    }
+}
+
+/// The secret key from `--signing-key`, else `COMPOSE_SIGNING_KEY`, else the config file's.
+pub fn signing_key(flag: Option<&Path>, settings: &Settings) -> anyhow::Result<SecretKey> {
+    let Some(path) = flag.map(Path::to_path_buf).or_else(|| settings.signing_key.clone()) else {
+        bail!(
+            "pushing needs a key to sign with: --signing-key FILE, COMPOSE_SIGNING_KEY or [cache] signing-key \
+             (make one with `compose key generate NAME`)"
+        );
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading the signing key {}", path.display()))?;
+    SecretKey::parse(&text).with_context(|| format!("the signing key {}", path.display()))
+}
+
+/// Pushes the results and inputs of each recipe's build (all in the store already).
+pub fn push(
+    ctx: &composer_planner::Context<'_>,
+    recipes: &[(composer_recipe::Recipe, PathBuf)],
+    remote: &dyn Remote,
+    key: &SecretKey,
+    printer: &Printer,
+) -> anyhow::Result<PushStats> {
+    let mut results = Vec::new();
+    let mut inputs = Vec::new();
+    for (recipe, path) in recipes {
+        let shareable = Session::new(ctx, recipe, path).shareable()?;
+        if shareable.missing > 0 {
+            printer.warn(&format!(
+                "{}: {} step(s) of its build are not in the store and are not pushed (build it first)",
+                path.display(),
+                shareable.missing
+            ));
+        }
+        results.extend(shareable.results);
+        inputs.extend(shareable.inputs);
+    }
+    inputs.sort();
+    inputs.dedup();
+    let mut seen = std::collections::HashSet::new();
+    results.retain(|(key, _)| seen.insert(key.hash()));
+    let pusher = Pusher::new(ctx.store, remote, key, ctx.temp_dir);
+    pusher.push_all(&results, &inputs).with_context(|| format!("pushing to {}", remote.name()))?;
+    Ok(pusher.stats())
+}
+
+pub fn report(stats: &PushStats, remote: &dyn Remote, printer: &Printer) {
+    printer.status(
+        "Pushed",
+        &format!(
+            "{} result(s) to {} ({} already there), {} blob(s) uploaded ({}), {} already there",
+            stats.results,
+            remote.name(),
+            stats.results_present,
+            stats.blobs_uploaded,
+            crate::commands::human_bytes(stats.bytes_uploaded),
+            stats.blobs_present
+        ),
+    );
+}
