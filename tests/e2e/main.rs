@@ -21,6 +21,7 @@
 //!   podman (amd64 natively, arm64 through qemu-user), as users do.
 
 mod bad_input;
+mod cache;
 mod damaged;
 #[cfg(feature = "live-tests")]
 mod docker;

@@ -47,16 +47,10 @@ pub struct DirCache {
 }
 
 impl DirCache {
-    /// A layout to read from: it must exist.
-    pub fn open(root: &Path) -> Result<DirCache, CacheError> {
-        let cache =
-            DirCache { name: format!("dir:{}", root.display()), root: root.to_path_buf(), tags: Mutex::new(None) };
-        if !root.join("oci-layout").is_file() {
-            return Err(
-                cache.unavailable(io::Error::new(io::ErrorKind::NotFound, "no OCI layout here (no `oci-layout`)"))
-            );
-        }
-        Ok(cache)
+    /// A layout to read from. Nothing is read until a result is asked for: a build that needs
+    /// no cache never touches one, and one that is missing costs a warning then.
+    pub fn open(root: &Path) -> DirCache {
+        DirCache { name: format!("dir:{}", root.display()), root: root.to_path_buf(), tags: Mutex::new(None) }
     }
 
     /// A layout to write to, made if the directory is missing or empty. A directory that holds
@@ -97,6 +91,10 @@ impl DirCache {
     }
 
     fn read_index(&self) -> Result<Index, CacheError> {
+        if !self.root.join("oci-layout").is_file() {
+            let missing = io::Error::new(io::ErrorKind::NotFound, "no OCI layout here (no `oci-layout`)");
+            return Err(self.unavailable(missing));
+        }
         let path = self.root.join("index.json");
         let mut bytes = Vec::new();
         fs::File::open(&path)

@@ -115,8 +115,8 @@ impl<'a> Pusher<'a> {
         Ok(())
     }
 
-    /// Whether the cache holds this result already, signed by this key.
-    fn present(&self, tag: &str) -> Result<Option<(Vec<u8>, Vec<String>)>, CacheError> {
+    /// The claim the cache holds under `tag`, with its signatures.
+    fn present(&self, tag: &str) -> Result<Option<Signed>, CacheError> {
         let Some(manifest) = self.remote.manifest(tag)? else { return Ok(None) };
         let Ok(found) = claim::parse_manifest(&manifest, tag) else { return Ok(None) };
         let Some(reader) = self.remote.blob(&found.claim.0)? else { return Ok(None) };
@@ -128,15 +128,15 @@ impl<'a> Pusher<'a> {
         if Sha256::of(&bytes) != found.claim.0 {
             return Ok(None);
         }
-        Ok(Some((bytes, found.signatures)))
+        Ok(Some(Signed { claim: bytes, signatures: found.signatures }))
     }
 
     pub fn push_result(&self, key: &ActionKey, record: &ActionRecord) -> Result<(), CacheError> {
         let tag = claim::step_tag(key);
         let existing = self.present(&tag)?;
         let ours = TrustedKeys::new(vec![self.key.public()]);
-        if let Some((bytes, signatures)) = &existing
-            && ours.check(bytes, signatures).is_ok()
+        if let Some(signed) = &existing
+            && ours.check(&signed.claim, &signed.signatures).is_ok()
         {
             self.stats.lock().expect("stats").results_present += 1;
             return Ok(());
@@ -158,10 +158,11 @@ impl<'a> Pusher<'a> {
         let bytes = claim.to_bytes();
         let mut signatures = vec![self.key.sign(&bytes)];
         // Other keys' signatures over the very same claim stay beside ours.
-        if let Some((existing, theirs)) = existing
-            && existing == bytes
+        if let Some(signed) = existing
+            && signed.claim == bytes
         {
-            signatures.extend(theirs.into_iter().filter(|s| !s.starts_with(&format!("{}:", self.key.name()))));
+            signatures
+                .extend(signed.signatures.into_iter().filter(|s| !s.starts_with(&format!("{}:", self.key.name()))));
             signatures.sort();
         }
         let claim_sha = Sha256::of(&bytes);
@@ -206,6 +207,11 @@ impl<'a> Pusher<'a> {
         }
         Ok(ClaimedOutput { kind: RefKind::Tree, blake3: *id, sha256, size })
     }
+}
+
+struct Signed {
+    claim: Vec<u8>,
+    signatures: Vec<String>,
 }
 
 enum Job<'j> {

@@ -43,7 +43,7 @@ pub fn substituters(settings: &Settings, printer: &Printer) -> anyhow::Result<Op
 
 fn open_for_reading(reference: &CacheRef) -> anyhow::Result<Box<dyn Remote>> {
     match reference {
-        CacheRef::Dir(path) => Ok(Box::new(DirCache::open(path)?)),
+        CacheRef::Dir(path) => Ok(Box::new(DirCache::open(path))),
         CacheRef::Registry { .. } => bail!("registry caches are not supported yet"),
     }
 }
