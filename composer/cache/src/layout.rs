@@ -12,7 +12,7 @@ use composer_store::Sha256;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-use crate::{CacheError, Remote};
+use crate::{BlobSource, CacheError, Remote};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -155,11 +155,12 @@ impl Remote for DirCache {
         Ok(self.blob_path(sha256).is_file())
     }
 
-    fn put_blob(&self, sha256: &Sha256, size: u64, data: &mut dyn Read) -> Result<(), CacheError> {
+    fn put_blob(&self, sha256: &Sha256, size: u64, source: &dyn BlobSource) -> Result<(), CacheError> {
         let dest = self.blob_path(sha256);
         if dest.is_file() {
             return Ok(());
         }
+        let mut data = source.open().map_err(|e| self.unavailable(e))?;
         let dir = self.root.join("blobs/sha256");
         let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).map_err(|e| self.unavailable(e))?;
         let mut hasher = sha2::Sha256::new();
@@ -187,7 +188,7 @@ impl Remote for DirCache {
 
     fn put_manifest(&self, tag: &str, manifest: &[u8]) -> Result<(), CacheError> {
         let sha256 = Sha256::of(manifest);
-        self.put_blob(&sha256, manifest.len() as u64, &mut &manifest[..])?;
+        self.put_blob(&sha256, manifest.len() as u64, &manifest)?;
         // Pushes from several processes each add their tags: one at a time rewrites the index.
         let lock = fs::OpenOptions::new()
             .create(true)

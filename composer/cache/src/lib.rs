@@ -18,16 +18,19 @@ pub mod claim;
 mod layout;
 pub mod push;
 mod reference;
+mod registry;
 pub mod signing;
 pub mod substitute;
 pub mod treepack;
 
 use std::io::Read;
 
+pub use composer_client::registry::BlobSource;
 use composer_store::{Sha256, StoreError};
 
 pub use layout::DirCache;
 pub use reference::CacheRef;
+pub use registry::RegistryCache;
 pub use signing::{KeyError, PublicKey, SecretKey, TrustedKeys, Untrusted};
 pub use substitute::{Hit, Substituters};
 
@@ -53,12 +56,15 @@ pub enum CacheError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error(transparent)]
+    Registry(#[from] composer_client::registry::RegistryError),
 }
 
 impl CacheError {
     pub fn hint(&self) -> Option<String> {
         match self {
             CacheError::Reference { hint, .. } => Some(hint.to_string()),
+            CacheError::Registry(e) => e.hint(),
             _ => None,
         }
     }
@@ -74,7 +80,8 @@ pub trait Remote: Send + Sync {
     fn blob(&self, sha256: &Sha256) -> Result<Option<Box<dyn Read + Send + '_>>, CacheError>;
     fn has_blob(&self, sha256: &Sha256) -> Result<bool, CacheError>;
     /// Stores a blob whose digest and size are known; refused if the bytes do not match them.
-    fn put_blob(&self, sha256: &Sha256, size: u64, data: &mut dyn Read) -> Result<(), CacheError>;
+    /// The source may be opened more than once (an upload tried again).
+    fn put_blob(&self, sha256: &Sha256, size: u64, data: &dyn BlobSource) -> Result<(), CacheError>;
     /// Stores a manifest under `tag`, replacing what the tag named before.
     fn put_manifest(&self, tag: &str, manifest: &[u8]) -> Result<(), CacheError>;
 }

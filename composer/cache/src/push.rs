@@ -3,7 +3,7 @@
 //! there by digest and uploads the rest; a result the cache already holds with this key's
 //! signature costs one small request.
 
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +12,7 @@ use composer_store::{ActionKey, ActionRecord, Hash, RefKind, Sha256, Store};
 use sha2::Digest as _;
 
 use crate::claim::{self, Claim, ClaimedOutput};
-use crate::{CacheError, Remote, SecretKey, TrustedKeys};
+use crate::{BlobSource, CacheError, Remote, SecretKey, TrustedKeys};
 
 /// Uploads at once.
 const PUSH_THREADS: usize = 8;
@@ -93,11 +93,10 @@ impl<'a> Pusher<'a> {
             self.stats.lock().expect("stats").blobs_present += 1;
             return Ok(());
         }
-        let mut reader = self.store.open_blob(&blob)?;
-        self.upload(sha256, blob.size, &mut reader)
+        self.upload(sha256, blob.size, &StoreBlob { store: self.store, blob })
     }
 
-    fn upload(&self, sha256: &Sha256, size: u64, data: &mut dyn Read) -> Result<(), CacheError> {
+    fn upload(&self, sha256: &Sha256, size: u64, data: &dyn BlobSource) -> Result<(), CacheError> {
         self.remote.put_blob(sha256, size, data).map_err(|e| match e {
             // A damaged store object stops the read with the store's verdict inside.
             CacheError::Unavailable { source, .. } if source.is::<io::Error>() => {
@@ -167,7 +166,7 @@ impl<'a> Pusher<'a> {
         }
         let claim_sha = Sha256::of(&bytes);
         if !self.remote.has_blob(&claim_sha)? {
-            self.upload(&claim_sha, bytes.len() as u64, &mut &bytes[..])?;
+            self.upload(&claim_sha, bytes.len() as u64, &&bytes[..])?;
         }
         self.remote.put_manifest(&tag, &claim::manifest(&claim, &bytes, &signatures))?;
         self.stats.lock().expect("stats").results += 1;
@@ -183,7 +182,8 @@ impl<'a> Pusher<'a> {
         if self.remote.has_blob(&sha256)? {
             self.stats.lock().expect("stats").blobs_present += 1;
         } else {
-            self.upload(&sha256, size, &mut self.store.open_object(id)?)?;
+            let blob = composer_store::BlobInfo { id: *id, sha256, size };
+            self.upload(&sha256, size, &StoreBlob { store: self.store, blob })?;
         }
         Ok(ClaimedOutput { kind: RefKind::Blob, blake3: *id, sha256, size })
     }
@@ -196,16 +196,49 @@ impl<'a> Pusher<'a> {
         let mut out = HashingWriter { file: Some(io::BufWriter::new(temp)), ..Default::default() };
         crate::treepack::write(self.store, id, &mut out)?;
         let file = out.file.take().expect("set above");
-        let mut file =
+        let file =
             file.into_inner().map_err(|e| CacheError::Io { what: "a tree pack".into(), source: e.into_error() })?;
         let (sha256, size) = out.finish();
         if self.remote.has_blob(&sha256)? {
             self.stats.lock().expect("stats").blobs_present += 1;
         } else {
-            file.rewind().map_err(|e| CacheError::Io { what: "a tree pack".into(), source: e })?;
-            self.upload(&sha256, size, &mut io::BufReader::new(file))?;
+            self.upload(&sha256, size, &TempFile(file))?;
         }
         Ok(ClaimedOutput { kind: RefKind::Tree, blake3: *id, sha256, size })
+    }
+}
+
+/// A store object, read (and verified) again for each upload attempt.
+struct StoreBlob<'s> {
+    store: &'s Store,
+    blob: composer_store::BlobInfo,
+}
+
+impl BlobSource for StoreBlob<'_> {
+    fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(self.store.open_blob(&self.blob).map_err(io::Error::other)?))
+    }
+}
+
+/// A tree pack written for the upload, read from its start for each attempt.
+struct TempFile(std::fs::File);
+
+impl BlobSource for TempFile {
+    fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(ReadAt { file: &self.0, offset: 0 }))
+    }
+}
+
+struct ReadAt<'f> {
+    file: &'f std::fs::File,
+    offset: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
     }
 }
 

@@ -61,7 +61,11 @@ impl Substituters {
     /// A cache that did not answer is not asked again in this run.
     fn give_up(&self, cache: usize, error: &CacheError) {
         if !self.down[cache].swap(true, Ordering::SeqCst) {
-            self.warn(format!("cache {} is not used for the rest of this build: {}", self.name(cache), chain(error)));
+            let why = match error {
+                CacheError::Unavailable { source, .. } => chain(source.as_ref()),
+                other => chain(other),
+            };
+            self.warn(format!("cache {} is not used for the rest of this build: {why}", self.name(cache)));
         }
     }
 

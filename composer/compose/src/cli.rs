@@ -47,6 +47,12 @@ pub struct GlobalArgs {
     /// COMPOSE_TRUSTED_KEYS and the config's [cache] trusted-keys).
     #[arg(long = "trusted-key", global = true, value_name = "KEY")]
     pub trusted_keys: Vec<String>,
+    /// Log in to registries with these credentials instead of those in the auth files.
+    #[arg(long, global = true, value_name = "USER:PASSWORD")]
+    pub creds: Option<String>,
+    /// Allow plain HTTP to this registry host[:port] (loopback hosts always may; repeatable).
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -53,3 +53,9 @@ pub const COMPOSE_CACHE: &str = "COMPOSE_CACHE";
 pub const COMPOSE_TRUSTED_KEYS: &str = "COMPOSE_TRUSTED_KEYS";
 /// The secret key file that signs pushed results (overridden by `--signing-key`).
 pub const COMPOSE_SIGNING_KEY: &str = "COMPOSE_SIGNING_KEY";
+/// The containers auth file podman and skopeo use, when set.
+pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
+/// Where `$XDG_RUNTIME_DIR/containers/auth.json` (podman's login) lives.
+pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
+/// Docker's configuration directory (`config.json` holds its logins).
+pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";

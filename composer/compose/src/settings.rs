@@ -26,6 +26,7 @@ pub struct Settings {
     pub trusted_keys: Vec<String>,
     /// `COMPOSE_SIGNING_KEY`, else the config's (`--signing-key` wins over both).
     pub signing_key: Option<PathBuf>,
+    pub registry: composer_client::registry::RegistryOptions,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -146,6 +147,7 @@ impl Settings {
             caches,
             trusted_keys,
             signing_key,
+            registry: registry_options(args)?,
         })
     }
 }
@@ -190,4 +192,54 @@ fn read_cache(path: &std::path::Path) -> anyhow::Result<CacheConfig> {
     };
     let file: File = toml::from_str(&text).with_context(|| path.display().to_string())?;
     Ok(file.cache)
+}
+
+/// Registry logins: `--creds` for every registry this command uses, else the auth files users
+/// already have, in the order podman and skopeo read them, then Docker's.
+fn registry_options(args: &GlobalArgs) -> anyhow::Result<composer_client::registry::RegistryOptions> {
+    use composer_client::registry::Credentials;
+    let mut files = Vec::new();
+    if let Some(file) = var(env_vars::REGISTRY_AUTH_FILE) {
+        files.push(PathBuf::from(file));
+    }
+    if let Some(dir) = var(env_vars::XDG_RUNTIME_DIR) {
+        files.push(PathBuf::from(dir).join("containers/auth.json"));
+    }
+    files.push(
+        var(env_vars::DOCKER_CONFIG).map(PathBuf::from).unwrap_or_else(|| home().join(".docker")).join("config.json"),
+    );
+    let mut credentials = BTreeMap::new();
+    // Earlier files win: read them last to first.
+    for file in files.iter().rev() {
+        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        let parsed: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("reading registry logins from {}", file.display()))?;
+        let Some(auths) = parsed["auths"].as_object() else { continue };
+        for (key, entry) in auths {
+            let host = key.trim_start_matches("https://").trim_start_matches("http://");
+            let host = host.split('/').next().unwrap_or(host).to_string();
+            let Some(auth) = entry["auth"].as_str() else { continue };
+            use base64::Engine;
+            let decoded = base64::engine::general_purpose::STANDARD.decode(auth).ok();
+            let Some((username, password)) = decoded
+                .and_then(|d| String::from_utf8(d).ok())
+                .and_then(|d| d.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())))
+            else {
+                continue;
+            };
+            credentials.insert(host, Credentials { username, password });
+        }
+    }
+    let mut options = composer_client::registry::RegistryOptions {
+        insecure_hosts: args.insecure_registries.clone(),
+        credentials,
+        override_credentials: None,
+    };
+    if let Some(creds) = &args.creds {
+        let Some((username, password)) = creds.split_once(':') else {
+            bail!("`--creds` is USER:PASSWORD");
+        };
+        options.override_credentials = Some(Credentials { username: username.into(), password: password.into() });
+    }
+    Ok(options)
 }

@@ -65,7 +65,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
 
     if let Some(reference) = &args.cache_to {
         let key = crate::commands::cache::signing_key(args.signing_key.as_deref(), settings)?;
-        let remote = crate::commands::cache::open_for_writing(reference)?;
+        let remote = crate::commands::cache::open_for_writing(reference, settings)?;
         let stats = crate::commands::cache::push(
             &ctx,
             &[(recipe.clone(), args.recipe.clone())],

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use composer_cache::push::{PushStats, Pusher};
-use composer_cache::{CacheRef, DirCache, PublicKey, Remote, SecretKey, Substituters, TrustedKeys};
+use composer_cache::{CacheRef, DirCache, PublicKey, RegistryCache, Remote, SecretKey, Substituters, TrustedKeys};
+use composer_client::Client;
+use composer_client::registry::Registry;
 use composer_planner::Session;
 
 use crate::printer::Printer;
@@ -30,10 +32,11 @@ pub fn substituters(settings: &Settings, printer: &Printer) -> anyhow::Result<Op
              no step results",
         );
     }
+    let client = crate::commands::client(settings);
     let mut remotes: Vec<Box<dyn Remote>> = Vec::new();
     for text in &settings.caches {
         let reference: CacheRef = text.parse()?;
-        match open_for_reading(&reference) {
+        match open(&reference, settings, &client, false) {
             Ok(remote) => remotes.push(remote),
             Err(e) => printer.warn(&format!("cache {reference} is not used: {}", crate::hints::one_line(&e))),
         }
@@ -41,19 +44,20 @@ pub fn substituters(settings: &Settings, printer: &Printer) -> anyhow::Result<Op
     Ok(Some(Substituters::new(remotes, TrustedKeys::new(trusted))))
 }
 
-fn open_for_reading(reference: &CacheRef) -> anyhow::Result<Box<dyn Remote>> {
+fn open(reference: &CacheRef, settings: &Settings, client: &Client, push: bool) -> anyhow::Result<Box<dyn Remote>> {
     match reference {
+        CacheRef::Dir(path) if push => Ok(Box::new(DirCache::create(path)?)),
         CacheRef::Dir(path) => Ok(Box::new(DirCache::open(path))),
-        CacheRef::Registry { .. } => bail!("registry caches are not supported yet"),
+        CacheRef::Registry { host, repository } => {
+            let registry = Registry::new(client, &settings.registry, host, repository, push);
+            Ok(Box::new(RegistryCache::new(reference.to_string(), registry)))
+        }
     }
 }
 
-pub fn open_for_writing(text: &str) -> anyhow::Result<Box<dyn Remote>> {
+pub fn open_for_writing(text: &str, settings: &Settings) -> anyhow::Result<Box<dyn Remote>> {
     let reference: CacheRef = text.parse()?;
-    match &reference {
-        CacheRef::Dir(path) => Ok(Box::new(DirCache::create(path)?)),
-        CacheRef::Registry { .. } => bail!("registry caches are not supported yet"),
-    }
+    open(&reference, settings, &crate::commands::client(settings), true)
 }
 
 /// The secret key from `--signing-key`, else `COMPOSE_SIGNING_KEY`, else the config file's.

@@ -12,7 +12,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
     match command {
         StoreCommand::Push { reference, recipes, signing_key } => {
             let key = crate::commands::cache::signing_key(signing_key.as_deref(), settings)?;
-            let remote = crate::commands::cache::open_for_writing(&reference)?;
+            let remote = crate::commands::cache::open_for_writing(&reference, settings)?;
             let recipes = recipes
                 .iter()
                 .map(|path| Ok((crate::commands::load_recipe(path, settings)?, path.clone())))

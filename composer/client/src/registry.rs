@@ -1,0 +1,549 @@
+//! The OCI distribution API, as `compose push` and registry caches use it: manifests and blobs
+//! by digest, uploads (monolithic, or in chunks for large blobs), cross-repository mounts, and
+//! the registry's own authentication: anonymous, basic, or a bearer token from the realm its
+//! `WWW-Authenticate` challenge names.
+//!
+//! HTTPS is verified against the machine's roots (and the caller's CA file). Plain HTTP is used
+//! only for a loopback host or one the caller names as insecure, and only after HTTPS failed to
+//! connect, as Docker does.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::Client;
+
+/// Uploads larger than this go in chunks of this size.
+pub const CHUNK: u64 = 16 << 20;
+const ATTEMPTS: u32 = 3;
+pub const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// How registries are reached, as the caller resolved it.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Hosts (`host[:port]`) that may be reached over plain HTTP besides loopback ones.
+    pub insecure_hosts: Vec<String>,
+    /// Credentials by host (`host[:port]`), from the user's auth files.
+    pub credentials: BTreeMap<String, Credentials>,
+    /// Credentials for every host, given for this run (`--creds`).
+    pub override_credentials: Option<Credentials>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry {host}: {what} failed: HTTP {status}{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Status { host: String, what: String, status: u16, detail: Option<String> },
+    #[error("registry {host} refused the credentials{}", if *given { "" } else { " (none were given)" })]
+    Unauthorized { host: String, given: bool },
+    #[error("registry {host}: {what} failed")]
+    Transport {
+        host: String,
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("registry {host} is needed but composer is offline")]
+    Offline { host: String },
+    #[error("registry {host}: {what}: {reason}")]
+    Protocol { host: String, what: String, reason: String },
+}
+
+impl RegistryError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RegistryError::Unauthorized { .. } => Some(
+                "log in with `podman login` or `docker login` (composer reads their auth files), or pass --creds USER:PASSWORD"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Whether the registry could not be reached or answered with a server error.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            RegistryError::Transport { .. } | RegistryError::Offline { .. } => true,
+            RegistryError::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+/// Where a blob's bytes come from, opened again for each attempt.
+pub trait BlobSource: Sync {
+    fn open(&self) -> io::Result<Box<dyn Read + Send + '_>>;
+}
+
+impl BlobSource for &[u8] {
+    fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(*self))
+    }
+}
+
+enum Auth {
+    None,
+    Basic(String),
+    Bearer(String),
+}
+
+/// One repository of one registry.
+pub struct Registry {
+    agent: ureq::Agent,
+    offline: bool,
+    host: String,
+    repository: String,
+    /// `https://host` or, where allowed and HTTPS failed, `http://host`; chosen at first use.
+    base: Mutex<Option<String>>,
+    insecure_allowed: bool,
+    credentials: Option<Credentials>,
+    /// `pull` or `pull,push`: what a token is asked for.
+    actions: &'static str,
+    auth: Mutex<Auth>,
+}
+
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name == "localhost" || name == "::1" || name.starts_with("127.")
+}
+
+impl Registry {
+    /// A repository to read from, or to push to as well (`push`: the token asks for it).
+    pub fn new(client: &Client, options: &RegistryOptions, host: &str, repository: &str, push: bool) -> Registry {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .max_idle_connections_per_host(16)
+            .user_agent(concat!("composer/", env!("CARGO_PKG_VERSION")))
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(crate::system_roots(client.options.ca_file.as_deref()))
+                    .build(),
+            )
+            .build();
+        Registry {
+            agent: ureq::Agent::new_with_config(config),
+            offline: client.options.offline,
+            host: host.to_string(),
+            repository: repository.to_string(),
+            base: Mutex::new(None),
+            insecure_allowed: is_loopback(host) || options.insecure_hosts.iter().any(|h| h == host),
+            credentials: options.override_credentials.clone().or_else(|| options.credentials.get(host).cloned()),
+            actions: if push { "pull,push" } else { "pull" },
+            auth: Mutex::new(Auth::None),
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    fn transport(&self, what: &str, e: impl std::error::Error + Send + Sync + 'static) -> RegistryError {
+        RegistryError::Transport { host: self.host.clone(), what: what.to_string(), source: Box::new(e) }
+    }
+
+    fn status(&self, what: &str, response: ureq::http::Response<ureq::Body>) -> RegistryError {
+        let status = response.status().as_u16();
+        let detail = response.into_body().read_to_string().ok().and_then(|body| {
+            let value: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let first = value["errors"].get(0)?.clone();
+            Some(format!("{}: {}", first["code"].as_str()?, first["message"].as_str().unwrap_or("")))
+        });
+        RegistryError::Status { host: self.host.clone(), what: what.to_string(), status, detail }
+    }
+
+    /// The base URL, found on first use: HTTPS, or HTTP where allowed and HTTPS did not connect.
+    fn base(&self) -> Result<String, RegistryError> {
+        if self.offline {
+            return Err(RegistryError::Offline { host: self.host.clone() });
+        }
+        let mut base = self.base.lock().expect("base");
+        if let Some(base) = base.as_ref() {
+            return Ok(base.clone());
+        }
+        let https = format!("https://{}", self.host);
+        let chosen = match self.agent.get(format!("{https}/v2/")).call() {
+            Ok(_) => https,
+            Err(e) if self.insecure_allowed => {
+                let http = format!("http://{}", self.host);
+                match self.agent.get(format!("{http}/v2/")).call() {
+                    Ok(_) => http,
+                    Err(_) => return Err(self.transport("connecting", e)),
+                }
+            }
+            Err(e) => return Err(self.transport("connecting", e)),
+        };
+        *base = Some(chosen.clone());
+        Ok(chosen)
+    }
+
+    fn url(&self, path: &str) -> Result<String, RegistryError> {
+        Ok(format!("{}/v2/{}/{path}", self.base()?, self.repository))
+    }
+
+    fn authorization(&self) -> Option<String> {
+        match &*self.auth.lock().expect("auth") {
+            Auth::None => None,
+            Auth::Basic(value) | Auth::Bearer(value) => Some(value.clone()),
+        }
+    }
+
+    /// Answers a 401 challenge: basic credentials, or a bearer token from the named realm.
+    fn authenticate(&self, challenge: &str) -> Result<(), RegistryError> {
+        let unauthorized =
+            || RegistryError::Unauthorized { host: self.host.clone(), given: self.credentials.is_some() };
+        let basic = self
+            .credentials
+            .as_ref()
+            .map(|c| format!("Basic {}", STANDARD.encode(format!("{}:{}", c.username, c.password))));
+        let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            let value = basic.ok_or_else(unauthorized)?;
+            *self.auth.lock().expect("auth") = Auth::Basic(value);
+            return Ok(());
+        }
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(RegistryError::Protocol {
+                host: self.host.clone(),
+                what: "authentication".into(),
+                reason: format!("unknown scheme `{scheme}`"),
+            });
+        }
+        let params = challenge_params(params);
+        let realm = params.get("realm").ok_or_else(|| RegistryError::Protocol {
+            host: self.host.clone(),
+            what: "authentication".into(),
+            reason: "the bearer challenge names no realm".into(),
+        })?;
+        let mut request =
+            self.agent.get(realm).query("scope", format!("repository:{}:{}", self.repository, self.actions));
+        if let Some(service) = params.get("service") {
+            request = request.query("service", service);
+        }
+        if let Some(basic) = &basic {
+            request = request.header("Authorization", basic);
+        }
+        let response = request.call().map_err(|e| self.transport("getting a token", e))?;
+        match response.status().as_u16() {
+            200 => {}
+            401 | 403 => return Err(unauthorized()),
+            _ => return Err(self.status("getting a token", response)),
+        }
+        let text = response.into_body().read_to_string().map_err(|e| self.transport("reading a token", e))?;
+        let body: serde_json::Value = serde_json::from_str(&text).map_err(|e| self.transport("reading a token", e))?;
+        let token =
+            body["token"].as_str().or(body["access_token"].as_str()).ok_or_else(|| RegistryError::Protocol {
+                host: self.host.clone(),
+                what: "authentication".into(),
+                reason: "the token answer holds no token".into(),
+            })?;
+        *self.auth.lock().expect("auth") = Auth::Bearer(format!("Bearer {token}"));
+        Ok(())
+    }
+
+    /// Sends a request built by `make` (again after a 401 answered, and after transient
+    /// failures), returning the response whatever its status.
+    fn send(
+        &self,
+        what: &str,
+        make: &dyn Fn(Option<&str>) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<ureq::http::Response<ureq::Body>, RegistryError> {
+        let mut authenticated = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let authorization = self.authorization();
+            let result = make(authorization.as_deref());
+            match result {
+                Ok(response) if response.status().as_u16() == 401 && !authenticated => {
+                    let challenge = response
+                        .headers()
+                        .get("www-authenticate")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                        .ok_or_else(|| RegistryError::Unauthorized {
+                            host: self.host.clone(),
+                            given: self.credentials.is_some(),
+                        })?;
+                    self.authenticate(&challenge)?;
+                    authenticated = true;
+                }
+                Ok(response) if response.status().as_u16() == 401 => {
+                    return Err(RegistryError::Unauthorized {
+                        host: self.host.clone(),
+                        given: self.credentials.is_some(),
+                    });
+                }
+                Ok(response)
+                    if (response.status().as_u16() >= 500 || response.status() == 429) && attempt < ATTEMPTS =>
+                {
+                    std::thread::sleep(Duration::from_millis(200 << attempt));
+                }
+                Ok(response) => return Ok(response),
+                Err(_) if attempt < ATTEMPTS => std::thread::sleep(Duration::from_millis(200 << attempt)),
+                Err(e) => return Err(self.transport(what, e)),
+            }
+        }
+    }
+
+    /// The manifest (or index) under `reference` (a tag or digest), with its media type.
+    pub fn manifest(&self, reference: &str) -> Result<Option<(Vec<u8>, String)>, RegistryError> {
+        let url = self.url(&format!("manifests/{reference}"))?;
+        let what = format!("reading manifest {reference}");
+        let response = self.send(&what, &|auth| {
+            let mut request = self.agent.get(&url).header("Accept", MANIFEST_TYPES);
+            if let Some(auth) = auth {
+                request = request.header("Authorization", auth);
+            }
+            request.call()
+        })?;
+        match response.status().as_u16() {
+            200 => {}
+            404 => return Ok(None),
+            _ => return Err(self.status(&what, response)),
+        }
+        let media_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let mut bytes = Vec::new();
+        response
+            .into_body()
+            .into_reader()
+            .take(16 << 20)
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.transport(&what, e))?;
+        Ok(Some((bytes, media_type)))
+    }
+
+    pub fn has_blob(&self, digest: &str) -> Result<bool, RegistryError> {
+        let url = self.url(&format!("blobs/{digest}"))?;
+        let what = format!("checking blob {digest}");
+        let response = self.send(&what, &|auth| {
+            let mut request = self.agent.head(&url);
+            if let Some(auth) = auth {
+                request = request.header("Authorization", auth);
+            }
+            request.call()
+        })?;
+        match response.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(self.status(&what, response)),
+        }
+    }
+
+    /// A blob's bytes as they stream (the caller verifies them).
+    pub fn blob(&self, digest: &str) -> Result<Option<Box<dyn Read + Send>>, RegistryError> {
+        let url = self.url(&format!("blobs/{digest}"))?;
+        let what = format!("reading blob {digest}");
+        let response = self.send(&what, &|auth| {
+            let mut request = self.agent.get(&url);
+            if let Some(auth) = auth {
+                request = request.header("Authorization", auth);
+            }
+            request.call()
+        })?;
+        match response.status().as_u16() {
+            200 => Ok(Some(Box::new(response.into_body().into_reader()))),
+            404 => Ok(None),
+            _ => Err(self.status(&what, response)),
+        }
+    }
+
+    /// Mounts a blob from another repository of the same registry; `false` if the registry
+    /// did not (it then answers with an upload session, which is abandoned).
+    pub fn mount(&self, digest: &str, from: &str) -> Result<bool, RegistryError> {
+        let url = self.url("blobs/uploads/")?;
+        let what = format!("mounting blob {digest} from {from}");
+        let response = self.send(&what, &|auth| {
+            let mut request =
+                self.agent.post(&url).query("mount", digest).query("from", from).header("Content-Length", "0");
+            if let Some(auth) = auth {
+                request = request.header("Authorization", auth);
+            }
+            request.send_empty()
+        })?;
+        Ok(response.status().as_u16() == 201)
+    }
+
+    /// Uploads a blob: in one request, or in chunks of [`CHUNK`] when larger.
+    pub fn put_blob(&self, digest: &str, size: u64, source: &dyn BlobSource) -> Result<(), RegistryError> {
+        let what = format!("uploading blob {digest}");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.upload_once(digest, size, source, &what) {
+                Err(e) if e.is_unavailable() && attempt < ATTEMPTS => {
+                    std::thread::sleep(Duration::from_millis(500 << attempt));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_upload(&self, what: &str) -> Result<String, RegistryError> {
+        let url = self.url("blobs/uploads/")?;
+        let response = self.send(what, &|auth| {
+            let mut request = self.agent.post(&url).header("Content-Length", "0");
+            if let Some(auth) = auth {
+                request = request.header("Authorization", auth);
+            }
+            request.send_empty()
+        })?;
+        if response.status().as_u16() != 202 {
+            return Err(self.status(what, response));
+        }
+        self.location(&response, what)
+    }
+
+    fn location(&self, response: &ureq::http::Response<ureq::Body>, what: &str) -> Result<String, RegistryError> {
+        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).ok_or_else(|| {
+            RegistryError::Protocol { host: self.host.clone(), what: what.into(), reason: "no upload location".into() }
+        })?;
+        Ok(if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else {
+            format!("{}{location}", self.base()?)
+        })
+    }
+
+    fn upload_once(&self, digest: &str, size: u64, source: &dyn BlobSource, what: &str) -> Result<(), RegistryError> {
+        let mut location = self.start_upload(what)?;
+        let reader = source.open().map_err(|e| self.transport(what, e))?;
+        let mut reader = io::BufReader::with_capacity(1 << 20, reader);
+        if size > CHUNK {
+            let mut sent = 0u64;
+            while sent < size {
+                let length = CHUNK.min(size - sent);
+                let mut chunk = Vec::with_capacity(length as usize);
+                (&mut reader).take(length).read_to_end(&mut chunk).map_err(|e| self.transport(what, e))?;
+                if chunk.len() as u64 != length {
+                    return Err(self.transport(what, io::Error::from(io::ErrorKind::UnexpectedEof)));
+                }
+                let range = format!("{sent}-{}", sent + length - 1);
+                let response = self.send(what, &|auth| {
+                    let mut request = self
+                        .agent
+                        .patch(&location)
+                        .header("Content-Type", "application/octet-stream")
+                        .header("Content-Range", &range)
+                        .header("Content-Length", length.to_string());
+                    if let Some(auth) = auth {
+                        request = request.header("Authorization", auth);
+                    }
+                    request.send(&chunk[..])
+                })?;
+                if response.status().as_u16() != 202 {
+                    return Err(self.status(what, response));
+                }
+                location = self.location(&response, what)?;
+                sent += length;
+            }
+            let response = self.send(what, &|auth| {
+                let mut request = self.agent.put(&location).query("digest", digest).header("Content-Length", "0");
+                if let Some(auth) = auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.send_empty()
+            })?;
+            return match response.status().as_u16() {
+                201 => Ok(()),
+                _ => Err(self.status(what, response)),
+            };
+        }
+        let mut body = Vec::with_capacity(size as usize);
+        reader.read_to_end(&mut body).map_err(|e| self.transport(what, e))?;
+        let response = self.send(what, &|auth| {
+            let mut request = self
+                .agent
+                .put(&location)
+                .query("digest", digest)
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Length", body.len().to_string());
+            if let Some(auth) = auth {
+                request = request.header("Authorization", auth);
+            }
+            request.send(&body[..])
+        })?;
+        match response.status().as_u16() {
+            201 => Ok(()),
+            _ => Err(self.status(what, response)),
+        }
+    }
+
+    /// Stores a manifest or index under `reference` (a tag, or its digest).
+    pub fn put_manifest(&self, reference: &str, media_type: &str, bytes: &[u8]) -> Result<(), RegistryError> {
+        let url = self.url(&format!("manifests/{reference}"))?;
+        let what = format!("writing manifest {reference}");
+        let response = self.send(&what, &|auth| {
+            let mut request = self
+                .agent
+                .put(&url)
+                .header("Content-Type", media_type)
+                .header("Content-Length", bytes.len().to_string());
+            if let Some(auth) = auth {
+                request = request.header("Authorization", auth);
+            }
+            request.send(bytes)
+        })?;
+        match response.status().as_u16() {
+            201 | 200 => Ok(()),
+            _ => Err(self.status(&what, response)),
+        }
+    }
+}
+
+/// `realm="...",service="...",scope="..."` as a map.
+fn challenge_params(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let Some((name, after)) = rest.split_once('=') else { break };
+        let name = name.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let (value, remaining) = match after.strip_prefix('"') {
+            Some(quoted) => match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            },
+            None => match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            },
+        };
+        out.insert(name, value.to_string());
+        rest = remaining.trim_start_matches([',', ' ']);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_and_loopback_hosts_are_read_as_registries_write_them() {
+        let params =
+            challenge_params(r#"realm="https://auth.test/token",service="registry.test",scope="repository:a/b:pull""#);
+        assert_eq!(params["realm"], "https://auth.test/token");
+        assert_eq!(params["service"], "registry.test");
+        assert_eq!(params["scope"], "repository:a/b:pull");
+        assert!(is_loopback("127.0.0.1:5000") && is_loopback("localhost") && is_loopback("[::1]:5000"));
+        assert!(!is_loopback("registry.test:5000") && !is_loopback("10.0.0.1"));
+    }
+}
