@@ -3,7 +3,7 @@
 # apt-get is quick when everything is installed, and each step checks before it acts.
 set -euo pipefail
 
-packages=(podman runc skopeo umoci qemu-user-static binfmt-support gnupg ca-certificates debian-archive-keyring docker-registry docker.io bubblewrap binutils)
+packages=(podman runc skopeo umoci qemu-user-static binfmt-support gnupg ca-certificates debian-archive-keyring docker-registry docker.io bubblewrap binutils apache2-utils openssl)
 if [ "${COMPOSE_BENCH:-}" = 1 ]; then
     packages+=(mmdebstrap hyperfine time)
 fi

@@ -37,6 +37,8 @@ mod plan_graph;
 mod recipe_errors;
 #[cfg(feature = "live-tests")]
 mod registry;
+#[cfg(feature = "live-tests")]
+mod registry_cache;
 mod store;
 mod terminal;
 #[cfg(feature = "live-tests")]

@@ -29,6 +29,8 @@ pub enum Entry {
     RawSymlink(String, String),
 }
 
+pub mod registry;
+
 pub struct Deb {
     pub name: String,
     pub version: String,

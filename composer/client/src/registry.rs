@@ -90,6 +90,8 @@ impl BlobSource for &[u8] {
     }
 }
 
+type Response = ureq::http::Response<ureq::Body>;
+
 enum Auth {
     None,
     Basic(String),
@@ -159,7 +161,7 @@ impl Registry {
         RegistryError::Transport { host: self.host.clone(), what: what.to_string(), source: Box::new(e) }
     }
 
-    fn status(&self, what: &str, response: ureq::http::Response<ureq::Body>) -> RegistryError {
+    fn status(&self, what: &str, response: Response) -> RegistryError {
         let status = response.status().as_u16();
         let detail = response.into_body().read_to_string().ok().and_then(|body| {
             let value: serde_json::Value = serde_json::from_str(&body).ok()?;
@@ -263,8 +265,8 @@ impl Registry {
     fn send(
         &self,
         what: &str,
-        make: &dyn Fn(Option<&str>) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<ureq::http::Response<ureq::Body>, RegistryError> {
+        make: &dyn Fn(Option<&str>) -> Result<Response, ureq::Error>,
+    ) -> Result<Response, RegistryError> {
         let mut authenticated = false;
         let mut attempt = 0;
         loop {
@@ -412,7 +414,7 @@ impl Registry {
         self.location(&response, what)
     }
 
-    fn location(&self, response: &ureq::http::Response<ureq::Body>, what: &str) -> Result<String, RegistryError> {
+    fn location(&self, response: &Response, what: &str) -> Result<String, RegistryError> {
         let location = response.headers().get("location").and_then(|v| v.to_str().ok()).ok_or_else(|| {
             RegistryError::Protocol { host: self.host.clone(), what: what.into(), reason: "no upload location".into() }
         })?;

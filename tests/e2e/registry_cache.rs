@@ -1,0 +1,137 @@
+//! The build cache in a real registry (Debian's docker-registry on loopback): pushed by one
+//! machine, substituted by another, behind TLS and basic authentication, and a registry that is
+//! down or failing costs only a warning.
+
+use composer_testkit::registry::{Access, FailingServer, RegistryServer};
+use composer_testkit::{Compose, sha256_hex, store_has_sha256};
+
+use crate::{Fixture, compose, index_digest};
+
+fn machine_two(f: &Fixture) -> Compose {
+    let mut two = compose();
+    two.env = f.compose.env.clone();
+    two.env.push(("TMPDIR".into(), two.home.path().to_str().unwrap().into()));
+    two
+}
+
+fn key(c: &Compose) -> (String, String) {
+    let file = c.home.path().join("ci.secret");
+    let public = c.ok(&["key", "generate", "ci", "-o", file.to_str().unwrap()]).trim().to_string();
+    (file.to_str().unwrap().to_string(), public)
+}
+
+#[test]
+fn a_second_machine_builds_from_a_registry_cache_and_a_second_push_uploads_nothing() {
+    let f = Fixture::new(&["app"], "");
+    let registry = RegistryServer::start(Access::Open);
+    let reference = format!("oci://{}/composer/cache", registry.host());
+    let (secret, public) = key(&f.compose);
+    let one = f.compose.build_json(&f.recipe, &["--cache-to", &reference, "--signing-key", &secret]);
+
+    let again: serde_json::Value = serde_json::from_str(&f.compose.ok(&[
+        "--json",
+        "store",
+        "push",
+        &reference,
+        "--recipe",
+        f.recipe_str(),
+        "--signing-key",
+        &secret,
+    ]))
+    .unwrap();
+    assert_eq!((again["blobs_uploaded"].as_u64(), again["results"].as_u64()), (Some(0), Some(0)), "{again}");
+
+    let two = machine_two(&f);
+    let before = registry.requests().len();
+    let summary = two.build_json(&f.recipe, &["--cache", &reference, "--trusted-key", &public]);
+    assert_eq!(index_digest(&summary), index_digest(&one));
+    let steps = summary["steps"].as_array().unwrap();
+    assert!(
+        steps.iter().filter(|s| s["step"] != "resolve").all(|s| s["substituted"] == reference.as_str()),
+        "{steps:?}"
+    );
+    let deb = sha256_hex(&std::fs::read(f.mirror.root.join("pool/main/app/app_1.0_amd64.deb")).unwrap());
+    assert!(!store_has_sha256(&two.store, &deb), "no .deb was fetched");
+    two.ok(&["store", "verify"]);
+    let requests = registry.requests().len() - before;
+    assert!(requests > 0 && requests < 40, "{requests} requests for a two-layer image");
+
+    // A layer altered in the registry's own storage is found and not used.
+    let three = machine_two(&f);
+    let layer = one["manifests"][0]["digest"].as_str().unwrap();
+    let manifest_path = f.compose.cwd.join("out/app/blobs/sha256").join(&layer["sha256:".len()..]);
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let data = registry.blob_data(&layer["digest"].as_str().unwrap()["sha256:".len()..]);
+        let mut bytes = std::fs::read(&data).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&data, bytes).unwrap();
+    }
+    let out = three.run(&["--json", "build", f.recipe_str(), "--cache", &reference, "--trusted-key", &public]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("is not used, building it here"), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(index_digest(&summary), index_digest(&one));
+    three.ok(&["store", "verify"]);
+}
+
+#[test]
+fn a_registry_behind_tls_and_basic_authentication_takes_the_credentials_users_have() {
+    let mut f = Fixture::new(&["app"], "");
+    let registry = RegistryServer::start(Access::TlsBasic { user: "ci".into(), password: "s3cret".into() });
+    let ca = registry.ca.clone().unwrap();
+    let reference = format!("oci://{}/team/cache", registry.host());
+    f.compose.env.push(("SSL_CERT_FILE".into(), ca.to_str().unwrap().into()));
+    let one = &f.compose;
+    let (secret, public) = key(one);
+    let no_login = one.fails(&["build", f.recipe_str(), "--cache-to", &reference, "--signing-key", &secret]);
+    assert!(no_login.contains("refused the credentials") && no_login.contains("hint:"), "{no_login}");
+    one.ok(&[
+        "store",
+        "push",
+        &reference,
+        "--recipe",
+        f.recipe_str(),
+        "--signing-key",
+        &secret,
+        "--creds",
+        "ci:s3cret",
+    ]);
+
+    // Machine two is logged in the way podman leaves it: an auth file.
+    let mut two = machine_two(&f);
+    let auth = two.home.path().join("auth.json");
+    let token = base64_encode(b"ci:s3cret");
+    std::fs::write(&auth, format!(r#"{{"auths":{{"{}":{{"auth":"{token}"}}}}}}"#, registry.host())).unwrap();
+    two.env.push(("REGISTRY_AUTH_FILE".into(), auth.to_str().unwrap().into()));
+    two.env.push(("SSL_CERT_FILE".into(), ca.to_str().unwrap().into()));
+    let summary = two.build_json(&f.recipe, &["--cache", &reference, "--trusted-key", &public]);
+    assert!(summary["substituted_steps"].as_u64().unwrap() > 0, "{summary}");
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+#[test]
+fn a_registry_that_is_down_or_failing_costs_a_warning_and_the_build_goes_on() {
+    let f = Fixture::new(&["app"], "");
+    let (_, public) = key(&f.compose);
+    let mut stopped = RegistryServer::start(Access::Open);
+    let down = format!("oci://{}/composer/cache", stopped.host());
+    stopped.stop();
+    let failing = FailingServer::start();
+    let erring = format!("oci://127.0.0.1:{}/composer/cache", failing.port);
+    for reference in [down, erring] {
+        let c = machine_two(&f);
+        let started = std::time::Instant::now();
+        let out = c.run(&["--json", "build", f.recipe_str(), "--cache", &reference, "--trusted-key", &public]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains(&format!("cache {reference} is not used")), "{stderr}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+    }
+}
