@@ -31,6 +31,8 @@ mod hostile;
 mod live_debian;
 #[cfg(feature = "live-tests")]
 mod live_python;
+#[cfg(feature = "live-tests")]
+mod live_share;
 mod local_mirror;
 mod mirrors;
 mod plan_graph;

@@ -237,7 +237,7 @@ fn a_build_cannot_write_outside_its_output_directory() {
 
 /// `recipes/jemalloc-hello.toml` for linux/amd64 only (what reruns, and whether the bytes are
 /// the same, is the same question on every platform), and its text.
-fn jemalloc_hello_amd64(c: &Compose) -> (PathBuf, String) {
+pub(crate) fn jemalloc_hello_amd64(c: &Compose) -> (PathBuf, String) {
     let recipe = copy_recipe(c, "jemalloc-hello.toml");
     let text = std::fs::read_to_string(&recipe)
         .unwrap()

@@ -74,6 +74,16 @@ pub enum Command {
     /// Signing keys for shared caches.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Push an image (an OCI layout or oci-archive:FILE) to a registry, digests preserved.
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// An OCI image layout directory (as `compose build` writes) or `oci-archive:FILE`.
+    pub source: String,
+    /// HOST[:PORT]/REPOSITORY[:TAG]; the tag defaults to the layout's.
+    pub reference: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +129,10 @@ pub struct BuildArgs {
     /// Keep the build directory of a failed build step (its path is printed).
     #[arg(long)]
     pub keep_failed: bool,
+    /// After the build, push the image to this registry: HOST[:PORT]/REPOSITORY[:TAG] (the tag
+    /// defaults to the recipe's).
+    #[arg(long, value_name = "REF")]
+    pub push: Option<String>,
     /// After the build, push its results and inputs to this cache, signed.
     #[arg(long, value_name = "REF")]
     pub cache_to: Option<String>,

@@ -11,6 +11,7 @@ pub mod layer;
 pub mod layout;
 pub mod members;
 pub mod output;
+pub mod push;
 
 pub use image::{ImageSpec, LayerDescriptor, PlatformImage};
 pub use layer::{Compression, LayerBlob};
@@ -41,6 +42,10 @@ pub enum OciError {
     UnknownTransport { output: String, transport: String },
     #[error(transparent)]
     Store(#[from] composer_store::StoreError),
+    #[error("`{0}` is not an image reference")]
+    Reference(String),
+    #[error(transparent)]
+    Registry(composer_client::registry::RegistryError),
 }
 
 impl OciError {
@@ -50,9 +55,13 @@ impl OciError {
             OciError::Output(_) => Some("use a directory, `oci-archive:FILE` or `docker-archive:FILE`".into()),
             OciError::UnknownTransport { .. } => Some(
                 "write a directory (`oci:DIR` or a plain path), `oci-archive:FILE` or `docker-archive:FILE`; \
-                 to push, copy the layout with `skopeo copy oci:DIR docker://...`"
+                 to push it to a registry, use `compose push` or `compose build --push`"
                     .into(),
             ),
+            OciError::Reference(_) => {
+                Some("write HOST[:PORT]/REPOSITORY[:TAG], e.g. 127.0.0.1:5000/team/app:v1".into())
+            }
+            OciError::Registry(e) => e.hint(),
             _ => None,
         }
     }

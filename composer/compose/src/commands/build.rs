@@ -12,6 +12,9 @@ use crate::settings::Settings;
 pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
     let started = Instant::now();
     let recipe = load_recipe(&args.recipe, settings)?;
+    if let Some(reference) = &args.push {
+        reference.parse::<composer_oci::push::ImageRef>()?;
+    }
     // A missing signing key is found before the build, not after it.
     if args.cache_to.is_some() {
         crate::commands::cache::signing_key(args.signing_key.as_deref(), settings)?;
@@ -63,6 +66,20 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
         result => result?,
     };
 
+    if let Some(reference) = &args.push {
+        let reference: composer_oci::push::ImageRef = reference.parse()?;
+        let image = composer_oci::push::StoreImage(&store);
+        let report = crate::commands::push::push(
+            &image,
+            &outcome.index.sha256,
+            &reference,
+            recipe.image.tag.get_ref(),
+            settings,
+        )?;
+        if !printer.json {
+            crate::commands::push::show(&report, printer)?;
+        }
+    }
     if let Some(reference) = &args.cache_to {
         let key = crate::commands::cache::signing_key(args.signing_key.as_deref(), settings)?;
         let remote = crate::commands::cache::open_for_writing(reference, settings)?;

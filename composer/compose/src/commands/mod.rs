@@ -6,6 +6,7 @@ mod inspect;
 mod key;
 mod lock;
 mod plan;
+mod push;
 mod store;
 mod wheels;
 
@@ -27,6 +28,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Store(command) => store::run(command, &settings, printer),
         Command::Wheels(command) => wheels::run(command, &settings, printer),
         Command::Key(command) => key::run(command, printer),
+        Command::Push(args) => push::run(args, &settings, printer),
     }
 }
 
