@@ -27,7 +27,8 @@ fn elsewhere(recipe: &Path) -> (Compose, PathBuf) {
     let stem = recipe.file_stem().unwrap().to_str().unwrap();
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let name = entry.file_name().to_str().unwrap().to_string();
-        if name.starts_with(stem) && entry.path().is_file() {
+        // The recipe, its lock and its wheel locks (`pylock.<stem>-<platform>.toml`).
+        if (name.starts_with(stem) || name.starts_with(&format!("pylock.{stem}-"))) && entry.path().is_file() {
             std::fs::copy(entry.path(), two.cwd.join(&name)).unwrap();
         }
     }
@@ -61,7 +62,8 @@ fn a_second_machine_builds_python_app_and_jemalloc_hello_from_the_registry_cache
         let summary = live_build(&two, &recipe, &["--cache", &reference, "--trusted-key", &public]);
         assert_eq!(index_digest(&summary), digest, "{}", recipe.display());
         let steps = summary["steps"].as_array().unwrap();
-        let local: Vec<_> = steps.iter().filter(|s| s["step"] != "resolve" && s["substituted"].is_null()).collect();
+        let resolution = |s: &&serde_json::Value| s["step"].as_str().unwrap().starts_with("resolve");
+        let local: Vec<_> = steps.iter().filter(|s| !resolution(s) && s["substituted"].is_null()).collect();
         assert!(local.is_empty(), "steps that did not come from the cache: {local:?}");
         // Nothing was fetched or built: the store holds no .deb, wheel or build root, only the
         // results the image is made of.
