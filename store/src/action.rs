@@ -123,8 +123,12 @@ pub(crate) fn get(store: &Store, key: &ActionKey) -> Result<Option<ActionRecord>
 }
 
 pub(crate) fn put(store: &Store, key: &ActionKey, record: &ActionRecord) -> Result<(), StoreError> {
+    put_hash(store, &key.hash(), record)
+}
+
+pub(crate) fn put_hash(store: &Store, key: &Hash, record: &ActionRecord) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec(record).expect("action records always serialize");
-    crate::object::write_atomic(&path(store, &key.hash()), &bytes)
+    crate::object::write_atomic(&path(store, key), &bytes)
 }
 
 pub(crate) fn walk(store: &Store) -> Result<Vec<(String, PathBuf)>, StoreError> {

@@ -225,6 +225,12 @@ impl Store {
     }
 
     /// Checks every object against its name, every alias and action against its targets.
+    /// Records a result another store made, known by its key's hash (a shared cache's signed
+    /// claim names the key, not its inputs). The referenced objects must already be here.
+    pub fn action_put_hash(&self, key: &Hash, record: &ActionRecord) -> Result<(), StoreError> {
+        action::put_hash(self, key, record)
+    }
+
     /// The records of one kind of step (e.g. every wheel the store holds), in no set order.
     pub fn action_records(&self, step: &str) -> Result<Vec<ActionRecord>, StoreError> {
         action::records_of(self, step)

@@ -193,3 +193,88 @@ fn build_cache_to_pushes_what_the_build_made() {
     assert_eq!(index_digest(&summary), index_digest(&one));
     assert!(summary["substituted_steps"].as_u64().unwrap() > 0);
 }
+
+/// Runs compose in a network namespace with no interfaces, as an air-gapped machine.
+fn air_gapped(c: &Compose, args: &[&str]) -> std::process::Output {
+    let cmd = c.command(args);
+    let mut gapped = std::process::Command::new("unshare");
+    gapped.arg("-n").arg("--").arg(cmd.get_program()).args(cmd.get_args()).env_clear().current_dir(&c.cwd);
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            gapped.env(k, v);
+        }
+    }
+    gapped.output().unwrap()
+}
+
+/// Every file of a store, with its size, to tell whether anything changed.
+fn store_listing(store: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![store.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                todo.push(entry.path());
+            } else if !entry.path().starts_with(store.join("locks-v1")) {
+                out.push((entry.path(), meta.len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_bundle_builds_on_an_air_gapped_machine_and_a_damaged_one_is_refused_whole() {
+    let f = Fixture::new(&["app"], "");
+    let one = f.compose.build_json(&f.recipe, &[]);
+    let (secret, public) = key(&f.compose, "one");
+    let bundle = f.compose.home.path().join("app.bundle");
+    f.compose.ok(&[
+        "bundle",
+        f.recipe_str(),
+        "-o",
+        bundle.to_str().unwrap(),
+        "--signing-key",
+        secret.to_str().unwrap(),
+    ]);
+    let inputs_only = f.compose.home.path().join("inputs.bundle");
+    f.compose.ok(&["bundle", f.recipe_str(), "-o", inputs_only.to_str().unwrap(), "--inputs-only"]);
+    // The mirror is gone for the other machines: everything comes from the bundle.
+    std::fs::remove_dir_all(f.mirror.root.join("pool")).unwrap();
+
+    // One byte flipped anywhere in a blob: refused whole, the store as it was.
+    let two = machine_two(&f);
+    two.ok(&["plan", f.recipe_str()]);
+    let before = store_listing(&two.store);
+    let mut damaged = std::fs::read(&bundle).unwrap();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x20;
+    let damaged_path = two.home.path().join("damaged.bundle");
+    std::fs::write(&damaged_path, damaged).unwrap();
+    let stderr = two.fails(&["store", "import", damaged_path.to_str().unwrap(), "--trusted-key", &public]);
+    assert!(stderr.contains("the store is unchanged"), "{stderr}");
+    assert_eq!(store_listing(&two.store), before);
+    // Results need a trusted key; without one nothing is added either.
+    let stderr = two.fails(&["store", "import", bundle.to_str().unwrap()]);
+    assert!(stderr.contains("no trusted key"), "{stderr}");
+    assert_eq!(store_listing(&two.store), before);
+
+    two.ok(&["store", "import", bundle.to_str().unwrap(), "--trusted-key", &public]);
+    let out = air_gapped(&two, &["--json", "--offline", "build", f.recipe_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(index_digest(&summary), index_digest(&one));
+    two.ok(&["store", "verify"]);
+
+    // Inputs only: every step runs from the verified inputs, to the same image.
+    let three = machine_two(&f);
+    three.ok(&["store", "import", inputs_only.to_str().unwrap()]);
+    let out = air_gapped(&three, &["--json", "--offline", "build", f.recipe_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(index_digest(&summary), index_digest(&one));
+    assert!(summary["steps"].as_array().unwrap().iter().any(|s| s["step"] == "unpack" && s["cached"] == false));
+}

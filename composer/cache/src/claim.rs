@@ -23,7 +23,39 @@ pub const SIGNATURES_ANNOTATION: &str = "dev.composer.signatures";
 
 /// The tag a step result is found by.
 pub fn step_tag(key: &ActionKey) -> String {
-    format!("step-{}", key.hash().to_hex())
+    format!("{STEP_TAG_PREFIX}{}", key.hash().to_hex())
+}
+
+pub const STEP_TAG_PREFIX: &str = "step-";
+/// Tags of the manifests that list inputs (packages, wheels, sources) so that a registry keeps
+/// them: `inputs-<first 16 hex digits of the SHA-256 of their sorted digests>`.
+pub const INPUTS_TAG_PREFIX: &str = "inputs-";
+pub const INPUTS_ARTIFACT_TYPE: &str = "application/vnd.composer.inputs.v1";
+
+/// The manifest that lists `inputs`, and its tag.
+pub fn inputs_manifest(inputs: &[(Sha256, u64)]) -> (String, Vec<u8>) {
+    let listed: String = inputs.iter().map(|(sha, _)| sha.oci() + "\n").collect();
+    let tag = format!("{INPUTS_TAG_PREFIX}{}", &Sha256::of(listed.as_bytes()).to_hex()[..16]);
+    let empty = b"{}";
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .artifact_type(MediaType::Other(INPUTS_ARTIFACT_TYPE.to_string()))
+        .config(descriptor("application/vnd.oci.empty.v1+json", &Sha256::of(empty), empty.len() as u64))
+        .layers(inputs.iter().map(|(sha, size)| descriptor(OBJECT_MEDIA_TYPE, sha, *size)).collect::<Vec<_>>())
+        .build()
+        .expect("manifest fields are set");
+    (tag, composer_oci::canonical_json(&manifest))
+}
+
+/// The blobs an inputs manifest lists.
+pub fn parse_inputs(bytes: &[u8], what: &str) -> Result<Vec<(Sha256, u64)>, CacheError> {
+    let bad = |reason: String| CacheError::BadArtifact { what: what.to_string(), reason };
+    let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(|e| bad(format!("manifest: {e}")))?;
+    if manifest.artifact_type().as_ref().map(|t| t.to_string()).as_deref() != Some(INPUTS_ARTIFACT_TYPE) {
+        return Err(bad("not a composer inputs list".into()));
+    }
+    manifest.layers().iter().map(|l| Ok((sha256_of(l.digest())?, l.size()))).collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,14 +84,17 @@ impl Claim {
         composer_oci::canonical_json(self)
     }
 
-    pub fn parse(bytes: &[u8], key: &ActionKey) -> Result<Claim, CacheError> {
+    /// The claim in `bytes`, which must be for the key whose hex is `key` (and, when known, for
+    /// `step`): a result filed under another key's tag is refused.
+    pub fn parse(bytes: &[u8], key: &str, step: Option<&str>) -> Result<Claim, CacheError> {
+        let what = || format!("step-{key}");
         let claim: Claim = serde_json::from_slice(bytes)
-            .map_err(|e| CacheError::BadArtifact { what: step_tag(key), reason: format!("claim: {e}") })?;
-        let bad = |reason: String| Err(CacheError::BadArtifact { what: step_tag(key), reason });
+            .map_err(|e| CacheError::BadArtifact { what: what(), reason: format!("claim: {e}") })?;
+        let bad = |reason: String| Err(CacheError::BadArtifact { what: what(), reason });
         if claim.format != composer_store::FORMAT {
             return bad(format!("store format `{}`, this composer reads `{}`", claim.format, composer_store::FORMAT));
         }
-        if claim.key != key.hash().to_hex() || claim.step != key.step() {
+        if claim.key != key || step.is_some_and(|s| s != claim.step) {
             return bad(format!("it claims to be `{}` {}, not the step asked for", claim.step, claim.key));
         }
         Ok(claim)

@@ -117,6 +117,13 @@ impl DirCache {
     }
 }
 
+impl DirCache {
+    /// Every tag of the layout.
+    pub fn tag_names(&self) -> Result<Vec<String>, CacheError> {
+        Ok(Self::tags(&self.read_index()?).into_keys().collect())
+    }
+}
+
 impl Remote for DirCache {
     fn name(&self) -> &str {
         &self.name

@@ -14,6 +14,7 @@
 //! A cache can withhold a result, never change one: every result is checked against a claim a
 //! trusted key signed, and every byte against the claim before anything enters the store.
 
+pub mod bundle;
 pub mod claim;
 mod layout;
 pub mod push;

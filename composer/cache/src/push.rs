@@ -77,10 +77,35 @@ impl<'a> Pusher<'a> {
                 });
             }
         });
-        match failure.into_inner().expect("failure") {
-            Some((_, e)) => Err(e),
-            None => Ok(()),
+        if let Some((_, e)) = failure.into_inner().expect("failure") {
+            return Err(e);
         }
+        self.list_inputs(inputs)
+    }
+
+    /// Tags a manifest that lists the inputs, so that a registry's garbage collection keeps
+    /// them and a bundle's reader knows them.
+    fn list_inputs(&self, inputs: &[Sha256]) -> Result<(), CacheError> {
+        if inputs.is_empty() {
+            return Ok(());
+        }
+        let mut listed = Vec::new();
+        for sha in inputs {
+            let blob = self.store.lookup_sha256(sha)?.ok_or_else(|| CacheError::BadArtifact {
+                what: sha.oci(),
+                reason: "the store does not hold this input".into(),
+            })?;
+            listed.push((*sha, blob.size));
+        }
+        let (tag, manifest) = claim::inputs_manifest(&listed);
+        if self.remote.manifest(&tag)?.is_some_and(|existing| existing == manifest) {
+            return Ok(());
+        }
+        let empty: &[u8] = b"{}";
+        if !self.remote.has_blob(&Sha256::of(empty))? {
+            self.upload(&Sha256::of(empty), empty.len() as u64, &empty)?;
+        }
+        self.remote.put_manifest(&tag, &manifest)
     }
 
     /// An input (a `.deb`, wheel or source) by its SHA-256, as the store holds it.

@@ -7,7 +7,7 @@ use std::io::{self, Read};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use composer_store::{ActionKey, BlobInfo, RefKind, Sha256, Store};
+use composer_store::{ActionKey, BlobInfo, Hash, RefKind, Sha256, Store};
 use sha2::Digest as _;
 
 use crate::claim::{self, Claim};
@@ -22,7 +22,8 @@ const MAX_CLAIM: u64 = 4 << 20;
 pub struct Hit {
     /// Which cache, in the order given.
     pub cache: usize,
-    pub key: ActionKey,
+    /// The action key's hash.
+    pub key: Hash,
     pub claim: Claim,
     /// The name of the key that signed it.
     pub signer: String,
@@ -110,8 +111,14 @@ impl Substituters {
     }
 
     fn ask(&self, cache: usize, key: &ActionKey) -> Result<Option<Hit>, CacheError> {
+        self.ask_hash(cache, &key.hash(), Some(key.step()))
+    }
+
+    /// The result filed under the key whose hash is `key` in `cache`, if its claim is signed by a
+    /// trusted key and lists the blobs its manifest does (and is for `step`, when known).
+    pub fn ask_hash(&self, cache: usize, key: &Hash, step: Option<&str>) -> Result<Option<Hit>, CacheError> {
         let remote = &self.remotes[cache];
-        let tag = claim::step_tag(key);
+        let tag = format!("{}{}", claim::STEP_TAG_PREFIX, key.to_hex());
         let Some(manifest) = remote.manifest(&tag)? else { return Ok(None) };
         let found = claim::parse_manifest(&manifest, &tag)?;
         let bad = |reason: String| CacheError::BadArtifact { what: tag.clone(), reason };
@@ -126,12 +133,12 @@ impl Substituters {
             return Err(bad("its claim does not match the manifest's digest (tampered?)".into()));
         }
         let signer = self.trusted.check(&claim_bytes, &found.signatures).map_err(|why| bad(why.to_string()))?;
-        let claim = Claim::parse(&claim_bytes, key)?;
+        let claim = Claim::parse(&claim_bytes, &key.to_hex(), step)?;
         let listed: Vec<(Sha256, u64)> = claim.outputs.iter().map(|o| (o.sha256, o.size)).collect();
         if listed != found.layers {
             return Err(bad("the manifest's blobs are not the ones its claim names".into()));
         }
-        Ok(Some(Hit { cache, key: key.clone(), claim, signer }))
+        Ok(Some(Hit { cache, key: *key, claim, signer }))
     }
 
     /// Downloads a hit's outputs into the store, each checked against the claim, and records
@@ -139,7 +146,7 @@ impl Substituters {
     pub fn fetch(&self, store: &Store, hit: &Hit) -> Result<(), CacheError> {
         let remote = &self.remotes[hit.cache];
         let what =
-            |o: &claim::ClaimedOutput| format!("{} of {} from {}", o.sha256.oci(), hit.key.step(), remote.name());
+            |o: &claim::ClaimedOutput| format!("{} of {} from {}", o.sha256.oci(), hit.claim.step, remote.name());
         for output in &hit.claim.outputs {
             if store.contains(&output.blake3) {
                 continue;
@@ -169,7 +176,7 @@ impl Substituters {
                 }
             }
         }
-        store.action_put(&hit.key, &hit.claim.record())?;
+        store.action_put_hash(&hit.key, &hit.claim.record())?;
         Ok(())
     }
 

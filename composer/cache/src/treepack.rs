@@ -51,6 +51,16 @@ pub fn write(store: &Store, id: &Hash, out: impl Write) -> Result<(), CacheError
 
 /// Reads the pack of tree `id` from `input` into the store.
 pub fn read(store: &Store, id: &Hash, input: impl Read, what: &str) -> Result<(), CacheError> {
+    unpack(Some(store), id, input, what)
+}
+
+/// Checks the pack of tree `id` whole (manifest, every member's hash, nothing missing) without
+/// storing anything: a bundle is verified entirely before any of it enters the store.
+pub fn check(id: &Hash, input: impl Read, what: &str) -> Result<(), CacheError> {
+    unpack(None, id, input, what)
+}
+
+fn unpack(store: Option<&Store>, id: &Hash, input: impl Read, what: &str) -> Result<(), CacheError> {
     let bad = |reason: String| CacheError::BadArtifact { what: what.to_string(), reason };
     let io = |e: io::Error| CacheError::Io { what: what.to_string(), source: e };
     let mut archive = tar::Archive::new(input);
@@ -74,6 +84,14 @@ pub fn read(store: &Store, id: &Hash, input: impl Read, what: &str) -> Result<()
         if !wanted.remove(&content) {
             return Err(bad(format!("member {content} is not an object of the tree, or comes twice")));
         }
+        let Some(store) = store else {
+            let mut hasher = blake3::Hasher::new();
+            io::copy(&mut entry, &mut hasher).map_err(io)?;
+            if Hash(*hasher.finalize().as_bytes()) != content {
+                return Err(bad(format!("member {content} does not match its name")));
+            }
+            continue;
+        };
         if store.contains(&content) {
             continue;
         }
@@ -83,10 +101,19 @@ pub fn read(store: &Store, id: &Hash, input: impl Read, what: &str) -> Result<()
             .finish_expecting(&content, None, None, &format!("member {content} of {what}"))
             .map_err(|e| bad(e.to_string()))?;
     }
-    if let Some(missing) = wanted.iter().find(|c| !store.contains(c)) {
-        return Err(bad(format!("object {missing} of the tree is not in the pack")));
+    match store {
+        Some(store) => {
+            if let Some(missing) = wanted.iter().find(|c| !store.contains(c)) {
+                return Err(bad(format!("object {missing} of the tree is not in the pack")));
+            }
+            store.put_tree(&tree)?;
+        }
+        // A pack always carries every object (a pusher never knows what the reader has).
+        None if !wanted.is_empty() => {
+            return Err(bad(format!("{} object(s) of the tree are not in the pack", wanted.len())));
+        }
+        None => {}
     }
-    store.put_tree(&tree)?;
     Ok(())
 }
 

@@ -76,6 +76,26 @@ pub enum Command {
     Key(KeyCommand),
     /// Push an image (an OCI layout or oci-archive:FILE) to a registry, digests preserved.
     Push(PushArgs),
+    /// Write one archive with everything recipes' builds need on a machine without network:
+    /// inputs (release files as signed, packages, wheels, sources) and the signed step results.
+    Bundle(BundleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// The recipes (built already, with their locks).
+    #[arg(required = true)]
+    pub recipes: Vec<PathBuf>,
+    /// The archive to write (replaced whole, or left as it was).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Only the inputs: the other machine runs every step itself from them.
+    #[arg(long)]
+    pub inputs_only: bool,
+    /// The secret key that signs the step results [env: COMPOSE_SIGNING_KEY; config: [cache]
+    /// signing-key].
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +199,12 @@ pub enum StoreCommand {
         /// Report what would be deleted without deleting.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Add a bundle (`compose bundle`) to the store: checked whole first (every digest, every
+    /// signature against the trusted keys), refused whole if anything is wrong.
+    Import {
+        /// The bundle file.
+        file: PathBuf,
     },
     /// Push the step results and inputs of recipes' builds to a cache, signed, uploading only
     /// what the cache lacks.

@@ -27,8 +27,12 @@ impl Repository<'_> {
     /// signed document's SHA-256 (recorded in locks).
     pub fn release(&self, suite: &str, now: Option<u64>) -> Result<(Release, Sha256), DebError> {
         let url = format!("{}/dists/{suite}/InRelease", self.url);
-        let (release, digest, what) = match self.client.get_bytes(&url) {
-            Ok(bytes) => (crate::release::verify_inrelease(&bytes, &self.keys, &url)?, Sha256::of(&bytes), url),
+        let (release, digest, what, signed) = match self.client.get_bytes(&url) {
+            Ok(bytes) => {
+                let release = crate::release::verify_inrelease(&bytes, &self.keys, &url)?;
+                let digest = Sha256::of(&bytes);
+                (release, digest, url, vec![bytes])
+            }
             Err(missing @ composer_client::FetchError::NotFound { .. }) => {
                 let release_url = format!("{}/dists/{suite}/Release", self.url);
                 let fetch = |url: &str| {
@@ -45,12 +49,47 @@ impl Repository<'_> {
                 let url = release_url;
                 let signature = fetch(&format!("{url}.gpg"))?;
                 let release = crate::release::verify_detached(&text, &signature, &self.keys, &url)?;
-                (release, Sha256::of(&text), url)
+                let digest = Sha256::of(&text);
+                (release, digest, url, vec![text, signature])
             }
             Err(source) => return Err(DebError::Fetch { what: url, source }),
         };
         crate::release::check_release(&release, suite, now, &what)?;
+        // Kept as signed, once accepted, so that another machine can check it itself (a bundle).
+        for document in &signed {
+            self.store.put_bytes(document)?;
+        }
         Ok((release, digest))
+    }
+
+    /// The signed release whose SHA-256 a lock records, as the store holds it, and the index
+    /// files of `components`/`arch` the store holds from it: what another machine needs to
+    /// check and read that release itself. Empty when the store lacks the release; only the
+    /// signed document itself for a release signed detached (its signature is not found by
+    /// the lock's digest).
+    pub fn stored_release_files(
+        &self,
+        inrelease: &Sha256,
+        components: &[String],
+        arch: &str,
+    ) -> Result<Vec<Sha256>, DebError> {
+        let Some(blob) = self.store.lookup_sha256(inrelease)? else { return Ok(Vec::new()) };
+        let bytes = self.store.read(&blob.id)?;
+        let mut out = vec![*inrelease];
+        let Ok(release) = crate::release::verify_inrelease(&bytes, &self.keys, "the stored InRelease") else {
+            return Ok(out);
+        };
+        for component in components {
+            for ext in [".gz", ".xz", ""] {
+                let path = format!("{component}/binary-{arch}/Packages{ext}");
+                if let Some((sha, _)) = release.files.get(&path)
+                    && self.store.lookup_sha256(sha)?.is_some()
+                {
+                    out.push(*sha);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The `Packages` index of `component`/`arch`, verified against the Release, decompressed.

@@ -46,6 +46,10 @@ impl Session<'_> {
                 None => out.missing += 1,
             }
         }
+        let (lock, _, _) = self.packages(LockPolicy::Locked, false)?;
+        for platform in &lock.platforms {
+            out.inputs.extend(self.backend.release_files(&platform.release, &platform.architecture)?);
+        }
         out.inputs.sort();
         out.inputs.dedup();
         Ok(out)

@@ -18,14 +18,7 @@ pub fn substituters(settings: &Settings, printer: &Printer) -> anyhow::Result<Op
     if settings.caches.is_empty() {
         return Ok(None);
     }
-    let trusted = settings
-        .trusted_keys
-        .iter()
-        .map(|text| {
-            PublicKey::parse(text)
-                .with_context(|| "a trusted key (--trusted-key, COMPOSE_TRUSTED_KEYS or [cache] trusted-keys)")
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let trusted = trusted_keys(settings)?;
     if trusted.is_empty() {
         printer.warn(
             "no trusted keys are set (--trusted-key): only packages, wheels and sources are taken from caches, \
@@ -41,7 +34,20 @@ pub fn substituters(settings: &Settings, printer: &Printer) -> anyhow::Result<Op
             Err(e) => printer.warn(&format!("cache {reference} is not used: {}", crate::hints::one_line(&e))),
         }
     }
-    Ok(Some(Substituters::new(remotes, TrustedKeys::new(trusted))))
+    Ok(Some(Substituters::new(remotes, trusted)))
+}
+
+/// Every trusted public key the settings name.
+pub fn trusted_keys(settings: &Settings) -> anyhow::Result<TrustedKeys> {
+    let keys = settings
+        .trusted_keys
+        .iter()
+        .map(|text| {
+            PublicKey::parse(text)
+                .with_context(|| "a trusted key (--trusted-key, COMPOSE_TRUSTED_KEYS or [cache] trusted-keys)")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(TrustedKeys::new(keys))
 }
 
 fn open(reference: &CacheRef, settings: &Settings, client: &Client, push: bool) -> anyhow::Result<Box<dyn Remote>> {
@@ -80,6 +86,18 @@ pub fn push(
     key: &SecretKey,
     printer: &Printer,
 ) -> anyhow::Result<PushStats> {
+    let shared = shareable(ctx, recipes, printer)?;
+    let pusher = Pusher::new(ctx.store, remote, key, ctx.temp_dir);
+    pusher.push_all(&shared.results, &shared.inputs).with_context(|| format!("pushing to {}", remote.name()))?;
+    Ok(pusher.stats())
+}
+
+/// The results and inputs of the recipes' builds, each once.
+pub fn shareable(
+    ctx: &composer_planner::Context<'_>,
+    recipes: &[(composer_recipe::Recipe, PathBuf)],
+    printer: &Printer,
+) -> anyhow::Result<composer_planner::Shareable> {
     let mut results = Vec::new();
     let mut inputs = Vec::new();
     for (recipe, path) in recipes {
@@ -98,9 +116,7 @@ pub fn push(
     inputs.dedup();
     let mut seen = std::collections::HashSet::new();
     results.retain(|(key, _)| seen.insert(key.hash()));
-    let pusher = Pusher::new(ctx.store, remote, key, ctx.temp_dir);
-    pusher.push_all(&results, &inputs).with_context(|| format!("pushing to {}", remote.name()))?;
-    Ok(pusher.stats())
+    Ok(composer_planner::Shareable { results, inputs, missing: 0 })
 }
 
 pub fn report(stats: &PushStats, remote: &dyn Remote, printer: &Printer) {

@@ -1,6 +1,7 @@
 //! One short file per subcommand; each is a thin wrapper around the library crates.
 
 mod build;
+mod bundle;
 mod cache;
 mod inspect;
 mod key;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Wheels(command) => wheels::run(command, &settings, printer),
         Command::Key(command) => key::run(command, printer),
         Command::Push(args) => push::run(args, &settings, printer),
+        Command::Bundle(args) => bundle::run(args, &settings, printer),
     }
 }
 

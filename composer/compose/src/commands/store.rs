@@ -10,6 +10,21 @@ use crate::settings::Settings;
 
 pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
     match command {
+        StoreCommand::Import { file } => {
+            let store = crate::commands::open_store(settings)?;
+            let trusted = crate::commands::cache::trusted_keys(settings)?;
+            let report = composer_cache::bundle::import(&store, &file, &trusted, &settings.temp_dir).map_err(|e| {
+                anyhow::Error::new(e).context(format!("importing {}; the store is unchanged", file.display()))
+            })?;
+            if printer.json {
+                crate::out!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                printer.status(
+                    "Imported",
+                    &format!("{} result(s) and {} input(s) from {}", report.results, report.inputs, file.display()),
+                );
+            }
+        }
         StoreCommand::Push { reference, recipes, signing_key } => {
             let key = crate::commands::cache::signing_key(signing_key.as_deref(), settings)?;
             let remote = crate::commands::cache::open_for_writing(&reference, settings)?;

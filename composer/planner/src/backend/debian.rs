@@ -210,6 +210,14 @@ impl Backend for Debian<'_> {
         Ok(verified)
     }
 
+    fn release_files(&self, release: &LockedRelease, arch: &str) -> Result<Vec<Sha256>, BuildError> {
+        let sha: Sha256 = release
+            .inrelease_sha256
+            .parse()
+            .map_err(|reason| composer_deb::DebError::Index { what: "the lock's release digest".into(), reason })?;
+        Ok(self.repo()?.stored_release_files(&sha, &self.base.components, arch)?)
+    }
+
     fn resolve(
         &self,
         release: &VerifiedRelease,

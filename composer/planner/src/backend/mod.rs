@@ -100,6 +100,11 @@ pub trait Backend: Sync {
     /// Fetches and verifies the suite's signed index.
     fn release(&self) -> Result<VerifiedRelease, BuildError>;
 
+    /// The signed release files a lock's platform was resolved from, and the indexes read from
+    /// them, as far as the store holds them (by SHA-256): what another machine needs to verify
+    /// and read that release itself.
+    fn release_files(&self, release: &LockedRelease, arch: &str) -> Result<Vec<composer_store::Sha256>, BuildError>;
+
     /// The dependency closure of `requests` for one architecture, in that release, plus the
     /// run-time libraries of the development packages `runtime_of` (what a program compiled
     /// against them links to), so that an image carries what its built binaries need without

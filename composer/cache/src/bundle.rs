@@ -1,0 +1,232 @@
+//! Air-gapped transfer: a bundle is one tar of a cache directory (an OCI image layout, the same
+//! format as `dir:` caches and registries), holding the signed step results and the inputs
+//! (packages, wheels, sources, the signed release files) that recipes' builds use.
+//!
+//! Writing goes through a temp directory beside the destination and a rename, so a bundle is
+//! there whole or not at all. Importing unpacks into a temp directory, then checks everything
+//! (every blob against its digest, every result's signature against the trusted keys, every
+//! object of every tree pack against its hash) before a byte enters the store; a bundle with any
+//! fault is refused whole and the store is left as it was.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use composer_store::{ActionKey, ActionRecord, Hash, RefKind, Sha256, Store};
+use sha2::Digest as _;
+
+use crate::claim::{self, INPUTS_TAG_PREFIX, STEP_TAG_PREFIX};
+use crate::push::{PushStats, Pusher};
+use crate::{CacheError, DirCache, Remote, SecretKey, Substituters, TrustedKeys};
+
+fn io_error(what: &Path) -> impl Fn(io::Error) -> CacheError + '_ {
+    move |source| CacheError::Io { what: what.display().to_string(), source }
+}
+
+/// Writes a bundle of `results` (signed with `key`, needed when there are results) and
+/// `inputs` to `dest`.
+pub fn write(
+    store: &Store,
+    results: &[(ActionKey, ActionRecord)],
+    inputs: &[Sha256],
+    key: Option<&SecretKey>,
+    dest: &Path,
+) -> Result<PushStats, CacheError> {
+    let unused;
+    let key = match key {
+        Some(key) => key,
+        // Nothing is signed in a bundle of inputs: their digests are what vouches for them.
+        None if results.is_empty() => {
+            unused = SecretKey::generate("unused")?;
+            &unused
+        }
+        None => {
+            return Err(CacheError::BadArtifact {
+                what: dest.display().to_string(),
+                reason: "step results in a bundle must be signed: give a signing key, or --inputs-only".into(),
+            });
+        }
+    };
+    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let work = tempfile::Builder::new().prefix(".compose-bundle-").tempdir_in(parent).map_err(io_error(parent))?;
+    let layout = work.path().join("layout");
+    let cache = DirCache::create(&layout)?;
+    let pusher = Pusher::new(store, &cache, key, work.path());
+    pusher.push_all(results, inputs)?;
+    let stats = pusher.stats();
+    let temp = work.path().join("bundle.tar");
+    write_tar(&layout, &temp)?;
+    fs::rename(&temp, dest).map_err(io_error(dest))?;
+    Ok(stats)
+}
+
+/// The layout as a tar with sorted members and fixed metadata.
+fn write_tar(layout: &Path, dest: &Path) -> Result<(), CacheError> {
+    let file = fs::File::create(dest).map_err(io_error(dest))?;
+    let mut builder = tar::Builder::new(io::BufWriter::new(file));
+    let mut members: Vec<String> = vec!["oci-layout".into(), "index.json".into()];
+    let mut blobs: Vec<String> = fs::read_dir(layout.join("blobs/sha256"))
+        .map_err(io_error(layout))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|name| !name.starts_with('.'))
+        .map(|name| format!("blobs/sha256/{name}"))
+        .collect();
+    blobs.sort();
+    members.extend(blobs);
+    for member in members {
+        let path = layout.join(&member);
+        let mut file = fs::File::open(&path).map_err(io_error(&path))?;
+        let size = file.metadata().map_err(io_error(&path))?.len();
+        let mut header = tar::Header::new_ustar();
+        header.set_path(&member).map_err(io_error(&path))?;
+        header.set_size(size);
+        header.set_mode(0o444);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        builder.append(&header, &mut file).map_err(io_error(&path))?;
+    }
+    let mut out = builder.into_inner().map_err(io_error(dest))?;
+    out.flush().map_err(io_error(dest))?;
+    out.into_inner().map_err(|e| io_error(dest)(e.into_error()))?.sync_all().map_err(io_error(dest))?;
+    Ok(())
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ImportReport {
+    pub results: u64,
+    pub inputs: u64,
+    pub blobs: u64,
+}
+
+/// Checks the bundle at `file` whole, then adds it to the store.
+pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path) -> Result<ImportReport, CacheError> {
+    let work = tempfile::Builder::new().prefix("compose-import-").tempdir_in(temp_dir).map_err(io_error(temp_dir))?;
+    let layout = work.path().join("layout");
+    let blobs = unpack(file, &layout)?;
+    let bad = |reason: String| CacheError::BadArtifact { what: file.display().to_string(), reason };
+    let cache = DirCache::open(&layout);
+    let tags = cache.tag_names()?;
+    let substituters = Substituters::new(vec![Box::new(DirCache::open(&layout))], trusted.clone());
+    let mut hits = Vec::new();
+    let mut inputs: BTreeMap<Sha256, u64> = BTreeMap::new();
+    for tag in &tags {
+        if let Some(hex) = tag.strip_prefix(STEP_TAG_PREFIX) {
+            if trusted.is_empty() {
+                return Err(bad(
+                    "it holds step results and no trusted key is set (--trusted-key), or make it with --inputs-only"
+                        .into(),
+                ));
+            }
+            let key: Hash = hex.parse().map_err(|e: String| bad(e))?;
+            let hit = substituters.ask_hash(0, &key, None)?.ok_or_else(|| bad(format!("{tag} is incomplete")))?;
+            for output in &hit.claim.outputs {
+                check_output(&layout, output, &tag.to_string())?;
+            }
+            hits.push(hit);
+        } else if tag.starts_with(INPUTS_TAG_PREFIX) {
+            let manifest = cache.manifest(tag)?.ok_or_else(|| bad(format!("{tag} is missing")))?;
+            for (sha, size) in claim::parse_inputs(&manifest, tag)? {
+                if blobs.get(&sha) != Some(&size) {
+                    return Err(bad(format!("input {} is missing or of another size", sha.oci())));
+                }
+                inputs.insert(sha, size);
+            }
+        } else {
+            return Err(bad(format!("tag `{tag}` is not one composer writes")));
+        }
+    }
+    // Everything checked: now into the store, results after the objects they name.
+    for hit in &hits {
+        substituters.fetch(store, hit)?;
+    }
+    for (sha, size) in &inputs {
+        if store.lookup_sha256(sha)?.is_some() {
+            continue;
+        }
+        let path = layout.join("blobs/sha256").join(sha.to_hex());
+        let mut source = fs::File::open(&path).map_err(io_error(&path))?;
+        let mut writer = store.writer()?;
+        io::copy(&mut source, &mut writer).map_err(io_error(&path))?;
+        writer.finish_checked(Some((sha, &sha.oci())), Some(*size))?;
+    }
+    Ok(ImportReport { results: hits.len() as u64, inputs: inputs.len() as u64, blobs: blobs.len() as u64 })
+}
+
+/// The objects a result names, checked in the unpacked bundle: a blob's BLAKE3, a tree pack's
+/// manifest and members.
+fn check_output(layout: &Path, output: &claim::ClaimedOutput, tag: &str) -> Result<(), CacheError> {
+    let path = layout.join("blobs/sha256").join(output.sha256.to_hex());
+    let file = fs::File::open(&path).map_err(|e| CacheError::BadArtifact {
+        what: tag.to_string(),
+        reason: format!("blob {} is missing ({e})", output.sha256.oci()),
+    })?;
+    let mut reader = io::BufReader::new(file);
+    match output.kind {
+        RefKind::Blob => {
+            let mut hasher = blake3::Hasher::new();
+            io::copy(&mut reader, &mut hasher).map_err(io_error(&path))?;
+            if Hash(*hasher.finalize().as_bytes()) != output.blake3 {
+                return Err(CacheError::BadArtifact {
+                    what: tag.to_string(),
+                    reason: format!("blob {} is not the object its claim names", output.sha256.oci()),
+                });
+            }
+            Ok(())
+        }
+        RefKind::Tree => crate::treepack::check(&output.blake3, reader, tag),
+    }
+}
+
+/// Unpacks the members composer writes (`oci-layout`, `index.json`, `blobs/sha256/<hex>`) into
+/// `layout`, checking each blob against its name; returns the blobs with their sizes. Anything
+/// else in the archive, or any blob that does not match, refuses the bundle.
+fn unpack(file: &Path, layout: &Path) -> Result<BTreeMap<Sha256, u64>, CacheError> {
+    let bad = |reason: String| CacheError::BadArtifact { what: file.display().to_string(), reason };
+    fs::create_dir_all(layout.join("blobs/sha256")).map_err(io_error(layout))?;
+    let source = fs::File::open(file).map_err(io_error(file))?;
+    let mut archive = tar::Archive::new(io::BufReader::new(source));
+    let mut blobs = BTreeMap::new();
+    for entry in archive.entries().map_err(io_error(file))? {
+        let mut entry = entry.map_err(io_error(file))?;
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            return Err(bad(format!("member `{name}` is not a regular file")));
+        }
+        let (target, sha): (PathBuf, Option<Sha256>) = match name.as_str() {
+            "oci-layout" | "index.json" => (layout.join(&name), None),
+            other => match other.strip_prefix("blobs/sha256/").map(str::parse::<Sha256>) {
+                Some(Ok(sha)) => (layout.join("blobs/sha256").join(sha.to_hex()), Some(sha)),
+                _ => return Err(bad(format!("member `{name}` is not part of a cache layout"))),
+            },
+        };
+        let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&target).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                bad(format!("member `{name}` comes twice"))
+            } else {
+                io_error(&target)(e)
+            }
+        })?;
+        let mut hasher = sha2::Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = entry.read(&mut buf).map_err(io_error(file))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+            out.write_all(&buf[..n]).map_err(io_error(&target))?;
+        }
+        if let Some(sha) = sha {
+            if Sha256(hasher.finalize().into()) != sha {
+                return Err(bad(format!("blob {} does not match its digest", sha.oci())));
+            }
+            blobs.insert(sha, size);
+        }
+    }
+    Ok(blobs)
+}
