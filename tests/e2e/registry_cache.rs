@@ -135,3 +135,35 @@ fn a_registry_that_is_down_or_failing_costs_a_warning_and_the_build_goes_on() {
         assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
     }
 }
+
+#[test]
+fn a_registry_with_token_authentication_gives_the_cache_and_the_push_a_token() {
+    let f = Fixture::new(&["app"], "");
+    let registry = RegistryServer::start(Access::Token { user: "ci".into(), password: "tok3n".into() });
+    let reference = format!("oci://{}/composer/cache", registry.host());
+    let (secret, public) = key(&f.compose);
+    let refused = f.compose.fails(&["build", f.recipe_str(), "--cache-to", &reference, "--signing-key", &secret]);
+    assert!(refused.contains("refused the credentials (none were given)"), "{refused}");
+    let one = f.compose.build_json(
+        &f.recipe,
+        &[
+            "--cache-to",
+            &reference,
+            "--signing-key",
+            &secret,
+            "--creds",
+            "ci:tok3n",
+            "--push",
+            &format!("{}/composer/app:v1", registry.host()),
+        ],
+    );
+    let issuer = registry.issuer.as_ref().unwrap();
+    let issued = issuer.issued.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(issued >= 1, "no token was asked for");
+
+    let two = machine_two(&f);
+    let summary = two.build_json(&f.recipe, &["--cache", &reference, "--trusted-key", &public, "--creds", "ci:tok3n"]);
+    assert_eq!(index_digest(&summary), index_digest(&one));
+    assert!(summary["substituted_steps"].as_u64().unwrap() > 0);
+    assert!(issuer.issued.load(std::sync::atomic::Ordering::SeqCst) > issued);
+}

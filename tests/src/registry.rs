@@ -14,6 +14,12 @@ pub enum Access {
         user: String,
         password: String,
     },
+    /// Bearer tokens from a small token issuer the test runs ([`TokenIssuer`]), which wants
+    /// these basic credentials.
+    Token {
+        user: String,
+        password: String,
+    },
 }
 
 pub struct RegistryServer {
@@ -22,6 +28,8 @@ pub struct RegistryServer {
     pub dir: tempfile::TempDir,
     /// The CA that signed the server's certificate (TLS only).
     pub ca: Option<PathBuf>,
+    /// The token issuer (token authentication only).
+    pub issuer: Option<TokenIssuer>,
 }
 
 fn run(program: &str, args: &[&str]) -> Vec<u8> {
@@ -104,6 +112,7 @@ impl RegistryServer {
             dir.path().join("data").display()
         );
         let mut ca = None;
+        let mut issuer = None;
         match &access {
             Access::Open => config.push_str(&format!("http: {{ addr: 127.0.0.1:{port} }}\n")),
             Access::TlsBasic { user, password } => {
@@ -120,6 +129,17 @@ impl RegistryServer {
                 ));
                 ca = Some(ca_pem);
             }
+            Access::Token { user, password } => {
+                let started = TokenIssuer::start(dir.path(), user, password);
+                config.push_str(&format!(
+                    "http: {{ addr: 127.0.0.1:{port} }}\n\
+                     auth: {{ token: {{ realm: \"http://127.0.0.1:{}/token\", service: composer-test, \
+                     issuer: composer-test-issuer, rootcertbundle: {} }} }}\n",
+                    started.port,
+                    started.certificate.display()
+                ));
+                issuer = Some(started);
+            }
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
@@ -133,7 +153,7 @@ impl RegistryServer {
             .spawn()
             .expect("docker-registry runs (.ci/run installs it)");
         // Owned from here on, so that a panic below still stops it.
-        let server = RegistryServer { child, port, dir, ca };
+        let server = RegistryServer { child, port, dir, ca, issuer };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return server;
@@ -216,4 +236,127 @@ impl Drop for FailingServer {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// A token issuer on loopback, as registries with token authentication use: it checks basic
+/// credentials and answers with a JWT (RS256, its certificate in the `x5c` header) granting
+/// the scope asked for. It counts the tokens it gave.
+pub struct TokenIssuer {
+    pub port: u16,
+    certificate: PathBuf,
+    pub issued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TokenIssuer {
+    fn start(dir: &Path, user: &str, password: &str) -> TokenIssuer {
+        let key = dir.join("token.key");
+        let certificate = dir.join("token.pem");
+        run(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                key.to_str().unwrap(),
+                "-out",
+                certificate.to_str().unwrap(),
+                "-days",
+                "2",
+                "-subj",
+                "/CN=composer test token issuer",
+            ],
+        );
+        let der = run("openssl", &["x509", "-in", certificate.to_str().unwrap(), "-outform", "DER"]);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let issued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (flag, count) = (stop.clone(), issued.clone());
+        use base64::Engine;
+        let expected =
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request).into_owned();
+                let authorized = text.lines().any(|l| l.eq_ignore_ascii_case(&format!("authorization: {expected}")));
+                let scope = text
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|target| target.split_once('?'))
+                    .and_then(|(_, query)| query.split('&').find_map(|p| p.strip_prefix("scope=")))
+                    .map(|s| s.replace("%3A", ":").replace("%2F", "/").replace("%2C", ","))
+                    .unwrap_or_default();
+                let response = if authorized {
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let token = jwt(&key, &der, &scope);
+                    let body = format!("{{\"token\":\"{token}\"}}");
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+                };
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        TokenIssuer { port, certificate, issued, stop }
+    }
+}
+
+impl Drop for TokenIssuer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A JWT granting `scope` (`repository:NAME:ACTIONS`), signed RS256 with openssl.
+fn jwt(key: &Path, certificate_der: &[u8], scope: &str) -> String {
+    use base64::Engine;
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let standard = base64::engine::general_purpose::STANDARD;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let access: Vec<serde_json::Value> = scope
+        .split(' ')
+        .filter_map(|s| {
+            let mut parts = s.splitn(3, ':');
+            let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+            Some(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+        })
+        .collect();
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [standard.encode(certificate_der)]});
+    let claims = serde_json::json!({
+        "iss": "composer-test-issuer", "sub": "ci", "aud": "composer-test",
+        "exp": now + 600, "nbf": now - 60, "iat": now, "jti": format!("{now}-{}", scope.len()),
+        "access": access,
+    });
+    let signing_input = format!("{}.{}", url.encode(header.to_string()), url.encode(claims.to_string()));
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign", key.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), signing_input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    format!("{signing_input}.{}", url.encode(out.stdout))
 }
