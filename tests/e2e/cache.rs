@@ -157,7 +157,10 @@ fn a_lock_whose_package_left_the_mirror_still_builds_from_a_cache_that_holds_it(
     let two = machine_two(&f);
     // Without the cache the package cannot be had ...
     two.fails(&["build", f.recipe_str()]);
-    // ... with it, unsigned, by the hash the lock pins.
+    // ... with it, unsigned, by the hash the lock pins; the plan says where it comes from.
+    let plan = two.ok(&["plan", f.recipe_str(), "--cache", &reference]);
+    let fetch = plan.lines().find(|l| l.contains(" fetch ") && l.contains("app_1.0")).unwrap_or_default();
+    assert!(fetch.contains(&format!("from {reference}")), "{plan}");
     let summary = two.build_json(&f.recipe, &["--cache", &reference]);
     assert_eq!(index_digest(&summary), digest);
     assert!(store_has_sha256(&two.store, &sha));

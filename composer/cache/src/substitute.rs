@@ -180,6 +180,34 @@ impl Substituters {
         Ok(())
     }
 
+    /// For each input, the first cache that holds it (`compose plan`), asking up to
+    /// [`QUERY_THREADS`] at a time.
+    pub fn holders(&self, inputs: &[Sha256]) -> Vec<Option<usize>> {
+        let results: Vec<Mutex<Option<usize>>> = inputs.iter().map(|_| Mutex::new(None)).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..QUERY_THREADS.min(inputs.len()) {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(sha) = inputs.get(i) else { break };
+                        for cache in self.usable() {
+                            match self.remotes[cache].has_blob(sha) {
+                                Ok(true) => {
+                                    *results[i].lock().expect("result") = Some(cache);
+                                    break;
+                                }
+                                Ok(false) => {}
+                                Err(error) => self.give_up(cache, &error),
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        results.into_iter().map(|r| r.into_inner().expect("result")).collect()
+    }
+
     /// An input named by its SHA-256 (a `.deb`, a wheel, a source) from the first cache that
     /// has it. No signature is needed: whoever named the hash is trusted already, and the bytes
     /// enter the store only if they match it.

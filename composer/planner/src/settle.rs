@@ -87,10 +87,15 @@ impl Session<'_> {
             }
             rejected.extend(failed);
         };
+        let held = match mode {
+            Substitute::Query => self.inputs_held(&settled, &needed),
+            Substitute::Fetch => vec![None; plan.steps.len()],
+        };
         let Settling { outputs, keys, hits, .. } = settled;
-        for (((step, output), key), hit) in plan.steps.iter_mut().zip(outputs).zip(keys).zip(hits) {
+        for ((((step, output), key), hit), held) in plan.steps.iter_mut().zip(outputs).zip(keys).zip(hits).zip(held) {
             step.output = output.into_inner();
-            step.substituted = hit.map(|hit| self.substituters().name(hit.cache).to_string());
+            step.substituted =
+                hit.map(|hit| hit.cache).or(held).map(|cache| self.substituters().name(cache).to_string());
             // A result the build downloaded is in the store now; one a plan only found is not.
             step.cached = step.output.is_some() && (step.substituted.is_none() || mode == Substitute::Fetch);
             if let Some(key) = key.into_inner() {
@@ -98,6 +103,24 @@ impl Session<'_> {
             }
         }
         Ok(plan.retain(&needed))
+    }
+
+    /// Which cache holds each input the plan still has to fetch (a build asks them first).
+    fn inputs_held(&self, s: &Settling<'_>, needed: &[bool]) -> Vec<Option<usize>> {
+        let mut held = vec![None; s.plan.steps.len()];
+        let Some(caches) = self.ctx.substituters.filter(|c| !c.is_empty()) else { return held };
+        let wanted: Vec<usize> = (0..s.plan.steps.len())
+            .filter(|&i| needed[i] && s.plan.steps[i].kind.is_network() && s.outputs[i].get().is_none())
+            .filter(|&i| s.plan.steps[i].sha256.is_some())
+            .collect();
+        let shas: Vec<_> = wanted.iter().map(|&i| s.plan.steps[i].sha256.expect("filtered")).collect();
+        for (i, holder) in wanted.into_iter().zip(caches.holders(&shas)) {
+            held[i] = holder;
+        }
+        for warning in caches.take_warnings() {
+            self.ctx.reporter.warn(&warning);
+        }
+        held
     }
 
     fn substituters(&self) -> &composer_cache::Substituters {
