@@ -137,6 +137,30 @@ fn gzip_blobs(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
+fn caches_and_trusted_keys_come_from_the_environment_and_the_config_file() {
+    let f = Fixture::new(&["app"], "");
+    let (digest, _, public, _, reference) = pushed(&f);
+    let mut env = machine_two(&f);
+    env.env.push(("COMPOSE_CACHE".into(), reference.clone()));
+    env.env.push(("COMPOSE_TRUSTED_KEYS".into(), public.clone()));
+    let summary = env.build_json(&f.recipe, &[]);
+    assert_eq!(index_digest(&summary), digest);
+    assert!(summary["substituted_steps"].as_u64().unwrap() > 0);
+
+    let config = machine_two(&f);
+    let dir = config.home.path().join("config/compose");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!("[cache]\nsubstituters = [\"{reference}\"]\ntrusted-keys = [\"{public}\"]\n"),
+    )
+    .unwrap();
+    let summary = config.build_json(&f.recipe, &[]);
+    assert_eq!(index_digest(&summary), digest);
+    assert!(summary["substituted_steps"].as_u64().unwrap() > 0);
+}
+
+#[test]
 fn a_cache_that_is_not_there_costs_a_warning_and_the_build_goes_on() {
     let f = Fixture::new(&["app"], "");
     let (_, public) = key(&f.compose, "one");

@@ -41,6 +41,19 @@ fn a_second_machine_builds_from_a_registry_cache_and_a_second_push_uploads_nothi
     .unwrap();
     assert_eq!((again["blobs_uploaded"].as_u64(), again["results"].as_u64()), (Some(0), Some(0)), "{again}");
 
+    // The image pushed beside its cache: its layers are mounted from the cache's repository.
+    let pushed: serde_json::Value = serde_json::from_str(&f.compose.ok(&[
+        "--json",
+        "push",
+        f.compose.cwd.join("out/app").to_str().unwrap(),
+        &format!("{}/composer/app:v1", registry.host()),
+        "--cache",
+        &reference,
+    ]))
+    .unwrap();
+    assert_eq!(pushed["digest"], one["index"]);
+    assert!(pushed["blobs_mounted"].as_u64().unwrap() > 0, "{pushed}");
+
     let two = machine_two(&f);
     let before = registry.requests().len();
     let summary = two.build_json(&f.recipe, &["--cache", &reference, "--trusted-key", &public]);

@@ -127,7 +127,8 @@ impl Registry {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
+            // A cache that is slow to answer costs a short wait, then the build goes on without it.
+            .timeout_recv_response(Some(Duration::from_secs(15)))
             .max_idle_connections_per_host(16)
             .user_agent(concat!("composer/", env!("CARGO_PKG_VERSION")))
             .tls_config(
