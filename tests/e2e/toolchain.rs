@@ -376,6 +376,46 @@ fn wheels_without_a_usable_wheel_are_built_from_their_sdist_installed_and_publis
         .expect("uv runs");
     assert!(uv.status.success(), "{}", String::from_utf8_lossy(&uv.stderr));
     assert!(std::fs::read_to_string(target.join("pure/__init__.py")).unwrap().contains("'composer'"));
+
+    // Another machine takes the sdist builds from a cache that lacks what was made of them (the
+    // installs and wheel layers are dropped from it): it knows each wheel from the signed claim,
+    // installs it here, and makes the same image without building anything.
+    let key = c.home.path().join("k.secret");
+    let public = c.ok(&["key", "generate", "k", "-o", key.to_str().unwrap()]).trim().to_string();
+    let cache = c.home.path().join("shared-cache");
+    let reference = format!("dir:{}", cache.display());
+    c.ok(&["store", "push", &reference, "--recipe", recipe.to_str().unwrap(), "--signing-key", key.to_str().unwrap()]);
+    keep_in_cache(&cache, &|step| !matches!(step, "wheel-install" | "wheel-layer" | "python-env"));
+    let mut two = crate::live_debian::live_compose();
+    two.env.push(("COMPOSE_INDEX_FIXTURE".into(), index.url()));
+    two.cwd = c.cwd.clone();
+    let again = live_build(
+        &two,
+        &recipe,
+        &["--cache", &reference, "--trusted-key", &public, "-o", two.home.path().join("out").to_str().unwrap()],
+    );
+    assert_eq!(again["index"], summary["index"]);
+    let steps = again["steps"].as_array().unwrap();
+    let of = |kind: &str| steps.iter().filter(|s| s["step"] == kind).collect::<Vec<_>>();
+    assert!(of("sdist-build").iter().all(|s| s["substituted"] == reference.as_str()), "{steps:?}");
+    assert!(of("install-wheel").iter().all(|s| s["cached"] == false && s["substituted"].is_null()), "{steps:?}");
+}
+
+/// Drops from a `dir:` cache every step result whose claim's step `keep` refuses.
+fn keep_in_cache(cache: &Path, keep: &dyn Fn(&str) -> bool) {
+    let index_path = cache.join("index.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let blob = |digest: &str| std::fs::read(cache.join("blobs/sha256").join(&digest["sha256:".len()..])).unwrap();
+    index["manifests"].as_array_mut().unwrap().retain(|entry| {
+        let manifest: serde_json::Value = serde_json::from_slice(&blob(entry["digest"].as_str().unwrap())).unwrap();
+        if manifest["artifactType"] != "application/vnd.composer.step.v1" {
+            return true;
+        }
+        let claim: serde_json::Value =
+            serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
+        keep(claim["step"].as_str().unwrap())
+    });
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
 }
 
 #[test]

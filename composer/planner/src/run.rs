@@ -18,6 +18,9 @@ use crate::plan::{Output, Plan, Step, StepKind, Work};
 use crate::report::{Phase, StepReport};
 use crate::{BuildError, BuildOutcome, Session};
 
+/// The field of a shared sdist build's record that names the wheel it made.
+pub(crate) const BUILT_WHEEL: &str = "built_wheel";
+
 impl Session<'_> {
     /// The result of `step` if the store holds it: a fetched file by its sha256, any other step
     /// by its key (`None` while the key is not known). The one question plan and build ask
@@ -48,6 +51,10 @@ impl Session<'_> {
             StepKind::BuildLayer | StepKind::PythonBytecode => Some(Output::Layer(Some(layer_from(record)?))),
             StepKind::BuildRoot | StepKind::Build => tree().map(Output::Tree),
             StepKind::SdistBuild => match (tree(), &step.work) {
+                // A cache's claim names the wheel (see `Session::shareable`): its tree is not here yet.
+                (Some(tree), Work::SdistBuild { .. }) if !self.ctx.store.contains(&tree) => {
+                    record.data.get(BUILT_WHEEL).and_then(|w| serde_json::from_value(w.clone()).ok()).map(Output::Wheel)
+                }
                 (Some(tree), Work::SdistBuild { sdist, .. }) => Some(Output::Wheel(self.built_wheel(sdist, &tree)?)),
                 _ => None,
             },

@@ -52,10 +52,9 @@ fn key_deps(work: &Work) -> Vec<usize> {
 }
 
 /// Whether a cache may serve the step's result. Fetches are found by content instead (the
-/// executor asks caches for them); a wheel built from an sdist is recorded by the output
-/// tree, which a claim does not carry.
+/// executor asks caches for them).
 fn substitutable(kind: StepKind) -> bool {
-    !kind.is_network() && kind != StepKind::SdistBuild
+    !kind.is_network()
 }
 
 struct Settling<'p> {
@@ -76,7 +75,7 @@ impl Session<'_> {
     /// the store holds its result, and which cache would serve it.
     pub(crate) fn settle(&self, mut plan: Plan, roots: &[usize], mode: Substitute) -> Result<Plan, BuildError> {
         let mut rejected: HashSet<usize> = HashSet::new();
-        let (settled, needed) = loop {
+        let (mut settled, needed) = loop {
             let (settled, needed) = self.settle_once(&plan, roots, &rejected)?;
             if mode == Substitute::Query {
                 break (settled, needed);
@@ -87,6 +86,18 @@ impl Session<'_> {
             }
             rejected.extend(failed);
         };
+        if mode == Substitute::Fetch {
+            // What was downloaded is read back as the store now holds it (an sdist build's
+            // wheel is stored and recorded from its tree).
+            for i in 0..plan.steps.len() {
+                if needed[i] && settled.hits[i].is_some() {
+                    let key = settled.keys[i].get().cloned();
+                    if let Some(output) = self.available(&plan.steps[i], key.as_ref())? {
+                        settled.outputs[i] = OnceLock::from(output);
+                    }
+                }
+            }
+        }
         let held = match mode {
             Substitute::Query => self.inputs_held(&settled, &needed),
             Substitute::Fetch => vec![None; plan.steps.len()],

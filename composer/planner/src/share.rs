@@ -4,7 +4,7 @@
 
 use composer_store::{ActionKey, ActionRecord, Sha256};
 
-use crate::plan::StepKind;
+use crate::plan::Work;
 use crate::settle::Substitute;
 use crate::{BuildError, LockPolicy, Session};
 
@@ -33,14 +33,21 @@ impl Session<'_> {
                 }
                 continue;
             }
-            // An sdist build's wheel is found through a record keyed by its output tree, which
-            // a claim does not carry: the build is shared through the wheel's install instead.
-            if step.kind == StepKind::SdistBuild {
-                continue;
-            }
             match &step.key {
                 Some(key) => match self.ctx.store.action_get(key)? {
-                    Some(record) => out.results.push((key.clone(), record)),
+                    Some(mut record) => {
+                        // An sdist build's wheel is found here through a record keyed by its
+                        // output tree; the shared record names it, so that a machine that takes
+                        // the build knows the wheel before it has the tree.
+                        if let (Work::SdistBuild { sdist, .. }, Some(tree)) = (&step.work, record.outputs.first()) {
+                            let wheel = self.built_wheel(sdist, &tree.id)?;
+                            let data = serde_json::to_value(wheel).expect("a wheel serializes");
+                            if let Some(fields) = record.data.as_object_mut() {
+                                fields.insert(crate::run::BUILT_WHEEL.into(), data);
+                            }
+                        }
+                        out.results.push((key.clone(), record));
+                    }
                     None => out.missing += 1,
                 },
                 None => out.missing += 1,
