@@ -89,10 +89,10 @@ impl Session<'_> {
         if mode == Substitute::Fetch {
             // What was downloaded is read back as the store now holds it (an sdist build's
             // wheel is stored and recorded from its tree).
-            for i in 0..plan.steps.len() {
+            for (i, step) in plan.steps.iter().enumerate() {
                 if needed[i] && settled.hits[i].is_some() {
                     let key = settled.keys[i].get().cloned();
-                    if let Some(output) = self.available(&plan.steps[i], key.as_ref())? {
+                    if let Some(output) = self.available(step, key.as_ref())? {
                         settled.outputs[i] = OnceLock::from(output);
                     }
                 }
