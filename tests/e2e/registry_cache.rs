@@ -26,7 +26,11 @@ fn a_second_machine_builds_from_a_registry_cache_and_a_second_push_uploads_nothi
     let registry = RegistryServer::start(Access::Open);
     let reference = format!("oci://{}/composer/cache", registry.host());
     let (secret, public) = key(&f.compose);
-    let one = f.compose.build_json(&f.recipe, &["--cache-to", &reference, "--signing-key", &secret]);
+    let image = format!("{}/composer/first:v1", registry.host());
+    let one = f.compose.build_json(&f.recipe, &["--push", &image, "--cache-to", &reference, "--signing-key", &secret]);
+    // The cache's layers are the image's: mounted from the image's repository, not sent again.
+    let mounted = registry.answered().iter().filter(|(r, status)| r.contains("mount=") && *status == 201).count();
+    assert!(mounted > 0, "{:?}", registry.answered());
 
     let again: serde_json::Value = serde_json::from_str(&f.compose.ok(&[
         "--json",

@@ -174,13 +174,19 @@ impl RegistryServer {
 
     /// Requests the registry has answered so far, by method and path, from its access log.
     pub fn requests(&self) -> Vec<String> {
+        self.answered().into_iter().map(|(request, _)| request).collect()
+    }
+
+    /// Requests answered so far, each with its HTTP status.
+    pub fn answered(&self) -> Vec<(String, u16)> {
         let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
         log.lines()
             .filter_map(|line| {
-                let start = line.find("\"")? + 1;
+                let start = line.find('"')? + 1;
                 let request = &line[start..];
                 let end = request.find(" HTTP/")?;
-                Some(request[..end].to_string())
+                let status = request[end..].split('"').nth(1)?.split_whitespace().next()?.parse().ok()?;
+                Some((request[..end].to_string(), status))
             })
             .collect()
     }
@@ -298,12 +304,19 @@ impl TokenIssuer {
                 }
                 let text = String::from_utf8_lossy(&request).into_owned();
                 let authorized = text.lines().any(|l| l.eq_ignore_ascii_case(&format!("authorization: {expected}")));
+                // Every `scope` parameter, as clients send one per repository.
                 let scope = text
                     .split_whitespace()
                     .nth(1)
                     .and_then(|target| target.split_once('?'))
-                    .and_then(|(_, query)| query.split('&').find_map(|p| p.strip_prefix("scope=")))
-                    .map(|s| s.replace("%3A", ":").replace("%2F", "/").replace("%2C", ","))
+                    .map(|(_, query)| {
+                        query
+                            .split('&')
+                            .filter_map(|p| p.strip_prefix("scope="))
+                            .map(|s| s.replace("%3A", ":").replace("%2F", "/").replace("%2C", ","))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
                     .unwrap_or_default();
                 let response = if authorized {
                     count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -85,4 +85,9 @@ pub trait Remote: Send + Sync {
     fn put_blob(&self, sha256: &Sha256, size: u64, data: &dyn BlobSource) -> Result<(), CacheError>;
     /// Stores a manifest under `tag`, replacing what the tag named before.
     fn put_manifest(&self, tag: &str, manifest: &[u8]) -> Result<(), CacheError>;
+    /// Makes a blob another repository of the same registry holds available here without
+    /// uploading it; `false` where that is not possible.
+    fn mount(&self, _sha256: &Sha256, _from: &str) -> Result<bool, CacheError> {
+        Ok(false)
+    }
 }

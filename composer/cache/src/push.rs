@@ -27,6 +27,8 @@ pub struct PushStats {
     pub bytes_uploaded: u64,
     /// Blobs the cache already held.
     pub blobs_present: u64,
+    /// Blobs mounted from another repository of the registry instead of uploaded.
+    pub blobs_mounted: u64,
 }
 
 pub struct Pusher<'a> {
@@ -35,12 +37,20 @@ pub struct Pusher<'a> {
     pub key: &'a SecretKey,
     /// Where tree packs are written before upload (their digest is needed first).
     pub temp_dir: &'a Path,
+    /// Other repositories of the same registry that may hold blobs (the image just pushed).
+    mount_from: Vec<String>,
     stats: Mutex<PushStats>,
 }
 
 impl<'a> Pusher<'a> {
     pub fn new(store: &'a Store, remote: &'a dyn Remote, key: &'a SecretKey, temp_dir: &'a Path) -> Pusher<'a> {
-        Pusher { store, remote, key, temp_dir, stats: Mutex::new(PushStats::default()) }
+        Pusher { store, remote, key, temp_dir, mount_from: Vec::new(), stats: Mutex::new(PushStats::default()) }
+    }
+
+    /// Tries these repositories of the same registry for a blob before uploading it.
+    pub fn mount_from(mut self, repositories: Vec<String>) -> Self {
+        self.mount_from = repositories;
+        self
     }
 
     pub fn stats(&self) -> PushStats {
@@ -122,6 +132,12 @@ impl<'a> Pusher<'a> {
     }
 
     fn upload(&self, sha256: &Sha256, size: u64, data: &dyn BlobSource) -> Result<(), CacheError> {
+        for repository in &self.mount_from {
+            if self.remote.mount(sha256, repository)? {
+                self.stats.lock().expect("stats").blobs_mounted += 1;
+                return Ok(());
+            }
+        }
         self.remote.put_blob(sha256, size, data).map_err(|e| match e {
             // A damaged store object stops the read with the store's verdict inside.
             CacheError::Unavailable { source, .. } if source.is::<io::Error>() => {

@@ -49,6 +49,10 @@ impl Remote for RegistryCache {
         self.registry.put_blob(&sha256.oci(), size, source).map_err(|e| self.error(e))
     }
 
+    fn mount(&self, sha256: &Sha256, from: &str) -> Result<bool, CacheError> {
+        self.registry.mount(&sha256.oci(), from).map_err(|e| self.error(e))
+    }
+
     fn put_manifest(&self, tag: &str, manifest: &[u8]) -> Result<(), CacheError> {
         self.registry
             .put_manifest(tag, "application/vnd.oci.image.manifest.v1+json", manifest)

@@ -237,6 +237,11 @@ impl Registry {
         })?;
         let mut request =
             self.agent.get(realm).query("scope", format!("repository:{}:{}", self.repository, self.actions));
+        // A cross-repository mount is challenged for the other repository's scope as well.
+        let own = format!("repository:{}:", self.repository);
+        if let Some(scope) = params.get("scope").filter(|s| !s.starts_with(&own)) {
+            request = request.query("scope", scope);
+        }
         if let Some(service) = params.get("service") {
             request = request.query("service", service);
         }
@@ -370,8 +375,17 @@ impl Registry {
     }
 
     /// Mounts a blob from another repository of the same registry; `false` if the registry
-    /// did not (it then answers with an upload session, which is abandoned).
+    /// did not (it then answers with an upload session, which is abandoned), or if these
+    /// credentials may not read that repository: the blob is uploaded instead.
     pub fn mount(&self, digest: &str, from: &str) -> Result<bool, RegistryError> {
+        match self.try_mount(digest, from) {
+            Err(RegistryError::Unauthorized { .. }) => Ok(false),
+            Err(RegistryError::Status { status, .. }) if (400..500).contains(&status) => Ok(false),
+            other => other,
+        }
+    }
+
+    fn try_mount(&self, digest: &str, from: &str) -> Result<bool, RegistryError> {
         let url = self.url("blobs/uploads/")?;
         let what = format!("mounting blob {digest} from {from}");
         let response = self.send(&what, &|auth| {

@@ -83,13 +83,18 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     if let Some(reference) = &args.cache_to {
         let key = crate::commands::cache::signing_key(args.signing_key.as_deref(), settings)?;
         let remote = crate::commands::cache::open_for_writing(reference, settings)?;
-        let stats = crate::commands::cache::push(
-            &ctx,
-            &[(recipe.clone(), args.recipe.clone())],
-            remote.as_ref(),
-            &key,
-            printer,
-        )?;
+        // Layers the image push just uploaded to the same registry are mounted, not sent again.
+        let mount_from = match (reference.parse::<composer_cache::CacheRef>(), &args.push) {
+            (Ok(composer_cache::CacheRef::Registry { host, .. }), Some(image)) => image
+                .parse::<composer_oci::push::ImageRef>()
+                .ok()
+                .filter(|image| image.host == host)
+                .map(|image| vec![image.repository])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let recipes = [(recipe.clone(), args.recipe.clone())];
+        let stats = crate::commands::cache::push(&ctx, &recipes, remote.as_ref(), &key, printer, mount_from)?;
         crate::commands::cache::report(&stats, remote.as_ref(), printer);
     }
 

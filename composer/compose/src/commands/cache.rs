@@ -85,9 +85,10 @@ pub fn push(
     remote: &dyn Remote,
     key: &SecretKey,
     printer: &Printer,
+    mount_from: Vec<String>,
 ) -> anyhow::Result<PushStats> {
     let shared = shareable(ctx, recipes, printer)?;
-    let pusher = Pusher::new(ctx.store, remote, key, ctx.temp_dir);
+    let pusher = Pusher::new(ctx.store, remote, key, ctx.temp_dir).mount_from(mount_from);
     pusher.push_all(&shared.results, &shared.inputs).with_context(|| format!("pushing to {}", remote.name()))?;
     Ok(pusher.stats())
 }
@@ -123,13 +124,14 @@ pub fn report(stats: &PushStats, remote: &dyn Remote, printer: &Printer) {
     printer.status(
         "Pushed",
         &format!(
-            "{} result(s) to {} ({} already there), {} blob(s) uploaded ({}), {} already there",
+            "{} result(s) to {} ({} already there), {} blob(s) uploaded ({}), {} already there, {} mounted",
             stats.results,
             remote.name(),
             stats.results_present,
             stats.blobs_uploaded,
             crate::commands::human_bytes(stats.bytes_uploaded),
-            stats.blobs_present
+            stats.blobs_present,
+            stats.blobs_mounted
         ),
     );
 }

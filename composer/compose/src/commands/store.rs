@@ -35,7 +35,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
             let store = crate::commands::open_store(settings)?;
             let client = crate::commands::client(settings);
             let ctx = crate::commands::context(settings, &store, &client, printer, None);
-            let stats = crate::commands::cache::push(&ctx, &recipes, remote.as_ref(), &key, printer)?;
+            let stats = crate::commands::cache::push(&ctx, &recipes, remote.as_ref(), &key, printer, Vec::new())?;
             if printer.json {
                 crate::out!("{}", serde_json::to_string_pretty(&stats)?);
             } else {
