@@ -293,8 +293,16 @@ fn a_bundle_builds_on_an_air_gapped_machine_and_a_damaged_one_is_refused_whole()
     assert!(stderr.contains("no trusted key"), "{stderr}");
     assert_eq!(store_listing(&two.store), before);
 
-    two.ok(&["store", "import", bundle.to_str().unwrap(), "--trusted-key", &public]);
-    let out = air_gapped(&two, &["--json", "--offline", "build", f.recipe_str()]);
+    // The air-gapped machine has the recipe; its lock comes with the bundle.
+    let recipe = two.cwd.join("app.toml");
+    std::fs::copy(&f.recipe, &recipe).unwrap();
+    let locks_to = two.cwd.to_str().unwrap();
+    two.ok(&["store", "import", bundle.to_str().unwrap(), "--trusted-key", &public, "--locks-to", locks_to]);
+    assert_eq!(
+        std::fs::read(two.cwd.join("app.lock")).unwrap(),
+        std::fs::read(f.recipe.with_extension("lock")).unwrap()
+    );
+    let out = air_gapped(&two, &["--json", "--offline", "build", recipe.to_str().unwrap(), "--locked"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(index_digest(&summary), index_digest(&one));

@@ -30,6 +30,7 @@ pub fn write(
     store: &Store,
     results: &[(ActionKey, ActionRecord)],
     inputs: &[Sha256],
+    locks: &[(String, Vec<u8>)],
     key: Option<&SecretKey>,
     dest: &Path,
 ) -> Result<PushStats, CacheError> {
@@ -55,6 +56,17 @@ pub fn write(
     let pusher = Pusher::new(store, &cache, key, work.path());
     pusher.push_all(results, inputs)?;
     let stats = pusher.stats();
+    if !locks.is_empty() {
+        let mut listed = Vec::new();
+        for (name, bytes) in locks {
+            let sha = Sha256::of(bytes);
+            cache.put_blob(&sha, bytes.len() as u64, &&bytes[..])?;
+            listed.push((name.clone(), sha, bytes.len() as u64));
+        }
+        let empty: &[u8] = b"{}";
+        cache.put_blob(&Sha256::of(empty), empty.len() as u64, &empty)?;
+        cache.put_manifest(claim::LOCKS_TAG, &claim::locks_manifest(&listed))?;
+    }
     let temp = work.path().join("bundle.tar");
     write_tar(&layout, &temp)?;
     fs::rename(&temp, dest).map_err(io_error(dest))?;
@@ -99,6 +111,11 @@ pub struct ImportReport {
     pub results: u64,
     pub inputs: u64,
     pub blobs: u64,
+    /// The lock files the bundle carries (name, content), checked against their digests; the
+    /// caller decides where they go.
+    #[serde(skip)]
+    pub locks: Vec<(String, Vec<u8>)>,
+    pub lock_files: Vec<String>,
 }
 
 /// Checks the bundle at `file` whole, then adds it to the store.
@@ -112,6 +129,7 @@ pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path
     let substituters = Substituters::new(vec![Box::new(DirCache::open(&layout))], trusted.clone());
     let mut hits = Vec::new();
     let mut inputs: BTreeMap<Sha256, u64> = BTreeMap::new();
+    let mut locks = Vec::new();
     for tag in &tags {
         if let Some(hex) = tag.strip_prefix(STEP_TAG_PREFIX) {
             if trusted.is_empty() {
@@ -126,6 +144,15 @@ pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path
                 check_output(&layout, output, &tag.to_string())?;
             }
             hits.push(hit);
+        } else if tag == claim::LOCKS_TAG {
+            let manifest = cache.manifest(tag)?.ok_or_else(|| bad(format!("{tag} is missing")))?;
+            for (name, sha, size) in claim::parse_locks(&manifest, tag)? {
+                if blobs.get(&sha) != Some(&size) || size > 64 << 20 {
+                    return Err(bad(format!("lock file {name} is missing or of another size")));
+                }
+                let path = layout.join("blobs/sha256").join(sha.to_hex());
+                locks.push((name, fs::read(&path).map_err(io_error(&path))?));
+            }
         } else if tag.starts_with(INPUTS_TAG_PREFIX) {
             let manifest = cache.manifest(tag)?.ok_or_else(|| bad(format!("{tag} is missing")))?;
             for (sha, size) in claim::parse_inputs(&manifest, tag)? {
@@ -152,7 +179,14 @@ pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path
         io::copy(&mut source, &mut writer).map_err(io_error(&path))?;
         writer.finish_checked(Some((sha, &sha.oci())), Some(*size))?;
     }
-    Ok(ImportReport { results: hits.len() as u64, inputs: inputs.len() as u64, blobs: blobs.len() as u64 })
+    let lock_files = locks.iter().map(|(name, _)| name.clone()).collect();
+    Ok(ImportReport {
+        results: hits.len() as u64,
+        inputs: inputs.len() as u64,
+        blobs: blobs.len() as u64,
+        locks,
+        lock_files,
+    })
 }
 
 /// The objects a result names, checked in the unpacked bundle: a blob's BLAKE3, a tree pack's

@@ -188,3 +188,54 @@ pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<Found, CacheError> {
         .collect::<Result<Vec<_>, CacheError>>()?;
     Ok(Found { claim: (sha256_of(config.digest())?, config.size()), signatures, layers })
 }
+
+/// The tag of a bundle's lock files (`recipe.lock`, pylocks), each a layer titled by its name.
+pub const LOCKS_TAG: &str = "locks";
+pub const LOCKS_ARTIFACT_TYPE: &str = "application/vnd.composer.locks.v1";
+const TITLE: &str = "org.opencontainers.image.title";
+
+/// A lock file's name as a bundle may carry it: a plain file name, nothing that leads elsewhere.
+pub fn lock_name_ok(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
+/// The manifest that lists a bundle's lock files (name, digest, size).
+pub fn locks_manifest(files: &[(String, Sha256, u64)]) -> Vec<u8> {
+    let empty = b"{}";
+    let layers = files
+        .iter()
+        .map(|(name, sha, size)| {
+            let mut layer = descriptor("application/toml", sha, *size);
+            layer.set_annotations(Some(HashMap::from([(TITLE.to_string(), name.clone())])));
+            layer
+        })
+        .collect::<Vec<_>>();
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .artifact_type(MediaType::Other(LOCKS_ARTIFACT_TYPE.to_string()))
+        .config(descriptor("application/vnd.oci.empty.v1+json", &Sha256::of(empty), empty.len() as u64))
+        .layers(layers)
+        .build()
+        .expect("manifest fields are set");
+    composer_oci::canonical_json(&manifest)
+}
+
+pub fn parse_locks(bytes: &[u8], what: &str) -> Result<Vec<(String, Sha256, u64)>, CacheError> {
+    let bad = |reason: String| CacheError::BadArtifact { what: what.to_string(), reason };
+    let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(|e| bad(format!("manifest: {e}")))?;
+    if manifest.artifact_type().as_ref().map(|t| t.to_string()).as_deref() != Some(LOCKS_ARTIFACT_TYPE) {
+        return Err(bad("not a composer lock list".into()));
+    }
+    manifest
+        .layers()
+        .iter()
+        .map(|l| {
+            let name = l.annotations().as_ref().and_then(|a| a.get(TITLE)).cloned().unwrap_or_default();
+            if !lock_name_ok(&name) {
+                return Err(bad(format!("lock file name `{}` is not a plain file name", name.escape_debug())));
+            }
+            Ok((name, sha256_of(l.digest())?, l.size()))
+        })
+        .collect()
+}

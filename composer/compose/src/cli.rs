@@ -205,6 +205,10 @@ pub enum StoreCommand {
     Import {
         /// The bundle file.
         file: PathBuf,
+        /// Write the lock files the bundle carries (`recipe.lock`, pylocks) into DIR, beside the
+        /// recipes; a different file already there is never replaced.
+        #[arg(long, value_name = "DIR")]
+        locks_to: Option<PathBuf>,
     },
     /// Push the step results and inputs of recipes' builds to a cache, signed, uploading only
     /// what the cache lacks.

@@ -20,7 +20,8 @@ pub fn run(args: BundleArgs, settings: &Settings, printer: &Printer) -> anyhow::
         shared.results.clear();
     }
     let (results, inputs) = (&shared.results, &shared.inputs);
-    let stats = composer_cache::bundle::write(&store, results, inputs, key.as_ref(), &args.output)?;
+    let locks = lock_files(&recipes)?;
+    let stats = composer_cache::bundle::write(&store, results, inputs, &locks, key.as_ref(), &args.output)?;
     if printer.json {
         crate::out!("{}", serde_json::to_string_pretty(&stats)?);
     } else {
@@ -36,4 +37,26 @@ pub fn run(args: BundleArgs, settings: &Settings, printer: &Printer) -> anyhow::
         );
     }
     Ok(())
+}
+
+/// Each recipe's lock and wheel locks, by file name, as they lie beside it.
+fn lock_files(recipes: &[(composer_recipe::Recipe, std::path::PathBuf)]) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for (recipe, path) in recipes {
+        let mut files = vec![composer_planner::lockfile::lock_path(path)];
+        for platform in recipe.image.platforms.get_ref() {
+            files.push(composer_wheels::pylock::pylock_path(path, &platform.to_string()));
+        }
+        for file in files {
+            match std::fs::read(&file) {
+                Ok(bytes) => {
+                    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                    out.push((name, bytes));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", file.display()))),
+            }
+        }
+    }
+    Ok(out)
 }

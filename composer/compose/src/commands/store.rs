@@ -10,12 +10,20 @@ use crate::settings::Settings;
 
 pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
     match command {
-        StoreCommand::Import { file } => {
+        StoreCommand::Import { file, locks_to } => {
             let store = crate::commands::open_store(settings)?;
             let trusted = crate::commands::cache::trusted_keys(settings)?;
             let report = composer_cache::bundle::import(&store, &file, &trusted, &settings.temp_dir).map_err(|e| {
                 anyhow::Error::new(e).context(format!("importing {}; the store is unchanged", file.display()))
             })?;
+            if let Some(dir) = &locks_to {
+                write_locks(dir, &report.locks)?;
+            } else if !report.locks.is_empty() {
+                printer.status(
+                    "Note",
+                    &format!("the bundle carries {} lock file(s); --locks-to DIR writes them", report.locks.len()),
+                );
+            }
             if printer.json {
                 crate::out!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -105,6 +113,28 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// Writes lock files beside the recipes: new ones are created, identical ones left alone, and a
+/// different file is never replaced (it may be newer than the bundle).
+fn write_locks(dir: &std::path::Path, locks: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+    use std::io::Write;
+    for (name, bytes) in locks {
+        let path = dir.join(name);
+        match std::fs::read(&path) {
+            Ok(existing) if existing == *bytes => continue,
+            Ok(_) => bail!("{} exists and differs from the bundle's; it is left as it is", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| anyhow::Error::new(e).context(format!("writing {}", path.display())))?;
+        file.write_all(bytes).map_err(|e| anyhow::Error::new(e).context(format!("writing {}", path.display())))?;
     }
     Ok(())
 }
