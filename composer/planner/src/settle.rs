@@ -252,6 +252,15 @@ impl Session<'_> {
             return Vec::new();
         }
         let caches = self.substituters();
+        let bytes: u64 = wanted
+            .iter()
+            .filter_map(|&i| s.hits[i].as_ref())
+            .flat_map(|hit| hit.claim.outputs.iter().filter(|o| !self.ctx.store.contains(&o.blake3)).map(|o| o.size))
+            .sum();
+        self.ctx.reporter.status(
+            "Fetching",
+            &format!("{} step results from caches ({:.1} MiB)", wanted.len(), bytes as f64 / 1048576.0),
+        );
         let next = std::sync::atomic::AtomicUsize::new(0);
         let failed = std::sync::Mutex::new(Vec::new());
         std::thread::scope(|scope| {

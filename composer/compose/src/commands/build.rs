@@ -137,11 +137,12 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     printer.status(
         "Built",
         &format!(
-            "{}:{} for {} platform(s): {cached}/{} steps cached, {} downloaded, in {:.2}s",
+            "{}:{} for {} platform(s): {cached}/{} steps cached{}, {} downloaded, in {:.2}s",
             recipe.image.name.get_ref(),
             recipe.image.tag.get_ref(),
             outcome.manifests.len(),
             outcome.steps.len(),
+            if substituted > 0 { format!(" ({substituted} from caches)") } else { String::new() },
             crate::commands::human_bytes(downloaded),
             started.elapsed().as_secs_f64()
         ),
