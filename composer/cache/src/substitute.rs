@@ -3,6 +3,7 @@
 //! store. A cache that fails to answer is left alone for the rest of the run; whatever goes
 //! wrong with one result, the caller builds that step itself, told why.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,7 +76,13 @@ impl Substituters {
     }
 
     /// For each key, the first cache's trusted result, asking up to [`QUERY_THREADS`] at a time.
+    /// Results not used are told once per cache and reason, with how many and the first step.
     pub fn query(&self, keys: &[ActionKey]) -> Vec<Option<Hit>> {
+        // Without a trusted key no result can be used: nothing to ask.
+        if self.trusted.is_empty() {
+            return keys.iter().map(|_| None).collect();
+        }
+        let refused: Mutex<BTreeMap<(usize, String), (usize, String)>> = Mutex::new(BTreeMap::new());
         let results: Vec<Mutex<Option<Hit>>> = keys.iter().map(|_| Mutex::new(None)).collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|scope| {
@@ -84,27 +91,35 @@ impl Substituters {
                     loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some(key) = keys.get(i) else { break };
-                        *results[i].lock().expect("result") = self.query_one(key);
+                        *results[i].lock().expect("result") = self.query_one(key, &refused);
                     }
                 });
             }
         });
+        for ((cache, why), (count, first)) in refused.into_inner().expect("refused") {
+            let others = if count > 1 { format!(" and {} more", count - 1) } else { String::new() };
+            self.warn(format!("cache {}: the results of {first}{others} are not used: {why}", self.name(cache)));
+        }
         results.into_iter().map(|r| r.into_inner().expect("result")).collect()
     }
 
-    fn query_one(&self, key: &ActionKey) -> Option<Hit> {
+    fn query_one(&self, key: &ActionKey, refused: &Mutex<BTreeMap<(usize, String), (usize, String)>>) -> Option<Hit> {
         for cache in self.usable() {
             match self.ask(cache, key) {
                 Ok(Some(hit)) => return Some(hit),
                 Ok(None) => {}
                 Err(error @ (CacheError::Unavailable { .. } | CacheError::Io { .. })) => self.give_up(cache, &error),
-                Err(error) => self.warn(format!(
-                    "cache {}: the result of {} ({}) is not used: {}",
-                    self.name(cache),
-                    key.step(),
-                    key.hash().to_hex(),
-                    chain(&error)
-                )),
+                Err(error) => {
+                    // The reason without the tag it was found under, so that alike ones add up.
+                    let why = match &error {
+                        CacheError::BadArtifact { reason, .. } => reason.clone(),
+                        other => chain(other),
+                    };
+                    let step = format!("{} {}", key.step(), &key.hash().to_hex()[..12]);
+                    let mut refused = refused.lock().expect("refused");
+                    let entry = refused.entry((cache, why)).or_insert((0, step));
+                    entry.0 += 1;
+                }
             }
         }
         None
