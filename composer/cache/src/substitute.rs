@@ -18,6 +18,9 @@ use crate::{CacheError, Remote, TrustedKeys};
 const QUERY_THREADS: usize = 8;
 const MAX_CLAIM: u64 = 4 << 20;
 
+/// Results not used, by (cache, reason): how many, and the first step.
+type Refused = Mutex<BTreeMap<(usize, String), (usize, String)>>;
+
 /// A result a cache holds for a key, with a claim a trusted key signed.
 #[derive(Clone)]
 pub struct Hit {
@@ -82,7 +85,7 @@ impl Substituters {
         if self.trusted.is_empty() {
             return keys.iter().map(|_| None).collect();
         }
-        let refused: Mutex<BTreeMap<(usize, String), (usize, String)>> = Mutex::new(BTreeMap::new());
+        let refused: Refused = Mutex::new(BTreeMap::new());
         let results: Vec<Mutex<Option<Hit>>> = keys.iter().map(|_| Mutex::new(None)).collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|scope| {
@@ -103,7 +106,7 @@ impl Substituters {
         results.into_iter().map(|r| r.into_inner().expect("result")).collect()
     }
 
-    fn query_one(&self, key: &ActionKey, refused: &Mutex<BTreeMap<(usize, String), (usize, String)>>) -> Option<Hit> {
+    fn query_one(&self, key: &ActionKey, refused: &Refused) -> Option<Hit> {
         for cache in self.usable() {
             match self.ask(cache, key) {
                 Ok(Some(hit)) => return Some(hit),
