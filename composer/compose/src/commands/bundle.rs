@@ -19,6 +19,10 @@ pub fn run(args: BundleArgs, settings: &Settings, printer: &Printer) -> anyhow::
     if args.inputs_only {
         shared.results.clear();
     }
+    // A machine without network also resolves from the release files it checks itself.
+    shared.inputs.append(&mut shared.release_files);
+    shared.inputs.sort();
+    shared.inputs.dedup();
     let (results, inputs) = (&shared.results, &shared.inputs);
     let locks = lock_files(&recipes)?;
     let stats = composer_cache::bundle::write(&store, results, inputs, &locks, key.as_ref(), &args.output)?;

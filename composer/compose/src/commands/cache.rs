@@ -101,6 +101,7 @@ pub fn shareable(
 ) -> anyhow::Result<composer_planner::Shareable> {
     let mut results = Vec::new();
     let mut inputs = Vec::new();
+    let mut release_files = Vec::new();
     for (recipe, path) in recipes {
         let shareable = Session::new(ctx, recipe, path).shareable()?;
         if shareable.missing > 0 {
@@ -112,12 +113,15 @@ pub fn shareable(
         }
         results.extend(shareable.results);
         inputs.extend(shareable.inputs);
+        release_files.extend(shareable.release_files);
     }
     inputs.sort();
     inputs.dedup();
     let mut seen = std::collections::HashSet::new();
     results.retain(|(key, _)| seen.insert(key.hash()));
-    Ok(composer_planner::Shareable { results, inputs, missing: 0 })
+    release_files.sort();
+    release_files.dedup();
+    Ok(composer_planner::Shareable { results, inputs, release_files, missing: 0 })
 }
 
 pub fn report(stats: &PushStats, remote: &dyn Remote, printer: &Printer) {
