@@ -50,7 +50,7 @@ EOF
     for _ in $(seq 100); do curl -s "http://$host/v2/" >/dev/null && return; sleep 0.1; done
     echo "docker-registry did not start" >&2; exit 1
 }
-requests() { grep -c '"[A-Z]* /v2/' "$work/access-$registries.log" || true; }
+requests() { grep -a -c '"[A-Z]* /v2/' "$work/access-$registries.log" || true; }
 
 seconds() {
     local start end
@@ -104,15 +104,9 @@ for round in 1 2 3; do
         "docker://$host/bench/debian-python:latest" "oci:$work/skopeo-layout:latest")")
 done
 pull_requests=$((req_after - req_before))
-grep '"[A-Z]* /v2/' "$work/access-$registries.log" | tail -n "$pull_requests" | python3 -c '
-import collections, re, sys
-kinds = collections.Counter()
-for line in sys.stdin:
-    m = re.search(r"\"([A-Z]+) /v2/(?:.*/(manifests|blobs)/)?", line)
-    kinds[(m.group(1), m.group(2) or "ping")] += 1
-for (method, what), n in sorted(kinds.items()):
-    print(f"{n:>6} {method} {what}")
-' >"$work/kinds.txt"
+grep -a -o '"[A-Z]* /v2/[^ ]*' "$work/access-$registries.log" | tail -n "$pull_requests" \
+    | sed -E 's/"//; s/sha256:[0-9a-f]+/<digest>/; s/step-[0-9a-f]+/step-<key>/; s/inputs-[0-9a-f]+/inputs-<list>/' \
+    | sort | uniq -c >"$work/kinds.txt"
 substituted=$("$compose" --json --store "$work/dp-three" build "$work/debian-python.toml" --cache "$cache" \
     --trusted-key "$public" -o "$work/dp-out3" | python3 -c "import json,sys; print(json.load(sys.stdin)['substituted_steps'])")
 
