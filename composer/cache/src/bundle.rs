@@ -63,8 +63,7 @@ pub fn write(
             cache.put_blob(&sha, bytes.len() as u64, &&bytes[..])?;
             listed.push((name.clone(), sha, bytes.len() as u64));
         }
-        let empty: &[u8] = b"{}";
-        cache.put_blob(&Sha256::of(empty), empty.len() as u64, &empty)?;
+        cache.put_blob(&Sha256::of(claim::EMPTY_CONFIG), claim::EMPTY_CONFIG.len() as u64, &claim::EMPTY_CONFIG)?;
         cache.put_manifest(claim::LOCKS_TAG, &claim::locks_manifest(&listed))?;
     }
     let temp = work.path().join("bundle.tar");

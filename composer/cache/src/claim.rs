@@ -13,6 +13,9 @@ use composer_store::{ActionKey, ActionRecord, Hash, ObjectRef, RefKind, Sha256};
 use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, ImageManifest, ImageManifestBuilder, MediaType};
 use serde::{Deserialize, Serialize};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
 use crate::CacheError;
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.composer.step.v1";
@@ -36,12 +39,12 @@ pub const INPUTS_ARTIFACT_TYPE: &str = "application/vnd.composer.inputs.v1";
 pub fn inputs_manifest(inputs: &[(Sha256, u64)]) -> (String, Vec<u8>) {
     let listed: String = inputs.iter().map(|(sha, _)| sha.oci() + "\n").collect();
     let tag = format!("{INPUTS_TAG_PREFIX}{}", &Sha256::of(listed.as_bytes()).to_hex()[..16]);
-    let empty = b"{}";
+    let empty = EMPTY_CONFIG;
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .artifact_type(MediaType::Other(INPUTS_ARTIFACT_TYPE.to_string()))
-        .config(descriptor("application/vnd.oci.empty.v1+json", &Sha256::of(empty), empty.len() as u64))
+        .config(descriptor(EMPTY_MEDIA_TYPE, &Sha256::of(empty), empty.len() as u64))
         .layers(inputs.iter().map(|(sha, size)| descriptor(OBJECT_MEDIA_TYPE, sha, *size)).collect::<Vec<_>>())
         .build()
         .expect("manifest fields are set");
@@ -134,7 +137,16 @@ fn descriptor(media_type: &str, sha256: &Sha256, size: u64) -> Descriptor {
         .expect("descriptor fields are set")
 }
 
-/// The artifact manifest of a claim whose bytes hash to `claim_sha256`.
+/// A claim up to this size travels inside its manifest (base64 in [`CLAIM_ANNOTATION`]), so
+/// that one request answers whether a result is there and who signed it; a larger one (a wheel
+/// install lists every file) is the manifest's config blob.
+pub const INLINE_CLAIM_MAX: usize = 16 * 1024;
+pub const CLAIM_ANNOTATION: &str = "dev.composer.claim";
+/// The empty JSON object, the config of manifests that carry no config of their own.
+pub const EMPTY_CONFIG: &[u8] = b"{}";
+const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+
+/// The artifact manifest of a claim whose bytes are `claim_bytes`.
 pub fn manifest(claim: &Claim, claim_bytes: &[u8], signatures: &[String]) -> Vec<u8> {
     let layers = claim
         .outputs
@@ -149,11 +161,17 @@ pub fn manifest(claim: &Claim, claim_bytes: &[u8], signatures: &[String]) -> Vec
         .collect::<Vec<_>>();
     let mut annotations = HashMap::new();
     annotations.insert(SIGNATURES_ANNOTATION.to_string(), signatures.join(" "));
+    let config = if claim_bytes.len() <= INLINE_CLAIM_MAX {
+        annotations.insert(CLAIM_ANNOTATION.to_string(), STANDARD.encode(claim_bytes));
+        descriptor(EMPTY_MEDIA_TYPE, &Sha256::of(EMPTY_CONFIG), EMPTY_CONFIG.len() as u64)
+    } else {
+        descriptor(CLAIM_MEDIA_TYPE, &Sha256::of(claim_bytes), claim_bytes.len() as u64)
+    };
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .artifact_type(MediaType::Other(ARTIFACT_TYPE.to_string()))
-        .config(descriptor(CLAIM_MEDIA_TYPE, &Sha256::of(claim_bytes), claim_bytes.len() as u64))
+        .config(config)
         .layers(layers)
         .annotations(annotations)
         .build()
@@ -161,12 +179,41 @@ pub fn manifest(claim: &Claim, claim_bytes: &[u8], signatures: &[String]) -> Vec
     composer_oci::canonical_json(&manifest)
 }
 
-/// A manifest found under a step tag: where its claim is, and its signatures.
+/// Where a manifest's claim is.
+pub enum ClaimAt {
+    Inline(Vec<u8>),
+    Blob(Sha256, u64),
+}
+
+/// A manifest found under a step tag: its claim, its signatures and its blobs.
 pub struct Found {
-    pub claim: (Sha256, u64),
+    pub claim: ClaimAt,
     pub signatures: Vec<String>,
     pub layers: Vec<(Sha256, u64)>,
 }
+
+/// The claim's bytes: from the manifest, or fetched from the cache and checked against the
+/// manifest's digest. `None` when the cache lacks the blob.
+pub fn claim_bytes(remote: &dyn crate::Remote, found: &Found, what: &str) -> Result<Option<Vec<u8>>, CacheError> {
+    let (sha, size) = match &found.claim {
+        ClaimAt::Inline(bytes) => return Ok(Some(bytes.clone())),
+        ClaimAt::Blob(sha, size) => (*sha, *size),
+    };
+    let Some(reader) = remote.blob(&sha)? else { return Ok(None) };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(reader, size.min(MAX_CLAIM) + 1), &mut bytes)
+        .map_err(|e| CacheError::Unavailable { cache: remote.name().to_string(), source: Box::new(e) })?;
+    if Sha256::of(&bytes) != sha {
+        return Err(CacheError::BadArtifact {
+            what: what.to_string(),
+            reason: "its claim does not match the manifest's digest (tampered?)".into(),
+        });
+    }
+    Ok(Some(bytes))
+}
+
+/// No claim a cache writes comes near this; a bigger one is not read.
+const MAX_CLAIM: u64 = 64 << 20;
 
 pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<Found, CacheError> {
     let bad = |reason: String| CacheError::BadArtifact { what: what.to_string(), reason };
@@ -175,18 +222,20 @@ pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<Found, CacheError> {
         return Err(bad(format!("not a composer step result (artifactType {:?})", manifest.artifact_type())));
     }
     let config = manifest.config();
-    let signatures = manifest
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(SIGNATURES_ANNOTATION))
+    let annotation = |name: &str| manifest.annotations().as_ref().and_then(|a| a.get(name));
+    let signatures = annotation(SIGNATURES_ANNOTATION)
         .map(|s| s.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
+    let claim = match annotation(CLAIM_ANNOTATION) {
+        Some(text) => ClaimAt::Inline(STANDARD.decode(text).map_err(|e| bad(format!("claim: {e}")))?),
+        None => ClaimAt::Blob(sha256_of(config.digest())?, config.size()),
+    };
     let layers = manifest
         .layers()
         .iter()
         .map(|l| Ok((sha256_of(l.digest())?, l.size())))
         .collect::<Result<Vec<_>, CacheError>>()?;
-    Ok(Found { claim: (sha256_of(config.digest())?, config.size()), signatures, layers })
+    Ok(Found { claim, signatures, layers })
 }
 
 /// The tag of a bundle's lock files (`recipe.lock`, pylocks), each a layer titled by its name.
@@ -201,7 +250,7 @@ pub fn lock_name_ok(name: &str) -> bool {
 
 /// The manifest that lists a bundle's lock files (name, digest, size).
 pub fn locks_manifest(files: &[(String, Sha256, u64)]) -> Vec<u8> {
-    let empty = b"{}";
+    let empty = EMPTY_CONFIG;
     let layers = files
         .iter()
         .map(|(name, sha, size)| {
@@ -214,7 +263,7 @@ pub fn locks_manifest(files: &[(String, Sha256, u64)]) -> Vec<u8> {
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .artifact_type(MediaType::Other(LOCKS_ARTIFACT_TYPE.to_string()))
-        .config(descriptor("application/vnd.oci.empty.v1+json", &Sha256::of(empty), empty.len() as u64))
+        .config(descriptor(EMPTY_MEDIA_TYPE, &Sha256::of(empty), empty.len() as u64))
         .layers(layers)
         .build()
         .expect("manifest fields are set");

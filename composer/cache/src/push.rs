@@ -39,12 +39,21 @@ pub struct Pusher<'a> {
     pub temp_dir: &'a Path,
     /// Other repositories of the same registry that may hold blobs (the image just pushed).
     mount_from: Vec<String>,
+    empty_present: Mutex<bool>,
     stats: Mutex<PushStats>,
 }
 
 impl<'a> Pusher<'a> {
     pub fn new(store: &'a Store, remote: &'a dyn Remote, key: &'a SecretKey, temp_dir: &'a Path) -> Pusher<'a> {
-        Pusher { store, remote, key, temp_dir, mount_from: Vec::new(), stats: Mutex::new(PushStats::default()) }
+        Pusher {
+            store,
+            remote,
+            key,
+            temp_dir,
+            mount_from: Vec::new(),
+            empty_present: Mutex::new(false),
+            stats: Mutex::new(PushStats::default()),
+        }
     }
 
     /// Tries these repositories of the same registry for a blob before uploading it.
@@ -111,10 +120,7 @@ impl<'a> Pusher<'a> {
         if self.remote.manifest(&tag)?.is_some_and(|existing| existing == manifest) {
             return Ok(());
         }
-        let empty: &[u8] = b"{}";
-        if !self.remote.has_blob(&Sha256::of(empty))? {
-            self.upload(&Sha256::of(empty), empty.len() as u64, &empty)?;
-        }
+        self.empty_config()?;
         self.remote.put_manifest(&tag, &manifest)
     }
 
@@ -159,15 +165,12 @@ impl<'a> Pusher<'a> {
     fn present(&self, tag: &str) -> Result<Option<Signed>, CacheError> {
         let Some(manifest) = self.remote.manifest(tag)? else { return Ok(None) };
         let Ok(found) = claim::parse_manifest(&manifest, tag) else { return Ok(None) };
-        let Some(reader) = self.remote.blob(&found.claim.0)? else { return Ok(None) };
-        let mut bytes = Vec::new();
-        reader
-            .take(found.claim.1 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| CacheError::Io { what: tag.into(), source: e })?;
-        if Sha256::of(&bytes) != found.claim.0 {
-            return Ok(None);
-        }
+        let bytes = match claim::claim_bytes(self.remote, &found, tag) {
+            Ok(Some(bytes)) => bytes,
+            // Damaged or missing: pushed again.
+            Ok(None) | Err(CacheError::BadArtifact { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         Ok(Some(Signed { claim: bytes, signatures: found.signatures }))
     }
 
@@ -205,12 +208,30 @@ impl<'a> Pusher<'a> {
                 .extend(signed.signatures.into_iter().filter(|s| !s.starts_with(&format!("{}:", self.key.name()))));
             signatures.sort();
         }
-        let claim_sha = Sha256::of(&bytes);
-        if !self.remote.has_blob(&claim_sha)? {
-            self.upload(&claim_sha, bytes.len() as u64, &&bytes[..])?;
+        // The claim's blob, or the empty config of a manifest that carries its claim inline.
+        if bytes.len() <= claim::INLINE_CLAIM_MAX {
+            self.empty_config()?;
+        } else {
+            let claim_sha = Sha256::of(&bytes);
+            if !self.remote.has_blob(&claim_sha)? {
+                self.upload(&claim_sha, bytes.len() as u64, &&bytes[..])?;
+            }
         }
         self.remote.put_manifest(&tag, &claim::manifest(&claim, &bytes, &signatures))?;
         self.stats.lock().expect("stats").results += 1;
+        Ok(())
+    }
+
+    /// The empty config blob that manifests without a config of their own name, once per push.
+    fn empty_config(&self) -> Result<(), CacheError> {
+        let mut present = self.empty_present.lock().expect("empty config");
+        if !*present {
+            let sha = Sha256::of(claim::EMPTY_CONFIG);
+            if !self.remote.has_blob(&sha)? {
+                self.upload(&sha, claim::EMPTY_CONFIG.len() as u64, &claim::EMPTY_CONFIG)?;
+            }
+            *present = true;
+        }
         Ok(())
     }
 

@@ -16,7 +16,6 @@ use crate::{CacheError, Remote, TrustedKeys};
 
 /// Parallel questions to a cache at once; each is one small request.
 const QUERY_THREADS: usize = 8;
-const MAX_CLAIM: u64 = 4 << 20;
 
 /// Results not used, by (cache, reason): how many, and the first step.
 type Refused = Mutex<BTreeMap<(usize, String), (usize, String)>>;
@@ -140,16 +139,8 @@ impl Substituters {
         let Some(manifest) = remote.manifest(&tag)? else { return Ok(None) };
         let found = claim::parse_manifest(&manifest, &tag)?;
         let bad = |reason: String| CacheError::BadArtifact { what: tag.clone(), reason };
-        let (claim_sha, claim_size) = found.claim;
-        let mut claim_bytes = Vec::new();
-        let reader = remote.blob(&claim_sha)?.ok_or_else(|| bad("its claim is missing".into()))?;
-        reader
-            .take(MAX_CLAIM.min(claim_size + 1))
-            .read_to_end(&mut claim_bytes)
-            .map_err(|e| unavailable(remote.as_ref(), e))?;
-        if Sha256::of(&claim_bytes) != claim_sha {
-            return Err(bad("its claim does not match the manifest's digest (tampered?)".into()));
-        }
+        let claim_bytes =
+            claim::claim_bytes(remote.as_ref(), &found, &tag)?.ok_or_else(|| bad("its claim is missing".into()))?;
         let signer = self.trusted.check(&claim_bytes, &found.signatures).map_err(|why| bad(why.to_string()))?;
         let claim = Claim::parse(&claim_bytes, &key.to_hex(), step)?;
         let listed: Vec<(Sha256, u64)> = claim.outputs.iter().map(|o| (o.sha256, o.size)).collect();
