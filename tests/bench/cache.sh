@@ -94,17 +94,22 @@ start_registry
 "$compose" -q --store "$work/dp-store" store push "$cache" --recipe "$work/debian-python.toml" --signing-key "$work/bench.secret"
 "$compose" -q push "$work/dp" "$host/bench/debian-python:latest"
 from_cache=(); skopeo_pull=(); req_before=0; req_after=0; substituted=0
+pull_skopeo() {
+    skopeo_pull+=("$(seconds skopeo copy -q --all --src-tls-verify=false \
+        "docker://$host/bench/debian-python:latest" "oci:$work/skopeo-layout:latest")")
+}
+# Taking turns, so that neither always reads the registry's files first.
 for round in 1 2 3; do
     rm -rf "$work/dp-two" "$work/dp-out" "$work/skopeo-layout"; sync
+    if [ "$round" = 2 ]; then pull_skopeo; fi
     req_before=$(requests)
     from_cache+=("$(seconds "$compose" -q --store "$work/dp-two" build "$work/debian-python.toml" \
         --cache "$cache" --trusted-key "$public" -o "$work/dp-out")")
     req_after=$(requests)
-    skopeo_pull+=("$(seconds skopeo copy -q --all --src-tls-verify=false \
-        "docker://$host/bench/debian-python:latest" "oci:$work/skopeo-layout:latest")")
+    if [ "$round" != 2 ]; then pull_skopeo; fi
 done
 pull_requests=$((req_after - req_before))
-grep -a -o '"[A-Z]* /v2/[^ ]*' "$work/access-$registries.log" | tail -n "$pull_requests" \
+grep -a -o '"[A-Z]* /v2/[^ ]*' "$work/access-$registries.log" | sed -n "$((req_before + 1)),${req_after}p" \
     | sed -E 's/"//; s/sha256:[0-9a-f]+/<digest>/; s/step-[0-9a-f]+/step-<key>/; s/inputs-[0-9a-f]+/inputs-<list>/' \
     | sort | uniq -c >"$work/kinds.txt"
 substituted=$("$compose" --json --store "$work/dp-three" build "$work/debian-python.toml" --cache "$cache" \
