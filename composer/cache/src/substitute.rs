@@ -163,16 +163,20 @@ impl Substituters {
             let reader = remote
                 .blob(&output.sha256)?
                 .ok_or_else(|| CacheError::BadArtifact { what: what(output), reason: "the blob is missing".into() })?;
-            let mut hashing = Hashing { inner: reader.take(output.size + 1), sha256: sha2::Sha256::new(), size: 0 };
             match output.kind {
                 RefKind::Blob => {
+                    // The store's writer hashes both ways as it writes; the claim's digests are
+                    // checked before the object becomes visible.
                     let mut writer = store.writer()?;
-                    io::copy(&mut hashing, &mut writer).map_err(|e| unavailable(remote.as_ref(), e))?;
+                    copy_large(&mut reader.take(output.size + 1), &mut writer)
+                        .map_err(|e| unavailable(remote.as_ref(), e))?;
                     writer
                         .finish_expecting(&output.blake3, Some(&output.sha256), Some(output.size), &what(output))
                         .map_err(|e| CacheError::BadArtifact { what: what(output), reason: e.to_string() })?;
                 }
                 RefKind::Tree => {
+                    let mut hashing =
+                        Hashing { inner: reader.take(output.size + 1), sha256: sha2::Sha256::new(), size: 0 };
                     crate::treepack::read(store, &output.blake3, &mut hashing, &what(output))?;
                     io::copy(&mut hashing, &mut io::sink()).map_err(|e| unavailable(remote.as_ref(), e))?;
                     let actual = Sha256(hashing.sha256.clone().finalize().into());
@@ -244,6 +248,20 @@ impl Substituters {
             }
         }
         None
+    }
+}
+
+/// `io::copy` with a buffer large enough that a fast network does not become many small reads.
+fn copy_large(from: &mut dyn Read, to: &mut dyn io::Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0;
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        to.write_all(&buf[..n])?;
+        total += n as u64;
     }
 }
 
