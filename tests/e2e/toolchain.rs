@@ -411,8 +411,15 @@ fn keep_in_cache(cache: &Path, keep: &dyn Fn(&str) -> bool) {
         if manifest["artifactType"] != "application/vnd.composer.step.v1" {
             return true;
         }
-        let claim: serde_json::Value =
-            serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
+        // A small claim rides in the manifest; a large one is its config blob.
+        let bytes = match manifest["annotations"]["dev.composer.claim"].as_str() {
+            Some(inline) => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.decode(inline).unwrap()
+            }
+            None => blob(manifest["config"]["digest"].as_str().unwrap()),
+        };
+        let claim: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         keep(claim["step"].as_str().unwrap())
     });
     std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
