@@ -230,7 +230,12 @@ fn build_cache_to_pushes_what_the_build_made() {
 fn air_gapped(c: &Compose, args: &[&str]) -> std::process::Output {
     let cmd = c.command(args);
     let mut gapped = std::process::Command::new("unshare");
-    gapped.args(["--map-root-user", "--net", "--"]).arg(cmd.get_program()).args(cmd.get_args()).env_clear().current_dir(&c.cwd);
+    gapped
+        .args(["--map-root-user", "--net", "--"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear()
+        .current_dir(&c.cwd);
     for (k, v) in cmd.get_envs() {
         if let Some(v) = v {
             gapped.env(k, v);

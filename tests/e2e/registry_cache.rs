@@ -117,15 +117,48 @@ fn a_registry_behind_tls_and_basic_authentication_takes_the_credentials_users_ha
         "ci:s3cret",
     ]);
 
-    // Machine two is logged in the way podman leaves it: an auth file.
-    let mut two = machine_two(&f);
-    let auth = two.home.path().join("auth.json");
+    // Other machines are logged in the ways podman and Docker leave them, and trust the
+    // registry's CA beside the system's: REGISTRY_AUTH_FILE and --cert-dir; podman's runtime
+    // auth.json and its certs.d; Docker's config.json.
     let token = base64_encode(b"ci:s3cret");
-    std::fs::write(&auth, format!(r#"{{"auths":{{"{}":{{"auth":"{token}"}}}}}}"#, registry.host())).unwrap();
-    two.env.push(("REGISTRY_AUTH_FILE".into(), auth.to_str().unwrap().into()));
-    two.env.push(("SSL_CERT_FILE".into(), ca.to_str().unwrap().into()));
-    let summary = two.build_json(&f.recipe, &["--cache", &reference, "--trusted-key", &public]);
-    assert!(summary["substituted_steps"].as_u64().unwrap() > 0, "{summary}");
+    let auths = format!(r#"{{"auths":{{"{}":{{"auth":"{token}"}}}}}}"#, registry.host());
+    let ways: [&dyn Fn(&mut Compose) -> Vec<String>; 3] = [
+        &|c| {
+            let auth = c.home.path().join("auth.json");
+            std::fs::write(&auth, &auths).unwrap();
+            c.env.push(("REGISTRY_AUTH_FILE".into(), auth.to_str().unwrap().into()));
+            let certs = c.home.path().join("certs");
+            std::fs::create_dir_all(&certs).unwrap();
+            std::fs::copy(&ca, certs.join("ca.crt")).unwrap();
+            vec!["--cert-dir".into(), certs.to_str().unwrap().into()]
+        },
+        &|c| {
+            let runtime = c.home.path().join("run");
+            std::fs::create_dir_all(runtime.join("containers")).unwrap();
+            std::fs::write(runtime.join("containers/auth.json"), &auths).unwrap();
+            c.env.push(("XDG_RUNTIME_DIR".into(), runtime.to_str().unwrap().into()));
+            let certs = c.home.path().join("config/containers/certs.d").join(registry.host());
+            std::fs::create_dir_all(&certs).unwrap();
+            std::fs::copy(&ca, certs.join("ca.crt")).unwrap();
+            vec![]
+        },
+        &|c| {
+            let docker = c.home.path().join("docker");
+            std::fs::create_dir_all(&docker).unwrap();
+            std::fs::write(docker.join("config.json"), &auths).unwrap();
+            c.env.push(("DOCKER_CONFIG".into(), docker.to_str().unwrap().into()));
+            c.env.push(("SSL_CERT_FILE".into(), ca.to_str().unwrap().into()));
+            vec![]
+        },
+    ];
+    for way in ways {
+        let mut other = machine_two(&f);
+        let extra = way(&mut other);
+        let mut args = vec!["--cache", &reference, "--trusted-key", &public];
+        args.extend(extra.iter().map(String::as_str));
+        let summary = other.build_json(&f.recipe, &args);
+        assert!(summary["substituted_steps"].as_u64().unwrap() > 0, "{summary}");
+    }
 }
 
 fn base64_encode(data: &[u8]) -> String {

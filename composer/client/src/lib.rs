@@ -76,14 +76,21 @@ enum Attempt<T> {
 /// use it: an organisation's own CA or a TLS-inspecting proxy is trusted where the machine
 /// trusts it. Without a bundle, the built-in web PKI roots.
 fn system_roots(ca_file: Option<&std::path::Path>) -> ureq::tls::RootCerts {
+    roots_with(ca_file, &[])
+}
+
+/// The machine's trust store (as [`system_roots`]) plus the certificates in `extra` PEM files
+/// (a registry's own CA, as podman finds it in `certs.d`).
+fn roots_with(ca_file: Option<&std::path::Path>, extra: &[std::path::PathBuf]) -> ureq::tls::RootCerts {
     let file = ca_file.map(std::path::Path::to_path_buf).unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
-    let Ok(pem) = std::fs::read(&file) else { return ureq::tls::RootCerts::WebPki };
-    let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
-        .filter_map(|item| match item {
+    let mut certs: Vec<ureq::tls::Certificate<'static>> = Vec::new();
+    for path in std::iter::once(&file).chain(extra) {
+        let Ok(pem) = std::fs::read(path) else { continue };
+        certs.extend(ureq::tls::parse_pem(&pem).filter_map(|item| match item {
             Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
             _ => None,
-        })
-        .collect();
+        }));
+    }
     if certs.is_empty() { ureq::tls::RootCerts::WebPki } else { ureq::tls::RootCerts::new_with_certs(&certs) }
 }
 

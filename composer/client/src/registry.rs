@@ -37,6 +37,28 @@ pub struct RegistryOptions {
     pub credentials: BTreeMap<String, Credentials>,
     /// Credentials for every host, given for this run (`--creds`).
     pub override_credentials: Option<Credentials>,
+    /// Directories of registry CA certificates, trusted besides the machine's roots: each
+    /// `<dir>/<host[:port]>/*.crt` for that registry (podman's `certs.d` layout), and
+    /// `<dir>/*.crt` for every registry (`--cert-dir`, as skopeo takes it).
+    pub cert_dirs: Vec<std::path::PathBuf>,
+}
+
+/// The CA certificate files `cert_dirs` hold for `host`.
+fn registry_certificates(cert_dirs: &[std::path::PathBuf], host: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for dir in cert_dirs {
+        for candidate in [dir.clone(), dir.join(host)] {
+            let Ok(entries) = std::fs::read_dir(&candidate) else { continue };
+            let mut found: Vec<_> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "crt"))
+                .collect();
+            found.sort();
+            out.extend(found);
+        }
+    }
+    out
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +155,10 @@ impl Registry {
             .user_agent(concat!("composer/", env!("CARGO_PKG_VERSION")))
             .tls_config(
                 ureq::tls::TlsConfig::builder()
-                    .root_certs(crate::system_roots(client.options.ca_file.as_deref()))
+                    .root_certs(crate::roots_with(
+                        client.options.ca_file.as_deref(),
+                        &registry_certificates(&options.cert_dirs, host),
+                    ))
                     .build(),
             )
             .build();

@@ -53,6 +53,10 @@ pub struct GlobalArgs {
     /// Allow plain HTTP to this registry host[:port] (loopback hosts always may; repeatable).
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     pub insecure_registries: Vec<String>,
+    /// Trust the CA certificates (*.crt) in DIR for registries, besides the system's and those
+    /// in /etc/containers/certs.d/HOST/.
+    #[arg(long = "cert-dir", global = true, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

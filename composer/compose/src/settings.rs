@@ -230,10 +230,15 @@ fn registry_options(args: &GlobalArgs) -> anyhow::Result<composer_client::regist
             credentials.insert(host, Credentials { username, password });
         }
     }
+    // Where podman and Docker look for a registry's own CA: certs.d/<host>/*.crt.
+    let mut cert_dirs = vec![PathBuf::from("/etc/containers/certs.d"), PathBuf::from("/etc/docker/certs.d")];
+    cert_dirs.push(xdg(env_vars::XDG_CONFIG_HOME, ".config").join("containers/certs.d"));
+    cert_dirs.extend(args.cert_dir.clone());
     let mut options = composer_client::registry::RegistryOptions {
         insecure_hosts: args.insecure_registries.clone(),
         credentials,
         override_credentials: None,
+        cert_dirs,
     };
     if let Some(creds) = &args.creds {
         let Some((username, password)) = creds.split_once(':') else {
