@@ -122,7 +122,7 @@ fn a_registry_behind_tls_and_basic_authentication_takes_the_credentials_users_ha
     // auth.json and its certs.d; Docker's config.json.
     let token = base64_encode(b"ci:s3cret");
     let auths = format!(r#"{{"auths":{{"{}":{{"auth":"{token}"}}}}}}"#, registry.host());
-    let ways: [&dyn Fn(&mut Compose) -> Vec<String>; 3] = [
+    let ways: [&LogIn; 3] = [
         &|c| {
             let auth = c.home.path().join("auth.json");
             std::fs::write(&auth, &auths).unwrap();
@@ -160,6 +160,9 @@ fn a_registry_behind_tls_and_basic_authentication_takes_the_credentials_users_ha
         assert!(summary["substituted_steps"].as_u64().unwrap() > 0, "{summary}");
     }
 }
+
+/// Logs a machine in one way; returns the flags that go with it.
+type LogIn = dyn Fn(&mut Compose) -> Vec<String>;
 
 fn base64_encode(data: &[u8]) -> String {
     use base64::Engine;
