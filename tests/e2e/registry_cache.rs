@@ -122,7 +122,7 @@ fn a_registry_behind_tls_and_basic_authentication_takes_the_credentials_users_ha
     // auth.json and its certs.d; Docker's config.json.
     let token = base64_encode(b"ci:s3cret");
     let auths = format!(r#"{{"auths":{{"{}":{{"auth":"{token}"}}}}}}"#, registry.host());
-    let ways: [&LogIn; 3] = [
+    let ways: [&LogIn<'_>; 3] = [
         &|c| {
             let auth = c.home.path().join("auth.json");
             std::fs::write(&auth, &auths).unwrap();
@@ -162,7 +162,7 @@ fn a_registry_behind_tls_and_basic_authentication_takes_the_credentials_users_ha
 }
 
 /// Logs a machine in one way; returns the flags that go with it.
-type LogIn = dyn Fn(&mut Compose) -> Vec<String>;
+type LogIn<'a> = dyn Fn(&mut Compose) -> Vec<String> + 'a;
 
 fn base64_encode(data: &[u8]) -> String {
     use base64::Engine;
