@@ -36,3 +36,15 @@ fn mirror_flag_beats_environment_beats_config_file() {
     let stderr = c.fails(&["--mirror", "local", "lock", f.recipe_str()]);
     assert!(stderr.contains("is not NAME=URL"), "{stderr}");
 }
+
+#[test]
+fn an_unreachable_mirror_fails_the_build_within_seconds_with_a_hint() {
+    let f = crate::Fixture::new(&["app"], "");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let stderr =
+        f.compose.fails(&["build", f.recipe_str(), "--mirror", &format!("local=http://127.0.0.1:{closed}/debian")]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(stderr.contains(&format!("127.0.0.1:{closed} failed 3 times in a row")), "{stderr}");
+    assert!(stderr.contains("hint:") && stderr.contains("offline"), "{stderr}");
+}

@@ -43,6 +43,44 @@ pub enum FetchError {
     Scheme { url: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("`{url}` was not fetched: {host} failed {failures} times in a row and is given up on for this run")]
+    HostDown {
+        url: String,
+        host: String,
+        failures: u32,
+        /// The failure that started the run of failures.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl FetchError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            FetchError::HostDown { host, .. } => Some(format!(
+                "is this machine offline (then use --offline with what the store holds), or is {host} the wrong                  address for the mirror or index? `compose -v` says where each URL came from (--mirror, --index,                  the environment, the config file, apt or pip)"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// A host that has not answered once in this run is given up on after this many failures in a
+/// row (refused, timed out, server errors): every other request to it fails at once, instead of
+/// each of a hundred packages retrying with backoff.
+const HOST_FAILURES: u32 = 3;
+/// A host that did answer earlier in the run gets the benefit of the doubt: a passing outage is
+/// retried through, and only failures in a row for this long, this many, give it up.
+const ANSWERED_HOST_FAILURES: u32 = 12;
+const ANSWERED_HOST_OUTAGE: Duration = Duration::from_secs(20);
+
+/// How one host has been answering in this run.
+#[derive(Default)]
+struct HostHealth {
+    answered: bool,
+    failures: u32,
+    first: Option<(String, std::time::Instant)>,
+    down: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +102,14 @@ impl Default for ClientOptions {
 pub struct Client {
     options: ClientOptions,
     agent: ureq::Agent,
+    hosts: std::sync::Mutex<std::collections::HashMap<String, HostHealth>>,
+}
+
+/// `host[:port]` of an http(s) URL.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
 }
 
 enum Attempt<T> {
@@ -108,7 +154,7 @@ impl Client {
             ureq::unversioned::transport::DefaultConnector::new(),
             resolver::CachingResolver::default(),
         );
-        Client { options, agent }
+        Client { options, agent, hosts: Default::default() }
     }
 
     pub fn offline(&self) -> bool {
@@ -176,19 +222,54 @@ impl Client {
         if self.options.offline {
             return Err(FetchError::Offline { url: url.to_string() });
         }
+        let host = host_of(url);
         let mut attempt = 0;
         loop {
             attempt += 1;
+            self.host_up(host, url)?;
             match self.try_once(url, &mut consume) {
-                Attempt::Done(value) => return Ok(value),
+                Attempt::Done(value) => {
+                    let mut hosts = self.hosts.lock().expect("hosts");
+                    let health = hosts.entry(host.to_string()).or_default();
+                    *health = HostHealth { answered: true, ..HostHealth::default() };
+                    return Ok(value);
+                }
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry(source) => {
+                    self.host_failed(host, source.as_ref());
+                    self.host_up(host, url)?;
                     if attempt > self.options.retries {
                         return Err(FetchError::Transport { url: url.to_string(), attempts: attempt, source });
                     }
                     std::thread::sleep(Duration::from_millis(250 * (1 << attempt.min(5))));
                 }
             }
+        }
+    }
+
+    /// Counts a failure against `host`; enough of them in a row, from any thread, give it up.
+    fn host_failed(&self, host: &str, error: &(dyn std::error::Error + Send + Sync)) {
+        let mut hosts = self.hosts.lock().expect("hosts");
+        let health = hosts.entry(host.to_string()).or_default();
+        health.failures += 1;
+        let (_, since) = health.first.get_or_insert_with(|| (error.to_string(), std::time::Instant::now()));
+        health.down = match health.answered {
+            false => health.failures >= HOST_FAILURES,
+            true => health.failures >= ANSWERED_HOST_FAILURES && since.elapsed() >= ANSWERED_HOST_OUTAGE,
+        };
+    }
+
+    /// An error when `host` has been given up on in this run.
+    fn host_up(&self, host: &str, url: &str) -> Result<(), FetchError> {
+        let hosts = self.hosts.lock().expect("hosts");
+        match hosts.get(host) {
+            Some(health) if health.down => Err(FetchError::HostDown {
+                url: url.to_string(),
+                host: host.to_string(),
+                failures: health.failures,
+                source: health.first.as_ref().map(|(first, _)| first.clone()).unwrap_or_default().into(),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -230,6 +311,54 @@ fn store_error(error: io::Error) -> Result<StoreError, io::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_counted_against_their_host() {
+        assert_eq!(host_of("https://user@mirror.test:8080/debian/dists?x"), "mirror.test:8080");
+        assert_eq!(host_of("http://127.0.0.1:1/debian"), "127.0.0.1:1");
+    }
+
+    #[test]
+    fn a_host_that_keeps_failing_is_given_up_after_a_few_tries_from_every_thread() {
+        // Nothing listens on a port that was just free: connections are refused at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let client = Client::new(ClientOptions::default());
+        let started = std::time::Instant::now();
+        let errors: Vec<FetchError> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let client = &client;
+                    scope.spawn(move || client.get_bytes(&format!("http://127.0.0.1:{port}/file-{i}")).unwrap_err())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(errors.iter().all(|e| matches!(e, FetchError::HostDown { .. })), "{errors:?}");
+        assert!(errors[0].hint().unwrap().contains("offline"));
+    }
+
+    #[test]
+    fn a_host_that_answered_before_is_retried_through_a_passing_outage() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for (i, stream) in listener.incoming().enumerate() {
+                let mut stream = stream.unwrap();
+                let _ = stream.read(&mut [0u8; 4096]);
+                let answer: &[u8] = match i {
+                    1..=3 => b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                };
+                let _ = stream.write_all(answer);
+            }
+        });
+        let client = Client::new(ClientOptions::default());
+        assert_eq!(client.get_bytes(&format!("http://127.0.0.1:{port}/first")).unwrap(), b"ok");
+        // Three failures in a row would give up a host that never answered; this one did.
+        assert_eq!(client.get_bytes(&format!("http://127.0.0.1:{port}/second")).unwrap(), b"ok");
+    }
 
     #[test]
     fn verification_failures_are_told_apart_from_broken_streams() {

@@ -57,6 +57,9 @@ fn hint_of(error: &(dyn Error + 'static)) -> Option<String> {
     if let Some(e) = error.downcast_ref::<composer_cache::CacheError>() {
         return e.hint();
     }
+    if let Some(e) = error.downcast_ref::<composer_client::FetchError>() {
+        return e.hint();
+    }
     None
 }
 
