@@ -22,6 +22,7 @@
 
 mod bad_input;
 mod cache;
+mod cli;
 mod damaged;
 #[cfg(feature = "live-tests")]
 mod docker;

@@ -62,8 +62,17 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build the image a recipe describes.
+    #[command(after_help = "Examples:\n  \
+        compose build recipes/debian-python.toml\n  \
+        compose build recipes/debian-python.toml -o oci-archive:debian-python.tar\n  \
+        compose build recipes/debian-python.toml --platform linux/amd64 -o docker-archive:image.tar\n  \
+        compose build app.toml --push localhost:5000/team/app:v1\n  \
+        compose build app.toml --cache oci://localhost:5000/team/cache --trusted-key ci:BASE64")]
     Build(BuildArgs),
     /// List every step of a build as cached or not, with download sizes; builds nothing.
+    #[command(after_help = "Examples:\n  compose plan recipes/python-app.toml\n  \
+        compose --json plan recipes/python-app.toml | jq '.steps[] | select(.cached | not)'\n  \
+        compose plan app.toml --cache dir:/srv/cache --trusted-key ci:BASE64")]
     Plan(PlanArgs),
     /// Resolve the recipe and write `<recipe>.lock` beside it.
     Lock(LockArgs),
@@ -79,10 +88,26 @@ pub enum Command {
     #[command(subcommand)]
     Key(KeyCommand),
     /// Push an image (an OCI layout or oci-archive:FILE) to a registry, digests preserved.
+    #[command(after_help = "Examples:\n  compose push out/debian-python localhost:5000/team/debian-python:latest\n  \
+        compose push oci-archive:image.tar localhost:5000/team/app --creds user:password")]
     Push(PushArgs),
     /// Write one archive with everything recipes' builds need on a machine without network:
     /// inputs (release files as signed, packages, wheels, sources) and the signed step results.
+    #[command(
+        after_help = "Examples:\n  compose bundle recipes/python-app.toml -o app.bundle --signing-key ci.secret\n  \
+        compose bundle recipes/debian-python.toml -o inputs.bundle --inputs-only\n  \
+        (elsewhere) compose store import app.bundle --trusted-key ci:BASE64 --locks-to recipes"
+    )]
     Bundle(BundleArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:\n  compose completions bash > /etc/bash_completion.d/compose\n  \
+                            compose completions zsh > \"${fpath[1]}/_compose\"")]
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (compose.1 and one per subcommand) into DIR.
+    Man {
+        /// Where the pages go, e.g. /usr/local/share/man/man1.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +139,7 @@ pub struct PushArgs {
 pub enum KeyCommand {
     /// Write a new Ed25519 secret key (mode 0600) and print its public key as NAME:BASE64, for
     /// `--trusted-key` on the machines that use what it signs.
+    #[command(after_help = "Example:\n  compose key generate ci-2026 -o ci.secret   # prints ci-2026:BASE64")]
     Generate {
         /// Whose key it is (letters, digits, `.`, `-`, `_`); signatures carry it.
         name: String,

@@ -31,6 +31,17 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Key(command) => key::run(command, printer),
         Command::Push(args) => push::run(args, &settings, printer),
         Command::Bundle(args) => bundle::run(args, &settings, printer),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "compose", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { dir } => {
+            std::fs::create_dir_all(&dir)?;
+            clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), &dir)?;
+            printer.status("Wrote", &format!("man pages into {}", dir.display()));
+            Ok(())
+        }
     }
 }
 
