@@ -37,6 +37,7 @@ mod live_share;
 mod local_mirror;
 mod mirrors;
 mod plan_graph;
+mod platforms;
 mod recipe_errors;
 #[cfg(feature = "live-tests")]
 mod registry;

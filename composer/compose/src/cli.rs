@@ -170,15 +170,30 @@ pub struct BuildArgs {
     /// `docker-archive:FILE`.
     #[arg(short, long)]
     pub output: Option<String>,
-    /// The platform a docker-archive holds (e.g. linux/arm64).
+    /// Build only this platform, e.g. linux/arm64 (repeatable); a docker-archive needs exactly
+    /// one unless the recipe has one.
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    pub platforms: Vec<String>,
+    /// The image's tag, instead of the recipe's.
     #[arg(long)]
-    pub platform: Option<String>,
+    pub tag: Option<String>,
+    /// A label in the image config, KEY=VALUE, over the recipe's (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// An annotation on the image's manifests and index, KEY=VALUE, over the recipe's
+    /// (repeatable).
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
     /// Fail if the lock file is missing or does not cover the recipe.
     #[arg(long)]
     pub locked: bool,
     /// Keep the build directory of a failed build step (its path is printed).
     #[arg(long)]
     pub keep_failed: bool,
+    /// After the build, hand the image to the local podman (else Docker) through its own
+    /// `load`: one platform, the one chosen or this machine's.
+    #[arg(long)]
+    pub load: bool,
     /// After the build, push the image to this registry: HOST[:PORT]/REPOSITORY[:TAG] (the tag
     /// defaults to the recipe's).
     #[arg(long, value_name = "REF")]
@@ -195,6 +210,9 @@ pub struct BuildArgs {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     pub recipe: PathBuf,
+    /// Plan only this platform (repeatable).
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    pub platforms: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -40,9 +40,11 @@ fn vars_with_prefix(prefix: &str) -> BTreeMap<String, String> {
 
 /// A program: the path in `override_var`, else the first `name` on PATH.
 fn program(override_var: &str, name: &str) -> Option<PathBuf> {
-    if let Some(path) = var(override_var) {
-        return Some(PathBuf::from(path));
-    }
+    var(override_var).map(PathBuf::from).or_else(|| on_path(name))
+}
+
+/// The first `name` on PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os(env_vars::PATH)?;
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }
@@ -81,6 +83,11 @@ pub fn config_path() -> PathBuf {
 }
 
 impl Settings {
+    /// A program on PATH (podman, docker), for the commands that hand over to one.
+    pub fn program(&self, name: &str) -> Option<PathBuf> {
+        on_path(name)
+    }
+
     pub fn resolve(args: &GlobalArgs) -> anyhow::Result<Settings> {
         let store = match (&args.store, std::env::var_os(env_vars::COMPOSE_STORE)) {
             (Some(path), _) => path.clone(),

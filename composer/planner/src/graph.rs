@@ -322,7 +322,8 @@ impl Session<'_> {
 
     /// `compose plan` and `compose build`: the graph kept to what the images need.
     pub fn plan(&self) -> Result<Plan, BuildError> {
-        let plan = self.graph(LockPolicy::UseOrCreate, false)?;
+        let mut plan = self.graph(LockPolicy::UseOrCreate, false)?;
+        self.keep_platforms(&mut plan);
         let roots = plan.image_roots();
         self.settle(plan, &roots, crate::settle::Substitute::Query)
     }

@@ -18,6 +18,8 @@ pub struct Session<'a> {
     pub(crate) backend: Box<dyn Backend + 'a>,
     /// Keep a failed build's directory for inspection.
     pub(crate) keep_failed: bool,
+    /// Build the images of these platforms only (`--platform`); the lock still covers all.
+    pub(crate) only: Option<Vec<composer_recipe::Platform>>,
 }
 
 impl<'a> Session<'a> {
@@ -29,12 +31,27 @@ impl<'a> Session<'a> {
             reporter: ctx.reporter,
         };
         let backend = crate::backend::for_recipe(services, recipe);
-        Session { ctx, recipe, recipe_path: recipe_path.to_path_buf(), backend, keep_failed: false }
+        Session { ctx, recipe, recipe_path: recipe_path.to_path_buf(), backend, keep_failed: false, only: None }
     }
 
     pub fn keep_failed(mut self, keep: bool) -> Self {
         self.keep_failed = keep;
         self
+    }
+
+    /// Builds (and plans) the images of `platforms` only, as buildx's `--platform` does. The
+    /// lock is still resolved for every platform of the recipe, so the next full build finds it
+    /// whole.
+    pub fn only_platforms(mut self, platforms: Vec<composer_recipe::Platform>) -> Self {
+        self.only = (!platforms.is_empty()).then_some(platforms);
+        self
+    }
+
+    /// The images the roots come from: every platform's, or those `only_platforms` kept.
+    pub(crate) fn keep_platforms(&self, plan: &mut crate::plan::Plan) {
+        if let Some(only) = &self.only {
+            plan.images.retain(|image| only.contains(&image.platform));
+        }
     }
 
     /// The version of the CPython the recipe builds, read from its source once, then from the
@@ -275,7 +292,8 @@ impl Session<'_> {
     /// Builds the image into the store, executing exactly the plan; see `composer_oci::export`
     /// to write it out.
     pub fn build(&self, policy: LockPolicy) -> Result<BuildOutcome, BuildError> {
-        let plan = self.graph(policy, true)?;
+        let mut plan = self.graph(policy, true)?;
+        self.keep_platforms(&mut plan);
         let roots = plan.image_roots();
         self.build_plan(self.settle(plan, &roots, crate::settle::Substitute::Fetch)?)
     }

@@ -23,27 +23,21 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
         Some(text) => Output::parse(text)?,
         None => Output::Layout(PathBuf::from("out").join(recipe.image.name.get_ref())),
     };
-    let platform = match &args.platform {
-        Some(asked) => {
-            let known = recipe.image.platforms.get_ref();
-            let parsed: Option<composer_recipe::Platform> = asked.parse().ok();
-            match parsed.filter(|p| known.contains(p)) {
-                Some(p) => Some(p),
-                None => {
-                    let known = known.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
-                    return Err(BuildError::UnknownPlatform { asked: asked.clone(), known }.into());
-                }
-            }
-        }
-        None => None,
+    let platforms = chosen_platforms(&args.platforms, &recipe)?;
+    // A docker-archive holds one platform: the one chosen, or the recipe's only one.
+    let platform = match platforms.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
     };
+    let recipe = overridden(recipe, &args)?;
     let store = open_store(settings)?;
     let client = client(settings);
     let caches = crate::commands::cache::substituters(settings, printer)?;
     let ctx = context(settings, &store, &client, printer, caches.as_ref());
     let policy = if args.locked { LockPolicy::Locked } else { LockPolicy::UseOrCreate };
     let build = || -> Result<_, BuildError> {
-        let session = Session::new(&ctx, &recipe, &args.recipe).keep_failed(args.keep_failed);
+        let session =
+            Session::new(&ctx, &recipe, &args.recipe).keep_failed(args.keep_failed).only_platforms(platforms.clone());
         let outcome = session.build(policy)?;
         let manifests: Vec<(String, composer_store::BlobInfo)> =
             outcome.manifests.iter().map(|(p, m)| (p.to_string(), *m)).collect();
@@ -66,6 +60,9 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
         result => result?,
     };
 
+    if args.load {
+        load(&store, &outcome, &recipe, &platforms, settings, printer)?;
+    }
     if let Some(reference) = &args.push {
         let reference: composer_oci::push::ImageRef = reference.parse()?;
         let image = composer_oci::push::StoreImage(&store);
@@ -149,4 +146,111 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     );
     crate::out!("{} {output_text}", outcome.index.sha256.oci());
     Ok(())
+}
+
+/// The platforms `--platform` asks for, each one the recipe builds; empty for all of them.
+pub fn chosen_platforms(
+    asked: &[String],
+    recipe: &composer_recipe::Recipe,
+) -> anyhow::Result<Vec<composer_recipe::Platform>> {
+    let known = recipe.image.platforms.get_ref();
+    asked
+        .iter()
+        .map(|asked| {
+            let parsed: Option<composer_recipe::Platform> = asked.parse().ok();
+            parsed.filter(|p| known.contains(p)).ok_or_else(|| {
+                let known = known.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+                BuildError::UnknownPlatform { asked: asked.clone(), known }.into()
+            })
+        })
+        .collect()
+}
+
+/// The recipe with `--tag`, `--label` and `--annotation` applied: the command line wins, as it
+/// does for buildx (a CI job stamps the commit it built).
+fn overridden(mut recipe: composer_recipe::Recipe, args: &BuildArgs) -> anyhow::Result<composer_recipe::Recipe> {
+    if let Some(tag) = &args.tag {
+        composer_recipe::check_tag(tag).map_err(|reason| anyhow::anyhow!("`--tag {tag}`: {reason}"))?;
+        recipe.image.tag = toml::Spanned::new(0..0, tag.clone());
+    }
+    for (flag, pairs, into) in [
+        ("--label", &args.labels, &mut recipe.config.labels),
+        ("--annotation", &args.annotations, &mut recipe.config.annotations),
+    ] {
+        for pair in pairs {
+            let Some((key, value)) = pair.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+                anyhow::bail!("`{flag} {pair}` is not KEY=VALUE");
+            };
+            into.insert(key.to_string(), value.to_string());
+        }
+    }
+    Ok(recipe)
+}
+
+/// Hands one platform of the image to podman (or Docker) through its own `load` of a
+/// docker-archive, named `name:tag` as the recipe (or `--tag`) says.
+fn load(
+    store: &composer_store::Store,
+    outcome: &composer_planner::BuildOutcome,
+    recipe: &composer_recipe::Recipe,
+    chosen: &[composer_recipe::Platform],
+    settings: &Settings,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let built: Vec<String> = outcome.manifests.iter().map(|(p, _)| p.to_string()).collect();
+    let native = match std::env::consts::ARCH {
+        "x86_64" => "linux/amd64",
+        "aarch64" => "linux/arm64",
+        other => other,
+    };
+    let platform = match (chosen, built.as_slice()) {
+        ([one], _) => one.to_string(),
+        (_, [one]) => one.clone(),
+        _ if built.iter().any(|p| p == native) => native.to_string(),
+        _ => anyhow::bail!("--load hands over one platform and the image has {}: add --platform", built.join(", ")),
+    };
+    let tool = ["podman", "docker"]
+        .into_iter()
+        .find_map(|name| settings.program(name))
+        .ok_or_else(|| anyhow::anyhow!("--load needs podman or docker on PATH"))?;
+    let dir = tempfile_dir(&settings.temp_dir)?;
+    let archive = dir.join("image.tar");
+    let manifests: Vec<(String, composer_store::BlobInfo)> =
+        outcome.manifests.iter().map(|(p, m)| (p.to_string(), *m)).collect();
+    let image = composer_oci::Image {
+        index: &outcome.index,
+        manifests: &manifests,
+        name: recipe.image.name.get_ref(),
+        tag: recipe.image.tag.get_ref(),
+    };
+    let result = (|| -> anyhow::Result<()> {
+        composer_oci::export(store, &image, &Output::DockerArchive(archive.clone()), Some(&platform))?;
+        let out = std::process::Command::new(&tool).arg("load").arg("-i").arg(&archive).output()?;
+        if !out.status.success() {
+            anyhow::bail!("{} load failed: {}", tool.display(), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+    printer.status(
+        "Loaded",
+        &format!("{}:{} ({platform}) into {}", recipe.image.name.get_ref(), recipe.image.tag.get_ref(), tool.display()),
+    );
+    Ok(())
+}
+
+/// A fresh private directory under `parent`.
+fn tempfile_dir(parent: &std::path::Path) -> anyhow::Result<PathBuf> {
+    for attempt in 0..100u32 {
+        let dir = parent.join(format!("compose-load-{}-{attempt}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("creating a directory in {}", parent.display())));
+            }
+        }
+    }
+    anyhow::bail!("no free temporary directory name in {}", parent.display())
 }

@@ -1,6 +1,6 @@
 //! One short file per subcommand; each is a thin wrapper around the library crates.
 
-mod build;
+pub mod build;
 mod bundle;
 mod cache;
 mod inspect;

@@ -11,7 +11,8 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let client = client(settings);
     let caches = crate::commands::cache::substituters(settings, printer)?;
     let ctx = context(settings, &store, &client, printer, caches.as_ref());
-    let plan = Session::new(&ctx, &recipe, &args.recipe).plan()?;
+    let platforms = crate::commands::build::chosen_platforms(&args.platforms, &recipe)?;
+    let plan = Session::new(&ctx, &recipe, &args.recipe).only_platforms(platforms).plan()?;
     if !recipe.base.check_valid_until {
         printer.warn(&format!(
             "the Release's Valid-Until is not checked for suite `{}` ([base] check_valid_until = false): \

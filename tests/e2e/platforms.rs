@@ -1,0 +1,104 @@
+//! The command line over the recipe, as buildx users expect: `--platform` picks platforms,
+//! `--tag`, `--label` and `--annotation` stamp the image, `--load` hands it to podman.
+
+use composer_testkit::{Deb, LocalMirror, base_packages};
+
+use crate::{compose, write_recipe};
+
+/// A recipe of the base packages for three platforms, on a mirror that has all three.
+fn three_platforms() -> (LocalMirror, composer_testkit::Compose, std::path::PathBuf) {
+    let mirror = LocalMirror::new();
+    let mut debs: Vec<Deb> = Vec::new();
+    for arch in ["amd64", "arm64", "armhf"] {
+        debs.extend(base_packages(arch));
+    }
+    mirror.publish("stable", &debs);
+    let mut c = compose();
+    c.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
+    let recipe = c.cwd.join("three.toml");
+    write_recipe(&recipe, &mirror.keyring, &[], "");
+    let text = std::fs::read_to_string(&recipe)
+        .unwrap()
+        .replace("platforms = [\"linux/amd64\"]", "platforms = [\"linux/amd64\", \"linux/arm64\", \"linux/arm/v7\"]");
+    std::fs::write(&recipe, text).unwrap();
+    (mirror, c, recipe)
+}
+
+fn manifests(layout: &std::path::Path) -> Vec<serde_json::Value> {
+    let top: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = top["manifests"][0]["digest"].as_str().unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(&digest[7..])).unwrap()).unwrap();
+    index["manifests"].as_array().unwrap().clone()
+}
+
+#[test]
+fn platform_picks_what_is_built_and_the_lock_still_covers_every_platform() {
+    let (_mirror, c, recipe) = three_platforms();
+    let out = c.cwd.join("one");
+    let summary = c.build_json(&recipe, &["--platform", "linux/arm64", "-o", out.to_str().unwrap()]);
+    let built = manifests(&out);
+    assert_eq!(built.len(), 1, "{built:?}");
+    assert_eq!(built[0]["platform"]["architecture"], "arm64");
+    assert_eq!(summary["manifests"].as_array().unwrap().len(), 1);
+    let lock = std::fs::read_to_string(recipe.with_extension("lock")).unwrap();
+    assert_eq!(lock.matches("[[platform]]").count(), 3, "the lock covers the recipe, not the build");
+    let plan = c.ok(&["plan", recipe.to_str().unwrap(), "--platform", "linux/amd64"]);
+    let steps: Vec<&str> = plan.lines().filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())).collect();
+    assert!(steps.iter().any(|l| l.contains("linux/amd64")), "{plan}");
+    assert!(steps.iter().all(|l| !l.contains("linux/arm")), "only amd64 steps are planned: {plan}");
+    // Two platforms, then all of them from the same lock.
+    let two = c.cwd.join("two");
+    c.build_json(&recipe, &["--platform", "linux/amd64", "--platform", "linux/arm/v7", "-o", two.to_str().unwrap()]);
+    assert_eq!(manifests(&two).len(), 2);
+    let all = c.cwd.join("all");
+    c.build_json(&recipe, &["--locked", "-o", all.to_str().unwrap()]);
+    assert_eq!(manifests(&all).len(), 3);
+
+    let stderr = c.fails(&["build", recipe.to_str().unwrap(), "-o", "docker-archive:x.tar"]);
+    assert!(stderr.contains("docker-archive holds one platform") && stderr.contains("--platform"), "{stderr}");
+    let stderr = c.fails(&["build", recipe.to_str().unwrap(), "--platform", "linux/s390x"]);
+    assert!(stderr.contains("linux/s390x"), "{stderr}");
+}
+
+#[test]
+fn tag_labels_and_annotations_on_the_command_line_win_over_the_recipe() {
+    let (_mirror, c, recipe) = three_platforms();
+    let out = c.cwd.join("stamped");
+    c.build_json(
+        &recipe,
+        &[
+            "--platform",
+            "linux/amd64",
+            "--tag",
+            "commit-abc123",
+            "--label",
+            "org.opencontainers.image.revision=abc123",
+            "--annotation",
+            "org.opencontainers.image.source=local",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    let top: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    assert_eq!(top["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"], "commit-abc123");
+    let manifest = composer_testkit::manifest(&out, "amd64");
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.source"], "local", "{manifest}");
+    let config = composer_testkit::image_config(&out, "amd64");
+    assert_eq!(config["config"]["Labels"]["org.opencontainers.image.revision"], "abc123", "{config}");
+    let stderr = c.fails(&["build", recipe.to_str().unwrap(), "--tag", "a b"]);
+    assert!(stderr.contains("--tag a b"), "{stderr}");
+    assert!(c.fails(&["build", recipe.to_str().unwrap(), "--label", "novalue"]).contains("KEY=VALUE"));
+}
+
+#[cfg(feature = "live-tests")]
+#[test]
+fn load_hands_the_image_to_podman() {
+    let (_mirror, c, recipe) = three_platforms();
+    let tag = format!("load-{}", std::process::id());
+    c.build_json(&recipe, &["--platform", "linux/amd64", "--tag", &tag, "--load"]);
+    let name = format!("localhost/app:{tag}");
+    let exists = std::process::Command::new("podman").args(["image", "exists", &name]).status().unwrap();
+    let _ = std::process::Command::new("podman").args(["rmi", "-f", &name]).output();
+    assert!(exists.success(), "podman has no {name}");
+}
