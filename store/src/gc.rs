@@ -23,6 +23,19 @@ pub struct GcReport {
     pub objects_removed: u64,
     pub aliases_removed: u64,
     pub bytes_freed: u64,
+    /// The roots whose inputs were kept, and why.
+    pub roots_kept: Vec<KeptRoot>,
+    pub roots_removed: u64,
+}
+
+/// A lock whose inputs gc kept.
+#[derive(Debug, serde::Serialize)]
+pub struct KeptRoot {
+    pub name: String,
+    pub inputs: usize,
+    pub pinned: bool,
+    /// Seconds since a build last used it.
+    pub age_seconds: Option<u64>,
 }
 
 pub(crate) fn run(store: &Store, options: &GcOptions) -> Result<GcReport, StoreError> {
@@ -60,6 +73,33 @@ pub(crate) fn run(store: &Store, options: &GcOptions) -> Result<GcReport, StoreE
                 report.actions_removed += 1;
             }
         }
+    }
+
+    // The inputs of every lock used within the age limit, or pinned.
+    for (path, found) in store.roots()? {
+        let Some(found) = found else {
+            let _ = remove(&path);
+            report.roots_removed += 1;
+            continue;
+        };
+        let age = found.last_used.and_then(|t| now.duration_since(t).ok());
+        let expired = !found.root.pinned && (options.max_age.is_zero() || age.is_some_and(|a| a > options.max_age));
+        if expired {
+            let _ = remove(&path);
+            report.roots_removed += 1;
+            continue;
+        }
+        for sha in &found.root.inputs {
+            if let Ok(Some(blob)) = store.lookup_sha256(sha) {
+                live.insert(blob.id);
+            }
+        }
+        report.roots_kept.push(KeptRoot {
+            name: found.root.name.clone(),
+            inputs: found.root.inputs.len(),
+            pinned: found.root.pinned,
+            age_seconds: age.map(|a| a.as_secs()),
+        });
     }
 
     for (name, path) in crate::object::walk_objects(store)? {

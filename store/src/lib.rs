@@ -30,16 +30,18 @@ mod hash;
 mod lock;
 mod object;
 mod read;
+mod roots;
 mod tree;
 mod verify;
 
 pub use action::{ActionKey, ActionRecord, ObjectRef, RefKind};
 pub use error::StoreError;
-pub use gc::{GcOptions, GcReport};
+pub use gc::{GcOptions, GcReport, KeptRoot};
 pub use hash::{Hash, Sha256};
 pub use lock::{LockMode, StoreLock};
 pub use object::{BlobInfo, ObjectWriter};
 pub use read::ObjectReader;
+pub use roots::{FoundRoot, Root};
 
 pub use read::FileReader;
 pub use tree::{EntryKind, PACK_MAX, Packed, Tree, TreeEntry, TreeError, check_path, escape_name, name_bytes};

@@ -127,3 +127,61 @@ fn verify_finds_corruption_and_gc_frees_unused_objects() {
     c.ok(&["store", "verify"]);
     c.ok(&["build", recipe.to_str().unwrap()]);
 }
+
+/// Every file of a store bucket (`actions-v1`), to age them.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                todo.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn gc_keeps_what_a_recent_or_pinned_lock_needs_so_it_builds_offline_after_the_mirror_moved_on() {
+    let f = crate::Fixture::new(&["app"], "");
+    let first = f.compose.build_json(&f.recipe, &[]);
+    // Every result is older than the age limit; the lock was used just now.
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60 * 86_400);
+    for path in files_under(&f.compose.store.join("actions-v1")) {
+        std::fs::File::options().append(true).open(&path).unwrap().set_modified(long_ago).unwrap();
+    }
+    let dry = f.compose.ok(&["store", "gc", "--dry-run"]);
+    assert!(dry.contains("inputs of") && dry.contains("app.lock"), "{dry}");
+    f.compose.ok(&["store", "gc"]);
+    // The mirror has moved on: its packages are gone. The lock still builds, offline.
+    std::fs::remove_dir_all(f.mirror.root.join("pool")).unwrap();
+    let again = f.compose.build_json(&f.recipe, &["--offline", "--locked"]);
+    assert_eq!(crate::index_digest(&again), crate::index_digest(&first));
+    assert!(again["steps"].as_array().unwrap().iter().any(|s| s["step"] == "unpack" && s["cached"] == false));
+
+    // A lock unused for longer than the limit loses its inputs, unless pinned.
+    let roots = files_under(&f.compose.store.join("roots-v1"));
+    assert_eq!(roots.len(), 1);
+    f.compose.ok(&["store", "pin", f.recipe_str()]);
+    for path in files_under(&f.compose.store.join("roots-v1"))
+        .into_iter()
+        .chain(files_under(&f.compose.store.join("actions-v1")))
+    {
+        std::fs::File::options().append(true).open(&path).unwrap().set_modified(long_ago).unwrap();
+    }
+    f.compose.ok(&["store", "gc"]);
+    assert!(f.compose.ok(&["--json", "build", f.recipe_str(), "--offline", "--locked"]).contains("sha256:"));
+    f.compose.ok(&["store", "pin", f.recipe_str(), "--remove"]);
+    for path in files_under(&f.compose.store.join("roots-v1"))
+        .into_iter()
+        .chain(files_under(&f.compose.store.join("actions-v1")))
+    {
+        std::fs::File::options().append(true).open(&path).unwrap().set_modified(long_ago).unwrap();
+    }
+    f.compose.ok(&["store", "gc"]);
+    let stderr = f.compose.fails(&["build", f.recipe_str(), "--offline", "--locked"]);
+    assert!(stderr.contains("app_1.0") || stderr.contains("not found") || stderr.contains("offline"), "{stderr}");
+}

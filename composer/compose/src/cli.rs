@@ -236,7 +236,8 @@ pub enum StoreCommand {
         #[arg(long)]
         repair: bool,
     },
-    /// Delete what no recent action refers to. Waits for running builds.
+    /// Delete what no recent action refers to, keeping the inputs of every lock used within the
+    /// age limit or pinned. Waits for running builds.
     Gc {
         /// Keep action entries used within this many days.
         #[arg(long, default_value_t = 30)]
@@ -247,6 +248,14 @@ pub enum StoreCommand {
         /// Report what would be deleted without deleting.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Keep the inputs of RECIPE's lock (packages, wheels, sources, release files) through
+    /// every `gc`, whatever its age, as a Nix GC root does.
+    Pin {
+        recipe: PathBuf,
+        /// Remove the pin instead: the inputs are kept while the lock is used, as for any other.
+        #[arg(long)]
+        remove: bool,
     },
     /// Add a bundle (`compose bundle`) to the store: checked whole first (every digest, every
     /// signature against the trusted keys), refused whole if anything is wrong.

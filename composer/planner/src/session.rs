@@ -293,9 +293,13 @@ impl Session<'_> {
     /// to write it out.
     pub fn build(&self, policy: LockPolicy) -> Result<BuildOutcome, BuildError> {
         let mut plan = self.graph(policy, true)?;
+        let inputs = crate::share::inputs_of(&plan);
         self.keep_platforms(&mut plan);
         let roots = plan.image_roots();
-        self.build_plan(self.settle(plan, &roots, crate::settle::Substitute::Fetch)?)
+        let outcome = self.build_plan(self.settle(plan, &roots, crate::settle::Substitute::Fetch)?)?;
+        // Best effort: a read-only store builds what it holds, and keeps no roots.
+        let _ = self.record_root(inputs, None);
+        Ok(outcome)
     }
 }
 

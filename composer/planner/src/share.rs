@@ -75,3 +75,66 @@ impl Session<'_> {
         Ok(out)
     }
 }
+
+/// The inputs a graph fetches by content: packages, wheels, sources.
+pub(crate) fn inputs_of(plan: &crate::plan::Plan) -> Vec<Sha256> {
+    let mut inputs: Vec<Sha256> = plan.steps.iter().filter(|s| s.kind.is_network()).filter_map(|s| s.sha256).collect();
+    inputs.sort();
+    inputs.dedup();
+    inputs
+}
+
+impl Session<'_> {
+    /// The GC root's name for this recipe's lock: its path, made absolute.
+    fn root_name(&self) -> String {
+        let lock = crate::lockfile::lock_path(&self.recipe_path);
+        let absolute = std::path::absolute(&lock).unwrap_or(lock);
+        absolute.display().to_string()
+    }
+
+    /// What the root's inputs come from: the bytes of the lock and the wheel locks.
+    fn root_source(&self) -> String {
+        let mut digest = Vec::new();
+        let lock = crate::lockfile::lock_path(&self.recipe_path);
+        digest.extend(std::fs::read(&lock).unwrap_or_default());
+        for platform in self.recipe.image.platforms.get_ref() {
+            let pylock = composer_wheels::pylock::pylock_path(&self.recipe_path, &platform.to_string());
+            digest.extend(std::fs::read(pylock).unwrap_or_default());
+        }
+        Sha256::of(&digest).to_hex()
+    }
+
+    /// Records that this lock's inputs are in use (`pinned`: `Some` sets or clears the pin, `None`
+    /// keeps it). A root already recorded for the same lock files is only marked used.
+    pub(crate) fn record_root(&self, inputs: Vec<Sha256>, pinned: Option<bool>) -> Result<(), BuildError> {
+        let store = self.ctx.store;
+        let name = self.root_name();
+        let source = self.root_source();
+        let existing = store.root_of(&name);
+        if let Some(existing) = &existing
+            && existing.source == source
+            && pinned.is_none_or(|p| p == existing.pinned)
+            && store.touch_root(&name)
+        {
+            return Ok(());
+        }
+        let (lock, _, _) = self.packages(LockPolicy::Locked, false)?;
+        let mut inputs = inputs;
+        for platform in &lock.platforms {
+            inputs.extend(self.backend.release_files(&platform.release, &platform.architecture)?);
+        }
+        inputs.sort();
+        inputs.dedup();
+        let pinned = pinned.unwrap_or(existing.is_some_and(|e| e.pinned));
+        store.put_root(&composer_store::Root { name, source, inputs, pinned })?;
+        Ok(())
+    }
+
+    /// Pins (or, with `pin` false, unpins) the inputs of this recipe's lock against `gc`; returns
+    /// how many inputs the root names.
+    pub fn pin(&self, pin: bool) -> Result<usize, BuildError> {
+        let plan = self.graph(LockPolicy::Locked, false)?;
+        self.record_root(inputs_of(&plan), Some(pin))?;
+        Ok(self.ctx.store.root_of(&self.root_name()).map_or(0, |r| r.inputs.len()))
+    }
+}

@@ -10,6 +10,18 @@ use crate::settings::Settings;
 
 pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
     match command {
+        StoreCommand::Pin { recipe: path, remove } => {
+            let recipe = crate::commands::load_recipe(&path, settings)?;
+            let store = crate::commands::open_store(settings)?;
+            let client = crate::commands::client(settings);
+            let ctx = crate::commands::context(settings, &store, &client, printer, None);
+            let inputs = composer_planner::Session::new(&ctx, &recipe, &path).pin(!remove)?;
+            let lock = composer_planner::lockfile::lock_path(&path);
+            match remove {
+                false => printer.status("Pinned", &format!("{} inputs of {}", inputs, lock.display())),
+                true => printer.status("Unpinned", &format!("{} (kept while it is used)", lock.display())),
+            }
+        }
         StoreCommand::Import { file, locks_to } => {
             let store = crate::commands::open_store(settings)?;
             let trusted = crate::commands::cache::trusted_keys(settings)?;
@@ -100,15 +112,34 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
             if printer.json {
                 crate::out!("{}", serde_json::to_string_pretty(&report)?);
             } else {
+                for kept in &report.roots_kept {
+                    let why = match (kept.pinned, kept.age_seconds) {
+                        (true, _) => "pinned".to_string(),
+                        (false, Some(age)) => format!("used {} day(s) ago", age / 86_400),
+                        (false, None) => "used".to_string(),
+                    };
+                    printer.detail(&format!("keeping the {} inputs of {} ({why})", kept.inputs, kept.name));
+                }
+                if dry_run {
+                    for kept in &report.roots_kept {
+                        crate::out!(
+                            "keep {} inputs of {}{}",
+                            kept.inputs,
+                            kept.name,
+                            if kept.pinned { " (pinned)" } else { "" }
+                        );
+                    }
+                }
                 printer.status(
                     if dry_run { "Would free" } else { "Freed" },
                     &format!(
-                        "{} in {} objects ({} actions, {} aliases, {} temp files)",
+                        "{} in {} objects ({} actions, {} aliases, {} temp files); kept the inputs of {} lock(s)",
                         human_bytes(report.bytes_freed),
                         report.objects_removed,
                         report.actions_removed,
                         report.aliases_removed,
-                        report.temp_files
+                        report.temp_files,
+                        report.roots_kept.len()
                     ),
                 );
             }
