@@ -1,7 +1,7 @@
 //! Builds from a signed local archive: resolution, unpacking, layer contents, outputs, locks,
 //! caching and reproducibility.
 
-use composer_testkit::{layer_entries, manifest};
+use composer_testkit::{Deb, layer_entries, manifest};
 
 use crate::{Fixture, fixture_packages, index_digest};
 
@@ -203,10 +203,41 @@ fn lock_holds_until_refreshed() {
     let updated = f.compose.build_json(&f.recipe, &[]);
     assert_ne!(index_digest(&first), index_digest(&updated));
 
-    // A recipe asking for more than the lock covers stops with a hint.
-    crate::write_recipe(&f.recipe, &f.mirror.keyring, &["app", "docs"], "");
-    let stderr = f.compose.fails(&["build", f.recipe_str()]);
-    assert!(stderr.contains("package `docs` is not in the lock") && stderr.contains("compose lock"), "{stderr}");
+    // The mirror moves on again (a newer libfoo) and has a new package; the recipe asks for it.
+    let mut packages = fixture_packages("1.0");
+    packages.extend(fixture_packages("2.0").into_iter().filter(|d| d.name == "app"));
+    packages.push(Deb::new("libfoo", "1.3").file("usr/lib/libfoo.so.1", b"newer"));
+    packages.push(Deb::new("extra", "1").field("Depends", "libextra").file("usr/bin/extra", b"x"));
+    packages.push(Deb::new("libextra", "5").file("usr/lib/libextra.so.5", b"e"));
+    f.mirror.publish("stable", &packages);
+    let before = std::fs::read_to_string(f.recipe.with_extension("lock")).unwrap();
+    crate::write_recipe(&f.recipe, &f.mirror.keyring, &["app", "extra"], "");
+    // --locked keeps to the lock and says so ...
+    let stderr = f.compose.fails(&["build", f.recipe_str(), "--locked"]);
+    assert!(stderr.contains("package `extra` is not in the lock") && stderr.contains("compose lock"), "{stderr}");
+    // ... a plain build follows the recipe: the lock changes by what the change needs, and
+    // every locked package that still fits (libfoo 1.2, though 1.3 is out) stays.
+    let out = f.compose.run(&["build", f.recipe_str()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("add extra 1") && said.contains("add libextra 5") && !said.contains("update"), "{said}");
+    let after = std::fs::read_to_string(f.recipe.with_extension("lock")).unwrap();
+    let packages_of = |lock: &str| -> Vec<String> {
+        let parsed: toml::Value = toml::from_str(lock).unwrap();
+        let mut out: Vec<String> = parsed["platform"][0]["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("{}={}", p["name"].as_str().unwrap(), p["version"].as_str().unwrap()))
+            .collect();
+        out.sort();
+        out
+    };
+    let (old, new) = (packages_of(&before), packages_of(&after));
+    let added: Vec<&String> = new.iter().filter(|p| !old.contains(p)).collect();
+    assert_eq!(added, ["extra=1", "libextra=5"]);
+    assert!(old.iter().all(|p| new.contains(p)), "nothing else changed: {old:?} -> {new:?}");
+    assert!(new.contains(&"libfoo=1.2".to_string()));
 }
 
 #[test]

@@ -33,6 +33,8 @@ struct VersionSet {
 
 struct Provider<'i, 't> {
     index: &'i PackageIndex<'t>,
+    /// Versions to choose first where they still satisfy (a lock being followed).
+    preferred: &'i std::collections::BTreeMap<String, String>,
     names: std::cell::RefCell<Names>,
     sets: std::cell::RefCell<Sets>,
 }
@@ -220,9 +222,15 @@ impl DependencyProvider for Provider<'_, '_> {
     }
 
     async fn sort_candidates(&self, _solver: &SolverCache<Self>, solvables: &mut [SolvableId]) {
+        // A locked version first (so a changed recipe changes only what it must), then the
+        // newest.
+        let preferred = |p: &Package<'_>| self.preferred.get(p.name).is_some_and(|v| v == p.version);
         solvables.sort_by(|a, b| {
             let (pa, pb) = (self.package(a.0), self.package(b.0));
-            crate::version::compare(pb.version, pa.version).then_with(|| pa.sha256.cmp(&pb.sha256))
+            preferred(pb)
+                .cmp(&preferred(pa))
+                .then_with(|| crate::version::compare(pb.version, pa.version))
+                .then_with(|| pa.sha256.cmp(&pb.sha256))
         });
     }
 
@@ -244,10 +252,12 @@ impl DependencyProvider for Provider<'_, '_> {
 
 /// Resolves `requests` (top-level relations) against `index`, returning the chosen packages
 /// sorted by name. `essential` adds every `Essential: yes` package, as debootstrap does.
+/// `preferred` (name to version) is chosen wherever it still satisfies, else the newest.
 pub fn resolve<'i, 't>(
     index: &'i PackageIndex<'t>,
     requests: &[Relation],
     essential: bool,
+    preferred: &'i std::collections::BTreeMap<String, String>,
     suite: &str,
     arch: &str,
 ) -> Result<Vec<&'i Package<'t>>, DebError> {
@@ -260,7 +270,7 @@ pub fn resolve<'i, 't>(
             });
         }
     }
-    let provider = Provider { index, names: Default::default(), sets: Default::default() };
+    let provider = Provider { index, preferred, names: Default::default(), sets: Default::default() };
     let mut requirements: Vec<ConditionalRequirement> =
         requests.iter().map(|r| provider.requirement(std::slice::from_ref(r)).into()).collect();
     if essential {
@@ -316,8 +326,31 @@ mod tests {
 
     fn names(index: &PackageIndex<'_>, request: &str) -> Result<Vec<String>, DebError> {
         let request = crate::index::parse_request(request).unwrap();
-        resolve(index, &[request], false, "test", "amd64")
+        resolve(index, &[request], false, &Default::default(), "test", "amd64")
             .map(|ps| ps.iter().map(|p| format!("{}={}", p.name, p.version)).collect())
+    }
+
+    #[test]
+    fn a_preferred_version_is_kept_while_it_satisfies_and_dropped_when_it_does_not() {
+        let text = index_text(&[
+            "Package: app\nVersion: 1\nDepends: libc (>= 2)",
+            "Package: libc\nVersion: 1",
+            "Package: libc\nVersion: 2",
+            "Package: libc\nVersion: 3",
+        ]);
+        let index = parse(&text);
+        let request = crate::index::parse_request("app").unwrap();
+        let chosen = |preferred: &[(&str, &str)]| -> Vec<String> {
+            let preferred = preferred.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+            resolve(&index, std::slice::from_ref(&request), false, &preferred, "t", "amd64")
+                .unwrap()
+                .iter()
+                .map(|p| format!("{}={}", p.name, p.version))
+                .collect()
+        };
+        assert_eq!(chosen(&[]), ["app=1", "libc=3"]);
+        assert_eq!(chosen(&[("libc", "2")]), ["app=1", "libc=2"]);
+        assert_eq!(chosen(&[("libc", "1")]), ["app=1", "libc=3"], "1 no longer satisfies app");
     }
 
     #[test]
@@ -358,13 +391,18 @@ mod tests {
         let text = index_text(&["Package: app\nVersion: 1", "Package: coreutils\nVersion: 9\nEssential: yes"]);
         let index = parse(&text);
         let request = crate::index::parse_request("app").unwrap();
-        let without: Vec<&str> = resolve(&index, std::slice::from_ref(&request), false, "t", "amd64")
+        let without: Vec<&str> =
+            resolve(&index, std::slice::from_ref(&request), false, &Default::default(), "t", "amd64")
+                .unwrap()
+                .iter()
+                .map(|p| p.name)
+                .collect();
+        assert_eq!(without, ["app"]);
+        let with: Vec<&str> = resolve(&index, &[request], true, &Default::default(), "t", "amd64")
             .unwrap()
             .iter()
             .map(|p| p.name)
             .collect();
-        assert_eq!(without, ["app"]);
-        let with: Vec<&str> = resolve(&index, &[request], true, "t", "amd64").unwrap().iter().map(|p| p.name).collect();
         assert_eq!(with, ["app", "coreutils"]);
     }
 

@@ -142,6 +142,38 @@ impl Lockfile {
     }
 }
 
+/// What changed between two locks, one line per package and platform, as cargo reports it:
+/// `add NAME VERSION`, `remove NAME VERSION`, `update NAME OLD -> NEW`.
+pub fn changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
+    let mut out = Vec::new();
+    for platform in &new.platforms {
+        let before = old.platforms.iter().find(|p| p.platform == platform.platform);
+        for (label, old_list, new_list) in [
+            ("", before.map(|p| &p.packages), &platform.packages),
+            (" (build root)", before.map(|p| &p.build_packages), &platform.build_packages),
+        ] {
+            let old_versions: std::collections::BTreeMap<&str, &str> =
+                old_list.into_iter().flatten().map(|p| (p.name.as_str(), p.version.as_str())).collect();
+            let new_versions: std::collections::BTreeMap<&str, &str> =
+                new_list.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
+            let at = format!("[{}]{label}", platform.platform);
+            for (name, version) in &new_versions {
+                match old_versions.get(name) {
+                    None => out.push(format!("add {name} {version} {at}")),
+                    Some(old) if old != version => out.push(format!("update {name} {old} -> {version} {at}")),
+                    Some(_) => {}
+                }
+            }
+            for (name, version) in &old_versions {
+                if !new_versions.contains_key(name) {
+                    out.push(format!("remove {name} {version} {at}"));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +204,33 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    fn with_packages(mut lock: Lockfile, packages: &[(&str, &str)]) -> Lockfile {
+        lock.platforms[0].packages = packages
+            .iter()
+            .map(|(name, version)| LockedPackage {
+                name: name.to_string(),
+                version: version.to_string(),
+                architecture: "arch".into(),
+                source: name.to_string(),
+                filename: format!("pool/{name}.deb"),
+                size: 1,
+                sha256: "00".repeat(32),
+            })
+            .collect();
+        lock
+    }
+
+    #[test]
+    fn changes_between_locks_are_said_as_cargo_says_them() {
+        let old = with_packages(lock(&["a"], &["linux/amd64"]), &[("a", "1"), ("b", "1"), ("c", "1")]);
+        let new = with_packages(lock(&["a"], &["linux/amd64"]), &[("a", "1"), ("b", "2"), ("d", "3")]);
+        assert_eq!(
+            changes(&old, &new),
+            ["update b 1 -> 2 [linux/amd64]", "add d 3 [linux/amd64]", "remove c 1 [linux/amd64]",]
+        );
+        assert!(changes(&old, &old).is_empty());
     }
 
     #[test]

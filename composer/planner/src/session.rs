@@ -1,5 +1,6 @@
 //! A build session: one recipe against one store, its backend, its lock and its plan.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use composer_recipe::Recipe;
@@ -122,6 +123,24 @@ impl<'a> Session<'a> {
 
     /// Resolves every platform against the mirror's current Release.
     pub fn resolve(&self) -> Result<(Lockfile, Vec<StepReport>), BuildError> {
+        self.resolve_following(None)
+    }
+
+    /// Resolves every platform, keeping the versions `previous` locked wherever they still
+    /// satisfy the recipe, as cargo and uv do when a manifest changes.
+    pub(crate) fn resolve_following(
+        &self,
+        previous: Option<&Lockfile>,
+    ) -> Result<(Lockfile, Vec<StepReport>), BuildError> {
+        let preferred = |platform: &str, build: bool| -> BTreeMap<String, String> {
+            let locked = previous.and_then(|lock| lock.platforms.iter().find(|p| p.platform == platform));
+            locked
+                .map(|p| if build { &p.build_packages } else { &p.packages })
+                .into_iter()
+                .flatten()
+                .map(|p| (p.name.clone(), p.version.clone()))
+                .collect()
+        };
         let platforms: Vec<String> = self.recipe.image.platforms.get_ref().iter().map(|p| p.to_string()).collect();
         self.ctx.reporter.status("Resolving", &format!("{} for {}", self.recipe.base.suite, platforms.join(", ")));
         let release = self.backend.release()?;
@@ -141,6 +160,7 @@ impl<'a> Session<'a> {
                     &requests,
                     &runtime_of,
                     self.recipe.base.essential,
+                    &preferred(&locked.platform, false),
                 )
             })
             .collect();
@@ -150,7 +170,14 @@ impl<'a> Session<'a> {
             .map(|locked| match build_requests.is_empty() {
                 true => Ok((Vec::new(), true)),
                 // Build-Depends assume the Essential set (sh, coreutils, tar, sed...) is there.
-                false => self.resolve_platform(&release, &locked.architecture, &build_requests, &[], true),
+                false => self.resolve_platform(
+                    &release,
+                    &locked.architecture,
+                    &build_requests,
+                    &[],
+                    true,
+                    &preferred(&locked.platform, true),
+                ),
             })
             .collect();
         // The first platform's error, whichever failed first in time.
@@ -182,6 +209,7 @@ impl<'a> Session<'a> {
         requests: &[String],
         runtime_of: &[String],
         essential: bool,
+        preferred: &BTreeMap<String, String>,
     ) -> Result<(Vec<LockedPackage>, bool), BuildError> {
         let base = &self.recipe.base;
         let mut key = ActionKey::new("resolve", crate::keys::RESOLVE_VERSION)
@@ -193,12 +221,16 @@ impl<'a> Session<'a> {
         if !runtime_of.is_empty() {
             key.field("runtime-of", runtime_of.join("\n").as_bytes());
         }
+        if !preferred.is_empty() {
+            let pins: Vec<String> = preferred.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            key.field("preferred", pins.join("\n").as_bytes());
+        }
         if let Some(record) = self.ctx.store.action_get(&key)?
             && let Ok(packages) = serde_json::from_value(record.data)
         {
             return Ok((packages, true));
         }
-        let packages = self.backend.resolve(release, arch, requests, runtime_of, essential)?;
+        let packages = self.backend.resolve(release, arch, requests, runtime_of, essential, preferred)?;
         let record = ActionRecord {
             inputs: Vec::new(),
             step: "resolve".into(),
@@ -216,7 +248,19 @@ impl<'a> Session<'a> {
         match Lockfile::read(&path)? {
             Some(lock) => {
                 if let Some(reason) = lock.mismatch(&self.lock_header()) {
-                    return Err(BuildError::LockOutdated { path, reason });
+                    if policy == LockPolicy::Locked {
+                        return Err(BuildError::LockOutdated { path, reason });
+                    }
+                    // The lock follows the recipe: resolved again, keeping what still fits.
+                    self.ctx.reporter.status("Updating", &format!("{} ({reason})", path.display()));
+                    let (new, steps) = self.resolve_following(Some(&lock))?;
+                    for change in crate::lockfile::changes(&lock, &new) {
+                        self.ctx.reporter.status("Locking", &change);
+                    }
+                    if write {
+                        new.write(&path)?;
+                    }
+                    return Ok((new, steps, write));
                 }
                 let steps = self
                     .recipe

@@ -225,6 +225,7 @@ impl Backend for Debian<'_> {
         requests: &[String],
         runtime_of: &[String],
         essential: bool,
+        preferred: &std::collections::BTreeMap<String, String>,
     ) -> Result<Vec<LockedPackage>, BuildError> {
         let repo = self.repo()?;
         let verified = self.releases.lock().expect("releases").get(&release.digest).cloned();
@@ -249,7 +250,7 @@ impl Backend for Debian<'_> {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let chosen = composer_deb::resolve::resolve(&index, &relations, essential, &self.base.suite, arch)?;
+        let chosen = composer_deb::resolve::resolve(&index, &relations, essential, preferred, &self.base.suite, arch)?;
         Ok(chosen.into_iter().map(to_locked).collect())
     }
 

@@ -109,6 +109,8 @@ pub trait Backend: Sync {
     /// run-time libraries of the development packages `runtime_of` (what a program compiled
     /// against them links to), so that an image carries what its built binaries need without
     /// the recipe naming each library.
+    /// `preferred` (name to version, from the lock being followed) is kept wherever it still
+    /// satisfies the requests, so a changed recipe changes only what it must.
     fn resolve(
         &self,
         release: &VerifiedRelease,
@@ -116,6 +118,7 @@ pub trait Backend: Sync {
         requests: &[String],
         runtime_of: &[String],
         essential: bool,
+        preferred: &std::collections::BTreeMap<String, String>,
     ) -> Result<Vec<LockedPackage>, BuildError>;
 
     /// Downloads the package file into the store, verified against the signed index. The
