@@ -28,6 +28,7 @@ mod damaged;
 mod docker;
 mod golden;
 mod hostile;
+mod inspect;
 #[cfg(feature = "live-tests")]
 mod live_debian;
 #[cfg(feature = "live-tests")]

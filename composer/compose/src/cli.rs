@@ -76,7 +76,10 @@ pub enum Command {
     Plan(PlanArgs),
     /// Resolve the recipe and write `<recipe>.lock` beside it.
     Lock(LockArgs),
-    /// Show an OCI image layout: index, manifests, layers and the packages they hold.
+    /// Show an image (OCI layout, oci-archive, docker-archive): its digest, each platform's
+    /// config and layers, sizes and the packages each layer holds.
+    #[command(after_help = "Examples:\n  compose inspect out/debian-python\n  compose inspect oci:out/app:v2\n  \
+        compose inspect docker-archive:image.tar\n  compose --json inspect oci-archive:image.tar | jq .manifests[].platform")]
     Inspect(InspectArgs),
     /// Inspect, verify and clean the store.
     #[command(subcommand)]
@@ -222,8 +225,9 @@ pub struct LockArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// An OCI image layout directory or an oci-archive file.
-    pub path: PathBuf,
+    /// DIR or DIR:TAG (an OCI layout), oci:DIR[:TAG], oci-archive:FILE[:TAG] or
+    /// docker-archive:FILE.
+    pub image: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,144 +1,393 @@
-//! `compose inspect`: reads an OCI image layout (or an oci-archive of one) and reports its index,
-//! each platform's manifest and each layer's size and packages.
+//! `compose inspect`: reads an image as users hand it over (an OCI layout directory, `DIR:TAG`,
+//! `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`, layouts other tools wrote)
+//! and reports what it is: the digest of the document it shows (an index or a manifest), each
+//! platform's config (entrypoint, cmd, user, workdir, env, ports, labels) and layers, with
+//! compressed and uncompressed sizes and the packages each layer holds.
+//!
+//! Everything in an image is data: documents are read bounded, beneath the layout without
+//! following a symlink, and every digest is checked to be `sha256:` and 64 hex digits before it
+//! becomes a path.
 
+use std::collections::HashMap;
 use std::fs;
-use std::io::Read;
-use std::path::Path;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
 use composer_store::confined::Confined;
-
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::OciError;
 
+/// The largest JSON document read from an image.
+const MAX_DOCUMENT: u64 = 16 * 1024 * 1024;
+const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+
 #[derive(Debug, Serialize)]
 pub struct LayerReport {
     pub digest: String,
     pub media_type: String,
+    /// As stored (compressed, for compressed layers).
     pub size: u64,
+    /// The tar inside.
+    pub uncompressed_size: u64,
     pub packages: Vec<String>,
     /// The image history's comment for the layer (what a layer without packages holds).
     pub comment: String,
 }
 
+#[derive(Debug, Default, Serialize)]
+pub struct ConfigReport {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub user: String,
+    pub workdir: String,
+    pub env: Vec<String>,
+    pub exposed_ports: Vec<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct ManifestReport {
+    /// `os/architecture[/variant]`, from the index or, where it does not say, the config.
     pub platform: String,
+    /// The manifest's digest (for a docker-archive, which has none, the config's).
     pub digest: String,
     pub config: String,
+    pub config_details: ConfigReport,
+    pub size: u64,
+    pub uncompressed_size: u64,
     pub layers: Vec<LayerReport>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct ImageReport {
     pub path: String,
+    /// `oci-layout`, `oci-archive` or `docker-archive`.
+    pub format: String,
+    /// The tag shown.
     pub reference: Option<String>,
+    /// Every tag the image holds.
+    pub tags: Vec<String>,
+    /// The digest of the document shown, and what it is: an image index or a manifest.
+    pub digest: String,
+    pub media_type: String,
+    /// Kept for readers of the earlier output: the same as `digest`.
     pub index: String,
     pub manifests: Vec<ManifestReport>,
 }
 
-/// Inspects an OCI image layout directory, or an `oci-archive` tar of one.
-pub fn inspect(layout: &Path) -> Result<ImageReport, OciError> {
-    let not = |reason: String| OciError::NotALayout { path: layout.to_path_buf(), reason };
-    let files = if layout.is_file() { Some(archive_documents(layout)?) } else { None };
-    let dir = match files {
-        Some(_) => None,
-        None => Some(Confined::open(layout).map_err(|e| not(format!("cannot open it: {e}")))?),
-    };
-    // Documents are read beneath the layout without following a symlink, and bounded: a layout
-    // is data, and may have been made to point elsewhere.
-    let read = |relative: &str| -> Result<Vec<u8>, OciError> {
-        match (&files, &dir) {
-            (Some(files), _) => {
-                files.get(relative).cloned().ok_or_else(|| not(format!("the archive holds no {relative}")))
-            }
-            (None, Some(dir)) => {
-                let file = dir.open_file(relative).map_err(|e| not(format!("cannot read {relative}: {e}")))?;
-                let mut data = Vec::new();
-                file.take(MAX_DOCUMENT + 1)
-                    .read_to_end(&mut data)
-                    .map_err(|e| not(format!("cannot read {relative}: {e}")))?;
-                if data.len() as u64 > MAX_DOCUMENT {
-                    return Err(not(format!("{relative} is larger than {MAX_DOCUMENT} bytes")));
-                }
-                Ok(data)
-            }
-            (None, None) => unreachable!("a layout is an archive or a directory"),
-        }
-    };
-    let read_json = |relative: &str| -> Result<Value, OciError> {
-        serde_json::from_slice(&read(relative)?).map_err(|e| not(format!("{relative} is not JSON: {e}")))
-    };
-    let blob = |digest: &str| crate::layout::blob_path(digest).map_err(|e| not(e.to_string()));
-    let top = read_json("index.json")?;
-    let first = top["manifests"].get(0).ok_or_else(|| not("index.json lists no manifest".into()))?;
-    let reference = first["annotations"][crate::layout::REF_NAME].as_str().map(str::to_string);
-    let index_digest = first["digest"].as_str().unwrap_or("").to_string();
-    let index = if first["mediaType"].as_str() == Some("application/vnd.oci.image.index.v1+json") {
-        read_json(&blob(&index_digest)?)?
-    } else {
-        top.clone()
-    };
-    let mut manifests = Vec::new();
-    for descriptor in index["manifests"].as_array().into_iter().flatten() {
-        let digest = descriptor["digest"].as_str().unwrap_or("").to_string();
-        let manifest = read_json(&blob(&digest)?)?;
-        let p = &descriptor["platform"];
-        let mut platform = format!("{}/{}", p["os"].as_str().unwrap_or("?"), p["architecture"].as_str().unwrap_or("?"));
-        if let Some(v) = p["variant"].as_str() {
-            platform.push('/');
-            platform.push_str(v);
-        }
-        // History entries of non-empty layers line up with the manifest's layers.
-        let config_digest = manifest["config"]["digest"].as_str().unwrap_or("").to_string();
-        let comments: Vec<String> = read_json(&blob(&config_digest)?)
-            .ok()
-            .and_then(|config| config["history"].as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter(|h| h["empty_layer"] != true)
-            .map(|h| h["comment"].as_str().unwrap_or("").to_string())
-            .collect();
-        let layers = manifest["layers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, l)| LayerReport {
-                comment: comments.get(i).cloned().unwrap_or_default(),
-                digest: l["digest"].as_str().unwrap_or("").to_string(),
-                media_type: l["mediaType"].as_str().unwrap_or("").to_string(),
-                size: l["size"].as_u64().unwrap_or(0),
-                packages: l["annotations"][crate::image::PACKAGES_ANNOTATION]
-                    .as_str()
-                    .map(|s| s.split_whitespace().map(str::to_string).collect())
-                    .unwrap_or_default(),
-            })
-            .collect();
-        manifests.push(ManifestReport { platform, digest, config: config_digest, layers });
-    }
-    Ok(ImageReport { path: layout.display().to_string(), reference, index: index_digest, manifests })
+/// Where an image's files are: a directory, or the members of a tar archive.
+enum Source {
+    Dir(Confined),
+    Archive { path: PathBuf, sizes: HashMap<String, u64> },
 }
 
-/// The largest JSON document read from a layout.
-const MAX_DOCUMENT: u64 = 16 * 1024 * 1024;
+impl Source {
+    fn not(&self, reason: String) -> OciError {
+        OciError::NotALayout { path: self.path(), reason }
+    }
 
-/// The small files of an `oci-archive` (index.json and JSON-sized blobs), by path. Layers are
-/// skipped: their sizes are in the manifests.
-fn archive_documents(path: &Path) -> Result<std::collections::HashMap<String, Vec<u8>>, OciError> {
-    let io = |source: std::io::Error| OciError::Io { action: "read archive", path: path.to_path_buf(), source };
-    let file = fs::File::open(path).map_err(io)?;
-    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
-    let mut out = std::collections::HashMap::new();
-    for entry in archive.entries().map_err(io)? {
-        let mut entry = entry.map_err(io)?;
-        let name = entry.path().map_err(io)?.to_string_lossy().trim_start_matches("./").to_string();
-        if entry.header().entry_type().is_file() && entry.size() <= 4 * 1024 * 1024 {
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut entry, &mut data).map_err(io)?;
-            out.insert(name, data);
+    fn path(&self) -> PathBuf {
+        match self {
+            Source::Dir(dir) => dir.path().to_path_buf(),
+            Source::Archive { path, .. } => path.clone(),
         }
     }
-    Ok(out)
+
+    /// Calls `f` with a reader of `relative`.
+    fn with<T>(&self, relative: &str, f: impl FnOnce(&mut dyn Read) -> io::Result<T>) -> Result<T, OciError> {
+        let fail = |e: io::Error| self.not(format!("cannot read {relative}: {e}"));
+        match self {
+            Source::Dir(dir) => {
+                let mut file = dir.open_file(relative).map_err(fail)?;
+                f(&mut file).map_err(fail)
+            }
+            Source::Archive { path, .. } => {
+                let file = fs::File::open(path).map_err(fail)?;
+                let mut archive = tar::Archive::new(io::BufReader::new(file));
+                for entry in archive.entries().map_err(fail)? {
+                    let mut entry = entry.map_err(fail)?;
+                    if member_name(&entry) == relative {
+                        return f(&mut entry).map_err(fail);
+                    }
+                }
+                Err(self.not(format!("the archive holds no {relative}")))
+            }
+        }
+    }
+
+    fn read(&self, relative: &str) -> Result<Vec<u8>, OciError> {
+        let data = self.with(relative, |r| {
+            let mut data = Vec::new();
+            r.take(MAX_DOCUMENT + 1).read_to_end(&mut data)?;
+            Ok(data)
+        })?;
+        if data.len() as u64 > MAX_DOCUMENT {
+            return Err(self.not(format!("{relative} is larger than {MAX_DOCUMENT} bytes")));
+        }
+        Ok(data)
+    }
+
+    fn json(&self, relative: &str) -> Result<Value, OciError> {
+        serde_json::from_slice(&self.read(relative)?).map_err(|e| self.not(format!("{relative} is not JSON: {e}")))
+    }
+
+    fn exists(&self, relative: &str) -> bool {
+        match self {
+            Source::Dir(dir) => dir.open_file(relative).is_ok(),
+            Source::Archive { sizes, .. } => sizes.contains_key(relative),
+        }
+    }
+
+    /// The size of the tar inside a layer: decompressed as its media type says.
+    fn uncompressed_size(&self, relative: &str, media_type: &str) -> Result<u64, OciError> {
+        self.with(relative, |r| {
+            let mut reader: Box<dyn Read + '_> = if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
+                Box::new(flate2::read::GzDecoder::new(r))
+            } else if media_type.ends_with("+zstd") {
+                Box::new(zstd::stream::read::Decoder::new(r)?)
+            } else {
+                Box::new(r)
+            };
+            io::copy(&mut reader, &mut io::sink())
+        })
+    }
+}
+
+fn member_name<R: Read>(entry: &tar::Entry<'_, R>) -> String {
+    String::from_utf8_lossy(&entry.path_bytes()).trim_start_matches("./").to_string()
+}
+
+/// What the user named: where the image is, in which format, and which tag.
+fn open(target: &str) -> Result<(Source, Option<String>, &'static str), OciError> {
+    let (transport, rest) = match target.split_once(':') {
+        Some((t @ ("oci" | "oci-archive" | "docker-archive"), rest)) => (Some(t), rest),
+        _ => (None, target),
+    };
+    // `PATH:TAG`, unless PATH itself (with its colon) is what exists.
+    let (path, tag) = match rest.rsplit_once(':') {
+        Some((path, tag)) if !Path::new(rest).exists() && Path::new(path).exists() => {
+            (PathBuf::from(path), Some(tag.to_string()))
+        }
+        _ => (PathBuf::from(rest), None),
+    };
+    let not = |reason: String| OciError::NotALayout { path: path.clone(), reason };
+    if path.is_dir() && transport.is_none_or(|t| t == "oci") {
+        let dir = Confined::open(&path).map_err(|e| not(format!("cannot open it: {e}")))?;
+        return Ok((Source::Dir(dir), tag, "oci-layout"));
+    }
+    let io = |e: io::Error| not(format!("cannot read it: {e}"));
+    let file = fs::File::open(&path).map_err(io)?;
+    let mut sizes = HashMap::new();
+    for entry in tar::Archive::new(io::BufReader::new(file)).entries().map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if entry.header().entry_type().is_file() {
+            sizes.insert(member_name(&entry), entry.size());
+        }
+    }
+    let format = match transport {
+        Some("docker-archive") => "docker-archive",
+        Some("oci-archive") => "oci-archive",
+        _ if sizes.contains_key("index.json") => "oci-archive",
+        _ if sizes.contains_key("manifest.json") => "docker-archive",
+        _ => return Err(not("neither an OCI layout nor an oci-archive or docker-archive".into())),
+    };
+    Ok((Source::Archive { path, sizes }, tag, format))
+}
+
+/// Inspects the image `target` names.
+pub fn inspect(target: &str) -> Result<ImageReport, OciError> {
+    let (source, tag, format) = open(target)?;
+    let mut report = match format {
+        "docker-archive" => docker_archive(&source)?,
+        _ => oci(&source, tag.as_deref())?,
+    };
+    report.path = source.path().display().to_string();
+    report.format = format.to_string();
+    Ok(report)
+}
+
+fn blob(source: &Source, digest: &str) -> Result<String, OciError> {
+    crate::layout::blob_path(digest).map_err(|e| source.not(e.to_string()))
+}
+
+fn oci(source: &Source, tag: Option<&str>) -> Result<ImageReport, OciError> {
+    if !source.exists("index.json") {
+        return Err(source.not("it has no index.json".into()));
+    }
+    let top = source.json("index.json")?;
+    let entries = top["manifests"].as_array().cloned().unwrap_or_default();
+    let tag_of = |e: &Value| e["annotations"][crate::layout::REF_NAME].as_str().map(str::to_string);
+    let tags: Vec<String> = entries.iter().filter_map(tag_of).collect();
+    let entry = match tag {
+        Some(tag) => entries.iter().find(|e| tag_of(e).as_deref() == Some(tag)).ok_or_else(|| {
+            source.not(format!(
+                "it has no tag `{tag}` (tags: {})",
+                if tags.is_empty() { "none".into() } else { tags.join(", ") }
+            ))
+        })?,
+        None => match entries.as_slice() {
+            [one] => one,
+            [] => return Err(source.not("index.json lists no image".into())),
+            _ => {
+                return Err(source.not(format!(
+                    "it holds {} images: name one as PATH:TAG (tags: {})",
+                    entries.len(),
+                    tags.join(", ")
+                )));
+            }
+        },
+    };
+    let digest = entry["digest"].as_str().unwrap_or("").to_string();
+    let media_type = entry["mediaType"].as_str().unwrap_or("").to_string();
+    let descriptors = if media_type == INDEX_TYPE {
+        source.json(&blob(source, &digest)?)?["manifests"].as_array().cloned().unwrap_or_default()
+    } else {
+        vec![entry.clone()]
+    };
+    let mut manifests = Vec::new();
+    for descriptor in &descriptors {
+        manifests.push(oci_manifest(source, descriptor)?);
+    }
+    Ok(ImageReport {
+        path: String::new(),
+        format: String::new(),
+        reference: tag_of(entry),
+        tags,
+        index: digest.clone(),
+        digest,
+        media_type,
+        manifests,
+    })
+}
+
+fn oci_manifest(source: &Source, descriptor: &Value) -> Result<ManifestReport, OciError> {
+    let digest = descriptor["digest"].as_str().unwrap_or("").to_string();
+    let manifest = source.json(&blob(source, &digest)?)?;
+    let config_digest = manifest["config"]["digest"].as_str().unwrap_or("").to_string();
+    let config = source.json(&blob(source, &config_digest)?)?;
+    let platform = platform_of(&descriptor["platform"]).unwrap_or_else(|| platform_of(&config).unwrap_or("?".into()));
+    let comments = layer_comments(&config);
+    let mut layers = Vec::new();
+    for (i, layer) in manifest["layers"].as_array().into_iter().flatten().enumerate() {
+        let digest = layer["digest"].as_str().unwrap_or("").to_string();
+        let media_type = layer["mediaType"].as_str().unwrap_or("").to_string();
+        let uncompressed_size = source.uncompressed_size(&blob(source, &digest)?, &media_type)?;
+        layers.push(LayerReport {
+            comment: comments.get(i).cloned().unwrap_or_default(),
+            size: layer["size"].as_u64().unwrap_or(0),
+            uncompressed_size,
+            packages: layer["annotations"][crate::image::PACKAGES_ANNOTATION]
+                .as_str()
+                .map(|s| s.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
+            digest,
+            media_type,
+        });
+    }
+    Ok(manifest_report(platform, digest, config_digest, &config, layers))
+}
+
+fn docker_archive(source: &Source) -> Result<ImageReport, OciError> {
+    let manifest = source.json("manifest.json")?;
+    let images = manifest.as_array().cloned().unwrap_or_default();
+    let [image] = images.as_slice() else {
+        return Err(source.not(format!("manifest.json lists {} images; one is expected", images.len())));
+    };
+    let config_path = image["Config"].as_str().unwrap_or("").to_string();
+    let config = source.json(&config_path)?;
+    let config_digest = format!("sha256:{}", config_path.trim_end_matches(".json").rsplit('/').next().unwrap_or(""));
+    let comments = layer_comments(&config);
+    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_str().map(str::to_string))
+        .collect();
+    let mut layers = Vec::new();
+    for (i, path) in image["Layers"].as_array().into_iter().flatten().filter_map(|l| l.as_str()).enumerate() {
+        let size = match source {
+            Source::Archive { sizes, .. } => sizes.get(path).copied().unwrap_or(0),
+            Source::Dir(_) => 0,
+        };
+        layers.push(LayerReport {
+            digest: diff_ids.get(i).cloned().unwrap_or_default(),
+            media_type: "application/vnd.docker.image.rootfs.diff.tar".into(),
+            size,
+            uncompressed_size: size,
+            packages: Vec::new(),
+            comment: comments.get(i).cloned().unwrap_or_default(),
+        });
+    }
+    let platform = platform_of(&config).unwrap_or("?".into());
+    let tags: Vec<String> =
+        image["RepoTags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_string)).collect();
+    Ok(ImageReport {
+        path: String::new(),
+        format: String::new(),
+        reference: tags.first().cloned(),
+        tags,
+        digest: config_digest.clone(),
+        media_type: "application/vnd.docker.container.image.v1+json".into(),
+        index: config_digest.clone(),
+        manifests: vec![manifest_report(platform, config_digest.clone(), config_digest, &config, layers)],
+    })
+}
+
+fn manifest_report(
+    platform: String,
+    digest: String,
+    config_digest: String,
+    config: &Value,
+    layers: Vec<LayerReport>,
+) -> ManifestReport {
+    ManifestReport {
+        platform,
+        digest,
+        config: config_digest,
+        config_details: config_details(config),
+        size: layers.iter().map(|l| l.size).sum(),
+        uncompressed_size: layers.iter().map(|l| l.uncompressed_size).sum(),
+        layers,
+    }
+}
+
+/// `os/architecture[/variant]` of a platform object or an image config.
+fn platform_of(value: &Value) -> Option<String> {
+    let (os, arch) = (value["os"].as_str()?, value["architecture"].as_str()?);
+    Some(match value["variant"].as_str() {
+        Some(variant) => format!("{os}/{arch}/{variant}"),
+        None => format!("{os}/{arch}"),
+    })
+}
+
+/// The history comments of the layers that are not empty, in layer order.
+fn layer_comments(config: &Value) -> Vec<String> {
+    config["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| h["empty_layer"] != true)
+        .map(|h| h["comment"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+fn config_details(config: &Value) -> ConfigReport {
+    let c = &config["config"];
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect()
+    };
+    ConfigReport {
+        entrypoint: strings(&c["Entrypoint"]),
+        cmd: strings(&c["Cmd"]),
+        user: c["User"].as_str().unwrap_or("").to_string(),
+        workdir: c["WorkingDir"].as_str().unwrap_or("").to_string(),
+        env: strings(&c["Env"]),
+        exposed_ports: c["ExposedPorts"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default(),
+        labels: c["Labels"]
+            .as_object()
+            .map(|o| o.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .unwrap_or_default(),
+    }
 }

@@ -3,27 +3,54 @@ use crate::commands::human_bytes;
 use crate::printer::Printer;
 
 pub fn run(args: InspectArgs, printer: &Printer) -> anyhow::Result<()> {
-    let report = composer_oci::inspect::inspect(&args.path)?;
+    let report = composer_oci::inspect::inspect(&args.image)?;
     if printer.json {
         crate::out!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    crate::out!("{} ({})", report.path, report.reference.as_deref().unwrap_or("untagged"));
-    crate::out!("index {}", report.index);
+    let what = if report.media_type.ends_with("index.v1+json") { "index" } else { "manifest" };
+    crate::out!("{} ({}, {})", report.path, report.format, report.reference.as_deref().unwrap_or("untagged"));
+    if report.tags.len() > 1 {
+        crate::out!("tags {}", report.tags.join(", "));
+    }
+    crate::out!("{what} {}", report.digest);
+    crate::out!("sizes: as stored (compressed), then the tar inside");
     for manifest in &report.manifests {
-        let total: u64 = manifest.layers.iter().map(|l| l.size).sum();
         crate::out!(
-            "\n{}  manifest {}  ({} layers, {})",
+            "\n{}  manifest {}  ({} layers, {}, {} uncompressed)",
             manifest.platform,
             manifest.digest,
             manifest.layers.len(),
-            human_bytes(total)
+            human_bytes(manifest.size),
+            human_bytes(manifest.uncompressed_size)
         );
         crate::out!("  config {}", manifest.config);
+        let c = &manifest.config_details;
+        let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { format!("{v:?}") };
+        crate::out!("    entrypoint {}  cmd {}", list(&c.entrypoint), list(&c.cmd));
+        crate::out!(
+            "    user {}  workdir {}",
+            if c.user.is_empty() { "root (unset)" } else { &c.user },
+            if c.workdir.is_empty() { "/" } else { &c.workdir }
+        );
+        for env in &c.env {
+            crate::out!("    env {env}");
+        }
+        if !c.exposed_ports.is_empty() {
+            crate::out!("    ports {}", c.exposed_ports.join(", "));
+        }
+        for (key, value) in &c.labels {
+            crate::out!("    label {key}={value}");
+        }
         for layer in &manifest.layers {
             let what =
                 if layer.packages.is_empty() { format!("({})", layer.comment) } else { layer.packages.join(" ") };
-            crate::out!("  {:>10}  {}  {what}", human_bytes(layer.size), &layer.digest[..19.min(layer.digest.len())]);
+            crate::out!(
+                "  {:>10} {:>10}  {}  {what}",
+                human_bytes(layer.size),
+                human_bytes(layer.uncompressed_size),
+                &layer.digest[..19.min(layer.digest.len())]
+            );
         }
     }
     Ok(())
