@@ -21,6 +21,19 @@ macro_rules! out {
     }};
 }
 
+/// The version of every `--json` document's shape (docs/architecture.md, "JSON output").
+pub const JSON_SCHEMA_VERSION: u64 = 1;
+
+/// Prints a `--json` document on stdout: an object, with its `schema_version`.
+pub fn json_out<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut value = serde_json::to_value(value)?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("schema_version".into(), JSON_SCHEMA_VERSION.into());
+    }
+    out!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
 pub struct Printer {
     pub quiet: bool,
     pub verbose: bool,
@@ -89,6 +102,13 @@ impl Printer {
 
     pub fn error(&self, error: &anyhow::Error) {
         let hint = crate::hints::hint(error);
+        // Under --json a failure is a document too, so that a tool reading stdout learns why.
+        if self.json {
+            let causes: Vec<String> = error.chain().skip(1).map(|c| c.to_string()).collect();
+            let _ = json_out(&serde_json::json!({
+                "error": { "message": error.to_string(), "causes": causes, "hint": hint },
+            }));
+        }
         eprintln!("{} {error}", self.paint("1;31", "error:"));
         for cause in error.chain().skip(1) {
             eprintln!("  {} {cause}", self.paint("1", "caused by:"));

@@ -112,7 +112,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
             "downloaded_bytes": downloaded,
             "seconds": started.elapsed().as_secs_f64(),
         });
-        crate::out!("{}", serde_json::to_string_pretty(&summary)?);
+        crate::printer::json_out(&summary)?;
         return Ok(());
     }
     for step in &outcome.steps {

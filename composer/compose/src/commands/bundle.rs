@@ -27,7 +27,7 @@ pub fn run(args: BundleArgs, settings: &Settings, printer: &Printer) -> anyhow::
     let locks = lock_files(&recipes)?;
     let stats = composer_cache::bundle::write(&store, results, inputs, &locks, key.as_ref(), &args.output)?;
     if printer.json {
-        crate::out!("{}", serde_json::to_string_pretty(&stats)?);
+        crate::printer::json_out(&stats)?;
     } else {
         printer.status(
             "Bundled",

@@ -5,7 +5,7 @@ use crate::printer::Printer;
 pub fn run(args: InspectArgs, printer: &Printer) -> anyhow::Result<()> {
     let report = composer_oci::inspect::inspect(&args.image)?;
     if printer.json {
-        crate::out!("{}", serde_json::to_string_pretty(&report)?);
+        crate::printer::json_out(&report)?;
         return Ok(());
     }
     let what = if report.media_type.ends_with("index.v1+json") { "index" } else { "manifest" };

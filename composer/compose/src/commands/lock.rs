@@ -10,12 +10,10 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let ctx = context(settings, &store, &client, printer, None);
     let (lock, path) = composer_planner::lock(&ctx, &recipe, &args.recipe)?;
     if printer.json {
-        crate::out!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "lock": path, "platforms": lock.platforms.iter().map(|p| serde_json::json!({"platform": p.platform, "packages": p.packages.len()})).collect::<Vec<_>>() })
-            )?
-        );
+        crate::printer::json_out(&serde_json::json!({
+            "lock": path,
+            "platforms": lock.platforms.iter().map(|p| serde_json::json!({"platform": p.platform, "packages": p.packages.len()})).collect::<Vec<_>>(),
+        }))?;
         return Ok(());
     }
     for platform in &lock.platforms {

@@ -21,7 +21,7 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
         ));
     }
     if printer.json {
-        crate::out!("{}", serde_json::to_string_pretty(&plan.to_json())?);
+        crate::printer::json_out(&plan.to_json())?;
         return Ok(());
     }
     let state = |cached: bool, bytes: u64, substituted: Option<&str>| {

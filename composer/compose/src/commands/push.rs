@@ -50,7 +50,7 @@ pub fn push(
 
 pub fn show(report: &PushReport, printer: &Printer) -> anyhow::Result<()> {
     if printer.json {
-        crate::out!("{}", serde_json::to_string_pretty(report)?);
+        crate::printer::json_out(report)?;
         return Ok(());
     }
     printer.status(

@@ -37,7 +37,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
                 );
             }
             if printer.json {
-                crate::out!("{}", serde_json::to_string_pretty(&report)?);
+                crate::printer::json_out(&report)?;
             } else {
                 printer.status(
                     "Imported",
@@ -57,7 +57,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
             let ctx = crate::commands::context(settings, &store, &client, printer, None);
             let stats = crate::commands::cache::push(&ctx, &recipes, remote.as_ref(), &key, printer, Vec::new())?;
             if printer.json {
-                crate::out!("{}", serde_json::to_string_pretty(&stats)?);
+                crate::printer::json_out(&stats)?;
             } else {
                 crate::commands::cache::report(&stats, remote.as_ref(), printer);
             }
@@ -66,10 +66,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
             let store = Store::open_existing_notifying(&settings.store, LockMode::Shared, crate::printer::waiting)?;
             let info = store.info()?;
             if printer.json {
-                crate::out!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "path": settings.store, "info": info }))?
-                );
+                crate::printer::json_out(&serde_json::json!({ "path": settings.store, "info": info }))?;
             } else {
                 crate::out!("store    {}", settings.store.display());
                 crate::out!("format   {}", composer_store::FORMAT);
@@ -82,7 +79,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
             let store = Store::open_existing_notifying(&settings.store, LockMode::Shared, crate::printer::waiting)?;
             let report = store.verify(repair)?;
             if printer.json {
-                crate::out!("{}", serde_json::to_string_pretty(&report)?);
+                crate::printer::json_out(&report)?;
             } else {
                 for problem in &report.problems {
                     eprintln!("{}: {}", problem.path.display(), problem.problem);
@@ -110,7 +107,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
             let max_age = if all { Duration::ZERO } else { Duration::from_secs(max_age_days * 86_400) };
             let report = store.gc(&GcOptions { max_age, dry_run })?;
             if printer.json {
-                crate::out!("{}", serde_json::to_string_pretty(&report)?);
+                crate::printer::json_out(&report)?;
             } else {
                 for kept in &report.roots_kept {
                     let why = match (kept.pinned, kept.age_seconds) {
