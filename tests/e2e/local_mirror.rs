@@ -197,7 +197,12 @@ fn lock_holds_until_refreshed() {
     let rebuilt = f.compose.build_json(&f.recipe, &["--locked"]);
     assert_eq!(index_digest(&first), index_digest(&rebuilt));
 
+    // `compose lock` keeps what still fits, as uv's does; --upgrade-package moves one package.
     f.compose.ok(&["lock", f.recipe_str()]);
+    let lock = std::fs::read_to_string(f.recipe.with_extension("lock")).unwrap();
+    assert!(lock.contains("name = \"app\"\nversion = \"1.0\""), "{lock}");
+    let out = f.compose.run(&["lock", f.recipe_str(), "--upgrade-package", "app"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("update app 1.0 -> 2.0"), "{out:?}");
     let lock = std::fs::read_to_string(f.recipe.with_extension("lock")).unwrap();
     assert!(lock.contains("name = \"app\"\nversion = \"2.0\""), "{lock}");
     let updated = f.compose.build_json(&f.recipe, &[]);

@@ -74,7 +74,10 @@ pub enum Command {
         compose --json plan recipes/python-app.toml | jq '.steps[] | select(.cached | not)'\n  \
         compose plan app.toml --cache dir:/srv/cache --trusted-key ci:BASE64")]
     Plan(PlanArgs),
-    /// Resolve the recipe and write `<recipe>.lock` beside it.
+    /// Resolve the recipe and write `<recipe>.lock` beside it, keeping locked versions that
+    /// still fit unless told to upgrade.
+    #[command(after_help = "Examples:\n  compose lock recipes/debian-python.toml\n  \
+        compose lock recipes/debian-python.toml --upgrade\n  compose lock recipes/debian-python.toml --upgrade-package openssl")]
     Lock(LockArgs),
     /// Show an image (OCI layout, oci-archive, docker-archive): its digest, each platform's
     /// config and layers, sizes and the packages each layer holds.
@@ -221,6 +224,13 @@ pub struct PlanArgs {
 #[derive(Debug, Args)]
 pub struct LockArgs {
     pub recipe: PathBuf,
+    /// Take the newest version of every package (and resolve the wheel sets again); without it,
+    /// every locked version that still fits is kept.
+    #[arg(long, conflicts_with = "upgrade_packages")]
+    pub upgrade: bool,
+    /// Take the newest version of this package, keep the rest (repeatable).
+    #[arg(long = "upgrade-package", value_name = "NAME")]
+    pub upgrade_packages: Vec<String>,
 }
 
 #[derive(Debug, Args)]

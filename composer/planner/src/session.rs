@@ -292,13 +292,41 @@ impl<'a> Session<'a> {
 }
 
 /// Writes `recipe.lock` from a fresh resolution.
-pub fn lock(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path) -> Result<(Lockfile, PathBuf), BuildError> {
+/// What `compose lock` may move, as uv's `--upgrade` and `--upgrade-package` say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upgrade {
+    /// Keep every locked version that still satisfies the recipe.
+    Nothing,
+    /// Take the newest of everything (the wheel locks are resolved again too).
+    All,
+    /// Take the newest of these packages, keep the rest.
+    Packages(Vec<String>),
+}
+
+/// Writes `recipe.lock` (and the wheel locks): resolved against the mirror's current Release,
+/// keeping what `upgrade` does not move. Returns the lock, its path and what changed.
+pub fn lock(
+    ctx: &Context<'_>,
+    recipe: &Recipe,
+    recipe_path: &Path,
+    upgrade: &Upgrade,
+) -> Result<(Lockfile, PathBuf, Vec<String>), BuildError> {
     let session = Session::new(ctx, recipe, recipe_path);
-    let (lock, _) = session.resolve()?;
     let path = lockfile::lock_path(recipe_path);
+    // An unreadable old lock is resolved over, as if there were none.
+    let old = Lockfile::read(&path).ok().flatten();
+    let mut previous = old.clone().filter(|_| *upgrade != Upgrade::All);
+    if let (Some(previous), Upgrade::Packages(names)) = (&mut previous, upgrade) {
+        for platform in &mut previous.platforms {
+            platform.packages.retain(|p| !names.contains(&p.name));
+            platform.build_packages.retain(|p| !names.contains(&p.name));
+        }
+    }
+    let (lock, _) = session.resolve_following(previous.as_ref())?;
     lock.write(&path)?;
-    session.wheel_locks(&lock, LockPolicy::UseOrCreate, true, true)?;
-    Ok((lock, path))
+    session.wheel_locks(&lock, LockPolicy::UseOrCreate, true, *upgrade == Upgrade::All)?;
+    let changes = old.map(|old| lockfile::changes(&old, &lock)).unwrap_or_default();
+    Ok((lock, path, changes))
 }
 
 impl Session<'_> {

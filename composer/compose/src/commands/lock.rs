@@ -8,10 +8,21 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let store = open_store(settings)?;
     let client = client(settings);
     let ctx = context(settings, &store, &client, printer, None);
-    let (lock, path) = composer_planner::lock(&ctx, &recipe, &args.recipe)?;
+    let upgrade = match (args.upgrade, args.upgrade_packages.is_empty()) {
+        (true, _) => composer_planner::Upgrade::All,
+        (false, true) => composer_planner::Upgrade::Nothing,
+        (false, false) => composer_planner::Upgrade::Packages(args.upgrade_packages.clone()),
+    };
+    let (lock, path, changes) = composer_planner::lock(&ctx, &recipe, &args.recipe, &upgrade)?;
+    if !printer.json {
+        for change in &changes {
+            printer.status("Locking", change);
+        }
+    }
     if printer.json {
         crate::printer::json_out(&serde_json::json!({
             "lock": path,
+            "changes": changes,
             "platforms": lock.platforms.iter().map(|p| serde_json::json!({"platform": p.platform, "packages": p.packages.len()})).collect::<Vec<_>>(),
         }))?;
         return Ok(());
