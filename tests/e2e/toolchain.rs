@@ -446,6 +446,23 @@ fn a_failed_build_shows_the_end_of_its_log_and_keeps_its_directory_when_asked() 
     // Nothing of the failed step is cached: the next build runs it again.
     let again = c.fails(&["build", recipe.to_str().unwrap()]);
     assert!(again.contains("exit status 3") && again.contains("--keep-failed"), "{again}");
+
+    // --debug-shell opens a shell in the failed step's sandbox: its files, its host name.
+    let mut shell = c.command(&["build", recipe.to_str().unwrap(), "--debug-shell"]);
+    shell.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = shell.spawn().unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        b"cat /build/left-here; echo in-$(hostname) $SOURCE_DATE_EPOCH; exit\n",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "the build stays failed");
+    assert!(stdout.contains("scratch") && stdout.contains("in-composer 1700000000"), "{stdout}\n{stderr}");
+    if let Some(kept) = stderr.lines().find_map(|l| l.split("the build directory is kept at ").nth(1)) {
+        let _ = std::fs::remove_dir_all(kept.trim());
+    }
 }
 
 #[test]

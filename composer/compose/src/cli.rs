@@ -196,6 +196,10 @@ pub struct BuildArgs {
     /// Keep the build directory of a failed build step (its path is printed).
     #[arg(long)]
     pub keep_failed: bool,
+    /// When a build step fails, open a shell in its sandbox (its root, sources, build and output
+    /// directories and environment), as melange's debug mode does; implies --keep-failed.
+    #[arg(long)]
+    pub debug_shell: bool,
     /// After the build, hand the image to the local podman (else Docker) through its own
     /// `load`: one platform, the one chosen or this machine's.
     #[arg(long)]

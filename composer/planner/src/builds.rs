@@ -167,21 +167,25 @@ impl Session<'_> {
             &format!("{} for {platform}{}", job.name, if emulated { " (under qemu-user: slow)" } else { "" }),
         );
         let started = std::time::Instant::now();
-        let status = sandbox::run(
-            bwrap,
-            &sandbox::Run {
-                root: &root_dir,
-                build_dir: &build_dir,
-                out_dir: &out_dir,
-                sources: sources.iter().map(|(mount, blob)| (mount.clone(), store.object_path(&blob.id))).collect(),
-                script: &script,
-                argv: None,
-                env: &env,
-                log: &log,
-            },
-        )?;
+        let sandboxed = sandbox::Run {
+            root: &root_dir,
+            build_dir: &build_dir,
+            out_dir: &out_dir,
+            sources: sources.iter().map(|(mount, blob)| (mount.clone(), store.object_path(&blob.id))).collect(),
+            script: &script,
+            argv: None,
+            env: &env,
+            log: &log,
+        };
+        let status = sandbox::run(bwrap, &sandboxed)?;
         if !status.success() {
-            return Err(self.failed(&job.name, platform, &work, &log, status));
+            let mut failed = self.failed(&job.name, platform, &work, &log, status);
+            if let BuildError::BuildFailed(failed) = &mut failed
+                && failed.kept.is_some()
+            {
+                failed.shell = Some(sandbox::shell_command(bwrap, &sandboxed));
+            }
+            return Err(failed);
         }
         self.ctx.reporter.note(&format!(
             "{} for {platform} built in {:.1}s",
@@ -235,6 +239,7 @@ impl Session<'_> {
             tail,
             log: kept_log,
             kept: kept_dir,
+            shell: None,
         }))
     }
 

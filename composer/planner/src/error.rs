@@ -77,6 +77,8 @@ pub struct FailedBuild {
     pub tail: String,
     pub log: PathBuf,
     pub kept: Option<PathBuf>,
+    /// The command that opens a shell in the failed step's sandbox (when its directory is kept).
+    pub shell: Option<Vec<std::ffi::OsString>>,
 }
 
 impl BuildError {

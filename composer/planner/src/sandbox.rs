@@ -18,6 +18,7 @@ impl crate::Session<'_> {
     }
 }
 
+#[derive(Clone)]
 pub struct Run<'a> {
     pub root: &'a Path,
     pub build_dir: &'a Path,
@@ -36,7 +37,8 @@ pub struct Run<'a> {
 /// Mount points the root must hold: bubblewrap cannot create them in a read-only root.
 pub const MOUNT_POINTS: &[&str] = &["build", "out", "sources", "tmp", "proc", "dev"];
 
-pub fn run(bwrap: &Path, run: &Run<'_>) -> Result<std::process::ExitStatus, BuildError> {
+/// The bubblewrap command of `run`, without its standard streams.
+fn command(bwrap: &Path, run: &Run<'_>) -> Command {
     let mut command = Command::new(bwrap);
     command
         .args(["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"])
@@ -60,6 +62,22 @@ pub fn run(bwrap: &Path, run: &Run<'_>) -> Result<std::process::ExitStatus, Buil
         Some(argv) => command.arg("--").args(argv),
         None => command.args(["--", "/bin/sh", "-c", "umask 022 && exec /bin/sh -eu /sources/.script"]),
     };
+    command
+}
+
+/// The command line that opens an interactive shell in `run`'s sandbox, as the step saw it (its
+/// root, sources, build and output directories, environment): for `--debug-shell`.
+pub fn shell_command(bwrap: &Path, run: &Run<'_>) -> Vec<std::ffi::OsString> {
+    let argv = ["/bin/sh".to_string(), "-i".to_string()];
+    let command = command(bwrap, &Run { argv: Some(&argv), ..run.clone() });
+    // A shell for a person needs the terminal: the session of its own that keeps a build from
+    // injecting input into the terminal (TIOCSTI) would take it away.
+    let args = command.get_args().filter(|a| *a != "--new-session").map(|a| a.to_os_string());
+    std::iter::once(command.get_program().to_os_string()).chain(args).collect()
+}
+
+pub fn run(bwrap: &Path, run: &Run<'_>) -> Result<std::process::ExitStatus, BuildError> {
+    let mut command = command(bwrap, run);
     let log = {
         use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()

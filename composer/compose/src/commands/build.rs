@@ -36,8 +36,9 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     let ctx = context(settings, &store, &client, printer, caches.as_ref());
     let policy = if args.locked { LockPolicy::Locked } else { LockPolicy::UseOrCreate };
     let build = || -> Result<_, BuildError> {
-        let session =
-            Session::new(&ctx, &recipe, &args.recipe).keep_failed(args.keep_failed).only_platforms(platforms.clone());
+        let session = Session::new(&ctx, &recipe, &args.recipe)
+            .keep_failed(args.keep_failed || args.debug_shell)
+            .only_platforms(platforms.clone());
         let outcome = session.build(policy)?;
         let manifests: Vec<(String, composer_store::BlobInfo)> =
             outcome.manifests.iter().map(|(p, m)| (p.to_string(), *m)).collect();
@@ -51,6 +52,15 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
         Ok(outcome)
     };
     let outcome = match build() {
+        Err(BuildError::BuildFailed(failed)) if args.debug_shell && failed.shell.is_some() => {
+            let (name, platform) = (failed.name.clone(), failed.platform.clone());
+            let shell = failed.shell.clone().expect("checked above");
+            printer.error(&anyhow::Error::new(BuildError::BuildFailed(failed)));
+            printer
+                .status("Debugging", "a shell in the failed step's sandbox; `exit` ends it (the build stays failed)");
+            let _ = std::process::Command::new(&shell[0]).args(&shell[1..]).status();
+            return Err(anyhow::anyhow!("build step `{name}` for {platform} failed"));
+        }
         // The store removed the damaged object and what was derived from it; every other step
         // is still cached, so building again redoes only what the damage touched.
         Err(error) if error.is_damaged_store_object() => {
