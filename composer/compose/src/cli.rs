@@ -109,6 +109,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  compose completions bash > /etc/bash_completion.d/compose\n  \
                             compose completions zsh > \"${fpath[1]}/_compose\"")]
     Completions { shell: clap_complete::Shell },
+    /// Print the JSON Schema of recipes, for editors (taplo, Even Better TOML) to complete and
+    /// check recipe keys.
+    RecipeSchema,
     /// Write the man pages (compose.1 and one per subcommand) into DIR.
     Man {
         /// Where the pages go, e.g. /usr/local/share/man/man1.

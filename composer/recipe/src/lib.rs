@@ -287,3 +287,12 @@ impl Recipe {
         Ok(())
     }
 }
+
+/// The JSON Schema of recipes, for editors (taplo, Even Better TOML) to complete and check them.
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(Recipe).to_value();
+    if let Some(object) = schema.as_object_mut() {
+        object.insert("title".into(), "composer recipe".into());
+    }
+    schema
+}

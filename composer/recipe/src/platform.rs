@@ -125,3 +125,27 @@ mod tests {
         assert!("windows/amd64".parse::<Platform>().is_err());
     }
 }
+
+impl schemars::JsonSchema for Platform {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Platform".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<String> = KNOWN
+            .iter()
+            .flat_map(|(arch, variant, _, _)| {
+                let plain = format!("linux/{arch}");
+                match variant {
+                    Some(v) => vec![plain, format!("linux/{arch}/{v}")],
+                    None => vec![plain],
+                }
+            })
+            .collect();
+        schemars::json_schema!({
+            "type": "string",
+            "description": "An OCI platform, os/architecture[/variant].",
+            "enum": names,
+        })
+    }
+}

@@ -8,19 +8,23 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 /// A fixed input: a remote file pinned by sha256, or a local file beside the recipe.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     /// `mirror://NAME/path` (resolved like the base's mirror), `https://...` or `file://...`.
+    #[schemars(with = "Option<String>")]
     pub url: Option<Spanned<String>>,
     /// A local file, relative to the recipe; its content is hashed into every step that uses it.
+    #[schemars(with = "Option<PathBuf>")]
     pub path: Option<Spanned<PathBuf>>,
     /// Required with `url`; checked before anything else reads the file.
+    #[schemars(with = "Option<String>")]
     pub sha256: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 pub enum OptLevel {
     O0,
     O1,
@@ -52,6 +56,19 @@ pub enum Lto {
     Full,
 }
 
+impl schemars::JsonSchema for Lto {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Lto".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Link-time optimisation: false, true, \"thin\" or \"full\".",
+            "anyOf": [{ "type": "boolean" }, { "type": "string", "enum": ["thin", "full"] }],
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Lto {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -71,7 +88,7 @@ impl<'de> Deserialize<'de> for Lto {
 }
 
 /// Per-platform overrides inside a profile (`[toolchain.platforms."linux/arm64"]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlatformFlags {
     pub march: Option<String>,
@@ -86,7 +103,7 @@ pub struct PlatformFlags {
 
 /// One toolchain profile. `[toolchain]` is the default profile; `[toolchain.profiles.NAME]` are
 /// named ones, each complete on its own (nothing is inherited, so a profile reads as it builds).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     #[serde(default)]
@@ -129,7 +146,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct Toolchain {
     #[serde(flatten)]
     pub default: Profile,
@@ -148,20 +165,24 @@ impl Toolchain {
 }
 
 /// `[[builds]]`: a script run in the sandbox; what it installs under `$DESTDIR` becomes a layer.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuildSpec {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     /// `[[sources]]` names, each mounted read-only at `/sources/NAME`.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub sources: Vec<Spanned<String>>,
     /// Distro packages of the build root, beside `build-essential`.
     #[serde(default)]
     pub build_depends: Vec<String>,
     /// Earlier builds (or `"jemalloc"` for a built allocator) whose outputs join the build root.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub uses: Vec<Spanned<String>>,
     /// A `[toolchain.profiles]` name; the default profile when absent.
+    #[schemars(with = "Option<String>")]
     pub profile: Option<Spanned<String>>,
     /// A POSIX shell script, run with `sh -eu` in `/build`.
     pub script: String,
@@ -171,11 +192,13 @@ pub struct BuildSpec {
 }
 
 /// `[python.build]`: CPython compiled from a `[[sources]]` tarball, used as the image's python3.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InterpreterBuild {
     /// The `[[sources]]` entry holding the CPython tarball.
+    #[schemars(with = "String")]
     pub source: Spanned<String>,
+    #[schemars(with = "Option<String>")]
     pub profile: Option<Spanned<String>>,
     /// `--enable-shared` (libpython3.X.so beside the interpreter).
     #[serde(default)]

@@ -7,7 +7,7 @@ use toml::Spanned;
 use crate::Platform;
 
 /// A parsed, validated recipe.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
     pub image: Image,
@@ -40,15 +40,19 @@ pub struct Recipe {
     pub allowed_paths: Vec<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Image {
     /// An OCI repository name (checked as the distribution spec defines it): it also names the
     /// default output directory, `out/<name>`.
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     #[serde(default = "default_tag")]
+    #[schemars(with = "String")]
     pub tag: Spanned<String>,
+    #[schemars(with = "Vec<Platform>")]
     pub platforms: Spanned<Vec<Platform>>,
+    #[schemars(with = "Option<u64>")]
     pub source_date_epoch: Option<Spanned<u64>>,
 }
 
@@ -56,13 +60,13 @@ fn default_tag() -> Spanned<String> {
     Spanned::new(0..0, "latest".into())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Distro {
     Debian,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Base {
     #[serde(default = "default_distro")]
@@ -73,6 +77,7 @@ pub struct Base {
     /// A mirror *name*, resolved through flags, environment, config and apt sources.
     pub mirror: String,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub packages: Vec<Spanned<String>>,
     /// An OpenPGP keyring (binary or armored), relative to the recipe.
     pub keyring: Option<PathBuf>,
@@ -97,7 +102,7 @@ fn default_components() -> Vec<String> {
     vec!["main".into()]
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AllocatorName {
     #[default]
@@ -105,7 +110,7 @@ pub enum AllocatorName {
     Jemalloc,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AllocatorMode {
     /// `LD_PRELOAD` in the image's environment.
@@ -115,7 +120,7 @@ pub enum AllocatorMode {
     Link,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AllocatorSource {
     /// The distro's package (libjemalloc2, libjemalloc-dev to link).
@@ -125,7 +130,7 @@ pub enum AllocatorSource {
     Build,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Allocator {
     #[serde(default)]
@@ -138,6 +143,7 @@ pub struct Allocator {
     /// jemalloc's `--with-lg-page`: 16 runs on arm64 kernels with 4K, 16K or 64K pages.
     pub lg_page: Option<u8>,
     /// The toolchain profile of the allocator build.
+    #[schemars(with = "Option<String>")]
     pub profile: Option<Spanned<String>>,
     /// Linked builds get `-fno-builtin-malloc` and friends, so the compiler does not fold
     /// allocations the allocator should see.
@@ -145,7 +151,7 @@ pub struct Allocator {
     pub no_builtin: bool,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub entrypoint: Option<Vec<String>>,
@@ -165,7 +171,7 @@ pub struct Config {
     pub stop_signal: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Accounts {
     #[serde(default)]
@@ -174,7 +180,7 @@ pub struct Accounts {
     pub groups: Vec<Group>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     pub name: String,
@@ -192,7 +198,7 @@ fn default_shell() -> String {
     "/usr/sbin/nologin".into()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Group {
     pub name: String,
@@ -201,7 +207,7 @@ pub struct Group {
     pub members: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FileKind {
     #[default]
@@ -210,9 +216,10 @@ pub enum FileKind {
     Symlink,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
+    #[schemars(with = "String")]
     pub path: Spanned<String>,
     #[serde(default)]
     pub kind: FileKind,
@@ -222,6 +229,7 @@ pub struct FileEntry {
     pub content: Option<String>,
     pub target: Option<String>,
     #[serde(default = "default_mode", deserialize_with = "mode")]
+    #[schemars(schema_with = "mode_schema")]
     pub mode: u32,
     #[serde(default)]
     pub uid: u32,
@@ -231,6 +239,13 @@ pub struct FileEntry {
 
 fn default_mode() -> u32 {
     0o644
+}
+
+fn mode_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Permission bits: an octal string (\"0755\") or an integer (0o755 in TOML).",
+        "anyOf": [{ "type": "string", "pattern": "^0?[0-7]{3,4}$" }, { "type": "integer", "minimum": 0, "maximum": 4095 }],
+    })
 }
 
 /// Accepts `"0755"` (an octal string) or an integer (`0o755` in TOML).
@@ -252,7 +267,7 @@ fn mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     Ok(value)
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LayerStrategy {
     /// One layer per package (largest first) up to the budget; the rest share one layer.
@@ -262,7 +277,7 @@ pub enum LayerStrategy {
     Single,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     #[default]
@@ -270,7 +285,7 @@ pub enum Compression {
     Zstd,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Layers {
     #[serde(default)]
@@ -297,21 +312,26 @@ fn default_max_layers() -> usize {
 
 /// `[python]`: wheels resolved for the base's own interpreter on every platform and installed
 /// without pip.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Python {
     /// PEP 508 requirements, extras and markers included (`"aiohttp[speedups]>=3.9"`).
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub requirements: Vec<Spanned<String>>,
     /// A pip-style requirements file, relative to the recipe.
+    #[schemars(with = "Option<PathBuf>")]
     pub requirements_file: Option<Spanned<PathBuf>>,
     /// PEP 508 constraints: pins that apply only if something requires the package.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub constraints: Vec<Spanned<String>>,
+    #[schemars(with = "Option<PathBuf>")]
     pub constraints_file: Option<Spanned<PathBuf>>,
     /// Where wheels go: a virtual environment directory (default `/opt/venv`) or `"system"`
     /// (the interpreter's site directory under /usr/local).
     #[serde(default = "default_python_target")]
+    #[schemars(with = "String")]
     pub target: Spanned<String>,
     /// Packages that must come as wheels; `[":all:"]` (the default) for every package.
     #[serde(default = "default_only_binary")]
@@ -319,12 +339,14 @@ pub struct Python {
     /// Packages built from their sdist in the sandbox even where a wheel exists. With
     /// `only_binary` not `[":all:"]`, packages without a wheel for a target are built too.
     #[serde(default = "no_packages")]
+    #[schemars(with = "Vec<String>")]
     pub no_binary: Spanned<Vec<String>>,
     /// Distro packages the sdist builds need beside the interpreter, setuptools and wheel
     /// (e.g. `cython3`, `libyaml-dev`).
     #[serde(default)]
     pub build_depends: Vec<String>,
     /// The toolchain profile of sdist builds.
+    #[schemars(with = "Option<String>")]
     pub profile: Option<Spanned<String>>,
     /// An index *name*, resolved through flags, environment, config, then pip's and uv's own
     /// configuration.

@@ -15,3 +15,35 @@ fn every_example_recipe_loads() {
     }
     assert!(count >= 5, "found {count} recipes");
 }
+
+/// The recipe JSON Schema in docs/ is the one the types generate, and every example recipe
+/// validates against it (what an editor with a TOML language server checks as one types).
+#[test]
+fn the_published_recipe_schema_is_current_and_every_example_validates() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let generated = composer_recipe::json_schema();
+    let published: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("docs/recipe.schema.json")).unwrap()).unwrap();
+    assert!(
+        published == generated,
+        "docs/recipe.schema.json is stale: run `compose recipe-schema > docs/recipe.schema.json`"
+    );
+    let validator = jsonschema::validator_for(&generated).unwrap();
+    let mut count = 0;
+    for entry in std::fs::read_dir(root.join("recipes")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let recipe: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let json = serde_json::to_value(recipe).unwrap();
+        let errors: Vec<String> =
+            validator.iter_errors(&json).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        count += 1;
+    }
+    assert!(count >= 5);
+    // And it does refuse what the parser refuses: an unknown key.
+    let wrong = serde_json::json!({"image": {"name": "x", "platforms": ["linux/amd64"], "tagg": "x"}, "base": {"suite": "s", "mirror": "m"}});
+    assert!(!validator.is_valid(&wrong));
+}

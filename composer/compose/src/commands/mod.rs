@@ -36,6 +36,10 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut command, "compose", &mut std::io::stdout());
             Ok(())
         }
+        Command::RecipeSchema => {
+            crate::out!("{}", serde_json::to_string_pretty(&composer_recipe::json_schema())?);
+            Ok(())
+        }
         Command::Man { dir } => {
             std::fs::create_dir_all(&dir)?;
             clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), &dir)?;
