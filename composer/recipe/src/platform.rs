@@ -104,28 +104,6 @@ impl serde::Serialize for Platform {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_oci_platforms_to_debian_architectures() {
-        let cases =
-            [("linux/amd64", "amd64"), ("linux/arm64", "arm64"), ("linux/arm/v7", "armhf"), ("linux/386", "i386")];
-        for (oci, debian) in cases {
-            assert_eq!(oci.parse::<Platform>().unwrap().debian_arch(), debian, "{oci}");
-        }
-        assert_eq!("linux/arm64/v8".parse::<Platform>().unwrap(), "linux/arm64".parse().unwrap());
-    }
-
-    #[test]
-    fn rejects_unknown_platforms_with_the_list() {
-        let err = "linux/sparc".parse::<Platform>().unwrap_err();
-        assert!(err.contains("unknown platform `linux/sparc`") && err.contains("linux/arm64"), "{err}");
-        assert!("windows/amd64".parse::<Platform>().is_err());
-    }
-}
-
 impl schemars::JsonSchema for Platform {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Platform".into()
@@ -147,5 +125,27 @@ impl schemars::JsonSchema for Platform {
             "description": "An OCI platform, os/architecture[/variant].",
             "enum": names,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_oci_platforms_to_debian_architectures() {
+        let cases =
+            [("linux/amd64", "amd64"), ("linux/arm64", "arm64"), ("linux/arm/v7", "armhf"), ("linux/386", "i386")];
+        for (oci, debian) in cases {
+            assert_eq!(oci.parse::<Platform>().unwrap().debian_arch(), debian, "{oci}");
+        }
+        assert_eq!("linux/arm64/v8".parse::<Platform>().unwrap(), "linux/arm64".parse().unwrap());
+    }
+
+    #[test]
+    fn rejects_unknown_platforms_with_the_list() {
+        let err = "linux/sparc".parse::<Platform>().unwrap_err();
+        assert!(err.contains("unknown platform `linux/sparc`") && err.contains("linux/arm64"), "{err}");
+        assert!("windows/amd64".parse::<Platform>().is_err());
     }
 }
