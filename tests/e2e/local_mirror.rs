@@ -197,6 +197,11 @@ fn lock_holds_until_refreshed() {
     let rebuilt = f.compose.build_json(&f.recipe, &["--locked"]);
     assert_eq!(index_digest(&first), index_digest(&rebuilt));
 
+    // `compose lock --check` reports what is newer and writes nothing.
+    let before = std::fs::read(f.recipe.with_extension("lock")).unwrap();
+    let check = f.compose.ok(&["lock", f.recipe_str(), "--check"]);
+    assert!(check.contains("update app 1.0 -> 2.0"), "{check}");
+    assert_eq!(std::fs::read(f.recipe.with_extension("lock")).unwrap(), before);
     // `compose lock` keeps what still fits, as uv's does; --upgrade-package moves one package.
     f.compose.ok(&["lock", f.recipe_str()]);
     let lock = std::fs::read_to_string(f.recipe.with_extension("lock")).unwrap();

@@ -77,7 +77,8 @@ pub enum Command {
     /// Resolve the recipe and write `<recipe>.lock` beside it, keeping locked versions that
     /// still fit unless told to upgrade.
     #[command(after_help = "Examples:\n  compose lock recipes/debian-python.toml\n  \
-        compose lock recipes/debian-python.toml --upgrade\n  compose lock recipes/debian-python.toml --upgrade-package openssl")]
+        compose lock recipes/debian-python.toml --upgrade\n  compose lock recipes/debian-python.toml --upgrade-package openssl\n  \
+        compose lock recipes/debian-python.toml --check")]
     Lock(LockArgs),
     /// Show an image (OCI layout, oci-archive, docker-archive): its digest, each platform's
     /// config and layers, sizes and the packages each layer holds.
@@ -238,6 +239,9 @@ pub struct LockArgs {
     /// Take the newest version of this package, keep the rest (repeatable).
     #[arg(long = "upgrade-package", value_name = "NAME")]
     pub upgrade_packages: Vec<String>,
+    /// Write nothing: report which locked packages the mirror has newer versions of.
+    #[arg(long, conflicts_with_all = ["upgrade", "upgrade_packages"])]
+    pub check: bool,
 }
 
 #[derive(Debug, Args)]

@@ -303,6 +303,15 @@ pub enum Upgrade {
     Packages(Vec<String>),
 }
 
+/// What the mirror's current Release offers over the lock: the changes `--upgrade` would make,
+/// written nowhere. Empty when the lock is current (or there is none to compare).
+pub fn outdated(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path) -> Result<Vec<String>, BuildError> {
+    let session = Session::new(ctx, recipe, recipe_path);
+    let Some(old) = Lockfile::read(&lockfile::lock_path(recipe_path))? else { return Ok(Vec::new()) };
+    let (newest, _) = session.resolve_following(None)?;
+    Ok(lockfile::changes(&old, &newest))
+}
+
 /// Writes `recipe.lock` (and the wheel locks): resolved against the mirror's current Release,
 /// keeping what `upgrade` does not move. Returns the lock, its path and what changed.
 pub fn lock(

@@ -8,6 +8,23 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let store = open_store(settings)?;
     let client = client(settings);
     let ctx = context(settings, &store, &client, printer, None);
+    if args.check {
+        let changes = composer_planner::outdated(&ctx, &recipe, &args.recipe)?;
+        if printer.json {
+            return crate::printer::json_out(&serde_json::json!({ "outdated": changes }));
+        }
+        for change in &changes {
+            crate::out!("{change}");
+        }
+        printer.status(
+            "Checked",
+            &match changes.len() {
+                0 => "the lock is current with the mirror".to_string(),
+                n => format!("{n} newer version(s) on the mirror; `compose lock --upgrade` takes them"),
+            },
+        );
+        return Ok(());
+    }
     let upgrade = match (args.upgrade, args.upgrade_packages.is_empty()) {
         (true, _) => composer_planner::Upgrade::All,
         (false, true) => composer_planner::Upgrade::Nothing,
