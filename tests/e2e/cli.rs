@@ -36,3 +36,23 @@ fn json_output_is_an_object_with_its_schema_version_and_so_is_a_failure() {
     assert!(error["error"]["message"].as_str().unwrap().contains("no-such-recipe.toml"), "{error}");
     assert!(String::from_utf8_lossy(&failed.stderr).contains("error:"), "the message still goes to stderr");
 }
+
+#[test]
+fn progress_streams_each_step_as_a_line_or_a_json_event() {
+    let f = crate::Fixture::new(&["app"], "");
+    let out = f.compose.run(&["--progress", "json", "build", f.recipe_str()]);
+    assert!(out.status.success());
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let steps: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "step").collect();
+    assert!(steps.iter().any(|s| s["step"] == "layer" && s["cached"] == false), "{events:?}");
+    assert!(steps.iter().all(|s| s["seconds"].is_number() && s["name"].is_string()));
+    assert!(events.iter().any(|e| e["event"] == "status" && e["label"] == "Built"), "{events:?}");
+
+    let out = f.compose.run(&["--progress", "plain", "build", f.recipe_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.lines().any(|l| l.trim_start().starts_with("step layer") && l.ends_with("cached")), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr}");
+}

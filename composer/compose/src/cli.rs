@@ -12,6 +12,13 @@ pub struct Cli {
     pub global: GlobalArgs,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    Auto,
+    Plain,
+    Json,
+}
+
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Print only errors.
@@ -23,6 +30,10 @@ pub struct GlobalArgs {
     /// Print a machine-readable JSON summary on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// How progress shows on stderr: bars on a terminal and lines elsewhere (auto), one line per
+    /// finished step (plain, for CI logs), or one JSON object per event (json, for tools).
+    #[arg(long, global = true, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
     /// Never use the network; fail, naming what is missing, if the store lacks something.
     #[arg(long, global = true, env = crate::env_vars::COMPOSE_OFFLINE, value_parser = clap::builder::FalseyValueParser::new())]
     pub offline: bool,

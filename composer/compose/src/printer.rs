@@ -38,6 +38,7 @@ pub struct Printer {
     pub quiet: bool,
     pub verbose: bool,
     pub json: bool,
+    mode: crate::cli::ProgressMode,
     color: bool,
     progress: bool,
     multi: MultiProgress,
@@ -52,7 +53,7 @@ pub fn waiting(message: &str) {
 impl Printer {
     pub fn new(args: &GlobalArgs) -> Printer {
         let terminal = std::io::stderr().is_terminal();
-        let progress = terminal && !args.quiet && !args.json;
+        let progress = terminal && !args.quiet && !args.json && args.progress == crate::cli::ProgressMode::Auto;
         let multi = MultiProgress::with_draw_target(if progress {
             ProgressDrawTarget::stderr()
         } else {
@@ -62,7 +63,10 @@ impl Printer {
             quiet: args.quiet,
             verbose: args.verbose,
             json: args.json,
-            color: terminal && std::env::var_os(crate::env_vars::NO_COLOR).is_none(),
+            mode: args.progress,
+            color: terminal
+                && std::env::var_os(crate::env_vars::NO_COLOR).is_none()
+                && args.progress != crate::cli::ProgressMode::Json,
             progress,
             multi,
             bars: Mutex::new(HashMap::new()),
@@ -73,8 +77,16 @@ impl Printer {
         if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
     }
 
+    /// One JSON object per line on stderr, for `--progress json`.
+    fn event(&self, event: serde_json::Value) {
+        eprintln!("{event}");
+    }
+
     /// A status line on stderr (hidden with -q).
     pub fn status(&self, label: &str, message: &str) {
+        if self.mode == crate::cli::ProgressMode::Json {
+            return self.event(serde_json::json!({"event": "status", "label": label, "message": message}));
+        }
         if !self.quiet {
             self.line(format!("{} {message}", self.paint("1;32", &format!("{label:>10}"))));
         }
@@ -82,6 +94,9 @@ impl Printer {
 
     /// A warning on stderr (shown even with -q: something was not as it should be).
     pub fn warn(&self, message: &str) {
+        if self.mode == crate::cli::ProgressMode::Json {
+            return self.event(serde_json::json!({"event": "warning", "message": message}));
+        }
         self.line(format!("{} {message}", self.paint("1;33", "warning:")));
     }
 
@@ -158,5 +173,27 @@ impl Reporter for Printer {
     }
     fn status(&self, label: &str, message: &str) {
         Printer::status(self, label, message);
+    }
+    fn step(&self, report: &composer_planner::StepReport, seconds: f64) {
+        match self.mode {
+            crate::cli::ProgressMode::Json => {
+                let mut event = serde_json::to_value(report).unwrap_or_default();
+                if let Some(object) = event.as_object_mut() {
+                    object.insert("event".into(), "step".into());
+                    object.insert("seconds".into(), ((seconds * 1000.0).round() / 1000.0).into());
+                }
+                self.event(event);
+            }
+            crate::cli::ProgressMode::Plain if !self.quiet => {
+                let platform = report.platform.as_deref().map(|p| format!(" [{p}]")).unwrap_or_default();
+                let how = match (&report.substituted, report.cached) {
+                    (Some(cache), _) => format!("from {cache}"),
+                    (None, true) => "cached".into(),
+                    (None, false) => format!("ran in {seconds:.2}s"),
+                };
+                eprintln!("{:>10} {} {}{platform}: {how}", "step", report.step, report.name);
+            }
+            _ => {}
+        }
     }
 }

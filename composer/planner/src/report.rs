@@ -18,6 +18,8 @@ pub trait Reporter: Sync {
     }
     /// A line worth showing by default: what is about to take time.
     fn status(&self, _label: &str, _message: &str) {}
+    /// A step is done (run now, or found done), as it happens.
+    fn step(&self, _report: &StepReport, _seconds: f64) {}
 }
 
 pub struct NoReporter;

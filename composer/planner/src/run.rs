@@ -123,8 +123,19 @@ impl Session<'_> {
         let results = execute(&tasks, |i, done: &[OnceLock<Output>]| -> Result<Output, BuildError> {
             let step = &steps[i];
             if let Some(output) = &step.output {
+                reporter.step(&step.report(), 0.0);
                 return Ok(output.clone());
             }
+            let started = std::time::Instant::now();
+            let finished = |cached: bool, from_cache: Option<&String>| {
+                let report = StepReport {
+                    cached,
+                    bytes: if cached { 0 } else { step.bytes },
+                    substituted: from_cache.cloned(),
+                    ..step.report()
+                };
+                reporter.step(&report, started.elapsed().as_secs_f64());
+            };
             let key = match keys[i].get() {
                 Some(key) => Some(key.clone()),
                 None => keys::dynamic_key(steps, i, done, &keys, &inputs),
@@ -135,11 +146,13 @@ impl Session<'_> {
             // Another build may have made it since the plan was settled.
             if let Some(output) = self.available(step, key.as_ref())? {
                 found[i].store(true, Ordering::SeqCst);
+                finished(true, None);
                 return Ok(output);
             }
             if let Some((blob, cache)) = self.input_from_caches(step) {
                 let _ = from_cache[i].set(cache);
                 if step.kind == StepKind::Fetch {
+                    finished(false, from_cache[i].get());
                     return Ok(Output::Blob(blob));
                 }
                 // A wheel or source in the store now: the step records it as it records one it
@@ -149,6 +162,7 @@ impl Session<'_> {
             if layer_kinds.contains(&step.kind) {
                 reporter.advance(Phase::Layers, 1);
             }
+            finished(false, from_cache[i].get());
             Ok(output)
         });
         reporter.finish(Phase::Download);
