@@ -16,7 +16,7 @@ pub struct GcOptions {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct GcReport {
     pub temp_files: u64,
     pub actions_removed: u64,
@@ -29,7 +29,7 @@ pub struct GcReport {
 }
 
 /// A lock whose inputs gc kept.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct KeptRoot {
     pub name: String,
     pub inputs: usize,

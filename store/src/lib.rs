@@ -260,7 +260,7 @@ impl Store {
     }
 }
 
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct StoreInfo {
     pub objects: u64,
     pub bytes: u64,

@@ -13,13 +13,13 @@ use sha2::Digest;
 use crate::action::ActionRecord;
 use crate::{Hash, Store, StoreError, Tree};
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct VerifyProblem {
     pub path: PathBuf,
     pub problem: String,
 }
 
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct VerifyReport {
     pub objects: u64,
     pub aliases: u64,

@@ -56,3 +56,63 @@ fn progress_streams_each_step_as_a_line_or_a_json_event() {
     assert!(stderr.lines().any(|l| l.trim_start().starts_with("step layer") && l.ends_with("cached")), "{stderr}");
     assert!(!stderr.contains('\x1b'), "{stderr}");
 }
+
+/// The published schemas of the `--json` documents are the ones the types generate, and what
+/// each command prints validates against its schema.
+#[test]
+fn every_json_document_validates_against_its_published_schema() {
+    let f = crate::Fixture::new(&["app"], "");
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/json");
+    let generated = f.compose.home.path().join("schemas");
+    f.compose.ok(&["json-schema", "--out", generated.to_str().unwrap()]);
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&generated).unwrap().flatten() {
+        let name = entry.file_name().to_str().unwrap().to_string();
+        let published = std::fs::read_to_string(docs.join(&name)).unwrap_or_default();
+        let current = std::fs::read_to_string(entry.path()).unwrap();
+        assert_eq!(published, current, "docs/json/{name} is stale: run `compose json-schema --out docs/json`");
+        names.push(name.trim_end_matches(".schema.json").to_string());
+    }
+    for name in ["build", "plan", "lock", "inspect", "store-gc", "error", "push", "wheels-index"] {
+        assert!(names.iter().any(|n| n == name), "no published schema for {name}");
+    }
+    let check = |name: &str, stdout: &str| {
+        let schema = std::fs::read_to_string(docs.join(format!("{name}.schema.json"))).unwrap();
+        let schema: serde_json::Value = serde_json::from_str(&schema).unwrap();
+        let document: serde_json::Value =
+            serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {stdout}"));
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> =
+            validator.iter_errors(&document).map(|e| format!("{e} at {}", e.instance_path)).collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}\n{document}");
+    };
+
+    let home = f.compose.home.path();
+    let (recipe, secret, bundle) = (f.recipe_str(), home.join("k.secret"), home.join("app.bundle"));
+    let (secret, bundle) = (secret.to_str().unwrap(), bundle.to_str().unwrap());
+    let key = f.compose.ok(&["--json", "key", "generate", "k", "-o", secret]);
+    check("key-generate", &key);
+    let public = serde_json::from_str::<serde_json::Value>(&key).unwrap()["public_key"].as_str().unwrap().to_string();
+    let layout = f.compose.cwd.join("out/app");
+    let cache = format!("dir:{}", home.join("cache").display());
+    let runs: [(&str, Vec<&str>); 11] = [
+        ("build", vec!["build", recipe]),
+        ("plan", vec!["plan", recipe]),
+        ("lock", vec!["lock", recipe]),
+        ("lock-check", vec!["lock", recipe, "--check"]),
+        ("inspect", vec!["inspect", layout.to_str().unwrap()]),
+        ("store-info", vec!["store", "info"]),
+        ("store-verify", vec!["store", "verify"]),
+        ("store-gc", vec!["store", "gc", "--dry-run"]),
+        ("store-pin", vec!["store", "pin", recipe]),
+        ("bundle", vec!["bundle", recipe, "-o", bundle, "--signing-key", secret]),
+        ("store-push", vec!["store", "push", &cache, "--recipe", recipe, "--signing-key", secret]),
+    ];
+    for (name, args) in runs {
+        check(name, &f.compose.ok(&[&["--json"], args.as_slice()].concat()));
+    }
+    let other = crate::compose();
+    check("store-import", &other.ok(&["--json", "store", "import", bundle, "--trusted-key", &public]));
+    let failed = f.compose.run(&["--json", "build", "missing.toml"]);
+    check("error", &String::from_utf8_lossy(&failed.stdout));
+}

@@ -105,7 +105,7 @@ fn write_tar(layout: &Path, dest: &Path) -> Result<(), CacheError> {
     Ok(())
 }
 
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct ImportReport {
     pub results: u64,
     pub inputs: u64,

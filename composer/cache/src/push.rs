@@ -17,7 +17,7 @@ use crate::{BlobSource, CacheError, Remote, SecretKey, TrustedKeys};
 /// Uploads at once.
 const PUSH_THREADS: usize = 8;
 
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct PushStats {
     /// Results signed and tagged in this push.
     pub results: u64,

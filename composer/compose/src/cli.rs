@@ -124,6 +124,15 @@ pub enum Command {
     /// Print the JSON Schema of recipes, for editors (taplo, Even Better TOML) to complete and
     /// check recipe keys.
     RecipeSchema,
+    /// Print the JSON Schema of a command's `--json` document (build, plan, lock, inspect,
+    /// store-gc, error, ...), or write them all into DIR with --out.
+    JsonSchema {
+        /// The document's name; without it, the names are listed.
+        name: Option<String>,
+        /// Write every schema into DIR as NAME.schema.json.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Write the man pages (compose.1 and one per subcommand) into DIR.
     Man {
         /// Where the pages go, e.g. /usr/local/share/man/man1.

@@ -26,11 +26,8 @@ pub const JSON_SCHEMA_VERSION: u64 = 1;
 
 /// Prints a `--json` document on stdout: an object, with its `schema_version`.
 pub fn json_out<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    let mut value = serde_json::to_value(value)?;
-    if let Some(object) = value.as_object_mut() {
-        object.insert("schema_version".into(), JSON_SCHEMA_VERSION.into());
-    }
-    out!("{}", serde_json::to_string_pretty(&value)?);
+    let document = crate::documents::Versioned { schema_version: JSON_SCHEMA_VERSION, body: value };
+    out!("{}", serde_json::to_string_pretty(&document)?);
     Ok(())
 }
 
@@ -120,9 +117,9 @@ impl Printer {
         // Under --json a failure is a document too, so that a tool reading stdout learns why.
         if self.json {
             let causes: Vec<String> = error.chain().skip(1).map(|c| c.to_string()).collect();
-            let _ = json_out(&serde_json::json!({
-                "error": { "message": error.to_string(), "causes": causes, "hint": hint },
-            }));
+            let _ = json_out(&crate::documents::ErrorDocument {
+                error: crate::documents::ErrorBody { message: error.to_string(), causes, hint: hint.clone() },
+            });
         }
         eprintln!("{} {error}", self.paint("1;31", "error:"));
         for cause in error.chain().skip(1) {

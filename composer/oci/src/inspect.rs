@@ -23,7 +23,7 @@ use crate::OciError;
 const MAX_DOCUMENT: u64 = 16 * 1024 * 1024;
 const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct LayerReport {
     pub digest: String,
     pub media_type: String,
@@ -36,7 +36,7 @@ pub struct LayerReport {
     pub comment: String,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct ConfigReport {
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
@@ -47,7 +47,7 @@ pub struct ConfigReport {
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ManifestReport {
     /// `os/architecture[/variant]`, from the index or, where it does not say, the config.
     pub platform: String,
@@ -60,7 +60,7 @@ pub struct ManifestReport {
     pub layers: Vec<LayerReport>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ImageReport {
     pub path: String,
     /// `oci-layout`, `oci-archive` or `docker-archive`.

@@ -203,7 +203,7 @@ impl<R: Read> Read for Verifying<R> {
     }
 }
 
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct PushReport {
     pub digest: String,
     pub reference: String,

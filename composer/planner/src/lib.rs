@@ -51,7 +51,7 @@ pub use error::BuildError;
 pub use execute::DOWNLOAD_THREADS;
 pub use keys::wheel_file_key;
 pub use lockfile::Lockfile;
-pub use plan::{Plan, Step, StepKind};
+pub use plan::{Plan, PlanDocument, PlanStep, Step, StepKind};
 pub use report::{NoReporter, Phase, Reporter, StepReport};
 pub use session::{Session, Upgrade, lock, outdated, recipe_wheels};
 pub use share::Shareable;

@@ -284,34 +284,60 @@ impl Plan {
     }
 
     /// The graph as `compose plan --json` prints it (documented in docs/architecture.md).
-    pub fn to_json(&self) -> serde_json::Value {
-        let steps: Vec<serde_json::Value> = self
+    pub fn document(&self) -> PlanDocument {
+        let steps = self
             .steps
             .iter()
             .enumerate()
-            .map(|(id, s)| {
-                serde_json::json!({
-                    "id": id,
-                    "step": s.kind.name(),
-                    "platform": s.platform,
-                    "name": s.name,
-                    "key": s.key.as_ref().map(|k| k.hash().to_hex()),
-                    "sha256": s.sha256.map(|h| h.to_string()),
-                    "deps": s.deps,
-                    "cached": s.cached,
-                    "substituted": s.substituted,
-                    "bytes": if s.cached { 0 } else { s.bytes },
-                })
+            .map(|(id, s)| PlanStep {
+                id,
+                step: s.kind.name(),
+                platform: s.platform.clone(),
+                name: s.name.clone(),
+                key: s.key.as_ref().map(|k| k.hash().to_hex()),
+                sha256: s.sha256.map(|h| h.to_string()),
+                deps: s.deps.clone(),
+                cached: s.cached,
+                substituted: s.substituted.clone(),
+                bytes: if s.cached { 0 } else { s.bytes },
             })
             .collect();
-        let images: BTreeMap<String, Vec<usize>> =
+        let images =
             self.images.iter().map(|i| (i.platform.to_string(), i.layers.iter().map(|l| l.step).collect())).collect();
-        serde_json::json!({
-            "resolution": self.resolution,
-            "steps": steps,
-            "images": images,
-        })
+        PlanDocument { resolution: self.resolution.clone(), steps, images }
     }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.document()).expect("a plan serializes")
+    }
+}
+
+/// `compose plan --json`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct PlanDocument {
+    /// The lock and wheel-lock steps, done before the graph exists.
+    pub resolution: Vec<StepReport>,
+    /// In dependency order: every `deps` entry is the `id` of an earlier step.
+    pub steps: Vec<PlanStep>,
+    /// Per platform, the steps whose layers make the image, bottom first.
+    pub images: BTreeMap<String, Vec<usize>>,
+}
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct PlanStep {
+    pub id: usize,
+    pub step: &'static str,
+    pub platform: Option<String>,
+    pub name: String,
+    /// The action key (BLAKE3 hex); null for files fetched by content and for keys that need a
+    /// missing step's output.
+    pub key: Option<String>,
+    pub sha256: Option<String>,
+    pub deps: Vec<usize>,
+    pub cached: bool,
+    /// The cache that would serve the step.
+    pub substituted: Option<String>,
+    pub bytes: u64,
 }
 
 /// Step indexes inside a step's work, after the steps were renumbered. A cached step's work

@@ -26,7 +26,7 @@ pub struct NoReporter;
 impl Reporter for NoReporter {}
 
 /// One step of a build, as planned or run.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct StepReport {
     pub step: &'static str,
     pub platform: Option<String>,

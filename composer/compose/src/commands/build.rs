@@ -110,18 +110,22 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     let downloaded: u64 = outcome.steps.iter().map(|s| s.bytes).sum();
     let output_text = output.to_string();
     if printer.json {
-        let summary = serde_json::json!({
-            "index": outcome.index.sha256.oci(),
-            "manifests": outcome.manifests.iter().map(|(p, m)| serde_json::json!({"platform": p.to_string(), "digest": m.sha256.oci()})).collect::<Vec<_>>(),
-            "output": output_text,
-            "lock_written": outcome.lock_written,
-            "steps": outcome.steps,
-            "cached_steps": cached,
-            "substituted_steps": substituted,
-            "total_steps": outcome.steps.len(),
-            "downloaded_bytes": downloaded,
-            "seconds": started.elapsed().as_secs_f64(),
-        });
+        let summary = crate::documents::BuildDocument {
+            index: outcome.index.sha256.oci(),
+            manifests: outcome
+                .manifests
+                .iter()
+                .map(|(p, m)| crate::documents::PlatformDigest { platform: p.to_string(), digest: m.sha256.oci() })
+                .collect(),
+            output: output_text.clone(),
+            lock_written: outcome.lock_written,
+            steps: outcome.steps.clone(),
+            cached_steps: cached,
+            substituted_steps: substituted,
+            total_steps: outcome.steps.len(),
+            downloaded_bytes: downloaded,
+            seconds: started.elapsed().as_secs_f64(),
+        };
         crate::printer::json_out(&summary)?;
         return Ok(());
     }

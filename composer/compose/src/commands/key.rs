@@ -21,6 +21,12 @@ pub fn run(command: KeyCommand, printer: &Printer) -> anyhow::Result<()> {
             file.write_all(key.to_file_text().as_bytes())
                 .and_then(|()| file.sync_all())
                 .with_context(|| format!("writing the secret key {}", path.display()))?;
+            if printer.json {
+                return crate::printer::json_out(&crate::documents::KeyDocument {
+                    secret_key_file: path,
+                    public_key: key.public().to_string(),
+                });
+            }
             printer.status("Generated", &format!("secret key {} (keep it private)", path.display()));
             crate::out!("{}", key.public());
         }

@@ -11,7 +11,7 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     if args.check {
         let changes = composer_planner::outdated(&ctx, &recipe, &args.recipe)?;
         if printer.json {
-            return crate::printer::json_out(&serde_json::json!({ "outdated": changes }));
+            return crate::printer::json_out(&crate::documents::OutdatedDocument { outdated: changes });
         }
         for change in &changes {
             crate::out!("{change}");
@@ -37,11 +37,15 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
         }
     }
     if printer.json {
-        crate::printer::json_out(&serde_json::json!({
-            "lock": path,
-            "changes": changes,
-            "platforms": lock.platforms.iter().map(|p| serde_json::json!({"platform": p.platform, "packages": p.packages.len()})).collect::<Vec<_>>(),
-        }))?;
+        crate::printer::json_out(&crate::documents::LockDocument {
+            lock: path,
+            changes,
+            platforms: lock
+                .platforms
+                .iter()
+                .map(|p| crate::documents::LockedPlatform { platform: p.platform.clone(), packages: p.packages.len() })
+                .collect(),
+        })?;
         return Ok(());
     }
     for platform in &lock.platforms {

@@ -36,6 +36,27 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut command, "compose", &mut std::io::stdout());
             Ok(())
         }
+        Command::JsonSchema { name, out } => {
+            let schemas = crate::documents::schemas();
+            if let Some(dir) = out {
+                std::fs::create_dir_all(&dir)?;
+                for (name, schema) in &schemas {
+                    std::fs::write(
+                        dir.join(format!("{name}.schema.json")),
+                        serde_json::to_string_pretty(schema)? + "\n",
+                    )?;
+                }
+                return Ok(());
+            }
+            match name {
+                None => schemas.iter().for_each(|(name, _)| crate::out!("{name}")),
+                Some(name) => match schemas.iter().find(|(n, _)| *n == name) {
+                    Some((_, schema)) => crate::out!("{}", serde_json::to_string_pretty(schema)?),
+                    None => anyhow::bail!("no document `{name}`; `compose json-schema` lists them"),
+                },
+            }
+            Ok(())
+        }
         Command::RecipeSchema => {
             crate::out!("{}", serde_json::to_string_pretty(&composer_recipe::json_schema())?);
             Ok(())

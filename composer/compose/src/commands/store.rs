@@ -17,6 +17,9 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
             let ctx = crate::commands::context(settings, &store, &client, printer, None);
             let inputs = composer_planner::Session::new(&ctx, &recipe, &path).pin(!remove)?;
             let lock = composer_planner::lockfile::lock_path(&path);
+            if printer.json {
+                return crate::printer::json_out(&crate::documents::PinDocument { lock, inputs, pinned: !remove });
+            }
             match remove {
                 false => printer.status("Pinned", &format!("{} inputs of {}", inputs, lock.display())),
                 true => printer.status("Unpinned", &format!("{} (kept while it is used)", lock.display())),
@@ -66,7 +69,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
             let store = Store::open_existing_notifying(&settings.store, LockMode::Shared, crate::printer::waiting)?;
             let info = store.info()?;
             if printer.json {
-                crate::printer::json_out(&serde_json::json!({ "path": settings.store, "info": info }))?;
+                crate::printer::json_out(&crate::documents::StoreInfoDocument { path: settings.store.clone(), info })?;
             } else {
                 crate::out!("store    {}", settings.store.display());
                 crate::out!("format   {}", composer_store::FORMAT);

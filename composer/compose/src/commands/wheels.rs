@@ -46,7 +46,11 @@ pub fn run(command: WheelsCommand, settings: &Settings, printer: &Printer) -> an
     }
     let summary = write_index(&out, &wheels)?;
     if printer.json {
-        crate::out!("{}", serde_json::json!({ "index": out, "projects": summary.projects, "wheels": summary.wheels }));
+        crate::printer::json_out(&crate::documents::WheelsIndexDocument {
+            index: out.clone(),
+            projects: summary.projects,
+            wheels: summary.wheels,
+        })?;
         return Ok(());
     }
     printer.status("Indexed", &format!("{} wheels of {} projects", summary.wheels, summary.projects));
