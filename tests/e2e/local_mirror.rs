@@ -273,3 +273,22 @@ fn two_builds_at_once_on_one_store_agree() {
     assert_eq!(std::fs::read(out_a.join("index.json")).unwrap(), std::fs::read(out_b.join("index.json")).unwrap());
     f.compose.ok(&["store", "verify"]);
 }
+
+#[test]
+fn lock_works_offline_from_the_release_the_store_kept() {
+    let f = Fixture::new(&["app"], "");
+    f.compose.build_json(&f.recipe, &[]);
+    let before = std::fs::read_to_string(f.recipe.with_extension("lock")).unwrap();
+    // The archive is gone: only the store remembers its signed Release and indexes.
+    std::fs::remove_dir_all(f.mirror.root.join("dists")).unwrap();
+    crate::write_recipe(&f.recipe, &f.mirror.keyring, &["app", "postfix"], "");
+    let out = f.compose.run(&["--offline", "lock", f.recipe_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let after = std::fs::read_to_string(f.recipe.with_extension("lock")).unwrap();
+    let release = |lock: &str| lock.lines().find(|l| l.starts_with("inrelease_sha256")).unwrap().to_string();
+    assert_eq!(release(&before), release(&after), "resolved against the same, stored Release");
+    assert!(after.contains("\"postfix\""), "{after}");
+    // Taking the newest needs the mirror's current Release, which only the network has.
+    let stderr = f.compose.fails(&["--offline", "lock", f.recipe_str(), "--upgrade"]);
+    assert!(stderr.contains("InRelease"), "{stderr}");
+}

@@ -62,6 +62,17 @@ impl Repository<'_> {
         Ok((release, digest))
     }
 
+    /// The signed release whose SHA-256 is `digest`, from the store (no network): verified
+    /// against the keyring and checked as a fetched one is. `None` when the store lacks it.
+    pub fn stored_release(&self, digest: &Sha256, suite: &str, now: Option<u64>) -> Result<Option<Release>, DebError> {
+        let Some(blob) = self.store.lookup_sha256(digest)? else { return Ok(None) };
+        let bytes = self.store.read(&blob.id)?;
+        let what = format!("the stored InRelease of `{suite}` ({digest})");
+        let release = crate::release::verify_inrelease(&bytes, &self.keys, &what)?;
+        crate::release::check_release(&release, suite, now, &what)?;
+        Ok(Some(release))
+    }
+
     /// The signed release whose SHA-256 a lock records, as the store holds it, and the index
     /// files of `components`/`arch` the store holds from it: what another machine needs to
     /// check and read that release itself. Empty when the store lacks the release; only the

@@ -143,7 +143,15 @@ impl<'a> Session<'a> {
         };
         let platforms: Vec<String> = self.recipe.image.platforms.get_ref().iter().map(|p| p.to_string()).collect();
         self.ctx.reporter.status("Resolving", &format!("{} for {}", self.recipe.base.suite, platforms.join(", ")));
-        let release = self.backend.release()?;
+        // Offline, the Release the lock was made from, as the store keeps it (verified again).
+        let stored = match (self.ctx.offline, previous.and_then(|p| p.platforms.first())) {
+            (true, Some(locked)) => self.backend.stored_release(&locked.release)?,
+            _ => None,
+        };
+        let release = match stored {
+            Some(release) => release,
+            None => self.backend.release()?,
+        };
         let mut lock = self.lock_header();
         // Platforms resolve in parallel; the package index borrows its text, so two at once stay
         // well inside the memory budget.

@@ -49,6 +49,29 @@ impl<'a> Debian<'a> {
 
     /// The mirror, resolved and its keyring loaded on first use: a build served wholly from the
     /// store needs neither.
+    /// Now, for Valid-Until: `None` where the recipe says the mirror is a snapshot, whose
+    /// Releases are old on purpose.
+    fn now(&self) -> Option<u64> {
+        self.base
+            .check_valid_until
+            .then(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+    }
+
+    /// A verified release as locks record it; kept to resolve against.
+    fn verified(&self, release: composer_deb::Release, digest: Sha256) -> VerifiedRelease {
+        let verified = VerifiedRelease {
+            locked: LockedRelease {
+                suite: release.suite.clone(),
+                codename: release.codename.clone(),
+                date: release.date.clone(),
+                inrelease_sha256: digest.to_hex(),
+            },
+            digest: digest.0,
+        };
+        self.releases.lock().expect("releases").insert(digest.0, Arc::new(release));
+        verified
+    }
+
     fn repo(&self) -> Result<Arc<Repository<'a>>, BuildError> {
         let mut slot = self.repo.lock().expect("repo lock");
         if let Some(repo) = slot.as_ref() {
@@ -191,23 +214,17 @@ impl Backend for Debian<'_> {
     }
 
     fn release(&self) -> Result<VerifiedRelease, BuildError> {
-        // A snapshot mirror serves Releases long past their Valid-Until; the recipe says so.
-        let now = self
-            .base
-            .check_valid_until
-            .then(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
-        let (release, digest) = self.repo()?.release(&self.base.suite, now)?;
-        let verified = VerifiedRelease {
-            locked: LockedRelease {
-                suite: release.suite.clone(),
-                codename: release.codename.clone(),
-                date: release.date.clone(),
-                inrelease_sha256: digest.to_hex(),
-            },
-            digest: digest.0,
-        };
-        self.releases.lock().expect("releases").insert(digest.0, Arc::new(release));
-        Ok(verified)
+        let (release, digest) = self.repo()?.release(&self.base.suite, self.now())?;
+        Ok(self.verified(release, digest))
+    }
+
+    fn stored_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, BuildError> {
+        let digest: Sha256 = locked
+            .inrelease_sha256
+            .parse()
+            .map_err(|reason| composer_deb::DebError::Index { what: "the lock's release digest".into(), reason })?;
+        let release = self.repo()?.stored_release(&digest, &self.base.suite, self.now())?;
+        Ok(release.map(|release| self.verified(release, digest)))
     }
 
     fn release_files(&self, release: &LockedRelease, arch: &str) -> Result<Vec<Sha256>, BuildError> {

@@ -100,6 +100,10 @@ pub trait Backend: Sync {
     /// Fetches and verifies the suite's signed index.
     fn release(&self) -> Result<VerifiedRelease, BuildError>;
 
+    /// The release a lock records, from the store alone (for resolving offline), verified as a
+    /// fetched one is; `None` when the store lacks it.
+    fn stored_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, BuildError>;
+
     /// The signed release files a lock's platform was resolved from, and the indexes read from
     /// them, as far as the store holds them (by SHA-256): what another machine needs to verify
     /// and read that release itself.
