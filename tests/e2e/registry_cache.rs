@@ -57,6 +57,16 @@ fn a_second_machine_builds_from_a_registry_cache_and_a_second_push_uploads_nothi
     .unwrap();
     assert_eq!(pushed["digest"], one["index"]);
     assert!(pushed["blobs_mounted"].as_u64().unwrap() > 0, "{pushed}");
+    // And inspect reads it back from the registry.
+    let shown: serde_json::Value = serde_json::from_str(&f.compose.ok(&[
+        "--json",
+        "inspect",
+        &format!("docker://{}/composer/app:v1", registry.host()),
+    ]))
+    .unwrap();
+    assert_eq!((shown["digest"].clone(), shown["format"].as_str()), (one["index"].clone(), Some("registry")));
+    assert_eq!(shown["manifests"][0]["platform"], "linux/amd64");
+    assert!(shown["manifests"][0]["uncompressed_size"].as_u64() > shown["manifests"][0]["size"].as_u64());
 
     let two = machine_two(&f);
     let before = registry.requests().len();

@@ -266,8 +266,8 @@ pub struct LockArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// DIR or DIR:TAG (an OCI layout), oci:DIR[:TAG], oci-archive:FILE[:TAG] or
-    /// docker-archive:FILE.
+    /// DIR or DIR:TAG (an OCI layout), oci:DIR[:TAG], oci-archive:FILE[:TAG],
+    /// docker-archive:FILE, or docker://HOST[:PORT]/REPO[:TAG] (a registry).
     pub image: String,
 }
 

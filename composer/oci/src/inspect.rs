@@ -63,7 +63,7 @@ pub struct ManifestReport {
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ImageReport {
     pub path: String,
-    /// `oci-layout`, `oci-archive` or `docker-archive`.
+    /// `oci-layout`, `oci-archive`, `docker-archive` or `registry`.
     pub format: String,
     /// The tag shown.
     pub reference: Option<String>,
@@ -78,12 +78,22 @@ pub struct ImageReport {
 }
 
 /// Where an image's files are: a directory, or the members of a tar archive.
-enum Source {
+enum Source<'r> {
     Dir(Confined),
-    Archive { path: PathBuf, sizes: HashMap<String, u64> },
+    Archive {
+        path: PathBuf,
+        sizes: HashMap<String, u64>,
+    },
+    /// A registry repository, read as if it were a layout: `index.json` names the tag's
+    /// document, blobs and manifests come by digest.
+    Registry {
+        registry: &'r composer_client::registry::Registry,
+        name: String,
+        index: Vec<u8>,
+    },
 }
 
-impl Source {
+impl Source<'_> {
     fn not(&self, reason: String) -> OciError {
         OciError::NotALayout { path: self.path(), reason }
     }
@@ -92,6 +102,7 @@ impl Source {
         match self {
             Source::Dir(dir) => dir.path().to_path_buf(),
             Source::Archive { path, .. } => path.clone(),
+            Source::Registry { name, .. } => PathBuf::from(name),
         }
     }
 
@@ -113,6 +124,21 @@ impl Source {
                     }
                 }
                 Err(self.not(format!("the archive holds no {relative}")))
+            }
+            Source::Registry { registry, index, .. } => {
+                if relative == "index.json" {
+                    return f(&mut &index[..]).map_err(fail);
+                }
+                let digest = format!("sha256:{}", relative.trim_start_matches("blobs/sha256/"));
+                // A manifest is asked for as a manifest, anything else as a blob.
+                let registry_error = |e: composer_client::registry::RegistryError| OciError::Registry(e);
+                if let Some(mut blob) = registry.blob(&digest).map_err(registry_error)? {
+                    return f(&mut blob).map_err(fail);
+                }
+                match registry.manifest(&digest).map_err(registry_error)? {
+                    Some((bytes, _)) => f(&mut &bytes[..]).map_err(fail),
+                    None => Err(self.not(format!("the registry has no {digest}"))),
+                }
             }
         }
     }
@@ -137,6 +163,7 @@ impl Source {
         match self {
             Source::Dir(dir) => dir.open_file(relative).is_ok(),
             Source::Archive { sizes, .. } => sizes.contains_key(relative),
+            Source::Registry { .. } => relative == "index.json",
         }
     }
 
@@ -160,7 +187,7 @@ fn member_name<R: Read>(entry: &tar::Entry<'_, R>) -> String {
 }
 
 /// What the user named: where the image is, in which format, and which tag.
-fn open(target: &str) -> Result<(Source, Option<String>, &'static str), OciError> {
+fn open(target: &str) -> Result<(Source<'static>, Option<String>, &'static str), OciError> {
     let (transport, rest) = match target.split_once(':') {
         Some((t @ ("oci" | "oci-archive" | "docker-archive"), rest)) => (Some(t), rest),
         _ => (None, target),
@@ -196,6 +223,37 @@ fn open(target: &str) -> Result<(Source, Option<String>, &'static str), OciError
     Ok((Source::Archive { path, sizes }, tag, format))
 }
 
+/// Inspects the image a registry holds under `tag` (layers are read through to count their
+/// uncompressed size).
+pub fn inspect_registry(registry: &composer_client::registry::Registry, tag: &str) -> Result<ImageReport, OciError> {
+    let name = format!("{}/{}:{tag}", registry.host(), registry.repository());
+    let (bytes, media_type) = registry.manifest(tag).map_err(OciError::Registry)?.ok_or_else(|| {
+        OciError::NotALayout { path: PathBuf::from(&name), reason: "the registry has no such tag".into() }
+    })?;
+    let media_type = match media_type.split(';').next().unwrap_or("").trim() {
+        "" => serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v["mediaType"].as_str().map(str::to_string))
+            .unwrap_or_default(),
+        other => other.to_string(),
+    };
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": media_type,
+            "digest": composer_store::Sha256::of(&bytes).oci(),
+            "size": bytes.len(),
+            "annotations": { crate::layout::REF_NAME: tag },
+        }],
+    }))
+    .expect("JSON serializes");
+    let source = Source::Registry { registry, name: name.clone(), index };
+    let mut report = oci(&source, Some(tag))?;
+    report.path = format!("docker://{name}");
+    report.format = "registry".to_string();
+    Ok(report)
+}
+
 /// Inspects the image `target` names.
 pub fn inspect(target: &str) -> Result<ImageReport, OciError> {
     let (source, tag, format) = open(target)?;
@@ -208,11 +266,11 @@ pub fn inspect(target: &str) -> Result<ImageReport, OciError> {
     Ok(report)
 }
 
-fn blob(source: &Source, digest: &str) -> Result<String, OciError> {
+fn blob(source: &Source<'_>, digest: &str) -> Result<String, OciError> {
     crate::layout::blob_path(digest).map_err(|e| source.not(e.to_string()))
 }
 
-fn oci(source: &Source, tag: Option<&str>) -> Result<ImageReport, OciError> {
+fn oci(source: &Source<'_>, tag: Option<&str>) -> Result<ImageReport, OciError> {
     if !source.exists("index.json") {
         return Err(source.not("it has no index.json".into()));
     }
@@ -262,7 +320,7 @@ fn oci(source: &Source, tag: Option<&str>) -> Result<ImageReport, OciError> {
     })
 }
 
-fn oci_manifest(source: &Source, descriptor: &Value) -> Result<ManifestReport, OciError> {
+fn oci_manifest(source: &Source<'_>, descriptor: &Value) -> Result<ManifestReport, OciError> {
     let digest = descriptor["digest"].as_str().unwrap_or("").to_string();
     let manifest = source.json(&blob(source, &digest)?)?;
     let config_digest = manifest["config"]["digest"].as_str().unwrap_or("").to_string();
@@ -289,7 +347,7 @@ fn oci_manifest(source: &Source, descriptor: &Value) -> Result<ManifestReport, O
     Ok(manifest_report(platform, digest, config_digest, &config, layers))
 }
 
-fn docker_archive(source: &Source) -> Result<ImageReport, OciError> {
+fn docker_archive(source: &Source<'_>) -> Result<ImageReport, OciError> {
     let manifest = source.json("manifest.json")?;
     let images = manifest.as_array().cloned().unwrap_or_default();
     let [image] = images.as_slice() else {
@@ -309,7 +367,7 @@ fn docker_archive(source: &Source) -> Result<ImageReport, OciError> {
     for (i, path) in image["Layers"].as_array().into_iter().flatten().filter_map(|l| l.as_str()).enumerate() {
         let size = match source {
             Source::Archive { sizes, .. } => sizes.get(path).copied().unwrap_or(0),
-            Source::Dir(_) => 0,
+            Source::Dir(_) | Source::Registry { .. } => 0,
         };
         layers.push(LayerReport {
             digest: diff_ids.get(i).cloned().unwrap_or_default(),

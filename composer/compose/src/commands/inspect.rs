@@ -1,9 +1,24 @@
 use crate::cli::InspectArgs;
 use crate::commands::human_bytes;
 use crate::printer::Printer;
+use crate::settings::Settings;
 
-pub fn run(args: InspectArgs, printer: &Printer) -> anyhow::Result<()> {
-    let report = composer_oci::inspect::inspect(&args.image)?;
+pub fn run(args: InspectArgs, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
+    let report = match args.image.strip_prefix("docker://") {
+        Some(reference) => {
+            let reference: composer_oci::push::ImageRef = reference.parse()?;
+            let client = crate::commands::client(settings);
+            let registry = composer_client::registry::Registry::new(
+                &client,
+                &settings.registry,
+                &reference.host,
+                &reference.repository,
+                false,
+            );
+            composer_oci::inspect::inspect_registry(&registry, reference.tag.as_deref().unwrap_or("latest"))?
+        }
+        None => composer_oci::inspect::inspect(&args.image)?,
+    };
     if printer.json {
         crate::printer::json_out(&report)?;
         return Ok(());

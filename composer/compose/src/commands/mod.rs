@@ -25,7 +25,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Build(args) => build::run(args, &settings, printer),
         Command::Plan(args) => plan::run(args, &settings, printer),
         Command::Lock(args) => lock::run(args, &settings, printer),
-        Command::Inspect(args) => inspect::run(args, printer),
+        Command::Inspect(args) => inspect::run(args, &settings, printer),
         Command::Store(command) => store::run(command, &settings, printer),
         Command::Wheels(command) => wheels::run(command, &settings, printer),
         Command::Key(command) => key::run(command, printer),
