@@ -341,3 +341,21 @@ fn requirement_files_and_their_includes_key_the_lock() {
     let lock = std::fs::read_to_string(f.pylock("linux/amd64")).unwrap();
     assert!(lock.contains("tinyextra"), "{lock}");
 }
+
+/// No uv on PATH: the pinned release comes from the Python index into the store, checked
+/// against its pinned hash, and resolves the wheel set; the next build fetches it no more.
+#[cfg(feature = "live-tests")]
+#[test]
+fn a_wheel_set_builds_where_no_uv_is_installed() {
+    let mut f = WheelFixture::new(&["tinyapp"], &["linux/amd64"]);
+    // Debian's python3 with its pip, and nothing that has uv.
+    f.compose.env.push(("PATH".into(), "/usr/bin:/bin".into()));
+    let out = f.compose.run(&["--json", "build", f.recipe.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("Fetching uv"), "{stderr}");
+    // The wheel is in the store under its pinned digest; a second resolution reuses it.
+    std::fs::remove_file(f.compose.cwd.join("pylock.app-linux-amd64.toml")).unwrap();
+    let again = f.compose.run(&["build", f.recipe.to_str().unwrap()]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+}

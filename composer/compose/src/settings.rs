@@ -148,7 +148,11 @@ impl Settings {
                 pip_config_files: pip_config_files(),
             },
             source_date_epoch: var(env_vars::SOURCE_DATE_EPOCH).and_then(|v| v.parse().ok()),
-            tools: Tools { bwrap: program(env_vars::COMPOSE_BWRAP, "bwrap"), uv: program(env_vars::COMPOSE_UV, "uv") },
+            tools: Tools {
+                bwrap: program(env_vars::COMPOSE_BWRAP, "bwrap"),
+                uv: program(env_vars::COMPOSE_UV, "uv"),
+                python: on_path("python3"),
+            },
             temp_dir: var(env_vars::TMPDIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp")),
             ca_file: var(env_vars::SSL_CERT_FILE).map(PathBuf::from),
             caches,

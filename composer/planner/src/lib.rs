@@ -80,6 +80,8 @@ pub struct Tools {
     pub bwrap: Option<std::path::PathBuf>,
     /// uv, which resolves wheel sets.
     pub uv: Option<std::path::PathBuf>,
+    /// python3, whose pip fetches the pinned uv when there is none.
+    pub python: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -108,7 +108,7 @@ impl Session<'_> {
                         });
                     }
                     if uv.is_none() {
-                        uv = Some(self.ctx.tools.uv.clone().ok_or(WheelError::NoUv)?);
+                        uv = Some(self.uv()?);
                     }
                     todo.push((i, target, path));
                 }
@@ -206,6 +206,18 @@ pub(crate) fn group_name(wheels: &[LockedWheel], group: &[usize]) -> String {
     match group {
         [one] => format!("{}=={}", wheels[*one].name, wheels[*one].version),
         _ => format!("{} and {} more", wheels[group[0]].name, group.len() - 1),
+    }
+}
+
+impl Session<'_> {
+    /// uv: the one on PATH (or named), else the pinned release, fetched into the store once.
+    pub(crate) fn uv(&self) -> Result<std::path::PathBuf, BuildError> {
+        if let Some(uv) = &self.ctx.tools.uv {
+            return Ok(uv.clone());
+        }
+        let python = self.ctx.tools.python.as_deref().ok_or(WheelError::NoUv)?;
+        self.ctx.reporter.status("Fetching", &format!("uv {} (none on PATH)", composer_wheels::resolve::UV_VERSION));
+        Ok(composer_wheels::bootstrap::pinned_uv(self.ctx.store, python, self.ctx.temp_dir)?)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Python wheel sets: the target interpreter's tags, resolution through uv into PEP 751 locks,
 //! installation into store trees without pip, and static wheel indexes (PEP 503, 691, 658).
 
+pub mod bootstrap;
 mod error;
 pub mod index_url;
 pub mod install;
