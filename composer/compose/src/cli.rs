@@ -120,7 +120,10 @@ pub enum Command {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Examples:\n  compose completions bash > /etc/bash_completion.d/compose\n  \
                             compose completions zsh > \"${fpath[1]}/_compose\"")]
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Print the JSON Schema of recipes, for editors (taplo, Even Better TOML) to complete and
     /// check recipe keys.
     RecipeSchema,
@@ -195,6 +198,7 @@ pub enum WheelsCommand {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
+    /// The recipe (recipe.toml); its lock is read or written beside it.
     pub recipe: PathBuf,
     /// Where to write: a directory (OCI layout; default ./out/<name>), `oci-archive:FILE` or
     /// `docker-archive:FILE`.
@@ -243,6 +247,7 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
+    /// The recipe to plan.
     pub recipe: PathBuf,
     /// Plan only this platform (repeatable).
     #[arg(long = "platform", value_name = "PLATFORM")]
@@ -251,6 +256,7 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct LockArgs {
+    /// The recipe whose lock (RECIPE.lock, beside it) is written.
     pub recipe: PathBuf,
     /// Take the newest version of every package (and resolve the wheel sets again); without it,
     /// every locked version that still fits is kept.
@@ -297,6 +303,7 @@ pub enum StoreCommand {
     /// Keep the inputs of RECIPE's lock (packages, wheels, sources, release files) through
     /// every `gc`, whatever its age, as a Nix GC root does.
     Pin {
+        /// The recipe whose lock's inputs are kept.
         recipe: PathBuf,
         /// Remove the pin instead: the inputs are kept while the lock is used, as for any other.
         #[arg(long)]
@@ -325,4 +332,32 @@ pub enum StoreCommand {
         #[arg(long, value_name = "FILE")]
         signing_key: Option<PathBuf>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand and every argument says what it is in `--help`.
+    #[test]
+    fn every_command_and_argument_is_described() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            if command.get_about().is_none() {
+                missing.push(path.clone());
+            }
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} <{}>", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "undescribed: {missing:?}");
+    }
 }
