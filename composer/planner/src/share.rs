@@ -118,10 +118,14 @@ impl Session<'_> {
         {
             return Ok(());
         }
-        let (lock, _, _) = self.packages(LockPolicy::Locked, false)?;
         let mut inputs = inputs;
-        for platform in &lock.platforms {
-            inputs.extend(self.backend.release_files(&platform.release, &platform.architecture)?);
+        // The release files are kept where the mirror's settings let them be found; the
+        // packages, wheels and sources are kept whatever happens to those.
+        if let Ok((lock, _, _)) = self.packages(LockPolicy::Locked, false) {
+            for platform in &lock.platforms {
+                inputs
+                    .extend(self.backend.release_files(&platform.release, &platform.architecture).unwrap_or_default());
+            }
         }
         inputs.sort();
         inputs.dedup();
