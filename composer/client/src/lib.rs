@@ -58,7 +58,9 @@ impl FetchError {
     pub fn hint(&self) -> Option<String> {
         match self {
             FetchError::HostDown { host, .. } => Some(format!(
-                "is this machine offline (then use --offline with what the store holds), or is {host} the wrong                  address for the mirror or index? `compose -v` says where each URL came from (--mirror, --index,                  the environment, the config file, apt or pip)"
+                "is this machine offline (then use --offline with what the store holds), or is {host} the \
+                 wrong address for the mirror or index? `compose -v` says where each URL came from \
+                 (--mirror, --index, the environment, the config file, apt or pip)"
             )),
             _ => None,
         }
