@@ -459,6 +459,7 @@ fn a_failed_build_shows_the_end_of_its_log_and_keeps_its_directory_when_asked() 
     let out = child.wait_with_output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success(), "the build stays failed");
+    assert_eq!(stderr.matches("error:").count(), 1, "the failure is told once: {stderr}");
     assert!(stdout.contains("scratch") && stdout.contains("in-composer 1700000000"), "{stdout}\n{stderr}");
     if let Some(kept) = stderr.lines().find_map(|l| l.split("the build directory is kept at ").nth(1)) {
         let _ = std::fs::remove_dir_all(kept.trim());

@@ -19,6 +19,8 @@ fn main() -> ExitCode {
     let printer = printer::Printer::new(&cli.global);
     match commands::run(cli, &printer) {
         Ok(()) => ExitCode::SUCCESS,
+        // Told already (a failed build before its debug shell): only the exit status is left.
+        Err(error) if error.is::<commands::Reported>() => ExitCode::FAILURE,
         Err(error) => {
             printer.error(&error);
             ExitCode::FAILURE

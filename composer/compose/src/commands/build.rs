@@ -53,13 +53,12 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     };
     let outcome = match build() {
         Err(BuildError::BuildFailed(failed)) if args.debug_shell && failed.shell.is_some() => {
-            let (name, platform) = (failed.name.clone(), failed.platform.clone());
             let shell = failed.shell.clone().expect("checked above");
             printer.error(&anyhow::Error::new(BuildError::BuildFailed(failed)));
             printer
                 .status("Debugging", "a shell in the failed step's sandbox; `exit` ends it (the build stays failed)");
             let _ = std::process::Command::new(&shell[0]).args(&shell[1..]).status();
-            return Err(anyhow::anyhow!("build step `{name}` for {platform} failed"));
+            return Err(crate::commands::Reported.into());
         }
         // The store removed the damaged object and what was derived from it; every other step
         // is still cached, so building again redoes only what the damage touched.

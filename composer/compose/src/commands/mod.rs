@@ -19,6 +19,11 @@ use crate::cli::{Cli, Command};
 use crate::printer::Printer;
 use crate::settings::Settings;
 
+/// A failure the command has printed itself; `main` only sets the exit status.
+#[derive(Debug, thiserror::Error)]
+#[error("the failure was reported above")]
+pub struct Reported;
+
 pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
     let settings = Settings::resolve(&cli.global)?;
     match cli.command {
