@@ -50,3 +50,16 @@ impl From<crate::TreeError> for StoreError {
         StoreError::BadTree(Box::new(e))
     }
 }
+
+/// An error and its causes on one line (`what: why: deeper why`), for warnings that go on while
+/// a build does: one wording wherever a cause chain is told.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

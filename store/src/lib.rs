@@ -35,7 +35,7 @@ mod tree;
 mod verify;
 
 pub use action::{ActionKey, ActionRecord, ObjectRef, RefKind};
-pub use error::StoreError;
+pub use error::{StoreError, error_chain};
 pub use gc::{GcOptions, GcReport, KeptRoot};
 pub use hash::{Hash, Sha256};
 pub use lock::{LockMode, StoreLock};

@@ -6,7 +6,6 @@
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use composer_store::{ActionKey, ActionRecord, Hash, RefKind, Sha256, Store};
 use sha2::Digest as _;
@@ -70,35 +69,10 @@ impl<'a> Pusher<'a> {
     pub fn push_all(&self, results: &[(ActionKey, ActionRecord)], inputs: &[Sha256]) -> Result<(), CacheError> {
         let jobs: Vec<Job<'_>> =
             inputs.iter().map(Job::Input).chain(results.iter().map(|(k, r)| Job::Result(k, r))).collect();
-        let next = AtomicUsize::new(0);
-        let failure: Mutex<Option<(usize, CacheError)>> = Mutex::new(None);
-        std::thread::scope(|scope| {
-            for _ in 0..PUSH_THREADS.min(jobs.len()) {
-                scope.spawn(|| {
-                    loop {
-                        if failure.lock().expect("failure").is_some() {
-                            break;
-                        }
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(job) = jobs.get(i) else { break };
-                        let done = match job {
-                            Job::Input(sha) => self.push_input(sha),
-                            Job::Result(key, record) => self.push_result(key, record),
-                        };
-                        if let Err(e) = done {
-                            let mut failure = failure.lock().expect("failure");
-                            // The first in the jobs' order, so that a rerun reports the same one.
-                            if failure.as_ref().is_none_or(|(at, _)| i < *at) {
-                                *failure = Some((i, e));
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        if let Some((_, e)) = failure.into_inner().expect("failure") {
-            return Err(e);
-        }
+        composer_client::parallel::try_each(&jobs, PUSH_THREADS, |job| match job {
+            Job::Input(sha) => self.push_input(sha),
+            Job::Result(key, record) => self.push_result(key, record),
+        })?;
         self.list_inputs(inputs)
     }
 

@@ -66,8 +66,8 @@ impl Substituters {
     fn give_up(&self, cache: usize, error: &CacheError) {
         if !self.down[cache].swap(true, Ordering::SeqCst) {
             let why = match error {
-                CacheError::Unavailable { source, .. } => chain(source.as_ref()),
-                other => chain(other),
+                CacheError::Unavailable { source, .. } => composer_store::error_chain(source.as_ref()),
+                other => composer_store::error_chain(other),
             };
             self.warn(format!("cache {} is not used for the rest of this build: {why}", self.name(cache)));
         }
@@ -85,24 +85,12 @@ impl Substituters {
             return keys.iter().map(|_| None).collect();
         }
         let refused: Refused = Mutex::new(BTreeMap::new());
-        let results: Vec<Mutex<Option<Hit>>> = keys.iter().map(|_| Mutex::new(None)).collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for _ in 0..QUERY_THREADS.min(keys.len()) {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(key) = keys.get(i) else { break };
-                        *results[i].lock().expect("result") = self.query_one(key, &refused);
-                    }
-                });
-            }
-        });
+        let results = composer_client::parallel::map(keys, QUERY_THREADS, |key| self.query_one(key, &refused));
         for ((cache, why), (count, first)) in refused.into_inner().expect("refused") {
             let others = if count > 1 { format!(" and {} more", count - 1) } else { String::new() };
             self.warn(format!("cache {}: the results of {first}{others} are not used: {why}", self.name(cache)));
         }
-        results.into_iter().map(|r| r.into_inner().expect("result")).collect()
+        results
     }
 
     fn query_one(&self, key: &ActionKey, refused: &Refused) -> Option<Hit> {
@@ -115,7 +103,7 @@ impl Substituters {
                     // The reason without the tag it was found under, so that alike ones add up.
                     let why = match &error {
                         CacheError::BadArtifact { reason, .. } => reason.clone(),
-                        other => chain(other),
+                        other => composer_store::error_chain(other),
                     };
                     let step = format!("{} {}", key.step(), &key.hash().to_hex()[..12]);
                     let mut refused = refused.lock().expect("refused");
@@ -196,29 +184,16 @@ impl Substituters {
     /// For each input, the first cache that holds it (`compose plan`), asking up to
     /// [`QUERY_THREADS`] at a time.
     pub fn holders(&self, inputs: &[Sha256]) -> Vec<Option<usize>> {
-        let results: Vec<Mutex<Option<usize>>> = inputs.iter().map(|_| Mutex::new(None)).collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for _ in 0..QUERY_THREADS.min(inputs.len()) {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(sha) = inputs.get(i) else { break };
-                        for cache in self.usable() {
-                            match self.remotes[cache].has_blob(sha) {
-                                Ok(true) => {
-                                    *results[i].lock().expect("result") = Some(cache);
-                                    break;
-                                }
-                                Ok(false) => {}
-                                Err(error) => self.give_up(cache, &error),
-                            }
-                        }
-                    }
-                });
+        composer_client::parallel::map(inputs, QUERY_THREADS, |sha| {
+            for cache in self.usable() {
+                match self.remotes[cache].has_blob(sha) {
+                    Ok(true) => return Some(cache),
+                    Ok(false) => {}
+                    Err(error) => self.give_up(cache, &error),
+                }
             }
-        });
-        results.into_iter().map(|r| r.into_inner().expect("result")).collect()
+            None
+        })
     }
 
     /// An input named by its SHA-256 (a `.deb`, a wheel, a source) from the first cache that
@@ -244,7 +219,11 @@ impl Substituters {
                 Ok(Some(blob)) => return Some((blob, remote.name().to_string())),
                 Ok(None) => {}
                 Err(error @ (CacheError::Unavailable { .. } | CacheError::Io { .. })) => self.give_up(cache, &error),
-                Err(error) => self.warn(format!("cache {}: {what} is not used: {}", remote.name(), chain(&error))),
+                Err(error) => self.warn(format!(
+                    "cache {}: {what} is not used: {}",
+                    remote.name(),
+                    composer_store::error_chain(&error)
+                )),
             }
         }
         None
@@ -282,16 +261,4 @@ impl<R: Read> Read for Hashing<R> {
 
 fn unavailable(remote: &dyn Remote, e: io::Error) -> CacheError {
     CacheError::Unavailable { cache: remote.name().to_string(), source: Box::new(e) }
-}
-
-/// An error and its causes on one line, for a warning.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use composer_store::{BlobInfo, Sha256, Store, StoreError};
 
+pub mod parallel;
 pub mod registry;
 mod resolver;
 

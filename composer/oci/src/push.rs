@@ -8,7 +8,6 @@
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use composer_client::registry::{BlobSource, Registry, RegistryError};
 use composer_store::confined::Confined;
@@ -240,30 +239,9 @@ pub fn push_image(
     blobs.sort();
     blobs.dedup();
     let report = Mutex::new(PushReport::default());
-    let next = AtomicUsize::new(0);
-    let failure: Mutex<Option<(usize, OciError)>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..PUSH_THREADS.min(blobs.len()) {
-            scope.spawn(|| {
-                loop {
-                    if failure.lock().expect("failure").is_some() {
-                        break;
-                    }
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some((sha, size)) = blobs.get(i) else { break };
-                    if let Err(e) = push_blob(source, registry, sha, *size, mount_from, &report) {
-                        let mut failure = failure.lock().expect("failure");
-                        if failure.as_ref().is_none_or(|(at, _)| i < *at) {
-                            *failure = Some((i, e));
-                        }
-                    }
-                }
-            });
-        }
-    });
-    if let Some((_, e)) = failure.into_inner().expect("failure") {
-        return Err(e);
-    }
+    composer_client::parallel::try_each(&blobs, PUSH_THREADS, |(sha, size)| {
+        push_blob(source, registry, sha, *size, mount_from, &report)
+    })?;
     for (sha, media_type, bytes) in &manifests {
         registry.put_manifest(&sha.oci(), media_type, bytes).map_err(OciError::Registry)?;
     }

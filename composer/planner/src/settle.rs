@@ -261,29 +261,20 @@ impl Session<'_> {
             "Fetching",
             &format!("{} step results from caches ({:.1} MiB)", wanted.len(), bytes as f64 / 1048576.0),
         );
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let failed = std::sync::Mutex::new(Vec::new());
-        std::thread::scope(|scope| {
-            for _ in 0..crate::DOWNLOAD_THREADS.min(wanted.len()) {
-                scope.spawn(|| {
-                    loop {
-                        let at = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let Some(&i) = wanted.get(at) else { break };
-                        let hit = s.hits[i].as_ref().expect("wanted");
-                        if let Err(e) = caches.fetch(self.ctx.store, hit) {
-                            self.ctx.reporter.warn(&format!(
-                                "cache {}: the result of {} is not used, building it here: {}",
-                                caches.name(hit.cache),
-                                s.plan.steps[i].name,
-                                crate::error::chain(&e)
-                            ));
-                            failed.lock().expect("failed").push(i);
-                        }
-                    }
-                });
+        let fetched = composer_client::parallel::map(&wanted, crate::DOWNLOAD_THREADS, |&i| {
+            let hit = s.hits[i].as_ref().expect("wanted");
+            let result = caches.fetch(self.ctx.store, hit);
+            if let Err(e) = &result {
+                self.ctx.reporter.warn(&format!(
+                    "cache {}: the result of {} is not used, building it here: {}",
+                    caches.name(hit.cache),
+                    s.plan.steps[i].name,
+                    composer_store::error_chain(e)
+                ));
             }
+            result.is_err()
         });
-        failed.into_inner().expect("failed")
+        wanted.into_iter().zip(fetched).filter(|(_, failed)| *failed).map(|(i, _)| i).collect()
     }
 
     /// Step `i`'s key and, if the store holds its result, the result; the steps its key is made
