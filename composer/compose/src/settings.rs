@@ -109,9 +109,16 @@ impl Settings {
             index_flags.insert(name.to_string(), url.to_string());
         }
         let config_path = config_path();
-        let config = composer_planner::mirror::read_config(&config_path).context("reading the compose config file")?;
-        let index_config = read_indexes(&config_path).context("reading the compose config file")?;
-        let cache_config = read_cache(&config_path).context("reading the compose config file")?;
+        // The config file is read once; each part of composer takes its own tables from it.
+        let config_text = match std::fs::read_to_string(&config_path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", config_path.display()))),
+        };
+        let config = composer_planner::mirror::parse_config(&config_text, &config_path)
+            .context("reading the compose config file")?;
+        let ConfigFile { indexes: index_config, cache: cache_config } = toml::from_str(&config_text)
+            .with_context(|| format!("reading the compose config file {}", config_path.display()))?;
         let caches = if !args.caches.is_empty() {
             args.caches.clone()
         } else if let Some(list) = var(env_vars::COMPOSE_CACHE) {
@@ -163,20 +170,14 @@ impl Settings {
     }
 }
 
-/// `[indexes]` of the config file: `name = "url"`.
-fn read_indexes(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, String>> {
-    #[derive(serde::Deserialize)]
-    struct File {
-        #[serde(default)]
-        indexes: BTreeMap<String, String>,
-    }
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(anyhow::Error::new(e).context(path.display().to_string())),
-    };
-    let file: File = toml::from_str(&text).with_context(|| path.display().to_string())?;
-    Ok(file.indexes)
+/// The tables of the config file the binary reads itself (`[mirrors]` is the planner's).
+#[derive(Debug, Default, serde::Deserialize)]
+struct ConfigFile {
+    /// `name = "url"`.
+    #[serde(default)]
+    indexes: BTreeMap<String, String>,
+    #[serde(default)]
+    cache: CacheConfig,
 }
 
 /// `[cache]` of the config file.
@@ -188,21 +189,6 @@ pub struct CacheConfig {
     #[serde(default)]
     pub trusted_keys: Vec<String>,
     pub signing_key: Option<PathBuf>,
-}
-
-fn read_cache(path: &std::path::Path) -> anyhow::Result<CacheConfig> {
-    #[derive(serde::Deserialize)]
-    struct File {
-        #[serde(default)]
-        cache: CacheConfig,
-    }
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CacheConfig::default()),
-        Err(e) => return Err(anyhow::Error::new(e).context(path.display().to_string())),
-    };
-    let file: File = toml::from_str(&text).with_context(|| path.display().to_string())?;
-    Ok(file.cache)
 }
 
 /// Registry logins: `--creds` for every registry this command uses, else the auth files users

@@ -40,15 +40,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
             .keep_failed(args.keep_failed || args.debug_shell)
             .only_platforms(platforms.clone());
         let outcome = session.build(policy)?;
-        let manifests: Vec<(String, composer_store::BlobInfo)> =
-            outcome.manifests.iter().map(|(p, m)| (p.to_string(), *m)).collect();
-        let image = composer_oci::Image {
-            index: &outcome.index,
-            manifests: &manifests,
-            name: recipe.image.name.get_ref(),
-            tag: recipe.image.tag.get_ref(),
-        };
-        composer_oci::export(&store, &image, &output, platform.as_ref().map(|p| p.to_string()).as_deref())?;
+        export(&store, &outcome, &recipe, &output, platform.as_ref().map(|p| p.to_string()).as_deref())?;
         Ok(outcome)
     };
     let outcome = match build() {
@@ -228,16 +220,8 @@ fn load(
         .ok_or_else(|| anyhow::anyhow!("--load needs podman or docker on PATH"))?;
     let dir = tempfile_dir(&settings.temp_dir)?;
     let archive = dir.join("image.tar");
-    let manifests: Vec<(String, composer_store::BlobInfo)> =
-        outcome.manifests.iter().map(|(p, m)| (p.to_string(), *m)).collect();
-    let image = composer_oci::Image {
-        index: &outcome.index,
-        manifests: &manifests,
-        name: recipe.image.name.get_ref(),
-        tag: recipe.image.tag.get_ref(),
-    };
     let result = (|| -> anyhow::Result<()> {
-        composer_oci::export(store, &image, &Output::DockerArchive(archive.clone()), Some(&platform))?;
+        export(store, outcome, recipe, &Output::DockerArchive(archive.clone()), Some(&platform))?;
         let out = std::process::Command::new(&tool).arg("load").arg("-i").arg(&archive).output()?;
         if !out.status.success() {
             anyhow::bail!("{} load failed: {}", tool.display(), String::from_utf8_lossy(&out.stderr).trim());
@@ -266,4 +250,23 @@ fn tempfile_dir(parent: &std::path::Path) -> anyhow::Result<PathBuf> {
         }
     }
     anyhow::bail!("no free temporary directory name in {}", parent.display())
+}
+
+/// Writes the built image (its platform `platform`, for a docker-archive) to `output`.
+fn export(
+    store: &composer_store::Store,
+    outcome: &composer_planner::BuildOutcome,
+    recipe: &composer_recipe::Recipe,
+    output: &Output,
+    platform: Option<&str>,
+) -> Result<(), composer_oci::OciError> {
+    let manifests: Vec<(String, composer_store::BlobInfo)> =
+        outcome.manifests.iter().map(|(p, m)| (p.to_string(), *m)).collect();
+    let image = composer_oci::Image {
+        index: &outcome.index,
+        manifests: &manifests,
+        name: recipe.image.name.get_ref(),
+        tag: recipe.image.tag.get_ref(),
+    };
+    composer_oci::export(store, &image, output, platform)
 }

@@ -7,11 +7,7 @@ pub fn run(args: BundleArgs, settings: &Settings, printer: &Printer) -> anyhow::
         true => None,
         false => Some(crate::commands::cache::signing_key(args.signing_key.as_deref(), settings)?),
     };
-    let recipes = args
-        .recipes
-        .iter()
-        .map(|path| Ok((crate::commands::load_recipe(path, settings)?, path.clone())))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let recipes = crate::commands::load_recipes(&args.recipes, settings)?;
     let store = crate::commands::open_store(settings)?;
     let client = crate::commands::client(settings);
     let ctx = crate::commands::context(settings, &store, &client, printer, None);

@@ -81,6 +81,14 @@ pub fn load_recipe(path: &std::path::Path, settings: &Settings) -> anyhow::Resul
     Ok(recipe)
 }
 
+/// Each recipe with its path, for the commands that take several.
+pub fn load_recipes(
+    paths: &[std::path::PathBuf],
+    settings: &Settings,
+) -> anyhow::Result<Vec<(Recipe, std::path::PathBuf)>> {
+    paths.iter().map(|path| Ok((load_recipe(path, settings)?, path.clone()))).collect()
+}
+
 pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Store::open_notifying(&settings.store, composer_store::LockMode::Shared, crate::printer::waiting)
         .map_err(|e| anyhow::Error::new(e).context("opening the store"))

@@ -51,10 +51,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
         StoreCommand::Push { reference, recipes, signing_key } => {
             let key = crate::commands::cache::signing_key(signing_key.as_deref(), settings)?;
             let remote = crate::commands::cache::open_for_writing(&reference, settings)?;
-            let recipes = recipes
-                .iter()
-                .map(|path| Ok((crate::commands::load_recipe(path, settings)?, path.clone())))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let recipes = crate::commands::load_recipes(&recipes, settings)?;
             let store = crate::commands::open_store(settings)?;
             let client = crate::commands::client(settings);
             let ctx = crate::commands::context(settings, &store, &client, printer, None);

@@ -79,12 +79,7 @@ impl MirrorSettings {
 }
 
 /// Reads `[mirrors]` from the config file: `name = "url"` or `name = { url = "...", keyring = "..." }`.
-pub fn read_config(path: &Path) -> Result<BTreeMap<String, (String, Option<PathBuf>)>, BuildError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(BuildError::Config { path: path.to_path_buf(), source: e.into() }),
-    };
+pub fn parse_config(text: &str, path: &Path) -> Result<BTreeMap<String, (String, Option<PathBuf>)>, BuildError> {
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum Entry {
@@ -97,7 +92,7 @@ pub fn read_config(path: &Path) -> Result<BTreeMap<String, (String, Option<PathB
         mirrors: BTreeMap<String, Entry>,
     }
     let file: File =
-        toml::from_str(&text).map_err(|e| BuildError::Config { path: path.to_path_buf(), source: e.into() })?;
+        toml::from_str(text).map_err(|e| BuildError::Config { path: path.to_path_buf(), source: e.into() })?;
     Ok(file
         .mirrors
         .into_iter()
