@@ -454,6 +454,12 @@ impl Registry {
         self.location(&response, what)
     }
 
+    /// Whether `url` is on this registry: the upload location a registry names is data, and
+    /// the credentials go only to the registry they are for.
+    fn same_origin(&self, url: &str) -> Result<bool, RegistryError> {
+        Ok(url.strip_prefix(&self.base()?).is_some_and(|rest| rest.starts_with('/')))
+    }
+
     fn location(&self, response: &Response, what: &str) -> Result<String, RegistryError> {
         let location = response.headers().get("location").and_then(|v| v.to_str().ok()).ok_or_else(|| {
             RegistryError::Protocol { host: self.host.clone(), what: what.into(), reason: "no upload location".into() }
@@ -479,6 +485,7 @@ impl Registry {
                     return Err(self.transport(what, io::Error::from(io::ErrorKind::UnexpectedEof)));
                 }
                 let range = format!("{sent}-{}", sent + length - 1);
+                let ours = self.same_origin(&location)?;
                 let response = self.send(what, &|auth| {
                     let mut request = self
                         .agent
@@ -486,7 +493,7 @@ impl Registry {
                         .header("Content-Type", "application/octet-stream")
                         .header("Content-Range", &range)
                         .header("Content-Length", length.to_string());
-                    if let Some(auth) = auth {
+                    if let Some(auth) = auth.filter(|_| ours) {
                         request = request.header("Authorization", auth);
                     }
                     request.send(&chunk[..])
@@ -497,9 +504,10 @@ impl Registry {
                 location = self.location(&response, what)?;
                 sent += length;
             }
+            let ours = self.same_origin(&location)?;
             let response = self.send(what, &|auth| {
                 let mut request = self.agent.put(&location).query("digest", digest).header("Content-Length", "0");
-                if let Some(auth) = auth {
+                if let Some(auth) = auth.filter(|_| ours) {
                     request = request.header("Authorization", auth);
                 }
                 request.send_empty()
@@ -511,6 +519,7 @@ impl Registry {
         }
         let mut body = Vec::with_capacity(size as usize);
         reader.read_to_end(&mut body).map_err(|e| self.transport(what, e))?;
+        let ours = self.same_origin(&location)?;
         let response = self.send(what, &|auth| {
             let mut request = self
                 .agent
@@ -518,7 +527,7 @@ impl Registry {
                 .query("digest", digest)
                 .header("Content-Type", "application/octet-stream")
                 .header("Content-Length", body.len().to_string());
-            if let Some(auth) = auth {
+            if let Some(auth) = auth.filter(|_| ours) {
                 request = request.header("Authorization", auth);
             }
             request.send(&body[..])
@@ -587,5 +596,15 @@ mod tests {
         assert_eq!(params["scope"], "repository:a/b:pull");
         assert!(is_loopback("127.0.0.1:5000") && is_loopback("localhost") && is_loopback("[::1]:5000"));
         assert!(!is_loopback("registry.test:5000") && !is_loopback("10.0.0.1"));
+    }
+
+    #[test]
+    fn credentials_go_only_to_upload_locations_on_the_registry_itself() {
+        let client = Client::new(crate::ClientOptions::default());
+        let registry = Registry::new(&client, &RegistryOptions::default(), "127.0.0.1:5000", "team/app", true);
+        *registry.base.lock().unwrap() = Some("http://127.0.0.1:5000".into());
+        assert!(registry.same_origin("http://127.0.0.1:5000/v2/team/app/blobs/uploads/x").unwrap());
+        assert!(!registry.same_origin("http://127.0.0.1:50000/v2/x").unwrap());
+        assert!(!registry.same_origin("https://elsewhere.test/upload").unwrap());
     }
 }
