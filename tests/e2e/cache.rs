@@ -9,7 +9,7 @@ use composer_testkit::{Compose, sha256_hex, store_has_sha256};
 use crate::{Fixture, compose, index_digest};
 
 /// A second machine: its own home, store and temp directory, the same mirror settings.
-fn machine_two(f: &Fixture) -> Compose {
+pub(crate) fn machine_two(f: &Fixture) -> Compose {
     let mut two = compose();
     two.env = f.compose.env.clone();
     two.env.push(("TMPDIR".into(), two.home.path().to_str().unwrap().into()));
@@ -18,7 +18,7 @@ fn machine_two(f: &Fixture) -> Compose {
 }
 
 /// Machine one's key: (secret key file, public key).
-fn key(c: &Compose, name: &str) -> (PathBuf, String) {
+pub(crate) fn key(c: &Compose, name: &str) -> (PathBuf, String) {
     let file = c.home.path().join(format!("{name}.secret"));
     let public = c.ok(&["key", "generate", name, "-o", file.to_str().unwrap()]).trim().to_string();
     (file, public)

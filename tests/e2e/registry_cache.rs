@@ -5,19 +5,12 @@
 use composer_testkit::registry::{Access, FailingServer, RegistryServer};
 use composer_testkit::{Compose, sha256_hex, store_has_sha256};
 
-use crate::{Fixture, compose, index_digest};
+use crate::{Fixture, index_digest};
 
-fn machine_two(f: &Fixture) -> Compose {
-    let mut two = compose();
-    two.env = f.compose.env.clone();
-    two.env.push(("TMPDIR".into(), two.home.path().to_str().unwrap().into()));
-    two
-}
-
+/// The test's signing key, "ci": (secret key file, public key).
 fn key(c: &Compose) -> (String, String) {
-    let file = c.home.path().join("ci.secret");
-    let public = c.ok(&["key", "generate", "ci", "-o", file.to_str().unwrap()]).trim().to_string();
-    (file.to_str().unwrap().to_string(), public)
+    let (file, public) = crate::cache::key(c, "ci");
+    (file.display().to_string(), public)
 }
 
 #[test]
@@ -68,7 +61,7 @@ fn a_second_machine_builds_from_a_registry_cache_and_a_second_push_uploads_nothi
     assert_eq!(shown["manifests"][0]["platform"], "linux/amd64");
     assert!(shown["manifests"][0]["uncompressed_size"].as_u64() > shown["manifests"][0]["size"].as_u64());
 
-    let two = machine_two(&f);
+    let two = crate::cache::machine_two(&f);
     let before = registry.requests().len();
     let summary = two.build_json(&f.recipe, &["--cache", &reference, "--trusted-key", &public]);
     assert_eq!(index_digest(&summary), index_digest(&one));
@@ -84,7 +77,7 @@ fn a_second_machine_builds_from_a_registry_cache_and_a_second_push_uploads_nothi
     assert!(requests > 0 && requests < 40, "{requests} requests for a two-layer image");
 
     // A layer altered in the registry's own storage is found and not used.
-    let three = machine_two(&f);
+    let three = crate::cache::machine_two(&f);
     let layer = one["manifests"][0]["digest"].as_str().unwrap();
     let manifest_path = f.compose.cwd.join("out/app/blobs/sha256").join(&layer["sha256:".len()..]);
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
@@ -162,7 +155,7 @@ fn a_registry_behind_tls_and_basic_authentication_takes_the_credentials_users_ha
         },
     ];
     for way in ways {
-        let mut other = machine_two(&f);
+        let mut other = crate::cache::machine_two(&f);
         let extra = way(&mut other);
         let mut args = vec!["--cache", &reference, "--trusted-key", &public];
         args.extend(extra.iter().map(String::as_str));
@@ -189,7 +182,7 @@ fn a_registry_that_is_down_or_failing_costs_a_warning_and_the_build_goes_on() {
     let failing = FailingServer::start();
     let erring = format!("oci://127.0.0.1:{}/composer/cache", failing.port);
     for reference in [down, erring] {
-        let c = machine_two(&f);
+        let c = crate::cache::machine_two(&f);
         let started = std::time::Instant::now();
         let out = c.run(&["--json", "build", f.recipe_str(), "--cache", &reference, "--trusted-key", &public]);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -224,7 +217,7 @@ fn a_registry_with_token_authentication_gives_the_cache_and_the_push_a_token() {
     let issued = issuer.issued.load(std::sync::atomic::Ordering::SeqCst);
     assert!(issued >= 1, "no token was asked for");
 
-    let two = machine_two(&f);
+    let two = crate::cache::machine_two(&f);
     let summary = two.build_json(&f.recipe, &["--cache", &reference, "--trusted-key", &public, "--creds", "ci:tok3n"]);
     assert_eq!(index_digest(&summary), index_digest(&one));
     assert!(summary["substituted_steps"].as_u64().unwrap() > 0);
