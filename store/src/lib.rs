@@ -27,6 +27,7 @@ pub mod confined;
 mod error;
 mod gc;
 mod hash;
+pub mod held;
 mod lock;
 mod object;
 mod read;
@@ -165,6 +166,29 @@ impl Store {
 
     pub(crate) fn dir(&self, name: &str) -> PathBuf {
         self.root.join(bucket(name))
+    }
+
+    /// A file without a name in the store's temp directory (`O_TMPFILE`; elsewhere a temp file
+    /// removed at once), for bytes a step holds only while it runs: it disappears with the
+    /// handle, even when the process is killed.
+    pub fn scratch_file(&self) -> Result<fs::File, StoreError> {
+        let dir = self.dir("tmp");
+        let flags = rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC;
+        match rustix::fs::open(&dir, flags, rustix::fs::Mode::from_raw_mode(0o600)) {
+            Ok(fd) => Ok(fs::File::from(fd)),
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR) => {
+                let path = object::temp_path(&self.root);
+                let file = fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(|e| StoreError::io("create", &path, e))?;
+                fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
+                Ok(file)
+            }
+            Err(e) => Err(StoreError::io("create a scratch file in", &dir, e.into())),
+        }
     }
 
     /// Where the object `id` lives (whether or not it exists).

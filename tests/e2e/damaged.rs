@@ -5,8 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use composer_testkit::{
-    Deb, assert_layout_blobs_intact, base_packages, damage, layer_entries, manifest, store_object_by_sha256,
-    store_object_of,
+    Deb, assert_layout_blobs_intact, base_packages, damage, layer_entries, manifest, noise, store_object_by_sha256,
 };
 
 use crate::{Fixture, compose, index_digest, write_recipe};
@@ -55,11 +54,19 @@ fn a_flipped_or_truncated_layer_object_never_reaches_the_output() {
     f.compose.ok(&["store", "verify"]);
 }
 
+/// The sha256 the lock records for package `name`.
+fn locked_sha256(lock: &Path, name: &str) -> String {
+    let text = std::fs::read_to_string(lock).unwrap();
+    let at = text.find(&format!("name = \"{name}\"")).unwrap_or_else(|| panic!("{name} in the lock"));
+    let line = text[at..].lines().find(|l| l.starts_with("sha256 = ")).unwrap();
+    line.trim_start_matches("sha256 = ").trim_matches('"').to_string()
+}
+
+/// Image layers are written straight from the package files: a damaged package file in the
+/// store is found while it is read, put aside, fetched again, and the layer holds its bytes.
 #[test]
-fn a_damaged_file_object_is_not_packed_into_a_new_layer() {
-    // Larger than what a tree keeps inline, so that it is an object of its own.
+fn a_damaged_package_file_is_not_layered() {
     let content: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
-    assert!(content.len() as u64 > composer_store::PACK_MAX);
     let (_mirror, c, recipe) = crate::mirror_with(vec![Deb::new("big", "1").file("usr/share/big/data", &content)]);
     write_recipe(&recipe, &_mirror.keyring, &["big"], "");
     let build = || {
@@ -69,45 +76,57 @@ fn a_damaged_file_object_is_not_packed_into_a_new_layer() {
         stderr
     };
     build();
-    damage(&store_object_of(&c.store, &content), |b| b[3] ^= 1);
-
-    // A new epoch: new layer keys over the same (cached) unpacked packages.
-    let text = std::fs::read_to_string(&recipe).unwrap().replace("1700000000", "1700000100");
-    std::fs::write(&recipe, text).unwrap();
-    let stderr = build();
-    assert!(stderr.contains("is corrupt"), "{stderr}");
-    let layout = c.cwd.join("out/app");
-    let entries = layer_entries(&layout, "amd64");
-    let big = entries.iter().find(|e| e.path == "usr/share/big/data").unwrap();
-    assert!(big.data == content, "the layer holds the package's bytes, not the damaged object's");
-    assert_layout_blobs_intact(&layout);
+    let deb = store_object_by_sha256(&c.store, &locked_sha256(&recipe.with_extension("lock"), "big"));
+    // Near the end, the damage is found when the last byte is checked; near the start, it makes
+    // the archive unreadable first, and is still told apart from a bad package.
+    for (epoch, at_end) in [("1700000100", true), ("1700000200", false)] {
+        damage(&deb, |b| {
+            let at = if at_end { b.len() - 100 } else { 140 };
+            b[at] ^= 0x5a;
+        });
+        // A new epoch: new layer keys over the same (stored) package files.
+        let text = std::fs::read_to_string(&recipe).unwrap();
+        let text = text.replace("1700000000", epoch).replace("1700000100", epoch);
+        std::fs::write(&recipe, text).unwrap();
+        let stderr = build();
+        assert!(stderr.contains("is corrupt") && !stderr.contains("unsafe"), "{stderr}");
+        let layout = c.cwd.join("out/app");
+        let entries = layer_entries(&layout, "amd64");
+        let big = entries.iter().find(|e| e.path == "usr/share/big/data").unwrap();
+        assert!(big.data == content, "the layer holds the package's bytes");
+        assert_layout_blobs_intact(&layout);
+    }
     let verify = c.ok(&["--json", "store", "verify"]);
     let report: serde_json::Value = serde_json::from_str(&verify).unwrap();
     assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
 }
 
-/// A small file lives in its package's pack with the package's other small files: damage to the
-/// pack is found the same way, and the package is unpacked again.
+/// What the system layer reads of the packages (their listings: paths, kinds, metadata, the
+/// few contents it needs) comes from the layer steps' records: a damaged listing is found when
+/// it is read, and the layers that recorded it are made again.
 #[test]
-fn a_damaged_pack_of_small_files_is_not_packed_into_a_new_layer() {
+fn a_damaged_listing_is_not_read_into_a_system_layer() {
     let f = Fixture::new(&["app"], "");
-    f.compose.build_json(&f.recipe, &[]);
-    let content = b"#!/bin/sh\necho app 1.0\n";
-    let pack = composer_testkit::store_objects(&f.compose.store)
+    let first = f.compose.build_json(&f.recipe, &[]);
+    let listing = composer_testkit::store_objects(&f.compose.store)
         .into_iter()
-        .find(|p| std::fs::read(p).is_ok_and(|b| b.windows(content.len()).any(|w| w == content)))
-        .expect("a pack holds the script");
-    damage(&pack, |b| {
-        let at = b.windows(content.len()).position(|w| w == content).unwrap();
-        b[at + 3] = b'X';
+        .find(|p| {
+            std::fs::read(p).is_ok_and(|b| b.starts_with(b"{\"entries\"") && b.windows(11).any(|w| w == b"usr/bin/app"))
+        })
+        .expect("a listing names the package's files");
+    damage(&listing, |b| {
+        let at = b.windows(11).position(|w| w == b"usr/bin/app").unwrap();
+        b[at + 8] = b'X';
     });
-    let recipe = std::fs::read_to_string(&f.recipe).unwrap().replace("1700000000", "1700000100");
-    std::fs::write(&f.recipe, recipe).unwrap();
-    let (_, stderr) = build_again(&f);
+    // A file of the recipe's own changes the system layer's key, not the package layers'.
+    let text = std::fs::read_to_string(&f.recipe).unwrap() + "\n[[files]]\npath = \"/etc/motd\"\ncontent = \"hi\"\n";
+    std::fs::write(&f.recipe, text).unwrap();
+    let (summary, stderr) = build_again(&f);
     assert!(stderr.contains("is corrupt"), "{stderr}");
+    assert_ne!(index_digest(&summary), index_digest(&first));
     let entries = layer_entries(&f.compose.cwd.join("out/app"), "amd64");
-    let app = entries.iter().find(|e| e.path == "usr/bin/app").unwrap();
-    assert_eq!(app.data, content, "the layer holds the package's bytes, not the damaged pack's");
+    assert!(entries.iter().any(|e| e.path == "usr/bin/app"), "the package's layer is whole");
+    assert!(entries.iter().any(|e| e.path == "etc/motd"));
     let verify = f.compose.ok(&["--json", "store", "verify"]);
     let report: serde_json::Value = serde_json::from_str(&verify).unwrap();
     assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
@@ -254,9 +273,11 @@ fn in_mount_namespace(script: &str, envs: &[(String, String)]) -> std::process::
 fn a_full_disk_is_named_as_such() {
     let mirror = composer_testkit::LocalMirror::new();
     let mut debs = base_packages("amd64");
-    // A small .deb (zeros compress to nothing) whose content does not fit the store below: the
-    // disk fills while the package is unpacked, where it was once blamed on the package.
-    debs.push(Deb::new("big", "1").gzip_data().file("usr/share/big", &vec![0u8; 3_000_000]));
+    // A small .deb (a block of noise repeated within xz's window) whose gzip layer cannot
+    // shrink it and does not fit the store below: the disk fills while the layer is written, from
+    // the package's own data, where a full disk was once blamed on the package.
+    let block = noise(200_000);
+    debs.push(Deb::new("big", "1").file("usr/share/big", &block.repeat(15)));
     mirror.publish("stable", &debs);
     let mut c = compose();
     c.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));

@@ -33,7 +33,12 @@ impl<R: Read> Archive<R> {
     pub fn next_member(&mut self) -> io::Result<Option<(String, u64)>> {
         if !self.started {
             let mut magic = [0u8; 8];
-            self.reader.read_exact(&mut magic).map_err(|e| invalid(format!("no ar magic: {e}")))?;
+            // Only a short file is the archive's fault; another error (the store's verdict on a
+            // damaged object, say) goes up as it is.
+            self.reader.read_exact(&mut magic).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => invalid(format!("no ar magic: {e}")),
+                _ => e,
+            })?;
             if &magic != MAGIC {
                 return Err(invalid("not an ar archive (no `!<arch>` magic)".into()));
             }

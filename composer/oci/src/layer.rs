@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 
+use composer_store::held::FileContents;
 use composer_store::{BlobInfo, EntryKind, Sha256, Store, TreeEntry};
 use sha2::Digest;
 
@@ -78,17 +79,29 @@ pub fn write_layer(
     epoch: u64,
     compression: Compression,
 ) -> Result<LayerBlob, OciError> {
+    write_layer_from(store, store, entries, epoch, compression)
+}
+
+/// Like [`write_layer`], with the files' contents read from `contents` (held for the step,
+/// say, rather than stored): the same entries give the same bytes wherever they are read from.
+pub fn write_layer_from(
+    store: &Store,
+    contents: &dyn FileContents,
+    entries: &[TreeEntry],
+    epoch: u64,
+    compression: Compression,
+) -> Result<LayerBlob, OciError> {
     let fail = |source: io::Error| layer_error(source, entries.len());
     let writer = store.writer()?;
     let ((diff_id, tar_size), writer) = match compression {
         Compression::Gzip => {
             let gz = flate2::GzBuilder::new().mtime(0).operating_system(255).write(writer, flate2::Compression::new(6));
-            let (sha, gz) = write_tar(store, entries, epoch, gz).map_err(fail)?;
+            let (sha, gz) = write_tar_inner(contents, entries, epoch, gz, None).map_err(fail)?;
             (sha, gz.finish().map_err(fail)?)
         }
         Compression::Zstd => {
             let zst = zstd::stream::write::Encoder::new(writer, 3).map_err(fail)?;
-            let (sha, zst) = write_tar(store, entries, epoch, zst).map_err(fail)?;
+            let (sha, zst) = write_tar_inner(contents, entries, epoch, zst, None).map_err(fail)?;
             (sha, zst.finish().map_err(fail)?)
         }
     };
@@ -127,7 +140,7 @@ pub fn write_tar<W: Write>(store: &Store, entries: &[TreeEntry], epoch: u64, out
 type ReuseHook<'a> = Option<(&'a crate::members::Reuse, &'a crate::members::Signal)>;
 
 fn write_tar_inner<W: Write>(
-    store: &Store,
+    contents: &dyn FileContents,
     entries: &[TreeEntry],
     epoch: u64,
     out: W,
@@ -165,11 +178,11 @@ fn write_tar_inner<W: Write>(
                 )));
             };
             written_groups.insert(target, entry.path.as_str());
-            append_file(&mut builder, store, entry, source, epoch, reuse)?;
+            append_file(&mut builder, contents, entry, source, epoch, reuse)?;
             continue;
         }
         match &entry.kind {
-            EntryKind::File { .. } => append_file(&mut builder, store, entry, entry, epoch, reuse)?,
+            EntryKind::File { .. } => append_file(&mut builder, contents, entry, entry, epoch, reuse)?,
             EntryKind::Dir => append_simple(&mut builder, entry, tar::EntryType::Directory, None, epoch)?,
             EntryKind::Symlink { target } => {
                 append_simple(&mut builder, entry, tar::EntryType::Symlink, Some(target), epoch)?
@@ -283,18 +296,17 @@ fn append_link<W: Write>(builder: &mut tar::Builder<W>, entry: &TreeEntry, first
 
 fn append_file<W: Write>(
     builder: &mut tar::Builder<W>,
-    store: &Store,
+    contents: &dyn FileContents,
     entry: &TreeEntry,
     source: &TreeEntry,
     epoch: u64,
     reuse: ReuseHook<'_>,
 ) -> io::Result<()> {
-    let EntryKind::File { content, size, packed } = &source.kind else { unreachable!("callers pass files") };
+    let EntryKind::File { content, size, .. } = &source.kind else { unreachable!("callers pass files") };
     let mut header = header_for(entry, tar::EntryType::Regular, epoch);
     header.set_size(*size);
     // Verified as tar copies it: a damaged object fails the layer before it is recorded.
-    let file = store.open_file_entry(content, *size, packed.as_ref()).map_err(io::Error::other)?;
-    let reader = io::BufReader::with_capacity(128 * 1024, file);
+    let reader = contents.open_file(&source.kind)?;
     match reuse {
         Some((segments, signal)) if *size > 0 => {
             let segment = segments.get(content).copied().filter(|s| s.size == *size);

@@ -2,7 +2,7 @@
 //! script on it with its sources and the outputs of the builds it uses, the part of an output
 //! that goes into the image.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use composer_oci::LayerBlob;
@@ -82,7 +82,7 @@ impl Session<'_> {
     ) -> Result<Hash, BuildError> {
         let store = self.ctx.store;
         self.ctx.reporter.status("Preparing", &format!("build root for {platform} ({} packages)", packages.len()));
-        let mut view = crate::system::ImageView { store, entries: HashMap::new() };
+        let mut view = crate::system::ImageView::new(store);
         let mut metadata = Vec::new();
         for &(tree, control) in unpacked {
             for entry in store.get_tree(&tree)?.entries {

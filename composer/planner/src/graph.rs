@@ -18,6 +18,7 @@ use crate::{BuildError, LockPolicy, Session};
 
 struct Graph {
     steps: Vec<Step>,
+    fetches: HashMap<String, usize>,
     /// Steps by what makes them unique: a package's fetch and unpack by its sha256, keyed steps
     /// by key (a layer of `Architecture: all` packages is one step for every platform).
     unpacks: HashMap<String, usize>,
@@ -63,21 +64,31 @@ impl Graph {
         self.steps.len() - 1
     }
 
+    fn fetch(&mut self, package: &LockedPackage) -> Result<usize, BuildError> {
+        if let Some(&i) = self.fetches.get(&package.sha256) {
+            return Ok(i);
+        }
+        let mut fetch =
+            step(StepKind::Fetch, None, deb_name(package), None, vec![], Work::Fetch { package: package.clone() });
+        fetch.sha256 = Some(package_sha(package)?);
+        fetch.bytes = package.size;
+        let i = self.push(fetch);
+        self.fetches.insert(package.sha256.clone(), i);
+        Ok(i)
+    }
+
+    /// A package unpacked into the store, for a build root (image layers read package files
+    /// straight, see `Work::Layer`).
     fn unpack(&mut self, distro: &str, package: &LockedPackage) -> Result<usize, BuildError> {
         if let Some(&i) = self.unpacks.get(&package.sha256) {
             return Ok(i);
         }
-        let name = deb_name(package);
-        let mut fetch =
-            step(StepKind::Fetch, None, name.clone(), None, vec![], Work::Fetch { package: package.clone() });
-        fetch.sha256 = Some(package_sha(package)?);
-        fetch.bytes = package.size;
-        let fetch = self.push(fetch);
+        let fetch = self.fetch(package)?;
         let key = keys::unpack_key(distro, package);
         let unpack = self.push(step(
             StepKind::Unpack,
             None,
-            name,
+            deb_name(package),
             Some(key),
             vec![fetch],
             Work::Unpack { package: package.clone() },
@@ -122,6 +133,7 @@ impl Session<'_> {
 
         let mut g = Graph {
             steps: Vec::new(),
+            fetches: HashMap::new(),
             unpacks: HashMap::new(),
             fetched_wheels: HashMap::new(),
             by_key: HashMap::new(),
@@ -156,22 +168,25 @@ impl Session<'_> {
         let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
         let p = Some(platform);
         let mut layers = Vec::new();
+        let mut package_layers = Vec::new();
 
         for group in crate::layers::group(packages, self.recipe.layers.strategy, self.recipe.layers.max_layers) {
             let members: Vec<&LockedPackage> = group.iter().map(|&i| &packages[i]).collect();
-            let deps = members.iter().map(|m| g.unpack(distro, m)).collect::<Result<_, _>>()?;
+            let deps = members.iter().map(|m| g.fetch(m)).collect::<Result<_, _>>()?;
             let key = keys::layer_key(&members, epoch, compression);
             let name = layer_name(&members);
-            let i = g.push(step(StepKind::Layer, p, name.clone(), Some(key), deps, Work::Layer));
+            let work = Work::Layer { packages: members.iter().map(|&m| m.clone()).collect() };
+            let i = g.push(step(StepKind::Layer, p, name.clone(), Some(key), deps, work));
+            package_layers.push(i);
             layers.push(ImageLayer {
                 step: i,
                 packages: members.iter().map(|m| format!("{}={}", m.name, m.version)).collect(),
                 comment: format!("packages: {name}"),
             });
         }
-        let deps = packages.iter().map(|m| g.unpack(distro, m)).collect::<Result<_, _>>()?;
         let key = keys::system_key(self.recipe, platform, packages, epoch, compression)?;
-        let system = g.push(step(StepKind::SystemLayer, p, "system".into(), Some(key), deps, Work::SystemLayer));
+        let system =
+            g.push(step(StepKind::SystemLayer, p, "system".into(), Some(key), package_layers, Work::SystemLayer));
         layers.push(ImageLayer { step: system, packages: vec![], comment: self.backend.system_layer_comment().into() });
 
         // Builds, on one build root per platform.

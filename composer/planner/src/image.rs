@@ -1,7 +1,7 @@
 //! What a platform's image holds beyond its packages' layers: the system layer and the image
 //! configuration.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use composer_oci::LayerBlob;
 use composer_recipe::{AllocatorMode, AllocatorName, AllocatorSource, Platform};
@@ -20,7 +20,7 @@ impl Session<'_> {
         key: &ActionKey,
     ) -> Result<(Hash, Hash), BuildError> {
         let store = self.ctx.store;
-        let unpacked = self.backend.unpack(package, blob)?;
+        let unpacked = self.backend.unpack(package, blob, &mut composer_store::held::IntoStore(store))?;
         let tree = store.put_tree(&unpacked.tree)?;
         let control = store.put_content(&unpacked.metadata)?;
         let record = ActionRecord {
@@ -34,37 +34,17 @@ impl Session<'_> {
         Ok((tree, control))
     }
 
-    /// The system layer of one image from its packages' unpacked trees (in the image's package
+    /// The system layer of one image from its packages' listings (in the image's package
     /// order), recorded under `key`.
     pub(crate) fn system_layer(
         &self,
         plan: &ImagePlan,
-        unpacked: &[(Hash, Hash)],
+        listings: &[Hash],
         key: &ActionKey,
     ) -> Result<LayerBlob, BuildError> {
         let store = self.ctx.store;
         let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
-        let mut view = crate::system::ImageView { store, entries: HashMap::new() };
-        let mut metadata: Vec<Vec<u8>> = Vec::new();
-        // Which package a path came from, to name both when a second one ships it too.
-        let mut owner: HashMap<String, usize> = HashMap::new();
-        let mut shared: Vec<(String, usize, usize)> = Vec::new();
-        for (i, &(tree, control)) in unpacked.iter().enumerate() {
-            let _ = (tree, control);
-            let (tree, control) = unpacked[i];
-            for entry in store.get_tree(&tree)?.entries {
-                if !matches!(entry.kind, composer_store::EntryKind::Dir) {
-                    if let Some(&first) = owner.get(&entry.path)
-                        && view.entries.get(&entry.path).is_some_and(|old| old.kind != entry.kind)
-                    {
-                        shared.push((entry.path.clone(), first, i));
-                    }
-                    owner.insert(entry.path.clone(), i);
-                }
-                view.entries.insert(entry.path.clone(), entry);
-            }
-            metadata.push(store.read(&control)?);
-        }
+        let crate::package_layer::Listed { view, metadata, shared } = self.listed_view(listings, &plan.packages)?;
         for (path, first, second) in &shared {
             let (a, b) = (&plan.packages[*first], &plan.packages[*second]);
             if !self.backend.replaces(&metadata[*second], &a.name) && !self.backend.replaces(&metadata[*first], &b.name)
@@ -93,9 +73,7 @@ impl Session<'_> {
             }
         }
         let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
-        let inputs = unpacked.iter().flat_map(|(tree, control)| {
-            [ObjectRef { id: *tree, kind: RefKind::Tree }, ObjectRef { id: *control, kind: RefKind::Blob }]
-        });
+        let inputs = listings.iter().map(|id| ObjectRef { id: *id, kind: RefKind::Blob });
         store.action_put(key, &crate::run::layer_record("system-layer", &layer).with_inputs(inputs))?;
         Ok(layer)
     }

@@ -19,8 +19,10 @@ use crate::plan::{Output, Step, Work};
 
 /// Bumped when unpacking changes what a tree holds for the same package file.
 pub(crate) const UNPACK_VERSION: u32 = 2;
-/// Bumped when layer tars change for the same trees (2: entries without a time get the epoch).
-pub(crate) const LAYER_VERSION: u32 = 2;
+/// Bumped when layer tars, or what a layer step records, change for the same packages (2:
+/// entries without a time get the epoch; 3: the record also names each package's listing, which
+/// the system layer reads now that layers are written straight from the package files).
+pub(crate) const LAYER_VERSION: u32 = 3;
 /// Bumped when the system layer's content changes for the same inputs.
 pub(crate) const SYSTEM_VERSION: u32 = 2;
 pub(crate) const RESOLVE_VERSION: u32 = 1;

@@ -28,6 +28,7 @@ pub mod layers;
 mod local;
 pub mod lockfile;
 mod output;
+mod package_layer;
 pub mod plan;
 mod python;
 pub mod report;

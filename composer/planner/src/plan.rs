@@ -139,7 +139,11 @@ pub(crate) enum Work {
     Unpack {
         package: LockedPackage,
     },
-    Layer,
+    /// One layer straight from its packages' files (the step's dependencies, in this order).
+    Layer {
+        packages: Vec<LockedPackage>,
+    },
+    /// The system layer, from the listings of the image's package layers (its dependencies).
     SystemLayer,
     BuildRoot {
         platform: Platform,
@@ -217,9 +221,26 @@ pub(crate) enum Output {
     /// `None`: nothing to add to the image (a bytecode step with nothing left to compile, a build
     /// whose output has nothing to run).
     Layer(Option<LayerBlob>),
+    /// A layer made from packages, and each package's listing (in the step's package order):
+    /// what the system layer reads of them.
+    PackageLayer {
+        layer: LayerBlob,
+        listings: Vec<Hash>,
+    },
     Tree(Hash),
     Wheel(LockedWheel),
     Installed(Installed),
+}
+
+impl Output {
+    /// The layer this result adds to an image, if it adds one.
+    pub(crate) fn layer(&self) -> Option<&LayerBlob> {
+        match self {
+            Output::Layer(layer) => layer.as_ref(),
+            Output::PackageLayer { layer, .. } => Some(layer),
+            _ => None,
+        }
+    }
 }
 
 /// One layer of a platform's image, in order.
@@ -374,7 +395,7 @@ fn remap_work(work: &mut Work, new_index: &[Option<usize>]) {
         Work::Source { .. }
         | Work::Fetch { .. }
         | Work::Unpack { .. }
-        | Work::Layer
+        | Work::Layer { .. }
         | Work::SystemLayer
         | Work::BuildRoot { .. }
         | Work::FetchWheel { .. }

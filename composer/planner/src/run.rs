@@ -5,12 +5,12 @@
 //! time for the steps whose keys are known, and here for those whose keys became known as the
 //! steps below them finished.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use composer_oci::LayerDescriptor;
-use composer_store::{ActionKey, ActionRecord, BlobInfo, Hash, ObjectRef, RefKind, Sha256, Tree};
+use composer_store::{ActionKey, ActionRecord, BlobInfo, Hash, ObjectRef, RefKind, Sha256};
 
 use crate::execute::{Task, execute};
 use crate::keys::{self, KeyInputs};
@@ -43,7 +43,12 @@ impl Session<'_> {
                 (Some(tree), Some(control)) => Some(Output::Unpacked { tree: tree.id, control: control.id }),
                 _ => None,
             },
-            StepKind::Layer | StepKind::SystemLayer | StepKind::WheelLayer | StepKind::PythonEnv => {
+            StepKind::Layer => {
+                let data: crate::package_layer::PackageLayerData =
+                    serde_json::from_value(record.data.clone()).map_err(|e| corrupt_record(record, e))?;
+                Some(Output::PackageLayer { layer: data.layer, listings: data.listings })
+            }
+            StepKind::SystemLayer | StepKind::WheelLayer | StepKind::PythonEnv => {
                 Some(Output::Layer(Some(layer_from(record)?)))
             }
             // Nothing to add is recorded too, so that it is not tried again.
@@ -226,14 +231,29 @@ impl Session<'_> {
                 let (tree, control) = self.unpack_one(package, &blob(step.deps[0]), key())?;
                 Output::Unpacked { tree, control }
             }
-            Work::Layer => {
-                let trees: Vec<Hash> = step.deps.iter().map(|&d| unpacked(done, d).0).collect();
-                Output::Layer(Some(self.package_layer(&trees, key())?))
+            Work::Layer { packages } => {
+                let blobs: Vec<BlobInfo> = step.deps.iter().map(|&d| blob(d)).collect();
+                let data = self.package_layer(packages, &blobs, key())?;
+                Output::PackageLayer { layer: data.layer, listings: data.listings }
             }
             Work::SystemLayer => {
                 let image = plan.images.iter().find(|im| im.layers.iter().any(|l| l.step == i)).expect("an image's");
-                let unpacked: Vec<(Hash, Hash)> = step.deps.iter().map(|&d| unpacked(done, d)).collect();
-                Output::Layer(Some(self.system_layer(image, &unpacked, key())?))
+                // The image's package layers are below: each package's listing, by its file.
+                let mut by_file: HashMap<&str, Hash> = HashMap::new();
+                for &d in &step.deps {
+                    let (Work::Layer { packages }, Some(Output::PackageLayer { listings, .. })) =
+                        (&plan.steps[d].work, done[d].get())
+                    else {
+                        unreachable!("a system layer reads package layers")
+                    };
+                    by_file.extend(packages.iter().map(|p| p.sha256.as_str()).zip(listings.iter().copied()));
+                }
+                let listings: Vec<Hash> = image
+                    .packages
+                    .iter()
+                    .map(|p| by_file.get(p.sha256.as_str()).copied().expect("every package of an image is in a layer"))
+                    .collect();
+                Output::Layer(Some(self.system_layer(image, &listings, key())?))
             }
             Work::BuildRoot { platform, packages } => {
                 let unpacked: Vec<(Hash, Hash)> = step.deps.iter().map(|&d| unpacked(done, d)).collect();
@@ -281,30 +301,12 @@ impl Session<'_> {
                 let platform = step.platform.as_deref().expect("bytecode is per platform").parse().expect("a platform");
                 let below: Vec<LayerDescriptor> = below
                     .iter()
-                    .filter_map(|&s| match done[s].get() {
-                        Some(Output::Layer(layer)) => layer.clone(),
-                        _ => unreachable!("bytecode reads layers"),
-                    })
+                    .filter_map(|&s| done[s].get().expect("bytecode runs after the layers below it").layer().cloned())
                     .map(|layer| LayerDescriptor { layer, packages: vec![], comment: String::new() })
                     .collect();
                 Output::Layer(self.bytecode_layer(*part, &platform, key(), &below)?)
             }
         })
-    }
-
-    /// One layer from the trees of its packages.
-    fn package_layer(&self, trees: &[Hash], key: &ActionKey) -> Result<composer_oci::LayerBlob, BuildError> {
-        let store = self.ctx.store;
-        let mut tree = Tree::default();
-        for id in trees {
-            tree.entries.extend(store.get_tree(id)?.entries);
-        }
-        tree.normalize().map_err(composer_store::StoreError::from)?;
-        let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
-        let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
-        let inputs = trees.iter().map(|id| ObjectRef { id: *id, kind: RefKind::Tree });
-        store.action_put(key, &layer_record("layer", &layer).with_inputs(inputs))?;
-        Ok(layer)
     }
 
     /// Each platform's manifest and config from its layers' results, and the index.
@@ -321,14 +323,12 @@ impl Session<'_> {
             let descriptors: Vec<LayerDescriptor> = image
                 .layers
                 .iter()
-                .filter_map(|l| match &results[l.step] {
-                    Output::Layer(Some(layer)) => Some(LayerDescriptor {
+                .filter_map(|l| {
+                    results[l.step].layer().map(|layer| LayerDescriptor {
                         layer: layer.clone(),
                         packages: l.packages.clone(),
                         comment: l.comment.clone(),
-                    }),
-                    Output::Layer(None) => None,
-                    _ => unreachable!("an image is made of layers"),
+                    })
                 })
                 .collect();
             let spec = self.image_spec(&image.platform)?;
@@ -379,10 +379,12 @@ pub(crate) fn empty_record(step: &str) -> ActionRecord {
 }
 
 pub(crate) fn layer_from(record: &ActionRecord) -> Result<composer_oci::LayerBlob, BuildError> {
-    serde_json::from_value(record.data.clone()).map_err(|e| {
-        BuildError::Store(composer_store::StoreError::Corrupt {
-            what: format!("{} record", record.step),
-            reason: e.to_string(),
-        })
+    serde_json::from_value(record.data.clone()).map_err(|e| corrupt_record(record, e))
+}
+
+fn corrupt_record(record: &ActionRecord, error: serde_json::Error) -> BuildError {
+    BuildError::Store(composer_store::StoreError::Corrupt {
+        what: format!("{} record", record.step),
+        reason: error.to_string(),
     })
 }

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use composer_recipe::{FileKind, Recipe};
-use composer_store::{EntryKind, Store, Tree, TreeEntry};
+use composer_store::{EntryKind, Hash, Store, Tree, TreeEntry};
 
 use crate::BuildError;
 
@@ -29,18 +29,29 @@ pub struct SystemFiles {
 pub struct ImageView<'a> {
     pub store: &'a Store,
     pub entries: HashMap<String, TreeEntry>,
+    /// Contents kept with the packages' listings, by BLAKE3: of a package layered straight from
+    /// its file, only what the backend reads (`Backend::system_reads`) is anywhere at all.
+    pub kept: HashMap<Hash, Vec<u8>>,
 }
 
-impl ImageView<'_> {
+impl<'a> ImageView<'a> {
+    pub fn new(store: &'a Store) -> Self {
+        ImageView { store, entries: HashMap::new(), kept: HashMap::new() }
+    }
+
     pub fn exists(&self, absolute: &str) -> bool {
         self.entries.contains_key(absolute.trim_start_matches('/'))
     }
 
-    pub fn read(&self, path: &str) -> Option<Vec<u8>> {
-        match &self.entries.get(path)?.kind {
-            EntryKind::File { .. } => self.store.read_file_entry(&self.entries.get(path)?.kind).ok().flatten(),
-            _ => None,
+    /// The content of the file at `path`; `None` when the image has no file there. A content
+    /// that is neither kept nor in the store (damaged, or never kept) is an error, not a gap.
+    pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>, BuildError> {
+        let Some(entry) = self.entries.get(path) else { return Ok(None) };
+        let EntryKind::File { content, .. } = &entry.kind else { return Ok(None) };
+        if let Some(data) = self.kept.get(content) {
+            return Ok(Some(data.clone()));
         }
+        Ok(self.store.read_file_entry(&entry.kind)?)
     }
 }
 

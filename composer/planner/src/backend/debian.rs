@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use composer_deb::repo::Repository;
 use composer_deb::unpack::ControlData;
 use composer_recipe::{AllocatorMode, AllocatorName, AllocatorSource, Base, Platform, Recipe};
+use composer_store::held::ContentSink;
 use composer_store::{BlobInfo, Sha256};
 use composer_wheels::{Target, WheelError};
 
@@ -17,6 +18,11 @@ use crate::system::ImageView;
 
 /// What CPython's configure looks for, so that ssl, sqlite3, ctypes, lzma, bz2, readline,
 /// curses, dbm, uuid and zlib are all built.
+/// Where ca-certificates keeps the certificates its hook bundles.
+const CA_CERTIFICATES: &str = "usr/share/ca-certificates/";
+/// Where base-passwd keeps the account files its postinst copies into /etc.
+const BASE_PASSWD: &str = "usr/share/base-passwd/";
+
 pub const CPYTHON_BUILD_DEPENDS: &[&str] = &[
     "libbz2-dev",
     "libffi-dev",
@@ -279,11 +285,26 @@ impl Backend for Debian<'_> {
         Ok(self.repo()?.fetch_deb(&package.filename, &sha, package.size, progress)?)
     }
 
-    fn unpack(&self, package: &LockedPackage, file: &BlobInfo) -> Result<UnpackedPackage, BuildError> {
+    fn unpack(
+        &self,
+        package: &LockedPackage,
+        file: &BlobInfo,
+        contents: &mut dyn ContentSink,
+    ) -> Result<UnpackedPackage, BuildError> {
         let store = self.ctx.store;
         let mut object = store.open_object(&file.id)?;
         let what = format!("{}_{}_{}.deb", package.name, package.version, package.architecture);
-        let unpacked = composer_deb::unpack::unpack(store, std::io::BufReader::new(&mut object), &what, true)?;
+        let reader = std::io::BufReader::new(&mut object);
+        let unpacked = match composer_deb::unpack::unpack_into(contents, reader, &what, true) {
+            Ok(unpacked) => unpacked,
+            Err(error) => {
+                // A damaged object can fail the parse before its last byte is read and checked:
+                // the store's verdict, when there is one, names the cause (and lets the build
+                // fetch the file again) rather than blaming the package.
+                object.finish()?;
+                return Err(error.into());
+            }
+        };
         // Nothing derived from the package is recorded unless all of its bytes were right.
         object.finish()?;
         Ok(UnpackedPackage {
@@ -300,6 +321,11 @@ impl Backend for Debian<'_> {
             .unwrap_or("")
             .split(',')
             .any(|r| composer_deb::relation::parse_relation(r.trim()).is_some_and(|relation| relation.name == other))
+    }
+
+    fn system_reads(&self, path: &str) -> bool {
+        (path.starts_with(CA_CERTIFICATES) && path.ends_with(".crt"))
+            || (path.starts_with(BASE_PASSWD) && path.ends_with(".master"))
     }
 
     fn system_files(
@@ -324,27 +350,28 @@ impl Backend for Debian<'_> {
         }
         let postinsts: Vec<&str> = controls.iter().map(|(_, c)| c.postinst.as_str()).collect();
         out.links = composer_deb::hooks::alternatives(&postinsts, &|p| view.exists(p));
-        let certificates: Vec<(String, Vec<u8>)> = view
-            .entries
-            .keys()
-            .filter_map(|p| {
-                p.strip_prefix("usr/share/ca-certificates/").filter(|p| p.ends_with(".crt")).map(|rel| (p, rel))
-            })
-            .filter_map(|(p, rel)| view.read(p).map(|data| (rel.to_string(), data)))
-            .collect();
+        let mut certificates: Vec<(String, Vec<u8>)> = Vec::new();
+        for path in view.entries.keys() {
+            if let Some(rel) = path.strip_prefix(CA_CERTIFICATES).filter(|p| p.ends_with(".crt"))
+                && let Some(data) = view.read(path)?
+            {
+                certificates.push((rel.to_string(), data));
+            }
+        }
         if !certificates.is_empty() {
             for (path, data) in composer_deb::hooks::ca_bundle(certificates) {
                 out.files.push((path, data, 0o644));
             }
         }
         // base-passwd's postinst copies its master files into /etc when they are missing.
-        let master = |name: &str, fallback: &str| {
-            view.read(&format!("usr/share/base-passwd/{name}.master"))
+        let master = |name: &str, fallback: &str| -> Result<String, BuildError> {
+            Ok(view
+                .read(&format!("{BASE_PASSWD}{name}.master"))?
                 .map(|d| String::from_utf8_lossy(&d).into_owned())
-                .unwrap_or_else(|| fallback.to_string())
+                .unwrap_or_else(|| fallback.to_string()))
         };
-        out.passwd = master("passwd", "root:x:0:0:root:/root:/bin/sh\n");
-        out.group = master("group", "root:x:0:\n");
+        out.passwd = master("passwd", "root:x:0:0:root:/root:/bin/sh\n")?;
+        out.group = master("group", "root:x:0:\n")?;
         Ok(out)
     }
 }

@@ -14,6 +14,7 @@ pub mod mirror;
 
 use composer_client::Client;
 use composer_recipe::{Platform, Recipe};
+use composer_store::held::ContentSink;
 use composer_store::{BlobInfo, Store, Tree};
 use composer_wheels::Target;
 
@@ -129,8 +130,19 @@ pub trait Backend: Sync {
     /// planner calls it only for files the store lacks.
     fn fetch(&self, package: &LockedPackage, progress: &(dyn Fn(u64) + Sync)) -> Result<BlobInfo, BuildError>;
 
-    /// Turns a fetched package file into a tree, refusing unsafe content.
-    fn unpack(&self, package: &LockedPackage, file: &BlobInfo) -> Result<UnpackedPackage, BuildError>;
+    /// Turns a fetched package file into a tree, refusing unsafe content; the files' contents go
+    /// to `contents` (into the store for a build root, held for a layer written straight away).
+    fn unpack(
+        &self,
+        package: &LockedPackage,
+        file: &BlobInfo,
+        contents: &mut dyn ContentSink,
+    ) -> Result<UnpackedPackage, BuildError>;
+
+    /// Whether [`Backend::system_files`] reads the content of `path` (relative to the root): a
+    /// layer written straight from a package keeps those contents with the package's listing and
+    /// no others.
+    fn system_reads(&self, path: &str) -> bool;
 
     /// Whether the package whose metadata is `metadata` declares that it may overwrite files of
     /// `other` (Debian's `Replaces`): two packages shipping one path is otherwise a conflict.
