@@ -96,8 +96,11 @@ impl Session<'_> {
         let mut bare = self.recipe.clone();
         bare.accounts = Default::default();
         bare.files.clear();
-        let system =
-            crate::system::system_tree(store, &view, &crate::system::SystemInputs { recipe: &bare, distro, epoch: 0 })?;
+        let system = crate::system::system_tree(
+            &mut composer_store::held::IntoStore(store),
+            &view,
+            &crate::system::SystemInputs { recipe: &bare, distro, epoch: 0 },
+        )?;
         let mut tree = Tree { entries: view.entries.into_values().collect() };
         tree.entries.extend(system.entries);
         tree.normalize_last_wins().map_err(composer_store::StoreError::from)?;

@@ -1,10 +1,12 @@
 //! The one scheduler: runs the steps of a graph, each as soon as the steps it depends on are
 //! done. Network steps go to one pool of download threads (they wait, so more than the cores);
-//! CPU steps go to rayon's pool. Whatever order steps finish in, results come back by step and
-//! the first error is the one of the lowest step index, so a failing build reports the same
-//! error every time.
+//! CPU steps go to rayon's pool, no more at a time than it has threads. Of the steps ready, the
+//! heaviest starts first (longest processing time first), so that the build does not end on one
+//! core compressing the largest layer while the other has nothing left. Whatever order steps
+//! finish in, results come back by step and the first error is the one of the lowest step index,
+//! so a failing build reports the same error every time.
 
-use std::collections::VecDeque;
+use std::collections::BinaryHeap;
 use std::sync::mpsc;
 use std::sync::{Condvar, Mutex, OnceLock};
 
@@ -25,17 +27,30 @@ pub struct Task {
     /// Indexes of the tasks that must finish first (all lower than this one's).
     pub deps: Vec<usize>,
     pub pool: Pool,
+    /// How much work it is, in any unit common to the graph (bytes it reads): heavier ready
+    /// tasks start first; equal ones in index order.
+    pub weight: u64,
+}
+
+/// A ready task, heaviest first, then lowest index.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Ready(u64, std::cmp::Reverse<usize>);
+
+impl Ready {
+    fn of(tasks: &[Task], i: usize) -> Ready {
+        Ready(tasks[i].weight, std::cmp::Reverse(i))
+    }
 }
 
 /// A queue the download threads take work from; closed once the graph is done.
 struct NetworkQueue {
-    items: Mutex<(VecDeque<usize>, bool)>,
+    items: Mutex<(BinaryHeap<Ready>, bool)>,
     ready: Condvar,
 }
 
 impl NetworkQueue {
-    fn push(&self, task: usize) {
-        self.items.lock().expect("queue").0.push_back(task);
+    fn push(&self, task: Ready) {
+        self.items.lock().expect("queue").0.push(task);
         self.ready.notify_one();
     }
 
@@ -47,7 +62,7 @@ impl NetworkQueue {
     fn pop(&self) -> Option<usize> {
         let mut items = self.items.lock().expect("queue");
         loop {
-            if let Some(task) = items.0.pop_front() {
+            if let Some(Ready(_, std::cmp::Reverse(task))) = items.0.pop() {
                 return Some(task);
             }
             if items.1 {
@@ -72,6 +87,17 @@ where
     E: Send,
     F: Fn(usize, &[OnceLock<T>]) -> Result<T, E> + Sync,
 {
+    execute_at_most(tasks, rayon::current_num_threads(), run)
+}
+
+/// [`execute`] with at most `threads` CPU tasks started at a time.
+fn execute_at_most<T, E, F>(tasks: &[Task], threads: usize, run: F) -> Result<Vec<T>, E>
+where
+    T: Send + Sync,
+    E: Send,
+    F: Fn(usize, &[OnceLock<T>]) -> Result<T, E> + Sync,
+{
+    let cpu_threads = threads.max(1);
     let outputs: Vec<OnceLock<T>> = tasks.iter().map(|_| OnceLock::new()).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); tasks.len()];
     let mut waiting: Vec<usize> = Vec::with_capacity(tasks.len());
@@ -85,7 +111,7 @@ where
         }
         waiting.push(deps.len());
     }
-    let queue = NetworkQueue { items: Mutex::new((VecDeque::new(), false)), ready: Condvar::new() };
+    let queue = NetworkQueue { items: Mutex::new((BinaryHeap::new(), false)), ready: Condvar::new() };
     let (done_tx, done_rx) = mpsc::channel::<(usize, Attempt<E>)>();
     let mut errors: Vec<(usize, E)> = Vec::new();
     // A task that panicked reports it like a result, so that the loop below never waits for it;
@@ -111,27 +137,43 @@ where
             });
         }
         rayon::in_place_scope(|cpu| {
+            // Tasks handed out and not yet reported; CPU tasks among them.
             let mut running = 0usize;
-            let dispatch = |i: usize, running: &mut usize| {
-                *running += 1;
-                match tasks[i].pool {
-                    Pool::Network => queue.push(i),
-                    Pool::Cpu => {
-                        let done_tx = done_tx.clone();
-                        cpu.spawn(move |_| {
-                            let _ = done_tx.send((i, attempt(i)));
-                        });
-                    }
+            let mut computing = 0usize;
+            let mut cpu_ready: BinaryHeap<Ready> = BinaryHeap::new();
+            let ready = |i: usize, cpu_ready: &mut BinaryHeap<Ready>, running: &mut usize| match tasks[i].pool {
+                Pool::Network => {
+                    *running += 1;
+                    queue.push(Ready::of(tasks, i));
+                }
+                Pool::Cpu => cpu_ready.push(Ready::of(tasks, i)),
+            };
+            // CPU tasks wait here, not in rayon's queue, so that the heaviest ready one is the
+            // next to start whenever a thread frees up.
+            let start = |cpu_ready: &mut BinaryHeap<Ready>, running: &mut usize, computing: &mut usize| {
+                while *computing < cpu_threads
+                    && let Some(Ready(_, std::cmp::Reverse(i))) = cpu_ready.pop()
+                {
+                    *running += 1;
+                    *computing += 1;
+                    let done_tx = done_tx.clone();
+                    cpu.spawn(move |_| {
+                        let _ = done_tx.send((i, attempt(i)));
+                    });
                 }
             };
             for (i, count) in waiting.iter().enumerate() {
                 if *count == 0 {
-                    dispatch(i, &mut running);
+                    ready(i, &mut cpu_ready, &mut running);
                 }
             }
+            start(&mut cpu_ready, &mut running, &mut computing);
             while running > 0 {
                 let (i, result) = done_rx.recv().expect("a task reports before the scope ends");
                 running -= 1;
+                if tasks[i].pool == Pool::Cpu {
+                    computing -= 1;
+                }
                 match result {
                     Err(payload) => {
                         panicked.get_or_insert(payload);
@@ -142,12 +184,15 @@ where
                         for &j in &dependents[i] {
                             waiting[j] -= 1;
                             if waiting[j] == 0 {
-                                dispatch(j, &mut running);
+                                ready(j, &mut cpu_ready, &mut running);
                             }
                         }
                     }
                     Ok(Ok(())) => {}
                 }
+                // After a failure nothing new becomes ready, but what was ready still runs, as
+                // it would have in rayon's queue: which steps fail must not depend on timing.
+                start(&mut cpu_ready, &mut running, &mut computing);
             }
         });
         queue.close();
@@ -167,7 +212,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn task(deps: &[usize], pool: Pool) -> Task {
-        Task { deps: deps.to_vec(), pool }
+        Task { deps: deps.to_vec(), pool, weight: 0 }
     }
 
     #[test]
@@ -226,6 +271,22 @@ mod tests {
             let payload = run.expect_err("the panic goes on");
             assert_eq!(payload.downcast_ref::<&str>(), Some(&"a bug in a step"), "{pool:?}");
         }
+    }
+
+    #[test]
+    fn the_heaviest_ready_task_starts_first() {
+        let order = Mutex::new(Vec::new());
+        // 0 makes 1..=4 ready at once; one runs at a time.
+        let mut tasks = vec![task(&[], Pool::Cpu)];
+        for weight in [1, 40, 7, 40] {
+            tasks.push(Task { deps: vec![0], pool: Pool::Cpu, weight });
+        }
+        execute_at_most(&tasks, 1, |i, _: &[OnceLock<()>]| -> Result<(), ()> {
+            order.lock().unwrap().push(i);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(*order.lock().unwrap(), [0, 2, 4, 3, 1], "heaviest first, ties by index");
     }
 
     #[test]

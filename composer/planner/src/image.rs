@@ -63,7 +63,10 @@ impl Session<'_> {
             plan.packages.iter().zip(&metadata).map(|(p, m)| (p, m.as_slice())).collect();
         let distro = self.backend.system_files(&packages, &view)?;
         let inputs = crate::system::SystemInputs { recipe: self.recipe, distro, epoch };
-        let tree = crate::system::system_tree(store, &view, &inputs)?;
+        // The generated files (the package database above all: two files per package) are held
+        // for the layer, not stored: nothing reads them but this layer.
+        let mut held = composer_store::held::Held::new(store);
+        let tree = crate::system::system_tree(&mut held, &view, &inputs)?;
         if self.recipe.allocator.name == AllocatorName::Jemalloc
             && self.recipe.allocator.source == AllocatorSource::Distro
         {
@@ -72,7 +75,7 @@ impl Session<'_> {
                 return Err(BuildError::Allocator { platform: plan.platform.to_string(), path });
             }
         }
-        let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
+        let layer = composer_oci::layer::write_layer_from(store, &held, &tree.entries, epoch, compression)?;
         let inputs = listings.iter().map(|id| ObjectRef { id: *id, kind: RefKind::Blob });
         store.action_put(key, &crate::run::layer_record("system-layer", &layer).with_inputs(inputs))?;
         Ok(layer)

@@ -203,6 +203,19 @@ pub(crate) enum Work {
     },
 }
 
+impl Work {
+    /// How much work the step is, for the scheduler's heaviest-first order: the bytes of the
+    /// package files it reads (what decoding and compressing scale with); 0 when not known.
+    pub(crate) fn weight(&self) -> u64 {
+        match self {
+            Work::Fetch { package } | Work::Unpack { package } => package.size,
+            Work::Layer { packages } | Work::BuildRoot { packages, .. } => packages.iter().map(|p| p.size).sum(),
+            Work::FetchWheel { wheel } => wheel.size,
+            _ => 0,
+        }
+    }
+}
+
 /// The steps whose keys a wheel bytecode key holds.
 #[derive(Clone)]
 pub(crate) struct WheelKeys {

@@ -123,7 +123,11 @@ impl Session<'_> {
         let from_cache: Vec<OnceLock<String>> = steps.iter().map(|_| OnceLock::new()).collect();
         let tasks: Vec<Task> = steps
             .iter()
-            .map(|s| Task { deps: if s.cached { Vec::new() } else { s.deps.clone() }, pool: s.kind.pool() })
+            .map(|s| Task {
+                deps: if s.cached { Vec::new() } else { s.deps.clone() },
+                pool: s.kind.pool(),
+                weight: s.work.weight(),
+            })
             .collect();
         let results = execute(&tasks, |i, done: &[OnceLock<Output>]| -> Result<Output, BuildError> {
             let step = &steps[i];

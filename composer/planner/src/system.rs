@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use composer_recipe::{FileKind, Recipe};
+use composer_store::held::{ContentSink, SinkError};
 use composer_store::{EntryKind, Hash, Store, Tree, TreeEntry};
 
 use crate::BuildError;
@@ -56,19 +57,28 @@ impl<'a> ImageView<'a> {
 }
 
 struct Builder<'a> {
-    store: &'a Store,
+    /// Where the files' contents go: held for a layer, into the store for a build root.
+    contents: &'a mut dyn ContentSink,
     epoch: u64,
     entries: BTreeMap<String, TreeEntry>,
 }
 
 impl Builder<'_> {
+    fn content(&mut self, data: &[u8]) -> Result<Hash, BuildError> {
+        match self.contents.file(&mut &data[..], data.len() as u64) {
+            Ok(content) => Ok(content),
+            Err(SinkError::Store(e)) => Err(e.into()),
+            Err(SinkError::Read(e)) => unreachable!("reading a slice of its own length cannot fail: {e}"),
+        }
+    }
+
     fn entry(&mut self, path: &str, kind: EntryKind, mode: u32, uid: u32, gid: u32) {
         let path = path.trim_start_matches('/').to_string();
         self.entries.insert(path.clone(), TreeEntry { path, kind, mode, uid, gid, mtime: self.epoch, xattrs: vec![] });
     }
 
     fn file(&mut self, path: &str, data: &[u8], mode: u32) -> Result<(), BuildError> {
-        let content = self.store.put_content(data)?;
+        let content = self.content(data)?;
         self.entry(path, EntryKind::File { content, size: data.len() as u64, packed: None }, mode, 0, 0);
         Ok(())
     }
@@ -99,8 +109,13 @@ pub struct SystemInputs<'a> {
     pub epoch: u64,
 }
 
-pub fn system_tree(store: &Store, view: &ImageView<'_>, inputs: &SystemInputs<'_>) -> Result<Tree, BuildError> {
-    let mut b = Builder { store, epoch: inputs.epoch, entries: BTreeMap::new() };
+/// The system layer's tree; its files' contents go to `contents`.
+pub fn system_tree(
+    contents: &mut dyn ContentSink,
+    view: &ImageView<'_>,
+    inputs: &SystemInputs<'_>,
+) -> Result<Tree, BuildError> {
+    let mut b = Builder { contents, epoch: inputs.epoch, entries: BTreeMap::new() };
 
     for (dir, mode) in
         [("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("run", 0o755), ("tmp", 0o1777), ("root", 0o700)]
@@ -211,7 +226,7 @@ fn recipe_files(b: &mut Builder<'_>, recipe: &Recipe) -> Result<(), BuildError> 
                     }
                     (None, None) => unreachable!("validated when the recipe was parsed"),
                 };
-                let content = b.store.put_content(&data)?;
+                let content = b.content(&data)?;
                 b.entry(
                     &target,
                     EntryKind::File { content, size: data.len() as u64, packed: None },
