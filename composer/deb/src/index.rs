@@ -1,8 +1,7 @@
 //! A `Packages` index: every binary package of one suite, component set and architecture.
 
-use std::collections::HashMap;
-
 use composer_store::Sha256;
+use rustc_hash::FxHashMap;
 
 use crate::DebError;
 use crate::relation::{Alternatives, Relation, parse_field, parse_relation};
@@ -60,85 +59,120 @@ impl Package<'_> {
     }
 }
 
-const FIELDS: [&str; 14] = [
-    "Package",
-    "Version",
-    "Architecture",
-    "Multi-Arch",
-    "Essential",
-    "Source",
-    "Depends",
-    "Pre-Depends",
-    "Conflicts",
-    "Breaks",
-    "Provides",
-    "Filename",
-    "Size",
-    "SHA256",
-];
+/// The fields resolution reads, by their slot in a paragraph's field array.
+const FIELDS: usize = 14;
+const PACKAGE: usize = 0;
+const VERSION: usize = 1;
+const ARCHITECTURE: usize = 2;
+const MULTI_ARCH: usize = 3;
+const ESSENTIAL: usize = 4;
+const SOURCE: usize = 5;
+const DEPENDS: usize = 6;
+const PRE_DEPENDS: usize = 7;
+const CONFLICTS: usize = 8;
+const BREAKS: usize = 9;
+const PROVIDES: usize = 10;
+const FILENAME: usize = 11;
+const SIZE: usize = 12;
+const SHA256: usize = 13;
+
+fn slot(field: &str) -> Option<usize> {
+    Some(match field {
+        "Package" => PACKAGE,
+        "Version" => VERSION,
+        "Architecture" => ARCHITECTURE,
+        "Multi-Arch" => MULTI_ARCH,
+        "Essential" => ESSENTIAL,
+        "Source" => SOURCE,
+        "Depends" => DEPENDS,
+        "Pre-Depends" => PRE_DEPENDS,
+        "Conflicts" => CONFLICTS,
+        "Breaks" => BREAKS,
+        "Provides" => PROVIDES,
+        "Filename" => FILENAME,
+        "Size" => SIZE,
+        "SHA256" => SHA256,
+        _ => return None,
+    })
+}
 
 #[derive(Debug, Default)]
 pub struct PackageIndex<'t> {
     pub packages: Vec<Package<'t>>,
-    pub by_name: HashMap<&'t str, Vec<usize>>,
+    pub by_name: FxHashMap<&'t str, Vec<usize>>,
     /// Virtual (and real) name → packages providing it.
-    pub providers: HashMap<String, Vec<usize>>,
+    pub providers: FxHashMap<String, Vec<usize>>,
 }
 
 impl<'t> PackageIndex<'t> {
     /// Parses `Packages` text, keeping packages of `arch` and `all`.
+    ///
+    /// One pass over the lines (a suite's index is some 50 MB per architecture, and reading it is
+    /// most of a cold resolution): a field line fills its slot, an empty line ends the paragraph;
+    /// continuation lines (a long `Description`) are skipped, as are the fields not asked for.
     pub fn parse(&mut self, text: &'t str, arch: &str, what: &'t str) -> Result<(), DebError> {
-        for paragraph in text.split("\n\n") {
-            if paragraph.trim().is_empty() {
-                continue;
-            }
-            // Only the fields resolution needs; a match beats a map per paragraph (63k of them).
-            let mut fields: [Option<&'t str>; FIELDS.len()] = [None; FIELDS.len()];
-            for line in paragraph.lines() {
-                if line.starts_with([' ', '\t']) {
-                    continue;
+        let mut fields: [Option<&'t str>; FIELDS] = [None; FIELDS];
+        let mut open = false;
+        for line in text.split('\n') {
+            match line.as_bytes().first() {
+                None => {
+                    if open {
+                        self.paragraph(&fields, arch, what)?;
+                        fields = [None; FIELDS];
+                        open = false;
+                    }
                 }
-                if let Some((k, v)) = line.split_once(':')
-                    && let Some(slot) = FIELDS.iter().position(|f| *f == k)
-                {
-                    fields[slot] = Some(v.trim());
+                Some(b' ' | b'\t') => {}
+                Some(_) => {
+                    open = true;
+                    if let Some((key, value)) = line.split_once(':')
+                        && let Some(slot) = slot(key)
+                    {
+                        fields[slot] = Some(value.trim());
+                    }
                 }
             }
-            let get = |k: &str| FIELDS.iter().position(|f| *f == k).and_then(|i| fields[i]);
-            let Some(name) = get("Package") else { continue };
-            let architecture = get("Architecture").unwrap_or("");
-            if architecture != arch && architecture != "all" {
-                continue;
-            }
-            let bad = |reason: String| DebError::Index { what: format!("{what} (package {name})"), reason };
-            let provides = parse_field(get("Provides").unwrap_or("")).map_err(&bad)?.into_iter().flatten().collect();
-            let package = Package {
-                name,
-                version: get("Version").ok_or_else(|| bad("no Version".into()))?,
-                architecture,
-                multi_arch: match get("Multi-Arch") {
-                    Some("same") => MultiArch::Same,
-                    Some("foreign") => MultiArch::Foreign,
-                    Some("allowed") => MultiArch::Allowed,
-                    _ => MultiArch::No,
-                },
-                essential: get("Essential") == Some("yes"),
-                source: get("Source").map(|s| s.split_whitespace().next().unwrap_or(name)).unwrap_or(name),
-                pre_depends: get("Pre-Depends").unwrap_or(""),
-                depends: get("Depends").unwrap_or(""),
-                conflicts: get("Conflicts").unwrap_or(""),
-                breaks: get("Breaks").unwrap_or(""),
-                provides,
-                filename: get("Filename").ok_or_else(|| bad("no Filename".into()))?,
-                size: get("Size").and_then(|s| s.parse().ok()).ok_or_else(|| bad("no Size".into()))?,
-                sha256: get("SHA256").ok_or_else(|| bad("no SHA256".into()))?.parse().map_err(bad)?,
-                what,
-            };
-            if package.filename.split('/').any(|c| c == ".." || c.is_empty()) {
-                return Err(bad(format!("unsafe Filename `{}`", package.filename)));
-            }
-            self.push(package);
         }
+        if open {
+            self.paragraph(&fields, arch, what)?;
+        }
+        Ok(())
+    }
+
+    fn paragraph(&mut self, fields: &[Option<&'t str>; FIELDS], arch: &str, what: &'t str) -> Result<(), DebError> {
+        let Some(name) = fields[PACKAGE] else { return Ok(()) };
+        let architecture = fields[ARCHITECTURE].unwrap_or("");
+        if architecture != arch && architecture != "all" {
+            return Ok(());
+        }
+        let bad = |reason: String| DebError::Index { what: format!("{what} (package {name})"), reason };
+        let provides = parse_field(fields[PROVIDES].unwrap_or("")).map_err(&bad)?.into_iter().flatten().collect();
+        let package = Package {
+            name,
+            version: fields[VERSION].ok_or_else(|| bad("no Version".into()))?,
+            architecture,
+            multi_arch: match fields[MULTI_ARCH] {
+                Some("same") => MultiArch::Same,
+                Some("foreign") => MultiArch::Foreign,
+                Some("allowed") => MultiArch::Allowed,
+                _ => MultiArch::No,
+            },
+            essential: fields[ESSENTIAL] == Some("yes"),
+            source: fields[SOURCE].map(|s| s.split_whitespace().next().unwrap_or(name)).unwrap_or(name),
+            pre_depends: fields[PRE_DEPENDS].unwrap_or(""),
+            depends: fields[DEPENDS].unwrap_or(""),
+            conflicts: fields[CONFLICTS].unwrap_or(""),
+            breaks: fields[BREAKS].unwrap_or(""),
+            provides,
+            filename: fields[FILENAME].ok_or_else(|| bad("no Filename".into()))?,
+            size: fields[SIZE].and_then(|s| s.parse().ok()).ok_or_else(|| bad("no Size".into()))?,
+            sha256: fields[SHA256].ok_or_else(|| bad("no SHA256".into()))?.parse().map_err(bad)?,
+            what,
+        };
+        if package.filename.split('/').any(|c| c == ".." || c.is_empty()) {
+            return Err(bad(format!("unsafe Filename `{}`", package.filename)));
+        }
+        self.push(package);
         Ok(())
     }
 
