@@ -58,64 +58,111 @@ impl ContentSink for IntoStore<'_> {
     }
 }
 
-/// Files from this size on are held in a scratch file rather than in memory, so that a step
-/// holding a large package (a compiler: files of 30 MB and more) stays within a modest peak.
+/// Files from this size on are held in a scratch file rather than in memory, and so is whatever
+/// comes once a step holds this much in memory: a step holding a large package (a compiler, with
+/// files of 30 MB and more; vim's runtime, 36 MB of small files) stays within a modest peak.
 const SCRATCH_FROM: u64 = 16 * 1024 * 1024;
+const MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
 
 /// Held for one step, never stored.
 pub struct Held<'s> {
     store: &'s Store,
-    files: HashMap<Hash, HeldFile>,
-    packs: HashMap<Hash, Vec<u8>>,
+    /// Single files and packs alike, by BLAKE3.
+    held: HashMap<Hash, HeldBytes>,
+    in_memory: u64,
 }
 
-enum HeldFile {
+enum HeldBytes {
     Memory(Vec<u8>),
     Scratch(File),
 }
 
 impl<'s> Held<'s> {
     pub fn new(store: &'s Store) -> Self {
-        Held { store, files: HashMap::new(), packs: HashMap::new() }
+        Held { store, held: HashMap::new(), in_memory: 0 }
     }
 
-    /// The bytes of a small file held here, by its entry; `None` when it is not held.
-    pub fn small(&self, kind: &EntryKind) -> Option<&[u8]> {
+    /// Where a file entry's bytes are held: which bytes, from what offset.
+    fn locate(&self, kind: &EntryKind) -> Option<(&HeldBytes, u64, u64)> {
         match kind {
             EntryKind::File { size, packed: Some(packed), .. } => {
-                let pack = self.packs.get(&packed.pack)?;
-                let start = usize::try_from(packed.offset).ok()?;
-                pack.get(start..start.checked_add(usize::try_from(*size).ok()?)?)
+                Some((self.held.get(&packed.pack)?, packed.offset, *size))
             }
-            EntryKind::File { content, .. } => match self.files.get(content)? {
-                HeldFile::Memory(data) => Some(data),
-                HeldFile::Scratch(_) => None,
-            },
+            EntryKind::File { content, size, .. } => Some((self.held.get(content)?, 0, *size)),
             _ => None,
+        }
+    }
+
+    /// The bytes of a file held here, by its entry; `None` when it is not held.
+    pub fn read(&self, kind: &EntryKind) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some((bytes, offset, size)) = self.locate(kind) else { return Ok(None) };
+        let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        bytes
+            .reader(offset, size)
+            .and_then(|mut reader| reader.read_to_end(&mut out))
+            .map_err(|e| StoreError::io("read a scratch file in", &self.store.dir("tmp"), e))?;
+        Ok(Some(out))
+    }
+
+    fn keep(&mut self, id: Hash, data: Vec<u8>) -> Result<(), SinkError> {
+        if self.held.contains_key(&id) {
+            return Ok(());
+        }
+        let size = data.len() as u64;
+        let bytes = if size < SCRATCH_FROM && self.in_memory + size <= MEMORY_BUDGET {
+            self.in_memory += size;
+            HeldBytes::Memory(data)
+        } else {
+            let mut file = self.store.scratch_file()?;
+            file.write_all(&data).map_err(|e| SinkError::Store(self.scratch_error(e)))?;
+            HeldBytes::Scratch(file)
+        };
+        self.held.insert(id, bytes);
+        Ok(())
+    }
+
+    fn scratch_error(&self, e: io::Error) -> StoreError {
+        StoreError::io("write a scratch file in", &self.store.dir("tmp"), e)
+    }
+}
+
+impl HeldBytes {
+    fn reader(&self, offset: u64, size: u64) -> io::Result<Box<dyn Read + '_>> {
+        match self {
+            HeldBytes::Memory(data) => {
+                let range = usize::try_from(offset)
+                    .ok()
+                    .and_then(|start| Some(start..start.checked_add(usize::try_from(size).ok()?)?))
+                    .and_then(|range| data.get(range));
+                match range {
+                    Some(bytes) => Ok(Box::new(bytes)),
+                    None => Err(io::Error::other("a held file lies outside what was held")),
+                }
+            }
+            HeldBytes::Scratch(file) => Ok(Box::new(ScratchReader { file, at: offset, end: offset + size })),
         }
     }
 }
 
 impl ContentSink for Held<'_> {
     fn file(&mut self, reader: &mut dyn Read, size: u64) -> Result<Hash, SinkError> {
-        if size < SCRATCH_FROM {
+        if size < SCRATCH_FROM && self.in_memory + size <= MEMORY_BUDGET {
             let data = read_exact_size(reader, size)?;
             let id = Hash::of(&data);
-            self.files.entry(id).or_insert(HeldFile::Memory(data));
+            self.keep(id, data)?;
             return Ok(id);
         }
         let scratch = self.store.scratch_file()?;
         let mut hashing = HashingFile { file: scratch, blake3: blake3::Hasher::new() };
-        copy_counted(reader, &mut hashing, size)
-            .map_err(|e| e.into_sink(|e| StoreError::io("write", &self.store.dir("tmp"), e)))?;
+        copy_counted(reader, &mut hashing, size).map_err(|e| e.into_sink(|e| self.scratch_error(e)))?;
         let id = Hash(hashing.blake3.finalize().into());
-        self.files.entry(id).or_insert(HeldFile::Scratch(hashing.file));
+        self.held.entry(id).or_insert(HeldBytes::Scratch(hashing.file));
         Ok(id)
     }
 
     fn pack(&mut self, pack: Vec<u8>) -> Result<Hash, SinkError> {
         let id = Hash::of(&pack);
-        self.packs.entry(id).or_insert(pack);
+        self.keep(id, pack)?;
         Ok(id)
     }
 }
@@ -138,21 +185,15 @@ impl FileContents for Store {
 
 impl FileContents for Held<'_> {
     fn open_file<'a>(&'a self, kind: &EntryKind) -> io::Result<Box<dyn Read + 'a>> {
-        if let Some(data) = self.small(kind) {
-            return Ok(Box::new(data));
-        }
-        match kind {
-            EntryKind::File { content, size, .. } => match self.files.get(content) {
-                Some(HeldFile::Scratch(file)) => Ok(Box::new(ScratchReader { file, at: 0, end: *size })),
-                _ => Err(io::Error::other(format!("content {} is not held for this step", content.to_hex()))),
-            },
-            _ => Err(io::Error::other("not a file entry")),
+        match self.locate(kind) {
+            Some((bytes, offset, size)) => bytes.reader(offset, size),
+            None => Err(io::Error::other("a file's content is not held for this step")),
         }
     }
 }
 
-/// Reads a scratch file from its start without moving a shared position, so that two entries
-/// with one content (hard links, or two packages) can each read it.
+/// Reads part of a scratch file without moving a shared position, so that two entries with one
+/// content (hard links, or two packages), or two files of one pack, can each read theirs.
 struct ScratchReader<'a> {
     file: &'a File,
     at: u64,
@@ -263,8 +304,36 @@ mod tests {
         assert_eq!(read(&file(large, big.len() as u64, None)), big);
         assert!(!store.contains(&small) && !store.contains(&large) && !store.contains(&pack));
         assert!(held.open_file(&file(Hash::of(b"other"), 5, None)).is_err());
+        assert_eq!(held.read(&file(small, 5, None)).unwrap().unwrap(), b"hello");
+        // A file beyond its pack's end is an error, not a short read.
+        let beyond = Some(crate::Packed { pack, offset: 5 });
+        assert!(held.open_file(&file(Hash::of(b"fg"), 2, beyond)).is_err());
         // A reader shorter than its size is the archive's fault.
         assert!(matches!(held.file(&mut &b"abc"[..], 5), Err(SinkError::Read(_))));
+    }
+
+    #[test]
+    fn past_the_memory_budget_contents_go_to_scratch_files_and_read_back_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut held = Held::new(&store);
+        let chunk: Vec<u8> = (0..(SCRATCH_FROM - 1) as usize).map(|i| (i % 253) as u8).collect();
+        let mut ids = Vec::new();
+        for i in 0..6u8 {
+            let mut data = chunk.clone();
+            data[0] = i;
+            ids.push((held.pack(data.clone()).unwrap(), data));
+        }
+        assert!(held.in_memory <= MEMORY_BUDGET);
+        assert!(held.held.values().any(|b| matches!(b, HeldBytes::Scratch(_))));
+        for (pack, data) in &ids {
+            let kind = EntryKind::File {
+                content: Hash::of(&data[10..20]),
+                size: 10,
+                packed: Some(crate::Packed { pack: *pack, offset: 10 }),
+            };
+            assert_eq!(held.read(&kind).unwrap().unwrap(), &data[10..20]);
+        }
     }
 
     #[test]

@@ -60,8 +60,8 @@ impl Session<'_> {
             for entry in &unpacked.tree.entries {
                 if let EntryKind::File { content, .. } = &entry.kind
                     && self.backend.system_reads(&entry.path)
-                    && let Some(data) = held.small(&entry.kind)
                 {
+                    let data = held.read(&entry.kind)?.expect("a package's files are held while its layer is written");
                     kept.push((*content, base64::engine::general_purpose::STANDARD.encode(data)));
                 }
             }
