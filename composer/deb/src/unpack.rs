@@ -216,11 +216,10 @@ fn read_data(
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.size();
-                match read_small(&mut entry, size, &|e| read_error(e, |r| bad(&raw, r)))? {
-                    Some(data) => {
-                        let content = Hash::of(&data);
-                        let offset = pack.len() as u64;
-                        pack.extend_from_slice(&data);
+                match read_small(&mut entry, size, &mut pack, &|e| read_error(e, |r| bad(&raw, r)))? {
+                    Some(offset) => {
+                        let content = Hash::of(&pack[offset..]);
+                        let offset = offset as u64;
                         packed.push(tree.entries.len());
                         // The pack's name is known once it is complete; see below.
                         EntryKind::File { content, size, packed: Some(Packed { pack: Hash([0; 32]), offset }) }
@@ -262,23 +261,25 @@ fn read_data(
     Ok((tree, paths))
 }
 
-/// A small file's content, to go into the package's pack (one store file for all of them rather
-/// than one each: creating files is most of a cold unpack's system time); `None` for a larger
-/// one, which becomes an object of its own.
+/// Appends a small file's content to the package's pack (one store file for all of them rather
+/// than one each: creating files is most of a cold unpack's system time) and returns where it
+/// starts; `None` for a larger one, which becomes an object of its own.
 fn read_small(
     reader: &mut impl Read,
     size: u64,
+    pack: &mut Vec<u8>,
     bad: &dyn Fn(io::Error) -> DebError,
-) -> Result<Option<Vec<u8>>, DebError> {
+) -> Result<Option<usize>, DebError> {
     if size > PACK_MAX {
         return Ok(None);
     }
-    let mut data = Vec::with_capacity(size as usize);
-    reader.read_to_end(&mut data).map_err(bad)?;
-    if data.len() as u64 != size {
+    // Straight onto the end of the pack: one copy of the package's small files fewer.
+    let offset = pack.len();
+    reader.take(size).read_to_end(pack).map_err(bad)?;
+    if (pack.len() - offset) as u64 != size {
         return Err(bad(io::Error::new(io::ErrorKind::UnexpectedEof, "the entry is shorter than its header says")));
     }
-    Ok(Some(data))
+    Ok(Some(offset))
 }
 
 /// A failed read of the package: the store's verdict when it is the package file's own object

@@ -89,10 +89,7 @@ impl Session<'_> {
         let downloads: u64 = missing(&[StepKind::Fetch, StepKind::FetchWheel]).map(|s| s.bytes).sum();
         let packages = missing(&[StepKind::Fetch]).count();
         if packages > 0 {
-            reporter.status(
-                "Fetching",
-                &format!("{packages} packages ({:.1} MiB) and unpacking them", downloads as f64 / 1048576.0),
-            );
+            reporter.status("Fetching", &format!("{packages} packages ({:.1} MiB)", downloads as f64 / 1048576.0));
         }
         let wheels = missing(&[StepKind::InstallWheel]).count();
         if wheels > 0 {
