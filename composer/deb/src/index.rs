@@ -76,24 +76,24 @@ const FILENAME: usize = 11;
 const SIZE: usize = 12;
 const SHA256: usize = 13;
 
-fn slot(field: &str) -> Option<usize> {
-    Some(match field {
-        "Package" => PACKAGE,
-        "Version" => VERSION,
-        "Architecture" => ARCHITECTURE,
-        "Multi-Arch" => MULTI_ARCH,
-        "Essential" => ESSENTIAL,
-        "Source" => SOURCE,
-        "Depends" => DEPENDS,
-        "Pre-Depends" => PRE_DEPENDS,
-        "Conflicts" => CONFLICTS,
-        "Breaks" => BREAKS,
-        "Provides" => PROVIDES,
-        "Filename" => FILENAME,
-        "Size" => SIZE,
-        "SHA256" => SHA256,
+/// The slot and value of a field line resolution reads; `None` for any other line. The first
+/// byte picks the few names to try, so that most lines (`Description`, `Maintainer`, `MD5sum`...)
+/// are passed over without looking for their colon.
+fn field(line: &str) -> Option<(usize, &str)> {
+    let names: &[(&str, usize)] = match line.as_bytes().first()? {
+        b'P' => &[("Package:", PACKAGE), ("Pre-Depends:", PRE_DEPENDS), ("Provides:", PROVIDES)],
+        b'V' => &[("Version:", VERSION)],
+        b'A' => &[("Architecture:", ARCHITECTURE)],
+        b'M' => &[("Multi-Arch:", MULTI_ARCH)],
+        b'E' => &[("Essential:", ESSENTIAL)],
+        b'S' => &[("Source:", SOURCE), ("Size:", SIZE), ("SHA256:", SHA256)],
+        b'D' => &[("Depends:", DEPENDS)],
+        b'C' => &[("Conflicts:", CONFLICTS)],
+        b'B' => &[("Breaks:", BREAKS)],
+        b'F' => &[("Filename:", FILENAME)],
         _ => return None,
-    })
+    };
+    names.iter().find_map(|(name, slot)| line.strip_prefix(name).map(|value| (*slot, value)))
 }
 
 #[derive(Debug, Default)]
@@ -125,9 +125,7 @@ impl<'t> PackageIndex<'t> {
                 Some(b' ' | b'\t') => {}
                 Some(_) => {
                     open = true;
-                    if let Some((key, value)) = line.split_once(':')
-                        && let Some(slot) = slot(key)
-                    {
+                    if let Some((slot, value)) = field(line) {
                         fields[slot] = Some(value.trim());
                     }
                 }
