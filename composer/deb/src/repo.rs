@@ -12,6 +12,9 @@ use pgp::composed::SignedPublicKey;
 use crate::PackageIndex;
 use crate::{DebError, Release};
 
+/// The most a Release's word on an index's size reserves up front (bookworm's main is 50 MB).
+const INDEX_CAPACITY_CAP: u64 = 256 * 1024 * 1024;
+
 pub struct Repository<'a> {
     /// Base URL of the archive (the directory holding `dists/` and `pool/`).
     pub url: String,
@@ -168,7 +171,11 @@ impl Repository<'_> {
         } else {
             Box::new(&mut file)
         };
-        let mut text = String::new();
+        // The Release names the uncompressed index's size too: the text is read into a buffer
+        // of that size rather than one doubled (and copied) a dozen times. The size only hints
+        // (capped), so a lying Release costs at most the cap before the read itself fails.
+        let expected = release.files.get(&base).map_or(0, |(_, size)| *size).min(INDEX_CAPACITY_CAP);
+        let mut text = String::with_capacity(usize::try_from(expected).unwrap_or(0));
         let read = reader.read_to_string(&mut text);
         drop(reader);
         file.finish()?;
