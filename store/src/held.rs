@@ -64,7 +64,8 @@ impl ContentSink for IntoStore<'_> {
 const SCRATCH_FROM: u64 = 16 * 1024 * 1024;
 const MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
 
-/// Held for one step, never stored.
+/// Held for one step, never stored. A file entry that is not held is read from the store (a
+/// package some earlier step unpacked there).
 pub struct Held<'s> {
     store: &'s Store,
     /// Single files and packs alike, by BLAKE3.
@@ -187,7 +188,7 @@ impl FileContents for Held<'_> {
     fn open_file<'a>(&'a self, kind: &EntryKind) -> io::Result<Box<dyn Read + 'a>> {
         match self.locate(kind) {
             Some((bytes, offset, size)) => bytes.reader(offset, size),
-            None => Err(io::Error::other("a file's content is not held for this step")),
+            None => self.store.open_file(kind),
         }
     }
 }
@@ -303,7 +304,10 @@ mod tests {
         assert_eq!(read(&file(large, big.len() as u64, None)), big);
         assert_eq!(read(&file(large, big.len() as u64, None)), big);
         assert!(!store.contains(&small) && !store.contains(&large) && !store.contains(&pack));
+        // Not held: read from the store, where it is not either.
         assert!(held.open_file(&file(Hash::of(b"other"), 5, None)).is_err());
+        let stored = store.put_content(b"stored").unwrap();
+        assert_eq!(read(&file(stored, 6, None)), b"stored");
         assert_eq!(held.read(&file(small, 5, None)).unwrap().unwrap(), b"hello");
         // A file beyond its pack's end is an error, not a short read.
         let beyond = Some(crate::Packed { pack, offset: 5 });

@@ -374,3 +374,45 @@ fn a_layout_blob_changed_after_the_build_is_written_again() {
     build_again(&f);
     assert_layout_blobs_intact(&layout);
 }
+
+/// A package some build root unpacked into the store is layered from there, not decoded again:
+/// the image is the same as from the package file, and the package file is not read at all (so
+/// damage to it goes unnoticed by this build; `store verify` still finds it).
+#[test]
+fn a_package_a_build_root_unpacked_is_layered_from_the_store() {
+    let debs = vec![
+        Deb::new("build-essential", "12.9").file("usr/share/doc/build-essential/README", b"stand-in"),
+        Deb::new("mawk", "1.3").file("usr/bin/mawk", b"stand-in"),
+        Deb::new("tool", "1").file("usr/bin/tool", b"#!/bin/sh\necho tool\n"),
+    ];
+    let (mirror, c, recipe) = crate::mirror_with(debs);
+    // The root has no shell: the build fails, after its packages were unpacked into the store.
+    // `tool` is in the build root only, so no layer of it exists yet.
+    write_recipe(
+        &recipe,
+        &mirror.keyring,
+        &[],
+        "[[builds]]\nname = \"b\"\nbuild_depends = [\"tool\"]\nscript = \"true\"\n",
+    );
+    assert!(!c.run(&["build", recipe.to_str().unwrap()]).status.success());
+    let deb = store_object_by_sha256(&c.store, &locked_sha256(&recipe.with_extension("lock"), "tool"));
+
+    // The same packages as an image only, in that store and in a fresh one.
+    let image = c.cwd.join("image.toml");
+    write_recipe(&image, &mirror.keyring, &["tool"], "");
+    let mut fresh = compose();
+    fresh.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
+    let from_file = fresh.ok(&["--json", "build", image.to_str().unwrap(), "-o", "fresh"]);
+    damage(&deb, |b| {
+        let at = b.len() / 2;
+        b[at] ^= 1;
+    });
+    let out = c.run(&["--json", "build", image.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !stderr.contains("is corrupt"), "{stderr}");
+    let from_store: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let from_file: serde_json::Value = serde_json::from_str(&from_file).unwrap();
+    assert_eq!(index_digest(&from_store), index_digest(&from_file));
+    let verify = c.run(&["store", "verify"]);
+    assert!(!verify.status.success(), "the damaged package file is still found by verify");
+}

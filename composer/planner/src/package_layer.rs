@@ -17,6 +17,7 @@ use composer_store::{
     ActionKey, ActionRecord, BlobInfo, EntryKind, Hash, ObjectRef, RefKind, StoreError, Tree, TreeEntry,
 };
 
+use crate::backend::UnpackedPackage;
 use crate::lockfile::LockedPackage;
 use crate::system::ImageView;
 use crate::{BuildError, Session};
@@ -54,14 +55,26 @@ impl Session<'_> {
         let mut held = Held::new(store);
         let mut tree = Tree::default();
         let mut listings = Vec::with_capacity(packages.len());
+        let mut inputs: Vec<ObjectRef> = blobs.iter().map(|b| ObjectRef { id: b.id, kind: RefKind::Blob }).collect();
         for (package, blob) in packages.iter().zip(blobs) {
-            let unpacked = self.backend.unpack(package, blob, &mut held)?;
+            // A package a build root unpacked into the store is read from there, not decoded
+            // again; either way the entries, and so the layer's bytes, are the same.
+            let unpacked = match self.stored_unpack(package)? {
+                Some((unpacked, tree)) => {
+                    inputs.push(ObjectRef { id: tree, kind: RefKind::Tree });
+                    unpacked
+                }
+                None => self.backend.unpack(package, blob, &mut held)?,
+            };
             let mut kept = Vec::new();
             for entry in &unpacked.tree.entries {
                 if let EntryKind::File { content, .. } = &entry.kind
                     && self.backend.system_reads(&entry.path)
                 {
-                    let data = held.read(&entry.kind)?.expect("a package's files are held while its layer is written");
+                    let data = match held.read(&entry.kind)? {
+                        Some(data) => data,
+                        None => store.read_file_entry(&entry.kind)?.expect("a file entry"),
+                    };
                     kept.push((*content, base64::engine::general_purpose::STANDARD.encode(data)));
                 }
             }
@@ -80,13 +93,23 @@ impl Session<'_> {
         outputs.extend(listings.iter().map(|&id| ObjectRef { id, kind: RefKind::Blob }));
         let data = PackageLayerData { layer, listings };
         let record = ActionRecord {
-            inputs: blobs.iter().map(|b| ObjectRef { id: b.id, kind: RefKind::Blob }).collect(),
+            inputs,
             step: "layer".into(),
             outputs,
             data: serde_json::to_value(&data).expect("a layer record serializes"),
         };
         store.action_put(key, &record)?;
         Ok(data)
+    }
+
+    /// The package as the store holds it unpacked (for a build root), with its tree's name.
+    fn stored_unpack(&self, package: &LockedPackage) -> Result<Option<(UnpackedPackage, Hash)>, BuildError> {
+        let store = self.ctx.store;
+        let key = crate::keys::unpack_key(self.backend.name(), package);
+        let Some(record) = store.action_get(&key)? else { return Ok(None) };
+        let (Some(tree), Some(control)) = (record.outputs.first(), record.outputs.get(1)) else { return Ok(None) };
+        let unpacked = UnpackedPackage { tree: store.get_tree(&tree.id)?, metadata: store.read(&control.id)? };
+        Ok(Some((unpacked, tree.id)))
     }
 
     /// The image as its packages' listings describe it (each in the image's package order).
