@@ -6,7 +6,8 @@
 //! the distribution's metadata, with the contents of the few files the backend's system files
 //! read (`Backend::system_reads`) kept inline. No unpacked file becomes a store object: a cold
 //! Debian build used to write 190 MB of them (and read them back) to compress 57 MB of layers.
-//! Build roots, which are checked out as directories, still unpack into the store.
+//! Build roots, which are checked out as directories, still unpack into the store, and a package
+//! unpacked there is layered from its stored tree rather than decoded a second time.
 
 use std::collections::HashMap;
 
@@ -55,7 +56,8 @@ impl Session<'_> {
         let mut held = Held::new(store);
         let mut tree = Tree::default();
         let mut listings = Vec::with_capacity(packages.len());
-        let mut inputs: Vec<ObjectRef> = blobs.iter().map(|b| ObjectRef { id: b.id, kind: RefKind::Blob }).collect();
+        // What the step read, for `store verify` to trace a damaged object to what it made.
+        let mut inputs = Vec::with_capacity(packages.len());
         for (package, blob) in packages.iter().zip(blobs) {
             // A package a build root unpacked into the store is read from there, not decoded
             // again; either way the entries, and so the layer's bytes, are the same.
@@ -64,7 +66,10 @@ impl Session<'_> {
                     inputs.push(ObjectRef { id: tree, kind: RefKind::Tree });
                     unpacked
                 }
-                None => self.backend.unpack(package, blob, &mut held)?,
+                None => {
+                    inputs.push(ObjectRef { id: blob.id, kind: RefKind::Blob });
+                    self.backend.unpack(package, blob, &mut held)?
+                }
             };
             let mut kept = Vec::new();
             for entry in &unpacked.tree.entries {
