@@ -12,6 +12,7 @@ use sha2::Digest as _;
 
 use crate::claim::{self, Claim, ClaimedOutput};
 use crate::{BlobSource, CacheError, Remote, SecretKey, TrustedKeys};
+use composer_client::registry::StoreBlob;
 
 /// Uploads at once.
 const PUSH_THREADS: usize = 8;
@@ -241,18 +242,6 @@ impl<'a> Pusher<'a> {
             self.upload(&sha256, size, &TempFile(file))?;
         }
         Ok(ClaimedOutput { kind: RefKind::Tree, blake3: *id, sha256, size })
-    }
-}
-
-/// A store object, read (and verified) again for each upload attempt.
-struct StoreBlob<'s> {
-    store: &'s Store,
-    blob: composer_store::BlobInfo,
-}
-
-impl BlobSource for StoreBlob<'_> {
-    fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
-        Ok(Box::new(self.store.open_blob(&self.blob).map_err(io::Error::other)?))
     }
 }
 

@@ -31,14 +31,14 @@ fn result_with(store: &Store, data: serde_json::Value) -> (ActionKey, ActionReco
     (key, record)
 }
 
+/// Directories for two machines' stores, the cache between them and push's temp files.
+fn dirs() -> [tempfile::TempDir; 4] {
+    std::array::from_fn(|_| tempfile::tempdir().unwrap())
+}
+
 #[test]
 fn small_and_large_claims_travel_and_come_back_as_the_same_records() {
-    let (one_dir, two_dir, cache_dir, temp) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let [one_dir, two_dir, cache_dir, temp] = dirs();
     let one = Store::open(one_dir.path()).unwrap();
     let small = result_with(&one, serde_json::json!({"name": "small"}));
     let large = result_with(&one, serde_json::json!({"files": "x".repeat(40_000)}));
@@ -71,12 +71,7 @@ fn small_and_large_claims_travel_and_come_back_as_the_same_records() {
 
 #[test]
 fn a_result_under_another_keys_tag_is_not_taken() {
-    let (one_dir, two_dir, cache_dir, temp) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let [one_dir, two_dir, cache_dir, temp] = dirs();
     let one = Store::open(one_dir.path()).unwrap();
     let (key_a, record) = result_with(&one, serde_json::json!({"name": "a"}));
     let key = SecretKey::generate("test").unwrap();

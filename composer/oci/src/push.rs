@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use composer_client::registry::{BlobSource, Registry, RegistryError};
+use composer_client::registry::{BlobSource, Registry, RegistryError, StoreBlob};
 use composer_store::confined::Confined;
 use composer_store::{Sha256, Store};
 use serde_json::Value;
@@ -89,17 +89,6 @@ impl ImageSource for StoreImage<'_> {
     fn blob<'s>(&'s self, sha256: &Sha256, _: u64) -> Result<Box<dyn BlobSource + 's>, OciError> {
         let blob = crate::layout::stored_blob(self.0, &sha256.oci())?;
         Ok(Box::new(StoreBlob { store: self.0, blob }))
-    }
-}
-
-struct StoreBlob<'s> {
-    store: &'s Store,
-    blob: composer_store::BlobInfo,
-}
-
-impl BlobSource for StoreBlob<'_> {
-    fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
-        Ok(Box::new(self.store.open_blob(&self.blob).map_err(io::Error::other)?))
     }
 }
 
