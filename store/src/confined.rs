@@ -40,6 +40,13 @@ impl Confined {
         Ok(Confined { root, path: path.to_path_buf(), last_parent: None })
     }
 
+    /// The directory `rel` beneath the root (created if missing, never through a symlink) as a
+    /// root of its own: what parallel writers into one directory each hold, since an operation
+    /// needs `&mut` for its cached parent.
+    pub fn beneath(&self, rel: &str) -> io::Result<Confined> {
+        Ok(Confined { root: self.create_dir_all(rel)?, path: self.display(rel), last_parent: None })
+    }
+
     /// Where the root is, for error messages.
     pub fn path(&self) -> &Path {
         &self.path

@@ -94,6 +94,21 @@ impl<'s> ObjectReader<'s> {
         StoreError::Corrupt { what: format!("store object {}", self.path.display()), reason }
     }
 
+    /// Copies the object to `out` in large reads (few system calls and hash updates for a big
+    /// layer); the error of a damaged object arrives before its last byte is written.
+    pub fn copy_to(&mut self, out: &mut dyn io::Write) -> io::Result<u64> {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0;
+        loop {
+            let n = self.read(&mut buf)?;
+            if n == 0 {
+                return Ok(total);
+            }
+            out.write_all(&buf[..n])?;
+            total += n as u64;
+        }
+    }
+
     /// Reads what is left and checks it, for callers that may stop before the end (an `ar`
     /// reader, say) but must not record anything derived from unverified bytes.
     pub fn finish(mut self) -> Result<(), StoreError> {

@@ -80,18 +80,28 @@ impl Repository<'_> {
     /// files of `components`/`arch` the store holds from it: what another machine needs to
     /// check and read that release itself. Empty when the store lacks the release; only the
     /// signed document itself for a release signed detached (its signature is not found by
-    /// the lock's digest).
+    /// the lock's digest). `verified` is that release when the caller verified it already (this
+    /// run fetched it), which spares checking its signatures again.
     pub fn stored_release_files(
         &self,
         inrelease: &Sha256,
+        verified: Option<&Release>,
         components: &[String],
         arch: &str,
     ) -> Result<Vec<Sha256>, DebError> {
         let Some(blob) = self.store.lookup_sha256(inrelease)? else { return Ok(Vec::new()) };
-        let bytes = self.store.read(&blob.id)?;
         let mut out = vec![*inrelease];
-        let Ok(release) = crate::release::verify_inrelease(&bytes, &self.keys, "the stored InRelease") else {
-            return Ok(out);
+        let read;
+        let release = match verified {
+            Some(release) => release,
+            None => {
+                let bytes = self.store.read(&blob.id)?;
+                let Ok(release) = crate::release::verify_inrelease(&bytes, &self.keys, "the stored InRelease") else {
+                    return Ok(out);
+                };
+                read = release;
+                &read
+            }
         };
         for component in components {
             for ext in [".gz", ".xz", ""] {

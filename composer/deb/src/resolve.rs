@@ -230,7 +230,7 @@ impl DependencyProvider for Provider<'_, '_> {
             preferred(pb)
                 .cmp(&preferred(pa))
                 .then_with(|| crate::version::compare(pb.version, pa.version))
-                .then_with(|| pa.sha256.cmp(&pb.sha256))
+                .then_with(|| pa.sha256_order(pb))
         });
     }
 

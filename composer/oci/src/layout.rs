@@ -13,6 +13,7 @@ use std::path::Path;
 
 use composer_store::confined::{Confined, FileStamp};
 use composer_store::{BlobInfo, Sha256, Store};
+use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use crate::OciError;
@@ -131,38 +132,30 @@ pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tag: &str) -> R
     // First, so that a write cut short leaves a directory that is recognisably a layout (and
     // the next write may finish it), never a stray directory composer then refuses.
     write_atomic(&mut root, "oci-layout", OCI_LAYOUT)?;
-    root.create_dir_all("blobs/sha256").map_err(rel_err("create", "blobs/sha256", &root))?;
-    for (blob, _) in &blobs {
+    let blob_dir = root.beneath("blobs/sha256").map_err(rel_err("create", "blobs/sha256", &root))?;
+    // Blobs are placed in parallel: each is hashed as it streams out of the store, and an image's
+    // layers are most of what a build writes after its last step. Errors come in the image's order.
+    let placed: Vec<Result<Option<FileStamp>, OciError>> = blobs
+        .par_iter()
+        .map_init(
+            || blob_dir.beneath(""),
+            |dir, (blob, _)| {
+                let dir = dir.as_mut().map_err(|e| OciError::Io {
+                    action: "open",
+                    path: blob_dir.path().to_path_buf(),
+                    source: std::io::Error::new(e.kind(), e.to_string()),
+                })?;
+                let rel = format!("blobs/sha256/{}", blob.sha256.to_hex());
+                let seen = checked.get(&rel).filter(|(_, sha)| *sha == blob.sha256.to_hex()).map(|(s, _)| s);
+                place_blob(store, dir, blob, seen)
+            },
+        )
+        .collect();
+    for ((blob, _), placed) in blobs.iter().zip(placed) {
         let rel = format!("blobs/sha256/{}", blob.sha256.to_hex());
-        let stamp = |root: &Confined| {
-            root.file_stamp(&rel).map_err(|source| OciError::Io { action: "inspect", path: root.display(&rel), source })
-        };
-        let seen = checked.get(&rel).filter(|(_, sha)| *sha == blob.sha256.to_hex()).map(|(s, _)| s.clone());
-        if let Some(seen) = seen
-            && stamp(&root)?.is_some_and(|now| now == seen && now.size == blob.size)
-        {
-            continue;
-        }
         checked.remove(&rel);
-        if existing_blob_is(&root, &rel, blob)? {
-            if let Some(now) = stamp(&root)? {
-                checked.insert(rel.clone(), (now, blob.sha256.to_hex()));
-            }
-            continue;
-        }
-        let temp = temp_name(&rel);
-        let result = (|| {
-            let mut out = root.create_new(&temp, 0o644).map_err(rel_err("create", &temp, &root))?;
-            let mut source = store.open_blob(blob)?;
-            std::io::copy(&mut source, &mut out).map_err(|e| copy_error(e, &root.display(&temp)))?;
-            root.rename(&temp, &rel).map_err(rel_err("rename into", &rel, &root))
-        })();
-        if result.is_err() {
-            let _ = root.remove_file(&temp);
-        }
-        result?;
-        if let Some(now) = stamp(&root)? {
-            checked.insert(rel.clone(), (now, blob.sha256.to_hex()));
+        if let Some(now) = placed? {
+            checked.insert(rel, (now, blob.sha256.to_hex()));
         }
     }
 
@@ -207,6 +200,47 @@ pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tag: &str) -> R
     // Best effort: a read-only store only means the next write checks again.
     let _ = store.set_local_note(&note, &serde_json::to_vec(&checked).expect("notes serialize"));
     Ok(())
+}
+
+/// Makes `dir` (a layout's `blobs/sha256`) hold `blob`: left alone when it is the file `seen`
+/// before (same stamp) or holds exactly the blob's bytes, else copied from the store through a
+/// temp file and a rename. Returns the file's stamp as it is now.
+fn place_blob(
+    store: &Store,
+    dir: &mut Confined,
+    blob: &BlobInfo,
+    seen: Option<&FileStamp>,
+) -> Result<Option<FileStamp>, OciError> {
+    let name = blob.sha256.to_hex();
+    let stamp = |dir: &Confined| {
+        dir.file_stamp(&name).map_err(|source| OciError::Io { action: "inspect", path: dir.display(&name), source })
+    };
+    if let Some(seen) = seen
+        && stamp(dir)?.is_some_and(|now| now == *seen && now.size == blob.size)
+    {
+        return Ok(Some(seen.clone()));
+    }
+    if !existing_blob_is(dir, &name, blob)? {
+        let temp = temp_name(&name);
+        let result = (|| {
+            let mut out = dir.create_new(&temp, 0o644).map_err(|source| OciError::Io {
+                action: "create",
+                path: dir.display(&temp),
+                source,
+            })?;
+            store.open_blob(blob)?.copy_to(&mut out).map_err(|e| copy_error(e, &dir.display(&temp)))?;
+            dir.rename(&temp, &name).map_err(|source| OciError::Io {
+                action: "rename into",
+                path: dir.display(&name),
+                source,
+            })
+        })();
+        if result.is_err() {
+            let _ = dir.remove_file(&temp);
+        }
+        result?;
+    }
+    stamp(dir)
 }
 
 fn copy_error(e: std::io::Error, path: &Path) -> OciError {

@@ -98,16 +98,16 @@ impl<'a> Debian<'a> {
     }
 }
 
-fn to_locked(p: &composer_deb::Package<'_>) -> LockedPackage {
-    LockedPackage {
+fn to_locked(p: &composer_deb::Package<'_>) -> Result<LockedPackage, composer_deb::DebError> {
+    Ok(LockedPackage {
         name: p.name.to_string(),
         version: p.version.to_string(),
         architecture: p.architecture.to_string(),
         source: p.source.to_string(),
         filename: p.filename.to_string(),
         size: p.size,
-        sha256: p.sha256.to_hex(),
-    }
+        sha256: p.sha256()?.to_hex(),
+    })
 }
 
 impl Backend for Debian<'_> {
@@ -238,7 +238,8 @@ impl Backend for Debian<'_> {
             .inrelease_sha256
             .parse()
             .map_err(|reason| composer_deb::DebError::Index { what: "the lock's release digest".into(), reason })?;
-        Ok(self.repo()?.stored_release_files(&sha, &self.base.components, arch)?)
+        let verified = self.releases.lock().expect("releases").get(&sha.0).cloned();
+        Ok(self.repo()?.stored_release_files(&sha, verified.as_deref(), &self.base.components, arch)?)
     }
 
     fn resolve(
@@ -274,7 +275,7 @@ impl Backend for Debian<'_> {
             })
             .collect::<Result<_, _>>()?;
         let chosen = composer_deb::resolve::resolve(&index, &relations, essential, preferred, &self.base.suite, arch)?;
-        Ok(chosen.into_iter().map(to_locked).collect())
+        Ok(chosen.into_iter().map(to_locked).collect::<Result<_, _>>()?)
     }
 
     fn fetch(&self, package: &LockedPackage, progress: &(dyn Fn(u64) + Sync)) -> Result<BlobInfo, BuildError> {
