@@ -30,7 +30,8 @@ impl Store {
             return Ok(dest);
         }
         fs::create_dir_all(&base).map_err(|e| StoreError::io("create", &base, e))?;
-        let temp = self.dir("tmp").join(format!("checkout-{name}-{}", std::process::id()));
+        // Two steps may check out the same root at once (two builds on one build root).
+        let temp = self.dir("tmp").join(format!("checkout-{name}-{}", crate::temp_suffix()));
         let _ = fs::remove_dir_all(&temp);
         let result = self.fill(id, extra_dirs, &temp).and_then(|()| match fs::rename(&temp, &dest) {
             Ok(()) => Ok(()),
@@ -166,6 +167,32 @@ mod tests {
         assert_eq!(store.checkout(&id, &["build", "out"]).unwrap(), root, "the second call reuses it");
         assert_ne!(store.checkout(&id, &["build"]).unwrap(), root, "mount points are part of its identity");
         assert_eq!(fs::read_dir(store.dir("tmp")).unwrap().count(), 0, "nothing left half made");
+    }
+
+    #[test]
+    fn two_threads_checking_out_one_tree_at_once_both_get_it_whole() {
+        // Two builds on one build root start together: each fills its own temp directory.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut entries = vec![entry("usr", EntryKind::Dir, 0o755)];
+        for i in 0..400 {
+            let content = store.put_content(format!("file {i}\n").as_bytes()).unwrap();
+            let size = format!("file {i}\n").len() as u64;
+            entries.push(entry(&format!("usr/share/f{i:03}"), EntryKind::File { content, size, packed: None }, 0o644));
+        }
+        let mut tree = Tree { entries };
+        tree.normalize().unwrap();
+        let id = store.put_tree(&tree).unwrap();
+        for _ in 0..5 {
+            let _ = fs::remove_dir_all(store.dir("checkouts"));
+            let roots: Vec<PathBuf> = std::thread::scope(|s| {
+                let a = s.spawn(|| store.checkout(&id, &["build"]));
+                let b = s.spawn(|| store.checkout(&id, &["build"]));
+                vec![a.join().unwrap().unwrap(), b.join().unwrap().unwrap()]
+            });
+            assert_eq!(roots[0], roots[1]);
+            assert_eq!(fs::read_dir(roots[0].join("usr/share")).unwrap().count(), 400);
+        }
     }
 
     #[test]

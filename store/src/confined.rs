@@ -261,7 +261,7 @@ impl UnnamedFile {
                 // linkat never replaces: link under a temp name, then rename over (atomic).
                 let mut temp = std::ffi::OsString::from(".");
                 temp.push(name);
-                temp.push(format!(".tmp-{}", std::process::id()));
+                temp.push(format!(".tmp-{}", crate::temp_suffix()));
                 rustix::fs::linkat(CWD, me.as_str(), &self.dir, temp.as_os_str(), AtFlags::SYMLINK_FOLLOW)?;
                 rustix::fs::renameat(&self.dir, temp.as_os_str(), &self.dir, name).inspect_err(|_| {
                     let _ = rustix::fs::unlinkat(&self.dir, temp.as_os_str(), AtFlags::empty());

@@ -40,7 +40,7 @@ pub use error::{StoreError, error_chain};
 pub use gc::{GcOptions, GcReport, KeptRoot};
 pub use hash::{Hash, Sha256};
 pub use lock::{LockMode, StoreLock};
-pub use object::{BlobInfo, ObjectWriter};
+pub use object::{BlobInfo, ObjectWriter, temp_suffix};
 pub use read::ObjectReader;
 pub use roots::{FoundRoot, Root};
 

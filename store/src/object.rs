@@ -20,11 +20,17 @@ pub struct BlobInfo {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// A suffix for a temporary name that no other call makes, in this process (its id) or in any
+/// other thread of it (a counter): two steps running at once never share a temp file.
+pub fn temp_suffix() -> String {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
 /// A temp path unique to this process and call, in the store's `tmp` bucket (same filesystem as
 /// the objects, so the final rename is atomic).
 pub(crate) fn temp_path(root: &Path) -> PathBuf {
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    root.join(crate::bucket("tmp")).join(format!("{}-{n}", std::process::id()))
+    root.join(crate::bucket("tmp")).join(temp_suffix())
 }
 
 /// Writes `data` to `dest` through a temp file beside it and a rename. The temp file lives in
@@ -34,8 +40,7 @@ pub(crate) fn temp_path(root: &Path) -> PathBuf {
 /// a tenth of a cold build's CPU time. The dot name keeps it out of every walk of the buckets.
 pub(crate) fn write_atomic(dest: &Path, data: &[u8]) -> Result<(), StoreError> {
     let dir = dest.parent().expect("store paths have a parent directory");
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!("{TEMP_PREFIX}{}-{n}", std::process::id()));
+    let tmp = dir.join(format!("{TEMP_PREFIX}{}", temp_suffix()));
     match fs::write(&tmp, data) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fs::create_dir_all(dir).map_err(|e| StoreError::io("create", dir, e))?;

@@ -66,7 +66,7 @@ fn with_temp_file(
     let temp = dest.with_file_name(format!(
         ".{}.tmp-{}",
         dest.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
+        composer_store::temp_suffix()
     ));
     let file = fs::File::create(&temp).map_err(io_err("create", &temp))?;
     let mut builder = tar::Builder::new(io::BufWriter::new(file));

@@ -289,7 +289,7 @@ impl Sha256Writer {
 
 fn temp_name(rel: &str) -> String {
     let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-    let temp = format!(".{name}.tmp-{}", std::process::id());
+    let temp = format!(".{name}.tmp-{}", composer_store::temp_suffix());
     if parent.is_empty() { temp } else { format!("{parent}/{temp}") }
 }
 

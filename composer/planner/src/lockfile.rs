@@ -88,7 +88,7 @@ impl Lockfile {
     }
 
     pub fn write(&self, path: &Path) -> Result<(), BuildError> {
-        let temp = path.with_extension(format!("lock.tmp-{}", std::process::id()));
+        let temp = path.with_extension(format!("lock.tmp-{}", composer_store::temp_suffix()));
         let err = |e: std::io::Error| BuildError::Lock { path: path.to_path_buf(), source: e.into() };
         std::fs::write(&temp, self.to_toml()).map_err(err)?;
         std::fs::rename(&temp, path).map_err(err)
