@@ -32,6 +32,8 @@ mod inspect;
 #[cfg(feature = "live-tests")]
 mod live_debian;
 #[cfg(feature = "live-tests")]
+mod live_musl;
+#[cfg(feature = "live-tests")]
 mod live_python;
 #[cfg(feature = "live-tests")]
 mod live_share;

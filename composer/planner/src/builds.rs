@@ -257,8 +257,10 @@ impl Session<'_> {
         let store = self.ctx.store;
         let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
         let mut tree = store.get_tree(built)?;
-        if let ImagePart::Runtime(prefix) = part {
-            tree.entries.retain(|e| is_runtime(&e.path, prefix));
+        match part {
+            ImagePart::Runtime(prefix) => tree.entries.retain(|e| is_runtime(&e.path, prefix)),
+            ImagePart::Only(wanted) => tree.entries.retain(|e| is_wanted(&e.path, wanted)),
+            ImagePart::All | ImagePart::None => {}
         }
         if tree.entries.iter().all(|e| matches!(e.kind, composer_store::EntryKind::Dir)) {
             store.action_put(key, &crate::run::empty_record("build-layer"))?;
@@ -275,8 +277,21 @@ fn is_runtime(path: &str, prefix: &str) -> bool {
     let Some(rest) = path.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')) else { return true };
     let under = |dir: &str| rest == dir || rest.starts_with(&format!("{dir}/"));
     let parts: Vec<&str> = rest.split('/').collect();
-    let python_tests = parts.len() >= 3 && parts[0] == "lib" && parts[1].starts_with("python3") && parts[2] == "test";
-    !(under("include") || under("lib/pkgconfig") || python_tests || (rest.starts_with("lib/") && rest.ends_with(".a")))
+    let python = parts.len() >= 3 && parts[0] == "lib" && parts[1].starts_with("python3");
+    let python_tests = python && parts[2] == "test";
+    // The bytecode `make install` compiled: `[python] bytecode` compiles it reproducibly into a
+    // layer of its own (one optimisation level, hashes instead of times).
+    let build_bytecode = python && parts.contains(&"__pycache__");
+    !(under("include")
+        || under("lib/pkgconfig")
+        || python_tests
+        || build_bytecode
+        || (rest.starts_with("lib/") && rest.ends_with(".a")))
+}
+
+/// Whether `path` starts with one of `wanted`, or is a directory on the way to one.
+fn is_wanted(path: &str, wanted: &[&str]) -> bool {
+    wanted.iter().any(|w| path.starts_with(w) || w.starts_with(&format!("{path}/")))
 }
 
 /// Whether `platform` runs under qemu-user here: its architecture is not the machine's.
@@ -293,7 +308,22 @@ pub(crate) fn emulated(platform: &composer_recipe::Platform) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_runtime;
+    use super::{is_runtime, is_wanted};
+
+    #[test]
+    fn only_the_wanted_paths_and_their_directories_are_kept() {
+        let wanted = &["usr/local/musl/lib/libc.so", "usr/lib/ld-musl-"];
+        for kept in
+            ["usr", "usr/local", "usr/local/musl/lib", "usr/local/musl/lib/libc.so", "usr/lib/ld-musl-aarch64.so.1"]
+        {
+            assert!(is_wanted(kept, wanted), "{kept}");
+        }
+        for dropped in
+            ["usr/local/musl/include/stdio.h", "usr/local/musl/bin/musl-gcc", "usr/local/musl/lib/crt1.o", "etc"]
+        {
+            assert!(!is_wanted(dropped, wanted), "{dropped}");
+        }
+    }
 
     #[test]
     fn the_runtime_part_drops_what_only_builds_need() {
@@ -312,6 +342,8 @@ mod tests {
             "usr/local/include/jemalloc/jemalloc.h",
             "usr/local/lib/pkgconfig/jemalloc.pc",
             "usr/local/lib/python3.11/test/test_os.py",
+            "usr/local/lib/python3.11/__pycache__/os.cpython-311.pyc",
+            "usr/local/lib/python3.11/json/__pycache__",
         ] {
             assert!(!is_runtime(dropped, "usr/local"), "{dropped}");
         }

@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use composer_recipe::{AllocatorMode, AllocatorName, AllocatorSource, JEMALLOC_BUILD, PYTHON_BUILD, Platform};
+use composer_recipe::{
+    AllocatorMode, AllocatorName, AllocatorSource, BuildImage, JEMALLOC_BUILD, MUSL_BUILD, PYTHON_BUILD, Platform,
+};
 use composer_store::BlobInfo;
 
 use crate::toolchain::Flags;
@@ -33,6 +35,40 @@ else
 fi
 "#;
 
+/// musl, as the C library every other build of a musl image compiles against: installed under
+/// its own prefix (the build root's glibc headers stay out of its way), its loader where every
+/// program it links names it, and a compiler wrapper that adds its specs.
+const MUSL_SCRIPT: &str = r#"mkdir src
+tar -xf /sources/musl -C src --strip-components=1
+cd src
+# PT_INTERP of every program is /lib/ld-musl-ARCH.so.1; the file itself goes to /usr/lib, which
+# /lib points at in the image's merged /usr.
+./configure --prefix=/usr/local/musl --syslibdir=/lib --disable-static CFLAGS="$CFLAGS" LDFLAGS="$LDFLAGS"
+make -j"$JOBS"
+make install DESTDIR="$DESTDIR"
+mkdir -p "$DESTDIR/usr/lib"
+mv "$DESTDIR"/lib/ld-musl-*.so.1 "$DESTDIR/usr/lib/"
+rmdir "$DESTDIR/lib"
+# The kernel's headers, for programs that include <linux/...> or <mtd/...>: the wrapper shows
+# the compiler musl's include directory only. Copied, not linked (Debian's asm headers are links
+# into /usr/lib), and never over one of musl's own.
+include="$DESTDIR/usr/local/musl/include"
+for dir in linux asm-generic mtd scsi sound video drm misc rdma xen; do
+    if [ -d "/usr/include/$dir" ]; then cp -RLn "/usr/include/$dir" "$include/"; fi
+done
+cp -RL "/usr/include/$GNU_TRIPLET/asm" "$include/asm"
+# musl's own wrapper, except that it names the musl triplet when asked for the multiarch one
+# (as gcc on a musl system does): CPython's configure compares the two.
+cat > "$DESTDIR/usr/local/musl/bin/musl-gcc" <<WRAPPER
+#!/bin/sh
+for arg; do
+    [ "\$arg" = --print-multiarch ] && { echo $MUSL_TRIPLET; exit 0; }
+done
+exec "\${REALGCC:-gcc}" "\$@" -specs /usr/local/musl/lib/musl-gcc.specs
+WRAPPER
+chmod 755 "$DESTDIR/usr/local/musl/bin/musl-gcc"
+"#;
+
 const CPYTHON_SCRIPT: &str = r#"mkdir src
 tar -xf /sources/python -C src --strip-components=1
 cd src
@@ -46,7 +82,7 @@ set --
 [ "$PYTHON_SHARED" = 1 ] && set -- "$@" --enable-shared
 # OPT replaces CPython's own "-O3" so that the profile's level is the one used.
 ./configure --prefix="$PREFIX" --build="$BUILD_TRIPLET" --with-ensurepip=no "$@" $PYTHON_CONFIGURE \
-    OPT="-DNDEBUG -fwrapv $COMPOSE_OPT" CFLAGS="$CFLAGS $MALLOC_CFLAGS" \
+    OPT="-DNDEBUG -fwrapv $COMPOSE_OPT" CFLAGS="$CFLAGS $MALLOC_CFLAGS${PYTHON_CFLAGS:+ $PYTHON_CFLAGS}" \
     LDFLAGS="$LDFLAGS $MALLOC_LDFLAGS -Wl,-rpath,$PREFIX/lib" LIBS="$MALLOC_LIBS"
 make -j"$JOBS"
 make install DESTDIR="$DESTDIR"
@@ -87,7 +123,13 @@ pub(crate) enum ImagePart {
     /// Without static archives, headers and pkg-config files (and CPython's own test suite)
     /// under the prefix: what running needs, as a distro's runtime package holds it.
     Runtime(&'static str),
+    /// Only the files and links whose paths start with one of these (and their directories).
+    Only(&'static [&'static str]),
 }
+
+/// Of the C library's build, the image gets the library (which is also the loader) and the
+/// loader's name: the wrapper, headers and start files are for building.
+const MUSL_RUNTIME: &[&str] = &["usr/local/musl/lib/libc.so", "usr/lib/ld-musl-"];
 
 #[derive(Debug, Clone)]
 pub(crate) struct Job {
@@ -99,6 +141,8 @@ pub(crate) struct Job {
     pub profile: Option<String>,
     pub env: BTreeMap<String, String>,
     pub image: ImagePart,
+    /// Compiles against the recipe's musl (`libc = "musl"`) rather than the build root's libc.
+    pub musl: bool,
 }
 
 pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
@@ -106,7 +150,30 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
     let allocator = &recipe.allocator;
     let jemalloc_built = allocator.name == AllocatorName::Jemalloc && allocator.source == AllocatorSource::Build;
     let linked = allocator.name == AllocatorName::Jemalloc && allocator.mode == AllocatorMode::Link;
+    let musl = recipe.base.musl();
     let mut out = Vec::new();
+    if musl {
+        out.push(Job {
+            name: MUSL_BUILD.into(),
+            script: MUSL_SCRIPT.into(),
+            sources: vec![(MUSL_BUILD.into(), MUSL_BUILD.into())],
+            uses: vec![],
+            profile: None,
+            env: BTreeMap::from([
+                ("GNU_TRIPLET".to_string(), platform.triplet().to_string()),
+                ("MUSL_TRIPLET".to_string(), platform.musl_triplet()),
+            ]),
+            image: ImagePart::Only(MUSL_RUNTIME),
+            musl: false,
+        });
+    }
+    // Every other build of a musl image has the C library laid into its root.
+    let with_musl = |mut uses: Vec<String>| {
+        if musl && !uses.iter().any(|u| u == MUSL_BUILD) {
+            uses.insert(0, MUSL_BUILD.into());
+        }
+        uses
+    };
     if jemalloc_built {
         let mut env = BTreeMap::new();
         if let Some(lg) = allocator.lg_page {
@@ -121,10 +188,11 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
             name: JEMALLOC_BUILD.into(),
             script: JEMALLOC_SCRIPT.into(),
             sources: vec![(JEMALLOC_BUILD.into(), JEMALLOC_BUILD.into())],
-            uses: vec![],
+            uses: with_musl(vec![]),
             profile: allocator.profile.as_ref().map(|p| p.get_ref().clone()),
             env,
             image: ImagePart::Runtime("usr/local"),
+            musl,
         });
     }
     // What a build that links the allocator adds to its flags.
@@ -152,10 +220,15 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
             name: build.name.get_ref().clone(),
             script: build.script.clone(),
             sources: build.sources.iter().map(|s| (s.get_ref().clone(), s.get_ref().clone())).collect(),
-            uses: build.uses.iter().map(|u| u.get_ref().clone()).collect(),
+            uses: with_musl(build.uses.iter().map(|u| u.get_ref().clone()).collect()),
             profile: build.profile.as_ref().map(|p| p.get_ref().clone()),
             env,
-            image: if build.image { ImagePart::All } else { ImagePart::None },
+            image: match build.image {
+                BuildImage::All => ImagePart::All,
+                BuildImage::Runtime => ImagePart::Runtime("usr/local"),
+                BuildImage::None => ImagePart::None,
+            },
+            musl,
         });
     }
     if let Some(interpreter) = recipe.python.as_ref().and_then(|p| p.build.as_ref()) {
@@ -166,14 +239,22 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
             ("BUILD_TRIPLET".to_string(), platform.triplet().to_string()),
         ]);
         malloc_env(&mut env);
+        if musl {
+            // musl gives a new thread 128 KiB of stack, too little for CPython's recursion
+            // limit; Alpine and Home Assistant build it with 1 MiB.
+            env.insert("PYTHON_CFLAGS".into(), "-DTHREAD_STACK_SIZE=0x100000".into());
+        }
+        let mut uses = if linked && jemalloc_built { vec![JEMALLOC_BUILD.to_string()] } else { vec![] };
+        uses.extend(interpreter.uses.iter().map(|u| u.get_ref().clone()).filter(|u| u != JEMALLOC_BUILD));
         out.push(Job {
             name: PYTHON_BUILD.into(),
             script: CPYTHON_SCRIPT.into(),
             sources: vec![("python".into(), interpreter.source.get_ref().clone())],
-            uses: if linked && jemalloc_built { vec![JEMALLOC_BUILD.into()] } else { vec![] },
+            uses: with_musl(uses),
             profile: interpreter.profile.as_ref().map(|p| p.get_ref().clone()),
             env,
             image: ImagePart::Runtime(leak_prefix(&interpreter.prefix)),
+            musl,
         });
     }
     out
@@ -196,7 +277,23 @@ pub(crate) fn job_env(session: &Session<'_>, job: &Job, platform: &Platform) -> 
         env.insert(key.into(), String::new());
     }
     env.extend(job.env.clone());
+    if job.musl {
+        musl_env(&mut env, platform);
+    }
     env
+}
+
+/// What a build compiling against the recipe's musl sees instead of the build root's C
+/// library: the wrapper as its compiler, the builds it uses as its only headers and libraries
+/// beside musl's (pkg-config searches nothing of the build root's), and the musl triplet.
+fn musl_env(env: &mut BTreeMap<String, String>, platform: &Platform) {
+    env.insert("CC".into(), "/usr/local/musl/bin/musl-gcc".into());
+    env.insert("CPPFLAGS".into(), "-I/usr/local/include".into());
+    let ldflags = env.get("LDFLAGS").map_or(String::new(), |l| format!("{l} "));
+    env.insert("LDFLAGS".into(), format!("{ldflags}-L/usr/local/lib"));
+    env.insert("PKG_CONFIG_LIBDIR".into(), "/usr/local/lib/pkgconfig:/usr/local/share/pkgconfig".into());
+    env.insert("COMPOSE_LIBC".into(), "musl".into());
+    env.insert("COMPOSE_TRIPLET".into(), platform.musl_triplet());
 }
 
 impl Session<'_> {
@@ -222,6 +319,7 @@ impl Session<'_> {
             profile: python.profile.as_ref().map(|p| p.get_ref().clone()),
             env,
             image: ImagePart::None,
+            musl: false,
         }
     }
 }

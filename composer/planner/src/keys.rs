@@ -23,8 +23,9 @@ pub(crate) const UNPACK_VERSION: u32 = 2;
 /// entries without a time get the epoch; 3: the record also names each package's listing, which
 /// the system layer reads now that layers are written straight from the package files).
 pub(crate) const LAYER_VERSION: u32 = 3;
-/// Bumped when the system layer's content changes for the same inputs.
-pub(crate) const SYSTEM_VERSION: u32 = 2;
+/// Bumped when the system layer's content changes for the same inputs (3: alternatives whose
+/// postinst names a plain variable, and a root account where the distribution gives none).
+pub(crate) const SYSTEM_VERSION: u32 = 3;
 pub(crate) const RESOLVE_VERSION: u32 = 1;
 const INSTALL_VERSION: u32 = 2;
 /// 3: files carry the recipe's epoch, not 1970.
@@ -33,8 +34,12 @@ const WHEEL_LAYER_VERSION: u32 = 3;
 const ENV_VERSION: u32 = 2;
 const BUILD_VERSION: u32 = 1;
 const ROOT_VERSION: u32 = 1;
-const BUILD_LAYER_VERSION: u32 = 1;
-pub(crate) const BYTECODE_VERSION: u32 = 1;
+/// Bumped when what a build's image part holds changes for the same tree (2: the runtime part
+/// leaves out the bytecode `make install` compiled, and a C library's part keeps only itself).
+const BUILD_LAYER_VERSION: u32 = 2;
+/// Bumped when the bytecode step's output changes for the same key inputs (2: keyed by the
+/// layers below it, not only the builds' trees).
+pub(crate) const BYTECODE_VERSION: u32 = 2;
 
 /// `distro`: the backend's name, so that two distributions' packages never share a key.
 pub(crate) fn unpack_key(distro: &str, package: &LockedPackage) -> ActionKey {
@@ -224,9 +229,14 @@ pub(crate) fn dynamic_key(
             let keys = installs.iter().map(|&s| key(s)).collect::<Option<Vec<_>>>()?;
             Some(wheel_layer_key(&keys, inputs.epoch, inputs.compression))
         }
-        Work::Bytecode { prefix, debs, system, builds, wheels, .. } => {
+        Work::Bytecode { prefix, debs, system, builds, wheels, below, .. } => {
             let mut out = prefix.clone();
             out.field("system", &key(*system)?.hash().0);
+            // What the image below holds, as each layer's key says it (a build's tree alone
+            // does not: which part of it reaches the image is the build layer's business).
+            for &layer in below {
+                out.field("below", &key(layer)?.hash().0);
+            }
             for deb in debs {
                 out.field("deb", deb.as_bytes());
             }

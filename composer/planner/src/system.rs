@@ -151,6 +151,14 @@ fn accounts(b: &mut Builder<'_>, view: &ImageView<'_>, inputs: &SystemInputs<'_>
     let recipe = inputs.recipe;
     let mut passwd = inputs.distro.passwd.clone();
     let mut group = inputs.distro.group.clone();
+    // An image whose distribution gave no accounts (a musl image takes no package) still has
+    // root: runtimes and tools look the user up.
+    if !passwd.lines().any(|l| l.split(':').nth(2) == Some("0")) {
+        passwd.insert_str(0, "root:x:0:0:root:/root:/bin/sh\n");
+    }
+    if !group.lines().any(|l| l.split(':').nth(2) == Some("0")) {
+        group.insert_str(0, "root:x:0:\n");
+    }
     let mut gids: Vec<u32> = group.lines().filter_map(|l| l.split(':').nth(2)?.parse().ok()).collect();
     for g in &recipe.accounts.groups {
         group.push_str(&format!("{}:x:{}:{}\n", g.name, g.gid, g.members.join(",")));

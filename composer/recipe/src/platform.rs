@@ -43,6 +43,12 @@ impl Platform {
         self.known().3
     }
 
+    /// The triplet of the same machine with musl as its C library (`x86_64-linux-musl`,
+    /// `arm-linux-musleabihf`), as GCC and CPython name it.
+    pub fn musl_triplet(&self) -> String {
+        self.triplet().replacen("-gnu", "-musl", 1)
+    }
+
     /// The variant OCI expects in a manifest list (`v8` for arm64, `v7` for armhf).
     pub fn oci_variant(&self) -> Option<&'static str> {
         self.known().1

@@ -186,9 +186,53 @@ pub struct BuildSpec {
     pub profile: Option<Spanned<String>>,
     /// A POSIX shell script, run with `sh -eu` in `/build`.
     pub script: String,
-    /// Whether the output goes into the image (a build only other builds use says false).
-    #[serde(default = "yes")]
-    pub image: bool,
+    /// Whether the output goes into the image: `true` (all of it), `"runtime"` (without
+    /// headers, static archives, pkg-config files: what a distribution's library package
+    /// holds) or `false` (a build only other builds use).
+    #[serde(default)]
+    pub image: BuildImage,
+}
+
+/// What of a build's output the image gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(try_from = "RawBuildImage", into = "RawBuildImage")]
+#[schemars(with = "RawBuildImage")]
+pub enum BuildImage {
+    #[default]
+    All,
+    Runtime,
+    None,
+}
+
+/// `image = true | false | "runtime"`, as a recipe spells it.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+enum RawBuildImage {
+    Flag(bool),
+    Part(String),
+}
+
+impl TryFrom<RawBuildImage> for BuildImage {
+    type Error = String;
+
+    fn try_from(raw: RawBuildImage) -> Result<Self, String> {
+        match raw {
+            RawBuildImage::Flag(true) => Ok(BuildImage::All),
+            RawBuildImage::Flag(false) => Ok(BuildImage::None),
+            RawBuildImage::Part(word) if word == "runtime" => Ok(BuildImage::Runtime),
+            RawBuildImage::Part(word) => Err(format!("image = \"{word}\": use true, false or \"runtime\"")),
+        }
+    }
+}
+
+impl From<BuildImage> for RawBuildImage {
+    fn from(image: BuildImage) -> Self {
+        match image {
+            BuildImage::All => RawBuildImage::Flag(true),
+            BuildImage::None => RawBuildImage::Flag(false),
+            BuildImage::Runtime => RawBuildImage::Part("runtime".into()),
+        }
+    }
 }
 
 /// `[python.build]`: CPython compiled from a `[[sources]]` tarball, used as the image's python3.
@@ -208,6 +252,11 @@ pub struct InterpreterBuild {
     /// Extra `./configure` arguments.
     #[serde(default)]
     pub configure: Vec<String>,
+    /// `[[builds]]` whose outputs join the build root: the libraries CPython compiles against
+    /// when they do not come from the distribution (on a musl image, all of them).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub uses: Vec<Spanned<String>>,
 }
 
 fn default_prefix() -> String {

@@ -88,6 +88,34 @@ pub struct Base {
     /// whose Releases are old on purpose.
     #[serde(default = "yes")]
     pub check_valid_until: bool,
+    /// The image's C library: the distribution's own (`glibc` for Debian), or `musl`, built
+    /// from the `[[sources]]` entry named `musl`; every build then compiles against it, and the
+    /// image holds none of the distribution's packages (they link against its C library): the
+    /// distribution makes only the build root.
+    #[serde(default = "distro_libc")]
+    #[schemars(with = "Libc")]
+    pub libc: Spanned<Libc>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Libc {
+    /// The distribution's C library and packages (glibc for Debian).
+    #[default]
+    #[serde(alias = "glibc")]
+    Distro,
+    Musl,
+}
+
+impl Base {
+    /// Whether the image's programs link against a musl built by the recipe.
+    pub fn musl(&self) -> bool {
+        *self.libc.get_ref() == Libc::Musl
+    }
+}
+
+fn distro_libc() -> Spanned<Libc> {
+    Spanned::new(0..0, Libc::Distro)
 }
 
 fn yes() -> bool {

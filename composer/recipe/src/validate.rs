@@ -12,6 +12,8 @@ type Invalid<'a> = &'a dyn Fn(Range<usize>, String, &str) -> RecipeError;
 pub const JEMALLOC_BUILD: &str = "jemalloc";
 /// The name of the CPython build step.
 pub const PYTHON_BUILD: &str = "python";
+/// The name of the C library's build step (and of its source), with `libc = "musl"`.
+pub const MUSL_BUILD: &str = "musl";
 
 pub(crate) fn builds(
     recipe: &Recipe,
@@ -97,6 +99,10 @@ pub(crate) fn builds(
 
     let allocator = &recipe.allocator;
     let mut built: BTreeSet<&str> = BTreeSet::new();
+    if recipe.base.musl() {
+        musl(recipe, &sources, section, invalid)?;
+        built.insert(MUSL_BUILD);
+    }
     if (allocator.source == AllocatorSource::Build || allocator.mode == AllocatorMode::Link)
         && allocator.name != AllocatorName::Jemalloc
     {
@@ -136,7 +142,7 @@ pub(crate) fn builds(
             return Err(invalid(
                 build.name.span(),
                 format!("build name `{name}` is already taken"),
-                "give each build its own name (`jemalloc` and `python` name the allocator and CPython builds)",
+                "give each build its own name (`jemalloc`, `python` and `musl` name the allocator, CPython and C library builds)",
             ));
         }
         for source in &build.sources {
@@ -176,6 +182,15 @@ pub(crate) fn builds(
         if let Some(profile) = &interpreter.profile {
             profile_exists(profile)?;
         }
+        for used in &interpreter.uses {
+            if !built.contains(used.get_ref().as_str()) {
+                return Err(invalid(
+                    used.span(),
+                    format!("[python.build] uses `{}`, which is not a build", used.get_ref()),
+                    "name [[builds]] entries (the built allocator is `jemalloc`)",
+                ));
+            }
+        }
         if !interpreter.prefix.starts_with('/') || interpreter.prefix.split('/').any(|c| c == "..") {
             return Err(invalid(
                 section("[python.build]"),
@@ -192,6 +207,50 @@ pub(crate) fn builds(
             section("[allocator]"),
             "`mode = \"link\"` but nothing in the recipe is built to link it into".into(),
             "add [python.build], or a [[builds]] entry with uses = [\"jemalloc\"]; or use mode = \"preload\"",
+        ));
+    }
+    Ok(())
+}
+
+/// `libc = "musl"`: musl comes from its source, and nothing of the distribution's (built against
+/// its own C library) may reach the image.
+fn musl(
+    recipe: &Recipe,
+    sources: &BTreeSet<&str>,
+    section: &dyn Fn(&str) -> Range<usize>,
+    invalid: Invalid<'_>,
+) -> Result<(), RecipeError> {
+    let libc = recipe.base.libc.span();
+    if let Some(package) = recipe.base.packages.first() {
+        return Err(invalid(
+            package.span(),
+            format!("a musl image holds none of the distribution's packages, and `{}` is one", package.get_ref()),
+            "the distribution's packages link against its own C library: build what the image needs in [[builds]] \
+             (a build names the distribution packages it needs to build in `build_depends`)",
+        ));
+    }
+    if !sources.contains(MUSL_BUILD) {
+        return Err(invalid(
+            libc,
+            "libc = \"musl\" builds musl from the [[sources]] entry named `musl`, and there is none".into(),
+            "add [[sources]] name = \"musl\" with the tarball's url and sha256 (Debian's pool has it: \
+             mirror://debian/pool/main/m/musl/)",
+        ));
+    }
+    if recipe.allocator.name == AllocatorName::Jemalloc && recipe.allocator.source == AllocatorSource::Distro {
+        return Err(invalid(
+            section("[allocator]"),
+            "the distribution's jemalloc is built against its own C library, not musl".into(),
+            "set source = \"build\" with a [[sources]] entry named `jemalloc`",
+        ));
+    }
+    if let Some(python) = &recipe.python
+        && python.build.is_none()
+    {
+        return Err(invalid(
+            section("[python]"),
+            "a musl image has no distribution python3 to install wheels for".into(),
+            "add [python.build] to build CPython against musl",
         ));
     }
     Ok(())
@@ -270,6 +329,39 @@ mod tests {
         assert_eq!((fast.opt, fast.lto, fast.semantic_interposition), (crate::OptLevel::O3, crate::Lto::Full, false));
         assert_eq!(fast.platforms["linux/arm64"].pgo, Some(false));
         assert!(recipe.toolchain.default.semantic_interposition, "an absent [toolchain] changes nothing");
+    }
+
+    #[test]
+    fn a_musl_image_takes_nothing_of_the_distribution_and_builds_musl() {
+        let pin = format!("sha256 = \"{}\"\n", "a".repeat(64));
+        let musl = format!("[[sources]]\nname = \"musl\"\nurl = \"mirror://debian/pool/m.tar.gz\"\n{pin}");
+        let cases = [
+            ("libc = \"musl\"\npackages = [\"zlib1g\"]\n".to_string(), "`zlib1g` is one"),
+            ("libc = \"musl\"\n".to_string(), "[[sources]] entry named `musl`"),
+            (
+                format!("libc = \"musl\"\n[allocator]\nname = \"jemalloc\"\n{musl}"),
+                "the distribution's jemalloc is built against its own C library",
+            ),
+            (format!("libc = \"musl\"\n{musl}[python]\nrequirements = [\"six\"]\n"), "no distribution python3"),
+            (format!("libc = \"musl\"\n{musl}[[builds]]\nname = \"musl\"\nscript = \"true\"\n"), "already taken"),
+            ("libc = \"uclibc\"\n".to_string(), "uclibc"),
+            ("[[builds]]\nname = \"b\"\nimage = \"headers\"\nscript = \"true\"\n".to_string(), "\"runtime\""),
+        ];
+        for (extra, wanted) in cases {
+            let said = error(&extra);
+            assert!(said.contains(wanted), "{extra:?}: wanted {wanted:?} in {said}");
+        }
+        let ok = format!(
+            "libc = \"musl\"\n{musl}[[sources]]\nname = \"cpython\"\nurl = \"mirror://debian/pool/p.tar.xz\"\n{pin}\
+             [[builds]]\nname = \"zlib\"\nimage = \"runtime\"\nuses = [\"musl\"]\nscript = \"true\"\n\
+             [python.build]\nsource = \"cpython\"\nuses = [\"zlib\"]\n"
+        );
+        let recipe = Recipe::parse_str("r.toml".as_ref(), &format!("{HEAD}{ok}")).unwrap();
+        assert!(recipe.base.musl());
+        assert_eq!(recipe.builds[0].image, crate::BuildImage::Runtime);
+        assert_eq!(recipe.python.unwrap().build.unwrap().uses[0].get_ref(), "zlib");
+        let said = error(&ok.replace("uses = [\"zlib\"]", "uses = [\"openssl\"]"));
+        assert!(said.contains("[python.build] uses `openssl`, which is not a build"), "{said}");
     }
 }
 

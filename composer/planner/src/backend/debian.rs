@@ -16,13 +16,13 @@ use crate::backend::{Backend, Services, SystemFiles, UnpackedPackage, VerifiedRe
 use crate::lockfile::{LockedPackage, LockedRelease};
 use crate::system::ImageView;
 
-/// What CPython's configure looks for, so that ssl, sqlite3, ctypes, lzma, bz2, readline,
-/// curses, dbm, uuid and zlib are all built.
 /// Where ca-certificates keeps the certificates its hook bundles.
 const CA_CERTIFICATES: &str = "usr/share/ca-certificates/";
 /// Where base-passwd keeps the account files its postinst copies into /etc.
 const BASE_PASSWD: &str = "usr/share/base-passwd/";
 
+/// What CPython's configure looks for, so that ssl, sqlite3, ctypes, lzma, bz2, readline,
+/// curses, dbm, uuid and zlib are all built.
 pub const CPYTHON_BUILD_DEPENDS: &[&str] = &[
     "libbz2-dev",
     "libffi-dev",
@@ -130,6 +130,12 @@ impl Backend for Debian<'_> {
     /// base-files holds /etc/os-release, by which scanners identify the distribution;
     /// base-passwd the system accounts.
     fn image_requests(&self, recipe: &Recipe) -> Vec<String> {
+        // Every package of the archive, base-files and base-passwd included, links against
+        // glibc or pulls something that does: a musl image takes none (the recipe's own list is
+        // empty, as validation requires).
+        if recipe.base.musl() {
+            return Vec::new();
+        }
         let mut out: Vec<String> = recipe.base.packages.iter().map(|p| p.get_ref().trim().to_string()).collect();
         out.extend(["base-files".to_string(), "base-passwd".to_string()]);
         if recipe.allocator.name == AllocatorName::Jemalloc && recipe.allocator.source == AllocatorSource::Distro {
@@ -148,6 +154,8 @@ impl Backend for Debian<'_> {
     /// libssl-dev, ...); pkg-config is a tool, not a library to link to.
     fn runtime_of(&self, recipe: &Recipe) -> Vec<String> {
         match recipe.python.as_ref().and_then(|p| p.build.as_ref()) {
+            // On musl, CPython links only to what the recipe builds.
+            Some(_) if recipe.base.musl() => Vec::new(),
             Some(_) => CPYTHON_BUILD_DEPENDS.iter().filter(|p| p.ends_with("-dev")).map(|p| p.to_string()).collect(),
             None => Vec::new(),
         }
@@ -160,7 +168,12 @@ impl Backend for Debian<'_> {
         let allocator = &recipe.allocator;
         let builds_allocator = allocator.name == AllocatorName::Jemalloc && allocator.source == AllocatorSource::Build;
         let sdists = recipe.python.as_ref().filter(|p| p.builds_sdists());
-        if recipe.builds.is_empty() && interpreter.is_none() && !builds_allocator && sdists.is_none() {
+        if recipe.builds.is_empty()
+            && interpreter.is_none()
+            && !builds_allocator
+            && sdists.is_none()
+            && !recipe.base.musl()
+        {
             return Vec::new();
         }
         // `mawk` is Priority: required, not Essential: every Debian build chroot has it
@@ -169,8 +182,14 @@ impl Backend for Debian<'_> {
         for build in &recipe.builds {
             out.extend(build.build_depends.iter().map(|p| p.trim().to_string()));
         }
-        if interpreter.is_some() {
-            out.extend(CPYTHON_BUILD_DEPENDS.iter().map(|p| p.to_string()));
+        match interpreter {
+            // Against musl, CPython finds its libraries among the recipe's builds: of the
+            // archive it needs only the tools.
+            Some(_) if recipe.base.musl() => {
+                out.extend(CPYTHON_BUILD_DEPENDS.iter().filter(|p| !p.ends_with("-dev")).map(|p| p.to_string()))
+            }
+            Some(_) => out.extend(CPYTHON_BUILD_DEPENDS.iter().map(|p| p.to_string())),
+            None => {}
         }
         if let Some(python) = sdists {
             // The PEP 517 backends most sdists name, from the distro: builds have no network.

@@ -1,0 +1,96 @@
+//! `recipes/python-musl-baseline.toml` against the machine's Debian mirror: musl, every library
+//! CPython needs and busybox built from their pinned sources in the sandbox, CPython 3.13 on
+//! them, and the image run under podman. Nothing of glibc may reach it.
+
+use std::process::Command;
+
+use composer_testkit::layer_entries;
+
+use crate::index_digest;
+use crate::live_debian::{LowercaseDir, build_elsewhere, copy_recipe, live_build};
+use crate::toolchain::{toolchain_compose, turn};
+
+/// What the interpreter must do on musl: every module whose library the recipe builds imports,
+/// an HTTPS context loads the image's CA bundle, and the process maps musl's loader, not glibc's.
+const CHECK: &str = "import importlib, json, ssl, sysconfig\n\
+mods = ['ssl', 'sqlite3', 'ctypes', 'lzma', 'bz2', 'zlib', 'readline', 'uuid', '_uuid', 'decimal', '_decimal', \
+'hashlib', '_hashlib', '_multiprocessing', 'curses', 'zoneinfo']\n\
+failed = []\n\
+for m in mods:\n\
+    try: importlib.import_module(m)\n\
+    except Exception as e: failed.append(m + ': ' + repr(e))\n\
+import hashlib, zoneinfo\n\
+maps = open('/proc/self/maps').read()\n\
+print(json.dumps({'failed': failed, 'ca': ssl.create_default_context().cert_store_stats()['x509_ca'], \
+'soabi': sysconfig.get_config_var('SOABI'), 'musl': 'ld-musl-' in maps, 'glibc': 'libc.so.6' in maps, \
+'sha3': hashlib.new('sha3_256', b'').hexdigest()[:8], 'tz': str(zoneinfo.ZoneInfo('Europe/Paris'))}))";
+
+fn podman(layout: &std::path::Path, argv: &[&str]) -> String {
+    let image = format!("oci:{}:latest", layout.display());
+    let out = Command::new("podman")
+        .args(["--runtime", "runc", "run", "--rm", "--network=none", &image])
+        .args(argv)
+        .output()
+        .expect("podman runs (.ci/run installs it)");
+    assert!(out.status.success(), "podman {argv:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_musl_image_holds_no_glibc_runs_cpython_and_its_shell_and_builds_again_elsewhere_to_the_same_digest() {
+    // The shared toolchain store: a warm run reuses the builds (keyed by their inputs, so reuse
+    // is safe); the second build below always starts from an empty store.
+    let _turn = turn();
+    let c = toolchain_compose();
+    let recipe = copy_recipe(&c, "python-musl-baseline.toml");
+    let out = LowercaseDir::new();
+    let layout = out.0.join("python-musl-baseline");
+    let summary = live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+
+    let entries = layer_entries(&layout, "amd64");
+    let name = |path: &str| path.rsplit('/').next().unwrap_or(path).to_string();
+    let glibc: Vec<&str> = entries
+        .iter()
+        .map(|e| e.path.as_str())
+        .filter(|p| name(p) == "libc.so.6" || name(p).starts_with("ld-linux") || p.contains("x86_64-linux-gnu"))
+        .collect();
+    assert!(glibc.is_empty(), "glibc in a musl image: {glibc:?}");
+    assert!(entries.iter().any(|e| e.path == "usr/lib/ld-musl-x86_64.so.1"), "no musl loader");
+    // Only what running needs: no headers, static archives, pkg-config files, compiler wrapper,
+    // test suite, nor the bytecode `make install` compiled (the bytecode layer has its own).
+    let bytecode_layer = entries.iter().map(|e| e.layer).max().unwrap();
+    let for_building: Vec<&str> = entries
+        .iter()
+        .filter(|e| {
+            let p = e.path.as_str();
+            p.starts_with("usr/local/include/")
+                || p.starts_with("usr/local/musl/include/")
+                || p.ends_with(".a")
+                || p.ends_with(".pc")
+                || p.ends_with("musl-gcc")
+                || p.starts_with("usr/local/lib/python3.13/test/")
+                || (p.contains("__pycache__") && e.layer != bytecode_layer)
+        })
+        .map(|e| e.path.as_str())
+        .collect();
+    assert!(
+        for_building.is_empty(),
+        "build-only files in the image: {:?}",
+        &for_building[..for_building.len().min(10)]
+    );
+
+    let said: serde_json::Value = serde_json::from_str(&podman(&layout, &["python3", "-c", CHECK])).unwrap();
+    assert_eq!(said["failed"], serde_json::json!([]), "{said}");
+    assert!(said["ca"].as_u64().unwrap() > 100, "the CA bundle: {said}");
+    assert_eq!(said["soabi"], "cpython-313-x86_64-linux-musl", "{said}");
+    assert_eq!((said["musl"].as_bool(), said["glibc"].as_bool()), (Some(true), Some(false)), "{said}");
+    assert_eq!((said["sha3"].as_str(), said["tz"].as_str()), (Some("a7ffc6f8"), Some("Europe/Paris")), "{said}");
+
+    // An entrypoint script, through busybox's sh and its applets.
+    let script = "set -eu; for word in musl busybox; do printf '%s\\n' \"$word\"; done | sort | tr a-z A-Z | head -1";
+    assert_eq!(podman(&layout, &["/bin/sh", "-c", script]).trim(), "BUSYBOX");
+
+    // Another machine's store, timezone, umask and directory: the same image.
+    let again = build_elsewhere(&recipe, &[], "Asia/Tokyo", "0077");
+    assert_eq!(index_digest(&again), index_digest(&summary), "the musl image is not reproducible");
+}
