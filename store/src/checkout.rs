@@ -18,6 +18,8 @@ impl Store {
     /// created empty (mount points a sandbox needs) and are part of the checkout's identity.
     pub fn checkout(&self, id: &Hash, extra_dirs: &[&str]) -> Result<PathBuf, StoreError> {
         let mut name = blake3::Hasher::new();
+        // 2: objects linked with their one mode (see `fill`), so no checkout made before is reused.
+        name.update(b"checkout-2\0");
         name.update(&id.0);
         for dir in extra_dirs {
             name.update(dir.as_bytes());
@@ -89,12 +91,16 @@ impl Store {
                 }
                 EntryKind::File { content, .. } => {
                     let object = self.object_path(content);
-                    if entry.mode & 0o111 != 0 {
-                        let meta = fs::metadata(&object).map_err(|e| StoreError::io("stat", &object, e))?;
-                        if meta.permissions().mode() & 0o111 == 0 {
-                            fs::set_permissions(&object, fs::Permissions::from_mode(0o555))
-                                .map_err(|e| StoreError::io("chmod", &object, e))?;
-                        }
+                    // The build sees the object's own mode: 0444, or 0555 once any tree has
+                    // wanted it executable. An object written before objects had one mode
+                    // (with the writer's umask) gets it here.
+                    let meta = fs::metadata(&object).map_err(|e| StoreError::io("stat", &object, e))?;
+                    let mode = meta.permissions().mode() & 0o7777;
+                    let wanted =
+                        if entry.mode & 0o111 != 0 || mode == 0o555 { 0o555 } else { crate::object::OBJECT_MODE };
+                    if mode != wanted {
+                        fs::set_permissions(&object, fs::Permissions::from_mode(wanted))
+                            .map_err(|e| StoreError::io("chmod", &object, e))?;
                     }
                     match dir.hard_link_from(&object, rel) {
                         Ok(()) => {}

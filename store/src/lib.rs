@@ -207,7 +207,7 @@ impl Store {
         // Both digests once, here; the bytes are in memory, so no streaming writer is needed.
         let info = BlobInfo { id: Hash::of(data), sha256: Sha256::of(data), size: data.len() as u64 };
         if !self.contains(&info.id) {
-            object::write_atomic(&self.object_path(&info.id), data)?;
+            object::write_object(&self.object_path(&info.id), data)?;
         }
         object::record_alias(self, &info)?;
         Ok(info)
@@ -304,7 +304,7 @@ impl Store {
         let id = Hash::of(data);
         let dest = self.object_path(&id);
         if !dest.exists() {
-            object::write_atomic(&dest, data)?;
+            object::write_object(&dest, data)?;
         }
         Ok(id)
     }

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -39,6 +40,15 @@ pub(crate) fn temp_path(root: &Path) -> PathBuf {
 /// thread renaming out of one `tmp` directory, that lock and the `tmp` directory's own lock were
 /// a tenth of a cold build's CPU time. The dot name keeps it out of every walk of the buckets.
 pub(crate) fn write_atomic(dest: &Path, data: &[u8]) -> Result<(), StoreError> {
+    write_atomic_as(dest, data, None)
+}
+
+/// Writes an object's bytes as [`write_atomic`] does, with the objects' one mode.
+pub(crate) fn write_object(dest: &Path, data: &[u8]) -> Result<(), StoreError> {
+    write_atomic_as(dest, data, Some(OBJECT_MODE))
+}
+
+fn write_atomic_as(dest: &Path, data: &[u8], mode: Option<u32>) -> Result<(), StoreError> {
     let dir = dest.parent().expect("store paths have a parent directory");
     let tmp = dir.join(format!("{TEMP_PREFIX}{}", temp_suffix()));
     match fs::write(&tmp, data) {
@@ -47,6 +57,9 @@ pub(crate) fn write_atomic(dest: &Path, data: &[u8]) -> Result<(), StoreError> {
             fs::write(&tmp, data).map_err(|e| StoreError::io("write", &tmp, e))?;
         }
         other => other.map_err(|e| StoreError::io("write", &tmp, e))?,
+    }
+    if let Some(mode) = mode {
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(|e| StoreError::io("chmod", &tmp, e))?;
     }
     fs::rename(&tmp, dest).map_err(|e| {
         let _ = fs::remove_file(&tmp);
@@ -163,7 +176,8 @@ impl<'s> ObjectWriter<'s> {
         if dest.exists() {
             let _ = fs::remove_file(&temp);
         } else {
-            set_readonly(&temp);
+            fs::set_permissions(&temp, fs::Permissions::from_mode(OBJECT_MODE))
+                .map_err(|e| StoreError::io("chmod", &temp, e))?;
             rename_into(&temp, &dest)?;
         }
         record_alias(self.store, &info)?;
@@ -191,13 +205,10 @@ impl Drop for ObjectWriter<'_> {
     }
 }
 
-fn set_readonly(path: &Path) {
-    if let Ok(meta) = fs::metadata(path) {
-        let mut perms = meta.permissions();
-        perms.set_readonly(true);
-        let _ = fs::set_permissions(path, perms);
-    }
-}
+/// Every object's mode, whatever the umask of the process that wrote it: a build root is a
+/// checkout of hard links to objects, so an object's mode is what a build sees (and `cp` copies
+/// into its output); a store written under umask 077 must not give another image.
+pub(crate) const OBJECT_MODE: u32 = 0o444;
 
 fn alias_path(store: &Store, sha: &Sha256) -> PathBuf {
     let hex = sha.to_hex();
@@ -316,6 +327,22 @@ mod tests {
         assert_eq!(files_in(&dir.path().join("objects-v1")), 0);
         assert_eq!(files_in(&dir.path().join("tmp-v1")), 0);
         assert!(store.lookup_sha256(&Sha256::of(b"not what was promised")).unwrap().is_none());
+    }
+
+    #[test]
+    fn every_object_has_the_one_mode_whichever_way_it_was_written() {
+        // A checkout links to objects, so their mode is what a build sees and copies.
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut writer = store.writer().unwrap();
+        writer.write_all(b"streamed").unwrap();
+        let streamed = writer.finish().unwrap().id;
+        let ids = [store.put_content(b"content").unwrap(), store.put_bytes(b"bytes").unwrap().id, streamed];
+        for id in ids {
+            let mode = std::fs::metadata(store.object_path(&id)).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, super::OBJECT_MODE, "{id}");
+        }
     }
 
     #[test]

@@ -11,19 +11,25 @@ use crate::live_debian::{LowercaseDir, build_elsewhere, copy_recipe, live_build}
 use crate::toolchain::{toolchain_compose, turn};
 
 /// What the interpreter must do on musl: every module whose library the recipe builds imports,
-/// an HTTPS context loads the image's CA bundle, and the process maps musl's loader, not glibc's.
-const CHECK: &str = "import importlib, json, ssl, sysconfig\n\
-mods = ['ssl', 'sqlite3', 'ctypes', 'lzma', 'bz2', 'zlib', 'readline', 'uuid', '_uuid', 'decimal', '_decimal', \
-'hashlib', '_hashlib', '_multiprocessing', 'curses', 'zoneinfo']\n\
-failed = []\n\
-for m in mods:\n\
-    try: importlib.import_module(m)\n\
-    except Exception as e: failed.append(m + ': ' + repr(e))\n\
-import hashlib, zoneinfo\n\
-maps = open('/proc/self/maps').read()\n\
-print(json.dumps({'failed': failed, 'ca': ssl.create_default_context().cert_store_stats()['x509_ca'], \
-'soabi': sysconfig.get_config_var('SOABI'), 'musl': 'ld-musl-' in maps, 'glibc': 'libc.so.6' in maps, \
-'sha3': hashlib.new('sha3_256', b'').hexdigest()[:8], 'tz': str(zoneinfo.ZoneInfo('Europe/Paris'))}))";
+/// an HTTPS context loads the image's CA bundle, and the process maps musl (the loader is its
+/// libc.so), never glibc.
+const CHECK: &str = r#"
+import importlib, json, ssl, sysconfig
+mods = ["ssl", "sqlite3", "ctypes", "lzma", "bz2", "zlib", "readline", "uuid", "_uuid", "decimal", "_decimal",
+        "hashlib", "_hashlib", "_multiprocessing", "curses", "zoneinfo"]
+failed = []
+for m in mods:
+    try:
+        importlib.import_module(m)
+    except Exception as e:
+        failed.append(m + ": " + repr(e))
+import hashlib, zoneinfo
+maps = open("/proc/self/maps").read()
+print(json.dumps({"failed": failed, "ca": ssl.create_default_context().cert_store_stats()["x509_ca"],
+    "soabi": sysconfig.get_config_var("SOABI"), "musl": "/usr/local/musl/lib/libc.so" in maps,
+    "glibc": "libc.so.6" in maps,
+    "sha3": hashlib.new("sha3_256", b"").hexdigest()[:8], "tz": str(zoneinfo.ZoneInfo("Europe/Paris"))}))
+"#;
 
 fn podman(layout: &std::path::Path, argv: &[&str]) -> String {
     let image = format!("oci:{}:latest", layout.display());
