@@ -18,8 +18,9 @@ impl Store {
     /// created empty (mount points a sandbox needs) and are part of the checkout's identity.
     pub fn checkout(&self, id: &Hash, extra_dirs: &[&str]) -> Result<PathBuf, StoreError> {
         let mut name = blake3::Hasher::new();
-        // 2: objects linked with their one mode (see `fill`), so no checkout made before is reused.
-        name.update(b"checkout-2\0");
+        // 3: objects linked with their one mode and packed files written with it (see `fill`),
+        // so no checkout made before is reused.
+        name.update(b"checkout-3\0");
         name.update(&id.0);
         for dir in extra_dirs {
             name.update(dir.as_bytes());
@@ -83,11 +84,14 @@ impl Store {
                     dir_modes.push((rel, entry.mode));
                 }
                 EntryKind::File { content, size, packed: Some(packed) } => {
-                    // Inside a pack: no object of its own to link, so a file of its own.
+                    // Inside a pack: no object of its own to link, so a file of its own, with
+                    // the mode a linked object has (the umask must not reach a build).
                     let mut data = self.open_file_entry(content, *size, Some(packed))?;
-                    let mut out = dir.create_new(rel, 0o644 | (entry.mode & 0o111)).map_err(io("create", rel, &dir))?;
+                    let mut out = dir.create_new(rel, 0o600).map_err(io("create", rel, &dir))?;
                     std::io::copy(&mut data, &mut out)
                         .map_err(|e| StoreError::carried(e).unwrap_or_else(|e| io("write", rel, &dir)(e)))?;
+                    out.set_permissions(fs::Permissions::from_mode(linked_mode(entry.mode)))
+                        .map_err(io("chmod", rel, &dir))?;
                 }
                 EntryKind::File { content, .. } => {
                     let object = self.object_path(content);
@@ -106,10 +110,11 @@ impl Store {
                         Ok(()) => {}
                         // Too many links to one inode: a copy instead.
                         Err(e) if e.raw_os_error() == Some(31 /* EMLINK */) => {
-                            let mut out =
-                                dir.create_new(rel, 0o644 | (entry.mode & 0o111)).map_err(io("create", rel, &dir))?;
+                            let mut out = dir.create_new(rel, 0o600).map_err(io("create", rel, &dir))?;
                             let mut source = self.open_object(content)?;
                             std::io::copy(&mut source, &mut out).map_err(io("copy", rel, &dir))?;
+                            out.set_permissions(fs::Permissions::from_mode(linked_mode(entry.mode)))
+                                .map_err(io("chmod", rel, &dir))?;
                         }
                         Err(e) => return Err(io("link", rel, &dir)(e)),
                     }
@@ -131,6 +136,11 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The mode of a file a checkout writes rather than links: what a linked object has.
+fn linked_mode(entry_mode: u32) -> u32 {
+    if entry_mode & 0o111 != 0 { 0o555 } else { crate::object::OBJECT_MODE }
 }
 
 #[cfg(test)]
@@ -224,7 +234,8 @@ mod tests {
         let id = store.put_tree(&tree).unwrap();
         let root = store.checkout(&id, &[]).unwrap();
         assert_eq!(fs::read(root.join("usr/bin/small")).unwrap(), small);
-        assert_eq!(fs::metadata(root.join("usr/bin/small")).unwrap().mode() & 0o111, 0o111);
+        // Exactly a linked object's mode, whatever the umask.
+        assert_eq!(fs::metadata(root.join("usr/bin/small")).unwrap().mode() & 0o7777, 0o555);
         let (a, b) =
             (fs::metadata(root.join("usr/bin/again")).unwrap(), fs::metadata(root.join("usr/bin/small")).unwrap());
         assert_eq!(a.ino(), b.ino());

@@ -32,9 +32,9 @@ const INSTALL_VERSION: u32 = 2;
 const WHEEL_LAYER_VERSION: u32 = 3;
 /// 2: files carry the recipe's epoch, not 1970.
 const ENV_VERSION: u32 = 2;
-/// Bumped when what a build sees changes for the same key inputs (2: every file of its root
-/// has mode 0444 or 0555, whatever the umask that wrote the store's objects).
-const BUILD_VERSION: u32 = 2;
+/// Bumped when what a build sees changes for the same key inputs (3: every file of its root
+/// has mode 0444 or 0555, whatever the umask that wrote the store's objects or the checkout).
+const BUILD_VERSION: u32 = 3;
 const ROOT_VERSION: u32 = 1;
 /// Bumped when what a build's image part holds changes for the same tree (2: the runtime part
 /// leaves out the bytecode `make install` compiled, and a C library's part keeps only itself).
