@@ -41,7 +41,7 @@ pub use gc::{GcOptions, GcReport, KeptRoot};
 pub use hash::{Hash, Sha256};
 pub use lock::{LockMode, StoreLock};
 pub use object::{BlobInfo, ObjectWriter, temp_suffix};
-pub use read::ObjectReader;
+pub use read::{ObjectReader, copy_large};
 pub use roots::{FoundRoot, Root};
 
 pub use read::FileReader;

@@ -156,7 +156,7 @@ impl Substituters {
                     // The store's writer hashes both ways as it writes; the claim's digests are
                     // checked before the object becomes visible.
                     let mut writer = store.writer()?;
-                    copy_large(&mut reader.take(output.size + 1), &mut writer)
+                    composer_store::copy_large(&mut reader.take(output.size + 1), &mut writer)
                         .map_err(|e| unavailable(remote.as_ref(), e))?;
                     writer
                         .finish_expecting(&output.blake3, Some(&output.sha256), Some(output.size), &what(output))
@@ -227,20 +227,6 @@ impl Substituters {
             }
         }
         None
-    }
-}
-
-/// `io::copy` with a buffer large enough that a fast network does not become many small reads.
-fn copy_large(from: &mut dyn Read, to: &mut dyn io::Write) -> io::Result<u64> {
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0;
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            return Ok(total);
-        }
-        to.write_all(&buf[..n])?;
-        total += n as u64;
     }
 }
 

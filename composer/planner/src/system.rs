@@ -151,14 +151,7 @@ fn accounts(b: &mut Builder<'_>, view: &ImageView<'_>, inputs: &SystemInputs<'_>
     let recipe = inputs.recipe;
     let mut passwd = inputs.distro.passwd.clone();
     let mut group = inputs.distro.group.clone();
-    // An image whose distribution gave no accounts (a musl image takes no package) still has
-    // root: runtimes and tools look the user up.
-    if !passwd.lines().any(|l| l.split(':').nth(2) == Some("0")) {
-        passwd.insert_str(0, "root:x:0:0:root:/root:/bin/sh\n");
-    }
-    if !group.lines().any(|l| l.split(':').nth(2) == Some("0")) {
-        group.insert_str(0, "root:x:0:\n");
-    }
+    add_root(&mut passwd, &mut group);
     let mut gids: Vec<u32> = group.lines().filter_map(|l| l.split(':').nth(2)?.parse().ok()).collect();
     for g in &recipe.accounts.groups {
         group.push_str(&format!("{}:x:{}:{}\n", g.name, g.gid, g.members.join(",")));
@@ -180,6 +173,18 @@ fn accounts(b: &mut Builder<'_>, view: &ImageView<'_>, inputs: &SystemInputs<'_>
     b.file("etc/passwd", passwd.as_bytes(), 0o644)?;
     b.file("etc/group", group.as_bytes(), 0o644)?;
     Ok(())
+}
+
+/// An image whose distribution gave no accounts (a musl image takes no package) still has root:
+/// runtimes and tools look the user up. A table that has an id 0 keeps its own.
+fn add_root(passwd: &mut String, group: &mut String) {
+    let has_id_0 = |table: &str| table.lines().any(|l| l.split(':').nth(2) == Some("0"));
+    if !has_id_0(passwd) {
+        passwd.insert_str(0, "root:x:0:0:root:/root:/bin/sh\n");
+    }
+    if !has_id_0(group) {
+        group.insert_str(0, "root:x:0:\n");
+    }
 }
 
 /// `[config] user` must name an account (and group) the image's /etc/passwd and /etc/group
@@ -246,4 +251,18 @@ fn recipe_files(b: &mut Builder<'_>, recipe: &Recipe) -> Result<(), BuildError> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn root_is_added_only_where_the_distribution_gave_no_id_0() {
+        let (mut passwd, mut group) = (String::new(), String::new());
+        super::add_root(&mut passwd, &mut group);
+        assert_eq!((passwd.as_str(), group.as_str()), ("root:x:0:0:root:/root:/bin/sh\n", "root:x:0:\n"));
+        let (mut passwd, mut group) = ("root:x:0:0:root:/root:/bin/bash\n".to_string(), "root:x:0:\n".to_string());
+        super::add_root(&mut passwd, &mut group);
+        assert_eq!(passwd, "root:x:0:0:root:/root:/bin/bash\n");
+        assert_eq!(group, "root:x:0:\n");
+    }
 }
