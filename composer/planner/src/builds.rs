@@ -164,11 +164,14 @@ impl Session<'_> {
         })?;
         let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         env.insert("JOBS".into(), jobs.to_string());
-        let emulated = crate::builds::emulated(platform);
-        self.ctx.reporter.status(
-            "Building",
-            &format!("{} for {platform}{}", job.name, if emulated { " (under qemu-user: slow)" } else { "" }),
-        );
+        let runs_on = job.cross.as_ref().unwrap_or(platform);
+        let how = match (&job.cross, emulated(runs_on)) {
+            (Some(on), false) => format!(" (cross-compiled on {on})"),
+            (Some(on), true) => format!(" (cross-compiled on {on}, under qemu-user: slow)"),
+            (None, true) => " (under qemu-user: slow)".into(),
+            (None, false) => String::new(),
+        };
+        self.ctx.reporter.status("Building", &format!("{} for {platform}{how}", job.name));
         let started = std::time::Instant::now();
         let sandboxed = sandbox::Run {
             root: &root_dir,

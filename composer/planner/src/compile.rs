@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use composer_recipe::{
-    AllocatorMode, AllocatorName, AllocatorSource, BuildImage, JEMALLOC_BUILD, MUSL_BUILD, PYTHON_BUILD, Platform,
+    AllocatorMode, AllocatorName, AllocatorSource, BUILD_PYTHON, BuildImage, JEMALLOC_BUILD, MUSL_BUILD, PYTHON_BUILD,
+    Platform,
 };
 use composer_store::BlobInfo;
 
@@ -21,7 +22,8 @@ use crate::{BuildError, Session, sandbox};
 const JEMALLOC_SCRIPT: &str = r#"mkdir src
 tar -xf /sources/jemalloc -C src --strip-components=1
 cd src
-./configure --prefix="$PREFIX" --disable-doc --disable-cxx ${LG_PAGE:+--with-lg-page=$LG_PAGE} \
+./configure --build="$CBUILD" --host="$CHOST" --prefix="$PREFIX" --disable-doc --disable-cxx \
+    ${LG_PAGE:+--with-lg-page=$LG_PAGE} \
     CFLAGS="$CFLAGS" LDFLAGS="$LDFLAGS"
 # The shared library only when something loads it at run time, and otherwise only
 # libjemalloc.a (not also the -fPIC copy, libjemalloc_pic.a, for linking into shared objects):
@@ -43,7 +45,8 @@ tar -xf /sources/musl -C src --strip-components=1
 cd src
 # PT_INTERP of every program is /lib/ld-musl-ARCH.so.1; the file itself goes to /usr/lib, which
 # /lib points at in the image's merged /usr.
-./configure --prefix=/usr/local/musl --syslibdir=/lib --disable-static CFLAGS="$CFLAGS" LDFLAGS="$LDFLAGS"
+./configure --prefix=/usr/local/musl --syslibdir=/lib --disable-static CC="$CC" CROSS_COMPILE="$CROSS_PREFIX" \
+    CFLAGS="$CFLAGS" LDFLAGS="$LDFLAGS"
 make -j"$JOBS"
 make install DESTDIR="$DESTDIR"
 mkdir -p "$DESTDIR/usr/lib"
@@ -52,19 +55,28 @@ rmdir "$DESTDIR/lib"
 # The kernel's headers, for programs that include <linux/...> or <mtd/...>: the wrapper shows
 # the compiler musl's include directory only. Copied, not linked (Debian's asm headers are links
 # into /usr/lib), and never over one of musl's own.
+# A cross root has the target's under /usr/TRIPLET/include, from the cross toolchain.
 include="$DESTDIR/usr/local/musl/include"
+kernel=/usr/include
+[ -z "$CROSS_PREFIX" ] || kernel="/usr/$GNU_TRIPLET/include"
 for dir in linux asm-generic mtd scsi sound video drm misc rdma xen; do
-    if [ -d "/usr/include/$dir" ]; then cp -RLn "/usr/include/$dir" "$include/"; fi
+    if [ -d "$kernel/$dir" ]; then cp -RLn "$kernel/$dir" "$include/"; fi
 done
-cp -RL "/usr/include/$GNU_TRIPLET/asm" "$include/asm"
+asm="$kernel/$GNU_TRIPLET/asm"
+[ -d "$asm" ] || asm="$kernel/asm"
+cp -RL "$asm" "$include/asm"
 # musl's own wrapper, except that it names the musl triplet when asked for the multiarch one
-# (as gcc on a musl system does): CPython's configure compares the two.
+# (as gcc on a musl system does): CPython's configure compares the two. On aarch64, GCC's
+# out-of-line atomics need libgcc to ask glibc's __getauxval for the CPU's features, which
+# musl has not (a program fails to link, a shared library to load): atomics are inlined.
+extra=
+case "$GNU_TRIPLET" in aarch64-*) extra=-mno-outline-atomics ;; esac
 cat > "$DESTDIR/usr/local/musl/bin/musl-gcc" <<WRAPPER
 #!/bin/sh
 for arg; do
     [ "\$arg" = --print-multiarch ] && { echo $MUSL_TRIPLET; exit 0; }
 done
-exec "\${REALGCC:-gcc}" "\$@" -specs /usr/local/musl/lib/musl-gcc.specs
+exec "\${REALGCC:-$CC}" $extra "\$@" -specs /usr/local/musl/lib/musl-gcc.specs
 WRAPPER
 chmod 755 "$DESTDIR/usr/local/musl/bin/musl-gcc"
 "#;
@@ -80,16 +92,34 @@ set --
 [ "$COMPOSE_PGO" = 1 ] && set -- "$@" --enable-optimizations
 [ "$COMPOSE_LTO" != off ] && set -- "$@" --with-lto
 [ "$PYTHON_SHARED" = 1 ] && set -- "$@" --enable-shared
+# Cross-compiled: the build scripts run on a CPython of the same version built for the build
+# platform, and configure is told what it cannot find out without running a program.
+[ "$CBUILD" = "$CHOST" ] ||
+    set -- "$@" --with-build-python="$BUILD_PYTHON" ac_cv_file__dev_ptmx=yes ac_cv_file__dev_ptc=no \
+        ac_cv_buggy_getaddrinfo=no
 # OPT replaces CPython's own "-O3" so that the profile's level is the one used.
-./configure --prefix="$PREFIX" --build="$BUILD_TRIPLET" --with-ensurepip=no "$@" $PYTHON_CONFIGURE \
+./configure --build="$CBUILD" --host="$CHOST" --prefix="$PREFIX" --with-ensurepip=no "$@" $PYTHON_CONFIGURE \
     OPT="-DNDEBUG -fwrapv $COMPOSE_OPT" CFLAGS="$CFLAGS $MALLOC_CFLAGS${PYTHON_CFLAGS:+ $PYTHON_CFLAGS}" \
     LDFLAGS="$LDFLAGS $MALLOC_LDFLAGS -Wl,-rpath,$PREFIX/lib" LIBS="$MALLOC_LIBS"
 make -j"$JOBS"
 make install DESTDIR="$DESTDIR"
 # strip refuses what is not ELF, which leaves scripts as they are.
-find "$DESTDIR" -type f \( -name '*.so*' -o -perm -u+x \) -exec strip --strip-unneeded {} + 2>/dev/null || true
+find "$DESTDIR" -type f \( -name '*.so*' -o -perm -u+x \) -exec "$STRIP" --strip-unneeded {} + 2>/dev/null || true
 ln -sf python3 "$DESTDIR$PREFIX/bin/python"
 "#;
+
+/// The CPython a cross-compiled one runs its build scripts with: the same source, built for the
+/// build platform with nothing but what those scripts need.
+const BUILD_PYTHON_SCRIPT: &str = r#"mkdir src
+tar -xf /sources/python -C src --strip-components=1
+cd src
+./configure --prefix="$PREFIX" --with-ensurepip=no --disable-test-modules
+make -j"$JOBS"
+make install DESTDIR="$DESTDIR"
+"#;
+
+/// Where the build platform's CPython lives in the root of the CPython build that uses it.
+const BUILD_PYTHON_PREFIX: &str = "/opt/compose/build-python";
 
 /// A minimal PEP 517 front end: the sdist's own backend (setuptools' legacy one when it names
 /// none), imported from the build root or the sdist's `backend-path`, asked for a wheel. No
@@ -143,6 +173,12 @@ pub(crate) struct Job {
     pub image: ImagePart,
     /// Compiles against the recipe's musl (`libc = "musl"`) rather than the build root's libc.
     pub musl: bool,
+    /// Runs on the cross build root of this platform (`[cross] build`), natively there, with
+    /// cross compilers for the target; `None`: on the target's own root (under qemu-user when
+    /// the target is foreign to the machine).
+    pub cross: Option<Platform>,
+    /// Compiles for the platform it runs on (a tool other builds run), not for the target.
+    pub for_build: bool,
 }
 
 pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
@@ -151,6 +187,7 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
     let jemalloc_built = allocator.name == AllocatorName::Jemalloc && allocator.source == AllocatorSource::Build;
     let linked = allocator.name == AllocatorName::Jemalloc && allocator.mode == AllocatorMode::Link;
     let musl = recipe.base.musl();
+    let cross = recipe.cross_build_for(platform).cloned();
     let mut out = Vec::new();
     if musl {
         out.push(Job {
@@ -165,6 +202,8 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
             ]),
             image: ImagePart::Only(MUSL_RUNTIME),
             musl: false,
+            cross: cross.clone(),
+            for_build: false,
         });
     }
     // Every other build of a musl image has the C library laid into its root.
@@ -193,6 +232,8 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
             env,
             image: ImagePart::Runtime("usr/local"),
             musl,
+            cross: cross.clone(),
+            for_build: false,
         });
     }
     // What a build that links the allocator adds to its flags.
@@ -229,6 +270,8 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
                 BuildImage::None => ImagePart::None,
             },
             musl,
+            cross: cross.clone().filter(|_| build.cross),
+            for_build: false,
         });
     }
     if let Some(interpreter) = recipe.python.as_ref().and_then(|p| p.build.as_ref()) {
@@ -236,15 +279,37 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
             ("PREFIX".to_string(), interpreter.prefix.clone()),
             ("PYTHON_SHARED".to_string(), if interpreter.shared { "1" } else { "0" }.to_string()),
             ("PYTHON_CONFIGURE".to_string(), interpreter.configure.join(" ")),
-            ("BUILD_TRIPLET".to_string(), platform.triplet().to_string()),
         ]);
+        // Cross-compiled only on musl, where every library it links is one of the recipe's
+        // builds: on glibc it links the distribution's -dev packages of its own architecture,
+        // which a cross root of the build platform does not have.
+        let python_cross = cross.clone().filter(|_| musl);
+        let mut uses = Vec::new();
+        if let Some(build) = &python_cross {
+            out.push(Job {
+                name: BUILD_PYTHON.into(),
+                script: BUILD_PYTHON_SCRIPT.into(),
+                sources: vec![("python".into(), interpreter.source.get_ref().clone())],
+                uses: vec![],
+                profile: None,
+                env: BTreeMap::from([("PREFIX".to_string(), BUILD_PYTHON_PREFIX.to_string())]),
+                image: ImagePart::None,
+                musl: false,
+                cross: Some(build.clone()),
+                for_build: true,
+            });
+            uses.push(BUILD_PYTHON.to_string());
+            env.insert("BUILD_PYTHON".into(), format!("{BUILD_PYTHON_PREFIX}/bin/python3"));
+        }
         malloc_env(&mut env);
         if musl {
             // musl gives a new thread 128 KiB of stack, too little for CPython's recursion
             // limit; Alpine and Home Assistant build it with 1 MiB.
             env.insert("PYTHON_CFLAGS".into(), "-DTHREAD_STACK_SIZE=0x100000".into());
         }
-        let mut uses = if linked && jemalloc_built { vec![JEMALLOC_BUILD.to_string()] } else { vec![] };
+        if linked && jemalloc_built {
+            uses.push(JEMALLOC_BUILD.to_string());
+        }
         uses.extend(interpreter.uses.iter().map(|u| u.get_ref().clone()).filter(|u| u != JEMALLOC_BUILD));
         out.push(Job {
             name: PYTHON_BUILD.into(),
@@ -255,6 +320,8 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
             env,
             image: ImagePart::Runtime(leak_prefix(&interpreter.prefix)),
             musl,
+            cross: python_cross,
+            for_build: false,
         });
     }
     out
@@ -268,25 +335,48 @@ fn leak_prefix(prefix: &str) -> &'static str {
 /// The environment a job's script sees, without the job count (which is not part of its key).
 pub(crate) fn job_env(session: &Session<'_>, job: &Job, platform: &Platform) -> BTreeMap<String, String> {
     let profile = session.recipe.toolchain.profile(job.profile.as_deref()).expect("validated: profiles exist");
+    // The platform the job runs on, and the one what it compiles is for.
+    let build = job.cross.as_ref().unwrap_or(platform);
+    let host = if job.for_build { build } else { platform };
     let mut env = sandbox::base_env(session.epoch(), 0);
     env.remove("JOBS");
-    env.extend(Flags::new(profile, platform).env());
-    env.insert("COMPOSE_PLATFORM".into(), platform.to_string());
-    env.insert("COMPOSE_TRIPLET".into(), platform.triplet().into());
+    env.extend(Flags::new(profile, host).env());
+    env.insert("COMPOSE_PLATFORM".into(), host.to_string());
+    env.insert("COMPOSE_TRIPLET".into(), host.triplet().into());
     for key in ["MALLOC_LIBS", "MALLOC_CFLAGS", "MALLOC_LDFLAGS"] {
         env.insert(key.into(), String::new());
     }
+    tools_env(&mut env, build, host);
     env.extend(job.env.clone());
     if job.musl {
-        musl_env(&mut env, platform);
+        musl_env(&mut env, build != host, host);
     }
     env
+}
+
+/// The build and host triplets (`CBUILD`, `CHOST`, as Alpine's builders name them, for
+/// configure's `--build` and `--host`) and the tools for the host: Debian's cross toolchain
+/// for `host` (`aarch64-linux-gnu-gcc`...) when it is not the platform the job runs on.
+fn tools_env(env: &mut BTreeMap<String, String>, build: &Platform, host: &Platform) {
+    let prefix = if build == host { String::new() } else { format!("{}-", host.triplet()) };
+    env.insert("CBUILD".into(), build.triplet().into());
+    env.insert("CHOST".into(), host.triplet().into());
+    for (var, tool) in [("AR", "ar"), ("RANLIB", "ranlib"), ("STRIP", "strip"), ("NM", "nm")] {
+        env.insert(var.into(), format!("{prefix}{tool}"));
+    }
+    if !prefix.is_empty() {
+        env.insert("CC".into(), format!("{prefix}gcc"));
+        env.insert("CXX".into(), format!("{prefix}g++"));
+        // The build root's .pc files describe libraries of the build platform.
+        env.insert("PKG_CONFIG_LIBDIR".into(), "/usr/local/lib/pkgconfig:/usr/local/share/pkgconfig".into());
+    }
+    env.insert("CROSS_PREFIX".into(), prefix);
 }
 
 /// What a build compiling against the recipe's musl sees instead of the build root's C
 /// library: the wrapper as its compiler, the builds it uses as its only headers and libraries
 /// beside musl's (pkg-config searches nothing of the build root's), and the musl triplet.
-fn musl_env(env: &mut BTreeMap<String, String>, platform: &Platform) {
+fn musl_env(env: &mut BTreeMap<String, String>, cross: bool, platform: &Platform) {
     env.insert("CC".into(), "/usr/local/musl/bin/musl-gcc".into());
     env.insert("CPPFLAGS".into(), "-I/usr/local/include".into());
     let ldflags = env.get("LDFLAGS").map_or(String::new(), |l| format!("{l} "));
@@ -294,6 +384,11 @@ fn musl_env(env: &mut BTreeMap<String, String>, platform: &Platform) {
     env.insert("PKG_CONFIG_LIBDIR".into(), "/usr/local/lib/pkgconfig:/usr/local/share/pkgconfig".into());
     env.insert("COMPOSE_LIBC".into(), "musl".into());
     env.insert("COMPOSE_TRIPLET".into(), platform.musl_triplet());
+    env.insert("CHOST".into(), platform.musl_triplet());
+    // Natively, the wrapper makes the machine a musl one: configure is not cross-compiling.
+    if !cross {
+        env.insert("CBUILD".into(), platform.musl_triplet());
+    }
 }
 
 impl Session<'_> {
@@ -320,6 +415,8 @@ impl Session<'_> {
             env,
             image: ImagePart::None,
             musl: false,
+            cross: None,
+            for_build: false,
         }
     }
 }

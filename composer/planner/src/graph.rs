@@ -151,7 +151,7 @@ impl Session<'_> {
             let locked =
                 lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers the recipe");
             let wheels = wheel_plans.iter().find(|w| &w.platform == platform);
-            images.push(self.platform_graph(&mut g, platform, &locked.packages, &locked.build_packages, wheels)?);
+            images.push(self.platform_graph(&mut g, platform, locked, wheels)?);
         }
         Ok(Plan { steps: g.steps, resolution, lock_written, images })
     }
@@ -160,10 +160,10 @@ impl Session<'_> {
         &self,
         g: &mut Graph,
         platform: &Platform,
-        packages: &[LockedPackage],
-        build_packages: &[LockedPackage],
+        locked: &crate::lockfile::LockedPlatform,
         wheels: Option<&WheelPlan>,
     ) -> Result<ImagePlan, BuildError> {
+        let packages = &locked.packages;
         let distro = self.backend.name();
         let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
         let p = Some(platform);
@@ -189,28 +189,35 @@ impl Session<'_> {
             g.push(step(StepKind::SystemLayer, p, "system".into(), Some(key), package_layers, Work::SystemLayer));
         layers.push(ImageLayer { step: system, packages: vec![], comment: self.backend.system_layer_comment().into() });
 
-        // Builds, on one build root per platform.
+        // Builds, on the platform's own build root, or on the build platform's root with cross
+        // compilers for this one.
         let jobs = crate::compile::jobs(self, platform);
         let sdists: Vec<&LockedWheel> =
             wheels.map(|w| w.lock.wheels.iter().filter(|w| w.sdist).collect()).unwrap_or_default();
-        let root = if jobs.is_empty() && sdists.is_empty() {
-            None
-        } else {
-            let deps = build_packages.iter().map(|m| g.unpack(distro, m)).collect::<Result<_, _>>()?;
-            let work = Work::BuildRoot { platform: platform.clone(), packages: build_packages.to_vec() };
-            let key = keys::root_key(platform, build_packages);
-            Some(g.push(step(
-                StepKind::BuildRoot,
-                p,
-                format!("{} packages", build_packages.len()),
-                Some(key),
-                deps,
-                work,
-            )))
+        let build_root = |g: &mut Graph, on: &Platform, packages: &[LockedPackage]| -> Result<usize, BuildError> {
+            let deps = packages.iter().map(|m| g.unpack(distro, m)).collect::<Result<_, _>>()?;
+            let work = Work::BuildRoot { platform: on.clone(), packages: packages.to_vec() };
+            let key = keys::root_key(on, packages);
+            let name = match on == platform {
+                true => format!("{} packages", packages.len()),
+                false => format!("{} packages of {on}, cross", packages.len()),
+            };
+            Ok(g.push(step(StepKind::BuildRoot, p, name, Some(key), deps, work)))
+        };
+        let root = match jobs.iter().any(|j| j.cross.is_none()) || !sdists.is_empty() {
+            true => Some(build_root(g, platform, &locked.build_packages)?),
+            false => None,
+        };
+        let cross_root = match jobs.iter().find_map(|j| j.cross.as_ref()) {
+            Some(on) => Some(build_root(g, on, &locked.cross_packages)?),
+            None => None,
         };
         let mut builds: Vec<(String, usize)> = Vec::new();
         for job in jobs {
-            let root = root.expect("a root when there are jobs");
+            let root = match job.cross {
+                Some(_) => cross_root.expect("a cross root when a job cross-compiles"),
+                None => root.expect("a root when there are jobs"),
+            };
             let env = crate::compile::job_env(self, &job, platform);
             let sources: Vec<(String, usize)> =
                 job.sources.iter().map(|(mount, name)| (mount.clone(), g.sources[name])).collect();

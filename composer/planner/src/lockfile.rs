@@ -25,6 +25,9 @@ pub struct Lockfile {
     /// The -dev packages whose run-time libraries the image holds (a built CPython's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runtime_of: Vec<String>,
+    /// The platform whose root cross-compiles the others' builds (`[cross] build`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_build: Option<String>,
     #[serde(rename = "platform")]
     pub platforms: Vec<LockedPlatform>,
 }
@@ -38,6 +41,10 @@ pub struct LockedPlatform {
     /// The build root's closure; never part of the image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub build_packages: Vec<LockedPackage>,
+    /// The cross build root's closure: the build platform's packages (its build root and the
+    /// cross compilers for this platform). Empty when this platform's builds run natively.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cross_packages: Vec<LockedPackage>,
 }
 
 /// One package as resolved and locked: everything needed to fetch and verify it again.
@@ -127,6 +134,12 @@ impl Lockfile {
                 self.build_requests, wanted.build_requests
             ));
         }
+        if self.cross_build != wanted.cross_build {
+            return Some(format!(
+                "the lock's builds cross-compile on {:?}, the recipe's on {:?}",
+                self.cross_build, wanted.cross_build
+            ));
+        }
         if self.runtime_of != wanted.runtime_of {
             return Some(format!(
                 "the lock's image has the run-time libraries of {:?}, the recipe's build needs those of {:?}",
@@ -151,6 +164,7 @@ pub fn changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
         for (label, old_list, new_list) in [
             ("", before.map(|p| &p.packages), &platform.packages),
             (" (build root)", before.map(|p| &p.build_packages), &platform.build_packages),
+            (" (cross build root)", before.map(|p| &p.cross_packages), &platform.cross_packages),
         ] {
             let old_versions: std::collections::BTreeMap<&str, &str> =
                 old_list.into_iter().flatten().map(|p| (p.name.as_str(), p.version.as_str())).collect();
@@ -188,6 +202,7 @@ mod tests {
             essential: false,
             build_requests: vec![],
             runtime_of: vec![],
+            cross_build: None,
             platforms: platforms
                 .iter()
                 .map(|p| LockedPlatform {
@@ -201,6 +216,7 @@ mod tests {
                     },
                     packages: vec![],
                     build_packages: vec![],
+                    cross_packages: vec![],
                 })
                 .collect(),
         }
@@ -254,6 +270,7 @@ mod tests {
             (Lockfile { essential: true, ..locked.clone() }, "`essential`"),
             (Lockfile { build_requests: vec!["cc".into()], ..locked.clone() }, "build root"),
             (Lockfile { runtime_of: vec!["libx-dev".into()], ..locked.clone() }, "run-time libraries"),
+            (Lockfile { cross_build: Some("linux/amd64".into()), ..locked.clone() }, "cross-compile"),
         ];
         for (wanted, said) in cases {
             let reason = locked.mismatch(&wanted).unwrap_or_else(|| panic!("no mismatch found for `{said}`"));

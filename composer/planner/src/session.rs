@@ -99,6 +99,7 @@ impl<'a> Session<'a> {
             essential: base.essential,
             build_requests: self.backend.build_requests(self.recipe),
             runtime_of: self.backend.runtime_of(self.recipe),
+            cross_build: self.recipe.cross.as_ref().map(|c| c.build.get_ref().to_string()),
             platforms: self
                 .recipe
                 .image
@@ -116,6 +117,7 @@ impl<'a> Session<'a> {
                     },
                     packages: Vec::new(),
                     build_packages: Vec::new(),
+                    cross_packages: Vec::new(),
                 })
                 .collect(),
         }
@@ -132,10 +134,14 @@ impl<'a> Session<'a> {
         &self,
         previous: Option<&Lockfile>,
     ) -> Result<(Lockfile, Vec<StepReport>), BuildError> {
-        let preferred = |platform: &str, build: bool| -> BTreeMap<String, String> {
+        let preferred = |platform: &str, root: Root| -> BTreeMap<String, String> {
             let locked = previous.and_then(|lock| lock.platforms.iter().find(|p| p.platform == platform));
             locked
-                .map(|p| if build { &p.build_packages } else { &p.packages })
+                .map(|p| match root {
+                    Root::Image => &p.packages,
+                    Root::Build => &p.build_packages,
+                    Root::Cross => &p.cross_packages,
+                })
                 .into_iter()
                 .flatten()
                 .map(|p| (p.name.clone(), p.version.clone()))
@@ -168,7 +174,7 @@ impl<'a> Session<'a> {
                     &requests,
                     &runtime_of,
                     self.recipe.base.essential,
-                    &preferred(&locked.platform, false),
+                    &preferred(&locked.platform, Root::Image),
                 )
             })
             .collect();
@@ -184,18 +190,39 @@ impl<'a> Session<'a> {
                     &build_requests,
                     &[],
                     true,
-                    &preferred(&locked.platform, true),
+                    &preferred(&locked.platform, Root::Build),
                 ),
+            })
+            .collect();
+        // A foreign platform's cross build root: packages of the build platform's architecture.
+        let cross_results: Vec<Result<(Vec<LockedPackage>, bool), BuildError>> = self
+            .recipe
+            .image
+            .platforms
+            .get_ref()
+            .par_iter()
+            .map(|platform| match self.recipe.cross_build_for(platform) {
+                Some(build) if !build_requests.is_empty() => self.resolve_platform(
+                    &release,
+                    &self.backend.architecture(build),
+                    &self.backend.cross_requests(self.recipe, platform),
+                    &[],
+                    true,
+                    &preferred(&platform.to_string(), Root::Cross),
+                ),
+                _ => Ok((Vec::new(), true)),
             })
             .collect();
         // The first platform's error, whichever failed first in time.
         let results: Vec<(Vec<LockedPackage>, bool)> = results.into_iter().collect::<Result<_, _>>()?;
         let build_results: Vec<(Vec<LockedPackage>, bool)> = build_results.into_iter().collect::<Result<_, _>>()?;
+        let cross_results: Vec<(Vec<LockedPackage>, bool)> = cross_results.into_iter().collect::<Result<_, _>>()?;
         let mut steps = Vec::new();
-        for ((locked, (packages, cached)), (build_packages, _)) in
-            lock.platforms.iter_mut().zip(results).zip(build_results)
+        for (((locked, (packages, cached)), (build_packages, _)), (cross_packages, _)) in
+            lock.platforms.iter_mut().zip(results).zip(build_results).zip(cross_results)
         {
             locked.build_packages = build_packages;
+            locked.cross_packages = cross_packages;
             steps.push(StepReport {
                 step: "resolve",
                 platform: Some(locked.platform.clone()),
@@ -210,6 +237,17 @@ impl<'a> Session<'a> {
         Ok((lock, steps))
     }
 
+}
+
+/// The three package sets a platform's lock holds.
+#[derive(Clone, Copy)]
+enum Root {
+    Image,
+    Build,
+    Cross,
+}
+
+impl Session<'_> {
     fn resolve_platform(
         &self,
         release: &crate::backend::VerifiedRelease,

@@ -14,7 +14,7 @@ mod error;
 mod platform;
 mod toolchain;
 mod validate;
-pub use validate::{JEMALLOC_BUILD, MUSL_BUILD, PYTHON_BUILD, tag as check_tag};
+pub use validate::{BUILD_PYTHON, JEMALLOC_BUILD, MUSL_BUILD, PYTHON_BUILD, tag as check_tag};
 mod types;
 
 pub use error::RecipeError;

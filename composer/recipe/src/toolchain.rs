@@ -191,6 +191,29 @@ pub struct BuildSpec {
     /// holds) or `false` (a build only other builds use).
     #[serde(default)]
     pub image: BuildImage,
+    /// With `[cross]`: whether this build cross-compiles for foreign platforms (its script
+    /// passes `--build=$CBUILD --host=$CHOST` to configure and uses `$CC`, `$AR`, `$STRIP`...)
+    /// or runs on the platform's own root under qemu-user.
+    #[serde(default = "yes")]
+    pub cross: bool,
+}
+
+/// `[cross]`: the platform whose build root compiles for every other one, with the
+/// distribution's cross compilers. A build's key names the platform it ran on, so the same
+/// key gives the same output on any machine (one of another architecture runs the build
+/// platform's root under qemu-user).
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cross {
+    #[schemars(with = "crate::Platform")]
+    pub build: toml::Spanned<crate::Platform>,
+}
+
+impl crate::Recipe {
+    /// The platform whose root cross-compiles builds for `target`, when it is not `target`.
+    pub fn cross_build_for(&self, target: &crate::Platform) -> Option<&crate::Platform> {
+        self.cross.as_ref().map(|c| c.build.get_ref()).filter(|build| *build != target)
+    }
 }
 
 /// What of a build's output the image gets.

@@ -31,6 +31,8 @@ pub struct Recipe {
     pub toolchain: crate::Toolchain,
     #[serde(default)]
     pub builds: Vec<crate::BuildSpec>,
+    /// Builds for foreign platforms compiled by cross compilers on another platform's root.
+    pub cross: Option<crate::Cross>,
     /// The directory holding the recipe; relative paths in it resolve from here.
     #[serde(skip)]
     pub dir: PathBuf,

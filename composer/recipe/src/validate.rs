@@ -14,6 +14,9 @@ pub const JEMALLOC_BUILD: &str = "jemalloc";
 pub const PYTHON_BUILD: &str = "python";
 /// The name of the C library's build step (and of its source), with `libc = "musl"`.
 pub const MUSL_BUILD: &str = "musl";
+/// The name of the step that builds, for the build platform, the CPython a cross-compiled
+/// CPython runs its build scripts with (`--with-build-python`).
+pub const BUILD_PYTHON: &str = "build-python";
 
 pub(crate) fn builds(
     recipe: &Recipe,
@@ -138,11 +141,11 @@ pub(crate) fn builds(
     for build in &recipe.builds {
         let name = build.name.get_ref();
         check_name(name, build.name.span(), "build", invalid)?;
-        if name == PYTHON_BUILD || !built.insert(name) {
+        if name == PYTHON_BUILD || name == BUILD_PYTHON || !built.insert(name) {
             return Err(invalid(
                 build.name.span(),
                 format!("build name `{name}` is already taken"),
-                "give each build its own name (`jemalloc`, `python` and `musl` name the allocator, CPython and C library builds)",
+                "give each build its own name (`jemalloc`, `python`, `build-python` and `musl` name the allocator, CPython and C library builds)",
             ));
         }
         for source in &build.sources {

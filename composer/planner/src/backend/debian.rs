@@ -161,6 +161,15 @@ impl Backend for Debian<'_> {
         }
     }
 
+    /// Debian's cross toolchains are packages of the build architecture (`gcc-aarch64-linux-gnu`)
+    /// with the target's C library and kernel headers as `Architecture: all` packages under
+    /// `/usr/<triplet>`: no foreign architecture needs adding to resolve them.
+    fn cross_requests(&self, recipe: &Recipe, target: &Platform) -> Vec<String> {
+        let mut out = self.build_requests(recipe);
+        out.push(format!("crossbuild-essential-{}", target.debian_arch()));
+        out
+    }
+
     /// `build-essential`, what each build names, and the libraries the CPython and allocator
     /// steps compile against.
     fn build_requests(&self, recipe: &Recipe) -> Vec<String> {

@@ -78,6 +78,10 @@ pub trait Backend: Sync {
     /// The packages of the build root, empty when the recipe builds nothing.
     fn build_requests(&self, recipe: &Recipe) -> Vec<String>;
 
+    /// The packages of the root that cross-compiles for `target` on the recipe's build
+    /// platform: the build root's and the cross compilers for `target`.
+    fn cross_requests(&self, recipe: &Recipe, target: &Platform) -> Vec<String>;
+
     /// Where the distribution's allocator library lives on `platform`.
     fn allocator_library(&self, platform: &Platform) -> String;
 
