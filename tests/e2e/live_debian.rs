@@ -126,7 +126,13 @@ pub(crate) fn build_example(name: &str) -> Example {
 /// Builds `recipe` again as another machine would: an empty store, another timezone, locale,
 /// umask, thread count and working directory, from the same lock (and `files`, relative to the
 /// recipe's directory). Returns the build's summary.
-pub(crate) fn build_elsewhere(recipe: &Path, files: &[&str], timezone: &str, umask: &str) -> serde_json::Value {
+pub(crate) fn build_elsewhere(
+    recipe: &Path,
+    files: &[&str],
+    timezone: &str,
+    umask: &str,
+    extra: &[&str],
+) -> serde_json::Value {
     let mut other = live_compose();
     other.env.extend([
         ("TZ".to_string(), timezone.to_string()),
@@ -142,7 +148,9 @@ pub(crate) fn build_elsewhere(recipe: &Path, files: &[&str], timezone: &str, uma
         std::fs::copy(dir.join(file), dest).unwrap();
     }
     other.cwd = elsewhere;
-    let out = other.run_with_umask(umask, &["--json", "build", name]);
+    let mut args = vec!["--json", "build", name];
+    args.extend_from_slice(extra);
+    let out = other.run_with_umask(umask, &args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -191,7 +199,7 @@ fn debian_python_builds_runs_on_amd64_and_arm64_and_is_reproducible() {
     assert!(steps.iter().all(|s| s["cached"] == true), "{steps:?}");
 
     // Another store, another timezone, umask, locale, thread count and directory, same lock.
-    let second = build_elsewhere(&recipe, &[], "Asia/Kolkata", "027");
+    let second = build_elsewhere(&recipe, &[], "Asia/Kolkata", "027", &[]);
     assert_eq!(index_digest(&first), index_digest(&second), "two stores gave different images");
 }
 
@@ -304,7 +312,7 @@ fn bytecode_is_compiled_at_build_time_into_its_own_layer_and_used() {
     }
 
     // Compiled again in another store and environment: the same bytes.
-    let second = build_elsewhere(&recipe, &[], "America/Lima", "077");
+    let second = build_elsewhere(&recipe, &[], "America/Lima", "077", &[]);
     assert_eq!(index_digest(&first), index_digest(&second), "bytecode compiled twice differs");
 
     let planned: serde_json::Value =

@@ -182,7 +182,11 @@ impl Reporter for Printer {
                 self.event(event);
             }
             crate::cli::ProgressMode::Plain if !self.quiet => {
-                let platform = report.platform.as_deref().map(|p| format!(" [{p}]")).unwrap_or_default();
+                let platform = match (&report.platform, &report.cross) {
+                    (Some(p), Some(on)) => format!(" [{p}, cross-compiled on {on}]"),
+                    (Some(p), None) => format!(" [{p}]"),
+                    (None, _) => String::new(),
+                };
                 let how = match (&report.substituted, report.cached) {
                     (Some(cache), _) => format!("from {cache}"),
                     (None, true) => "cached".into(),

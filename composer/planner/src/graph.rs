@@ -200,7 +200,7 @@ impl Session<'_> {
             let key = keys::root_key(on, packages);
             let name = match on == platform {
                 true => format!("{} packages", packages.len()),
-                false => format!("{} packages of {on}, cross", packages.len()),
+                false => format!("{} packages of {on}, with cross compilers", packages.len()),
             };
             Ok(g.push(step(StepKind::BuildRoot, p, name, Some(key), deps, work)))
         };

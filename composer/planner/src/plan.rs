@@ -122,6 +122,10 @@ impl Step {
             cached: self.cached,
             bytes: if self.cached { 0 } else { self.bytes },
             substituted: self.substituted.clone(),
+            cross: match &self.work {
+                Work::Build { job, .. } => job.cross.as_ref().map(|on| on.to_string()),
+                _ => None,
+            },
         }
     }
 }

@@ -145,6 +145,7 @@ impl Session<'_> {
                 cached,
                 bytes: 0,
                 substituted: None,
+                cross: None,
             });
             plans.push(self.wheel_plan(python, platform, target, wheel_lock));
         }

@@ -37,4 +37,7 @@ pub struct StepReport {
     /// The cache the result came from (build) or would come from (plan).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub substituted: Option<String>,
+    /// The platform whose root a build ran on with cross compilers for its own (`[cross]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross: Option<String>,
 }

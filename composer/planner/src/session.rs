@@ -230,13 +230,13 @@ impl<'a> Session<'a> {
                 cached,
                 bytes: 0,
                 substituted: None,
+                cross: None,
             });
             locked.packages = packages;
             locked.release = release.locked.clone();
         }
         Ok((lock, steps))
     }
-
 }
 
 /// The three package sets a platform's lock holds.
@@ -321,6 +321,7 @@ impl Session<'_> {
                         cached: true,
                         bytes: 0,
                         substituted: None,
+                        cross: None,
                     })
                     .collect();
                 Ok((lock, steps, false))
