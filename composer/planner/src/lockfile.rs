@@ -135,9 +135,14 @@ impl Lockfile {
             ));
         }
         if self.cross_build != wanted.cross_build {
+            let said = |on: &Option<String>| match on {
+                Some(platform) => format!("cross-compile on {platform}"),
+                None => "build on each platform's own root".to_string(),
+            };
             return Some(format!(
-                "the lock's builds cross-compile on {:?}, the recipe's on {:?}",
-                self.cross_build, wanted.cross_build
+                "the lock's builds {}, the recipe's {}",
+                said(&self.cross_build),
+                said(&wanted.cross_build)
             ));
         }
         if self.runtime_of != wanted.runtime_of {
