@@ -123,3 +123,54 @@ fn the_musl_image_holds_no_glibc_runs_cpython_and_its_shell_on_amd64_and_cross_b
     };
     assert_eq!(amd64(&again), amd64(&summary), "the musl image is not reproducible");
 }
+
+/// What the optimized interpreter says of itself: whether jemalloc and musl are mapped, and the
+/// flags sysconfig recorded.
+const ALLOCATOR: &str = r#"
+import json, sysconfig
+maps = open("/proc/self/maps").read()
+print(json.dumps({"jemalloc": "libjemalloc" in maps, "musl": "/usr/local/musl/lib/libc.so" in maps,
+    "cflags": sysconfig.get_config_var("CFLAGS"), "nodist": sysconfig.get_config_var("PY_CFLAGS_NODIST")}))
+"#;
+
+#[test]
+fn the_optimized_musl_interpreter_maps_jemalloc_and_reports_its_profile_and_the_baseline_has_none() {
+    let _turn = turn();
+    let c = toolchain_compose();
+    // recipes/python-musl.toml without PGO and LTO, amd64 only: what is checked here is the
+    // linking and the flags; the PGO builds of both platforms belong to the benchmark.
+    let recipe = copy_recipe(&c, "python-musl.toml");
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    let edited = text
+        .replace("platforms = [\"linux/amd64\", \"linux/arm64\"]", "platforms = [\"linux/amd64\"]")
+        .replace("pgo = true", "pgo = false")
+        .replace("lto = true", "lto = false");
+    assert_ne!(edited, text);
+    std::fs::write(&recipe, edited).unwrap();
+    let out = LowercaseDir::new();
+    let layout = out.0.join("python-musl");
+    live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+    let entries = layer_entries(&layout, "amd64");
+    assert!(entries.iter().any(|e| e.path == "usr/local/lib/libjemalloc.so.2"), "no libjemalloc in the image");
+    let said: serde_json::Value =
+        serde_json::from_str(&podman(&layout, "linux/amd64", &["python3", "-c", ALLOCATOR])).unwrap();
+    assert_eq!((said["jemalloc"].as_bool(), said["musl"].as_bool()), (Some(true), Some(true)), "{said}");
+    let cflags = said["cflags"].as_str().unwrap();
+    for flag in ["-O3", "-fno-semantic-interposition", "-DTHREAD_STACK_SIZE=0x100000", "-fno-builtin-malloc"] {
+        assert!(cflags.contains(flag), "{flag} not in the interpreter's CFLAGS: {said}");
+    }
+    let imports: serde_json::Value =
+        serde_json::from_str(&podman(&layout, "linux/amd64", &["python3", "-c", CHECK])).unwrap();
+    assert_eq!(imports["failed"], serde_json::json!([]), "{imports}");
+
+    // The allocator switched off (the baseline recipe, musl's own malloc): no jemalloc at all.
+    // A cache hit when the test above built it in the shared store.
+    let recipe = copy_recipe(&c, "python-musl-baseline.toml");
+    let layout = out.0.join("python-musl-baseline");
+    live_build(&c, &recipe, &["-o", layout.to_str().unwrap(), "--platform", "linux/amd64"]);
+    let entries = layer_entries(&layout, "amd64");
+    assert!(!entries.iter().any(|e| e.path.contains("jemalloc")), "jemalloc in the baseline image");
+    let said: serde_json::Value =
+        serde_json::from_str(&podman(&layout, "linux/amd64", &["python3", "-c", ALLOCATOR])).unwrap();
+    assert_eq!((said["jemalloc"].as_bool(), said["musl"].as_bool()), (Some(false), Some(true)), "{said}");
+}

@@ -215,7 +215,7 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
     };
     if jemalloc_built {
         let mut env = BTreeMap::new();
-        if let Some(lg) = allocator.lg_page {
+        if let Some(lg) = allocator.lg_page.as_ref().and_then(|l| l.for_platform(platform)) {
             env.insert("LG_PAGE".into(), lg.to_string());
         }
         // Preloaded, or linked into CPython, it is loaded as a shared library; builds that
@@ -392,15 +392,48 @@ fn musl_env(env: &mut BTreeMap<String, String>, cross: bool, platform: &Platform
 }
 
 impl Session<'_> {
+    /// Whether a platform's sdists build on its cross root: on a musl image, where the target's
+    /// interpreter runs its build backend under qemu-user and the extension modules compile
+    /// natively with the cross compiler its `musl-gcc` calls.
+    pub(crate) fn sdists_cross(&self, platform: &Platform) -> bool {
+        self.recipe.base.musl() && self.recipe.cross_build_for(platform).is_some()
+    }
+
     /// The sandbox job that turns one locked sdist into a wheel with the target interpreter.
-    pub(crate) fn sdist_job(&self, python: &composer_recipe::Python, sdist: &composer_wheels::LockedWheel) -> Job {
+    pub(crate) fn sdist_job(
+        &self,
+        python: &composer_recipe::Python,
+        sdist: &composer_wheels::LockedWheel,
+        platform: &Platform,
+    ) -> Job {
         let interpreter = self.interpreter_prefix();
+        let musl = self.recipe.base.musl();
         let mut env = BTreeMap::new();
+        let mut uses = Vec::new();
         match interpreter {
             Some(prefix) => {
                 env.insert("PYTHON".to_string(), format!("{prefix}/bin/python3"));
                 // setuptools and wheel are the distro's, pure Python, for the same minor version.
                 env.insert("PYTHONPATH".to_string(), self.backend.python_build_path().to_string());
+                // On musl the interpreter runs only with the C library and the libraries it
+                // links laid in beside it; the extension modules compile against them too.
+                if musl {
+                    uses.push(MUSL_BUILD.to_string());
+                    let allocator = &self.recipe.allocator;
+                    if allocator.name == AllocatorName::Jemalloc
+                        && allocator.source == AllocatorSource::Build
+                        && allocator.mode == AllocatorMode::Link
+                    {
+                        uses.push(JEMALLOC_BUILD.to_string());
+                    }
+                    let built = self.recipe.python.as_ref().and_then(|p| p.build.as_ref());
+                    for used in built.iter().flat_map(|b| &b.uses).map(|u| u.get_ref()) {
+                        if !uses.contains(used) {
+                            uses.push(used.clone());
+                        }
+                    }
+                }
+                uses.push(PYTHON_BUILD.to_string());
             }
             None => {
                 env.insert("PYTHON".to_string(), "/usr/bin/python3".to_string());
@@ -410,21 +443,60 @@ impl Session<'_> {
             name: format!("sdist-{}", sdist.name),
             script: SDIST_SCRIPT.into(),
             sources: vec![("sdist".into(), "sdist".into())],
-            uses: if interpreter.is_some() { vec![PYTHON_BUILD.into()] } else { vec![] },
+            uses,
             profile: python.profile.as_ref().map(|p| p.get_ref().clone()),
             env,
             image: ImagePart::None,
-            musl: false,
-            cross: None,
+            musl,
+            cross: if self.sdists_cross(platform) { self.recipe.cross_build_for(platform).cloned() } else { None },
             for_build: false,
         }
     }
 }
 
-/// The CPython version a source tarball holds, read from `Include/patchlevel.h` without
-/// unpacking the rest: the wheel set's target is known before the interpreter is built.
-pub fn cpython_version(store: &composer_store::Store, blob: &BlobInfo) -> Result<String, BuildError> {
-    let bad = |reason: String| BuildError::Source { name: "python".into(), reason };
+/// Whose version [`source_version`] reads, and from which file of the tarball.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum VersionOf {
+    /// `Include/patchlevel.h`'s `PY_VERSION`.
+    Cpython,
+    /// musl's `VERSION`.
+    Musl,
+}
+
+impl VersionOf {
+    /// The action the version is recorded under, by the source's sha256.
+    pub(crate) fn step(self) -> &'static str {
+        match self {
+            VersionOf::Cpython => "python-version",
+            VersionOf::Musl => "musl-version",
+        }
+    }
+
+    fn file(self) -> &'static str {
+        match self {
+            VersionOf::Cpython => "Include/patchlevel.h",
+            VersionOf::Musl => "VERSION",
+        }
+    }
+
+    fn read(self, text: &str) -> Option<String> {
+        match self {
+            VersionOf::Cpython => text.lines().find_map(|l| {
+                l.strip_prefix("#define PY_VERSION")?.trim().strip_prefix('"')?.split('"').next().map(str::to_string)
+            }),
+            VersionOf::Musl => Some(text.trim().to_string()).filter(|v| v.starts_with(|c: char| c.is_ascii_digit())),
+        }
+    }
+}
+
+/// The version a source tarball holds (CPython's, musl's), read from one file without
+/// unpacking the rest: the wheel set's target is known before anything is built.
+pub fn source_version(store: &composer_store::Store, blob: &BlobInfo, of: VersionOf) -> Result<String, BuildError> {
+    let name = match of {
+        VersionOf::Cpython => "python",
+        VersionOf::Musl => MUSL_BUILD,
+    };
+    let bad = |reason: String| BuildError::Source { name: name.into(), reason };
     // Only part of the tarball is read below; its version is recorded, so check it whole first.
     store.verify_object(&blob.id)?;
     let mut file = store.open_object(&blob.id)?;
@@ -436,25 +508,63 @@ pub fn cpython_version(store: &composer_store::Store, blob: &BlobInfo) -> Result
         [0xfd, b'7', b'z', b'X', b'Z', 0] => Box::new(liblzma::read::XzDecoder::new(file)),
         _ => return Err(bad("not a gzip or xz tarball".into())),
     };
+    let wanted = of.file();
+    // The file sits below the tarball's one top directory (`Python-3.13.5/Include/patchlevel.h`).
+    let depth = wanted.matches('/').count() + 1;
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
         let path = entry.path().map_err(|e| bad(e.to_string()))?.to_string_lossy().into_owned();
-        if path.ends_with("Include/patchlevel.h") && path.matches('/').count() == 2 {
+        if path.ends_with(&format!("/{wanted}")) && path.matches('/').count() == depth {
             let mut text = String::new();
             entry.read_to_string(&mut text).map_err(|e| bad(e.to_string()))?;
-            return text
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("#define PY_VERSION")?
-                        .trim()
-                        .strip_prefix('"')?
-                        .split('"')
-                        .next()
-                        .map(str::to_string)
-                })
-                .ok_or_else(|| bad("Include/patchlevel.h has no PY_VERSION".into()));
+            return of.read(&text).ok_or_else(|| bad(format!("{wanted} holds no version")));
         }
     }
-    Err(bad("the tarball has no Include/patchlevel.h: is it CPython's source?".into()))
+    Err(bad(format!("the tarball has no {wanted}: is it {name}'s source?")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(build: &str, host: &str, musl: bool) -> BTreeMap<String, String> {
+        let (build, host): (Platform, Platform) = (build.parse().unwrap(), host.parse().unwrap());
+        let mut env = Flags::new(&composer_recipe::Profile::default(), &host).env();
+        tools_env(&mut env, &build, &host);
+        if musl {
+            musl_env(&mut env, build != host, &host);
+        }
+        env
+    }
+
+    #[test]
+    fn a_native_build_is_told_one_machine_and_the_usual_tools() {
+        let env = env_of("linux/amd64", "linux/amd64", false);
+        assert_eq!((env["CBUILD"].as_str(), env["CHOST"].as_str()), ("x86_64-linux-gnu", "x86_64-linux-gnu"));
+        assert_eq!((env["CC"].as_str(), env["AR"].as_str(), env["CROSS_PREFIX"].as_str()), ("gcc", "ar", ""));
+        assert!(!env.contains_key("PKG_CONFIG_LIBDIR"));
+        // On musl the wrapper makes the machine a musl one: configure must not think it cross-compiles.
+        let env = env_of("linux/amd64", "linux/amd64", true);
+        assert_eq!((env["CBUILD"].as_str(), env["CHOST"].as_str()), ("x86_64-linux-musl", "x86_64-linux-musl"));
+        assert_eq!(env["CC"], "/usr/local/musl/bin/musl-gcc");
+    }
+
+    #[test]
+    fn a_cross_build_gets_the_targets_tools_and_only_the_builds_pkg_config_files() {
+        let env = env_of("linux/amd64", "linux/arm64", false);
+        assert_eq!((env["CBUILD"].as_str(), env["CHOST"].as_str()), ("x86_64-linux-gnu", "aarch64-linux-gnu"));
+        for (var, tool) in [("CC", "gcc"), ("CXX", "g++"), ("AR", "ar"), ("RANLIB", "ranlib"), ("STRIP", "strip")] {
+            assert_eq!(env[var], format!("aarch64-linux-gnu-{tool}"), "{var}");
+        }
+        assert_eq!(env["CROSS_PREFIX"], "aarch64-linux-gnu-");
+        assert_eq!(env["PKG_CONFIG_LIBDIR"], "/usr/local/lib/pkgconfig:/usr/local/share/pkgconfig");
+        // musl's wrapper calls the cross compiler itself; the host is the musl triplet.
+        let env = env_of("linux/amd64", "linux/arm/v7", true);
+        assert_eq!((env["CBUILD"].as_str(), env["CHOST"].as_str()), ("x86_64-linux-gnu", "arm-linux-musleabihf"));
+        assert_eq!(
+            (env["CC"].as_str(), env["STRIP"].as_str()),
+            ("/usr/local/musl/bin/musl-gcc", "arm-linux-gnueabihf-strip")
+        );
+    }
 }

@@ -204,7 +204,8 @@ impl Session<'_> {
             };
             Ok(g.push(step(StepKind::BuildRoot, p, name, Some(key), deps, work)))
         };
-        let root = match jobs.iter().any(|j| j.cross.is_none()) || !sdists.is_empty() {
+        let sdists_native = !sdists.is_empty() && !self.sdists_cross(platform);
+        let root = match jobs.iter().any(|j| j.cross.is_none()) || sdists_native {
             true => Some(build_root(g, platform, &locked.build_packages)?),
             false => None,
         };
@@ -273,17 +274,19 @@ impl Session<'_> {
         };
         let python = self.python().expect("a wheel plan comes from [python]");
         // Wheels: fetched (or built from their sdist), installed, grouped into layers.
-        let interpreter = builds.iter().find(|(n, _)| n == composer_recipe::PYTHON_BUILD).cloned();
         let mut installs = Vec::new();
         let mut install_keys: Vec<Option<ActionKey>> = Vec::new();
         for wheel in &plan.lock.wheels {
             let requested = plan.lock.meta.requested.contains(&wheel.name);
             let (source, known) = if wheel.sdist {
                 let fetch = g.fetch_wheel(wheel)?;
-                let root = root.expect("a root when there are sdists");
-                let job = self.sdist_job(python, wheel);
+                let job = self.sdist_job(python, wheel, platform);
+                let root = match job.cross {
+                    Some(_) => cross_root.expect("a cross root when the sdists cross-compile"),
+                    None => root.expect("a root when there are sdists"),
+                };
                 let env = crate::compile::job_env(self, &job, platform);
-                let uses: Vec<(String, usize)> = interpreter.iter().cloned().collect();
+                let uses: Vec<(String, usize)> = job.uses.iter().map(|u| (u.clone(), lookup(&builds, u))).collect();
                 let mut deps = vec![fetch, root];
                 deps.extend(uses.iter().map(|(_, s)| *s));
                 let work =

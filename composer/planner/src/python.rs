@@ -87,10 +87,16 @@ impl Session<'_> {
         let mut todo = Vec::new();
         let mut ready: BTreeMap<usize, (Target, WheelLock, bool)> = BTreeMap::new();
         let built_python = self.built_python_version()?;
+        let built_musl = self.built_musl_version()?;
         for (i, platform) in platforms.iter().enumerate() {
             let locked =
                 lock.platforms.iter().find(|p| p.platform == platform.to_string()).expect("lock covers the recipe");
-            let target = self.backend.wheel_target(platform, &locked.packages, built_python.as_deref())?;
+            // A musl image's interpreter and C library are both the recipe's builds: nothing of
+            // the distribution decides its wheels.
+            let target = match (&built_musl, &built_python) {
+                (Some(musl), Some(python)) => Target::musl(platform, python, musl)?,
+                _ => self.backend.wheel_target(platform, &locked.packages, built_python.as_deref())?,
+            };
             let path = pylock_path(&self.recipe_path, &platform.to_string());
             let digest = inputs_digest(&request, &target);
             match WheelLock::read(&path)? {

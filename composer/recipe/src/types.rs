@@ -160,6 +160,31 @@ pub enum AllocatorSource {
     Build,
 }
 
+/// `lg_page = 16` or `lg_page = { "linux/arm64" = 16 }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum LgPage {
+    All(u8),
+    ByPlatform(BTreeMap<String, u8>),
+}
+
+impl LgPage {
+    pub fn for_platform(&self, platform: &Platform) -> Option<u8> {
+        match self {
+            LgPage::All(lg) => Some(*lg),
+            LgPage::ByPlatform(by) => by.get(&platform.to_string()).copied(),
+        }
+    }
+
+    /// Every value given, with the platform it is for (`None`: all of them).
+    pub fn values(&self) -> Vec<(Option<&str>, u8)> {
+        match self {
+            LgPage::All(lg) => vec![(None, *lg)],
+            LgPage::ByPlatform(by) => by.iter().map(|(p, lg)| (Some(p.as_str()), *lg)).collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Allocator {
@@ -170,8 +195,10 @@ pub struct Allocator {
     #[serde(default)]
     pub source: AllocatorSource,
     pub malloc_conf: Option<String>,
-    /// jemalloc's `--with-lg-page`: 16 runs on arm64 kernels with 4K, 16K or 64K pages.
-    pub lg_page: Option<u8>,
+    /// jemalloc's `--with-lg-page`: 16 runs on arm64 kernels with 4K, 16K or 64K pages. One
+    /// number for every platform, or a table by platform (`{ "linux/arm64" = 16 }`; a platform
+    /// not named gets jemalloc's own choice).
+    pub lg_page: Option<LgPage>,
     /// The toolchain profile of the allocator build.
     #[schemars(with = "Option<String>")]
     pub profile: Option<Spanned<String>>,

@@ -125,14 +125,23 @@ pub(crate) fn builds(
         }
         built.insert(JEMALLOC_BUILD);
     }
-    if let Some(lg) = allocator.lg_page
-        && (!(12..=16).contains(&lg) || allocator.source != AllocatorSource::Build)
-    {
-        return Err(invalid(
-            section("[allocator]"),
-            format!("lg_page = {lg} needs a built allocator and a value from 12 to 16"),
-            "set source = \"build\"; lg_page = 16 runs on 4K, 16K and 64K page kernels",
-        ));
+    for (platform, lg) in allocator.lg_page.iter().flat_map(|l| l.values()) {
+        if !(12..=16).contains(&lg) || allocator.source != AllocatorSource::Build {
+            return Err(invalid(
+                section("[allocator]"),
+                format!("lg_page = {lg} needs a built allocator and a value from 12 to 16"),
+                "set source = \"build\"; lg_page = 16 runs on 4K, 16K and 64K page kernels",
+            ));
+        }
+        if let Some(platform) = platform
+            && platform.parse::<Platform>().is_err()
+        {
+            return Err(invalid(
+                section("[allocator]"),
+                format!("lg_page names `{platform}`, which is not a platform composer knows"),
+                "name [image] platforms, e.g. lg_page = { \"linux/arm64\" = 16 }",
+            ));
+        }
     }
     if let Some(profile) = &allocator.profile {
         profile_exists(profile)?;
@@ -294,6 +303,21 @@ mod tests {
     }
 
     #[test]
+    fn cross_builds_are_for_the_platforms_other_than_the_build_platform() {
+        let text = HEAD.replace("[\"linux/amd64\"]", "[\"linux/amd64\", \"linux/arm64\"]")
+            + "[cross]\nbuild = \"linux/amd64\"\n[[builds]]\nname = \"b\"\ncross = false\nscript = \"true\"\n";
+        let recipe = Recipe::parse_str("r.toml".as_ref(), &text).unwrap();
+        let [amd64, arm64] = recipe.image.platforms.get_ref().clone().try_into().unwrap();
+        assert_eq!(recipe.cross_build_for(&amd64), None);
+        assert_eq!(recipe.cross_build_for(&arm64), Some(&amd64));
+        assert!(!recipe.builds[0].cross);
+        let plain =
+            Recipe::parse_str("r.toml".as_ref(), &format!("{HEAD}[[builds]]\nname = \"b\"\nscript = \"true\"\n"))
+                .unwrap();
+        assert!(plain.builds[0].cross && plain.cross_build_for(&arm64).is_none());
+    }
+
+    #[test]
     fn builds_refer_only_to_what_the_recipe_defines() {
         let jemalloc = "[[sources]]\nname = \"jemalloc\"\nurl = \"mirror://debian/pool/j.tar.bz2\"\nsha256 = \"";
         let cases = [
@@ -307,6 +331,8 @@ mod tests {
             ("[[builds]]\nname = \"b\"\nuses = [\"later\"]\nscript = \"true\"\n", "is not an earlier build"),
             ("[[builds]]\nname = \"b\"\nprofile = \"fast\"\nscript = \"true\"\n", "profile `fast` is not defined"),
             ("[[builds]]\nname = \"python\"\nscript = \"true\"\n", "already taken"),
+            ("[[builds]]\nname = \"build-python\"\nscript = \"true\"\n", "already taken"),
+            ("[cross]\nbuild = \"linux/sparc\"\n", "unknown platform `linux/sparc`"),
             ("[[builds]]\nname = \"B\"\nscript = \"true\"\n", "not a plain name"),
             ("[allocator]\nname = \"jemalloc\"\nsource = \"build\"\n", "no [[sources]] entry is named `jemalloc`"),
             ("[allocator]\nname = \"jemalloc\"\nlg_page = 16\n", "needs a built allocator"),
@@ -320,6 +346,18 @@ mod tests {
             let said = error(extra);
             assert!(said.contains(wanted), "{extra:?}: wanted {wanted:?} in {said}");
         }
+        let by_platform = |table: &str| {
+            let allocator = "[allocator]\nname = \"jemalloc\"\nsource = \"build\"\nlg_page = ";
+            format!("{jemalloc}{}\"\n{allocator}{table}\n", "0".repeat(64))
+        };
+        assert!(error(&by_platform("{ \"linux/sparc\" = 16 }")).contains("not a platform composer knows"));
+        assert!(error(&by_platform("{ \"linux/arm64\" = 17 }")).contains("a value from 12 to 16"));
+        let recipe =
+            Recipe::parse_str("r.toml".as_ref(), &format!("{HEAD}{}", by_platform("{ \"linux/arm64\" = 16 }")))
+                .unwrap();
+        let lg = recipe.allocator.lg_page.unwrap();
+        assert_eq!(lg.for_platform(&"linux/arm64".parse().unwrap()), Some(16));
+        assert_eq!(lg.for_platform(&"linux/amd64".parse().unwrap()), None);
         let ok = format!(
             "{jemalloc}{}\"\n[allocator]\nname = \"jemalloc\"\nmode = \"link\"\nsource = \"build\"\nlg_page = 16\n\
              [toolchain.profiles.fast]\nopt = \"O3\"\nlto = \"full\"\nsemantic_interposition = false\n\

@@ -14,7 +14,7 @@ pub use error::WheelError;
 pub use index_url::{IndexChoice, IndexSettings};
 pub use install::{Installed, Scheme};
 pub use pylock::{LockedWheel, WheelLock};
-pub use target::Target;
+pub use target::{Libc, Target};
 
 /// PEP 503 normalized project name: lower case, runs of `-`, `_` and `.` as one `-`.
 pub fn normalize_name(name: &str) -> String {

@@ -47,7 +47,7 @@ pub fn inputs_digest(request: &Request, target: &Target) -> String {
         "index": request.index.url,
         "platform": target.platform,
         "python": target.python_full_version(),
-        "glibc": format!("{}.{}", target.glibc.0, target.glibc.1),
+        "glibc": target.libc.to_string(),
     });
     // Only when set, so that the digests of locks written before sdist builds stay valid.
     if !request.no_binary.is_empty() {
@@ -141,7 +141,7 @@ pub fn resolve(uv: &Path, request: &Request, target: &Target, temp_dir: &Path) -
         meta: ComposerTool {
             platform: target.platform.clone(),
             python: target.python_full_version(),
-            glibc: format!("{}.{}", target.glibc.0, target.glibc.1),
+            glibc: target.libc.to_string(),
             inputs: inputs_digest(request, target),
             requested,
         },

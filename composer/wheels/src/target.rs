@@ -1,6 +1,7 @@
 //! The interpreter a wheel set is for, read from the base's resolved packages rather than
 //! guessed: Python version and ABI from `python3`, the glibc version (for manylinux tags) from
-//! `libc6`, the machine from the platform.
+//! `libc6`, the machine from the platform. On a musl image, the musl version (for musllinux
+//! tags) is the one the recipe builds.
 
 use composer_recipe::Platform;
 use pep508_rs::{MarkerEnvironment, MarkerEnvironmentBuilder};
@@ -15,8 +16,25 @@ pub struct Target {
     pub machine: &'static str,
     /// Full interpreter version, e.g. (3, 11, 2).
     pub python: (u32, u32, u32),
-    /// glibc (major, minor).
-    pub glibc: (u32, u32),
+    pub libc: Libc,
+}
+
+/// The C library a wheel links against, with its (major, minor) version: manylinux tags for
+/// glibc, musllinux tags for musl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Libc {
+    Glibc(u32, u32),
+    Musl(u32, u32),
+}
+
+impl std::fmt::Display for Libc {
+    /// `2.36` for glibc (as locks have always said it), `musl 1.2`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Libc::Glibc(major, minor) => write!(f, "{major}.{minor}"),
+            Libc::Musl(major, minor) => write!(f, "musl {major}.{minor}"),
+        }
+    }
 }
 
 impl Target {
@@ -47,8 +65,23 @@ impl Target {
             platform: platform.to_string(),
             machine,
             python: (py[0], py[1], py.get(2).copied().unwrap_or(0)),
-            glibc: (libc[0], libc[1]),
+            libc: Libc::Glibc(libc[0], libc[1]),
         })
+    }
+
+    /// A musl image's target: the interpreter and musl versions of what the recipe builds
+    /// (`3.13.5`, `1.2.5`).
+    pub fn musl(platform: &Platform, python_version: &str, musl_version: &str) -> Result<Target, WheelError> {
+        let mut target = Target::from_debian(platform, python_version, "2.0")?;
+        let musl: Vec<u32> = musl_version.split('.').map_while(|n| n.parse().ok()).collect();
+        let [major, minor, ..] = musl[..] else {
+            return Err(WheelError::Target {
+                platform: platform.to_string(),
+                reason: format!("cannot read a version from musl {musl_version}"),
+            });
+        };
+        target.libc = Libc::Musl(major, minor);
+        Ok(target)
     }
 
     pub fn python_version(&self) -> String {
@@ -65,7 +98,8 @@ impl Target {
     }
 
     /// The target for `uv --python-platform`: uv knows manylinux x86_64 and aarch64 up to
-    /// glibc 2.40, so a newer glibc is clamped (wheels for newer glibc are then not chosen).
+    /// glibc 2.40, so a newer glibc is clamped (wheels for newer glibc are then not chosen);
+    /// on musl, its `-unknown-linux-musl` targets (musllinux_1_2).
     pub fn uv_platform(&self) -> Result<String, WheelError> {
         if !matches!(self.machine, "x86_64" | "aarch64") {
             return Err(WheelError::Target {
@@ -73,18 +107,25 @@ impl Target {
                 reason: "uv resolves Linux wheels for x86_64 and aarch64 only".into(),
             });
         }
-        let minor = self.glibc.1.clamp(17, 40);
-        Ok(format!("{}-manylinux_2_{minor}", self.machine))
+        Ok(match self.libc {
+            Libc::Glibc(_, minor) => format!("{}-manylinux_2_{}", self.machine, minor.clamp(17, 40)),
+            Libc::Musl(..) => format!("{}-unknown-linux-musl", self.machine),
+        })
     }
 
-    /// Platform tags, most specific first: `manylinux_2_Y_<arch>` from the target's glibc down
-    /// to the oldest manylinux (with the legacy aliases), then `linux_<arch>`.
+    /// Platform tags, most specific first, as `packaging.tags` gives them on the target: on
+    /// glibc `manylinux_2_Y_<arch>` from the target's glibc down to the oldest manylinux (with
+    /// the legacy aliases), on musl `musllinux_1_Y_<arch>` from the target's musl down to
+    /// `musllinux_1_0`; then `linux_<arch>`.
     pub fn platform_tags(&self) -> Vec<String> {
         let arch = self.machine;
         let oldest = if matches!(arch, "x86_64" | "i686") { 5 } else { 17 };
         let mut tags = Vec::new();
-        if self.glibc.0 == 2 {
-            for minor in (oldest..=self.glibc.1).rev() {
+        if let Libc::Musl(major, minor) = self.libc {
+            tags.extend((0..=minor).rev().map(|m| format!("musllinux_{major}_{m}_{arch}")));
+        }
+        if let Libc::Glibc(2, glibc_minor) = self.libc {
+            for minor in (oldest..=glibc_minor).rev() {
                 tags.push(format!("manylinux_2_{minor}_{arch}"));
                 let legacy = match minor {
                     17 => Some("manylinux2014"),
@@ -198,11 +239,11 @@ mod tests {
     #[test]
     fn versions_come_from_debian_package_versions() {
         let t = target("linux/arm64");
-        assert_eq!((t.python, t.glibc, t.machine), ((3, 11, 2), (2, 36), "aarch64"));
+        assert_eq!((t.python, t.libc, t.machine), ((3, 11, 2), Libc::Glibc(2, 36), "aarch64"));
         assert_eq!(t.abi(), "cp311");
         assert_eq!(t.uv_platform().unwrap(), "aarch64-manylinux_2_36");
         let epoch = Target::from_debian(&"linux/amd64".parse().unwrap(), "1:3.13.5-1", "2.41-7").unwrap();
-        assert_eq!((epoch.python, epoch.glibc), ((3, 13, 5), (2, 41)));
+        assert_eq!((epoch.python, epoch.libc), ((3, 13, 5), Libc::Glibc(2, 41)));
         assert_eq!(epoch.uv_platform().unwrap(), "x86_64-manylinux_2_40");
     }
 
@@ -220,6 +261,22 @@ mod tests {
         assert_eq!(tags.last().unwrap(), "py30-none-any");
         let x86 = target("linux/amd64").tags();
         assert!(x86.contains(&"cp311-cp311-manylinux1_x86_64".to_string()));
+    }
+
+    #[test]
+    fn a_musl_target_takes_musllinux_wheels_and_no_manylinux_one() {
+        let t = Target::musl(&"linux/arm64".parse().unwrap(), "3.13.5", "1.2.5").unwrap();
+        assert_eq!((t.libc, t.libc.to_string()), (Libc::Musl(1, 2), "musl 1.2".to_string()));
+        assert_eq!(t.uv_platform().unwrap(), "aarch64-unknown-linux-musl");
+        // packaging.tags on such an image: musllinux_1_2, _1_1, _1_0, then linux.
+        assert_eq!(
+            t.platform_tags(),
+            ["musllinux_1_2_aarch64", "musllinux_1_1_aarch64", "musllinux_1_0_aarch64", "linux_aarch64"]
+        );
+        let tags = t.tags();
+        assert_eq!(tags[0], "cp313-cp313-musllinux_1_2_aarch64");
+        assert!(!tags.iter().any(|t| t.contains("manylinux")));
+        assert!(Target::musl(&"linux/amd64".parse().unwrap(), "3.13.5", "one").is_err());
     }
 
     #[test]
