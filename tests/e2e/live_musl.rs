@@ -174,3 +174,58 @@ fn the_optimized_musl_interpreter_maps_jemalloc_and_reports_its_profile_and_the_
         serde_json::from_str(&podman(&layout, "linux/amd64", &["python3", "-c", ALLOCATOR])).unwrap();
     assert_eq!((said["jemalloc"].as_bool(), said["musl"].as_bool()), (Some(false), Some(true)), "{said}");
 }
+
+/// What a musl image's interpreter accepts and has: `packaging.tags` (the reference
+/// implementation of wheel tags) on the image, and the wheels' own modules.
+const WHEELS: &str = r#"
+import json, platform, orjson, yaml
+from packaging import tags
+names = [str(t) for t in tags.sys_tags()]
+print(json.dumps({"machine": platform.machine(), "first": names[0],
+    "musllinux": sum("musllinux" in t for t in names), "manylinux": sum("manylinux" in t for t in names),
+    "libyaml": yaml.__with_libyaml__, "orjson": orjson.dumps({"a": [1]}).decode(),
+    "wheels": sorted(m.__file__.split("/site-packages/")[1].split("/")[0] for m in (orjson, yaml))}))
+"#;
+
+#[test]
+fn a_wheel_set_on_musl_takes_musllinux_wheels_on_amd64_and_arm64() {
+    let _turn = turn();
+    let c = toolchain_compose();
+    // The baseline recipe with a wheel set: its builds are the other tests' (cache hits in the
+    // shared store); only the wheels are new.
+    let recipe = copy_recipe(&c, "python-musl-baseline.toml");
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    let edited = text.replacen(
+        "[python]\n",
+        "[python]\nrequirements = [\"pyyaml==6.0.2\", \"orjson\", \"packaging\"]\nonly_binary = [\":all:\"]\n",
+        1,
+    );
+    assert_ne!(edited, text);
+    std::fs::write(&recipe, edited).unwrap();
+    let out = LowercaseDir::new();
+    let layout = out.0.join("python-musl-baseline");
+    let summary = live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+    let wheels: Vec<&str> = summary["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"] == "install-wheel")
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for (platform, machine) in [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")] {
+        // The compiled ones are musllinux wheels of the platform's machine.
+        for name in ["orjson", "PyYAML"] {
+            assert!(
+                wheels.iter().any(|w| w.starts_with(name) && w.contains("-musllinux_1_") && w.contains(machine)),
+                "no musllinux {name} wheel for {machine}: {wheels:?}"
+            );
+        }
+        let said: serde_json::Value =
+            serde_json::from_str(&podman(&layout, platform, &["python3", "-c", WHEELS])).unwrap();
+        assert_eq!(said["machine"], machine, "{said}");
+        assert_eq!(said["first"], format!("cp313-cp313-musllinux_1_2_{machine}"), "{said}");
+        assert_eq!(said["manylinux"], 0, "{said}");
+        assert!(said["musllinux"].as_u64().unwrap() > 0, "{said}");
+        assert_eq!((said["libyaml"].as_bool(), said["orjson"].as_str()), (Some(true), Some("{\"a\":[1]}")), "{said}");
+    }
+}
