@@ -7,7 +7,7 @@ use std::process::Command;
 use composer_testkit::layer_entries;
 
 use crate::live_debian::{LowercaseDir, build_elsewhere, copy_recipe, live_build};
-use crate::toolchain::{toolchain_compose, turn};
+use crate::toolchain::{planned_builds, toolchain_compose, turn};
 
 /// What the interpreter must do on musl: every module whose library the recipe builds imports,
 /// an HTTPS context loads the image's CA bundle, and the process maps musl (the loader is its
@@ -52,17 +52,15 @@ fn the_musl_image_holds_no_glibc_runs_cpython_and_its_shell_on_amd64_and_cross_b
     let out = LowercaseDir::new();
     let layout = out.0.join("python-musl-baseline");
     let summary = live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
-    // arm64's builds ran on amd64's root with cross compilers, CPython's too (with a CPython
+    // arm64's builds run on amd64's root with cross compilers, CPython's too (with a CPython
     // built for amd64 from the same source running its build scripts).
-    let arm64_builds: Vec<(&str, Option<&str>)> = summary["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["step"] == "build" && s["platform"] == "linux/arm64")
-        .map(|s| (s["name"].as_str().unwrap(), s["cross"].as_str()))
+    let arm64_builds: Vec<(String, Option<String>)> = planned_builds(&c, &recipe)
+        .into_iter()
+        .filter(|(_, platform, _)| platform == "linux/arm64")
+        .map(|(name, _, on)| (name, on))
         .collect();
-    assert!(arm64_builds.contains(&("build-python", Some("linux/amd64"))), "{arm64_builds:?}");
-    assert!(arm64_builds.iter().all(|(_, on)| *on == Some("linux/amd64")), "{arm64_builds:?}");
+    assert!(arm64_builds.iter().any(|(name, _)| name == "build-python"), "{arm64_builds:?}");
+    assert!(arm64_builds.iter().all(|(_, on)| on.as_deref() == Some("linux/amd64")), "{arm64_builds:?}");
 
     for (arch, platform, machine) in [("amd64", "linux/amd64", "x86_64"), ("arm64", "linux/arm64", "aarch64")] {
         let entries = layer_entries(&layout, arch);
@@ -181,7 +179,8 @@ const WHEELS: &str = r#"
 import json, platform, orjson, yaml
 from packaging import tags
 names = [str(t) for t in tags.sys_tags()]
-print(json.dumps({"machine": platform.machine(), "first": names[0],
+musl = [t.split("-")[2] for t in names if t.startswith("cp313-cp313-musllinux")]
+print(json.dumps({"machine": platform.machine(), "musl_order": musl,
     "musllinux": sum("musllinux" in t for t in names), "manylinux": sum("manylinux" in t for t in names),
     "libyaml": yaml.__with_libyaml__, "orjson": orjson.dumps({"a": [1]}).decode(),
     "wheels": sorted(m.__file__.split("/site-packages/")[1].split("/")[0] for m in (orjson, yaml))}))
@@ -204,16 +203,13 @@ fn a_wheel_set_on_musl_takes_musllinux_wheels_on_amd64_and_arm64() {
     std::fs::write(&recipe, edited).unwrap();
     let out = LowercaseDir::new();
     let layout = out.0.join("python-musl-baseline");
-    let summary = live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
-    let wheels: Vec<&str> = summary["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["step"] == "install-wheel")
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
     for (platform, machine) in [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")] {
-        // The compiled ones are musllinux wheels of the platform's machine.
+        // The compiled ones are musllinux wheels of the platform's machine, as the platform's
+        // wheel lock names them.
+        let pylock = c.cwd.join(format!("pylock.python-musl-baseline-{}.toml", platform.replace('/', "-")));
+        let pylock = std::fs::read_to_string(&pylock).unwrap_or_else(|e| panic!("{}: {e}", pylock.display()));
+        let wheels: Vec<&str> = pylock.lines().filter_map(|l| l.strip_prefix("name = \"")).collect();
         for name in ["orjson", "PyYAML"] {
             assert!(
                 wheels.iter().any(|w| w.starts_with(name) && w.contains("-musllinux_1_") && w.contains(machine)),
@@ -223,7 +219,11 @@ fn a_wheel_set_on_musl_takes_musllinux_wheels_on_amd64_and_arm64() {
         let said: serde_json::Value =
             serde_json::from_str(&podman(&layout, platform, &["python3", "-c", WHEELS])).unwrap();
         assert_eq!(said["machine"], machine, "{said}");
-        assert_eq!(said["first"], format!("cp313-cp313-musllinux_1_2_{machine}"), "{said}");
+        // The musllinux tags the built musl allows, newest first, as composer ranks them.
+        // (packaging 26 puts `linux_<arch>` before them; composer prefers the portable wheel.)
+        let musl_order: Vec<String> =
+            ["1_2", "1_1", "1_0"].iter().map(|v| format!("musllinux_{v}_{machine}")).collect();
+        assert_eq!(said["musl_order"], serde_json::json!(musl_order), "{said}");
         assert_eq!(said["manylinux"], 0, "{said}");
         assert!(said["musllinux"].as_u64().unwrap() > 0, "{said}");
         assert_eq!((said["libyaml"].as_bool(), said["orjson"].as_str()), (Some(true), Some("{\"a\":[1]}")), "{said}");

@@ -79,21 +79,14 @@ fn jemalloc_built_with_a_profile_runs_linked_into_a_program_on_amd64_and_cross_c
     let recipe = copy_recipe(&c, "jemalloc-hello.toml");
     let out_dir = LowercaseDir::new();
     let layout = out_dir.0.join("jemalloc-hello");
-    let summary = live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
-    // arm64's jemalloc and program were cross-compiled on amd64's root (`[cross]`); amd64's
-    // natively. Either way the arm64 program runs below, under qemu-user.
-    let cross: Vec<(String, String, Option<&str>)> = summary["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["step"] == "build")
-        .map(|s| (s["name"].as_str().unwrap().into(), s["platform"].as_str().unwrap().into(), s["cross"].as_str()))
-        .collect();
-    for (name, platform, on) in &cross {
-        let wanted = (platform == "linux/arm64").then_some("linux/amd64");
-        assert_eq!(*on, wanted, "{name} for {platform}: {cross:?}");
+    live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+    // arm64's jemalloc and program are cross-compiled on amd64's root (`[cross]`), amd64's
+    // natively, as an empty store would run them. Either way the arm64 program runs below,
+    // under qemu-user.
+    for (name, platform, on) in planned_builds(&c, &recipe) {
+        let wanted = (platform == "linux/arm64").then_some("linux/amd64".to_string());
+        assert_eq!(on, wanted, "{name} for {platform}");
     }
-
     for (arch, machine) in [("amd64", "X86-64"), ("arm64", "AArch64")] {
         let binary = file_in_image(&layout, arch, "usr/local/bin/jemalloc-hello");
         let switches = recorded_switches(&binary);
@@ -115,6 +108,28 @@ fn jemalloc_built_with_a_profile_runs_linked_into_a_program_on_amd64_and_cross_c
         assert!(said.starts_with("jemalloc 5.3.0"), "{arch}: {said}");
         assert!(said.contains("page 65536"), "{arch}: {said}");
     }
+}
+
+/// Every build step of `recipe` as a machine with an empty store would run it: (name,
+/// platform, the platform it is cross-compiled on). A warm store's plan has no build steps.
+pub(crate) fn planned_builds(c: &Compose, recipe: &Path) -> Vec<(String, String, Option<String>)> {
+    let mut cold = crate::live_debian::live_compose();
+    cold.cwd = c.cwd.clone();
+    let out = cold.run(&["--json", "plan", recipe.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let builds: Vec<_> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"] == "build")
+        .map(|s| {
+            let field = |f: &str| s[f].as_str().map(str::to_string);
+            (field("name").unwrap(), field("platform").unwrap(), field("cross"))
+        })
+        .collect();
+    assert!(!builds.is_empty(), "an empty store plans no build: {plan}");
+    builds
 }
 
 /// A recipe whose one build runs `probe` (shell) and keeps what it writes under

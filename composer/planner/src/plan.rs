@@ -338,6 +338,7 @@ impl Plan {
                 cached: s.cached,
                 substituted: s.substituted.clone(),
                 bytes: if s.cached { 0 } else { s.bytes },
+                cross: s.report().cross,
             })
             .collect();
         let images =
@@ -376,6 +377,8 @@ pub struct PlanStep {
     /// The cache that would serve the step.
     pub substituted: Option<String>,
     pub bytes: u64,
+    /// The platform whose root a build runs on with cross compilers for its own (`[cross]`).
+    pub cross: Option<String>,
 }
 
 /// Step indexes inside a step's work, after the steps were renumbered. A cached step's work
