@@ -63,6 +63,7 @@ pub struct Tool {
 pub struct ComposerTool {
     pub platform: String,
     pub python: String,
+    /// The C library: glibc's version (`2.36`), or `musl 1.2` on a musl image.
     pub glibc: String,
     /// BLAKE3 of the requirement inputs (see [`crate::resolve::inputs_digest`]).
     pub inputs: String,

@@ -40,48 +40,29 @@ impl std::fmt::Display for Libc {
 impl Target {
     /// `python3_version` and `libc6_version` are Debian package versions (`3.11.2-1+b1`).
     pub fn from_debian(platform: &Platform, python3_version: &str, libc6_version: &str) -> Result<Target, WheelError> {
-        let machine = machine(platform).ok_or_else(|| WheelError::Target {
-            platform: platform.to_string(),
-            reason: "no Python wheel platform is known for this architecture".into(),
-        })?;
-        let numbers = |version: &str| -> Vec<u32> {
-            let upstream = version.split_once(':').map_or(version, |(_, v)| v);
-            let upstream = upstream.split(['-', '+', '~']).next().unwrap_or_default();
-            upstream.split('.').map_while(|n| n.parse().ok()).collect()
-        };
-        let bad = |what: &str, version: &str| WheelError::Target {
-            platform: platform.to_string(),
-            reason: format!("cannot read a version from {what} {version}"),
-        };
-        let py = numbers(python3_version);
-        let libc = numbers(libc6_version);
-        if py.len() < 2 {
-            return Err(bad("python3", python3_version));
-        }
-        if libc.len() < 2 {
-            return Err(bad("libc6", libc6_version));
-        }
-        Ok(Target {
-            platform: platform.to_string(),
-            machine,
-            python: (py[0], py[1], py.get(2).copied().unwrap_or(0)),
-            libc: Libc::Glibc(libc[0], libc[1]),
-        })
+        let [major, minor, ..] = version_numbers(platform, "libc6", libc6_version)?[..] else { unreachable!() };
+        Target::new(platform, python3_version, Libc::Glibc(major, minor))
     }
 
     /// A musl image's target: the interpreter and musl versions of what the recipe builds
     /// (`3.13.5`, `1.2.5`).
     pub fn musl(platform: &Platform, python_version: &str, musl_version: &str) -> Result<Target, WheelError> {
-        let mut target = Target::from_debian(platform, python_version, "2.0")?;
-        let musl: Vec<u32> = musl_version.split('.').map_while(|n| n.parse().ok()).collect();
-        let [major, minor, ..] = musl[..] else {
-            return Err(WheelError::Target {
-                platform: platform.to_string(),
-                reason: format!("cannot read a version from musl {musl_version}"),
-            });
-        };
-        target.libc = Libc::Musl(major, minor);
-        Ok(target)
+        let [major, minor, ..] = version_numbers(platform, "musl", musl_version)?[..] else { unreachable!() };
+        Target::new(platform, python_version, Libc::Musl(major, minor))
+    }
+
+    fn new(platform: &Platform, python_version: &str, libc: Libc) -> Result<Target, WheelError> {
+        let machine = machine(platform).ok_or_else(|| WheelError::Target {
+            platform: platform.to_string(),
+            reason: "no Python wheel platform is known for this architecture".into(),
+        })?;
+        let py = version_numbers(platform, "python3", python_version)?;
+        Ok(Target {
+            platform: platform.to_string(),
+            machine,
+            python: (py[0], py[1], py.get(2).copied().unwrap_or(0)),
+            libc,
+        })
     }
 
     pub fn python_version(&self) -> String {
@@ -192,6 +173,21 @@ impl Target {
         })
         .expect("numeric versions always parse")
     }
+}
+
+/// The numbers of a version (an upstream one, or a Debian package's: `1:3.13.5-1+b1`), at least
+/// major and minor.
+fn version_numbers(platform: &Platform, what: &str, version: &str) -> Result<Vec<u32>, WheelError> {
+    let upstream = version.split_once(':').map_or(version, |(_, v)| v);
+    let upstream = upstream.split(['-', '+', '~']).next().unwrap_or_default();
+    let numbers: Vec<u32> = upstream.split('.').map_while(|n| n.parse().ok()).collect();
+    if numbers.len() < 2 {
+        return Err(WheelError::Target {
+            platform: platform.to_string(),
+            reason: format!("cannot read a version from {what} {version}"),
+        });
+    }
+    Ok(numbers)
 }
 
 pub(crate) fn machine(platform: &Platform) -> Option<&'static str> {
