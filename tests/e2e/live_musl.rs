@@ -137,14 +137,11 @@ fn the_optimized_musl_interpreter_maps_jemalloc_and_reports_its_profile_and_the_
     let c = toolchain_compose();
     // recipes/python-musl.toml without PGO and LTO, amd64 only: what is checked here is the
     // linking and the flags; the PGO builds of both platforms belong to the benchmark.
-    let recipe = copy_recipe(&c, "python-musl.toml");
-    let text = std::fs::read_to_string(&recipe).unwrap();
-    let edited = text
-        .replace("platforms = [\"linux/amd64\", \"linux/arm64\"]", "platforms = [\"linux/amd64\"]")
-        .replace("pgo = true", "pgo = false")
-        .replace("lto = true", "lto = false");
-    assert_ne!(edited, text);
-    std::fs::write(&recipe, edited).unwrap();
+    let recipe = copy_recipe_edited(&c, "python-musl.toml", |text| {
+        text.replace("platforms = [\"linux/amd64\", \"linux/arm64\"]", "platforms = [\"linux/amd64\"]")
+            .replace("pgo = true", "pgo = false")
+            .replace("lto = true", "lto = false")
+    });
     let out = LowercaseDir::new();
     let layout = out.0.join("python-musl");
     live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
@@ -192,15 +189,13 @@ fn a_wheel_set_on_musl_takes_musllinux_wheels_on_amd64_and_arm64() {
     let c = toolchain_compose();
     // The baseline recipe with a wheel set: its builds are the other tests' (cache hits in the
     // shared store); only the wheels are new.
-    let recipe = copy_recipe(&c, "python-musl-baseline.toml");
-    let text = std::fs::read_to_string(&recipe).unwrap();
-    let edited = text.replacen(
-        "[python]\n",
-        "[python]\nrequirements = [\"pyyaml==6.0.2\", \"orjson\", \"packaging\"]\nonly_binary = [\":all:\"]\n",
-        1,
-    );
-    assert_ne!(edited, text);
-    std::fs::write(&recipe, edited).unwrap();
+    let recipe = copy_recipe_edited(&c, "python-musl-baseline.toml", |text| {
+        text.replacen(
+            "[python]\n",
+            "[python]\nrequirements = [\"pyyaml==6.0.2\", \"orjson\", \"packaging\"]\nonly_binary = [\":all:\"]\n",
+            1,
+        )
+    });
     let out = LowercaseDir::new();
     let layout = out.0.join("python-musl-baseline");
     live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
@@ -228,4 +223,15 @@ fn a_wheel_set_on_musl_takes_musllinux_wheels_on_amd64_and_arm64() {
         assert!(said["musllinux"].as_u64().unwrap() > 0, "{said}");
         assert_eq!((said["libyaml"].as_bool(), said["orjson"].as_str()), (Some(true), Some("{\"a\":[1]}")), "{said}");
     }
+}
+
+/// `copy_recipe`, then `edit` on its text, which must change it (an edit that no longer
+/// matches the recipe would test the recipe as it is).
+fn copy_recipe_edited(c: &composer_testkit::Compose, name: &str, edit: impl Fn(&str) -> String) -> std::path::PathBuf {
+    let recipe = copy_recipe(c, name);
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    let edited = edit(&text);
+    assert_ne!(edited, text, "the edit of {name} changed nothing");
+    std::fs::write(&recipe, edited).unwrap();
+    recipe
 }

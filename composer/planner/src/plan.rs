@@ -122,10 +122,15 @@ impl Step {
             cached: self.cached,
             bytes: if self.cached { 0 } else { self.bytes },
             substituted: self.substituted.clone(),
-            cross: match &self.work {
-                Work::Build { job, .. } => job.cross.as_ref().map(|on| on.to_string()),
-                _ => None,
-            },
+            cross: self.cross(),
+        }
+    }
+
+    /// The platform whose root a build runs on with cross compilers for its own.
+    fn cross(&self) -> Option<String> {
+        match &self.work {
+            Work::Build { job, .. } | Work::SdistBuild { job, .. } => job.cross.as_ref().map(|on| on.to_string()),
+            _ => None,
         }
     }
 }
@@ -338,7 +343,7 @@ impl Plan {
                 cached: s.cached,
                 substituted: s.substituted.clone(),
                 bytes: if s.cached { 0 } else { s.bytes },
-                cross: s.report().cross,
+                cross: s.cross(),
             })
             .collect();
         let images =
