@@ -15,16 +15,25 @@ use crate::sandbox::{keep_log, tempdir};
 use crate::{BuildError, Session, sandbox};
 
 impl Session<'_> {
-    /// The wheel an sdist build left in `dist/`, stored under its sha256 like a fetched one.
-    /// Recorded by the build's output tree, so that a plan over a cached build does not read
-    /// and hash the wheel again.
+    /// The wheel an sdist build left in `dist/`, stored under its sha256 like a fetched one; on
+    /// a musl image retagged `musllinux_1_x` once its binaries are checked (see
+    /// [`composer_wheels::repair`]). Recorded by the build's output tree, so that a plan over a
+    /// cached build does not read and hash the wheel again.
     pub(crate) fn built_wheel(
         &self,
         sdist: &composer_wheels::LockedWheel,
+        platform: &Platform,
         tree_id: &Hash,
     ) -> Result<composer_wheels::LockedWheel, BuildError> {
         let store = self.ctx.store;
-        let key = ActionKey::new("built-wheel", 1).with("tree", tree_id.0).with("sdist", &sdist.sha256);
+        let portable = match self.built_musl_version()? {
+            Some(musl) => Some(composer_wheels::target::musllinux_policy(platform, &musl)?),
+            None => None,
+        };
+        let key = ActionKey::new("built-wheel", 2)
+            .with("tree", tree_id.0)
+            .with("sdist", &sdist.sha256)
+            .with("portable", portable.as_ref().map_or(String::new(), |p| format!("{} {}", p.platform_tag, p.libc)));
         if let Some(record) = store.action_get(&key)?
             && let Ok(wheel) = serde_json::from_value::<composer_wheels::LockedWheel>(record.data)
         {
@@ -48,11 +57,18 @@ impl Session<'_> {
                 wheels.len()
             )));
         };
-        let blob = store.put_bytes(&store.read_file_entry(file)?.expect("a file entry"))?;
+        let mut bytes = store.read_file_entry(file)?.expect("a file entry");
+        let mut filename = filename.clone();
+        if let Some(policy) = &portable
+            && let Some(retagged) = composer_wheels::repair::musllinux(&bytes, &filename, policy)?
+        {
+            (filename, bytes) = (retagged.filename, retagged.bytes);
+        }
+        let blob = store.put_bytes(&bytes)?;
         let wheel = composer_wheels::LockedWheel {
             name: sdist.name.clone(),
             version: sdist.version.clone(),
-            filename: filename.clone(),
+            filename,
             url: format!("built-from:{}", sdist.filename),
             size: blob.size,
             sha256: blob.sha256.to_string(),

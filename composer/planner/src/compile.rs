@@ -44,14 +44,16 @@ const MUSL_SCRIPT: &str = r#"mkdir src
 tar -xf /sources/musl -C src --strip-components=1
 cd src
 # PT_INTERP of every program is /lib/ld-musl-ARCH.so.1; the file itself goes to /usr/lib, which
-# /lib points at in the image's merged /usr.
+# /lib points at in the image's merged /usr. The library's soname is Alpine's, which is what
+# programs and extension modules then name (and what auditwheel's musllinux policy allows).
 ./configure --prefix=/usr/local/musl --syslibdir=/lib --disable-static CC="$CC" CROSS_COMPILE="$CROSS_PREFIX" \
-    CFLAGS="$CFLAGS" LDFLAGS="$LDFLAGS"
+    CFLAGS="$CFLAGS" LDFLAGS="$LDFLAGS -Wl,-soname,$MUSL_SONAME"
 make -j"$JOBS"
 make install DESTDIR="$DESTDIR"
 mkdir -p "$DESTDIR/usr/lib"
 mv "$DESTDIR"/lib/ld-musl-*.so.1 "$DESTDIR/usr/lib/"
 rmdir "$DESTDIR/lib"
+(cd "$DESTDIR/usr/lib" && ln -s ld-musl-*.so.1 "$MUSL_SONAME")
 # The kernel's headers, for programs that include <linux/...> or <mtd/...>: the wrapper shows
 # the compiler musl's include directory only. Copied, not linked (Debian's asm headers are links
 # into /usr/lib), and never over one of musl's own.
@@ -121,14 +123,27 @@ make install DESTDIR="$DESTDIR"
 /// Where the build platform's CPython lives in the root of the CPython build that uses it.
 const BUILD_PYTHON_PREFIX: &str = "/opt/compose/build-python";
 
-/// A minimal PEP 517 front end: the sdist's own backend (setuptools' legacy one when it names
-/// none), imported from the build root or the sdist's `backend-path`, asked for a wheel. No
-/// build isolation and no network: build requirements come from the distro's packages.
-const SDIST_SCRIPT: &str = r#"mkdir src
+/// A minimal PEP 517 front end: the locked build requirements (the sdists' `[build-system]
+/// requires`, as wheels) unpacked into a site directory, then the sdist's own backend
+/// (setuptools' legacy one when it names none), imported from there or from the sdist's
+/// `backend-path`, asked for a wheel. No build isolation to set up and no network: everything
+/// the build imports is locked.
+const SDIST_SCRIPT: &str = r#"mkdir src build-env
+export BUILD_ENV="$PWD/build-env"
+# A wheel is a zip laid out to be importable as it is: unpacking installs it well enough to
+# build with (no scripts, no bytecode).
+if [ -d /sources/build-wheels ]; then
+    for wheel in /sources/build-wheels/*.whl; do
+        "$PYTHON" -m zipfile -e "$wheel" "$BUILD_ENV"
+    done
+fi
+export PYTHONPATH="$BUILD_ENV"
 tar -xf /sources/sdist -C src --strip-components=1
 cd src
 "$PYTHON" - <<'PY'
-import importlib, os, sys, tomllib
+import importlib, os, site, sys, tomllib
+# As a site directory, so that the .pth files of the build requirements run (setuptools').
+site.addsitedir(os.environ["BUILD_ENV"])
 config = {}
 if os.path.exists("pyproject.toml"):
     with open("pyproject.toml", "rb") as f:
@@ -159,7 +174,7 @@ pub(crate) enum ImagePart {
 
 /// Of the C library's build, the image gets the library (which is also the loader) and the
 /// loader's name: the wrapper, headers and start files are for building.
-const MUSL_RUNTIME: &[&str] = &["usr/local/musl/lib/libc.so", "usr/lib/ld-musl-"];
+const MUSL_RUNTIME: &[&str] = &["usr/local/musl/lib/libc.so", "usr/lib/ld-musl-", "usr/lib/libc.musl-"];
 
 #[derive(Debug, Clone)]
 pub(crate) struct Job {
@@ -199,6 +214,7 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
             env: BTreeMap::from([
                 ("GNU_TRIPLET".to_string(), platform.triplet().to_string()),
                 ("MUSL_TRIPLET".to_string(), platform.musl_triplet()),
+                ("MUSL_SONAME".to_string(), platform.musl_soname().expect("musl platforms are validated")),
             ]),
             image: ImagePart::Only(MUSL_RUNTIME),
             musl: false,
@@ -413,8 +429,6 @@ impl Session<'_> {
         match interpreter {
             Some(prefix) => {
                 env.insert("PYTHON".to_string(), format!("{prefix}/bin/python3"));
-                // setuptools and wheel are the distro's, pure Python, for the same minor version.
-                env.insert("PYTHONPATH".to_string(), self.backend.python_build_path().to_string());
                 // On musl the interpreter runs only with the C library and the libraries it
                 // links laid in beside it; the extension modules compile against them too.
                 if musl {

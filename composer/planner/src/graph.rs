@@ -279,7 +279,10 @@ impl Session<'_> {
         for wheel in &plan.lock.wheels {
             let requested = plan.lock.meta.requested.contains(&wheel.name);
             let (source, known) = if wheel.sdist {
-                let fetch = g.fetch_wheel(wheel)?;
+                let mut sources = vec![("sdist".to_string(), g.fetch_wheel(wheel)?)];
+                for build_wheel in plan.lock.meta.build_wheels.iter().flatten() {
+                    sources.push((format!("build-wheels/{}", build_wheel.filename), g.fetch_wheel(build_wheel)?));
+                }
                 let job = self.sdist_job(python, wheel, platform);
                 let root = match job.cross {
                     Some(_) => cross_root.expect("a cross root when the sdists cross-compile"),
@@ -287,10 +290,18 @@ impl Session<'_> {
                 };
                 let env = crate::compile::job_env(self, &job, platform);
                 let uses: Vec<(String, usize)> = job.uses.iter().map(|u| (u.clone(), lookup(&builds, u))).collect();
-                let mut deps = vec![fetch, root];
+                let mut deps = vec![root];
+                deps.extend(sources.iter().map(|(_, s)| *s));
                 deps.extend(uses.iter().map(|(_, s)| *s));
-                let work =
-                    Work::SdistBuild { platform: platform.clone(), sdist: wheel.clone(), job, env, root, fetch, uses };
+                let work = Work::SdistBuild {
+                    platform: platform.clone(),
+                    sdist: wheel.clone(),
+                    job,
+                    env,
+                    root,
+                    sources,
+                    uses,
+                };
                 (g.push(step(StepKind::SdistBuild, p, wheel.filename.clone(), None, deps, work)), None)
             } else {
                 (g.fetch_wheel(wheel)?, Some(wheel.clone()))

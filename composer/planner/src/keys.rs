@@ -204,10 +204,12 @@ pub(crate) fn dynamic_key(
                 .collect();
             Some(build_key(&job.name, platform, &key(*root)?, &job.script, env, &sources, &uses))
         }
-        Work::SdistBuild { platform, sdist, job, env, root, uses, .. } => {
+        Work::SdistBuild { platform, job, env, root, sources, uses, .. } => {
             let uses = uses.iter().map(|(name, s)| Some((name.clone(), tree(*s)?))).collect::<Option<Vec<_>>>()?;
-            let sha256: composer_store::Sha256 = sdist.sha256.parse().ok()?;
-            let sources = [("sdist".to_string(), sha256.to_string())];
+            let sources: Vec<(String, String)> = sources
+                .iter()
+                .map(|(mount, s)| (mount.clone(), steps[*s].sha256.expect("wheels are known by sha256").to_string()))
+                .collect();
             Some(build_key(&job.name, platform, &key(*root)?, &job.script, env, &sources, &uses))
         }
         Work::BuildLayer { build, part } => {

@@ -175,7 +175,8 @@ pub(crate) enum Work {
         job: Job,
         env: BTreeMap<String, String>,
         root: usize,
-        fetch: usize,
+        /// The sdist (`sdist`) and the wheels it builds with (`build-wheels/FILE`): fetch steps.
+        sources: Vec<(String, usize)>,
         uses: Vec<(String, usize)>,
     },
     BuildLayer {
@@ -395,14 +396,9 @@ fn remap_work(work: &mut Work, new_index: &[Option<usize>]) {
         }
     };
     match work {
-        Work::Build { root, sources, uses, .. } => {
+        Work::Build { root, sources, uses, .. } | Work::SdistBuild { root, sources, uses, .. } => {
             map(root);
             sources.iter_mut().for_each(|(_, i)| map(i));
-            uses.iter_mut().for_each(|(_, i)| map(i));
-        }
-        Work::SdistBuild { root, fetch, uses, .. } => {
-            map(root);
-            map(fetch);
             uses.iter_mut().for_each(|(_, i)| map(i));
         }
         Work::BuildLayer { build, .. } => map(build),

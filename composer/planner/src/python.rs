@@ -100,13 +100,17 @@ impl Session<'_> {
             let path = pylock_path(&self.recipe_path, &platform.to_string());
             let digest = inputs_digest(&request, &target);
             match WheelLock::read(&path)? {
-                Some(existing) if !refresh && existing.meta.inputs == digest => {
+                Some(existing) if !refresh && existing.meta.inputs == digest && !existing.lacks_build_wheels() => {
                     ready.insert(i, (target, existing, true));
                 }
                 existing => {
                     if policy == LockPolicy::Locked {
                         return Err(match existing {
                             None => BuildError::LockMissing { path },
+                            Some(existing) if existing.meta.inputs == digest => BuildError::LockOutdated {
+                                path,
+                                reason: "it locks no build requirements for its sdists".into(),
+                            },
                             Some(_) => BuildError::LockOutdated {
                                 path,
                                 reason: "the wheel requirements or the interpreter changed".into(),
@@ -126,12 +130,9 @@ impl Session<'_> {
         let resolved: Vec<Result<(usize, Target, WheelLock), BuildError>> = todo
             .into_par_iter()
             .map(|(i, target, path)| {
-                let wheel_lock = composer_wheels::resolve::resolve(
-                    uv.as_deref().expect("found above"),
-                    &request,
-                    &target,
-                    self.ctx.temp_dir,
-                )?;
+                let uv = uv.as_deref().expect("found above");
+                let wheel_lock = composer_wheels::resolve::resolve(uv, &request, &target, self.ctx.temp_dir)?;
+                let wheel_lock = self.lock_build_wheels(uv, &request, &target, wheel_lock)?;
                 if write {
                     wheel_lock.write(&path)?;
                 }
@@ -156,6 +157,48 @@ impl Session<'_> {
             plans.push(self.wheel_plan(python, platform, target, wheel_lock));
         }
         Ok((plans, steps))
+    }
+
+    /// Locks what the lock's sdists build with: each sdist fetched into the store (checked
+    /// against its locked sha256), its `[build-system] requires` read, and their union resolved
+    /// by uv for the same target, as wheels only (a build requirement built from its own sdist
+    /// would need build requirements of its own). One set serves every sdist of the platform.
+    fn lock_build_wheels(
+        &self,
+        uv: &std::path::Path,
+        request: &Request,
+        target: &Target,
+        mut lock: WheelLock,
+    ) -> Result<WheelLock, BuildError> {
+        if !lock.wheels.iter().any(|w| w.sdist) {
+            return Ok(lock);
+        }
+        let mut requires = Vec::new();
+        for sdist in lock.wheels.iter().filter(|w| w.sdist) {
+            let (blob, _) = self.fetch_one(sdist)?;
+            let file = self.ctx.store.open_verified_file(&blob.id)?;
+            requires.extend(composer_wheels::sdist::build_requires(std::io::BufReader::new(file), &sdist.filename)?);
+        }
+        requires.sort();
+        requires.dedup();
+        let wheels = match requires.is_empty() {
+            true => Vec::new(),
+            false => {
+                let build = Request {
+                    requirements: requires,
+                    requirements_file: None,
+                    constraints: Vec::new(),
+                    constraints_file: None,
+                    only_binary: vec![":all:".into()],
+                    no_binary: Vec::new(),
+                    index: request.index.clone(),
+                    offline: request.offline,
+                };
+                composer_wheels::resolve::resolve(uv, &build, target, self.ctx.temp_dir)?.wheels
+            }
+        };
+        lock.meta.build_wheels = Some(wheels);
+        Ok(lock)
     }
 
     /// The keys of one platform's install, layer and venv steps.

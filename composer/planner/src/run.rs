@@ -60,7 +60,9 @@ impl Session<'_> {
                 (Some(tree), Work::SdistBuild { .. }) if !self.ctx.store.contains(&tree) => {
                     record.data.get(BUILT_WHEEL).and_then(|w| serde_json::from_value(w.clone()).ok()).map(Output::Wheel)
                 }
-                (Some(tree), Work::SdistBuild { sdist, .. }) => Some(Output::Wheel(self.built_wheel(sdist, &tree)?)),
+                (Some(tree), Work::SdistBuild { sdist, platform, .. }) => {
+                    Some(Output::Wheel(self.built_wheel(sdist, platform, &tree)?))
+                }
                 _ => None,
             },
             StepKind::InstallWheel => crate::wheel_steps::installed_from(record).map(Output::Installed),
@@ -266,11 +268,12 @@ impl Session<'_> {
                 let uses: Vec<(String, Hash)> = uses.iter().map(|(n, s)| (n.clone(), tree(*s))).collect();
                 Output::Tree(self.run_job(job, platform, key(), tree(*root), env.clone(), &sources, &uses)?)
             }
-            Work::SdistBuild { platform, sdist, job, env, root, fetch, uses } => {
-                let sources = BTreeMap::from([("sdist".to_string(), blob(*fetch))]);
+            Work::SdistBuild { platform, sdist, job, env, root, sources, uses } => {
+                let sources: BTreeMap<String, BlobInfo> =
+                    sources.iter().map(|(mount, s)| (mount.clone(), blob(*s))).collect();
                 let uses: Vec<(String, Hash)> = uses.iter().map(|(n, s)| (n.clone(), tree(*s))).collect();
                 let built = self.run_job(job, platform, key(), tree(*root), env.clone(), &sources, &uses)?;
-                Output::Wheel(self.built_wheel(sdist, &built)?)
+                Output::Wheel(self.built_wheel(sdist, platform, &built)?)
             }
             Work::BuildLayer { build, part } => Output::Layer(self.build_layer(&tree(*build), *part, key())?),
             Work::InstallWheel { wheel, source, scheme, requested } => {

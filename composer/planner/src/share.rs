@@ -50,8 +50,10 @@ impl Session<'_> {
                         // An sdist build's wheel is found here through a record keyed by its
                         // output tree; the shared record names it, so that a machine that takes
                         // the build knows the wheel before it has the tree.
-                        if let (Work::SdistBuild { sdist, .. }, Some(tree)) = (&step.work, record.outputs.first()) {
-                            let wheel = self.built_wheel(sdist, &tree.id)?;
+                        if let (Work::SdistBuild { sdist, platform, .. }, Some(tree)) =
+                            (&step.work, record.outputs.first())
+                        {
+                            let wheel = self.built_wheel(sdist, platform, &tree.id)?;
                             let data = serde_json::to_value(wheel).expect("a wheel serializes");
                             if let Some(fields) = record.data.as_object_mut() {
                                 fields.insert(crate::run::BUILT_WHEEL.into(), data);

@@ -49,6 +49,22 @@ impl Platform {
         self.triplet().replacen("-gnu", "-musl", 1)
     }
 
+    /// The name musl's C library goes by on a musl system, as Alpine links it and the musllinux
+    /// wheels built there name it (`libc.musl-x86_64.so.1`): `None` where musl has no such port.
+    pub fn musl_soname(&self) -> Option<String> {
+        let arch = match (self.architecture.as_str(), self.variant.as_deref()) {
+            ("amd64", _) => "x86_64",
+            ("arm64", _) => "aarch64",
+            ("arm", Some("v7") | None) => "armv7",
+            ("386", _) => "x86",
+            ("ppc64le", _) => "ppc64le",
+            ("s390x", _) => "s390x",
+            ("riscv64", _) => "riscv64",
+            _ => return None,
+        };
+        Some(format!("libc.musl-{arch}.so.1"))
+    }
+
     /// The variant OCI expects in a manifest list (`v8` for arm64, `v7` for armhf).
     pub fn oci_variant(&self) -> Option<&'static str> {
         self.known().1
@@ -137,6 +153,16 @@ impl schemars::JsonSchema for Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn musl_is_named_as_alpine_names_it() {
+        let soname = |p: &str| p.parse::<Platform>().unwrap().musl_soname();
+        assert_eq!(soname("linux/amd64").as_deref(), Some("libc.musl-x86_64.so.1"));
+        assert_eq!(soname("linux/arm64").as_deref(), Some("libc.musl-aarch64.so.1"));
+        assert_eq!(soname("linux/arm/v7").as_deref(), Some("libc.musl-armv7.so.1"));
+        assert_eq!(soname("linux/386").as_deref(), Some("libc.musl-x86.so.1"));
+        assert_eq!(soname("linux/mips64le"), None);
+    }
 
     #[test]
     fn maps_oci_platforms_to_debian_architectures() {

@@ -241,6 +241,15 @@ fn musl(
              (a build names the distribution packages it needs to build in `build_depends`)",
         ));
     }
+    let platforms = &recipe.image.platforms;
+    if let Some(platform) = platforms.get_ref().iter().find(|p| p.musl_soname().is_none()) {
+        return Err(invalid(
+            platforms.span(),
+            format!("musl has no port to {platform}"),
+            "build a musl image for linux/amd64, linux/arm64, linux/arm/v7, linux/386, linux/ppc64le, linux/s390x \
+             or linux/riscv64",
+        ));
+    }
     if !sources.contains(MUSL_BUILD) {
         return Err(invalid(
             libc,
@@ -399,6 +408,10 @@ mod tests {
         );
         let recipe = Recipe::parse_str("r.toml".as_ref(), &format!("{HEAD}{ok}")).unwrap();
         assert!(recipe.base.musl());
+        let mips =
+            Recipe::parse_str("r.toml".as_ref(), &format!("{HEAD}{ok}").replace("linux/amd64", "linux/mips64le"));
+        let said = format!("{:?}", mips.unwrap_err());
+        assert!(said.contains("musl has no port to linux/mips64le"), "{said}");
         assert_eq!(recipe.builds[0].image, crate::BuildImage::Runtime);
         assert_eq!(recipe.python.unwrap().build.unwrap().uses[0].get_ref(), "zlib");
         let said = error(&ok.replace("uses = [\"zlib\"]", "uses = [\"openssl\"]"));

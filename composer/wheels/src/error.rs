@@ -14,6 +14,8 @@ pub enum WheelError {
     NoWheel { package: String, version: String, platform: String, tags: String },
     #[error("wheel {wheel}{}: {reason}", entry.as_ref().map(|e| format!(", entry {e}")).unwrap_or_default())]
     BadWheel { wheel: String, entry: Option<String>, reason: String },
+    #[error("sdist {sdist}: {reason}")]
+    BadSdist { sdist: String, reason: String },
     #[error("cannot use wheel lock `{}`", path.display())]
     Lock {
         path: PathBuf,
@@ -46,6 +48,9 @@ impl WheelError {
             }
             WheelError::BadWheel { .. } => {
                 Some("the wheel is broken or malicious; pin another version or fix the index".into())
+            }
+            WheelError::BadSdist { .. } => {
+                Some("fix the sdist's pyproject.toml, or pin a version or a wheel of the package".into())
             }
             WheelError::Lock { .. } => Some("delete the pylock file and run `compose lock`".into()),
             WheelError::NotAnIndex { .. } => {

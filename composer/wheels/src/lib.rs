@@ -6,7 +6,9 @@ mod error;
 pub mod index_url;
 pub mod install;
 pub mod pylock;
+pub mod repair;
 pub mod resolve;
+pub mod sdist;
 pub mod simple;
 pub mod target;
 

@@ -69,6 +69,10 @@ pub struct ComposerTool {
     pub inputs: String,
     /// Normalized names the recipe asked for directly (they get REQUESTED).
     pub requested: Vec<String>,
+    /// The wheels the set's sdists build with (their `[build-system] requires`, resolved for
+    /// the same target), laid into every sdist build: `None` when no sdist was locked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_wheels: Option<Vec<LockedWheel>>,
 }
 
 /// One wheel as locked for one platform.
@@ -157,8 +161,10 @@ impl WheelLock {
             let (Some(url), Some(sha256)) = (&wheel.url, wheel.hashes.get("sha256")) else {
                 return Err(bad(format!("the wheel of {} lacks a url or a sha256", package.name)));
             };
+            let filename = wheel.name.clone().unwrap_or_else(|| file_name_of(url));
+            check_file_name(&filename).map_err(|reason| bad(format!("package {}: {reason}", package.name)))?;
             wheels.push(LockedWheel {
-                filename: wheel.name.clone().unwrap_or_else(|| file_name_of(url)),
+                filename,
                 name: package.name,
                 version,
                 url: url.clone(),
@@ -167,7 +173,18 @@ impl WheelLock {
                 sdist: is_sdist,
             });
         }
+        for wheel in meta.build_wheels.iter().flatten() {
+            check_file_name(&wheel.filename).map_err(|reason| bad(format!("build wheel {}: {reason}", wheel.name)))?;
+            if wheel.sdist {
+                return Err(bad(format!("build wheel {} is an sdist; build requirements are wheels only", wheel.name)));
+            }
+        }
         Ok(WheelLock { wheels, meta })
+    }
+
+    /// Whether the sdists' build requirements need locking: there are sdists and no build wheels.
+    pub fn lacks_build_wheels(&self) -> bool {
+        self.wheels.iter().any(|w| w.sdist) && self.meta.build_wheels.is_none()
     }
 
     pub fn write(&self, path: &Path) -> Result<(), WheelError> {
@@ -184,6 +201,17 @@ pub fn pylock_path(recipe: &Path, platform: &str) -> std::path::PathBuf {
     let stem = recipe.file_stem().and_then(|s| s.to_str()).unwrap_or("recipe").replace('.', "-");
     let name = format!("pylock.{stem}-{}.toml", platform.replace('/', "-"));
     recipe.with_file_name(name)
+}
+
+/// A locked file's name becomes a path (a mount in the build sandbox, a file of an index): one
+/// plain component, whatever the lock file says.
+fn check_file_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0']);
+    let known = [".whl", ".tar.gz", ".zip"].iter().any(|ext| name.ends_with(ext));
+    match plain && known {
+        true => Ok(()),
+        false => Err(format!("`{}` is not a wheel or sdist file name", name.escape_debug())),
+    }
 }
 
 pub fn file_name_of(url: &str) -> String {
@@ -218,6 +246,7 @@ mod tests {
                 glibc: "2.36".into(),
                 inputs: "00".into(),
                 requested: vec!["pyyaml".into()],
+                build_wheels: None,
             },
         };
         let dir = tempfile::tempdir().unwrap();
@@ -227,5 +256,32 @@ mod tests {
         assert_eq!(WheelLock::read(&path).unwrap().unwrap(), lock);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("lock-version = \"1.0\"") && text.contains("[tool.composer]"), "{text}");
+
+        let mut with_sdist = lock.clone();
+        with_sdist.wheels[0].sdist = true;
+        assert!(with_sdist.lacks_build_wheels());
+        let mut setuptools = lock.wheels[0].clone();
+        setuptools.filename = "setuptools-80.0.0-py3-none-any.whl".into();
+        with_sdist.meta.build_wheels = Some(vec![setuptools]);
+        with_sdist.write(&path).unwrap();
+        assert_eq!(WheelLock::read(&path).unwrap().unwrap(), with_sdist);
+        assert!(!with_sdist.lacks_build_wheels());
+    }
+
+    #[test]
+    fn a_lock_naming_a_path_as_its_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pylock.x-linux-amd64.toml");
+        for name in ["../../etc/passwd.whl", "a/b.whl", ".hidden.whl", "setup.py"] {
+            let text = format!(
+                "lock-version = \"1.0\"\n[[packages]]\nname = \"x\"\nversion = \"1\"\n\
+                 wheels = [{{ name = \"{name}\", url = \"file:///x\", hashes = {{ sha256 = \"00\" }} }}]\n\
+                 [tool.composer]\nplatform = \"linux/amd64\"\npython = \"3.13.5\"\nglibc = \"2.41\"\n\
+                 inputs = \"00\"\nrequested = []\n"
+            );
+            let error = WheelLock::parse(&text, &path).unwrap_err();
+            let said = format!("{}", std::error::Error::source(&error).unwrap());
+            assert!(said.contains("is not a wheel or sdist file name"), "{name}: {said}");
+        }
     }
 }

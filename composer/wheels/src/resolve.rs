@@ -144,6 +144,7 @@ pub fn resolve(uv: &Path, request: &Request, target: &Target, temp_dir: &Path) -
             glibc: target.libc.to_string(),
             inputs: inputs_digest(request, target),
             requested,
+            build_wheels: None,
         },
     })
 }

@@ -190,6 +190,22 @@ fn version_numbers(platform: &Platform, what: &str, version: &str) -> Result<Vec
     Ok(numbers)
 }
 
+/// What a wheel built against musl `musl_version` (`1.2.5`) on `platform` must be to be a
+/// musllinux wheel, tag included (`musllinux_1_2_aarch64`).
+pub fn musllinux_policy(platform: &Platform, musl_version: &str) -> Result<crate::repair::MusllinuxPolicy, WheelError> {
+    let [major, minor, ..] = version_numbers(platform, "musl", musl_version)?[..] else { unreachable!() };
+    let unknown = || WheelError::Target {
+        platform: platform.to_string(),
+        reason: "no musllinux wheel platform is known for this architecture".into(),
+    };
+    let machine = machine(platform).ok_or_else(unknown)?;
+    Ok(crate::repair::MusllinuxPolicy {
+        platform_tag: format!("musllinux_{major}_{minor}_{machine}"),
+        machine,
+        libc: platform.musl_soname().ok_or_else(unknown)?,
+    })
+}
+
 pub(crate) fn machine(platform: &Platform) -> Option<&'static str> {
     Some(match platform.debian_arch() {
         "amd64" => "x86_64",

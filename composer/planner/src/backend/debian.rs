@@ -201,8 +201,8 @@ impl Backend for Debian<'_> {
             None => {}
         }
         if let Some(python) = sdists {
-            // The PEP 517 backends most sdists name, from the distro: builds have no network.
-            out.extend(["python3-setuptools".to_string(), "python3-wheel".to_string()]);
+            // The build backends come from the lock (its build wheels), not from the distro:
+            // only the distro's interpreter needs its headers from here.
             if interpreter.is_none() {
                 out.push("python3-dev".into());
             }
@@ -241,10 +241,6 @@ impl Backend for Debian<'_> {
 
     fn python_module_dirs(&self) -> &'static [&'static str] {
         &["/usr/lib/python3", "/usr/lib/python{ver}", "/usr/local/lib/python{ver}"]
-    }
-
-    fn python_build_path(&self) -> &'static str {
-        "/usr/lib/python3/dist-packages"
     }
 
     fn release(&self) -> Result<VerifiedRelease, BuildError> {

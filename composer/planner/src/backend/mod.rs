@@ -98,10 +98,6 @@ pub trait Backend: Sync {
     /// what bytecode is compiled for.
     fn python_module_dirs(&self) -> &'static [&'static str];
 
-    /// Where a build with its own interpreter finds the distribution's pure-Python build
-    /// backends (setuptools, wheel).
-    fn python_build_path(&self) -> &'static str;
-
     /// Fetches and verifies the suite's signed index.
     fn release(&self) -> Result<VerifiedRelease, BuildError>;
 
