@@ -205,7 +205,7 @@ fn debian_python_builds_runs_on_amd64_and_arm64_and_is_reproducible() {
 
 /// Every recipe plans against the live mirror and index. Builds: debian-python and
 /// debian-trixie-tools here, python-app in `live_python`, jemalloc-hello in `toolchain`,
-/// python-musl-baseline in `live_musl`; python-optimized and python-baseline (CPython from
+/// python-musl-baseline and python-musl-app in `live_musl`; python-optimized and python-baseline (CPython from
 /// source, 27 and 6 minutes on two cores) are built by `tests/bench/pyperformance.sh`, and
 /// python-musl (PGO on musl) not in CI either.
 #[test]

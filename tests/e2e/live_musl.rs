@@ -7,7 +7,7 @@ use std::process::Command;
 use composer_testkit::layer_entries;
 
 use crate::live_debian::{LowercaseDir, build_elsewhere, copy_recipe, live_build};
-use crate::toolchain::{planned_builds, toolchain_compose, turn};
+use crate::toolchain::{planned_builds, planned_steps, toolchain_compose, turn};
 
 /// What the interpreter must do on musl: every module whose library the recipe builds imports,
 /// an HTTPS context loads the image's CA bundle, and the process maps musl (the loader is its
@@ -31,9 +31,16 @@ print(json.dumps({"failed": failed, "ca": ssl.create_default_context().cert_stor
 "#;
 
 fn podman(layout: &std::path::Path, platform: &str, argv: &[&str]) -> String {
+    podman_with(layout, platform, &[], argv)
+}
+
+/// `podman` with more options for `podman run` (`-v`, `--tmpfs`).
+fn podman_with(layout: &std::path::Path, platform: &str, options: &[&str], argv: &[&str]) -> String {
     let image = format!("oci:{}:latest", layout.display());
     let out = Command::new("podman")
-        .args(["--runtime", "runc", "run", "--rm", "--network=none", "--platform", platform, &image])
+        .args(["--runtime", "runc", "run", "--rm", "--network=none", "--platform", platform])
+        .args(options)
+        .arg(&image)
         .args(argv)
         .output()
         .expect("podman runs (.ci/run installs it)");
@@ -171,46 +178,75 @@ fn the_optimized_musl_interpreter_maps_jemalloc_and_reports_its_profile_and_the_
 }
 
 /// What a musl image's interpreter accepts and has: `packaging.tags` (the reference
-/// implementation of wheel tags) on the image, and the wheels' own modules.
+/// implementation of wheel tags) on the image, and the wheels' own compiled modules at work.
 const WHEELS: &str = r#"
-import json, platform, orjson, yaml
+import json, platform, aiohttp, multidict, numpy, orjson, yaml
+from cryptography.fernet import Fernet
 from packaging import tags
 names = [str(t) for t in tags.sys_tags()]
 musl = [t.split("-")[2] for t in names if t.startswith("cp313-cp313-musllinux")]
+fernet = Fernet(Fernet.generate_key())
 print(json.dumps({"machine": platform.machine(), "musl_order": musl,
     "musllinux": sum("musllinux" in t for t in names), "manylinux": sum("manylinux" in t for t in names),
     "libyaml": yaml.__with_libyaml__, "orjson": orjson.dumps({"a": [1]}).decode(),
-    "wheels": sorted(m.__file__.split("/site-packages/")[1].split("/")[0] for m in (orjson, yaml))}))
+    "fernet": fernet.decrypt(fernet.encrypt(b"composer")).decode(), "numpy": int(numpy.arange(10).sum()),
+    "multidict": multidict.MultiDict.__module__, "aiohttp": aiohttp.ClientSession.__name__}))
 "#;
 
+/// Acceptance C: `recipes/python-musl-app.toml` on amd64 and arm64, with multidict built from its
+/// sdist (cross-compiled for arm64) against the image's interpreter and musl, with the build
+/// requirements its lock names; auditwheel (from the index) accepts the built wheels as
+/// musllinux; pip in the image installs the set from the exported index with no network.
 #[test]
-fn a_wheel_set_on_musl_takes_musllinux_wheels_on_amd64_and_arm64() {
+fn a_musl_wheel_set_installs_musllinux_wheels_and_one_built_from_its_sdist_on_amd64_and_arm64() {
     let _turn = turn();
     let c = toolchain_compose();
-    // The baseline recipe with a wheel set: its builds are the other tests' (cache hits in the
-    // shared store); only the wheels are new.
-    let recipe = copy_recipe_edited(&c, "python-musl-baseline.toml", |text| {
-        text.replacen(
-            "[python]\n",
-            "[python]\nrequirements = [\"pyyaml==6.0.2\", \"orjson\", \"packaging\"]\nonly_binary = [\":all:\"]\n",
-            1,
-        )
-    });
+    // The baseline's builds (cache hits in the shared store) with a wheel set.
+    let recipe = copy_recipe(&c, "python-musl-app.toml");
     let out = LowercaseDir::new();
-    let layout = out.0.join("python-musl-baseline");
+    let layout = out.0.join("python-musl-app");
     live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+    // multidict's sdist as the lock pins it (its version moves with the index).
+    let pylock = |platform: &str| -> toml::Table {
+        let path = c.cwd.join(format!("pylock.python-musl-app-{}.toml", platform.replace('/', "-")));
+        toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    };
+    let multidict = pylock("linux/amd64")["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"].as_str() == Some("multidict"))
+        .cloned()
+        .expect("aiohttp needs multidict");
+    let (sdist, version) = (multidict["sdist"]["name"].as_str().unwrap(), multidict["version"].as_str().unwrap());
+    // Built on each platform's root: arm64's cross-compiled on amd64's.
+    let sdist_builds = planned_steps(&c, &recipe, "sdist-build");
+    let wanted = [
+        (sdist.to_string(), "linux/amd64".to_string(), None),
+        (sdist.to_string(), "linux/arm64".to_string(), Some("linux/amd64".to_string())),
+    ];
+    assert_eq!(sdist_builds, wanted);
     for (platform, machine) in [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")] {
-        // The compiled ones are musllinux wheels of the platform's machine, as the platform's
-        // wheel lock names them.
-        let pylock = c.cwd.join(format!("pylock.python-musl-baseline-{}.toml", platform.replace('/', "-")));
-        let pylock = std::fs::read_to_string(&pylock).unwrap_or_else(|e| panic!("{}: {e}", pylock.display()));
-        let wheels: Vec<&str> = pylock.lines().filter_map(|l| l.strip_prefix("name = \"")).collect();
-        for name in ["orjson", "PyYAML"] {
-            assert!(
-                wheels.iter().any(|w| w.starts_with(name) && w.contains("-musllinux_1_") && w.contains(machine)),
-                "no musllinux {name} wheel for {machine}: {wheels:?}"
-            );
+        // The compiled wheels are musllinux wheels of the platform's machine, multidict is its
+        // sdist, and the lock names what that builds with.
+        let pylock = pylock(platform);
+        let packages = pylock["packages"].as_array().unwrap();
+        let file_of = |name: &str| {
+            let package =
+                packages.iter().find(|p| p["name"].as_str() == Some(name)).unwrap_or_else(|| panic!("{name}"));
+            match package.get("sdist") {
+                Some(sdist) => (true, sdist["name"].as_str().unwrap().to_string()),
+                None => (false, package["wheels"][0]["name"].as_str().unwrap().to_string()),
+            }
+        };
+        for name in ["orjson", "pyyaml", "numpy", "cryptography", "aiohttp", "frozenlist", "yarl"] {
+            let (sdist, file) = file_of(name);
+            assert!(!sdist && file.contains("-musllinux_1_") && file.contains(machine), "{platform}: {name}: {file}");
         }
+        assert_eq!(file_of("multidict").0, true, "{platform}: multidict is built from its sdist");
+        let build_wheels = pylock["tool"]["composer"]["build-wheels"].as_array().unwrap();
+        assert!(build_wheels.iter().any(|w| w["name"].as_str() == Some("setuptools")), "{build_wheels:?}");
+
         let said: serde_json::Value =
             serde_json::from_str(&podman(&layout, platform, &["python3", "-c", WHEELS])).unwrap();
         assert_eq!(said["machine"], machine, "{said}");
@@ -222,7 +258,58 @@ fn a_wheel_set_on_musl_takes_musllinux_wheels_on_amd64_and_arm64() {
         assert_eq!(said["manylinux"], 0, "{said}");
         assert!(said["musllinux"].as_u64().unwrap() > 0, "{said}");
         assert_eq!((said["libyaml"].as_bool(), said["orjson"].as_str()), (Some(true), Some("{\"a\":[1]}")), "{said}");
+        assert_eq!((said["fernet"].as_str(), said["numpy"].as_u64()), (Some("composer"), Some(45)), "{said}");
+        // multidict's C mapping, not its pure-Python fallback: the extension built and loads.
+        assert_eq!(said["multidict"], "multidict._multidict", "{said}");
     }
+
+    // The project's own index: downloaded and built wheels, both platforms.
+    let index = c.cwd.join("musl-index");
+    c.ok(&["wheels", "index", index.to_str().unwrap(), "--recipe", recipe.to_str().unwrap()]);
+    let built: Vec<std::path::PathBuf> = ["x86_64", "aarch64"]
+        .iter()
+        .map(|machine| index.join("files").join(format!("multidict-{version}-cp313-cp313-musllinux_1_2_{machine}.whl")))
+        .collect();
+    for wheel in &built {
+        assert!(wheel.exists(), "{} is not in the index", wheel.display());
+        // auditwheel, from the index, accepts it as a musllinux wheel of its architecture.
+        let shown = auditwheel(&["show", wheel.to_str().unwrap()]);
+        let machine = if wheel.to_str().unwrap().contains("x86_64") { "x86_64" } else { "aarch64" };
+        assert!(shown.contains(&format!("\"musllinux_1_2_{machine}\"")), "{}: {shown}", wheel.display());
+    }
+    // pip in the image installs the whole set from that index, with no network.
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let script = "python3 -m pip install --quiet --disable-pip-version-check --no-cache-dir \
+                      --index-url file:///index/simple --target /tmp/offline \
+                      aiohttp pyyaml orjson cryptography numpy && \
+                      PYTHONPATH=/tmp/offline python3 -c 'import multidict, yaml; print(multidict.__file__, multidict.MultiDict.__module__)'";
+        let mount = format!("{}:/index:ro", index.display());
+        let said = podman_with(&layout, platform, &["-v", &mount, "--tmpfs", "/tmp"], &["sh", "-c", script]);
+        assert_eq!(said.trim(), "/tmp/offline/multidict/__init__.py multidict._multidict", "{platform}");
+    }
+}
+
+/// `auditwheel ARGS` from the Python index, installed once into a virtual environment by uv
+/// (retried: the index is live).
+fn auditwheel(args: &[&str]) -> String {
+    let venv = std::env::temp_dir().join("compose-e2e-auditwheel");
+    let bin = venv.join("bin/auditwheel");
+    if !bin.exists() {
+        let installed = (1..=3).any(|_| {
+            let made = Command::new("uv").args(["venv", "--quiet", "--allow-existing"]).arg(&venv).status();
+            made.is_ok_and(|s| s.success())
+                && Command::new("uv")
+                    .args(["pip", "install", "--quiet", "--python"])
+                    .arg(venv.join("bin/python"))
+                    .arg("auditwheel")
+                    .status()
+                    .is_ok_and(|s| s.success())
+        });
+        assert!(installed, "uv could not install auditwheel from the index");
+    }
+    let out = Command::new(&bin).args(args).output().expect("auditwheel runs");
+    assert!(out.status.success(), "auditwheel {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `copy_recipe`, then `edit` on its text, which must change it (an edit that no longer

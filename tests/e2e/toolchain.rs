@@ -113,6 +113,11 @@ fn jemalloc_built_with_a_profile_runs_linked_into_a_program_on_amd64_and_cross_c
 /// Every build step of `recipe` as a machine with an empty store would run it: (name,
 /// platform, the platform it is cross-compiled on). A warm store's plan has no build steps.
 pub(crate) fn planned_builds(c: &Compose, recipe: &Path) -> Vec<(String, String, Option<String>)> {
+    planned_steps(c, recipe, "build")
+}
+
+/// `planned_builds` for steps of another kind (`sdist-build`).
+pub(crate) fn planned_steps(c: &Compose, recipe: &Path, kind: &str) -> Vec<(String, String, Option<String>)> {
     let mut cold = crate::live_debian::live_compose();
     cold.cwd = c.cwd.clone();
     let out = cold.run(&["--json", "plan", recipe.to_str().unwrap()]);
@@ -122,13 +127,13 @@ pub(crate) fn planned_builds(c: &Compose, recipe: &Path) -> Vec<(String, String,
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| s["step"] == "build")
+        .filter(|s| s["step"] == kind)
         .map(|s| {
             let field = |f: &str| s[f].as_str().map(str::to_string);
             (field("name").unwrap(), field("platform").unwrap(), field("cross"))
         })
         .collect();
-    assert!(!builds.is_empty(), "an empty store plans no build: {plan}");
+    assert!(!builds.is_empty(), "an empty store plans no {kind} step: {plan}");
     builds
 }
 
