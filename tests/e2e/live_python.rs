@@ -80,3 +80,38 @@ fn python_app_wheels_work_on_amd64_and_arm64_and_export_as_an_index() {
         }
     }
 }
+
+/// A platform uv has no target for: the wheel set of a linux/arm/v7 image is resolved
+/// universally, composer evaluates the markers and ranks the tags for the armv7l interpreter,
+/// and the compiled wheels it picks run under qemu-user.
+#[test]
+fn a_wheel_set_for_arm_v7_is_resolved_universally_and_runs_under_qemu() {
+    let c = crate::live_debian::live_compose();
+    let recipe = c.cwd.join("armv7.toml");
+    std::fs::write(
+        &recipe,
+        "[image]\nname = \"armv7\"\nplatforms = [\"linux/arm/v7\"]\nsource_date_epoch = 1700000000\n\n\
+         [base]\nsuite = \"trixie\"\nmirror = \"debian\"\npackages = [\"python3\"]\n\n\
+         [python]\nrequirements = [\"aiohttp\", \"orjson\"]\n",
+    )
+    .unwrap();
+    let out = crate::live_debian::LowercaseDir::new();
+    let layout = out.0.join("armv7");
+    crate::live_debian::live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+    let pylock = std::fs::read_to_string(c.cwd.join("pylock.armv7-linux-arm-v7.toml")).unwrap();
+    for name in ["aiohttp-", "orjson-", "multidict-"] {
+        let wheel = pylock.lines().filter_map(|l| l.trim().strip_prefix("name = \"")).find(|w| w.starts_with(name));
+        let wheel = wheel.unwrap_or_else(|| panic!("no {name} wheel in the lock:\n{pylock}"));
+        assert!(wheel.contains("cp313-cp313-manylinux") && wheel.contains("_armv7l"), "{wheel}");
+    }
+    let image = format!("oci:{}:latest", layout.display());
+    let script = "import platform, aiohttp, multidict, orjson; \
+                  print(platform.machine(), multidict.MultiDict.__module__, orjson.dumps([1]).decode())";
+    let ran = Command::new("podman")
+        .args(["--runtime", "runc", "run", "--rm", "--network=none", "--platform", "linux/arm/v7", &image])
+        .args(["python3", "-c", script])
+        .output()
+        .expect("podman runs");
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "armv7l multidict._multidict [1]");
+}

@@ -57,7 +57,7 @@ impl WheelError {
                 Some("name a new or empty directory, or one that an earlier `compose wheels index` wrote".into())
             }
             WheelError::Target { .. } => {
-                Some("[python] needs a base with python3 and libc6, on linux/amd64 or linux/arm64".into())
+                Some("[python] needs a base with python3 and libc6 (or a musl image's own CPython), on a platform Python names a machine for (amd64, arm64, arm/v7, 386, ppc64le, s390x, riscv64)".into())
             }
             _ => None,
         }

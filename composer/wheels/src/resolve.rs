@@ -90,11 +90,17 @@ pub fn resolve(uv: &Path, request: &Request, target: &Target, temp_dir: &Path) -
         .arg(&req_path)
         .arg("--constraints")
         .arg(&con_path)
-        .args(["--python-platform", &target.uv_platform()?])
         .args(["--python-version", &target.python_full_version()])
         .arg("--output-file")
         .arg(&out_path)
         .current_dir(work.path());
+    match target.uv_platform() {
+        Some(platform) => cmd.args(["--python-platform", &platform]),
+        // No uv target for this machine: a universal resolution, which keeps every package with
+        // its markers and every wheel; `select_wheels` evaluates both for the target, as it
+        // does for every lock.
+        None => cmd.arg("--universal"),
+    };
     // Wheels only: `--no-build` (uv refuses it beside `--only-binary`), which also keeps uv from
     // running any sdist's build backend on this machine. Otherwise the recipe's lists, as pip's.
     if request.only_binary.iter().any(|o| o == ":all:") && request.no_binary.is_empty() {

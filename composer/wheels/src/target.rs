@@ -80,15 +80,13 @@ impl Target {
 
     /// The target for `uv --python-platform`: uv knows manylinux x86_64 and aarch64 up to
     /// glibc 2.40, so a newer glibc is clamped (wheels for newer glibc are then not chosen);
-    /// on musl, its `-unknown-linux-musl` targets (musllinux_1_2).
-    pub fn uv_platform(&self) -> Result<String, WheelError> {
+    /// on musl, its `-unknown-linux-musl` targets (musllinux_1_2). `None` for the machines uv
+    /// has no Linux target for (armv7l, i686, riscv64, ...): those are resolved universally.
+    pub fn uv_platform(&self) -> Option<String> {
         if !matches!(self.machine, "x86_64" | "aarch64") {
-            return Err(WheelError::Target {
-                platform: self.platform.clone(),
-                reason: "uv resolves Linux wheels for x86_64 and aarch64 only".into(),
-            });
+            return None;
         }
-        Ok(match self.libc {
+        Some(match self.libc {
             Libc::Glibc(_, minor) => format!("{}-manylinux_2_{}", self.machine, minor.clamp(17, 40)),
             Libc::Musl(..) => format!("{}-unknown-linux-musl", self.machine),
         })
@@ -257,6 +255,9 @@ mod tests {
         let epoch = Target::from_debian(&"linux/amd64".parse().unwrap(), "1:3.13.5-1", "2.41-7").unwrap();
         assert_eq!((epoch.python, epoch.libc), ((3, 13, 5), Libc::Glibc(2, 41)));
         assert_eq!(epoch.uv_platform().unwrap(), "x86_64-manylinux_2_40");
+        // uv has no armv7l target: such a platform is resolved universally.
+        assert_eq!(target("linux/arm/v7").uv_platform(), None);
+        assert_eq!(target("linux/arm/v7").platform_tags()[0], "manylinux_2_36_armv7l");
     }
 
     #[test]
