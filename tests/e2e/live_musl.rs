@@ -243,7 +243,7 @@ fn a_musl_wheel_set_installs_musllinux_wheels_and_one_built_from_its_sdist_on_am
             let (sdist, file) = file_of(name);
             assert!(!sdist && file.contains("-musllinux_1_") && file.contains(machine), "{platform}: {name}: {file}");
         }
-        assert_eq!(file_of("multidict").0, true, "{platform}: multidict is built from its sdist");
+        assert!(file_of("multidict").0, "{platform}: multidict is built from its sdist");
         let build_wheels = pylock["tool"]["composer"]["build-wheels"].as_array().unwrap();
         assert!(build_wheels.iter().any(|w| w["name"].as_str() == Some("setuptools")), "{build_wheels:?}");
 
