@@ -136,3 +136,24 @@ fn no_crate_folder_is_named_like_build_output() {
         assert!(!["build", "out", "target", "dist"].contains(&folder), "crate folder `{member}`");
     }
 }
+
+/// A gzip file may be several members one after the other (RFC 1952), and composer's own wheel
+/// layers are: a reader that stops after the first member reads a layer, a package or an sdist
+/// only in part, without an error. Every gzip reader decodes every member.
+#[test]
+fn gzip_is_read_to_its_last_member() {
+    let mut files = Vec::new();
+    for crate_dir in LIBRARIES.iter().chain(&["composer/compose", "composer/cache"]) {
+        rust_files(&repo().join(crate_dir).join("src"), &mut files);
+    }
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in code_lines(&text) {
+            if line.contains("GzDecoder::new") && !line.contains("MultiGzDecoder::new") {
+                found.push(format!("{}:{n}", file.strip_prefix(repo()).unwrap().display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "single-member gzip readers (use MultiGzDecoder):\n{}", found.join("\n"));
+}

@@ -177,7 +177,7 @@ impl Repository<'_> {
         let mut reader: Box<dyn Read> = if path.ends_with(".xz") {
             Box::new(liblzma::read::XzDecoder::new(&mut file))
         } else if path.ends_with(".gz") {
-            Box::new(flate2::read::GzDecoder::new(&mut file))
+            Box::new(flate2::read::MultiGzDecoder::new(&mut file))
         } else {
             Box::new(&mut file)
         };

@@ -75,7 +75,7 @@ pub fn unpack_into(
 
 fn decompressor<'a>(name: &str, reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>, String> {
     Ok(match name.rsplit_once('.').map(|(_, ext)| ext) {
-        Some("gz") => Box::new(flate2::read::GzDecoder::new(reader)),
+        Some("gz") => Box::new(flate2::read::MultiGzDecoder::new(reader)),
         // The package file was verified (SHA-256 from the signed index, BLAKE3 as the store
         // reads it) before any of it is decoded, so xz's own CRC-64 would only check again what
         // is known: skipping it saves a tenth of the decoding time.

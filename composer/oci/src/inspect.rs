@@ -171,7 +171,7 @@ impl Source<'_> {
     fn uncompressed_size(&self, relative: &str, media_type: &str) -> Result<u64, OciError> {
         self.with(relative, |r| {
             let mut reader: Box<dyn Read + '_> = if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
-                Box::new(flate2::read::GzDecoder::new(r))
+                Box::new(flate2::read::MultiGzDecoder::new(r))
             } else if media_type.ends_with("+zstd") {
                 Box::new(zstd::stream::read::Decoder::new(r)?)
             } else {

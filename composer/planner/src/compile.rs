@@ -518,7 +518,7 @@ pub fn source_version(store: &composer_store::Store, blob: &BlobInfo, of: Versio
     file.read_exact(&mut magic).map_err(|e| bad(e.to_string()))?;
     let file = store.open_object(&blob.id)?;
     let reader: Box<dyn Read> = match magic {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(file)),
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(file)),
         [0xfd, b'7', b'z', b'X', b'Z', 0] => Box::new(liblzma::read::XzDecoder::new(file)),
         _ => return Err(bad("not a gzip or xz tarball".into())),
     };

@@ -70,7 +70,7 @@ fn read_limited(entry: impl Read, filename: &str) -> Result<String, WheelError> 
 
 fn pyproject_of_tar(reader: impl Read, filename: &str) -> Result<Option<String>, WheelError> {
     let unreadable = |e: std::io::Error| bad(filename, None, format!("is not a readable .tar.gz: {e}"));
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(reader));
     for entry in archive.entries().map_err(unreadable)? {
         let entry = entry.map_err(unreadable)?;
         let path = entry.path().map_err(unreadable)?.to_string_lossy().into_owned();
