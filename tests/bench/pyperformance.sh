@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# Benchmark: pyperformance on three interpreters, each in its own image, on this machine, in one
-# run: recipes/python-optimized.toml (CPython 3.11.2 from Debian's pinned source, -O3, PGO, LTO,
-# -fno-semantic-interposition, jemalloc linked), recipes/python-baseline.toml (the same source,
-# -Os, no PGO, no LTO, system malloc) and recipes/debian-python.toml (Debian's stock python3,
-# jemalloc preloaded). Also records the build time of both CPython builds and of a fully cached
-# rebuild, and shows each interpreter's CONFIG_ARGS, recorded switches and allocator.
+# Benchmark: pyperformance on several interpreters, each in its own image, on this machine, in one
+# run, interleaved. Two sets:
+#
+# SET=glibc (default): recipes/python-optimized.toml (CPython 3.11.2 from Debian's pinned source,
+# -O3, PGO, LTO, -fno-semantic-interposition, jemalloc linked), recipes/python-baseline.toml (the
+# same source, -Os, no PGO, no LTO, system malloc) and recipes/debian-python.toml (Debian's stock
+# python3, jemalloc preloaded).
+#
+# SET=musl (issue 14): recipes/python-musl.toml (CPython 3.13 on musl, -O3, PGO, LTO, jemalloc
+# linked), the same recipe without its [allocator] (musl's own malloc), recipes/python-musl-baseline.toml
+# (-Os, no PGO, no LTO, musl's malloc: how Alpine builds its python3), and the glibc
+# python-optimized and debian-python for comparison. linux/amd64 only.
+#
+# Also records the build time of each image and of a fully cached rebuild, and shows each
+# interpreter's CONFIG_ARGS, recorded switches and allocator. Ratios are against the first image.
 #
 #   tests/bench/pyperformance.sh             # about an hour on 2 cores the first time (two CPython builds)
+#   SET=musl tests/bench/pyperformance.sh    # about two hours the first time (four CPython builds, two with PGO)
 #   STORE=/path tests/bench/pyperformance.sh # reuse a store: builds become cache hits (about 20 min)
 #   ROUNDS=5 tests/bench/pyperformance.sh    # more rounds per benchmark and interpreter (default 3)
+#   BUILD_ONLY=1 ...                         # build the images into STORE and stop
 #
 # Each image gets pyperformance (pinned) as a wheel set in /opt/venv; each benchmark runs with
 # pyperf's --fast inside the image (podman, runc, no network), allocator variables inherited.
@@ -31,26 +42,56 @@ PYPERFORMANCE=1.14.0
 benchmarks=(nbody float chaos richards deltablue spectral_norm raytrace json_dumps json_loads pickle unpickle
     regex_compile go hexiom nqueens fannkuch)
 
-# Benchmark images: each recipe plus pyperformance in a venv.
-for name in python-optimized python-baseline debian-python; do
-    cp "recipes/$name.toml" "$work/$name.toml"
-    printf '\n[python]\nrequirements = ["pyperformance==%s"]\ntarget = "/opt/venv"\n' "$PYPERFORMANCE" >>"$work/$name.toml"
+case "${SET:-glibc}" in
+    glibc) names=(python-optimized python-baseline debian-python) ;;
+    musl) names=(python-musl python-musl-malloc python-musl-baseline python-optimized debian-python) ;;
+    *) echo "SET is glibc or musl" >&2; exit 2 ;;
+esac
+
+# Benchmark images: each recipe plus pyperformance in a venv (a recipe's own [python] section
+# gets the requirements; one without gets the section). python-musl-malloc is python-musl
+# without its [allocator] section: musl's own malloc, everything else the same.
+for name in "${names[@]}"; do
+    case $name in
+        python-musl-malloc)
+            python3 - recipes/python-musl.toml "$work/$name.toml" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+text = re.sub(r"\n\[allocator\]\n.*?(?=\n\[)", "\n", text, flags=re.S)
+text = text.replace('name = "python-musl"', 'name = "python-musl-malloc"', 1)
+assert "[allocator]" not in text
+open(sys.argv[2], "w").write(text)
+PY
+            ;;
+        *) cp "recipes/$name.toml" "$work/$name.toml" ;;
+    esac
+    if grep -q '^\[python\]' "$work/$name.toml"; then
+        sed -i "s|^\[python\]\$|[python]\nrequirements = [\"pyperformance==$PYPERFORMANCE\"]\ntarget = \"/opt/venv\"|" "$work/$name.toml"
+    else
+        printf '\n[python]\nrequirements = ["pyperformance==%s"]\ntarget = "/opt/venv"\n' "$PYPERFORMANCE" >>"$work/$name.toml"
+    fi
 done
 
 build() {
     local name=$1 start
     start=$(date +%s%N)
-    "$compose" -q --store "$store" build "$work/$name.toml" -o "$work/out/$name" >/dev/null
+    "$compose" -q --store "$store" build "$work/$name.toml" --platform linux/amd64 -o "$work/out/$name" >/dev/null
     echo $(( ($(date +%s%N) - start) / 1000000 ))
 }
 declare -A build_seconds rebuild_seconds
-for name in python-optimized python-baseline debian-python; do
+for name in "${names[@]}"; do
     build_seconds[$name]=$(build "$name")
     rebuild_seconds[$name]=$(build "$name")
 done
+if [ -n "${BUILD_ONLY:-}" ]; then
+    for name in "${names[@]}"; do
+        printf '%-22s built in %8d ms, rebuilt in %6d ms\n' "$name" "${build_seconds[$name]}" "${rebuild_seconds[$name]}"
+    done
+    exit 0
+fi
 
 # Each image into podman's storage once (by ID, no tag to clash with anything else).
-for name in python-optimized python-baseline debian-python; do
+for name in "${names[@]}"; do
     image_id[$name]=$(podman pull -q "oci:$work/out/$name:latest")
 done
 run() {
@@ -65,7 +106,7 @@ mkdir -p "$work/results"
 chmod 0777 "$work/results"
 
 echo "== interpreters"
-for name in python-optimized python-baseline debian-python; do
+for name in "${names[@]}"; do
     echo "-- $name"
     run "$name" python3 -c "import sys, sysconfig
 maps = open('/proc/self/maps').read()
@@ -81,46 +122,52 @@ print('jemalloc  ', 'libjemalloc' in maps)"
     rm -f "$work/results/python.bin"
 done
 
-site=/opt/venv/lib/python3.11/site-packages/pyperformance/data-files/benchmarks
+declare -A site=()
+for name in "${names[@]}"; do
+    site[$name]=$(run "$name" /opt/venv/bin/python -c \
+        "import os, pyperformance; print(os.path.join(os.path.dirname(pyperformance.__file__), 'data-files/benchmarks'))")
+done
 # Interleaved: on a shared VM the machine's speed drifts by tens of percent within minutes, so
 # running one interpreter's whole list after the other's would measure the drift. Each
 # benchmark runs ROUNDS times per interpreter, the three taking turns in a rotating order, and
 # every round's values are appended to the same pyperf file.
 ROUNDS=${ROUNDS:-3}
-names=(python-optimized python-baseline debian-python)
 for bench in "${benchmarks[@]}"; do
     case $bench in
         pickle | unpickle) dir=bm_pickle args=("$bench") ;;
         *) dir=bm_$bench args=() ;;
     esac
     for round in $(seq 0 $((ROUNDS - 1))); do
-        for i in 0 1 2; do
-            name=${names[$(((i + round) % 3))]}
-            run "$name" /opt/venv/bin/python "$site/$dir/run_benchmark.py" "${args[@]}" --fast --quiet \
+        for i in "${!names[@]}"; do
+            name=${names[$(((i + round) % ${#names[@]}))]}
+            run "$name" /opt/venv/bin/python "${site[$name]}/$dir/run_benchmark.py" "${args[@]}" --fast --quiet \
                 --inherit-environ LD_PRELOAD,MALLOC_CONF --append "/results/$name-$bench.json" >/dev/null
         done
     done
 done
 
-python3 - "$work/results" "${benchmarks[@]}" <<'PY'
+python3 - "$work/results" "${names[*]}" "${benchmarks[@]}" <<'PY'
 import json, math, statistics, sys
-results, benches = sys.argv[1], sys.argv[2:]
+results, names, benches = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
 def median(name, bench):
     data = json.load(open(f"{results}/{name}-{bench}.json"))
     values = [v for b in data["benchmarks"] for run in b["runs"] for v in run.get("values", [])]
     return statistics.median(values)
-rows = []
-print(f"{'benchmark':16} {'optimized':>11} {'baseline':>11} {'debian':>11} {'opt vs base':>12} {'opt vs debian':>14}")
+reference, others = names[0], names[1:]
+print(f"{'benchmark':16}" + "".join(f" {n[:20]:>20}" for n in names) + "".join(f" {'vs ' + n[:17]:>20}" for n in others))
+ratios = {n: [] for n in others}
 for bench in benches:
-    o, b, d = (median(n, bench) for n in ("python-optimized", "python-baseline", "debian-python"))
-    rows.append((b / o, d / o))
-    print(f"{bench:16} {o*1e3:9.2f}ms {b*1e3:9.2f}ms {d*1e3:9.2f}ms {b/o:11.2f}x {d/o:13.2f}x")
+    times = {n: median(n, bench) for n in names}
+    for n in others:
+        ratios[n].append(times[n] / times[reference])
+    print(f"{bench:16}" + "".join(f" {times[n]*1e3:18.2f}ms" for n in names)
+          + "".join(f" {times[n]/times[reference]:19.2f}x" for n in others))
 geo = lambda xs: math.exp(sum(math.log(x) for x in xs) / len(xs))
-print(f"{'geometric mean':16} {'':>11} {'':>11} {'':>11} {geo([r[0] for r in rows]):11.2f}x {geo([r[1] for r in rows]):13.2f}x")
-print("(ratios are speed-ups of the optimized build: time of the other / time of optimized)")
+print(f"{'geometric mean':16}" + "".join(f" {'':>20}" for n in names) + "".join(f" {geo(ratios[n]):19.2f}x" for n in others))
+print(f"(ratios are speed-ups of {reference}: time of the other / time of {reference})")
 PY
 
 echo "== build times (ms): first build, fully cached rebuild"
-for name in python-optimized python-baseline debian-python; do
-    printf '%-18s %10d %8d\n' "$name" "${build_seconds[$name]}" "${rebuild_seconds[$name]}"
+for name in "${names[@]}"; do
+    printf '%-22s %10d %8d\n' "$name" "${build_seconds[$name]}" "${rebuild_seconds[$name]}"
 done

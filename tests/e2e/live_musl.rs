@@ -139,16 +139,17 @@ print(json.dumps({"jemalloc": "libjemalloc" in maps, "musl": "/usr/local/musl/li
 "#;
 
 #[test]
-fn the_optimized_musl_interpreter_maps_jemalloc_and_reports_its_profile_and_the_baseline_has_none() {
+fn the_optimized_musl_interpreter_maps_jemalloc_and_reports_its_profile_and_without_its_allocator_has_none() {
     let _turn = turn();
     let c = toolchain_compose();
     // recipes/python-musl.toml without PGO and LTO, amd64 only: what is checked here is the
     // linking and the flags; the PGO builds of both platforms belong to the benchmark.
-    let recipe = copy_recipe_edited(&c, "python-musl.toml", |text| {
+    let without_pgo = |text: &str| {
         text.replace("platforms = [\"linux/amd64\", \"linux/arm64\"]", "platforms = [\"linux/amd64\"]")
             .replace("pgo = true", "pgo = false")
             .replace("lto = true", "lto = false")
-    });
+    };
+    let recipe = copy_recipe_edited(&c, "python-musl.toml", without_pgo);
     let out = LowercaseDir::new();
     let layout = out.0.join("python-musl");
     live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
@@ -165,15 +166,16 @@ fn the_optimized_musl_interpreter_maps_jemalloc_and_reports_its_profile_and_the_
         serde_json::from_str(&podman(&layout, "linux/amd64", &["python3", "-c", CHECK])).unwrap();
     assert_eq!(imports["failed"], serde_json::json!([]), "{imports}");
 
-    // The allocator switched off (the baseline recipe, musl's own malloc): no jemalloc at all.
-    // A cache hit when the test above built it in the shared store.
-    let recipe = copy_recipe(&c, "python-musl-baseline.toml");
-    let layout = out.0.join("python-musl-baseline");
-    live_build(&c, &recipe, &["-o", layout.to_str().unwrap(), "--platform", "linux/amd64"]);
+    // The allocator switched off (the same recipe without its [allocator] section, musl's own
+    // malloc): no jemalloc at all, the profile's flags unchanged.
+    let recipe = copy_recipe_edited(&c, "python-musl.toml", |text| without_section(&without_pgo(text), "[allocator]"));
+    let layout = out.0.join("python-musl-malloc");
+    live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
     let entries = layer_entries(&layout, "amd64");
-    assert!(!entries.iter().any(|e| e.path.contains("jemalloc")), "jemalloc in the baseline image");
+    assert!(!entries.iter().any(|e| e.path.contains("jemalloc")), "jemalloc in the image without [allocator]");
     let said: serde_json::Value =
         serde_json::from_str(&podman(&layout, "linux/amd64", &["python3", "-c", ALLOCATOR])).unwrap();
+    assert!(said["cflags"].as_str().unwrap().contains("-O3"), "{said}");
     assert_eq!((said["jemalloc"].as_bool(), said["musl"].as_bool()), (Some(false), Some(true)), "{said}");
 }
 
@@ -310,6 +312,14 @@ fn auditwheel(args: &[&str]) -> String {
     let out = Command::new(&bin).args(args).output().expect("auditwheel runs");
     assert!(out.status.success(), "auditwheel {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A recipe's text without one of its sections (`[allocator]`): from its header to the next one.
+fn without_section(text: &str, header: &str) -> String {
+    let start = text.find(&format!("\n{header}\n")).unwrap_or_else(|| panic!("no {header} in the recipe")) + 1;
+    let rest = &text[start..];
+    let end = rest[1..].find("\n[").map_or(rest.len(), |i| i + 2);
+    format!("{}{}", &text[..start], &rest[end..])
 }
 
 /// `copy_recipe`, then `edit` on its text, which must change it (an edit that no longer
