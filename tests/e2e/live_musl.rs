@@ -49,8 +49,8 @@ fn podman_with(layout: &std::path::Path, platform: &str, options: &[&str], argv:
 }
 
 #[test]
-fn the_musl_image_holds_no_glibc_runs_cpython_and_its_shell_on_amd64_and_cross_built_arm64_and_builds_again_elsewhere()
-{
+fn the_musl_image_holds_no_glibc_runs_cpython_and_its_shell_on_amd64_and_cross_built_arm64_and_armv7_and_builds_again_elsewhere()
+ {
     // The shared toolchain store: a warm run reuses the builds (keyed by their inputs, so reuse
     // is safe); the second build below always starts from an empty store.
     let _turn = turn();
@@ -59,17 +59,22 @@ fn the_musl_image_holds_no_glibc_runs_cpython_and_its_shell_on_amd64_and_cross_b
     let out = LowercaseDir::new();
     let layout = out.0.join("python-musl-baseline");
     let summary = live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
-    // arm64's builds run on amd64's root with cross compilers, CPython's too (with a CPython
-    // built for amd64 from the same source running its build scripts).
-    let arm64_builds: Vec<(String, Option<String>)> = planned_builds(&c, &recipe)
-        .into_iter()
-        .filter(|(_, platform, _)| platform == "linux/arm64")
-        .map(|(name, _, on)| (name, on))
-        .collect();
-    assert!(arm64_builds.iter().any(|(name, _)| name == "build-python"), "{arm64_builds:?}");
-    assert!(arm64_builds.iter().all(|(_, on)| on.as_deref() == Some("linux/amd64")), "{arm64_builds:?}");
+    // arm64's and arm/v7's builds run on amd64's root with cross compilers, CPython's too (with
+    // a CPython built for amd64 from the same source running its build scripts).
+    let planned = planned_builds(&c, &recipe);
+    for foreign in ["linux/arm64", "linux/arm/v7"] {
+        let builds: Vec<&(String, String, Option<String>)> = planned.iter().filter(|b| b.1 == foreign).collect();
+        assert!(builds.iter().any(|(name, ..)| name == "build-python"), "{builds:?}");
+        assert!(builds.iter().all(|(.., on)| on.as_deref() == Some("linux/amd64")), "{builds:?}");
+    }
 
-    for (arch, platform, machine) in [("amd64", "linux/amd64", "x86_64"), ("arm64", "linux/arm64", "aarch64")] {
+    // (layout architecture, platform, musl's name for the machine, the interpreter's triplet)
+    let platforms = [
+        ("amd64", "linux/amd64", "x86_64", "x86_64-linux-musl"),
+        ("arm64", "linux/arm64", "aarch64", "aarch64-linux-musl"),
+        ("arm", "linux/arm/v7", "armhf", "arm-linux-musleabihf"),
+    ];
+    for (arch, platform, musl_arch, triplet) in platforms {
         let entries = layer_entries(&layout, arch);
         let name = |path: &str| path.rsplit('/').next().unwrap_or(path).to_string();
         let glibc: Vec<&str> = entries
@@ -78,7 +83,7 @@ fn the_musl_image_holds_no_glibc_runs_cpython_and_its_shell_on_amd64_and_cross_b
             .filter(|p| name(p) == "libc.so.6" || name(p).starts_with("ld-linux") || p.contains("-linux-gnu"))
             .collect();
         assert!(glibc.is_empty(), "glibc in the {arch} musl image: {glibc:?}");
-        let loader = format!("usr/lib/ld-musl-{machine}.so.1");
+        let loader = format!("usr/lib/ld-musl-{musl_arch}.so.1");
         assert!(entries.iter().any(|e| e.path == loader), "no {loader} in the {arch} image");
         // Only what running needs: no headers, static archives, pkg-config files, compiler
         // wrapper, test suite, build-python, nor the bytecode `make install` compiled (the
@@ -109,7 +114,7 @@ fn the_musl_image_holds_no_glibc_runs_cpython_and_its_shell_on_amd64_and_cross_b
             serde_json::from_str(&podman(&layout, platform, &["python3", "-c", CHECK])).unwrap();
         assert_eq!(said["failed"], serde_json::json!([]), "{arch}: {said}");
         assert!(said["ca"].as_u64().unwrap() > 100, "the CA bundle on {arch}: {said}");
-        assert_eq!(said["soabi"], format!("cpython-313-{machine}-linux-musl"), "{said}");
+        assert_eq!(said["soabi"], format!("cpython-313-{triplet}"), "{said}");
         assert_eq!((said["musl"].as_bool(), said["glibc"].as_bool()), (Some(true), Some(false)), "{arch}: {said}");
         assert_eq!((said["sha3"].as_str(), said["tz"].as_str()), (Some("a7ffc6f8"), Some("Europe/Paris")), "{said}");
 
@@ -145,9 +150,12 @@ fn the_optimized_musl_interpreter_maps_jemalloc_and_reports_its_profile_and_with
     // recipes/python-musl.toml without PGO and LTO, amd64 only: what is checked here is the
     // linking and the flags; the PGO builds of both platforms belong to the benchmark.
     let without_pgo = |text: &str| {
-        text.replace("platforms = [\"linux/amd64\", \"linux/arm64\"]", "platforms = [\"linux/amd64\"]")
-            .replace("pgo = true", "pgo = false")
-            .replace("lto = true", "lto = false")
+        text.replace(
+            "platforms = [\"linux/amd64\", \"linux/arm64\", \"linux/arm/v7\"]",
+            "platforms = [\"linux/amd64\"]",
+        )
+        .replace("pgo = true", "pgo = false")
+        .replace("lto = true", "lto = false")
     };
     let recipe = copy_recipe_edited(&c, "python-musl.toml", without_pgo);
     let out = LowercaseDir::new();
