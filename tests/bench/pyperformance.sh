@@ -65,6 +65,9 @@ PY
             ;;
         *) cp "recipes/$name.toml" "$work/$name.toml" ;;
     esac
+    # amd64 only: a lock covers every platform of its recipe, and pyperformance's psutil has no
+    # wheel for some (musllinux armv7l).
+    sed -i 's|^platforms = .*|platforms = ["linux/amd64"]|' "$work/$name.toml"
     if grep -q '^\[python\]' "$work/$name.toml"; then
         sed -i "s|^\[python\]\$|[python]\nrequirements = [\"pyperformance==$PYPERFORMANCE\"]\ntarget = \"/opt/venv\"|" "$work/$name.toml"
     else
