@@ -24,6 +24,8 @@
 # Each image gets pyperformance (pinned) as a wheel set in /opt/venv; each benchmark runs with
 # pyperf's --fast inside the image (podman, runc, no network), allocator variables inherited.
 set -euo pipefail
+# A failed build inside $(...) must stop the script, not be timed.
+shopt -s inherit_errexit
 cd "$(dirname "$0")/../.."
 COMPOSE_BENCH=1 tests/setup.sh >/dev/null
 cargo build --release --locked -q
