@@ -52,21 +52,31 @@ pub fn musllinux(wheel: &[u8], filename: &str, policy: &MusllinuxPolicy) -> Resu
     let mut archive = zip::ZipArchive::new(Cursor::new(wheel)).map_err(|e| bad(None, format!("is not a zip: {e}")))?;
     check_binaries(&mut archive, policy, &bad)?;
 
-    let mut out = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(wheel.len())));
-    let mut rewritten: Vec<(String, Vec<u8>)> = Vec::new();
+    // The new WHEEL first: RECORD, wherever it is in the archive, must hash it.
+    let dist_info_file = |name: &str| -> Option<String> {
+        name.split_once(".dist-info/").filter(|(dir, _)| !dir.contains('/')).map(|(_, f)| f.to_string())
+    };
+    let mut wheel_file = None;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| bad(None, e.to_string()))?;
         let name = entry.name().map_err(|e| bad(None, e.to_string()))?.into_owned();
-        let dist_info_file = name.split_once(".dist-info/").filter(|(dir, _)| !dir.contains('/')).map(|(_, f)| f);
-        let new_text = match dist_info_file {
-            Some("WHEEL") => {
-                let text = read_text(&mut entry, &name, &bad)?;
-                Some(retag_wheel_file(&text, platform, platform_tag))
-            }
+        if dist_info_file(&name).as_deref() == Some("WHEEL") {
+            let text = read_text(&mut entry, &name, &bad)?;
+            wheel_file = Some((name, retag_wheel_file(&text, platform, platform_tag)));
+            break;
+        }
+    }
+    let (wheel_name, wheel_text) = wheel_file.ok_or_else(|| bad(None, "has no .dist-info/WHEEL".into()))?;
+
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(wheel.len())));
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| bad(None, e.to_string()))?;
+        let name = entry.name().map_err(|e| bad(None, e.to_string()))?.into_owned();
+        let new_text = match dist_info_file(&name).as_deref() {
+            Some("WHEEL") if name == wheel_name => Some(wheel_text.clone()),
             Some("RECORD") => {
                 let text = read_text(&mut entry, &name, &bad)?;
-                let changed: Vec<(&str, &[u8])> = rewritten.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
-                Some(update_record(&text, &changed))
+                Some(update_record(&text, &[(wheel_name.as_str(), wheel_text.as_bytes())]))
             }
             _ => None,
         };
@@ -84,7 +94,6 @@ pub fn musllinux(wheel: &[u8], filename: &str, policy: &MusllinuxPolicy) -> Resu
                 drop(entry);
                 out.start_file(name.as_str(), options).map_err(write_err)?;
                 out.write_all(text.as_bytes()).map_err(|e| bad(Some(&name), e.to_string()))?;
-                rewritten.push((name, text.into_bytes()));
             }
         }
     }
@@ -220,9 +229,14 @@ mod tests {
     }
 
     fn wheel(extension: &[u8]) -> Vec<u8> {
+        wheel_in_order(extension, false)
+    }
+
+    /// A wheel with its RECORD last, as every backend writes it, or (`record_first`) not.
+    fn wheel_in_order(extension: &[u8], record_first: bool) -> Vec<u8> {
         let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
         let options = zip::write::SimpleFileOptions::default();
-        let files: [(&str, &[u8]); 3] = [
+        let mut files: [(&str, &[u8]); 3] = [
             ("ext/_speedups.so", extension),
             ("ext-1.0.dist-info/WHEEL", b"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp313-cp313-linux_x86_64\n"),
             (
@@ -230,6 +244,9 @@ mod tests {
                 b"ext/_speedups.so,sha256=x,64\next-1.0.dist-info/WHEEL,sha256=old,70\next-1.0.dist-info/RECORD,,\n",
             ),
         ];
+        if record_first {
+            files.swap(0, 2);
+        }
         for (name, bytes) in files {
             out.start_file(name, options).unwrap();
             out.write_all(bytes).unwrap();
@@ -262,6 +279,17 @@ mod tests {
         assert_eq!(entry(&fixed.bytes, "ext/_speedups.so"), bare_elf(goblin::elf::header::EM_X86_64));
         // The same wheel in, the same bytes out.
         assert_eq!(musllinux(&built, name, &policy("x86_64")).unwrap().unwrap().bytes, fixed.bytes);
+    }
+
+    #[test]
+    fn the_record_hashes_the_new_wheel_file_wherever_it_stands() {
+        let built = wheel_in_order(&bare_elf(goblin::elf::header::EM_X86_64), true);
+        let name = "ext-1.0-cp313-cp313-linux_x86_64.whl";
+        let fixed = musllinux(&built, name, &policy("x86_64")).unwrap().unwrap();
+        let wheel_file = entry(&fixed.bytes, "ext-1.0.dist-info/WHEEL");
+        let record = String::from_utf8(entry(&fixed.bytes, "ext-1.0.dist-info/RECORD")).unwrap();
+        let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(&wheel_file));
+        assert!(record.contains(&format!("WHEEL,sha256={digest},")), "{record}");
     }
 
     #[test]
