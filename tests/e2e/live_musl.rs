@@ -186,6 +186,61 @@ fn the_optimized_musl_interpreter_maps_jemalloc_and_reports_its_profile_and_with
     assert_eq!((said["jemalloc"].as_bool(), said["musl"].as_bool()), (Some(false), Some(true)), "{said}");
 }
 
+/// PGO's two passes on musl, as CPython's build runs them, at the cost of one small program: an
+/// instrumented link (GCC's libgcov from the build root, built against glibc, whose C23 names
+/// musl lacks: the musl step's compatibility archive supplies them), a training run that writes
+/// its profile (under qemu-user on the arm64 cross root), and the program built again from that
+/// profile. The optimized interpreter's own PGO build belongs to the benchmark; this is what
+/// keeps the mechanism working in CI.
+const PGO_HELLO: &str = r#"
+[[builds]]
+name = "pgo-hello"
+image = true
+script = """
+cat > hello.c <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+    long n = argc > 1 ? strtol(argv[1], NULL, 10) : 0, sum = 0;
+    for (long i = 1; i <= n; i++) sum += i % 7 ? i : -i;
+    printf("pgo-hello %ld\\n", sum);
+    return 0;
+}
+C
+"$CC" -O2 -fprofile-generate -c hello.c -o hello.o
+"$CC" -fprofile-generate hello.o -o hello
+./hello 1000
+test -s hello.gcda
+"$CC" -O2 -fprofile-use -Werror=missing-profile -c hello.c -o hello.o
+"$CC" hello.o -o hello
+mkdir -p "$DESTDIR/usr/local/bin"
+cp hello "$DESTDIR/usr/local/bin/pgo-hello"
+"""
+"#;
+
+#[test]
+fn a_pgo_instrumented_program_links_and_trains_on_musl_natively_and_on_the_arm64_cross_root() {
+    let _turn = turn();
+    let c = toolchain_compose();
+    // python-musl-baseline.toml's head (musl's source, the profile, [cross]) and one build: the
+    // musl step is the one CI's musl image builds, so a cache hit there.
+    let recipe = copy_recipe_edited(&c, "python-musl-baseline.toml", |text| {
+        let head = &text[..text.find("\n[[builds]]").expect("the recipe has builds")];
+        let cross = &text[text.find("\n[cross]\n").expect("the recipe cross-compiles")..];
+        let cross = &cross[..cross[1..].find("\n[").map_or(cross.len(), |i| i + 1)];
+        format!("{head}\n{PGO_HELLO}{cross}\n")
+            .replace("name = \"python-musl-baseline\"", "name = \"musl-pgo-hello\"")
+            .replace("\"linux/amd64\", \"linux/arm64\", \"linux/arm/v7\"", "\"linux/amd64\", \"linux/arm64\"")
+    });
+    let out = LowercaseDir::new();
+    let layout = out.0.join("musl-pgo-hello");
+    live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let said = podman(&layout, platform, &["/usr/local/bin/pgo-hello", "100"]);
+        assert_eq!(said.trim(), "pgo-hello 3580", "{platform}");
+    }
+}
+
 /// What a musl image's interpreter accepts and has: `packaging.tags` (the reference
 /// implementation of wheel tags) on the image, and the wheels' own compiled modules at work
 /// (aiohttp only imports: its C parts are multidict's and yarl's).

@@ -67,10 +67,36 @@ done
 asm="$kernel/$GNU_TRIPLET/asm"
 [ -d "$asm" ] || asm="$kernel/asm"
 cp -RL "$asm" "$include/asm"
+# A program compiled for PGO's first pass links the build root's libgcov, which was built
+# against a glibc that has C23's names for the strtol family (__isoc23_strtol...) and calls
+# them; musl has them under their plain names. An archive linked after the C library forwards
+# them (it adds nothing to a program that does not call them). Declared here, not included:
+# the build root's headers are glibc's.
+cat > glibc-compat.c <<'C'
+long strtol(const char *, char **, int);
+unsigned long strtoul(const char *, char **, int);
+long long strtoll(const char *, char **, int);
+unsigned long long strtoull(const char *, char **, int);
+long __isoc23_strtol(const char *s, char **end, int base) { return strtol(s, end, base); }
+unsigned long __isoc23_strtoul(const char *s, char **end, int base) { return strtoul(s, end, base); }
+long long __isoc23_strtoll(const char *s, char **end, int base) { return strtoll(s, end, base); }
+unsigned long long __isoc23_strtoull(const char *s, char **end, int base) { return strtoull(s, end, base); }
+C
+"$CC" -O2 -fPIC -ffreestanding -c glibc-compat.c -o glibc-compat.o
+"$AR" rcD "$DESTDIR/usr/local/musl/lib/libglibc-compat.a" glibc-compat.o
+cat >> "$DESTDIR/usr/local/musl/lib/musl-gcc.specs" <<'SPECS'
+%rename lib old_lib
+
+*lib:
+%(old_lib) /usr/local/musl/lib/libglibc-compat.a
+
+SPECS
 # musl's own wrapper, except that it names the musl triplet when asked for the multiarch one
 # (as gcc on a musl system does): CPython's configure compares the two. On aarch64, GCC's
 # out-of-line atomics need libgcc to ask glibc's __getauxval for the CPU's features, which
 # musl has not (a program fails to link, a shared library to load): atomics are inlined.
+# Links are --as-needed, as Alpine's gcc makes them: a library only named on the command line
+# (OpenSSL's -latomic, a configure's blanket -lm) is not a run-time dependency.
 extra=
 case "$GNU_TRIPLET" in aarch64-*) extra=-mno-outline-atomics ;; esac
 cat > "$DESTDIR/usr/local/musl/bin/musl-gcc" <<WRAPPER
@@ -78,7 +104,7 @@ cat > "$DESTDIR/usr/local/musl/bin/musl-gcc" <<WRAPPER
 for arg; do
     [ "\$arg" = --print-multiarch ] && { echo $MUSL_TRIPLET; exit 0; }
 done
-exec "\${REALGCC:-$CC}" $extra "\$@" -specs /usr/local/musl/lib/musl-gcc.specs
+exec "\${REALGCC:-$CC}" $extra -Wl,--as-needed "\$@" -specs /usr/local/musl/lib/musl-gcc.specs
 WRAPPER
 chmod 755 "$DESTDIR/usr/local/musl/bin/musl-gcc"
 "#;
@@ -103,7 +129,9 @@ set --
 ./configure --build="$CBUILD" --host="$CHOST" --prefix="$PREFIX" --with-ensurepip=no "$@" $PYTHON_CONFIGURE \
     OPT="-DNDEBUG -fwrapv $COMPOSE_OPT" CFLAGS="$CFLAGS $MALLOC_CFLAGS${PYTHON_CFLAGS:+ $PYTHON_CFLAGS}" \
     LDFLAGS="$LDFLAGS $MALLOC_LDFLAGS -Wl,-rpath,$PREFIX/lib" LIBS="$MALLOC_LIBS"
-make -j"$JOBS"
+# The recipe's training task, when it names one, replaces CPython's (`-m test --pgo`): a test
+# that fails on the target fails the build, since 3.13.
+make -j"$JOBS" ${PYTHON_PGO_TASK:+"PROFILE_TASK=$PYTHON_PGO_TASK"}
 make install DESTDIR="$DESTDIR"
 # strip refuses what is not ELF, which leaves scripts as they are.
 find "$DESTDIR" -type f \( -name '*.so*' -o -perm -u+x \) -exec "$STRIP" --strip-unneeded {} + 2>/dev/null || true
@@ -296,6 +324,9 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
             ("PYTHON_SHARED".to_string(), if interpreter.shared { "1" } else { "0" }.to_string()),
             ("PYTHON_CONFIGURE".to_string(), interpreter.configure.join(" ")),
         ]);
+        if let Some(task) = &interpreter.pgo_task {
+            env.insert("PYTHON_PGO_TASK".into(), task.get_ref().clone());
+        }
         // Cross-compiled only on musl, where every library it links is one of the recipe's
         // builds: on glibc it links the distribution's -dev packages of its own architecture,
         // which a cross root of the build platform does not have.

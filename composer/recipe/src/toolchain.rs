@@ -275,6 +275,12 @@ pub struct InterpreterBuild {
     /// Extra `./configure` arguments.
     #[serde(default)]
     pub configure: Vec<String>,
+    /// The interpreter's arguments for PGO's training run (CPython's `PROFILE_TASK`), when
+    /// the profile has `pgo`: by default CPython's own, the `--pgo` subset of its test suite.
+    /// Since 3.13 a test that fails there fails the build, so a target where one cannot pass
+    /// (musl's locales) names what to leave out, and a broader training names more.
+    #[schemars(with = "Option<String>")]
+    pub pgo_task: Option<Spanned<String>>,
     /// `[[builds]]` whose outputs join the build root: the libraries CPython compiles against
     /// when they do not come from the distribution (on a musl image, all of them).
     #[serde(default)]

@@ -203,6 +203,15 @@ pub(crate) fn builds(
                 ));
             }
         }
+        if let Some(task) = &interpreter.pgo_task
+            && (task.get_ref().trim().is_empty() || task.get_ref().contains('\n'))
+        {
+            return Err(invalid(
+                task.span(),
+                "[python.build] pgo_task must be one line of arguments to the interpreter".into(),
+                "e.g. \"-m test --pgo --timeout=1200\"; leave it out for CPython's own training",
+            ));
+        }
         if !interpreter.prefix.starts_with('/') || interpreter.prefix.split('/').any(|c| c == "..") {
             return Err(invalid(
                 section("[python.build]"),
@@ -416,6 +425,10 @@ mod tests {
         assert_eq!(recipe.python.unwrap().build.unwrap().uses[0].get_ref(), "zlib");
         let said = error(&ok.replace("uses = [\"zlib\"]", "uses = [\"openssl\"]"));
         assert!(said.contains("[python.build] uses `openssl`, which is not a build"), "{said}");
+        let said = error(&format!("{ok}pgo_task = \" \"\n"));
+        assert!(said.contains("pgo_task must be one line"), "{said}");
+        let trained = Recipe::parse_str("r.toml".as_ref(), &format!("{HEAD}{ok}pgo_task = \"-m test --pgo\"\n"));
+        assert_eq!(trained.unwrap().python.unwrap().build.unwrap().pgo_task.unwrap().get_ref(), "-m test --pgo");
     }
 }
 
