@@ -23,7 +23,7 @@ const JEMALLOC_SCRIPT: &str = r#"mkdir src
 tar -xf /sources/jemalloc -C src --strip-components=1
 cd src
 ./configure --build="$CBUILD" --host="$CHOST" --prefix="$PREFIX" --disable-doc --disable-cxx \
-    ${LG_PAGE:+--with-lg-page=$LG_PAGE} \
+    ${LG_PAGE:+--with-lg-page=$LG_PAGE} ${LG_VADDR:+--with-lg-vaddr=$LG_VADDR} \
     CFLAGS="$CFLAGS" LDFLAGS="$LDFLAGS"
 # The shared library only when something loads it at run time, and otherwise only
 # libjemalloc.a (not also the -fPIC copy, libjemalloc_pic.a, for linking into shared objects):
@@ -67,20 +67,23 @@ done
 asm="$kernel/$GNU_TRIPLET/asm"
 [ -d "$asm" ] || asm="$kernel/asm"
 cp -RL "$asm" "$include/asm"
-# A program compiled for PGO's first pass links the build root's libgcov, which was built
-# against a glibc that has C23's names for the strtol family (__isoc23_strtol...) and calls
-# them; musl has them under their plain names. An archive linked after the C library forwards
-# them (it adds nothing to a program that does not call them). Declared here, not included:
-# the build root's headers are glibc's.
+# The build root's GCC runtime was built against glibc and calls two kinds of its names that
+# musl has under their plain ones: C23's strtol family (__isoc23_strtol..., from libgcov, which
+# every program compiled for PGO's first pass links) and __getauxval (from libgcc's out-of-line
+# atomics on aarch64, which the rest of libgcov uses). An archive linked after the C library
+# forwards them; a program that calls none of them gets nothing of it. Declared here, not
+# included: the build root's headers are glibc's.
 cat > glibc-compat.c <<'C'
 long strtol(const char *, char **, int);
 unsigned long strtoul(const char *, char **, int);
 long long strtoll(const char *, char **, int);
 unsigned long long strtoull(const char *, char **, int);
+unsigned long getauxval(unsigned long);
 long __isoc23_strtol(const char *s, char **end, int base) { return strtol(s, end, base); }
 unsigned long __isoc23_strtoul(const char *s, char **end, int base) { return strtoul(s, end, base); }
 long long __isoc23_strtoll(const char *s, char **end, int base) { return strtoll(s, end, base); }
 unsigned long long __isoc23_strtoull(const char *s, char **end, int base) { return strtoull(s, end, base); }
+unsigned long __getauxval(unsigned long type) { return getauxval(type); }
 C
 "$CC" -O2 -fPIC -ffreestanding -c glibc-compat.c -o glibc-compat.o
 "$AR" rcD "$DESTDIR/usr/local/musl/lib/libglibc-compat.a" glibc-compat.o
@@ -92,9 +95,9 @@ cat >> "$DESTDIR/usr/local/musl/lib/musl-gcc.specs" <<'SPECS'
 
 SPECS
 # musl's own wrapper, except that it names the musl triplet when asked for the multiarch one
-# (as gcc on a musl system does): CPython's configure compares the two. On aarch64, GCC's
-# out-of-line atomics need libgcc to ask glibc's __getauxval for the CPU's features, which
-# musl has not (a program fails to link, a shared library to load): atomics are inlined.
+# (as gcc on a musl system does): CPython's configure compares the two. On aarch64 what it
+# compiles inlines its atomics: out of line, each would call into libgcc's helpers, which ask
+# __getauxval (forwarded above) for the CPU's features first.
 # Links are --as-needed, as Alpine's gcc makes them: a library only named on the command line
 # (OpenSSL's -latomic, a configure's blanket -lm) is not a run-time dependency.
 extra=
@@ -262,6 +265,9 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
         if let Some(lg) = allocator.lg_page.as_ref().and_then(|l| l.for_platform(platform)) {
             env.insert("LG_PAGE".into(), lg.to_string());
         }
+        if let Some(bits) = jemalloc_vaddr_bits(platform) {
+            env.insert("LG_VADDR".into(), bits.to_string());
+        }
         // Preloaded, or linked into CPython, it is loaded as a shared library; builds that
         // `use` it link whichever they choose, and the static archive is always there.
         let shared =
@@ -372,6 +378,15 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
         });
     }
     out
+}
+
+/// The virtual address bits jemalloc is built for, where its configure would otherwise ask the
+/// build machine: on x86_64 it runs `cpuid`, which says 57 on a CPU with 5-level paging and 48
+/// on others, so the same step built different bytes on different machines. Linux gives a
+/// program addresses above 47 bits only when it asks for them (an `mmap` hint), so 48 holds on
+/// every x86_64 machine. Elsewhere configure decides from the target alone.
+fn jemalloc_vaddr_bits(platform: &Platform) -> Option<u8> {
+    (platform.architecture == "amd64").then_some(48)
 }
 
 /// Prefixes are few and live as long as the run; a `'static` one keeps [`ImagePart`] `Copy`.
@@ -581,6 +596,14 @@ mod tests {
             musl_env(&mut env, build != host, &host);
         }
         env
+    }
+
+    #[test]
+    fn jemalloc_on_x86_64_is_built_for_48_bit_addresses_whatever_cpu_builds_it() {
+        let bits = |p: &str| jemalloc_vaddr_bits(&p.parse().unwrap());
+        assert_eq!(bits("linux/amd64"), Some(48));
+        // configure decides these from the target (48 on aarch64, the pointer size elsewhere).
+        assert_eq!((bits("linux/arm64"), bits("linux/arm/v7"), bits("linux/386")), (None, None, None));
     }
 
     #[test]
