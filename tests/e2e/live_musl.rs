@@ -187,10 +187,10 @@ fn the_optimized_musl_interpreter_maps_jemalloc_and_reports_its_profile_and_with
 }
 
 /// PGO's two passes on musl, as CPython's build runs them, at the cost of one small program: an
-/// instrumented link (GCC's libgcov from the build root, built against glibc, whose C23 names
-/// musl lacks: the musl step's compatibility archive supplies them), a training run that writes
-/// its profile (under qemu-user on the arm64 cross root), and the program built again from that
-/// profile. The optimized interpreter's own PGO build belongs to the benchmark; this is what
+/// instrumented link (GCC's libgcov and libgcc from the build root, built against glibc, call
+/// C23's `__isoc23_strtol` and, on aarch64, `__getauxval`, which musl lacks: the musl step's
+/// compatibility archive supplies them), a training run that writes its profile (under qemu-user
+/// on the arm64 cross root), and the program built again from that profile. The optimized interpreter's own PGO build belongs to the benchmark; this is what
 /// keeps the mechanism working in CI.
 const PGO_HELLO: &str = r#"
 [[builds]]
