@@ -34,6 +34,7 @@ mod python;
 pub mod report;
 mod run;
 mod sandbox;
+mod scripts;
 mod session;
 mod settle;
 mod share;
