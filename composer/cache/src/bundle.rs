@@ -10,15 +10,15 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 
 use composer_store::{ActionKey, ActionRecord, Hash, RefKind, Sha256, Store};
-use sha2::Digest as _;
 
 use crate::claim::{self, INPUTS_TAG_PREFIX, STEP_TAG_PREFIX};
 use crate::push::{PushStats, Pusher};
 use crate::{CacheError, DirCache, Remote, SecretKey, Substituters, TrustedKeys};
+use crate::{archive, layout};
 
 fn io_error(what: &Path) -> impl Fn(io::Error) -> CacheError + '_ {
     move |source| CacheError::Io { what: what.display().to_string(), source }
@@ -67,42 +67,9 @@ pub fn write(
         cache.put_manifest(claim::LOCKS_TAG, &claim::locks_manifest(&listed))?;
     }
     let temp = work.path().join("bundle.tar");
-    write_tar(&layout, &temp)?;
+    archive::write(&layout, &temp)?;
     fs::rename(&temp, dest).map_err(io_error(dest))?;
     Ok(stats)
-}
-
-/// The layout as a tar with sorted members and fixed metadata.
-fn write_tar(layout: &Path, dest: &Path) -> Result<(), CacheError> {
-    let file = fs::File::create(dest).map_err(io_error(dest))?;
-    let mut builder = tar::Builder::new(io::BufWriter::new(file));
-    let mut members: Vec<String> = vec!["oci-layout".into(), "index.json".into()];
-    let mut blobs: Vec<String> = fs::read_dir(layout.join("blobs/sha256"))
-        .map_err(io_error(layout))?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .filter(|name| !name.starts_with('.'))
-        .map(|name| format!("blobs/sha256/{name}"))
-        .collect();
-    blobs.sort();
-    members.extend(blobs);
-    for member in members {
-        let path = layout.join(&member);
-        let mut file = fs::File::open(&path).map_err(io_error(&path))?;
-        let size = file.metadata().map_err(io_error(&path))?.len();
-        let mut header = tar::Header::new_ustar();
-        header.set_path(&member).map_err(io_error(&path))?;
-        header.set_size(size);
-        header.set_mode(0o444);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_cksum();
-        builder.append(&header, &mut file).map_err(io_error(&path))?;
-    }
-    let mut out = builder.into_inner().map_err(io_error(dest))?;
-    out.flush().map_err(io_error(dest))?;
-    out.into_inner().map_err(|e| io_error(dest)(e.into_error()))?.sync_all().map_err(io_error(dest))?;
-    Ok(())
 }
 
 #[derive(Debug, Default, serde::Serialize, schemars::JsonSchema)]
@@ -121,8 +88,9 @@ pub struct ImportReport {
 pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path) -> Result<ImportReport, CacheError> {
     let work = tempfile::Builder::new().prefix("compose-import-").tempdir_in(temp_dir).map_err(io_error(temp_dir))?;
     let layout = work.path().join("layout");
-    let blobs = unpack(file, &layout)?;
+    let blobs = archive::unpack(file, &layout)?;
     let bad = |reason: String| CacheError::BadArtifact { what: file.display().to_string(), reason };
+    layout::check_canonical(&layout, &blobs).map_err(bad)?;
     let cache = DirCache::open(&layout);
     let tags = cache.tag_names()?;
     let substituters = Substituters::new(vec![Box::new(DirCache::open(&layout))], trusted.clone());
@@ -154,7 +122,11 @@ pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path
             }
         } else if tag.starts_with(INPUTS_TAG_PREFIX) {
             let manifest = cache.manifest(tag)?.ok_or_else(|| bad(format!("{tag} is missing")))?;
-            for (sha, size) in claim::parse_inputs(&manifest, tag)? {
+            let listed = claim::parse_inputs(&manifest, tag)?;
+            if *tag != claim::inputs_tag(&listed) {
+                return Err(bad(format!("tag `{tag}` is not the one its inputs list is tagged by")));
+            }
+            for (sha, size) in listed {
                 if blobs.get(&sha) != Some(&size) {
                     return Err(bad(format!("input {} is missing or of another size", sha.oci())));
                 }
@@ -211,55 +183,4 @@ fn check_output(layout: &Path, output: &claim::ClaimedOutput, tag: &str) -> Resu
         }
         RefKind::Tree => crate::treepack::check(&output.blake3, reader, tag),
     }
-}
-
-/// Unpacks the members composer writes (`oci-layout`, `index.json`, `blobs/sha256/<hex>`) into
-/// `layout`, checking each blob against its name; returns the blobs with their sizes. Anything
-/// else in the archive, or any blob that does not match, refuses the bundle.
-fn unpack(file: &Path, layout: &Path) -> Result<BTreeMap<Sha256, u64>, CacheError> {
-    let bad = |reason: String| CacheError::BadArtifact { what: file.display().to_string(), reason };
-    fs::create_dir_all(layout.join("blobs/sha256")).map_err(io_error(layout))?;
-    let source = fs::File::open(file).map_err(io_error(file))?;
-    let mut archive = tar::Archive::new(io::BufReader::new(source));
-    let mut blobs = BTreeMap::new();
-    for entry in archive.entries().map_err(io_error(file))? {
-        let mut entry = entry.map_err(io_error(file))?;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        if entry.header().entry_type() != tar::EntryType::Regular {
-            return Err(bad(format!("member `{name}` is not a regular file")));
-        }
-        let (target, sha): (PathBuf, Option<Sha256>) = match name.as_str() {
-            "oci-layout" | "index.json" => (layout.join(&name), None),
-            other => match other.strip_prefix("blobs/sha256/").map(str::parse::<Sha256>) {
-                Some(Ok(sha)) => (layout.join("blobs/sha256").join(sha.to_hex()), Some(sha)),
-                _ => return Err(bad(format!("member `{name}` is not part of a cache layout"))),
-            },
-        };
-        let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&target).map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                bad(format!("member `{name}` comes twice"))
-            } else {
-                io_error(&target)(e)
-            }
-        })?;
-        let mut hasher = sha2::Sha256::new();
-        let mut size = 0u64;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = entry.read(&mut buf).map_err(io_error(file))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            size += n as u64;
-            out.write_all(&buf[..n]).map_err(io_error(&target))?;
-        }
-        if let Some(sha) = sha {
-            if Sha256(hasher.finalize().into()) != sha {
-                return Err(bad(format!("blob {} does not match its digest", sha.oci())));
-            }
-            blobs.insert(sha, size);
-        }
-    }
-    Ok(blobs)
 }

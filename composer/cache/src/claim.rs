@@ -35,10 +35,15 @@ pub const STEP_TAG_PREFIX: &str = "step-";
 pub const INPUTS_TAG_PREFIX: &str = "inputs-";
 pub const INPUTS_ARTIFACT_TYPE: &str = "application/vnd.composer.inputs.v1";
 
+/// The tag of the manifest that lists `inputs`.
+pub fn inputs_tag(inputs: &[(Sha256, u64)]) -> String {
+    let listed: String = inputs.iter().map(|(sha, _)| sha.oci() + "\n").collect();
+    format!("{INPUTS_TAG_PREFIX}{}", &Sha256::of(listed.as_bytes()).to_hex()[..16])
+}
+
 /// The manifest that lists `inputs`, and its tag.
 pub fn inputs_manifest(inputs: &[(Sha256, u64)]) -> (String, Vec<u8>) {
-    let listed: String = inputs.iter().map(|(sha, _)| sha.oci() + "\n").collect();
-    let tag = format!("{INPUTS_TAG_PREFIX}{}", &Sha256::of(listed.as_bytes()).to_hex()[..16]);
+    let tag = inputs_tag(inputs);
     let empty = EMPTY_CONFIG;
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)

@@ -19,6 +19,9 @@ const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 /// No manifest or index a cache writes comes near this; a bigger one is not ours.
 const MAX_DOCUMENT: u64 = 16 << 20;
 
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct IndexEntry {
     #[serde(rename = "mediaType")]
@@ -70,13 +73,8 @@ impl DirCache {
             return Err(cache.unavailable(io::Error::other("the directory holds files and is not an OCI layout")));
         }
         fs::create_dir_all(root.join("blobs/sha256")).map_err(|e| cache.unavailable(e))?;
-        write_atomic(&root.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
-            .map_err(|e| cache.unavailable(e))?;
-        let index = Index {
-            schema_version: 2,
-            media_type: "application/vnd.oci.image.index.v1+json".into(),
-            manifests: vec![],
-        };
+        write_atomic(&root.join("oci-layout"), OCI_LAYOUT).map_err(|e| cache.unavailable(e))?;
+        let index = Index { schema_version: 2, media_type: INDEX_MEDIA_TYPE.into(), manifests: vec![] };
         write_atomic(&root.join("index.json"), &serde_json::to_vec(&index).expect("index serializes"))
             .map_err(|e| cache.unavailable(e))?;
         Ok(cache)
@@ -225,5 +223,45 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     temp.write_all(bytes)?;
     temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Checks that the layout at `root`, unpacked from a bundle whose blobs are `blobs`, has the
+/// `oci-layout` and `index.json` that composer writes, byte for byte: each manifest named by
+/// exactly one tag, in tag order, present with the size the index gives. An index that merely
+/// parses could differ in bytes nothing reads (a field name's case, an annotation), and a bundle
+/// is refused for any byte that differs from what was written.
+pub(crate) fn check_canonical(root: &Path, blobs: &BTreeMap<Sha256, u64>) -> Result<(), String> {
+    let read = |name: &str| {
+        let mut bytes = Vec::new();
+        fs::File::open(root.join(name))
+            .and_then(|f| f.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes))
+            .map_err(|e| format!("{name}: {e}"))?;
+        Ok::<_, String>(bytes)
+    };
+    if read("oci-layout")? != OCI_LAYOUT {
+        return Err("its `oci-layout` is not the one composer writes".into());
+    }
+    let bytes = read("index.json")?;
+    let index: Index = serde_json::from_slice(&bytes).map_err(|e| format!("index.json: {e}"))?;
+    if index.schema_version != 2 || index.media_type != INDEX_MEDIA_TYPE {
+        return Err("index.json is not an OCI image index".into());
+    }
+    let mut previous: Option<&String> = None;
+    for entry in &index.manifests {
+        let tag = match entry.annotations.get(REF_NAME) {
+            Some(tag) if entry.annotations.len() == 1 && previous.is_none_or(|p| p < tag) => tag,
+            _ => return Err("index.json lists a manifest without its own tag, or out of tag order".into()),
+        };
+        let sha = entry.digest.strip_prefix("sha256:").and_then(|hex| hex.parse::<Sha256>().ok());
+        let sha = sha.filter(|sha| sha.oci() == entry.digest);
+        if entry.media_type != MANIFEST_MEDIA_TYPE || sha.and_then(|sha| blobs.get(&sha)) != Some(&entry.size) {
+            return Err(format!("index.json: the manifest tagged `{tag}` is missing or of another size or type"));
+        }
+        previous = Some(tag);
+    }
+    if serde_json::to_vec(&index).map_err(|e| e.to_string())? != bytes {
+        return Err("index.json is not in the form composer writes".into());
+    }
     Ok(())
 }

@@ -14,9 +14,10 @@
 //! A cache can withhold a result, never change one: every result is checked against a claim a
 //! trusted key signed, and every byte against the claim before anything enters the store.
 
+mod archive;
 pub mod bundle;
 pub mod claim;
-mod layout;
+pub(crate) mod layout;
 pub mod push;
 mod reference;
 mod registry;
