@@ -78,6 +78,7 @@ pub(crate) fn unpack(file: &Path, layout: &Path) -> Result<BTreeMap<Sha256, u64>
     let mut blobs = BTreeMap::new();
     let mut previous: Option<String> = None;
     let mut block = [0u8; BLOCK];
+    let mut buf = vec![0u8; 256 * 1024];
     loop {
         source.read_exact(&mut block).map_err(eof)?;
         if block == [0u8; BLOCK] {
@@ -114,7 +115,6 @@ pub(crate) fn unpack(file: &Path, layout: &Path) -> Result<BTreeMap<Sha256, u64>
         let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&target).map_err(io_error(&target))?;
         let mut hasher = sha2::Sha256::new();
         let mut member = (&mut source).take(size);
-        let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = member.read(&mut buf).map_err(io_error(file))?;
             if n == 0 {
