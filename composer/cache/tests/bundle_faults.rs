@@ -4,34 +4,11 @@
 
 use std::path::Path;
 
+use common::result_with;
 use composer_cache::{SecretKey, TrustedKeys, bundle};
-use composer_store::{ActionKey, ActionRecord, EntryKind, ObjectRef, RefKind, Store, Tree, TreeEntry};
+use composer_store::Store;
 
-fn a_result(store: &Store) -> (ActionKey, ActionRecord) {
-    let content = store.put_content(b"file content").unwrap();
-    let entry = TreeEntry {
-        path: "usr/share/file".into(),
-        kind: EntryKind::File { content, size: 12, packed: None },
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        mtime: 0,
-        xattrs: vec![],
-    };
-    let mut tree = Tree { entries: vec![entry] };
-    tree.normalize().unwrap();
-    let tree = store.put_tree(&tree).unwrap();
-    let log = store.put_bytes(b"a log").unwrap();
-    let key = ActionKey::new("build", 1).with("name", "faults");
-    let record = ActionRecord {
-        step: "build".into(),
-        outputs: vec![ObjectRef { id: tree, kind: RefKind::Tree }, ObjectRef { id: log.id, kind: RefKind::Blob }],
-        inputs: vec![],
-        data: serde_json::json!({"name": "faults"}),
-    };
-    store.action_put(&key, &record).unwrap();
-    (key, record)
-}
+mod common;
 
 /// Every file under `root` with its bytes: what an import must leave as it was.
 fn listing(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
@@ -54,7 +31,7 @@ fn listing(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 fn every_single_byte_changed_anywhere_in_a_bundle_is_refused_and_the_store_is_unchanged() {
     let [one_dir, two_dir, work] = std::array::from_fn(|_| tempfile::tempdir().unwrap());
     let one = Store::open(one_dir.path()).unwrap();
-    let result = a_result(&one);
+    let result = result_with(&one, serde_json::json!({"name": "faults"}));
     let input = one.put_bytes(b"an input, a package or a wheel").unwrap();
     let key = SecretKey::generate("faults").unwrap();
     let file = work.path().join("good.bundle");
