@@ -2,18 +2,20 @@
 # Benchmark: pyperformance on several interpreters, each in its own image, on this machine, in one
 # run, interleaved. Two sets:
 #
-# SET=glibc (default): recipes/python-optimized.toml (CPython 3.11.2 from Debian's pinned source,
-# -O3, PGO, LTO, -fno-semantic-interposition, jemalloc linked), recipes/python-baseline.toml (the
-# same source, -Os, no PGO, no LTO, system malloc) and recipes/debian-python.toml (Debian's stock
-# python3, jemalloc preloaded).
+# SET=glibc (default): recipes/python-optimized.toml (CPython 3.13.5 from Debian's pinned source,
+# -O3, PGO, LTO, -fno-semantic-interposition, jemalloc linked) with each of its three declared
+# profiles (optimized, optimized-bolt, optimized-v3), recipes/python-baseline.toml (the same
+# source, -Os, no PGO, no LTO, system malloc) and recipes/debian-python.toml on the suite
+# python-optimized builds on (Debian's stock python3 of the same version, jemalloc preloaded).
 #
 # SET=musl (issue 14): recipes/python-musl.toml (CPython 3.13 on musl, -O3, PGO, LTO, jemalloc
 # linked), the same recipe without its [allocator] (musl's own malloc), recipes/python-musl-baseline.toml
 # (-Os, no PGO, no LTO, musl's malloc: how Alpine builds its python3), and the glibc
-# python-optimized and debian-python for comparison. linux/amd64 only.
+# python-optimized and debian-python (the same suite as above) for comparison. linux/amd64 only.
 #
 # Also records the build time of each image and of a fully cached rebuild, and shows each
-# interpreter's CONFIG_ARGS, recorded switches and allocator. Ratios are against the first image.
+# interpreter's CONFIG_ARGS, recorded switches, BOLT note and allocator. Ratios are against the
+# first image, and a last table gives each image against Debian's python3.
 #
 #   tests/bench/pyperformance.sh             # about an hour on 2 cores the first time (two CPython builds)
 #   SET=musl tests/bench/pyperformance.sh    # about two hours the first time (four CPython builds, two with PGO)
@@ -45,7 +47,7 @@ benchmarks=(nbody float chaos richards deltablue spectral_norm raytrace json_dum
     regex_compile go hexiom nqueens fannkuch)
 
 case "${SET:-glibc}" in
-    glibc) names=(python-optimized python-baseline debian-python) ;;
+    glibc) names=(python-optimized python-optimized-bolt python-optimized-v3 python-baseline debian-python) ;;
     musl) names=(python-musl python-musl-malloc python-musl-baseline python-optimized debian-python) ;;
     *) echo "SET is glibc or musl" >&2; exit 2 ;;
 esac
@@ -53,8 +55,23 @@ esac
 # Benchmark images: each recipe plus pyperformance in a venv (a recipe's own [python] section
 # gets the requirements; one without gets the section). python-musl-malloc is python-musl
 # without its [allocator] section: musl's own malloc, everything else the same.
+# python-optimized-PROFILE is python-optimized whose interpreter builds with that declared
+# profile. debian-python takes python-optimized's suite, so that both have the same CPython.
+suite=$(sed -n 's/^suite = "\(.*\)"$/\1/p' recipes/python-optimized.toml)
 for name in "${names[@]}"; do
     case $name in
+        python-optimized-*)
+            python3 - recipes/python-optimized.toml "$work/$name.toml" "${name#python-}" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+head, sep, tail = text.partition("\n[python.build]\n")
+assert sep and '\nprofile = "optimized"\n' in tail and f"[toolchain.profiles.{sys.argv[3]}]" in head
+tail = tail.replace('\nprofile = "optimized"\n', f'\nprofile = "{sys.argv[3]}"\n', 1)
+text = (head + sep + tail).replace('name = "python-optimized"', f'name = "python-{sys.argv[3]}"', 1)
+open(sys.argv[2], "w").write(text)
+PY
+            ;;
+        debian-python) sed "s|^suite = .*|suite = \"$suite\"|" recipes/debian-python.toml >"$work/$name.toml" ;;
         python-musl-malloc)
             python3 - recipes/python-musl.toml "$work/$name.toml" <<'PY'
 import re, sys
@@ -121,9 +138,11 @@ print('jemalloc  ', 'libjemalloc' in maps)"
     # The images have no shell: python copies its own binary out.
     run "$name" python3 -c "import os, shutil; shutil.copy(os.path.realpath(shutil.which('python3')), '/results/python.bin')"
     switches=$(readelf -p .GCC.command.line "$work/results/python.bin" 2>/dev/null |
-        grep -oE -- '-O[0-3s]|-flto[^ ]*|-fprofile-use|-fno-semantic-interposition|-fno-builtin-malloc' |
+        grep -oE -- '-O[0-3s]|-march=[^ ]*|-flto[^ ]*|-fprofile-use|-fno-semantic-interposition|-fno-builtin-malloc' |
         sort | uniq -c | tr -s ' \n' ' ' || true)
     echo "switches   ${switches:-(none recorded: built without -frecord-gcc-switches)}"
+    # llvm-bolt leaves this note in what it rewrote.
+    if readelf -S "$work/results/python.bin" | grep -q '\.note\.bolt_info'; then echo "bolt       yes"; else echo "bolt       no"; fi
     rm -f "$work/results/python.bin"
 done
 
@@ -170,6 +189,11 @@ for bench in benches:
 geo = lambda xs: math.exp(sum(math.log(x) for x in xs) / len(xs))
 print(f"{'geometric mean':16}" + "".join(f" {'':>20}" for n in names) + "".join(f" {geo(ratios[n]):19.2f}x" for n in others))
 print(f"(ratios are speed-ups of {reference}: time of the other / time of {reference})")
+last = names[-1]
+print(f"\neach against {last} (time of {last} / time of the image; geometric mean, lowest, highest):")
+for n in names[:-1]:
+    each = [median(last, b) / median(n, b) for b in benches]
+    print(f"  {n:24} {geo(each):5.2f}x   {min(each):5.2f}x .. {max(each):5.2f}x")
 PY
 
 echo "== build times (ms): first build, fully cached rebuild"

@@ -242,10 +242,22 @@ pub(crate) fn job_env(session: &Session<'_>, job: &Job, platform: &Platform) -> 
     }
     tools_env(&mut env, build, host);
     env.extend(job.env.clone());
+    if job.name == PYTHON_BUILD {
+        cpython_bolt(&mut env);
+    }
     if job.musl {
         musl_env(&mut env, build != host, host);
     }
     env
+}
+
+/// A profile's BOLT as CPython's own switch, among its configure arguments: its script stays the
+/// one every build without BOLT was keyed by.
+fn cpython_bolt(env: &mut BTreeMap<String, String>) {
+    if env.contains_key("COMPOSE_BOLT") {
+        let configure = env.entry("PYTHON_CONFIGURE".into()).or_default();
+        configure.push_str(if configure.is_empty() { "--enable-bolt" } else { " --enable-bolt" });
+    }
 }
 
 /// The build and host triplets (`CBUILD`, `CHOST`, as Alpine's builders name them, for
@@ -428,6 +440,19 @@ mod tests {
             musl_env(&mut env, build != host, &host);
         }
         env
+    }
+
+    #[test]
+    fn bolt_reaches_cpythons_configure_only_when_the_profile_has_it() {
+        let mut env = BTreeMap::from([("PYTHON_CONFIGURE".to_string(), "--with-x".to_string())]);
+        cpython_bolt(&mut env);
+        assert_eq!(env["PYTHON_CONFIGURE"], "--with-x");
+        env.insert("COMPOSE_BOLT".into(), "1".into());
+        cpython_bolt(&mut env);
+        assert_eq!(env["PYTHON_CONFIGURE"], "--with-x --enable-bolt");
+        let mut bare = BTreeMap::from([("COMPOSE_BOLT".to_string(), "1".to_string())]);
+        cpython_bolt(&mut bare);
+        assert_eq!(bare["PYTHON_CONFIGURE"], "--enable-bolt");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub struct Flags {
     pub ldflags: Vec<String>,
     pub opt: &'static str,
     pub pgo: bool,
+    pub bolt: bool,
     pub lto: Lto,
 }
 
@@ -48,7 +49,9 @@ impl Flags {
         cflags.extend(over.cflags.iter().cloned());
         ldflags.extend(profile.ldflags.iter().cloned());
         ldflags.extend(over.ldflags.iter().cloned());
-        Flags { cflags, ldflags, opt, pgo: over.pgo.unwrap_or(profile.pgo), lto: profile.lto }
+        let pgo = over.pgo.unwrap_or(profile.pgo);
+        let bolt = over.bolt.unwrap_or(profile.bolt);
+        Flags { cflags, ldflags, opt, pgo, bolt, lto: profile.lto }
     }
 
     /// What a build script sees: the usual make variables and composer's own.
@@ -60,7 +63,7 @@ impl Flags {
             Lto::Thin => "thin",
             Lto::Full => "full",
         };
-        BTreeMap::from([
+        let mut env = BTreeMap::from([
             ("CC".into(), "gcc".into()),
             ("CXX".into(), "g++".into()),
             ("CFLAGS".into(), cflags.clone()),
@@ -69,7 +72,13 @@ impl Flags {
             ("COMPOSE_OPT".into(), self.opt.into()),
             ("COMPOSE_PGO".into(), if self.pgo { "1" } else { "0" }.into()),
             ("COMPOSE_LTO".into(), lto.into()),
-        ])
+        ]);
+        // Only when set: the environment is part of every step's key, and the builds of
+        // profiles without BOLT stay the builds they were before it existed.
+        if self.bolt {
+            env.insert("COMPOSE_BOLT".into(), "1".into());
+        }
+        env
     }
 }
 
@@ -85,13 +94,14 @@ mod tests {
             pgo: true,
             lto: Lto::Full,
             semantic_interposition: false,
+            bolt: true,
             march: Some("x86-64-v2".into()),
             cflags: vec!["-DEXTRA".into()],
             ..Profile::default()
         };
         profile.platforms.insert(
             "linux/arm64".into(),
-            PlatformFlags { march: Some("armv8-a".into()), pgo: Some(false), ..Default::default() },
+            PlatformFlags { march: Some("armv8-a".into()), pgo: Some(false), bolt: Some(false), ..Default::default() },
         );
         let amd64: Platform = "linux/amd64".parse().unwrap();
         let arm64: Platform = "linux/arm64".parse().unwrap();
@@ -100,10 +110,12 @@ mod tests {
             assert!(flags.cflags.iter().any(|f| f == wanted), "{wanted} in {:?}", flags.cflags);
         }
         assert!(flags.ldflags.contains(&"-flto=auto".to_string()) && flags.ldflags.contains(&"-O3".to_string()));
-        assert!(flags.pgo);
+        assert!(flags.pgo && flags.bolt);
+        assert_eq!(flags.env()["COMPOSE_BOLT"], "1");
         let flags = Flags::new(&profile, &arm64);
-        assert!(flags.cflags.contains(&"-march=armv8-a".to_string()) && !flags.pgo);
+        assert!(flags.cflags.contains(&"-march=armv8-a".to_string()) && !flags.pgo && !flags.bolt);
         assert_eq!(flags.env()["COMPOSE_PGO"], "0");
+        assert!(!flags.env().contains_key("COMPOSE_BOLT"));
     }
 
     #[test]

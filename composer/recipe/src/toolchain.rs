@@ -95,6 +95,9 @@ pub struct PlatformFlags {
     pub mtune: Option<String>,
     /// PGO off on emulated platforms, where the training run is very slow.
     pub pgo: Option<bool>,
+    /// BOLT off where llvm-bolt has no back end (it has x86-64 and AArch64), or where its
+    /// training run would run under qemu-user.
+    pub bolt: Option<bool>,
     #[serde(default)]
     pub cflags: Vec<String>,
     #[serde(default)]
@@ -112,6 +115,10 @@ pub struct Profile {
     pub pgo: bool,
     #[serde(default)]
     pub lto: Lto,
+    /// Post-link optimisation with llvm-bolt, trained on the same task as PGO, where a build
+    /// supports it: CPython's `--enable-bolt`. Like PGO, its output follows a measured profile.
+    #[serde(default)]
+    pub bolt: bool,
     /// `false` adds `-fno-semantic-interposition`.
     #[serde(default = "yes")]
     pub semantic_interposition: bool,
@@ -132,6 +139,7 @@ impl Default for Profile {
             opt: OptLevel::default(),
             pgo: false,
             lto: Lto::Off,
+            bolt: false,
             semantic_interposition: true,
             march: None,
             mtune: None,

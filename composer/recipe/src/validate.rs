@@ -88,7 +88,9 @@ pub(crate) fn builds(
         }
         Ok(())
     };
-    for profile in std::iter::once(&toolchain.default).chain(toolchain.profiles.values()) {
+    let named = std::iter::once(("[toolchain]".to_string(), &toolchain.default))
+        .chain(toolchain.profiles.iter().map(|(name, p)| (format!("[toolchain.profiles.{name}]"), p)));
+    for (table, profile) in named {
         for platform in profile.platforms.keys() {
             if platform.parse::<Platform>().is_err() {
                 return Err(invalid(
@@ -97,6 +99,19 @@ pub(crate) fn builds(
                     "use the names of [image] platforms, e.g. [toolchain.platforms.\"linux/arm64\"]",
                 ));
             }
+        }
+        // llvm-bolt has back ends for these two only; elsewhere the build would stop at its
+        // configure, after the build root was made.
+        let unboltable = recipe.image.platforms.get_ref().iter().find(|platform| {
+            let over = profile.platforms.get(&platform.to_string()).and_then(|o| o.bolt);
+            over.unwrap_or(profile.bolt) && !matches!(platform.architecture.as_str(), "amd64" | "arm64")
+        });
+        if let Some(platform) = unboltable {
+            return Err(invalid(
+                section(&table),
+                format!("{table} has bolt = true, but llvm-bolt cannot rewrite {platform} binaries"),
+                &format!("add [{}.platforms.\"{platform}\"] with bolt = false", &table[1..table.len() - 1]),
+            ));
         }
     }
 
@@ -318,6 +333,20 @@ mod tests {
     fn error(extra: &str) -> String {
         let err = Recipe::parse_str("r.toml".as_ref(), &format!("{HEAD}{extra}")).unwrap_err();
         format!("{err} | {}", err.hint().unwrap_or_default())
+    }
+
+    #[test]
+    fn bolt_is_refused_where_llvm_bolt_cannot_rewrite_the_binaries() {
+        let head = HEAD.replace("[\"linux/amd64\"]", "[\"linux/amd64\", \"linux/arm/v7\"]");
+        let parse = |extra: &str| Recipe::parse_str("r.toml".as_ref(), &format!("{head}{extra}"));
+        let err = parse("[toolchain.profiles.fast]\nbolt = true\n").unwrap_err();
+        let said = format!("{err} | {}", err.hint().unwrap_or_default());
+        assert!(said.contains("[toolchain.profiles.fast] has bolt = true"), "{said}");
+        assert!(said.contains("cannot rewrite linux/arm/v7") && said.contains("bolt = false"), "{said}");
+        let off = "[toolchain.profiles.fast]\nbolt = true\n[toolchain.profiles.fast.platforms.\"linux/arm/v7\"]\nbolt = false\n";
+        let recipe = parse(off).unwrap();
+        assert!(recipe.toolchain.profile(Some("fast")).unwrap().bolt);
+        assert!(parse("[toolchain]\nbolt = true\n").unwrap_err().to_string().contains("[toolchain] has bolt"));
     }
 
     #[test]

@@ -200,6 +200,13 @@ impl Backend for Debian<'_> {
             Some(_) => out.extend(CPYTHON_BUILD_DEPENDS.iter().map(|p| p.to_string())),
             None => {}
         }
+        // llvm-bolt and merge-fdata under their plain names, as CPython's configure looks for
+        // them (trixie and later; bookworm has only the versioned bolt-NN).
+        let profile =
+            interpreter.and_then(|i| recipe.toolchain.profile(i.profile.as_ref().map(|p| p.get_ref().as_str())));
+        if profile.is_some_and(|p| p.bolt || p.platforms.values().any(|o| o.bolt == Some(true))) {
+            out.push("llvm-bolt".into());
+        }
         if let Some(python) = sdists {
             // The build backends come from the lock (its build wheels), not from the distro:
             // only the distro's interpreter needs its headers from here.
