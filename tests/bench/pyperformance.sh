@@ -22,6 +22,7 @@
 #   STORE=/path tests/bench/pyperformance.sh # reuse a store: builds become cache hits (about 20 min)
 #   ROUNDS=5 tests/bench/pyperformance.sh    # more rounds per benchmark and interpreter (default 3)
 #   BUILD_ONLY=1 ...                         # build the images into STORE and stop
+#   IMAGES="python-optimized python-musl debian-python" ...   # these images of either set
 #
 # Each image gets pyperformance (pinned) as a wheel set in /opt/venv; each benchmark runs with
 # pyperf's --fast inside the image (podman, runc, no network), allocator variables inherited.
@@ -51,6 +52,11 @@ case "${SET:-glibc}" in
     musl) names=(python-musl python-musl-malloc python-musl-baseline python-optimized debian-python) ;;
     *) echo "SET is glibc or musl" >&2; exit 2 ;;
 esac
+# IMAGES picks from both sets, in its order (the first is the ratios' reference, the last the
+# one every image is also compared with).
+if [ -n "${IMAGES:-}" ]; then
+    read -ra names <<<"$IMAGES"
+fi
 
 # Benchmark images: each recipe plus pyperformance in a venv (a recipe's own [python] section
 # gets the requirements; one without gets the section). python-musl-malloc is python-musl

@@ -376,6 +376,9 @@ impl Compose {
         let store = home.path().join("store");
         let cwd = home.path().join("work");
         std::fs::create_dir_all(&cwd).unwrap();
+        // Its own temporary directory, which goes with the test: the logs a failed build keeps
+        // (`compose-failed-*`), which tests of failing builds make on purpose, go there.
+        std::fs::create_dir_all(home.path().join("tmp")).unwrap();
         Compose { bin: bin.into(), store, cwd, home, env: vec![], host_apt: false }
     }
 
@@ -388,6 +391,7 @@ impl Compose {
             .env("XDG_CACHE_HOME", self.home.path().join("cache"))
             .env("XDG_CONFIG_HOME", self.home.path().join("config"))
             .env("NO_COLOR", "1")
+            .env("TMPDIR", self.home.path().join("tmp"))
             .arg("--store")
             .arg(&self.store)
             .args(args);
