@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use composer_recipe::{
-    AllocatorMode, AllocatorName, AllocatorSource, BUILD_PYTHON, BuildImage, JEMALLOC_BUILD, MUSL_BUILD, PYTHON_BUILD,
-    Platform,
+    AllocatorMode, AllocatorName, AllocatorSource, BUILD_PYTHON, BuildImage, InterpreterBuild, JEMALLOC_BUILD,
+    MUSL_BUILD, PYTHON_BUILD, Platform, Recipe,
 };
 use composer_store::BlobInfo;
 
@@ -20,7 +20,8 @@ use crate::toolchain::Flags;
 use crate::{BuildError, Session, sandbox};
 
 use crate::scripts::{
-    BUILD_PYTHON_PREFIX, BUILD_PYTHON_SCRIPT, CPYTHON_SCRIPT, JEMALLOC_SCRIPT, MUSL_SCRIPT, SDIST_SCRIPT,
+    BUILD_PYTHON_PREFIX, BUILD_PYTHON_SCRIPT, CPYTHON_BOLT_PROLOGUE, CPYTHON_SCRIPT, JEMALLOC_SCRIPT, MUSL_SCRIPT,
+    SDIST_SCRIPT,
 };
 
 /// Which part of a build's output goes into the image.
@@ -198,7 +199,7 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
         uses.extend(interpreter.uses.iter().map(|u| u.get_ref().clone()).filter(|u| u != JEMALLOC_BUILD));
         out.push(Job {
             name: PYTHON_BUILD.into(),
-            script: CPYTHON_SCRIPT.into(),
+            script: cpython_script(recipe, interpreter),
             sources: vec![("python".into(), interpreter.source.get_ref().clone())],
             uses: with_musl(uses),
             profile: interpreter.profile.as_ref().map(|p| p.get_ref().clone()),
@@ -242,21 +243,19 @@ pub(crate) fn job_env(session: &Session<'_>, job: &Job, platform: &Platform) -> 
     }
     tools_env(&mut env, build, host);
     env.extend(job.env.clone());
-    if job.name == PYTHON_BUILD {
-        cpython_bolt(&mut env);
-    }
     if job.musl {
         musl_env(&mut env, build != host, host);
     }
     env
 }
 
-/// A profile's BOLT as CPython's own switch, among its configure arguments: its script stays the
-/// one every build without BOLT was keyed by.
-fn cpython_bolt(env: &mut BTreeMap<String, String>) {
-    if env.contains_key("COMPOSE_BOLT") {
-        let configure = env.entry("PYTHON_CONFIGURE".into()).or_default();
-        configure.push_str(if configure.is_empty() { "--enable-bolt" } else { " --enable-bolt" });
+/// CPython's build script, with what BOLT needs first when its profile has BOLT somewhere: as a
+/// prefix, so that every build without BOLT keeps the script its key was made from.
+fn cpython_script(recipe: &Recipe, interpreter: &InterpreterBuild) -> String {
+    let profile = recipe.toolchain.profile(interpreter.profile.as_ref().map(|p| p.get_ref().as_str()));
+    match profile.is_some_and(|p| p.bolt_anywhere()) {
+        true => format!("{CPYTHON_BOLT_PROLOGUE}{CPYTHON_SCRIPT}"),
+        false => CPYTHON_SCRIPT.into(),
     }
 }
 
@@ -443,16 +442,25 @@ mod tests {
     }
 
     #[test]
-    fn bolt_reaches_cpythons_configure_only_when_the_profile_has_it() {
-        let mut env = BTreeMap::from([("PYTHON_CONFIGURE".to_string(), "--with-x".to_string())]);
-        cpython_bolt(&mut env);
-        assert_eq!(env["PYTHON_CONFIGURE"], "--with-x");
-        env.insert("COMPOSE_BOLT".into(), "1".into());
-        cpython_bolt(&mut env);
-        assert_eq!(env["PYTHON_CONFIGURE"], "--with-x --enable-bolt");
-        let mut bare = BTreeMap::from([("COMPOSE_BOLT".to_string(), "1".to_string())]);
-        cpython_bolt(&mut bare);
-        assert_eq!(bare["PYTHON_CONFIGURE"], "--enable-bolt");
+    fn only_a_cpython_build_whose_profile_has_bolt_gets_the_bolt_prologue() {
+        let head = "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\
+                    [base]\nsuite = \"trixie\"\nmirror = \"debian\"\n\
+                    [[sources]]\nname = \"cpython\"\nurl = \"mirror://debian/p.tar.xz\"\n";
+        let script = |profile: &str| {
+            let text = format!(
+                "{head}sha256 = \"{}\"\n{profile}[python.build]\nsource = \"cpython\"\nprofile = \"p\"\n",
+                "a".repeat(64)
+            );
+            let recipe = Recipe::parse_str("r.toml".as_ref(), &text).unwrap();
+            cpython_script(&recipe, recipe.python.as_ref().unwrap().build.as_ref().unwrap())
+        };
+        assert_eq!(script("[toolchain.profiles.p]\npgo = true\n"), CPYTHON_SCRIPT, "keys without BOLT stay");
+        for bolt in
+            ["[toolchain.profiles.p]\nbolt = true\n", "[toolchain.profiles.p.platforms.\"linux/arm64\"]\nbolt = true\n"]
+        {
+            let with = script(bolt);
+            assert!(with.starts_with(CPYTHON_BOLT_PROLOGUE) && with.ends_with(CPYTHON_SCRIPT), "{bolt}");
+        }
     }
 
     #[test]

@@ -124,6 +124,17 @@ find "$DESTDIR" -type f \( -name '*.so*' -o -perm -u+x \) -exec "$STRIP" --strip
 ln -sf python3 "$DESTDIR$PREFIX/bin/python"
 "#;
 
+/// Run before [`CPYTHON_SCRIPT`] when the profile has BOLT somewhere. llvm-bolt looks for its
+/// instrumentation runtime relative to the path it was started by, and the distribution's
+/// `llvm-bolt` is a symlink into LLVM's own tree: configure gets the real paths.
+pub(crate) const CPYTHON_BOLT_PROLOGUE: &str = r#"if [ "$COMPOSE_BOLT" = 1 ]; then
+    LLVM_BOLT=$(readlink -f "$(command -v llvm-bolt)")
+    MERGE_FDATA=$(readlink -f "$(command -v merge-fdata)")
+    export LLVM_BOLT MERGE_FDATA
+    PYTHON_CONFIGURE="$PYTHON_CONFIGURE --enable-bolt"
+fi
+"#;
+
 /// The CPython a cross-compiled one runs its build scripts with: the same source, built for the
 /// build platform with nothing but what those scripts need.
 pub(crate) const BUILD_PYTHON_SCRIPT: &str = r#"mkdir src

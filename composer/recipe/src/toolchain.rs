@@ -162,6 +162,13 @@ pub struct Toolchain {
     pub profiles: BTreeMap<String, Profile>,
 }
 
+impl Profile {
+    /// Whether BOLT runs for any platform: the build then needs llvm-bolt in its root.
+    pub fn bolt_anywhere(&self) -> bool {
+        self.bolt || self.platforms.values().any(|o| o.bolt == Some(true))
+    }
+}
+
 impl Toolchain {
     /// The named profile, or the default one for `None`.
     pub fn profile(&self, name: Option<&str>) -> Option<&Profile> {

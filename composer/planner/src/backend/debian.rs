@@ -204,7 +204,7 @@ impl Backend for Debian<'_> {
         // them (trixie and later; bookworm has only the versioned bolt-NN).
         let profile =
             interpreter.and_then(|i| recipe.toolchain.profile(i.profile.as_ref().map(|p| p.get_ref().as_str())));
-        if profile.is_some_and(|p| p.bolt || p.platforms.values().any(|o| o.bolt == Some(true))) {
+        if profile.is_some_and(|p| p.bolt_anywhere()) {
             out.push("llvm-bolt".into());
         }
         if let Some(python) = sdists {
