@@ -17,7 +17,7 @@
 # interpreter's CONFIG_ARGS, recorded switches, BOLT note and allocator. Ratios are against the
 # first image, and a last table gives each image against Debian's python3.
 #
-#   tests/bench/pyperformance.sh             # about an hour on 2 cores the first time (two CPython builds)
+#   tests/bench/pyperformance.sh             # about 2.5 hours on 2 cores the first time (three PGO builds)
 #   SET=musl tests/bench/pyperformance.sh    # about two hours the first time (four CPython builds, two with PGO)
 #   STORE=/path tests/bench/pyperformance.sh # reuse a store: builds become cache hits (about 20 min)
 #   ROUNDS=5 tests/bench/pyperformance.sh    # more rounds per benchmark and interpreter (default 3)
