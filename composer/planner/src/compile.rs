@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use composer_recipe::{
-    AllocatorMode, AllocatorName, AllocatorSource, BUILD_PYTHON, BuildImage, InterpreterBuild, JEMALLOC_BUILD,
-    MUSL_BUILD, PYTHON_BUILD, Platform, Recipe,
+    AllocatorMode, AllocatorName, AllocatorSource, BUILD_PYTHON, BuildImage, JEMALLOC_BUILD, MUSL_BUILD, PYTHON_BUILD,
+    Platform, Recipe,
 };
 use composer_store::BlobInfo;
 
@@ -199,7 +199,7 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
         uses.extend(interpreter.uses.iter().map(|u| u.get_ref().clone()).filter(|u| u != JEMALLOC_BUILD));
         out.push(Job {
             name: PYTHON_BUILD.into(),
-            script: cpython_script(recipe, interpreter),
+            script: cpython_script(recipe),
             sources: vec![("python".into(), interpreter.source.get_ref().clone())],
             uses: with_musl(uses),
             profile: interpreter.profile.as_ref().map(|p| p.get_ref().clone()),
@@ -251,9 +251,8 @@ pub(crate) fn job_env(session: &Session<'_>, job: &Job, platform: &Platform) -> 
 
 /// CPython's build script, with what BOLT needs first when its profile has BOLT somewhere: as a
 /// prefix, so that every build without BOLT keeps the script its key was made from.
-fn cpython_script(recipe: &Recipe, interpreter: &InterpreterBuild) -> String {
-    let profile = recipe.toolchain.profile(interpreter.profile.as_ref().map(|p| p.get_ref().as_str()));
-    match profile.is_some_and(|p| p.bolt_anywhere()) {
+fn cpython_script(recipe: &Recipe) -> String {
+    match recipe.interpreter_bolts() {
         true => format!("{CPYTHON_BOLT_PROLOGUE}{CPYTHON_SCRIPT}"),
         false => CPYTHON_SCRIPT.into(),
     }
@@ -452,7 +451,7 @@ mod tests {
                 "a".repeat(64)
             );
             let recipe = Recipe::parse_str("r.toml".as_ref(), &text).unwrap();
-            cpython_script(&recipe, recipe.python.as_ref().unwrap().build.as_ref().unwrap())
+            cpython_script(&recipe)
         };
         assert_eq!(script("[toolchain.profiles.p]\npgo = true\n"), CPYTHON_SCRIPT, "keys without BOLT stay");
         for bolt in

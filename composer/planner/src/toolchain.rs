@@ -50,7 +50,7 @@ impl Flags {
         ldflags.extend(profile.ldflags.iter().cloned());
         ldflags.extend(over.ldflags.iter().cloned());
         let pgo = over.pgo.unwrap_or(profile.pgo);
-        let bolt = over.bolt.unwrap_or(profile.bolt);
+        let bolt = profile.bolt_on(&platform.to_string());
         Flags { cflags, ldflags, opt, pgo, bolt, lto: profile.lto }
     }
 

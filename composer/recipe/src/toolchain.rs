@@ -163,6 +163,11 @@ pub struct Toolchain {
 }
 
 impl Profile {
+    /// Whether BOLT runs for `platform`: its override, else the profile's own.
+    pub fn bolt_on(&self, platform: &str) -> bool {
+        self.platforms.get(platform).and_then(|o| o.bolt).unwrap_or(self.bolt)
+    }
+
     /// Whether BOLT runs for any platform: the build then needs llvm-bolt in its root.
     pub fn bolt_anywhere(&self) -> bool {
         self.bolt || self.platforms.values().any(|o| o.bolt == Some(true))
@@ -228,6 +233,14 @@ impl crate::Recipe {
     /// The platform whose root cross-compiles builds for `target`, when it is not `target`.
     pub fn cross_build_for(&self, target: &crate::Platform) -> Option<&crate::Platform> {
         self.cross.as_ref().map(|c| c.build.get_ref()).filter(|build| *build != target)
+    }
+
+    /// Whether the CPython of `[python.build]` runs llvm-bolt on any platform.
+    pub fn interpreter_bolts(&self) -> bool {
+        let interpreter = self.python.as_ref().and_then(|p| p.build.as_ref());
+        let profile =
+            interpreter.and_then(|i| self.toolchain.profile(i.profile.as_ref().map(|p| p.get_ref().as_str())));
+        profile.is_some_and(Profile::bolt_anywhere)
     }
 }
 

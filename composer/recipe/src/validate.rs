@@ -103,8 +103,7 @@ pub(crate) fn builds(
         // llvm-bolt has back ends for these two only; elsewhere the build would stop at its
         // configure, after the build root was made.
         let unboltable = recipe.image.platforms.get_ref().iter().find(|platform| {
-            let over = profile.platforms.get(&platform.to_string()).and_then(|o| o.bolt);
-            over.unwrap_or(profile.bolt) && !matches!(platform.architecture.as_str(), "amd64" | "arm64")
+            profile.bolt_on(&platform.to_string()) && !matches!(platform.architecture.as_str(), "amd64" | "arm64")
         });
         if let Some(platform) = unboltable {
             return Err(invalid(

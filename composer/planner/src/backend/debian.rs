@@ -202,9 +202,7 @@ impl Backend for Debian<'_> {
         }
         // llvm-bolt and merge-fdata under their plain names, as CPython's configure looks for
         // them (trixie and later; bookworm has only the versioned bolt-NN).
-        let profile =
-            interpreter.and_then(|i| recipe.toolchain.profile(i.profile.as_ref().map(|p| p.get_ref().as_str())));
-        if profile.is_some_and(|p| p.bolt_anywhere()) {
+        if recipe.interpreter_bolts() {
             out.push("llvm-bolt".into());
         }
         if let Some(python) = sdists {
