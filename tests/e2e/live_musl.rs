@@ -173,6 +173,19 @@ fn the_optimized_musl_interpreter_maps_jemalloc_and_reports_its_profile_and_with
         serde_json::from_str(&podman(&layout, "linux/amd64", &["python3", "-c", CHECK])).unwrap();
     assert_eq!(imports["failed"], serde_json::json!([]), "{imports}");
 
+    // Without PGO the training task is no input: another task plans no new build (it would
+    // rebuild the interpreter for nothing whenever a recipe's training changed).
+    let retrained = copy_recipe_edited(&c, "python-musl.toml", |text| {
+        let text = without_pgo(text);
+        let start = text.find("pgo_task = \"\"\"").expect("python-musl.toml names a training task");
+        let end = start + 14 + text[start + 14..].find("\"\"\"").unwrap() + 3;
+        format!("{}pgo_task = \"-m test --pgo test_int\"{}", &text[..start], &text[end..])
+    });
+    let plan: serde_json::Value =
+        serde_json::from_str(&c.ok(&["--json", "plan", retrained.to_str().unwrap()])).unwrap();
+    let missing: Vec<_> = plan["steps"].as_array().unwrap().iter().filter(|s| s["cached"] == false).collect();
+    assert!(missing.iter().all(|s| s["step"] != "build"), "a training task changed a build without PGO: {missing:?}");
+
     // The allocator switched off (the same recipe without its [allocator] section, musl's own
     // malloc): no jemalloc at all, the profile's flags unchanged.
     let recipe = copy_recipe_edited(&c, "python-musl.toml", |text| without_section(&without_pgo(text), "[allocator]"));

@@ -243,6 +243,11 @@ pub(crate) fn job_env(session: &Session<'_>, job: &Job, platform: &Platform) -> 
     }
     tools_env(&mut env, build, host);
     env.extend(job.env.clone());
+    // The training task matters only where the profile trains: a platform without PGO keeps the
+    // key it has whatever the recipe's task says.
+    if env.get("COMPOSE_PGO").map(String::as_str) != Some("1") {
+        env.remove("PYTHON_PGO_TASK");
+    }
     if job.musl {
         musl_env(&mut env, build != host, host);
     }
