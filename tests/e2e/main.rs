@@ -16,7 +16,7 @@
 //!
 //! Behind the `live-tests` feature (`.ci/run` turns it on), the tests that need more than this
 //! machine's own files: `docker`, `registry`, `toolchain` (the sandbox on the live mirror's build
-//! roots), `live_python` and
+//! roots), `interrupted` (a build stopped by a signal leaves nothing), `live_python` and
 //! - `live_debian`: against the machine's configured Debian mirror, and runs the images under
 //!   podman (amd64 natively, arm64 through qemu-user), as users do.
 
@@ -29,6 +29,8 @@ mod docker;
 mod golden;
 mod hostile;
 mod inspect;
+#[cfg(feature = "live-tests")]
+mod interrupted;
 #[cfg(feature = "live-tests")]
 mod live_debian;
 #[cfg(feature = "live-tests")]

@@ -139,7 +139,7 @@ pub(crate) fn planned_steps(c: &Compose, recipe: &Path, kind: &str) -> Vec<(Stri
 
 /// A recipe whose one build runs `probe` (shell) and keeps what it writes under
 /// `$DESTDIR/probe`.
-fn probe_recipe(c: &Compose, probe: &str) -> PathBuf {
+pub(crate) fn probe_recipe(c: &Compose, probe: &str) -> PathBuf {
     let recipe = c.cwd.join("probe.toml");
     std::fs::write(
         &recipe,

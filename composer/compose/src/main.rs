@@ -7,6 +7,7 @@ mod commands;
 mod documents;
 mod env_vars;
 mod hints;
+mod interrupt;
 mod printer;
 mod settings;
 
@@ -23,7 +24,15 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let printer = printer::Printer::new(&cli.global);
-    match commands::run(cli, &printer) {
+    let result = commands::run(cli, &printer);
+    // A build a signal stopped says so, and exits as the signal would have made it.
+    if let Some(status) = interrupt::exit_status() {
+        if let Err(error) = &result {
+            printer.error(error);
+        }
+        return ExitCode::from(status);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         // Told already (a failed build before its debug shell): only the exit status is left.
         Err(error) if error.is::<commands::Reported>() => ExitCode::FAILURE,

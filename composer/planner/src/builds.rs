@@ -163,9 +163,9 @@ impl Session<'_> {
             store.verify_object(&blob.id)?;
         }
         let work = tempdir(self.ctx.temp_dir, &format!("{}-{}", job.name, platform.architecture))?;
-        let (build_dir, out_dir) = (work.join("build"), work.join("out"));
-        let script = work.join("script.sh");
-        let log = work.join("build.log");
+        let (build_dir, out_dir) = (work.path().join("build"), work.path().join("out"));
+        let script = work.path().join("script.sh");
+        let log = work.path().join("build.log");
         for dir in [&build_dir, &out_dir] {
             std::fs::create_dir_all(dir).map_err(|e| BuildError::Io {
                 action: "create",
@@ -199,9 +199,9 @@ impl Session<'_> {
             env: &env,
             log: &log,
         };
-        let status = sandbox::run(bwrap, &sandboxed)?;
+        let status = sandbox::run(bwrap, &sandboxed, self.ctx.interrupted)?;
         if !status.success() {
-            let mut failed = self.failed(&job.name, platform, &work, &log, status);
+            let mut failed = self.failed(&job.name, platform, work, &log, status);
             if let BuildError::BuildFailed(failed) = &mut failed
                 && failed.kept.is_some()
             {
@@ -230,15 +230,16 @@ impl Session<'_> {
                 data: serde_json::json!({ "name": job.name, "platform": platform.to_string(), "log": log_blob.to_hex() }),
             },
         )?;
-        let _ = std::fs::remove_dir_all(&work);
         Ok(tree_id)
     }
 
+    /// The error of a step that exited non-zero, its log copied out of `work`; `work` itself
+    /// goes, unless `--keep-failed` keeps it.
     pub(crate) fn failed(
         &self,
         name: &str,
         platform: &Platform,
-        work: &Path,
+        work: tempfile::TempDir,
         log: &Path,
         status: std::process::ExitStatus,
     ) -> BuildError {
@@ -248,12 +249,7 @@ impl Session<'_> {
         // The log outlives the build directory, so that it can be read whatever --keep-failed says.
         let kept_log = keep_log(self.ctx.temp_dir, &format!("{name}-{}", platform.architecture), text.as_bytes())
             .unwrap_or_else(|_| log.into());
-        let kept_dir = if self.keep_failed {
-            Some(work.to_path_buf())
-        } else {
-            let _ = std::fs::remove_dir_all(work);
-            None
-        };
+        let kept_dir = self.keep_failed.then(|| work.keep());
         BuildError::BuildFailed(Box::new(crate::error::FailedBuild {
             name: name.to_string(),
             platform: platform.to_string(),

@@ -132,75 +132,70 @@ impl Session<'_> {
     ) -> Result<Option<composer_oci::layer::LayerBlob>, BuildError> {
         let store = self.ctx.store;
         let work = tempdir(self.ctx.temp_dir, &format!("bytecode-{}", platform.architecture))?;
-        let result = (|| {
-            let (root, out, build) = (work.join("root"), work.join("out"), work.join("build"));
-            let emulated = crate::builds::emulated(platform);
-            self.ctx.reporter.status(
-                "Compiling",
-                &format!(
-                    "Python bytecode ({}) for {platform}{}",
-                    part.name(),
-                    if emulated { " (under qemu-user)" } else { "" }
-                ),
-            );
-            for layer in below {
-                unpack_layer(store, &layer.layer, &root)?;
-            }
-            let interpreter = self.interpreter();
-            if !root.join(interpreter.trim_start_matches('/')).exists() {
-                return Err(BuildError::Bytecode {
-                    platform: platform.to_string(),
-                    reason: format!("the image has no {interpreter} to compile with"),
-                });
-            }
-            for dir in sandbox::MOUNT_POINTS.iter().map(|d| root.join(d)).chain([out.clone(), build.clone()]) {
-                std::fs::create_dir_all(&dir).map_err(|e| BuildError::Io {
-                    action: "create",
-                    path: dir.clone(),
-                    source: e,
-                })?;
-            }
-            let script = work.join("compile.py");
-            std::fs::write(&script, COMPILE).map_err(|e| BuildError::Io {
-                action: "write",
-                path: script.clone(),
+        let (root, out, build) = (work.path().join("root"), work.path().join("out"), work.path().join("build"));
+        let emulated = crate::builds::emulated(platform);
+        self.ctx.reporter.status(
+            "Compiling",
+            &format!(
+                "Python bytecode ({}) for {platform}{}",
+                part.name(),
+                if emulated { " (under qemu-user)" } else { "" }
+            ),
+        );
+        for layer in below {
+            unpack_layer(store, &layer.layer, &root)?;
+        }
+        let interpreter = self.interpreter();
+        if !root.join(interpreter.trim_start_matches('/')).exists() {
+            return Err(BuildError::Bytecode {
+                platform: platform.to_string(),
+                reason: format!("the image has no {interpreter} to compile with"),
+            });
+        }
+        for dir in sandbox::MOUNT_POINTS.iter().map(|d| root.join(d)).chain([out.clone(), build.clone()]) {
+            std::fs::create_dir_all(&dir).map_err(|e| BuildError::Io {
+                action: "create",
+                path: dir.clone(),
                 source: e,
             })?;
-            // -S: no site (nothing of the image's own configuration runs); -s: no user site.
-            let mut argv = vec![interpreter, "-S".into(), "-s".into(), "/sources/.script".into()];
-            argv.extend(self.bytecode_roots(part));
-            let mut env: BTreeMap<String, String> = sandbox::base_env(self.epoch(), 1);
-            env.insert("PYTHONHASHSEED".into(), "0".into());
-            let log = work.join("bytecode.log");
-            let status = sandbox::run(
-                self.bwrap()?,
-                &sandbox::Run {
-                    root: &root,
-                    build_dir: &build,
-                    out_dir: &out,
-                    sources: Vec::new(),
-                    script: &script,
-                    argv: Some(&argv),
-                    env: &env,
-                    log: &log,
-                },
-            )?;
-            if !status.success() {
-                return Err(self.failed("python-bytecode", platform, &work, &log, status));
-            }
-            let said = std::fs::read_to_string(&log).unwrap_or_default();
-            self.ctx.reporter.note(&format!("bytecode ({}) for {platform}: {}", part.name(), said.trim()));
-            let tree = crate::output::tree_from_dir(store, &out, self.epoch())?;
-            if tree.entries.iter().all(|e| matches!(e.kind, composer_store::EntryKind::Dir)) {
-                return Ok(None);
-            }
-            let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
-            Ok(Some(composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?))
-        })();
-        if !matches!(result, Err(BuildError::BuildFailed(_))) || !self.keep_failed {
-            let _ = std::fs::remove_dir_all(&work);
         }
-        result
+        let script = work.path().join("compile.py");
+        std::fs::write(&script, COMPILE).map_err(|e| BuildError::Io {
+            action: "write",
+            path: script.clone(),
+            source: e,
+        })?;
+        // -S: no site (nothing of the image's own configuration runs); -s: no user site.
+        let mut argv = vec![interpreter, "-S".into(), "-s".into(), "/sources/.script".into()];
+        argv.extend(self.bytecode_roots(part));
+        let mut env: BTreeMap<String, String> = sandbox::base_env(self.epoch(), 1);
+        env.insert("PYTHONHASHSEED".into(), "0".into());
+        let log = work.path().join("bytecode.log");
+        let status = sandbox::run(
+            self.bwrap()?,
+            &sandbox::Run {
+                root: &root,
+                build_dir: &build,
+                out_dir: &out,
+                sources: Vec::new(),
+                script: &script,
+                argv: Some(&argv),
+                env: &env,
+                log: &log,
+            },
+            self.ctx.interrupted,
+        )?;
+        if !status.success() {
+            return Err(self.failed("python-bytecode", platform, work, &log, status));
+        }
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        self.ctx.reporter.note(&format!("bytecode ({}) for {platform}: {}", part.name(), said.trim()));
+        let tree = crate::output::tree_from_dir(store, &out, self.epoch())?;
+        if tree.entries.iter().all(|e| matches!(e.kind, composer_store::EntryKind::Dir)) {
+            return Ok(None);
+        }
+        let (epoch, compression) = (self.epoch(), crate::compression(self.recipe));
+        Ok(Some(composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?))
     }
 }
 

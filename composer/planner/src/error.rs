@@ -66,6 +66,9 @@ pub enum BuildError {
     ConfigUser { user: String, missing: String, known: String },
     #[error("`--platform {asked}` is not one of the recipe's platforms ({known})")]
     UnknownPlatform { asked: String, known: String },
+    /// The caller asked the build to stop ([`crate::Context::interrupted`]).
+    #[error("interrupted: the running build steps were stopped and their directories removed")]
+    Interrupted,
 }
 
 /// A build step that exited non-zero: what the user needs to look into it.

@@ -73,6 +73,10 @@ pub struct Context<'a> {
     pub temp_dir: &'a std::path::Path,
     /// Caches to take results and inputs from, in order (`--cache`); `None`: the store alone.
     pub substituters: Option<&'a composer_cache::Substituters>,
+    /// Set by the caller to stop a build (a signal): the running sandboxes are killed, no step
+    /// starts any more, every build directory is removed, and the build returns
+    /// [`BuildError::Interrupted`].
+    pub interrupted: &'a std::sync::atomic::AtomicBool,
 }
 
 /// The programs composer runs, as the caller found them (`None`: not installed).

@@ -134,6 +134,10 @@ impl Session<'_> {
                 reporter.step(&step.report(), 0.0);
                 return Ok(output.clone());
             }
+            // Asked to stop: what runs ends (a sandbox is killed), nothing starts.
+            if self.ctx.interrupted.load(Ordering::Relaxed) {
+                return Err(BuildError::Interrupted);
+            }
             let started = std::time::Instant::now();
             let finished = |cached: bool, from_cache: Option<&String>| {
                 let report = StepReport {

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::BuildError;
 
@@ -76,7 +77,10 @@ pub fn shell_command(bwrap: &Path, run: &Run<'_>) -> Vec<std::ffi::OsString> {
     std::iter::once(command.get_program().to_os_string()).chain(args).collect()
 }
 
-pub fn run(bwrap: &Path, run: &Run<'_>) -> Result<std::process::ExitStatus, BuildError> {
+/// Runs the step to its end, or until `interrupted` is set: then bubblewrap is killed (its
+/// `--die-with-parent` takes the sandbox's processes with it) and the step is
+/// [`BuildError::Interrupted`].
+pub fn run(bwrap: &Path, run: &Run<'_>, interrupted: &AtomicBool) -> Result<std::process::ExitStatus, BuildError> {
     let mut command = command(bwrap, run);
     let log = {
         use std::os::unix::fs::OpenOptionsExt;
@@ -90,8 +94,28 @@ pub fn run(bwrap: &Path, run: &Run<'_>) -> Result<std::process::ExitStatus, Buil
     let err =
         log.try_clone().map_err(|e| BuildError::Io { action: "duplicate", path: run.log.to_path_buf(), source: e })?;
     command.stdin(Stdio::null()).stdout(log).stderr(err);
-    command.status().map_err(|e| BuildError::Io { action: "start", path: bwrap.to_path_buf(), source: e })
+    let mut child =
+        command.spawn().map_err(|e| BuildError::Io { action: "start", path: bwrap.to_path_buf(), source: e })?;
+    let waiting = |e| BuildError::Io { action: "wait for", path: bwrap.to_path_buf(), source: e };
+    loop {
+        if interrupted.load(Ordering::Relaxed) {
+            let _ = child.kill();
+            child.wait().map_err(waiting)?;
+            return Err(BuildError::Interrupted);
+        }
+        if let Some(status) = child.try_wait().map_err(waiting)? {
+            // A terminal's Ctrl-C reaches bubblewrap too: a step it ended is no failed build.
+            if !status.success() && interrupted.load(Ordering::Relaxed) {
+                return Err(BuildError::Interrupted);
+            }
+            return Ok(status);
+        }
+        std::thread::sleep(INTERRUPT_POLL);
+    }
 }
+
+/// How soon a running step notices that it is to stop; no build is short enough to feel it.
+const INTERRUPT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The environment every build starts from; the toolchain's variables are added to it.
 pub fn base_env(epoch: u64, jobs: usize) -> BTreeMap<String, String> {
@@ -134,17 +158,15 @@ pub(crate) fn keep_log(temp_dir: &Path, label: &str, text: &[u8]) -> std::io::Re
     Ok(path)
 }
 
-pub(crate) fn tempdir(temp_dir: &Path, label: &str) -> Result<PathBuf, BuildError> {
+/// A step's working directory, removed when it is dropped: whichever way the step ends (done,
+/// failed, an error on the way, interrupted), nothing of it stays unless the caller keeps it
+/// (`--keep-failed`).
+pub(crate) fn tempdir(temp_dir: &Path, label: &str) -> Result<tempfile::TempDir, BuildError> {
     use std::os::unix::fs::PermissionsExt;
     // Private to the user who builds: nobody else may read or plant anything in it.
-    let dir = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(&format!("compose-build-{label}-"))
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(temp_dir)
-        .map_err(|e| BuildError::Io {
-            action: "create a build directory in",
-            path: temp_dir.to_path_buf(),
-            source: e,
-        })?;
-    Ok(dir.keep())
+        .map_err(|e| BuildError::Io { action: "create a build directory in", path: temp_dir.to_path_buf(), source: e })
 }

@@ -36,6 +36,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     let ctx = context(settings, &store, &client, printer, caches.as_ref());
     let policy = if args.locked { LockPolicy::Locked } else { LockPolicy::UseOrCreate };
     let build = || -> Result<_, BuildError> {
+        let _signals = crate::interrupt::Catch::signals();
         let session = Session::new(&ctx, &recipe, &args.recipe)
             .keep_failed(args.keep_failed || args.debug_shell)
             .only_platforms(platforms.clone());

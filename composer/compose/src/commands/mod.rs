@@ -121,6 +121,7 @@ pub fn context<'a>(
         tools: &settings.tools,
         temp_dir: &settings.temp_dir,
         substituters,
+        interrupted: crate::interrupt::flag(),
     }
 }
 
