@@ -184,13 +184,15 @@ def median(name, bench):
     values = [v for b in data["benchmarks"] for run in b["runs"] for v in run.get("values", [])]
     return statistics.median(values)
 reference, others = names[0], names[1:]
+# json_loads, pickle and unpickle take microseconds: milliseconds with two decimals hid them.
+shown = lambda t: f"{t * 1e3:.2f} ms" if t >= 1e-3 else f"{t * 1e6:.1f} us"
 print(f"{'benchmark':16}" + "".join(f" {n[:20]:>20}" for n in names) + "".join(f" {'vs ' + n[:17]:>20}" for n in others))
 ratios = {n: [] for n in others}
 for bench in benches:
     times = {n: median(n, bench) for n in names}
     for n in others:
         ratios[n].append(times[n] / times[reference])
-    print(f"{bench:16}" + "".join(f" {times[n]*1e3:18.2f}ms" for n in names)
+    print(f"{bench:16}" + "".join(f" {shown(times[n]):>20}" for n in names)
           + "".join(f" {times[n]/times[reference]:19.2f}x" for n in others))
 geo = lambda xs: math.exp(sum(math.log(x) for x in xs) / len(xs))
 print(f"{'geometric mean':16}" + "".join(f" {'':>20}" for n in names) + "".join(f" {geo(ratios[n]):19.2f}x" for n in others))
