@@ -102,3 +102,9 @@ with zipfile.ZipFile("corpus/wheel/seed-1.0-py3-none-any.whl", "w", zipfile.ZIP_
     z.writestr("seed-1.0.dist-info/RECORD", "seed/__init__.py,,\nseed-1.0.dist-info/RECORD,,\n")
 PY
 fi
+# A real bundle (one signed step result, one input, one lock file), written by compose's own
+# code with the key the `bundle` target trusts.
+if [ -z "$(ls -A corpus/bundle 2>/dev/null)" ]; then
+    mkdir -p corpus/bundle
+    cargo run -q --manifest-path Cargo.toml --target-dir ../../target/fuzz-seed --bin bundle-seed -- corpus/bundle/seed
+fi

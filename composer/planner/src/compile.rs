@@ -20,8 +20,8 @@ use crate::toolchain::Flags;
 use crate::{BuildError, Session, sandbox};
 
 use crate::scripts::{
-    BUILD_PYTHON_PREFIX, BUILD_PYTHON_SCRIPT, CPYTHON_BOLT_PROLOGUE, CPYTHON_SCRIPT, JEMALLOC_SCRIPT, MUSL_SCRIPT,
-    SDIST_SCRIPT,
+    BUILD_PYTHON_PREFIX, BUILD_PYTHON_SCRIPT, CPYTHON_BOLT_PROLOGUE, CPYTHON_PGO_PROLOGUE, CPYTHON_SCRIPT,
+    JEMALLOC_SCRIPT, MUSL_SCRIPT, SDIST_SCRIPT,
 };
 
 /// Which part of a build's output goes into the image.
@@ -254,13 +254,18 @@ pub(crate) fn job_env(session: &Session<'_>, job: &Job, platform: &Platform) -> 
     env
 }
 
-/// CPython's build script, with what BOLT needs first when its profile has BOLT somewhere: as a
-/// prefix, so that every build without BOLT keeps the script its key was made from.
+/// CPython's build script, with what PGO's training and BOLT need first when its profile has
+/// them somewhere: as prefixes, so that every build without them keeps the script its key was
+/// made from.
 fn cpython_script(recipe: &Recipe) -> String {
-    match recipe.interpreter_bolts() {
-        true => format!("{CPYTHON_BOLT_PROLOGUE}{CPYTHON_SCRIPT}"),
-        false => CPYTHON_SCRIPT.into(),
+    let mut script = String::new();
+    if recipe.interpreter_trains() || recipe.interpreter_bolts() {
+        script.push_str(CPYTHON_PGO_PROLOGUE);
     }
+    if recipe.interpreter_bolts() {
+        script.push_str(CPYTHON_BOLT_PROLOGUE);
+    }
+    script + CPYTHON_SCRIPT
 }
 
 /// The build and host triplets (`CBUILD`, `CHOST`, as Alpine's builders name them, for
@@ -446,7 +451,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_cpython_build_whose_profile_has_bolt_gets_the_bolt_prologue() {
+    fn only_a_cpython_build_whose_profile_trains_or_bolts_gets_those_prologues() {
         let head = "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\
                     [base]\nsuite = \"trixie\"\nmirror = \"debian\"\n\
                     [[sources]]\nname = \"cpython\"\nurl = \"mirror://debian/p.tar.xz\"\n";
@@ -458,12 +463,17 @@ mod tests {
             let recipe = Recipe::parse_str("r.toml".as_ref(), &text).unwrap();
             cpython_script(&recipe)
         };
-        assert_eq!(script("[toolchain.profiles.p]\npgo = true\n"), CPYTHON_SCRIPT, "keys without BOLT stay");
+        assert_eq!(script("[toolchain.profiles.p]\nopt = \"O3\"\n"), CPYTHON_SCRIPT, "keys without PGO and BOLT stay");
+        for pgo in
+            ["[toolchain.profiles.p]\npgo = true\n", "[toolchain.profiles.p.platforms.\"linux/arm64\"]\npgo = true\n"]
+        {
+            assert_eq!(script(pgo), format!("{CPYTHON_PGO_PROLOGUE}{CPYTHON_SCRIPT}"), "{pgo}");
+        }
         for bolt in
             ["[toolchain.profiles.p]\nbolt = true\n", "[toolchain.profiles.p.platforms.\"linux/arm64\"]\nbolt = true\n"]
         {
             let with = script(bolt);
-            assert!(with.starts_with(CPYTHON_BOLT_PROLOGUE) && with.ends_with(CPYTHON_SCRIPT), "{bolt}");
+            assert_eq!(with, format!("{CPYTHON_PGO_PROLOGUE}{CPYTHON_BOLT_PROLOGUE}{CPYTHON_SCRIPT}"), "{bolt}");
         }
     }
 

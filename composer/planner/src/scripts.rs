@@ -124,10 +124,24 @@ find "$DESTDIR" -type f \( -name '*.so*' -o -perm -u+x \) -exec "$STRIP" --strip
 ln -sf python3 "$DESTDIR$PREFIX/bin/python"
 "#;
 
+/// Run before [`CPYTHON_SCRIPT`] when the profile trains somewhere (PGO or BOLT). A training run gathers a
+/// profile and is no test run: since 3.13 a test that fails in it fails the whole build (after
+/// half an hour), and tests that depend on timing fail on a loaded machine now and then
+/// (`test_generators`), or hang (`test_threading`'s gh-102056 case, which an interrupt must
+/// end). With `|| true` after the task (CPython's own when the recipe names none), a failed
+/// test costs its share of the profile, not the build, as before 3.13; a task's `--timeout`
+/// bounds a hang. Both training runs end with the task (PGO's and BOLT's), so the `|| true`
+/// reaches both.
+pub(crate) const CPYTHON_PGO_PROLOGUE: &str = r#"if [ "$COMPOSE_PGO" = 1 ] || [ "${COMPOSE_BOLT:-}" = 1 ]; then
+    : "${PYTHON_PGO_TASK:=-m test --pgo --timeout=\$(TESTTIMEOUT)}"
+    PYTHON_PGO_TASK="$PYTHON_PGO_TASK || true"
+fi
+"#;
+
 /// Run before [`CPYTHON_SCRIPT`] when the profile has BOLT somewhere. llvm-bolt looks for its
 /// instrumentation runtime relative to the path it was started by, and the distribution's
 /// `llvm-bolt` is a symlink into LLVM's own tree: configure gets the real paths.
-pub(crate) const CPYTHON_BOLT_PROLOGUE: &str = r#"if [ "$COMPOSE_BOLT" = 1 ]; then
+pub(crate) const CPYTHON_BOLT_PROLOGUE: &str = r#"if [ "${COMPOSE_BOLT:-}" = 1 ]; then
     LLVM_BOLT=$(readlink -f "$(command -v llvm-bolt)")
     MERGE_FDATA=$(readlink -f "$(command -v merge-fdata)")
     export LLVM_BOLT MERGE_FDATA
@@ -184,3 +198,61 @@ os.makedirs("/out/dist")
 print("built", backend.build_wheel("/out/dist"))
 PY
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::{CPYTHON_BOLT_PROLOGUE, CPYTHON_PGO_PROLOGUE};
+
+    /// The training task the prologue leaves for `make`, and whether `make` then gets past a
+    /// training run that fails, in a Makefile whose recipe line ends with the task, as
+    /// CPython's two training lines do.
+    fn train(env: &[(&str, &str)], exit: u8) -> (String, bool) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Makefile"),
+            "TESTTIMEOUT = 1200\ntrain:\n\tsh -c 'exit $(CODE)' $(PROFILE_TASK)\n",
+        )
+        .unwrap();
+        let script = format!(
+            "{CPYTHON_PGO_PROLOGUE}printf '%s' \"$PYTHON_PGO_TASK\" > task\nmake -s CODE={exit} \
+             ${{PYTHON_PGO_TASK:+\"PROFILE_TASK=$PYTHON_PGO_TASK\"}}"
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-eu", "-c", &script])
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let task = std::fs::read_to_string(dir.path().join("task")).unwrap();
+        (task, out.status.success())
+    }
+
+    #[test]
+    fn a_failed_training_run_does_not_fail_a_pgo_or_bolt_build_and_other_builds_are_as_they_were() {
+        let (task, built) = train(&[("COMPOSE_PGO", "1"), ("PYTHON_PGO_TASK", "-m test --pgo test_int")], 2);
+        assert_eq!((task.as_str(), built), ("-m test --pgo test_int || true", true));
+        // No task of the recipe's: CPython's own, its timeout left to make.
+        let (task, built) = train(&[("COMPOSE_PGO", "0"), ("COMPOSE_BOLT", "1")], 2);
+        assert_eq!((task.as_str(), built), ("-m test --pgo --timeout=$(TESTTIMEOUT) || true", true));
+        // Without training the task is not touched, and a failing step still fails.
+        let (task, built) = train(&[("COMPOSE_PGO", "0"), ("PYTHON_PGO_TASK", "-m test")], 2);
+        assert_eq!((task.as_str(), built), ("-m test", false));
+    }
+
+    /// Builds run `sh -eu`, and a platform where the profile has no BOLT has no COMPOSE_BOLT.
+    #[test]
+    fn the_prologues_run_under_sh_eu_on_a_platform_without_bolt() {
+        for prologue in [CPYTHON_PGO_PROLOGUE, CPYTHON_BOLT_PROLOGUE] {
+            let out = std::process::Command::new("sh")
+                .args(["-eu", "-c", &format!("{prologue}echo ran")])
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env("COMPOSE_PGO", "0")
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n", "{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}

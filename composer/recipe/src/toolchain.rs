@@ -172,6 +172,11 @@ impl Profile {
     pub fn bolt_anywhere(&self) -> bool {
         self.bolt || self.platforms.values().any(|o| o.bolt == Some(true))
     }
+
+    /// Whether PGO trains for any platform.
+    pub fn pgo_anywhere(&self) -> bool {
+        self.pgo || self.platforms.values().any(|o| o.pgo == Some(true))
+    }
 }
 
 impl Toolchain {
@@ -237,10 +242,17 @@ impl crate::Recipe {
 
     /// Whether the CPython of `[python.build]` runs llvm-bolt on any platform.
     pub fn interpreter_bolts(&self) -> bool {
-        let interpreter = self.python.as_ref().and_then(|p| p.build.as_ref());
-        let profile =
-            interpreter.and_then(|i| self.toolchain.profile(i.profile.as_ref().map(|p| p.get_ref().as_str())));
-        profile.is_some_and(Profile::bolt_anywhere)
+        self.interpreter_profile().is_some_and(Profile::bolt_anywhere)
+    }
+
+    /// Whether the CPython of `[python.build]` trains for PGO on any platform.
+    pub fn interpreter_trains(&self) -> bool {
+        self.interpreter_profile().is_some_and(Profile::pgo_anywhere)
+    }
+
+    fn interpreter_profile(&self) -> Option<&Profile> {
+        let interpreter = self.python.as_ref().and_then(|p| p.build.as_ref())?;
+        self.toolchain.profile(interpreter.profile.as_ref().map(|p| p.get_ref().as_str()))
     }
 }
 
