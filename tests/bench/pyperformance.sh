@@ -140,7 +140,8 @@ for name in "${names[@]}"; do
 maps = open('/proc/self/maps').read()
 print('version   ', sys.version.split()[0])
 print('CONFIG_ARGS', sysconfig.get_config_var('CONFIG_ARGS'))
-print('jemalloc  ', 'libjemalloc' in maps)"
+print('jemalloc  ', 'libjemalloc' in maps)
+print('built-in  ', len(sys.builtin_module_names), 'modules:', ' '.join(sorted(sys.builtin_module_names)))"
     # The images have no shell: python copies its own binary out.
     run "$name" python3 -c "import os, shutil; shutil.copy(os.path.realpath(shutil.which('python3')), '/results/python.bin')"
     switches=$(readelf -p .GCC.command.line "$work/results/python.bin" 2>/dev/null |
