@@ -20,10 +20,6 @@ use crate::push::{PushStats, Pusher};
 use crate::{CacheError, DirCache, Remote, SecretKey, Substituters, TrustedKeys};
 use crate::{archive, layout};
 
-fn io_error(what: &Path) -> impl Fn(io::Error) -> CacheError + '_ {
-    move |source| CacheError::Io { what: what.display().to_string(), source }
-}
-
 /// Writes a bundle of `results` (signed with `key`, needed when there are results) and
 /// `inputs` to `dest`.
 pub fn write(
@@ -50,7 +46,8 @@ pub fn write(
         }
     };
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let work = tempfile::Builder::new().prefix(".compose-bundle-").tempdir_in(parent).map_err(io_error(parent))?;
+    let work =
+        tempfile::Builder::new().prefix(".compose-bundle-").tempdir_in(parent).map_err(CacheError::io(parent))?;
     let layout = work.path().join("layout");
     let cache = DirCache::create(&layout)?;
     let pusher = Pusher::new(store, &cache, key, work.path());
@@ -68,7 +65,7 @@ pub fn write(
     }
     let temp = work.path().join("bundle.tar");
     archive::write(&layout, &temp)?;
-    fs::rename(&temp, dest).map_err(io_error(dest))?;
+    fs::rename(&temp, dest).map_err(CacheError::io(dest))?;
     Ok(stats)
 }
 
@@ -86,7 +83,8 @@ pub struct ImportReport {
 
 /// Checks the bundle at `file` whole, then adds it to the store.
 pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path) -> Result<ImportReport, CacheError> {
-    let work = tempfile::Builder::new().prefix("compose-import-").tempdir_in(temp_dir).map_err(io_error(temp_dir))?;
+    let work =
+        tempfile::Builder::new().prefix("compose-import-").tempdir_in(temp_dir).map_err(CacheError::io(temp_dir))?;
     let layout = work.path().join("layout");
     let blobs = archive::unpack(file, &layout)?;
     let bad = |reason: String| CacheError::BadArtifact { what: file.display().to_string(), reason };
@@ -118,7 +116,7 @@ pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path
                     return Err(bad(format!("lock file {name} is missing or of another size")));
                 }
                 let path = layout.join("blobs/sha256").join(sha.to_hex());
-                locks.push((name, fs::read(&path).map_err(io_error(&path))?));
+                locks.push((name, fs::read(&path).map_err(CacheError::io(&path))?));
             }
         } else if tag.starts_with(INPUTS_TAG_PREFIX) {
             let manifest = cache.manifest(tag)?.ok_or_else(|| bad(format!("{tag} is missing")))?;
@@ -145,9 +143,9 @@ pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path
             continue;
         }
         let path = layout.join("blobs/sha256").join(sha.to_hex());
-        let mut source = fs::File::open(&path).map_err(io_error(&path))?;
+        let mut source = fs::File::open(&path).map_err(CacheError::io(&path))?;
         let mut writer = store.writer()?;
-        io::copy(&mut source, &mut writer).map_err(io_error(&path))?;
+        io::copy(&mut source, &mut writer).map_err(CacheError::io(&path))?;
         writer.finish_checked(Some((sha, &sha.oci())), Some(*size))?;
     }
     let lock_files = locks.iter().map(|(name, _)| name.clone()).collect();
@@ -172,7 +170,7 @@ fn check_output(layout: &Path, output: &claim::ClaimedOutput, tag: &str) -> Resu
     match output.kind {
         RefKind::Blob => {
             let mut hasher = blake3::Hasher::new();
-            io::copy(&mut reader, &mut hasher).map_err(io_error(&path))?;
+            io::copy(&mut reader, &mut hasher).map_err(CacheError::io(&path))?;
             if Hash(*hasher.finalize().as_bytes()) != output.blake3 {
                 return Err(CacheError::BadArtifact {
                     what: tag.to_string(),

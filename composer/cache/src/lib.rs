@@ -63,6 +63,11 @@ pub enum CacheError {
 }
 
 impl CacheError {
+    /// An I/O error on `what`, for `map_err`.
+    pub(crate) fn io(what: &std::path::Path) -> impl Fn(std::io::Error) -> CacheError + '_ {
+        move |source| CacheError::Io { what: what.display().to_string(), source }
+    }
+
     pub fn hint(&self) -> Option<String> {
         match self {
             CacheError::Reference { hint, .. } => Some(hint.to_string()),
