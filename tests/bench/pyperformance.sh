@@ -23,6 +23,7 @@
 #   ROUNDS=5 tests/bench/pyperformance.sh    # more rounds per benchmark and interpreter (default 3)
 #   BUILD_ONLY=1 ...                         # build the images into STORE and stop
 #   IMAGES="python-optimized python-musl debian-python" ...   # these images of either set
+#   IMAGES="python-optimized-builtin debian-python" ...        # or python-optimized with python-musl's built-in modules
 #
 # Each image gets pyperformance (pinned) as a wheel set in /opt/venv; each benchmark runs with
 # pyperf's --fast inside the image (podman, runc, no network), allocator variables inherited.
@@ -62,10 +63,23 @@ fi
 # gets the requirements; one without gets the section). python-musl-malloc is python-musl
 # without its [allocator] section: musl's own malloc, everything else the same.
 # python-optimized-PROFILE is python-optimized whose interpreter builds with that declared
-# profile. debian-python takes python-optimized's suite, so that both have the same CPython.
+# profile; python-optimized-builtin is python-optimized with python-musl's `builtin` modules
+# (linked into the interpreter, as Debian links them). debian-python takes python-optimized's
+# suite, so that both have the same CPython.
 suite=$(sed -n 's/^suite = "\(.*\)"$/\1/p' recipes/python-optimized.toml)
 for name in "${names[@]}"; do
     case $name in
+        python-optimized-builtin)
+            python3 - recipes/python-optimized.toml recipes/python-musl.toml "$work/$name.toml" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+builtin = re.search(r"\nbuiltin = \[.*?\]\n", open(sys.argv[2]).read(), re.S).group(0)
+head, sep, tail = text.partition("\n[python.build]\n")
+assert sep and "\nbuiltin = " not in tail
+text = (head + sep + builtin.lstrip("\n") + tail).replace('name = "python-optimized"', 'name = "python-optimized-builtin"', 1)
+open(sys.argv[3], "w").write(text)
+PY
+            ;;
         python-optimized-*)
             python3 - recipes/python-optimized.toml "$work/$name.toml" "${name#python-}" <<'PY'
 import sys

@@ -172,6 +172,15 @@ fn the_optimized_musl_interpreter_maps_jemalloc_and_reports_its_profile_and_with
     let imports: serde_json::Value =
         serde_json::from_str(&podman(&layout, "linux/amd64", &["python3", "-c", CHECK])).unwrap();
     assert_eq!(imports["failed"], serde_json::json!([]), "{imports}");
+    // The recipe's `builtin` modules are linked in (and import: CHECK imports zlib), not shared
+    // objects beside the others.
+    let builtin = podman(&layout, "linux/amd64", &["python3", "-c", "import sys; print(*sys.builtin_module_names)"]);
+    for module in ["_pickle", "_json", "_struct", "math", "zlib"] {
+        assert!(builtin.split_whitespace().any(|m| m == module), "{module} is not built in: {builtin}");
+        let shared = format!("/lib-dynload/{module}.cpython-");
+        assert!(!entries.iter().any(|e| e.path.contains(&shared)), "{module} is also a shared object");
+    }
+    assert!(entries.iter().any(|e| e.path.contains("/lib-dynload/_ssl.cpython-")), "_ssl is no longer shared");
 
     // Without PGO the training task is no input: another task plans no new build (it would
     // rebuild the interpreter for nothing whenever a recipe's training changed).

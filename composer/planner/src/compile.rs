@@ -20,8 +20,8 @@ use crate::toolchain::Flags;
 use crate::{BuildError, Session, sandbox};
 
 use crate::scripts::{
-    BUILD_PYTHON_PREFIX, BUILD_PYTHON_SCRIPT, CPYTHON_BOLT_PROLOGUE, CPYTHON_PGO_PROLOGUE, CPYTHON_SCRIPT,
-    JEMALLOC_SCRIPT, MUSL_SCRIPT, SDIST_SCRIPT,
+    BUILD_PYTHON_PREFIX, BUILD_PYTHON_SCRIPT, CPYTHON_BOLT_PROLOGUE, CPYTHON_BUILTIN_MODULES, CPYTHON_PGO_PROLOGUE,
+    CPYTHON_SCRIPT, CPYTHON_UNPACK, JEMALLOC_SCRIPT, MUSL_SCRIPT, SDIST_SCRIPT,
 };
 
 /// Which part of a build's output goes into the image.
@@ -166,6 +166,10 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
         if let Some(task) = &interpreter.pgo_task {
             env.insert("PYTHON_PGO_TASK".into(), task.get_ref().clone());
         }
+        if !interpreter.builtin.is_empty() {
+            let names: Vec<&str> = interpreter.builtin.iter().map(|m| m.get_ref().as_str()).collect();
+            env.insert("PYTHON_BUILTIN".into(), names.join(" "));
+        }
         // Cross-compiled only on musl, where every library it links is one of the recipe's
         // builds: on glibc it links the distribution's -dev packages of its own architecture,
         // which a cross root of the build platform does not have.
@@ -264,6 +268,11 @@ fn cpython_script(recipe: &Recipe) -> String {
     }
     if recipe.interpreter_bolts() {
         script.push_str(CPYTHON_BOLT_PROLOGUE);
+    }
+    script.push_str(CPYTHON_UNPACK);
+    // Only when modules are named, so that no other interpreter's key changes.
+    if recipe.python.as_ref().and_then(|p| p.build.as_ref()).is_some_and(|b| !b.builtin.is_empty()) {
+        script.push_str(CPYTHON_BUILTIN_MODULES);
     }
     script + CPYTHON_SCRIPT
 }
@@ -455,25 +464,29 @@ mod tests {
         let head = "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\
                     [base]\nsuite = \"trixie\"\nmirror = \"debian\"\n\
                     [[sources]]\nname = \"cpython\"\nurl = \"mirror://debian/p.tar.xz\"\n";
-        let script = |profile: &str| {
+        let script_with = |profile: &str, build: &str| {
             let text = format!(
-                "{head}sha256 = \"{}\"\n{profile}[python.build]\nsource = \"cpython\"\nprofile = \"p\"\n",
+                "{head}sha256 = \"{}\"\n{profile}[python.build]\nsource = \"cpython\"\nprofile = \"p\"\n{build}",
                 "a".repeat(64)
             );
             let recipe = Recipe::parse_str("r.toml".as_ref(), &text).unwrap();
             cpython_script(&recipe)
         };
-        assert_eq!(script("[toolchain.profiles.p]\nopt = \"O3\"\n"), CPYTHON_SCRIPT, "keys without PGO and BOLT stay");
+        let script = |profile: &str| script_with(profile, "");
+        let body = format!("{CPYTHON_UNPACK}{CPYTHON_SCRIPT}");
+        assert_eq!(script("[toolchain.profiles.p]\nopt = \"O3\"\n"), body, "keys without PGO and BOLT stay");
+        let linked_in = script_with("[toolchain.profiles.p]\nopt = \"O3\"\n", "builtin = [\"_pickle\"]\n");
+        assert_eq!(linked_in, format!("{CPYTHON_UNPACK}{CPYTHON_BUILTIN_MODULES}{CPYTHON_SCRIPT}"));
         for pgo in
             ["[toolchain.profiles.p]\npgo = true\n", "[toolchain.profiles.p.platforms.\"linux/arm64\"]\npgo = true\n"]
         {
-            assert_eq!(script(pgo), format!("{CPYTHON_PGO_PROLOGUE}{CPYTHON_SCRIPT}"), "{pgo}");
+            assert_eq!(script(pgo), format!("{CPYTHON_PGO_PROLOGUE}{body}"), "{pgo}");
         }
         for bolt in
             ["[toolchain.profiles.p]\nbolt = true\n", "[toolchain.profiles.p.platforms.\"linux/arm64\"]\nbolt = true\n"]
         {
             let with = script(bolt);
-            assert_eq!(with, format!("{CPYTHON_PGO_PROLOGUE}{CPYTHON_BOLT_PROLOGUE}{CPYTHON_SCRIPT}"), "{bolt}");
+            assert_eq!(with, format!("{CPYTHON_PGO_PROLOGUE}{CPYTHON_BOLT_PROLOGUE}{body}"), "{bolt}");
         }
     }
 

@@ -95,10 +95,30 @@ WRAPPER
 chmod 755 "$DESTDIR/usr/local/musl/bin/musl-gcc"
 "#;
 
-pub(crate) const CPYTHON_SCRIPT: &str = r#"mkdir src
+/// The first lines of every CPython build: the source unpacked, its directory the current one.
+pub(crate) const CPYTHON_UNPACK: &str = r#"mkdir src
 tar -xf /sources/python -C src --strip-components=1
 cd src
-# LTO comes from --with-lto: -flto in CFLAGS makes configure's object-file probes (float word
+"#;
+
+/// Between [`CPYTHON_UNPACK`] and [`CPYTHON_SCRIPT`] when `[python.build] builtin` names modules.
+/// Each module's line of `Modules/Setup.stdlib.in` (without configure's on/off marker) goes under
+/// `*static*` in `Modules/Setup.local`, which configure keeps and makesetup reads before
+/// `Setup.stdlib`: the first line for a module is the one it builds. The module's own flags
+/// (`MODULE_<NAME>_CFLAGS`, `_LDFLAGS`) are added by makesetup as for a shared one.
+pub(crate) const CPYTHON_BUILTIN_MODULES: &str = r#"echo '*static*' > Modules/Setup.local
+for module in $PYTHON_BUILTIN; do
+    line=$(sed -n "s/^@MODULE_[A-Z0-9_]*_TRUE@\($module .*\)/\1/p" Modules/Setup.stdlib.in)
+    if [ -z "$line" ]; then
+        echo "[python.build] builtin: this CPython has no extension module \`$module\` in Modules/Setup.stdlib.in" >&2
+        exit 1
+    fi
+    echo "$line" >> Modules/Setup.local
+done
+"#;
+
+/// The rest of every CPython build, after [`CPYTHON_UNPACK`].
+pub(crate) const CPYTHON_SCRIPT: &str = r#"# LTO comes from --with-lto: -flto in CFLAGS makes configure's object-file probes (float word
 # order) read GIMPLE instead of data, and fail.
 CFLAGS=$(echo "$CFLAGS" | sed 's/-flto[^ ]*//g')
 LDFLAGS=$(echo "$LDFLAGS" | sed 's/-flto[^ ]*//g')
@@ -201,7 +221,7 @@ PY
 
 #[cfg(test)]
 mod tests {
-    use super::{CPYTHON_BOLT_PROLOGUE, CPYTHON_PGO_PROLOGUE};
+    use super::{CPYTHON_BOLT_PROLOGUE, CPYTHON_BUILTIN_MODULES, CPYTHON_PGO_PROLOGUE};
 
     /// The training task the prologue leaves for `make`, and whether `make` then gets past a
     /// training run that fails, in a Makefile whose recipe line ends with the task, as
@@ -254,5 +274,38 @@ mod tests {
                 .unwrap();
             assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n", "{}", String::from_utf8_lossy(&out.stderr));
         }
+    }
+
+    /// `Modules/Setup.local` from the named modules' lines of a `Setup.stdlib.in` shaped as
+    /// CPython's: configure's marker dropped, the flags left to makesetup, a module no line
+    /// names an error that says which.
+    #[test]
+    fn builtin_modules_take_their_lines_from_setup_stdlib_in() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("Modules")).unwrap();
+        std::fs::write(
+            dir.path().join("Modules/Setup.stdlib.in"),
+            "# comment\n@MODULE_BUILDTYPE@\n@MODULE_MATH_TRUE@math mathmodule.c\n\
+             @MODULE__PICKLE_TRUE@_pickle _pickle.c\n@MODULE__PICKLEX_TRUE@_picklex x.c\n\
+             @MODULE_ZLIB_TRUE@zlib zlibmodule.c\n",
+        )
+        .unwrap();
+        let run = |modules: &str| {
+            std::process::Command::new("sh")
+                .args(["-eu", "-c", CPYTHON_BUILTIN_MODULES])
+                .current_dir(dir.path())
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env("PYTHON_BUILTIN", modules)
+                .output()
+                .unwrap()
+        };
+        assert!(run("_pickle math").status.success());
+        let local = std::fs::read_to_string(dir.path().join("Modules/Setup.local")).unwrap();
+        assert_eq!(local, "*static*\n_pickle _pickle.c\nmath mathmodule.c\n");
+        let out = run("math _json");
+        assert!(!out.status.success());
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("no extension module `_json`"), "{said}");
     }
 }

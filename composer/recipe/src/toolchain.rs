@@ -317,8 +317,7 @@ pub struct InterpreterBuild {
     pub configure: Vec<String>,
     /// The interpreter's arguments for PGO's training run (CPython's `PROFILE_TASK`), when
     /// the profile has `pgo`: by default CPython's own, the `--pgo` subset of its test suite.
-    /// Since 3.13 a test that fails there fails the build, so a target where one cannot pass
-    /// (musl's locales) names what to leave out, and a broader training names more.
+    /// A broader training names more; a test that fails there costs its share of the profile.
     #[schemars(with = "Option<String>")]
     pub pgo_task: Option<Spanned<String>>,
     /// `[[builds]]` whose outputs join the build root: the libraries CPython compiles against
@@ -326,6 +325,13 @@ pub struct InterpreterBuild {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub uses: Vec<Spanned<String>>,
+    /// Extension modules linked into the interpreter instead of loaded as shared objects
+    /// (`*static*` in CPython's `Modules/Setup.local`), as Debian links `_pickle`, `_struct`,
+    /// `math` and more into its python3: a module's calls into the core are then direct, and
+    /// LTO and PGO see across them.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub builtin: Vec<Spanned<String>>,
 }
 
 fn default_prefix() -> String {

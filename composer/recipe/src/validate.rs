@@ -226,6 +226,19 @@ pub(crate) fn builds(
                 "e.g. \"-m test --pgo --timeout=1200\"; leave it out for CPython's own training",
             ));
         }
+        let mut linked_in = BTreeSet::new();
+        for module in &interpreter.builtin {
+            let name = module.get_ref();
+            let identifier = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !identifier || !linked_in.insert(name.as_str()) {
+                return Err(invalid(
+                    module.span(),
+                    format!("[python.build] builtin: `{name}` is not a module name, or named twice"),
+                    "name each extension module once as CPython's Modules/Setup.stdlib.in does, e.g. \"_pickle\"",
+                ));
+            }
+        }
         if !interpreter.prefix.starts_with('/') || interpreter.prefix.split('/').any(|c| c == "..") {
             return Err(invalid(
                 section("[python.build]"),
@@ -457,6 +470,12 @@ mod tests {
         assert!(said.contains("pgo_task must be one line"), "{said}");
         let trained = Recipe::parse_str("r.toml".as_ref(), &format!("{HEAD}{ok}pgo_task = \"-m test --pgo\"\n"));
         assert_eq!(trained.unwrap().python.unwrap().build.unwrap().pgo_task.unwrap().get_ref(), "-m test --pgo");
+        for bad in ["\"_pickle\", \"_pickle\"", "\"math; rm -rf /\"", "\"\"", "\"9lives\""] {
+            let said = error(&format!("{ok}builtin = [{bad}]\n"));
+            assert!(said.contains("is not a module name, or named twice"), "{bad}: {said}");
+        }
+        let linked = Recipe::parse_str("r.toml".as_ref(), &format!("{HEAD}{ok}builtin = [\"_pickle\", \"math\"]\n"));
+        assert_eq!(linked.unwrap().python.unwrap().build.unwrap().builtin.len(), 2);
     }
 }
 
