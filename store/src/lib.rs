@@ -32,6 +32,7 @@ mod lock;
 mod object;
 mod read;
 mod roots;
+pub mod staging;
 mod tree;
 mod verify;
 

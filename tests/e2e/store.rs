@@ -173,3 +173,46 @@ fn gc_keeps_what_a_recent_or_pinned_lock_needs_so_it_builds_offline_after_the_mi
     let stderr = f.compose.fails(&["build", f.recipe_str(), "--offline", "--locked"]);
     assert!(stderr.contains("app_1.0") || stderr.contains("not found") || stderr.contains("offline"), "{stderr}");
 }
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_bundle_stopped_by_a_signal_leaves_nothing_beside_its_destination() {
+    let (_mirror, c, recipe) = big_fixture(4, 24);
+    c.build_json(&recipe, &[]);
+    let out = c.cwd.join("bundles");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), b"the user's own file").unwrap();
+    let bundle = out.join("big.bundle");
+    let mut child = c
+        .command(&["bundle", recipe.to_str().unwrap(), "-o", bundle.to_str().unwrap(), "--inputs-only"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The bundle is written in a staging directory beside it, under a temp name.
+    let started = std::time::Instant::now();
+    while !names_in(&out).iter().any(|n| n.starts_with(".big.bundle.tmp-")) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the bundle was written ({status}) before its staging directory was seen");
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no staging directory after 60 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(128 + 2), "{stderr}");
+    assert!(!stderr.contains("error"), "the signal's own cleanup is no error: {stderr}");
+    assert_eq!(names_in(&out), ["notes.txt"], "left beside the destination");
+    // Nothing was half-written: the same bundle, run to its end, is there whole.
+    c.ok(&["bundle", recipe.to_str().unwrap(), "-o", bundle.to_str().unwrap(), "--inputs-only"]);
+    assert_eq!(names_in(&out), ["big.bundle", "notes.txt"]);
+}

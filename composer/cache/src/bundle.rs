@@ -13,6 +13,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+use composer_store::staging::Staged;
 use composer_store::{ActionKey, ActionRecord, Hash, RefKind, Sha256, Store};
 
 use crate::claim::{self, INPUTS_TAG_PREFIX, STEP_TAG_PREFIX};
@@ -46,8 +47,8 @@ pub fn write(
         }
     };
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let work =
-        tempfile::Builder::new().prefix(".compose-bundle-").tempdir_in(parent).map_err(CacheError::io(parent))?;
+    let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("bundle");
+    let work = Staged::dir(parent, name).map_err(CacheError::io(parent))?;
     let layout = work.path().join("layout");
     let cache = DirCache::create(&layout)?;
     let pusher = Pusher::new(store, &cache, key, work.path());
@@ -65,7 +66,7 @@ pub fn write(
     }
     let temp = work.path().join("bundle.tar");
     archive::write(&layout, &temp)?;
-    fs::rename(&temp, dest).map_err(CacheError::io(dest))?;
+    work.publish(|_| fs::rename(&temp, dest)).map_err(CacheError::io(dest))?;
     Ok(stats)
 }
 
@@ -83,8 +84,7 @@ pub struct ImportReport {
 
 /// Checks the bundle at `file` whole, then adds it to the store.
 pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path) -> Result<ImportReport, CacheError> {
-    let work =
-        tempfile::Builder::new().prefix("compose-import-").tempdir_in(temp_dir).map_err(CacheError::io(temp_dir))?;
+    let work = Staged::work_dir(temp_dir, "compose-import-").map_err(CacheError::io(temp_dir))?;
     let layout = work.path().join("layout");
     let blobs = archive::unpack(file, &layout)?;
     let bad = |reason: String| CacheError::BadArtifact { what: file.display().to_string(), reason };

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use composer_store::Sha256;
+use composer_store::staging::Staged;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
@@ -167,7 +168,8 @@ impl Remote for DirCache {
         }
         let mut data = source.open().map_err(|e| self.unavailable(e))?;
         let dir = self.root.join("blobs/sha256");
-        let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).map_err(|e| self.unavailable(e))?;
+        let (staged, file) = Staged::file(&dir, &sha256.to_hex()).map_err(|e| self.unavailable(e))?;
+        let mut temp = io::BufWriter::new(file);
         let mut hasher = sha2::Sha256::new();
         let mut written = 0u64;
         let mut buf = vec![0u8; 256 * 1024];
@@ -187,8 +189,8 @@ impl Remote for DirCache {
                 reason: format!("the bytes given have sha256 {actual} and {written} bytes"),
             });
         }
-        temp.persist(&dest).map_err(|e| self.unavailable(e.error))?;
-        Ok(())
+        temp.flush().map_err(|e| self.unavailable(e))?;
+        staged.publish(|temp| fs::rename(temp, &dest)).map_err(|e| self.unavailable(e))
     }
 
     fn put_manifest(&self, tag: &str, manifest: &[u8]) -> Result<(), CacheError> {
@@ -220,10 +222,10 @@ impl Remote for DirCache {
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().expect("paths in a layout have a parent");
-    let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let (staged, mut temp) = Staged::file(dir, name)?;
     temp.write_all(bytes)?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    staged.publish(|temp| fs::rename(temp, path))
 }
 
 /// Checks that the layout at `root`, unpacked from a bundle whose blobs are `blobs`, has the

@@ -1,16 +1,49 @@
-//! Signals during a build. The first SIGINT, SIGTERM or SIGHUP asks the build to stop where it
-//! can stop cleanly: its running sandboxes are killed, no step starts, every build directory is
-//! removed, and the store keeps only what was finished and verified. A second one ends the
-//! process at once, for a step that will not stop (a long download).
+//! Signals. One thread takes SIGINT, SIGTERM and SIGHUP for the whole process.
+//!
+//! While a build runs (a [`Catch`] lives), the first one asks it to stop where it can stop
+//! cleanly: its running sandboxes are killed, no step starts, every build directory is removed,
+//! and the store keeps only what was finished and verified. Any other signal (the first outside
+//! a build, a second during one, for a step that will not stop) ends the process at once, after
+//! removing every temp file and directory it staged beside a user's paths (a bundle, a layout,
+//! a lock, a wheel index: [`composer_store::staging`]); what it staged in the store is `gc`'s.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
 
-use signal_hook::SigId;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
-static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
-static SIGNAL: LazyLock<Arc<AtomicUsize>> = LazyLock::new(|| Arc::new(AtomicUsize::new(0)));
+static STOP: AtomicBool = AtomicBool::new(false);
+static SIGNAL: AtomicUsize = AtomicUsize::new(0);
+static COOPERATIVE: AtomicBool = AtomicBool::new(false);
+static ENDING: AtomicBool = AtomicBool::new(false);
+
+/// Starts the thread that takes the signals. Until it has registered them, or if it cannot,
+/// they act as on any program: that leaves nothing half-written, only temp files.
+pub fn install() {
+    let _ = std::thread::Builder::new().name("signals".into()).spawn(|| {
+        let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        for signal in signals.forever() {
+            if COOPERATIVE.load(Ordering::SeqCst) && !STOP.swap(true, Ordering::SeqCst) {
+                SIGNAL.store(signal as usize, Ordering::SeqCst);
+                continue;
+            }
+            end(signal);
+        }
+    });
+}
+
+fn end(signal: i32) -> ! {
+    // Before anything is removed: an error that the removal causes in another thread is not
+    // the run's outcome (see exit_status).
+    ENDING.store(true, Ordering::SeqCst);
+    SIGNAL.store(signal as usize, Ordering::SeqCst);
+    // Held until the process is gone: no other thread makes or publishes a staged path after
+    // they were removed.
+    let _abandoned = composer_store::staging::abandon_all();
+    std::process::exit(128 + signal)
+}
 
 /// What the library watches ([`composer_planner::Context::interrupted`]); only set while a
 /// [`Catch`] lives.
@@ -18,37 +51,32 @@ pub fn flag() -> &'static AtomicBool {
     &STOP
 }
 
-/// While it lives, the signals ask the build to stop instead of ending the process; after it,
-/// they act as they did before.
-pub struct Catch(Vec<SigId>);
+/// While it lives, the first signal asks the build to stop instead of ending the process.
+pub struct Catch(());
 
 impl Catch {
     pub fn signals() -> Catch {
-        let mut ids = Vec::new();
-        for signal in [SIGINT, SIGTERM, SIGHUP] {
-            // In this order: the second signal finds the flag already set and ends the process
-            // with the status a shell gives a process that signal killed.
-            let code = 128 + signal;
-            ids.extend(signal_hook::flag::register_conditional_shutdown(signal, code, Arc::clone(&STOP)).ok());
-            ids.extend(signal_hook::flag::register_usize(signal, Arc::clone(&SIGNAL), signal as usize).ok());
-            ids.extend(signal_hook::flag::register(signal, Arc::clone(&STOP)).ok());
-        }
-        Catch(ids)
+        COOPERATIVE.store(true, Ordering::SeqCst);
+        Catch(())
     }
 }
 
 impl Drop for Catch {
     fn drop(&mut self) {
-        for id in self.0.drain(..) {
-            signal_hook::low_level::unregister(id);
-        }
+        COOPERATIVE.store(false, Ordering::SeqCst);
     }
 }
 
 /// The exit status of a run a signal stopped: 128 plus the signal's number, as a shell reports
-/// a process that signal killed.
+/// a process that signal killed. When the signal thread is ending the process itself, this
+/// waits for it to.
 pub fn exit_status() -> Option<u8> {
-    match SIGNAL.load(Ordering::Relaxed) {
+    if ENDING.load(Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+    match SIGNAL.load(Ordering::SeqCst) {
         0 => None,
         signal => Some(u8::try_from(128 + signal).unwrap_or(u8::MAX)),
     }

@@ -23,6 +23,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    interrupt::install();
     let printer = printer::Printer::new(&cli.global);
     let result = commands::run(cli, &printer);
     // A build a signal stopped says so, and exits as the signal would have made it.

@@ -7,6 +7,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 use composer_store::confined::UnnamedFile;
+use composer_store::staging::Staged;
 use composer_store::{BlobInfo, Store};
 use serde_json::{Value, json};
 
@@ -63,22 +64,15 @@ fn with_temp_file(
         Err(e) => return Err(io_err("create", dest)(e)),
     }
     // A filesystem without O_TMPFILE: a temp file beside it, removed if the write fails.
-    let temp = dest.with_file_name(format!(
-        ".{}.tmp-{}",
-        dest.file_name().unwrap_or_default().to_string_lossy(),
-        composer_store::temp_suffix()
-    ));
-    let file = fs::File::create(&temp).map_err(io_err("create", &temp))?;
+    let (staged, file) =
+        Staged::file(parent, &name.to_string_lossy()).map_err(io_err("create a temp file in", parent))?;
+    let temp = staged.path().to_path_buf();
     let mut builder = tar::Builder::new(io::BufWriter::new(file));
-    let result = write(&mut builder).and_then(|_| {
-        builder.finish().map_err(io_err("write", &temp))?;
-        builder.get_mut().flush().map_err(io_err("write", &temp))
-    });
-    let result = result.and_then(|()| fs::rename(&temp, dest).map_err(io_err("rename into", dest)));
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
+    write(&mut builder)?;
+    builder.finish().map_err(io_err("write", &temp))?;
+    builder.get_mut().flush().map_err(io_err("write", &temp))?;
+    drop(builder);
+    staged.publish(|temp| fs::rename(temp, dest)).map_err(io_err("rename into", dest))
 }
 
 /// A write error, or the store's verdict on a damaged object that was being copied in.

@@ -12,6 +12,7 @@ use std::io::Read;
 use std::path::Path;
 
 use composer_store::confined::{Confined, FileStamp};
+use composer_store::staging::{Staged, StagedKind, staging_name};
 use composer_store::{BlobInfo, Sha256, Store};
 use rayon::prelude::*;
 use serde_json::{Value, json};
@@ -221,24 +222,17 @@ fn place_blob(
         return Ok(Some(seen.clone()));
     }
     if !existing_blob_is(dir, &name, blob)? {
-        let temp = temp_name(&name);
-        let result = (|| {
-            let mut out = dir.create_new(&temp, 0o644).map_err(|source| OciError::Io {
-                action: "create",
-                path: dir.display(&temp),
-                source,
-            })?;
-            store.open_blob(blob)?.copy_to(&mut out).map_err(|e| copy_error(e, &dir.display(&temp)))?;
-            dir.rename(&temp, &name).map_err(|source| OciError::Io {
-                action: "rename into",
-                path: dir.display(&name),
-                source,
-            })
-        })();
-        if result.is_err() {
-            let _ = dir.remove_file(&temp);
-        }
-        result?;
+        let (staged, temp, mut out) = staged_file(dir, &name).map_err(|source| OciError::Io {
+            action: "create",
+            path: dir.display(&name),
+            source,
+        })?;
+        store.open_blob(blob)?.copy_to(&mut out).map_err(|e| copy_error(e, &dir.display(&temp)))?;
+        staged.publish(|_| dir.rename(&temp, &name)).map_err(|source| OciError::Io {
+            action: "rename into",
+            path: dir.display(&name),
+            source,
+        })?;
     }
     stamp(dir)
 }
@@ -287,24 +281,23 @@ impl Sha256Writer {
     }
 }
 
-fn temp_name(rel: &str) -> String {
+/// A new temp file for `rel`, made through `dir` (no symlink followed) and listed for removal if
+/// a signal ends the process before it is renamed into place; its name relative to `dir` too.
+fn staged_file(dir: &mut Confined, rel: &str) -> std::io::Result<(Staged, String, std::fs::File)> {
     let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-    let temp = format!(".{name}.tmp-{}", composer_store::temp_suffix());
-    if parent.is_empty() { temp } else { format!("{parent}/{temp}") }
+    let temp = staging_name(name);
+    let temp = if parent.is_empty() { temp } else { format!("{parent}/{temp}") };
+    let path = dir.display(&temp);
+    let (staged, file) = Staged::create(StagedKind::File, || dir.create_new(&temp, 0o644).map(|file| (path, file)))?;
+    Ok((staged, temp, file))
 }
 
 fn write_atomic(root: &mut Confined, rel: &str, data: &[u8]) -> Result<(), OciError> {
-    let temp = temp_name(rel);
-    let path = root.display(&temp);
-    let result = (|| {
-        let mut out = root.create_new(&temp, 0o644)?;
-        std::io::Write::write_all(&mut out, data)?;
-        root.rename(&temp, rel)
-    })();
-    if result.is_err() {
-        let _ = root.remove_file(&temp);
-    }
-    result.map_err(|source| OciError::Io { action: "write", path, source })
+    let path = root.display(rel);
+    let io = |source| OciError::Io { action: "write", path: path.clone(), source };
+    let (staged, temp, mut out) = staged_file(root, rel).map_err(io)?;
+    std::io::Write::write_all(&mut out, data).map_err(io)?;
+    staged.publish(|_| root.rename(&temp, rel)).map_err(io)
 }
 
 /// Reads a JSON document of the layout, bounded in size and never through a symlink.

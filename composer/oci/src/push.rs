@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use composer_client::registry::{BlobSource, Registry, RegistryError, StoreBlob};
 use composer_store::confined::Confined;
+use composer_store::staging::Staged;
 use composer_store::{Sha256, Store};
 use serde_json::Value;
 use sha2::Digest as _;
@@ -281,9 +282,9 @@ fn push_blob(
 
 /// An `oci-archive` unpacked for a push: only `oci-layout`, `index.json` and `blobs/sha256/<hex>`
 /// members are taken, into a fresh directory under `temp_dir` that is removed when dropped.
-pub fn unpack_archive(archive: &Path, temp_dir: &Path) -> Result<(tempfile::TempDir, PathBuf), OciError> {
+pub fn unpack_archive(archive: &Path, temp_dir: &Path) -> Result<(Staged, PathBuf), OciError> {
     let io = |source: io::Error| OciError::Io { action: "read archive", path: archive.to_path_buf(), source };
-    let dir = tempfile::Builder::new().prefix("compose-push-").tempdir_in(temp_dir).map_err(io)?;
+    let dir = Staged::work_dir(temp_dir, "compose-push-").map_err(io)?;
     let root = dir.path().to_path_buf();
     std::fs::create_dir_all(root.join("blobs/sha256")).map_err(io)?;
     let file = std::fs::File::open(archive).map_err(io)?;

@@ -95,10 +95,8 @@ impl Lockfile {
     }
 
     pub fn write(&self, path: &Path) -> Result<(), BuildError> {
-        let temp = path.with_extension(format!("lock.tmp-{}", composer_store::temp_suffix()));
         let err = |e: std::io::Error| BuildError::Lock { path: path.to_path_buf(), source: e.into() };
-        std::fs::write(&temp, self.to_toml()).map_err(err)?;
-        std::fs::rename(&temp, path).map_err(err)
+        composer_store::staging::write_beside(path, self.to_toml().as_bytes()).map_err(err)
     }
 
     /// Why this lock does not cover what is asked, if it does not.

@@ -66,7 +66,7 @@ fn download(
         let what = what.to_string();
         move |e: std::io::Error| WheelError::Io { what: what.clone(), source: e }
     };
-    let dir = tempfile::Builder::new().prefix("compose-uv-").tempdir_in(temp_dir).map_err(io("making a directory"))?;
+    let dir = composer_store::staging::Staged::work_dir(temp_dir, "compose-uv-").map_err(io("making a directory"))?;
     let out = Command::new(python)
         .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:", "--platform", tag])
         // The wheel is py3-none: any Python 3 it supports selects it.

@@ -188,10 +188,8 @@ impl WheelLock {
     }
 
     pub fn write(&self, path: &Path) -> Result<(), WheelError> {
-        let temp = path.with_extension(format!("toml.tmp-{}", composer_store::temp_suffix()));
         let err = |e: std::io::Error| WheelError::Lock { path: path.to_path_buf(), source: e.into() };
-        std::fs::write(&temp, self.to_toml()).map_err(err)?;
-        std::fs::rename(&temp, path).map_err(err)
+        composer_store::staging::write_beside(path, self.to_toml().as_bytes()).map_err(err)
     }
 }
 

@@ -63,9 +63,7 @@ fn blake3_hex(data: &[u8]) -> String {
 /// Resolves `request` for `target` with the uv binary `uv`, working in a directory made under
 /// `temp_dir`.
 pub fn resolve(uv: &Path, request: &Request, target: &Target, temp_dir: &Path) -> Result<WheelLock, WheelError> {
-    let work = tempfile::Builder::new()
-        .prefix("compose-uv-")
-        .tempdir_in(temp_dir)
+    let work = composer_store::staging::Staged::work_dir(temp_dir, "compose-uv-")
         .map_err(|e| WheelError::Io { what: "creating a temporary directory".into(), source: e })?;
     let io = |what: &str| {
         let what = what.to_string();

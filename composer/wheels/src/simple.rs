@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use composer_store::staging::Staged;
+
 use crate::{WheelError, normalize_name};
 
 /// A wheel to publish and where its bytes are.
@@ -39,10 +41,8 @@ pub fn write_index(out: &Path, wheels: &[IndexWheel]) -> Result<IndexSummary, Wh
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
     let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("index");
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tmp-"))
-        .tempdir_in(parent)
-        .map_err(io(format!("creating a staging directory in {}", parent.display())))?;
+    let staging =
+        Staged::dir(parent, name).map_err(io(format!("creating a staging directory in {}", parent.display())))?;
     let files = staging.path().join("files");
     std::fs::create_dir_all(&files).map_err(io(files.display().to_string()))?;
 
@@ -139,25 +139,23 @@ fn check_replaceable(out: &Path) -> Result<(), WheelError> {
 }
 
 /// Puts the staged directory at `out`: an atomic exchange when `out` exists, a rename when not.
-fn swap_into_place(staging: tempfile::TempDir, out: &Path) -> Result<(), WheelError> {
+fn swap_into_place(staging: Staged, out: &Path) -> Result<(), WheelError> {
     let fail = |source| WheelError::Io { what: format!("replacing {}", out.display()), source };
-    if out.exists() {
-        rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            staging.path(),
-            rustix::fs::CWD,
-            out,
-            rustix::fs::RenameFlags::EXCHANGE,
-        )
-        .map_err(|e| fail(e.into()))?;
-        // The staging directory now holds the previous index; dropping it removes it.
-        staging.close().map_err(fail)
-    } else {
-        // On failure the staging directory is dropped (removed) with nothing left behind.
-        std::fs::rename(staging.path(), out).map_err(fail)?;
-        let _ = staging.keep();
-        Ok(())
-    }
+    // After the exchange the staging path holds the previous index, which publishing removes; on
+    // failure the staging directory is removed with nothing left behind.
+    staging
+        .publish(|staging| match out.exists() {
+            true => rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                staging,
+                rustix::fs::CWD,
+                out,
+                rustix::fs::RenameFlags::EXCHANGE,
+            )
+            .map_err(Into::into),
+            false => std::fs::rename(staging, out),
+        })
+        .map_err(fail)
 }
 
 /// The `*.dist-info/METADATA` of a wheel.
