@@ -100,6 +100,15 @@ impl Staged {
         std::mem::forget(self);
         Ok(published)
     }
+
+    /// Keeps the path where it is, no longer this process's to remove (a failed build's
+    /// directory that the user asked to keep).
+    pub fn keep(self) -> PathBuf {
+        staged().remove(&self.id);
+        let path = self.path.clone();
+        std::mem::forget(self);
+        path
+    }
 }
 
 impl Drop for Staged {
@@ -177,6 +186,8 @@ mod tests {
         let work = Staged::work_dir(dir.path(), "compose-import-").unwrap();
         assert!(work.path().file_name().unwrap().to_string_lossy().starts_with("compose-import-"));
         drop(work);
+        let kept = Staged::work_dir(dir.path(), "compose-build-").unwrap().keep();
+        fs::remove_dir(kept).unwrap();
 
         let staging = Staged::dir(dir.path(), "bundle").unwrap();
         fs::write(staging.path().join("bundle.tar"), b"tar").unwrap();

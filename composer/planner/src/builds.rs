@@ -239,7 +239,7 @@ impl Session<'_> {
         &self,
         name: &str,
         platform: &Platform,
-        work: tempfile::TempDir,
+        work: composer_store::staging::Staged,
         log: &Path,
         status: std::process::ExitStatus,
     ) -> BuildError {

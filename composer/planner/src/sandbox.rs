@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use composer_store::staging::Staged;
+
 use crate::BuildError;
 
 impl crate::Session<'_> {
@@ -161,12 +163,12 @@ pub(crate) fn keep_log(temp_dir: &Path, label: &str, text: &[u8]) -> std::io::Re
 /// A step's working directory, removed when it is dropped: whichever way the step ends (done,
 /// failed, an error on the way, interrupted), nothing of it stays unless the caller keeps it
 /// (`--keep-failed`).
-pub(crate) fn tempdir(temp_dir: &Path, label: &str) -> Result<tempfile::TempDir, BuildError> {
-    use std::os::unix::fs::PermissionsExt;
-    // Private to the user who builds: nobody else may read or plant anything in it.
-    tempfile::Builder::new()
-        .prefix(&format!("compose-build-{label}-"))
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir_in(temp_dir)
-        .map_err(|e| BuildError::Io { action: "create a build directory in", path: temp_dir.to_path_buf(), source: e })
+pub(crate) fn tempdir(temp_dir: &Path, label: &str) -> Result<Staged, BuildError> {
+    // Private to the user who builds: nobody else may read or plant anything in it. Listed, so
+    // that a signal that ends the process at once removes it too.
+    Staged::work_dir(temp_dir, &format!("compose-build-{label}-")).map_err(|e| BuildError::Io {
+        action: "create a build directory in",
+        path: temp_dir.to_path_buf(),
+        source: e,
+    })
 }
