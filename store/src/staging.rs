@@ -113,9 +113,11 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        let mut list = staged();
-        list.remove(&self.id);
+        // Removed while still listed but without the lock: a build directory takes a while, and
+        // other threads make and publish their paths meanwhile. A signal in between removes it
+        // too, which both removals allow (a path already gone is no error).
         remove(&self.path, self.kind);
+        staged().remove(&self.id);
     }
 }
 

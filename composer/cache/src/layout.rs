@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use composer_store::Sha256;
-use composer_store::staging::Staged;
+use composer_store::staging::{Staged, write_beside};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
@@ -74,9 +74,9 @@ impl DirCache {
             return Err(cache.unavailable(io::Error::other("the directory holds files and is not an OCI layout")));
         }
         fs::create_dir_all(root.join("blobs/sha256")).map_err(|e| cache.unavailable(e))?;
-        write_atomic(&root.join("oci-layout"), OCI_LAYOUT).map_err(|e| cache.unavailable(e))?;
+        write_beside(&root.join("oci-layout"), OCI_LAYOUT).map_err(|e| cache.unavailable(e))?;
         let index = Index { schema_version: 2, media_type: INDEX_MEDIA_TYPE.into(), manifests: vec![] };
-        write_atomic(&root.join("index.json"), &serde_json::to_vec(&index).expect("index serializes"))
+        write_beside(&root.join("index.json"), &serde_json::to_vec(&index).expect("index serializes"))
             .map_err(|e| cache.unavailable(e))?;
         Ok(cache)
     }
@@ -213,19 +213,11 @@ impl Remote for DirCache {
             annotations: BTreeMap::from([(REF_NAME.to_string(), tag.to_string())]),
         });
         index.manifests.sort_by(|a, b| a.annotations.get(REF_NAME).cmp(&b.annotations.get(REF_NAME)));
-        write_atomic(&self.root.join("index.json"), &serde_json::to_vec(&index).expect("index serializes"))
+        write_beside(&self.root.join("index.json"), &serde_json::to_vec(&index).expect("index serializes"))
             .map_err(|e| self.unavailable(e))?;
         *self.tags.lock().expect("tags") = Some(Self::tags(&index));
         Ok(())
     }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().expect("paths in a layout have a parent");
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let (staged, mut temp) = Staged::file(dir, name)?;
-    temp.write_all(bytes)?;
-    staged.publish(|temp| fs::rename(temp, path))
 }
 
 /// Checks that the layout at `root`, unpacked from a bundle whose blobs are `blobs`, has the
