@@ -33,6 +33,7 @@ mod object;
 mod read;
 mod roots;
 pub mod staging;
+pub mod userfile;
 mod tree;
 mod verify;
 

@@ -8,6 +8,8 @@
 //!   recipe's directory, digests that are paths, names that are not UTF-8.
 //! - `damaged`: a damaged, full, read-only or mistyped store, and outputs that hold other
 //!   images or the user's files.
+//! - `user_paths`: every file a user names read by one reader: confined, regular, bounded,
+//!   never echoed (a recipe of `/dev/zero`, a FIFO among the requirements, a key others can read).
 //! - `terminal`: progress bars and colour on a pseudo-terminal, plain lines in a pipe, `NO_COLOR`.
 //! - `docker`: Docker's own daemon (started by the test) loads and runs a `docker-archive:`.
 //! - `registry`: pushes a built image to Debian's docker-registry on loopback.
@@ -52,6 +54,7 @@ mod store;
 mod terminal;
 #[cfg(feature = "live-tests")]
 mod toolchain;
+mod user_paths;
 mod wheels;
 
 use std::path::{Path, PathBuf};
@@ -109,10 +112,19 @@ pub fn write_recipe(path: &Path, keyring: &Path, packages: &[&str], extra: &str)
     let text = format!(
         "[image]\nname = \"app\"\nplatforms = [\"linux/amd64\"]\nsource_date_epoch = 1700000000\n\n\
          [base]\nsuite = \"stable\"\nmirror = \"local\"\nkeyring = \"{}\"\npackages = [{}]\n\n{extra}",
-        keyring.display(),
+        keyring_beside(path, keyring),
         list.join(", ")
     );
     std::fs::write(path, text).unwrap();
+}
+
+/// A recipe reads its keyring from its own directory: a copy of `keyring` beside the recipe at
+/// `recipe`, named after the mirror it comes from, and the name the recipe gives it.
+pub fn keyring_beside(recipe: &Path, keyring: &Path) -> String {
+    let mirror = keyring.parent().and_then(Path::file_name).unwrap_or_default().to_string_lossy();
+    let name = format!("keyring-{}.gpg", mirror.trim_start_matches('.'));
+    std::fs::copy(keyring, recipe.parent().unwrap().join(&name)).unwrap();
+    name
 }
 
 /// A signed archive of the base packages plus `extra`, a hermetic compose pointed at it, and

@@ -65,7 +65,7 @@ impl WheelFixture {
              [base]\nsuite = \"stable\"\nmirror = \"local\"\nkeyring = \"{}\"\npackages = []\n\n\
              [python]\nrequirements = [{}]\nindex = \"local\"\n",
             quote(platforms),
-            self._mirror.keyring.display(),
+            crate::keyring_beside(&self.recipe, &self._mirror.keyring),
             quote(requirements)
         );
         std::fs::write(&self.recipe, text).unwrap();

@@ -158,3 +158,57 @@ fn gzip_is_read_to_its_last_member() {
     }
     assert!(found.is_empty(), "single-member gzip readers (use MultiGzDecoder):\n{}", found.join("\n"));
 }
+
+/// A file a user names (a recipe, a lock, a keyring, a key, a requirements file, a config file, a
+/// `file://` source...) is read only through `composer_store::userfile`, which confines it where
+/// a recipe names it, refuses FIFOs and devices and bounds its size. A plain read is allowed only
+/// where the path is composer's own: the store's files under its root, what a step or uv wrote in
+/// composer's work directory, and the few places listed with their reason.
+#[test]
+fn user_named_files_are_read_only_through_the_one_reader() {
+    const PLAIN_READS: &[&str] = &["fs::read(", "fs::read_to_string(", "File::open("];
+    const ALLOWED: &[(&str, &str)] = &[
+        ("store/src/object.rs", "the store's own files, under its root"),
+        ("store/src/action.rs", "the store's own files, under its root"),
+        ("store/src/roots.rs", "the store's own files, under its root"),
+        ("store/src/lock.rs", "the store's own lock file"),
+        ("store/src/read.rs", "objects, verified against their hash as they are read"),
+        ("store/src/verify.rs", "the store's own files, under its root"),
+        ("store/src/lib.rs", "the store's own files, under its root"),
+        ("store/src/gc.rs", "the store's own files, under its root"),
+        ("composer/cache/src/layout.rs", "a dir: cache's blobs, checked against their digests"),
+        ("composer/cache/src/archive.rs", "a bundle: streamed, each member checked against its digest"),
+        ("composer/cache/src/bundle.rs", "a bundle's lock files and blobs, composer's own writes"),
+        ("composer/oci/src/inspect.rs", "a layout or archive `compose inspect` shows, streamed"),
+        ("composer/planner/src/builds.rs", "a step's log, in composer's work directory"),
+        ("composer/planner/src/bytecode.rs", "a step's log, in composer's work directory"),
+        ("composer/wheels/src/resolve.rs", "uv's pylock.toml, in composer's work directory"),
+        ("composer/wheels/src/bootstrap.rs", "the uv wheel pip downloaded into composer's work directory"),
+        ("composer/wheels/src/simple.rs", "wheels checked out of the store"),
+        ("composer/compose/src/commands/bundle.rs", "lock files compose wrote, bundled with their recipe"),
+        ("composer/compose/src/commands/store.rs", "a lock file being replaced, compared with the new one"),
+    ];
+    let mut files = Vec::new();
+    for crate_dir in LIBRARIES.iter().chain(&["composer/compose"]) {
+        rust_files(&repo().join(crate_dir).join("src"), &mut files);
+    }
+    assert!(files.len() > 40, "the scan found the sources");
+    let mut found = Vec::new();
+    for file in &files {
+        let name = file.strip_prefix(repo()).unwrap().to_string_lossy().into_owned();
+        if ALLOWED.iter().any(|(allowed, _)| name == *allowed) {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in code_lines(&text) {
+            for pattern in PLAIN_READS.iter().filter(|p| line.contains(*p)) {
+                found.push(format!("{name}:{n}: {pattern}"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "plain reads of files a user may name (read them with composer_store::userfile):\n{}",
+        found.join("\n")
+    );
+}

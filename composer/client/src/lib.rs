@@ -134,7 +134,8 @@ fn roots_with(ca_file: Option<&std::path::Path>, extra: &[std::path::PathBuf]) -
     let file = ca_file.map(std::path::Path::to_path_buf).unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
     let mut certs: Vec<ureq::tls::Certificate<'static>> = Vec::new();
     for path in std::iter::once(&file).chain(extra) {
-        let Ok(pem) = std::fs::read(path) else { continue };
+        let policy = composer_store::userfile::Policy::anywhere(composer_store::userfile::Kind::CERTIFICATES);
+        let Ok(pem) = composer_store::userfile::read(path, &policy) else { continue };
         certs.extend(ureq::tls::parse_pem(&pem).filter_map(|item| match item {
             Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
             _ => None,
@@ -210,9 +211,11 @@ impl Client {
     ) -> Result<T, FetchError> {
         if let Some(path) = url.strip_prefix("file://") {
             let path = PathBuf::from(path);
-            let mut file = std::fs::File::open(&path).map_err(|source| match source.kind() {
-                io::ErrorKind::NotFound => FetchError::NotFound { url: url.to_string(), detail: "no such file".into() },
-                _ => FetchError::File { path: path.clone(), source },
+            // Not a FIFO, a device or a file of any size: a mirror's files are bounded too.
+            let policy = composer_store::userfile::Policy::anywhere(composer_store::userfile::Kind::MIRROR_FILE);
+            let mut file = composer_store::userfile::open(&path, &policy).map_err(|e| match e.is_not_found() {
+                true => FetchError::NotFound { url: url.to_string(), detail: "no such file".into() },
+                false => FetchError::File { path: path.clone(), source: io::Error::other(e) },
             })?;
             return consume(&mut file).map_err(|source| match store_error(source) {
                 Ok(e) => FetchError::Store(e),

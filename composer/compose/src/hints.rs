@@ -40,7 +40,7 @@ fn hint_of(error: &(dyn Error + 'static)) -> Option<String> {
         return e.hint();
     }
     if let Some(e) = error.downcast_ref::<composer_recipe::RecipeError>() {
-        return e.hint().map(str::to_string);
+        return e.hint();
     }
     if let Some(e) = error.downcast_ref::<composer_deb::DebError>() {
         return e.hint();
@@ -58,6 +58,9 @@ fn hint_of(error: &(dyn Error + 'static)) -> Option<String> {
         return e.hint();
     }
     if let Some(e) = error.downcast_ref::<composer_client::FetchError>() {
+        return e.hint();
+    }
+    if let Some(e) = error.downcast_ref::<composer_store::userfile::UserFileError>() {
         return e.hint();
     }
     None

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use composer_store::userfile;
 use composer_planner::{MirrorSettings, Tools};
 
 use crate::cli::GlobalArgs;
@@ -110,11 +111,10 @@ impl Settings {
         }
         let config_path = config_path();
         // The config file is read once; each part of composer takes its own tables from it.
-        let config_text = match std::fs::read_to_string(&config_path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", config_path.display()))),
-        };
+        let config_policy = userfile::Policy::anywhere(userfile::Kind::CONFIG);
+        let config_text = userfile::read_text_if_exists(&config_path, &config_policy)
+            .with_context(|| format!("reading {}", config_path.display()))?
+            .unwrap_or_default();
         let config = composer_planner::mirror::parse_config(&config_text, &config_path)
             .context("reading the compose config file")?;
         let ConfigFile { indexes: index_config, cache: cache_config } = toml::from_str(&config_text)
@@ -208,7 +208,8 @@ fn registry_options(args: &GlobalArgs) -> anyhow::Result<composer_client::regist
     let mut credentials = BTreeMap::new();
     // Earlier files win: read them last to first.
     for file in files.iter().rev() {
-        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        let policy = userfile::Policy::anywhere(userfile::Kind::REGISTRY_LOGINS);
+        let Ok(text) = userfile::read_text(file, &policy) else { continue };
         let parsed: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("reading registry logins from {}", file.display()))?;
         let Some(auths) = parsed["auths"].as_object() else { continue };

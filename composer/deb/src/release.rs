@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use composer_store::Sha256;
+use composer_store::userfile::{self, Policy};
 use pgp::composed::{CleartextSignedMessage, Deserializable, SignedPublicKey};
 
 use crate::DebError;
@@ -26,10 +27,11 @@ pub struct Release {
     pub text: String,
 }
 
-/// Loads every public key of a keyring file (binary `.gpg` or ASCII-armored `.asc`).
-pub fn load_keyring(path: &Path) -> Result<Vec<SignedPublicKey>, DebError> {
-    let bytes =
-        std::fs::read(path).map_err(|source| DebError::Keyring { path: path.to_path_buf(), source: source.into() })?;
+/// Loads every public key of a keyring file (binary `.gpg` or ASCII-armored `.asc`), read under
+/// `policy` (confined when the recipe names it).
+pub fn load_keyring(path: &Path, policy: &Policy<'_>) -> Result<Vec<SignedPublicKey>, DebError> {
+    let bytes = userfile::read(path, policy)
+        .map_err(|source| DebError::Keyring { path: path.to_path_buf(), source: source.into() })?;
     let (keys, _) = SignedPublicKey::from_reader_many(std::io::Cursor::new(bytes))
         .map_err(|e| DebError::Keyring { path: path.to_path_buf(), source: e.into() })?;
     let keys: Vec<_> = keys.filter_map(Result::ok).collect();

@@ -23,7 +23,8 @@ pub fn read_apt_sources(etc_apt: &Path) -> Vec<AptSource> {
     }
     let mut out = Vec::new();
     for file in files {
-        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let policy = composer_store::userfile::Policy::anywhere(composer_store::userfile::Kind::APT_SOURCES);
+        let Ok(text) = composer_store::userfile::read_text(&file, &policy) else { continue };
         match file.extension().and_then(|e| e.to_str()) {
             Some("sources") => out.extend(parse_deb822(&text, &file)),
             Some("list") => out.extend(parse_one_line(&text, &file)),

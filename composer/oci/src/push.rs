@@ -287,7 +287,9 @@ pub fn unpack_archive(archive: &Path, temp_dir: &Path) -> Result<(Staged, PathBu
     let dir = Staged::work_dir(temp_dir, "compose-push-").map_err(io)?;
     let root = dir.path().to_path_buf();
     std::fs::create_dir_all(root.join("blobs/sha256")).map_err(io)?;
-    let file = std::fs::File::open(archive).map_err(io)?;
+    // A FIFO or a device named as the archive would block or never end.
+    let policy = composer_store::userfile::Policy::anywhere(composer_store::userfile::Kind::IMAGE_ARCHIVE);
+    let file = composer_store::userfile::open(archive, &policy).map_err(|e| io(io::Error::other(e)))?;
     let mut tar = tar::Archive::new(io::BufReader::new(file));
     for entry in tar.entries().map_err(io)? {
         let mut entry = entry.map_err(io)?;

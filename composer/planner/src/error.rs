@@ -30,8 +30,6 @@ pub enum BuildError {
     LockOutdated { path: PathBuf, reason: String },
     #[error("`--locked` was given but `{}` does not exist", path.display())]
     LockMissing { path: PathBuf },
-    #[error("cannot add `{target}` to the image from `{}`: {reason}", source_path.display())]
-    File { target: String, source_path: PathBuf, reason: String },
     #[error("the jemalloc package for {platform} does not hold `{path}`")]
     Allocator { platform: String, path: String },
     #[error("cannot compile Python bytecode for {platform}: {reason}")]
@@ -56,6 +54,15 @@ pub enum BuildError {
     },
     #[error("source `{name}`: {reason}")]
     Source { name: String, reason: String },
+    #[error("line {line} of the {kind} `{}` is neither a requirement nor an option pip documents (its text is not shown)", path.display())]
+    RequirementsLine { path: PathBuf, kind: &'static str, line: usize },
+    /// A file the recipe names, refused or unreadable; `what` says what it was read for.
+    #[error("{what}")]
+    UserFile {
+        what: String,
+        #[source]
+        source: composer_store::userfile::UserFileError,
+    },
     #[error("bubblewrap (`bwrap`) is not installed; builds run in its sandbox")]
     NoSandbox,
     #[error("sandbox: {0}")]
@@ -116,7 +123,13 @@ impl BuildError {
 
     pub fn hint(&self) -> Option<String> {
         match self {
-            BuildError::Recipe(e) => e.hint().map(str::to_string),
+            BuildError::Recipe(e) => e.hint(),
+            BuildError::UserFile { source, .. } => source.hint(),
+            BuildError::RequirementsLine { .. } => Some(
+                "write one PEP 508 requirement per line (e.g. numpy>=1.26), or an option as pip has them (-r FILE, \
+                 -c FILE, --index-url URL); check that the recipe names the file meant"
+                    .into(),
+            ),
             BuildError::NoMirror { name, env, apt_dir, .. } => Some(format!(
                 "set one with `--mirror {name}=URL`, the environment variable {env}, a `[mirrors]` entry `{name} = \"URL\"` in \
                  $XDG_CONFIG_HOME/compose/config.toml, or an apt source for the suite under {}",
@@ -154,16 +167,7 @@ impl BuildError {
                     failed.log.display()
                 ),
             }),
-            BuildError::Source { reason, .. } if reason.contains("--allow-path") => {
-                Some("copy the file beside the recipe, or run with the `--allow-path` the message names".into())
-            }
             BuildError::Source { .. } => Some("check the source's url and sha256 in the recipe".into()),
-            BuildError::File { reason, .. } if reason.contains("--allow-path") => {
-                Some("copy the file beside the recipe, or run with the `--allow-path` the message names".into())
-            }
-            BuildError::File { .. } => {
-                Some("`source` is a regular file, relative to the recipe's directory; or write it inline with `content`".into())
-            }
             BuildError::ConfigUser { .. } => Some(
                 "add the account under [[accounts.users]] (and [[accounts.groups]]), or give a numeric uid[:gid]".into(),
             ),

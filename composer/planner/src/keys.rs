@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use composer_oci::Compression;
 use composer_recipe::{Platform, Recipe};
+use composer_store::userfile::Kind;
 use composer_store::{ActionKey, Hash};
 use composer_wheels::{LockedWheel, Scheme};
 
@@ -81,8 +82,8 @@ pub(crate) fn system_key(
     for file in &recipe.files {
         key.field("file", &serde_json::to_vec(file).expect("serializes"));
         if let (None, Some(source)) = (&file.content, &file.source) {
-            let (_, data) = crate::local::read(recipe, source, crate::local::MAX_FILE).map_err(|reason| {
-                BuildError::File { target: file.path.get_ref().clone(), source_path: source.clone(), reason }
+            let (_, data) = crate::local::read(recipe, source, Kind::LOCAL_FILE).map_err(|source| {
+                BuildError::UserFile { what: format!("cannot add `{}` to the image", file.path.get_ref()), source }
             })?;
             key.field("file-content", &Hash::of(&data).0);
         }

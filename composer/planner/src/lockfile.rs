@@ -73,9 +73,10 @@ pub fn lock_path(recipe: &Path) -> PathBuf {
 
 impl Lockfile {
     pub fn read(path: &Path) -> Result<Option<Lockfile>, BuildError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        let policy = composer_store::userfile::Policy::anywhere(composer_store::userfile::Kind::LOCK);
+        let text = match composer_store::userfile::read_text_if_exists(path, &policy) {
+            Ok(Some(text)) => text,
+            Ok(None) => return Ok(None),
             Err(e) => return Err(BuildError::Lock { path: path.to_path_buf(), source: e.into() }),
         };
         let lock: Lockfile =

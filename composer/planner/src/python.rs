@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use composer_store::userfile::{self, Kind, Policy};
 use composer_recipe::{Platform, Python};
 use composer_wheels::pylock::pylock_path;
 use composer_wheels::resolve::{Request, inputs_digest};
@@ -48,18 +49,18 @@ impl Session<'_> {
     }
 
     fn wheel_request(&self, python: &Python) -> Result<Request, BuildError> {
-        let read = |file: &Option<toml::Spanned<PathBuf>>| -> Result<Option<(PathBuf, String)>, BuildError> {
+        let read = |file: &Option<toml::Spanned<PathBuf>>, kind| -> Result<Option<(PathBuf, String)>, BuildError> {
             let Some(file) = file else { return Ok(None) };
             let path =
                 std::path::absolute(self.recipe.dir.join(file.get_ref())).unwrap_or_else(|_| file.get_ref().clone());
-            let text = read_with_includes(&path, 0)?;
+            let text = read_with_includes(&path, &self.recipe.file_policy(kind), 0)?;
             Ok(Some((path, text)))
         };
         Ok(Request {
             requirements: python.requirements.iter().map(|r| r.get_ref().clone()).collect(),
-            requirements_file: read(&python.requirements_file)?,
+            requirements_file: read(&python.requirements_file, Kind::REQUIREMENTS)?,
             constraints: python.constraints.iter().map(|r| r.get_ref().clone()).collect(),
-            constraints_file: read(&python.constraints_file)?,
+            constraints_file: read(&python.constraints_file, Kind::CONSTRAINTS)?,
             only_binary: python.only_binary.clone(),
             no_binary: python.no_binary.get_ref().clone(),
             index: self.ctx.indexes.resolve(python.index.as_deref()),
@@ -224,9 +225,15 @@ impl Session<'_> {
 /// A pip requirements file with the files it includes (`-r`, `-c`) appended, so that a change in
 /// any of them changes the lock's input digest. Included constraints are appended as `-c` lines,
 /// which never count as requested packages.
-fn read_with_includes(path: &std::path::Path, depth: usize) -> Result<String, BuildError> {
-    let mut text = std::fs::read_to_string(path)
-        .map_err(|source| WheelError::Io { what: format!("reading {}", path.display()), source })?;
+/// Each file is read as the recipe's (confined to its directory, bounded, see
+/// [`composer_store::userfile`]) and checked line by line before uv, which repeats a line it
+/// cannot parse, reads it.
+fn read_with_includes(path: &std::path::Path, policy: &Policy<'_>, depth: usize) -> Result<String, BuildError> {
+    let mut text = userfile::read_text(path, policy)
+        .map_err(|source| BuildError::UserFile { what: "cannot read the Python requirements".into(), source })?;
+    if let Some(line) = composer_wheels::requirements::first_unreadable_line(&text) {
+        return Err(BuildError::RequirementsLine { path: path.to_path_buf(), kind: policy.kind.name, line });
+    }
     if depth >= 8 {
         return Ok(text);
     }
@@ -239,10 +246,11 @@ fn read_with_includes(path: &std::path::Path, depth: usize) -> Result<String, Bu
                 .filter(|r| r.starts_with([' ', '=']))
                 .map(|r| r.trim_start_matches([' ', '=']).trim())
         };
+        let included = |kind| Policy { kind, ..*policy };
         if let Some(file) = include("-r").or_else(|| include("--requirement")) {
-            appended.push_str(&read_with_includes(&base.join(file), depth + 1)?);
+            appended.push_str(&read_with_includes(&base.join(file), &included(Kind::REQUIREMENTS), depth + 1)?);
         } else if let Some(file) = include("-c").or_else(|| include("--constraint")) {
-            for constraint in read_with_includes(&base.join(file), depth + 1)?.lines() {
+            for constraint in read_with_includes(&base.join(file), &included(Kind::CONSTRAINTS), depth + 1)?.lines() {
                 appended.push_str(&format!("-c {constraint}\n"));
             }
         }

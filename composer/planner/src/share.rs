@@ -96,12 +96,13 @@ impl Session<'_> {
 
     /// What the root's inputs come from: the bytes of the lock and the wheel locks.
     fn root_source(&self) -> String {
+        use composer_store::userfile::{Kind, Policy, read};
         let mut digest = Vec::new();
         let lock = crate::lockfile::lock_path(&self.recipe_path);
-        digest.extend(std::fs::read(&lock).unwrap_or_default());
+        digest.extend(read(&lock, &Policy::anywhere(Kind::LOCK)).unwrap_or_default());
         for platform in self.recipe.image.platforms.get_ref() {
             let pylock = composer_wheels::pylock::pylock_path(&self.recipe_path, &platform.to_string());
-            digest.extend(std::fs::read(pylock).unwrap_or_default());
+            digest.extend(read(&pylock, &Policy::anywhere(Kind::PYLOCK)).unwrap_or_default());
         }
         Sha256::of(&digest).to_hex()
     }

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use composer_recipe::{Recipe, Source};
-use composer_store::{BlobInfo, Sha256};
+use composer_store::userfile::{self, Kind};
+use composer_store::{BlobInfo, Sha256, StoreError};
 
 use crate::{BuildError, Context};
 
@@ -40,14 +41,15 @@ pub(crate) fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> 
         if let Some(sha) = &expected
             && blob.sha256 != *sha
         {
-            return Err(BuildError::Source {
-                name: name.clone(),
-                reason: format!("{} has sha256 {}, the recipe pins {sha}", full.display(), blob.sha256),
-            });
+            return Err(pin_mismatch(name, &full, sha));
         }
         return Ok((blob, already_stored));
     }
     let url = source.url.as_ref().expect("validated: url or path").get_ref();
+    // A `file://` URL in the recipe is a local file like `path`: confined and bounded the same.
+    if let Some(path) = url.strip_prefix("file://") {
+        return Ok((store_local_url(ctx, recipe, name, std::path::Path::new(path), expected.as_ref())?, false));
+    }
     let url = resolve_url(ctx, recipe, url)?;
     ctx.reporter.status("Fetching", &format!("source {name}"));
     let blob = ctx
@@ -77,8 +79,50 @@ fn read_local(
     name: &str,
     path: &std::path::Path,
 ) -> Result<(std::path::PathBuf, Vec<u8>), BuildError> {
-    crate::local::read(recipe, path, crate::local::MAX_SOURCE)
-        .map_err(|reason| BuildError::Source { name: name.to_string(), reason })
+    crate::local::read(recipe, path, Kind::LOCAL_SOURCE)
+        .map_err(|source| BuildError::UserFile { what: format!("source `{name}`"), source })
+}
+
+/// Streams the local file of a `file://` source into the store, within the bound; a file that
+/// is not the pinned one leaves nothing behind.
+fn store_local_url(
+    ctx: &Context<'_>,
+    recipe: &Recipe,
+    name: &str,
+    path: &std::path::Path,
+    expected: Option<&Sha256>,
+) -> Result<BlobInfo, BuildError> {
+    let refused = |source| BuildError::UserFile { what: format!("source `{name}`"), source };
+    let policy = recipe.file_policy(Kind::LOCAL_SOURCE);
+    let mut file = userfile::open(path, &policy).map_err(refused)?;
+    let mut writer = ctx.store.writer()?;
+    let mut buf = vec![0u8; 128 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| refused(file.error(e)))?;
+        if n == 0 {
+            break;
+        }
+        std::io::Write::write_all(&mut writer, &buf[..n])
+            .map_err(|e| StoreError::io("write", &ctx.store.root().join("tmp"), e))?;
+    }
+    match writer.finish_checked(expected.map(|sha| (sha, name)), None) {
+        Err(StoreError::Sha256Mismatch { .. }) => {
+            Err(pin_mismatch(name, path, expected.expect("only a pin mismatches")))
+        }
+        other => Ok(other?),
+    }
+}
+
+/// A local file that is not the pinned one. Its own digest is not shown: the recipe may name a
+/// file it was not meant to read, and a digest tells whether a guess at a secret is right.
+fn pin_mismatch(name: &str, path: &std::path::Path, pin: &Sha256) -> BuildError {
+    BuildError::Source {
+        name: name.to_string(),
+        reason: format!(
+            "`{}` does not have the sha256 the recipe pins ({pin}); if it is the file meant, pin the digest              `sha256sum` gives",
+            path.display()
+        ),
+    }
 }
 
 /// `mirror://NAME/path` → the configured mirror's URL joined with `path`.

@@ -229,11 +229,10 @@ fn recipe_files(b: &mut Builder<'_>, recipe: &Recipe) -> Result<(), BuildError> 
                 let data = match (&file.content, &file.source) {
                     (Some(content), _) => content.clone().into_bytes(),
                     (None, Some(source)) => {
-                        crate::local::read(recipe, source, crate::local::MAX_FILE)
-                            .map_err(|reason| BuildError::File {
-                                target: target.clone(),
-                                source_path: source.clone(),
-                                reason,
+                        crate::local::read(recipe, source, composer_store::userfile::Kind::LOCAL_FILE)
+                            .map_err(|source| BuildError::UserFile {
+                                what: format!("cannot add `{target}` to the image"),
+                                source,
                             })?
                             .1
                     }

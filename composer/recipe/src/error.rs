@@ -7,19 +7,19 @@ pub enum RecipeError {
     Read {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: composer_store::userfile::UserFileError,
     },
     #[error("{}:{line}:{column}: {message}\n{snippet}", path.display())]
     Invalid { path: PathBuf, line: usize, column: usize, message: String, snippet: String, hint: String },
 }
 
 impl RecipeError {
-    pub fn hint(&self) -> Option<&str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
-            RecipeError::Invalid { hint, .. } if !hint.is_empty() => Some(hint),
-            RecipeError::Read { .. } => {
-                Some("check the path; recipes are TOML files such as recipes/debian-python.toml")
-            }
+            RecipeError::Invalid { hint, .. } if !hint.is_empty() => Some(hint.clone()),
+            RecipeError::Read { source, .. } => source.hint().or_else(|| {
+                Some("check the path; recipes are TOML files such as recipes/debian-python.toml".into())
+            }),
             _ => None,
         }
     }

@@ -25,35 +25,26 @@ pub use types::*;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use composer_store::userfile::{self, Kind, Policy};
+
 /// A relative path as a tree holds it: no empty, `.` or `..` component, no NUL.
 fn plain_relative_path(path: &str) -> bool {
     !path.is_empty() && !path.contains('\0') && !path.split('/').any(|c| matches!(c, "" | "." | ".."))
 }
 
 impl Recipe {
-    /// The host file a recipe-relative path names, once it is known to lie inside the recipe's
-    /// directory or a directory allowed with `--allow-path` (after following every symlink, so
-    /// that `../../etc/shadow`, `/etc/shadow` and a link to it are all refused alike).
-    pub fn local_path(&self, path: &Path) -> Result<PathBuf, String> {
-        let joined = self.dir.join(path);
-        let real = joined.canonicalize().map_err(|e| format!("`{}`: {e}", joined.display()))?;
-        let inside = |root: &Path| root.canonicalize().is_ok_and(|root| real.starts_with(root));
-        if inside(&self.dir) || self.allowed_paths.iter().any(|p| inside(p)) {
-            return Ok(real);
-        }
-        Err(format!(
-            "`{}` is outside the recipe's directory `{}`; a recipe may only read files beside it, \
-             unless the build is run with `--allow-path {}`",
-            joined.display(),
-            self.dir.display(),
-            real.parent().unwrap_or(&real).display()
-        ))
+    /// How a file this recipe names (`kind`) is read: inside the recipe's directory or a
+    /// directory allowed with `--allow-path`, after following every symlink, so that
+    /// `../../etc/shadow`, `/etc/shadow` and a link to it are all refused alike; see
+    /// [`composer_store::userfile`]. Relative paths are the recipe's: [`Policy::join`] them.
+    pub fn file_policy(&self, kind: Kind) -> Policy<'_> {
+        Policy::within(kind, &self.dir, &self.allowed_paths)
     }
 
     /// Reads and validates a recipe file.
     pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| RecipeError::Read { path: path.to_path_buf(), source })?;
+        let text = userfile::read_text(path, &Policy::anywhere(Kind::RECIPE))
+            .map_err(|source| RecipeError::Read { path: path.to_path_buf(), source })?;
         Self::parse_str(path, &text)
     }
 
@@ -255,8 +246,8 @@ impl Recipe {
             if !full.is_file() {
                 return Err(invalid(
                     file.span(),
-                    format!("`{}` does not exist", full.display()),
-                    "requirement files are relative to the recipe's directory",
+                    format!("`{}` does not exist or is not a regular file", full.display()),
+                    "requirement files are regular files, relative to the recipe's directory",
                 ));
             }
         }

@@ -59,7 +59,9 @@ impl IndexSettings {
             return found(url, "$PIP_INDEX_URL".into());
         }
         for file in self.pip_config_files.iter().rev() {
-            if let Some(url) = std::fs::read_to_string(file).ok().and_then(|text| pip_conf_index(&text)) {
+            let policy = composer_store::userfile::Policy::anywhere(composer_store::userfile::Kind::PIP_CONFIG);
+            let text = composer_store::userfile::read_text(file, &policy).ok();
+            if let Some(url) = text.and_then(|text| pip_conf_index(&text)) {
                 return found(url, file.display().to_string());
             }
         }

@@ -7,6 +7,7 @@ pub mod index_url;
 pub mod install;
 pub mod pylock;
 pub mod repair;
+pub mod requirements;
 pub mod resolve;
 pub mod sdist;
 pub mod simple;

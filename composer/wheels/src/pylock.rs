@@ -132,9 +132,10 @@ impl WheelLock {
     }
 
     pub fn read(path: &Path) -> Result<Option<WheelLock>, WheelError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        let policy = composer_store::userfile::Policy::anywhere(composer_store::userfile::Kind::PYLOCK);
+        let text = match composer_store::userfile::read_text_if_exists(path, &policy) {
+            Ok(Some(text)) => text,
+            Ok(None) => return Ok(None),
             Err(e) => return Err(WheelError::Lock { path: path.to_path_buf(), source: e.into() }),
         };
         Self::parse(&text, path).map(Some)

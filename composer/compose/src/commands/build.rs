@@ -16,9 +16,10 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
         reference.parse::<composer_oci::push::ImageRef>()?;
     }
     // A missing signing key is found before the build, not after it.
-    if args.cache_to.is_some() {
-        crate::commands::cache::signing_key(args.signing_key.as_deref(), settings)?;
-    }
+    let signing_key = match args.cache_to.is_some() {
+        true => Some(crate::commands::cache::signing_key(args.signing_key.as_deref(), settings, printer)?),
+        false => None,
+    };
     let output = match &args.output {
         Some(text) => Output::parse(text)?,
         None => Output::Layout(PathBuf::from("out").join(recipe.image.name.get_ref())),
@@ -79,8 +80,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
             crate::commands::push::show(&report, printer)?;
         }
     }
-    if let Some(reference) = &args.cache_to {
-        let key = crate::commands::cache::signing_key(args.signing_key.as_deref(), settings)?;
+    if let (Some(reference), Some(key)) = (&args.cache_to, signing_key) {
         let remote = crate::commands::cache::open_for_writing(reference, settings)?;
         // Layers the image push just uploaded to the same registry are mounted, not sent again.
         let mount_from = match (reference.parse::<composer_cache::CacheRef>(), &args.push) {

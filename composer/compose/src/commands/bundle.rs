@@ -5,7 +5,7 @@ use crate::settings::Settings;
 pub fn run(args: BundleArgs, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
     let key = match args.inputs_only {
         true => None,
-        false => Some(crate::commands::cache::signing_key(args.signing_key.as_deref(), settings)?),
+        false => Some(crate::commands::cache::signing_key(args.signing_key.as_deref(), settings, printer)?),
     };
     let recipes = crate::commands::load_recipes(&args.recipes, settings)?;
     let store = crate::commands::open_store(settings)?;

@@ -8,6 +8,7 @@ use composer_cache::{CacheRef, DirCache, PublicKey, RegistryCache, Remote, Secre
 use composer_client::Client;
 use composer_client::registry::Registry;
 use composer_planner::Session;
+use composer_store::userfile;
 
 use crate::printer::Printer;
 use crate::settings::Settings;
@@ -66,16 +67,39 @@ pub fn open_for_writing(text: &str, settings: &Settings) -> anyhow::Result<Box<d
     open(&reference, settings, &crate::commands::client(settings), true)
 }
 
-/// The secret key from `--signing-key`, else `COMPOSE_SIGNING_KEY`, else the config file's.
-pub fn signing_key(flag: Option<&Path>, settings: &Settings) -> anyhow::Result<SecretKey> {
+/// The secret key from `--signing-key`, else `COMPOSE_SIGNING_KEY`, else the config file's. As
+/// ssh does, a key file others may read is used with a warning.
+pub fn signing_key(flag: Option<&Path>, settings: &Settings, printer: &Printer) -> anyhow::Result<SecretKey> {
     let Some(path) = flag.map(Path::to_path_buf).or_else(|| settings.signing_key.clone()) else {
         bail!(
             "pushing needs a key to sign with: --signing-key FILE, COMPOSE_SIGNING_KEY or [cache] signing-key \
              (make one with `compose key generate NAME`)"
         );
     };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading the signing key {}", path.display()))?;
-    SecretKey::parse(&text).with_context(|| format!("the signing key {}", path.display()))
+    let policy = userfile::Policy::anywhere(userfile::Kind::SIGNING_KEY);
+    let file = userfile::open(&path, &policy)?;
+    if file.open_to_others() {
+        printer.warn(&format!(
+            "the signing key {} is readable or writable by others (mode {:04o}); `chmod 600 {}` keeps it yours",
+            path.display(),
+            file.mode(),
+            path.display()
+        ));
+    }
+    let bytes = file.read_all()?;
+    // The key's own words stay out of the error: a path named by mistake may be another secret.
+    let parsed = std::str::from_utf8(&bytes).ok().map(SecretKey::parse);
+    match parsed {
+        Some(Ok(key)) => Ok(key),
+        Some(Err(composer_cache::KeyError::Value { reason, .. })) => {
+            bail!("the signing key {} is not a composer secret key: {reason}", path.display())
+        }
+        _ => bail!(
+            "the signing key {} is not a composer secret key (NAME:BASE64, as `compose key generate` writes; its \
+             contents are not shown)",
+            path.display()
+        ),
+    }
 }
 
 /// Pushes the results and inputs of each recipe's build (all in the store already).

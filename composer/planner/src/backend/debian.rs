@@ -42,15 +42,30 @@ pub struct Debian<'a> {
     base: &'a Base,
     /// The recipe's directory, for a relative keyring.
     dir: std::path::PathBuf,
+    allowed_paths: Vec<std::path::PathBuf>,
     repo: Mutex<Option<Arc<Repository<'a>>>>,
     /// Releases verified in this run, by digest: resolution reads index checksums from the copy
     /// that was verified, never from a second download.
     releases: Mutex<HashMap<[u8; 32], Arc<composer_deb::Release>>>,
 }
 
+/// The directories of the host's apt keyrings, which a recipe's `keyring` may name too.
+const SYSTEM_KEYRINGS: &[&str] = &["/usr/share/keyrings", "/etc/apt/keyrings", "/etc/apt/trusted.gpg.d"];
+
 impl<'a> Debian<'a> {
-    pub fn new(ctx: Services<'a>, base: &'a Base, dir: &std::path::Path) -> Debian<'a> {
-        Debian { ctx, base, dir: dir.to_path_buf(), repo: Mutex::new(None), releases: Mutex::new(HashMap::new()) }
+    pub fn new(
+        ctx: Services<'a>,
+        base: &'a Base,
+        dir: &std::path::Path,
+        allowed_paths: &[std::path::PathBuf],
+    ) -> Debian<'a> {
+        Debian {
+            ctx,
+            base,
+            dir: dir.to_path_buf(),
+            // Where apt keeps keyrings: public keys, which a recipe may name as apt sources do.
+            allowed_paths: allowed_paths.iter().cloned().chain(SYSTEM_KEYRINGS.iter().map(Into::into)).collect(),
+            repo: Mutex::new(None), releases: Mutex::new(HashMap::new()) }
     }
 
     /// The mirror, resolved and its keyring loaded on first use: a build served wholly from the
@@ -91,7 +106,14 @@ impl<'a> Debian<'a> {
             mirror.origin,
             mirror.keyring.display()
         ));
-        let keys = composer_deb::release::load_keyring(&mirror.keyring)?;
+        // The recipe's own keyring is confined to its directory; the settings' and the system's
+        // are the user's choice.
+        let kind = composer_store::userfile::Kind::KEYRING;
+        let policy = match keyring {
+            Some(_) => composer_store::userfile::Policy::within(kind, &self.dir, &self.allowed_paths),
+            None => composer_store::userfile::Policy::anywhere(kind),
+        };
+        let keys = composer_deb::release::load_keyring(&mirror.keyring, &policy)?;
         let repo = Arc::new(Repository { url: mirror.url, keys, client: self.ctx.client, store: self.ctx.store });
         *slot = Some(repo.clone());
         Ok(repo)

@@ -1,0 +1,314 @@
+//! Every path a recipe, a flag, the environment or a config file names is read by one reader:
+//! confined to the recipe's directory (or an `--allow-path` one) where a recipe names it, regular
+//! files only (a FIFO never blocks, a device is never read), bounded per kind of file, and never
+//! echoed: no error repeats a line or the digest of a file it read.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use composer_testkit::{Compose, sha256_hex};
+
+use crate::wheels::WheelFixture;
+use crate::{Fixture, write_recipe};
+
+/// What a careless or hostile file may hold: no error may show any of it.
+const SECRET: &str = "root:$6$S3CRETSALT$Zm9vYmFyYmF6cXV4:19000:0:99999:7:::";
+const SECRET_MARK: &str = "S3CRETSALT";
+
+/// Runs compose with a bound on its address space (a read of `/dev/zero` fails at once instead of
+/// taking the machine's memory) and on its time (a FIFO that blocks fails the test instead of
+/// hanging it).
+fn run_bounded(c: &Compose, args: &[&str]) -> Output {
+    let cmd = c.command(args);
+    let mut shell = Command::new("sh");
+    shell
+        .arg("-c")
+        .arg("ulimit -v 8000000; exec \"$@\"")
+        .arg("sh")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear()
+        .current_dir(&c.cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            shell.env(k, v);
+        }
+    }
+    let mut child = shell.spawn().unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("compose {args:?} still ran after 60 s: a read blocked or never ended");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Runs, expects a failure, and returns stderr; with `--json` in front, checks stdout is JSON and
+/// returns both.
+fn refused(c: &Compose, args: &[&str]) -> String {
+    let out = run_bounded(c, args);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "compose {args:?} should fail:\n{stdout}\n{stderr}");
+    format!("{stdout}\n{stderr}")
+}
+
+fn refused_both(c: &Compose, args: &[&str]) -> (String, String) {
+    let json: Vec<&str> = std::iter::once("--json").chain(args.iter().copied()).collect();
+    let out = run_bounded(c, &json);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    serde_json::from_str::<serde_json::Value>(stdout.trim().lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("--json answers in JSON ({e}): {stdout}"));
+    (refused(c, args), format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn mkfifo(path: &Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+}
+
+#[test]
+fn a_recipe_path_that_is_a_device_a_fifo_or_huge_fails_at_once() {
+    let c = crate::compose();
+    let err = refused(&c, &["build", "/dev/zero"]);
+    assert!(err.contains("recipe `/dev/zero` is a character device, not a regular file"), "{err}");
+    let fifo = c.cwd.join("recipe.toml");
+    mkfifo(&fifo);
+    let err = refused(&c, &["plan", fifo.to_str().unwrap()]);
+    assert!(err.contains("is a FIFO, not a regular file"), "{err}");
+    let huge = c.cwd.join("huge.toml");
+    std::fs::File::create(&huge).unwrap().set_len(5 << 20).unwrap();
+    let (err, json) = refused_both(&c, &["build", huge.to_str().unwrap()]);
+    for shown in [err, json] {
+        assert!(shown.contains("holds more than 4 MiB (the most a recipe may)"), "{shown}");
+    }
+}
+
+#[test]
+fn a_keyring_is_read_from_the_recipes_directory_and_never_from_a_device() {
+    let f = Fixture::new(&["app"], "");
+    let text = std::fs::read_to_string(&f.recipe).unwrap();
+    let at = text.find("keyring = ").unwrap();
+    let line = &text[at..at + text[at..].find('\n').unwrap()];
+    std::fs::write(&f.recipe, text.replace(line, "keyring = \"/dev/zero\"")).unwrap();
+    let err = refused(&f.compose, &["lock", f.recipe_str()]);
+    assert!(err.contains("keyring `/dev/zero` is outside the recipe's directory"), "{err}");
+    assert!(err.contains("--allow-path /dev"), "{err}");
+    let err = refused(&f.compose, &["lock", f.recipe_str(), "--allow-path", "/dev"]);
+    assert!(err.contains("keyring `/dev/zero` is a character device"), "{err}");
+
+    // A keyring elsewhere is read with `--allow-path`, as before.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let keyring = elsewhere.path().join("archive.gpg");
+    std::fs::copy(&f.mirror.keyring, &keyring).unwrap();
+    std::fs::write(&f.recipe, text.replace(line, &format!("keyring = \"{}\"", keyring.display()))).unwrap();
+    let err = refused(&f.compose, &["lock", f.recipe_str()]);
+    assert!(err.contains("outside the recipe's directory"), "{err}");
+    f.compose.ok(&["lock", f.recipe_str(), "--allow-path", elsewhere.path().to_str().unwrap()]);
+}
+
+#[test]
+fn a_signing_key_is_bounded_never_echoed_and_warned_about_when_others_can_read_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new(&["app"], "");
+    let cache = format!("dir:{}", f.compose.cwd.join("cache").display());
+    let push = |key: &str| vec!["store", "push", cache.as_str(), "--recipe", f.recipe_str(), "--signing-key"]
+        .into_iter()
+        .chain([key])
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    let args = push("/dev/zero");
+    let err = refused(&f.compose, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("signing key `/dev/zero` is a character device"), "{err}");
+
+    // A file that is no key, but holds a secret: the error does not show a byte of it.
+    let wrong = f.compose.cwd.join("shadow");
+    for text in [format!("{SECRET}\n"), "hunter2-s3cret:not base64\n".into(), "hunter2-s3cret\n".into()] {
+        std::fs::write(&wrong, text).unwrap();
+        let args = push(wrong.to_str().unwrap());
+        let (err, json) = refused_both(&f.compose, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        for shown in [&err, &json] {
+            assert!(shown.contains("is not a composer secret key"), "{shown}");
+            assert!(!shown.contains(SECRET_MARK) && !shown.contains("$6$") && !shown.contains("hunter2"), "{shown}");
+        }
+    }
+
+    f.compose.build_json(&f.recipe, &[]);
+    let generated = f.compose.ok(&["--json", "key", "generate", "ci"]);
+    let key = serde_json::from_str::<serde_json::Value>(&generated).unwrap()["secret_key_file"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = f.compose.cwd.join(key);
+    let args = push(key.to_str().unwrap());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = f.compose.run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !stderr.contains("warning"), "{stderr}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = f.compose.run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "a key others can read still signs: {stderr}");
+    assert!(stderr.contains("warning:") && stderr.contains("readable or writable by others (mode 0644)"), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+}
+
+#[test]
+fn a_config_file_that_is_a_device_or_a_fifo_is_refused_at_once() {
+    let c = crate::compose();
+    let config = c.home.path().join("config/compose");
+    std::fs::create_dir_all(&config).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", config.join("config.toml")).unwrap();
+    let (err, json) = refused_both(&c, &["store", "info"]);
+    for shown in [err, json] {
+        assert!(shown.contains("config file") && shown.contains("is a character device"), "{shown}");
+    }
+    std::fs::remove_file(config.join("config.toml")).unwrap();
+    mkfifo(&config.join("config.toml"));
+    let err = refused(&c, &["store", "info"]);
+    assert!(err.contains("is a FIFO"), "{err}");
+}
+
+/// A recipe of the wheel fixture whose `[python]` reads `requirements_file = "NAME"`.
+fn with_requirements_file(f: &WheelFixture, name: &str) {
+    let recipe = Path::new(f.recipe());
+    let text = std::fs::read_to_string(recipe).unwrap();
+    std::fs::write(recipe, text.replace("requirements = [\"tinyapp\"]", &format!("requirements_file = \"{name}\"")))
+        .unwrap();
+}
+
+fn outside_secret() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("shadow");
+    std::fs::write(&secret, format!("{SECRET}\ndaemon:*:19000:0:99999:7:::\n")).unwrap();
+    (dir, secret)
+}
+
+#[test]
+fn a_requirements_file_outside_the_recipes_directory_is_refused_without_its_contents() {
+    let f = WheelFixture::new(&["tinyapp"], &["linux/amd64"]);
+    let (dir, secret) = outside_secret();
+    with_requirements_file(&f, secret.to_str().unwrap());
+    let (err, json) = refused_both(&f.compose, &["lock", f.recipe()]);
+    for shown in [&err, &json] {
+        assert!(shown.contains("requirements file") && shown.contains("outside the recipe's directory"), "{shown}");
+        assert!(shown.contains(&format!("--allow-path {}", dir.path().canonicalize().unwrap().display())), "{shown}");
+        assert!(!shown.contains(SECRET_MARK) && !shown.contains("daemon"), "{shown}");
+    }
+    // Allowed, it is read, and still not shown: it holds no requirement.
+    let err = refused(&f.compose, &["lock", f.recipe(), "--allow-path", dir.path().to_str().unwrap()]);
+    assert!(err.contains("line 1 of the requirements file") && err.contains("its text is not shown"), "{err}");
+    assert!(!err.contains(SECRET_MARK) && !err.contains("daemon"), "{err}");
+}
+
+#[test]
+fn a_requirements_file_beside_the_recipe_that_holds_no_requirements_is_not_shown() {
+    let f = WheelFixture::new(&["tinyapp"], &["linux/amd64"]);
+    std::fs::write(f.compose.cwd.join("reqs.txt"), format!("tinyapp\n# ok\n{SECRET}\n")).unwrap();
+    with_requirements_file(&f, "reqs.txt");
+    let (err, json) = refused_both(&f.compose, &["lock", f.recipe()]);
+    for shown in [&err, &json] {
+        assert!(shown.contains("line 3 of the requirements file"), "{shown}");
+        assert!(!shown.contains(SECRET_MARK) && !shown.contains("19000"), "{shown}");
+    }
+}
+
+#[test]
+fn includes_and_links_that_lead_out_of_the_recipes_directory_are_refused() {
+    let f = WheelFixture::new(&["tinyapp"], &["linux/amd64"]);
+    let (dir, secret) = outside_secret();
+    // `-r` and `-c` lines, relative and absolute.
+    let relative = pathdiff(&secret, &f.compose.cwd);
+    for include in [format!("-r {relative}"), format!("-c {}", secret.display()), format!("--requirement={relative}")]
+    {
+        std::fs::write(f.compose.cwd.join("reqs.txt"), format!("tinyapp\n{include}\n")).unwrap();
+        with_requirements_file(&f, "reqs.txt");
+        let (err, json) = refused_both(&f.compose, &["lock", f.recipe()]);
+        for shown in [&err, &json] {
+            assert!(shown.contains("outside the recipe's directory"), "{include}: {shown}");
+            assert!(!shown.contains(SECRET_MARK), "{shown}");
+        }
+    }
+    // A link beside the recipe to a file elsewhere is the file elsewhere.
+    std::os::unix::fs::symlink(&secret, f.compose.cwd.join("linked.txt")).unwrap();
+    with_requirements_file(&f, "linked.txt");
+    let err = refused(&f.compose, &["lock", f.recipe()]);
+    assert!(err.contains("outside the recipe's directory") && !err.contains(SECRET_MARK), "{err}");
+    assert!(err.contains(&format!("--allow-path {}", dir.path().canonicalize().unwrap().display())), "{err}");
+}
+
+/// `target` relative to `base` (both absolute), through `..`.
+fn pathdiff(target: &Path, base: &Path) -> String {
+    let ups = base.components().count() - 1;
+    format!("{}{}", "../".repeat(ups), target.strip_prefix("/").unwrap().display())
+}
+
+#[test]
+fn a_fifo_among_the_requirements_does_not_block() {
+    let f = WheelFixture::new(&["tinyapp"], &["linux/amd64"]);
+    mkfifo(&f.compose.cwd.join("pipe.txt"));
+    std::fs::write(f.compose.cwd.join("reqs.txt"), "tinyapp\n-r pipe.txt\n").unwrap();
+    with_requirements_file(&f, "reqs.txt");
+    let err = refused(&f.compose, &["lock", f.recipe()]);
+    assert!(err.contains("requirements file") && err.contains("pipe.txt` is a FIFO"), "{err}");
+}
+
+/// The fixture's recipe with a build that uses the `[[sources]]` entry `source` (TOML lines).
+fn with_source(f: &Fixture, source: &str) {
+    write_recipe(
+        &f.recipe,
+        &f.mirror.keyring,
+        &["app"],
+        &format!("[[sources]]\nname = \"payload\"\n{source}\n\n[[builds]]\nname = \"b\"\nsources = [\"payload\"]\nscript = \"true\"\n"),
+    );
+}
+
+fn store_tmp_entries(c: &Compose) -> Vec<PathBuf> {
+    match std::fs::read_dir(c.store.join("tmp")) {
+        Ok(dir) => dir.flatten().map(|e| e.path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn a_file_url_source_is_confined_and_bounded_and_leaves_nothing_in_the_store() {
+    let f = Fixture::new(&["app"], "");
+    with_source(&f, &format!("url = \"file:///dev/zero\"\nsha256 = \"{}\"", "0".repeat(64)));
+    let started = Instant::now();
+    let err = refused(&f.compose, &["build", f.recipe_str()]);
+    assert!(err.contains("local source `/dev/zero` is outside the recipe's directory"), "{err}");
+    let err = refused(&f.compose, &["build", f.recipe_str(), "--allow-path", "/dev"]);
+    assert!(err.contains("local source `/dev/zero` is a character device"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60), "refused at once");
+    assert!(store_tmp_entries(&f.compose).is_empty(), "{:?}", store_tmp_entries(&f.compose));
+}
+
+#[test]
+fn a_wrong_pin_on_a_local_source_never_shows_the_files_digest() {
+    let f = Fixture::new(&["app"], "");
+    let (dir, secret) = outside_secret();
+    let actual = sha256_hex(&std::fs::read(&secret).unwrap());
+    with_source(&f, &format!("url = \"file://{}\"\nsha256 = \"{}\"", secret.display(), "ab".repeat(32)));
+    let (err, json) = refused_both(&f.compose, &["build", f.recipe_str()]);
+    for shown in [&err, &json] {
+        assert!(shown.contains("outside the recipe's directory") && !shown.contains(&actual), "{shown}");
+    }
+    let allowed = ["build", f.recipe_str(), "--allow-path", dir.path().to_str().unwrap()];
+    let (err, json) = refused_both(&f.compose, &allowed);
+    for shown in [&err, &json] {
+        assert!(shown.contains("does not have the sha256 the recipe pins"), "{shown}");
+        assert!(!shown.contains(&actual), "the digest of a file the recipe should not read: {shown}");
+    }
+    assert!(store_tmp_entries(&f.compose).is_empty(), "{:?}", store_tmp_entries(&f.compose));
+    // Beside the recipe, the same: a digest is a way to test a guess at a file's contents.
+    std::fs::copy(&secret, f.compose.cwd.join("payload.bin")).unwrap();
+    with_source(&f, &format!("path = \"payload.bin\"\nsha256 = \"{}\"", "ab".repeat(32)));
+    let err = refused(&f.compose, &["build", f.recipe_str()]);
+    assert!(err.contains("does not have the sha256 the recipe pins") && !err.contains(&actual), "{err}");
+}
