@@ -33,8 +33,8 @@ mod object;
 mod read;
 mod roots;
 pub mod staging;
-pub mod userfile;
 mod tree;
+pub mod userfile;
 mod verify;
 
 pub use action::{ActionKey, ActionRecord, ObjectRef, RefKind};

@@ -87,10 +87,15 @@ impl<'a> Policy<'a> {
 #[derive(Debug)]
 pub enum Reason {
     /// Its real path (symlinks followed) lies outside the recipe's and the allowed directories.
-    Outside { real: PathBuf, dir: PathBuf },
+    Outside {
+        real: PathBuf,
+        dir: PathBuf,
+    },
     /// A FIFO, a device, a directory, a socket.
     NotRegular(&'static str),
-    TooLarge { limit: u64 },
+    TooLarge {
+        limit: u64,
+    },
     NotText,
     Io(io::Error),
 }
@@ -114,7 +119,9 @@ impl std::fmt::Display for UserFileError {
                 write!(f, "(really `{}`) is outside the recipe's directory `{}`", real.display(), dir.display())
             }
             Reason::NotRegular(what) => write!(f, "is {what}, not a regular file"),
-            Reason::TooLarge { limit } => write!(f, "holds more than {} (the most a {} may)", size(*limit), self.kind.name),
+            Reason::TooLarge { limit } => {
+                write!(f, "holds more than {} (the most a {} may)", size(*limit), self.kind.name)
+            }
             Reason::NotText => f.write_str("is not UTF-8 text (its contents are not shown)"),
             Reason::Io(_) => f.write_str("cannot be read"),
         }
@@ -157,10 +164,14 @@ impl UserFileError {
                 real.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("DIR")).display()
             )),
             Reason::NotRegular(_) => Some(format!("name a regular file as the {}", self.kind.name)),
-            Reason::TooLarge { limit } => {
-                Some(format!("a {} may hold at most {}; check that the path names the file meant", self.kind.name, size(*limit)))
+            Reason::TooLarge { limit } => Some(format!(
+                "a {} may hold at most {}; check that the path names the file meant",
+                self.kind.name,
+                size(*limit)
+            )),
+            Reason::NotText => {
+                Some(format!("a {} is UTF-8 text; check that the path names the file meant", self.kind.name))
             }
-            Reason::NotText => Some(format!("a {} is UTF-8 text; check that the path names the file meant", self.kind.name)),
             Reason::Io(_) => None,
         }
     }
@@ -380,7 +391,9 @@ mod tests {
         for named in [recipe_dir.join("link"), recipe_dir.join("../other/secret"), other.join("secret")] {
             let error = read(&named, &within).unwrap_err();
             assert!(matches!(error.reason, Reason::Outside { .. }), "{named:?}: {error:?}");
-            assert!(error.hint().unwrap().contains(&format!("--allow-path {}", other.canonicalize().unwrap().display())));
+            assert!(
+                error.hint().unwrap().contains(&format!("--allow-path {}", other.canonicalize().unwrap().display()))
+            );
         }
         let allowed = [other.clone()];
         assert_eq!(read(&recipe_dir.join("link"), &Policy::within(SMALL, &recipe_dir, &allowed)).unwrap(), b"x");

@@ -24,7 +24,7 @@ fn run_bounded(c: &Compose, args: &[&str]) -> Output {
     let mut shell = Command::new("sh");
     shell
         .arg("-c")
-        .arg("ulimit -v 8000000; exec \"$@\"")
+        .arg("ulimit -v 4000000; exec \"$@\"")
         .arg("sh")
         .arg(cmd.get_program())
         .args(cmd.get_args())
@@ -64,7 +64,7 @@ fn refused_both(c: &Compose, args: &[&str]) -> (String, String) {
     let out = run_bounded(c, &json);
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    serde_json::from_str::<serde_json::Value>(stdout.trim().lines().last().unwrap_or_default())
+    serde_json::from_str::<serde_json::Value>(stdout.trim())
         .unwrap_or_else(|e| panic!("--json answers in JSON ({e}): {stdout}"));
     (refused(c, args), format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
 }
@@ -118,11 +118,13 @@ fn a_signing_key_is_bounded_never_echoed_and_warned_about_when_others_can_read_i
     use std::os::unix::fs::PermissionsExt;
     let f = Fixture::new(&["app"], "");
     let cache = format!("dir:{}", f.compose.cwd.join("cache").display());
-    let push = |key: &str| vec!["store", "push", cache.as_str(), "--recipe", f.recipe_str(), "--signing-key"]
-        .into_iter()
-        .chain([key])
-        .map(str::to_string)
-        .collect::<Vec<_>>();
+    let push = |key: &str| {
+        vec!["store", "push", cache.as_str(), "--recipe", f.recipe_str(), "--signing-key"]
+            .into_iter()
+            .chain([key])
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
     let args = push("/dev/zero");
     let err = refused(&f.compose, &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(err.contains("signing key `/dev/zero` is a character device"), "{err}");
@@ -141,10 +143,8 @@ fn a_signing_key_is_bounded_never_echoed_and_warned_about_when_others_can_read_i
 
     f.compose.build_json(&f.recipe, &[]);
     let generated = f.compose.ok(&["--json", "key", "generate", "ci"]);
-    let key = serde_json::from_str::<serde_json::Value>(&generated).unwrap()["secret_key_file"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key =
+        serde_json::from_str::<serde_json::Value>(&generated).unwrap()["secret_key_file"].as_str().unwrap().to_string();
     let key = f.compose.cwd.join(key);
     let args = push(key.to_str().unwrap());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -225,8 +225,7 @@ fn includes_and_links_that_lead_out_of_the_recipes_directory_are_refused() {
     let (dir, secret) = outside_secret();
     // `-r` and `-c` lines, relative and absolute.
     let relative = pathdiff(&secret, &f.compose.cwd);
-    for include in [format!("-r {relative}"), format!("-c {}", secret.display()), format!("--requirement={relative}")]
-    {
+    for include in [format!("-r {relative}"), format!("-c {}", secret.display()), format!("--requirement={relative}")] {
         std::fs::write(f.compose.cwd.join("reqs.txt"), format!("tinyapp\n{include}\n")).unwrap();
         with_requirements_file(&f, "reqs.txt");
         let (err, json) = refused_both(&f.compose, &["lock", f.recipe()]);
@@ -259,13 +258,25 @@ fn a_fifo_among_the_requirements_does_not_block() {
     assert!(err.contains("requirements file") && err.contains("pipe.txt` is a FIFO"), "{err}");
 }
 
+/// A fixture whose archive can make a build root (the build step itself never runs here).
+fn source_fixture() -> Fixture {
+    use composer_testkit::Deb;
+    let (mirror, compose, recipe) = crate::mirror_with(vec![
+        Deb::new("build-essential", "12.9"),
+        Deb::new("mawk", "1.3").file("usr/bin/mawk", b"-"),
+    ]);
+    Fixture { mirror, compose, recipe }
+}
+
 /// The fixture's recipe with a build that uses the `[[sources]]` entry `source` (TOML lines).
 fn with_source(f: &Fixture, source: &str) {
     write_recipe(
         &f.recipe,
         &f.mirror.keyring,
-        &["app"],
-        &format!("[[sources]]\nname = \"payload\"\n{source}\n\n[[builds]]\nname = \"b\"\nsources = [\"payload\"]\nscript = \"true\"\n"),
+        &[],
+        &format!(
+            "[[sources]]\nname = \"payload\"\n{source}\n\n[[builds]]\nname = \"b\"\nsources = [\"payload\"]\nscript = \"true\"\n"
+        ),
     );
 }
 
@@ -278,7 +289,7 @@ fn store_tmp_entries(c: &Compose) -> Vec<PathBuf> {
 
 #[test]
 fn a_file_url_source_is_confined_and_bounded_and_leaves_nothing_in_the_store() {
-    let f = Fixture::new(&["app"], "");
+    let f = source_fixture();
     with_source(&f, &format!("url = \"file:///dev/zero\"\nsha256 = \"{}\"", "0".repeat(64)));
     let started = Instant::now();
     let err = refused(&f.compose, &["build", f.recipe_str()]);
@@ -291,7 +302,7 @@ fn a_file_url_source_is_confined_and_bounded_and_leaves_nothing_in_the_store() {
 
 #[test]
 fn a_wrong_pin_on_a_local_source_never_shows_the_files_digest() {
-    let f = Fixture::new(&["app"], "");
+    let f = source_fixture();
     let (dir, secret) = outside_secret();
     let actual = sha256_hex(&std::fs::read(&secret).unwrap());
     with_source(&f, &format!("url = \"file://{}\"\nsha256 = \"{}\"", secret.display(), "ab".repeat(32)));

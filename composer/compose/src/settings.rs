@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use composer_store::userfile;
 use composer_planner::{MirrorSettings, Tools};
+use composer_store::userfile;
 
 use crate::cli::GlobalArgs;
 use crate::env_vars;

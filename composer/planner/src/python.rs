@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use composer_store::userfile::{self, Kind, Policy};
 use composer_recipe::{Platform, Python};
+use composer_store::userfile::{self, Kind, Policy};
 use composer_wheels::pylock::pylock_path;
 use composer_wheels::resolve::{Request, inputs_digest};
 use composer_wheels::{LockedWheel, Scheme, Target, WheelError, WheelLock};

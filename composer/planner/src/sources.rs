@@ -119,7 +119,8 @@ fn pin_mismatch(name: &str, path: &std::path::Path, pin: &Sha256) -> BuildError 
     BuildError::Source {
         name: name.to_string(),
         reason: format!(
-            "`{}` does not have the sha256 the recipe pins ({pin}); if it is the file meant, pin the digest              `sha256sum` gives",
+            "`{}` does not have the sha256 the recipe pins ({pin}); if it is the file meant, pin the digest \
+             `sha256sum` gives",
             path.display()
         ),
     }

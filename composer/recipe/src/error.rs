@@ -17,9 +17,9 @@ impl RecipeError {
     pub fn hint(&self) -> Option<String> {
         match self {
             RecipeError::Invalid { hint, .. } if !hint.is_empty() => Some(hint.clone()),
-            RecipeError::Read { source, .. } => source.hint().or_else(|| {
-                Some("check the path; recipes are TOML files such as recipes/debian-python.toml".into())
-            }),
+            RecipeError::Read { source, .. } => source
+                .hint()
+                .or_else(|| Some("check the path; recipes are TOML files such as recipes/debian-python.toml".into())),
             _ => None,
         }
     }

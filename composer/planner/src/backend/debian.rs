@@ -65,7 +65,9 @@ impl<'a> Debian<'a> {
             dir: dir.to_path_buf(),
             // Where apt keeps keyrings: public keys, which a recipe may name as apt sources do.
             allowed_paths: allowed_paths.iter().cloned().chain(SYSTEM_KEYRINGS.iter().map(Into::into)).collect(),
-            repo: Mutex::new(None), releases: Mutex::new(HashMap::new()) }
+            repo: Mutex::new(None),
+            releases: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The mirror, resolved and its keyring loaded on first use: a build served wholly from the

@@ -34,7 +34,9 @@ pub struct Services<'a> {
 /// The backend of the recipe's `[base] distro`.
 pub fn for_recipe<'a>(services: Services<'a>, recipe: &'a Recipe) -> Box<dyn Backend + 'a> {
     match recipe.base.distro {
-        composer_recipe::Distro::Debian => Box::new(debian::Debian::new(services, &recipe.base, &recipe.dir, &recipe.allowed_paths)),
+        composer_recipe::Distro::Debian => {
+            Box::new(debian::Debian::new(services, &recipe.base, &recipe.dir, &recipe.allowed_paths))
+        }
     }
 }
 
