@@ -61,7 +61,7 @@ pub enum BuildError {
     UserFile {
         what: String,
         #[source]
-        source: composer_store::userfile::UserFileError,
+        source: Box<composer_store::userfile::UserFileError>,
     },
     #[error("bubblewrap (`bwrap`) is not installed; builds run in its sandbox")]
     NoSandbox,

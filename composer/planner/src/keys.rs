@@ -82,9 +82,11 @@ pub(crate) fn system_key(
     for file in &recipe.files {
         key.field("file", &serde_json::to_vec(file).expect("serializes"));
         if let (None, Some(source)) = (&file.content, &file.source) {
-            let (_, data) = crate::local::read(recipe, source, Kind::LOCAL_FILE).map_err(|source| {
-                BuildError::UserFile { what: format!("cannot add `{}` to the image", file.path.get_ref()), source }
-            })?;
+            let (_, data) =
+                crate::local::read(recipe, source, Kind::LOCAL_FILE).map_err(|source| BuildError::UserFile {
+                    what: format!("cannot add `{}` to the image", file.path.get_ref()),
+                    source: Box::new(source),
+                })?;
             key.field("file-content", &Hash::of(&data).0);
         }
     }

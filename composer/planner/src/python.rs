@@ -229,8 +229,10 @@ impl Session<'_> {
 /// [`composer_store::userfile`]) and checked line by line before uv, which repeats a line it
 /// cannot parse, reads it.
 fn read_with_includes(path: &std::path::Path, policy: &Policy<'_>, depth: usize) -> Result<String, BuildError> {
-    let mut text = userfile::read_text(path, policy)
-        .map_err(|source| BuildError::UserFile { what: "cannot read the Python requirements".into(), source })?;
+    let mut text = userfile::read_text(path, policy).map_err(|source| BuildError::UserFile {
+        what: "cannot read the Python requirements".into(),
+        source: Box::new(source),
+    })?;
     if let Some(line) = composer_wheels::requirements::first_unreadable_line(&text) {
         return Err(BuildError::RequirementsLine { path: path.to_path_buf(), kind: policy.kind.name, line });
     }

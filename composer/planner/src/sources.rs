@@ -80,7 +80,7 @@ fn read_local(
     path: &std::path::Path,
 ) -> Result<(std::path::PathBuf, Vec<u8>), BuildError> {
     crate::local::read(recipe, path, Kind::LOCAL_SOURCE)
-        .map_err(|source| BuildError::UserFile { what: format!("source `{name}`"), source })
+        .map_err(|source| BuildError::UserFile { what: format!("source `{name}`"), source: Box::new(source) })
 }
 
 /// Streams the local file of a `file://` source into the store, within the bound; a file that
@@ -92,7 +92,10 @@ fn store_local_url(
     path: &std::path::Path,
     expected: Option<&Sha256>,
 ) -> Result<BlobInfo, BuildError> {
-    let refused = |source| BuildError::UserFile { what: format!("source `{name}`"), source };
+    let refused = |source: userfile::UserFileError| BuildError::UserFile {
+        what: format!("source `{name}`"),
+        source: Box::new(source),
+    };
     let policy = recipe.file_policy(Kind::LOCAL_SOURCE);
     let mut file = userfile::open(path, &policy).map_err(refused)?;
     let mut writer = ctx.store.writer()?;

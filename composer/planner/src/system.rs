@@ -232,7 +232,7 @@ fn recipe_files(b: &mut Builder<'_>, recipe: &Recipe) -> Result<(), BuildError> 
                         crate::local::read(recipe, source, composer_store::userfile::Kind::LOCAL_FILE)
                             .map_err(|source| BuildError::UserFile {
                                 what: format!("cannot add `{target}` to the image"),
-                                source,
+                                source: Box::new(source),
                             })?
                             .1
                     }
