@@ -15,8 +15,9 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     if let Some(reference) = &args.push {
         reference.parse::<composer_oci::push::ImageRef>()?;
     }
-    // A missing signing key is found before the build, not after it.
-    if args.cache_to.is_some() {
+    // A missing signing key, or a cache reference that is not one, is found before the build.
+    if let Some(reference) = &args.cache_to {
+        reference.parse::<composer_cache::CacheRef>()?;
         crate::commands::cache::signing_key(args.signing_key.as_deref(), settings)?;
     }
     let output = match &args.output {
