@@ -100,6 +100,7 @@ impl Printer {
 
     pub fn detail(&self, message: &str) {
         if self.verbose {
+            let message = composer_client::redact(message);
             self.line(format!("{} {message}", self.paint("2", &format!("{:>10}", "note"))));
         }
     }
