@@ -582,4 +582,63 @@ mod tests {
         }
         assert_eq!(authority_of("http://user:pw@192.0.2.1:8080/token"), "192.0.2.1:8080");
     }
+
+    /// A server on loopback answering each request with `answer(request head)`; the heads it
+    /// saw are kept.
+    fn server(answer: impl Fn(&str) -> String + Send + 'static) -> (u16, std::sync::Arc<Mutex<Vec<String>>>) {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let kept = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let response = if head.starts_with(|c: char| c.is_ascii_uppercase()) {
+                    answer(&head)
+                } else {
+                    "HTTP/1.1 400 X\r\nContent-Length: 0\r\n\r\n".into()
+                };
+                kept.lock().unwrap().push(head);
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        (port, seen)
+    }
+
+    #[test]
+    fn a_redirect_carries_no_credentials_to_another_host() {
+        let (elsewhere, seen_elsewhere) =
+            server(|_| "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nblob".into());
+        let (port, _) = server(move |head| {
+            if head.starts_with("GET /v2/ ") {
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+            } else if !head.to_ascii_lowercase().contains("authorization: basic") {
+                "HTTP/1.1 401 X\r\nWWW-Authenticate: Basic realm=\"r\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .into()
+            } else {
+                format!(
+                    "HTTP/1.1 307 X\r\nLocation: http://localhost:{elsewhere}/storage\r\nContent-Length: 0\r\n\
+                     Connection: close\r\n\r\n"
+                )
+            }
+        });
+        let client = Client::new(crate::ClientOptions::default());
+        let options = RegistryOptions {
+            override_credentials: Some(Credentials { username: "ci".into(), password: "SECRETPW".into() }),
+            ..RegistryOptions::default()
+        };
+        let registry = Registry::new(&client, &options, &format!("127.0.0.1:{port}"), "team/app", false);
+        let mut body = String::new();
+        registry.blob("sha256:00").unwrap().unwrap().read_to_string(&mut body).unwrap();
+        assert_eq!(body, "blob");
+        let seen = seen_elsewhere.lock().unwrap();
+        assert!(!seen.is_empty() && seen.iter().all(|h| !h.to_ascii_lowercase().contains("authorization")), "{seen:?}");
+    }
 }
