@@ -13,6 +13,8 @@
 //! - `terminal`: progress bars and colour on a pseudo-terminal, plain lines in a pipe, `NO_COLOR`.
 //! - `docker`: Docker's own daemon (started by the test) loads and runs a `docker-archive:`.
 //! - `registry`: pushes a built image to Debian's docker-registry on loopback.
+//! - `registry_trust`: a registry on loopback that lies about what it holds, names a token
+//!   service elsewhere over plain HTTP, and passwords written into references and URLs.
 //! - `plan_graph`: `plan` lists exactly what `build` runs, cold, half-warm and warm.
 //! - `golden`: the images of fixture and example recipes are the recorded bytes.
 //!
@@ -50,6 +52,7 @@ mod recipe_errors;
 mod registry;
 #[cfg(feature = "live-tests")]
 mod registry_cache;
+mod registry_trust;
 mod store;
 mod terminal;
 #[cfg(feature = "live-tests")]

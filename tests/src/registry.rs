@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod fake;
+pub use fake::{FakeRegistry, Lies, Seen};
+
 pub enum Access {
     Open,
     /// TLS with a certificate from the test's own CA, and basic authentication.

@@ -212,3 +212,30 @@ fn user_named_files_are_read_only_through_the_one_reader() {
         found.join("\n")
     );
 }
+
+/// A URL or reference a user gave may hold `USER:PASSWORD@`: an error message shows one only
+/// through `composer_client::redact`, and the binary's printer passes every error and warning
+/// through it too.
+#[test]
+fn urls_and_references_are_shown_only_redacted() {
+    const RAW: &[&str] = &["{url}", "{uri}", "{reference}", "{realm}", "{location}"];
+    let mut files = Vec::new();
+    for crate_dir in LIBRARIES {
+        rust_files(&repo().join(crate_dir).join("src"), &mut files);
+    }
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in code_lines(&text).filter(|(_, l)| l.contains("#[error(")) {
+            for pattern in RAW.iter().filter(|p| line.contains(*p)) {
+                found.push(format!("{}:{n}: {pattern}", file.strip_prefix(repo()).unwrap().display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "error messages show a URL or reference unredacted:\n{}", found.join("\n"));
+    let printer = std::fs::read_to_string(repo().join("composer/compose/src/printer.rs")).unwrap();
+    for function in ["pub fn error(", "pub fn warn("] {
+        let body = printer.split(function).nth(1).and_then(|rest| rest.split("\n    pub fn ").next()).unwrap();
+        assert!(body.contains("composer_client::redact("), "Printer::{function}..) does not redact what it prints");
+    }
+}

@@ -157,8 +157,9 @@ impl Remote for DirCache {
         }
     }
 
-    fn has_blob(&self, sha256: &Sha256) -> Result<bool, CacheError> {
-        Ok(self.blob_path(sha256).is_file())
+    fn has_blob(&self, sha256: &Sha256, size: Option<u64>) -> Result<bool, CacheError> {
+        let found = fs::metadata(self.blob_path(sha256)).ok().filter(|m| m.is_file());
+        Ok(found.is_some_and(|m| size.is_none_or(|size| m.len() == size)))
     }
 
     fn put_blob(&self, sha256: &Sha256, size: u64, source: &dyn BlobSource) -> Result<(), CacheError> {

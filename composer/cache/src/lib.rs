@@ -85,7 +85,9 @@ pub trait Remote: Send + Sync {
     fn manifest(&self, tag: &str) -> Result<Option<Vec<u8>>, CacheError>;
     /// A blob's bytes as they stream; the caller verifies them.
     fn blob(&self, sha256: &Sha256) -> Result<Option<Box<dyn Read + Send + '_>>, CacheError>;
-    fn has_blob(&self, sha256: &Sha256) -> Result<bool, CacheError>;
+    /// Whether the cache holds the blob (of `size` bytes, where known): a registry's answer
+    /// counts only if it is about this digest and size.
+    fn has_blob(&self, sha256: &Sha256, size: Option<u64>) -> Result<bool, CacheError>;
     /// Stores a blob whose digest and size are known; refused if the bytes do not match them.
     /// The source may be opened more than once (an upload tried again).
     fn put_blob(&self, sha256: &Sha256, size: u64, data: &dyn BlobSource) -> Result<(), CacheError>;
@@ -93,7 +95,7 @@ pub trait Remote: Send + Sync {
     fn put_manifest(&self, tag: &str, manifest: &[u8]) -> Result<(), CacheError>;
     /// Makes a blob another repository of the same registry holds available here without
     /// uploading it; `false` where that is not possible.
-    fn mount(&self, _sha256: &Sha256, _from: &str) -> Result<bool, CacheError> {
+    fn mount(&self, _sha256: &Sha256, _size: u64, _from: &str) -> Result<bool, CacheError> {
         Ok(false)
     }
 }

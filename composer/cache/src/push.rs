@@ -105,7 +105,7 @@ impl<'a> Pusher<'a> {
             what: sha256.oci(),
             reason: "the store does not hold this input".into(),
         })?;
-        if self.remote.has_blob(sha256)? {
+        if self.remote.has_blob(sha256, Some(blob.size))? {
             self.stats.lock().expect("stats").blobs_present += 1;
             return Ok(());
         }
@@ -114,7 +114,7 @@ impl<'a> Pusher<'a> {
 
     fn upload(&self, sha256: &Sha256, size: u64, data: &dyn BlobSource) -> Result<(), CacheError> {
         for repository in &self.mount_from {
-            if self.remote.mount(sha256, repository)? {
+            if self.remote.mount(sha256, size, repository)? {
                 self.stats.lock().expect("stats").blobs_mounted += 1;
                 return Ok(());
             }
@@ -188,7 +188,7 @@ impl<'a> Pusher<'a> {
             self.empty_config()?;
         } else {
             let claim_sha = Sha256::of(&bytes);
-            if !self.remote.has_blob(&claim_sha)? {
+            if !self.remote.has_blob(&claim_sha, Some(bytes.len() as u64))? {
                 self.upload(&claim_sha, bytes.len() as u64, &&bytes[..])?;
             }
         }
@@ -202,7 +202,7 @@ impl<'a> Pusher<'a> {
         let mut present = self.empty_present.lock().expect("empty config");
         if !*present {
             let sha = Sha256::of(claim::EMPTY_CONFIG);
-            if !self.remote.has_blob(&sha)? {
+            if !self.remote.has_blob(&sha, Some(claim::EMPTY_CONFIG.len() as u64))? {
                 self.upload(&sha, claim::EMPTY_CONFIG.len() as u64, &claim::EMPTY_CONFIG)?;
             }
             *present = true;
@@ -216,7 +216,7 @@ impl<'a> Pusher<'a> {
         let mut hasher = HashingWriter::default();
         io::copy(&mut reader, &mut hasher).map_err(|e| store_read(e, id, self.store))?;
         let (sha256, size) = hasher.finish();
-        if self.remote.has_blob(&sha256)? {
+        if self.remote.has_blob(&sha256, Some(size))? {
             self.stats.lock().expect("stats").blobs_present += 1;
         } else {
             let blob = composer_store::BlobInfo { id: *id, sha256, size };
@@ -236,7 +236,7 @@ impl<'a> Pusher<'a> {
         let file =
             file.into_inner().map_err(|e| CacheError::Io { what: "a tree pack".into(), source: e.into_error() })?;
         let (sha256, size) = out.finish();
-        if self.remote.has_blob(&sha256)? {
+        if self.remote.has_blob(&sha256, Some(size))? {
             self.stats.lock().expect("stats").blobs_present += 1;
         } else {
             self.upload(&sha256, size, &TempFile(file))?;

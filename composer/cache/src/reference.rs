@@ -12,11 +12,18 @@ pub enum CacheRef {
 }
 
 const HINT: &str = "write a cache as oci://HOST[:PORT]/REPOSITORY (a registry) or dir:PATH (a directory)";
+const CREDENTIALS_HINT: &str = "a cache reference holds no credentials: write oci://HOST[:PORT]/REPOSITORY and log in \
+     with --creds, `podman login` or `docker login`";
 
 impl std::str::FromStr for CacheRef {
     type Err = CacheError;
     fn from_str(text: &str) -> Result<CacheRef, CacheError> {
-        let error = || CacheError::Reference { text: text.to_string(), hint: HINT };
+        // The text is shown redacted: `USER:PASSWORD@` is refused, never repeated.
+        let error = || {
+            let shown = composer_client::redact(text).into_owned();
+            let hint = if shown.contains(composer_client::REDACTED) { CREDENTIALS_HINT } else { HINT };
+            CacheError::Reference { text: shown, hint }
+        };
         if let Some(path) = text.strip_prefix("dir:") {
             return if path.is_empty() { Err(error()) } else { Ok(CacheRef::Dir(PathBuf::from(path))) };
         }
@@ -60,5 +67,8 @@ mod tests {
         for bad in ["", "dir:", "/srv/cache", "oci://host", "oci://host/Upper", "oci://host/a//b", "oci://h o/x"] {
             assert!(bad.parse::<CacheRef>().is_err(), "{bad}");
         }
+        let refused = "oci://ci:SECRETPW@127.0.0.1:5000/team/cache".parse::<CacheRef>().unwrap_err();
+        assert_eq!(refused.to_string(), "`oci://***@127.0.0.1:5000/team/cache` is not a cache reference");
+        assert!(refused.hint().unwrap().contains("--creds"));
     }
 }

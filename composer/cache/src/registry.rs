@@ -41,16 +41,16 @@ impl Remote for RegistryCache {
         Ok(self.registry.blob(&sha256.oci()).map_err(|e| self.error(e))?.map(|r| r as Box<dyn Read + Send>))
     }
 
-    fn has_blob(&self, sha256: &Sha256) -> Result<bool, CacheError> {
-        self.registry.has_blob(&sha256.oci()).map_err(|e| self.error(e))
+    fn has_blob(&self, sha256: &Sha256, size: Option<u64>) -> Result<bool, CacheError> {
+        self.registry.has_blob(&sha256.oci(), size).map_err(|e| self.error(e))
     }
 
     fn put_blob(&self, sha256: &Sha256, size: u64, source: &dyn BlobSource) -> Result<(), CacheError> {
         self.registry.put_blob(&sha256.oci(), size, source).map_err(|e| self.error(e))
     }
 
-    fn mount(&self, sha256: &Sha256, from: &str) -> Result<bool, CacheError> {
-        self.registry.mount(&sha256.oci(), from).map_err(|e| self.error(e))
+    fn mount(&self, sha256: &Sha256, size: u64, from: &str) -> Result<bool, CacheError> {
+        self.registry.mount(&sha256.oci(), size, from).map_err(|e| self.error(e))
     }
 
     fn put_manifest(&self, tag: &str, manifest: &[u8]) -> Result<(), CacheError> {

@@ -186,7 +186,7 @@ impl Substituters {
     pub fn holders(&self, inputs: &[Sha256]) -> Vec<Option<usize>> {
         composer_client::parallel::map(inputs, QUERY_THREADS, |sha| {
             for cache in self.usable() {
-                match self.remotes[cache].has_blob(sha) {
+                match self.remotes[cache].has_blob(sha, None) {
                     Ok(true) => return Some(cache),
                     Ok(false) => {}
                     Err(error) => self.give_up(cache, &error),

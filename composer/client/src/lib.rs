@@ -18,16 +18,19 @@ use std::time::Duration;
 use composer_store::{BlobInfo, Sha256, Store, StoreError};
 
 pub mod parallel;
+mod redact;
 pub mod registry;
 mod resolver;
 
+pub use redact::{REDACTED, redact};
+
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("`{url}` is needed but composer is offline")]
+    #[error("`{}` is needed but composer is offline", redact(url))]
     Offline { url: String },
-    #[error("`{url}` was not found ({detail})")]
+    #[error("`{}` was not found ({detail})", redact(url))]
     NotFound { url: String, detail: String },
-    #[error("failed to fetch `{url}` after {attempts} attempt(s)")]
+    #[error("failed to fetch `{}` after {attempts} attempt(s)", redact(url))]
     Transport {
         url: String,
         attempts: u32,
@@ -40,11 +43,14 @@ pub enum FetchError {
         #[source]
         source: io::Error,
     },
-    #[error("`{url}` is not a URL composer can fetch (expected http://, https:// or file://)")]
+    #[error("`{}` is not a URL composer can fetch (expected http://, https:// or file://)", redact(url))]
     Scheme { url: String },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("`{url}` was not fetched: {host} failed {failures} times in a row and is given up on for this run")]
+    #[error(
+        "`{}` was not fetched: {host} failed {failures} times in a row and is given up on for this run",
+        redact(url)
+    )]
     HostDown {
         url: String,
         host: String,

@@ -91,6 +91,7 @@ impl Printer {
 
     /// A warning on stderr (shown even with -q: something was not as it should be).
     pub fn warn(&self, message: &str) {
+        let message = &*composer_client::redact(message);
         if self.mode == crate::cli::ProgressMode::Json {
             return self.event(serde_json::json!({"event": "warning", "message": message}));
         }
@@ -99,6 +100,7 @@ impl Printer {
 
     pub fn detail(&self, message: &str) {
         if self.verbose {
+            let message = composer_client::redact(message);
             self.line(format!("{} {message}", self.paint("2", &format!("{:>10}", "note"))));
         }
     }
@@ -114,15 +116,23 @@ impl Printer {
 
     pub fn error(&self, error: &anyhow::Error) {
         let hint = crate::hints::hint(error);
+        // Every line goes through the one redaction: a URL or reference that an error of any
+        // crate (or a library's error under it) repeats shows no `USER:PASSWORD@`.
+        let shown = |e: &dyn std::fmt::Display| composer_client::redact(&e.to_string()).into_owned();
+        let message = shown(error);
+        let causes: Vec<String> = error.chain().skip(1).map(|c| shown(&c)).collect();
         // Under --json a failure is a document too, so that a tool reading stdout learns why.
         if self.json {
-            let causes: Vec<String> = error.chain().skip(1).map(|c| c.to_string()).collect();
             let _ = json_out(&crate::documents::ErrorDocument {
-                error: crate::documents::ErrorBody { message: error.to_string(), causes, hint: hint.clone() },
+                error: crate::documents::ErrorBody {
+                    message: message.clone(),
+                    causes: causes.clone(),
+                    hint: hint.clone(),
+                },
             });
         }
-        eprintln!("{} {error}", self.paint("1;31", "error:"));
-        for cause in error.chain().skip(1) {
+        eprintln!("{} {message}", self.paint("1;31", "error:"));
+        for cause in &causes {
             eprintln!("  {} {cause}", self.paint("1", "caused by:"));
         }
         if let Some(hint) = hint {

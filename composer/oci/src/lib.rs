@@ -58,6 +58,11 @@ impl OciError {
                  to push it to a registry, use `compose push` or `compose build --push`"
                     .into(),
             ),
+            OciError::Reference(text) if text.contains(composer_client::REDACTED) => Some(
+                "a reference holds no credentials: write HOST[:PORT]/REPOSITORY[:TAG] and log in with --creds, \
+                 `podman login` or `docker login`"
+                    .into(),
+            ),
             OciError::Reference(_) => {
                 Some("write HOST[:PORT]/REPOSITORY[:TAG], e.g. 127.0.0.1:5000/team/app:v1".into())
             }

@@ -32,7 +32,8 @@ pub struct ImageRef {
 impl std::str::FromStr for ImageRef {
     type Err = OciError;
     fn from_str(text: &str) -> Result<ImageRef, OciError> {
-        let bad = || OciError::Reference(text.to_string());
+        // The text is shown redacted: `USER:PASSWORD@` is refused, never repeated.
+        let bad = || OciError::Reference(composer_client::redact(text).into_owned());
         let rest = text.strip_prefix("docker://").unwrap_or(text);
         let (host, path) = rest.split_once('/').ok_or_else(bad)?;
         // The last component may carry the tag; a colon in the host is its port.
@@ -256,12 +257,12 @@ fn push_blob(
     report: &Mutex<PushReport>,
 ) -> Result<(), OciError> {
     let digest = sha.oci();
-    if registry.has_blob(&digest).map_err(OciError::Registry)? {
+    if registry.has_blob(&digest, Some(size)).map_err(OciError::Registry)? {
         report.lock().expect("report").blobs_present += 1;
         return Ok(());
     }
     for other in mount_from.iter().filter(|r| *r != registry.repository()) {
-        if registry.mount(&digest, other).map_err(OciError::Registry)? {
+        if registry.mount(&digest, size, other).map_err(OciError::Registry)? {
             report.lock().expect("report").blobs_mounted += 1;
             return Ok(());
         }
@@ -325,6 +326,11 @@ mod tests {
         assert_eq!((r.host.as_str(), r.repository.as_str(), r.tag), ("registry.test", "app", None));
         for bad in ["app", "host/App", "host/app:bad tag", "host//app", "host/app:"] {
             assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
+        }
+        for with_password in ["ci:SECRETPW@127.0.0.1:5000/team/app:v1", "docker://ci:SECRETPW@registry.test/app"] {
+            let refused = with_password.parse::<ImageRef>().unwrap_err();
+            assert!(!refused.to_string().contains("SECRETPW") && refused.to_string().contains("***@"), "{refused}");
+            assert!(refused.hint().unwrap().contains("--creds"));
         }
     }
 }

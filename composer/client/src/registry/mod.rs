@@ -6,6 +6,13 @@
 //! HTTPS is verified against the machine's roots (and the caller's CA file). Plain HTTP is used
 //! only for a loopback host or one the caller names as insecure, and only after HTTPS failed to
 //! connect, as Docker does.
+//!
+//! A registry is not trusted, neither about where credentials go nor about what it holds:
+//! credentials go to a token service it names only over HTTPS, or to loopback, or to a host the
+//! user named insecure ([`credentials_may_go_to`]; otherwise the command fails before
+//! connecting); a redirect never carries them; and a blob counts as held only when the
+//! registry's answer names its size and digest ([`Registry::has_blob`]), after an upload or a
+//! mount as well, and a manifest only when the digest echoed is the one sent.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -81,6 +88,10 @@ pub enum RegistryError {
     Offline { host: String },
     #[error("registry {host}: {what}: {reason}")]
     Protocol { host: String, what: String, reason: String },
+    #[error("registry {host}: the credentials are not sent to {realm_host}, the token service it names: {reason}")]
+    CredentialsWithheld { host: String, realm_host: String, reason: String },
+    #[error("registry {host} does not hold what it says for {what}: {reason}")]
+    Disagrees { host: String, what: String, reason: String },
 }
 
 impl RegistryError {
@@ -88,6 +99,16 @@ impl RegistryError {
         match self {
             RegistryError::Unauthorized { .. } => Some(
                 "log in with `podman login` or `docker login` (composer reads their auth files), or pass --creds USER:PASSWORD"
+                    .into(),
+            ),
+            RegistryError::CredentialsWithheld { realm_host, .. } => Some(format!(
+                "credentials travel only over HTTPS, to loopback, or to a host named with --insecure-registry: \
+                 have the registry name an https:// token service, or, if {realm_host} is yours and its plain \
+                 HTTP is intended, pass --insecure-registry {realm_host}"
+            )),
+            RegistryError::Disagrees { .. } => Some(
+                "the registry's storage may be damaged, or something between it and composer alters its answers; \
+                 check it, or push to another registry"
                     .into(),
             ),
             _ => None,
@@ -121,18 +142,67 @@ pub struct Registry {
     /// `https://host` or, where allowed and HTTPS failed, `http://host`; chosen at first use.
     base: Mutex<Option<String>>,
     insecure_allowed: bool,
+    /// `--insecure-registry` hosts, for the token service a challenge names.
+    insecure_hosts: Vec<String>,
     credentials: Option<Credentials>,
     /// `pull` or `pull,push`: what a token is asked for.
     actions: &'static str,
     auth: Mutex<Auth>,
 }
 
+/// A loopback address, or `localhost`; a name that only starts like one (`127.example.test`)
+/// is not.
 fn is_loopback(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
+    let name = host_name(host);
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `host` without its port.
+fn host_name(authority: &str) -> &str {
+    match authority.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-    };
-    name == "localhost" || name == "::1" || name.starts_with("127.")
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    }
+}
+
+/// Whether plain HTTP may carry credentials to `authority` (`host[:port]`): a loopback host, or
+/// one the user named with `--insecure-registry` (a name without a port covers every port).
+fn plain_http_allowed(authority: &str, insecure_hosts: &[String]) -> bool {
+    is_loopback(authority) || insecure_hosts.iter().any(|h| h == authority || h == host_name(authority))
+}
+
+/// Whether the credentials for `registry` (`host[:port]`) may go to `url`, a token service its
+/// challenge names: over HTTPS anywhere (the server's certificate is checked), over plain HTTP
+/// only to a loopback host, a host named with `--insecure-registry`, or the registry's own host
+/// when that is itself named insecure. `Err` says why not.
+pub fn credentials_may_go_to(registry: &str, url: &str, insecure_hosts: &[String]) -> Result<(), String> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| "it is not an http(s) URL".to_string())?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    if authority.is_empty() {
+        return Err("it names no host".into());
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(()),
+        "http" if plain_http_allowed(authority, insecure_hosts) => Ok(()),
+        "http"
+            if host_name(authority) == host_name(registry)
+                && insecure_hosts.iter().any(|h| h == registry || h == host_name(registry)) =>
+        {
+            Ok(())
+        }
+        "http" => Err(format!(
+            "it is plain HTTP to {authority}, which is neither loopback nor named with --insecure-registry"
+        )),
+        other => Err(format!("`{other}:` is not HTTPS")),
+    }
+}
+
+/// The host a URL names, without user information, for messages.
+fn authority_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority.rsplit_once('@').map_or(authority, |(_, host)| host).to_string()
 }
 
 impl Registry {
@@ -144,6 +214,9 @@ impl Registry {
             // A cache that is slow to answer costs a short wait, then the build goes on without it.
             .timeout_recv_response(Some(Duration::from_secs(15)))
             .max_idle_connections_per_host(16)
+            // A redirect (a blob served from other storage) never carries the credentials or a
+            // token, wherever it points: ureq's default, pinned here.
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
             .user_agent(concat!("composer/", env!("CARGO_PKG_VERSION")))
             .tls_config(
                 ureq::tls::TlsConfig::builder()
@@ -160,7 +233,8 @@ impl Registry {
             host: host.to_string(),
             repository: repository.to_string(),
             base: Mutex::new(None),
-            insecure_allowed: is_loopback(host) || options.insecure_hosts.iter().any(|h| h == host),
+            insecure_allowed: plain_http_allowed(host, &options.insecure_hosts),
+            insecure_hosts: options.insecure_hosts.clone(),
             credentials: options.override_credentials.clone().or_else(|| options.credentials.get(host).cloned()),
             actions: if push { "pull,push" } else { "pull" },
             auth: Mutex::new(Auth::None),
@@ -263,6 +337,9 @@ impl Registry {
             request = request.query("service", service);
         }
         if let Some(basic) = &basic {
+            credentials_may_go_to(&self.host, realm, &self.insecure_hosts).map_err(|reason| {
+                RegistryError::CredentialsWithheld { host: self.host.clone(), realm_host: authority_of(realm), reason }
+            })?;
             request = request.header("Authorization", basic);
         }
         let response = request.call().map_err(|e| self.transport("getting a token", e))?;
@@ -290,7 +367,19 @@ impl Registry {
         what: &str,
         make: &dyn Fn(Option<&str>) -> Result<Response, ureq::Error>,
     ) -> Result<Response, RegistryError> {
-        let mut authenticated = false;
+        self.send_to(what, true, make)
+    }
+
+    /// As [`Registry::send`]; `ours`: whether the request goes to the registry itself. Only the
+    /// registry's own challenge is answered: a 401 from a location elsewhere that it named would
+    /// otherwise send the credentials to a token service of that location's choosing.
+    fn send_to(
+        &self,
+        what: &str,
+        ours: bool,
+        make: &dyn Fn(Option<&str>) -> Result<Response, ureq::Error>,
+    ) -> Result<Response, RegistryError> {
+        let mut authenticated = !ours;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -356,7 +445,17 @@ impl Registry {
         Ok(Some((bytes, media_type)))
     }
 
-    pub fn has_blob(&self, digest: &str) -> Result<bool, RegistryError> {
+    /// Whether the registry holds blob `digest` (of `size` bytes, where known). A `200` counts
+    /// only if its `Content-Length` is that size and its `Docker-Content-Digest`, when sent, is
+    /// `digest`: a registry that says it holds a blob of another size or digest does not hold
+    /// ours.
+    pub fn has_blob(&self, digest: &str, size: Option<u64>) -> Result<bool, RegistryError> {
+        Ok(self.check_blob(digest, size)?.is_ok())
+    }
+
+    /// The registry's HEAD answer for a blob: `Ok(())` if it holds `digest` (of `size` bytes),
+    /// else `Err` with what it answered instead.
+    pub(crate) fn check_blob(&self, digest: &str, size: Option<u64>) -> Result<Result<(), String>, RegistryError> {
         let url = self.url(&format!("blobs/{digest}"))?;
         let what = format!("checking blob {digest}");
         let response = self.send(&what, &|auth| {
@@ -367,8 +466,8 @@ impl Registry {
             request.call()
         })?;
         match response.status().as_u16() {
-            200 => Ok(true),
-            404 => Ok(false),
+            200 => Ok(blob_answer_matches(&response, digest, size)),
+            404 => Ok(Err("it answers 404".into())),
             _ => Err(self.status(&what, response)),
         }
     }
@@ -390,6 +489,27 @@ impl Registry {
             _ => Err(self.status(&what, response)),
         }
     }
+}
+
+/// The `Docker-Content-Digest` a response echoes, if any.
+fn echoed_digest(response: &Response) -> Option<&str> {
+    response.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// Whether a blob answer is about `digest` of `size` bytes: `Err` says what it claims instead.
+fn blob_answer_matches(response: &Response, digest: &str, size: Option<u64>) -> Result<(), String> {
+    if let Some(echoed) = echoed_digest(response).filter(|echoed| *echoed != digest) {
+        return Err(format!("it answers for digest {echoed}"));
+    }
+    if let Some(size) = size {
+        let length = response.headers().get("content-length").and_then(|v| v.to_str().ok());
+        match length.map(|l| l.trim().parse::<u64>()) {
+            Some(Ok(length)) if length == size => {}
+            Some(Ok(length)) => return Err(format!("it answers {length} bytes where the blob has {size}")),
+            _ => return Err(format!("its answer gives no size (the blob has {size} bytes)")),
+        }
+    }
+    Ok(())
 }
 
 /// `realm="...",service="...",scope="..."` as a map.
@@ -428,5 +548,97 @@ mod tests {
         assert_eq!(params["scope"], "repository:a/b:pull");
         assert!(is_loopback("127.0.0.1:5000") && is_loopback("localhost") && is_loopback("[::1]:5000"));
         assert!(!is_loopback("registry.test:5000") && !is_loopback("10.0.0.1"));
+        assert!(!is_loopback("127.example.test") && !is_loopback("localhost.example.test:80"));
+    }
+
+    #[test]
+    fn credentials_go_to_a_token_service_over_https_or_to_a_host_the_user_trusts_with_plain_http() {
+        let insecure = ["registry.lan:5000".to_string(), "auth.lan".to_string()];
+        let allowed = |registry: &str, realm: &str| credentials_may_go_to(registry, realm, &insecure);
+        // HTTPS anywhere: the certificate names the host.
+        assert!(allowed("127.0.0.1:5000", "https://auth.test/token").is_ok());
+        assert!(allowed("registry.test", "HTTPS://auth.test:8443/token?x=1").is_ok());
+        // Plain HTTP to loopback, to a host named insecure (any port when named without one),
+        // and to the host of a registry named insecure.
+        assert!(allowed("registry.test", "http://127.0.0.1:5001/token").is_ok());
+        assert!(allowed("registry.test", "http://[::1]:5001/token").is_ok());
+        assert!(allowed("registry.test", "http://localhost/token").is_ok());
+        assert!(allowed("registry.test", "http://auth.lan:9000/token").is_ok());
+        assert!(allowed("registry.lan:5000", "http://registry.lan:5001/token").is_ok());
+        // Nothing else over plain HTTP, whatever the registry is.
+        for (registry, realm) in [
+            ("127.0.0.1:5000", "http://192.0.2.1/token"),
+            ("127.0.0.1:5000", "http://127.example.test/token"),
+            ("127.0.0.1:5000", "http://user:pw@192.0.2.1/token"),
+            ("registry.test", "http://registry.test/token"),
+            ("registry.lan:5000", "http://other.lan/token"),
+            ("127.0.0.1:5000", "ftp://auth.test/token"),
+            ("127.0.0.1:5000", "auth.test/token"),
+            ("127.0.0.1:5000", "http:///token"),
+        ] {
+            let refused = allowed(registry, realm);
+            assert!(refused.is_err(), "{registry} {realm}");
+            assert!(!refused.unwrap_err().contains("pw@"));
+        }
+        assert_eq!(authority_of("http://user:pw@192.0.2.1:8080/token"), "192.0.2.1:8080");
+    }
+
+    /// A server on loopback answering each request with `answer(request head)`; the heads it
+    /// saw are kept.
+    fn server(answer: impl Fn(&str) -> String + Send + 'static) -> (u16, std::sync::Arc<Mutex<Vec<String>>>) {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let kept = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let response = if head.starts_with(|c: char| c.is_ascii_uppercase()) {
+                    answer(&head)
+                } else {
+                    "HTTP/1.1 400 X\r\nContent-Length: 0\r\n\r\n".into()
+                };
+                kept.lock().unwrap().push(head);
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        (port, seen)
+    }
+
+    #[test]
+    fn a_redirect_carries_no_credentials_to_another_host() {
+        let (elsewhere, seen_elsewhere) =
+            server(|_| "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nblob".into());
+        let (port, _) = server(move |head| {
+            if head.starts_with("GET /v2/ ") {
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+            } else if !head.to_ascii_lowercase().contains("authorization: basic") {
+                "HTTP/1.1 401 X\r\nWWW-Authenticate: Basic realm=\"r\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .into()
+            } else {
+                format!(
+                    "HTTP/1.1 307 X\r\nLocation: http://localhost:{elsewhere}/storage\r\nContent-Length: 0\r\n\
+                     Connection: close\r\n\r\n"
+                )
+            }
+        });
+        let client = Client::new(crate::ClientOptions::default());
+        let options = RegistryOptions {
+            override_credentials: Some(Credentials { username: "ci".into(), password: "SECRETPW".into() }),
+            ..RegistryOptions::default()
+        };
+        let registry = Registry::new(&client, &options, &format!("127.0.0.1:{port}"), "team/app", false);
+        let mut body = String::new();
+        registry.blob("sha256:00").unwrap().unwrap().read_to_string(&mut body).unwrap();
+        assert_eq!(body, "blob");
+        let seen = seen_elsewhere.lock().unwrap();
+        assert!(!seen.is_empty() && seen.iter().all(|h| !h.to_ascii_lowercase().contains("authorization")), "{seen:?}");
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use composer_store::{BlobInfo, Store};
 
-use super::{ATTEMPTS, CHUNK, Registry, RegistryError, Response};
+use super::{ATTEMPTS, CHUNK, Registry, RegistryError, Response, echoed_digest};
 
 /// Where a blob's bytes come from, opened again for each attempt.
 pub trait BlobSource: Sync {
@@ -34,9 +34,17 @@ impl BlobSource for StoreBlob<'_> {
 
 impl Registry {
     /// Mounts a blob from another repository of the same registry; `false` if the registry
-    /// did not (it then answers with an upload session, which is abandoned), or if these
-    /// credentials may not read that repository: the blob is uploaded instead.
-    pub fn mount(&self, digest: &str, from: &str) -> Result<bool, RegistryError> {
+    /// did not (it then answers with an upload session, which is abandoned), if these
+    /// credentials may not read that repository, or if the registry, asked afterwards, does not
+    /// hold `digest` of `size` bytes: the blob is uploaded instead.
+    pub fn mount(&self, digest: &str, size: u64, from: &str) -> Result<bool, RegistryError> {
+        if !self.mount_answered(digest, from)? {
+            return Ok(false);
+        }
+        Ok(self.check_blob(digest, Some(size))?.is_ok())
+    }
+
+    fn mount_answered(&self, digest: &str, from: &str) -> Result<bool, RegistryError> {
         match self.try_mount(digest, from) {
             Err(RegistryError::Unauthorized { .. }) => Ok(false),
             Err(RegistryError::Status { status, .. }) if (400..500).contains(&status) => Ok(false),
@@ -55,10 +63,11 @@ impl Registry {
             }
             request.send_empty()
         })?;
-        Ok(response.status().as_u16() == 201)
+        Ok(response.status().as_u16() == 201 && echoed_digest(&response).is_none_or(|echoed| echoed == digest))
     }
 
-    /// Uploads a blob: in one request, or in chunks of [`CHUNK`] when larger.
+    /// Uploads a blob: in one request, or in chunks of [`CHUNK`] when larger. `Ok` only once
+    /// the registry, asked again, holds `digest` of `size` bytes.
     pub fn put_blob(&self, digest: &str, size: u64, source: &dyn BlobSource) -> Result<(), RegistryError> {
         let what = format!("uploading blob {digest}");
         let mut attempt = 0;
@@ -68,9 +77,42 @@ impl Registry {
                 Err(e) if e.is_unavailable() && attempt < ATTEMPTS => {
                     std::thread::sleep(Duration::from_millis(500 << attempt));
                 }
-                other => return other,
+                Err(e) => return Err(e),
+                Ok(()) => break,
             }
         }
+        self.check_blob(digest, Some(size))?.map_err(|reason| RegistryError::Disagrees {
+            host: self.host.clone(),
+            what: format!("blob {digest} ({size} bytes) after it was uploaded"),
+            reason,
+        })
+    }
+
+    /// The answer that completes an upload: `201`, about our digest, and (where it says)
+    /// at a location on this registry.
+    fn completed(&self, response: Response, digest: &str, what: &str) -> Result<(), RegistryError> {
+        if response.status().as_u16() != 201 {
+            return Err(self.status(what, response));
+        }
+        let disagrees = |reason: String| RegistryError::Disagrees {
+            host: self.host.clone(),
+            what: format!("blob {digest}"),
+            reason,
+        };
+        if let Some(echoed) = echoed_digest(&response).filter(|echoed| *echoed != digest) {
+            return Err(disagrees(format!("the completed upload is answered with digest {echoed}")));
+        }
+        if response.headers().contains_key("location") {
+            let location = self.location(&response, what)?;
+            // Only the host: a registry behind a proxy may name its other scheme.
+            if !super::authority_of(&location).eq_ignore_ascii_case(&self.host) {
+                return Err(disagrees(format!(
+                    "the completed upload is said to be at {}, not on the registry",
+                    crate::redact(&location)
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn start_upload(&self, what: &str) -> Result<String, RegistryError> {
@@ -120,7 +162,7 @@ impl Registry {
                 }
                 let range = format!("{sent}-{}", sent + length - 1);
                 let ours = self.same_origin(&location)?;
-                let response = self.send(what, &|auth| {
+                let response = self.send_to(what, ours, &|auth| {
                     let mut request = self
                         .agent
                         .patch(&location)
@@ -139,22 +181,19 @@ impl Registry {
                 sent += length;
             }
             let ours = self.same_origin(&location)?;
-            let response = self.send(what, &|auth| {
+            let response = self.send_to(what, ours, &|auth| {
                 let mut request = self.agent.put(&location).query("digest", digest).header("Content-Length", "0");
                 if let Some(auth) = auth.filter(|_| ours) {
                     request = request.header("Authorization", auth);
                 }
                 request.send_empty()
             })?;
-            return match response.status().as_u16() {
-                201 => Ok(()),
-                _ => Err(self.status(what, response)),
-            };
+            return self.completed(response, digest, what);
         }
         let mut body = Vec::with_capacity(size as usize);
         reader.read_to_end(&mut body).map_err(|e| self.transport(what, e))?;
         let ours = self.same_origin(&location)?;
-        let response = self.send(what, &|auth| {
+        let response = self.send_to(what, ours, &|auth| {
             let mut request = self
                 .agent
                 .put(&location)
@@ -166,10 +205,7 @@ impl Registry {
             }
             request.send(&body[..])
         })?;
-        match response.status().as_u16() {
-            201 => Ok(()),
-            _ => Err(self.status(what, response)),
-        }
+        self.completed(response, digest, what)
     }
 
     /// Stores a manifest or index under `reference` (a tag, or its digest).
@@ -187,9 +223,17 @@ impl Registry {
             }
             request.send(bytes)
         })?;
-        match response.status().as_u16() {
-            201 | 200 => Ok(()),
-            _ => Err(self.status(&what, response)),
+        if !matches!(response.status().as_u16(), 201 | 200) {
+            return Err(self.status(&what, response));
+        }
+        let ours = composer_store::Sha256::of(bytes).oci();
+        match echoed_digest(&response) {
+            Some(echoed) if echoed != ours => Err(RegistryError::Disagrees {
+                host: self.host.clone(),
+                what: format!("manifest {reference}"),
+                reason: format!("it was stored as {echoed}, not as {ours}, the digest of the bytes sent"),
+            }),
+            _ => Ok(()),
         }
     }
 }

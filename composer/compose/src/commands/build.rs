@@ -15,10 +15,13 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     if let Some(reference) = &args.push {
         reference.parse::<composer_oci::push::ImageRef>()?;
     }
-    // A missing signing key is found before the build, not after it.
-    let signing_key = match args.cache_to.is_some() {
-        true => Some(crate::commands::cache::signing_key(args.signing_key.as_deref(), settings, printer)?),
-        false => None,
+    // A missing signing key, or a cache reference that is not one, is found before the build.
+    let signing_key = match &args.cache_to {
+        Some(reference) => {
+            reference.parse::<composer_cache::CacheRef>()?;
+            Some(crate::commands::cache::signing_key(args.signing_key.as_deref(), settings, printer)?)
+        }
+        None => None,
     };
     let output = match &args.output {
         Some(text) => Output::parse(text)?,
