@@ -130,6 +130,7 @@ fn a_lock_edited_beside_an_inputs_only_bundle_cannot_ship_a_package_no_signed_in
     assert_eq!(actions(&air.store), before, "nothing was layered or recorded");
 
     // The honest lock, from the same bundle, builds offline to the image built online.
+    std::fs::remove_file(&lock_path).unwrap();
     air.ok(&["store", "import", honest.to_str().unwrap(), "--locks-to", locks_to]);
     let summary = air.build_json(&recipe, &["--offline", "--locked"]);
     assert_eq!(index_digest(&summary), index_digest(&online));
