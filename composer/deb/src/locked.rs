@@ -53,11 +53,8 @@ pub fn check(index: &PackageIndex<'_>, claim: &Claim<'_>) -> Result<(), String> 
         }
         return Err(format!("the signed index lists it with {}", differs.join(", ")));
     }
-    let mut versions: Vec<String> = candidates
-        .iter()
-        .map(|&i| &index.packages[i])
-        .map(|p| format!("{}_{}", p.version, p.architecture))
-        .collect();
+    let mut versions: Vec<String> =
+        candidates.iter().map(|&i| &index.packages[i]).map(|p| format!("{}_{}", p.version, p.architecture)).collect();
     versions.sort();
     versions.dedup();
     Err(match versions.is_empty() {

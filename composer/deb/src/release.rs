@@ -124,9 +124,10 @@ pub fn release_date(release: &Release, what: &str) -> Result<Option<u64>, DebErr
     if release.date.trim().is_empty() {
         return Ok(None);
     }
-    parse_date(&release.date)
-        .map(Some)
-        .ok_or_else(|| DebError::Index { what: what.to_string(), reason: format!("`Date: {}` is not a date", release.date) })
+    parse_date(&release.date).map(Some).ok_or_else(|| DebError::Index {
+        what: what.to_string(),
+        reason: format!("`Date: {}` is not a date", release.date),
+    })
 }
 
 /// An RFC 2822 date as Release files write it (`Sat, 01 Jun 2024 08:10:30 UTC`), in seconds

@@ -57,8 +57,11 @@ impl Session<'_> {
             let Some(locked) = lock.platforms.iter().find(|p| p.platform == platform.to_string()) else { continue };
             // The architecture is the recipe's, never the lock's word for it.
             let arch = self.backend.architecture(platform);
-            let cross_arch =
-                self.recipe.cross_build_for(platform).map(|build| self.backend.architecture(build)).unwrap_or(arch.clone());
+            let cross_arch = self
+                .recipe
+                .cross_build_for(platform)
+                .map(|build| self.backend.architecture(build))
+                .unwrap_or(arch.clone());
             for (arch, packages) in
                 [(&arch, &locked.packages), (&arch, &locked.build_packages), (&cross_arch, &locked.cross_packages)]
             {

@@ -12,7 +12,7 @@ use composer_store::{BlobInfo, Sha256};
 use composer_wheels::{Target, WheelError};
 
 use crate::BuildError;
-use crate::backend::{Backend, Services, SystemFiles, UnpackedPackage, Unlisted, VerifiedRelease};
+use crate::backend::{Backend, Services, SystemFiles, Unlisted, UnpackedPackage, VerifiedRelease};
 use crate::lockfile::{LockedPackage, LockedRelease};
 use crate::system::ImageView;
 
@@ -290,7 +290,12 @@ impl Backend for Debian<'_> {
         let indexes = format!(
             "suite `{}`, {}",
             self.base.suite,
-            self.base.components.iter().map(|c| format!("{c}/binary-{arch}/Packages")).collect::<Vec<_>>().join(" and ")
+            self.base
+                .components
+                .iter()
+                .map(|c| format!("{c}/binary-{arch}/Packages"))
+                .collect::<Vec<_>>()
+                .join(" and ")
         );
         let mut unlisted = Vec::new();
         for package in packages {
