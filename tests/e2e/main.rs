@@ -1,8 +1,8 @@
 //! End-to-end tests of the real `compose` binary.
 //!
-//! - `recipe_errors`, `mirrors`, `local_mirror`, `bad_input`, `store`: against a `file://` archive
-//!   the test builds and signs, so a failure points at one part and bad input can be made on
-//!   purpose.
+//! - `recipe_errors`, `mirrors`, `local_mirror`, `bad_input`, `store`, `lock_trust`: against a
+//!   `file://` archive the test builds and signs, so a failure points at one part and bad input
+//!   can be made on purpose (`lock_trust`: edited locks, replayed and future Releases).
 //! - `hostile`: the tool attacked on purpose: packages that link out of the root, Releases that
 //!   are stale or of another suite, recipe values that cannot be right, local files outside the
 //!   recipe's directory, digests that are paths, names that are not UTF-8.
@@ -44,6 +44,7 @@ mod live_python;
 #[cfg(feature = "live-tests")]
 mod live_share;
 mod local_mirror;
+mod lock_trust;
 mod mirrors;
 mod plan_graph;
 mod platforms;

@@ -299,7 +299,8 @@ impl LocalMirror {
         }
         let named = how.suite_field.as_deref().unwrap_or(suite);
         let release = format!(
-            "Origin: composer-fixture\nSuite: {named}\nCodename: {named}\nDate: Thu, 01 Jan 2026 00:00:00 UTC\n{}Architectures: {}\nComponents: main\nSHA256:\n{sums}",
+            "Origin: composer-fixture\nSuite: {named}\nCodename: {named}\nDate: {}\n{}Architectures: {}\nComponents: main\nSHA256:\n{sums}",
+            how.date.as_deref().unwrap_or(DEFAULT_RELEASE_DATE),
             how.valid_until.as_ref().map(|v| format!("Valid-Until: {v}\n")).unwrap_or_default(),
             by_arch.keys().cloned().collect::<Vec<_>>().join(" ")
         );
@@ -321,9 +322,14 @@ impl LocalMirror {
     }
 }
 
+/// The `Date:` of a fixture Release unless [`Publish::date`] says otherwise.
+pub const DEFAULT_RELEASE_DATE: &str = "Thu, 01 Jan 2026 00:00:00 UTC";
+
 /// How [`LocalMirror::publish_with`] writes the Release.
 #[derive(Default)]
 pub struct Publish {
+    /// `Date:` (RFC 2822) other than [`DEFAULT_RELEASE_DATE`].
+    pub date: Option<String>,
     /// `Valid-Until:` (RFC 2822), if any.
     pub valid_until: Option<String>,
     /// `Suite:` and `Codename:` other than the directory's name (a suite served under another).

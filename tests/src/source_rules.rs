@@ -239,3 +239,33 @@ fn urls_and_references_are_shown_only_redacted() {
         assert!(body.contains("composer_client::redact("), "Printer::{function}..) does not redact what it prints");
     }
 }
+
+/// A lock is a claim: the packages a graph is made from come from `Session::packages`, which
+/// checks every one against the signed index (`check_lock`) before it returns. A lock read
+/// anywhere else could reach a graph unchecked, so the lock is read in the session alone (where
+/// `compose lock` and `--check` read the old one only to prefer its versions, compare with it,
+/// and keep its Release as the floor), and `packages` keeps its check.
+#[test]
+fn locks_are_read_only_where_their_packages_are_checked() {
+    let mut files = Vec::new();
+    for crate_dir in LIBRARIES.iter().chain(&["composer/compose"]) {
+        rust_files(&repo().join(crate_dir).join("src"), &mut files);
+    }
+    let allowed = [repo().join("composer/planner/src/session.rs"), repo().join("composer/planner/src/lockfile.rs")];
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| !allowed.contains(f)) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in code_lines(&text) {
+            if line.contains("Lockfile::read(") || line.contains("lockfile::Lockfile::read(") {
+                found.push(format!("{}:{n}", file.strip_prefix(repo()).unwrap().display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "locks read outside the session, unchecked:\n{}", found.join("\n"));
+    let session = std::fs::read_to_string(&allowed[0]).unwrap();
+    let packages = session.split("pub fn packages(").nth(1).expect("Session::packages");
+    let body = &packages[..packages.find("\n    }\n").expect("its end")];
+    assert!(body.contains("self.check_lock(&lock)?"), "Session::packages checks the lock it returns");
+    let lock = session.split("pub fn lock(").nth(1).expect("lock()");
+    assert!(lock[..lock.find("\n}\n").unwrap()].contains("check_lock(&lock)?"), "compose lock checks what it writes");
+}

@@ -221,6 +221,10 @@ pub struct BuildArgs {
     /// Fail if the lock file is missing or does not cover the recipe.
     #[arg(long)]
     pub locked: bool,
+    /// When the recipe changed and its lock is resolved again, accept a signed Release older
+    /// than the lock's (see `compose lock --allow-downgrade`).
+    #[arg(long, conflicts_with = "locked")]
+    pub allow_downgrade: bool,
     /// Keep the build directory of a failed build step (its path is printed).
     #[arg(long)]
     pub keep_failed: bool,
@@ -268,6 +272,10 @@ pub struct LockArgs {
     /// Write nothing: report which locked packages the mirror has newer versions of.
     #[arg(long, conflicts_with_all = ["upgrade", "upgrade_packages"])]
     pub check: bool,
+    /// Accept a signed Release older than the one the lock was made from (a mirror rolled back
+    /// on purpose); without it such a Release is refused as a replay.
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 //!   client, verifying each against the level above before it enters the store.
 //! - [`index`], [`relation`], [`version`]: the `Packages` format and Debian's version order.
 //! - [`resolve`]: the dependency closure, solved by `resolvo`.
+//! - [`locked`]: a lock's package checked against the signed index it claims to come from.
 //! - [`unpack`]: a `.deb` into a store tree, without maintainer scripts.
 //! - [`dpkg`]: the dpkg database (`status`, `info/*.list`, `info/*.md5sums`) for scanners.
 //! - [`hooks`]: what maintainer scripts would have done that an image needs, done declaratively.
@@ -15,6 +16,7 @@ pub mod control;
 pub mod dpkg;
 pub mod hooks;
 pub mod index;
+pub mod locked;
 pub mod relation;
 pub mod release;
 pub mod repo;
@@ -44,6 +46,8 @@ pub enum DebError {
     WrongSuite { what: String, asked: String, suite: String, codename: String },
     #[error("{what} expired on {valid_until} (its Valid-Until); an old Release may hide security updates")]
     Expired { what: String, valid_until: String },
+    #[error("{what} is dated {date}, more than a day ahead of this machine's clock")]
+    FutureDate { what: String, date: String },
     #[error("{what} does not match its Release file: {reason}")]
     IndexMismatch { what: String, reason: String },
     #[error("the Release file of suite `{suite}` does not list `{path}`")]
@@ -81,6 +85,10 @@ impl DebError {
                 return Some(
                     "the mirror is stale or replaying an old Release; for a snapshot mirror, set `check_valid_until = false` in [base]".into(),
                 );
+            }
+            DebError::FutureDate { .. } => {
+                "the mirror's Release claims a date to come: check this machine's clock (`date -u`), or the mirror"
+                    .into()
             }
             DebError::BadSignature { .. } => {
                 "the mirror is not signed by a key of the keyring: set `keyring` in [base], or check the mirror".into()

@@ -83,11 +83,18 @@ pub fn verify_detached(
     parse_release(text, what)
 }
 
+/// How far ahead of the clock a Release's `Date` may be: clocks and time zones disagree by
+/// hours, never by more than a day.
+pub const MAX_CLOCK_SKEW: u64 = 86_400;
+
 /// What apt checks of a verified Release beyond its signature: that it is the suite asked for
-/// (a signed `oldstable` Release served under `stable` is a downgrade attack), and, unless the
-/// caller turned it off for a snapshot mirror, that it has not expired (a replayed old Release
-/// would freeze the archive at its vulnerable versions). `now` is seconds since the epoch.
-pub fn check_release(release: &Release, suite: &str, now: Option<u64>, what: &str) -> Result<(), DebError> {
+/// (a signed `oldstable` Release served under `stable` is a downgrade attack), that it was not
+/// made in the future (a Release dated years ahead would outrank every honest one in the
+/// downgrade check and pin an archive forever), and, unless the caller turned it off for a
+/// snapshot mirror (`valid_until` false), that it has not expired (a replayed old Release would
+/// freeze the archive at its vulnerable versions). `now` is seconds since the epoch, passed in
+/// so that the check is a function of its arguments.
+pub fn check_release(release: &Release, suite: &str, now: u64, valid_until: bool, what: &str) -> Result<(), DebError> {
     if release.suite != suite && release.codename != suite {
         return Err(DebError::WrongSuite {
             what: what.to_string(),
@@ -96,9 +103,12 @@ pub fn check_release(release: &Release, suite: &str, now: Option<u64>, what: &st
             codename: release.codename.clone(),
         });
     }
-    if let Some(now) = now
-        && !release.valid_until.is_empty()
+    if let Some(date) = release_date(release, what)?
+        && date > now.saturating_add(MAX_CLOCK_SKEW)
     {
+        return Err(DebError::FutureDate { what: what.to_string(), date: release.date.clone() });
+    }
+    if valid_until && !release.valid_until.is_empty() {
         let until = parse_date(&release.valid_until).ok_or_else(|| DebError::Index {
             what: what.to_string(),
             reason: format!("`Valid-Until: {}` is not a date", release.valid_until),
@@ -108,6 +118,18 @@ pub fn check_release(release: &Release, suite: &str, now: Option<u64>, what: &st
         }
     }
     Ok(())
+}
+
+/// The Release's `Date` in seconds since the epoch; `None` when it has none (old archives),
+/// an error when it has one that is not a date.
+pub fn release_date(release: &Release, what: &str) -> Result<Option<u64>, DebError> {
+    if release.date.trim().is_empty() {
+        return Ok(None);
+    }
+    parse_date(&release.date).map(Some).ok_or_else(|| DebError::Index {
+        what: what.to_string(),
+        reason: format!("`Date: {}` is not a date", release.date),
+    })
 }
 
 /// An RFC 2822 date as Release files write it (`Sat, 01 Jun 2024 08:10:30 UTC`), in seconds
@@ -207,12 +229,33 @@ mod tests {
     #[test]
     fn a_release_must_be_the_suite_asked_for_and_unexpired() {
         let r = release("stable", "bookworm", "Sat, 01 Jun 2024 08:10:30 UTC");
-        assert!(check_release(&r, "bookworm", Some(1_700_000_000), "x").is_ok());
-        assert!(check_release(&r, "stable", Some(1_700_000_000), "x").is_ok());
-        let err = check_release(&r, "trixie", Some(1_700_000_000), "x").unwrap_err();
+        assert!(check_release(&r, "bookworm", 1_700_000_000, true, "x").is_ok());
+        assert!(check_release(&r, "stable", 1_700_000_000, true, "x").is_ok());
+        let err = check_release(&r, "trixie", 1_700_000_000, true, "x").unwrap_err();
         assert!(err.to_string().contains("`trixie`"), "{err}");
-        let err = check_release(&r, "bookworm", Some(1_800_000_000), "x").unwrap_err();
+        let err = check_release(&r, "bookworm", 1_800_000_000, true, "x").unwrap_err();
         assert!(err.to_string().contains("expired"), "{err}");
-        assert!(check_release(&r, "bookworm", None, "x").is_ok(), "not checked for a snapshot mirror");
+        assert!(check_release(&r, "bookworm", 1_800_000_000, false, "x").is_ok(), "not checked for a snapshot mirror");
+    }
+
+    #[test]
+    fn a_release_dated_more_than_a_day_ahead_of_the_clock_is_refused() {
+        // Sat, 01 Jun 2024 08:10:30 UTC is 1_717_229_430.
+        let mut r = release("stable", "bookworm", "");
+        r.date = "Sat, 01 Jun 2024 08:10:30 UTC".into();
+        let now = 1_717_229_430;
+        assert!(check_release(&r, "stable", now, true, "x").is_ok());
+        assert!(check_release(&r, "stable", now - MAX_CLOCK_SKEW, true, "x").is_ok(), "a day of skew is allowed");
+        let err = check_release(&r, "stable", now - MAX_CLOCK_SKEW - 1, true, "x").unwrap_err();
+        assert!(matches!(err, DebError::FutureDate { .. }), "{err}");
+        assert!(err.to_string().contains("Sat, 01 Jun 2024 08:10:30 UTC"), "{err}");
+        // Snapshot mirrors still may not be from the future.
+        r.date = "Sat, 01 Jan 2050 00:00:00 UTC".into();
+        assert!(matches!(check_release(&r, "stable", now, false, "x"), Err(DebError::FutureDate { .. })));
+        // A Date that is not a date is an error; none at all is an old archive's way.
+        r.date = "yesterday".into();
+        assert!(matches!(check_release(&r, "stable", now, true, "x"), Err(DebError::Index { .. })));
+        r.date = String::new();
+        assert!(check_release(&r, "stable", now, true, "x").is_ok());
     }
 }

@@ -25,10 +25,10 @@ pub struct Repository<'a> {
 
 impl Repository<'_> {
     /// Fetches and verifies `dists/<suite>/InRelease` (or, where the archive has none, `Release`
-    /// and its detached `Release.gpg`, as apt does), then checks that it is the suite asked for
-    /// and, when `now` is given, that it has not expired. Returns the verified release and the
-    /// signed document's SHA-256 (recorded in locks).
-    pub fn release(&self, suite: &str, now: Option<u64>) -> Result<(Release, Sha256), DebError> {
+    /// and its detached `Release.gpg`, as apt does), then checks it as
+    /// [`crate::release::check_release`] does (`now`, `valid_until`). Returns the verified release
+    /// and the signed document's SHA-256 (recorded in locks).
+    pub fn release(&self, suite: &str, now: u64, valid_until: bool) -> Result<(Release, Sha256), DebError> {
         let url = format!("{}/dists/{suite}/InRelease", self.url);
         let (release, digest, what, signed) = match self.client.get_bytes(&url) {
             Ok(bytes) => {
@@ -57,7 +57,7 @@ impl Repository<'_> {
             }
             Err(source) => return Err(DebError::Fetch { what: url, source }),
         };
-        crate::release::check_release(&release, suite, now, &what)?;
+        crate::release::check_release(&release, suite, now, valid_until, &what)?;
         // Kept as signed, once accepted, so that another machine can check it itself (a bundle).
         for document in &signed {
             self.store.put_bytes(document)?;
@@ -66,13 +66,24 @@ impl Repository<'_> {
     }
 
     /// The signed release whose SHA-256 is `digest`, from the store (no network): verified
-    /// against the keyring and checked as a fetched one is. `None` when the store lacks it.
-    pub fn stored_release(&self, digest: &Sha256, suite: &str, now: Option<u64>) -> Result<Option<Release>, DebError> {
+    /// against the keyring and checked as a fetched one is (`valid_until` false for the release a
+    /// lock names: a lock pins an old release on purpose). `None` when the store lacks it, or
+    /// holds it only as a `Release` whose detached signature the digest does not find.
+    pub fn stored_release(
+        &self,
+        digest: &Sha256,
+        suite: &str,
+        now: u64,
+        valid_until: bool,
+    ) -> Result<Option<Release>, DebError> {
         let Some(blob) = self.store.lookup_sha256(digest)? else { return Ok(None) };
         let bytes = self.store.read(&blob.id)?;
+        if !bytes.starts_with(b"-----BEGIN PGP SIGNED MESSAGE-----") {
+            return Ok(None);
+        }
         let what = format!("the stored InRelease of `{suite}` ({digest})");
         let release = crate::release::verify_inrelease(&bytes, &self.keys, &what)?;
-        crate::release::check_release(&release, suite, now, &what)?;
+        crate::release::check_release(&release, suite, now, valid_until, &what)?;
         Ok(Some(release))
     }
 

@@ -28,6 +28,21 @@ pub enum BuildError {
     },
     #[error("the lock file `{}` does not cover the recipe: {reason}", path.display())]
     LockOutdated { path: PathBuf, reason: String },
+    #[error(
+        "the lock file `{}` pins {} package(s) that the signed index does not hold as locked:\n  {}",
+        lock.display(),
+        packages.len(),
+        packages.iter().map(|p| format!("{} (in {}): {}", p.package, p.index, p.reason)).collect::<Vec<_>>().join("\n  ")
+    )]
+    Unlisted { lock: PathBuf, packages: Vec<crate::backend::Unlisted> },
+    #[error("cannot check the lock file `{}`: the signed Release it names (dated {date}, sha256 {digest}) {reason}", lock.display())]
+    LockReleaseUnavailable { lock: PathBuf, date: String, digest: String, reason: String },
+    #[error(
+        "the mirror's Release (dated {offered}) is older than the one the lock file `{}` was made from (dated {locked}): \
+         taking it would move packages back in time",
+        lock.display()
+    )]
+    ReleaseDowngrade { lock: PathBuf, locked: String, offered: String },
     #[error("`--locked` was given but `{}` does not exist", path.display())]
     LockMissing { path: PathBuf },
     #[error("the jemalloc package for {platform} does not hold `{path}`")]
@@ -143,6 +158,22 @@ impl BuildError {
             BuildError::Fetch { source: composer_client::FetchError::Offline { .. }, .. } => {
                 Some("run the build once online to fill the store, or drop --offline".into())
             }
+            BuildError::Unlisted { .. } => Some(
+                "a lock is a claim checked against the signed Release it names, and this one was edited or came \
+                 from somewhere untrusted (a bundle?); nothing was fetched or built: run `compose lock` to resolve \
+                 the recipe again from the signed index"
+                    .into(),
+            ),
+            BuildError::LockReleaseUnavailable { .. } => Some(
+                "run `compose lock` to resolve the recipe against the mirror's current Release, or import a bundle \
+                 that carries the lock's release files (`compose bundle` adds them)"
+                    .into(),
+            ),
+            BuildError::ReleaseDowngrade { .. } => Some(
+                "the mirror is stale or replays an old Release; to go back on purpose, run `compose lock \
+                 --allow-downgrade`"
+                    .into(),
+            ),
             BuildError::LockMissing { .. } => Some("run `compose lock` first, or build without `--locked`".into()),
             BuildError::Lock { .. } => Some("delete the lock file and run `compose lock`".into()),
             BuildError::Deb(e) => e.hint(),

@@ -26,6 +26,7 @@ mod image;
 mod keys;
 pub mod layers;
 mod local;
+mod lock_trust;
 pub mod lockfile;
 mod output;
 mod package_layer;
@@ -77,6 +78,9 @@ pub struct Context<'a> {
     /// starts any more, every build directory is removed, and the build returns
     /// [`BuildError::Interrupted`].
     pub interrupted: &'a std::sync::atomic::AtomicBool,
+    /// A resolution may take a Release older than the one the lock it replaces was made from
+    /// (`--allow-downgrade`); without it, time only moves forward.
+    pub allow_downgrade: bool,
 }
 
 /// The programs composer runs, as the caller found them (`None`: not installed).

@@ -134,14 +134,16 @@ impl<'a> Session<'a> {
 
     /// Resolves every platform against the mirror's current Release.
     pub fn resolve(&self) -> Result<(Lockfile, Vec<StepReport>), BuildError> {
-        self.resolve_following(None)
+        self.resolve_following(None, None)
     }
 
     /// Resolves every platform, keeping the versions `previous` locked wherever they still
-    /// satisfy the recipe, as cargo and uv do when a manifest changes.
+    /// satisfy the recipe, as cargo and uv do when a manifest changes. `floor` is the lock being
+    /// replaced: its Release is the oldest one the resolution may take (see `lock_trust`).
     pub(crate) fn resolve_following(
         &self,
         previous: Option<&Lockfile>,
+        floor: Option<&Lockfile>,
     ) -> Result<(Lockfile, Vec<StepReport>), BuildError> {
         let preferred = |platform: &str, root: Root| -> BTreeMap<String, String> {
             let locked = previous.and_then(|lock| lock.platforms.iter().find(|p| p.platform == platform));
@@ -167,6 +169,9 @@ impl<'a> Session<'a> {
             Some(release) => release,
             None => self.backend.release()?,
         };
+        if let Some(floor) = floor {
+            self.check_not_older(&release, floor)?;
+        }
         let mut lock = self.lock_header();
         // Platforms resolve in parallel; the package index borrows its text, so two at once stay
         // well inside the memory budget.
@@ -286,6 +291,9 @@ impl Session<'_> {
             return Ok((packages, true));
         }
         let packages = self.backend.resolve(release, arch, requests, runtime_of, essential, preferred)?;
+        // Solved from the signed index just now: nothing to check it against again. A record
+        // read back above is checked as a lock is (`check_lock`).
+        self.record_verified(&release.digest, arch, &packages);
         let record = ActionRecord {
             inputs: Vec::new(),
             step: "resolve".into(),
@@ -297,8 +305,21 @@ impl Session<'_> {
     }
 
     /// The packages to build from: the lock if it covers the recipe, else a fresh resolution
-    /// (written as the lock when `write` is set).
+    /// (written as the lock when `write` is set); whichever it is, checked against the signed
+    /// index before it is returned (`check_lock`).
     pub fn packages(&self, policy: LockPolicy, write: bool) -> Result<(Lockfile, Vec<StepReport>, bool), BuildError> {
+        let (lock, steps, resolved) = self.packages_unchecked(policy)?;
+        self.check_lock(&lock)?;
+        let written = resolved && write;
+        if written {
+            lock.write(&lockfile::lock_path(&self.recipe_path))?;
+        }
+        Ok((lock, steps, written))
+    }
+
+    /// The lock beside the recipe, or a resolution (and `true`) where it does not cover the
+    /// recipe; not yet checked, not yet written.
+    fn packages_unchecked(&self, policy: LockPolicy) -> Result<(Lockfile, Vec<StepReport>, bool), BuildError> {
         let path = lockfile::lock_path(&self.recipe_path);
         match Lockfile::read(&path)? {
             Some(lock) => {
@@ -308,14 +329,11 @@ impl Session<'_> {
                     }
                     // The lock follows the recipe: resolved again, keeping what still fits.
                     self.ctx.reporter.status("Updating", &format!("{} ({reason})", path.display()));
-                    let (new, steps) = self.resolve_following(Some(&lock))?;
+                    let (new, steps) = self.resolve_following(Some(&lock), Some(&lock))?;
                     for change in crate::lockfile::changes(&lock, &new) {
                         self.ctx.reporter.status("Locking", &change);
                     }
-                    if write {
-                        new.write(&path)?;
-                    }
-                    return Ok((new, steps, write));
+                    return Ok((new, steps, true));
                 }
                 let steps = self
                     .recipe
@@ -338,10 +356,7 @@ impl Session<'_> {
             None if policy == LockPolicy::Locked => Err(BuildError::LockMissing { path }),
             None => {
                 let (lock, steps) = self.resolve()?;
-                if write {
-                    lock.write(&path)?;
-                }
-                Ok((lock, steps, write))
+                Ok((lock, steps, true))
             }
         }
     }
@@ -364,7 +379,7 @@ pub enum Upgrade {
 pub fn outdated(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path) -> Result<Vec<String>, BuildError> {
     let session = Session::new(ctx, recipe, recipe_path);
     let Some(old) = Lockfile::read(&lockfile::lock_path(recipe_path))? else { return Ok(Vec::new()) };
-    let (newest, _) = session.resolve_following(None)?;
+    let (newest, _) = session.resolve_following(None, None)?;
     Ok(lockfile::changes(&old, &newest))
 }
 
@@ -387,7 +402,8 @@ pub fn lock(
             platform.build_packages.retain(|p| !names.contains(&p.name));
         }
     }
-    let (lock, _) = session.resolve_following(previous.as_ref())?;
+    let (lock, _) = session.resolve_following(previous.as_ref(), old.as_ref())?;
+    session.check_lock(&lock)?;
     lock.write(&path)?;
     session.wheel_locks(&lock, LockPolicy::UseOrCreate, true, *upgrade == Upgrade::All)?;
     let changes = old.map(|old| lockfile::changes(&old, &lock)).unwrap_or_default();

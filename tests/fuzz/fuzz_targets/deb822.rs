@@ -5,7 +5,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = composer_deb::control::parse(text);
     if let Ok(release) = composer_deb::release::parse_release(text, "fuzz") {
-        let _ = composer_deb::release::check_release(&release, "stable", Some(1_700_000_000), "fuzz");
+        let _ = composer_deb::release::check_release(&release, "stable", 1_700_000_000, true, "fuzz");
     }
     let _ = composer_deb::release::parse_date(text);
     let mut index = composer_deb::PackageIndex::default();

@@ -37,7 +37,8 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     let store = open_store(settings)?;
     let client = client(settings);
     let caches = crate::commands::cache::substituters(settings, printer)?;
-    let ctx = context(settings, &store, &client, printer, caches.as_ref());
+    let mut ctx = context(settings, &store, &client, printer, caches.as_ref());
+    ctx.allow_downgrade = args.allow_downgrade;
     let policy = if args.locked { LockPolicy::Locked } else { LockPolicy::UseOrCreate };
     let build = || -> Result<_, BuildError> {
         let _signals = crate::interrupt::Catch::signals();

@@ -7,7 +7,8 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let recipe = load_recipe(&args.recipe, settings)?;
     let store = open_store(settings)?;
     let client = client(settings);
-    let ctx = context(settings, &store, &client, printer, None);
+    let mut ctx = context(settings, &store, &client, printer, None);
+    ctx.allow_downgrade = args.allow_downgrade;
     if args.check {
         let changes = composer_planner::outdated(&ctx, &recipe, &args.recipe)?;
         if printer.json {

@@ -122,6 +122,7 @@ pub fn context<'a>(
         temp_dir: &settings.temp_dir,
         substituters,
         interrupted: crate::interrupt::flag(),
+        allow_downgrade: false,
     }
 }
 

@@ -12,7 +12,7 @@ use composer_store::{BlobInfo, Sha256};
 use composer_wheels::{Target, WheelError};
 
 use crate::BuildError;
-use crate::backend::{Backend, Services, SystemFiles, UnpackedPackage, VerifiedRelease};
+use crate::backend::{Backend, Services, SystemFiles, Unlisted, UnpackedPackage, VerifiedRelease};
 use crate::lockfile::{LockedPackage, LockedRelease};
 use crate::system::ImageView;
 
@@ -70,14 +70,9 @@ impl<'a> Debian<'a> {
         }
     }
 
-    /// The mirror, resolved and its keyring loaded on first use: a build served wholly from the
-    /// store needs neither.
-    /// Now, for Valid-Until: `None` where the recipe says the mirror is a snapshot, whose
-    /// Releases are old on purpose.
-    fn now(&self) -> Option<u64> {
-        self.base
-            .check_valid_until
-            .then(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+    /// Now, in seconds since the epoch: what a Release's Date and Valid-Until are checked against.
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
     }
 
     /// A verified release as locks record it; kept to resolve against.
@@ -95,6 +90,8 @@ impl<'a> Debian<'a> {
         verified
     }
 
+    /// The mirror, resolved and its keyring loaded on first use: a build served wholly from the
+    /// store needs neither.
     fn repo(&self) -> Result<Arc<Repository<'a>>, BuildError> {
         let mut slot = self.repo.lock().expect("repo lock");
         if let Some(repo) = slot.as_ref() {
@@ -132,6 +129,17 @@ fn to_locked(p: &composer_deb::Package<'_>) -> Result<LockedPackage, composer_de
         size: p.size,
         sha256: p.sha256()?.to_hex(),
     })
+}
+
+impl Debian<'_> {
+    fn stored(&self, locked: &LockedRelease, valid_until: bool) -> Result<Option<VerifiedRelease>, BuildError> {
+        let digest: Sha256 = locked
+            .inrelease_sha256
+            .parse()
+            .map_err(|reason| composer_deb::DebError::Index { what: "the lock's release digest".into(), reason })?;
+        let release = self.repo()?.stored_release(&digest, &self.base.suite, self.now(), valid_until)?;
+        Ok(release.map(|release| self.verified(release, digest)))
+    }
 }
 
 impl Backend for Debian<'_> {
@@ -273,17 +281,61 @@ impl Backend for Debian<'_> {
     }
 
     fn release(&self) -> Result<VerifiedRelease, BuildError> {
-        let (release, digest) = self.repo()?.release(&self.base.suite, self.now())?;
+        // Valid-Until is not checked where the recipe says the mirror is a snapshot, whose
+        // Releases are old on purpose.
+        let (release, digest) = self.repo()?.release(&self.base.suite, self.now(), self.base.check_valid_until)?;
         Ok(self.verified(release, digest))
     }
 
     fn stored_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, BuildError> {
-        let digest: Sha256 = locked
-            .inrelease_sha256
-            .parse()
-            .map_err(|reason| composer_deb::DebError::Index { what: "the lock's release digest".into(), reason })?;
-        let release = self.repo()?.stored_release(&digest, &self.base.suite, self.now())?;
-        Ok(release.map(|release| self.verified(release, digest)))
+        self.stored(locked, self.base.check_valid_until)
+    }
+
+    /// Valid-Until is not checked: a lock pins its release on purpose, and checking what it
+    /// pins against that release is what keeps the lock honest.
+    fn locked_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, BuildError> {
+        self.stored(locked, false)
+    }
+
+    fn verify_locked(
+        &self,
+        release: &VerifiedRelease,
+        arch: &str,
+        packages: &[LockedPackage],
+    ) -> Result<Vec<Unlisted>, BuildError> {
+        let repo = self.repo()?;
+        let verified = self.releases.lock().expect("releases").get(&release.digest).cloned();
+        let verified = verified.expect("verify_locked is only called with a release this backend verified");
+        let texts = repo.index_texts(&verified, &self.base.suite, &self.base.components, arch)?;
+        let mut index = composer_deb::PackageIndex::default();
+        for (text, what) in &texts {
+            index.parse(text, arch, what)?;
+        }
+        let indexes = format!(
+            "suite `{}`, {}",
+            self.base.suite,
+            self.base
+                .components
+                .iter()
+                .map(|c| format!("{c}/binary-{arch}/Packages"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        );
+        let mut unlisted = Vec::new();
+        for package in packages {
+            let claim = composer_deb::locked::Claim {
+                name: &package.name,
+                version: &package.version,
+                architecture: &package.architecture,
+                filename: &package.filename,
+                size: package.size,
+                sha256: &package.sha256,
+            };
+            if let Err(reason) = composer_deb::locked::check(&index, &claim) {
+                unlisted.push(Unlisted { package: claim.label(), index: indexes.clone(), reason });
+            }
+        }
+        Ok(unlisted)
     }
 
     fn release_files(&self, release: &LockedRelease, arch: &str) -> Result<Vec<Sha256>, BuildError> {

@@ -48,6 +48,17 @@ pub struct VerifiedRelease {
     pub digest: [u8; 32],
 }
 
+/// A locked package the signed index does not hold as locked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unlisted {
+    /// `name_version_arch`.
+    pub package: String,
+    /// The signed index it was looked for in (suite, component/arch `Packages`).
+    pub index: String,
+    /// What the index holds instead, in the index's own values.
+    pub reason: String,
+}
+
 /// A package turned into a tree, and the distribution's metadata about it (opaque to the
 /// planner; handed back to [`Backend::system_files`]).
 pub struct UnpackedPackage {
@@ -106,6 +117,22 @@ pub trait Backend: Sync {
     /// The release a lock records, from the store alone (for resolving offline), verified as a
     /// fetched one is; `None` when the store lacks it.
     fn stored_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, BuildError>;
+
+    /// The release a lock names, from the store alone, verified against the keyring as a fetched
+    /// one is, but not for expiry (a lock pins its release on purpose); `None` when the store
+    /// lacks it.
+    fn locked_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, BuildError>;
+
+    /// The packages of `packages` that are not exactly an entry (name, version, architecture,
+    /// file, size, SHA-256) of the signed index of `release` for `arch` and the recipe's
+    /// components: a lock and a cached resolution are claims, and this is where they are
+    /// checked. Empty when every one is listed.
+    fn verify_locked(
+        &self,
+        release: &VerifiedRelease,
+        arch: &str,
+        packages: &[LockedPackage],
+    ) -> Result<Vec<Unlisted>, BuildError>;
 
     /// The signed release files a lock's platform was resolved from, and the indexes read from
     /// them, as far as the store holds them (by SHA-256): what another machine needs to verify

@@ -1,0 +1,157 @@
+//! A lock is a claim, never a source of trust. `recipe.lock` is read from a file anyone may
+//! have edited, or that a bundle carried in; a `resolve` record is read from the store's disk.
+//! Before either becomes a graph, every package it names (image, build root and cross build
+//! root, every platform) must be exactly an entry of the signed `Packages` index of the Release
+//! it names, online and offline: [`Session::check_lock`] is the one place that asks the backend
+//! ([`crate::backend::Backend::verify_locked`]).
+//!
+//! A check that passed is recorded in the action cache (`verified-lock`, keyed by the release's
+//! digest, the architecture, the components and the exact package list), so that a warm build
+//! reads no index. A freshly solved list comes from the verified index itself, and is recorded
+//! as checked when it is solved.
+//!
+//! Time only moves forward too: a resolution that follows a lock never takes a Release older
+//! than the lock's unless the caller allowed it ([`crate::Context::allow_downgrade`]).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use composer_store::{ActionKey, ActionRecord, Sha256};
+
+use crate::backend::VerifiedRelease;
+use crate::lockfile::{self, LockedPackage, LockedRelease, Lockfile};
+use crate::{BuildError, Session};
+
+/// Bumped when what a `verified-lock` record vouches for changes.
+const VERIFIED_LOCK_VERSION: u32 = 1;
+
+impl Session<'_> {
+    fn lock_file(&self) -> PathBuf {
+        lockfile::lock_path(&self.recipe_path)
+    }
+
+    /// The key of the record that says `packages` are entries of the signed index of the
+    /// release whose digest is `release`, for `arch` and the recipe's components.
+    fn verified_key(&self, release: &[u8; 32], arch: &str, packages: &[LockedPackage]) -> ActionKey {
+        let list = serde_json::to_vec(packages).expect("locked packages serialize");
+        ActionKey::new("verified-lock", VERIFIED_LOCK_VERSION)
+            .with("release", release)
+            .with("arch", arch)
+            .with("components", self.recipe.base.components.join(","))
+            .with("packages", Sha256::of(&list).0)
+    }
+
+    /// Records that `packages` were checked against (or solved from) the signed index. Best
+    /// effort: a read-only store checks again next time.
+    pub(crate) fn record_verified(&self, release: &[u8; 32], arch: &str, packages: &[LockedPackage]) {
+        let record =
+            ActionRecord { inputs: Vec::new(), step: "verified-lock".into(), outputs: vec![], data: true.into() };
+        let _ = self.ctx.store.action_put(&self.verified_key(release, arch, packages), &record);
+    }
+
+    /// Checks every package `lock` names for the recipe's platforms against the signed index of
+    /// the Release it names; see the module's documentation.
+    pub(crate) fn check_lock(&self, lock: &Lockfile) -> Result<(), BuildError> {
+        let mut releases: HashMap<[u8; 32], VerifiedRelease> = HashMap::new();
+        for platform in self.recipe.image.platforms.get_ref() {
+            let Some(locked) = lock.platforms.iter().find(|p| p.platform == platform.to_string()) else { continue };
+            // The architecture is the recipe's, never the lock's word for it.
+            let arch = self.backend.architecture(platform);
+            let cross_arch = self
+                .recipe
+                .cross_build_for(platform)
+                .map(|build| self.backend.architecture(build))
+                .unwrap_or(arch.clone());
+            for (arch, packages) in
+                [(&arch, &locked.packages), (&arch, &locked.build_packages), (&cross_arch, &locked.cross_packages)]
+            {
+                if packages.is_empty() {
+                    continue;
+                }
+                let digest = self.locked_digest(&locked.release)?;
+                let key = self.verified_key(&digest, arch, packages);
+                if self.ctx.store.action_get(&key)?.is_some() {
+                    continue;
+                }
+                let release = match releases.get(&digest) {
+                    Some(release) => release.clone(),
+                    None => {
+                        let release = self.release_of_lock(&locked.release, &digest)?;
+                        releases.insert(digest, release.clone());
+                        release
+                    }
+                };
+                let unlisted = self.backend.verify_locked(&release, arch, packages)?;
+                if !unlisted.is_empty() {
+                    return Err(BuildError::Unlisted { lock: self.lock_file(), packages: unlisted });
+                }
+                self.record_verified(&digest, arch, packages);
+            }
+        }
+        Ok(())
+    }
+
+    fn locked_digest(&self, release: &LockedRelease) -> Result<[u8; 32], BuildError> {
+        let digest: Sha256 = release.inrelease_sha256.parse().map_err(|reason: String| BuildError::Lock {
+            path: self.lock_file(),
+            source: format!("its release digest is unusable: {reason}").into(),
+        })?;
+        Ok(digest.0)
+    }
+
+    /// The signed Release a lock names: the store's copy, verified again against the keyring;
+    /// online, when the store lacks it, the mirror's current one if it is that Release.
+    fn release_of_lock(&self, locked: &LockedRelease, digest: &[u8; 32]) -> Result<VerifiedRelease, BuildError> {
+        if let Some(release) = self.backend.locked_release(locked)? {
+            return Ok(release);
+        }
+        let unavailable = |reason: String| BuildError::LockReleaseUnavailable {
+            lock: self.lock_file(),
+            date: locked.date.clone(),
+            digest: locked.inrelease_sha256.clone(),
+            reason,
+        };
+        if self.ctx.offline {
+            return Err(unavailable("is not in the store, and composer is offline".into()));
+        }
+        let current = self.backend.release()?;
+        if &current.digest != digest {
+            return Err(unavailable(format!(
+                "is not in the store, and the mirror now serves another (dated {}, sha256 {}): the lock is stale",
+                current.locked.date, current.locked.inrelease_sha256
+            )));
+        }
+        Ok(current)
+    }
+
+    /// Refuses to move from the Release `previous` was resolved from to an older one, unless the
+    /// caller allowed it. The older date is the signed one where the store holds the lock's
+    /// Release, else the lock's word for it.
+    pub(crate) fn check_not_older(&self, release: &VerifiedRelease, previous: &Lockfile) -> Result<(), BuildError> {
+        let Some(locked) = previous.platforms.first().map(|p| &p.release) else { return Ok(()) };
+        if locked.inrelease_sha256 == release.locked.inrelease_sha256 {
+            return Ok(());
+        }
+        let locked_date = match self.backend.locked_release(locked) {
+            Ok(Some(signed)) => signed.locked.date,
+            _ => locked.date.clone(),
+        };
+        let date = composer_deb::release::parse_date;
+        let (Some(was), Some(now)) = (date(&locked_date), date(&release.locked.date)) else { return Ok(()) };
+        if now >= was {
+            return Ok(());
+        }
+        if self.ctx.allow_downgrade {
+            self.ctx.reporter.warn(&format!(
+                "moving to an older Release (dated {}) than the lock's (dated {locked_date}), as --allow-downgrade asks",
+                release.locked.date
+            ));
+            return Ok(());
+        }
+        Err(BuildError::ReleaseDowngrade {
+            lock: self.lock_file(),
+            locked: locked_date,
+            offered: release.locked.date.clone(),
+        })
+    }
+}
