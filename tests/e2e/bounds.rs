@@ -190,10 +190,15 @@ fn inspect_refuses_sizes_that_are_negative_absurd_or_not_the_blobs() {
         ("negative", 1024.into(), Box::new(with_size((-1).into())), "gives the size -1"),
         ("huge", 1024.into(), Box::new(with_size((1u64 << 62).into())), "gives the size 4611686018427387904"),
         ("zero", 1024.into(), Box::new(with_size(0.into())), "gives the size 0"),
-        ("missing", 1024.into(), Box::new(|mut d: serde_json::Value| {
-            d.as_object_mut().unwrap().remove("size");
-            d
-        }), "gives the size (none)"),
+        (
+            "missing",
+            1024.into(),
+            Box::new(|mut d: serde_json::Value| {
+                d.as_object_mut().unwrap().remove("size");
+                d
+            }),
+            "gives the size (none)",
+        ),
         ("short", 1024.into(), Box::new(with_size(10.into())), "holds more than 10 bytes"),
         ("layer-negative", (-1).into(), Box::new(|d| d), "layer 0 of manifest"),
         ("layer-huge", (1u64 << 62).into(), Box::new(|d| d), "4611686018427387904"),
@@ -240,7 +245,8 @@ fn a_dir_cache_whose_step_manifests_or_index_are_fifos_is_given_up_at_once() {
     for dir in [fifos, index_fifo] {
         let two = crate::cache::machine_two(&f);
         let reference = format!("dir:{}", dir.display());
-        let out = run_within(&two, &["--json", "build", f.recipe_str(), "--cache", &reference, "--trusted-key", &public]);
+        let out =
+            run_within(&two, &["--json", "build", f.recipe_str(), "--cache", &reference, "--trusted-key", &public]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
         assert!(stderr.contains(&format!("cache {reference} is not used")) && stderr.contains("FIFO"), "{stderr}");
@@ -319,7 +325,12 @@ fn a_step_output_past_its_limit_fails_without_being_read_and_the_default_catches
     // The limits are not inputs: setting them changes no step key.
     let with_limits = c.cwd.join("with-limits.toml");
     let script = "truncate -s 1M \"$DESTDIR/fits\"";
-    write_recipe(&with_limits, &mirror.keyring, &[], &probe_recipe("[limits]\nstep_output = \"2 GiB\"\nscratch = \"64 MiB\"\n", script));
+    write_recipe(
+        &with_limits,
+        &mirror.keyring,
+        &[],
+        &probe_recipe("[limits]\nstep_output = \"2 GiB\"\nscratch = \"64 MiB\"\n", script),
+    );
     let without = c.cwd.join("without.toml");
     write_recipe(&without, &mirror.keyring, &[], &probe_recipe("", script));
     assert_eq!(step_keys(&c, &with_limits), step_keys(&c, &without));

@@ -194,14 +194,13 @@ impl Source<'_> {
         let (uncompressed, size, sha256) = self.with(&relative, |r| {
             let mut raw = Hashing { inner: r.take(descriptor.size + 1), sha256: sha2::Sha256::default(), size: 0 };
             let uncompressed = {
-                let mut reader: Box<dyn Read + '_> =
-                    if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
-                        Box::new(flate2::read::MultiGzDecoder::new(&mut raw))
-                    } else if media_type.ends_with("+zstd") {
-                        Box::new(zstd::stream::read::Decoder::new(&mut raw)?)
-                    } else {
-                        Box::new(&mut raw)
-                    };
+                let mut reader: Box<dyn Read + '_> = if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
+                    Box::new(flate2::read::MultiGzDecoder::new(&mut raw))
+                } else if media_type.ends_with("+zstd") {
+                    Box::new(zstd::stream::read::Decoder::new(&mut raw)?)
+                } else {
+                    Box::new(&mut raw)
+                };
                 io::copy(&mut reader, &mut io::sink())?
             };
             // Whatever follows the compressed stream is part of the blob too.
@@ -404,7 +403,11 @@ fn oci(source: &Source<'_>, tag: Option<&str>) -> Result<ImageReport, OciError> 
         let mut manifests = Vec::new();
         for (i, descriptor) in index["manifests"].as_array().into_iter().flatten().enumerate() {
             let what = format!("manifest {i} of index {digest}");
-            manifests.push(oci_manifest(source, descriptor, Descriptor::parse(source, descriptor, what, MAX_DOCUMENT)?)?);
+            manifests.push(oci_manifest(
+                source,
+                descriptor,
+                Descriptor::parse(source, descriptor, what, MAX_DOCUMENT)?,
+            )?);
         }
         manifests
     } else {
