@@ -363,7 +363,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Confined::open(dir.path()).unwrap();
         std::fs::write(dir.path().join("doc"), b"0123456789").unwrap();
-        rustix::fs::mknodat(CWD, &dir.path().join("fifo"), rustix::fs::FileType::Fifo, Mode::from_raw_mode(0o644), 0)
+        rustix::fs::mknodat(CWD, dir.path().join("fifo"), rustix::fs::FileType::Fifo, Mode::from_raw_mode(0o644), 0)
             .unwrap();
         std::os::unix::fs::symlink("doc", dir.path().join("link")).unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
