@@ -186,7 +186,8 @@ fn inspect_refuses_sizes_that_are_negative_absurd_or_not_the_blobs() {
             d
         }
     };
-    let cases: Vec<(&str, serde_json::Value, Box<dyn Fn(serde_json::Value) -> serde_json::Value>, &str)> = vec![
+    type EditEntry = Box<dyn Fn(serde_json::Value) -> serde_json::Value>;
+    let cases: Vec<(&str, serde_json::Value, EditEntry, &str)> = vec![
         ("negative", 1024.into(), Box::new(with_size((-1).into())), "gives the size -1"),
         ("huge", 1024.into(), Box::new(with_size((1u64 << 62).into())), "gives the size 4611686018427387904"),
         ("zero", 1024.into(), Box::new(with_size(0.into())), "gives the size 0"),
