@@ -151,17 +151,19 @@ impl Confined {
         Ok(File::from(rustix::fs::openat(parent, b(name).as_ref(), flags, Mode::from_raw_mode(mode))?))
     }
 
-    /// Opens the existing regular file `rel` for reading, following no symlink.
+    /// Opens the existing regular file `rel` for reading, following no symlink. Anything else
+    /// there (a FIFO, a device, a socket, a directory) is an error of kind `InvalidData`, found
+    /// without blocking: see [`open_regular_at`].
     pub fn open_file(&self, rel: &str) -> io::Result<File> {
         let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
         let dir = self.open_dir(parent)?;
-        let fd = rustix::fs::openat(
-            &dir,
-            b(name).as_ref(),
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        Ok(File::from(fd))
+        open_regular_at(&dir, b(name).as_ref(), rel)
+    }
+
+    /// The whole regular file `rel`, if it holds at most `limit` bytes; a bigger one is an error
+    /// of kind `InvalidData` (see [`read_bounded`]).
+    pub fn read_file(&self, rel: &str, limit: u64) -> io::Result<Vec<u8>> {
+        read_bounded(self.open_file(rel)?, limit, rel)
     }
 
     /// Renames `from` to `to`, both beneath the root (replacing `to`).
@@ -200,7 +202,7 @@ impl Confined {
                 mtime: (st.st_mtime, st.st_mtime_nsec as i64),
                 ctime: (st.st_ctime, st.st_ctime_nsec as i64),
             })),
-            Ok(_) => Err(io::Error::new(io::ErrorKind::InvalidData, format!("`{rel}` is not a regular file"))),
+            Ok(st) => Err(not_regular(rustix::fs::FileType::from_raw_mode(st.st_mode), rel)),
             Err(rustix::io::Errno::NOENT) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -211,6 +213,69 @@ impl Confined {
         let fd = self.open_dir(rel)?;
         Ok(rustix::fs::fchmod(fd.as_fd(), Mode::from_raw_mode(mode))?)
     }
+}
+
+/// Opens `name` in `dir` for reading as a regular file, never through a symlink and never
+/// blocking: a layout or a cache is data, and a FIFO planted as its `index.json` or as a blob
+/// would make a plain `open` wait forever for a writer (and a device would stream without end).
+/// `O_NONBLOCK` makes the open of a FIFO return at once; `fstat` on what was opened, not on the
+/// name, then refuses everything but a regular file. (`O_NONBLOCK` does nothing to a regular
+/// file's reads.) `what` names the file in the error.
+pub fn open_regular_at(dir: &impl AsFd, name: &[u8], what: &str) -> io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| match e {
+        rustix::io::Errno::LOOP => {
+            io::Error::new(io::ErrorKind::InvalidData, format!("`{what}` is a symlink, not a regular file"))
+        }
+        other => other.into(),
+    })?;
+    check_regular(fd, what)
+}
+
+/// Opens the host file `path` a user named (the symlinks on its way are the user's to choose),
+/// for reading as a regular file, without blocking on a FIFO: see [`open_regular_at`].
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    check_regular(rustix::fs::open(path, flags, Mode::empty())?, &path.display().to_string())
+}
+
+fn check_regular(fd: OwnedFd, what: &str) -> io::Result<File> {
+    let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode);
+    if kind != rustix::fs::FileType::RegularFile {
+        return Err(not_regular(kind, what));
+    }
+    Ok(File::from(fd))
+}
+
+/// The error for `what`, which is of `kind` where a regular file was expected.
+fn not_regular(kind: rustix::fs::FileType, what: &str) -> io::Error {
+    let kind = match kind {
+        rustix::fs::FileType::Fifo => "a FIFO",
+        rustix::fs::FileType::Directory => "a directory",
+        rustix::fs::FileType::Symlink => "a symlink",
+        rustix::fs::FileType::CharacterDevice | rustix::fs::FileType::BlockDevice => "a device",
+        rustix::fs::FileType::Socket => "a socket",
+        _ => "not a file",
+    };
+    io::Error::new(io::ErrorKind::InvalidData, format!("`{what}` is {kind}, not a regular file"))
+}
+
+/// The whole of `file` if it holds at most `limit` bytes, else an error of kind `InvalidData`
+/// naming `what` and the limit. The size `fstat` gives is checked first, and the read is bounded
+/// too, so that a file that grows while it is read cannot go past the limit either.
+pub fn read_bounded(file: File, limit: u64, what: &str) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let too_big = || io::Error::new(io::ErrorKind::InvalidData, format!("`{what}` is larger than {limit} bytes"));
+    let size = file.metadata()?.len();
+    if size > limit {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(bytes)
 }
 
 /// A file's identity and times. The kernel sets `ctime` on every change to the file's content
@@ -291,6 +356,30 @@ mod tests {
         again.publish("out.tar".as_ref()).unwrap();
         assert_eq!(std::fs::read(dir.path().join("out.tar")).unwrap(), b"again");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp left beside it");
+    }
+
+    #[test]
+    fn reads_take_regular_files_only_bounded_and_never_wait_on_a_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Confined::open(dir.path()).unwrap();
+        std::fs::write(dir.path().join("doc"), b"0123456789").unwrap();
+        rustix::fs::mknodat(CWD, dir.path().join("fifo"), rustix::fs::FileType::Fifo, Mode::from_raw_mode(0o644), 0)
+            .unwrap();
+        std::os::unix::fs::symlink("doc", dir.path().join("link")).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        assert_eq!(root.read_file("doc", 10).unwrap(), b"0123456789");
+        let too_big = root.read_file("doc", 9).unwrap_err();
+        assert_eq!(too_big.kind(), io::ErrorKind::InvalidData);
+        assert!(too_big.to_string().contains("larger than 9 bytes"), "{too_big}");
+        // No writer ever opens the FIFO: a blocking open would hang this test.
+        for (name, says) in [("fifo", "a FIFO"), ("link", "a symlink"), ("sub", "a directory")] {
+            let e = root.open_file(name).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{name}: {e}");
+            assert!(e.to_string().contains(says), "{name}: {e}");
+        }
+        assert!(open_regular(&dir.path().join("fifo")).unwrap_err().to_string().contains("a FIFO"));
+        assert!(open_regular(Path::new("/dev/zero")).unwrap_err().to_string().contains("a device"));
+        assert_eq!(root.open_file("missing").unwrap_err().kind(), io::ErrorKind::NotFound);
     }
 
     #[test]

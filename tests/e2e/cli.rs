@@ -20,6 +20,44 @@ fn completions_and_man_pages_are_generated_for_every_command() {
     assert!(c.ok(&["build", "--help"]).contains("Examples:"));
 }
 
+/// Arguments clap refuses are a failure like any other: under `--json`, a JSON error document
+/// on stdout (clap's message still on stderr, its exit code 2); `--help` and `--version` answer
+/// as ever.
+#[test]
+fn json_answers_in_json_when_the_arguments_are_refused() {
+    let c = compose();
+    for args in [
+        vec!["--json", "build", "--no-such-flag"],
+        vec!["build", "r.toml", "--json", "--platform"],
+        vec!["--json", "no-such-command"],
+        vec!["--json"],
+        vec!["--json", "store"],
+    ] {
+        let out = c.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let error: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(error["schema_version"], 1, "{error}");
+        assert!(!error["error"]["message"].as_str().unwrap().is_empty(), "{error}");
+        assert!(error["error"]["hint"].is_string(), "{error}");
+        assert!(!out.stderr.is_empty(), "{args:?}: clap's message still goes to stderr");
+    }
+    let out = c.run(&["--json", "build", "--no-such-flag"]);
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(error["error"]["message"].as_str().unwrap().contains("--no-such-flag"), "{error}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+    // Without --json, stdout stays empty; after `--`, `--json` is no flag.
+    for args in [vec!["build", "--no-such-flag"], vec!["build", "--no-such-flag", "--", "--json"]] {
+        let out = c.run(&args);
+        assert_eq!((out.status.code(), out.stdout.is_empty()), (Some(2), true), "{args:?}");
+    }
+    for args in [["--json", "--help"], ["--json", "--version"]] {
+        let out = c.run(&args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_err(), "{args:?}: help is text");
+    }
+}
+
 #[test]
 fn json_output_is_an_object_with_its_schema_version_and_so_is_a_failure() {
     let f = crate::Fixture::new(&["app"], "");

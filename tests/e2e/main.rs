@@ -25,6 +25,7 @@
 //!   podman (amd64 natively, arm64 through qemu-user), as users do.
 
 mod bad_input;
+mod bounds;
 mod cache;
 mod cli;
 mod damaged;

@@ -1,6 +1,10 @@
 //! `dir:PATH`: results kept in an OCI image layout directory, tagged by
 //! `org.opencontainers.image.ref.name` in its `index.json`, so that any static web server or
 //! object store can serve the directory and OCI tools can read it.
+//!
+//! What the directory holds is data: every file is read beneath it without following a symlink,
+//! as a regular file only (a FIFO planted as a manifest would block a build forever), and
+//! documents bounded in size ([`composer_store::confined`]).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -9,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use composer_store::Sha256;
+use composer_store::confined::Confined;
 use composer_store::staging::{Staged, write_beside};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
@@ -89,15 +94,18 @@ impl DirCache {
         self.root.join("blobs/sha256").join(sha256.to_hex())
     }
 
+    /// Opens the regular file `rel` beneath the layout (see [`Confined::open_file`]).
+    fn open_file(&self, rel: &str) -> io::Result<fs::File> {
+        Confined::open(&self.root)?.open_file(rel)
+    }
+
     fn read_index(&self) -> Result<Index, CacheError> {
         if !self.root.join("oci-layout").is_file() {
             let missing = io::Error::new(io::ErrorKind::NotFound, "no OCI layout here (no `oci-layout`)");
             return Err(self.unavailable(missing));
         }
-        let path = self.root.join("index.json");
-        let mut bytes = Vec::new();
-        fs::File::open(&path)
-            .and_then(|f| f.take(MAX_DOCUMENT).read_to_end(&mut bytes))
+        let bytes = Confined::open(&self.root)
+            .and_then(|root| root.read_file("index.json", MAX_DOCUMENT))
             .map_err(|e| self.unavailable(e))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| CacheError::BadArtifact { what: format!("{}/index.json", self.name), reason: e.to_string() })
@@ -150,7 +158,7 @@ impl Remote for DirCache {
     }
 
     fn blob(&self, sha256: &Sha256) -> Result<Option<Box<dyn Read + Send + '_>>, CacheError> {
-        match fs::File::open(self.blob_path(sha256)) {
+        match self.open_file(&format!("blobs/sha256/{}", sha256.to_hex())) {
             Ok(file) => Ok(Some(Box::new(io::BufReader::new(file)))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.unavailable(e)),
@@ -228,11 +236,7 @@ impl Remote for DirCache {
 /// is refused for any byte that differs from what was written.
 pub(crate) fn check_canonical(root: &Path, blobs: &BTreeMap<Sha256, u64>) -> Result<(), String> {
     let read = |name: &str| {
-        let mut bytes = Vec::new();
-        fs::File::open(root.join(name))
-            .and_then(|f| f.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes))
-            .map_err(|e| format!("{name}: {e}"))?;
-        Ok::<_, String>(bytes)
+        Confined::open(root).and_then(|root| root.read_file(name, MAX_DOCUMENT)).map_err(|e| format!("{name}: {e}"))
     };
     if read("oci-layout")? != OCI_LAYOUT {
         return Err("its `oci-layout` is not the one composer writes".into());

@@ -14,6 +14,7 @@ mod settings;
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 
 // jemalloc keeps freed memory for reuse: a cold build allocates and drops the contents of
 // every package it layers and a suite's whole index, which glibc's allocator hands back to the
@@ -22,7 +23,7 @@ use clap::Parser;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::try_parse().unwrap_or_else(|error| refused(error));
     interrupt::install();
     let printer = printer::Printer::new(&cli.global);
     let result = commands::run(cli, &printer);
@@ -42,4 +43,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Arguments clap refused (or `--help` and `--version`, which it answers the same way). Under
+/// `--json` the refusal is a JSON error document on stdout too, as every other failure is, so
+/// that a tool reading stdout is never left with nothing; clap still prints its message and
+/// usage on stderr and exits with its code (2).
+fn refused(error: clap::Error) -> ! {
+    let answered = matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if !answered && json_asked(std::env::args_os().skip(1)) {
+        let rendered = error.render().to_string();
+        let message = match error.kind() {
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => "a subcommand is required".to_string(),
+            _ => rendered.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string(),
+        };
+        let hint = rendered
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("tip: "))
+            .map_or_else(|| "run `compose --help` for the commands and their flags".to_string(), str::to_string);
+        let _ = printer::json_out(&documents::ErrorDocument {
+            error: documents::ErrorBody { message, causes: Vec::new(), hint: Some(hint) },
+        });
+    }
+    error.exit()
+}
+
+/// Whether `--json` is among the arguments (before a `--`, after which everything is a value).
+fn json_asked(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    args.take_while(|arg| arg != "--").any(|arg| arg == "--json")
 }

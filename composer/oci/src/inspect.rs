@@ -4,16 +4,19 @@
 //! platform's config (entrypoint, cmd, user, workdir, env, ports, labels) and layers, with
 //! compressed and uncompressed sizes and the packages each layer holds.
 //!
-//! Everything in an image is data: documents are read bounded, beneath the layout without
-//! following a symlink, and every digest is checked to be `sha256:` and 64 hex digits before it
-//! becomes a path.
+//! Everything in an image is data: files are read beneath the layout without following a
+//! symlink, as regular files only (a FIFO would block the read forever), every digest is checked
+//! to be `sha256:` and 64 hex digits before it becomes a path, and every descriptor followed must
+//! give a sane size (a document at most [`MAX_DOCUMENT`], a blob at most [`MAX_BLOB`]) that the
+//! bytes read then match, with their digest: what is shown under a digest is what that digest
+//! names.
 
 use std::collections::HashMap;
-use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use composer_store::confined::Confined;
+use composer_store::Sha256;
+use composer_store::confined::{Confined, open_regular};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -21,6 +24,9 @@ use crate::OciError;
 
 /// The largest JSON document read from an image.
 const MAX_DOCUMENT: u64 = 16 * 1024 * 1024;
+/// The largest blob (a layer) a descriptor may claim: far above any real layer, and a size of
+/// 2^62 bytes or so is refused before anything is read.
+const MAX_BLOB: u64 = 1 << 40;
 const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -115,7 +121,7 @@ impl Source<'_> {
                 f(&mut file).map_err(fail)
             }
             Source::Archive { path, .. } => {
-                let file = fs::File::open(path).map_err(fail)?;
+                let file = open_regular(path).map_err(fail)?;
                 let mut archive = tar::Archive::new(io::BufReader::new(file));
                 for entry in archive.entries().map_err(fail)? {
                     let mut entry = entry.map_err(fail)?;
@@ -161,24 +167,113 @@ impl Source<'_> {
 
     fn exists(&self, relative: &str) -> bool {
         match self {
-            Source::Dir(dir) => dir.open_file(relative).is_ok(),
+            // Something that is there but not a regular file exists: reading it says what it is.
+            Source::Dir(dir) => !matches!(dir.file_stamp(relative), Ok(None)),
             Source::Archive { sizes, .. } => sizes.contains_key(relative),
             Source::Registry { .. } => relative == "index.json",
         }
     }
 
-    /// The size of the tar inside a layer: decompressed as its media type says.
-    fn uncompressed_size(&self, relative: &str, media_type: &str) -> Result<u64, OciError> {
-        self.with(relative, |r| {
-            let mut reader: Box<dyn Read + '_> = if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
-                Box::new(flate2::read::MultiGzDecoder::new(r))
-            } else if media_type.ends_with("+zstd") {
-                Box::new(zstd::stream::read::Decoder::new(r)?)
-            } else {
-                Box::new(r)
+    /// The document a descriptor names, once its bytes are the size and digest it gives.
+    fn document(&self, descriptor: &Descriptor) -> Result<Value, OciError> {
+        let relative = descriptor.file(self)?;
+        let bytes = self.with(&relative, |r| {
+            let mut bytes = Vec::new();
+            r.take(descriptor.size + 1).read_to_end(&mut bytes)?;
+            Ok(bytes)
+        })?;
+        descriptor.check(self, &relative, bytes.len() as u64, Sha256::of(&bytes))?;
+        serde_json::from_slice(&bytes).map_err(|e| self.not(format!("{relative} is not JSON: {e}")))
+    }
+
+    /// The size of the tar inside a layer: decompressed as its media type says, while the layer's
+    /// own bytes are checked against its descriptor.
+    fn uncompressed_size(&self, descriptor: &Descriptor) -> Result<u64, OciError> {
+        let relative = descriptor.file(self)?;
+        let media_type = descriptor.media_type.as_str();
+        let (uncompressed, size, sha256) = self.with(&relative, |r| {
+            let mut raw = Hashing { inner: r.take(descriptor.size + 1), sha256: sha2::Sha256::default(), size: 0 };
+            let uncompressed = {
+                let mut reader: Box<dyn Read + '_> = if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
+                    Box::new(flate2::read::MultiGzDecoder::new(&mut raw))
+                } else if media_type.ends_with("+zstd") {
+                    Box::new(zstd::stream::read::Decoder::new(&mut raw)?)
+                } else {
+                    Box::new(&mut raw)
+                };
+                io::copy(&mut reader, &mut io::sink())?
             };
-            io::copy(&mut reader, &mut io::sink())
-        })
+            // Whatever follows the compressed stream is part of the blob too.
+            io::copy(&mut raw, &mut io::sink())?;
+            Ok((uncompressed, raw.size, Sha256(sha2::Digest::finalize(raw.sha256).into())))
+        })?;
+        descriptor.check(self, &relative, size, sha256)?;
+        Ok(uncompressed)
+    }
+}
+
+/// What a descriptor in an index or a manifest says of the blob it names, checked to be sane.
+struct Descriptor {
+    /// Which descriptor this is, for messages: "index.json's entry", "layer 2 of sha256:...".
+    what: String,
+    digest: String,
+    size: u64,
+    media_type: String,
+}
+
+impl Descriptor {
+    /// Reads `value` as a descriptor of a document (`limit` [`MAX_DOCUMENT`]) or a blob
+    /// ([`MAX_BLOB`]): a size that is missing, negative, zero, fractional or past the limit is
+    /// refused before anything is read.
+    fn parse(source: &Source<'_>, value: &Value, what: String, limit: u64) -> Result<Descriptor, OciError> {
+        let digest = value["digest"].as_str().unwrap_or("").to_string();
+        let size = match value["size"].as_u64() {
+            Some(size) if size > 0 && size <= limit => size,
+            _ => {
+                return Err(source.not(format!(
+                    "{what} ({}) gives the size {}, not a number of bytes from 1 to {limit}",
+                    digest.escape_debug(),
+                    value.get("size").map_or("(none)".to_string(), Value::to_string)
+                )));
+            }
+        };
+        let media_type = value["mediaType"].as_str().unwrap_or("").to_string();
+        Ok(Descriptor { what, digest, size, media_type })
+    }
+
+    fn file(&self, source: &Source<'_>) -> Result<String, OciError> {
+        blob(source, &self.digest)
+    }
+
+    /// Refuses bytes that are not the size and digest the descriptor gives.
+    fn check(&self, source: &Source<'_>, relative: &str, size: u64, sha256: Sha256) -> Result<(), OciError> {
+        if size == self.size && sha256.oci() == self.digest {
+            return Ok(());
+        }
+        let found = if size > self.size { format!("more than {} bytes", self.size) } else { format!("{size} bytes") };
+        Err(source.not(format!(
+            "{} names {} of {} bytes, but {relative} holds {found} with digest {}: the image was altered or damaged",
+            self.what,
+            self.digest,
+            self.size,
+            if size > self.size { "(not computed)".to_string() } else { sha256.oci() },
+        )))
+    }
+}
+
+/// A reader that hashes and counts what passes through it.
+struct Hashing<R> {
+    inner: R,
+    sha256: sha2::Sha256,
+    size: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.sha256, &buf[..n]);
+        self.size += n as u64;
+        Ok(n)
     }
 }
 
@@ -205,7 +300,7 @@ fn open(target: &str) -> Result<(Source<'static>, Option<String>, &'static str),
         return Ok((Source::Dir(dir), tag, "oci-layout"));
     }
     let io = |e: io::Error| not(format!("cannot read it: {e}"));
-    let file = fs::File::open(&path).map_err(io)?;
+    let file = open_regular(&path).map_err(io)?;
     let mut sizes = HashMap::new();
     for entry in tar::Archive::new(io::BufReader::new(file)).entries().map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -297,17 +392,27 @@ fn oci(source: &Source<'_>, tag: Option<&str>) -> Result<ImageReport, OciError> 
             }
         },
     };
-    let digest = entry["digest"].as_str().unwrap_or("").to_string();
-    let media_type = entry["mediaType"].as_str().unwrap_or("").to_string();
-    let descriptors = if media_type == INDEX_TYPE {
-        source.json(&blob(source, &digest)?)?["manifests"].as_array().cloned().unwrap_or_default()
-    } else {
-        vec![entry.clone()]
+    let top_entry = match tag_of(entry) {
+        Some(tag) => format!("index.json's entry for `{}`", tag.escape_debug()),
+        None => "index.json's entry".to_string(),
     };
-    let mut manifests = Vec::new();
-    for descriptor in &descriptors {
-        manifests.push(oci_manifest(source, descriptor)?);
-    }
+    let shown = Descriptor::parse(source, entry, top_entry, MAX_DOCUMENT)?;
+    let (digest, media_type) = (shown.digest.clone(), shown.media_type.clone());
+    let manifests = if media_type == INDEX_TYPE {
+        let index = source.document(&shown)?;
+        let mut manifests = Vec::new();
+        for (i, descriptor) in index["manifests"].as_array().into_iter().flatten().enumerate() {
+            let what = format!("manifest {i} of index {digest}");
+            manifests.push(oci_manifest(
+                source,
+                descriptor,
+                Descriptor::parse(source, descriptor, what, MAX_DOCUMENT)?,
+            )?);
+        }
+        manifests
+    } else {
+        vec![oci_manifest(source, entry, shown)?]
+    };
     Ok(ImageReport {
         path: String::new(),
         format: String::new(),
@@ -320,21 +425,23 @@ fn oci(source: &Source<'_>, tag: Option<&str>) -> Result<ImageReport, OciError> 
     })
 }
 
-fn oci_manifest(source: &Source<'_>, descriptor: &Value) -> Result<ManifestReport, OciError> {
-    let digest = descriptor["digest"].as_str().unwrap_or("").to_string();
-    let manifest = source.json(&blob(source, &digest)?)?;
-    let config_digest = manifest["config"]["digest"].as_str().unwrap_or("").to_string();
-    let config = source.json(&blob(source, &config_digest)?)?;
+fn oci_manifest(source: &Source<'_>, descriptor: &Value, checked: Descriptor) -> Result<ManifestReport, OciError> {
+    let digest = checked.digest.clone();
+    let manifest = source.document(&checked)?;
+    let config_descriptor =
+        Descriptor::parse(source, &manifest["config"], format!("the config of manifest {digest}"), MAX_DOCUMENT)?;
+    let config_digest = config_descriptor.digest.clone();
+    let config = source.document(&config_descriptor)?;
     let platform = platform_of(&descriptor["platform"]).unwrap_or_else(|| platform_of(&config).unwrap_or("?".into()));
     let comments = layer_comments(&config);
     let mut layers = Vec::new();
     for (i, layer) in manifest["layers"].as_array().into_iter().flatten().enumerate() {
-        let digest = layer["digest"].as_str().unwrap_or("").to_string();
-        let media_type = layer["mediaType"].as_str().unwrap_or("").to_string();
-        let uncompressed_size = source.uncompressed_size(&blob(source, &digest)?, &media_type)?;
+        let checked = Descriptor::parse(source, layer, format!("layer {i} of manifest {digest}"), MAX_BLOB)?;
+        let uncompressed_size = source.uncompressed_size(&checked)?;
+        let Descriptor { digest, size, media_type, .. } = checked;
         layers.push(LayerReport {
             comment: comments.get(i).cloned().unwrap_or_default(),
-            size: layer["size"].as_u64().unwrap_or(0),
+            size,
             uncompressed_size,
             packages: layer["annotations"][crate::image::PACKAGES_ANNOTATION]
                 .as_str()

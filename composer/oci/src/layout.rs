@@ -254,7 +254,7 @@ fn existing_blob_is(root: &Confined, rel: &str, blob: &BlobInfo) -> Result<bool,
     let mut file =
         root.open_file(rel).map_err(|source| OciError::Io { action: "open", path: root.display(rel), source })?;
     let mut hasher = Sha256Writer::default();
-    std::io::copy(&mut file, &mut hasher).map_err(|source| OciError::Io {
+    std::io::copy(&mut (&mut file).take(blob.size + 1), &mut hasher).map_err(|source| OciError::Io {
         action: "read",
         path: root.display(rel),
         source,
@@ -300,19 +300,15 @@ fn write_atomic(root: &mut Confined, rel: &str, data: &[u8]) -> Result<(), OciEr
     staged.publish(|_| root.rename(&temp, rel)).map_err(io)
 }
 
-/// Reads a JSON document of the layout, bounded in size and never through a symlink.
+/// Reads a JSON document of the layout: a regular file (never a FIFO that would block), bounded
+/// in size and never through a symlink.
 fn read_document(root: &Confined, rel: &str) -> Result<Option<Value>, OciError> {
     let not = |reason: String| OciError::NotALayout { path: root.path().to_path_buf(), reason };
-    let file = match root.open_file(rel) {
-        Ok(file) => file,
+    let bytes = match root.read_file(rel, MAX_DOCUMENT) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(not(format!("cannot open {rel}: {e}"))),
+        Err(e) => return Err(not(format!("cannot read {rel}: {e}"))),
     };
-    let mut bytes = Vec::new();
-    file.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes).map_err(|e| not(format!("cannot read {rel}: {e}")))?;
-    if bytes.len() as u64 > MAX_DOCUMENT {
-        return Err(not(format!("{rel} is larger than {MAX_DOCUMENT} bytes")));
-    }
     serde_json::from_slice(&bytes).map(Some).map_err(|e| not(format!("{rel} is not JSON: {e}")))
 }
 

@@ -198,6 +198,7 @@ impl Session<'_> {
             argv: None,
             env: &env,
             log: &log,
+            scratch: self.scratch(bwrap),
         };
         let status = sandbox::run(bwrap, &sandboxed, self.ctx.interrupted)?;
         if !status.success() {
@@ -214,7 +215,8 @@ impl Session<'_> {
             job.name,
             started.elapsed().as_secs_f64()
         ));
-        let tree = crate::output::tree_from_dir(store, &out_dir, self.epoch())?;
+        let step = format!("build `{}` for {platform}", job.name);
+        let tree = crate::output::tree_from_dir(store, &out_dir, self.epoch(), &self.output_limit(&step))?;
         let tree_id = store.put_tree(&tree)?;
         let log_blob = store.put_content(&std::fs::read(&log).unwrap_or_default())?;
         store.action_put(
@@ -231,6 +233,28 @@ impl Session<'_> {
             },
         )?;
         Ok(tree_id)
+    }
+
+    /// The size of the sandbox's `/tmp` (`[limits] scratch`), or `None` where bubblewrap cannot
+    /// set one: then it is the kernel's default, and the user is told once.
+    pub(crate) fn scratch(&self, bwrap: &Path) -> Option<u64> {
+        static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if sandbox::tmpfs_size_supported(bwrap) {
+            return Some(self.recipe.limits.scratch_bytes());
+        }
+        if !TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            self.ctx.reporter.warn(&format!(
+                "`{}` cannot set the size of a tmpfs (bubblewrap 0.7 or later can): /tmp in the sandbox is not \
+                 bounded by [limits] scratch, only by the kernel's default of half the memory",
+                bwrap.display()
+            ));
+        }
+        None
+    }
+
+    /// The bound on what a step may leave in its output directory (`[limits] step_output`).
+    pub(crate) fn output_limit<'s>(&self, step: &'s str) -> crate::output::OutputLimit<'s> {
+        crate::output::OutputLimit { step, bytes: self.recipe.limits.step_output_bytes() }
     }
 
     /// The error of a step that exited non-zero, its log copied out of `work`; `work` itself
@@ -258,6 +282,11 @@ impl Session<'_> {
             log: kept_log,
             kept: kept_dir,
             shell: None,
+            // ENOSPC, as the C library words it: perhaps /tmp, which has a size of its own.
+            scratch_full: text
+                .contains("No space left on device")
+                .then(|| self.ctx.tools.bwrap.as_deref().and_then(|bwrap| self.scratch(bwrap)))
+                .flatten(),
         }))
     }
 

@@ -182,6 +182,7 @@ impl Session<'_> {
                 argv: Some(&argv),
                 env: &env,
                 log: &log,
+                scratch: self.scratch(self.bwrap()?),
             },
             self.ctx.interrupted,
         )?;
@@ -190,7 +191,8 @@ impl Session<'_> {
         }
         let said = std::fs::read_to_string(&log).unwrap_or_default();
         self.ctx.reporter.note(&format!("bytecode ({}) for {platform}: {}", part.name(), said.trim()));
-        let tree = crate::output::tree_from_dir(store, &out, self.epoch())?;
+        let step = format!("python-bytecode for {platform}");
+        let tree = crate::output::tree_from_dir(store, &out, self.epoch(), &self.output_limit(&step))?;
         if tree.entries.iter().all(|e| matches!(e.kind, composer_store::EntryKind::Dir)) {
             return Ok(None);
         }

@@ -84,6 +84,14 @@ pub enum BuildError {
     Sandbox(String),
     #[error("build `{}` for {} failed ({}); the last lines of its log:\n{}", .0.name, .0.platform, .0.status, .0.tail)]
     BuildFailed(Box<FailedBuild>),
+    /// A step's output adds up to more than `[limits] step_output`.
+    #[error(
+        "{step} left {} in its output directory, more than its limit of {} ([limits] step_output); its largest files: {}",
+        composer_recipe::format_size(*.total),
+        composer_recipe::format_size(*.limit),
+        largest_files(.largest)
+    )]
+    OutputTooLarge { step: String, total: u64, limit: u64, largest: Vec<(String, u64)> },
     #[error("[config] user `{user}` names the {missing}, which the image does not have (it has: {known})")]
     ConfigUser { user: String, missing: String, known: String },
     #[error("`--platform {asked}` is not one of the recipe's platforms ({known})")]
@@ -104,6 +112,16 @@ pub struct FailedBuild {
     pub kept: Option<PathBuf>,
     /// The command that opens a shell in the failed step's sandbox (when its directory is kept).
     pub shell: Option<Vec<std::ffi::OsString>>,
+    /// The size of the sandbox's `/tmp`, when the log says a device was full: it may have been.
+    pub scratch_full: Option<u64>,
+}
+
+fn largest_files(largest: &[(String, u64)]) -> String {
+    let files: Vec<String> = largest
+        .iter()
+        .map(|(path, size)| format!("/{} ({})", path.escape_debug(), composer_recipe::format_size(*size)))
+        .collect();
+    files.join(", ")
 }
 
 impl BuildError {
@@ -187,17 +205,31 @@ impl BuildError {
             ),
             // The binary names the variable that points at it (composer/compose/src/hints.rs).
             BuildError::NoSandbox => Some("install it (`apt-get install bubblewrap`)".into()),
-            BuildError::BuildFailed(failed) => Some(match &failed.kept {
-                Some(dir) => format!(
-                    "the whole log is {}; the build directory is kept at {}",
-                    failed.log.display(),
-                    dir.display()
-                ),
-                None => format!(
-                    "the whole log is {}; run again with --keep-failed to keep the build directory",
-                    failed.log.display()
-                ),
-            }),
+            BuildError::BuildFailed(failed) => {
+                let scratch = failed.scratch_full.map_or(String::new(), |size| {
+                    format!(
+                        "; if /tmp filled up, it holds at most {} in the sandbox: raise `[limits] scratch` in the recipe",
+                        composer_recipe::format_size(size)
+                    )
+                });
+                Some(match &failed.kept {
+                    Some(dir) => format!(
+                        "the whole log is {}; the build directory is kept at {}{scratch}",
+                        failed.log.display(),
+                        dir.display()
+                    ),
+                    None => format!(
+                        "the whole log is {}; run again with --keep-failed to keep the build directory{scratch}",
+                        failed.log.display()
+                    ),
+                })
+            }
+            BuildError::OutputTooLarge { limit, .. } => Some(format!(
+                "if the output is meant to be this big, raise the limit in the recipe: [limits] step_output = \"{}\" \
+                 (now {}); else have the build leave only what the image needs in $DESTDIR",
+                composer_recipe::format_size(limit.saturating_mul(2)),
+                composer_recipe::format_size(*limit)
+            )),
             BuildError::Source { .. } => Some("check the source's url and sha256 in the recipe".into()),
             BuildError::ConfigUser { .. } => Some(
                 "add the account under [[accounts.users]] (and [[accounts.groups]]), or give a numeric uid[:gid]".into(),

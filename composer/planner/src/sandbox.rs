@@ -1,6 +1,7 @@
 //! The build sandbox: bubblewrap, with every namespace unshared (user, mount, pid, network, uts,
 //! ipc, cgroup), the build root read-only as `/`, only `/build` and `/out` writable, a fresh
-//! `/tmp`, no network but its own loopback, and a fixed environment. No daemon and no setuid
+//! `/tmp` of a bounded size (`[limits] scratch`), no network but its own loopback, and a fixed
+//! environment. No daemon and no setuid
 //! helper: bubblewrap runs as the invoking user. Foreign-architecture roots run through the
 //! host's binfmt_misc qemu-user handlers, which the kernel opens at registration (the `F` flag),
 //! so nothing of qemu needs to be inside the root.
@@ -35,6 +36,23 @@ pub struct Run<'a> {
     pub argv: Option<&'a [String]>,
     pub env: &'a BTreeMap<String, String>,
     pub log: &'a Path,
+    /// The size of the tmpfs at `/tmp` in bytes (`None`: the kernel's default, half the memory,
+    /// where bubblewrap cannot set one; see [`tmpfs_size_supported`]).
+    pub scratch: Option<u64>,
+}
+
+/// Whether this bubblewrap sets the size of a tmpfs (`--size`, bubblewrap 0.7 and later; Debian
+/// 12 has 0.8). Asked once per process: the answer is the same for every step.
+pub fn tmpfs_size_supported(bwrap: &Path) -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        Command::new(bwrap)
+            .arg("--help")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("--size"))
+    })
 }
 
 /// Mount points the root must hold: bubblewrap cannot create them in a read-only root.
@@ -48,7 +66,14 @@ fn command(bwrap: &Path, run: &Run<'_>) -> Command {
         .args(["--uid", "0", "--gid", "0", "--hostname", "composer"])
         .arg("--ro-bind")
         .args([run.root, Path::new("/")])
-        .args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/sources"])
+        .args(["--proc", "/proc", "--dev", "/dev"]);
+    // A tmpfs takes memory: a build that fills its /tmp gets ENOSPC at the limit, not the
+    // machine's memory (the kernel's default size is half of it).
+    if let Some(size) = run.scratch {
+        command.args(["--size", &size.to_string()]);
+    }
+    command
+        .args(["--tmpfs", "/tmp", "--tmpfs", "/sources"])
         .arg("--bind")
         .args([run.build_dir, Path::new("/build")])
         .arg("--bind")

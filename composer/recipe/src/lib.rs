@@ -11,6 +11,7 @@
 //! ```
 
 mod error;
+mod limits;
 mod platform;
 mod toolchain;
 mod validate;
@@ -18,6 +19,7 @@ pub use validate::{BUILD_PYTHON, JEMALLOC_BUILD, MUSL_BUILD, PYTHON_BUILD, tag a
 mod types;
 
 pub use error::RecipeError;
+pub use limits::{DEFAULT_SCRATCH, DEFAULT_STEP_OUTPUT, Limits, SizeText, format_size, parse_size};
 pub use platform::Platform;
 pub use toolchain::*;
 pub use types::*;
@@ -184,6 +186,7 @@ impl Recipe {
             let header = text.find("[python]").map_or(0..0, |i| i..i + "[python]".len());
             self.validate_python(python, header, &invalid)?;
         }
+        self.limits.validate(&invalid)?;
         validate::builds(self, &section, &invalid)
     }
 

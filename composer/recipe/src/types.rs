@@ -33,6 +33,9 @@ pub struct Recipe {
     pub builds: Vec<crate::BuildSpec>,
     /// Builds for foreign platforms compiled by cross compilers on another platform's root.
     pub cross: Option<crate::Cross>,
+    /// How much a build step may take: its output, its `/tmp` (not part of any step key).
+    #[serde(default)]
+    pub limits: crate::Limits,
     /// The directory holding the recipe; relative paths in it resolve from here.
     #[serde(skip)]
     pub dir: PathBuf,
