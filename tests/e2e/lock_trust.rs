@@ -70,6 +70,11 @@ fn air_machine(f: &Fixture) -> Compose {
     std::fs::create_dir_all(&nowhere).unwrap();
     air.env = vec![("COMPOSE_MIRROR_LOCAL".into(), format!("file://{}", nowhere.display()))];
     std::fs::copy(&f.recipe, air.cwd.join("app.toml")).unwrap();
+    // The recipe names its keyring beside it: the air-gapped machine gets a copy of both.
+    let text = std::fs::read_to_string(&f.recipe).unwrap();
+    let keyring = text.lines().find_map(|l| l.strip_prefix("keyring = \"")).and_then(|l| l.strip_suffix('"'));
+    let keyring = keyring.expect("the fixture's recipe names a keyring");
+    std::fs::copy(f.recipe.parent().unwrap().join(keyring), air.cwd.join(keyring)).unwrap();
     air
 }
 
