@@ -8,6 +8,9 @@
 //!   recipe's directory, digests that are paths, names that are not UTF-8.
 //! - `damaged`: a damaged, full, read-only or mistyped store, and outputs that hold other
 //!   images or the user's files.
+//! - `outputs`: outputs that never replace a FIFO, a device or a link; a bundle's lock files,
+//!   written only when signed and under the names compose gives locks; what killed processes
+//!   left, swept.
 //! - `terminal`: progress bars and colour on a pseudo-terminal, plain lines in a pipe, `NO_COLOR`.
 //! - `docker`: Docker's own daemon (started by the test) loads and runs a `docker-archive:`.
 //! - `registry`: pushes a built image to Debian's docker-registry on loopback.
@@ -41,6 +44,7 @@ mod live_python;
 mod live_share;
 mod local_mirror;
 mod mirrors;
+mod outputs;
 mod plan_graph;
 mod platforms;
 mod recipe_errors;
