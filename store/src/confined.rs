@@ -166,12 +166,22 @@ impl Confined {
         read_bounded(self.open_file(rel)?, limit, rel)
     }
 
-    /// Renames `from` to `to`, both beneath the root (replacing `to`).
+    /// Renames `from` to `to`, both beneath the root, replacing `to` only if it is a regular
+    /// file ([`crate::staging::replace_at`]).
     pub fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
         let (from_parent, from_name) = from.rsplit_once('/').unwrap_or(("", from));
         let from_dir = self.open_dir(from_parent)?;
+        let shown = self.display(to);
         let (parent, name) = self.parent(to)?;
-        Ok(rustix::fs::renameat(&from_dir, b(from_name).as_ref(), parent, b(name).as_ref())?)
+        let (from_name, name) = (b(from_name), b(name));
+        crate::staging::replace_at(
+            from_dir.as_fd(),
+            std::ffi::OsStr::from_bytes(&from_name),
+            parent.as_fd(),
+            std::ffi::OsStr::from_bytes(&name),
+            &shown,
+        )
     }
 
     /// Removes the file `rel` (a symlink there is removed, not followed).
@@ -316,8 +326,9 @@ impl UnnamedFile {
         &mut self.file
     }
 
-    /// Gives the complete file its name in the directory, replacing what had that name.
-    pub fn publish(self, name: &std::ffi::OsStr) -> io::Result<()> {
+    /// Gives the complete file its name in the directory, replacing what had that name if it
+    /// is a regular file ([`crate::staging::replace_at`]); `shown` is the path, for errors.
+    pub fn publish(self, name: &std::ffi::OsStr, shown: &Path) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         let me = format!("/proc/self/fd/{}", self.file.as_raw_fd());
         match rustix::fs::linkat(CWD, me.as_str(), &self.dir, name, AtFlags::SYMLINK_FOLLOW) {
@@ -328,7 +339,7 @@ impl UnnamedFile {
                 temp.push(name);
                 temp.push(format!(".tmp-{}", crate::temp_suffix()));
                 rustix::fs::linkat(CWD, me.as_str(), &self.dir, temp.as_os_str(), AtFlags::SYMLINK_FOLLOW)?;
-                rustix::fs::renameat(&self.dir, temp.as_os_str(), &self.dir, name).inspect_err(|_| {
+                crate::staging::replace_in(&self.dir, temp.as_os_str(), name, shown).inspect_err(|_| {
                     let _ = rustix::fs::unlinkat(&self.dir, temp.as_os_str(), AtFlags::empty());
                 })?;
                 Ok(())
@@ -349,11 +360,11 @@ mod tests {
         let mut file = UnnamedFile::create_in(dir.path()).unwrap();
         file.file().write_all(b"whole").unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing visible before");
-        file.publish("out.tar".as_ref()).unwrap();
+        file.publish("out.tar".as_ref(), Path::new("out.tar")).unwrap();
         assert_eq!(std::fs::read(dir.path().join("out.tar")).unwrap(), b"whole");
         let mut again = UnnamedFile::create_in(dir.path()).unwrap();
         again.file().write_all(b"again").unwrap();
-        again.publish("out.tar".as_ref()).unwrap();
+        again.publish("out.tar".as_ref(), Path::new("out.tar")).unwrap();
         assert_eq!(std::fs::read(dir.path().join("out.tar")).unwrap(), b"again");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp left beside it");
     }

@@ -26,6 +26,9 @@ pub struct GcReport {
     /// The roots whose inputs were kept, and why.
     pub roots_kept: Vec<KeptRoot>,
     pub roots_removed: u64,
+    /// Working directories that killed compose processes left in the temp directory (set by the
+    /// caller, which knows where that is).
+    pub dead_temp_dirs: u64,
 }
 
 /// A lock whose inputs gc kept.

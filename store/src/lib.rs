@@ -28,6 +28,7 @@ mod error;
 mod gc;
 mod hash;
 pub mod held;
+pub mod leftovers;
 mod lock;
 mod object;
 mod read;

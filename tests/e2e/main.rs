@@ -10,6 +10,9 @@
 //!   images or the user's files.
 //! - `user_paths`: every file a user names read by one reader: confined, regular, bounded,
 //!   never echoed (a recipe of `/dev/zero`, a FIFO among the requirements, a key others can read).
+//! - `outputs`: outputs that never replace a FIFO, a device or a link; a bundle's lock files,
+//!   written only when signed and under the names compose gives locks; what killed processes
+//!   left, swept.
 //! - `terminal`: progress bars and colour on a pseudo-terminal, plain lines in a pipe, `NO_COLOR`.
 //! - `docker`: Docker's own daemon (started by the test) loads and runs a `docker-archive:`.
 //! - `registry`: pushes a built image to Debian's docker-registry on loopback.
@@ -47,6 +50,7 @@ mod live_share;
 mod local_mirror;
 mod lock_trust;
 mod mirrors;
+mod outputs;
 mod plan_graph;
 mod platforms;
 mod recipe_errors;

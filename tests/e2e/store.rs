@@ -8,7 +8,7 @@ use crate::{compose, index_digest, write_recipe};
 
 /// Incompressible bytes, so that building the layer takes a moment.
 /// An archive of `count` packages of `mib` MiB of noise each, and a recipe asking for them all.
-fn big_fixture(count: usize, mib: usize) -> (LocalMirror, composer_testkit::Compose, std::path::PathBuf) {
+pub(crate) fn big_fixture(count: usize, mib: usize) -> (LocalMirror, composer_testkit::Compose, std::path::PathBuf) {
     let mirror = LocalMirror::new();
     let mut debs = base_packages("amd64");
     for i in 0..count {

@@ -269,3 +269,36 @@ fn locks_are_read_only_where_their_packages_are_checked() {
     let lock = session.split("pub fn lock(").nth(1).expect("lock()");
     assert!(lock[..lock.find("\n}\n").unwrap()].contains("check_lock(&lock)?"), "compose lock checks what it writes");
 }
+
+/// Outputs never replace what compose did not write (a character device, a FIFO, a symbolic
+/// link at an output path): every rename into a path a user named goes through
+/// `composer_store::staging` (`Staged::publish_to`, `replace_at`, `rename_new`), which replaces
+/// only a missing path or a regular file. A bare rename is allowed only there and in the
+/// store's own buckets, which no user names.
+#[test]
+fn renames_into_user_paths_go_through_the_one_replace_rule() {
+    const RENAMES: &[&str] = &["fs::rename(", "renameat(", "renameat_with("];
+    const ALLOWED: &[&str] = &["store/src/staging.rs", "store/src/object.rs", "store/src/checkout.rs"];
+    let mut files = Vec::new();
+    for crate_dir in LIBRARIES.iter().chain(&["composer/compose"]) {
+        rust_files(&repo().join(crate_dir).join("src"), &mut files);
+    }
+    let mut found = Vec::new();
+    for file in &files {
+        let rel = file.strip_prefix(repo()).unwrap().display().to_string();
+        if ALLOWED.contains(&rel.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in code_lines(&text) {
+            for pattern in RENAMES.iter().filter(|p| line.contains(*p)) {
+                found.push(format!("{rel}:{n}: {pattern}"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "renames that bypass composer_store::staging::replace_at (use Staged::publish_to or replace_at):\n{}",
+        found.join("\n")
+    );
+}

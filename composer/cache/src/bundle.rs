@@ -3,7 +3,9 @@
 //! (packages, wheels, sources, the signed release files) that recipes' builds use.
 //!
 //! Writing goes through a temp directory beside the destination and a rename, so a bundle is
-//! there whole or not at all. Importing unpacks into a temp directory, then checks everything
+//! there whole or not at all (and only over a missing path or a regular file). The lock files
+//! it carries are signed with the bundle's key; without one (`--inputs-only` with no key) they
+//! travel unsigned, and `compose store import --locks-to` refuses them (see [`crate::locks`]). Importing unpacks into a temp directory, then checks everything
 //! (every blob against its digest, every result's signature against the trusted keys, every
 //! object of every tree pack against its hash) before a byte enters the store; a bundle with any
 //! fault is refused whole and the store is left as it was.
@@ -22,7 +24,8 @@ use crate::{CacheError, DirCache, Remote, SecretKey, Substituters, TrustedKeys};
 use crate::{archive, layout};
 
 /// Writes a bundle of `results` (signed with `key`, needed when there are results) and
-/// `inputs` to `dest`.
+/// `inputs` to `dest`, with `locks` (name, content): signed with `key` too when there is one,
+/// else carried unsigned, which `--locks-to` refuses.
 pub fn write(
     store: &Store,
     results: &[(ActionKey, ActionRecord)],
@@ -31,8 +34,12 @@ pub fn write(
     key: Option<&SecretKey>,
     dest: &Path,
 ) -> Result<PushStats, CacheError> {
+    for (name, _) in locks {
+        crate::locks::check_name(name)
+            .map_err(|reason| CacheError::BadArtifact { what: dest.display().to_string(), reason })?;
+    }
     let unused;
-    let key = match key {
+    let result_key = match key {
         Some(key) => key,
         // Nothing is signed in a bundle of inputs: their digests are what vouches for them.
         None if results.is_empty() => {
@@ -46,12 +53,12 @@ pub fn write(
             });
         }
     };
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("bundle");
-    let work = Staged::dir(parent, name).map_err(CacheError::io(parent))?;
+    // A FIFO or a device at `dest` is refused before the work (and again at the rename).
+    composer_store::staging::check_replaceable(dest).map_err(CacheError::io(dest))?;
+    let work = Staged::output_dir(dest).map_err(CacheError::io(dest))?;
     let layout = work.path().join("layout");
     let cache = DirCache::create(&layout)?;
-    let pusher = Pusher::new(store, &cache, key, work.path());
+    let pusher = Pusher::new(store, &cache, result_key, work.path());
     pusher.push_all(results, inputs)?;
     let stats = pusher.stats();
     if !locks.is_empty() {
@@ -61,12 +68,14 @@ pub fn write(
             cache.put_blob(&sha, bytes.len() as u64, &&bytes[..])?;
             listed.push((name.clone(), sha, bytes.len() as u64));
         }
+        let signatures: Vec<String> =
+            key.map(|key| key.sign(&crate::locks::signed_message(&listed))).into_iter().collect();
         cache.put_blob(&Sha256::of(claim::EMPTY_CONFIG), claim::EMPTY_CONFIG.len() as u64, &claim::EMPTY_CONFIG)?;
-        cache.put_manifest(claim::LOCKS_TAG, &claim::locks_manifest(&listed))?;
+        cache.put_manifest(claim::LOCKS_TAG, &claim::locks_manifest(&listed, &signatures))?;
     }
     let temp = work.path().join("bundle.tar");
     archive::write(&layout, &temp)?;
-    work.publish(|_| fs::rename(&temp, dest)).map_err(CacheError::io(dest))?;
+    work.publish_member(&temp, dest).map_err(CacheError::io(dest))?;
     Ok(stats)
 }
 
@@ -80,10 +89,35 @@ pub struct ImportReport {
     #[serde(skip)]
     pub locks: Vec<(String, Vec<u8>)>,
     pub lock_files: Vec<String>,
+    /// The trusted key that signed the lock files, if one did.
+    pub locks_signed_by: Option<String>,
+}
+
+/// A bundle unpacked and checked whole, not yet in the store.
+pub struct Checked {
+    file: std::path::PathBuf,
+    /// The unpacked bundle, removed when this is dropped.
+    _work: Staged,
+    layout: std::path::PathBuf,
+    substituters: Substituters,
+    blobs: usize,
+    hits: Vec<crate::Hit>,
+    inputs: BTreeMap<Sha256, u64>,
+    locks: Vec<(String, Vec<u8>)>,
+    locks_signer: Result<String, crate::Untrusted>,
 }
 
 /// Checks the bundle at `file` whole, then adds it to the store.
 pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path) -> Result<ImportReport, CacheError> {
+    check(file, trusted, temp_dir)?.add_to(store)
+}
+
+/// Unpacks the bundle at `file` into `temp_dir` and checks all of it: every blob against its
+/// digest, every result's signature and objects, every input list, every lock file's name and
+/// digest, and the locks' signature (kept as a verdict: [`Checked::trusted_locks`]).
+pub fn check(file: &Path, trusted: &TrustedKeys, temp_dir: &Path) -> Result<Checked, CacheError> {
+    // What imports killed before us left (a whole unpacked bundle each) goes first.
+    composer_store::leftovers::sweep_work_dirs_of(temp_dir, "compose-import-");
     let work = Staged::work_dir(temp_dir, "compose-import-").map_err(CacheError::io(temp_dir))?;
     let layout = work.path().join("layout");
     let blobs = archive::unpack(file, &layout)?;
@@ -95,6 +129,7 @@ pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path
     let mut hits = Vec::new();
     let mut inputs: BTreeMap<Sha256, u64> = BTreeMap::new();
     let mut locks = Vec::new();
+    let mut locks_signer = Err(crate::Untrusted::Unsigned);
     for tag in &tags {
         if let Some(hex) = tag.strip_prefix(STEP_TAG_PREFIX) {
             if trusted.is_empty() {
@@ -111,8 +146,14 @@ pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path
             hits.push(hit);
         } else if tag == claim::LOCKS_TAG {
             let manifest = cache.manifest(tag)?.ok_or_else(|| bad(format!("{tag} is missing")))?;
-            for (name, sha, size) in claim::parse_locks(&manifest, tag)? {
-                if blobs.get(&sha) != Some(&size) || size > 64 << 20 {
+            let (listed, signatures) = claim::parse_locks(&manifest, &file.display().to_string())?;
+            locks_signer = trusted.check(&crate::locks::signed_message(&listed), &signatures);
+            // A trusted key's name on a signature that does not verify: the locks were changed.
+            if let Err(why @ crate::Untrusted::BadSignature(_)) = &locks_signer {
+                return Err(bad(format!("its lock files: {why}")));
+            }
+            for (name, sha, size) in listed {
+                if blobs.get(&sha) != Some(&size) || size > crate::locks::MAX_LOCK {
                     return Err(bad(format!("lock file {name} is missing or of another size")));
                 }
                 let path = layout.join("blobs/sha256").join(sha.to_hex());
@@ -134,28 +175,59 @@ pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path
             return Err(bad(format!("tag `{tag}` is not one composer writes")));
         }
     }
-    // Everything checked: now into the store, results after the objects they name.
-    for hit in &hits {
-        substituters.fetch(store, hit)?;
-    }
-    for (sha, size) in &inputs {
-        if store.lookup_sha256(sha)?.is_some() {
-            continue;
-        }
-        let path = layout.join("blobs/sha256").join(sha.to_hex());
-        let mut source = fs::File::open(&path).map_err(CacheError::io(&path))?;
-        let mut writer = store.writer()?;
-        io::copy(&mut source, &mut writer).map_err(CacheError::io(&path))?;
-        writer.finish_checked(Some((sha, &sha.oci())), Some(*size))?;
-    }
-    let lock_files = locks.iter().map(|(name, _)| name.clone()).collect();
-    Ok(ImportReport {
-        results: hits.len() as u64,
-        inputs: inputs.len() as u64,
-        blobs: blobs.len() as u64,
+    Ok(Checked {
+        file: file.to_path_buf(),
+        _work: work,
+        layout,
+        substituters,
+        blobs: blobs.len(),
+        hits,
+        inputs,
         locks,
-        lock_files,
+        locks_signer,
     })
+}
+
+impl Checked {
+    /// The bundle's lock files (name, content), whoever signed them.
+    pub fn lock_files(&self) -> &[(String, Vec<u8>)] {
+        &self.locks
+    }
+
+    /// The bundle's lock files, if a trusted key signed them: what may be written beside recipes.
+    pub fn trusted_locks(&self) -> Result<&[(String, Vec<u8>)], CacheError> {
+        match &self.locks_signer {
+            Ok(_) => Ok(&self.locks),
+            Err(_) if self.locks.is_empty() => Ok(&[]),
+            Err(why) => Err(CacheError::UntrustedLocks { bundle: self.file.display().to_string(), why: why.clone() }),
+        }
+    }
+
+    /// Adds what was checked to the store: results after the objects they name.
+    pub fn add_to(self, store: &Store) -> Result<ImportReport, CacheError> {
+        for hit in &self.hits {
+            self.substituters.fetch(store, hit)?;
+        }
+        for (sha, size) in &self.inputs {
+            if store.lookup_sha256(sha)?.is_some() {
+                continue;
+            }
+            let path = self.layout.join("blobs/sha256").join(sha.to_hex());
+            let mut source = fs::File::open(&path).map_err(CacheError::io(&path))?;
+            let mut writer = store.writer()?;
+            io::copy(&mut source, &mut writer).map_err(CacheError::io(&path))?;
+            writer.finish_checked(Some((sha, &sha.oci())), Some(*size))?;
+        }
+        let lock_files = self.locks.iter().map(|(name, _)| name.clone()).collect();
+        Ok(ImportReport {
+            results: self.hits.len() as u64,
+            inputs: self.inputs.len() as u64,
+            blobs: self.blobs as u64,
+            locks_signed_by: self.locks_signer.ok(),
+            locks: self.locks,
+            lock_files,
+        })
+    }
 }
 
 /// The objects a result names, checked in the unpacked bundle: a blob's BLAKE3, a tree pack's

@@ -248,13 +248,9 @@ pub const LOCKS_TAG: &str = "locks";
 pub const LOCKS_ARTIFACT_TYPE: &str = "application/vnd.composer.locks.v1";
 const TITLE: &str = "org.opencontainers.image.title";
 
-/// A lock file's name as a bundle may carry it: a plain file name, nothing that leads elsewhere.
-pub fn lock_name_ok(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 255 && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
-}
-
-/// The manifest that lists a bundle's lock files (name, digest, size).
-pub fn locks_manifest(files: &[(String, Sha256, u64)]) -> Vec<u8> {
+/// The manifest that lists a bundle's lock files (name, digest, size), with the signatures over
+/// [`crate::locks::signed_message`] of them.
+pub fn locks_manifest(files: &[(String, Sha256, u64)], signatures: &[String]) -> Vec<u8> {
     let empty = EMPTY_CONFIG;
     let layers = files
         .iter()
@@ -270,26 +266,43 @@ pub fn locks_manifest(files: &[(String, Sha256, u64)]) -> Vec<u8> {
         .artifact_type(MediaType::Other(LOCKS_ARTIFACT_TYPE.to_string()))
         .config(descriptor(EMPTY_MEDIA_TYPE, &Sha256::of(empty), empty.len() as u64))
         .layers(layers)
+        .annotations(match signatures.is_empty() {
+            true => HashMap::new(),
+            false => HashMap::from([(SIGNATURES_ANNOTATION.to_string(), signatures.join(" "))]),
+        })
         .build()
         .expect("manifest fields are set");
     composer_oci::canonical_json(&manifest)
 }
 
-pub fn parse_locks(bytes: &[u8], what: &str) -> Result<Vec<(String, Sha256, u64)>, CacheError> {
+/// A bundle's lock files (name, digest, size), each name one compose gives a lock
+/// ([`crate::locks::check_name`]) and none twice, and the signatures over them.
+pub type ListedLocks = (Vec<(String, Sha256, u64)>, Vec<String>);
+
+pub fn parse_locks(bytes: &[u8], what: &str) -> Result<ListedLocks, CacheError> {
     let bad = |reason: String| CacheError::BadArtifact { what: what.to_string(), reason };
     let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(|e| bad(format!("manifest: {e}")))?;
     if manifest.artifact_type().as_ref().map(|t| t.to_string()).as_deref() != Some(LOCKS_ARTIFACT_TYPE) {
         return Err(bad("not a composer lock list".into()));
     }
-    manifest
+    let mut seen = std::collections::HashSet::new();
+    let files = manifest
         .layers()
         .iter()
         .map(|l| {
             let name = l.annotations().as_ref().and_then(|a| a.get(TITLE)).cloned().unwrap_or_default();
-            if !lock_name_ok(&name) {
-                return Err(bad(format!("lock file name `{}` is not a plain file name", name.escape_debug())));
+            crate::locks::check_name(&name).map_err(&bad)?;
+            if !seen.insert(name.clone()) {
+                return Err(bad(format!("lock file `{name}` is listed twice")));
             }
             Ok((name, sha256_of(l.digest())?, l.size()))
         })
-        .collect()
+        .collect::<Result<Vec<_>, CacheError>>()?;
+    let signatures = manifest
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(SIGNATURES_ANNOTATION))
+        .map(|s| s.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    Ok((files, signatures))
 }

@@ -199,7 +199,7 @@ impl Remote for DirCache {
             });
         }
         temp.flush().map_err(|e| self.unavailable(e))?;
-        staged.publish(|temp| fs::rename(temp, &dest)).map_err(|e| self.unavailable(e))
+        staged.publish_to(&dest).map_err(|e| self.unavailable(e))
     }
 
     fn put_manifest(&self, tag: &str, manifest: &[u8]) -> Result<(), CacheError> {

@@ -18,6 +18,7 @@ mod archive;
 pub mod bundle;
 pub mod claim;
 pub(crate) mod layout;
+pub mod locks;
 pub mod push;
 mod reference;
 mod registry;
@@ -54,6 +55,10 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{}: {reason}", path.display())]
+    LockFile { path: std::path::PathBuf, reason: String },
+    #[error("the lock files in {bundle} are not written: {why}")]
+    UntrustedLocks { bundle: String, why: Untrusted },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -72,6 +77,17 @@ impl CacheError {
         match self {
             CacheError::Reference { hint, .. } => Some(hint.to_string()),
             CacheError::Registry(e) => e.hint(),
+            CacheError::LockFile { .. } => Some(
+                "compare it with the bundle's and remove it if the bundle's is the one you want, or import \
+                 without --locks-to"
+                    .into(),
+            ),
+            CacheError::UntrustedLocks { .. } => Some(
+                "a lock pins what a build uses, so --locks-to takes only locks a trusted key signed: make the \
+                 bundle with --signing-key (with --inputs-only too) and import it with that key's public half \
+                 as --trusted-key; or import without --locks-to and lock on this machine"
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -154,8 +154,9 @@ pub struct BundleArgs {
     /// Only the inputs: the other machine runs every step itself from them.
     #[arg(long)]
     pub inputs_only: bool,
-    /// The secret key that signs the step results [env: COMPOSE_SIGNING_KEY; config: [cache]
-    /// signing-key].
+    /// The secret key that signs the step results and the lock files; optional with
+    /// --inputs-only, whose lock files are then unsigned and refused by `store import
+    /// --locks-to` [env: COMPOSE_SIGNING_KEY; config: [cache] signing-key].
     #[arg(long, value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
 }
@@ -323,7 +324,8 @@ pub enum StoreCommand {
         /// The bundle file.
         file: PathBuf,
         /// Write the lock files the bundle carries (`recipe.lock`, pylocks) into DIR, beside the
-        /// recipes; a different file already there is never replaced.
+        /// recipes: only if a trusted key signed them and each has a name compose gives a lock;
+        /// a different file already there is never replaced.
         #[arg(long, value_name = "DIR")]
         locks_to: Option<PathBuf>,
     },

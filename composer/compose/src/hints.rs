@@ -63,6 +63,10 @@ fn hint_of(error: &(dyn Error + 'static)) -> Option<String> {
     if let Some(e) = error.downcast_ref::<composer_store::userfile::UserFileError>() {
         return e.hint();
     }
+    if let Some(refused) = error.downcast_ref::<std::io::Error>().and_then(composer_store::staging::NotReplaceable::of)
+    {
+        return Some(refused.hint());
+    }
     None
 }
 

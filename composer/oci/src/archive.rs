@@ -49,6 +49,10 @@ fn with_temp_file(
         path: dest.to_path_buf(),
         source: io::Error::new(io::ErrorKind::InvalidInput, "an archive output needs a file name"),
     })?;
+    // Only a missing path or a regular file is replaced; checked again at the rename, which is
+    // what counts, and here so that a FIFO or a device is refused before the work.
+    composer_store::staging::check_replaceable(dest).map_err(io_err("write", dest))?;
+    composer_store::leftovers::sweep_beside(parent, &name.to_string_lossy());
     // No temp file beside a path the user named: the archive has no name until it is whole.
     match UnnamedFile::create_in(parent) {
         Ok(mut unnamed) => {
@@ -58,7 +62,7 @@ fn with_temp_file(
             builder.finish().map_err(io_err("write", dest))?;
             builder.get_mut().flush().map_err(io_err("write", dest))?;
             drop(builder);
-            return unnamed.publish(name).map_err(io_err("write", dest));
+            return unnamed.publish(name, dest).map_err(io_err("write", dest));
         }
         Err(e) if e.kind() == io::ErrorKind::Unsupported => {}
         Err(e) => return Err(io_err("create", dest)(e)),
@@ -72,7 +76,7 @@ fn with_temp_file(
     builder.finish().map_err(io_err("write", &temp))?;
     builder.get_mut().flush().map_err(io_err("write", &temp))?;
     drop(builder);
-    staged.publish(|temp| fs::rename(temp, dest)).map_err(io_err("rename into", dest))
+    staged.publish_to(dest).map_err(io_err("write", dest))
 }
 
 /// A write error, or the store's verdict on a damaged object that was being copied in.

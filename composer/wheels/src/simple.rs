@@ -40,9 +40,8 @@ pub fn write_index(out: &Path, wheels: &[IndexWheel]) -> Result<IndexSummary, Wh
     check_replaceable(out)?;
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
-    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("index");
     let staging =
-        Staged::dir(parent, name).map_err(io(format!("creating a staging directory in {}", parent.display())))?;
+        Staged::output_dir(out).map_err(io(format!("creating a staging directory in {}", parent.display())))?;
     let files = staging.path().join("files");
     std::fs::create_dir_all(&files).map_err(io(files.display().to_string()))?;
 
@@ -143,19 +142,7 @@ fn swap_into_place(staging: Staged, out: &Path) -> Result<(), WheelError> {
     let fail = |source| WheelError::Io { what: format!("replacing {}", out.display()), source };
     // After the exchange the staging path holds the previous index, which publishing removes; on
     // failure the staging directory is removed with nothing left behind.
-    staging
-        .publish(|staging| match out.exists() {
-            true => rustix::fs::renameat_with(
-                rustix::fs::CWD,
-                staging,
-                rustix::fs::CWD,
-                out,
-                rustix::fs::RenameFlags::EXCHANGE,
-            )
-            .map_err(Into::into),
-            false => std::fs::rename(staging, out),
-        })
-        .map_err(fail)
+    staging.publish(|staging| composer_store::staging::replace_dir(staging, out)).map_err(fail)
 }
 
 /// The `*.dist-info/METADATA` of a wheel.

@@ -1,6 +1,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use anyhow::Context as _;
+
 use composer_oci::Output;
 use composer_planner::{BuildError, LockPolicy, Session};
 
@@ -223,8 +225,10 @@ fn load(
         .into_iter()
         .find_map(|name| settings.program(name))
         .ok_or_else(|| anyhow::anyhow!("--load needs podman or docker on PATH"))?;
-    let dir = tempfile_dir(&settings.temp_dir)?;
-    let archive = dir.join("image.tar");
+    // Listed for removal on a signal, and named with the process id for `store gc` after a kill.
+    let dir = composer_store::staging::Staged::work_dir(&settings.temp_dir, "compose-load-")
+        .with_context(|| format!("creating a directory in {}", settings.temp_dir.display()))?;
+    let archive = dir.path().join("image.tar");
     let result = (|| -> anyhow::Result<()> {
         export(store, outcome, recipe, &Output::DockerArchive(archive.clone()), Some(&platform))?;
         let out = std::process::Command::new(&tool).arg("load").arg("-i").arg(&archive).output()?;
@@ -233,28 +237,13 @@ fn load(
         }
         Ok(())
     })();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     result?;
     printer.status(
         "Loaded",
         &format!("{}:{} ({platform}) into {}", recipe.image.name.get_ref(), recipe.image.tag.get_ref(), tool.display()),
     );
     Ok(())
-}
-
-/// A fresh private directory under `parent`.
-fn tempfile_dir(parent: &std::path::Path) -> anyhow::Result<PathBuf> {
-    for attempt in 0..100u32 {
-        let dir = parent.join(format!("compose-load-{}-{attempt}", std::process::id()));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!("creating a directory in {}", parent.display())));
-            }
-        }
-    }
-    anyhow::bail!("no free temporary directory name in {}", parent.display())
 }
 
 /// Writes the built image (its platform `platform`, for a docker-archive) to `output`.

@@ -3,7 +3,9 @@ use crate::printer::Printer;
 use crate::settings::Settings;
 
 pub fn run(args: BundleArgs, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
-    let key = match args.inputs_only {
+    // An inputs-only bundle needs no key; given one, it signs the lock files, which
+    // `store import --locks-to` takes only when signed.
+    let key = match args.inputs_only && args.signing_key.is_none() && settings.signing_key.is_none() {
         true => None,
         false => Some(crate::commands::cache::signing_key(args.signing_key.as_deref(), settings, printer)?),
     };

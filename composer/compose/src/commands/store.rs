@@ -28,16 +28,40 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
         StoreCommand::Import { file, locks_to } => {
             let store = crate::commands::open_store(settings)?;
             let trusted = crate::commands::cache::trusted_keys(settings)?;
-            let report = composer_cache::bundle::import(&store, &file, &trusted, &settings.temp_dir).map_err(|e| {
+            let unchanged = |e: composer_cache::CacheError| {
                 anyhow::Error::new(e).context(format!("importing {}; the store is unchanged", file.display()))
-            })?;
-            if let Some(dir) = &locks_to {
-                write_locks(dir, &report.locks)?;
-            } else if !report.locks.is_empty() {
+            };
+            let checked = composer_cache::bundle::check(&file, &trusted, &settings.temp_dir).map_err(unchanged)?;
+            // The locks' signature, names and destinations are all checked before anything is
+            // written, to the store or beside the recipes.
+            let lock_writes = match &locks_to {
+                Some(dir) => Some(
+                    checked
+                        .trusted_locks()
+                        .and_then(|locks| composer_cache::locks::plan_writes(dir, locks))
+                        .map_err(unchanged)?,
+                ),
+                None => None,
+            };
+            let report = checked.add_to(&store).map_err(unchanged)?;
+            if let Some(writes) = lock_writes {
+                let written = writes.write()?;
                 printer.status(
-                    "Note",
-                    &format!("the bundle carries {} lock file(s); --locks-to DIR writes them", report.locks.len()),
+                    "Locks",
+                    &format!("{} lock file(s) in {}", written.len(), locks_to.unwrap_or_default().display()),
                 );
+            } else if !report.locks.is_empty() {
+                let note = match &report.locks_signed_by {
+                    Some(key) => format!(
+                        "the bundle carries {} lock file(s) signed by `{key}`; --locks-to DIR writes them",
+                        report.locks.len()
+                    ),
+                    None => format!(
+                        "the bundle carries {} lock file(s) no trusted key signed; --locks-to refuses them",
+                        report.locks.len()
+                    ),
+                };
+                printer.status("Note", &note);
             }
             if printer.json {
                 crate::printer::json_out(&report)?;
@@ -105,7 +129,8 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
         StoreCommand::Gc { max_age_days, all, dry_run } => {
             let store = Store::open_existing_notifying(&settings.store, LockMode::Exclusive, crate::printer::waiting)?;
             let max_age = if all { Duration::ZERO } else { Duration::from_secs(max_age_days * 86_400) };
-            let report = store.gc(&GcOptions { max_age, dry_run })?;
+            let mut report = store.gc(&GcOptions { max_age, dry_run })?;
+            report.dead_temp_dirs = composer_store::leftovers::sweep_work_dirs(&settings.temp_dir, dry_run);
             if printer.json {
                 crate::printer::json_out(&report)?;
             } else {
@@ -130,39 +155,19 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
                 printer.status(
                     if dry_run { "Would free" } else { "Freed" },
                     &format!(
-                        "{} in {} objects ({} actions, {} aliases, {} temp files); kept the inputs of {} lock(s)",
+                        "{} in {} objects ({} actions, {} aliases, {} temp files, {} directories of killed processes); \
+                         kept the inputs of {} lock(s)",
                         human_bytes(report.bytes_freed),
                         report.objects_removed,
                         report.actions_removed,
                         report.aliases_removed,
                         report.temp_files,
+                        report.dead_temp_dirs,
                         report.roots_kept.len()
                     ),
                 );
             }
         }
-    }
-    Ok(())
-}
-
-/// Writes lock files beside the recipes: new ones are created, identical ones left alone, and a
-/// different file is never replaced (it may be newer than the bundle).
-fn write_locks(dir: &std::path::Path, locks: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
-    use std::io::Write;
-    for (name, bytes) in locks {
-        let path = dir.join(name);
-        match std::fs::read(&path) {
-            Ok(existing) if existing == *bytes => continue,
-            Ok(_) => bail!("{} exists and differs from the bundle's; it is left as it is", path.display()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| anyhow::Error::new(e).context(format!("writing {}", path.display())))?;
-        file.write_all(bytes).map_err(|e| anyhow::Error::new(e).context(format!("writing {}", path.display())))?;
     }
     Ok(())
 }
