@@ -1,7 +1,7 @@
 //! What killed processes of ours left: SIGKILL, the OOM killer or a power cut run no cleanup,
-//! so a temp file or directory beside an output (`.NAME.tmp-PID-N`, see
+//! so a temp file or directory beside an output (`.NAME.tmp-PID-TOKEN`, see
 //! [`crate::staging::staging_name`]) or a working directory in the temp directory
-//! (`compose-import-PID-RANDOM`, `compose-build-LABEL-PID-RANDOM`, ...) would stay forever, up to a whole
+//! (`compose-import-PID-TOKEN`, `compose-build-LABEL-PID-TOKEN`, ...) would stay forever, up to a whole
 //! unpacked bundle each.
 //!
 //! An entry is removed only when all of these hold: its name is exactly one of ours; it is a
@@ -38,22 +38,29 @@ const WORK_DIRS: &[(&str, bool)] = &[
     ("compose-build-", true),
 ];
 
-/// The process id of `PID-N`: a decimal id, then a counter (decimal) or a random part (hex).
-fn pid_and_counter(rest: &str) -> Option<i32> {
-    let (pid, counter) = rest.split_once('-')?;
+/// The random part of every temp name of ours: 16 lowercase hex digits, from the system's
+/// random source. With the process id it is what tells our leftovers from a user's files: a
+/// date-like name (`compose-import-2025-01`) or one a user chose is never taken for one.
+pub fn token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    format!("{random:016x}")
+}
+
+/// The process id of `PID-TOKEN`: a decimal id, then exactly a [`token`].
+fn pid_and_token(rest: &str) -> Option<i32> {
+    let (pid, token) = rest.split_once('-')?;
     let fits = !pid.is_empty() && pid.len() <= 10 && pid.bytes().all(|b| b.is_ascii_digit());
-    let counter_fits = !counter.is_empty()
-        && counter.len() <= 20
-        && counter.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !fits || !counter_fits {
+    let token_fits = token.len() == 16 && token.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !fits || !token_fits {
         return None;
     }
     pid.parse().ok().filter(|&pid: &i32| pid > 0)
 }
 
-/// The process id in `name` if it is a temp name of `final_name` (`.{final_name}.tmp-PID-N`).
+/// The process id in `name` if it is a temp name of `final_name` (`.{final_name}.tmp-PID-TOKEN`).
 pub fn staged_pid(name: &str, final_name: &str) -> Option<i32> {
-    pid_and_counter(name.strip_prefix('.')?.strip_prefix(final_name)?.strip_prefix(".tmp-")?)
+    pid_and_token(name.strip_prefix('.')?.strip_prefix(final_name)?.strip_prefix(".tmp-")?)
 }
 
 /// The process id in `name` if it is one of our working directories' names.
@@ -61,13 +68,13 @@ pub fn work_dir_pid(name: &str) -> Option<i32> {
     WORK_DIRS.iter().find_map(|(prefix, labelled)| {
         let rest = name.strip_prefix(prefix)?;
         if !labelled {
-            return pid_and_counter(rest);
+            return pid_and_token(rest);
         }
-        // LABEL-PID-N: the id is the second field from the end.
-        let (head, counter) = rest.rsplit_once('-')?;
+        // LABEL-PID-TOKEN: the id is the second field from the end.
+        let (head, token) = rest.rsplit_once('-')?;
         let (label, pid) = head.rsplit_once('-')?;
         (!label.is_empty()).then_some(())?;
-        pid_and_counter(&format!("{pid}-{counter}"))
+        pid_and_token(&format!("{pid}-{token}"))
     })
 }
 
@@ -83,7 +90,7 @@ pub fn sweep_work_dirs(temp_dir: &Path, dry_run: bool) -> u64 {
     sweep(temp_dir, work_dir_pid, MIN_AGE, dry_run)
 }
 
-/// Removes the working directories named `<prefix>PID-N` (one kind) dead processes left.
+/// Removes the working directories named `<prefix>PID-TOKEN` (one kind) dead processes left.
 pub fn sweep_work_dirs_of(temp_dir: &Path, prefix: &str) -> u64 {
     sweep(temp_dir, |name| name.starts_with(prefix).then(|| work_dir_pid(name)).flatten(), MIN_AGE, false)
 }
@@ -168,25 +175,36 @@ mod tests {
         names
     }
 
+    /// A token per number, as [`token`] makes them.
+    fn t(n: u32) -> String {
+        format!("{n:016x}")
+    }
+
     #[test]
     fn names_are_ours_only_exactly() {
-        assert_eq!(staged_pid(".out.bundle.tmp-123-0", "out.bundle"), Some(123));
-        for not in [".out.bundle.tmp-123", ".out.bundle.tmp-123-0-x", ".out.bundle.tmp-x-0", "out.bundle.tmp-1-0"] {
+        assert_eq!(staged_pid(&format!(".out.bundle.tmp-123-{}", t(0)), "out.bundle"), Some(123));
+        for not in [".out.bundle.tmp-123", ".out.bundle.tmp-123-0", ".out.bundle.tmp-x-0", "out.bundle.tmp-1-0"] {
             assert_eq!(staged_pid(not, "out.bundle"), None, "{not}");
         }
-        assert_eq!(staged_pid(".other.tmp-1-0", "out.bundle"), None);
-        assert_eq!(work_dir_pid("compose-import-77-3"), Some(77));
-        assert_eq!(work_dir_pid("compose-build-app-amd64-77-3"), Some(77));
-        assert_eq!(work_dir_pid("compose-uv-77-0a1b2c3d"), Some(77));
+        assert_eq!(staged_pid(&format!(".other.tmp-1-{}", t(0)), "out.bundle"), None);
+        assert_eq!(work_dir_pid(&format!("compose-import-77-{}", t(3))), Some(77));
+        assert_eq!(work_dir_pid(&format!("compose-build-app-amd64-77-{}", t(3))), Some(77));
+        assert_eq!(token().len(), 16);
+        assert_eq!(work_dir_pid(&format!("compose-uv-77-{}", token())), Some(77));
+        // What a user may have named so: dates, short or capital hex, a suffix.
         for not in [
-            "compose-import-77-3-kept",
-            "compose-import-x-77-3",
-            "compose-failed-app-77-3",
-            "compose-build-77-3",
-            "compose-uv-77-0A",
+            "compose-import-2025-01".to_string(),
+            "compose-build-notes-2023-10".into(),
+            "compose-uv-1999-cafe".into(),
+            format!("compose-import-77-{}-kept", t(3)),
+            format!("compose-import-x-77-{}", t(3)),
+            format!("compose-failed-app-77-{}", t(3)),
+            format!("compose-build-77-{}", t(3)),
+            "compose-uv-77-0A1B2C3D4E5F6071".into(),
         ] {
-            assert_eq!(work_dir_pid(not), None, "{not}");
+            assert_eq!(work_dir_pid(&not), None, "{not}");
         }
+        assert_eq!(staged_pid(".a.tar.tmp-2025-01", "a.tar"), None);
     }
 
     #[test]
@@ -196,16 +214,17 @@ mod tests {
         fs::write(target.path().join("precious"), b"x").unwrap();
         let dead = dead_pid();
         let alive = std::process::id();
-        let own = format!(".out.tmp-{alive}-0");
-        fs::write(dir.path().join(format!(".out.tmp-{dead}-0")), b"left").unwrap();
-        fs::create_dir(dir.path().join(format!(".out.tmp-{dead}-1"))).unwrap();
-        fs::write(dir.path().join(format!(".out.tmp-{dead}-1/inner")), b"left").unwrap();
+        let (t0, t1, t2, t3) = (t(0), t(1), t(2), t(3));
+        let own = format!(".out.tmp-{alive}-{t0}");
+        fs::write(dir.path().join(format!(".out.tmp-{dead}-{t0}")), b"left").unwrap();
+        fs::create_dir(dir.path().join(format!(".out.tmp-{dead}-{t1}"))).unwrap();
+        fs::write(dir.path().join(format!(".out.tmp-{dead}-{t1}/inner")), b"left").unwrap();
         fs::write(dir.path().join(&own), b"mine").unwrap();
-        fs::write(dir.path().join(format!(".other.tmp-{dead}-0")), b"another output's").unwrap();
+        fs::write(dir.path().join(format!(".other.tmp-{dead}-{t0}")), b"another output's").unwrap();
         fs::write(dir.path().join("out"), b"the output").unwrap();
-        std::os::unix::fs::symlink(target.path(), dir.path().join(format!(".out.tmp-{dead}-2"))).unwrap();
+        std::os::unix::fs::symlink(target.path(), dir.path().join(format!(".out.tmp-{dead}-{t2}"))).unwrap();
         // A live process elsewhere holds its lock, whatever its id says here.
-        let held = dir.path().join(format!(".out.tmp-{dead}-3"));
+        let held = dir.path().join(format!(".out.tmp-{dead}-{t3}"));
         fs::write(&held, b"held").unwrap();
         let lock = fs::File::open(&held).unwrap();
         rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).unwrap();
@@ -215,9 +234,9 @@ mod tests {
         assert_eq!(sweep(dir.path(), |n| staged_pid(n, "out"), Duration::ZERO, false), 2);
         let mut expected = vec![
             own,
-            format!(".other.tmp-{dead}-0"),
-            format!(".out.tmp-{dead}-2"),
-            format!(".out.tmp-{dead}-3"),
+            format!(".other.tmp-{dead}-{t0}"),
+            format!(".out.tmp-{dead}-{t2}"),
+            format!(".out.tmp-{dead}-{t3}"),
             "out".to_string(),
         ];
         expected.sort();
@@ -231,22 +250,23 @@ mod tests {
     fn dead_working_directories_are_swept_and_kept_ones_stay() {
         let dir = tempfile::tempdir().unwrap();
         let dead = dead_pid();
+        let (t0, t4, t5) = (t(0), t(4), t(5));
         for name in [
-            format!("compose-import-{dead}-0"),
-            format!("compose-build-app-amd64-{dead}-4"),
-            format!("compose-build-app-amd64-{dead}-5"),
-            format!("compose-failed-app-{dead}-0"),
-            format!("compose-import-{}-0", std::process::id()),
+            format!("compose-import-{dead}-{t0}"),
+            format!("compose-build-app-amd64-{dead}-{t4}"),
+            format!("compose-build-app-amd64-{dead}-{t5}"),
+            format!("compose-failed-app-{dead}-{t0}"),
+            format!("compose-import-{}-{t0}", std::process::id()),
         ] {
             fs::create_dir(dir.path().join(&name)).unwrap();
             fs::write(dir.path().join(&name).join("blob"), b"x").unwrap();
         }
-        fs::write(dir.path().join(format!("compose-build-app-amd64-{dead}-5")).join(KEPT_MARKER), b"").unwrap();
+        fs::write(dir.path().join(format!("compose-build-app-amd64-{dead}-{t5}")).join(KEPT_MARKER), b"").unwrap();
         assert_eq!(sweep(dir.path(), work_dir_pid, Duration::ZERO, false), 2);
         let mut expected = vec![
-            format!("compose-build-app-amd64-{dead}-5"),
-            format!("compose-failed-app-{dead}-0"),
-            format!("compose-import-{}-0", std::process::id()),
+            format!("compose-build-app-amd64-{dead}-{t5}"),
+            format!("compose-failed-app-{dead}-{t0}"),
+            format!("compose-import-{}-{t0}", std::process::id()),
         ];
         expected.sort();
         assert_eq!(names(dir.path()), expected);

@@ -14,7 +14,7 @@
 //! `/dev/full` named as an output was once destroyed that way.
 //!
 //! SIGKILL runs no cleanup at all. Every staged name carries the process id
-//! (`.NAME.tmp-PID-N`, `compose-import-PID-RANDOM`) and every staged path holds an exclusive `flock`
+//! (`.NAME.tmp-PID-TOKEN`, `compose-import-PID-TOKEN`) and every staged path holds an exclusive `flock`
 //! while it lives, so [`crate::leftovers`] can tell what a dead process left from what a live
 //! one is writing.
 
@@ -56,7 +56,7 @@ pub struct Staged {
 
 /// The temp name of `final_name` in its directory: hidden, and unique to this process and call.
 pub fn staging_name(final_name: &str) -> String {
-    format!(".{final_name}.tmp-{}", crate::temp_suffix())
+    format!(".{final_name}.tmp-{}-{}", std::process::id(), crate::leftovers::token())
 }
 
 /// Opens and locks what was just staged at `path`; `None` where the filesystem has no `flock`.
@@ -117,14 +117,12 @@ impl Staged {
     /// `compose store gc` remove it once its process was killed; the random part keeps other
     /// users from predicting it, and `mkdir` never follows what they may have planted there.
     pub fn work_dir(temp_dir: &Path, prefix: &str) -> io::Result<Staged> {
-        use std::hash::{BuildHasher, Hasher};
         use std::os::unix::fs::DirBuilderExt;
         Self::create(StagedKind::Dir, || {
             let mut last = None;
             for _ in 0..100 {
-                // Keyed from the system's random source: unpredictable to other users.
-                let random = std::collections::hash_map::RandomState::new().build_hasher().finish() as u32;
-                let path = temp_dir.join(format!("{prefix}{}-{random:08x}", std::process::id()));
+                // Random (unpredictable to other users), and the proof `leftovers` asks of a name.
+                let path = temp_dir.join(format!("{prefix}{}-{}", std::process::id(), crate::leftovers::token()));
                 match fs::DirBuilder::new().mode(0o700).create(&path) {
                     Ok(()) => return Ok((path, ())),
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
@@ -449,10 +447,10 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead = child.id();
         child.wait().unwrap();
-        let leftover = dir.path().join(format!(".out.bundle.tmp-{dead}-0"));
+        let leftover = dir.path().join(format!(".out.bundle.tmp-{dead}-{}", crate::leftovers::token()));
         fs::create_dir(&leftover).unwrap();
         fs::write(leftover.join("bundle.tar"), b"half").unwrap();
-        let other = dir.path().join(format!(".other.tmp-{dead}-0"));
+        let other = dir.path().join(format!(".other.tmp-{dead}-{}", crate::leftovers::token()));
         fs::write(&other, b"another output's").unwrap();
         let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         fs::File::open(&leftover).unwrap().set_modified(long_ago).unwrap();

@@ -324,6 +324,17 @@ impl Read for UserFile {
     }
 }
 
+/// A parser's complaint about a file a user named, located by line and column but without the
+/// line itself: the file may be a secret reached through a link (`recipe.lock -> /etc/shadow`),
+/// and a TOML error's snippet would print it.
+pub fn located(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {
+    let Some(span) = span else { return message.trim_end().to_string() };
+    let before = &text.as_bytes()[..span.start.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = before.len() - before.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1) + 1;
+    format!("line {line}, column {column}: {}", message.trim_end())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,5 +431,14 @@ mod tests {
         let error = read_text(&path, &Policy::anywhere(SMALL)).unwrap_err();
         assert!(matches!(error.reason, Reason::NotText));
         assert!(read_text_if_exists(&dir.path().join("missing"), &Policy::anywhere(SMALL)).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_located_complaint_never_holds_the_line() {
+        let text = "version = 1\nroot:$6$secret:19000\n";
+        let at = text.find("root").unwrap();
+        let said = located(text, Some(at..at + 4), "expected `=`\n");
+        assert_eq!(said, "line 2, column 1: expected `=`");
+        assert!(!said.contains("secret"));
     }
 }

@@ -83,7 +83,18 @@ fn a_lock_edited_beside_an_inputs_only_bundle_cannot_ship_a_package_no_signed_in
     let f = Fixture::new(&["app"], "");
     let online = f.compose.build_json(&f.recipe, &[]);
     let honest = f.compose.home.path().join("honest.bundle");
-    f.compose.ok(&["bundle", f.recipe_str(), "-o", honest.to_str().unwrap(), "--inputs-only"]);
+    // Its locks are signed, so that --locks-to takes them where that key is trusted.
+    let (key_file, public) = crate::cache::key(&f.compose, "ci");
+    let key_file = key_file.to_str().unwrap();
+    f.compose.ok(&[
+        "bundle",
+        f.recipe_str(),
+        "-o",
+        honest.to_str().unwrap(),
+        "--inputs-only",
+        "--signing-key",
+        key_file,
+    ]);
     let (honest_sha, honest_size) = honest_app(&f);
 
     // The attacker's inputs-only bundle carries the crafted file (built against their own
@@ -108,7 +119,7 @@ fn a_lock_edited_beside_an_inputs_only_bundle_cannot_ship_a_package_no_signed_in
     let air = air_machine(&f);
     let recipe = air.cwd.join("app.toml");
     let locks_to = air.cwd.to_str().unwrap();
-    air.ok(&["store", "import", honest.to_str().unwrap(), "--locks-to", locks_to]);
+    air.ok(&["store", "import", honest.to_str().unwrap(), "--trusted-key", &public, "--locks-to", locks_to]);
     air.ok(&["store", "import", evil.to_str().unwrap()]);
     assert!(store_has_sha256(&air.store, &crafted_sha));
     let lock_path = air.cwd.join("app.lock");
@@ -136,7 +147,7 @@ fn a_lock_edited_beside_an_inputs_only_bundle_cannot_ship_a_package_no_signed_in
 
     // The honest lock, from the same bundle, builds offline to the image built online.
     std::fs::remove_file(&lock_path).unwrap();
-    air.ok(&["store", "import", honest.to_str().unwrap(), "--locks-to", locks_to]);
+    air.ok(&["store", "import", honest.to_str().unwrap(), "--trusted-key", &public, "--locks-to", locks_to]);
     let summary = air.build_json(&recipe, &["--offline", "--locked"]);
     assert_eq!(index_digest(&summary), index_digest(&online));
 }

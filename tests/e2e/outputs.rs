@@ -285,22 +285,26 @@ fn gc_sweeps_the_working_directories_of_dead_processes_only() {
     child.wait().unwrap();
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("precious"), b"x").unwrap();
-    let dead_import = temp.join(format!("compose-import-{dead}-0"));
+    let dead_import = temp.join(format!("compose-import-{dead}-{:016x}", 0));
     std::fs::create_dir_all(dead_import.join("layout/blobs/sha256")).unwrap();
     std::fs::write(dead_import.join("layout/blobs/sha256/blob"), vec![0u8; 1 << 20]).unwrap();
-    let dead_build = temp.join(format!("compose-build-app-amd64-{dead}-3"));
+    let dead_build = temp.join(format!("compose-build-app-amd64-{dead}-{:016x}", 3));
     std::fs::create_dir_all(&dead_build).unwrap();
-    let live = temp.join(format!("compose-import-{}-0", std::process::id()));
+    let live = temp.join(format!("compose-import-{}-{:016x}", std::process::id(), 0));
     std::fs::create_dir_all(&live).unwrap();
     // What --keep-failed kept: marked, and never swept.
-    let kept = temp.join(format!("compose-build-app-amd64-{dead}-4"));
+    let kept = temp.join(format!("compose-build-app-amd64-{dead}-{:016x}", 4));
     std::fs::create_dir_all(&kept).unwrap();
     std::fs::write(kept.join(composer_store::leftovers::KEPT_MARKER), b"").unwrap();
-    let not_ours = temp.join(format!("compose-imports-{dead}-0"));
+    let not_ours = temp.join(format!("compose-imports-{dead}-{:016x}", 0));
     std::fs::create_dir_all(&not_ours).unwrap();
-    let link = temp.join(format!("compose-import-{dead}-1"));
+    // A user's directory whose name only looks like ours (a date), old and of no live process.
+    let dated = temp.join("compose-import-2025-01");
+    std::fs::create_dir_all(&dated).unwrap();
+    std::fs::write(dated.join("notes.txt"), b"mine").unwrap();
+    let link = temp.join(format!("compose-import-{dead}-{:016x}", 1));
     std::os::unix::fs::symlink(outside.path(), &link).unwrap();
-    for path in [&dead_import, &dead_build, &live, &kept, &not_ours] {
+    for path in [&dead_import, &dead_build, &live, &kept, &not_ours, &dated] {
         age(path);
     }
     let report: serde_json::Value = serde_json::from_str(&c.ok(&["--json", "store", "gc", "--dry-run"])).unwrap();
@@ -309,7 +313,7 @@ fn gc_sweeps_the_working_directories_of_dead_processes_only() {
     let report: serde_json::Value = serde_json::from_str(&c.ok(&["--json", "store", "gc"])).unwrap();
     assert_eq!(report["dead_temp_dirs"], 2, "{report}");
     assert!(!dead_import.exists() && !dead_build.exists());
-    for path in [&live, &kept, &not_ours] {
+    for path in [&live, &kept, &not_ours, &dated] {
         assert!(path.exists(), "{} was swept", path.display());
     }
     assert!(std::fs::symlink_metadata(&link).is_ok(), "a link is not ours to remove");

@@ -36,12 +36,28 @@ fn is_delimiter(c: char) -> bool {
 fn redact_token(token: &str) -> Cow<'_, str> {
     let authority_start = token.find("://").map_or(0, |i| i + 3);
     let authority = &token[authority_start..];
-    // The authority ends at the first `/` (a URL's path, a reference's repository), or `?`/`#`.
-    let authority_end = authority.find(['/', '?', '#']).unwrap_or(authority.len());
-    match authority[..authority_end].rfind('@') {
-        Some(at) if at > 0 => Cow::Owned(format!("{}{REDACTED}{}", &token[..authority_start], &authority[at..])),
-        _ => Cow::Borrowed(token),
+    // Up to the last `@` of the token, not only of what looks like its authority: a password may
+    // hold an unencoded `/` (`u:SEC/RET@host`), and a mistyped scheme (`htp:/u:pw@host`) hides
+    // where the authority starts. A digest reference's `@sha256:...` is no user information.
+    let user_end = authority.match_indices('@').map(|(at, _)| at).rfind(|&at| !is_digest(&authority[at + 1..]));
+    let Some(at) = user_end.filter(|&at| at > 0) else { return Cow::Borrowed(token) };
+    // An `@` past a `/` is user information only where what comes before that `/` has a `:`
+    // (`user:pass/word`); else it is a path's own (`forge.test/project@v1.0`).
+    let head = &authority[..at];
+    let user_information = match head.split_once('/') {
+        None => true,
+        Some((before, _)) => before.contains(':'),
+    };
+    match user_information {
+        true => Cow::Owned(format!("{}{REDACTED}{}", &token[..authority_start], &authority[at..])),
+        false => Cow::Borrowed(token),
     }
+}
+
+/// Whether `text` starts with a digest (`sha256:` + hex), as an image reference's `@` names one.
+fn is_digest(text: &str) -> bool {
+    let Some((algorithm, hex)) = text.split_once(':') else { return false };
+    matches!(algorithm, "sha256" | "sha384" | "sha512") && hex.bytes().next().is_some_and(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -58,6 +74,11 @@ mod tests {
             ("http://SECRETPW@mirror.test", "http://***@mirror.test"),
             // An unencoded `@` in the password: everything up to the last one goes.
             ("https://user:SECRET@PW@mirror.test/x", "https://***@mirror.test/x"),
+            // An unencoded `/` in the password, and a mistyped scheme.
+            ("user:SEC/RETPW@127.0.0.1:9/repo:tag", "***@127.0.0.1:9/repo:tag"),
+            ("oci://u:SEC/RETPW@127.0.0.1:9/cache", "oci://***@127.0.0.1:9/cache"),
+            ("http://user:SEC/RETPW@127.0.0.1:9/debian", "http://***@127.0.0.1:9/debian"),
+            ("htp:/user:SECRETPW@127.0.0.1/debian", "***@127.0.0.1/debian"),
             (
                 "error: `user:SECRETPW@host/app` is not an image reference (see https://u:SECRETPW@h/x)",
                 "error: `***@host/app` is not an image reference (see https://***@h/x)",

@@ -33,7 +33,12 @@ pub fn load_keyring(path: &Path, policy: &Policy<'_>) -> Result<Vec<SignedPublic
     let bytes = userfile::read(path, policy)
         .map_err(|source| DebError::Keyring { path: path.to_path_buf(), source: source.into() })?;
     let (keys, _) = SignedPublicKey::from_reader_many(std::io::Cursor::new(bytes))
-        .map_err(|e| DebError::Keyring { path: path.to_path_buf(), source: e.into() })?;
+        // The parser's error quotes the bytes it choked on (kilobytes of them, for a bad armor
+        // header): the file may be a secret named by mistake, so only what it is not is said.
+        .map_err(|_| DebError::Keyring {
+            path: path.to_path_buf(),
+            source: "it is not an OpenPGP keyring (binary, or ASCII-armored); its bytes are not shown".into(),
+        })?;
     let keys: Vec<_> = keys.filter_map(Result::ok).collect();
     if keys.is_empty() {
         return Err(DebError::Keyring { path: path.to_path_buf(), source: "it holds no OpenPGP public key".into() });

@@ -73,14 +73,19 @@ pub fn lock_path(recipe: &Path) -> PathBuf {
 
 impl Lockfile {
     pub fn read(path: &Path) -> Result<Option<Lockfile>, BuildError> {
-        let policy = composer_store::userfile::Policy::anywhere(composer_store::userfile::Kind::LOCK);
+        // Beside its recipe, and there only: a `recipe.lock` that is a link out of the recipe's
+        // directory is refused, as every file a recipe brings is.
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let policy = composer_store::userfile::Policy::within(composer_store::userfile::Kind::LOCK, dir, &[]);
         let text = match composer_store::userfile::read_text_if_exists(path, &policy) {
             Ok(Some(text)) => text,
             Ok(None) => return Ok(None),
             Err(e) => return Err(BuildError::Lock { path: path.to_path_buf(), source: e.into() }),
         };
-        let lock: Lockfile =
-            toml::from_str(&text).map_err(|e| BuildError::Lock { path: path.to_path_buf(), source: e.into() })?;
+        let lock: Lockfile = toml::from_str(&text).map_err(|e: toml::de::Error| BuildError::Lock {
+            path: path.to_path_buf(),
+            source: composer_store::userfile::located(&text, e.span(), e.message()).into(),
+        })?;
         if lock.version != LOCK_VERSION {
             return Err(BuildError::Lock {
                 path: path.to_path_buf(),

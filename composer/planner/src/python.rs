@@ -243,10 +243,14 @@ fn read_with_includes(path: &std::path::Path, policy: &Policy<'_>, depth: usize)
     let mut appended = String::new();
     for line in text.lines() {
         let line = line.trim();
+        // As pip and uv split them: the value follows `=` or any whitespace (a TAB too), and a
+        // short option's value may follow it directly (`-rfile`). Any other reading than theirs
+        // would let uv open an include this check never confined.
+        let separator = |c: char| c == '=' || c.is_whitespace();
         let include = |flag: &str| {
-            line.strip_prefix(flag)
-                .filter(|r| r.starts_with([' ', '=']))
-                .map(|r| r.trim_start_matches([' ', '=']).trim())
+            let rest = line.strip_prefix(flag)?;
+            let short = !flag.starts_with("--");
+            (short || rest.starts_with(separator)).then(|| rest.trim_start_matches(separator).trim())
         };
         let included = |kind| Policy { kind, ..*policy };
         if let Some(file) = include("-r").or_else(|| include("--requirement")) {
@@ -303,5 +307,22 @@ mod tests {
         assert_eq!(group(&wheels, 8).len(), 4);
         assert_eq!(group(&wheels, 3), vec![vec![0, 2], vec![1], vec![3]]);
         assert_eq!(group(&wheels, 1), vec![vec![0, 1, 2, 3]]);
+    }
+
+    /// An include is confined however pip or uv would split it from its flag: a TAB, `=`, or
+    /// nothing at all after a short flag (a TAB got past the check and uv printed the file).
+    #[test]
+    fn includes_are_confined_however_their_flag_is_written() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "MARKER:$6$salt:19000\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("secret");
+        for line in ["-c\t{}", "-r\t{}", "-r{}", "-c={}", "--requirement\t{}", "--constraint = {}"] {
+            let file = dir.path().join("req.txt");
+            std::fs::write(&file, format!("six\n{}\n", line.replace("{}", secret.to_str().unwrap()))).unwrap();
+            let policy = Policy::within(Kind::REQUIREMENTS, dir.path(), &[]);
+            let error = read_with_includes(&file, &policy, 0).expect_err(line).to_string();
+            assert!(!error.contains("MARKER"), "{line}: {error}");
+        }
     }
 }

@@ -132,7 +132,9 @@ impl WheelLock {
     }
 
     pub fn read(path: &Path) -> Result<Option<WheelLock>, WheelError> {
-        let policy = composer_store::userfile::Policy::anywhere(composer_store::userfile::Kind::PYLOCK);
+        // Beside its recipe, and there only, as the recipe's lock (a link out is refused).
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let policy = composer_store::userfile::Policy::within(composer_store::userfile::Kind::PYLOCK, dir, &[]);
         let text = match composer_store::userfile::read_text_if_exists(path, &policy) {
             Ok(Some(text)) => text,
             Ok(None) => return Ok(None),
@@ -144,8 +146,10 @@ impl WheelLock {
     /// Parses a pylock's text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<WheelLock, WheelError> {
         let bad = |reason: String| WheelError::Lock { path: path.to_path_buf(), source: reason.into() };
-        let lock: Pylock =
-            toml::from_str(text).map_err(|e| WheelError::Lock { path: path.to_path_buf(), source: e.into() })?;
+        let lock: Pylock = toml::from_str(text).map_err(|e: toml::de::Error| WheelError::Lock {
+            path: path.to_path_buf(),
+            source: composer_store::userfile::located(text, e.span(), e.message()).into(),
+        })?;
         let meta = lock.tool.ok_or_else(|| bad("it has no [tool.composer] table; run `compose lock`".into()))?.composer;
         let mut wheels = Vec::new();
         for package in lock.packages {

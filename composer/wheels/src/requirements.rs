@@ -69,7 +69,7 @@ fn readable(line: &str) -> bool {
         return true;
     }
     if line.starts_with('-') {
-        let name = line.split([' ', '=', '\t']).next().unwrap_or(line);
+        let name = line.split(|c: char| c == '=' || c.is_whitespace()).next().unwrap_or(line);
         return OPTIONS.contains(&name);
     }
     // A requirement may carry per-requirement options (`--hash=...`) after it.
