@@ -92,3 +92,37 @@ macro_rules! serde_hex {
 }
 serde_hex!(Hash);
 serde_hex!(Sha256);
+
+/// A reader that takes the SHA-256 and the length of what passes through it: a stream checked
+/// against a descriptor (a layer `inspect` decompresses, a tree pack a cache serves) while it
+/// is consumed, never read twice.
+pub struct Sha256Reader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    size: u64,
+}
+
+impl<R> Sha256Reader<R> {
+    pub fn new(inner: R) -> Self {
+        Sha256Reader { inner, hasher: sha2::Sha256::default(), size: 0 }
+    }
+
+    /// The bytes read so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The SHA-256 of the bytes read so far.
+    pub fn sha256(&self) -> Sha256 {
+        Sha256(sha2::Digest::finalize(self.hasher.clone()).into())
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Sha256Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}

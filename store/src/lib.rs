@@ -41,7 +41,7 @@ mod verify;
 pub use action::{ActionKey, ActionRecord, ObjectRef, RefKind};
 pub use error::{StoreError, error_chain};
 pub use gc::{GcOptions, GcReport, KeptRoot};
-pub use hash::{Hash, Sha256};
+pub use hash::{Hash, Sha256, Sha256Reader};
 pub use lock::{LockMode, StoreLock};
 pub use object::{BlobInfo, ObjectWriter, temp_suffix};
 pub use read::{ObjectReader, copy_large};

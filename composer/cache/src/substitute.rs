@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use composer_store::{ActionKey, BlobInfo, Hash, RefKind, Sha256, Store};
-use sha2::Digest as _;
 
 use crate::claim::{self, Claim};
 use crate::{CacheError, Remote, TrustedKeys};
@@ -163,15 +162,14 @@ impl Substituters {
                         .map_err(|e| CacheError::BadArtifact { what: what(output), reason: e.to_string() })?;
                 }
                 RefKind::Tree => {
-                    let mut hashing =
-                        Hashing { inner: reader.take(output.size + 1), sha256: sha2::Sha256::new(), size: 0 };
+                    let mut hashing = composer_store::Sha256Reader::new(reader.take(output.size + 1));
                     crate::treepack::read(store, &output.blake3, &mut hashing, &what(output))?;
                     io::copy(&mut hashing, &mut io::sink()).map_err(|e| unavailable(remote.as_ref(), e))?;
-                    let actual = Sha256(hashing.sha256.clone().finalize().into());
-                    if actual != output.sha256 || hashing.size != output.size {
+                    let actual = hashing.sha256();
+                    if actual != output.sha256 || hashing.size() != output.size {
                         return Err(CacheError::BadArtifact {
                             what: what(output),
-                            reason: format!("the pack has sha256 {actual} and {} bytes", hashing.size),
+                            reason: format!("the pack has sha256 {actual} and {} bytes", hashing.size()),
                         });
                     }
                 }
@@ -227,21 +225,6 @@ impl Substituters {
             }
         }
         None
-    }
-}
-
-struct Hashing<R> {
-    inner: R,
-    sha256: sha2::Sha256,
-    size: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.sha256.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
     }
 }
 

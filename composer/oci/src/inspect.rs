@@ -192,7 +192,7 @@ impl Source<'_> {
         let relative = descriptor.file(self)?;
         let media_type = descriptor.media_type.as_str();
         let (uncompressed, size, sha256) = self.with(&relative, |r| {
-            let mut raw = Hashing { inner: r.take(descriptor.size + 1), sha256: sha2::Sha256::default(), size: 0 };
+            let mut raw = composer_store::Sha256Reader::new(r.take(descriptor.size + 1));
             let uncompressed = {
                 let mut reader: Box<dyn Read + '_> = if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
                     Box::new(flate2::read::MultiGzDecoder::new(&mut raw))
@@ -205,7 +205,7 @@ impl Source<'_> {
             };
             // Whatever follows the compressed stream is part of the blob too.
             io::copy(&mut raw, &mut io::sink())?;
-            Ok((uncompressed, raw.size, Sha256(sha2::Digest::finalize(raw.sha256).into())))
+            Ok((uncompressed, raw.size(), raw.sha256()))
         })?;
         descriptor.check(self, &relative, size, sha256)?;
         Ok(uncompressed)
@@ -258,22 +258,6 @@ impl Descriptor {
             self.size,
             if size > self.size { "(not computed)".to_string() } else { sha256.oci() },
         )))
-    }
-}
-
-/// A reader that hashes and counts what passes through it.
-struct Hashing<R> {
-    inner: R,
-    sha256: sha2::Sha256,
-    size: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        sha2::Digest::update(&mut self.sha256, &buf[..n]);
-        self.size += n as u64;
-        Ok(n)
     }
 }
 
