@@ -24,7 +24,11 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::Client;
 
+mod credentials;
 mod upload;
+
+pub use credentials::credentials_may_go_to;
+use credentials::{authority_of, plain_http_allowed};
 pub use upload::{BlobSource, StoreBlob};
 
 /// Uploads larger than this go in chunks of this size.
@@ -148,61 +152,6 @@ pub struct Registry {
     /// `pull` or `pull,push`: what a token is asked for.
     actions: &'static str,
     auth: Mutex<Auth>,
-}
-
-/// A loopback address, or `localhost`; a name that only starts like one (`127.example.test`)
-/// is not.
-fn is_loopback(host: &str) -> bool {
-    let name = host_name(host);
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// `host` without its port.
-fn host_name(authority: &str) -> &str {
-    match authority.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(""),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    }
-}
-
-/// Whether plain HTTP may carry credentials to `authority` (`host[:port]`): a loopback host, or
-/// one the user named with `--insecure-registry` (a name without a port covers every port).
-fn plain_http_allowed(authority: &str, insecure_hosts: &[String]) -> bool {
-    is_loopback(authority) || insecure_hosts.iter().any(|h| h == authority || h == host_name(authority))
-}
-
-/// Whether the credentials for `registry` (`host[:port]`) may go to `url`, a token service its
-/// challenge names: over HTTPS anywhere (the server's certificate is checked), over plain HTTP
-/// only to a loopback host, a host named with `--insecure-registry`, or the registry's own host
-/// when that is itself named insecure. `Err` says why not.
-pub fn credentials_may_go_to(registry: &str, url: &str, insecure_hosts: &[String]) -> Result<(), String> {
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| "it is not an http(s) URL".to_string())?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    if authority.is_empty() {
-        return Err("it names no host".into());
-    }
-    match scheme.to_ascii_lowercase().as_str() {
-        "https" => Ok(()),
-        "http" if plain_http_allowed(authority, insecure_hosts) => Ok(()),
-        "http"
-            if host_name(authority) == host_name(registry)
-                && insecure_hosts.iter().any(|h| h == registry || h == host_name(registry)) =>
-        {
-            Ok(())
-        }
-        "http" => Err(format!(
-            "it is plain HTTP to {authority}, which is neither loopback nor named with --insecure-registry"
-        )),
-        other => Err(format!("`{other}:` is not HTTPS")),
-    }
-}
-
-/// The host a URL names, without user information, for messages.
-fn authority_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    authority.rsplit_once('@').map_or(authority, |(_, host)| host).to_string()
 }
 
 impl Registry {
@@ -546,41 +495,15 @@ mod tests {
         assert_eq!(params["realm"], "https://auth.test/token");
         assert_eq!(params["service"], "registry.test");
         assert_eq!(params["scope"], "repository:a/b:pull");
-        assert!(is_loopback("127.0.0.1:5000") && is_loopback("localhost") && is_loopback("[::1]:5000"));
-        assert!(!is_loopback("registry.test:5000") && !is_loopback("10.0.0.1"));
-        assert!(!is_loopback("127.example.test") && !is_loopback("localhost.example.test:80"));
-    }
-
-    #[test]
-    fn credentials_go_to_a_token_service_over_https_or_to_a_host_the_user_trusts_with_plain_http() {
-        let insecure = ["registry.lan:5000".to_string(), "auth.lan".to_string()];
-        let allowed = |registry: &str, realm: &str| credentials_may_go_to(registry, realm, &insecure);
-        // HTTPS anywhere: the certificate names the host.
-        assert!(allowed("127.0.0.1:5000", "https://auth.test/token").is_ok());
-        assert!(allowed("registry.test", "HTTPS://auth.test:8443/token?x=1").is_ok());
-        // Plain HTTP to loopback, to a host named insecure (any port when named without one),
-        // and to the host of a registry named insecure.
-        assert!(allowed("registry.test", "http://127.0.0.1:5001/token").is_ok());
-        assert!(allowed("registry.test", "http://[::1]:5001/token").is_ok());
-        assert!(allowed("registry.test", "http://localhost/token").is_ok());
-        assert!(allowed("registry.test", "http://auth.lan:9000/token").is_ok());
-        assert!(allowed("registry.lan:5000", "http://registry.lan:5001/token").is_ok());
-        // Nothing else over plain HTTP, whatever the registry is.
-        for (registry, realm) in [
-            ("127.0.0.1:5000", "http://192.0.2.1/token"),
-            ("127.0.0.1:5000", "http://127.example.test/token"),
-            ("127.0.0.1:5000", "http://user:pw@192.0.2.1/token"),
-            ("registry.test", "http://registry.test/token"),
-            ("registry.lan:5000", "http://other.lan/token"),
-            ("127.0.0.1:5000", "ftp://auth.test/token"),
-            ("127.0.0.1:5000", "auth.test/token"),
-            ("127.0.0.1:5000", "http:///token"),
-        ] {
-            let refused = allowed(registry, realm);
-            assert!(refused.is_err(), "{registry} {realm}");
-            assert!(!refused.unwrap_err().contains("pw@"));
-        }
-        assert_eq!(authority_of("http://user:pw@192.0.2.1:8080/token"), "192.0.2.1:8080");
+        assert!(
+            credentials::is_loopback("127.0.0.1:5000")
+                && credentials::is_loopback("localhost")
+                && credentials::is_loopback("[::1]:5000")
+        );
+        assert!(!credentials::is_loopback("registry.test:5000") && !credentials::is_loopback("10.0.0.1"));
+        assert!(
+            !credentials::is_loopback("127.example.test") && !credentials::is_loopback("localhost.example.test:80")
+        );
     }
 
     /// A server on loopback answering each request with `answer(request head)`; the heads it
