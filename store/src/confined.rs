@@ -151,6 +151,13 @@ impl Confined {
         Ok(File::from(rustix::fs::openat(parent, b(name).as_ref(), flags, Mode::from_raw_mode(mode))?))
     }
 
+    /// Opens `rel` for an advisory lock, made empty if missing, never through a symlink.
+    pub fn lock_file(&mut self, rel: &str) -> io::Result<File> {
+        let (parent, name) = self.parent(rel)?;
+        let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        check_regular(rustix::fs::openat(parent, b(name).as_ref(), flags, Mode::from_raw_mode(0o644))?, rel)
+    }
+
     /// Opens the existing regular file `rel` for reading, following no symlink. Anything else
     /// there (a FIFO, a device, a socket, a directory) is an error of kind `InvalidData`, found
     /// without blocking: see [`open_regular_at`].
@@ -182,6 +189,28 @@ impl Confined {
             std::ffi::OsStr::from_bytes(&name),
             &shown,
         )
+    }
+
+    /// A new temp file for `rel`, made beneath the root (no symlink followed) and listed for
+    /// removal if a signal ends the process before it is renamed into place; with its name
+    /// relative to the root, for [`Confined::rename`].
+    pub fn staged_file(&mut self, rel: &str) -> io::Result<(crate::staging::Staged, String, File)> {
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let temp = crate::staging::staging_name(name);
+        let temp = if parent.is_empty() { temp } else { format!("{parent}/{temp}") };
+        let path = self.display(&temp);
+        let (staged, file) = crate::staging::Staged::create(crate::staging::StagedKind::File, || {
+            self.create_new(&temp, 0o644).map(|file| (path, file))
+        })?;
+        Ok((staged, temp, file))
+    }
+
+    /// Puts `data` at `rel` whole: a temp file beneath the root renamed over it (only over a
+    /// regular file), never through a symlink.
+    pub fn write_atomic(&mut self, rel: &str, data: &[u8]) -> io::Result<()> {
+        let (staged, temp, mut out) = self.staged_file(rel)?;
+        io::Write::write_all(&mut out, data)?;
+        staged.publish(|_| self.rename(&temp, rel))
     }
 
     /// Removes the file `rel` (a symlink there is removed, not followed).

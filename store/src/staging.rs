@@ -249,6 +249,9 @@ impl NotReplaceable {
             "a symbolic link" => "compose neither writes through a symbolic link nor replaces one: name the file \
                                   it points to, or another path"
                 .into(),
+            NOT_OUR_ARCHIVE => "compose replaces only an archive or bundle it wrote: name a new file, or move \
+                                this one away first"
+                .into(),
             _ => "name a new file or a regular file to overwrite".into(),
         }
     }
@@ -284,6 +287,38 @@ pub fn check_replaceable(dest: &Path) -> io::Result<()> {
         Err(rustix::io::Errno::NOENT) => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// [`check_replaceable`] for an image archive or a bundle, and more: a file already there must be
+/// empty or a tar whose first member is one compose writes first, `oci-layout` (an OCI archive
+/// or a bundle) or `<sha256>.json` (a docker archive). A recipe, a key or any other file named
+/// by mistake is not an archive of ours and is left as it is. Read without following a link or
+/// blocking, 512 bytes at most.
+pub fn check_replaceable_archive(dest: &Path) -> io::Result<()> {
+    check_replaceable(dest)?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let file = match rustix::fs::openat(CWD, dest, flags, Mode::empty()) {
+        Ok(fd) => fs::File::from(fd),
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut head = Vec::with_capacity(512);
+    io::Read::read_to_end(&mut io::Read::take(&file, 512), &mut head)?;
+    if head.is_empty() || is_our_archive(&head) {
+        return Ok(());
+    }
+    Err(io::Error::other(NotReplaceable { path: dest.to_path_buf(), what: NOT_OUR_ARCHIVE }))
+}
+
+const NOT_OUR_ARCHIVE: &str = "a file that is not an image archive or bundle";
+
+fn is_our_archive(head: &[u8]) -> bool {
+    if head.len() < 512 || &head[257..262] != b"ustar" {
+        return false;
+    }
+    let name = &head[..head[..100].iter().position(|&b| b == 0).unwrap_or(100)];
+    name == b"oci-layout"
+        || name.strip_suffix(b".json").is_some_and(|hex| hex.len() == 64 && hex.iter().all(u8::is_ascii_hexdigit))
 }
 
 /// The one rule by which compose renames a file it wrote (`from` in `from_dir`) over a path a
@@ -384,6 +419,41 @@ mod tests {
             fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn an_archive_output_replaces_only_nothing_an_empty_file_or_an_archive_of_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar_of = |first: &str| {
+            let mut tar = tar::Builder::new(Vec::new());
+            let mut header = tar::Header::new_ustar();
+            header.set_size(2);
+            header.set_cksum();
+            tar.append_data(&mut header, first, &b"{}"[..]).unwrap();
+            tar.into_inner().unwrap()
+        };
+        let hex = "ab".repeat(32);
+        for (name, bytes, ours) in [
+            ("missing", None, true),
+            ("empty", Some(Vec::new()), true),
+            ("oci", Some(tar_of("oci-layout")), true),
+            ("docker", Some(tar_of(&format!("{hex}.json"))), true),
+            ("recipe.toml", Some(b"[image]\nname = \"x\"\n".to_vec()), false),
+            ("other.tar", Some(tar_of("notes.json")), false),
+            ("short-hex.tar", Some(tar_of("abab.json")), false),
+            ("short", Some(b"oci-layout".to_vec()), false),
+        ] {
+            let dest = dir.path().join(name);
+            if let Some(bytes) = &bytes {
+                fs::write(&dest, bytes).unwrap();
+            }
+            let checked = check_replaceable_archive(&dest);
+            assert_eq!(checked.is_ok(), ours, "{name}: {checked:?}");
+            if !ours {
+                let error = checked.unwrap_err();
+                assert!(NotReplaceable::of(&error).unwrap().hint().contains("move this one away"), "{error}");
+            }
+        }
     }
 
     #[test]

@@ -215,11 +215,49 @@ fn archives_and_bundles_never_replace_a_fifo_a_device_or_a_link() {
     }
     assert_eq!(names, expected, "no temp file was left");
 
-    // A regular file, and a missing path, are written.
+    // A missing path, an empty file and an earlier archive of ours are written; an archive of
+    // one kind replaces one of the other.
     let archive = dir.join("image.tar");
-    std::fs::write(&archive, b"an earlier archive").unwrap();
+    f.compose.ok(&["build", f.recipe_str(), "-o", &format!("oci-archive:{}", archive.display())]);
+    f.compose.ok(&["build", f.recipe_str(), "-o", &format!("docker-archive:{}", archive.display())]);
     f.compose.ok(&["build", f.recipe_str(), "-o", &format!("oci-archive:{}", archive.display())]);
     assert!(std::fs::read(&archive).unwrap().len() > 1024);
+    let empty = dir.join("empty.tar");
+    std::fs::write(&empty, b"").unwrap();
+    f.compose.ok(&["build", f.recipe_str(), "-o", &format!("oci-archive:{}", empty.display())]);
+    let bundle = dir.join("inputs.bundle");
+    for _ in 0..2 {
+        f.compose.ok(&["bundle", f.recipe_str(), "-o", bundle.to_str().unwrap(), "--inputs-only"]);
+    }
+}
+
+/// An output replaces only what compose wrote: `-o oci-archive:recipe.toml` (a slip of the
+/// keyboard) leaves the recipe as it is, as do a bundle and a docker archive named over any other
+/// file that is not an archive of ours.
+#[test]
+fn archives_and_bundles_never_replace_a_file_compose_did_not_write() {
+    let f = Fixture::new(&["app"], "");
+    let recipe = std::fs::read(&f.recipe).unwrap();
+    for transport in ["oci-archive", "docker-archive"] {
+        let stderr = f.compose.fails(&["build", f.recipe_str(), "-o", &format!("{transport}:{}", f.recipe_str())]);
+        assert!(stderr.contains("is a file that is not an image archive or bundle"), "{stderr}");
+        assert!(stderr.contains("move this one away"), "the hint is given: {stderr}");
+    }
+    let stderr = f.compose.fails(&["bundle", f.recipe_str(), "-o", f.recipe_str(), "--inputs-only"]);
+    assert!(stderr.contains("is a file that is not an image archive or bundle"), "{stderr}");
+    assert_eq!(std::fs::read(&f.recipe).unwrap(), recipe, "the recipe is as it was");
+    // A tar that is not one of ours (its first member is the user's) is not ours to replace.
+    let other = f.compose.home.path().join("backup.tar");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(5);
+    header.set_cksum();
+    tar.append_data(&mut header, "notes.txt", &b"notes"[..]).unwrap();
+    let bytes = tar.into_inner().unwrap();
+    std::fs::write(&other, &bytes).unwrap();
+    let stderr = f.compose.fails(&["build", f.recipe_str(), "-o", &format!("oci-archive:{}", other.display())]);
+    assert!(stderr.contains("is a file that is not an image archive or bundle"), "{stderr}");
+    assert_eq!(std::fs::read(&other).unwrap(), bytes);
 }
 
 /// Sets a path's modification time an hour back: past the age under which a sweep leaves it.

@@ -175,6 +175,22 @@ fn a_config_file_that_is_a_device_or_a_fifo_is_refused_at_once() {
     assert!(err.contains("is a FIFO"), "{err}");
 }
 
+/// The config file may be a link to a file that is not the user's to show: a TOML error names
+/// the line and column, never the line.
+#[test]
+fn a_config_file_that_is_not_toml_is_located_without_its_contents() {
+    let c = crate::compose();
+    let config = c.home.path().join("config/compose");
+    std::fs::create_dir_all(&config).unwrap();
+    let (_dir, secret) = outside_secret();
+    std::os::unix::fs::symlink(&secret, config.join("config.toml")).unwrap();
+    let (err, json) = refused_both(&c, &["store", "info"]);
+    for shown in [&err, &json] {
+        assert!(shown.contains("config") && shown.contains("line 1, column"), "{shown}");
+        assert!(!shown.contains(SECRET) && !shown.contains("daemon:*"), "the config's contents were shown: {shown}");
+    }
+}
+
 /// A recipe of the wheel fixture whose `[python]` reads `requirements_file = "NAME"`.
 fn with_requirements_file(f: &WheelFixture, name: &str) {
     let recipe = Path::new(f.recipe());

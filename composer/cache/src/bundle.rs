@@ -53,8 +53,9 @@ pub fn write(
             });
         }
     };
-    // A FIFO or a device at `dest` is refused before the work (and again at the rename).
-    composer_store::staging::check_replaceable(dest).map_err(CacheError::io(dest))?;
+    // A FIFO, a device or a file that is not an earlier bundle or archive at `dest` is refused
+    // before the work (the file type again at the rename).
+    composer_store::staging::check_replaceable_archive(dest).map_err(CacheError::io(dest))?;
     let work = Staged::output_dir(dest).map_err(CacheError::io(dest))?;
     let layout = work.path().join("layout");
     let cache = DirCache::create(&layout)?;

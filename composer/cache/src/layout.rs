@@ -14,7 +14,6 @@ use std::sync::Mutex;
 
 use composer_store::Sha256;
 use composer_store::confined::Confined;
-use composer_store::staging::{Staged, write_beside};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
@@ -67,7 +66,7 @@ impl DirCache {
     pub fn create(root: &Path) -> Result<DirCache, CacheError> {
         let cache =
             DirCache { name: format!("dir:{}", root.display()), root: root.to_path_buf(), tags: Mutex::new(None) };
-        if root.join("oci-layout").is_file() {
+        if Confined::open(root).and_then(|root| root.file_size("oci-layout")).is_ok_and(|size| size.is_some()) {
             return Ok(cache);
         }
         let empty = match fs::read_dir(root) {
@@ -78,10 +77,15 @@ impl DirCache {
         if !empty {
             return Err(cache.unavailable(io::Error::other("the directory holds files and is not an OCI layout")));
         }
-        fs::create_dir_all(root.join("blobs/sha256")).map_err(|e| cache.unavailable(e))?;
-        write_beside(&root.join("oci-layout"), OCI_LAYOUT).map_err(|e| cache.unavailable(e))?;
+        // The root is the user's to name (a link they made is theirs); nothing beneath it is
+        // followed if it is a link, on this write or any later one.
+        fs::create_dir_all(root).map_err(|e| cache.unavailable(e))?;
+        let mut layout = Confined::open(root).map_err(|e| cache.unavailable(e))?;
+        layout.create_dir_all("blobs/sha256").map_err(|e| cache.unavailable(e))?;
+        layout.write_atomic("oci-layout", OCI_LAYOUT).map_err(|e| cache.unavailable(e))?;
         let index = Index { schema_version: 2, media_type: INDEX_MEDIA_TYPE.into(), manifests: vec![] };
-        write_beside(&root.join("index.json"), &serde_json::to_vec(&index).expect("index serializes"))
+        layout
+            .write_atomic("index.json", &serde_json::to_vec(&index).expect("index serializes"))
             .map_err(|e| cache.unavailable(e))?;
         Ok(cache)
     }
@@ -90,8 +94,13 @@ impl DirCache {
         CacheError::Unavailable { cache: self.name.clone(), source: Box::new(e) }
     }
 
-    fn blob_path(&self, sha256: &Sha256) -> PathBuf {
-        self.root.join("blobs/sha256").join(sha256.to_hex())
+    fn blob_name(sha256: &Sha256) -> String {
+        format!("blobs/sha256/{}", sha256.to_hex())
+    }
+
+    /// The layout's root, through which every write goes (no symlink beneath it followed).
+    fn writable(&self) -> Result<Confined, CacheError> {
+        Confined::open(&self.root).map_err(|e| self.unavailable(e))
     }
 
     /// Opens the regular file `rel` beneath the layout (see [`Confined::open_file`]).
@@ -158,7 +167,7 @@ impl Remote for DirCache {
     }
 
     fn blob(&self, sha256: &Sha256) -> Result<Option<Box<dyn Read + Send + '_>>, CacheError> {
-        match self.open_file(&format!("blobs/sha256/{}", sha256.to_hex())) {
+        match self.open_file(&Self::blob_name(sha256)) {
             Ok(file) => Ok(Some(Box::new(io::BufReader::new(file)))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.unavailable(e)),
@@ -166,18 +175,18 @@ impl Remote for DirCache {
     }
 
     fn has_blob(&self, sha256: &Sha256, size: Option<u64>) -> Result<bool, CacheError> {
-        let found = fs::metadata(self.blob_path(sha256)).ok().filter(|m| m.is_file());
-        Ok(found.is_some_and(|m| size.is_none_or(|size| m.len() == size)))
+        let found = Confined::open(&self.root).and_then(|root| root.file_size(&Self::blob_name(sha256)));
+        Ok(found.ok().flatten().is_some_and(|found| size.is_none_or(|size| found == size)))
     }
 
     fn put_blob(&self, sha256: &Sha256, size: u64, source: &dyn BlobSource) -> Result<(), CacheError> {
-        let dest = self.blob_path(sha256);
-        if dest.is_file() {
+        let name = Self::blob_name(sha256);
+        let mut layout = self.writable()?;
+        if layout.file_size(&name).map_err(|e| self.unavailable(e))?.is_some() {
             return Ok(());
         }
         let mut data = source.open().map_err(|e| self.unavailable(e))?;
-        let dir = self.root.join("blobs/sha256");
-        let (staged, file) = Staged::file(&dir, &sha256.to_hex()).map_err(|e| self.unavailable(e))?;
+        let (staged, temp_name, file) = layout.staged_file(&name).map_err(|e| self.unavailable(e))?;
         let mut temp = io::BufWriter::new(file);
         let mut hasher = sha2::Sha256::new();
         let mut written = 0u64;
@@ -199,19 +208,14 @@ impl Remote for DirCache {
             });
         }
         temp.flush().map_err(|e| self.unavailable(e))?;
-        staged.publish_to(&dest).map_err(|e| self.unavailable(e))
+        staged.publish(|_| layout.rename(&temp_name, &name)).map_err(|e| self.unavailable(e))
     }
 
     fn put_manifest(&self, tag: &str, manifest: &[u8]) -> Result<(), CacheError> {
         let sha256 = Sha256::of(manifest);
         self.put_blob(&sha256, manifest.len() as u64, &manifest)?;
         // Pushes from several processes each add their tags: one at a time rewrites the index.
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.root.join("index.json.lock"))
-            .map_err(|e| self.unavailable(e))?;
+        let lock = self.writable()?.lock_file("index.json.lock").map_err(|e| self.unavailable(e))?;
         lock.lock().map_err(|e| self.unavailable(e))?;
         let mut index = self.read_index()?;
         index.manifests.retain(|m| m.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
@@ -222,7 +226,8 @@ impl Remote for DirCache {
             annotations: BTreeMap::from([(REF_NAME.to_string(), tag.to_string())]),
         });
         index.manifests.sort_by(|a, b| a.annotations.get(REF_NAME).cmp(&b.annotations.get(REF_NAME)));
-        write_beside(&self.root.join("index.json"), &serde_json::to_vec(&index).expect("index serializes"))
+        self.writable()?
+            .write_atomic("index.json", &serde_json::to_vec(&index).expect("index serializes"))
             .map_err(|e| self.unavailable(e))?;
         *self.tags.lock().expect("tags") = Some(Self::tags(&index));
         Ok(())

@@ -65,3 +65,47 @@ fn a_result_under_another_keys_tag_is_not_taken() {
     let warnings = substituters.take_warnings();
     assert!(warnings.iter().any(|w| w.contains("not the step asked for")), "{warnings:?}");
 }
+
+/// A `dir:` cache is the user's directory, but what is beneath it is data: a `blobs/sha256`, a
+/// blob, an `index.json` or its lock that is a symlink is never written through.
+#[test]
+fn a_dir_cache_never_writes_through_a_symlink_beneath_it() {
+    use composer_cache::Remote as _;
+    let [one_dir, _two, cache_dir, outside] = dirs();
+    let one = Store::open(one_dir.path()).unwrap();
+    let key = SecretKey::generate("test").unwrap();
+    let layout = cache_dir.path().join("cache");
+    DirCache::create(&layout).unwrap();
+    let outside_listing = || std::fs::read_dir(outside.path()).unwrap().count();
+
+    // blobs/sha256 swapped for a link to a directory elsewhere.
+    std::fs::rename(layout.join("blobs/sha256"), layout.join("blobs/moved")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), layout.join("blobs/sha256")).unwrap();
+    let cache = DirCache::create(&layout).unwrap();
+    let blob = b"a blob".as_slice();
+    let sha = composer_store::Sha256::of(blob);
+    assert!(cache.put_blob(&sha, blob.len() as u64, &blob).is_err());
+    let result = result_with(&one, serde_json::json!({"name": "linked"}));
+    let temp = tempfile::tempdir().unwrap();
+    assert!(Pusher::new(&one, &cache, &key, temp.path()).push_all(&[result], &[]).is_err());
+    assert_eq!(outside_listing(), 0, "nothing was written where the link points");
+    std::fs::remove_file(layout.join("blobs/sha256")).unwrap();
+    std::fs::rename(layout.join("blobs/moved"), layout.join("blobs/sha256")).unwrap();
+
+    // A blob's name, the index and the index's lock as links to files elsewhere.
+    let target = outside.path().join("target");
+    std::fs::write(&target, b"the user's").unwrap();
+    std::os::unix::fs::symlink(&target, layout.join("blobs/sha256").join(sha.to_hex())).unwrap();
+    assert!(cache.put_blob(&sha, blob.len() as u64, &blob).is_err());
+    assert!(!cache.has_blob(&sha, None).unwrap(), "a link is not a blob the cache holds");
+    std::fs::remove_file(layout.join("blobs/sha256").join(sha.to_hex())).unwrap();
+    let lock_target = outside.path().join("lock-target");
+    std::os::unix::fs::symlink(&lock_target, layout.join("index.json.lock")).unwrap();
+    assert!(cache.put_manifest("tag", b"{}").is_err());
+    assert!(!lock_target.exists(), "the lock was not made where its link points");
+    std::fs::remove_file(layout.join("index.json.lock")).unwrap();
+    std::fs::remove_file(layout.join("index.json")).unwrap();
+    std::os::unix::fs::symlink(&target, layout.join("index.json")).unwrap();
+    assert!(cache.put_manifest("tag", b"{}").is_err());
+    assert_eq!(std::fs::read(&target).unwrap(), b"the user's");
+}

@@ -117,8 +117,11 @@ impl Settings {
             .unwrap_or_default();
         let config = composer_planner::mirror::parse_config(&config_text, &config_path)
             .context("reading the compose config file")?;
-        let ConfigFile { indexes: index_config, cache: cache_config } = toml::from_str(&config_text)
-            .with_context(|| format!("reading the compose config file {}", config_path.display()))?;
+        let ConfigFile { indexes: index_config, cache: cache_config } =
+            toml::from_str(&config_text).map_err(|e: toml::de::Error| {
+                anyhow::anyhow!("{}", userfile::located(&config_text, e.span(), e.message()))
+                    .context(format!("reading the compose config file {}", config_path.display()))
+            })?;
         let caches = if !args.caches.is_empty() {
             args.caches.clone()
         } else if let Some(list) = var(env_vars::COMPOSE_CACHE) {

@@ -49,9 +49,9 @@ fn with_temp_file(
         path: dest.to_path_buf(),
         source: io::Error::new(io::ErrorKind::InvalidInput, "an archive output needs a file name"),
     })?;
-    // Only a missing path or a regular file is replaced; checked again at the rename, which is
-    // what counts, and here so that a FIFO or a device is refused before the work.
-    composer_store::staging::check_replaceable(dest).map_err(io_err("write", dest))?;
+    // Only a missing path, an empty file or an earlier archive is replaced; the file type is
+    // checked again at the rename, and here so that a FIFO or a device is refused before the work.
+    composer_store::staging::check_replaceable_archive(dest).map_err(io_err("write", dest))?;
     composer_store::leftovers::sweep_beside(parent, &name.to_string_lossy());
     // No temp file beside a path the user named: the archive has no name until it is whole.
     match UnnamedFile::create_in(parent) {

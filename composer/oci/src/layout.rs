@@ -12,7 +12,6 @@ use std::io::Read;
 use std::path::Path;
 
 use composer_store::confined::{Confined, FileStamp};
-use composer_store::staging::{Staged, StagedKind, staging_name};
 use composer_store::{BlobInfo, Sha256, Store};
 use rayon::prelude::*;
 use serde_json::{Value, json};
@@ -222,7 +221,7 @@ fn place_blob(
         return Ok(Some(seen.clone()));
     }
     if !existing_blob_is(dir, &name, blob)? {
-        let (staged, temp, mut out) = staged_file(dir, &name).map_err(|source| OciError::Io {
+        let (staged, temp, mut out) = dir.staged_file(&name).map_err(|source| OciError::Io {
             action: "create",
             path: dir.display(&name),
             source,
@@ -281,23 +280,8 @@ impl Sha256Writer {
     }
 }
 
-/// A new temp file for `rel`, made through `dir` (no symlink followed) and listed for removal if
-/// a signal ends the process before it is renamed into place; its name relative to `dir` too.
-fn staged_file(dir: &mut Confined, rel: &str) -> std::io::Result<(Staged, String, std::fs::File)> {
-    let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-    let temp = staging_name(name);
-    let temp = if parent.is_empty() { temp } else { format!("{parent}/{temp}") };
-    let path = dir.display(&temp);
-    let (staged, file) = Staged::create(StagedKind::File, || dir.create_new(&temp, 0o644).map(|file| (path, file)))?;
-    Ok((staged, temp, file))
-}
-
 fn write_atomic(root: &mut Confined, rel: &str, data: &[u8]) -> Result<(), OciError> {
-    let path = root.display(rel);
-    let io = |source| OciError::Io { action: "write", path: path.clone(), source };
-    let (staged, temp, mut out) = staged_file(root, rel).map_err(io)?;
-    std::io::Write::write_all(&mut out, data).map_err(io)?;
-    staged.publish(|_| root.rename(&temp, rel)).map_err(io)
+    root.write_atomic(rel, data).map_err(|source| OciError::Io { action: "write", path: root.display(rel), source })
 }
 
 /// Reads a JSON document of the layout: a regular file (never a FIFO that would block), bounded

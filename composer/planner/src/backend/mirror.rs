@@ -91,8 +91,11 @@ pub fn parse_config(text: &str, path: &Path) -> Result<BTreeMap<String, (String,
         #[serde(default)]
         mirrors: BTreeMap<String, Entry>,
     }
-    let file: File =
-        toml::from_str(text).map_err(|e| BuildError::Config { path: path.to_path_buf(), source: e.into() })?;
+    // Located without the line: the config file may be a link to a file that is not ours to show.
+    let file: File = toml::from_str(text).map_err(|e: toml::de::Error| BuildError::Config {
+        path: path.to_path_buf(),
+        source: composer_store::userfile::located(text, e.span(), e.message()).into(),
+    })?;
     Ok(file
         .mirrors
         .into_iter()
