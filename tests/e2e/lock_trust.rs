@@ -196,6 +196,52 @@ fn a_lock_pinning_a_file_the_mirror_serves_outside_its_signed_index_fails_before
     cold.build_json(&f.recipe, &["--locked"]);
 }
 
+/// `lock` without the package table of `name`, as an attacker drops a dependency.
+fn without_package(lock: &str, name: &str) -> String {
+    let at = lock.find(&format!("[[platform.packages]]\nname = \"{name}\"\n")).expect("the lock pins the package");
+    let end = lock[at..].find("\n\n").map_or(lock.len(), |e| at + e + 2);
+    format!("{}{}", &lock[..at], &lock[end..])
+}
+
+/// Each package a lock pins is in the signed index, yet the set is not what the recipe's requests
+/// resolve to: one the recipe never asked for was added (a signed but older `libfoo`), or one it
+/// needs was dropped. Both are refused before anything is fetched, warm store or cold.
+#[test]
+fn a_lock_that_adds_or_drops_signed_packages_is_not_a_resolution_of_the_recipe() {
+    let f = Fixture::new(&["app"], "");
+    f.compose.build_json(&f.recipe, &[]);
+    let lock_path = f.recipe.with_extension("lock");
+    let honest_lock = std::fs::read_to_string(&lock_path).unwrap();
+
+    let filename = "pool/main/libfoo/libfoo_0.9_amd64.deb";
+    let old = std::fs::read(f.mirror.root.join(filename)).unwrap();
+    let added = format!(
+        "{}\n[[platform.packages]]\nname = \"libfoo\"\nversion = \"0.9\"\narchitecture = \"amd64\"\nsource = \"libfoo\"\n\
+         filename = \"{filename}\"\nsize = {}\nsha256 = \"{}\"\n",
+        honest_lock.trim_end(),
+        old.len(),
+        sha256_hex(&old)
+    );
+    let dropped = without_package(&honest_lock, "postfix");
+    assert_ne!(dropped, honest_lock);
+    let cold = crate::cache::machine_two(&f);
+    for (lock, said) in [
+        (&added, "libfoo 0.9 is in the lock, but nothing the recipe asks for needs it"),
+        (&dropped, "app 1.0 depends on `mail-transport-agent | exim4` and nothing in the lock satisfies it"),
+    ] {
+        std::fs::write(&lock_path, lock).unwrap();
+        for c in [&f.compose, &cold] {
+            let stderr = c.fails(&["build", f.recipe_str()]);
+            assert!(stderr.contains("is not a resolution of the recipe for linux/amd64 (image)"), "{stderr}");
+            assert!(stderr.contains(said), "{stderr}");
+            assert!(stderr.contains("run `compose lock`"), "{stderr}");
+        }
+        assert!(!store_has_sha256(&cold.store, &sha256_hex(&old)), "nothing was fetched");
+    }
+    std::fs::write(&lock_path, honest_lock).unwrap();
+    cold.build_json(&f.recipe, &["--locked"]);
+}
+
 #[test]
 fn a_release_older_than_the_lock_is_refused_unless_asked_for_and_one_from_the_future_always() {
     let mirror = LocalMirror::new();

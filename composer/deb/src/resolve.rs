@@ -85,36 +85,11 @@ impl<'i, 't> Provider<'i, 't> {
     }
 
     fn real_matches(&self, relation: &Relation) -> Vec<u32> {
-        let Some(ids) = self.index.by_name.get(relation.name.as_str()) else { return Vec::new() };
-        ids.iter()
-            .filter(|&&i| {
-                let p = &self.index.packages[i];
-                relation.constraint.as_ref().is_none_or(|c| c.matches(p.version))
-                    && (relation.arch != ArchQualifier::Any || p.multi_arch == MultiArch::Allowed)
-            })
-            .map(|&i| i as u32)
-            .collect()
+        real_matches(self.index, relation)
     }
 
-    /// Providers of `relation.name` whose `Provides` satisfies the relation, grouped by their
-    /// real name.
     fn provider_matches(&self, relation: &Relation) -> BTreeMap<&'t str, Vec<u32>> {
-        let mut out: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-        for &i in self.index.providers.get(&relation.name).into_iter().flatten() {
-            let p = &self.index.packages[i];
-            let satisfies = p.provides.iter().any(|provided| {
-                provided.name == relation.name
-                    && match (&relation.constraint, &provided.constraint) {
-                        (None, _) => true,
-                        (Some(want), Some(have)) => have.op == crate::relation::Op::Eq && want.matches(&have.version),
-                        (Some(_), None) => false,
-                    }
-            });
-            if satisfies {
-                out.entry(p.name).or_default().push(i as u32);
-            }
-        }
-        out
+        provider_matches(self.index, relation)
     }
 
     fn requirement(&self, alternatives: &[Relation]) -> Requirement {
@@ -248,6 +223,40 @@ impl DependencyProvider for Provider<'_, '_> {
         let requirements = depends.iter().map(|group| ConditionalRequirement::from(self.requirement(group))).collect();
         Dependencies::Known(KnownDependencies { requirements, constrains: self.constraints(solvable.0, &conflicts) })
     }
+}
+
+/// The packages named `relation.name` whose version and architecture satisfy it.
+pub(crate) fn real_matches(index: &PackageIndex<'_>, relation: &Relation) -> Vec<u32> {
+    let Some(ids) = index.by_name.get(relation.name.as_str()) else { return Vec::new() };
+    ids.iter()
+        .filter(|&&i| {
+            let p = &index.packages[i];
+            relation.constraint.as_ref().is_none_or(|c| c.matches(p.version))
+                && (relation.arch != ArchQualifier::Any || p.multi_arch == MultiArch::Allowed)
+        })
+        .map(|&i| i as u32)
+        .collect()
+}
+
+/// Providers of `relation.name` whose `Provides` satisfies the relation, grouped by their real
+/// name.
+pub(crate) fn provider_matches<'t>(index: &PackageIndex<'t>, relation: &Relation) -> BTreeMap<&'t str, Vec<u32>> {
+    let mut out: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for &i in index.providers.get(&relation.name).into_iter().flatten() {
+        let p = &index.packages[i];
+        let satisfies = p.provides.iter().any(|provided| {
+            provided.name == relation.name
+                && match (&relation.constraint, &provided.constraint) {
+                    (None, _) => true,
+                    (Some(want), Some(have)) => have.op == crate::relation::Op::Eq && want.matches(&have.version),
+                    (Some(_), None) => false,
+                }
+        });
+        if satisfies {
+            out.entry(p.name).or_default().push(i as u32);
+        }
+    }
+    out
 }
 
 /// Resolves `requests` (top-level relations) against `index`, returning the chosen packages

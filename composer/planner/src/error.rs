@@ -35,6 +35,8 @@ pub enum BuildError {
         packages.iter().map(|p| format!("{} (in {}): {}", p.package, p.index, p.reason)).collect::<Vec<_>>().join("\n  ")
     )]
     Unlisted { lock: PathBuf, packages: Vec<crate::backend::Unlisted> },
+    #[error("the lock file `{}` is not a resolution of the recipe for {platform} ({set}): {reason}", lock.display())]
+    LockNotAResolution { lock: PathBuf, platform: String, set: &'static str, reason: String },
     #[error("cannot check the lock file `{}`: the signed Release it names (dated {date}, sha256 {digest}) {reason}", lock.display())]
     LockReleaseUnavailable { lock: PathBuf, date: String, digest: String, reason: String },
     #[error(
@@ -180,6 +182,12 @@ impl BuildError {
                 "a lock is a claim checked against the signed Release it names, and this one was edited or came \
                  from somewhere untrusted (a bundle?); nothing was fetched or built: run `compose lock` to resolve \
                  the recipe again from the signed index"
+                    .into(),
+            ),
+            BuildError::LockNotAResolution { .. } => Some(
+                "each package is in the signed index, but the set is not what the recipe's requests resolve to: \
+                 the lock was edited or came from somewhere untrusted (a bundle?); nothing was fetched or built: \
+                 run `compose lock` to resolve the recipe again"
                     .into(),
             ),
             BuildError::LockReleaseUnavailable { .. } => Some(

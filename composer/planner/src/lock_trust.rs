@@ -18,12 +18,13 @@ use std::path::PathBuf;
 
 use composer_store::{ActionKey, ActionRecord, Sha256};
 
-use crate::backend::VerifiedRelease;
+use crate::backend::{VerifiedRelease, Wanted};
 use crate::lockfile::{self, LockedPackage, LockedRelease, Lockfile};
 use crate::{BuildError, Session};
 
 /// Bumped when what a `verified-lock` record vouches for changes.
-const VERIFIED_LOCK_VERSION: u32 = 1;
+/// 2: the record vouches that the set is a resolution of the requests in its key, too.
+const VERIFIED_LOCK_VERSION: u32 = 2;
 
 impl Session<'_> {
     fn lock_file(&self) -> PathBuf {
@@ -31,22 +32,38 @@ impl Session<'_> {
     }
 
     /// The key of the record that says `packages` are entries of the signed index of the
-    /// release whose digest is `release`, for `arch` and the recipe's components.
-    fn verified_key(&self, release: &[u8; 32], arch: &str, packages: &[LockedPackage]) -> ActionKey {
+    /// release whose digest is `release`, for `arch` and the recipe's components, and a
+    /// resolution of `wanted`.
+    fn verified_key(
+        &self,
+        release: &[u8; 32],
+        arch: &str,
+        packages: &[LockedPackage],
+        wanted: &Wanted<'_>,
+    ) -> ActionKey {
         let list = serde_json::to_vec(packages).expect("locked packages serialize");
         ActionKey::new("verified-lock", VERIFIED_LOCK_VERSION)
             .with("release", release)
             .with("arch", arch)
             .with("components", self.recipe.base.components.join(","))
             .with("packages", Sha256::of(&list).0)
+            .with("requests", wanted.requests.join("\n"))
+            .with("runtime-of", wanted.runtime_of.join("\n"))
+            .with("essential", [wanted.essential as u8])
     }
 
     /// Records that `packages` were checked against (or solved from) the signed index. Best
     /// effort: a read-only store checks again next time.
-    pub(crate) fn record_verified(&self, release: &[u8; 32], arch: &str, packages: &[LockedPackage]) {
+    pub(crate) fn record_verified(
+        &self,
+        release: &[u8; 32],
+        arch: &str,
+        packages: &[LockedPackage],
+        wanted: &Wanted<'_>,
+    ) {
         let record =
             ActionRecord { inputs: Vec::new(), step: "verified-lock".into(), outputs: vec![], data: true.into() };
-        let _ = self.ctx.store.action_put(&self.verified_key(release, arch, packages), &record);
+        let _ = self.ctx.store.action_put(&self.verified_key(release, arch, packages, wanted), &record);
     }
 
     /// Checks every package `lock` names for the recipe's platforms against the signed index of
@@ -62,14 +79,28 @@ impl Session<'_> {
                 .cross_build_for(platform)
                 .map(|build| self.backend.architecture(build))
                 .unwrap_or(arch.clone());
-            for (arch, packages) in
-                [(&arch, &locked.packages), (&arch, &locked.build_packages), (&cross_arch, &locked.cross_packages)]
-            {
-                if packages.is_empty() {
+            // What each set is resolved for, as `resolve_following` resolves it: the build
+            // roots assume the Essential set; a set with nothing to resolve must be empty.
+            let requests = self.backend.image_requests(self.recipe);
+            let runtime_of = self.backend.runtime_of(self.recipe);
+            let build_requests = self.backend.build_requests(self.recipe);
+            let cross_requests = match self.recipe.cross_build_for(platform) {
+                Some(_) if !build_requests.is_empty() => self.backend.cross_requests(self.recipe, platform),
+                _ => Vec::new(),
+            };
+            let image = Wanted { requests: &requests, runtime_of: &runtime_of, essential: self.recipe.base.essential };
+            let build = Wanted { requests: &build_requests, runtime_of: &[], essential: !build_requests.is_empty() };
+            let cross = Wanted { requests: &cross_requests, runtime_of: &[], essential: !cross_requests.is_empty() };
+            for (set, arch, packages, wanted) in [
+                ("image", &arch, &locked.packages, image),
+                ("build root", &arch, &locked.build_packages, build),
+                ("cross build root", &cross_arch, &locked.cross_packages, cross),
+            ] {
+                if packages.is_empty() && wanted.requests.is_empty() && !wanted.essential {
                     continue;
                 }
                 let digest = self.locked_digest(&locked.release)?;
-                let key = self.verified_key(&digest, arch, packages);
+                let key = self.verified_key(&digest, arch, packages, &wanted);
                 if self.ctx.store.action_get(&key)?.is_some() {
                     continue;
                 }
@@ -81,11 +112,19 @@ impl Session<'_> {
                         release
                     }
                 };
-                let unlisted = self.backend.verify_locked(&release, arch, packages)?;
-                if !unlisted.is_empty() {
-                    return Err(BuildError::Unlisted { lock: self.lock_file(), packages: unlisted });
+                let check = self.backend.verify_locked(&release, arch, packages, &wanted)?;
+                if !check.unlisted.is_empty() {
+                    return Err(BuildError::Unlisted { lock: self.lock_file(), packages: check.unlisted });
                 }
-                self.record_verified(&digest, arch, packages);
+                if let Some(reason) = check.not_a_resolution {
+                    return Err(BuildError::LockNotAResolution {
+                        lock: self.lock_file(),
+                        platform: platform.to_string(),
+                        set,
+                        reason,
+                    });
+                }
+                self.record_verified(&digest, arch, packages, &wanted);
             }
         }
         Ok(())

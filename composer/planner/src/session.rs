@@ -7,7 +7,7 @@ use composer_recipe::Recipe;
 use composer_store::{ActionKey, ActionRecord, BlobInfo, Sha256};
 use rayon::prelude::*;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Wanted};
 use crate::lockfile::{self, LockedPackage, Lockfile};
 use crate::plan::{Output, StepKind, Work};
 use crate::{BuildError, BuildOutcome, Context, LockPolicy, StepReport};
@@ -293,7 +293,7 @@ impl Session<'_> {
         let packages = self.backend.resolve(release, arch, requests, runtime_of, essential, preferred)?;
         // Solved from the signed index just now: nothing to check it against again. A record
         // read back above is checked as a lock is (`check_lock`).
-        self.record_verified(&release.digest, arch, &packages);
+        self.record_verified(&release.digest, arch, &packages, &Wanted { requests, runtime_of, essential });
         let record = ActionRecord {
             inputs: Vec::new(),
             step: "resolve".into(),

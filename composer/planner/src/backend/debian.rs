@@ -12,7 +12,7 @@ use composer_store::{BlobInfo, Sha256};
 use composer_wheels::{Target, WheelError};
 
 use crate::BuildError;
-use crate::backend::{Backend, Services, SystemFiles, Unlisted, UnpackedPackage, VerifiedRelease};
+use crate::backend::{Backend, LockCheck, Services, SystemFiles, Unlisted, UnpackedPackage, VerifiedRelease, Wanted};
 use crate::lockfile::{LockedPackage, LockedRelease};
 use crate::system::ImageView;
 
@@ -139,6 +139,40 @@ impl Debian<'_> {
             .map_err(|reason| composer_deb::DebError::Index { what: "the lock's release digest".into(), reason })?;
         let release = self.repo()?.stored_release(&digest, &self.base.suite, self.now(), valid_until)?;
         Ok(release.map(|release| self.verified(release, digest)))
+    }
+
+    /// The `Packages` texts of `release` (one this backend verified) for `arch`, with the name
+    /// of each.
+    fn index_texts(&self, release: &VerifiedRelease, arch: &str) -> Result<Vec<(String, String)>, BuildError> {
+        let repo = self.repo()?;
+        let verified = self.releases.lock().expect("releases").get(&release.digest).cloned();
+        let verified = verified.expect("indexes are only read from a release this backend verified");
+        Ok(repo.index_texts(&verified, &self.base.suite, &self.base.components, arch)?)
+    }
+
+    /// `requests` and the run-time libraries of the `runtime_of` packages, as relations.
+    fn relations(
+        &self,
+        index: &composer_deb::PackageIndex<'_>,
+        arch: &str,
+        requests: &[String],
+        runtime_of: &[String],
+    ) -> Result<Vec<composer_deb::relation::Relation>, BuildError> {
+        let mut requests = requests.to_vec();
+        for dev in runtime_of {
+            requests.extend(composer_deb::index::runtime_libraries(index, dev)?);
+        }
+        let relations = requests
+            .iter()
+            .map(|r| {
+                composer_deb::index::parse_request(r).ok_or_else(|| composer_deb::DebError::UnknownPackage {
+                    name: r.clone(),
+                    suite: self.base.suite.clone(),
+                    arch: arch.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(relations)
     }
 }
 
@@ -302,15 +336,14 @@ impl Backend for Debian<'_> {
         release: &VerifiedRelease,
         arch: &str,
         packages: &[LockedPackage],
-    ) -> Result<Vec<Unlisted>, BuildError> {
-        let repo = self.repo()?;
-        let verified = self.releases.lock().expect("releases").get(&release.digest).cloned();
-        let verified = verified.expect("verify_locked is only called with a release this backend verified");
-        let texts = repo.index_texts(&verified, &self.base.suite, &self.base.components, arch)?;
+        wanted: &Wanted<'_>,
+    ) -> Result<LockCheck, BuildError> {
+        let index_texts = self.index_texts(release, arch)?;
         let mut index = composer_deb::PackageIndex::default();
-        for (text, what) in &texts {
+        for (text, what) in &index_texts {
             index.parse(text, arch, what)?;
         }
+        index.finish();
         let indexes = format!(
             "suite `{}`, {}",
             self.base.suite,
@@ -321,21 +354,29 @@ impl Backend for Debian<'_> {
                 .collect::<Vec<_>>()
                 .join(" and ")
         );
-        let mut unlisted = Vec::new();
-        for package in packages {
-            let claim = composer_deb::locked::Claim {
+        let claims: Vec<composer_deb::locked::Claim<'_>> = packages
+            .iter()
+            .map(|package| composer_deb::locked::Claim {
                 name: &package.name,
                 version: &package.version,
                 architecture: &package.architecture,
                 filename: &package.filename,
                 size: package.size,
                 sha256: &package.sha256,
-            };
-            if let Err(reason) = composer_deb::locked::check(&index, &claim) {
-                unlisted.push(Unlisted { package: claim.label(), index: indexes.clone(), reason });
+            })
+            .collect();
+        let mut check = LockCheck::default();
+        for claim in &claims {
+            if let Err(reason) = composer_deb::locked::check(&index, claim) {
+                check.unlisted.push(Unlisted { package: claim.label(), index: indexes.clone(), reason });
             }
         }
-        Ok(unlisted)
+        if check.unlisted.is_empty() {
+            let requests = self.relations(&index, arch, wanted.requests, wanted.runtime_of)?;
+            check.not_a_resolution =
+                composer_deb::locked::check_resolution(&index, &claims, &requests, wanted.essential).err();
+        }
+        Ok(check)
     }
 
     fn release_files(&self, release: &LockedRelease, arch: &str) -> Result<Vec<Sha256>, BuildError> {
@@ -356,29 +397,13 @@ impl Backend for Debian<'_> {
         essential: bool,
         preferred: &std::collections::BTreeMap<String, String>,
     ) -> Result<Vec<LockedPackage>, BuildError> {
-        let repo = self.repo()?;
-        let verified = self.releases.lock().expect("releases").get(&release.digest).cloned();
-        let verified = verified.expect("resolve is only called with a release this backend verified");
-        let texts = repo.index_texts(&verified, &self.base.suite, &self.base.components, arch)?;
+        let index_texts = self.index_texts(release, arch)?;
         let mut index = composer_deb::PackageIndex::default();
-        for (text, what) in &texts {
+        for (text, what) in &index_texts {
             index.parse(text, arch, what)?;
         }
         index.finish();
-        let mut requests = requests.to_vec();
-        for dev in runtime_of {
-            requests.extend(composer_deb::index::runtime_libraries(&index, dev)?);
-        }
-        let relations: Vec<_> = requests
-            .iter()
-            .map(|r| {
-                composer_deb::index::parse_request(r).ok_or_else(|| composer_deb::DebError::UnknownPackage {
-                    name: r.clone(),
-                    suite: self.base.suite.clone(),
-                    arch: arch.to_string(),
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let relations = self.relations(&index, arch, requests, runtime_of)?;
         let chosen = composer_deb::resolve::resolve(&index, &relations, essential, preferred, &self.base.suite, arch)?;
         Ok(chosen.into_iter().map(to_locked).collect::<Result<_, _>>()?)
     }

@@ -59,6 +59,24 @@ pub struct Unlisted {
     pub reason: String,
 }
 
+/// What a package set was resolved for.
+pub struct Wanted<'a> {
+    pub requests: &'a [String],
+    /// Development packages whose run-time libraries are requested too.
+    pub runtime_of: &'a [String],
+    /// Whether the distribution's essential set is requested.
+    pub essential: bool,
+}
+
+/// What the signed index says of a locked package set.
+#[derive(Debug, Default)]
+pub struct LockCheck {
+    /// The packages it does not hold as locked.
+    pub unlisted: Vec<Unlisted>,
+    /// Why the set, each of whose packages it holds, is not a resolution of what was wanted.
+    pub not_a_resolution: Option<String>,
+}
+
 /// A package turned into a tree, and the distribution's metadata about it (opaque to the
 /// planner; handed back to [`Backend::system_files`]).
 pub struct UnpackedPackage {
@@ -123,16 +141,18 @@ pub trait Backend: Sync {
     /// lacks it.
     fn locked_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, BuildError>;
 
-    /// The packages of `packages` that are not exactly an entry (name, version, architecture,
-    /// file, size, SHA-256) of the signed index of `release` for `arch` and the recipe's
-    /// components: a lock and a cached resolution are claims, and this is where they are
-    /// checked. Empty when every one is listed.
+    /// Checks `packages` against the signed index of `release` for `arch` and the recipe's
+    /// components: a lock and a cached resolution are claims, and this is where they are checked.
+    /// Each must be exactly an entry (name, version, architecture, file, size, SHA-256) of the
+    /// index, and together they must be a resolution of `wanted`: nothing missing, nothing
+    /// conflicting, nothing the requests do not need.
     fn verify_locked(
         &self,
         release: &VerifiedRelease,
         arch: &str,
         packages: &[LockedPackage],
-    ) -> Result<Vec<Unlisted>, BuildError>;
+        wanted: &Wanted<'_>,
+    ) -> Result<LockCheck, BuildError>;
 
     /// The signed release files a lock's platform was resolved from, and the indexes read from
     /// them, as far as the store holds them (by SHA-256): what another machine needs to verify
