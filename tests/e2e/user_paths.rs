@@ -258,6 +258,61 @@ fn includes_and_links_that_lead_out_of_the_recipes_directory_are_refused() {
     assert!(err.contains(&format!("--allow-path {}", dir.path().canonicalize().unwrap().display())), "{err}");
 }
 
+/// A requirements file cannot send uv elsewhere than the recipe's index, nor have it read a path
+/// no confinement checked: each such line is refused by its number and by what it is, before uv
+/// runs, and the line's own text (a URL with a token, a path) is not shown.
+#[test]
+fn requirements_lines_that_look_elsewhere_or_read_local_paths_are_refused_before_uv() {
+    let f = WheelFixture::new(&["tinyapp"], &["linux/amd64"]);
+    let (_dir, secret) = outside_secret();
+    for (line, what) in [
+        ("--extra-index-url https://user:tok3n@example.invalid/simple".to_string(), "an index (--extra-index-url)"),
+        (format!("--find-links {}", secret.parent().unwrap().display()), "a --find-links location"),
+        (format!("-e {}", secret.parent().unwrap().display()), "an editable install (-e)"),
+        (format!("tinyapp @ file://{}", secret.display()), "a local path"),
+    ] {
+        std::fs::write(f.compose.cwd.join("reqs.txt"), format!("tinyapp\n{line}\n")).unwrap();
+        with_requirements_file(&f, "reqs.txt");
+        let (err, json) = refused_both(&f.compose, &["lock", f.recipe()]);
+        for shown in [&err, &json] {
+            assert!(shown.contains(&format!("line 2 of the requirements file")), "{line}: {shown}");
+            assert!(shown.contains(&format!("names {what}, which compose does not pass on to uv")), "{shown}");
+            assert!(!shown.contains("tok3n") && !shown.contains(secret.to_str().unwrap()), "{shown}");
+        }
+        assert!(err.contains("[python] index"), "the hint names the recipe's index: {err}");
+    }
+}
+
+/// A pylock is a claim: a wheel URL edited to name a file outside the recipe's directory and
+/// the configured index (with that file's true digest, so no pin would catch it), or a host over
+/// plain HTTP, is refused before anything is fetched, naming the pylock and the package and
+/// neither the file nor its digest.
+#[test]
+fn a_pylock_wheel_url_outside_the_configured_places_is_refused_before_fetching() {
+    let f = WheelFixture::new(&["tinyapp"], &["linux/amd64"]);
+    f.compose.ok(&["lock", f.recipe()]);
+    let pylock = f.compose.cwd.join("pylock.app-linux-amd64.toml");
+    let honest = std::fs::read_to_string(&pylock).unwrap();
+    let (_dir, secret) = outside_secret();
+    let secret_sha = sha256_hex(&std::fs::read(&secret).unwrap());
+    let at = honest.find("url = \"file://").expect("the fixture's index is a file:// one");
+    let end = at + honest[at..].find('\n').unwrap();
+    for (url, said) in [
+        (format!("file://{}", secret.display()), "outside the recipe's directory"),
+        ("http://wheels.example.invalid/tinyapp-1.0-py3-none-any.whl".to_string(), "plain HTTP"),
+    ] {
+        std::fs::write(&pylock, format!("{}url = \"{url}\"{}", &honest[..at], &honest[end..])).unwrap();
+        let (err, json) = refused_both(&f.compose, &["build", f.recipe()]);
+        for shown in [&err, &json] {
+            assert!(shown.contains("pylock.app-linux-amd64.toml") && shown.contains(said), "{shown}");
+            assert!(!shown.contains(secret.to_str().unwrap()) && !shown.contains(&secret_sha), "{shown}");
+        }
+        assert!(!composer_testkit::store_has_sha256(&f.compose.store, &secret_sha));
+    }
+    std::fs::write(&pylock, honest).unwrap();
+    f.compose.ok(&["build", f.recipe()]);
+}
+
 /// `target` relative to `base` (both absolute), through `..`.
 fn pathdiff(target: &Path, base: &Path) -> String {
     let ups = base.components().count() - 1;

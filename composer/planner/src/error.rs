@@ -73,6 +73,8 @@ pub enum BuildError {
     Source { name: String, reason: String },
     #[error("line {line} of the {kind} `{}` is neither a requirement nor an option pip documents (its text is not shown)", path.display())]
     RequirementsLine { path: PathBuf, kind: &'static str, line: usize },
+    #[error("line {line} of the {kind} `{}` names {what}, which compose does not pass on to uv", path.display())]
+    RequirementsOption { path: PathBuf, kind: &'static str, line: usize, what: &'static str },
     /// A file the recipe names, refused or unreadable; `what` says what it was read for.
     #[error("{what}")]
     UserFile {
@@ -162,7 +164,13 @@ impl BuildError {
             BuildError::UserFile { source, .. } => source.hint(),
             BuildError::RequirementsLine { .. } => Some(
                 "write one PEP 508 requirement per line (e.g. numpy>=1.26), or an option as pip has them (-r FILE, \
-                 -c FILE, --index-url URL); check that the recipe names the file meant"
+                 -c FILE, --hash=sha256:...); check that the recipe names the file meant"
+                    .into(),
+            ),
+            BuildError::RequirementsOption { .. } => Some(
+                "the recipe names where wheels come from: `[python] index` (with `--index NAME=URL` or the config \
+                 file) or pip's and uv's own configuration; a local project goes into a wheel index first \
+                 (`compose wheels index`, or any PEP 503 directory named as an index)"
                     .into(),
             ),
             BuildError::NoMirror { name, env, apt_dir, .. } => Some(format!(

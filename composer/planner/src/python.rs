@@ -144,8 +144,18 @@ impl Session<'_> {
             let (i, target, wheel_lock) = result?;
             ready.insert(i, (target, wheel_lock, false));
         }
+        // A pylock is a claim too: each wheel's URL must be a place the recipe and the user's
+        // configuration allow, before anything of it is fetched.
+        let origins = composer_wheels::origin::Origins {
+            index: request.index.url.clone(),
+            dirs: std::iter::once(self.recipe.dir.clone()).chain(self.recipe.allowed_paths.iter().cloned()).collect(),
+        };
         for (i, (target, wheel_lock, cached)) in ready {
             let platform = platforms[i].clone();
+            origins.check_lock(&wheel_lock).map_err(|reason| WheelError::Lock {
+                path: pylock_path(&self.recipe_path, &platform.to_string()),
+                source: reason.into(),
+            })?;
             steps.push(StepReport {
                 step: "resolve-wheels",
                 platform: Some(platform.to_string()),
@@ -233,8 +243,20 @@ fn read_with_includes(path: &std::path::Path, policy: &Policy<'_>, depth: usize)
         what: "cannot read the Python requirements".into(),
         source: Box::new(source),
     })?;
-    if let Some(line) = composer_wheels::requirements::first_unreadable_line(&text) {
-        return Err(BuildError::RequirementsLine { path: path.to_path_buf(), kind: policy.kind.name, line });
+    use composer_wheels::requirements::BadLine;
+    match composer_wheels::requirements::first_bad_line(&text) {
+        Some(BadLine::Unreadable(line)) => {
+            return Err(BuildError::RequirementsLine { path: path.to_path_buf(), kind: policy.kind.name, line });
+        }
+        Some(BadLine::Refused(line, what)) => {
+            return Err(BuildError::RequirementsOption {
+                path: path.to_path_buf(),
+                kind: policy.kind.name,
+                line,
+                what,
+            });
+        }
+        None => {}
     }
     if depth >= 8 {
         return Ok(text);
