@@ -155,6 +155,10 @@ impl UserFileError {
         matches!(&self.reason, Reason::Io(e) if e.kind() == io::ErrorKind::NotFound)
     }
 
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(&self.reason, Reason::Io(e) if e.kind() == io::ErrorKind::PermissionDenied)
+    }
+
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
         match &self.reason {
@@ -324,6 +328,19 @@ impl Read for UserFile {
     }
 }
 
+/// The path a `file:` URL names: `file:///p` and `file://localhost/p` are `/p`. A URL naming
+/// another host (`file://server/p`), or no absolute path, is an error: read naively it would be
+/// the relative path `server/p`, beneath whatever directory compose runs in. `None` when `url`
+/// is not a `file:` URL.
+pub fn file_url_path(url: &str) -> Option<Result<&Path, String>> {
+    let rest = url.strip_prefix("file://")?;
+    let path = rest.strip_prefix("localhost").filter(|p| p.starts_with('/')).unwrap_or(rest);
+    Some(match path.starts_with('/') {
+        true => Ok(Path::new(path)),
+        false => Err("a file URL names a local absolute path: file:///PATH (or file://localhost/PATH)".into()),
+    })
+}
+
 /// A parser's complaint about a file a user named, located by line and column but without the
 /// line itself: the file may be a secret reached through a link (`recipe.lock -> /etc/shadow`),
 /// and a TOML error's snippet would print it.
@@ -440,5 +457,14 @@ mod tests {
         let said = located(text, Some(at..at + 4), "expected `=`\n");
         assert_eq!(said, "line 2, column 1: expected `=`");
         assert!(!said.contains("secret"));
+    }
+
+    #[test]
+    fn a_file_url_is_an_absolute_local_path_or_an_error() {
+        assert_eq!(file_url_path("file:///srv/x.deb"), Some(Ok(Path::new("/srv/x.deb"))));
+        assert_eq!(file_url_path("file://localhost/srv/x.deb"), Some(Ok(Path::new("/srv/x.deb"))));
+        assert!(file_url_path("file://server/srv/x.deb").unwrap().is_err());
+        assert!(file_url_path("file://relative").unwrap().is_err());
+        assert_eq!(file_url_path("https://example.invalid/x"), None);
     }
 }

@@ -175,6 +175,27 @@ fn a_config_file_that_is_a_device_or_a_fifo_is_refused_at_once() {
     assert!(err.contains("is a FIFO"), "{err}");
 }
 
+/// A login file the user names that is a FIFO or a device is said, not skipped: a login they
+/// meant to give would otherwise be silently missing (and a FIFO would block a plain read).
+#[test]
+fn a_registry_auth_file_that_is_a_fifo_or_a_device_is_an_error_not_a_missing_login() {
+    let mut c = crate::compose();
+    let fifo = c.home.path().join("auth.json");
+    mkfifo(&fifo);
+    c.env.push(("REGISTRY_AUTH_FILE".into(), fifo.to_str().unwrap().into()));
+    let err = refused(&c, &["store", "info"]);
+    assert!(err.contains("reading registry logins from") && err.contains("is a FIFO"), "{err}");
+    c.env.pop();
+    c.env.push(("REGISTRY_AUTH_FILE".into(), "/dev/zero".into()));
+    let err = refused(&c, &["store", "info"]);
+    assert!(err.contains("is a character device"), "{err}");
+    c.env.pop();
+    // A login file that is not there is no error: most users have none.
+    c.env.push(("REGISTRY_AUTH_FILE".into(), c.home.path().join("missing.json").to_str().unwrap().into()));
+    let out = run_bounded(&c, &["store", "info"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("registry logins"), "{out:?}");
+}
+
 /// The config file may be a link to a file that is not the user's to show: a TOML error names
 /// the line and column, never the line.
 #[test]

@@ -238,6 +238,18 @@ fn exported_index_serves_pip_and_uv_offline() {
     std::fs::write(&file, b"notes").unwrap();
     let stderr = f.compose.fails(&["wheels", "index", file.to_str().unwrap()]);
     assert!(stderr.contains("is not a directory"), "{stderr}");
+
+    // An index of ours to which someone added a file, or whose marker someone else wrote, is
+    // theirs now: it is not replaced, and the file stays.
+    std::fs::write(out.join("files/notes.txt"), b"added by hand").unwrap();
+    let stderr = f.compose.fails(&["wheels", "index", out.to_str().unwrap()]);
+    assert!(stderr.contains("it holds `files/notes.txt`, which compose did not write there"), "{stderr}");
+    assert_eq!(std::fs::read(out.join("files/notes.txt")).unwrap(), b"added by hand");
+    std::fs::write(mine.join(".compose-wheel-index"), b"written by compose wheels index; replaced by it as a whole\n")
+        .unwrap();
+    let stderr = f.compose.fails(&["wheels", "index", mine.to_str().unwrap()]);
+    assert!(stderr.contains("will not replace"), "{stderr}");
+    assert_eq!(std::fs::read(mine.join("thesis.tex")).unwrap(), b"years of work");
     assert_eq!(std::fs::read(&file).unwrap(), b"notes");
     let stray: Vec<_> = std::fs::read_dir(&f.compose.cwd)
         .unwrap()

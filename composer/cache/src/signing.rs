@@ -16,8 +16,8 @@ const CONTEXT: &[u8] = b"composer-claim-v1\n";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("`{text}` is not a key: expected NAME:BASE64")]
-    Form { text: String },
+    #[error("not a key: expected NAME:BASE64 (the text is not shown: it may be a secret)")]
+    Form,
     #[error("the key name `{name}` must be letters, digits, `.`, `-` or `_`")]
     Name { name: String },
     #[error("key `{name}`: {reason}")]
@@ -26,20 +26,20 @@ pub enum KeyError {
 
 fn split(text: &str) -> Result<(&str, Vec<u8>), KeyError> {
     let text = text.trim();
-    let (name, value) = text.split_once(':').ok_or_else(|| KeyError::Form { text: short(text) })?;
+    let (name, value) = text.split_once(':').ok_or(KeyError::Form)?;
     check_name(name)?;
-    let bytes = STANDARD
-        .decode(value)
-        .map_err(|e| KeyError::Value { name: name.to_string(), reason: format!("not base64 ({e})") })?;
+    // Where the base64 breaks, never the byte there: it is a byte of the key.
+    let bytes = STANDARD.decode(value).map_err(|e| {
+        let at = match e {
+            base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => {
+                format!(" at offset {at}")
+            }
+            base64::DecodeError::InvalidLength(length) => format!(": {length} symbols"),
+            base64::DecodeError::InvalidPadding => ": bad padding".into(),
+        };
+        KeyError::Value { name: name.to_string(), reason: format!("not base64{at}") }
+    })?;
     Ok((name, bytes))
-}
-
-/// A secret is never echoed whole in an error.
-fn short(text: &str) -> String {
-    match text.char_indices().nth(12) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_string(),
-    }
 }
 
 pub fn check_name(name: &str) -> Result<(), KeyError> {
@@ -65,7 +65,12 @@ impl SecretKey {
     }
 
     pub fn parse(text: &str) -> Result<SecretKey, KeyError> {
-        let (name, bytes) = split(text)?;
+        // A file that is not a key (named by mistake) says nothing of its text, not even the
+        // part before its first colon.
+        let (name, bytes) = split(text).map_err(|e| match e {
+            KeyError::Name { .. } => KeyError::Form,
+            other => other,
+        })?;
         let bytes: [u8; 64] = bytes.try_into().map_err(|_| KeyError::Value {
             name: name.to_string(),
             reason: "a secret key is 64 bytes (seed and public key)".into(),
@@ -220,11 +225,15 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_refused_without_echoing_the_secret() {
-        assert!(matches!(PublicKey::parse("nocolon"), Err(KeyError::Form { .. })));
+        assert!(matches!(PublicKey::parse("nocolon"), Err(KeyError::Form)));
         assert!(matches!(PublicKey::parse("bad name:AAAA"), Err(KeyError::Name { .. })));
         assert!(matches!(PublicKey::parse("k:AAAA"), Err(KeyError::Value { .. })));
         let secret = "k-thisissecretmaterialthatmustnotbeprinted";
         let message = SecretKey::parse(secret).err().unwrap().to_string();
         assert!(!message.contains("mustnotbeprinted"), "{message}");
+        let message = SecretKey::parse("k:AAA$AAAA").err().unwrap().to_string();
+        assert_eq!(message, "key `k`: not base64 at offset 3");
+        let message = SecretKey::parse("Secret Token:AAAA").err().unwrap().to_string();
+        assert!(!message.contains("Secret"), "{message}");
     }
 }

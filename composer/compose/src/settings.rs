@@ -208,11 +208,22 @@ fn registry_options(args: &GlobalArgs) -> anyhow::Result<composer_client::regist
     files.push(
         var(env_vars::DOCKER_CONFIG).map(PathBuf::from).unwrap_or_else(|| home().join(".docker")).join("config.json"),
     );
+    let named = var(env_vars::REGISTRY_AUTH_FILE).map(PathBuf::from);
     let mut credentials = BTreeMap::new();
     // Earlier files win: read them last to first.
     for file in files.iter().rev() {
         let policy = userfile::Policy::anywhere(userfile::Kind::REGISTRY_LOGINS);
-        let Ok(text) = userfile::read_text(file, &policy) else { continue };
+        let text = match userfile::read_text(file, &policy) {
+            Ok(text) => text,
+            Err(e) if e.is_not_found() => continue,
+            // Another user's file met through `sudo -E`: theirs, not a mistake in this command.
+            Err(e) if e.is_permission_denied() && named.as_ref() != Some(file) => continue,
+            // A FIFO, a device or a file of gigabytes is never a login file: said, not skipped,
+            // so that a login the user meant to give is not silently missing.
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("reading registry logins from {}", file.display())));
+            }
+        };
         let parsed: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("reading registry logins from {}", file.display()))?;
         let Some(auths) = parsed["auths"].as_object() else { continue };

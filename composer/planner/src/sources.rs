@@ -47,8 +47,9 @@ pub(crate) fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> 
     }
     let url = source.url.as_ref().expect("validated: url or path").get_ref();
     // A `file://` URL in the recipe is a local file like `path`: confined and bounded the same.
-    if let Some(path) = url.strip_prefix("file://") {
-        return Ok((store_local_url(ctx, recipe, name, std::path::Path::new(path), expected.as_ref())?, false));
+    if let Some(path) = composer_store::userfile::file_url_path(url) {
+        let path = path.map_err(|reason| BuildError::Source { name: name.to_string(), reason })?;
+        return Ok((store_local_url(ctx, recipe, name, path, expected.as_ref())?, false));
     }
     let url = resolve_url(ctx, recipe, url)?;
     ctx.reporter.status("Fetching", &format!("source {name}"));

@@ -38,10 +38,11 @@ impl Origins {
                 }
             }
             "file" => {
-                let path = Path::new(rest.split(['#', '?']).next().unwrap_or(rest));
-                if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
-                    return Err("its file URL is not a plain absolute path".into());
-                }
+                let url = url.split(['#', '?']).next().unwrap_or(url);
+                let path = match composer_store::userfile::file_url_path(url) {
+                    Some(Ok(path)) if !path.components().any(|c| matches!(c, Component::ParentDir)) => path,
+                    _ => return Err("its file URL is not a plain absolute local path".into()),
+                };
                 // Links are resolved first: a path beneath an allowed directory that leads out of
                 // it is where it leads. A file that is not there fails when it is fetched.
                 let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
@@ -60,13 +61,14 @@ impl Origins {
     /// The directories a `file://` wheel may lie beneath, links resolved: a file index's files
     /// may sit beside its `simple/` pages, so its parent counts.
     fn file_roots(&self) -> Vec<PathBuf> {
-        let index_dir = self.index.as_deref().and_then(|i| i.strip_prefix("file://")).map(|p| {
-            let p = Path::new(p.trim_end_matches('/'));
-            match p.file_name().and_then(|n| n.to_str()) {
-                Some("simple") => p.parent().unwrap_or(p).to_path_buf(),
-                _ => p.to_path_buf(),
-            }
-        });
+        let index_dir =
+            self.index.as_deref().and_then(composer_store::userfile::file_url_path).and_then(Result::ok).map(|p| {
+                let p = Path::new(p.to_str().unwrap_or_default().trim_end_matches('/'));
+                match p.file_name().and_then(|n| n.to_str()) {
+                    Some("simple") => p.parent().unwrap_or(p).to_path_buf(),
+                    _ => p.to_path_buf(),
+                }
+            });
         self.dirs.iter().cloned().chain(index_dir).map(|d| std::fs::canonicalize(&d).unwrap_or(d)).collect()
     }
 

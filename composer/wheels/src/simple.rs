@@ -104,37 +104,70 @@ pub fn write_index(out: &Path, wheels: &[IndexWheel]) -> Result<IndexSummary, Wh
     let root = serde_json::json!({ "meta": { "api-version": "1.1" }, "projects": root_json });
     std::fs::write(simple.join("index.json"), root.to_string()).map_err(io("writing simple/index.json".into()))?;
 
-    std::fs::write(staging.path().join(MARKER), b"written by compose wheels index; replaced by it as a whole\n")
-        .map_err(io(MARKER.into()))?;
+    let written = listing(staging.path()).map_err(io(format!("listing {}", staging.path().display())))?;
+    let marker: String = std::iter::once(MARKER_HEADER.to_string()).chain(written).map(|l| l + "\n").collect();
+    std::fs::write(staging.path().join(MARKER), marker).map_err(io(MARKER.into()))?;
     let summary = IndexSummary { projects: projects.len(), wheels: projects.values().map(Vec::len).sum() };
     swap_into_place(staging, out)?;
     Ok(summary)
 }
 
-/// The file that marks a directory as an index this tool wrote, and so may replace whole.
+/// The file that marks a directory as an index this tool wrote, and lists every path it wrote
+/// there: what may be replaced whole.
 const MARKER: &str = ".compose-wheel-index";
+const MARKER_HEADER: &str = "written by compose wheels index; replaced by it only while it holds nothing else:";
 
-/// `out` may be replaced only if it is missing, an empty directory, or an index this tool wrote:
-/// never a directory of someone's files, never a file.
+/// `out` may be replaced only if it is missing, an empty directory, or an index this tool wrote
+/// that holds nothing else: never a directory of someone's files, never a file, and never an
+/// index to which someone added a file (it would go with the index).
 fn check_replaceable(out: &Path) -> Result<(), WheelError> {
-    let refuse = |reason: &str| WheelError::NotAnIndex { path: out.to_path_buf(), reason: reason.into() };
+    let refuse = |reason: String| WheelError::NotAnIndex { path: out.to_path_buf(), reason };
     let meta = match std::fs::symlink_metadata(out) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(source) => return Err(WheelError::Io { what: format!("inspecting {}", out.display()), source }),
     };
     if !meta.is_dir() {
-        return Err(refuse("it exists and is not a directory"));
+        return Err(refuse("it exists and is not a directory".into()));
     }
-    if out.join(MARKER).is_file() {
+    let found = listing(out).map_err(|source| WheelError::Io { what: format!("reading {}", out.display()), source })?;
+    if found.is_empty() {
         return Ok(());
     }
-    let mut entries = std::fs::read_dir(out)
-        .map_err(|source| WheelError::Io { what: format!("reading {}", out.display()), source })?;
-    match entries.next() {
-        None => Ok(()),
-        Some(_) => Err(refuse("the directory is not empty and is not an index compose wrote")),
+    // Read as data: a regular file, bounded, never through a link.
+    let marker = composer_store::confined::Confined::open(out).and_then(|dir| dir.read_file(MARKER, 16 << 20));
+    let Ok(marker) = marker else {
+        return Err(refuse("the directory is not empty and is not an index compose wrote".into()));
+    };
+    let text = String::from_utf8_lossy(&marker);
+    let mut lines = text.lines();
+    if lines.next() != Some(MARKER_HEADER) {
+        return Err(refuse("its marker is not one this version of compose wrote; remove the index first".into()));
     }
+    let written: std::collections::BTreeSet<&str> = lines.collect();
+    match found.iter().find(|path| path.as_str() != MARKER && !written.contains(path.as_str())) {
+        Some(extra) => Err(refuse(format!("it holds `{extra}`, which compose did not write there"))),
+        None => Ok(()),
+    }
+}
+
+/// Every path beneath `dir`, relative to it, never following a link.
+fn listing(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut todo = vec![(dir.to_path_buf(), String::new())];
+    while let Some((path, rel)) = todo.pop() {
+        for entry in std::fs::read_dir(&path)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            if entry.file_type()?.is_dir() {
+                todo.push((entry.path(), child.clone()));
+            }
+            out.push(child);
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Puts the staged directory at `out`: an atomic exchange when `out` exists, a rename when not.
