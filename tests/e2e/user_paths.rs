@@ -296,7 +296,7 @@ fn requirements_lines_that_look_elsewhere_or_read_local_paths_are_refused_before
         with_requirements_file(&f, "reqs.txt");
         let (err, json) = refused_both(&f.compose, &["lock", f.recipe()]);
         for shown in [&err, &json] {
-            assert!(shown.contains(&format!("line 2 of the requirements file")), "{line}: {shown}");
+            assert!(shown.contains("line 2 of the requirements file"), "{line}: {shown}");
             assert!(shown.contains(&format!("names {what}, which compose does not pass on to uv")), "{shown}");
             assert!(!shown.contains("tok3n") && !shown.contains(secret.to_str().unwrap()), "{shown}");
         }
