@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::PackageIndex;
 use crate::relation::{ArchQualifier, Relation};
-use crate::resolve::{provider_matches, real_matches};
+use crate::resolve::{essential_requests, provider_matches, real_matches};
 
 /// What a lock says of one package: everything that picks the file and how it is verified.
 #[derive(Debug, Clone, Copy)]
@@ -105,16 +105,8 @@ pub fn check_resolution(
     let mut roots: Vec<(String, Vec<u32>)> =
         requests.iter().map(|r| (format!("the request `{r}`"), within(std::slice::from_ref(r)))).collect();
     if essential {
-        let mut names: Vec<&str> = index
-            .by_name
-            .iter()
-            .filter(|(_, ids)| ids.iter().any(|&i| index.packages[i].essential))
-            .map(|(n, _)| *n)
-            .collect();
-        names.sort_unstable();
-        for name in names {
-            let relation = Relation { name: name.to_string(), arch: ArchQualifier::None, constraint: None };
-            roots.push((format!("the Essential package `{name}`"), within(std::slice::from_ref(&relation))));
+        for relation in essential_requests(index) {
+            roots.push((format!("the Essential package `{}`", relation.name), within(std::slice::from_ref(&relation))));
         }
     }
     for (what, found) in &roots {

@@ -225,6 +225,22 @@ impl DependencyProvider for Provider<'_, '_> {
     }
 }
 
+/// A relation naming each package of the index marked `Essential: yes`, by name, sorted: what
+/// a resolution with the Essential set asks for besides the requests, as debootstrap does.
+pub(crate) fn essential_requests(index: &PackageIndex<'_>) -> Vec<Relation> {
+    let mut names: Vec<&str> = index
+        .by_name
+        .iter()
+        .filter(|(_, ids)| ids.iter().any(|&i| index.packages[i].essential))
+        .map(|(n, _)| *n)
+        .collect();
+    names.sort_unstable();
+    names
+        .into_iter()
+        .map(|name| Relation { name: name.to_string(), arch: ArchQualifier::None, constraint: None })
+        .collect()
+}
+
 /// The packages named `relation.name` whose version and architecture satisfy it.
 pub(crate) fn real_matches(index: &PackageIndex<'_>, relation: &Relation) -> Vec<u32> {
     let Some(ids) = index.by_name.get(relation.name.as_str()) else { return Vec::new() };
@@ -283,15 +299,7 @@ pub fn resolve<'i, 't>(
     let mut requirements: Vec<ConditionalRequirement> =
         requests.iter().map(|r| provider.requirement(std::slice::from_ref(r)).into()).collect();
     if essential {
-        let mut names: Vec<&str> = index
-            .by_name
-            .iter()
-            .filter(|(_, ids)| ids.iter().any(|&i| index.packages[i].essential))
-            .map(|(n, _)| *n)
-            .collect();
-        names.sort();
-        for name in names {
-            let relation = Relation { name: name.to_string(), arch: ArchQualifier::None, constraint: None };
+        for relation in essential_requests(index) {
             requirements.push(provider.requirement(&[relation]).into());
         }
     }
