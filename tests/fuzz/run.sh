@@ -16,7 +16,7 @@ seconds="${FUZZ_SECONDS:-600}"
 jobs="$(nproc)"
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(deb822 deb recipe pylock wheel oci_json tree bundle)
+    targets=(deb822 deb recipe pylock wheel oci_json tree bundle lock)
 fi
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is not installed: cargo install cargo-fuzz" >&2; exit 1; }
 mkdir -p corpus

@@ -61,6 +61,40 @@ hashes = { sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789a
 [tool.composer]
 platform = "linux/amd64"
 TXT
+seed lock <<'TXT'
+Package: libc6
+Version: 2.36-9
+Architecture: amd64
+Essential: yes
+Provides: libc-bin (= 2.36)
+Filename: pool/main/g/glibc/libc6_2.36-9_amd64.deb
+Size: 10
+SHA256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+
+Package: app
+Version: 1:1.0-1
+Architecture: amd64
+Depends: libc6 (>= 2.36), foo | bar:any
+Conflicts: oldapp
+Filename: pool/main/a/app/app_1.0-1_amd64.deb
+Size: 100
+SHA256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+
+Package: bar
+Version: 2
+Architecture: all
+Provides: foo (= 1)
+Filename: pool/main/b/bar/bar_2_all.deb
+Size: 5
+SHA256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+---
+app (>= 1.0)
+bar
+---
+libc6 2.36-9 amd64 pool/main/g/glibc/libc6_2.36-9_amd64.deb 10 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+app 1:1.0-1 amd64 pool/main/a/app/app_1.0-1_amd64.deb 100 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+bar 2 all pool/main/b/bar/bar_2_all.deb 5 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+TXT
 seed oci_json <<'TXT'
 {"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","size":1,"annotations":{"org.opencontainers.image.ref.name":"latest"}}]}
 TXT
