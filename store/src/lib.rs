@@ -129,7 +129,7 @@ impl Store {
             let lock = store._lock.downgrade(&store_lock)?;
             return Ok(Store { root: store.root, _lock: lock, waiting });
         }
-        let lock = StoreLock::acquire(&store_lock, mode, waiting)?;
+        let lock = StoreLock::acquire(&store_lock, mode, "the store", waiting)?;
         Ok(Store { root: root.to_path_buf(), _lock: lock, waiting })
     }
 
@@ -139,7 +139,8 @@ impl Store {
     /// written into that store, so only outputs elsewhere race, as they would without composer.
     pub fn lock_named(&self, name: &str) -> Result<StoreLock, StoreError> {
         let file = format!("named-{}.lock", Hash::of(name.as_bytes()).to_hex());
-        match StoreLock::acquire(&self.dir("locks").join(file), LockMode::Exclusive, self.waiting) {
+        let what = format!("the lock on {name}");
+        match StoreLock::acquire(&self.dir("locks").join(file), LockMode::Exclusive, &what, self.waiting) {
             Err(StoreError::Io { source, .. }) if source.raw_os_error() == Some(30 /* EROFS */) => {
                 Ok(StoreLock::none())
             }

@@ -136,6 +136,13 @@ fn unknown_package_is_named_with_its_suite() {
     let f = Fixture::new(&["no-such-package"], "");
     let stderr = f.compose.fails(&["build", f.recipe_str()]);
     assert!(stderr.contains("package `no-such-package` is not in suite `stable` for architecture `amd64`"), "{stderr}");
+    assert!(stderr.contains("apt-cache search") && !stderr.contains("did you mean"), "{stderr}");
+    // A near miss is offered the index's nearest names.
+    let f = Fixture::new(&["libfo"], "");
+    let stderr = f.compose.fails(&["build", f.recipe_str()]);
+    assert!(stderr.contains("package `libfo` is not in suite"), "{stderr}");
+    assert!(stderr.contains("hint: did you mean `libfoo`?"), "{stderr}");
+    assert!(!f.recipe.with_extension("lock").exists(), "a failed resolution writes no lock");
 }
 
 #[test]

@@ -117,6 +117,16 @@ fn results_that_are_unsigned_untrusted_or_tampered_are_built_locally_and_said_wh
     assert!(stderr.contains(&reference) && stderr.contains("untrusted keys (one)"), "{stderr}");
     three.ok(&["store", "verify"]);
 
+    // Trusting a key made again under the signer's name: said as such, not as tampering.
+    let renamed = machine_two(&f);
+    let (_, other_one) = key(&renamed, "one");
+    let (summary, stderr) =
+        stderr_of(&renamed, &["--json", "build", f.recipe_str(), "--cache", &reference, "--trusted-key", &other_one]);
+    assert_eq!(index_digest(&summary), digest);
+    let said = format!("it is signed by another key named `one` ({public}), not by the trusted `one` ({other_one})");
+    assert!(stderr.contains(&said), "{stderr}");
+    assert!(!stderr.contains("altered"), "{stderr}");
+
     // Blobs altered in the cache's storage (each layer's last byte): found, not used, built here.
     for layer in gzip_blobs(&dir) {
         let mut bytes = std::fs::read(&layer).unwrap();

@@ -269,6 +269,24 @@ fn in_mount_namespace(script: &str, envs: &[(String, String)]) -> std::process::
     cmd.output().expect("unshare runs (util-linux)")
 }
 
+/// `compose build RECIPE` with the store on a tmpfs of `size` (`1m`), in a mount namespace.
+fn build_on_a_small_store(c: &composer_testkit::Compose, recipe: &std::path::Path, size: &str) -> std::process::Output {
+    std::fs::create_dir_all(&c.store).unwrap();
+    let cmd = c.command(&["build", recipe.to_str().unwrap()]);
+    let args: Vec<String> = cmd.get_args().map(|a| format!("'{}'", a.to_string_lossy())).collect();
+    let script = format!(
+        "mount -t tmpfs -o size={size} tmpfs '{}'\nexec '{}' {}",
+        c.store.display(),
+        c.bin.display(),
+        args.join(" ")
+    );
+    let envs: Vec<(String, String)> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned())))
+        .collect();
+    in_mount_namespace(&format!("cd '{}'\n{script}", c.cwd.display()), &envs)
+}
+
 #[test]
 fn a_full_disk_is_named_as_such() {
     let mirror = composer_testkit::LocalMirror::new();
@@ -283,24 +301,30 @@ fn a_full_disk_is_named_as_such() {
     c.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
     let recipe = c.cwd.join("r.toml");
     write_recipe(&recipe, &mirror.keyring, &["big"], "");
-    std::fs::create_dir_all(&c.store).unwrap();
-    let cmd = c.command(&["build", recipe.to_str().unwrap()]);
-    let args: Vec<String> = cmd.get_args().map(|a| format!("'{}'", a.to_string_lossy())).collect();
-    let script = format!(
-        "mount -t tmpfs -o size=1m tmpfs '{}'\nexec '{}' {}",
-        c.store.display(),
-        c.bin.display(),
-        args.join(" ")
-    );
-    let envs: Vec<(String, String)> = cmd
-        .get_envs()
-        .filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned())))
-        .collect();
-    let out = in_mount_namespace(&format!("cd '{}'\n{script}", c.cwd.display()), &envs);
+    let out = build_on_a_small_store(&c, &recipe, "1m");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("No space left on device") && stderr.contains("the disk is full"), "{stderr}");
+    assert!(stderr.contains("compose store gc"), "{stderr}");
     assert!(!stderr.contains("unsafe or corrupt"), "{stderr}");
+}
+
+#[test]
+fn a_build_whose_downloads_cannot_fit_is_refused_before_it_starts() {
+    let mirror = composer_testkit::LocalMirror::new();
+    let mut debs = base_packages("amd64");
+    debs.push(Deb::new("big", "1").gzip_data().file("usr/share/big", &noise(3 << 20)));
+    mirror.publish("stable", &debs);
+    let mut c = compose();
+    c.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
+    let recipe = c.cwd.join("r.toml");
+    write_recipe(&recipe, &mirror.keyring, &["big"], "");
+    let out = build_on_a_small_store(&c, &recipe, "4m");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("the build needs about 6.") && stderr.contains("is free"), "{stderr}");
+    assert!(stderr.contains("hint: `compose store gc` removes what no recent build uses"), "{stderr}");
+    assert!(!stderr.contains("No space left"), "refused before anything was written: {stderr}");
 }
 
 #[test]

@@ -297,6 +297,9 @@ fn a_mirror_name_that_is_not_configured_never_falls_back_to_the_hosts_apt_source
     std::fs::write(&f.recipe, &typo).unwrap();
     let stderr = c.fails(&["lock", f.recipe_str()]);
     assert!(stderr.contains("no mirror named `debain`"), "{stderr}");
+    // The hint offers the near name, and no apt source: only `debian` falls back to apt.
+    assert!(stderr.contains("hint: did you mean `debian`?"), "{stderr}");
+    assert!(!stderr.contains("apt source"), "{stderr}");
     std::fs::write(&f.recipe, typo.replace("debain", "debian")).unwrap();
     let out = c.run(&["-v", "lock", f.recipe_str()]);
     let stderr = String::from_utf8_lossy(&out.stderr);

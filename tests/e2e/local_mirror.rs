@@ -204,9 +204,19 @@ fn lock_holds_until_refreshed() {
     assert_eq!(std::fs::read(f.recipe.with_extension("lock")).unwrap(), before);
     // `compose lock` keeps what still fits, as uv's does; --upgrade-package moves one package.
     f.compose.ok(&["lock", f.recipe_str()]);
+    // Nothing changed since: it says so, and the file is left as it was.
+    let mtime = || std::fs::metadata(f.recipe.with_extension("lock")).unwrap().modified().unwrap();
+    let written = mtime();
+    let out = f.compose.run(&["lock", f.recipe_str()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.contains("is current: nothing changed, nothing was written"), "{said}");
+    assert_eq!(mtime(), written);
     let lock = std::fs::read_to_string(f.recipe.with_extension("lock")).unwrap();
     assert!(lock.contains("name = \"app\"\nversion = \"1.0\""), "{lock}");
+    let json: serde_json::Value = serde_json::from_str(&f.compose.ok(&["--json", "lock", f.recipe_str()])).unwrap();
+    assert_eq!(json["unchanged"], true, "{json}");
     let out = f.compose.run(&["lock", f.recipe_str(), "--upgrade-package", "app"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("nothing changed"), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("update app 1.0 -> 2.0"), "{out:?}");
     let lock = std::fs::read_to_string(f.recipe.with_extension("lock")).unwrap();
     assert!(lock.contains("name = \"app\"\nversion = \"2.0\""), "{lock}");

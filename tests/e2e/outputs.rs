@@ -52,8 +52,9 @@ fn crafted_bundle(dest: &Path, locks: &[(&str, &[u8])], key: Option<&SecretKey>)
     }
     let empty = composer_cache::claim::EMPTY_CONFIG;
     cache.put_blob(&Sha256::of(empty), empty.len() as u64, &empty).unwrap();
-    let signatures: Vec<String> =
-        key.map(|key| key.sign(&composer_cache::locks::signed_message(&listed))).into_iter().collect();
+    let signatures = key
+        .map(|key| composer_cache::Signatures::sign(key, &composer_cache::locks::signed_message(&listed)))
+        .unwrap_or_default();
     let manifest = composer_cache::claim::locks_manifest(&listed, &signatures);
     cache.put_manifest(composer_cache::claim::LOCKS_TAG, &manifest).unwrap();
 

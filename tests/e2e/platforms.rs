@@ -1,7 +1,7 @@
 //! The command line over the recipe, as buildx users expect: `--platform` picks platforms,
 //! `--tag`, `--label` and `--annotation` stamp the image, `--load` hands it to podman.
 
-use composer_testkit::{Deb, LocalMirror, base_packages};
+use composer_testkit::{Deb, LocalMirror, base_packages, store_objects};
 
 use crate::{compose, write_recipe};
 
@@ -55,8 +55,26 @@ fn platform_picks_what_is_built_and_the_lock_still_covers_every_platform() {
     c.build_json(&recipe, &["--locked", "-o", all.to_str().unwrap()]);
     assert_eq!(manifests(&all).len(), 3);
 
-    let stderr = c.fails(&["build", recipe.to_str().unwrap(), "-o", "docker-archive:x.tar"]);
-    assert!(stderr.contains("docker-archive holds one platform") && stderr.contains("--platform"), "{stderr}");
+    // Said before anything is built, as the reason itself, not wrapped into a parse error.
+    let fresh = compose();
+    let stderr = fresh.fails(&["build", recipe.to_str().unwrap(), "-o", "docker-archive:x.tar"]);
+    assert!(
+        stderr.contains(
+            "a docker-archive holds one platform, and the image has 3: linux/amd64, linux/arm64, linux/arm/v7"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("add `--platform linux/amd64`"), "{stderr}");
+    assert!(!stderr.contains("not understood"), "{stderr}");
+    assert!(store_objects(&fresh.store).is_empty(), "nothing was fetched or built before the refusal");
+    // Platforms as people write them: the kernel's and Debian's names.
+    let aarch64 = c.cwd.join("aarch64.tar");
+    let out = format!("docker-archive:{}", aarch64.display());
+    c.build_json(&recipe, &["--platform", "linux/aarch64", "-o", &out]);
+    assert!(aarch64.is_file());
+    let armhf = c.cwd.join("armhf");
+    c.build_json(&recipe, &["--platform", "linux/armhf", "-o", armhf.to_str().unwrap()]);
+    assert_eq!(manifests(&armhf)[0]["platform"]["variant"], "v7");
     let stderr = c.fails(&["build", recipe.to_str().unwrap(), "--platform", "linux/s390x"]);
     assert!(stderr.contains("linux/s390x"), "{stderr}");
 }

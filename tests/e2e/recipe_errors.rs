@@ -16,6 +16,31 @@ fn unknown_key_points_at_line_and_column_and_writes_nothing() {
 }
 
 #[test]
+fn a_mistyped_key_or_subcommand_gets_the_nearest_name() {
+    let c = compose();
+    let recipe = c.cwd.join("typo.toml");
+    std::fs::write(&recipe, "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\"]\n[base]\nsuite = \"s\"\nmirror = \"m\"\npakages = [\"a\"]\n").unwrap();
+    let stderr = c.fails(&["plan", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("typo.toml:7:1") && stderr.contains("unknown field `pakages`"), "{stderr}");
+    assert!(stderr.contains("did you mean `packages`?"), "{stderr}");
+    // A word near nothing gets the plain hint, not a far-fetched guess.
+    std::fs::write(
+        &recipe,
+        "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\"]\nzzzz = 1\n[base]\nsuite = \"s\"\nmirror = \"m\"\n",
+    )
+    .unwrap();
+    let stderr = c.fails(&["plan", recipe.to_str().unwrap()]);
+    assert!(!stderr.contains("did you mean") && stderr.contains("fix its spelling"), "{stderr}");
+    // Subcommands, as clap offers them.
+    let stderr = c.fails(&["biuld", recipe.to_str().unwrap()]);
+    assert!(
+        stderr.contains("unrecognized subcommand 'biuld'")
+            && stderr.contains("similar subcommands exist: 'bundle', 'build'"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn bad_platform_and_bad_mode_are_located() {
     let c = compose();
     let recipe = c.cwd.join("r.toml");

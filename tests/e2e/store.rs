@@ -30,13 +30,17 @@ fn gc_waits_for_a_running_build() {
     let (_mirror, c, recipe) = big_fixture(2, 24);
     let build =
         c.command(&["--json", "build", recipe.to_str().unwrap()]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let build_pid = build.id();
     std::thread::sleep(Duration::from_millis(300));
     let gc = c.run(&["store", "gc", "--all"]);
     let build = build.wait_with_output().unwrap();
     assert!(build.status.success(), "the build failed beside gc");
     assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
     let gc_stderr = String::from_utf8_lossy(&gc.stderr);
-    assert!(gc_stderr.contains("waiting for the store lock"), "gc did not wait for the build: {gc_stderr}");
+    // It names the process it waits for, by PID and command, never the lock's file.
+    let said = format!("waiting for the store (exclusive access): held by process {build_pid} (compose build)");
+    assert!(gc_stderr.contains(&said), "gc did not wait for the build, or did not say for whom: {gc_stderr}");
+    assert!(!gc_stderr.contains("store.lock"), "{gc_stderr}");
     // The image the build wrote is whole: every blob its index names is in the layout.
     let layout = c.cwd.join("out/app");
     let manifest = composer_testkit::manifest(&layout, "amd64");

@@ -69,8 +69,8 @@ pub fn write(
             cache.put_blob(&sha, bytes.len() as u64, &&bytes[..])?;
             listed.push((name.clone(), sha, bytes.len() as u64));
         }
-        let signatures: Vec<String> =
-            key.map(|key| key.sign(&crate::locks::signed_message(&listed))).into_iter().collect();
+        let signatures =
+            key.map(|key| crate::Signatures::sign(key, &crate::locks::signed_message(&listed))).unwrap_or_default();
         cache.put_blob(&Sha256::of(claim::EMPTY_CONFIG), claim::EMPTY_CONFIG.len() as u64, &claim::EMPTY_CONFIG)?;
         cache.put_manifest(claim::LOCKS_TAG, &claim::locks_manifest(&listed, &signatures))?;
     }
@@ -150,7 +150,7 @@ pub fn check(file: &Path, trusted: &TrustedKeys, temp_dir: &Path) -> Result<Chec
             let (listed, signatures) = claim::parse_locks(&manifest, &file.display().to_string())?;
             locks_signer = trusted.check(&crate::locks::signed_message(&listed), &signatures);
             // A trusted key's name on a signature that does not verify: the locks were changed.
-            if let Err(why @ crate::Untrusted::BadSignature(_)) = &locks_signer {
+            if let Err(why @ (crate::Untrusted::BadSignature(_) | crate::Untrusted::OtherKey { .. })) = &locks_signer {
                 return Err(bad(format!("its lock files: {why}")));
             }
             for (name, sha, size) in listed {

@@ -17,12 +17,16 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::CacheError;
+use crate::signing::Signatures;
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.composer.step.v1";
 pub const CLAIM_MEDIA_TYPE: &str = "application/vnd.composer.claim.v1+json";
 pub const OBJECT_MEDIA_TYPE: &str = "application/vnd.composer.object.v1";
 pub const TREE_MEDIA_TYPE: &str = "application/vnd.composer.tree.v1.tar";
 pub const SIGNATURES_ANNOTATION: &str = "dev.composer.signatures";
+/// The public keys of those who signed (`NAME:BASE64`, space-separated), as they say: only for
+/// telling a key of a trusted name apart from the trusted key in an error.
+pub const SIGNERS_ANNOTATION: &str = "dev.composer.signers";
 
 /// The tag a step result is found by.
 pub fn step_tag(key: &ActionKey) -> String {
@@ -152,7 +156,7 @@ pub const EMPTY_CONFIG: &[u8] = b"{}";
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 
 /// The artifact manifest of a claim whose bytes are `claim_bytes`.
-pub fn manifest(claim: &Claim, claim_bytes: &[u8], signatures: &[String]) -> Vec<u8> {
+pub fn manifest(claim: &Claim, claim_bytes: &[u8], signatures: &Signatures) -> Vec<u8> {
     let layers = claim
         .outputs
         .iter()
@@ -164,8 +168,7 @@ pub fn manifest(claim: &Claim, claim_bytes: &[u8], signatures: &[String]) -> Vec
             descriptor(media_type, &o.sha256, o.size)
         })
         .collect::<Vec<_>>();
-    let mut annotations = HashMap::new();
-    annotations.insert(SIGNATURES_ANNOTATION.to_string(), signatures.join(" "));
+    let mut annotations = signature_annotations(signatures);
     let config = if claim_bytes.len() <= INLINE_CLAIM_MAX {
         annotations.insert(CLAIM_ANNOTATION.to_string(), STANDARD.encode(claim_bytes));
         descriptor(EMPTY_MEDIA_TYPE, &Sha256::of(EMPTY_CONFIG), EMPTY_CONFIG.len() as u64)
@@ -184,6 +187,29 @@ pub fn manifest(claim: &Claim, claim_bytes: &[u8], signatures: &[String]) -> Vec
     composer_oci::canonical_json(&manifest)
 }
 
+/// The annotations that carry `signatures`: none for an unsigned document.
+fn signature_annotations(signatures: &Signatures) -> HashMap<String, String> {
+    let mut annotations = HashMap::new();
+    if !signatures.by.is_empty() {
+        annotations.insert(SIGNATURES_ANNOTATION.to_string(), signatures.by.join(" "));
+    }
+    if !signatures.signers.is_empty() {
+        annotations.insert(SIGNERS_ANNOTATION.to_string(), signatures.signers.join(" "));
+    }
+    annotations
+}
+
+/// The signatures a manifest's annotations carry.
+fn signatures_of(annotations: Option<&HashMap<String, String>>) -> Signatures {
+    let words = |name: &str| -> Vec<String> {
+        annotations
+            .and_then(|a| a.get(name))
+            .map(|s| s.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    Signatures { by: words(SIGNATURES_ANNOTATION), signers: words(SIGNERS_ANNOTATION) }
+}
+
 /// Where a manifest's claim is.
 pub enum ClaimAt {
     Inline(Vec<u8>),
@@ -193,7 +219,7 @@ pub enum ClaimAt {
 /// A manifest found under a step tag: its claim, its signatures and its blobs.
 pub struct Found {
     pub claim: ClaimAt,
-    pub signatures: Vec<String>,
+    pub signatures: Signatures,
     pub layers: Vec<(Sha256, u64)>,
 }
 
@@ -228,9 +254,7 @@ pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<Found, CacheError> {
     }
     let config = manifest.config();
     let annotation = |name: &str| manifest.annotations().as_ref().and_then(|a| a.get(name));
-    let signatures = annotation(SIGNATURES_ANNOTATION)
-        .map(|s| s.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_default();
+    let signatures = signatures_of(manifest.annotations().as_ref());
     let claim = match annotation(CLAIM_ANNOTATION) {
         Some(text) => ClaimAt::Inline(STANDARD.decode(text).map_err(|e| bad(format!("claim: {e}")))?),
         None => ClaimAt::Blob(sha256_of(config.digest())?, config.size()),
@@ -250,7 +274,7 @@ const TITLE: &str = "org.opencontainers.image.title";
 
 /// The manifest that lists a bundle's lock files (name, digest, size), with the signatures over
 /// [`crate::locks::signed_message`] of them.
-pub fn locks_manifest(files: &[(String, Sha256, u64)], signatures: &[String]) -> Vec<u8> {
+pub fn locks_manifest(files: &[(String, Sha256, u64)], signatures: &Signatures) -> Vec<u8> {
     let empty = EMPTY_CONFIG;
     let layers = files
         .iter()
@@ -266,10 +290,7 @@ pub fn locks_manifest(files: &[(String, Sha256, u64)], signatures: &[String]) ->
         .artifact_type(MediaType::Other(LOCKS_ARTIFACT_TYPE.to_string()))
         .config(descriptor(EMPTY_MEDIA_TYPE, &Sha256::of(empty), empty.len() as u64))
         .layers(layers)
-        .annotations(match signatures.is_empty() {
-            true => HashMap::new(),
-            false => HashMap::from([(SIGNATURES_ANNOTATION.to_string(), signatures.join(" "))]),
-        })
+        .annotations(signature_annotations(signatures))
         .build()
         .expect("manifest fields are set");
     composer_oci::canonical_json(&manifest)
@@ -277,7 +298,7 @@ pub fn locks_manifest(files: &[(String, Sha256, u64)], signatures: &[String]) ->
 
 /// A bundle's lock files (name, digest, size), each name one compose gives a lock
 /// ([`crate::locks::check_name`]) and none twice, and the signatures over them.
-pub type ListedLocks = (Vec<(String, Sha256, u64)>, Vec<String>);
+pub type ListedLocks = (Vec<(String, Sha256, u64)>, Signatures);
 
 pub fn parse_locks(bytes: &[u8], what: &str) -> Result<ListedLocks, CacheError> {
     let bad = |reason: String| CacheError::BadArtifact { what: what.to_string(), reason };
@@ -298,11 +319,5 @@ pub fn parse_locks(bytes: &[u8], what: &str) -> Result<ListedLocks, CacheError> 
             Ok((name, sha256_of(l.digest())?, l.size()))
         })
         .collect::<Result<Vec<_>, CacheError>>()?;
-    let signatures = manifest
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(SIGNATURES_ANNOTATION))
-        .map(|s| s.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_default();
-    Ok((files, signatures))
+    Ok((files, signatures_of(manifest.annotations().as_ref())))
 }

@@ -34,7 +34,7 @@ use composer_store::{Sha256, StoreError};
 pub use layout::DirCache;
 pub use reference::CacheRef;
 pub use registry::RegistryCache;
-pub use signing::{KeyError, PublicKey, SecretKey, TrustedKeys, Untrusted};
+pub use signing::{KeyError, PublicKey, SecretKey, Signatures, TrustedKeys, Untrusted};
 pub use substitute::{Hit, Substituters};
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use composer_store::{ActionKey, ActionRecord, Hash, RefKind, Sha256, Store};
 use sha2::Digest as _;
 
 use crate::claim::{self, Claim, ClaimedOutput};
-use crate::{BlobSource, CacheError, Remote, SecretKey, TrustedKeys};
+use crate::{BlobSource, CacheError, Remote, SecretKey, Signatures, TrustedKeys};
 use composer_client::registry::StoreBlob;
 
 /// Uploads at once.
@@ -174,14 +174,12 @@ impl<'a> Pusher<'a> {
             data: record.data.clone(),
         };
         let bytes = claim.to_bytes();
-        let mut signatures = vec![self.key.sign(&bytes)];
+        let mut signatures = Signatures::sign(self.key, &bytes);
         // Other keys' signatures over the very same claim stay beside ours.
         if let Some(signed) = existing
             && signed.claim == bytes
         {
-            signatures
-                .extend(signed.signatures.into_iter().filter(|s| !s.starts_with(&format!("{}:", self.key.name()))));
-            signatures.sort();
+            signatures.merge(signed.signatures);
         }
         // The claim's blob, or the empty config of a manifest that carries its claim inline.
         if bytes.len() <= claim::INLINE_CLAIM_MAX {
@@ -269,7 +267,7 @@ impl Read for ReadAt<'_> {
 
 struct Signed {
     claim: Vec<u8>,
-    signatures: Vec<String>,
+    signatures: Signatures,
 }
 
 enum Job<'j> {

@@ -130,6 +130,33 @@ impl std::fmt::Display for PublicKey {
     }
 }
 
+/// The signatures over a document (`NAME:BASE64`), and the public keys (`NAME:BASE64`) of those
+/// who signed it, as they say. A signer's key proves nothing (anyone can name any key); it only
+/// lets a failed check tell a document altered after signing from one signed by another key that
+/// goes by a trusted key's name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signatures {
+    pub by: Vec<String>,
+    pub signers: Vec<String>,
+}
+
+impl Signatures {
+    /// `key`'s signature over `message`, with its public key.
+    pub fn sign(key: &SecretKey, message: &[u8]) -> Signatures {
+        Signatures { by: vec![key.sign(message)], signers: vec![key.public().to_string()] }
+    }
+
+    /// These and `other`'s, except any by the key names these already hold.
+    pub fn merge(&mut self, other: Signatures) {
+        let name = |text: &String| text.split_once(':').map(|(n, _)| n.to_string()).unwrap_or_default();
+        let ours: Vec<String> = self.by.iter().map(name).collect();
+        self.by.extend(other.by.into_iter().filter(|s| !ours.contains(&name(s))));
+        self.signers.extend(other.signers.into_iter().filter(|s| !ours.contains(&name(s))));
+        self.by.sort();
+        self.signers.sort();
+    }
+}
+
 /// Why a signed document was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Untrusted {
@@ -138,6 +165,13 @@ pub enum Untrusted {
     UnknownKeys(Vec<String>),
     /// A trusted key's name is on a signature that does not verify.
     BadSignature(String),
+    /// A trusted key's name is on a signature made by another key of that name (`theirs`, the
+    /// key the document names; `ours`, the trusted one).
+    OtherKey {
+        name: String,
+        theirs: String,
+        ours: String,
+    },
 }
 
 impl std::fmt::Display for Untrusted {
@@ -145,7 +179,16 @@ impl std::fmt::Display for Untrusted {
         match self {
             Untrusted::Unsigned => write!(f, "it is not signed"),
             Untrusted::UnknownKeys(names) => write!(f, "it is signed only by untrusted keys ({})", names.join(", ")),
-            Untrusted::BadSignature(name) => write!(f, "its signature by `{name}` does not verify (tampered?)"),
+            Untrusted::BadSignature(name) => write!(
+                f,
+                "its signature by `{name}` does not verify with the trusted key of that name: it was altered after \
+                 signing"
+            ),
+            Untrusted::OtherKey { name, theirs, ours } => write!(
+                f,
+                "it is signed by another key named `{name}` ({theirs}), not by the trusted `{name}` ({ours}): the key \
+                 was made again under the same name, or someone else uses the name"
+            ),
         }
     }
 }
@@ -165,29 +208,44 @@ impl TrustedKeys {
         self.keys.is_empty()
     }
 
-    /// The name of the trusted key one of `signatures` verifies `message` with. A signature
-    /// naming a trusted key that does not verify is a failure even if another one would pass:
-    /// it means the document was altered after signing.
-    pub fn check(&self, message: &[u8], signatures: &[String]) -> Result<String, Untrusted> {
-        if signatures.is_empty() {
+    /// The name of the trusted key one of `signed`'s signatures verifies `message` with. A
+    /// signature naming a trusted key that does not verify is a failure even if another one would
+    /// pass: it means the document was altered after signing, or signed by another key that goes
+    /// by a trusted key's name (told apart by the signer's key the document names, if any).
+    pub fn check(&self, message: &[u8], signed: &Signatures) -> Result<String, Untrusted> {
+        if signed.by.is_empty() {
             return Err(Untrusted::Unsigned);
         }
-        let signed = [CONTEXT, message].concat();
+        let message = [CONTEXT, message].concat();
+        let verifies = |key: &VerifyingKey, value: &str| {
+            STANDARD
+                .decode(value)
+                .ok()
+                .and_then(|bytes| <[u8; 64]>::try_from(bytes).ok())
+                .is_some_and(|bytes| key.verify_strict(&message, &Signature::from_bytes(&bytes)).is_ok())
+        };
         let mut unknown = Vec::new();
         let mut good = None;
-        for text in signatures {
+        for text in &signed.by {
             let Some((name, value)) = text.split_once(':') else { continue };
             let Some(key) = self.keys.iter().find(|k| k.name == name) else {
                 unknown.push(name.to_string());
                 continue;
             };
-            let valid = STANDARD
-                .decode(value)
-                .ok()
-                .and_then(|bytes| <[u8; 64]>::try_from(bytes).ok())
-                .is_some_and(|bytes| key.key.verify_strict(&signed, &Signature::from_bytes(&bytes)).is_ok());
-            if !valid {
-                return Err(Untrusted::BadSignature(name.to_string()));
+            if !verifies(&key.key, value) {
+                let named = signed
+                    .signers
+                    .iter()
+                    .filter_map(|s| PublicKey::parse(s).ok())
+                    .find(|signer| signer.name == name && signer.key != key.key && verifies(&signer.key, value));
+                return Err(match named {
+                    Some(theirs) => Untrusted::OtherKey {
+                        name: name.to_string(),
+                        theirs: theirs.to_string(),
+                        ours: key.to_string(),
+                    },
+                    None => Untrusted::BadSignature(name.to_string()),
+                });
             }
             good.get_or_insert_with(|| name.to_string());
         }
@@ -206,9 +264,9 @@ mod tests {
         let public = PublicKey::parse(&again.public().to_string()).unwrap();
         assert_eq!(public, secret.public());
         let trusted = TrustedKeys::new(vec![public]);
-        let signature = secret.sign(b"claim");
-        assert_eq!(trusted.check(b"claim", std::slice::from_ref(&signature)), Ok("ci-1".to_string()));
-        assert_eq!(trusted.check(b"claim!", &[signature]), Err(Untrusted::BadSignature("ci-1".into())));
+        let signed = Signatures::sign(&secret, b"claim");
+        assert_eq!(trusted.check(b"claim", &signed), Ok("ci-1".to_string()));
+        assert_eq!(trusted.check(b"claim!", &signed), Err(Untrusted::BadSignature("ci-1".into())));
     }
 
     #[test]
@@ -216,11 +274,44 @@ mod tests {
         let ours = SecretKey::generate("ours").unwrap();
         let theirs = SecretKey::generate("theirs").unwrap();
         let trusted = TrustedKeys::new(vec![ours.public()]);
-        assert_eq!(trusted.check(b"m", &[]), Err(Untrusted::Unsigned));
-        assert_eq!(trusted.check(b"m", &[theirs.sign(b"m")]), Err(Untrusted::UnknownKeys(vec!["theirs".into()])));
-        // A stranger's key under a trusted name is a bad signature, not a pass.
+        assert_eq!(trusted.check(b"m", &Signatures::default()), Err(Untrusted::Unsigned));
+        assert_eq!(
+            trusted.check(b"m", &Signatures::sign(&theirs, b"m")),
+            Err(Untrusted::UnknownKeys(vec!["theirs".into()]))
+        );
+        // A stranger's key under a trusted name is refused, and named for what it is when the
+        // document says which key signed it ...
         let impostor = SecretKey::generate("ours").unwrap();
-        assert_eq!(trusted.check(b"m", &[impostor.sign(b"m")]), Err(Untrusted::BadSignature("ours".into())));
+        let said = trusted.check(b"m", &Signatures::sign(&impostor, b"m")).unwrap_err();
+        assert_eq!(
+            said,
+            Untrusted::OtherKey {
+                name: "ours".into(),
+                theirs: impostor.public().to_string(),
+                ours: ours.public().to_string()
+            }
+        );
+        assert!(said.to_string().starts_with("it is signed by another key named `ours`"), "{said}");
+        // ... else (or when the document names a key that did not sign it) as a signature that
+        // does not verify.
+        let bare = Signatures { by: vec![impostor.sign(b"m")], signers: Vec::new() };
+        assert_eq!(trusted.check(b"m", &bare), Err(Untrusted::BadSignature("ours".into())));
+        let mut altered = Signatures::sign(&impostor, b"m");
+        altered.by = vec![impostor.sign(b"other")];
+        assert_eq!(trusted.check(b"m", &altered), Err(Untrusted::BadSignature("ours".into())));
+    }
+
+    #[test]
+    fn merged_signatures_keep_one_per_key_name() {
+        let (a, b) = (SecretKey::generate("a").unwrap(), SecretKey::generate("b").unwrap());
+        let mut ours = Signatures::sign(&a, b"m");
+        let mut theirs = Signatures::sign(&b, b"m");
+        theirs.merge(Signatures::sign(&SecretKey::generate("a").unwrap(), b"m"));
+        ours.merge(theirs);
+        assert_eq!(ours.by.len(), 2);
+        assert_eq!(ours.signers.len(), 2);
+        let trusted = TrustedKeys::new(vec![a.public(), b.public()]);
+        assert_eq!(trusted.check(b"m", &ours), Ok("a".to_string()));
     }
 
     #[test]

@@ -198,7 +198,10 @@ impl Client {
                 if n == 0 {
                     break;
                 }
-                io::Write::write_all(&mut writer, &buf[..n])?;
+                // A write that fails (a full disk) is the store's, not the source's: said so,
+                // it is not reported as a failure to read what was fetched.
+                io::Write::write_all(&mut writer, &buf[..n])
+                    .map_err(|e| io::Error::other(StoreError::io("write into", store.root(), e)))?;
                 progress(n as u64);
             }
             let checked = match expected {

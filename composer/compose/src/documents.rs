@@ -48,6 +48,8 @@ pub struct LockedPlatform {
 #[derive(Serialize, JsonSchema)]
 pub struct LockDocument {
     pub lock: PathBuf,
+    /// The lock and every wheel lock were current already: nothing was written.
+    pub unchanged: bool,
     /// `add NAME VERSION [platform]`, `update NAME OLD -> NEW [platform]`, `remove ...`.
     pub changes: Vec<String>,
     pub platforms: Vec<LockedPlatform>,

@@ -85,7 +85,8 @@ fn storage_problem(error: &(dyn Error + 'static)) -> Option<String> {
         _ => return None,
     };
     Some(format!(
-        "{what}: free space where the store or the output lives, or point --store (COMPOSE_STORE) or -o elsewhere"
+        "{what}: `compose store gc` removes what no recent build uses; else free space where the store or the \
+         output lives, or point --store (COMPOSE_STORE) or -o elsewhere"
     ))
 }
 
@@ -101,7 +102,7 @@ mod tests {
         let wrapped = anyhow::Error::new(composer_planner::BuildError::Wheels(composer_wheels::WheelError::NoUv));
         assert!(hint(&wrapped).unwrap().contains(crate::env_vars::COMPOSE_UV));
         let full = anyhow::Error::new(std::io::Error::from_raw_os_error(28)).context("writing a layer");
-        assert!(hint(&full).unwrap().contains("disk is full"));
+        assert!(hint(&full).unwrap().contains("disk is full") && hint(&full).unwrap().contains("compose store gc"));
         assert_eq!(hint(&anyhow::anyhow!("no hint here")), None);
     }
 }

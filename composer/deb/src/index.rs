@@ -210,6 +210,23 @@ impl<'t> PackageIndex<'t> {
 
     /// Sorts every candidate list highest version first, so the result never depends on the
     /// order of the index files.
+    /// The package and virtual names most like `name`, best first, for "did you mean": at most
+    /// `count`, and none that are far off (Jaro–Winkler below 0.8, as clap's suggestions).
+    pub fn nearest_names(&self, name: &str, count: usize) -> Vec<String> {
+        let mut scored: Vec<(f64, &str)> = self
+            .by_name
+            .keys()
+            .copied()
+            .chain(self.providers.keys().map(String::as_str))
+            .filter(|candidate| *candidate != name)
+            .map(|candidate| (strsim::jaro_winkler(name, candidate), candidate))
+            .filter(|(score, _)| *score >= 0.8)
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+        scored.dedup_by(|a, b| a.1 == b.1);
+        scored.into_iter().take(count).map(|(_, candidate)| candidate.to_string()).collect()
+    }
+
     pub fn finish(&mut self) {
         let packages = &self.packages;
         let order = |a: &usize, b: &usize| {

@@ -53,7 +53,13 @@ pub enum DebError {
     #[error("the Release file of suite `{suite}` does not list `{path}`")]
     MissingIndex { suite: String, path: String },
     #[error("package `{name}` is not in suite `{suite}` for architecture `{arch}`")]
-    UnknownPackage { name: String, suite: String, arch: String },
+    UnknownPackage {
+        name: String,
+        suite: String,
+        arch: String,
+        /// The index's names nearest to it, best first.
+        near: Vec<String>,
+    },
     #[error("the packages asked for cannot be installed together ({suite}, {arch}):\n{explanation}")]
     Unsolvable { suite: String, arch: String, explanation: String },
     #[error("package file `{file}` is unsafe or corrupt at `{entry}`: {reason}")]
@@ -72,8 +78,12 @@ impl DebError {
     /// A next step for the user, printed after the error.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            DebError::UnknownPackage { suite, .. } => {
+            DebError::UnknownPackage { suite, near, .. } if near.is_empty() => {
                 format!("check the name with `apt-cache search` on a {suite} system, or pick another suite")
+            }
+            DebError::UnknownPackage { near, .. } => {
+                let quoted: Vec<String> = near.iter().map(|n| format!("`{n}`")).collect();
+                format!("did you mean {}? The suite's index has those names", quoted.join(" or "))
             }
             DebError::WrongSuite { .. } => {
                 return Some(

@@ -292,6 +292,7 @@ pub fn resolve<'i, 't>(
                 name: request.name.clone(),
                 suite: suite.to_string(),
                 arch: arch.to_string(),
+                near: index.nearest_names(&request.name, 3),
             });
         }
     }

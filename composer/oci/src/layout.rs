@@ -115,7 +115,7 @@ pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tag: &str) -> R
         Err(_) => fs::create_dir_all(dir).map_err(io_err("create", dir))?,
     }
     let canonical = dir.canonicalize().map_err(io_err("resolve", dir))?;
-    let _lock = store.lock_named(&format!("layout:{}", canonical.display()))?;
+    let _lock = store.lock_named(&format!("the output `{}`", canonical.display()))?;
     let mut root = Confined::open(dir).map_err(io_err("open", dir))?;
     let rel_err = |action: &'static str, rel: &str, root: &Confined| {
         let path = root.display(rel);

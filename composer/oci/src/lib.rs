@@ -38,6 +38,11 @@ pub enum OciError {
     Spec(String),
     #[error("output `{0}` is not understood")]
     Output(String),
+    /// A docker-archive holds one platform's image, and which one was not said.
+    #[error("a docker-archive holds one platform, and the image has {}: {}", platforms.len(), platforms.join(", "))]
+    OnePlatform { platforms: Vec<String> },
+    #[error("platform {asked} is not in the image (it has {})", have.join(", "))]
+    PlatformNotInImage { asked: String, have: Vec<String> },
     #[error("output `{output}` names the transport `{transport}:`, which composer does not write")]
     UnknownTransport { output: String, transport: String },
     #[error(transparent)]
@@ -53,6 +58,13 @@ impl OciError {
     pub fn hint(&self) -> Option<String> {
         match self {
             OciError::Output(_) => Some("use a directory, `oci-archive:FILE` or `docker-archive:FILE`".into()),
+            OciError::OnePlatform { platforms } => Some(format!(
+                "add `--platform {}` (or another of them), or write all of them with `-o oci-archive:FILE`",
+                platforms.first().map(String::as_str).unwrap_or("PLATFORM")
+            )),
+            OciError::PlatformNotInImage { have, .. } => {
+                Some(format!("pick one of {} with --platform", have.join(", ")))
+            }
             OciError::UnknownTransport { .. } => Some(
                 "write a directory (`oci:DIR` or a plain path), `oci-archive:FILE` or `docker-archive:FILE`; \
                  to push it to a registry, use `compose push` or `compose build --push`"

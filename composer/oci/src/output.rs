@@ -63,18 +63,15 @@ pub fn export(store: &Store, image: &Image<'_>, output: &Output, platform: Optio
         Output::Layout(dir) => crate::layout::write_layout(store, dir, image.index, tag)?,
         Output::OciArchive(file) => crate::archive::write_oci_archive(store, file, image.index, tag)?,
         Output::DockerArchive(file) => {
+            let have = || image.manifests.iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>();
             let chosen = match platform {
                 Some(p) => image.manifests.iter().find(|(q, _)| q == p),
                 None if image.manifests.len() == 1 => image.manifests.first(),
-                None => {
-                    return Err(OciError::Output(format!(
-                        "docker-archive holds one platform and the image has {}: add --platform",
-                        image.manifests.len()
-                    )));
-                }
+                None => return Err(OciError::OnePlatform { platforms: have() }),
             };
-            let (_, manifest) = chosen.ok_or_else(|| {
-                OciError::Output(format!("platform {} is not in the recipe", platform.unwrap_or_default()))
+            let (_, manifest) = chosen.ok_or_else(|| OciError::PlatformNotInImage {
+                asked: platform.unwrap_or_default().to_string(),
+                have: have(),
             })?;
             crate::archive::write_docker_archive(store, file, manifest, &format!("{}:{tag}", image.name))?;
         }

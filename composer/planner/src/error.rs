@@ -5,7 +5,22 @@ pub enum BuildError {
     #[error(transparent)]
     Recipe(#[from] composer_recipe::RecipeError),
     #[error("no mirror named `{name}` is configured (needed for suite `{suite}`)")]
-    NoMirror { name: String, suite: String, env: String, apt_dir: PathBuf },
+    NoMirror {
+        name: String,
+        suite: String,
+        env: String,
+        apt_dir: PathBuf,
+        /// The configured names (and `debian`) nearest to it.
+        near: Box<[String]>,
+    },
+    #[error(
+        "the build needs about {} in the store's filesystem ({}: its downloads and as much again for their \
+         layers), and {} is free",
+        composer_recipe::format_size(*needed),
+        store.display(),
+        composer_recipe::format_size(*free)
+    )]
+    NoSpace { store: PathBuf, needed: u64, free: u64 },
     #[error("cannot read config `{}`", path.display())]
     Config {
         path: PathBuf,
@@ -173,12 +188,29 @@ impl BuildError {
                  (`compose wheels index`, or any PEP 503 directory named as an index)"
                     .into(),
             ),
-            BuildError::NoMirror { name, env, apt_dir, .. } => Some(format!(
-                "set one with `--mirror {name}=URL`, the environment variable {env}, a `[mirrors]` entry `{name} = \"URL\"` in \
-                 $XDG_CONFIG_HOME/compose/config.toml, or an apt source for the suite under {}",
-                apt_dir.display()
-            )),
+            BuildError::NoMirror { name, env, apt_dir, near, .. } => {
+                let near: Vec<&str> = near.iter().map(String::as_str).collect();
+                let guess = match near.is_empty() {
+                    true => String::new(),
+                    false => format!("{} Else ", composer_recipe::suggest::did_you_mean(&near)),
+                };
+                // Only `debian` falls back to the host's apt sources: offering one for any other
+                // name would be advice that cannot work.
+                let apt = match name == crate::backend::mirror::APT_NAME {
+                    true => format!(", or an apt source for the suite under {}", apt_dir.display()),
+                    false => String::new(),
+                };
+                Some(format!(
+                    "{guess}set one with `--mirror {name}=URL`, the environment variable {env} or a `[mirrors]` entry \
+                     `{name} = \"URL\"` in $XDG_CONFIG_HOME/compose/config.toml{apt}"
+                ))
+            }
             BuildError::LockOutdated { .. } => Some("run `compose lock` to resolve the recipe again".into()),
+            BuildError::NoSpace { .. } => Some(
+                "`compose store gc` removes what no recent build uses (`--dry-run` shows how much); else free \
+                 space there, or point --store (COMPOSE_STORE) at a larger disk"
+                    .into(),
+            ),
             BuildError::OfflineMissing(_) => Some(
                 "build once online to fill the store (`compose plan` lists what a build fetches), or drop --offline"
                     .into(),

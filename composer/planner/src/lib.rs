@@ -56,7 +56,7 @@ pub use keys::wheel_file_key;
 pub use lockfile::Lockfile;
 pub use plan::{Plan, PlanDocument, PlanStep, Step, StepKind};
 pub use report::{NoReporter, Phase, Reporter, StepReport};
-pub use session::{Session, Upgrade, lock, outdated, recipe_wheels};
+pub use session::{Locked, Session, Upgrade, lock, outdated, recipe_wheels};
 pub use share::Shareable;
 
 pub struct Context<'a> {

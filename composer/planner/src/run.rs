@@ -89,6 +89,7 @@ impl Session<'_> {
             steps.iter().filter(move |s| !s.cached && kinds.contains(&s.kind))
         };
         let downloads: u64 = missing(&[StepKind::Fetch, StepKind::FetchWheel]).map(|s| s.bytes).sum();
+        self.check_free_space(downloads)?;
         let packages = missing(&[StepKind::Fetch]).count();
         if packages > 0 {
             reporter.status("Fetching", &format!("{packages} packages ({:.1} MiB)", downloads as f64 / 1048576.0));
@@ -315,6 +316,20 @@ impl Session<'_> {
                 Output::Layer(self.bytecode_layer(*part, &platform, key(), &below)?)
             }
         })
+    }
+
+    /// Refuses to start a build whose downloads, and as much again for the layers made of them,
+    /// do not fit in the store's filesystem: a build that runs out of space half-way has spent
+    /// its time for nothing and says so in terms of whichever write failed.
+    fn check_free_space(&self, downloads: u64) -> Result<(), BuildError> {
+        let needed = downloads.saturating_mul(2);
+        let root = self.ctx.store.root();
+        let Ok(stat) = rustix::fs::statvfs(root) else { return Ok(()) };
+        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        match free >= needed {
+            true => Ok(()),
+            false => Err(BuildError::NoSpace { store: root.to_path_buf(), needed, free }),
+        }
     }
 
     /// Each platform's manifest and config from its layers' results, and the index.

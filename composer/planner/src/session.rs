@@ -385,12 +385,21 @@ pub fn outdated(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path) -> Resul
 
 /// Writes `recipe.lock` (and the wheel locks): resolved against the mirror's current Release,
 /// keeping what `upgrade` does not move. Returns the lock, its path and what changed.
-pub fn lock(
-    ctx: &Context<'_>,
-    recipe: &Recipe,
-    recipe_path: &Path,
-    upgrade: &Upgrade,
-) -> Result<(Lockfile, PathBuf, Vec<String>), BuildError> {
+/// What `compose lock` did.
+#[derive(Debug)]
+pub struct Locked {
+    pub lock: Lockfile,
+    pub path: PathBuf,
+    /// `add NAME VERSION [platform]`, ... (see [`lockfile::changes`]).
+    pub changes: Vec<String>,
+    /// Whether the lock and every wheel lock were current already: nothing was written.
+    pub unchanged: bool,
+}
+
+/// Resolves the recipe and writes its lock and wheel locks. The lock is written last, after
+/// everything else resolved, so that a recipe that fails to resolve leaves no new lock behind;
+/// an unchanged lock is not written again.
+pub fn lock(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path, upgrade: &Upgrade) -> Result<Locked, BuildError> {
     let session = Session::new(ctx, recipe, recipe_path);
     let path = lockfile::lock_path(recipe_path);
     // An unreadable old lock is resolved over, as if there were none.
@@ -404,10 +413,14 @@ pub fn lock(
     }
     let (lock, _) = session.resolve_following(previous.as_ref(), old.as_ref())?;
     session.check_lock(&lock)?;
-    lock.write(&path)?;
-    session.wheel_locks(&lock, LockPolicy::UseOrCreate, true, *upgrade == Upgrade::All)?;
+    let (_, wheel_steps) = session.wheel_locks(&lock, LockPolicy::UseOrCreate, true, *upgrade == Upgrade::All)?;
+    let same_lock = old.as_ref().is_some_and(|old| old.to_toml() == lock.to_toml());
+    if !same_lock {
+        lock.write(&path)?;
+    }
     let changes = old.map(|old| lockfile::changes(&old, &lock)).unwrap_or_default();
-    Ok((lock, path, changes))
+    let unchanged = same_lock && wheel_steps.iter().all(|step| step.cached);
+    Ok(Locked { lock, path, changes, unchanged })
 }
 
 impl Session<'_> {

@@ -26,8 +26,17 @@ impl RecipeError {
 
     pub(crate) fn from_toml(path: &Path, text: &str, error: &toml::de::Error) -> RecipeError {
         let message = error.message().trim().to_string();
-        let hint = if message.starts_with("unknown field") {
-            "remove the key or fix its spelling; docs/recipe.md lists every key".to_string()
+        let hint = if message.starts_with("unknown field") || message.starts_with("unknown variant") {
+            // serde names the word and what it expected, each in backticks.
+            let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+            let near = match quoted.split_first() {
+                Some((word, expected)) => crate::suggest::nearest(word, expected.iter().copied(), 3),
+                None => Vec::new(),
+            };
+            match near.is_empty() {
+                true => "remove the key or fix its spelling; docs/recipe.md lists every key".to_string(),
+                false => format!("{} (docs/recipe.md lists them all)", crate::suggest::did_you_mean(&near)),
+            }
         } else if message.starts_with("missing field") {
             "add the key; docs/recipe.md lists what each table needs".to_string()
         } else {

@@ -13,6 +13,7 @@
 mod error;
 mod limits;
 mod platform;
+pub mod suggest;
 mod toolchain;
 mod validate;
 pub use validate::{BUILD_PYTHON, JEMALLOC_BUILD, MUSL_BUILD, PYTHON_BUILD, tag as check_tag};

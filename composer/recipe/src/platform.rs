@@ -83,8 +83,12 @@ impl fmt::Display for Platform {
 
 impl FromStr for Platform {
     type Err = String;
+    /// Accepts a platform as people write it and normalizes it as containerd does: the
+    /// architecture by its kernel or Debian name too (`x86_64`, `aarch64`, `armhf`, `i386`),
+    /// a variant with or without its `v` (`arm/7`), and any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut parts = s.split('/');
+        let lower = s.to_ascii_lowercase();
+        let mut parts = lower.split('/');
         let (os, arch, variant) = (parts.next(), parts.next(), parts.next());
         let (Some("linux"), Some(arch)) = (os, arch) else {
             return Err(format!("`{s}` is not a platform composer builds for: use `linux/<arch>[/<variant>]`"));
@@ -92,25 +96,56 @@ impl FromStr for Platform {
         if parts.next().is_some() {
             return Err(format!("`{s}` has too many parts; use `linux/<arch>[/<variant>]`"));
         }
-        let found = KNOWN.iter().any(|(a, v, _, _)| *a == arch && (variant.is_none() || variant == *v));
+        let variant = variant.map(|v| match v.starts_with('v') {
+            true => v.to_string(),
+            false => format!("v{v}"),
+        });
+        let (arch, implied) = normal_arch(arch);
+        let variant = match (implied, variant) {
+            (Some(implied), Some(variant)) if variant != implied => {
+                return Err(format!("`{s}` names two variants, {implied} by its architecture and {variant}"));
+            }
+            (Some(implied), _) => Some(implied.to_string()),
+            (None, variant) => variant,
+        };
+        let found = KNOWN.iter().any(|(a, v, _, _)| *a == arch && (variant.is_none() || variant.as_deref() == *v));
         if !found {
-            let names: Vec<String> = KNOWN
-                .iter()
-                .map(|(a, v, _, _)| match v {
-                    Some(v) if *a == "arm" => format!("linux/{a}/{v}"),
-                    _ => format!("linux/{a}"),
-                })
-                .collect();
-            return Err(format!("unknown platform `{s}`; known platforms: {}", names.join(", ")));
+            return Err(format!("unknown platform `{s}`; known platforms: {}", known_names().join(", ")));
         }
         // arm64's v8 is its only variant: normalise so `linux/arm64` and `linux/arm64/v8` agree.
         let variant = match (arch, variant) {
             ("arm", None) => Some("v7".to_string()),
             ("arm64", _) => None,
-            (_, v) => v.map(str::to_string),
+            (_, v) => v,
         };
         Ok(Platform { os: "linux".into(), architecture: arch.into(), variant })
     }
+}
+
+/// The OCI architecture (and the variant the name implies) of an architecture as the kernel,
+/// GNU or Debian names it; an OCI name stays itself.
+fn normal_arch(arch: &str) -> (&str, Option<&'static str>) {
+    match arch {
+        "x86_64" | "x86-64" => ("amd64", None),
+        "aarch64" => ("arm64", None),
+        "i386" | "i486" | "i586" | "i686" | "x86" => ("386", None),
+        "armhf" | "armv7" | "armv7l" => ("arm", Some("v7")),
+        "armel" | "armv5" | "armv5l" => ("arm", Some("v5")),
+        "ppc64el" => ("ppc64le", None),
+        "mips64el" => ("mips64le", None),
+        other => (other, None),
+    }
+}
+
+/// Every platform composer builds for, by its OCI name.
+fn known_names() -> Vec<String> {
+    KNOWN
+        .iter()
+        .map(|(a, v, _, _)| match v {
+            Some(v) if *a == "arm" => format!("linux/{a}/{v}"),
+            _ => format!("linux/{a}"),
+        })
+        .collect()
 }
 
 impl<'de> serde::Deserialize<'de> for Platform {
@@ -172,6 +207,29 @@ mod tests {
             assert_eq!(oci.parse::<Platform>().unwrap().debian_arch(), debian, "{oci}");
         }
         assert_eq!("linux/arm64/v8".parse::<Platform>().unwrap(), "linux/arm64".parse().unwrap());
+    }
+
+    #[test]
+    fn platforms_as_people_write_them_are_normalized_as_containerd_does() {
+        let cases = [
+            ("linux/x86_64", "linux/amd64"),
+            ("Linux/X86_64", "linux/amd64"),
+            ("linux/aarch64", "linux/arm64"),
+            ("linux/arm64/8", "linux/arm64"),
+            ("linux/armhf", "linux/arm/v7"),
+            ("linux/armv7l", "linux/arm/v7"),
+            ("linux/arm/7", "linux/arm/v7"),
+            ("linux/arm", "linux/arm/v7"),
+            ("linux/armel", "linux/arm/v5"),
+            ("linux/i686", "linux/386"),
+            ("linux/ppc64el", "linux/ppc64le"),
+        ];
+        for (written, normal) in cases {
+            assert_eq!(written.parse::<Platform>().map(|p| p.to_string()).as_deref(), Ok(normal), "{written}");
+        }
+        // A name that says two variants is no platform.
+        assert!("linux/armhf/v5".parse::<Platform>().is_err());
+        assert!("linux/x86_64/v7".parse::<Platform>().is_err());
     }
 
     #[test]

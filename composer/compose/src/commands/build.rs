@@ -30,11 +30,17 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
         None => Output::Layout(PathBuf::from("out").join(recipe.image.name.get_ref())),
     };
     let platforms = chosen_platforms(&args.platforms, &recipe)?;
-    // A docker-archive holds one platform: the one chosen, or the recipe's only one.
+    // A docker-archive holds one platform: the one chosen, or the recipe's only one. Said
+    // before the build, not after it.
     let platform = match platforms.as_slice() {
         [one] => Some(one.clone()),
         _ => None,
     };
+    let built = if platforms.is_empty() { recipe.image.platforms.get_ref() } else { &platforms };
+    if matches!(output, Output::DockerArchive(_)) && platform.is_none() && built.len() != 1 {
+        let platforms = built.iter().map(ToString::to_string).collect();
+        return Err(composer_oci::OciError::OnePlatform { platforms }.into());
+    }
     let recipe = overridden(recipe, &args)?;
     let store = open_store(settings)?;
     let client = client(settings);

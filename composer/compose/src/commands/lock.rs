@@ -31,7 +31,8 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
         (false, true) => composer_planner::Upgrade::Nothing,
         (false, false) => composer_planner::Upgrade::Packages(args.upgrade_packages.clone()),
     };
-    let (lock, path, changes) = composer_planner::lock(&ctx, &recipe, &args.recipe, &upgrade)?;
+    let composer_planner::Locked { lock, path, changes, unchanged } =
+        composer_planner::lock(&ctx, &recipe, &args.recipe, &upgrade)?;
     if !printer.json {
         for change in &changes {
             printer.status("Locking", change);
@@ -40,6 +41,7 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     if printer.json {
         crate::printer::json_out(&crate::documents::LockDocument {
             lock: path,
+            unchanged,
             changes,
             platforms: lock
                 .platforms
@@ -60,6 +62,9 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
                 platform.release.date
             ),
         );
+    }
+    if unchanged {
+        printer.status("Unchanged", &format!("{} is current: nothing changed, nothing was written", path.display()));
     }
     crate::out!("{}", path.display());
     Ok(())

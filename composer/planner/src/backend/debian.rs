@@ -169,6 +169,7 @@ impl Debian<'_> {
                     name: r.clone(),
                     suite: self.base.suite.clone(),
                     arch: arch.to_string(),
+                    near: Vec::new(),
                 })
             })
             .collect::<Result<_, _>>()?;

@@ -60,11 +60,13 @@ impl MirrorSettings {
             match composer_deb::sources::find_debian_source(&sources, suite) {
                 Some(source) => (source.uri, None, source.signed_by, source.file.display().to_string()),
                 None => {
+                    let known = self.flags.keys().chain(self.config.keys()).map(String::as_str).chain([APT_NAME]);
                     return Err(BuildError::NoMirror {
                         name: name.to_string(),
                         suite: suite.to_string(),
                         env: env_name,
                         apt_dir: self.apt_dir.clone(),
+                        near: composer_recipe::suggest::nearest(name, known, 2).into_iter().map(String::from).collect(),
                     });
                 }
             }
