@@ -226,7 +226,9 @@ fn a_lock_that_adds_or_drops_signed_packages_is_not_a_resolution_of_the_recipe()
     assert_ne!(dropped, honest_lock);
     let cold = crate::cache::machine_two(&f);
     for (lock, said) in [
-        (&added, "libfoo 0.9 is in the lock, but nothing the recipe asks for needs it"),
+        // A second, older version of a needed package: its files would have been laid over the
+        // newer one's (found by an outside attack, online and offline alike).
+        (&added, "the lock holds libfoo twice, as 1.2 and 0.9; a resolution holds one version of a package"),
         (&dropped, "app 1.0 depends on `mail-transport-agent | exim4` and nothing in the lock satisfies it"),
     ] {
         std::fs::write(&lock_path, lock).unwrap();

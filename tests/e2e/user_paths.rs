@@ -291,6 +291,11 @@ fn requirements_lines_that_look_elsewhere_or_read_local_paths_are_refused_before
         (format!("--find-links {}", secret.parent().unwrap().display()), "a --find-links location"),
         (format!("-e {}", secret.parent().unwrap().display()), "an editable install (-e)"),
         (format!("tinyapp @ file://{}", secret.display()), "a local path"),
+        // Found by an outside attack: a byte-order mark before an option, an include by URL or
+        // through `${VAR}` (which uv expands and compose would not), a version-control URL.
+        (format!("-r file://{}", secret.display()), "an include by URL"),
+        ("-r ${HOME}/../shadow".to_string(), "an environment variable (${...}), which compose does not expand"),
+        (format!("tinyapp @ git+file://{}", secret.parent().unwrap().display()), "a version-control URL"),
     ] {
         std::fs::write(f.compose.cwd.join("reqs.txt"), format!("tinyapp\n{line}\n")).unwrap();
         with_requirements_file(&f, "reqs.txt");
@@ -302,6 +307,69 @@ fn requirements_lines_that_look_elsewhere_or_read_local_paths_are_refused_before
         }
         assert!(err.contains("[python] index"), "the hint names the recipe's index: {err}");
     }
+}
+
+/// What uv resolves is what compose checked: uv is given the requirements' lines, never the
+/// file, so an include nested deeper than compose follows is an error and not a file uv reads
+/// alone; a line with a URL in it that is no requirement (a `.env` named by mistake) is not
+/// passed on, and not shown.
+#[test]
+fn uv_reads_no_file_compose_did_not_check_and_no_line_it_refused() {
+    let f = WheelFixture::new(&["tinyapp"], &["linux/amd64"]);
+    let (_dir, secret) = outside_secret();
+    let dir = f.compose.cwd.clone();
+    for depth in 1..=9 {
+        std::fs::write(dir.join(format!("d{depth}.txt")), format!("-r d{}.txt\n", depth + 1)).unwrap();
+    }
+    std::fs::write(dir.join("d10.txt"), format!("-r {}\n", secret.display())).unwrap();
+    std::fs::write(dir.join("reqs.txt"), "tinyapp\n-r d1.txt\n").unwrap();
+    with_requirements_file(&f, "reqs.txt");
+    let (err, json) = refused_both(&f.compose, &["lock", f.recipe()]);
+    for shown in [&err, &json] {
+        assert!(shown.contains("is included from files nested more than 8 deep"), "{shown}");
+        assert!(!shown.contains(SECRET_MARK), "{shown}");
+    }
+    // A byte-order mark before the first line's option does not make it a requirement.
+    std::fs::write(dir.join("reqs.txt"), "\u{feff}--extra-index-url http://127.0.0.1:9/simple\ntinyapp\n").unwrap();
+    let err = refused(&f.compose, &["lock", f.recipe()]);
+    assert!(
+        err.contains("line 1 of the requirements file") && err.contains("names an index (--extra-index-url)"),
+        "{err}"
+    );
+    std::fs::write(dir.join("reqs.txt"), "tinyapp\nAPI=https://example.invalid/?token=hunter2secret\n").unwrap();
+    let (err, json) = refused_both(&f.compose, &["lock", f.recipe()]);
+    for shown in [&err, &json] {
+        assert!(shown.contains("line 2 of the requirements file") && !shown.contains("hunter2secret"), "{shown}");
+    }
+    // An honest nesting resolves, from the text compose read.
+    std::fs::write(dir.join("reqs.txt"), "-r d1.txt\n").unwrap();
+    for depth in 1..=3 {
+        std::fs::write(dir.join(format!("d{depth}.txt")), format!("-r d{}.txt\n", depth + 1)).unwrap();
+    }
+    std::fs::write(dir.join("d4.txt"), "tinyapp\n").unwrap();
+    f.compose.ok(&["lock", f.recipe()]);
+    let pylock = std::fs::read_to_string(dir.join("pylock.app-linux-amd64.toml")).unwrap();
+    assert!(pylock.contains("name = \"tinyapp\""), "{pylock}");
+}
+
+/// A recipe named through a link to a file elsewhere (a secret, say) that is no recipe: the
+/// error keeps its place, not the file's line.
+#[test]
+fn a_recipe_that_links_out_of_its_directory_is_not_shown_in_errors() {
+    let c = crate::compose();
+    let (_dir, secret) = outside_secret();
+    let link = c.cwd.join("recipe-link.toml");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    let (err, json) = refused_both(&c, &["build", link.to_str().unwrap()]);
+    for shown in [&err, &json] {
+        assert!(shown.contains("recipe-link.toml:1:"), "{shown}");
+        assert!(!shown.contains(SECRET_MARK), "{shown}");
+    }
+    // A recipe of one's own still shows its line.
+    let own = c.cwd.join("own.toml");
+    std::fs::write(&own, "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\"]\ncolour = 1\n").unwrap();
+    let err = refused(&c, &["build", own.to_str().unwrap()]);
+    assert!(err.contains("   4 | colour = 1"), "{err}");
 }
 
 /// A pylock is a claim: a wheel URL edited to name a file outside the recipe's directory and
@@ -318,9 +386,16 @@ fn a_pylock_wheel_url_outside_the_configured_places_is_refused_before_fetching()
     let secret_sha = sha256_hex(&std::fs::read(&secret).unwrap());
     let at = honest.find("url = \"file://").expect("the fixture's index is a file:// one");
     let end = at + honest[at..].find('\n').unwrap();
+    // A `?` is part of the path the fetcher opens: it hides no `..` from the check.
+    let query_dir = f.compose.cwd.join("a?");
+    std::fs::create_dir_all(&query_dir).unwrap();
     for (url, said) in [
         (format!("file://{}", secret.display()), "outside the recipe's directory"),
         ("http://wheels.example.invalid/tinyapp-1.0-py3-none-any.whl".to_string(), "plain HTTP"),
+        (
+            format!("file://{}/{}", query_dir.display(), pathdiff(&secret, &query_dir)),
+            "not a plain absolute local path",
+        ),
     ] {
         std::fs::write(&pylock, format!("{}url = \"{url}\"{}", &honest[..at], &honest[end..])).unwrap();
         let (err, json) = refused_both(&f.compose, &["build", f.recipe()]);

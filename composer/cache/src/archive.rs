@@ -32,11 +32,11 @@ fn header(member: &str, size: u64) -> io::Result<tar::Header> {
 
 /// The layout at `layout` as a tar at `dest`.
 pub(crate) fn write(layout: &Path, dest: &Path) -> Result<(), CacheError> {
-    let file = fs::File::create(dest).map_err(CacheError::io(dest))?;
+    let file = fs::File::create(dest).map_err(CacheError::io("create", dest))?;
     let mut builder = tar::Builder::new(io::BufWriter::new(file));
     let mut members: Vec<String> = vec!["oci-layout".into(), "index.json".into()];
     let mut blobs: Vec<String> = fs::read_dir(layout.join("blobs/sha256"))
-        .map_err(CacheError::io(layout))?
+        .map_err(CacheError::io("list", layout))?
         .flatten()
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
         .filter(|name| !name.starts_with('.'))
@@ -46,14 +46,17 @@ pub(crate) fn write(layout: &Path, dest: &Path) -> Result<(), CacheError> {
     members.extend(blobs);
     for member in members {
         let path = layout.join(&member);
-        let mut file = fs::File::open(&path).map_err(CacheError::io(&path))?;
-        let size = file.metadata().map_err(CacheError::io(&path))?.len();
-        let header = header(&member, size).map_err(CacheError::io(&path))?;
-        builder.append(&header, &mut file).map_err(CacheError::io(&path))?;
+        let mut file = fs::File::open(&path).map_err(CacheError::io("open", &path))?;
+        let size = file.metadata().map_err(CacheError::io("inspect", &path))?.len();
+        let header = header(&member, size).map_err(CacheError::io("archive", &path))?;
+        builder.append(&header, &mut file).map_err(CacheError::io("read", &path))?;
     }
-    let mut out = builder.into_inner().map_err(CacheError::io(dest))?;
-    out.flush().map_err(CacheError::io(dest))?;
-    out.into_inner().map_err(|e| CacheError::io(dest)(e.into_error()))?.sync_all().map_err(CacheError::io(dest))?;
+    let mut out = builder.into_inner().map_err(CacheError::io("write", dest))?;
+    out.flush().map_err(CacheError::io("write", dest))?;
+    out.into_inner()
+        .map_err(|e| CacheError::io("write", dest)(e.into_error()))?
+        .sync_all()
+        .map_err(CacheError::io("write", dest))?;
     Ok(())
 }
 
@@ -66,11 +69,12 @@ pub(crate) fn unpack(file: &Path, layout: &Path) -> Result<BTreeMap<Sha256, u64>
         if e.kind() == io::ErrorKind::UnexpectedEof {
             bad("it ends before the archive's end marker (a truncated copy?)".into())
         } else {
-            CacheError::io(file)(e)
+            CacheError::io("read", file)(e)
         }
     };
-    fs::create_dir_all(layout.join("blobs/sha256")).map_err(CacheError::io(layout))?;
-    let mut source = io::BufReader::with_capacity(256 * 1024, fs::File::open(file).map_err(CacheError::io(file))?);
+    fs::create_dir_all(layout.join("blobs/sha256")).map_err(CacheError::io("create", layout))?;
+    let mut source =
+        io::BufReader::with_capacity(256 * 1024, fs::File::open(file).map_err(CacheError::io("open", file))?);
     let mut blobs = BTreeMap::new();
     let mut previous: Option<String> = None;
     let mut block = [0u8; BLOCK];
@@ -79,7 +83,7 @@ pub(crate) fn unpack(file: &Path, layout: &Path) -> Result<BTreeMap<Sha256, u64>
         source.read_exact(&mut block).map_err(eof)?;
         if block == [0u8; BLOCK] {
             source.read_exact(&mut block).map_err(eof)?;
-            if block != [0u8; BLOCK] || source.read(&mut [0u8; 1]).map_err(CacheError::io(file))? != 0 {
+            if block != [0u8; BLOCK] || source.read(&mut [0u8; 1]).map_err(CacheError::io("read", file))? != 0 {
                 return Err(bad("there are bytes after the archive's end marker".into()));
             }
             break;
@@ -108,17 +112,20 @@ pub(crate) fn unpack(file: &Path, layout: &Path) -> Result<BTreeMap<Sha256, u64>
             _ => return Err(bad(format!("member `{name}` is not part of a cache layout or out of order"))),
         };
         let target = layout.join(&name);
-        let mut out =
-            fs::OpenOptions::new().write(true).create_new(true).open(&target).map_err(CacheError::io(&target))?;
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+            .map_err(CacheError::io("create", &target))?;
         let mut hasher = sha2::Sha256::new();
         let mut member = (&mut source).take(size);
         loop {
-            let n = member.read(&mut buf).map_err(CacheError::io(file))?;
+            let n = member.read(&mut buf).map_err(CacheError::io("read", file))?;
             if n == 0 {
                 break;
             }
             hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(CacheError::io(&target))?;
+            out.write_all(&buf[..n]).map_err(CacheError::io("write", &target))?;
         }
         if member.limit() != 0 {
             return Err(bad("it ends inside a member (a truncated copy?)".into()));

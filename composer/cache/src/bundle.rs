@@ -55,8 +55,8 @@ pub fn write(
     };
     // A FIFO, a device or a file that is not an earlier bundle or archive at `dest` is refused
     // before the work (the file type again at the rename).
-    composer_store::staging::check_replaceable_archive(dest).map_err(CacheError::io(dest))?;
-    let work = Staged::output_dir(dest).map_err(CacheError::io(dest))?;
+    composer_store::staging::check_replaceable_archive(dest).map_err(CacheError::io("replace", dest))?;
+    let work = Staged::output_dir(dest).map_err(CacheError::io("create a directory beside", dest))?;
     let layout = work.path().join("layout");
     let cache = DirCache::create(&layout)?;
     let pusher = Pusher::new(store, &cache, result_key, work.path());
@@ -76,7 +76,7 @@ pub fn write(
     }
     let temp = work.path().join("bundle.tar");
     archive::write(&layout, &temp)?;
-    work.publish_member(&temp, dest).map_err(CacheError::io(dest))?;
+    work.publish_member(&temp, dest).map_err(CacheError::io("write", dest))?;
     Ok(stats)
 }
 
@@ -119,7 +119,8 @@ pub fn import(store: &Store, file: &Path, trusted: &TrustedKeys, temp_dir: &Path
 pub fn check(file: &Path, trusted: &TrustedKeys, temp_dir: &Path) -> Result<Checked, CacheError> {
     // What imports killed before us left (a whole unpacked bundle each) goes first.
     composer_store::leftovers::sweep_work_dirs_of(temp_dir, "compose-import-");
-    let work = Staged::work_dir(temp_dir, "compose-import-").map_err(CacheError::io(temp_dir))?;
+    let work =
+        Staged::work_dir(temp_dir, "compose-import-").map_err(CacheError::io("create a directory in", temp_dir))?;
     let layout = work.path().join("layout");
     let blobs = archive::unpack(file, &layout)?;
     let bad = |reason: String| CacheError::BadArtifact { what: file.display().to_string(), reason };
@@ -158,7 +159,7 @@ pub fn check(file: &Path, trusted: &TrustedKeys, temp_dir: &Path) -> Result<Chec
                     return Err(bad(format!("lock file {name} is missing or of another size")));
                 }
                 let path = layout.join("blobs/sha256").join(sha.to_hex());
-                locks.push((name, fs::read(&path).map_err(CacheError::io(&path))?));
+                locks.push((name, fs::read(&path).map_err(CacheError::io("read", &path))?));
             }
         } else if tag.starts_with(INPUTS_TAG_PREFIX) {
             let manifest = cache.manifest(tag)?.ok_or_else(|| bad(format!("{tag} is missing")))?;
@@ -214,9 +215,9 @@ impl Checked {
                 continue;
             }
             let path = self.layout.join("blobs/sha256").join(sha.to_hex());
-            let mut source = fs::File::open(&path).map_err(CacheError::io(&path))?;
+            let mut source = fs::File::open(&path).map_err(CacheError::io("open", &path))?;
             let mut writer = store.writer()?;
-            io::copy(&mut source, &mut writer).map_err(CacheError::io(&path))?;
+            io::copy(&mut source, &mut writer).map_err(CacheError::io("read", &path))?;
             writer.finish_checked(Some((sha, &sha.oci())), Some(*size))?;
         }
         let lock_files = self.locks.iter().map(|(name, _)| name.clone()).collect();
@@ -243,7 +244,7 @@ fn check_output(layout: &Path, output: &claim::ClaimedOutput, tag: &str) -> Resu
     match output.kind {
         RefKind::Blob => {
             let mut hasher = blake3::Hasher::new();
-            io::copy(&mut reader, &mut hasher).map_err(CacheError::io(&path))?;
+            io::copy(&mut reader, &mut hasher).map_err(CacheError::io("read", &path))?;
             if Hash(*hasher.finalize().as_bytes()) != output.blake3 {
                 return Err(CacheError::BadArtifact {
                     what: tag.to_string(),

@@ -81,17 +81,26 @@ impl DirCache {
         // followed if it is a link, on this write or any later one.
         fs::create_dir_all(root).map_err(|e| cache.unavailable(e))?;
         let mut layout = Confined::open(root).map_err(|e| cache.unavailable(e))?;
-        layout.create_dir_all("blobs/sha256").map_err(|e| cache.unavailable(e))?;
-        layout.write_atomic("oci-layout", OCI_LAYOUT).map_err(|e| cache.unavailable(e))?;
+        layout.create_dir_all("blobs/sha256").map_err(cache.unavailable_at("blobs/sha256"))?;
+        layout.write_atomic("oci-layout", OCI_LAYOUT).map_err(cache.unavailable_at("oci-layout"))?;
         let index = Index { schema_version: 2, media_type: INDEX_MEDIA_TYPE.into(), manifests: vec![] };
         layout
             .write_atomic("index.json", &serde_json::to_vec(&index).expect("index serializes"))
-            .map_err(|e| cache.unavailable(e))?;
+            .map_err(cache.unavailable_at("index.json"))?;
         Ok(cache)
     }
 
     fn unavailable(&self, e: io::Error) -> CacheError {
         CacheError::Unavailable { cache: self.name.clone(), source: Box::new(e) }
+    }
+
+    /// [`DirCache::unavailable`] for what happened at `rel` beneath the layout, named: a link or
+    /// a FIFO where a file should be says where it is.
+    fn unavailable_at<'s>(&'s self, rel: &'s str) -> impl Fn(io::Error) -> CacheError + 's {
+        move |source| CacheError::Unavailable {
+            cache: self.name.clone(),
+            source: Box::new(AtFile { path: self.root.join(rel), source }),
+        }
     }
 
     fn blob_name(sha256: &Sha256) -> String {
@@ -114,8 +123,9 @@ impl DirCache {
             return Err(self.unavailable(missing));
         }
         let bytes = Confined::open(&self.root)
-            .and_then(|root| root.read_file("index.json", MAX_DOCUMENT))
-            .map_err(|e| self.unavailable(e))?;
+            .map_err(|e| self.unavailable(e))?
+            .read_file("index.json", MAX_DOCUMENT)
+            .map_err(self.unavailable_at("index.json"))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| CacheError::BadArtifact { what: format!("{}/index.json", self.name), reason: e.to_string() })
     }
@@ -182,11 +192,11 @@ impl Remote for DirCache {
     fn put_blob(&self, sha256: &Sha256, size: u64, source: &dyn BlobSource) -> Result<(), CacheError> {
         let name = Self::blob_name(sha256);
         let mut layout = self.writable()?;
-        if layout.file_size(&name).map_err(|e| self.unavailable(e))?.is_some() {
+        if layout.file_size(&name).map_err(self.unavailable_at(&name))?.is_some() {
             return Ok(());
         }
         let mut data = source.open().map_err(|e| self.unavailable(e))?;
-        let (staged, temp_name, file) = layout.staged_file(&name).map_err(|e| self.unavailable(e))?;
+        let (staged, temp_name, file) = layout.staged_file(&name).map_err(self.unavailable_at(&name))?;
         let mut temp = io::BufWriter::new(file);
         let mut hasher = sha2::Sha256::new();
         let mut written = 0u64;
@@ -215,8 +225,8 @@ impl Remote for DirCache {
         let sha256 = Sha256::of(manifest);
         self.put_blob(&sha256, manifest.len() as u64, &manifest)?;
         // Pushes from several processes each add their tags: one at a time rewrites the index.
-        let lock = self.writable()?.lock_file("index.json.lock").map_err(|e| self.unavailable(e))?;
-        lock.lock().map_err(|e| self.unavailable(e))?;
+        let lock = self.writable()?.lock_file("index.json.lock").map_err(self.unavailable_at("index.json.lock"))?;
+        lock.lock().map_err(self.unavailable_at("index.json.lock"))?;
         let mut index = self.read_index()?;
         index.manifests.retain(|m| m.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
         index.manifests.push(IndexEntry {
@@ -228,7 +238,7 @@ impl Remote for DirCache {
         index.manifests.sort_by(|a, b| a.annotations.get(REF_NAME).cmp(&b.annotations.get(REF_NAME)));
         self.writable()?
             .write_atomic("index.json", &serde_json::to_vec(&index).expect("index serializes"))
-            .map_err(|e| self.unavailable(e))?;
+            .map_err(self.unavailable_at("index.json"))?;
         *self.tags.lock().expect("tags") = Some(Self::tags(&index));
         Ok(())
     }
@@ -268,4 +278,37 @@ pub(crate) fn check_canonical(root: &Path, blobs: &BTreeMap<Sha256, u64>) -> Res
         return Err("index.json is not in the form composer writes".into());
     }
     Ok(())
+}
+/// An I/O error at a file of a `dir:` cache, with the file's path.
+#[derive(Debug, thiserror::Error)]
+#[error("`{}`", path.display())]
+struct AtFile {
+    path: PathBuf,
+    #[source]
+    source: io::Error,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by an outside attack: a link or a FIFO where the cache's lock file should be was
+    /// reported as a bare `Too many levels of symbolic links`, naming no file.
+    #[test]
+    fn a_link_or_fifo_in_the_layout_is_named_by_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("cache");
+        let cache = DirCache::create(&root).unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "mine").unwrap();
+        std::os::unix::fs::symlink(&target, root.join("index.json.lock")).unwrap();
+        let error = cache.put_manifest("t", b"{}").unwrap_err();
+        let chain: Vec<String> = std::iter::successors(Some(&error as &dyn std::error::Error), |e| e.source())
+            .map(ToString::to_string)
+            .collect();
+        let said = chain.join(": ");
+        assert!(said.contains(&format!("`{}`", root.join("index.json.lock").display())), "{said}");
+        assert!(said.contains("symbolic links"), "{said}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "mine");
+    }
 }

@@ -49,8 +49,9 @@ pub enum CacheError {
     },
     #[error("{what}: {reason}")]
     BadArtifact { what: String, reason: String },
-    #[error("failed to read or write {what}")]
+    #[error("failed to {action} `{what}`")]
     Io {
+        action: &'static str,
         what: String,
         #[source]
         source: std::io::Error,
@@ -69,8 +70,11 @@ pub enum CacheError {
 
 impl CacheError {
     /// An I/O error on `what`, for `map_err`.
-    pub(crate) fn io(what: &std::path::Path) -> impl Fn(std::io::Error) -> CacheError + '_ {
-        move |source| CacheError::Io { what: what.display().to_string(), source }
+    pub(crate) fn io<'p>(
+        action: &'static str,
+        what: &'p std::path::Path,
+    ) -> impl Fn(std::io::Error) -> CacheError + 'p {
+        move |source| CacheError::Io { action, what: what.display().to_string(), source }
     }
 
     pub fn hint(&self) -> Option<String> {

@@ -90,14 +90,14 @@ pub fn plan_writes(dir: &Path, locks: &[(String, Vec<u8>)]) -> Result<LockWrites
                 continue;
             }
             Err(rustix::io::Errno::LOOP) => return Err(refuse("is a symbolic link; it is left as it is")),
-            Err(e) => return Err(CacheError::io(&path)(e.into())),
+            Err(e) => return Err(CacheError::io("open", &path)(e.into())),
         };
-        let meta = file.metadata().map_err(CacheError::io(&path))?;
+        let meta = file.metadata().map_err(CacheError::io("inspect", &path))?;
         if !meta.is_file() {
             return Err(refuse("is not a regular file; it is left as it is"));
         }
         let mut existing = Vec::new();
-        file.take(MAX_LOCK + 1).read_to_end(&mut existing).map_err(CacheError::io(&path))?;
+        file.take(MAX_LOCK + 1).read_to_end(&mut existing).map_err(CacheError::io("read", &path))?;
         if existing != *bytes {
             return Err(refuse("exists and differs from the bundle's; it is left as it is"));
         }
@@ -112,15 +112,15 @@ impl LockWrites {
     pub fn write(self) -> Result<Vec<PathBuf>, CacheError> {
         let mut written = self.unchanged;
         for (path, bytes) in self.new {
-            let (staged, mut file) = Staged::output_file(&path).map_err(CacheError::io(&path))?;
-            file.write_all(&bytes).map_err(CacheError::io(&path))?;
+            let (staged, mut file) = Staged::output_file(&path).map_err(CacheError::io("create", &path))?;
+            file.write_all(&bytes).map_err(CacheError::io("write", &path))?;
             drop(file);
             staged.publish_new(&path).map_err(|e| match e.kind() {
                 std::io::ErrorKind::AlreadyExists => CacheError::LockFile {
                     path: path.clone(),
                     reason: "appeared while the locks were written; it is left as it is".into(),
                 },
-                _ => CacheError::io(&path)(e),
+                _ => CacheError::io("write", &path)(e),
             })?;
             written.push(path);
         }

@@ -225,14 +225,18 @@ impl<'a> Pusher<'a> {
 
     fn push_tree(&self, id: &Hash) -> Result<ClaimedOutput, CacheError> {
         let temp = tempfile::tempfile_in(self.temp_dir).map_err(|e| CacheError::Io {
-            what: format!("a temporary file in {}", self.temp_dir.display()),
+            action: "create a temporary file in",
+            what: self.temp_dir.display().to_string(),
             source: e,
         })?;
         let mut out = HashingWriter { file: Some(io::BufWriter::new(temp)), ..Default::default() };
         crate::treepack::write(self.store, id, &mut out)?;
         let file = out.file.take().expect("set above");
-        let file =
-            file.into_inner().map_err(|e| CacheError::Io { what: "a tree pack".into(), source: e.into_error() })?;
+        let file = file.into_inner().map_err(|e| CacheError::Io {
+            action: "write",
+            what: "a tree pack".into(),
+            source: e.into_error(),
+        })?;
         let (sha256, size) = out.finish();
         if self.remote.has_blob(&sha256, Some(size))? {
             self.stats.lock().expect("stats").blobs_present += 1;

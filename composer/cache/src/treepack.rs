@@ -33,7 +33,7 @@ pub fn write(store: &Store, id: &Hash, out: impl Write) -> Result<(), CacheError
     let tree = store.get_tree(id)?;
     let contents: BTreeSet<Hash> = tree.contents().copied().collect();
     let mut builder = tar::Builder::new(out);
-    let io = |e: io::Error| CacheError::Io { what: format!("the pack of tree {id}"), source: e };
+    let io = |e: io::Error| CacheError::Io { action: "pack", what: format!("tree {id}"), source: e };
     builder.append(&header(&id.to_hex(), manifest.len() as u64), &manifest[..]).map_err(io)?;
     for content in &contents {
         let mut reader = store.open_object(content)?;
@@ -62,7 +62,7 @@ pub fn check(id: &Hash, input: impl Read, what: &str) -> Result<(), CacheError> 
 
 fn unpack(store: Option<&Store>, id: &Hash, input: impl Read, what: &str) -> Result<(), CacheError> {
     let bad = |reason: String| CacheError::BadArtifact { what: what.to_string(), reason };
-    let io = |e: io::Error| CacheError::Io { what: what.to_string(), source: e };
+    let io = |e: io::Error| CacheError::Io { action: "unpack", what: what.to_string(), source: e };
     let mut archive = tar::Archive::new(input);
     let mut entries = archive.entries().map_err(io)?;
     let mut first = entries.next().ok_or_else(|| bad("the pack is empty".into()))?.map_err(io)?;

@@ -208,8 +208,6 @@ impl<'t> PackageIndex<'t> {
         self.packages.push(package);
     }
 
-    /// Sorts every candidate list highest version first, so the result never depends on the
-    /// order of the index files.
     /// The package and virtual names most like `name`, best first, for "did you mean": at most
     /// `count`, and none that are far off (Jaro–Winkler below 0.8, as clap's suggestions).
     pub fn nearest_names(&self, name: &str, count: usize) -> Vec<String> {
@@ -227,6 +225,8 @@ impl<'t> PackageIndex<'t> {
         scored.into_iter().take(count).map(|(_, candidate)| candidate.to_string()).collect()
     }
 
+    /// Sorts every candidate list highest version first, so the result never depends on the
+    /// order of the index files.
     pub fn finish(&mut self) {
         let packages = &self.packages;
         let order = |a: &usize, b: &usize| {

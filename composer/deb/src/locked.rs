@@ -88,6 +88,20 @@ pub fn check_resolution(
         });
         ids.push(*id.ok_or_else(|| format!("{} is not in the signed index", claim.label()))? as u32);
     }
+    // One version of a package, once: a resolution never holds two, and a lock that did would
+    // lay the older one's files over the newer one's while the package database names both.
+    let mut by_name: BTreeMap<&str, &Claim<'_>> = BTreeMap::new();
+    for claim in chosen {
+        if let Some(first) = by_name.insert(claim.name, claim) {
+            return Err(match first.version == claim.version {
+                true => format!("the lock holds {} twice", claim.label()),
+                false => format!(
+                    "the lock holds {} twice, as {} and {}; a resolution holds one version of a package",
+                    claim.name, first.version, claim.version
+                ),
+            });
+        }
+    }
     let set: BTreeSet<u32> = ids.iter().copied().collect();
     let label = |id: u32| {
         let p = &index.packages[id as usize];
@@ -114,6 +128,9 @@ pub fn check_resolution(
             return Err(format!("nothing in the lock satisfies {what}"));
         }
     }
+    // Every group the set must satisfy (a request, an Essential package, a dependency of a chosen
+    // package), with the chosen packages that satisfy it.
+    let mut groups: Vec<(String, Vec<u32>)> = roots.iter().map(|(what, found)| (what.clone(), found.clone())).collect();
     let mut needs: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for &id in &set {
         let package = &index.packages[id as usize];
@@ -127,7 +144,9 @@ pub fn check_resolution(
                     group.join(" | ")
                 ));
             }
-            needs.entry(id).or_default().extend(found);
+            needs.entry(id).or_default().extend(found.iter().copied());
+            let group: Vec<String> = group.iter().map(ToString::to_string).collect();
+            groups.push((format!("`{}` of {}", group.join(" | "), label(id)), found));
         }
         for conflict in package.conflicts().map_err(|e| e.to_string())? {
             let plain = Relation { arch: ArchQualifier::None, ..conflict.clone() };
@@ -137,7 +156,11 @@ pub fn check_resolution(
                 .filter(|(name, _)| *name != package.name)
                 .flat_map(|(_, ids)| ids);
             if let Some(other) = real.chain(provided).find(|other| set.contains(other)) {
-                return Err(format!("{} conflicts with `{conflict}`, and the lock holds {}", label(id), label(other)));
+                return Err(format!(
+                    "{} declares Conflicts or Breaks `{conflict}`, and the lock holds {}",
+                    label(id),
+                    label(other)
+                ));
             }
         }
     }
@@ -148,10 +171,42 @@ pub fn check_resolution(
             queue.extend(needs.get(&id).into_iter().flatten().copied());
         }
     }
-    match set.difference(&reached).next() {
-        Some(&extra) => Err(format!("{} is in the lock, but nothing the recipe asks for needs it", label(extra))),
-        None => Ok(()),
+    if let Some(&extra) = set.difference(&reached).next() {
+        return Err(format!("{} is in the lock, but nothing the recipe asks for needs it", label(extra)));
     }
+    // Each package must be the only one of the set to satisfy something: a lock that adds a
+    // second alternative of `a | b`, or another provider of a virtual package, is reached like
+    // the first but needed by nothing.
+    let mut sole: BTreeSet<u32> = BTreeSet::new();
+    for (_, found) in &mut groups {
+        found.sort_unstable();
+        found.dedup();
+        if let [only] = found.as_slice() {
+            sole.insert(*only);
+        }
+    }
+    let Some(&extra) = set.difference(&sole).next() else { return Ok(()) };
+    // A resolver may still choose so (an alternative taken before another choice forced its
+    // sibling in): what compose's own resolver gives for these versions passes.
+    let preferred: BTreeMap<String, String> =
+        chosen.iter().map(|c| (c.name.to_string(), c.version.to_string())).collect();
+    let key = |p: &crate::Package<'_>| (p.name.to_string(), p.version.to_string(), p.filename.to_string());
+    if let Ok(again) = crate::resolve::resolve(index, requests, essential, &preferred, "", "") {
+        let again: BTreeSet<_> = again.into_iter().map(key).collect();
+        let ours: BTreeSet<_> = set.iter().map(|&id| key(&index.packages[id as usize])).collect();
+        if again == ours {
+            return Ok(());
+        }
+    }
+    let (what, found) =
+        groups.iter().find(|(_, found)| found.contains(&extra)).expect("a reached package satisfies a group");
+    let others: Vec<String> = found.iter().filter(|&&id| id != extra).map(|&id| label(id)).collect();
+    Err(format!(
+        "{} is in the lock beside {}, which satisfies {what} as well, and nothing else needs it; a resolution \
+         holds one of them",
+        label(extra),
+        others.join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -260,6 +315,55 @@ mod tests {
         let error = check_resolution(&index, &set(&["app", "lib", "sh-a"]), &requests, true).unwrap_err();
         assert_eq!(error, "nothing in the lock satisfies the Essential package `base`");
         let error = check_resolution(&index, &set(&["app", "lib", "sh-a", "sh-b"]), &requests, false).unwrap_err();
-        assert_eq!(error, "sh-b 1 conflicts with `sh-a`, and the lock holds sh-a 1");
+        assert_eq!(error, "sh-b 1 declares Conflicts or Breaks `sh-a`, and the lock holds sh-a 1");
+    }
+
+    /// Found by an outside attack: a lock that holds two versions of one package (the older one's
+    /// files laid over the newer one's), or every alternative and provider where one is needed.
+    #[test]
+    fn a_lock_holds_one_version_of_a_package_and_no_alternative_nobody_needs() {
+        let text = format!(
+            "{}\nPackage: lib\nVersion: 1\nArchitecture: amd64\nFilename: pool/lib1.deb\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000065\n\n\
+             Package: mta-a\nVersion: 1\nArchitecture: amd64\nProvides: mail-transport-agent\nFilename: pool/mta-a.deb\n\
+             Size: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000066\n\nPackage: mta-b\nVersion: 1\nArchitecture: amd64\nProvides: mail-transport-agent\n\
+             Filename: pool/mta-b.deb\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000067\n\nPackage: mailer\nVersion: 1\nArchitecture: amd64\n\
+             Depends: mail-transport-agent\nFilename: pool/mailer.deb\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000068\n\n\
+             Package: either\nVersion: 1\nArchitecture: amd64\nDepends: mta-a | mta-b\nFilename: pool/either.deb\n\
+             Size: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000069\n",
+            resolution_index()
+        );
+        let mut index = PackageIndex::default();
+        index.parse(&text, "amd64", "test").unwrap();
+        index.finish();
+        let entry = |name: &'static str, version: &'static str, filename: &'static str| Claim {
+            name,
+            version,
+            architecture: "amd64",
+            filename,
+            size: 1,
+            sha256: "",
+        };
+        let (app, lib2, lib1, sh_a) = (
+            entry("app", "1", "pool/0.deb"),
+            entry("lib", "2", "pool/1.deb"),
+            entry("lib", "1", "pool/lib1.deb"),
+            entry("sh-a", "1", "pool/2.deb"),
+        );
+        let app_request = [crate::index::parse_request("app").unwrap()];
+        let error = check_resolution(&index, &[app, lib2, sh_a, lib1], &app_request, false).unwrap_err();
+        assert_eq!(error, "the lock holds lib twice, as 2 and 1; a resolution holds one version of a package");
+        let error = check_resolution(&index, &[app, lib2, sh_a, lib2], &app_request, false).unwrap_err();
+        assert_eq!(error, "the lock holds lib_2_amd64 twice");
+
+        let (mailer, either) = (entry("mailer", "1", "pool/mailer.deb"), entry("either", "1", "pool/either.deb"));
+        let (mta_a, mta_b) = (entry("mta-a", "1", "pool/mta-a.deb"), entry("mta-b", "1", "pool/mta-b.deb"));
+        let mailer_request = [crate::index::parse_request("mailer").unwrap()];
+        assert_eq!(check_resolution(&index, &[mailer, mta_b], &mailer_request, false), Ok(()));
+        let error = check_resolution(&index, &[mailer, mta_a, mta_b], &mailer_request, false).unwrap_err();
+        assert!(error.starts_with("mta-a 1 is in the lock beside mta-b 1, which satisfies"), "{error}");
+        let either_request = [crate::index::parse_request("either").unwrap()];
+        assert_eq!(check_resolution(&index, &[either, mta_a], &either_request, false), Ok(()));
+        let error = check_resolution(&index, &[either, mta_a, mta_b], &either_request, false).unwrap_err();
+        assert!(error.contains("beside") && error.contains("`mta-a | mta-b` of either 1"), "{error}");
     }
 }

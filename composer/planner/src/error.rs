@@ -90,6 +90,8 @@ pub enum BuildError {
     RequirementsLine { path: PathBuf, kind: &'static str, line: usize },
     #[error("line {line} of the {kind} `{}` names {what}, which compose does not pass on to uv", path.display())]
     RequirementsOption { path: PathBuf, kind: &'static str, line: usize, what: &'static str },
+    #[error("`{}` is included from files nested more than {depth} deep", path.display())]
+    RequirementsDepth { path: PathBuf, depth: usize },
     /// A file the recipe names, refused or unreadable; `what` says what it was read for.
     #[error("{what}")]
     UserFile {
@@ -182,6 +184,9 @@ impl BuildError {
                  -c FILE, --hash=sha256:...); check that the recipe names the file meant"
                     .into(),
             ),
+            BuildError::RequirementsDepth { .. } => {
+                Some("a file that includes itself, directly or through others? Each `-r`/`-c` names a file once".into())
+            }
             BuildError::RequirementsOption { .. } => Some(
                 "the recipe names where wheels come from: `[python] index` (with `--index NAME=URL` or the config \
                  file) or pip's and uv's own configuration; a local project goes into a wheel index first \

@@ -49,18 +49,24 @@ impl Session<'_> {
     }
 
     fn wheel_request(&self, python: &Python) -> Result<Request, BuildError> {
-        let read = |file: &Option<toml::Spanned<PathBuf>>, kind| -> Result<Option<(PathBuf, String)>, BuildError> {
-            let Some(file) = file else { return Ok(None) };
+        let mut flat = Flattened::default();
+        let mut read = |file: &Option<toml::Spanned<PathBuf>>, kind, as_constraints| -> Result<bool, BuildError> {
+            let Some(file) = file else { return Ok(false) };
             let path =
                 std::path::absolute(self.recipe.dir.join(file.get_ref())).unwrap_or_else(|_| file.get_ref().clone());
-            let text = read_with_includes(&path, &self.recipe.file_policy(kind), 0)?;
-            Ok(Some((path, text)))
+            read_with_includes(&path, &self.recipe.file_policy(kind), 0, as_constraints, &mut flat)?;
+            Ok(true)
         };
+        let has_requirements = read(&python.requirements_file, Kind::REQUIREMENTS, false)?;
+        let has_constraints = read(&python.constraints_file, Kind::CONSTRAINTS, true)?;
+        // A requirements file's own `-c` includes are constraints as much as the constraints
+        // file's lines.
+        let has_constraints = has_constraints || !flat.constraints.is_empty();
         Ok(Request {
             requirements: python.requirements.iter().map(|r| r.get_ref().clone()).collect(),
-            requirements_file: read(&python.requirements_file, Kind::REQUIREMENTS)?,
+            requirements_file: has_requirements.then_some(flat.requirements),
             constraints: python.constraints.iter().map(|r| r.get_ref().clone()).collect(),
-            constraints_file: read(&python.constraints_file, Kind::CONSTRAINTS)?,
+            constraints_file: has_constraints.then_some(flat.constraints),
             only_binary: python.only_binary.clone(),
             no_binary: python.no_binary.get_ref().clone(),
             index: self.ctx.indexes.resolve(python.index.as_deref()),
@@ -232,18 +238,36 @@ impl Session<'_> {
     }
 }
 
-/// A pip requirements file with the files it includes (`-r`, `-c`) appended, so that a change in
-/// any of them changes the lock's input digest. Included constraints are appended as `-c` lines,
-/// which never count as requested packages.
-/// Each file is read as the recipe's (confined to its directory, bounded, see
-/// [`composer_store::userfile`]) and checked line by line before uv, which repeats a line it
-/// cannot parse, reads it.
-fn read_with_includes(path: &std::path::Path, policy: &Policy<'_>, depth: usize) -> Result<String, BuildError> {
-    let mut text = userfile::read_text(path, policy).map_err(|source| BuildError::UserFile {
+/// A requirements (or constraints) file as uv is given it: its lines and those of every file it
+/// includes (`-r`, `-c`), each file read as the recipe's (confined to its directory, bounded,
+/// see [`composer_store::userfile`]) and checked line by line, with the include lines themselves
+/// left out. uv is handed this text, never the file: were it given the path, it would follow
+/// the includes again its own way (deeper, through `file://` URLs, with `${VAR}` expanded) and
+/// read files this check never saw.
+#[derive(Debug, Default)]
+pub(crate) struct Flattened {
+    pub requirements: String,
+    pub constraints: String,
+}
+
+/// How deep includes may nest; deeper is an error (a cycle, most likely), not a silent stop.
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+fn read_with_includes(
+    path: &std::path::Path,
+    policy: &Policy<'_>,
+    depth: usize,
+    as_constraints: bool,
+    out: &mut Flattened,
+) -> Result<(), BuildError> {
+    if depth > MAX_INCLUDE_DEPTH {
+        return Err(BuildError::RequirementsDepth { path: path.to_path_buf(), depth: MAX_INCLUDE_DEPTH });
+    }
+    let text = userfile::read_text(path, policy).map_err(|source| BuildError::UserFile {
         what: "cannot read the Python requirements".into(),
         source: Box::new(source),
     })?;
-    use composer_wheels::requirements::BadLine;
+    use composer_wheels::requirements::{BadLine, Include};
     match composer_wheels::requirements::first_bad_line(&text) {
         Some(BadLine::Unreadable(line)) => {
             return Err(BuildError::RequirementsLine { path: path.to_path_buf(), kind: policy.kind.name, line });
@@ -258,34 +282,25 @@ fn read_with_includes(path: &std::path::Path, policy: &Policy<'_>, depth: usize)
         }
         None => {}
     }
-    if depth >= 8 {
-        return Ok(text);
-    }
     let base = path.parent().unwrap_or(std::path::Path::new("."));
-    let mut appended = String::new();
-    for line in text.lines() {
-        let line = line.trim();
-        // As pip and uv split them: the value follows `=` or any whitespace (a TAB too), and a
-        // short option's value may follow it directly (`-rfile`). Any other reading than theirs
-        // would let uv open an include this check never confined.
-        let separator = |c: char| c == '=' || c.is_whitespace();
-        let include = |flag: &str| {
-            let rest = line.strip_prefix(flag)?;
-            let short = !flag.starts_with("--");
-            (short || rest.starts_with(separator)).then(|| rest.trim_start_matches(separator).trim())
-        };
-        let included = |kind| Policy { kind, ..*policy };
-        if let Some(file) = include("-r").or_else(|| include("--requirement")) {
-            appended.push_str(&read_with_includes(&base.join(file), &included(Kind::REQUIREMENTS), depth + 1)?);
-        } else if let Some(file) = include("-c").or_else(|| include("--constraint")) {
-            for constraint in read_with_includes(&base.join(file), &included(Kind::CONSTRAINTS), depth + 1)?.lines() {
-                appended.push_str(&format!("-c {constraint}\n"));
+    let included = |kind| Policy { kind, ..*policy };
+    for (_, line) in composer_wheels::requirements::logical_lines(&text) {
+        match composer_wheels::requirements::include_of(&line) {
+            Some(Include::Requirements(file)) => {
+                let kind = if as_constraints { Kind::CONSTRAINTS } else { Kind::REQUIREMENTS };
+                read_with_includes(&base.join(file), &included(kind), depth + 1, as_constraints, out)?;
+            }
+            Some(Include::Constraints(file)) => {
+                read_with_includes(&base.join(file), &included(Kind::CONSTRAINTS), depth + 1, true, out)?;
+            }
+            None => {
+                let into = if as_constraints { &mut out.constraints } else { &mut out.requirements };
+                into.push_str(line.trim());
+                into.push('\n');
             }
         }
     }
-    text.push('\n');
-    text.push_str(&appended);
-    Ok(text)
+    Ok(())
 }
 
 pub(crate) fn group_name(wheels: &[LockedWheel], group: &[usize]) -> String {
@@ -343,8 +358,32 @@ mod tests {
             let file = dir.path().join("req.txt");
             std::fs::write(&file, format!("six\n{}\n", line.replace("{}", secret.to_str().unwrap()))).unwrap();
             let policy = Policy::within(Kind::REQUIREMENTS, dir.path(), &[]);
-            let error = read_with_includes(&file, &policy, 0).expect_err(line).to_string();
-            assert!(!error.contains("MARKER"), "{line}: {error}");
+            let error = read_with_includes(&file, &policy, 0, false, &mut Flattened::default()).expect_err(line);
+            assert!(!error.to_string().contains("MARKER"), "{line}: {error}");
         }
+    }
+
+    /// What uv is given is what was checked: the includes' lines, not the include lines, so uv
+    /// opens no file itself; and a cycle (or deeper nesting than 8) is an error, not a stop at
+    /// which uv would go on alone.
+    #[test]
+    fn includes_are_flattened_for_uv_and_cycles_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("req.txt", "\u{feff}six\n-r more.txt\n-c pins.txt\n");
+        write("more.txt", "attrs --hash=sha256:00\n");
+        write("pins.txt", "six<2\n-r more-pins.txt\n");
+        write("more-pins.txt", "attrs<30\n");
+        let policy = Policy::within(Kind::REQUIREMENTS, dir.path(), &[]);
+        let mut flat = Flattened::default();
+        read_with_includes(&dir.path().join("req.txt"), &policy, 0, false, &mut flat).unwrap();
+        assert_eq!(flat.requirements, "six\nattrs --hash=sha256:00\n");
+        assert_eq!(flat.constraints, "six<2\nattrs<30\n");
+
+        write("loop.txt", "six\n-r loop.txt\n");
+        let error = read_with_includes(&dir.path().join("loop.txt"), &policy, 0, false, &mut Flattened::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("nested more than 8 deep"), "{error}");
     }
 }

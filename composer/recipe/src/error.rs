@@ -9,7 +9,9 @@ pub enum RecipeError {
         #[source]
         source: composer_store::userfile::UserFileError,
     },
-    #[error("{}:{line}:{column}: {message}\n{snippet}", path.display())]
+    /// `snippet` is the line with a caret under the place, after a newline; empty where the
+    /// recipe's text may not be shown.
+    #[error("{}:{line}:{column}: {message}{snippet}", path.display())]
     Invalid { path: PathBuf, line: usize, column: usize, message: String, snippet: String, hint: String },
 }
 
@@ -21,6 +23,16 @@ impl RecipeError {
                 .hint()
                 .or_else(|| Some("check the path; recipes are TOML files such as recipes/debian-python.toml".into())),
             _ => None,
+        }
+    }
+
+    /// The same error without the recipe's line: for a file that may not be a recipe at all.
+    pub(crate) fn without_text(self) -> RecipeError {
+        match self {
+            RecipeError::Invalid { path, line, column, message, hint, .. } => {
+                RecipeError::Invalid { path, line, column, message, snippet: String::new(), hint }
+            }
+            other => other,
         }
     }
 
@@ -53,7 +65,7 @@ impl RecipeError {
         let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
         let source_line = &text[line_start..line_end];
         let width = text[start..span.end.clamp(start, line_end)].chars().count().max(1);
-        let snippet = format!("{line:>4} | {source_line}\n     | {}{}", " ".repeat(column - 1), "^".repeat(width));
+        let snippet = format!("\n{line:>4} | {source_line}\n     | {}{}", " ".repeat(column - 1), "^".repeat(width));
         RecipeError::Invalid { path: path.to_path_buf(), line, column, message, snippet, hint }
     }
 }

@@ -35,6 +35,15 @@ fn plain_relative_path(path: &str) -> bool {
     !path.is_empty() && !path.contains('\0') && !path.split('/').any(|c| matches!(c, "" | "." | ".."))
 }
 
+/// Whether `path`, links resolved, lies outside the directory it is named in.
+fn leads_out(path: &Path) -> bool {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match (std::fs::canonicalize(dir), std::fs::canonicalize(path)) {
+        (Ok(dir), Ok(real)) => real.parent() != Some(dir.as_path()),
+        _ => true,
+    }
+}
+
 impl Recipe {
     /// How a file this recipe names (`kind`) is read: inside the recipe's directory or a
     /// directory allowed with `--allow-path`, after following every symlink, so that
@@ -48,7 +57,13 @@ impl Recipe {
     pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
         let text = userfile::read_text(path, &Policy::anywhere(Kind::RECIPE))
             .map_err(|source| RecipeError::Read { path: path.to_path_buf(), source })?;
-        Self::parse_str(path, &text)
+        // A recipe named through a link that leads out of its directory may be any file (a link
+        // to a secret, committed to a repository CI builds): its errors keep their place but
+        // not its lines.
+        Self::parse_str(path, &text).map_err(|e| match leads_out(path) {
+            true => e.without_text(),
+            false => e,
+        })
     }
 
     pub fn parse_str(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
@@ -237,11 +252,31 @@ impl Recipe {
             ));
         }
         for requirement in python.requirements.iter().chain(&python.constraints) {
-            if let Err(e) = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement.get_ref()) {
+            let parsed = match pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement.get_ref()) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    return Err(invalid(
+                        requirement.span(),
+                        format!("`{}` is not a PEP 508 requirement: {}", requirement.get_ref(), e.message),
+                        "write requirements as pip does, e.g. \"numpy>=1.26\" or \"aiohttp[speedups]; python_version >= '3.9'\"",
+                    ));
+                }
+            };
+            // A direct reference is fetched by uv, not by compose: only from the network, where
+            // its pylock entry is checked like any other; a local path (`file:`) would be read
+            // unconfined, a version-control URL cloned.
+            if let Some(pep508_rs::VersionOrUrl::Url(url)) = &parsed.version_or_url
+                && !matches!(url.scheme(), "https" | "http")
+            {
                 return Err(invalid(
                     requirement.span(),
-                    format!("`{}` is not a PEP 508 requirement: {}", requirement.get_ref(), e.message),
-                    "write requirements as pip does, e.g. \"numpy>=1.26\" or \"aiohttp[speedups]; python_version >= '3.9'\"",
+                    format!(
+                        "`{}` is a direct reference by `{}:`, which compose does not pass on",
+                        parsed.name,
+                        url.scheme()
+                    ),
+                    "name the package by version from the index, or put its wheel into a wheel index \
+                     (`compose wheels index`) and name that index",
                 ));
             }
         }

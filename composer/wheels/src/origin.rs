@@ -23,7 +23,9 @@ impl Origins {
     /// `Ok` when `url` is a place this policy allows; else why not, in words that quote the URL
     /// only by its scheme and host (a path may be a secret's, a URL may carry a token).
     pub fn check(&self, url: &str) -> Result<(), String> {
-        let (scheme, rest) = url.split_once("://").ok_or("its URL has no scheme")?;
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err("its URL is not https://, http:// or file:/// with an absolute path".into());
+        };
         match scheme.to_ascii_lowercase().as_str() {
             "https" => Ok(()),
             "http" => {
@@ -38,7 +40,9 @@ impl Origins {
                 }
             }
             "file" => {
-                let url = url.split(['#', '?']).next().unwrap_or(url);
+                // The path as the fetcher reads it (`userfile::file_url_path`, the whole URL):
+                // any other reading (one that drops a `?query`, say) would check one file and
+                // let another be read.
                 let path = match composer_store::userfile::file_url_path(url) {
                     Some(Ok(path)) if !path.components().any(|c| matches!(c, Component::ParentDir)) => path,
                     _ => return Err("its file URL is not a plain absolute local path".into()),
@@ -58,18 +62,21 @@ impl Origins {
         }
     }
 
-    /// The directories a `file://` wheel may lie beneath, links resolved: a file index's files
-    /// may sit beside its `simple/` pages, so its parent counts.
+    /// The directories a `file://` wheel may lie beneath, links resolved: a file index's own
+    /// directory and, for an index at `.../simple`, the `files/` beside it, where `compose wheels
+    /// index` puts the wheels (not the whole parent: an index at `/tmp/simple` would open `/tmp`).
     fn file_roots(&self) -> Vec<PathBuf> {
-        let index_dir =
-            self.index.as_deref().and_then(composer_store::userfile::file_url_path).and_then(Result::ok).map(|p| {
-                let p = Path::new(p.to_str().unwrap_or_default().trim_end_matches('/'));
-                match p.file_name().and_then(|n| n.to_str()) {
-                    Some("simple") => p.parent().unwrap_or(p).to_path_buf(),
-                    _ => p.to_path_buf(),
-                }
-            });
-        self.dirs.iter().cloned().chain(index_dir).map(|d| std::fs::canonicalize(&d).unwrap_or(d)).collect()
+        let mut index_dirs = Vec::new();
+        if let Some(Ok(p)) = self.index.as_deref().and_then(composer_store::userfile::file_url_path) {
+            let p = Path::new(p.to_str().unwrap_or_default().trim_end_matches('/'));
+            index_dirs.push(p.to_path_buf());
+            if p.file_name().and_then(|n| n.to_str()) == Some("simple")
+                && let Some(parent) = p.parent()
+            {
+                index_dirs.push(parent.join("files"));
+            }
+        }
+        self.dirs.iter().cloned().chain(index_dirs).map(|d| std::fs::canonicalize(&d).unwrap_or(d)).collect()
     }
 
     /// Checks every wheel, sdist and build wheel of `lock`; the error names the package.
@@ -129,5 +136,18 @@ mod tests {
         std::os::unix::fs::symlink("/etc", recipe_dir.path().join("etc")).unwrap();
         let linked = format!("file://{}/etc/hostname", recipe_dir.path().display());
         assert!(origins(None).check(&linked).is_err());
+        // The fetcher reads the whole URL as the path: a `?` or `#` in it hides nothing. A
+        // directory named `a?` under the recipe's directory leads out through `..`.
+        std::fs::create_dir_all(recipe_dir.path().join("a?")).unwrap();
+        for hidden in ["a?/../../../etc/shadow", "a#/../../../etc/shadow"] {
+            let url = format!("file://{}/{hidden}", recipe_dir.path().display());
+            assert!(origins(None).check(&url).is_err(), "{url}");
+        }
+        // A file index at `.../simple` opens the `files/` beside it, not its whole parent.
+        std::fs::write(index_dir.path().join("secret"), "x").unwrap();
+        let beside = format!("file://{}/secret", index_dir.path().display());
+        assert!(file_index.check(&beside).is_err());
+        let no_scheme = origins(None).check("data:,x").unwrap_err();
+        assert!(no_scheme.contains("not https://, http:// or file:///"), "{no_scheme}");
     }
 }

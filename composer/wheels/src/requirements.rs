@@ -51,11 +51,19 @@ pub enum BadLine {
     Refused(usize, &'static str),
 }
 
-/// The first line of `text` that compose does not pass on to uv: see [`BadLine`].
-pub fn first_bad_line(text: &str) -> Option<BadLine> {
+/// `text` without the byte-order mark an editor may put first: pip and uv skip it, so a check
+/// that did not would read `\u{feff}-i URL` as a requirement and pass the option on.
+pub fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// The logical lines of a requirements file, as pip joins them: a line ending in `\` goes on
+/// in the next. Each with the number of the line it starts on.
+pub fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
     let mut logical = String::new();
     let mut first = 0;
-    for (index, line) in text.lines().enumerate() {
+    for (index, line) in without_bom(text).lines().enumerate() {
         if logical.is_empty() {
             first = index + 1;
         }
@@ -66,14 +74,45 @@ pub fn first_bad_line(text: &str) -> Option<BadLine> {
             }
             None => {
                 logical.push_str(line);
-                if let Some(bad) = judge(&logical, first) {
-                    return Some(bad);
-                }
-                logical.clear();
+                out.push((first, std::mem::take(&mut logical)));
             }
         }
     }
-    if logical.is_empty() { None } else { judge(&logical, first) }
+    if !logical.is_empty() {
+        out.push((first, logical));
+    }
+    out
+}
+
+/// A line that includes another file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Include<'a> {
+    /// `-r FILE`, `--requirement FILE`.
+    Requirements(&'a str),
+    /// `-c FILE`, `--constraint FILE`.
+    Constraints(&'a str),
+}
+
+/// The file a logical line includes, read as pip and uv split it: the value follows `=` or any
+/// whitespace (a TAB too), and a short option's value may follow it directly (`-rfile`).
+pub fn include_of(line: &str) -> Option<Include<'_>> {
+    let line = line.trim();
+    let separator = |c: char| c == '=' || c.is_whitespace();
+    let value = |flag: &str| {
+        let rest = line.strip_prefix(flag)?;
+        let short = !flag.starts_with("--");
+        (short || rest.starts_with(separator)).then(|| rest.trim_start_matches(separator).trim())
+    };
+    let value = |flag| value(flag).filter(|v| !v.is_empty());
+    if let Some(file) = value("--requirement").or_else(|| value("-r")) {
+        return Some(Include::Requirements(file));
+    }
+    value("--constraint").or_else(|| value("-c")).map(Include::Constraints)
+}
+
+/// The first line of `text` that compose does not pass on to uv: see [`BadLine`].
+pub fn first_bad_line(text: &str) -> Option<BadLine> {
+    logical_lines(text).into_iter().find_map(|(number, line)| judge(&line, number))
 }
 
 fn judge(line: &str, number: usize) -> Option<BadLine> {
@@ -86,7 +125,17 @@ fn judge(line: &str, number: usize) -> Option<BadLine> {
     if line.is_empty() || line.starts_with('#') {
         return None;
     }
+    // uv expands `${NAME}` from its environment; compose reads the line as written, so the two
+    // would read different things.
+    if line.contains("${") {
+        return Some(BadLine::Refused(number, "an environment variable (${...}), which compose does not expand"));
+    }
     if line.starts_with('-') {
+        if let Some(Include::Requirements(file) | Include::Constraints(file)) = include_of(line)
+            && file.contains("://")
+        {
+            return Some(BadLine::Refused(number, "an include by URL"));
+        }
         // As pip and uv split them: the value follows `=` or whitespace, or a short option
         // directly (`-ehttps://...`, `-ffile`).
         let name = line.split(|c: char| c == '=' || c.is_whitespace()).next().unwrap_or(line);
@@ -105,20 +154,39 @@ fn judge(line: &str, number: usize) -> Option<BadLine> {
     if requirement.starts_with(['.', '/', '~']) || requirement.to_ascii_lowercase().starts_with("file:") {
         return Some(BadLine::Refused(number, "a local path"));
     }
-    let parsed = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement);
-    match parsed {
-        // `name @ file:///...` is a local path too, however it is spelled.
-        Ok(parsed)
-            if parsed
-                .version_or_url
-                .as_ref()
-                .is_some_and(|v| matches!(v, pep508_rs::VersionOrUrl::Url(url) if url.scheme() == "file")) =>
-        {
-            Some(BadLine::Refused(number, "a local path"))
-        }
-        Ok(_) => None,
-        Err(_) if requirement.contains("://") => None,
-        Err(_) => Some(BadLine::Unreadable(number)),
+    match pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement) {
+        Ok(parsed) => match &parsed.version_or_url {
+            Some(pep508_rs::VersionOrUrl::Url(url)) => {
+                url_refusal(url.scheme()).map(|what| BadLine::Refused(number, what))
+            }
+            _ => None,
+        },
+        // A bare URL (`https://host/pkg-1.0-py3-none-any.whl`), which pip takes as a
+        // requirement: one word with a scheme. Anything else is not shown, whatever it holds
+        // (`API=https://...?token=...` in a `.env` named by mistake).
+        Err(_) => match requirement.split_once("://") {
+            Some((scheme, _)) if !requirement.contains(char::is_whitespace) && is_scheme(scheme) => {
+                url_refusal(&scheme.to_ascii_lowercase()).map(|what| BadLine::Refused(number, what))
+            }
+            _ => Some(BadLine::Unreadable(number)),
+        },
+    }
+}
+
+fn is_scheme(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// Why a requirement's URL is not passed on, by its scheme: uv would read a local path no
+/// confinement checked, or clone a repository; only the network's files are fetched (and their
+/// pylock entries checked as any other's).
+fn url_refusal(scheme: &str) -> Option<&'static str> {
+    match scheme {
+        "https" | "http" => None,
+        "file" => Some("a local path"),
+        s if ["git+", "hg+", "svn+", "bzr+"].iter().any(|vcs| s.starts_with(vcs)) => Some("a version-control URL"),
+        _ => Some("a URL that is neither https nor http"),
     }
 }
 
@@ -139,6 +207,37 @@ mod tests {
         assert_eq!(first_bad_line("numpy\nroot:$6$saltsalt$hash:19000:0:99999:7:::\n"), Some(BadLine::Unreadable(2)));
         assert_eq!(first_bad_line("--secret-token=abc\n"), Some(BadLine::Unreadable(1)));
         assert_eq!(first_bad_line("numpy\nnot a \\\nrequirement\n"), Some(BadLine::Unreadable(2)));
+        // A line that merely holds a URL is no bare URL requirement.
+        assert_eq!(first_bad_line("API=https://example.invalid/?token=hunter2\n"), Some(BadLine::Unreadable(1)));
+        assert_eq!(first_bad_line("see https://example.invalid\n"), Some(BadLine::Unreadable(1)));
+        assert_eq!(first_bad_line("https://example.invalid/pkg-1.0-py3-none-any.whl\n"), None);
+    }
+
+    /// Found by an outside attack: a byte-order mark first made an option look like a
+    /// requirement, and pass.
+    #[test]
+    fn a_byte_order_mark_hides_no_option() {
+        let text = "\u{feff}--extra-index-url http://127.0.0.1:1/simple\ntinyapp\n";
+        assert_eq!(first_bad_line(text), Some(BadLine::Refused(1, "an index (--extra-index-url)")));
+    }
+
+    #[test]
+    fn includes_are_read_as_pip_reads_them() {
+        for (line, include) in [
+            ("-r more.txt", Some(Include::Requirements("more.txt"))),
+            ("-rmore.txt", Some(Include::Requirements("more.txt"))),
+            ("--requirement=more.txt", Some(Include::Requirements("more.txt"))),
+            ("--requirement\tmore.txt", Some(Include::Requirements("more.txt"))),
+            ("  -c  pins.txt ", Some(Include::Constraints("pins.txt"))),
+            ("--constraint pins.txt", Some(Include::Constraints("pins.txt"))),
+            ("--requirements-typo x", None),
+            ("-r", None),
+            ("numpy", None),
+        ] {
+            assert_eq!(include_of(line), include, "{line}");
+        }
+        let lines = logical_lines("\u{feff}-r a.txt\nnumpy \\\n  >=1\nlast");
+        assert_eq!(lines, vec![(1, "-r a.txt".into()), (2, "numpy    >=1".into()), (4, "last".into())]);
     }
 
     #[test]
@@ -158,6 +257,17 @@ mod tests {
             ("file:///etc/secret-project", "a local path"),
             ("pkg @ file:///etc/secret-project", "a local path"),
             ("--trusted-host example.invalid", "--trusted-host"),
+            ("-r ${HOME}/../etc/shadow", "an environment variable (${...}), which compose does not expand"),
+            (
+                "pkg @ https://example.invalid/${TOKEN}/pkg.whl",
+                "an environment variable (${...}), which compose does not expand",
+            ),
+            ("-r file:///etc/shadow", "an include by URL"),
+            ("--constraint=https://example.invalid/c.txt", "an include by URL"),
+            ("pkg @ git+file:///srv/repo", "a version-control URL"),
+            ("git+file:///srv/repo", "a version-control URL"),
+            ("pkg @ git+https://example.invalid/repo", "a version-control URL"),
+            ("ftp://example.invalid/pkg-1.0-py3-none-any.whl", "a URL that is neither https nor http"),
         ] {
             assert_eq!(first_bad_line(&format!("numpy\n{text}\n")), Some(BadLine::Refused(2, what)), "{text}");
         }

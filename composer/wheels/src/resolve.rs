@@ -4,7 +4,7 @@
 //! so that the lock names exactly what will be installed.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::str::FromStr;
 
@@ -22,10 +22,12 @@ pub const UV_VERSION: &str = "0.13.9";
 #[derive(Debug, Clone)]
 pub struct Request {
     pub requirements: Vec<String>,
-    /// A requirements file and its text.
-    pub requirements_file: Option<(PathBuf, String)>,
+    /// The requirements file's lines, with those of the files it includes, as compose read and
+    /// checked them: uv is given this text, never the files.
+    pub requirements_file: Option<String>,
     pub constraints: Vec<String>,
-    pub constraints_file: Option<(PathBuf, String)>,
+    /// The constraints file's lines and the constraints the files include, as above.
+    pub constraints_file: Option<String>,
     pub only_binary: Vec<String>,
     /// Packages taken as sdists (and built) even where a wheel exists.
     pub no_binary: Vec<String>,
@@ -36,7 +38,7 @@ pub struct Request {
 /// Everything that decides a resolution for one target, hashed: a lock whose digest differs
 /// is stale. File contents count, file paths do not.
 pub fn inputs_digest(request: &Request, target: &Target) -> String {
-    let files = |f: &Option<(PathBuf, String)>| f.as_ref().map(|(_, text)| text.clone());
+    let files = |f: &Option<String>| f.clone();
     let mut value = serde_json::json!({
         "version": 1,
         "requirements": request.requirements,
@@ -70,12 +72,12 @@ pub fn resolve(uv: &Path, request: &Request, target: &Target, temp_dir: &Path) -
         move |source| WheelError::Io { what, source }
     };
     let mut requirements: String = request.requirements.iter().map(|r| format!("{r}\n")).collect();
-    if let Some((path, _)) = &request.requirements_file {
-        requirements.push_str(&format!("-r {}\n", path.display()));
+    if let Some(text) = &request.requirements_file {
+        requirements.push_str(text);
     }
     let mut constraints: String = request.constraints.iter().map(|r| format!("{r}\n")).collect();
-    if let Some((path, _)) = &request.constraints_file {
-        constraints.push_str(&format!("-c {}\n", path.display()));
+    if let Some(text) = &request.constraints_file {
+        constraints.push_str(text);
     }
     let (req_path, con_path, out_path) =
         (work.path().join("requirements.in"), work.path().join("constraints.txt"), work.path().join("pylock.toml"));
@@ -134,7 +136,7 @@ pub fn resolve(uv: &Path, request: &Request, target: &Target, temp_dir: &Path) -
         .filter_map(|r| pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(r).ok())
         .map(|r| normalize_name(r.name.as_ref()))
         .collect();
-    if let Some((_, text)) = &request.requirements_file {
+    if let Some(text) = &request.requirements_file {
         requested.extend(requirement_file_names(text));
     }
     requested.sort();

@@ -21,7 +21,7 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     let signing_key = match &args.cache_to {
         Some(reference) => {
             reference.parse::<composer_cache::CacheRef>()?;
-            Some(crate::commands::cache::signing_key(args.signing_key.as_deref(), settings, printer)?)
+            Some(crate::commands::cache::signing_key(args.signing_key.as_deref(), settings, printer, "--cache-to")?)
         }
         None => None,
     };

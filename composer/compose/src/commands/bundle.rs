@@ -7,7 +7,12 @@ pub fn run(args: BundleArgs, settings: &Settings, printer: &Printer) -> anyhow::
     // `store import --locks-to` takes only when signed.
     let key = match args.inputs_only && args.signing_key.is_none() && settings.signing_key.is_none() {
         true => None,
-        false => Some(crate::commands::cache::signing_key(args.signing_key.as_deref(), settings, printer)?),
+        false => Some(crate::commands::cache::signing_key(
+            args.signing_key.as_deref(),
+            settings,
+            printer,
+            "a bundle of results (`--inputs-only` makes one of inputs without a key)",
+        )?),
     };
     let recipes = crate::commands::load_recipes(&args.recipes, settings)?;
     let store = crate::commands::open_store(settings)?;

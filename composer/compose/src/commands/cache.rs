@@ -69,10 +69,16 @@ pub fn open_for_writing(text: &str, settings: &Settings) -> anyhow::Result<Box<d
 
 /// The secret key from `--signing-key`, else `COMPOSE_SIGNING_KEY`, else the config file's. As
 /// ssh does, a key file others may read is used with a warning.
-pub fn signing_key(flag: Option<&Path>, settings: &Settings, printer: &Printer) -> anyhow::Result<SecretKey> {
+/// `needed_for` says what needs it, for the error when there is none.
+pub fn signing_key(
+    flag: Option<&Path>,
+    settings: &Settings,
+    printer: &Printer,
+    needed_for: &str,
+) -> anyhow::Result<SecretKey> {
     let Some(path) = flag.map(Path::to_path_buf).or_else(|| settings.signing_key.clone()) else {
         bail!(
-            "pushing needs a key to sign with: --signing-key FILE, COMPOSE_SIGNING_KEY or [cache] signing-key \
+            "{needed_for} needs a key to sign with: --signing-key FILE, COMPOSE_SIGNING_KEY or [cache] signing-key \
              (make one with `compose key generate NAME`)"
         );
     };

@@ -73,7 +73,8 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
             }
         }
         StoreCommand::Push { reference, recipes, signing_key } => {
-            let key = crate::commands::cache::signing_key(signing_key.as_deref(), settings, printer)?;
+            let key =
+                crate::commands::cache::signing_key(signing_key.as_deref(), settings, printer, "pushing to a cache")?;
             let remote = crate::commands::cache::open_for_writing(&reference, settings)?;
             let recipes = crate::commands::load_recipes(&recipes, settings)?;
             let store = crate::commands::open_store(settings)?;
