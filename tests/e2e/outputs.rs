@@ -118,6 +118,20 @@ fn locks_to_writes_only_the_names_compose_gives_locks_and_nothing_when_one_is_no
     let bundle = two.home.path().join("good.bundle");
     let pylock = "pylock.app-linux-amd64.toml";
     crafted_bundle(&bundle, &[("app.lock", b"version = 1\n"), (pylock, b"lock-version = \"1.0\"\n")], Some(&secret));
+    // A directory that is not there (or is a file) is found before the import, not after it.
+    for (missing, said) in [(two.cwd.join("no-such-dir"), "does not exist"), (f.recipe.clone(), "is not a directory")] {
+        let stderr = two.fails(&[
+            "store",
+            "import",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            &public,
+            "--locks-to",
+            missing.to_str().unwrap(),
+        ]);
+        assert!(stderr.contains(said) && stderr.contains("the store is unchanged"), "{stderr}");
+        assert_eq!((listing(&two.home.path().join("work")), listing(&two.store)), before);
+    }
     let locks_to = dir.to_str().unwrap();
     two.ok(&["store", "import", bundle.to_str().unwrap(), "--trusted-key", &public, "--locks-to", locks_to]);
     assert_eq!(std::fs::read(dir.join("app.lock")).unwrap(), b"version = 1\n");

@@ -86,3 +86,26 @@ fn bad_python_requirement_and_target_are_located() {
     assert!(stderr.contains("py.toml:8:21") && stderr.contains("does not exist"), "{stderr}");
     assert!(!c.cwd.join("out").exists() && !c.cwd.join("py.lock").exists());
 }
+
+/// The recipe's own files are checked before anything is resolved against the mirror (the
+/// mirror here is not there, so a build that went to it first would say so) and before a lock is
+/// written: a recipe that fails on its files leaves no lock behind.
+#[test]
+fn a_recipes_own_files_are_checked_before_the_mirror_and_before_a_lock() {
+    let f = crate::Fixture::new(&["app"], "[[files]]\npath = \"/etc/app.conf\"\nsource = \"app.conf\"\n");
+    let mut c = crate::compose();
+    c.cwd = f.compose.cwd.clone();
+    c.env.push(("COMPOSE_MIRROR_LOCAL".into(), "file:///nonexistent/mirror".into()));
+    for command in ["build", "plan"] {
+        let stderr = c.fails(&[command, f.recipe_str()]);
+        assert!(stderr.contains("cannot add `/etc/app.conf` to the image"), "{command}: {stderr}");
+        assert!(!stderr.contains("nonexistent"), "the mirror was not asked: {stderr}");
+    }
+    assert!(!f.recipe.with_extension("lock").exists());
+    // With the mirror there and the file still missing: still no lock.
+    f.compose.fails(&["build", f.recipe_str()]);
+    assert!(!f.recipe.with_extension("lock").exists());
+    std::fs::write(f.compose.cwd.join("app.conf"), "x = 1\n").unwrap();
+    f.compose.ok(&["build", f.recipe_str()]);
+    assert!(f.recipe.with_extension("lock").exists());
+}

@@ -58,6 +58,9 @@ pub enum CacheError {
     },
     #[error("{}: {reason}", path.display())]
     LockFile { path: std::path::PathBuf, reason: String },
+    /// `--locks-to DIR` names no directory lock files can be written into.
+    #[error("--locks-to {}: {reason}", path.display())]
+    LocksDir { path: std::path::PathBuf, reason: String },
     #[error("the lock files in {bundle} are not written: {why}")]
     UntrustedLocks { bundle: String, why: Untrusted },
     #[error(transparent)]
@@ -86,6 +89,9 @@ impl CacheError {
                  without --locks-to"
                     .into(),
             ),
+            CacheError::LocksDir { .. } => {
+                Some("name the directory of the recipes the bundle's locks belong to (it must exist)".into())
+            }
             CacheError::UntrustedLocks { .. } => Some(
                 "a lock pins what a build uses, so --locks-to takes only locks a trusted key signed: make the \
                  bundle with --signing-key (with --inputs-only too) and import it with that key's public half \

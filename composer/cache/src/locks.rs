@@ -72,6 +72,18 @@ pub struct LockWrites {
 /// would not give, or a file there that differs (it may be newer than the bundle), a symbolic
 /// link or anything but a regular file refuses them all.
 pub fn plan_writes(dir: &Path, locks: &[(String, Vec<u8>)]) -> Result<LockWrites, CacheError> {
+    // The directory itself, before anything is imported: a typo found after the import would
+    // leave the store changed and the locks nowhere.
+    let not_usable = |reason: &str| CacheError::LocksDir { path: dir.to_path_buf(), reason: reason.to_string() };
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(not_usable("is not a directory")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_usable("does not exist")),
+        Err(e) => return Err(CacheError::io("inspect", dir)(e)),
+    }
+    if rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_err() {
+        return Err(not_usable("is not writable"));
+    }
     let mut planned = LockWrites { new: Vec::new(), unchanged: Vec::new() };
     for (name, _) in locks {
         check_name(name).map_err(|reason| CacheError::BadArtifact { what: "the bundle".into(), reason })?;

@@ -122,14 +122,23 @@ impl Session<'_> {
     /// the whole graph with the keys known before anything is looked up. What the store holds,
     /// and so what is needed, is [`Session::settle`]'s to find.
     pub(crate) fn graph(&self, policy: LockPolicy, write: bool) -> Result<Plan, BuildError> {
-        let (lock, mut resolution, lock_written) = self.packages(policy, write)?;
+        // The recipe's own files first: a recipe that fails on them costs no resolution against
+        // the mirror and leaves no lock behind.
+        self.check_local_files()?;
+        let sources = crate::sources::source_digests(self.recipe)?;
+        let (lock, mut resolution, resolved) = self.packages(policy)?;
         // After the lock, so that `--locked` without one says so rather than what it lacks.
         if self.ctx.offline && write {
             self.offline_preflight()?;
         }
         let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, policy, write, false)?;
         resolution.extend(wheel_steps);
-        let sources = crate::sources::source_digests(self.recipe)?;
+        // Written once everything it leads to resolved: a recipe whose wheels fail to resolve
+        // leaves the lock as it was.
+        let lock_written = resolved && write;
+        if lock_written {
+            lock.write(&crate::lockfile::lock_path(&self.recipe_path))?;
+        }
 
         let mut g = Graph {
             steps: Vec::new(),

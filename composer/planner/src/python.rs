@@ -48,6 +48,24 @@ impl Session<'_> {
         self.recipe.python.as_ref()?.build.as_ref().map(|b| b.prefix.trim_end_matches('/'))
     }
 
+    /// Reads and checks every file the recipe names that a build reads before it resolves:
+    /// `[[files]] source` and the requirements files (the local `[[sources]]` are read by
+    /// `source_digests`, which the graph takes first).
+    pub(crate) fn check_local_files(&self) -> Result<(), BuildError> {
+        for file in &self.recipe.files {
+            if let (None, Some(source)) = (&file.content, &file.source) {
+                crate::local::read(self.recipe, source, Kind::LOCAL_FILE).map_err(|source| BuildError::UserFile {
+                    what: format!("cannot add `{}` to the image", file.path.get_ref()),
+                    source: Box::new(source),
+                })?;
+            }
+        }
+        if let Some(python) = self.python() {
+            self.wheel_request(python)?;
+        }
+        Ok(())
+    }
+
     fn wheel_request(&self, python: &Python) -> Result<Request, BuildError> {
         let mut flat = Flattened::default();
         let mut read = |file: &Option<toml::Spanned<PathBuf>>, kind, as_constraints| -> Result<bool, BuildError> {

@@ -305,16 +305,12 @@ impl Session<'_> {
     }
 
     /// The packages to build from: the lock if it covers the recipe, else a fresh resolution
-    /// (written as the lock when `write` is set); whichever it is, checked against the signed
-    /// index before it is returned (`check_lock`).
-    pub fn packages(&self, policy: LockPolicy, write: bool) -> Result<(Lockfile, Vec<StepReport>, bool), BuildError> {
+    /// (and `true`: the caller writes it once the rest resolved too); whichever it is, checked
+    /// against the signed index before it is returned (`check_lock`).
+    pub fn packages(&self, policy: LockPolicy) -> Result<(Lockfile, Vec<StepReport>, bool), BuildError> {
         let (lock, steps, resolved) = self.packages_unchecked(policy)?;
         self.check_lock(&lock)?;
-        let written = resolved && write;
-        if written {
-            lock.write(&lockfile::lock_path(&self.recipe_path))?;
-        }
-        Ok((lock, steps, written))
+        Ok((lock, steps, resolved))
     }
 
     /// The lock beside the recipe, or a resolution (and `true`) where it does not cover the
@@ -401,6 +397,7 @@ pub struct Locked {
 /// an unchanged lock is not written again.
 pub fn lock(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path, upgrade: &Upgrade) -> Result<Locked, BuildError> {
     let session = Session::new(ctx, recipe, recipe_path);
+    session.check_local_files()?;
     let path = lockfile::lock_path(recipe_path);
     // An unreadable old lock is resolved over, as if there were none.
     let old = Lockfile::read(&path).ok().flatten();

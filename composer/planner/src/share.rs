@@ -66,7 +66,7 @@ impl Session<'_> {
                 None => out.missing += 1,
             }
         }
-        let (lock, _, _) = self.packages(LockPolicy::Locked, false)?;
+        let (lock, _, _) = self.packages(LockPolicy::Locked)?;
         for platform in &lock.platforms {
             out.release_files.extend(self.backend.release_files(&platform.release, &platform.architecture)?);
         }
@@ -124,7 +124,7 @@ impl Session<'_> {
         let mut inputs = inputs;
         // The release files are kept where the mirror's settings let them be found; the
         // packages, wheels and sources are kept whatever happens to those.
-        if let Ok((lock, _, _)) = self.packages(LockPolicy::Locked, false) {
+        if let Ok((lock, _, _)) = self.packages(LockPolicy::Locked) {
             for platform in &lock.platforms {
                 inputs
                     .extend(self.backend.release_files(&platform.release, &platform.architecture).unwrap_or_default());
