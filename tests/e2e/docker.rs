@@ -89,11 +89,21 @@ fn docker_loads_and_runs_the_docker_archive() {
     let c = live_compose();
     let recipe = copy_recipe(&c, "debian-python.toml");
     let output = archive_path(&c.cwd);
-    live_build(&c, &recipe, &["--platform", "linux/amd64", "-o", &output]);
+    let summary = live_build(&c, &recipe, &["--platform", "linux/amd64", "-o", &output]);
+    // The digests compose gives for the archive are the ones docker and skopeo show for it.
+    let image_id = summary["docker_archive"]["image_id"].as_str().expect("an image ID").to_string();
+    let manifest = summary["docker_archive"]["manifest"].as_str().expect("a manifest digest").to_string();
+    let skopeo = std::process::Command::new("skopeo")
+        .args(["inspect", "--format", "{{.Digest}}", &output])
+        .output()
+        .expect("skopeo runs");
+    assert_eq!(String::from_utf8_lossy(&skopeo.stdout).trim(), manifest, "{skopeo:?}");
 
     let daemon = Dockerd::start();
     let loaded = daemon.ok(&["load", "-i", output.trim_start_matches("docker-archive:")]);
     assert!(loaded.contains("Loaded image: debian-python:latest"), "{loaded}");
+    let id = daemon.ok(&["image", "inspect", "debian-python:latest", "--format", "{{.Id}}"]);
+    assert_eq!(id.trim(), image_id);
     let seen = daemon.ok(&[
         "image",
         "inspect",

@@ -41,9 +41,16 @@ fn inspect_reads_tagged_layouts_and_both_archives_with_their_configs() {
     );
 
     let archive = f.compose.cwd.join("image.tar");
-    f.compose.ok(&["build", f.recipe_str(), "-o", &format!("docker-archive:{}", archive.display())]);
+    let built = f.compose.build_json(&f.recipe, &["-o", &format!("docker-archive:{}", archive.display())]);
     let docker = inspect(&f, &format!("docker-archive:{}", archive.display()));
     assert_eq!(docker["format"], "docker-archive");
+    // Each digest by what it is: the manifest its readers make of it (which the build printed
+    // too, and skopeo shows), and the config, which is the image ID docker shows.
+    assert_eq!(docker["digest"], built["docker_archive"]["manifest"], "{docker} {built}");
+    assert_eq!(docker["manifests"][0]["digest"], built["docker_archive"]["manifest"]);
+    assert_eq!(docker["manifests"][0]["config"], built["docker_archive"]["image_id"]);
+    assert_ne!(docker["digest"], docker["manifests"][0]["config"]);
+    assert!(built.get("index").is_some(), "{built}");
     assert_eq!(docker["manifests"][0]["platform"], "linux/amd64");
     assert_eq!(docker["manifests"][0]["config_details"]["labels"]["team"], "x");
     assert_eq!(docker["reference"], "app:latest");

@@ -302,3 +302,31 @@ fn lock_works_offline_from_the_release_the_store_kept() {
     let stderr = f.compose.fails(&["--offline", "lock", f.recipe_str(), "--upgrade"]);
     assert!(stderr.contains("InRelease"), "{stderr}");
 }
+
+/// `compose plan` and `compose build` count steps alike, and say what they count: a cold plan
+/// and the build after it agree, and so do a warm plan and a warm build.
+#[test]
+fn plan_and_build_count_the_same_steps_in_the_same_words() {
+    let f = Fixture::new(&["app"], "");
+    let counted = |args: &[&str], label: &str| -> (usize, usize, usize) {
+        let out = f.compose.run(args);
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{said}");
+        let line = said.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("{said}")).to_string();
+        let number = |after: &str| -> usize {
+            let at = line.find(after).unwrap_or_else(|| panic!("{line}"));
+            line[..at].rsplit(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+        };
+        let ran = if label == "Plan" { number(" to run") } else { number(" run,") };
+        (number(" steps needed"), ran, number(" found in the store"))
+    };
+    let recipe = f.recipe_str();
+    let cold_plan = counted(&["plan", recipe], "Plan");
+    let cold_build = counted(&["build", recipe], "Built");
+    assert_eq!(cold_plan, cold_build);
+    assert_eq!(cold_plan.1, cold_plan.0, "cold: every step runs: {cold_plan:?}");
+    let warm_plan = counted(&["plan", recipe], "Plan");
+    let warm_build = counted(&["build", recipe], "Built");
+    assert_eq!(warm_plan, warm_build);
+    assert_eq!((warm_plan.1, warm_plan.2), (0, warm_plan.0), "warm: all found: {warm_plan:?}");
+}

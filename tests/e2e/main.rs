@@ -47,6 +47,7 @@ mod live_musl;
 mod live_python;
 #[cfg(feature = "live-tests")]
 mod live_share;
+mod loadable;
 mod local_mirror;
 mod lock_trust;
 mod mirrors;

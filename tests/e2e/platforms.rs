@@ -106,6 +106,34 @@ fn tag_labels_and_annotations_on_the_command_line_win_over_the_recipe() {
     assert_eq!(config["config"]["Labels"]["org.opencontainers.image.revision"], "abc123", "{config}");
     let stderr = c.fails(&["build", recipe.to_str().unwrap(), "--tag", "a b"]);
     assert!(stderr.contains("--tag a b"), "{stderr}");
+
+    // --tag repeats: every tag names the image, in a layout, an oci-archive and a docker-archive.
+    let tags = ["--tag", "1.2.3", "--tag", "1.2", "--tag", "latest"];
+    let multi = c.cwd.join("multi");
+    let mut args = vec!["--platform", "linux/amd64", "-o", multi.to_str().unwrap()];
+    args.extend(tags);
+    let built = c.build_json(&recipe, &args);
+    let top: serde_json::Value = serde_json::from_slice(&std::fs::read(multi.join("index.json")).unwrap()).unwrap();
+    let named: Vec<&str> = top["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["1.2.3", "1.2", "latest"]);
+    assert!(top["manifests"].as_array().unwrap().iter().all(|m| m["digest"] == built["index"]));
+    // A second build with one of the tags moves that tag alone.
+    c.build_json(&recipe, &["--platform", "linux/amd64", "-o", multi.to_str().unwrap(), "--tag", "1.2"]);
+    let again: serde_json::Value = serde_json::from_slice(&std::fs::read(multi.join("index.json")).unwrap()).unwrap();
+    assert_eq!(again["manifests"].as_array().unwrap().len(), 3, "{again}");
+    let docker = c.cwd.join("multi.tar");
+    let out = format!("docker-archive:{}", docker.display());
+    let mut args = vec!["--platform", "linux/amd64", "-o", &out];
+    args.extend(tags);
+    c.build_json(&recipe, &args);
+    let listed = tar_member(&docker, "manifest.json");
+    let listed: serde_json::Value = serde_json::from_slice(&listed).unwrap();
+    assert_eq!(listed[0]["RepoTags"], serde_json::json!(["app:1.2.3", "app:1.2", "app:latest"]));
     assert!(c.fails(&["build", recipe.to_str().unwrap(), "--label", "novalue"]).contains("KEY=VALUE"));
 }
 
@@ -119,4 +147,18 @@ fn load_hands_the_image_to_podman() {
     let exists = std::process::Command::new("podman").args(["image", "exists", &name]).status().unwrap();
     let _ = std::process::Command::new("podman").args(["rmi", "-f", &name]).output();
     assert!(exists.success(), "podman has no {name}");
+}
+
+/// The bytes of `name` in the tar at `path`.
+fn tar_member(path: &std::path::Path, name: &str) -> Vec<u8> {
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some(name) {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            return bytes;
+        }
+    }
+    panic!("{name} is not in {}", path.display());
 }

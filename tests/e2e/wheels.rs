@@ -45,10 +45,17 @@ fn standard_wheels() -> Vec<Wheel> {
 
 impl WheelFixture {
     pub(crate) fn new(requirements: &[&str], platforms: &[&str]) -> WheelFixture {
+        WheelFixture::with(Vec::new(), standard_wheels(), requirements, platforms)
+    }
+
+    /// The fixture's base packages and `debs` on the mirror, `wheels` on the index.
+    pub(crate) fn with(debs: Vec<Deb>, wheels: Vec<Wheel>, requirements: &[&str], platforms: &[&str]) -> WheelFixture {
         let mirror = LocalMirror::new();
-        mirror.publish("stable", &base_debs());
+        let mut all = base_debs();
+        all.extend(debs);
+        mirror.publish("stable", &all);
         let index = LocalIndex::new();
-        index.publish(&standard_wheels());
+        index.publish(&wheels);
         let mut compose = compose();
         compose.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
         compose.env.push(("COMPOSE_INDEX_LOCAL".into(), index.url()));

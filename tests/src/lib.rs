@@ -198,6 +198,56 @@ pub fn xz(data: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
+/// A minimal ELF64 shared object for `machine` (62 x86-64, 183 aarch64) whose dynamic section
+/// names `needed` (DT_NEEDED) and `runpath` (DT_RUNPATH): what the loader, and compose's check
+/// of a wheel's libraries, read of a real one.
+pub fn elf_needing(machine: u16, needed: &[&str], runpath: Option<&str>) -> Vec<u8> {
+    let mut strings = vec![0u8];
+    let mut string = |text: &str| {
+        let at = strings.len() as u64;
+        strings.extend_from_slice(text.as_bytes());
+        strings.push(0);
+        at
+    };
+    let mut dynamic: Vec<(u64, u64)> = needed.iter().map(|n| (1, string(n))).collect();
+    if let Some(path) = runpath {
+        dynamic.push((29, string(path)));
+    }
+    let strtab = 64 + 2 * 56;
+    let dyn_at = (strtab + strings.len() as u64).next_multiple_of(8);
+    dynamic.extend([(5, strtab), (10, strings.len() as u64), (0, 0)]);
+    let total = dyn_at + 16 * dynamic.len() as u64;
+    let mut out = Vec::new();
+    out.extend_from_slice(b"\x7fELF\x02\x01\x01\x00");
+    out.extend_from_slice(&[0; 8]);
+    for half in [3u16, machine] {
+        out.extend_from_slice(&half.to_le_bytes());
+    }
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for word in [0u64, 64, 0] {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    out.extend_from_slice(&0u32.to_le_bytes());
+    for half in [64u16, 56, 2, 64, 0, 0] {
+        out.extend_from_slice(&half.to_le_bytes());
+    }
+    // PT_LOAD over the whole file at address 0, then PT_DYNAMIC.
+    for (kind, flags, offset, size) in [(1u32, 5u32, 0u64, total), (2, 6, dyn_at, total - dyn_at)] {
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&flags.to_le_bytes());
+        for word in [offset, offset, offset, size, size, 8] {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(&strings);
+    out.resize(dyn_at as usize, 0);
+    for (tag, value) in dynamic {
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    out
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
@@ -277,6 +327,26 @@ impl LocalMirror {
         }
         let dists = self.root.join("dists").join(suite);
         let mut sums = String::new();
+        // `Contents-ARCH.gz`, as the archive publishes it: which package ships which file.
+        for arch in by_arch.keys() {
+            let mut lines: Vec<String> = Vec::new();
+            for deb in debs.iter().filter(|d| d.arch == *arch || d.arch == "all") {
+                for entry in &deb.entries {
+                    let path = match entry {
+                        Entry::File(path, ..) | Entry::Symlink(path, _) | Entry::Hardlink(path, _) => path,
+                        _ => continue,
+                    };
+                    lines.push(format!("{:<60} misc/{}\n", path.trim_start_matches("./"), deb.name));
+                }
+            }
+            lines.sort();
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(lines.concat().as_bytes()).unwrap();
+            let gzipped = encoder.finish().unwrap();
+            std::fs::create_dir_all(dists.join("main")).unwrap();
+            std::fs::write(dists.join(format!("main/Contents-{arch}.gz")), &gzipped).unwrap();
+            sums.push_str(&format!(" {} {} main/Contents-{arch}.gz\n", sha256_hex(&gzipped), gzipped.len()));
+        }
         for (arch, text) in &by_arch {
             let dir = dists.join(format!("main/binary-{arch}"));
             std::fs::create_dir_all(&dir).unwrap();

@@ -209,9 +209,10 @@ pub struct BuildArgs {
     /// one unless the recipe has one.
     #[arg(long = "platform", value_name = "PLATFORM")]
     pub platforms: Vec<String>,
-    /// The image's tag, instead of the recipe's.
-    #[arg(long)]
-    pub tag: Option<String>,
+    /// The image's tag, instead of the recipe's; repeat it for several (each names the image in
+    /// the output, and each is pushed by --push).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
     /// A label in the image config, KEY=VALUE, over the recipe's (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,

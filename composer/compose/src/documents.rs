@@ -28,6 +28,9 @@ pub struct BuildDocument {
     /// The image index's digest.
     pub index: String,
     pub manifests: Vec<PlatformDigest>,
+    /// For a docker-archive output, the digests it is known by (it holds neither of the above).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker_archive: Option<DockerArchiveDigests>,
     pub output: String,
     pub lock_written: bool,
     pub steps: Vec<composer_planner::StepReport>,
@@ -36,6 +39,15 @@ pub struct BuildDocument {
     pub total_steps: usize,
     pub downloaded_bytes: u64,
     pub seconds: f64,
+}
+
+/// What a docker-archive is known by.
+#[derive(Serialize, JsonSchema)]
+pub struct DockerArchiveDigests {
+    /// The image config's digest: the image ID `docker load` and `docker images` show.
+    pub image_id: String,
+    /// The manifest skopeo and podman make from the archive (`skopeo inspect` shows it).
+    pub manifest: String,
 }
 
 #[derive(Serialize, JsonSchema)]

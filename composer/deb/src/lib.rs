@@ -12,6 +12,7 @@
 //! - [`hooks`]: what maintainer scripts would have done that an image needs, done declaratively.
 
 mod ar;
+pub mod contents;
 pub mod control;
 pub mod dpkg;
 pub mod hooks;

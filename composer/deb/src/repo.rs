@@ -163,27 +163,10 @@ impl Repository<'_> {
             }
         };
         let url = format!("{}/dists/{suite}/{path}", self.url);
-        let info =
-            match stored {
-                Some(info) => info,
-                None => self.client.fetch_to_store(self.store, &url, Some((&sha, Some(size))), &url, &|_| {}).map_err(
-                    |e| match e {
-                        composer_client::FetchError::Store(StoreError::Sha256Mismatch { expected, actual, .. }) => {
-                            DebError::IndexMismatch {
-                                what: url.clone(),
-                                reason: format!("Release says sha256 {expected}, the file has {actual}"),
-                            }
-                        }
-                        composer_client::FetchError::Store(StoreError::SizeMismatch { expected, actual, .. }) => {
-                            DebError::IndexMismatch {
-                                what: url.clone(),
-                                reason: format!("Release says {expected} bytes, the file has {actual}"),
-                            }
-                        }
-                        source => DebError::Fetch { what: url.clone(), source },
-                    },
-                )?,
-            };
+        let info = match stored {
+            Some(info) => info,
+            None => self.fetch_index(&url, &sha, size)?,
+        };
         let mut file = self.store.open_object(&info.id)?;
         let mut reader: Box<dyn Read> = if path.ends_with(".xz") {
             Box::new(liblzma::read::XzDecoder::new(&mut file))
@@ -202,6 +185,54 @@ impl Repository<'_> {
         file.finish()?;
         read.map_err(|e| DebError::Index { what: url.clone(), reason: format!("cannot decompress: {e}") })?;
         Ok(text)
+    }
+
+    /// Fetches an index file the Release lists into the store, only if its SHA-256 and size
+    /// are the Release's.
+    fn fetch_index(&self, url: &str, sha: &Sha256, size: u64) -> Result<BlobInfo, DebError> {
+        self.client.fetch_to_store(self.store, url, Some((sha, Some(size))), url, &|_| {}).map_err(|e| match e {
+            composer_client::FetchError::Store(StoreError::Sha256Mismatch { expected, actual, .. }) => {
+                DebError::IndexMismatch {
+                    what: url.to_string(),
+                    reason: format!("Release says sha256 {expected}, the file has {actual}"),
+                }
+            }
+            composer_client::FetchError::Store(StoreError::SizeMismatch { expected, actual, .. }) => {
+                DebError::IndexMismatch {
+                    what: url.to_string(),
+                    reason: format!("Release says {expected} bytes, the file has {actual}"),
+                }
+            }
+            source => DebError::Fetch { what: url.to_string(), source },
+        })
+    }
+
+    /// The packages that ship each of `names` (a library's file name) in a library directory,
+    /// from the suite's `Contents-ARCH.gz` indexes (as `apt-file` reads them), each checked
+    /// against the Release: what a build's hint offers for a library the image lacks. Streamed;
+    /// a suite whose Release lists no Contents index gives nothing.
+    pub fn library_packages(
+        &self,
+        release: &Release,
+        suite: &str,
+        components: &[String],
+        arch: &str,
+        names: &std::collections::BTreeSet<&str>,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, DebError> {
+        let mut found: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for component in components {
+            let path = format!("{component}/Contents-{arch}.gz");
+            let Some((sha, size)) = release.files.get(&path) else { continue };
+            let info = match self.store.lookup_sha256(sha)? {
+                Some(info) => info,
+                None => self.fetch_index(&format!("{}/dists/{suite}/{path}", self.url), sha, *size)?,
+            };
+            let mut file = self.store.open_object(&info.id)?;
+            let read = crate::contents::providers(flate2::read::MultiGzDecoder::new(&mut file), names, &mut found);
+            file.finish()?;
+            read.map_err(|e| DebError::Index { what: path.clone(), reason: format!("cannot read: {e}") })?;
+        }
+        Ok(found)
     }
 
     /// The decompressed `Packages` text of every component for `arch`, with a name for errors.

@@ -57,7 +57,8 @@ pub struct ConfigReport {
 pub struct ManifestReport {
     /// `os/architecture[/variant]`, from the index or, where it does not say, the config.
     pub platform: String,
-    /// The manifest's digest (for a docker-archive, which has none, the config's).
+    /// The manifest's digest (for a docker-archive, which holds none, that of the manifest its
+    /// readers make of it, as skopeo shows it).
     pub digest: String,
     pub config: String,
     pub config_details: ConfigReport,
@@ -472,15 +473,23 @@ fn docker_archive(source: &Source<'_>) -> Result<ImageReport, OciError> {
     let platform = platform_of(&config).unwrap_or("?".into());
     let tags: Vec<String> =
         image["RepoTags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_string)).collect();
+    // The archive holds no manifest: the one shown is the manifest its readers make of it
+    // (skopeo shows the same digest), and the config's digest is shown as the config.
+    let config_size = match source {
+        Source::Archive { sizes, .. } => sizes.get(&config_path).copied().unwrap_or(0),
+        Source::Dir(_) | Source::Registry { .. } => 0,
+    };
+    let sized: Vec<(String, u64)> = layers.iter().map(|l| (l.digest.clone(), l.uncompressed_size)).collect();
+    let digest = crate::archive::docker_manifest_digest(&config_digest, config_size, &sized).oci();
     Ok(ImageReport {
         path: String::new(),
         format: String::new(),
         reference: tags.first().cloned(),
         tags,
-        digest: config_digest.clone(),
-        media_type: "application/vnd.docker.container.image.v1+json".into(),
-        index: config_digest.clone(),
-        manifests: vec![manifest_report(platform, config_digest.clone(), config_digest, &config, layers)],
+        digest: digest.clone(),
+        media_type: "application/vnd.docker.distribution.manifest.v2+json".into(),
+        index: digest.clone(),
+        manifests: vec![manifest_report(platform, digest, config_digest, &config, layers)],
     })
 }
 

@@ -59,11 +59,12 @@ pub fn image_blobs(store: &Store, index: &BlobInfo) -> Result<Vec<(BlobInfo, Str
 }
 
 /// The top-level `index.json` of a layout holding one tagged image index.
-pub fn top_index(index: &BlobInfo, tag: &str) -> Vec<u8> {
+pub fn top_index(index: &BlobInfo, tags: &[String]) -> Vec<u8> {
+    let entries: Vec<Value> = tags.iter().map(|tag| tag_entry(index, tag)).collect();
     crate::canonical_json(&json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [tag_entry(index, tag)],
+        "manifests": entries,
     }))
 }
 
@@ -93,12 +94,12 @@ pub fn blob_path(digest: &str) -> Result<String, OciError> {
     Ok(format!("blobs/sha256/{}", sha.to_hex()))
 }
 
-/// Writes (or updates) an OCI layout at `dir` with the image whose index is `index` under
-/// `tag`. Other images of the layout (other tags) keep their entries and their blobs; the only
-/// blobs removed are the ones this tag's previous image used that no entry reaches any more; a
+/// Writes (or updates) an OCI layout at `dir` with the image whose index is `index` under each
+/// of `tags`. Other images of the layout (other tags) keep their entries and their blobs; the only
+/// blobs removed are the ones these tags' previous images used that no entry reaches any more; a
 /// directory that is not a layout is refused. Every file operation stays beneath `dir` without
 /// following a symlink, and writers of one layout are serialised by a lock in the store.
-pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tag: &str) -> Result<(), OciError> {
+pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tags: &[String]) -> Result<(), OciError> {
     let not_layout = |reason: &str| OciError::NotALayout { path: dir.to_path_buf(), reason: reason.into() };
     match fs::symlink_metadata(dir) {
         Ok(meta) if !meta.is_dir() && !fs::metadata(dir).is_ok_and(|m| m.is_dir()) => {
@@ -159,22 +160,23 @@ pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tag: &str) -> R
         }
     }
 
-    // This tag's entry replaces the one it had; every other entry stays as it was.
+    // These tags' entries replace the ones they had; every other entry stays as it was.
+    let ours = |m: &Value| m["annotations"][REF_NAME].as_str().is_some_and(|t| tags.iter().any(|tag| tag == t));
     let mut entries: Vec<Value> = previous
         .as_ref()
         .and_then(|top| top["manifests"].as_array().cloned())
         .unwrap_or_default()
         .into_iter()
-        .filter(|m| m["annotations"][REF_NAME].as_str() != Some(tag))
+        .filter(|m| !ours(m))
         .collect();
     let replaced: Vec<Value> = previous
         .as_ref()
         .and_then(|top| top["manifests"].as_array().cloned())
         .unwrap_or_default()
         .into_iter()
-        .filter(|m| m["annotations"][REF_NAME].as_str() == Some(tag))
+        .filter(|m| ours(m))
         .collect();
-    entries.push(tag_entry(index, tag));
+    entries.extend(tags.iter().map(|tag| tag_entry(index, tag)));
     let top = crate::canonical_json(&json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",

@@ -52,16 +52,28 @@ pub struct Image<'a> {
     /// (platform as `os/arch[/variant]`, manifest)
     pub manifests: &'a [(String, BlobInfo)],
     pub name: &'a str,
-    pub tag: &'a str,
+    /// Every tag the output names the image by (at least one).
+    pub tags: &'a [String],
 }
 
 /// Writes a built image out. A docker-archive holds one platform: `platform` picks it (required
-/// when the image has several).
-pub fn export(store: &Store, image: &Image<'_>, output: &Output, platform: Option<&str>) -> Result<(), OciError> {
-    let tag = image.tag;
-    match output {
-        Output::Layout(dir) => crate::layout::write_layout(store, dir, image.index, tag)?,
-        Output::OciArchive(file) => crate::archive::write_oci_archive(store, file, image.index, tag)?,
+/// when the image has several); its digests, which are not the OCI image's, are returned.
+pub fn export(
+    store: &Store,
+    image: &Image<'_>,
+    output: &Output,
+    platform: Option<&str>,
+) -> Result<Option<crate::archive::DockerDigests>, OciError> {
+    let tags = image.tags;
+    Ok(match output {
+        Output::Layout(dir) => {
+            crate::layout::write_layout(store, dir, image.index, tags)?;
+            None
+        }
+        Output::OciArchive(file) => {
+            crate::archive::write_oci_archive(store, file, image.index, tags)?;
+            None
+        }
         Output::DockerArchive(file) => {
             let have = || image.manifests.iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>();
             let chosen = match platform {
@@ -73,10 +85,10 @@ pub fn export(store: &Store, image: &Image<'_>, output: &Output, platform: Optio
                 asked: platform.unwrap_or_default().to_string(),
                 have: have(),
             })?;
-            crate::archive::write_docker_archive(store, file, manifest, &format!("{}:{tag}", image.name))?;
+            let repo_tags: Vec<String> = tags.iter().map(|tag| format!("{}:{tag}", image.name)).collect();
+            Some(crate::archive::write_docker_archive(store, file, manifest, &repo_tags)?)
         }
-    }
-    Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -21,6 +21,10 @@ pub enum BuildError {
         composer_recipe::format_size(*free)
     )]
     NoSpace { store: PathBuf, needed: u64, free: u64 },
+    /// A wheel's ELF file needs a library the image does not hold: it would fail to import.
+    #[error("{count} librar{} the wheel set needs on {platform} {} not in the image:\n{missing}",
+        if *count == 1 { "y" } else { "ies" }, if *count == 1 { "is" } else { "are" })]
+    WheelLibraries { platform: String, count: usize, missing: String, packages: Vec<String> },
     #[error("cannot read config `{}`", path.display())]
     Config {
         path: PathBuf,
@@ -211,6 +215,16 @@ impl BuildError {
                 ))
             }
             BuildError::LockOutdated { .. } => Some("run `compose lock` to resolve the recipe again".into()),
+            BuildError::WheelLibraries { packages, .. } if !packages.is_empty() => Some(format!(
+                "add {} to `[base] packages`, so that the wheels load (manylinux wheels expect such system \
+                 libraries to be installed)",
+                packages.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ")
+            )),
+            BuildError::WheelLibraries { .. } => Some(
+                "add the packages that ship these libraries to `[base] packages` (or the builds that make them), or \
+                 pick wheels that carry their own libraries"
+                    .into(),
+            ),
             BuildError::NoSpace { .. } => Some(
                 "`compose store gc` removes what no recent build uses (`--dry-run` shows how much); else free \
                  space there, or point --store (COMPOSE_STORE) at a larger disk"

@@ -25,6 +25,7 @@ mod graph;
 mod image;
 mod keys;
 pub mod layers;
+mod loadable;
 mod local;
 mod lock_trust;
 pub mod lockfile;
@@ -105,7 +106,10 @@ pub enum LockPolicy {
 pub struct BuildOutcome {
     pub index: BlobInfo,
     pub manifests: Vec<(Platform, BlobInfo)>,
+    /// The resolution steps (the lock's, the wheel locks'), then the plan's steps.
     pub steps: Vec<StepReport>,
+    /// How many of `steps` are resolution steps.
+    pub resolution_steps: usize,
     pub lock_written: bool,
 }
 

@@ -74,10 +74,19 @@ impl Session<'_> {
     pub fn build_plan(&self, plan: Plan) -> Result<BuildOutcome, BuildError> {
         let timer = std::time::Instant::now();
         let outputs = self.execute_plan(&plan)?;
-        let steps = plan.resolution.iter().cloned().chain(outputs.reports).collect();
         self.ctx.reporter.note(&format!("steps done at {:.2}s", timer.elapsed().as_secs_f64()));
+        for image in &plan.images {
+            self.check_loadable(&plan, image, &outputs.results)?;
+        }
+        let steps = plan.resolution.iter().cloned().chain(outputs.reports).collect();
         let (index, manifests) = self.write_images(&plan, &outputs.results)?;
-        Ok(BuildOutcome { index, manifests, steps, lock_written: plan.lock_written })
+        Ok(BuildOutcome {
+            index,
+            manifests,
+            steps,
+            resolution_steps: plan.resolution.len(),
+            lock_written: plan.lock_written,
+        })
     }
 
     /// Every step's result: from the store, or run now.

@@ -42,6 +42,10 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
         return Err(composer_oci::OciError::OnePlatform { platforms }.into());
     }
     let recipe = overridden(recipe, &args)?;
+    let tags: Vec<String> = match args.tags.is_empty() {
+        true => vec![recipe.image.tag.get_ref().clone()],
+        false => args.tags.clone(),
+    };
     let store = open_store(settings)?;
     let client = client(settings);
     let caches = crate::commands::cache::substituters(settings, printer)?;
@@ -54,10 +58,11 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
             .keep_failed(args.keep_failed || args.debug_shell)
             .only_platforms(platforms.clone());
         let outcome = session.build(policy)?;
-        export(&store, &outcome, &recipe, &output, platform.as_ref().map(|p| p.to_string()).as_deref())?;
-        Ok(outcome)
+        let platform = platform.as_ref().map(|p| p.to_string());
+        let docker = export(&store, &outcome, &recipe, &tags, &output, platform.as_deref())?;
+        Ok((outcome, docker))
     };
-    let outcome = match build() {
+    let (outcome, docker) = match build() {
         Err(BuildError::BuildFailed(failed)) if args.debug_shell && failed.shell.is_some() => {
             let shell = failed.shell.clone().expect("checked above");
             printer.error(&anyhow::Error::new(BuildError::BuildFailed(failed)));
@@ -76,20 +81,22 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     };
 
     if args.load {
-        load(&store, &outcome, &recipe, &platforms, settings, printer)?;
+        load(&store, &outcome, &recipe, &tags, &platforms, settings, printer)?;
     }
     if let Some(reference) = &args.push {
         let reference: composer_oci::push::ImageRef = reference.parse()?;
         let image = composer_oci::push::StoreImage(&store);
-        let report = crate::commands::push::push(
-            &image,
-            &outcome.index.sha256,
-            &reference,
-            recipe.image.tag.get_ref(),
-            settings,
-        )?;
-        if !printer.json {
-            crate::commands::push::show(&report, printer)?;
+        // A reference with a tag pushes that tag; else each of the image's tags, the blobs
+        // once (the later pushes find them there).
+        let pushed_tags = match reference.tag {
+            Some(_) => vec![String::new()],
+            None => tags.clone(),
+        };
+        for tag in &pushed_tags {
+            let report = crate::commands::push::push(&image, &outcome.index.sha256, &reference, tag, settings)?;
+            if !printer.json {
+                crate::commands::push::show(&report, printer)?;
+            }
         }
     }
     if let (Some(reference), Some(key)) = (&args.cache_to, signing_key) {
@@ -121,6 +128,10 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
                 .iter()
                 .map(|(p, m)| crate::documents::PlatformDigest { platform: p.to_string(), digest: m.sha256.oci() })
                 .collect(),
+            docker_archive: docker.map(|d| crate::documents::DockerArchiveDigests {
+                image_id: d.image_id.oci(),
+                manifest: d.manifest.oci(),
+            }),
             output: output_text.clone(),
             lock_written: outcome.lock_written,
             steps: outcome.steps.clone(),
@@ -149,20 +160,50 @@ pub fn run(args: BuildArgs, settings: &Settings, printer: &Printer) -> anyhow::R
     if outcome.lock_written {
         printer.status("Locked", &format!("{}", composer_planner::lockfile::lock_path(&args.recipe).display()));
     }
+    // Counted as `compose plan` counts them: the steps this build needed (a cached step's inputs
+    // are not needed, so a warm build needs fewer), without the resolution.
+    let planned = &outcome.steps[outcome.resolution_steps..];
+    let (in_store, from_caches) = (
+        planned.iter().filter(|s| s.cached && s.substituted.is_none()).count(),
+        planned.iter().filter(|s| s.substituted.is_some()).count(),
+    );
     printer.status(
         "Built",
         &format!(
-            "{}:{} for {} platform(s): {cached}/{} steps cached{}, {} downloaded, in {:.2}s",
+            "{}:{} for {} platform(s): {} steps needed, {} run, {in_store} found in the store{}; {} downloaded, in \
+             {:.2}s",
             recipe.image.name.get_ref(),
-            recipe.image.tag.get_ref(),
+            tags.join(","),
             outcome.manifests.len(),
-            outcome.steps.len(),
-            if substituted > 0 { format!(" ({substituted} from caches)") } else { String::new() },
+            planned.len(),
+            planned.len() - in_store - from_caches,
+            if from_caches > 0 { format!(", {from_caches} from caches") } else { String::new() },
             crate::commands::human_bytes(downloaded),
             started.elapsed().as_secs_f64()
         ),
     );
-    crate::out!("{} {output_text}", outcome.index.sha256.oci());
+    // Each digest by what it is, and where it shows: a docker-archive holds neither the OCI
+    // index nor its manifests, and docker and skopeo name it by digests of their own.
+    match docker {
+        Some(docker) => {
+            printer.status("Image ID", &format!("{} (`docker load`, `docker images`)", docker.image_id.oci()));
+            printer.status(
+                "Manifest",
+                &format!("{} (`skopeo inspect docker-archive:{}`)", docker.manifest.oci(), output_text),
+            );
+            crate::out!("{} {output_text}", docker.image_id.oci());
+        }
+        None => {
+            for (platform, manifest) in &outcome.manifests {
+                printer.detail(&format!("manifest {} {platform}", manifest.sha256.oci()));
+            }
+            printer.status(
+                "Index",
+                &format!("{} (the image: what a registry shows for its tag)", outcome.index.sha256.oci()),
+            );
+            crate::out!("{} {output_text}", outcome.index.sha256.oci());
+        }
+    }
     Ok(())
 }
 
@@ -187,9 +228,11 @@ pub fn chosen_platforms(
 /// The recipe with `--tag`, `--label` and `--annotation` applied: the command line wins, as it
 /// does for buildx (a CI job stamps the commit it built).
 fn overridden(mut recipe: composer_recipe::Recipe, args: &BuildArgs) -> anyhow::Result<composer_recipe::Recipe> {
-    if let Some(tag) = &args.tag {
+    for tag in &args.tags {
         composer_recipe::check_tag(tag).map_err(|reason| anyhow::anyhow!("`--tag {tag}`: {reason}"))?;
-        recipe.image.tag = toml::Spanned::new(0..0, tag.clone());
+    }
+    if let Some(first) = args.tags.first() {
+        recipe.image.tag = toml::Spanned::new(0..0, first.clone());
     }
     for (flag, pairs, into) in [
         ("--label", &args.labels, &mut recipe.config.labels),
@@ -211,6 +254,7 @@ fn load(
     store: &composer_store::Store,
     outcome: &composer_planner::BuildOutcome,
     recipe: &composer_recipe::Recipe,
+    tags: &[String],
     chosen: &[composer_recipe::Platform],
     settings: &Settings,
     printer: &Printer,
@@ -236,7 +280,7 @@ fn load(
         .with_context(|| format!("creating a directory in {}", settings.temp_dir.display()))?;
     let archive = dir.path().join("image.tar");
     let result = (|| -> anyhow::Result<()> {
-        export(store, outcome, recipe, &Output::DockerArchive(archive.clone()), Some(&platform))?;
+        export(store, outcome, recipe, tags, &Output::DockerArchive(archive.clone()), Some(platform.as_str()))?;
         let out = std::process::Command::new(&tool).arg("load").arg("-i").arg(&archive).output()?;
         if !out.status.success() {
             anyhow::bail!("{} load failed: {}", tool.display(), String::from_utf8_lossy(&out.stderr).trim());
@@ -257,16 +301,13 @@ fn export(
     store: &composer_store::Store,
     outcome: &composer_planner::BuildOutcome,
     recipe: &composer_recipe::Recipe,
+    tags: &[String],
     output: &Output,
     platform: Option<&str>,
-) -> Result<(), composer_oci::OciError> {
+) -> Result<Option<composer_oci::archive::DockerDigests>, composer_oci::OciError> {
     let manifests: Vec<(String, composer_store::BlobInfo)> =
         outcome.manifests.iter().map(|(p, m)| (p.to_string(), *m)).collect();
-    let image = composer_oci::Image {
-        index: &outcome.index,
-        manifests: &manifests,
-        name: recipe.image.name.get_ref(),
-        tag: recipe.image.tag.get_ref(),
-    };
+    let image =
+        composer_oci::Image { index: &outcome.index, manifests: &manifests, name: recipe.image.name.get_ref(), tags };
     composer_oci::export(store, &image, output, platform)
 }

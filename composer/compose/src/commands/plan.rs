@@ -65,9 +65,16 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     let todo = plan.missing().filter(|s| s.substituted.is_none()).count();
     let from_caches = plan.steps.iter().filter(|s| s.substituted.is_some()).count();
     let caches = if from_caches > 0 { format!(", {from_caches} from caches") } else { String::new() };
+    // Counted as `compose build` counts them: the steps the image needs now (a cached step's
+    // inputs are not needed), without the resolution listed above them.
+    let in_store = plan.steps.iter().filter(|s| s.cached && s.substituted.is_none()).count();
     printer.status(
         "Plan",
-        &format!("{todo} of {} steps to run{caches}, {} to download", plan.steps.len(), human_bytes(download)),
+        &format!(
+            "{} steps needed, {todo} to run, {in_store} found in the store{caches}; {} to download",
+            plan.steps.len(),
+            human_bytes(download)
+        ),
     );
     Ok(())
 }

@@ -322,6 +322,19 @@ impl Backend for Debian<'_> {
         Ok(self.verified(release, digest))
     }
 
+    /// From the suite's `Contents` indexes, as the mirror's current signed Release lists them.
+    fn library_packages(
+        &self,
+        platform: &Platform,
+        libraries: &std::collections::BTreeSet<&str>,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, BuildError> {
+        let release = self.release()?;
+        let verified = self.releases.lock().expect("releases").get(&release.digest).cloned();
+        let verified = verified.expect("verified just now");
+        let arch = platform.debian_arch();
+        Ok(self.repo()?.library_packages(&verified, &self.base.suite, &self.base.components, arch, libraries)?)
+    }
+
     fn stored_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, BuildError> {
         self.stored(locked, self.base.check_valid_until)
     }

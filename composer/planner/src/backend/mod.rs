@@ -125,6 +125,17 @@ pub trait Backend: Sync {
         built_python: Option<&str>,
     ) -> Result<Target, BuildError>;
 
+    /// The packages of the distribution that ship each of `libraries` (a library's file name,
+    /// as `DT_NEEDED` names it) for `platform`: what a build's error offers when the image lacks
+    /// one. Empty where the distribution cannot say.
+    fn library_packages(
+        &self,
+        _platform: &Platform,
+        _libraries: &std::collections::BTreeSet<&str>,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, BuildError> {
+        Ok(std::collections::BTreeMap::new())
+    }
+
     /// Where the distribution's Python modules live (`{ver}`: the interpreter's major.minor):
     /// what bytecode is compiled for.
     fn python_module_dirs(&self) -> &'static [&'static str];
