@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use rayon::prelude::*;
+
 use composer_oci::LayerDescriptor;
 use composer_store::{ActionKey, ActionRecord, BlobInfo, Hash, ObjectRef, RefKind, Sha256};
 
@@ -75,9 +77,10 @@ impl Session<'_> {
         let timer = std::time::Instant::now();
         let outputs = self.execute_plan(&plan)?;
         self.ctx.reporter.note(&format!("steps done at {:.2}s", timer.elapsed().as_secs_f64()));
-        for image in &plan.images {
-            self.check_loadable(&plan, image, &outputs.results)?;
-        }
+        // One image per core (each reads its own layers); errors in the images' order.
+        let checked: Vec<Result<(), BuildError>> =
+            plan.images.par_iter().map(|image| self.check_loadable(&plan, image, &outputs.results)).collect();
+        checked.into_iter().collect::<Result<Vec<()>, BuildError>>()?;
         let steps = plan.resolution.iter().cloned().chain(outputs.reports).collect();
         let (index, manifests) = self.write_images(&plan, &outputs.results)?;
         Ok(BuildOutcome {
