@@ -96,19 +96,15 @@ fn locks_to_writes_only_the_names_compose_gives_locks_and_nothing_when_one_is_no
     std::fs::create_dir_all(&dir).unwrap();
     two.ok(&["plan", f.recipe_str()]);
     let before = (listing(&two.home.path().join("work")), listing(&two.store));
+    let import_refused = |bundle: &std::path::Path, locks_to: &std::path::Path| {
+        let (bundle, locks_to) = (bundle.to_str().unwrap(), locks_to.to_str().unwrap());
+        two.fails(&["store", "import", bundle, "--trusted-key", &public, "--locks-to", locks_to])
+    };
     for hostile in [".envrc", "evil.toml", "x\ny.lock", "../a.lock", "a/b.lock", "a\u{0}.lock", ".hidden.lock"] {
         // A good lock first: a writer that checks as it goes would have written it.
         let bundle = two.home.path().join("evil.bundle");
         crafted_bundle(&bundle, &[("app.lock", b"version = 1\n"), (hostile, b"export EVIL=1\n")], Some(&secret));
-        let stderr = two.fails(&[
-            "store",
-            "import",
-            bundle.to_str().unwrap(),
-            "--trusted-key",
-            &public,
-            "--locks-to",
-            dir.to_str().unwrap(),
-        ]);
+        let stderr = import_refused(&bundle, &dir);
         assert!(stderr.contains("is not one compose gives a lock file"), "{hostile:?}: {stderr}");
         assert!(!stderr.contains("EVIL"), "a lock's content is never shown: {stderr}");
         assert_eq!((listing(&two.home.path().join("work")), listing(&two.store)), before, "{hostile:?}");
@@ -120,15 +116,7 @@ fn locks_to_writes_only_the_names_compose_gives_locks_and_nothing_when_one_is_no
     crafted_bundle(&bundle, &[("app.lock", b"version = 1\n"), (pylock, b"lock-version = \"1.0\"\n")], Some(&secret));
     // A directory that is not there (or is a file) is found before the import, not after it.
     for (missing, said) in [(two.cwd.join("no-such-dir"), "does not exist"), (f.recipe.clone(), "is not a directory")] {
-        let stderr = two.fails(&[
-            "store",
-            "import",
-            bundle.to_str().unwrap(),
-            "--trusted-key",
-            &public,
-            "--locks-to",
-            missing.to_str().unwrap(),
-        ]);
+        let stderr = import_refused(&bundle, &missing);
         assert!(stderr.contains(said) && stderr.contains("the store is unchanged"), "{stderr}");
         assert_eq!((listing(&two.home.path().join("work")), listing(&two.store)), before);
     }
