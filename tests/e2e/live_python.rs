@@ -115,3 +115,43 @@ fn a_wheel_set_for_arm_v7_is_resolved_universally_and_runs_under_qemu() {
     assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
     assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "armv7l multidict._multidict [1]");
 }
+
+/// A wheel set whose libraries a slim image lacks does not build: numpy's manylinux wheels
+/// need `libstdc++.so.6`, which Debian's python3 does not pull in. The build fails naming the
+/// library and the package; with `system_libraries = "add"` the package joins the image (and
+/// the lock) and numpy imports on amd64 and, through qemu-user, arm64.
+#[test]
+fn numpy_on_a_slim_base_fails_naming_libstdcxx_and_with_system_libraries_added_runs_on_amd64_and_arm64() {
+    let c = crate::live_debian::live_compose();
+    let recipe = c.cwd.join("slim.toml");
+    let text = "[image]\nname = \"slim\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\nsource_date_epoch = 1700000000\n\n\
+                [base]\nsuite = \"bookworm\"\nmirror = \"debian\"\npackages = [\"python3\"]\n\n\
+                [python]\nrequirements = [\"requests\", \"numpy\"]\n";
+    std::fs::write(&recipe, text).unwrap();
+    let out = crate::live_debian::LowercaseDir::new();
+    let layout = out.0.join("slim");
+    let mut said = String::new();
+    for attempt in 1..=3 {
+        let run = c.run(&["build", recipe.to_str().unwrap(), "-o", layout.to_str().unwrap()]);
+        assert!(!run.status.success(), "numpy built without libstdc++6 in the image");
+        said = String::from_utf8_lossy(&run.stderr).into_owned();
+        if !said.to_lowercase().contains("failed to fetch") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(5 * attempt));
+    }
+    assert!(said.contains("the wheel set needs on linux/amd64"), "{said}");
+    assert!(said.contains("needs libstdc++.so.6 (package libstdc++6"), "{said}");
+    assert!(said.contains("system_libraries = \"add\""), "the hint names the setting: {said}");
+    assert!(!layout.join("index.json").exists(), "no image is written");
+
+    std::fs::write(&recipe, format!("{text}system_libraries = \"add\"\n")).unwrap();
+    crate::live_debian::live_build(&c, &recipe, &["-o", layout.to_str().unwrap()]);
+    let lock = std::fs::read_to_string(c.cwd.join("slim.lock")).unwrap();
+    assert_eq!(lock.matches("system_libraries = [\"libstdc++6\"]").count(), 2, "one per platform:\n{lock}");
+    let script =
+        "import platform, numpy, requests; print(platform.machine(), int(numpy.dot(numpy.arange(4), numpy.arange(4))))";
+    for (arch, machine) in [("amd64", "x86_64"), ("arm64", "aarch64")] {
+        assert_eq!(crate::live_debian::podman(&layout, arch, script).trim(), format!("{machine} 14"));
+    }
+}

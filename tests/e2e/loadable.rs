@@ -45,7 +45,11 @@ fn a_wheel_whose_library_the_image_lacks_fails_the_build_naming_the_package_to_a
         "{said}"
     );
     assert!(!said.contains("libbundled.so") && !said.contains("libc.so.6"), "found in the wheel and the image: {said}");
-    assert!(said.contains("hint: add \"libfixture1\" to `[base] packages`"), "{said}");
+    assert!(
+        said.contains("hint: set `[python] system_libraries = \"add\"`")
+            && said.contains("or add \"libfixture1\" to `[base] packages`"),
+        "{said}"
+    );
     assert!(!f.compose.cwd.join("out/app/index.json").exists(), "no image is written");
 
     // With the package, the same wheels build, and a second build reads nothing again.
@@ -58,4 +62,74 @@ fn a_wheel_whose_library_the_image_lacks_fails_the_build_naming_the_package_to_a
     let out = f.compose.run(&["build", f.recipe()]);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && !said.contains("every wheel's libraries"), "checked once: {said}");
+}
+
+/// `system_libraries = "add"`: the package that ships the library joins the image and the lock
+/// (per platform, saying why), the image builds, and the list follows the wheels: a wheel set
+/// that no longer needs it drops it, a lock that claims one nobody needs is refused `--locked`.
+#[test]
+fn with_system_libraries_added_the_package_joins_the_image_and_the_lock_and_follows_the_wheels() {
+    let pure = Wheel::new("purepkg", "1.0").file("purepkg/core.py", b"", 0o644);
+    let unrelated = Deb::new("libunrelated1", "1.0").file("usr/lib/x86_64-linux-gnu/libunrelated.so.1", b"x");
+    let f =
+        WheelFixture::with(vec![libfixture(), unrelated], vec![native_wheel(), pure], &["nativeext"], &["linux/amd64"]);
+    let recipe = std::fs::read_to_string(f.recipe()).unwrap() + "system_libraries = \"add\"\n";
+    std::fs::write(f.recipe(), &recipe).unwrap();
+    let out = f.compose.run(&["build", f.recipe()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("Adding libfixture1 to linux/amd64: nativeext needs libfixture.so.1"), "{said}");
+    let lock_path = f.compose.cwd.join("app.lock");
+    let lock = std::fs::read_to_string(&lock_path).unwrap();
+    assert!(
+        lock.contains("add_system_libraries = true") && lock.contains("system_libraries = [\"libfixture1\"]"),
+        "{lock}"
+    );
+    assert!(lock.contains("name = \"libfixture1\""), "resolved into the image: {lock}");
+    // The image's own check read the wheel layer and found the library in it.
+    assert!(said.contains("that every wheel's libraries are in the image"), "{said}");
+
+    // Built again, the lock is current: nothing is added, resolved or written.
+    let out = f.compose.run(&["build", "--locked", f.recipe()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !said.contains("Adding") && !said.contains("Resolving"), "{said}");
+    assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), lock);
+
+    // A lock that claims a package no wheel needs is a claim the wheels do not back: refused
+    // `--locked`. (Here the package is in the image anyway, so the claim is otherwise sound.)
+    let with_unrelated = recipe.replace("packages = []", "packages = [\"libunrelated1\"]");
+    std::fs::write(f.recipe(), &with_unrelated).unwrap();
+    let out = f.compose.run(&["build", f.recipe()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let claimed = std::fs::read_to_string(&lock_path)
+        .unwrap()
+        .replace("system_libraries = [\"libfixture1\"]", "system_libraries = [\"libfixture1\", \"libunrelated1\"]");
+    std::fs::write(&lock_path, &claimed).unwrap();
+    let out = f.compose.run(&["build", "--locked", f.recipe()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("on linux/amd64, the lock adds `libunrelated1`, which ships no library the wheels need"),
+        "{said}"
+    );
+    // Without `--locked`, it is dropped.
+    let out = f.compose.run(&["build", f.recipe()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.contains("Dropping libunrelated1 from linux/amd64"), "{said}");
+    std::fs::write(f.recipe(), &recipe).unwrap();
+
+    // The wheel set changes to one that needs no system library: the package is dropped.
+    std::fs::write(f.recipe(), recipe.replace("[\"nativeext\"]", "[\"purepkg\"]")).unwrap();
+    let out = f.compose.run(&["build", f.recipe()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("Dropping libfixture1 from linux/amd64: no wheel needs it"), "{said}");
+    let lock = std::fs::read_to_string(&lock_path).unwrap();
+    assert!(!lock.contains("system_libraries = [") && !lock.contains("name = \"libfixture1\""), "{lock}");
+
+    // Back to checking: the setting is part of the lock, which is resolved again without it.
+    std::fs::write(f.recipe(), recipe.replace("system_libraries = \"add\"\n", "")).unwrap();
+    let out = f.compose.run(&["build", "--locked", f.recipe()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("`[python] system_libraries` setting changed"), "{said}");
 }

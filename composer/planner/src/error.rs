@@ -216,8 +216,8 @@ impl BuildError {
             }
             BuildError::LockOutdated { .. } => Some("run `compose lock` to resolve the recipe again".into()),
             BuildError::WheelLibraries { packages, .. } if !packages.is_empty() => Some(format!(
-                "add {} to `[base] packages`, so that the wheels load (manylinux wheels expect such system \
-                 libraries to be installed)",
+                "set `[python] system_libraries = \"add\"` to have them added (and locked), or add {} to \
+                 `[base] packages`: manylinux wheels expect such system libraries to be installed",
                 packages.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ")
             )),
             BuildError::WheelLibraries { .. } => Some(

@@ -133,9 +133,10 @@ impl Session<'_> {
         }
         let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, policy, write, false)?;
         resolution.extend(wheel_steps);
+        let (lock, libraries_added) = self.settle_system_libraries(lock, &wheel_plans, policy)?;
         // Written once everything it leads to resolved: a recipe whose wheels fail to resolve
         // leaves the lock as it was.
-        let lock_written = resolved && write;
+        let lock_written = (resolved || libraries_added) && write;
         if lock_written {
             lock.write(&crate::lockfile::lock_path(&self.recipe_path))?;
         }

@@ -42,6 +42,7 @@ mod settle;
 mod share;
 mod sources;
 pub mod system;
+mod system_libraries;
 mod toolchain;
 mod wheel_steps;
 

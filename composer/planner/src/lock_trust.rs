@@ -81,7 +81,7 @@ impl Session<'_> {
                 .unwrap_or(arch.clone());
             // What each set is resolved for, as `resolve_following` resolves it: the build
             // roots assume the Essential set; a set with nothing to resolve must be empty.
-            let requests = self.backend.image_requests(self.recipe);
+            let requests = self.image_requests(locked);
             let runtime_of = self.backend.runtime_of(self.recipe);
             let build_requests = self.backend.build_requests(self.recipe);
             let cross_requests = match self.recipe.cross_build_for(platform) {

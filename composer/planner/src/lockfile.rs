@@ -28,6 +28,9 @@ pub struct Lockfile {
     /// The platform whose root cross-compiles the others' builds (`[cross] build`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cross_build: Option<String>,
+    /// `[python] system_libraries = "add"`: each platform's `system_libraries` are requests too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub add_system_libraries: bool,
     #[serde(rename = "platform")]
     pub platforms: Vec<LockedPlatform>,
 }
@@ -37,6 +40,10 @@ pub struct LockedPlatform {
     pub platform: String,
     pub architecture: String,
     pub release: LockedRelease,
+    /// Packages requested because they ship a library a wheel needs (`libstdc++6`), with
+    /// `[python] system_libraries = "add"`: a claim checked against the wheels on every build.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub system_libraries: Vec<String>,
     pub packages: Vec<LockedPackage>,
     /// The build root's closure; never part of the image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -121,6 +128,11 @@ impl Lockfile {
         }
         if self.essential != wanted.essential {
             return Some("the recipe's `essential` setting changed".into());
+        }
+        if self.add_system_libraries != wanted.add_system_libraries
+            || (!self.add_system_libraries && self.platforms.iter().any(|p| !p.system_libraries.is_empty()))
+        {
+            return Some("the recipe's `[python] system_libraries` setting changed".into());
         }
         for request in &wanted.requests {
             if !self.requests.contains(request) {
@@ -212,6 +224,7 @@ mod tests {
             build_requests: vec![],
             runtime_of: vec![],
             cross_build: None,
+            add_system_libraries: false,
             platforms: platforms
                 .iter()
                 .map(|p| LockedPlatform {
@@ -223,6 +236,7 @@ mod tests {
                         date: "d".into(),
                         inrelease_sha256: "00".repeat(32),
                     },
+                    system_libraries: vec![],
                     packages: vec![],
                     build_packages: vec![],
                     cross_packages: vec![],

@@ -109,6 +109,7 @@ impl<'a> Session<'a> {
             build_requests: self.backend.build_requests(self.recipe),
             runtime_of: self.backend.runtime_of(self.recipe),
             cross_build: self.recipe.cross.as_ref().map(|c| c.build.get_ref().to_string()),
+            add_system_libraries: self.adds_system_libraries(),
             platforms: self
                 .recipe
                 .image
@@ -124,6 +125,7 @@ impl<'a> Session<'a> {
                         date: String::new(),
                         inrelease_sha256: String::new(),
                     },
+                    system_libraries: Vec::new(),
                     packages: Vec::new(),
                     build_packages: Vec::new(),
                     cross_packages: Vec::new(),
@@ -173,11 +175,21 @@ impl<'a> Session<'a> {
             self.check_not_older(&release, floor)?;
         }
         let mut lock = self.lock_header();
+        // The packages `previous` adds for the wheels' libraries stay requested: whether they
+        // still ship one a wheel needs is `settle_system_libraries`'s to say.
+        if lock.add_system_libraries
+            && let Some(previous) = previous
+        {
+            for locked in &mut lock.platforms {
+                if let Some(before) = previous.platforms.iter().find(|p| p.platform == locked.platform) {
+                    locked.system_libraries = before.system_libraries.clone();
+                }
+            }
+        }
         // Platforms resolve in parallel; the package index borrows its text, so two at once stay
         // well inside the memory budget.
         let build_requests = self.backend.build_requests(self.recipe);
         let runtime_of = self.backend.runtime_of(self.recipe);
-        let requests = self.backend.image_requests(self.recipe);
         let results: Vec<Result<(Vec<LockedPackage>, bool), BuildError>> = lock
             .platforms
             .par_iter()
@@ -185,7 +197,7 @@ impl<'a> Session<'a> {
                 self.resolve_platform(
                     &release,
                     &locked.architecture,
-                    &requests,
+                    &self.image_requests(locked),
                     &runtime_of,
                     self.recipe.base.essential,
                     &preferred(&locked.platform, Root::Image),
@@ -262,6 +274,25 @@ enum Root {
 }
 
 impl Session<'_> {
+    /// Whether the packages that ship the wheels' libraries join the image.
+    pub(crate) fn adds_system_libraries(&self) -> bool {
+        self.recipe.python.as_ref().is_some_and(composer_recipe::Python::adds_system_libraries)
+    }
+
+    /// What a platform's image is resolved for: the recipe's requests, and the packages the
+    /// lock adds for the wheels' libraries (only where the recipe asks for that).
+    pub(crate) fn image_requests(&self, locked: &lockfile::LockedPlatform) -> Vec<String> {
+        let mut requests = self.backend.image_requests(self.recipe);
+        if self.adds_system_libraries() {
+            for package in &locked.system_libraries {
+                if !requests.contains(package) {
+                    requests.push(package.clone());
+                }
+            }
+        }
+        requests
+    }
+
     fn resolve_platform(
         &self,
         release: &crate::backend::VerifiedRelease,
@@ -410,7 +441,9 @@ pub fn lock(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path, upgrade: &Up
     }
     let (lock, _) = session.resolve_following(previous.as_ref(), old.as_ref())?;
     session.check_lock(&lock)?;
-    let (_, wheel_steps) = session.wheel_locks(&lock, LockPolicy::UseOrCreate, true, *upgrade == Upgrade::All)?;
+    let (wheel_plans, wheel_steps) =
+        session.wheel_locks(&lock, LockPolicy::UseOrCreate, true, *upgrade == Upgrade::All)?;
+    let (lock, _) = session.settle_system_libraries(lock, &wheel_plans, LockPolicy::UseOrCreate)?;
     let same_lock = old.as_ref().is_some_and(|old| old.to_toml() == lock.to_toml());
     if !same_lock {
         lock.write(&path)?;

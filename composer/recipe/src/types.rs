@@ -419,6 +419,31 @@ pub struct Python {
     /// Compile `.pyc` files at build time, for the distro's modules and the wheel set alike.
     #[serde(default)]
     pub bytecode: bool,
+    /// What a wheel needing a system library the image lacks (`libstdc++.so.6`) does: fail the
+    /// build naming the package that ships it (`"check"`), or add that package to the image
+    /// and the lock (`"add"`).
+    #[serde(default = "check_system_libraries")]
+    #[schemars(with = "SystemLibraries")]
+    pub system_libraries: Spanned<SystemLibraries>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SystemLibraries {
+    #[default]
+    Check,
+    Add,
+}
+
+fn check_system_libraries() -> Spanned<SystemLibraries> {
+    Spanned::new(0..0, SystemLibraries::Check)
+}
+
+impl Python {
+    /// Whether the distribution packages that ship the libraries the wheels need join the image.
+    pub fn adds_system_libraries(&self) -> bool {
+        *self.system_libraries.get_ref() == SystemLibraries::Add
+    }
 }
 
 fn default_python_target() -> Spanned<String> {

@@ -310,6 +310,13 @@ fn musl(
             "add [python.build] to build CPython against musl",
         ));
     }
+    if let Some(python) = recipe.python.as_ref().filter(|p| p.adds_system_libraries()) {
+        return Err(invalid(
+            python.system_libraries.span(),
+            "system_libraries = \"add\" adds the distribution's packages, which a musl image cannot hold".into(),
+            "build the libraries the wheels need as [[builds]] with image = \"runtime\", or pick wheels that carry them (musllinux wheels do)",
+        ));
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@ pub mod bootstrap;
 mod error;
 pub mod index_url;
 pub mod install;
+pub mod libraries;
 pub mod origin;
 pub mod pylock;
 pub mod repair;

@@ -120,6 +120,9 @@ fn a_musl_image_takes_nothing_of_the_distribution_and_builds_musl() {
     assert!(said.contains("musl has no port to linux/mips64le"), "{said}");
     assert_eq!(recipe.builds[0].image, crate::BuildImage::Runtime);
     assert_eq!(recipe.python.unwrap().build.unwrap().uses[0].get_ref(), "zlib");
+    let said = error(&ok.replace("[python.build]", "[python]\nsystem_libraries = \"add\"\n[python.build]"));
+    assert!(said.contains("system_libraries = \"add\" adds the distribution's packages, which a musl image"), "{said}");
+    assert!(said.contains("r.toml:"), "located: {said}");
     let said = error(&ok.replace("uses = [\"zlib\"]", "uses = [\"openssl\"]"));
     assert!(said.contains("[python.build] uses `openssl`, which is not a build"), "{said}");
     let said = error(&format!("{ok}pgo_task = \" \"\n"));
