@@ -127,7 +127,8 @@ impl ImageFiles {
                 continue;
             }
             let mut bytes = magic.to_vec();
-            bytes.reserve(size as usize);
+            // The header's size is the layer's word: memory is taken as bytes arrive.
+            bytes.reserve(size.min(64 << 20) as usize);
             entry.read_to_end(&mut bytes)?;
             // A file that is not a loadable ELF (a test fixture, a corrupt one) is not the
             // loader's business until something loads it: it is not judged here.

@@ -51,7 +51,8 @@ pub fn libraries(wheel: impl Read + Seek, filename: &str) -> Result<WheelLibrari
         if entry.read_exact(&mut magic).is_err() || &magic != b"\x7fELF" {
             continue;
         }
-        let mut bytes = Vec::with_capacity(size as usize);
+        // The declared size is the archive's word: memory is taken as bytes arrive.
+        let mut bytes = Vec::with_capacity(size.min(64 << 20) as usize);
         bytes.extend_from_slice(&magic);
         entry.read_to_end(&mut bytes).map_err(|e| bad(Some(&name), format!("cannot be read: {e}")))?;
         if let Ok(elf) = goblin::elf::Elf::parse(&bytes) {
