@@ -47,3 +47,23 @@ fn the_published_recipe_schema_is_current_and_every_example_validates() {
     let wrong = serde_json::json!({"image": {"name": "x", "platforms": ["linux/amd64"], "tagg": "x"}, "base": {"suite": "s", "mirror": "m"}});
     assert!(!validator.is_valid(&wrong));
 }
+
+/// The musl examples extend one another (issue 28): what each means once merged is recorded in
+/// tests/golden/recipes/, from before they did, so that no value reaching a step key or the image
+/// changed with the split. `COMPOSE_BLESS=1` records them anew: only for a deliberate change.
+#[test]
+fn the_musl_examples_mean_what_they_meant_before_they_extended_one_another() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for name in ["python-musl-baseline", "python-musl", "python-musl-app"] {
+        let recipe = composer_recipe::Recipe::load(&root.join(format!("recipes/{name}.toml"))).unwrap();
+        let effective = serde_json::to_string_pretty(&recipe).unwrap() + "\n";
+        let golden = root.join(format!("tests/golden/recipes/{name}.json"));
+        if std::env::var_os("COMPOSE_BLESS").is_some_and(|v| v == "1") {
+            std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+            std::fs::write(&golden, &effective).unwrap();
+            continue;
+        }
+        let recorded = std::fs::read_to_string(&golden).unwrap();
+        assert!(effective == recorded, "{name}: the effective recipe is not the recorded one ({})", golden.display());
+    }
+}
