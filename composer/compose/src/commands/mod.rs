@@ -76,9 +76,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
 }
 
 pub fn load_recipe(path: &std::path::Path, settings: &Settings) -> anyhow::Result<Recipe> {
-    let mut recipe = Recipe::load(path)?;
-    recipe.allowed_paths = settings.allow_paths.clone();
-    Ok(recipe)
+    Ok(Recipe::load_allowing(path, &settings.allow_paths)?)
 }
 
 /// Each recipe with its path, for the commands that take several.
