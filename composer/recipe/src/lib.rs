@@ -12,6 +12,7 @@
 
 mod error;
 pub mod extend;
+pub mod show;
 mod limits;
 mod platform;
 pub mod suggest;

@@ -67,3 +67,26 @@ fn the_musl_examples_mean_what_they_meant_before_they_extended_one_another() {
         assert!(effective == recorded, "{name}: the effective recipe is not the recorded one ({})", golden.display());
     }
 }
+
+/// What `compose recipe show` prints is a recipe without `extends` that means the same: written
+/// beside the recipe, it loads as the same recipe (paths rebased, `append` applied).
+#[test]
+fn the_shown_effective_recipe_is_the_recipe() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let chain = composer_recipe::extend::Chain::load(&path, &[]).unwrap();
+        let shown = composer_recipe::show::annotated_toml(&chain, &chain.merged().unwrap());
+        let again = composer_recipe::Recipe::parse_str(&path, &shown).unwrap_or_else(|e| panic!("{e}"));
+        let recipe = composer_recipe::Recipe::load(&path).unwrap();
+        assert_eq!(
+            serde_json::to_string(&again).unwrap(),
+            serde_json::to_string(&recipe).unwrap(),
+            "{}",
+            path.display()
+        );
+    }
+}
