@@ -162,7 +162,8 @@ fn the_optimized_musl_interpreter_maps_jemalloc_and_reports_its_profile_and_with
     // python-musl.toml extends python-musl-baseline.toml (copied beside it): the platforms are
     // the baseline's, overridden here; the libraries' -O2 is python-musl.toml's own override.
     let without_pgo = |text: &str| {
-        let text = replaced(text, "name = \"python-musl\"\n", "name = \"python-musl\"\nplatforms = [\"linux/amd64\"]\n");
+        let text =
+            replaced(text, "name = \"python-musl\"\n", "name = \"python-musl\"\nplatforms = [\"linux/amd64\"]\n");
         let text = replaced(&text, "pgo = true", "pgo = false");
         let text = replaced(&text, "lto = true", "lto = false");
         replaced(&text, "[toolchain]\nopt = \"O2\"\n", "[toolchain]\nopt = \"Os\"\n")

@@ -47,7 +47,8 @@ fn family(children: &[(&str, &str)]) -> (Family, Vec<PathBuf>) {
     (f, paths)
 }
 
-const CHILD: &str = "extends = \"shared/base.toml\"\n\n[image]\nname = \"child\"\n\n[base]\npackages = { append = [\"docs\"] }\n";
+const CHILD: &str =
+    "extends = \"shared/base.toml\"\n\n[image]\nname = \"child\"\n\n[base]\npackages = { append = [\"docs\"] }\n";
 
 #[test]
 fn recipe_show_prints_the_effective_recipe_with_where_each_value_came_from() {

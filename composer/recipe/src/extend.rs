@@ -89,9 +89,8 @@ impl Chain {
         let mut reals = vec![path.canonicalize().ok()];
         while let Some((named, span)) = extends_of(layers.last().expect("a chain has a first recipe"))? {
             let layer = layers.last().expect("a chain has a first recipe");
-            let here = |message: String, hint: String| {
-                RecipeError::at(&layer.path, &layer.text, span.clone(), message, hint)
-            };
+            let here =
+                |message: String, hint: String| RecipeError::at(&layer.path, &layer.text, span.clone(), message, hint);
             if layers.len() > MAX_DEPTH {
                 return Err(here(
                     format!("recipes extend one another more than {MAX_DEPTH} deep"),
@@ -147,7 +146,8 @@ impl Chain {
     pub fn merged(&self) -> Result<Spanned<DeTable<'_>>, RecipeError> {
         let mut merged: Option<Value<'_>> = None;
         for layer in self.layers.iter().rev() {
-            let table = DeTable::parse(&layer.text).map_err(|e| RecipeError::from_toml(&layer.path, &layer.text, &e))?;
+            let table =
+                DeTable::parse(&layer.text).map_err(|e| RecipeError::from_toml(&layer.path, &layer.text, &e))?;
             let span = table.span();
             let mut value = shift(Spanned::new(span, DeValue::Table(table.into_inner())), layer.offset);
             if let DeValue::Table(table) = value.get_mut() {

@@ -12,9 +12,9 @@
 
 mod error;
 pub mod extend;
-pub mod show;
 mod limits;
 mod platform;
+pub mod show;
 pub mod suggest;
 mod toolchain;
 mod validate;

@@ -38,7 +38,8 @@ pub fn annotated_toml(chain: &Chain, merged: &Spanned<DeTable<'_>>) -> String {
 /// The effective recipe as JSON, and where each of its values (not its tables) was written.
 pub fn json(chain: &Chain, merged: &Spanned<DeTable<'_>>) -> (serde_json::Value, Vec<Origin>) {
     let mut origins = Vec::new();
-    let value = to_json(chain, "", &Spanned::new(merged.span(), DeValue::Table(merged.get_ref().clone())), &mut origins);
+    let value =
+        to_json(chain, "", &Spanned::new(merged.span(), DeValue::Table(merged.get_ref().clone())), &mut origins);
     (value, origins)
 }
 
@@ -57,7 +58,11 @@ fn to_json(chain: &Chain, pointer: &str, value: &Spanned<DeValue<'_>>, origins: 
     origins.push(Origin { pointer: pointer.to_string(), file: file.to_path_buf(), line });
     match value.get_ref() {
         DeValue::Array(items) => serde_json::Value::Array(
-            items.iter().enumerate().map(|(i, item)| to_json(chain, &format!("{pointer}/{i}"), item, origins)).collect(),
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| to_json(chain, &format!("{pointer}/{i}"), item, origins))
+                .collect(),
         ),
         _ => match leaf(value) {
             toml::Value::String(s) => s.into(),
@@ -143,7 +148,9 @@ fn leaf(value: &Spanned<DeValue<'_>>) -> toml::Value {
         DeValue::Boolean(b) => toml::Value::Boolean(*b),
         DeValue::Datetime(d) => toml::Value::Datetime(*d),
         DeValue::Array(items) => toml::Value::Array(items.iter().map(leaf).collect()),
-        DeValue::Table(table) => toml::Value::Table(table.iter().map(|(k, v)| (k.get_ref().to_string(), leaf(v))).collect()),
+        DeValue::Table(table) => {
+            toml::Value::Table(table.iter().map(|(k, v)| (k.get_ref().to_string(), leaf(v))).collect())
+        }
     }
 }
 

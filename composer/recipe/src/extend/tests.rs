@@ -105,8 +105,10 @@ fn errors_are_located_in_the_file_that_wrote_the_value() {
     assert!(said.contains("unknown field `mirrorr`") && said.contains("did you mean"), "{said}");
     assert_eq!((file.as_str(), line), ("child.toml", 4));
     // A bad platform (refused while deserializing) in the extending recipe.
-    let (said, file, line) =
-        failure(&[("child.toml", "extends = \"base.toml\"\n[image]\nplatforms = [\"linux/z80\"]\n"), ("base.toml", BASE)]);
+    let (said, file, line) = failure(&[
+        ("child.toml", "extends = \"base.toml\"\n[image]\nplatforms = [\"linux/z80\"]\n"),
+        ("base.toml", BASE),
+    ]);
     assert_eq!((file.as_str(), line), ("child.toml", 3), "{said}");
     // A bad package name (refused by validation) in the base, another in the extending recipe.
     let bad = BASE.replace("\"b\"]", "\"b c\"]");
@@ -131,7 +133,10 @@ fn a_cycle_is_refused_naming_the_chain() {
         ("b.toml", "\nextends = \"c.toml\"\n"),
         ("c.toml", "extends = \"b.toml\"\n"),
     ]);
-    assert!(said.contains("in a cycle") && said.contains("b.toml` extends `") && said.contains("c.toml` extends `"), "{said}");
+    assert!(
+        said.contains("in a cycle") && said.contains("b.toml` extends `") && said.contains("c.toml` extends `"),
+        "{said}"
+    );
     assert_eq!((file.as_str(), line), ("c.toml", 1));
     let (said, _, _) = failure(&[("a.toml", "extends = \"a.toml\"\n")]);
     assert!(said.contains("in a cycle"), "{said}");
