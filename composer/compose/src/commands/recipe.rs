@@ -8,9 +8,10 @@ use crate::settings::Settings;
 pub fn run(command: RecipeCommand, settings: &Settings, printer: &Printer) -> anyhow::Result<()> {
     match command {
         RecipeCommand::Show { recipe } => {
+            // Only a recipe that loads is shown: what it means is then what a build would use,
+            // and a file that is no recipe (a link to a secret) has its errors without its lines.
+            Recipe::load_allowing(&recipe, &settings.allow_paths)?;
             let chain = Chain::load(&recipe, &settings.allow_paths)?;
-            // Only a recipe that loads is shown: what it means is then what a build would use.
-            Recipe::from_chain(&chain)?;
             let merged = chain.merged()?;
             let extends = chain.files().skip(1).map(std::path::Path::to_path_buf).collect::<Vec<_>>();
             if printer.json {
