@@ -33,7 +33,8 @@ const APPEND: &str = "append";
 const REMOVE: &str = "remove";
 
 /// Every key a recipe types as a path, which names a file beside the recipe that wrote it: in a
-/// base, rebased onto the base's directory (`*`: each entry of an array of tables). The files are
+/// base, rebased onto the base's directory (`*`: each entry of an array of tables, or each value
+/// of a table; a list of paths has each rebased). The files are
 /// then read through the extending recipe's policy like its own, so a base in an allowed
 /// directory reaches no further than the extending recipe could. A test keeps the list complete.
 const PATH_KEYS: &[&[&str]] = &[
@@ -152,10 +153,10 @@ impl Chain {
             let mut value = shift(Spanned::new(span, DeValue::Table(table.into_inner())), layer.offset);
             if let DeValue::Table(table) = value.get_mut() {
                 table.remove(EXTENDS);
-                if !layer.prefix.as_os_str().is_empty() {
-                    for keys in PATH_KEYS {
-                        rebase(table, keys, &layer.prefix);
-                    }
+            }
+            if !layer.prefix.as_os_str().is_empty() {
+                for keys in PATH_KEYS {
+                    rebase(value.get_mut(), keys, &layer.prefix);
                 }
             }
             // Settled after each step: a base's own `{ append = [...] }` is its list before a
@@ -308,22 +309,37 @@ fn shift(value: Value<'_>, by: usize) -> Value<'_> {
     Spanned::new(span.start + by..span.end + by, moved)
 }
 
-/// Rewrites the relative path at `keys` in `table` to name the same file from the first
-/// recipe's directory.
-fn rebase(table: &mut DeTable<'_>, keys: &[&str], prefix: &Path) {
-    let Some((first, rest)) = keys.split_first() else { return };
-    let Some(value) = table.get_mut(*first) else { return };
-    match (value.get_mut(), rest) {
-        (DeValue::String(path), []) if !Path::new(path.as_ref()).is_absolute() => {
-            let rebased = prefix.join(path.as_ref()).to_string_lossy().into_owned();
-            *path = Cow::Owned(rebased);
+/// Rewrites the relative paths at `keys` in `value` (a path, or a list of paths) to name the
+/// same files from the first recipe's directory. `*` is every entry of an array of tables or
+/// every value of a table (`[python.packages.*]`-like settings by name).
+fn rebase(value: &mut DeValue<'_>, keys: &[&str], prefix: &Path) {
+    let rebased = |path: &mut Cow<'_, str>| {
+        if !Path::new(path.as_ref()).is_absolute() {
+            *path = Cow::Owned(prefix.join(path.as_ref()).to_string_lossy().into_owned());
         }
-        (DeValue::Table(inner), [_, ..]) => rebase(inner, rest, prefix),
-        (DeValue::Array(items), ["*", rest @ ..]) => {
+    };
+    match (value, keys.split_first()) {
+        (DeValue::String(path), None) => rebased(path),
+        (DeValue::Array(items), None) => {
             for item in items.iter_mut() {
-                if let DeValue::Table(inner) = item.get_mut() {
-                    rebase(inner, rest, prefix);
+                if let DeValue::String(path) = item.get_mut() {
+                    rebased(path);
                 }
+            }
+        }
+        (DeValue::Array(items), Some((&"*", rest))) => {
+            for item in items.iter_mut() {
+                rebase(item.get_mut(), rest, prefix);
+            }
+        }
+        (DeValue::Table(table), Some((&"*", rest))) => {
+            for (_, item) in table.iter_mut() {
+                rebase(item.get_mut(), rest, prefix);
+            }
+        }
+        (DeValue::Table(table), Some((key, rest))) => {
+            if let Some(item) = table.get_mut(*key) {
+                rebase(item.get_mut(), rest, prefix);
             }
         }
         _ => {}

@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use super::{MAX_DEPTH, PATH_KEYS};
+use super::{MAX_DEPTH, PATH_KEYS, rebase};
 use crate::{Recipe, RecipeError};
 
 const BASE: &str = "[image]\nname = \"base\"\nplatforms = [\"linux/amd64\"]\n\n[base]\nsuite = \"bookworm\"\nmirror = \"debian\"\npackages = [\"a\", \"b\"]\n";
@@ -224,4 +224,31 @@ fn every_path_typed_field_is_rebased() {
             }
         }
     }
+}
+
+/// Paths by name in a table (`[python.packages.NAME]`) and lists of paths are rebased too, for
+/// settings of that shape.
+#[test]
+fn paths_in_tables_by_name_and_in_lists_are_rebased() {
+    let text = "[p.one]\nfiles = [\"a.patch\", \"/abs.patch\"]\n[p.two]\nfiles = [\"b.patch\"]\nother = \"c\"\n";
+    let table = toml::de::DeTable::parse(text).unwrap();
+    let mut value = toml::de::DeValue::Table(table.into_inner());
+    rebase(&mut value, &["p", "*", "files"], Path::new("shared"));
+    let table = value.as_table().unwrap();
+    let files = |name: &str| -> Vec<String> {
+        let entry = table.get("p").unwrap().get_ref().get(name).unwrap().get_ref();
+        entry
+            .get("files")
+            .unwrap()
+            .get_ref()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.get_ref().as_str().unwrap().into())
+            .collect()
+    };
+    assert_eq!(files("one"), ["shared/a.patch", "/abs.patch"]);
+    assert_eq!(files("two"), ["shared/b.patch"]);
+    let other = table.get("p").unwrap().get_ref().get("two").unwrap().get_ref().get("other").unwrap();
+    assert_eq!(other.get_ref().as_str(), Some("c"));
 }
