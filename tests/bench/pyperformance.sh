@@ -106,9 +106,19 @@ PY
             ;;
         *) cp "recipes/$name.toml" "$work/$name.toml" ;;
     esac
+    # A recipe that extends another (python-musl.toml extends python-musl-baseline.toml) reads
+    # its base from beside it: copied as it is, unless the loop writes it as an image of its own.
+    base=$(sed -n 's/^extends = "\(.*\)"$/\1/p' "$work/$name.toml")
+    if [ -n "$base" ] && [ ! -e "$work/$base" ]; then
+        cp "recipes/$base" "$work/$base"
+    fi
     # amd64 only: a lock covers every platform of its recipe, and pyperformance's psutil has no
-    # wheel for some (musllinux armv7l).
-    sed -i 's|^platforms = .*|platforms = ["linux/amd64"]|' "$work/$name.toml"
+    # wheel for some (musllinux armv7l). A recipe that takes its platforms from its base sets them.
+    if grep -q '^platforms = ' "$work/$name.toml"; then
+        sed -i 's|^platforms = .*|platforms = ["linux/amd64"]|' "$work/$name.toml"
+    else
+        sed -i 's|^\[image\]$|[image]\nplatforms = ["linux/amd64"]|' "$work/$name.toml"
+    fi
     if grep -q '^\[python\]' "$work/$name.toml"; then
         sed -i "s|^\[python\]\$|[python]\nrequirements = [\"pyperformance==$PYPERFORMANCE\"]\ntarget = \"/opt/venv\"|" "$work/$name.toml"
     else

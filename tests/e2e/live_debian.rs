@@ -60,10 +60,17 @@ pub(crate) fn live_compose() -> Compose {
     c
 }
 
-/// Copies a recipe, and the directory of its local files (`recipes/<stem>/`) if it has one.
+/// Copies a recipe, the directory of its local files (`recipes/<stem>/`) if it has one, and the
+/// recipes it `extends`, each where it lies beside it in recipes/.
 pub(crate) fn copy_recipe(c: &Compose, name: &str) -> PathBuf {
     let dest = c.cwd.join(name);
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
     std::fs::copy(repo_root().join("recipes").join(name), &dest).unwrap();
+    let text = std::fs::read_to_string(&dest).unwrap();
+    if let Some(base) = text.parse::<toml::Table>().unwrap().get("extends").and_then(|v| v.as_str()) {
+        let beside = Path::new(name).parent().unwrap_or(Path::new("")).join(base);
+        copy_recipe(c, beside.to_str().unwrap());
+    }
     let files = repo_root().join("recipes").join(name.trim_end_matches(".toml"));
     if files.is_dir() {
         let target = c.cwd.join(name.trim_end_matches(".toml"));

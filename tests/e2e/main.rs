@@ -20,6 +20,7 @@
 //!   service elsewhere over plain HTTP, and passwords written into references and URLs.
 //! - `plan_graph`: `plan` lists exactly what `build` runs, cold, half-warm and warm.
 //! - `golden`: the images of fixture and example recipes are the recorded bytes.
+//! - `recipe_show`: recipes that extend others: `recipe show`, located errors, shared step keys.
 //!
 //! Behind the `live-tests` feature (`.ci/run` turns it on), the tests that need more than this
 //! machine's own files: `docker`, `registry`, `toolchain` (the sandbox on the live mirror's build
@@ -55,6 +56,7 @@ mod outputs;
 mod plan_graph;
 mod platforms;
 mod recipe_errors;
+mod recipe_show;
 #[cfg(feature = "live-tests")]
 mod registry;
 #[cfg(feature = "live-tests")]

@@ -124,6 +124,9 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Recipes: what one means once the recipes it extends are merged in.
+    #[command(subcommand)]
+    Recipe(RecipeCommand),
     /// Print the JSON Schema of recipes, for editors (taplo, Even Better TOML) to complete and
     /// check recipe keys.
     RecipeSchema,
@@ -167,6 +170,19 @@ pub struct PushArgs {
     pub source: String,
     /// HOST[:PORT]/REPOSITORY[:TAG]; the tag defaults to the layout's.
     pub reference: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecipeCommand {
+    /// Print the effective recipe, the recipes it `extends` merged in, as TOML with the file and
+    /// line each value was written at (a recipe without `extends` itself, placed beside RECIPE),
+    /// or with --json as the effective recipe and a list of origins.
+    #[command(after_help = "Examples:\n  compose recipe show recipes/python-musl.toml\n  \
+        compose --json recipe show recipes/python-musl-app.toml | jq '.origins[] | select(.pointer == \"/image/platforms\")'")]
+    Show {
+        /// The recipe file.
+        recipe: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -104,6 +104,21 @@ pub struct WheelsIndexDocument {
     pub wheels: usize,
 }
 
+/// `compose recipe show --json`.
+#[derive(Serialize, JsonSchema)]
+pub struct RecipeShowDocument {
+    /// The recipe as named.
+    pub recipe: PathBuf,
+    /// The recipes it extends, nearest first, each as named (joined to the directory of the
+    /// recipe naming it).
+    pub extends: Vec<PathBuf>,
+    /// The effective recipe, every base merged in: the keys and values a recipe without `extends`
+    /// would hold (relative paths are relative to `recipe`'s directory; defaults not written).
+    pub effective: serde_json::Value,
+    /// Where each value of `effective` (every list and every item, not the tables) was written.
+    pub origins: Vec<composer_recipe::show::Origin>,
+}
+
 #[derive(Serialize, JsonSchema)]
 pub struct ErrorBody {
     pub message: String,
@@ -138,6 +153,7 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("store-pin", schema::<PinDocument>()),
         ("key-generate", schema::<KeyDocument>()),
         ("wheels-index", schema::<WheelsIndexDocument>()),
+        ("recipe-show", schema::<RecipeShowDocument>()),
         ("error", schema::<ErrorDocument>()),
     ]
 }

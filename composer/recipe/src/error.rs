@@ -37,6 +37,12 @@ impl RecipeError {
     }
 
     pub(crate) fn from_toml(path: &Path, text: &str, error: &toml::de::Error) -> RecipeError {
+        let (message, hint) = Self::toml_message(error);
+        RecipeError::at(path, text, error.span().unwrap_or(0..0), message, hint)
+    }
+
+    /// What a TOML or serde error says, and what to do about it.
+    pub(crate) fn toml_message(error: &toml::de::Error) -> (String, String) {
         let message = error.message().trim().to_string();
         let hint = if message.starts_with("unknown field") || message.starts_with("unknown variant") {
             // serde names the word and what it expected, each in backticks.
@@ -54,7 +60,7 @@ impl RecipeError {
         } else {
             "see docs/recipe.md for the recipe format".to_string()
         };
-        RecipeError::at(path, text, error.span().unwrap_or(0..0), message, hint)
+        (message, hint)
     }
 
     pub(crate) fn at(path: &Path, text: &str, span: Range<usize>, message: String, hint: String) -> RecipeError {

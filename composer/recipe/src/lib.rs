@@ -11,8 +11,10 @@
 //! ```
 
 mod error;
+pub mod extend;
 mod limits;
 mod platform;
+pub mod show;
 pub mod suggest;
 mod toolchain;
 mod validate;
@@ -35,6 +37,18 @@ fn plain_relative_path(path: &str) -> bool {
     !path.is_empty() && !path.contains('\0') && !path.split('/').any(|c| matches!(c, "" | "." | ".."))
 }
 
+/// The text of the recipe file at `path`, which the user named: read from anywhere, bounded.
+pub(crate) fn read_recipe(path: &Path) -> Result<String, RecipeError> {
+    userfile::read_text(path, &Policy::anywhere(Kind::RECIPE))
+        .map_err(|source| RecipeError::Read { path: path.to_path_buf(), source })
+}
+
+/// The directory a recipe's relative paths resolve from: `recipe.toml` has the parent "", which
+/// is ".".
+pub(crate) fn recipe_dir(path: &Path) -> PathBuf {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
 /// Whether `path`, links resolved, lies outside the directory it is named in.
 fn leads_out(path: &Path) -> bool {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -53,32 +67,55 @@ impl Recipe {
         Policy::within(kind, &self.dir, &self.allowed_paths)
     }
 
-    /// Reads and validates a recipe file.
+    /// Reads and validates a recipe file, and the recipes it extends (inside its directory only).
     pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
-        let text = userfile::read_text(path, &Policy::anywhere(Kind::RECIPE))
-            .map_err(|source| RecipeError::Read { path: path.to_path_buf(), source })?;
+        Self::load_allowing(path, &[])
+    }
+
+    /// Reads and validates a recipe file; the recipes it extends, like every file it names, lie
+    /// inside its directory or one of `allowed` (`--allow-path`), which the recipe then keeps.
+    pub fn load_allowing(path: &Path, allowed: &[PathBuf]) -> Result<Recipe, RecipeError> {
+        let text = read_recipe(path)?;
+        let recipe = match extend::names_a_base(&text) {
+            false => Self::parse_str(path, &text),
+            true => extend::Chain::read(path, text, allowed).and_then(|chain| Self::from_chain(&chain)),
+        };
         // A recipe named through a link that leads out of its directory may be any file (a link
         // to a secret, committed to a repository CI builds): its errors keep their place but
         // not its lines.
-        Self::parse_str(path, &text).map_err(|e| match leads_out(path) {
+        let mut recipe = recipe.map_err(|e| match leads_out(path) {
             true => e.without_text(),
             false => e,
-        })
+        })?;
+        recipe.allowed_paths = allowed.to_vec();
+        Ok(recipe)
     }
 
     pub fn parse_str(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
         let mut recipe: Recipe = toml::from_str(text).map_err(|e| RecipeError::from_toml(path, text, &e))?;
-        // `recipe.toml` has the parent "": relative paths then resolve from ".".
-        recipe.dir =
-            path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        recipe.validate(path, text)?;
+        recipe.dir = recipe_dir(path);
+        recipe.validate(text, &|span, message, hint| RecipeError::at(path, text, span, message, hint.to_string()))?;
         Ok(recipe)
     }
 
-    fn validate(&self, path: &Path, text: &str) -> Result<(), RecipeError> {
-        let invalid = |span: std::ops::Range<usize>, message: String, hint: &str| {
-            RecipeError::at(path, text, span, message, hint.to_string())
-        };
+    /// The recipe a chain of `extends` means, each error located in the file that wrote the value.
+    pub fn from_chain(chain: &extend::Chain) -> Result<Recipe, RecipeError> {
+        let merged = chain.merged()?;
+        let mut recipe = <Recipe as serde::Deserialize>::deserialize(toml::de::Deserializer::from(merged))
+            .map_err(|e| chain.toml_error(&e))?;
+        let path = chain.files().next().expect("a chain has a first recipe");
+        recipe.dir = recipe_dir(path);
+        recipe.validate(chain.joined(), &|span, message, hint| chain.error(span, message, hint))?;
+        Ok(recipe)
+    }
+
+    /// Checks what parsing cannot; `text` is what the spans point into, `invalid` makes the
+    /// located error.
+    fn validate(
+        &self,
+        text: &str,
+        invalid: &dyn Fn(std::ops::Range<usize>, String, &str) -> RecipeError,
+    ) -> Result<(), RecipeError> {
         if self.image.platforms.get_ref().is_empty() {
             return Err(invalid(
                 self.image.platforms.span(),

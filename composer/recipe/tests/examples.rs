@@ -35,8 +35,9 @@ fn the_published_recipe_schema_is_current_and_every_example_validates() {
         if path.extension().is_none_or(|e| e != "toml") {
             continue;
         }
-        let recipe: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let json = serde_json::to_value(recipe).unwrap();
+        // A recipe that extends another is a part: the schema checks what it means, merged.
+        let chain = composer_recipe::extend::Chain::load(&path, &[]).unwrap();
+        let (json, _) = composer_recipe::show::json(&chain, &chain.merged().unwrap());
         let errors: Vec<String> =
             validator.iter_errors(&json).map(|e| format!("{} at {}", e, e.instance_path)).collect();
         assert!(errors.is_empty(), "{}: {errors:?}", path.display());
@@ -46,4 +47,47 @@ fn the_published_recipe_schema_is_current_and_every_example_validates() {
     // And it does refuse what the parser refuses: an unknown key.
     let wrong = serde_json::json!({"image": {"name": "x", "platforms": ["linux/amd64"], "tagg": "x"}, "base": {"suite": "s", "mirror": "m"}});
     assert!(!validator.is_valid(&wrong));
+}
+
+/// The musl examples extend one another (issue 28): what each means once merged is recorded in
+/// tests/golden/recipes/, from before they did, so that no value reaching a step key or the image
+/// changed with the split. `COMPOSE_BLESS=1` records them anew: only for a deliberate change.
+#[test]
+fn the_musl_examples_mean_what_they_meant_before_they_extended_one_another() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for name in ["python-musl-baseline", "python-musl", "python-musl-app"] {
+        let recipe = composer_recipe::Recipe::load(&root.join(format!("recipes/{name}.toml"))).unwrap();
+        let effective = serde_json::to_string_pretty(&recipe).unwrap() + "\n";
+        let golden = root.join(format!("tests/golden/recipes/{name}.json"));
+        if std::env::var_os("COMPOSE_BLESS").is_some_and(|v| v == "1") {
+            std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+            std::fs::write(&golden, &effective).unwrap();
+            continue;
+        }
+        let recorded = std::fs::read_to_string(&golden).unwrap();
+        assert!(effective == recorded, "{name}: the effective recipe is not the recorded one ({})", golden.display());
+    }
+}
+
+/// What `compose recipe show` prints is a recipe without `extends` that means the same: written
+/// beside the recipe, it loads as the same recipe (paths rebased, `append` applied).
+#[test]
+fn the_shown_effective_recipe_is_the_recipe() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let chain = composer_recipe::extend::Chain::load(&path, &[]).unwrap();
+        let shown = composer_recipe::show::annotated_toml(&chain, &chain.merged().unwrap());
+        let again = composer_recipe::Recipe::parse_str(&path, &shown).unwrap_or_else(|e| panic!("{e}"));
+        let recipe = composer_recipe::Recipe::load(&path).unwrap();
+        assert_eq!(
+            serde_json::to_string(&again).unwrap(),
+            serde_json::to_string(&recipe).unwrap(),
+            "{}",
+            path.display()
+        );
+    }
 }

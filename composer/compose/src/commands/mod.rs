@@ -8,6 +8,7 @@ mod key;
 mod lock;
 mod plan;
 mod push;
+mod recipe;
 mod store;
 mod wheels;
 
@@ -34,6 +35,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Store(command) => store::run(command, &settings, printer),
         Command::Wheels(command) => wheels::run(command, &settings, printer),
         Command::Key(command) => key::run(command, printer),
+        Command::Recipe(command) => recipe::run(command, &settings, printer),
         Command::Push(args) => push::run(args, &settings, printer),
         Command::Bundle(args) => bundle::run(args, &settings, printer),
         Command::Completions { shell } => {
@@ -76,9 +78,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
 }
 
 pub fn load_recipe(path: &std::path::Path, settings: &Settings) -> anyhow::Result<Recipe> {
-    let mut recipe = Recipe::load(path)?;
-    recipe.allowed_paths = settings.allow_paths.clone();
-    Ok(recipe)
+    Ok(Recipe::load_allowing(path, &settings.allow_paths)?)
 }
 
 /// Each recipe with its path, for the commands that take several.

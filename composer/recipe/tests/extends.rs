@@ -1,0 +1,215 @@
+//! Recipes that extend others (`extends`), read from real files: the merge rules, located errors,
+//! cycles, depth, and what a base may reach (composer/recipe/src/extend.rs).
+
+use std::path::{Path, PathBuf};
+
+use composer_recipe::extend::MAX_DEPTH;
+use composer_recipe::{Recipe, RecipeError};
+
+const BASE: &str = "[image]\nname = \"base\"\nplatforms = [\"linux/amd64\"]\n\n[base]\nsuite = \"bookworm\"\nmirror = \"debian\"\npackages = [\"a\", \"b\"]\n";
+
+/// A directory of recipes, `(name, text)`; returns it and the first recipe's path.
+fn recipes(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let first = dir.path().join(files[0].0);
+    (dir, first)
+}
+
+fn load(files: &[(&str, &str)]) -> Result<Recipe, RecipeError> {
+    let (_dir, first) = recipes(files);
+    Recipe::load(&first)
+}
+
+/// The error's text with its hint, and the file it names (its name only).
+fn failure(files: &[(&str, &str)]) -> (String, String, usize) {
+    let err = load(files).unwrap_err();
+    let said = format!("{err} | {}", err.hint().unwrap_or_default());
+    match err {
+        RecipeError::Invalid { path, line, .. } => {
+            (said, path.file_name().unwrap().to_string_lossy().into_owned(), line)
+        }
+        other => panic!("not located: {other}"),
+    }
+}
+
+fn packages(recipe: &Recipe) -> Vec<&str> {
+    recipe.base.packages.iter().map(|p| p.get_ref().as_str()).collect()
+}
+
+#[test]
+fn tables_merge_by_key_and_the_extending_recipe_wins() {
+    let child = "extends = \"base.toml\"\n[image]\nname = \"child\"\n";
+    let recipe = load(&[("child.toml", child), ("base.toml", BASE)]).unwrap();
+    assert_eq!(recipe.image.name.get_ref(), "child");
+    assert_eq!(recipe.image.platforms.get_ref()[0].to_string(), "linux/amd64");
+    assert_eq!(recipe.base.suite, "bookworm");
+}
+
+#[test]
+fn lists_replace_unless_marked_to_append() {
+    let replaced = load(&[("c.toml", "extends = \"base.toml\"\n[base]\npackages = [\"c\"]\n"), ("base.toml", BASE)]);
+    assert_eq!(packages(&replaced.unwrap()), ["c"]);
+    let appended =
+        load(&[("c.toml", "extends = \"base.toml\"\n[base]\npackages = { append = [\"c\"] }\n"), ("base.toml", BASE)]);
+    assert_eq!(packages(&appended.unwrap()), ["a", "b", "c"]);
+    // Through a chain: the middle recipe's append is a list before the last appends to it.
+    let chain = load(&[
+        ("c.toml", "extends = \"m.toml\"\n[base]\npackages = { append = [\"d\"] }\n"),
+        ("m.toml", "extends = \"base.toml\"\n[base]\npackages = { append = [\"c\"] }\n"),
+        ("base.toml", BASE),
+    ]);
+    assert_eq!(packages(&chain.unwrap()), ["a", "b", "c", "d"]);
+    // With nothing below, an append is its list.
+    let alone = BASE.replace("packages = [\"a\", \"b\"]", "packages = { append = [\"a\"] }");
+    assert_eq!(packages(&load(&[("c.toml", "extends = \"base.toml\"\n"), ("base.toml", &alone)]).unwrap()), ["a"]);
+}
+
+#[test]
+fn arrays_of_tables_merge_by_name_new_names_after_the_base_ones() {
+    let base = format!(
+        "{BASE}[[builds]]\nname = \"one\"\nscript = \"true\"\n\n[[builds]]\nname = \"two\"\nscript = \"true\"\nbuild_depends = [\"make\"]\n\n\
+         [[builds]]\nname = \"three\"\nscript = \"true\"\n"
+    );
+    let child = "extends = \"base.toml\"\n[[builds]]\nname = \"four\"\nscript = \"false\"\n\n\
+                 [[builds]]\nname = \"two\"\nscript = \"exit 0\"\n\n[[builds]]\nname = \"three\"\nremove = true\n";
+    let recipe = load(&[("child.toml", child), ("base.toml", &base)]).unwrap();
+    let builds: Vec<(&str, &str, &[String])> =
+        recipe.builds.iter().map(|b| (b.name.get_ref().as_str(), b.script.as_str(), &b.build_depends[..])).collect();
+    let make = ["make".to_string()];
+    assert_eq!(builds, [("one", "true", &[][..]), ("two", "exit 0", &make[..]), ("four", "false", &[][..])]);
+}
+
+#[test]
+fn removing_what_no_base_has_is_located_in_the_extending_recipe() {
+    let child = "extends = \"base.toml\"\n[[builds]]\nname = \"ghost\"\nremove = true\n";
+    let (said, file, line) = failure(&[("child.toml", child), ("base.toml", BASE)]);
+    assert!(said.contains("`remove = true` takes out the entry with name = \"ghost\""), "{said}");
+    assert_eq!((file.as_str(), line), ("child.toml", 4));
+}
+
+#[test]
+fn errors_are_located_in_the_file_that_wrote_the_value() {
+    // A syntax error in the base.
+    let (said, file, line) =
+        failure(&[("child.toml", "extends = \"base.toml\"\n"), ("base.toml", &format!("{BASE}oops = \n"))]);
+    assert_eq!((file.as_str(), line), ("base.toml", 9), "{said}");
+    // An unknown key in the base, and in the extending recipe.
+    let (said, file, line) =
+        failure(&[("child.toml", "extends = \"base.toml\"\n"), ("base.toml", &BASE.replace("suite", "suit"))]);
+    assert!(said.contains("unknown field `suit`"), "{said}");
+    assert_eq!((file.as_str(), line), ("base.toml", 6));
+    let (said, file, line) =
+        failure(&[("child.toml", "extends = \"base.toml\"\n\n[base]\nmirrorr = \"x\"\n"), ("base.toml", BASE)]);
+    assert!(said.contains("unknown field `mirrorr`") && said.contains("did you mean"), "{said}");
+    assert_eq!((file.as_str(), line), ("child.toml", 4));
+    // A bad platform (refused while deserializing) in the extending recipe.
+    let (said, file, line) = failure(&[
+        ("child.toml", "extends = \"base.toml\"\n[image]\nplatforms = [\"linux/z80\"]\n"),
+        ("base.toml", BASE),
+    ]);
+    assert_eq!((file.as_str(), line), ("child.toml", 3), "{said}");
+    // A bad package name (refused by validation) in the base, another in the extending recipe.
+    let bad = BASE.replace("\"b\"]", "\"b c\"]");
+    let (said, file, line) = failure(&[("child.toml", "extends = \"base.toml\"\n"), ("base.toml", &bad)]);
+    assert!(said.contains("`b c` is not a package request"), "{said}");
+    assert_eq!((file.as_str(), line), ("base.toml", 8));
+    let child = "extends = \"base.toml\"\n[base]\npackages = { append = [\"c d\"] }\n";
+    let (said, file, line) = failure(&[("child.toml", child), ("base.toml", BASE)]);
+    assert!(said.contains("`c d` is not a package request") && said.contains("append"), "{said}");
+    assert_eq!((file.as_str(), line), ("child.toml", 3));
+    // A build that uses one no recipe defines, in the base: its line, its file.
+    let base = format!("{BASE}\n[[builds]]\nname = \"b\"\nuses = [\"nothing\"]\nscript = \"true\"\n");
+    let (said, file, line) = failure(&[("child.toml", "extends = \"base.toml\"\n"), ("base.toml", &base)]);
+    assert!(said.contains("uses `nothing`"), "{said}");
+    assert_eq!((file.as_str(), line), ("base.toml", 12));
+}
+
+#[test]
+fn a_cycle_is_refused_naming_the_chain() {
+    let (said, file, line) = failure(&[
+        ("a.toml", "extends = \"b.toml\"\n"),
+        ("b.toml", "\nextends = \"c.toml\"\n"),
+        ("c.toml", "extends = \"b.toml\"\n"),
+    ]);
+    assert!(
+        said.contains("in a cycle") && said.contains("b.toml` extends `") && said.contains("c.toml` extends `"),
+        "{said}"
+    );
+    assert_eq!((file.as_str(), line), ("c.toml", 1));
+    let (said, _, _) = failure(&[("a.toml", "extends = \"a.toml\"\n")]);
+    assert!(said.contains("in a cycle"), "{said}");
+}
+
+#[test]
+fn a_chain_deeper_than_the_limit_is_refused() {
+    let names: Vec<String> = (0..=MAX_DEPTH + 1).map(|i| format!("r{i}.toml")).collect();
+    let texts: Vec<String> = (0..=MAX_DEPTH + 1)
+        .map(|i| match i == MAX_DEPTH + 1 {
+            true => BASE.to_string(),
+            false => format!("extends = \"r{}.toml\"\n", i + 1),
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = names.iter().map(String::as_str).zip(texts.iter().map(String::as_str)).collect();
+    let (said, file, _) = failure(&files);
+    assert!(said.contains(&format!("more than {MAX_DEPTH} deep")), "{said}");
+    assert_eq!(file, format!("r{MAX_DEPTH}.toml"));
+    // One shorter is fine.
+    let mut shorter = files[1..].to_vec();
+    shorter[0].0 = "r1.toml";
+    assert!(load(&shorter).is_ok());
+}
+
+#[test]
+fn a_base_outside_the_recipes_directory_is_refused_without_showing_it() {
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.toml");
+    std::fs::write(&secret, "password = \"hunter2\"\n").unwrap();
+    let relative = format!("../{}/secret.toml", outside.path().file_name().unwrap().to_str().unwrap());
+    for named in [relative.as_str(), secret.to_str().unwrap(), "link.toml", "../../../../../../etc/passwd"] {
+        let (dir, child) = recipes(&[("child.toml", &format!("extends = \"{named}\"\n"))]);
+        std::os::unix::fs::symlink(&secret, dir.path().join("link.toml")).unwrap();
+        let err = Recipe::load(&child).unwrap_err();
+        let said = format!("{err} | {}", err.hint().unwrap_or_default());
+        assert!(said.contains("is outside the recipe's directory") && said.contains("--allow-path"), "{named}: {said}");
+        assert!(!said.contains("hunter2") && !said.contains("root:"), "{named}: {said}");
+        assert!(matches!(err, RecipeError::Invalid { line: 1, .. }), "{named}: {said}");
+    }
+    // Allowed by the person who runs the build, it is read (and then fails as the non-recipe it is).
+    let (_dir, child) = recipes(&[("child.toml", &format!("extends = \"{}\"\n", secret.display()))]);
+    let err = Recipe::load_allowing(&child, &[outside.path().to_path_buf()]).unwrap_err();
+    assert!(err.to_string().contains("unknown field `password`"), "{err}");
+}
+
+#[test]
+fn paths_in_a_base_keep_naming_the_files_beside_it_and_stay_confined() {
+    let base = format!(
+        "{}keyring = \"keys/k.gpg\"\n\n[[files]]\npath = \"/etc/a\"\nsource = \"a.conf\"\n\n[[files]]\npath = \"/etc/b\"\nsource = \"/abs/b.conf\"\n\n\
+         [[sources]]\nname = \"s\"\npath = \"../../outside.tar\"\n",
+        BASE
+    );
+    let child = "extends = \"shared/base.toml\"\n\n[[files]]\npath = \"/etc/c\"\nsource = \"c.conf\"\n";
+    let (_dir, first) = recipes(&[
+        ("r/child.toml", child),
+        ("r/shared/base.toml", &base),
+        ("r/shared/keys/k.gpg", "k"),
+        ("r/shared/a.conf", "a"),
+        ("outside.tar", "x"),
+    ]);
+    let recipe = Recipe::load(&first).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(recipe.base.keyring.as_deref(), Some(Path::new("shared/keys/k.gpg")));
+    let sources: Vec<Option<&Path>> = recipe.files.iter().map(|f| f.source.as_deref()).collect();
+    assert_eq!(sources, [Some(Path::new("shared/a.conf")), Some(Path::new("/abs/b.conf")), Some(Path::new("c.conf"))]);
+    let source = recipe.sources[0].path.as_ref().unwrap().get_ref();
+    assert_eq!(source, Path::new("shared/../../outside.tar"));
+    // Read as the recipe reads it: refused, though the base named it.
+    let policy = recipe.file_policy(composer_store::userfile::Kind::LOCAL_SOURCE);
+    let err = composer_store::userfile::read(&policy.join(source), &policy).unwrap_err();
+    assert!(err.to_string().contains("outside the recipe's directory"), "{err}");
+    let keyring = recipe.base.keyring.as_ref().unwrap();
+    assert_eq!(composer_store::userfile::read(&policy.join(keyring), &policy).unwrap(), b"k");
+}
