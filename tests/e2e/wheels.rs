@@ -12,13 +12,13 @@ use composer_testkit::{
 use crate::{compose, index_digest};
 
 pub(crate) struct WheelFixture {
-    _mirror: LocalMirror,
+    pub(crate) mirror: LocalMirror,
     index: LocalIndex,
     pub(crate) compose: Compose,
     recipe: PathBuf,
 }
 
-fn base_debs() -> Vec<Deb> {
+pub(crate) fn base_debs() -> Vec<Deb> {
     let mut debs = Vec::new();
     for arch in ["amd64", "arm64"] {
         debs.extend(base_packages(arch));
@@ -60,7 +60,7 @@ impl WheelFixture {
         compose.env.push(("COMPOSE_MIRROR_LOCAL".into(), mirror.url()));
         compose.env.push(("COMPOSE_INDEX_LOCAL".into(), index.url()));
         let recipe = compose.cwd.join("app.toml");
-        let fixture = WheelFixture { _mirror: mirror, index, compose, recipe };
+        let fixture = WheelFixture { mirror, index, compose, recipe };
         fixture.write_recipe(requirements, platforms);
         fixture
     }
@@ -72,7 +72,7 @@ impl WheelFixture {
              [base]\nsuite = \"stable\"\nmirror = \"local\"\nkeyring = \"{}\"\npackages = []\n\n\
              [python]\nrequirements = [{}]\nindex = \"local\"\n",
             quote(platforms),
-            crate::keyring_beside(&self.recipe, &self._mirror.keyring),
+            crate::keyring_beside(&self.recipe, &self.mirror.keyring),
             quote(requirements)
         );
         std::fs::write(&self.recipe, text).unwrap();

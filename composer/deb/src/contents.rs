@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
 
-/// Adds to `found`, for each of `names` (a library's file name), the packages whose path for it
-/// lies in a library directory (`lib/`, `usr/lib/`, `usr/local/lib/`, any depth below). Lines
-/// that are not `PATH SECTION/PACKAGE[,...]` are skipped.
+/// Adds to `found`, for each of `names` (a library's file name), the packages that ship it
+/// directly in one of `dirs` (`usr/lib/x86_64-linux-gnu`: where the loader looks). Lines that
+/// are not `PATH SECTION/PACKAGE[,...]` are skipped.
 pub fn providers(
     contents: impl Read,
+    dirs: &[String],
     names: &BTreeSet<&str>,
     found: &mut BTreeMap<String, Vec<String>>,
 ) -> std::io::Result<()> {
@@ -23,9 +24,7 @@ pub fn providers(
         let Some((path, packages)) = text.trim_end().rsplit_once(char::is_whitespace) else { continue };
         let path = path.trim_end();
         let Some((dir, file)) = path.rsplit_once('/') else { continue };
-        if !names.contains(file)
-            || !["lib", "usr/lib", "usr/local/lib"].iter().any(|d| dir == *d || dir.starts_with(&format!("{d}/")))
-        {
+        if !names.contains(file) || !dirs.iter().any(|d| d == dir) {
             continue;
         }
         let entry = found.entry(file.to_string()).or_default();
@@ -43,15 +42,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn libraries_are_found_in_library_directories_only() {
+    fn libraries_are_found_only_where_the_loader_looks() {
         let text = "usr/lib/x86_64-linux-gnu/libstdc++.so.6            libs/libstdc++6\n\
                     usr/share/doc/libstdc++.so.6                        doc/decoy\n\
                     lib/x86_64-linux-gnu/libz.so.1   libs/zlib1g,oldlibs/zlib1g-compat\n\
+                    usr/lib/x86_64-linux-gnu/plugins/libz.so.1   libs/private-copy\n\
                     usr/bin/tool devel/tool\n\
                     garbage\n";
         let names = BTreeSet::from(["libstdc++.so.6", "libz.so.1", "libnone.so"]);
+        let dirs = ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib", "usr/lib"].map(String::from);
         let mut found = BTreeMap::new();
-        providers(text.as_bytes(), &names, &mut found).unwrap();
+        providers(text.as_bytes(), &dirs, &names, &mut found).unwrap();
         assert_eq!(found["libstdc++.so.6"], vec!["libstdc++6"]);
         assert_eq!(found["libz.so.1"], vec!["zlib1g", "zlib1g-compat"]);
         assert!(!found.contains_key("libnone.so"));

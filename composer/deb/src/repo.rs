@@ -115,6 +115,13 @@ impl Repository<'_> {
             }
         };
         for component in components {
+            // `Contents` where a build read it (`system_libraries = "add"` judges a lock by it).
+            let contents = format!("{component}/Contents-{arch}.gz");
+            if let Some((sha, _)) = release.files.get(&contents)
+                && self.store.lookup_sha256(sha)?.is_some()
+            {
+                out.push(*sha);
+            }
             for ext in [".gz", ".xz", ""] {
                 let path = format!("{component}/binary-{arch}/Packages{ext}");
                 if let Some((sha, _)) = release.files.get(&path)
@@ -217,6 +224,7 @@ impl Repository<'_> {
         suite: &str,
         components: &[String],
         arch: &str,
+        dirs: &[String],
         names: &std::collections::BTreeSet<&str>,
     ) -> Result<std::collections::BTreeMap<String, Vec<String>>, DebError> {
         let mut found: std::collections::BTreeMap<String, Vec<String>> = Default::default();
@@ -228,7 +236,8 @@ impl Repository<'_> {
                 None => self.fetch_index(&format!("{}/dists/{suite}/{path}", self.url), sha, *size)?,
             };
             let mut file = self.store.open_object(&info.id)?;
-            let read = crate::contents::providers(flate2::read::MultiGzDecoder::new(&mut file), names, &mut found);
+            let read =
+                crate::contents::providers(flate2::read::MultiGzDecoder::new(&mut file), dirs, names, &mut found);
             file.finish()?;
             read.map_err(|e| DebError::Index { what: path.clone(), reason: format!("cannot read: {e}") })?;
         }

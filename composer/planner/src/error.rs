@@ -24,7 +24,22 @@ pub enum BuildError {
     /// A wheel's ELF file needs a library the image does not hold: it would fail to import.
     #[error("{count} librar{} the wheel set needs on {platform} {} not in the image:\n{missing}",
         if *count == 1 { "y" } else { "ies" }, if *count == 1 { "is" } else { "are" })]
-    WheelLibraries { platform: String, count: usize, missing: String, packages: Vec<String> },
+    WheelLibraries {
+        platform: String,
+        count: usize,
+        missing: String,
+        packages: Vec<String>,
+        /// `system_libraries = "add"` was on: what it could not add, the hint says so.
+        adding: bool,
+    },
+    /// `system_libraries = "add"` could not settle what to add.
+    #[error("cannot add the packages for the wheels' libraries on {platform}: {reason}")]
+    SystemLibraries {
+        platform: String,
+        reason: String,
+        #[source]
+        source: Option<Box<BuildError>>,
+    },
     #[error("cannot read config `{}`", path.display())]
     Config {
         path: PathBuf,
@@ -215,6 +230,15 @@ impl BuildError {
                 ))
             }
             BuildError::LockOutdated { .. } => Some("run `compose lock` to resolve the recipe again".into()),
+            BuildError::WheelLibraries { packages, adding: true, .. } => Some(format!(
+                "`system_libraries = \"add\"` adds packages for the wheels the lock names, and only where the \
+                 loader finds their libraries: these are needed by wheels built from sdists, or shipped elsewhere; \
+                 add {} to `[base] packages`, or set `[config] env` LD_LIBRARY_PATH to where the library is",
+                match packages.is_empty() {
+                    true => "the packages that ship them".to_string(),
+                    false => packages.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", "),
+                }
+            )),
             BuildError::WheelLibraries { packages, .. } if !packages.is_empty() => Some(format!(
                 "set `[python] system_libraries = \"add\"` to have them added (and locked), or add {} to \
                  `[base] packages`: manylinux wheels expect such system libraries to be installed",
@@ -223,6 +247,12 @@ impl BuildError {
             BuildError::WheelLibraries { .. } => Some(
                 "add the packages that ship these libraries to `[base] packages` (or the builds that make them), or \
                  pick wheels that carry their own libraries"
+                    .into(),
+            ),
+            BuildError::SystemLibraries { .. } => Some(
+                "set `[python] system_libraries = \"check\"` and add the package that ships the library to `[base] \
+                 packages` (its name in the index may differ from the one `Contents` gives), or pick wheels that \
+                 carry their libraries"
                     .into(),
             ),
             BuildError::NoSpace { .. } => Some(

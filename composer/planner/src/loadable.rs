@@ -345,10 +345,15 @@ impl Session<'_> {
         // Which package would bring each: the distribution's to say (a failure to find out
         // costs the hint, not the error).
         let providers = match loader {
-            Loader::Glibc => self.backend.library_packages(&image.platform, &libraries).unwrap_or_default(),
+            Loader::Glibc => self
+                .backend
+                .release()
+                .and_then(|release| self.backend.library_packages(&release, &image.platform, &libraries))
+                .unwrap_or_default(),
             Loader::Musl => BTreeMap::new(),
         };
         Err(BuildError::WheelLibraries {
+            adding: self.adds_system_libraries(),
             platform: image.platform.to_string(),
             count: missing.len(),
             missing: describe(&missing, &providers),
@@ -393,7 +398,8 @@ pub(crate) fn describe(missing: &[Missing], providers: &BTreeMap<String, Vec<Str
                 Some([]) | None => String::new(),
                 Some(packages) => format!(" (package {})", packages.join(" or ")),
             };
-            format!("{}: {} needs {}{from}", m.wheel, m.file, m.library)
+            // Names from the image's files: shown, never obeyed by the terminal.
+            format!("{}: {} needs {}{from}", m.wheel.escape_debug(), m.file.escape_debug(), m.library.escape_debug())
         })
         .collect::<Vec<_>>()
         .join("\n")

@@ -130,7 +130,7 @@ impl Session<'_> {
         Ok(())
     }
 
-    fn locked_digest(&self, release: &LockedRelease) -> Result<[u8; 32], BuildError> {
+    pub(crate) fn locked_digest(&self, release: &LockedRelease) -> Result<[u8; 32], BuildError> {
         let digest: Sha256 = release.inrelease_sha256.parse().map_err(|reason: String| BuildError::Lock {
             path: self.lock_file(),
             source: format!("its release digest is unusable: {reason}").into(),
@@ -140,7 +140,11 @@ impl Session<'_> {
 
     /// The signed Release a lock names: the store's copy, verified again against the keyring;
     /// online, when the store lacks it, the mirror's current one if it is that Release.
-    fn release_of_lock(&self, locked: &LockedRelease, digest: &[u8; 32]) -> Result<VerifiedRelease, BuildError> {
+    pub(crate) fn release_of_lock(
+        &self,
+        locked: &LockedRelease,
+        digest: &[u8; 32],
+    ) -> Result<VerifiedRelease, BuildError> {
         if let Some(release) = self.backend.locked_release(locked)? {
             return Ok(release);
         }

@@ -74,6 +74,13 @@ pub struct LockedRelease {
     pub inrelease_sha256: String,
 }
 
+/// A bare package name: lower-case letters, digits and `+-._`, starting with a letter or digit.
+fn package_name(name: &str) -> bool {
+    name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-._".contains(&b))
+}
+
 pub fn lock_path(recipe: &Path) -> PathBuf {
     recipe.with_extension("lock")
 }
@@ -98,6 +105,23 @@ impl Lockfile {
                 path: path.to_path_buf(),
                 source: format!("lock version {} is not {LOCK_VERSION}", lock.version).into(),
             });
+        }
+        // These become requests: a name, once, never a relation or text for a terminal.
+        for platform in &lock.platforms {
+            let mut seen = std::collections::BTreeSet::new();
+            for name in &platform.system_libraries {
+                if !package_name(name) || !seen.insert(name) {
+                    return Err(BuildError::Lock {
+                        path: path.to_path_buf(),
+                        source: format!(
+                            "`system_libraries` of platform `{}` holds `{}`, which is not a package name or is listed twice",
+                            platform.platform.escape_debug(),
+                            name.escape_debug()
+                        )
+                        .into(),
+                    });
+                }
+            }
         }
         Ok(Some(lock))
     }

@@ -147,6 +147,17 @@ impl<'a> Session<'a> {
         previous: Option<&Lockfile>,
         floor: Option<&Lockfile>,
     ) -> Result<(Lockfile, Vec<StepReport>), BuildError> {
+        self.resolve_at(previous, floor, None)
+    }
+
+    /// [`Session::resolve_following`] against `release` where given (the lock's own, when
+    /// only requests change), else the mirror's current one.
+    pub(crate) fn resolve_at(
+        &self,
+        previous: Option<&Lockfile>,
+        floor: Option<&Lockfile>,
+        release: Option<&crate::backend::VerifiedRelease>,
+    ) -> Result<(Lockfile, Vec<StepReport>), BuildError> {
         let preferred = |platform: &str, root: Root| -> BTreeMap<String, String> {
             let locked = previous.and_then(|lock| lock.platforms.iter().find(|p| p.platform == platform));
             locked
@@ -167,9 +178,10 @@ impl<'a> Session<'a> {
             (true, Some(locked)) => self.backend.stored_release(&locked.release)?,
             _ => None,
         };
-        let release = match stored {
-            Some(release) => release,
-            None => self.backend.release()?,
+        let release = match (release, stored) {
+            (Some(release), _) => release.clone(),
+            (None, Some(release)) => release,
+            (None, None) => self.backend.release()?,
         };
         if let Some(floor) = floor {
             self.check_not_older(&release, floor)?;
@@ -406,7 +418,15 @@ pub enum Upgrade {
 pub fn outdated(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path) -> Result<Vec<String>, BuildError> {
     let session = Session::new(ctx, recipe, recipe_path);
     let Some(old) = Lockfile::read(&lockfile::lock_path(recipe_path))? else { return Ok(Vec::new()) };
-    let (newest, _) = session.resolve_following(None, None)?;
+    // Nothing preferred, but the packages the lock adds for the wheels' libraries still asked
+    // for: they are the recipe's wheels' needs, not versions to move.
+    let mut requests_only = old.clone();
+    for platform in &mut requests_only.platforms {
+        platform.packages.clear();
+        platform.build_packages.clear();
+        platform.cross_packages.clear();
+    }
+    let (newest, _) = session.resolve_following(Some(&requests_only), None)?;
     Ok(lockfile::changes(&old, &newest))
 }
 

@@ -17,7 +17,8 @@ use composer_store::{ActionKey, ActionRecord, ObjectRef, RefKind};
 use composer_wheels::LockedWheel;
 use composer_wheels::libraries::WheelLibraries;
 
-use crate::lockfile::{LockedPlatform, Lockfile};
+use crate::backend::VerifiedRelease;
+use crate::lockfile::{LockedPlatform, LockedRelease, Lockfile};
 use crate::python::WheelPlan;
 use crate::{BuildError, LockPolicy, Session};
 
@@ -44,12 +45,16 @@ impl Verdict {
 
     fn reason(&self, platform: &str) -> String {
         match (self.added.first(), self.stale.first()) {
-            (Some((package, library, wheel)), _) => {
-                format!("on {platform}, {wheel} needs {library}, which no locked package ships (`{package}` does)")
-            }
-            (None, Some(package)) => {
-                format!("on {platform}, the lock adds `{package}`, which ships no library the wheels need")
-            }
+            (Some((package, library, wheel)), _) => format!(
+                "on {platform}, {} needs {}, which no locked package ships (`{}` does)",
+                wheel.escape_debug(),
+                library.escape_debug(),
+                package.escape_debug()
+            ),
+            (None, Some(package)) => format!(
+                "on {platform}, the lock adds `{}`, which ships no library the wheels need",
+                package.escape_debug()
+            ),
             (None, None) => String::new(),
         }
     }
@@ -57,8 +62,9 @@ impl Verdict {
 
 impl Session<'_> {
     /// The lock with each platform's packages for the wheels' libraries settled (resolved again
-    /// when they change), and whether it changed. Under [`LockPolicy::Locked`] a lock that is not
-    /// settled already is an error.
+    /// when they change, against the lock's own Release, so that nothing else moves), and
+    /// whether it changed. Under [`LockPolicy::Locked`] a lock that is not settled already is an
+    /// error.
     pub(crate) fn settle_system_libraries(
         &self,
         mut lock: Lockfile,
@@ -68,29 +74,35 @@ impl Session<'_> {
         if !self.adds_system_libraries() {
             return Ok((lock, false));
         }
+        let mut release = None;
         let mut changed = false;
         // A package added brings its dependencies, which may ship another library needed: a
-        // round or two settles any real set; more means the rules disagree with themselves.
-        for _ in 0..4 {
+        // round or two settles any real set; more means the index disagrees with itself.
+        const ROUNDS: usize = 4;
+        for round in 1..=ROUNDS {
             let mut verdicts = Vec::new();
             for plan in wheel_plans {
                 let platform = plan.platform.to_string();
                 let locked =
                     lock.platforms.iter().find(|p| p.platform == platform).expect("the lock covers the recipe");
-                verdicts.push((platform, self.verdict(locked, plan)?));
+                verdicts.push((platform, self.verdict(locked, plan, &mut release)?));
             }
             let Some((platform, unsettled)) = verdicts.iter().find(|(_, v)| !v.settled()) else {
                 return Ok((lock, changed));
             };
+            let (platform, reason) = (platform.clone(), unsettled.reason(platform));
             if policy == LockPolicy::Locked {
-                return Err(BuildError::LockOutdated {
-                    path: crate::lockfile::lock_path(&self.recipe_path),
-                    reason: unsettled.reason(platform),
-                });
+                return Err(BuildError::LockOutdated { path: crate::lockfile::lock_path(&self.recipe_path), reason });
+            }
+            if round == ROUNDS {
+                let reason = format!("{reason}, still after {ROUNDS} resolutions");
+                return Err(BuildError::SystemLibraries { platform, reason, source: None });
             }
             let mut wanted = lock.clone();
             for (platform, verdict) in verdicts {
                 for (package, library, wheel) in &verdict.added {
+                    let (package, library, wheel) =
+                        (package.escape_debug(), library.escape_debug(), wheel.escape_debug());
                     self.ctx.reporter.status("Adding", &format!("{package} to {platform}: {wheel} needs {library}"));
                 }
                 for package in &verdict.stale {
@@ -99,15 +111,37 @@ impl Session<'_> {
                 let locked = wanted.platforms.iter_mut().find(|p| p.platform == platform).expect("same platforms");
                 locked.system_libraries = verdict.wanted;
             }
-            let (resolved, _) = self.resolve_following(Some(&wanted), Some(&lock))?;
+            let at = self.lock_release(&lock.platforms[0].release, &mut release)?.clone();
+            let (resolved, _) = self
+                .resolve_at(Some(&wanted), Some(&lock), Some(&at))
+                .map_err(|e| BuildError::SystemLibraries { platform, reason, source: Some(Box::new(e)) })?;
             self.check_lock(&resolved)?;
             lock = resolved;
             changed = true;
         }
-        Err(BuildError::Sandbox("the packages for the wheels' libraries did not settle after 4 resolutions".into()))
+        unreachable!("the last round returns")
     }
 
-    fn verdict(&self, locked: &LockedPlatform, plan: &WheelPlan) -> Result<Verdict, BuildError> {
+    /// The lock's own signed Release, verified once: what the packages are judged and resolved
+    /// against, whatever the mirror serves now.
+    fn lock_release<'r>(
+        &self,
+        locked: &LockedRelease,
+        release: &'r mut Option<VerifiedRelease>,
+    ) -> Result<&'r VerifiedRelease, BuildError> {
+        if release.is_none() {
+            let digest = self.locked_digest(locked)?;
+            *release = Some(self.release_of_lock(locked, &digest)?);
+        }
+        Ok(release.as_ref().expect("just set"))
+    }
+
+    fn verdict(
+        &self,
+        locked: &LockedPlatform,
+        plan: &WheelPlan,
+        release: &mut Option<VerifiedRelease>,
+    ) -> Result<Verdict, BuildError> {
         // Each library needed, with the first wheel (by name) that needs it.
         let mut needed: BTreeMap<String, String> = BTreeMap::new();
         let mut carried = BTreeSet::new();
@@ -119,8 +153,24 @@ impl Session<'_> {
             carried.extend(found.carried);
         }
         needed.retain(|library, _| !carried.contains(library));
-        let present: BTreeSet<&str> = locked.packages.iter().map(|p| p.name.as_str()).collect();
+        if needed.is_empty() {
+            // Nothing to look up: any package the lock adds is one nobody needs.
+            let stale = locked.system_libraries.clone();
+            return Ok(Verdict { wanted: Vec::new(), added: Vec::new(), stale });
+        }
+        // A package the lock adds counts as there even where the resolver satisfied the request
+        // through another package's `Provides` (an index mid-rename): the image's own check
+        // still reads what is really there.
+        let present: BTreeSet<&str> = locked
+            .packages
+            .iter()
+            .map(|p| p.name.as_str())
+            .chain(locked.system_libraries.iter().map(String::as_str))
+            .collect();
+        // Judged against one Release's `Contents`, for one set of packages: the key says which.
         let mut key = ActionKey::new("system-libraries", SETTLED_VERSION)
+            .with("release", &locked.release.inrelease_sha256)
+            .with("components", self.recipe.base.components.join("\n"))
             .with("architecture", &locked.architecture)
             .with("needed", needed.keys().cloned().collect::<Vec<_>>().join("\n"))
             .with("added", locked.system_libraries.join("\n"));
@@ -130,7 +180,8 @@ impl Session<'_> {
             return Ok(Verdict { wanted: locked.system_libraries.clone(), ..Verdict::default() });
         }
         let libraries: BTreeSet<&str> = needed.keys().map(String::as_str).collect();
-        let providers = self.backend.library_packages(&plan.platform, &libraries)?;
+        let release = self.lock_release(&locked.release, release)?;
+        let providers = self.backend.library_packages(release, &plan.platform, &libraries)?;
         let mut verdict = Verdict::default();
         let mut useful = BTreeSet::new();
         for (library, wheel) in &needed {

@@ -325,14 +325,18 @@ impl Backend for Debian<'_> {
     /// From the suite's `Contents` indexes, as the mirror's current signed Release lists them.
     fn library_packages(
         &self,
+        release: &VerifiedRelease,
         platform: &Platform,
         libraries: &std::collections::BTreeSet<&str>,
     ) -> Result<std::collections::BTreeMap<String, Vec<String>>, BuildError> {
-        let release = self.release()?;
         let verified = self.releases.lock().expect("releases").get(&release.digest).cloned();
-        let verified = verified.expect("verified just now");
+        let verified = verified.expect("a VerifiedRelease is one this backend verified");
         let arch = platform.debian_arch();
-        Ok(self.repo()?.library_packages(&verified, &self.base.suite, &self.base.components, arch, libraries)?)
+        // Where glibc's loader looks without being told: the multiarch directories first, then
+        // the plain ones. A copy elsewhere (a plugin directory) is no provider.
+        let triplet = platform.triplet();
+        let dirs = [format!("lib/{triplet}"), format!("usr/lib/{triplet}"), "lib".to_string(), "usr/lib".to_string()];
+        Ok(self.repo()?.library_packages(&verified, &self.base.suite, &self.base.components, arch, &dirs, libraries)?)
     }
 
     fn stored_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, BuildError> {

@@ -125,11 +125,13 @@ pub trait Backend: Sync {
         built_python: Option<&str>,
     ) -> Result<Target, BuildError>;
 
-    /// The packages of the distribution that ship each of `libraries` (a library's file name,
-    /// as `DT_NEEDED` names it) for `platform`: what a build's error offers when the image lacks
-    /// one. Empty where the distribution cannot say.
+    /// The packages of the distribution in `release` that ship each of `libraries` (a library's
+    /// file name, as `DT_NEEDED` names it) where `platform`'s loader looks by default: what a
+    /// build's error offers when the image lacks one, and what `system_libraries = "add"` adds.
+    /// Empty where the distribution cannot say.
     fn library_packages(
         &self,
+        _release: &VerifiedRelease,
         _platform: &Platform,
         _libraries: &std::collections::BTreeSet<&str>,
     ) -> Result<std::collections::BTreeMap<String, Vec<String>>, BuildError> {
