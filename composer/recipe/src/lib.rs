@@ -13,6 +13,7 @@
 mod error;
 mod limits;
 mod platform;
+pub mod sdist_settings;
 pub mod suggest;
 mod toolchain;
 mod validate;
@@ -22,6 +23,7 @@ mod types;
 pub use error::RecipeError;
 pub use limits::{DEFAULT_SCRATCH, DEFAULT_STEP_OUTPUT, Limits, SizeText, format_size, parse_size};
 pub use platform::Platform;
+pub use sdist_settings::{ConfigValue, PackageBuild, PlatformBuild, SdistSettings};
 pub use toolchain::*;
 pub use types::*;
 
@@ -314,7 +316,7 @@ impl Recipe {
                 "use max_layers = 1 or more",
             ));
         }
-        Ok(())
+        sdist_settings::validate(self, python, invalid)
     }
 }
 

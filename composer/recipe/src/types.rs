@@ -419,6 +419,11 @@ pub struct Python {
     /// Compile `.pyc` files at build time, for the distro's modules and the wheel set alike.
     #[serde(default)]
     pub bytecode: bool,
+    /// How single packages build from their sdist (`[python.packages.netifaces]`): environment,
+    /// PEP 517 config settings, extra build requirements, distro packages, patches.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, crate::PackageBuild>")]
+    pub packages: BTreeMap<Spanned<String>, crate::PackageBuild>,
 }
 
 fn default_python_target() -> Spanned<String> {
@@ -441,6 +446,12 @@ impl Python {
     /// Whether any package may be built from an sdist.
     pub fn builds_sdists(&self) -> bool {
         !self.no_binary.get_ref().is_empty() || self.only_binary.iter().all(|o| o != ":all:")
+    }
+
+    /// The settings of the sdist of `name` (any spelling PEP 503 normalizes alike).
+    pub fn package_build(&self, name: &str) -> Option<&crate::PackageBuild> {
+        let wanted = crate::sdist_settings::normalize(name);
+        self.packages.iter().find(|(n, _)| crate::sdist_settings::normalize(n.get_ref()) == wanted).map(|(_, b)| b)
     }
 
     /// The venv directory, or `None` for the system site directory.
