@@ -146,7 +146,7 @@ impl Session<'_> {
                     if uv.is_none() {
                         uv = Some(self.uv()?);
                     }
-                    todo.push((i, target, path));
+                    todo.push((i, target, path, digest));
                 }
             }
         }
@@ -155,9 +155,11 @@ impl Session<'_> {
         }
         let resolved: Vec<Result<(usize, Target, WheelLock), BuildError>> = todo
             .into_par_iter()
-            .map(|(i, target, path)| {
+            .map(|(i, target, path, digest)| {
                 let uv = uv.as_deref().expect("found above");
-                let wheel_lock = composer_wheels::resolve::resolve(uv, &request, &target, self.ctx.temp_dir)?;
+                let mut wheel_lock = composer_wheels::resolve::resolve(uv, &request, &target, self.ctx.temp_dir)?;
+                // The recipe's extra build requirements are inputs too, which uv never saw.
+                wheel_lock.meta.inputs = digest;
                 let wheel_lock = self.lock_build_wheels(uv, &request, &target, wheel_lock)?;
                 if write {
                     wheel_lock.write(&path)?;
