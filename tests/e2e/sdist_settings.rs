@@ -128,7 +128,10 @@ fn a_package_table_changes_its_own_sdist_steps_key_and_no_other() {
     std::fs::write(&patch, "--- a/x\n+++ b/x\n@@ -0,0 +1 @@\n+x\n").unwrap();
     assert_eq!(f.keys("[python.packages.pure]\npatches = [\"pure.patch\"]\n"), patched);
     std::fs::write(&patch, "--- a/x\n+++ b/x\n@@ -0,0 +1 @@\n+y\n").unwrap();
-    assert_ne!(key(&f.keys("[python.packages.pure]\npatches = [\"pure.patch\"]\n"), "pure", "amd64"), key(&patched, "pure", "amd64"));
+    assert_ne!(
+        key(&f.keys("[python.packages.pure]\npatches = [\"pure.patch\"]\n"), "pure", "amd64"),
+        key(&patched, "pure", "amd64")
+    );
 
     // Extra build requirements are locked, as a set of the package's own: the other sdist
     // builds with the shared set it had.
@@ -158,7 +161,10 @@ fn a_package_table_changes_its_own_sdist_steps_key_and_no_other() {
 fn a_table_for_no_sdist_is_refused_with_the_nearest_name() {
     let f = SdistFixture::new();
     let said = f.refused("[python.packages.puer]\nenv = { CFLAGS = \"-w\" }\n");
-    assert!(said.contains("[python.packages.puer] in `") && said.contains("no package `puer` is in the Python lock"), "{said}");
+    assert!(
+        said.contains("[python.packages.puer] in `") && said.contains("no package `puer` is in the Python lock"),
+        "{said}"
+    );
     assert!(said.contains("did you mean `pure`?"), "{said}");
     let said = f.refused("[python.packages.wheelonly]\nenv = { CFLAGS = \"-w\" }\n");
     assert!(said.contains("`wheelonly` is installed from a wheel"), "{said}");

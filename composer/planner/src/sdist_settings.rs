@@ -57,11 +57,10 @@ impl Session<'_> {
     }
 
     fn read_patch(&self, package: &str, path: &Path) -> Result<Vec<u8>, BuildError> {
-        let (_, bytes) =
-            crate::local::read(self.recipe, path, Kind::PATCH).map_err(|source| BuildError::UserFile {
-                what: format!("cannot read a patch of [python.packages.{package}]"),
-                source: Box::new(source),
-            })?;
+        let (_, bytes) = crate::local::read(self.recipe, path, Kind::PATCH).map_err(|source| BuildError::UserFile {
+            what: format!("cannot read a patch of [python.packages.{package}]"),
+            source: Box::new(source),
+        })?;
         Ok(bytes)
     }
 
@@ -79,14 +78,15 @@ impl Session<'_> {
             }
             let (reason, hint) = match locked.first() {
                 Some(wheel) => (
-                    format!("`{}` is installed from a wheel ({}), not built from its sdist", wheel.name, wheel.filename),
                     format!(
-                        "add \"{}\" to [python] no_binary to build it, or drop the table",
-                        normal(&wheel.name)
+                        "`{}` is installed from a wheel ({}), not built from its sdist",
+                        wheel.name, wheel.filename
                     ),
+                    format!("add \"{}\" to [python] no_binary to build it, or drop the table", normal(&wheel.name)),
                 ),
                 None => {
-                    let mut names: Vec<&str> = plans.iter().flat_map(|p| &p.lock.wheels).map(|w| w.name.as_str()).collect();
+                    let mut names: Vec<&str> =
+                        plans.iter().flat_map(|p| &p.lock.wheels).map(|w| w.name.as_str()).collect();
                     names.sort();
                     names.dedup();
                     let near = composer_recipe::suggest::nearest(&wanted, names, 3);
@@ -179,7 +179,10 @@ pub(crate) fn add_env(
                 recipe: recipe.to_path_buf(),
                 package: package.to_string(),
                 reason: format!("`{name}` is set by composer for the build, and may not be replaced"),
-                hint: format!("set the build's own variables; {} add to the profile's flags", APPENDED_FLAGS.join(", ")),
+                hint: format!(
+                    "set the build's own variables; {} add to the profile's flags",
+                    APPENDED_FLAGS.join(", ")
+                ),
             });
         }
         env.insert(name.clone(), value.clone());

@@ -153,7 +153,8 @@ impl PackageBuild {
             build_requires: self.build_requires.iter().map(|r| r.get_ref().clone()).collect(),
             patches: self.patches.iter().map(|p| p.get_ref().clone()).collect(),
         };
-        let here = self.platforms.iter().find(|(name, _)| name.get_ref().parse::<Platform>().ok().as_ref() == Some(platform));
+        let here =
+            self.platforms.iter().find(|(name, _)| name.get_ref().parse::<Platform>().ok().as_ref() == Some(platform));
         if let Some((_, table)) = here {
             out.env.extend(plain(&table.env));
             out.config_settings.extend(settings(&table.config_settings));
@@ -222,7 +223,10 @@ pub(crate) fn validate(recipe: &Recipe, python: &crate::Python, invalid: Invalid
         if requirements > MAX_ENTRIES || package.patches.len() > MAX_PATCHES {
             return Err(invalid(
                 name.span(),
-                format!("[python.packages.{}] has more build requirements or patches than composer takes", name.get_ref()),
+                format!(
+                    "[python.packages.{}] has more build requirements or patches than composer takes",
+                    name.get_ref()
+                ),
                 &format!("at most {MAX_ENTRIES} build requirements and distro packages, and {MAX_PATCHES} patches"),
             ));
         }

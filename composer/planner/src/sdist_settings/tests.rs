@@ -62,7 +62,9 @@ fn compiler_flags_add_to_the_profiles_and_composers_own_variables_are_refused() 
 #[test]
 fn the_recipe_check_refuses_every_variable_composer_sets_for_an_sdist() {
     let mut env = crate::sandbox::base_env(0, 1);
-    env.extend(crate::toolchain::Flags::new(&composer_recipe::Profile::default(), &"linux/amd64".parse().unwrap()).env());
+    env.extend(
+        crate::toolchain::Flags::new(&composer_recipe::Profile::default(), &"linux/amd64".parse().unwrap()).env(),
+    );
     for key in ["MALLOC_LIBS", "MALLOC_CFLAGS", "MALLOC_LDFLAGS", "PYTHON", "COMPOSE_PLATFORM", "COMPOSE_TRIPLET"] {
         env.insert(key.into(), String::new());
     }

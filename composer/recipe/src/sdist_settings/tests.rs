@@ -103,7 +103,8 @@ fn names_requirements_and_patches_are_checked() {
 
 #[test]
 fn a_package_table_needs_sdist_builds() {
-    let text = format!("{}[python.packages.netifaces]\nenv = {{ A = \"1\" }}\n", HEAD.replace("only_binary = []\n", ""));
+    let text =
+        format!("{}[python.packages.netifaces]\nenv = {{ A = \"1\" }}\n", HEAD.replace("only_binary = []\n", ""));
     let error = Recipe::parse_str("r.toml".as_ref(), &text).unwrap_err();
     let said = format!("{error} {}", error.hint().unwrap());
     assert!(said.contains("no package is built from one") && said.contains("only_binary"), "{said}");
