@@ -181,7 +181,7 @@ fn patches_outside_the_recipes_directory_are_refused_unread() {
     std::fs::write(&secret, "MARKER:$6$salt:19000\n").unwrap();
     let dir = f.recipe.parent().unwrap();
     std::os::unix::fs::symlink(&secret, dir.join("link.patch")).unwrap();
-    let up = format!("{}", pathdiff(dir, &secret));
+    let up = pathdiff(dir, &secret);
     for patch in [up.as_str(), "link.patch", "missing.patch"] {
         let said = f.refused(&format!("[python.packages.pure]\npatches = [\"{patch}\"]\n"));
         assert!(said.contains("cannot read a patch of [python.packages.pure]"), "{patch}: {said}");

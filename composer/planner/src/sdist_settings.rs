@@ -69,7 +69,7 @@ impl Session<'_> {
     /// nothing.
     pub(crate) fn check_package_tables(&self, python: &Python, plans: &[WheelPlan]) -> Result<(), BuildError> {
         let normal = composer_recipe::sdist_settings::normalize;
-        for (name, _) in &python.packages {
+        for name in python.packages.keys() {
             let wanted = normal(name.get_ref());
             let locked: Vec<&composer_wheels::LockedWheel> =
                 plans.iter().flat_map(|p| &p.lock.wheels).filter(|w| normal(&w.name) == wanted).collect();
