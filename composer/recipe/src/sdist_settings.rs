@@ -163,13 +163,6 @@ impl PackageBuild {
     }
 }
 
-impl SdistSettings {
-    /// Whether the sdist builds as it would without a `[python.packages]` table.
-    pub fn is_empty(&self) -> bool {
-        *self == SdistSettings::default()
-    }
-}
-
 /// Why `name` may not be set in a package's `env`, or `None` when it may.
 pub fn refused_env(name: &str) -> Option<&'static str> {
     let valid = !name.is_empty()

@@ -110,3 +110,49 @@ fn a_patch_that_does_not_apply_stops_the_build_naming_it() {
     assert!(said.contains("compose: patch `patches/musl.patch` does not apply to netifaces 0.11.0"), "{said}");
     assert!(!src.join("a.c.orig").exists() && !src.join("a.c.rej").exists());
 }
+
+/// The front end hands the recipe's config settings to the backend's `build_wheel` as its
+/// dictionary, lists as lists (run with the machine's python3, the sandbox's paths moved into a
+/// temporary directory).
+#[test]
+fn config_settings_reach_the_backends_build_wheel() {
+    let python = std::process::Command::new("python3").args(["-c", "import tomllib"]).output();
+    if !python.is_ok_and(|out| out.status.success()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (src, out) = (dir.path().join("src"), dir.path().join("out"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("pyproject.toml"),
+        "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("backend.py"),
+        "import json, os\ndef build_wheel(d, config_settings=None, metadata_directory=None):\n    \
+         open(os.path.join(d, 'settings.json'), 'w').write(json.dumps(config_settings, sort_keys=True))\n    \
+         return 'x.whl'\n",
+    )
+    .unwrap();
+    let prepared = settings(&[], &[("--build-option", "--x")], &[]);
+    let mut env = BTreeMap::new();
+    let mut more = prepared.settings.clone();
+    more.config_settings.insert("many".into(), composer_recipe::ConfigValue::Many(vec!["a".into(), "b".into()]));
+    add_env(&mut env, &more, Path::new("r.toml"), "x").unwrap();
+    let script = sdist_script(Some(&prepared), "x 1");
+    let program = script[script.find(SDIST_BACKEND).unwrap()..].replace("/out/dist", out.to_str().unwrap());
+    let run = std::process::Command::new("sh")
+        .args(["-eu", "-c", &program])
+        .current_dir(&src)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("PYTHON", "python3")
+        .env("BUILD_ENV", dir.path())
+        .envs(&env)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let seen = std::fs::read_to_string(out.join("settings.json")).unwrap();
+    assert_eq!(seen, r#"{"--build-option": "--x", "many": ["a", "b"]}"#);
+}
