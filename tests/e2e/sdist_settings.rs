@@ -195,3 +195,15 @@ fn pathdiff(dir: &std::path::Path, target: &std::path::Path) -> String {
     let ups = dir.components().count() - 1;
     format!("{}{}", "../".repeat(ups), target.strip_prefix("/").unwrap().display())
 }
+
+/// A variable that would change what the build runs is refused where the recipe writes it, as
+/// the binary prints it: file, line and column, the line with a caret, and a hint.
+#[test]
+fn a_refused_variable_is_located_in_the_recipe() {
+    let f = SdistFixture::new();
+    let line = f.head.lines().count() + 2;
+    let said = f.refused("[python.packages.pure]\nenv = { LD_PRELOAD = \"/tmp/evil.so\" }\n");
+    assert!(said.contains(&format!("app.toml:{line}:9: `LD_PRELOAD` is set by composer's sandbox")), "{said}");
+    assert!(said.contains("^^^^^^^^^^") && said.contains("hint: set the build's own variables"), "{said}");
+    assert!(!f.locked(), "{said}");
+}
