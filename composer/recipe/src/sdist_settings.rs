@@ -183,8 +183,16 @@ pub(crate) fn validate(recipe: &Recipe, python: &crate::Python, invalid: Invalid
     if python.packages.is_empty() {
         return Ok(());
     }
+    let (first, _) = python.packages.iter().next().expect("not empty");
+    if python.requirements.is_empty() && python.requirements_file.is_none() {
+        return Err(invalid(
+            first.span(),
+            format!("[python.packages.{}] sets how an sdist builds, but [python] has no requirements", first.get_ref()),
+            "add the package to [python] requirements, or drop the table",
+        ));
+    }
     if !python.builds_sdists() {
-        let (name, _) = python.packages.iter().next().expect("not empty");
+        let name = first;
         return Err(invalid(
             name.span(),
             format!("[python.packages.{}] sets how an sdist builds, but no package is built from one", name.get_ref()),

@@ -108,4 +108,10 @@ fn a_package_table_needs_sdist_builds() {
     let error = Recipe::parse_str("r.toml".as_ref(), &text).unwrap_err();
     let said = format!("{error} {}", error.hint().unwrap());
     assert!(said.contains("no package is built from one") && said.contains("only_binary"), "{said}");
+    let text = format!(
+        "{}[python.packages.netifaces]\n",
+        HEAD.replace("requirements = [\"netifaces==0.11.0\"]\n", "bytecode = true\n")
+    );
+    let error = Recipe::parse_str("r.toml".as_ref(), &text).unwrap_err();
+    assert!(error.to_string().contains("[python] has no requirements"), "{error}");
 }
