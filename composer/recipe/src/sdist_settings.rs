@@ -192,10 +192,9 @@ pub(crate) fn validate(recipe: &Recipe, python: &crate::Python, invalid: Invalid
         ));
     }
     if !python.builds_sdists() {
-        let name = first;
         return Err(invalid(
-            name.span(),
-            format!("[python.packages.{}] sets how an sdist builds, but no package is built from one", name.get_ref()),
+            first.span(),
+            format!("[python.packages.{}] sets how an sdist builds, but no package is built from one", first.get_ref()),
             "`only_binary` is [\":all:\"] (the default): set only_binary = [] or name the package in no_binary",
         ));
     }
