@@ -45,6 +45,8 @@ impl Kind {
     pub const MIRROR_FILE: Kind = Kind { name: "file:// mirror file", limit: 4 * GIB };
     /// `compose push oci-archive:FILE`.
     pub const IMAGE_ARCHIVE: Kind = Kind { name: "image archive", limit: 256 * GIB };
+    /// `[python.packages.NAME] patches`: held in memory and written into the build's script.
+    pub const PATCH: Kind = Kind { name: "patch", limit: 4 * MIB };
     /// `[[sources]] path` and `url = "file://..."`.
     pub const LOCAL_SOURCE: Kind = Kind { name: "local source", limit: 4 * GIB };
 }

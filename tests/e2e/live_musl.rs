@@ -307,6 +307,9 @@ print(json.dumps({"machine": platform.machine(), "musl_order": musl,
 /// sdist (cross-compiled for arm64) against the image's interpreter and musl, with the build
 /// requirements its lock names; auditwheel (from the index) accepts the built wheels as
 /// musllinux; pip in the image installs the set from the exported index with no network.
+/// Issue 28's acceptance D: netifaces 0.11.0, which has no musllinux wheel and compiles on musl
+/// with GCC 14 only with the recipe's per-package `CFLAGS`, is built from its sdist and lists
+/// the loopback interface.
 #[test]
 fn a_musl_wheel_set_installs_musllinux_wheels_and_one_built_from_its_sdist_on_amd64_and_arm64() {
     let _turn = turn();
@@ -330,11 +333,14 @@ fn a_musl_wheel_set_installs_musllinux_wheels_and_one_built_from_its_sdist_on_am
         .expect("aiohttp needs multidict");
     let (sdist, version) = (multidict["sdist"]["name"].as_str().unwrap(), multidict["version"].as_str().unwrap());
     // Built on each platform's root: arm64's cross-compiled on amd64's.
-    let sdist_builds = planned_steps(&c, &recipe, "sdist-build");
-    let wanted = [
-        (sdist.to_string(), "linux/amd64".to_string(), None),
-        (sdist.to_string(), "linux/arm64".to_string(), Some("linux/amd64".to_string())),
-    ];
+    let mut sdist_builds = planned_steps(&c, &recipe, "sdist-build");
+    sdist_builds.sort();
+    let mut wanted = Vec::new();
+    for sdist in [sdist, "netifaces-0.11.0.tar.gz"] {
+        wanted.push((sdist.to_string(), "linux/amd64".to_string(), None));
+        wanted.push((sdist.to_string(), "linux/arm64".to_string(), Some("linux/amd64".to_string())));
+    }
+    wanted.sort();
     assert_eq!(sdist_builds, wanted);
     for (platform, _, machine) in musl_platforms() {
         // The compiled wheels are musllinux wheels of the platform's machine, multidict is its
@@ -354,6 +360,7 @@ fn a_musl_wheel_set_installs_musllinux_wheels_and_one_built_from_its_sdist_on_am
             assert!(!sdist && file.contains("-musllinux_1_") && file.contains(machine), "{platform}: {name}: {file}");
         }
         assert!(file_of("multidict").0, "{platform}: multidict is built from its sdist");
+        assert_eq!(file_of("netifaces"), (true, "netifaces-0.11.0.tar.gz".to_string()), "{platform}");
         let build_wheels = pylock["tool"]["composer"]["build-wheels"].as_array().unwrap();
         assert!(build_wheels.iter().any(|w| w["name"].as_str() == Some("setuptools")), "{build_wheels:?}");
 
@@ -371,6 +378,11 @@ fn a_musl_wheel_set_installs_musllinux_wheels_and_one_built_from_its_sdist_on_am
         assert_eq!((said["fernet"].as_str(), said["numpy"].as_u64()), (Some("composer"), Some(45)), "{said}");
         // multidict's C mapping, not its pure-Python fallback: the extension built and loads.
         assert_eq!(said["multidict"], "multidict._multidict", "{said}");
+        // netifaces is a C extension only: it imports, and asks the kernel for the interfaces
+        // of the container (with --network=none, the loopback alone).
+        let interfaces =
+            podman(&layout, platform, &["python3", "-c", "import netifaces; print(netifaces.interfaces())"]);
+        assert!(interfaces.contains("'lo'"), "{platform}: {interfaces}");
     }
 
     // The project's own index: downloaded and built wheels, of every platform built (a recipe
@@ -403,6 +415,23 @@ fn a_musl_wheel_set_installs_musllinux_wheels_and_one_built_from_its_sdist_on_am
         let said = podman_with(&layout, platform, &["-v", &mount, "--tmpfs", "/tmp"], &["sh", "-c", script]);
         assert_eq!(said.trim(), "/tmp/offline/multidict/__init__.py multidict._multidict", "{platform}");
     }
+}
+
+/// The other half of acceptance D: without its per-package `CFLAGS`, netifaces 0.11.0 does not
+/// compile on musl with GCC 14, and the build's error shows the compiler's (amd64 only: the
+/// interpreter and multidict are cache hits of the test above, so this costs one failed compile).
+#[test]
+fn netifaces_without_its_cflags_fails_on_musl_with_the_compilers_error() {
+    let _turn = turn();
+    let c = toolchain_compose();
+    let recipe =
+        copy_recipe_edited(&c, "python-musl-app.toml", |text| without_section(text, "[python.packages.netifaces]"));
+    let out = LowercaseDir::new();
+    let layout = out.0.join("python-musl-app");
+    let said =
+        c.fails(&["build", recipe.to_str().unwrap(), "-o", layout.to_str().unwrap(), "--platform", "linux/amd64"]);
+    assert!(said.contains("sdist-netifaces") && said.contains("linux/amd64"), "{said}");
+    assert!(said.contains("[-Wint-conversion]") && said.contains("netifaces.c"), "{said}");
 }
 
 /// `auditwheel ARGS` from the Python index, installed once into a virtual environment by uv

@@ -62,6 +62,7 @@ mod registry;
 #[cfg(feature = "live-tests")]
 mod registry_cache;
 mod registry_trust;
+mod sdist_settings;
 mod store;
 mod terminal;
 #[cfg(feature = "live-tests")]

@@ -21,7 +21,7 @@ use crate::{BuildError, Session, sandbox};
 
 use crate::scripts::{
     BUILD_PYTHON_PREFIX, BUILD_PYTHON_SCRIPT, CPYTHON_BOLT_PROLOGUE, CPYTHON_BUILTIN_MODULES, CPYTHON_PGO_PROLOGUE,
-    CPYTHON_SCRIPT, CPYTHON_UNPACK, JEMALLOC_SCRIPT, MUSL_SCRIPT, SDIST_SCRIPT,
+    CPYTHON_SCRIPT, CPYTHON_UNPACK, JEMALLOC_SCRIPT, MUSL_SCRIPT,
 };
 
 /// Which part of a build's output goes into the image.
@@ -322,12 +322,15 @@ impl Session<'_> {
         self.recipe.base.musl() && self.recipe.cross_build_for(platform).is_some()
     }
 
-    /// The sandbox job that turns one locked sdist into a wheel with the target interpreter.
+    /// The sandbox job that turns one locked sdist into a wheel with the target interpreter, with
+    /// the recipe's patches and config settings for it (its environment is [`job_env`]'s, then
+    /// [`crate::sdist_settings::add_env`]'s).
     pub(crate) fn sdist_job(
         &self,
         python: &composer_recipe::Python,
         sdist: &composer_wheels::LockedWheel,
         platform: &Platform,
+        settings: Option<&crate::sdist_settings::PackageSettings>,
     ) -> Job {
         let interpreter = self.interpreter_prefix();
         let musl = self.recipe.base.musl();
@@ -362,7 +365,7 @@ impl Session<'_> {
         }
         Job {
             name: format!("sdist-{}", sdist.name),
-            script: SDIST_SCRIPT.into(),
+            script: crate::sdist_settings::sdist_script(settings, &format!("{} {}", sdist.name, sdist.version)),
             sources: vec![("sdist".into(), "sdist".into())],
             uses,
             profile: python.profile.as_ref().map(|p| p.get_ref().clone()),
@@ -373,6 +376,16 @@ impl Session<'_> {
             for_build: false,
         }
     }
+}
+
+/// Every variable [`tools_env`] and [`musl_env`] may set, cross and native, for tests that check
+/// them against what a recipe may set.
+#[cfg(test)]
+pub(crate) fn tests_env(env: &mut BTreeMap<String, String>) {
+    let (amd64, arm64): (Platform, Platform) = ("linux/amd64".parse().unwrap(), "linux/arm64".parse().unwrap());
+    tools_env(env, &amd64, &arm64);
+    musl_env(env, true, &arm64);
+    musl_env(env, false, &amd64);
 }
 
 /// Whose version [`source_version`] reads, and from which file of the tarball.

@@ -91,6 +91,9 @@ pub enum BuildError {
     Oci(#[from] composer_oci::OciError),
     #[error(transparent)]
     Store(#[from] composer_store::StoreError),
+    /// A `[python.packages.NAME]` table that cannot apply.
+    #[error("[python.packages.{package}] in `{}`: {reason}", recipe.display())]
+    SdistSettings { recipe: PathBuf, package: String, reason: String, hint: String },
     #[error("the lock's digest for package `{package}` is unusable: {reason}")]
     BadDigest { package: String, reason: String },
     #[error(transparent)]
@@ -197,6 +200,7 @@ impl BuildError {
     pub fn hint(&self) -> Option<String> {
         match self {
             BuildError::Recipe(e) => e.hint(),
+            BuildError::SdistSettings { hint, .. } => Some(hint.clone()),
             BuildError::UserFile { source, .. } => source.hint(),
             BuildError::RequirementsLine { .. } => Some(
                 "write one PEP 508 requirement per line (e.g. numpy>=1.26), or an option as pip has them (-r FILE, \

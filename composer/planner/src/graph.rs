@@ -132,6 +132,9 @@ impl Session<'_> {
             self.offline_preflight()?;
         }
         let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, policy, write, false)?;
+        if let Some(python) = self.python() {
+            self.check_package_tables(python, &wheel_plans)?;
+        }
         resolution.extend(wheel_steps);
         let (lock, libraries_added) = self.settle_system_libraries(lock, &wheel_plans, policy)?;
         // Written once everything it leads to resolved: a recipe whose wheels fail to resolve
@@ -290,15 +293,19 @@ impl Session<'_> {
             let requested = plan.lock.meta.requested.contains(&wheel.name);
             let (source, known) = if wheel.sdist {
                 let mut sources = vec![("sdist".to_string(), g.fetch_wheel(wheel)?)];
-                for build_wheel in plan.lock.meta.build_wheels.iter().flatten() {
+                for build_wheel in plan.lock.build_wheels_for(&wheel.name) {
                     sources.push((format!("build-wheels/{}", build_wheel.filename), g.fetch_wheel(build_wheel)?));
                 }
-                let job = self.sdist_job(python, wheel, platform);
+                let settings = self.package_settings(python, &wheel.name, platform)?;
+                let job = self.sdist_job(python, wheel, platform, settings.as_ref());
                 let root = match job.cross {
                     Some(_) => cross_root.expect("a cross root when the sdists cross-compile"),
                     None => root.expect("a root when there are sdists"),
                 };
-                let env = crate::compile::job_env(self, &job, platform);
+                let mut env = crate::compile::job_env(self, &job, platform);
+                if let Some(settings) = &settings {
+                    crate::sdist_settings::add_env(&mut env, &settings.settings, &self.recipe_path, &wheel.name)?;
+                }
                 let uses: Vec<(String, usize)> = job.uses.iter().map(|u| (u.clone(), lookup(&builds, u))).collect();
                 let mut deps = vec![root];
                 deps.extend(sources.iter().map(|(_, s)| *s));

@@ -37,6 +37,7 @@ pub mod report;
 mod run;
 mod sandbox;
 mod scripts;
+mod sdist_settings;
 mod session;
 mod settle;
 mod share;

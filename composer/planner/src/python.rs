@@ -62,6 +62,7 @@ impl Session<'_> {
         }
         if let Some(python) = self.python() {
             self.wheel_request(python)?;
+            self.check_patches(python)?;
         }
         Ok(())
     }
@@ -123,7 +124,7 @@ impl Session<'_> {
                 _ => self.backend.wheel_target(platform, &locked.packages, built_python.as_deref())?,
             };
             let path = pylock_path(&self.recipe_path, &platform.to_string());
-            let digest = inputs_digest(&request, &target);
+            let digest = with_build_requires(inputs_digest(&request, &target), python);
             match WheelLock::read(&path)? {
                 Some(existing) if !refresh && existing.meta.inputs == digest && !existing.lacks_build_wheels() => {
                     ready.insert(i, (target, existing, true));
@@ -145,7 +146,7 @@ impl Session<'_> {
                     if uv.is_none() {
                         uv = Some(self.uv()?);
                     }
-                    todo.push((i, target, path));
+                    todo.push((i, target, path, digest));
                 }
             }
         }
@@ -154,9 +155,11 @@ impl Session<'_> {
         }
         let resolved: Vec<Result<(usize, Target, WheelLock), BuildError>> = todo
             .into_par_iter()
-            .map(|(i, target, path)| {
+            .map(|(i, target, path, digest)| {
                 let uv = uv.as_deref().expect("found above");
-                let wheel_lock = composer_wheels::resolve::resolve(uv, &request, &target, self.ctx.temp_dir)?;
+                let mut wheel_lock = composer_wheels::resolve::resolve(uv, &request, &target, self.ctx.temp_dir)?;
+                // The recipe's extra build requirements are inputs too, which uv never saw.
+                wheel_lock.meta.inputs = digest;
                 let wheel_lock = self.lock_build_wheels(uv, &request, &target, wheel_lock)?;
                 if write {
                     wheel_lock.write(&path)?;
@@ -208,31 +211,42 @@ impl Session<'_> {
         if !lock.wheels.iter().any(|w| w.sdist) {
             return Ok(lock);
         }
+        let resolve = |mut requires: Vec<String>| -> Result<Vec<LockedWheel>, BuildError> {
+            requires.sort();
+            requires.dedup();
+            if requires.is_empty() {
+                return Ok(Vec::new());
+            }
+            let build = Request {
+                requirements: requires,
+                requirements_file: None,
+                constraints: Vec::new(),
+                constraints_file: None,
+                only_binary: vec![":all:".into()],
+                no_binary: Vec::new(),
+                index: request.index.clone(),
+                offline: request.offline,
+            };
+            Ok(composer_wheels::resolve::resolve(uv, &build, target, self.ctx.temp_dir)?.wheels)
+        };
         let mut requires = Vec::new();
+        let mut own_sets = BTreeMap::new();
         for sdist in lock.wheels.iter().filter(|w| w.sdist) {
             let (blob, _) = self.fetch_one(sdist)?;
             let file = self.ctx.store.open_verified_file(&blob.id)?;
-            requires.extend(composer_wheels::sdist::build_requires(std::io::BufReader::new(file), &sdist.filename)?);
-        }
-        requires.sort();
-        requires.dedup();
-        let wheels = match requires.is_empty() {
-            true => Vec::new(),
-            false => {
-                let build = Request {
-                    requirements: requires,
-                    requirements_file: None,
-                    constraints: Vec::new(),
-                    constraints_file: None,
-                    only_binary: vec![":all:".into()],
-                    no_binary: Vec::new(),
-                    index: request.index.clone(),
-                    offline: request.offline,
-                };
-                composer_wheels::resolve::resolve(uv, &build, target, self.ctx.temp_dir)?.wheels
+            let declared = composer_wheels::sdist::build_requires(std::io::BufReader::new(file), &sdist.filename)?;
+            // An sdist with extra build requirements gets a set of its own; the shared set stays
+            // what it was, so that no other sdist's build changes.
+            let extra = self.python().and_then(|p| p.package_build(&sdist.name)).map(|b| &b.build_requires);
+            if let Some(extra) = extra.filter(|e| !e.is_empty()) {
+                let mut own = declared.clone();
+                own.extend(extra.iter().map(|r| r.get_ref().clone()));
+                own_sets.insert(composer_wheels::normalize_name(&sdist.name), resolve(own)?);
             }
-        };
-        lock.meta.build_wheels = Some(wheels);
+            requires.extend(declared);
+        }
+        lock.meta.build_wheels = Some(resolve(requires)?);
+        lock.meta.package_build_wheels = own_sets;
         Ok(lock)
     }
 
@@ -254,6 +268,25 @@ impl Session<'_> {
             None => vec![],
         }
     }
+}
+
+/// The lock's inputs digest, with the recipe's extra build requirements when it has some (and
+/// only then, so that every lock written before they existed stays valid).
+fn with_build_requires(digest: String, python: &Python) -> String {
+    let extra: BTreeMap<String, Vec<&str>> = python
+        .packages
+        .iter()
+        .filter(|(_, b)| !b.build_requires.is_empty())
+        .map(|(name, b)| {
+            let name = composer_wheels::normalize_name(name.get_ref());
+            (name, b.build_requires.iter().map(|r| r.get_ref().as_str()).collect())
+        })
+        .collect();
+    if extra.is_empty() {
+        return digest;
+    }
+    let text = serde_json::json!({ "inputs": digest, "build-requires": extra }).to_string();
+    composer_store::Hash::of(text.as_bytes()).to_hex()
 }
 
 /// A requirements (or constraints) file as uv is given it: its lines and those of every file it

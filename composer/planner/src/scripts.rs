@@ -182,12 +182,13 @@ make install DESTDIR="$DESTDIR"
 /// Where the build platform's CPython lives in the root of the CPython build that uses it.
 pub(crate) const BUILD_PYTHON_PREFIX: &str = "/opt/compose/build-python";
 
-/// A minimal PEP 517 front end: the locked build requirements (the sdists' `[build-system]
-/// requires`, as wheels) unpacked into a site directory, then the sdist's own backend
+/// A minimal PEP 517 front end, in three parts (see [`crate::sdist_settings::sdist_script`]):
+/// the locked build requirements (the sdists' `[build-system] requires`, as wheels) unpacked
+/// into a site directory and the sdist unpacked ([`SDIST_UNPACK`]); the sdist's own backend
 /// (setuptools' legacy one when it names none), imported from there or from the sdist's
-/// `backend-path`, asked for a wheel. No build isolation to set up and no network: everything
-/// the build imports is locked.
-pub(crate) const SDIST_SCRIPT: &str = r#"mkdir src build-env
+/// `backend-path` ([`SDIST_BACKEND`]); and the backend asked for a wheel ([`SDIST_BUILD`]). No
+/// build isolation to set up and no network: everything the build imports is locked.
+pub(crate) const SDIST_UNPACK: &str = r#"mkdir src build-env
 export BUILD_ENV="$PWD/build-env"
 # A wheel is a zip laid out to be importable as it is: unpacking installs it well enough to
 # build with (no scripts, no bytecode).
@@ -199,7 +200,11 @@ fi
 export PYTHONPATH="$BUILD_ENV"
 tar -xf /sources/sdist -C src --strip-components=1
 cd src
-"$PYTHON" - <<'PY'
+"#;
+
+/// The backend, imported as the sdist's pyproject.toml names it; ends inside the Python
+/// program, which [`SDIST_BUILD`] or [`SDIST_BUILD_WITH_SETTINGS`] closes.
+pub(crate) const SDIST_BACKEND: &str = r#""$PYTHON" - <<'PY'
 import importlib, os, site, sys, tomllib
 # As a site directory, so that the .pth files of the build requirements run (setuptools').
 site.addsitedir(os.environ["BUILD_ENV"])
@@ -215,7 +220,18 @@ backend = importlib.import_module(module)
 for part in filter(None, attr.split(".")):
     backend = getattr(backend, part)
 os.makedirs("/out/dist")
-print("built", backend.build_wheel("/out/dist"))
+"#;
+
+/// The wheel built without config settings: every sdist without a `[python.packages]` table.
+pub(crate) const SDIST_BUILD: &str = r#"print("built", backend.build_wheel("/out/dist"))
+PY
+"#;
+
+/// The wheel built with the recipe's PEP 517 config settings, which come as JSON in
+/// `COMPOSE_CONFIG_SETTINGS` (a variable the recipe cannot set itself).
+pub(crate) const SDIST_BUILD_WITH_SETTINGS: &str = r#"import json
+settings = json.loads(os.environ["COMPOSE_CONFIG_SETTINGS"])
+print("built", backend.build_wheel("/out/dist", config_settings=settings or None))
 PY
 "#;
 

@@ -42,6 +42,7 @@ const PATH_KEYS: &[&[&str]] = &[
     &["files", "*", "source"],
     &["python", "requirements_file"],
     &["python", "constraints_file"],
+    &["python", "packages", "*", "patches"],
     &["sources", "*", "path"],
 ];
 

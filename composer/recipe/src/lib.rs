@@ -15,6 +15,7 @@ pub mod extend;
 mod limits;
 mod platform;
 pub mod show;
+pub mod sdist_settings;
 pub mod suggest;
 mod toolchain;
 mod validate;
@@ -24,6 +25,7 @@ mod types;
 pub use error::RecipeError;
 pub use limits::{DEFAULT_SCRATCH, DEFAULT_STEP_OUTPUT, Limits, SizeText, format_size, parse_size};
 pub use platform::Platform;
+pub use sdist_settings::{ConfigValue, PackageBuild, PlatformBuild, SdistSettings};
 pub use toolchain::*;
 pub use types::*;
 
@@ -351,7 +353,7 @@ impl Recipe {
                 "use max_layers = 1 or more",
             ));
         }
-        Ok(())
+        sdist_settings::validate(self, python, invalid)
     }
 }
 

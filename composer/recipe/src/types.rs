@@ -425,6 +425,11 @@ pub struct Python {
     #[serde(default = "check_system_libraries")]
     #[schemars(with = "SystemLibraries")]
     pub system_libraries: Spanned<SystemLibraries>,
+    /// How single packages build from their sdist (`[python.packages.netifaces]`): environment,
+    /// PEP 517 config settings, extra build requirements, distro packages, patches.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, crate::PackageBuild>")]
+    pub packages: BTreeMap<Spanned<String>, crate::PackageBuild>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
@@ -466,6 +471,12 @@ impl Python {
     /// Whether any package may be built from an sdist.
     pub fn builds_sdists(&self) -> bool {
         !self.no_binary.get_ref().is_empty() || self.only_binary.iter().all(|o| o != ":all:")
+    }
+
+    /// The settings of the sdist of `name` (any spelling PEP 503 normalizes alike).
+    pub fn package_build(&self, name: &str) -> Option<&crate::PackageBuild> {
+        let wanted = crate::sdist_settings::normalize(name);
+        self.packages.iter().find(|(n, _)| crate::sdist_settings::normalize(n.get_ref()) == wanted).map(|(_, b)| b)
     }
 
     /// The venv directory, or `None` for the system site directory.

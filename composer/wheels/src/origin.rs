@@ -81,7 +81,7 @@ impl Origins {
 
     /// Checks every wheel, sdist and build wheel of `lock`; the error names the package.
     pub fn check_lock(&self, lock: &WheelLock) -> Result<(), String> {
-        let build = lock.meta.build_wheels.iter().flatten();
+        let build = lock.meta.build_wheels.iter().flatten().chain(lock.meta.package_build_wheels.values().flatten());
         for wheel in lock.wheels.iter().chain(build) {
             self.check(&wheel.url)
                 .map_err(|reason| format!("package {} ({}): {reason}", wheel.name, wheel.filename))?;

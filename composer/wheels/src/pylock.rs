@@ -73,6 +73,11 @@ pub struct ComposerTool {
     /// the same target), laid into every sdist build: `None` when no sdist was locked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_wheels: Option<Vec<LockedWheel>>,
+    /// The wheels an sdist with extra build requirements (`[python.packages.NAME]
+    /// build_requires`) builds with instead: its own `[build-system] requires` and the extra
+    /// ones, resolved together, so that no other sdist's build changes. By normalized name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub package_build_wheels: BTreeMap<String, Vec<LockedWheel>>,
 }
 
 /// One wheel as locked for one platform.
@@ -178,13 +183,21 @@ impl WheelLock {
                 sdist: is_sdist,
             });
         }
-        for wheel in meta.build_wheels.iter().flatten() {
+        for wheel in meta.build_wheels.iter().flatten().chain(meta.package_build_wheels.values().flatten()) {
             check_file_name(&wheel.filename).map_err(|reason| bad(format!("build wheel {}: {reason}", wheel.name)))?;
             if wheel.sdist {
                 return Err(bad(format!("build wheel {} is an sdist; build requirements are wheels only", wheel.name)));
             }
         }
         Ok(WheelLock { wheels, meta })
+    }
+
+    /// The build wheels of the sdist `name`: its own set when it has one, else the shared one.
+    pub fn build_wheels_for(&self, name: &str) -> &[LockedWheel] {
+        match self.meta.package_build_wheels.get(&crate::normalize_name(name)) {
+            Some(own) => own,
+            None => self.meta.build_wheels.as_deref().unwrap_or_default(),
+        }
     }
 
     /// Whether the sdists' build requirements need locking: there are sdists and no build wheels.
@@ -250,6 +263,7 @@ mod tests {
                 inputs: "00".into(),
                 requested: vec!["pyyaml".into()],
                 build_wheels: None,
+                package_build_wheels: BTreeMap::new(),
             },
         };
         let dir = tempfile::tempdir().unwrap();

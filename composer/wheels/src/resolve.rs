@@ -151,6 +151,7 @@ pub fn resolve(uv: &Path, request: &Request, target: &Target, temp_dir: &Path) -
             inputs: inputs_digest(request, target),
             requested,
             build_wheels: None,
+            package_build_wheels: Default::default(),
         },
     })
 }

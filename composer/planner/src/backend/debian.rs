@@ -279,6 +279,9 @@ impl Backend for Debian<'_> {
                 out.push("python3-dev".into());
             }
             out.extend(python.build_depends.iter().map(|p| p.trim().to_string()));
+            for build in python.packages.values() {
+                out.extend(build.build_depends.iter().map(|p| p.get_ref().trim().to_string()));
+            }
         }
         if allocator.mode == AllocatorMode::Link && allocator.source == AllocatorSource::Distro {
             out.push("libjemalloc-dev".into());

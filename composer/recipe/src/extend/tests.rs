@@ -7,7 +7,11 @@ use super::{PATH_KEYS, rebase};
 #[test]
 fn every_path_typed_field_is_rebased() {
     let listed: Vec<&str> = PATH_KEYS.iter().map(|keys| *keys.last().unwrap()).collect();
-    for (file, text) in [("types.rs", include_str!("../types.rs")), ("toolchain.rs", include_str!("../toolchain.rs"))] {
+    for (file, text) in [
+        ("types.rs", include_str!("../types.rs")),
+        ("toolchain.rs", include_str!("../toolchain.rs")),
+        ("sdist_settings.rs", include_str!("../sdist_settings.rs")),
+    ] {
         for line in text.lines().map(str::trim) {
             let Some(field) = line.strip_prefix("pub ").and_then(|l| l.split_once(": ")) else { continue };
             if field.1.contains("PathBuf") && !matches!(field.0, "dir" | "allowed_paths") {
