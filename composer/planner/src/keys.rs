@@ -80,7 +80,11 @@ pub(crate) fn system_key(
         key.field("deb", p.sha256.as_bytes());
     }
     for file in &recipe.files {
-        key.field("file", &serde_json::to_vec(file).expect("serializes"));
+        // A file's bytes are keyed by their hash below, not by the path they were read from:
+        // two recipes naming one file from different directories (a shared base) share the key.
+        let mut keyed = file.clone();
+        keyed.source = keyed.source.map(|_| std::path::PathBuf::from("-"));
+        key.field("file", &serde_json::to_vec(&keyed).expect("serializes"));
         if let (None, Some(source)) = (&file.content, &file.source) {
             let (_, data) =
                 crate::local::read(recipe, source, Kind::LOCAL_FILE).map_err(|source| BuildError::UserFile {

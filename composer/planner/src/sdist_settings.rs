@@ -40,7 +40,13 @@ impl Session<'_> {
         let patches = settings
             .patches
             .iter()
-            .map(|path| Ok((path.display().to_string(), self.read_patch(name, path)?)))
+            // The file's name only goes into the script (and so the key): a base and the recipes
+            // extending it name one patch by different paths.
+            .map(|path| {
+                let shown =
+                    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+                Ok((shown, self.read_patch(name, path)?))
+            })
             .collect::<Result<_, BuildError>>()?;
         Ok(Some(PackageSettings { settings, patches }))
     }

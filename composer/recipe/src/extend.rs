@@ -16,6 +16,7 @@
 //! entry with `remove = true` takes the base's entry of that name out.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -58,6 +59,8 @@ struct Layer {
     prefix: PathBuf,
     /// Where its text starts in the chain's joined text.
     offset: usize,
+    /// Where each of its lines starts: a value's line without counting from the top each time.
+    line_starts: Vec<usize>,
 }
 
 /// A recipe and every recipe it extends, read and checked for cycles, not yet merged.
@@ -87,12 +90,17 @@ impl Chain {
         let dir = crate::recipe_dir(path);
         let named_in = path.parent().unwrap_or(Path::new(""));
         let policy = Policy::within(Kind::RECIPE, &dir, allowed);
-        let mut layers = vec![Layer { path: path.to_path_buf(), text, prefix: PathBuf::new(), offset: 0 }];
+        let mut layers =
+            vec![Layer { path: path.to_path_buf(), text, prefix: PathBuf::new(), offset: 0, line_starts: vec![] }];
         let mut reals = vec![path.canonicalize().ok()];
-        while let Some((named, span)) = extends_of(layers.last().expect("a chain has a first recipe"))? {
+        while let Some((named, span)) =
+            extends_of(layers.last().expect("a chain has a first recipe"), layers.len() == 1)?
+        {
             let layer = layers.last().expect("a chain has a first recipe");
-            let here =
-                |message: String, hint: String| RecipeError::at(&layer.path, &layer.text, span.clone(), message, hint);
+            let first = layers.len() == 1;
+            let here = |message: String, hint: String| {
+                located(RecipeError::at(&layer.path, &layer.text, span.clone(), message, hint), first)
+            };
             if layers.len() > MAX_DEPTH {
                 return Err(here(
                     format!("recipes extend one another more than {MAX_DEPTH} deep"),
@@ -100,11 +108,11 @@ impl Chain {
                 ));
             }
             let named = Path::new(&named);
-            let prefix = layer.prefix.join(named.parent().unwrap_or(Path::new("")));
+            let prefix = lexical(&layer.prefix.join(named.parent().unwrap_or(Path::new(""))));
             let base = named_in.join(&layer.prefix).join(named);
             let text = userfile::read_text(&base, &policy).map_err(|e| {
                 here(
-                    format!("`extends`: {e}"),
+                    format!("`extends`: {}", printable(&e.to_string())),
                     e.hint().unwrap_or_else(|| {
                         "`extends` names a recipe file, relative to the directory of the recipe naming it".into()
                     }),
@@ -114,8 +122,8 @@ impl Chain {
             if let Some(first) = reals.iter().position(|r| r.is_some() && *r == real) {
                 let cycle: Vec<String> = layers[first..]
                     .iter()
-                    .map(|l| format!("`{}`", l.path.display()))
-                    .chain([format!("`{}`", base.display())])
+                    .map(|l| format!("`{}`", shown(&l.path)))
+                    .chain([format!("`{}`", shown(&base))])
                     .collect();
                 return Err(here(
                     format!("recipes extend one another in a cycle: {}", cycle.join(" extends ")),
@@ -123,10 +131,11 @@ impl Chain {
                 ));
             }
             reals.push(real);
-            layers.push(Layer { path: base, text, prefix, offset: 0 });
+            layers.push(Layer { path: base, text, prefix, offset: 0, line_starts: vec![] });
         }
         let mut joined = String::new();
         for layer in &mut layers {
+            layer.line_starts = std::iter::once(0).chain(layer.text.match_indices('\n').map(|(i, _)| i + 1)).collect();
             layer.offset = joined.len();
             joined.push_str(&layer.text);
             joined.push('\n');
@@ -147,9 +156,9 @@ impl Chain {
     /// The recipe this chain means: one TOML table, every value with the span it was written at.
     pub fn merged(&self) -> Result<Spanned<DeTable<'_>>, RecipeError> {
         let mut merged: Option<Value<'_>> = None;
-        for layer in self.layers.iter().rev() {
-            let table =
-                DeTable::parse(&layer.text).map_err(|e| RecipeError::from_toml(&layer.path, &layer.text, &e))?;
+        for (depth, layer) in self.layers.iter().enumerate().rev() {
+            let table = DeTable::parse(&layer.text)
+                .map_err(|e| located(RecipeError::from_toml(&layer.path, &layer.text, &e), depth == 0))?;
             let span = table.span();
             let mut value = shift(Spanned::new(span, DeValue::Table(table.into_inner())), layer.offset);
             if let DeValue::Table(table) = value.get_mut() {
@@ -176,17 +185,20 @@ impl Chain {
     }
 
     /// An error at `span` of the joined text, located in the file that holds it.
+    /// A base's lines are never shown: `extends` may name any file the recipe can reach (a key,
+    /// a credentials file), and only the place of its error is the recipe author's business.
     pub fn error(&self, span: Range<usize>, message: String, hint: &str) -> RecipeError {
-        let layer = self.layer_at(span.start);
+        let index = self.layer_index(span.start);
+        let layer = &self.layers[index];
         let local = span.start.saturating_sub(layer.offset)..span.end.saturating_sub(layer.offset);
-        RecipeError::at(&layer.path, &layer.text, local, message, hint.to_string())
+        located(RecipeError::at(&layer.path, &layer.text, local, message, hint.to_string()), index == 0)
     }
 
     /// The file and line a span of the joined text was written at.
     pub fn origin(&self, span: Range<usize>) -> (&Path, usize) {
-        let layer = self.layer_at(span.start);
+        let layer = &self.layers[self.layer_index(span.start)];
         let start = span.start.saturating_sub(layer.offset).min(layer.text.len());
-        (&layer.path, layer.text[..start].matches('\n').count() + 1)
+        (&layer.path, layer.line_starts.partition_point(|&s| s <= start))
     }
 
     /// A TOML or serde error of the merged recipe, located in the file that wrote the value.
@@ -195,8 +207,8 @@ impl Chain {
         self.error(error.span().unwrap_or(0..0), message, &hint)
     }
 
-    fn layer_at(&self, at: usize) -> &Layer {
-        self.layers.iter().rev().find(|l| l.offset <= at).unwrap_or(&self.layers[0])
+    fn layer_index(&self, at: usize) -> usize {
+        self.layers.iter().rposition(|l| l.offset <= at).unwrap_or(0)
     }
 
     /// `over` (the extending recipe's value) merged onto `base`.
@@ -230,12 +242,37 @@ impl Chain {
     /// Arrays of tables: an entry of `over` merges onto the base's entry of the same name (or
     /// takes it out, with `remove = true`); the others follow the base's, in order.
     fn merge_entries<'a>(&self, base: DeArray<'a>, over: DeArray<'a>) -> Result<DeArray<'a>, RecipeError> {
+        let mut by_id: HashMap<(&'static str, String), usize> = HashMap::new();
+        for (at, entry) in base.iter().enumerate() {
+            if let Some(id) = identity(entry) {
+                by_id.entry(id).or_insert(at);
+            }
+        }
         let mut kept: Vec<Option<Value<'a>>> = base.into_iter().map(Some).collect();
         let mut added = Vec::new();
+        let mut seen = HashSet::new();
         for entry in over {
             let id = identity(&entry);
-            let same = kept.iter().position(|e| id.is_some() && e.as_ref().and_then(identity) == id);
+            // One file names an entry once, as a recipe without `extends` must: two would merge
+            // into one silently.
+            if let Some(id) = &id
+                && !seen.insert(id.clone())
+            {
+                return Err(self.error(
+                    entry.span(),
+                    format!("the entry with {} = \"{}\" is listed twice", id.0, printable(&id.1)),
+                    "give each entry its own name (a second entry with a base's name merges onto it once)",
+                ));
+            }
+            let same = id.as_ref().and_then(|id| by_id.get(id)).copied().filter(|&at| kept[at].is_some());
             match (same, removal(&entry)) {
+                (_, Some(span)) if entry.get_ref().as_table().is_some_and(|t| t.len() > 2) => {
+                    return Err(self.error(
+                        span,
+                        "an entry with `remove = true` says only which entry it takes out".into(),
+                        "keep its `name` (`path` for [[files]]) and `remove = true`, nothing else",
+                    ));
+                }
                 (Some(at), None) => kept[at] = Some(self.merge(kept[at].take().expect("kept"), entry)?),
                 (Some(at), Some(_)) => kept[at] = None,
                 (None, Some(span)) => return Err(self.nothing_to_remove(span, id)),
@@ -266,7 +303,10 @@ impl Chain {
     }
 
     fn nothing_to_remove(&self, span: Range<usize>, id: Option<(&'static str, String)>) -> RecipeError {
-        let what = id.map_or_else(|| "an entry".into(), |(key, name)| format!("the entry with {key} = \"{name}\""));
+        let what = id.map_or_else(
+            || "an entry".into(),
+            |(key, name)| format!("the entry with {key} = \"{}\"", printable(&name)),
+        );
         self.error(
             span,
             format!("`remove = true` takes out {what}, which no recipe this one extends has"),
@@ -276,19 +316,50 @@ impl Chain {
 }
 
 /// The `extends` value of a recipe and where it is written, if it has one.
-fn extends_of(layer: &Layer) -> Result<Option<(String, Range<usize>)>, RecipeError> {
-    let table = DeTable::parse(&layer.text).map_err(|e| RecipeError::from_toml(&layer.path, &layer.text, &e))?;
+fn extends_of(layer: &Layer, first: bool) -> Result<Option<(String, Range<usize>)>, RecipeError> {
+    let table = DeTable::parse(&layer.text)
+        .map_err(|e| located(RecipeError::from_toml(&layer.path, &layer.text, &e), first))?;
     let Some(value) = table.get_ref().get(EXTENDS) else { return Ok(None) };
     match value.get_ref().as_str() {
         Some(named) if !named.is_empty() => Ok(Some((named.to_string(), value.span()))),
-        _ => Err(RecipeError::at(
-            &layer.path,
-            &layer.text,
-            value.span(),
-            "`extends` is not the path of a recipe".into(),
-            "write the base recipe's path as a string, relative to this recipe, e.g. extends = \"base.toml\"".into(),
+        _ => Err(located(
+            RecipeError::at(
+                &layer.path,
+                &layer.text,
+                value.span(),
+                "`extends` is not the path of a recipe".into(),
+                "write the base recipe's path as a string, relative to this recipe, e.g. extends = \"base.toml\""
+                    .into(),
+            ),
+            first,
         )),
     }
+}
+
+/// An error in the first recipe keeps its lines (the top recipe's own leads-out rule applies
+/// later); one in a base keeps only its place.
+fn located(error: RecipeError, first: bool) -> RecipeError {
+    match first {
+        true => error,
+        false => error.without_text(),
+    }
+}
+
+/// A path as a person means it, for display: control characters escaped.
+fn shown(path: &Path) -> String {
+    printable(&path.display().to_string())
+}
+
+/// `path` without `.` components, as written: `./shared/base.toml` and `shared/base.toml` name a
+/// file alike. `dir/..` stays: through a link, it is not the directory the text suggests.
+fn lexical(path: &Path) -> PathBuf {
+    path.components().filter(|c| *c != std::path::Component::CurDir).collect()
+}
+
+/// Text for a terminal or a comment: control characters (a newline, an escape) escaped, the
+/// rest as it is.
+pub fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
 }
 
 /// `value` with every span moved `by` bytes on: its place in the joined text.
@@ -316,10 +387,17 @@ fn shift(value: Value<'_>, by: usize) -> Value<'_> {
 fn rebase(value: &mut DeValue<'_>, keys: &[&str], prefix: &Path) {
     let rebased = |path: &mut Cow<'_, str>| {
         if !Path::new(path.as_ref()).is_absolute() {
-            *path = Cow::Owned(prefix.join(path.as_ref()).to_string_lossy().into_owned());
+            *path = Cow::Owned(lexical(&prefix.join(path.as_ref())).to_string_lossy().into_owned());
         }
     };
     match (value, keys.split_first()) {
+        // `{ append = [...] }` holds what the list will hold: its items are rebased as the
+        // list's would be.
+        (DeValue::Table(table), _) if is_append(table) => {
+            if let Some(list) = table.get_mut(APPEND) {
+                rebase(list.get_mut(), keys, prefix);
+            }
+        }
         (DeValue::String(path), None) => rebased(path),
         (DeValue::Array(items), None) => {
             for item in items.iter_mut() {

@@ -14,8 +14,8 @@ mod error;
 pub mod extend;
 mod limits;
 mod platform;
-pub mod show;
 pub mod sdist_settings;
+pub mod show;
 pub mod suggest;
 mod toolchain;
 mod validate;
@@ -160,7 +160,19 @@ impl Recipe {
                 ));
             }
         }
-        let section = |name: &str| text.find(name).map_or(0..0, |i| i..i + name.len());
+        // A table's header where a line starts with it, not the same words in a comment or a
+        // script.
+        let section = |name: &str| {
+            let mut at = 0;
+            for line in text.split_inclusive('\n') {
+                let indent = line.len() - line.trim_start().len();
+                if line.trim_start().starts_with(name) {
+                    return at + indent..at + indent + name.len();
+                }
+                at += line.len();
+            }
+            0..0
+        };
         for package in &self.base.packages {
             if let Err(reason) = validate::package_request(package.get_ref()) {
                 return Err(invalid(

@@ -131,7 +131,9 @@ fn is_section(value: &DeValue<'_>) -> bool {
 
 fn place(chain: &Chain, value: &Spanned<DeValue<'_>>) -> String {
     let (file, line) = chain.origin(value.span());
-    format!("{}:{line}", file.display())
+    // A comment ends at a newline: a file name holding one (or a terminal's escape) is shown
+    // escaped, so the output stays a recipe.
+    format!("{}:{line}", crate::extend::printable(&file.display().to_string()))
 }
 
 /// A value as TOML writes it inline (a string with newlines as a multi-line string).

@@ -213,3 +213,76 @@ fn paths_in_a_base_keep_naming_the_files_beside_it_and_stay_confined() {
     let keyring = recipe.base.keyring.as_ref().unwrap();
     assert_eq!(composer_store::userfile::read(&policy.join(keyring), &policy).unwrap(), b"k");
 }
+
+/// `extends` may name any file the recipe can reach (a signing key, a credentials file): an
+/// error in it keeps its place, never its lines, whether TOML or the recipe's own checks
+/// refuse it.
+#[test]
+fn a_base_that_is_no_recipe_never_has_its_lines_shown() {
+    for (secret, wanted) in [
+        ("ci-cache:XZVnSECRETVALUEGA==\n", "signing.key:1"),
+        ("password = \"hunter2-SECRETVALUE\"\n", "unknown field `password`"),
+    ] {
+        let (said, file, _) = failure(&[("r.toml", "extends = \"signing.key\"\n"), ("signing.key", secret)]);
+        assert!(!said.contains("SECRETVALUE"), "{said}");
+        assert!(said.contains(wanted) && file == "signing.key", "{said}");
+    }
+    // The recipe's own lines are still shown where it is wrong.
+    let (said, file, _) =
+        failure(&[("r.toml", "extends = \"base.toml\"\n[image]\nname = \"BAD NAME\"\n"), ("base.toml", BASE)]);
+    assert!(said.contains("name = \"BAD NAME\"") && file == "r.toml", "{said}");
+}
+
+/// Paths a base appends (`{ append = [...] }`) name files beside the base, as its other paths
+/// do; `./` is dropped, so a file is named one way however the path was written.
+#[test]
+fn paths_a_base_appends_are_rebased_and_every_path_is_folded() {
+    let base = format!("files = {{ append = [{{ path = \"/etc/app.conf\", source = \"./app.conf\" }}] }}\n{BASE}");
+    let (dir, first) = recipes(&[
+        ("r.toml", "extends = \"./shared/base.toml\"\n"),
+        ("shared/base.toml", &base),
+        ("shared/app.conf", "x"),
+    ]);
+    let recipe = Recipe::load(&first).unwrap();
+    assert_eq!(recipe.files[0].source.as_deref(), Some(Path::new("shared/app.conf")));
+    drop(dir);
+}
+
+/// One file names an entry of an array of tables once, with `extends` as without; an entry that
+/// takes a base's out says nothing else.
+#[test]
+fn an_entry_named_twice_in_one_file_and_a_removal_with_settings_are_refused() {
+    let base = format!("{BASE}[[accounts.users]]\nname = \"app\"\nuid = 1000\n");
+    let twice = "extends = \"base.toml\"\n[[accounts.users]]\nname = \"app\"\nuid = 1001\n\
+                 [[accounts.users]]\nname = \"app\"\nuid = 1002\n";
+    let (said, file, line) = failure(&[("r.toml", twice), ("base.toml", &base)]);
+    assert!(said.contains("the entry with name = \"app\" is listed twice") && file == "r.toml" && line == 5, "{said}");
+    let removal = "extends = \"base.toml\"\n[[accounts.users]]\nname = \"app\"\nremove = true\nuid = 7\n";
+    let (said, _, _) = failure(&[("r.toml", removal), ("base.toml", &base)]);
+    assert!(said.contains("an entry with `remove = true` says only which entry it takes out"), "{said}");
+}
+
+/// A check that names a table (`[layers]`) points at the file and line of its header, not at
+/// the same words in a comment of the extending recipe.
+#[test]
+fn a_tables_error_is_located_at_its_header_in_the_base() {
+    let base = format!("{BASE}\n[layers]\nmax_layers = 0\n");
+    let (said, file, line) =
+        failure(&[("r.toml", "# see [layers] in the base\nextends = \"base.toml\"\n"), ("base.toml", &base)]);
+    assert!(file == "base.toml" && line == 10, "{said}");
+}
+
+/// Merging is linear in the entries: a recipe of thousands of `[[files]]` over a base of as many
+/// loads in moments, not minutes (each entry once looked up every entry before it).
+#[test]
+fn thousands_of_entries_merge_in_moments() {
+    let entries = |dir: &str| -> String {
+        (0..10_000).map(|i| format!("[[files]]\npath = \"/{dir}/{i}\"\ncontent = \"\"\n")).collect()
+    };
+    let base = format!("{BASE}{}", entries("b"));
+    let child = format!("extends = \"base.toml\"\n{}", entries("c"));
+    let started = std::time::Instant::now();
+    let recipe = load(&[("r.toml", &child), ("base.toml", &base)]).unwrap();
+    assert_eq!(recipe.files.len(), 20_000);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+}

@@ -26,13 +26,14 @@ pub fn run(command: RecipeCommand, settings: &Settings, printer: &Printer) -> an
             let through = match extends.is_empty() {
                 true => String::new(),
                 false => {
-                    let names: Vec<String> = extends.iter().map(|p| p.display().to_string()).collect();
+                    let names: Vec<String> =
+                        extends.iter().map(|p| composer_recipe::extend::printable(&p.display().to_string())).collect();
                     format!(", which extends {}", names.join(", then "))
                 }
             };
             crate::out!(
                 "# The effective recipe of {}{through}: each value with the file and line it was written at.\n{}",
-                recipe.display(),
+                composer_recipe::extend::printable(&recipe.display().to_string()),
                 composer_recipe::show::annotated_toml(&chain, &merged)
             );
         }
