@@ -111,8 +111,10 @@ impl Chain {
             let prefix = lexical(&layer.prefix.join(named.parent().unwrap_or(Path::new(""))));
             let base = named_in.join(&layer.prefix).join(named);
             let text = userfile::read_text(&base, &policy).map_err(|e| {
+                // The cause goes into the message: a located error has no chain to print.
+                let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
                 here(
-                    format!("`extends`: {}", printable(&e.to_string())),
+                    format!("`extends`: {}", printable(&format!("{e}{cause}"))),
                     e.hint().unwrap_or_else(|| {
                         "`extends` names a recipe file, relative to the directory of the recipe naming it".into()
                     }),
