@@ -150,8 +150,24 @@ fn a_package_table_changes_its_own_sdist_steps_key_and_no_other() {
         resolved.map(|s| s["cached"] == true).collect()
     };
     assert_eq!(wheels_locked(), [true, true]);
+    // The pylock's own sets are a claim about the tables: one dropped from the file would build
+    // without the requirements, one added with requirements no recipe asked for. Either makes
+    // the pylock stale.
+    let path = f.c.cwd.join("pylock.app-linux-amd64.toml");
+    let start = pylock.find("\n[[tool.composer.package-build-wheels.pure]]").unwrap();
+    let end = pylock[start + 1..].find("\n[").map_or(pylock.len(), |e| start + 1 + e);
+    std::fs::write(&path, format!("{}{}", &pylock[..start], &pylock[end..])).unwrap();
+    assert_eq!(wheels_locked(), [false, true]);
+    f.c.ok(&["lock", f.recipe.to_str().unwrap()]);
     f.write("");
     assert_eq!(wheels_locked(), [false, false]);
+    f.c.ok(&["lock", f.recipe.to_str().unwrap()]);
+    std::fs::write(
+        &path,
+        format!("{}{own_set}", std::fs::read_to_string(&path).unwrap(), own_set = &pylock[start..end]),
+    )
+    .unwrap();
+    assert_eq!(wheels_locked(), [false, true]);
 
     // Without a table, every key is what it was.
     assert_eq!(f.keys(""), before);
@@ -166,6 +182,10 @@ fn a_table_for_no_sdist_is_refused_with_the_nearest_name() {
         "{said}"
     );
     assert!(said.contains("did you mean `pure`?"), "{said}");
+    // `compose lock` refuses it too, rather than locking a recipe whose build would fail.
+    let out = f.c.run(&["lock", f.recipe.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("no package `puer` is in the Python lock"), "{said}");
     let said = f.refused("[python.packages.wheelonly]\nenv = { CFLAGS = \"-w\" }\n");
     assert!(said.contains("`wheelonly` is installed from a wheel"), "{said}");
     assert!(said.contains("add \"wheelonly\" to [python] no_binary"), "{said}");
@@ -182,6 +202,9 @@ fn patches_outside_the_recipes_directory_are_refused_unread() {
     let dir = f.recipe.parent().unwrap();
     std::os::unix::fs::symlink(&secret, dir.join("link.patch")).unwrap();
     let up = pathdiff(dir, &secret);
+    std::fs::write(dir.join("empty.patch"), "\n").unwrap();
+    let said = f.refused("[python.packages.pure]\npatches = [\"empty.patch\"]\n");
+    assert!(said.contains("the patch `empty.patch` is empty"), "{said}");
     for patch in [up.as_str(), "link.patch", "missing.patch"] {
         let said = f.refused(&format!("[python.packages.pure]\npatches = [\"{patch}\"]\n"));
         assert!(said.contains("cannot read a patch of [python.packages.pure]"), "{patch}: {said}");

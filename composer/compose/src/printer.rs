@@ -118,7 +118,10 @@ impl Printer {
         let hint = crate::hints::hint(error);
         // Every line goes through the one redaction: a URL or reference that an error of any
         // crate (or a library's error under it) repeats shows no `USER:PASSWORD@`.
-        let shown = |e: &dyn std::fmt::Display| composer_client::redact(&e.to_string()).into_owned();
+        // And the one escape: a name from a package, a wheel or a file name that holds a terminal
+        // escape (a title change, a cleared screen) or a carriage return is shown, never obeyed.
+        // Line breaks stay: errors lay out their snippets with them.
+        let shown = |e: &dyn std::fmt::Display| terminal_safe(&composer_client::redact(&e.to_string()));
         let message = shown(error);
         let causes: Vec<String> = error.chain().skip(1).map(|c| shown(&c)).collect();
         // Under --json a failure is a document too, so that a tool reading stdout learns why.
@@ -136,7 +139,7 @@ impl Printer {
             eprintln!("  {} {cause}", self.paint("1", "caused by:"));
         }
         if let Some(hint) = hint {
-            eprintln!("{} {hint}", self.paint("1;36", "hint:"));
+            eprintln!("{} {}", self.paint("1;36", "hint:"), terminal_safe(&hint));
         }
     }
 
@@ -207,4 +210,15 @@ impl Reporter for Printer {
             _ => {}
         }
     }
+}
+
+/// `text` with every control character but the line break escaped (`\u{1b}`).
+fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\n".to_string(),
+            c if c.is_control() => c.escape_debug().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }

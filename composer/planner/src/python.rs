@@ -126,16 +126,29 @@ impl Session<'_> {
             let path = pylock_path(&self.recipe_path, &platform.to_string());
             let digest = with_build_requires(inputs_digest(&request, &target), python);
             match WheelLock::read(&path)? {
-                Some(existing) if !refresh && existing.meta.inputs == digest && !existing.lacks_build_wheels() => {
+                Some(existing)
+                    if !refresh
+                        && existing.meta.inputs == digest
+                        && !existing.lacks_build_wheels()
+                        && self.own_build_sets_match(&existing) =>
+                {
                     ready.insert(i, (target, existing, true));
                 }
                 existing => {
                     if policy == LockPolicy::Locked {
                         return Err(match existing {
                             None => BuildError::LockMissing { path },
+                            Some(existing) if existing.meta.inputs == digest && existing.lacks_build_wheels() => {
+                                BuildError::LockOutdated {
+                                    path,
+                                    reason: "it locks no build requirements for its sdists".into(),
+                                }
+                            }
                             Some(existing) if existing.meta.inputs == digest => BuildError::LockOutdated {
                                 path,
-                                reason: "it locks no build requirements for its sdists".into(),
+                                reason: "its own build requirement sets are not the sdists [python.packages] gives \
+                                         build_requires"
+                                    .into(),
                             },
                             Some(_) => BuildError::LockOutdated {
                                 path,
@@ -248,6 +261,23 @@ impl Session<'_> {
         lock.meta.build_wheels = Some(resolve(requires)?);
         lock.meta.package_build_wheels = own_sets;
         Ok(lock)
+    }
+
+    /// Whether a lock's sets of build wheels of its own are exactly for its sdists whose
+    /// `[python.packages]` table gives `build_requires`: a set dropped would build without
+    /// them, one added would build with requirements no recipe asked for.
+    fn own_build_sets_match(&self, lock: &WheelLock) -> bool {
+        let normal = composer_wheels::normalize_name;
+        let wanted: std::collections::BTreeSet<String> = lock
+            .wheels
+            .iter()
+            .filter(|w| w.sdist)
+            .filter(|w| {
+                self.python().and_then(|p| p.package_build(&w.name)).is_some_and(|b| !b.build_requires.is_empty())
+            })
+            .map(|w| normal(&w.name))
+            .collect();
+        lock.meta.package_build_wheels.keys().cloned().collect::<std::collections::BTreeSet<_>>() == wanted
     }
 
     /// The keys of one platform's install, layer and venv steps.

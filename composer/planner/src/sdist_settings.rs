@@ -18,6 +18,8 @@ use crate::{BuildError, Session};
 
 /// The variable the build script reads the config settings from, as JSON.
 const CONFIG_SETTINGS_VAR: &str = "COMPOSE_CONFIG_SETTINGS";
+/// The patches of one package, together.
+const MAX_PATCH_BYTES: usize = 8 << 20;
 
 /// One sdist's settings on one platform, its patches read.
 #[derive(Debug, Clone, Default)]
@@ -47,7 +49,18 @@ impl Session<'_> {
                     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
                 Ok((shown, self.read_patch(name, path)?))
             })
-            .collect::<Result<_, BuildError>>()?;
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        // Each build step's script carries its patches: bounded, so that many sdists on many
+        // platforms cannot add up to gigabytes of scripts.
+        let total: usize = patches.iter().map(|(_, bytes)| bytes.len()).sum();
+        if total > MAX_PATCH_BYTES {
+            return Err(BuildError::SdistSettings {
+                recipe: self.recipe_path.clone(),
+                package: name.to_string(),
+                reason: format!("its patches hold {total} bytes, more than {} MiB", MAX_PATCH_BYTES >> 20),
+                hint: "patch less, or build the package as a [[builds]] entry from its source".into(),
+            });
+        }
         Ok(Some(PackageSettings { settings, patches }))
     }
 
@@ -67,6 +80,15 @@ impl Session<'_> {
             what: format!("cannot read a patch of [python.packages.{package}]"),
             source: Box::new(source),
         })?;
+        // An empty file applies nothing and says nothing: most likely not the patch meant.
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(BuildError::SdistSettings {
+                recipe: self.recipe_path.clone(),
+                package: package.to_string(),
+                reason: format!("the patch `{}` is empty", path.display().to_string().escape_debug()),
+                hint: "write the patch's hunks into the file (`diff -u` or `git diff` output), or drop it".into(),
+            });
+        }
         Ok(bytes)
     }
 
@@ -146,9 +168,13 @@ fn patch_step(number: usize, path: &str, bytes: &[u8], package: &str) -> String 
     }
     let file = format!("../compose-patch-{number}");
     let message = shell_quote(&format!("compose: patch `{path}` does not apply to {package}"));
+    // No fuzz: a patch that no longer matches its lines (a new version of the sdist) fails
+    // rather than landing elsewhere. patch's own report quotes the patch's text ("The text
+    // leading up to this was"), which may be anything: only its status lines reach the log.
     format!(
         "base64 -d > {file} <<'PATCH'\n{lines}PATCH\n\
-         if ! patch -p1 --batch --forward --no-backup-if-mismatch --reject-file=- -i {file}; then\n    \
+         if ! patch -p1 --batch --forward --fuzz=0 --no-backup-if-mismatch --reject-file=- -i {file} > {file}.log 2>&1; then\n    \
+         grep -E '^(patching file|Hunk #|No file to patch|can.t find file|Reversed|Only garbage)' {file}.log | cut -c1-200 >&2 || true\n    \
          echo {message} >&2\n    exit 1\nfi\n"
     )
 }

@@ -463,6 +463,10 @@ pub fn lock(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path, upgrade: &Up
     session.check_lock(&lock)?;
     let (wheel_plans, wheel_steps) =
         session.wheel_locks(&lock, LockPolicy::UseOrCreate, true, *upgrade == Upgrade::All)?;
+    // A table for no sdist fails `compose lock` as it fails a build.
+    if let Some(python) = session.python() {
+        session.check_package_tables(python, &wheel_plans)?;
+    }
     let (lock, _) = session.settle_system_libraries(lock, &wheel_plans, LockPolicy::UseOrCreate)?;
     let same_lock = old.as_ref().is_some_and(|old| old.to_toml() == lock.to_toml());
     if !same_lock {

@@ -58,12 +58,30 @@ const REFUSED: &[&str] = &[
     "SHELLOPTS",
     "BASHOPTS",
     "CDPATH",
+    // The linker by its bare name (the `LD_` prefix does not catch it), gcc's own search paths
+    // for its programs and libraries, and what glibc ignores in setuid programs because it
+    // makes a program load or read something else (`GCONV_PATH`, `LOCPATH`, `NLSPATH`...).
+    "LD",
+    "GCC_EXEC_PREFIX",
+    "COMPILER_PATH",
+    "LIBRARY_PATH",
+    "GCONV_PATH",
+    "GETCONF_DIR",
+    "HOSTALIASES",
+    "LOCALDOMAIN",
+    "LOCPATH",
+    "NIS_PATH",
+    "NLSPATH",
+    "RESOLV_HOST_CONF",
+    "RES_OPTIONS",
+    "TZDIR",
 ];
 
 /// Prefixes of refused variables: the loader's (`LD_PRELOAD`, `LD_LIBRARY_PATH`...), the
-/// interpreter's (`PYTHONPATH`, `PYTHONHOME`, and composer's `PYTHON`), the locale's, pkg-config's
+/// interpreter's (`PYTHONPATH`, `PYTHONHOME`, composer's `PYTHON`, and CPython's cross-build
+/// `_PYTHON_HOST_PLATFORM`, which renames the wheel's platform), the locale's, pkg-config's
 /// search paths, qemu-user's, the allocator's and composer's own.
-const REFUSED_PREFIXES: &[&str] = &["LD_", "PYTHON", "LC_", "PKG_CONFIG", "QEMU_", "MALLOC_", "COMPOSE_"];
+const REFUSED_PREFIXES: &[&str] = &["LD_", "PYTHON", "_PYTHON", "LC_", "PKG_CONFIG", "QEMU_", "MALLOC_", "COMPOSE_"];
 
 /// Bounds on what a package's settings may hold: generous for real builds, small enough that a
 /// recipe cannot make a step's environment (passed on bubblewrap's command line) fail to start.
@@ -71,6 +89,9 @@ const MAX_NAME: usize = 128;
 const MAX_VALUE: usize = 4096;
 const MAX_ENTRIES: usize = 64;
 const MAX_PATCHES: usize = 32;
+/// The config settings of a package and a platform together, as the JSON the step's
+/// environment carries: one argument on bubblewrap's command line, which `execve` bounds.
+const MAX_SETTINGS_JSON: usize = 32 << 10;
 
 /// `[python.packages.NAME]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
@@ -258,8 +279,44 @@ pub(crate) fn validate(recipe: &Recipe, python: &crate::Python, invalid: Invalid
             check_env(&table.env, invalid)?;
             check_settings(&table.config_settings, invalid)?;
         }
+        let platform_settings = package.platforms.values().map(|t| json_size(&t.config_settings)).max();
+        if json_size(&package.config_settings) + platform_settings.unwrap_or(0) > MAX_SETTINGS_JSON {
+            return Err(invalid(
+                name.span(),
+                format!(
+                    "[python.packages.{}] has more config settings than a build step can carry ({} KiB at most)",
+                    name.get_ref(),
+                    MAX_SETTINGS_JSON >> 10
+                ),
+                "pass long settings in a file the build reads (a patch can add one), not on its command line",
+            ));
+        }
+        let mut patches = std::collections::BTreeSet::new();
+        for patch in &package.patches {
+            if !patches.insert(patch.get_ref()) {
+                return Err(invalid(
+                    patch.span(),
+                    format!("`{}` is listed twice", patch.get_ref().display().to_string().escape_debug()),
+                    "list each patch once, in the order they apply",
+                ));
+            }
+        }
     }
     Ok(())
+}
+
+/// About the size of `settings` as JSON: keys, values and their quoting.
+fn json_size(settings: &BTreeMap<Spanned<String>, Spanned<ConfigValue>>) -> usize {
+    settings
+        .iter()
+        .map(|(key, value)| {
+            let values = match value.get_ref() {
+                ConfigValue::One(one) => std::slice::from_ref(one),
+                ConfigValue::Many(many) => many.as_slice(),
+            };
+            key.get_ref().len() + 6 + values.iter().map(|v| v.len() + 3).sum::<usize>()
+        })
+        .sum()
 }
 
 /// A name as PEP 503 normalizes it (`Foo_Bar` is `foo-bar`).
@@ -342,12 +399,15 @@ fn check_settings(
 }
 
 fn check_requirement(requirement: &Spanned<String>, invalid: Invalid<'_>) -> Result<(), RecipeError> {
+    // One line of a requirements file, as uv is handed it: no line break or control character
+    // may start another.
+    check_value(requirement.get_ref(), requirement.span(), invalid)?;
     let parsed = match pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement.get_ref()) {
         Ok(parsed) => parsed,
         Err(e) => {
             return Err(invalid(
                 requirement.span(),
-                format!("`{}` is not a PEP 508 requirement: {}", requirement.get_ref(), e.message),
+                format!("`{}` is not a PEP 508 requirement: {}", requirement.get_ref().escape_debug(), e.message),
                 "write build requirements as pyproject.toml does, e.g. \"cython>=3\"",
             ));
         }

@@ -108,6 +108,19 @@ fn a_patch_that_does_not_apply_stops_the_build_naming_it() {
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("compose: patch `patches/musl.patch` does not apply to netifaces 0.11.0"), "{said}");
+    // patch's report quotes the patch's text before a hunk it cannot place ("The text leading
+    // up to this was"): only its status lines reach the log, never the patch's own words.
+    let noted: &[u8] =
+        b"Notes: deploy token SECRET_TOKEN=hunter2\n--- a/missing.c\n+++ b/missing.c\n@@ -1 +1 @@\n-a\n+b\n";
+    let out = run(&[("noted.patch", noted)]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("does not apply"), "{said}");
+    assert!(!said.contains("SECRET_TOKEN") && !String::from_utf8_lossy(&out.stdout).contains("SECRET_TOKEN"), "{said}");
+    // No fuzz: a hunk whose context moved fails rather than landing elsewhere.
+    std::fs::write(src.join("b.c"), "one\ntwo\nthree\nfour\nfive\nsix\nseven\n").unwrap();
+    let fuzzy: &[u8] = b"--- a/b.c\n+++ b/b.c\n@@ -2,5 +2,5 @@\n two\n THREE\n-four\n+FOUR\n five\n SIX\n";
+    let out = run(&[("fuzzy.patch", fuzzy)]);
+    assert!(!out.status.success(), "applied with fuzz: {}", String::from_utf8_lossy(&out.stderr));
     assert!(!src.join("a.c.orig").exists() && !src.join("a.c.rej").exists());
 }
 

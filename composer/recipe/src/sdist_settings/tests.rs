@@ -52,6 +52,11 @@ fn variables_that_subvert_the_sandbox_or_the_build_are_refused_where_they_are_wr
         "MALLOC_CFLAGS",
         "QEMU_LD_PREFIX",
         "path",
+        "LD",
+        "_PYTHON_HOST_PLATFORM",
+        "GCONV_PATH",
+        "GCC_EXEC_PREFIX",
+        "LIBRARY_PATH",
     ] {
         let said = refused(&format!("[python.packages.netifaces]\nenv = {{ {name} = \"x\" }}\n"));
         assert!(said.starts_with("r.toml:11:"), "{name}: {said}");
@@ -97,6 +102,13 @@ fn names_requirements_and_patches_are_checked() {
     assert!(said.contains("not a package request"), "{said}");
     let said = refused("[python.packages.netifaces]\npatches = [\"/etc/shadow\"]\n");
     assert!(said.starts_with("r.toml:11:") && said.contains("relative to the recipe's directory"), "{said}");
+    let said = refused("[python.packages.netifaces]\nbuild_requires = [\"\\u001b]0;x\\u0007cython\"]\n");
+    assert!(said.contains("control character") && !said.contains('\u{1b}'), "{said}");
+    let said = refused("[python.packages.netifaces]\npatches = [\"a.patch\", \"a.patch\"]\n");
+    assert!(said.starts_with("r.toml:11:") && said.contains("`a.patch` is listed twice"), "{said}");
+    let values: Vec<String> = (0..40).map(|i| format!("\"{i}{}\"", "x".repeat(1000))).collect();
+    let said = refused(&format!("[python.packages.netifaces]\nconfig_settings = {{ k = [{}] }}\n", values.join(", ")));
+    assert!(said.contains("more config settings than a build step can carry (32 KiB at most)"), "{said}");
     let said = refused("[python.packages.netifaces]\npaches = [\"a.patch\"]\n");
     assert!(said.contains("did you mean `patches`?"), "{said}");
 }
