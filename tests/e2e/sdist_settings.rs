@@ -183,9 +183,11 @@ fn a_table_for_no_sdist_is_refused_with_the_nearest_name() {
     );
     assert!(said.contains("did you mean `pure`?"), "{said}");
     // `compose lock` refuses it too, rather than locking a recipe whose build would fail.
+    assert!(!f.locked(), "a recipe that fails leaves no lock behind");
     let out = f.c.run(&["lock", f.recipe.to_str().unwrap()]);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && said.contains("no package `puer` is in the Python lock"), "{said}");
+    assert!(!f.locked(), "`compose lock` of a recipe that fails writes nothing");
     let said = f.refused("[python.packages.wheelonly]\nenv = { CFLAGS = \"-w\" }\n");
     assert!(said.contains("`wheelonly` is installed from a wheel"), "{said}");
     assert!(said.contains("add \"wheelonly\" to [python] no_binary"), "{said}");
@@ -205,7 +207,7 @@ fn patches_outside_the_recipes_directory_are_refused_unread() {
     std::fs::write(dir.join("empty.patch"), "\n").unwrap();
     let said = f.refused("[python.packages.pure]\npatches = [\"empty.patch\"]\n");
     assert!(said.contains("the patch `empty.patch` is empty"), "{said}");
-    for patch in [up.as_str(), "link.patch", "missing.patch"] {
+    for patch in [up.as_str(), secret.to_str().unwrap(), "link.patch", "missing.patch"] {
         let said = f.refused(&format!("[python.packages.pure]\npatches = [\"{patch}\"]\n"));
         assert!(said.contains("cannot read a patch of [python.packages.pure]"), "{patch}: {said}");
         assert!(!said.contains("MARKER"), "{patch}: {said}");

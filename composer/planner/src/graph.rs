@@ -131,14 +131,17 @@ impl Session<'_> {
         if self.ctx.offline && write {
             self.offline_preflight()?;
         }
-        let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, policy, write, false)?;
+        let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, policy, false)?;
         if let Some(python) = self.python() {
             self.check_package_tables(python, &wheel_plans)?;
         }
-        resolution.extend(wheel_steps);
         let (lock, libraries_added) = self.settle_system_libraries(lock, &wheel_plans, policy)?;
-        // Written once everything it leads to resolved: a recipe whose wheels fail to resolve
-        // leaves the lock as it was.
+        // Written once everything they lead to resolved and was checked: a recipe whose wheels
+        // fail to resolve, or whose tables name no sdist, leaves the locks as they were.
+        if write {
+            self.write_wheel_locks(&wheel_plans, &wheel_steps)?;
+        }
+        resolution.extend(wheel_steps);
         let lock_written = (resolved || libraries_added) && write;
         if lock_written {
             lock.write(&crate::lockfile::lock_path(&self.recipe_path))?;

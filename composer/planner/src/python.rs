@@ -94,13 +94,14 @@ impl Session<'_> {
     }
 
     /// The wheel lock of every platform: from its pylock file when that was resolved for the
-    /// same inputs, else (unless `--locked`) resolved again by uv and written when `write`.
+    /// same inputs, else (unless `--locked`) resolved again by uv. Nothing is written here: the
+    /// caller writes the fresh ones ([`Session::write_wheel_locks`]) once everything they lead
+    /// to is checked, so that a recipe that fails leaves its locks as they were.
     /// `refresh` resolves whatever the files say (`compose lock`).
     pub(crate) fn wheel_locks(
         &self,
         lock: &Lockfile,
         policy: LockPolicy,
-        write: bool,
         refresh: bool,
     ) -> Result<(Vec<WheelPlan>, Vec<StepReport>), BuildError> {
         let Some(python) = self.python() else { return Ok((Vec::new(), Vec::new())) };
@@ -168,15 +169,12 @@ impl Session<'_> {
         }
         let resolved: Vec<Result<(usize, Target, WheelLock), BuildError>> = todo
             .into_par_iter()
-            .map(|(i, target, path, digest)| {
+            .map(|(i, target, _path, digest)| {
                 let uv = uv.as_deref().expect("found above");
                 let mut wheel_lock = composer_wheels::resolve::resolve(uv, &request, &target, self.ctx.temp_dir)?;
                 // The recipe's extra build requirements are inputs too, which uv never saw.
                 wheel_lock.meta.inputs = digest;
                 let wheel_lock = self.lock_build_wheels(uv, &request, &target, wheel_lock)?;
-                if write {
-                    wheel_lock.write(&path)?;
-                }
                 Ok((i, target, wheel_lock))
             })
             .collect();
@@ -261,6 +259,21 @@ impl Session<'_> {
         lock.meta.build_wheels = Some(resolve(requires)?);
         lock.meta.package_build_wheels = own_sets;
         Ok(lock)
+    }
+
+    /// Writes the pylocks [`Session::wheel_locks`] resolved afresh (those its steps do not call
+    /// cached).
+    pub(crate) fn write_wheel_locks(&self, plans: &[WheelPlan], steps: &[StepReport]) -> Result<(), BuildError> {
+        for plan in plans {
+            let platform = plan.platform.to_string();
+            let fresh = steps
+                .iter()
+                .any(|s| s.step == "resolve-wheels" && s.platform.as_deref() == Some(platform.as_str()) && !s.cached);
+            if fresh {
+                plan.lock.write(&pylock_path(&self.recipe_path, &platform))?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether a lock's sets of build wheels of its own are exactly for its sdists whose

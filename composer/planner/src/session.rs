@@ -426,7 +426,10 @@ pub fn outdated(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path) -> Resul
         platform.build_packages.clear();
         platform.cross_packages.clear();
     }
-    let (newest, _) = session.resolve_following(Some(&requests_only), None)?;
+    // Against the mirror's current Release, offline too (where it fails saying so): `previous`
+    // would otherwise make an offline resolution take the lock's own.
+    let current = session.backend.release()?;
+    let (newest, _) = session.resolve_at(Some(&requests_only), None, Some(&current))?;
     Ok(lockfile::changes(&old, &newest))
 }
 
@@ -461,13 +464,13 @@ pub fn lock(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path, upgrade: &Up
     }
     let (lock, _) = session.resolve_following(previous.as_ref(), old.as_ref())?;
     session.check_lock(&lock)?;
-    let (wheel_plans, wheel_steps) =
-        session.wheel_locks(&lock, LockPolicy::UseOrCreate, true, *upgrade == Upgrade::All)?;
-    // A table for no sdist fails `compose lock` as it fails a build.
+    let (wheel_plans, wheel_steps) = session.wheel_locks(&lock, LockPolicy::UseOrCreate, *upgrade == Upgrade::All)?;
+    // A table for no sdist fails `compose lock` as it fails a build, before anything is written.
     if let Some(python) = session.python() {
         session.check_package_tables(python, &wheel_plans)?;
     }
     let (lock, _) = session.settle_system_libraries(lock, &wheel_plans, LockPolicy::UseOrCreate)?;
+    session.write_wheel_locks(&wheel_plans, &wheel_steps)?;
     let same_lock = old.as_ref().is_some_and(|old| old.to_toml() == lock.to_toml());
     if !same_lock {
         lock.write(&path)?;

@@ -74,6 +74,14 @@ impl Session<'_> {
         if !self.adds_system_libraries() {
             return Ok((lock, false));
         }
+        // Every platform is judged against, and resolved again from, the one Release a lock is
+        // made from (`compose lock` makes no other kind).
+        if lock.platforms.windows(2).any(|w| w[0].release.inrelease_sha256 != w[1].release.inrelease_sha256) {
+            return Err(BuildError::LockOutdated {
+                path: crate::lockfile::lock_path(&self.recipe_path),
+                reason: "its platforms name different Releases, which `system_libraries = \"add\"` cannot judge".into(),
+            });
+        }
         let mut release = None;
         let mut changed = false;
         // A package added brings its dependencies, which may ship another library needed: a

@@ -223,6 +223,13 @@ impl Chain {
                 }
                 DeValue::Array(base)
             }
+            (_, DeValue::Table(over)) if is_append(&over) => {
+                return Err(self.error(
+                    span,
+                    "`{ append = [...] }` appends to a list, and the base's value here is not one".into(),
+                    "write the value whole instead, or append where the base has a list",
+                ));
+            }
             (DeValue::Table(mut base), DeValue::Table(over)) if !is_append(&over) => {
                 for (key, value) in over {
                     let value = match base.remove(key.get_ref().as_ref()) {
@@ -257,13 +264,17 @@ impl Chain {
             let id = identity(&entry);
             // One file names an entry once, as a recipe without `extends` must: two would merge
             // into one silently.
+            // An entry that takes a base's out may be followed by a new one of that name: how a
+            // base's entry is replaced whole rather than merged onto.
             if let Some(id) = &id
+                && removal(&entry).is_none()
                 && !seen.insert(id.clone())
             {
                 return Err(self.error(
                     entry.span(),
                     format!("the entry with {} = \"{}\" is listed twice", id.0, printable(&id.1)),
-                    "give each entry its own name (a second entry with a base's name merges onto it once)",
+                    "give each entry its own name; to replace a base's entry whole, take it out first (its name and \
+                     `remove = true`), then write the new entry",
                 ));
             }
             let same = id.as_ref().and_then(|id| by_id.get(id)).copied().filter(|&at| kept[at].is_some());

@@ -250,8 +250,7 @@ impl Recipe {
             }
         }
         if let Some(python) = &self.python {
-            let header = text.find("[python]").map_or(0..0, |i| i..i + "[python]".len());
-            self.validate_python(python, header, &invalid)?;
+            self.validate_python(python, section("[python]"), &invalid)?;
         }
         self.limits.validate(&invalid)?;
         validate::builds(self, &section, &invalid)

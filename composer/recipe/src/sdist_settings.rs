@@ -427,10 +427,13 @@ fn check_requirement(requirement: &Spanned<String>, invalid: Invalid<'_>) -> Res
 fn check_patch(patch: &Spanned<PathBuf>, invalid: Invalid<'_>) -> Result<(), RecipeError> {
     let path = patch.get_ref();
     let text = path.to_string_lossy();
-    if path.is_absolute() || text.is_empty() || text.contains('\0') {
+    // An absolute path is the reader's to judge (inside the recipe's directory or an allowed
+    // one), as for every file a recipe names: a base named by its absolute path has its
+    // relative patches rebased to absolute ones.
+    if text.is_empty() || text.contains('\0') {
         return Err(invalid(
             patch.span(),
-            "a patch is a file relative to the recipe's directory".into(),
+            "a patch is a file, relative to the recipe's directory".into(),
             "put the patch beside the recipe, e.g. patches = [\"patches/netifaces-musl.patch\"]",
         ));
     }

@@ -286,3 +286,18 @@ fn thousands_of_entries_merge_in_moments() {
     assert_eq!(recipe.files.len(), 20_000);
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
 }
+
+/// A base's entry is replaced whole by taking it out and writing the new one (a `[[files]]`
+/// entry cannot go from `source` to `content` key by key); `append` over what is no list says so.
+#[test]
+fn a_base_entry_is_replaced_whole_by_removing_it_first_and_append_needs_a_list() {
+    let base = format!("{BASE}[[files]]\npath = \"/etc/app.conf\"\nsource = \"app.conf\"\n");
+    let child = "extends = \"base.toml\"\n[[files]]\npath = \"/etc/app.conf\"\nremove = true\n\n\
+                 [[files]]\npath = \"/etc/app.conf\"\ncontent = \"inline\"\n";
+    let recipe = load(&[("r.toml", child), ("base.toml", &base)]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(recipe.files.len(), 1);
+    assert_eq!((recipe.files[0].source.as_deref(), recipe.files[0].content.as_deref()), (None, Some("inline")));
+    let (said, file, _) =
+        failure(&[("r.toml", "extends = \"base.toml\"\n[image]\nname = { append = [\"x\"] }\n"), ("base.toml", BASE)]);
+    assert!(said.contains("appends to a list, and the base's value here is not one") && file == "r.toml", "{said}");
+}

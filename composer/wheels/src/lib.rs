@@ -23,20 +23,8 @@ pub use target::{Libc, Target};
 
 /// PEP 503 normalized project name: lower case, runs of `-`, `_` and `.` as one `-`.
 pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut dash = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            dash = true;
-        } else {
-            if dash && !out.is_empty() {
-                out.push('-');
-            }
-            dash = false;
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
+    // One PEP 503 rule for the recipe's tables and the locks alike.
+    composer_recipe::sdist_settings::normalize(name)
 }
 
 #[cfg(test)]

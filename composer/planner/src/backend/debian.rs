@@ -325,7 +325,7 @@ impl Backend for Debian<'_> {
         Ok(self.verified(release, digest))
     }
 
-    /// From the suite's `Contents` indexes, as the mirror's current signed Release lists them.
+    /// From the suite's `Contents` indexes, as `release` (signed, verified) lists them.
     fn library_packages(
         &self,
         release: &VerifiedRelease,
