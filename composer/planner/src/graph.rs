@@ -286,7 +286,12 @@ impl Session<'_> {
         }
 
         let Some(plan) = wheels else {
-            return Ok(ImagePlan { platform: platform.clone(), packages: packages.to_vec(), layers });
+            return Ok(ImagePlan {
+                platform: platform.clone(),
+                release: locked.release.clone(),
+                packages: packages.to_vec(),
+                layers,
+            });
         };
         let python = self.python().expect("a wheel plan comes from [python]");
         // Wheels: fetched (or built from their sdist), installed, grouped into layers.
@@ -373,7 +378,12 @@ impl Session<'_> {
             let layer = bytecode(g, Part::Wheels, &layers, system, Some(wheel_keys));
             layers.push(layer);
         }
-        Ok(ImagePlan { platform: platform.clone(), packages: packages.to_vec(), layers })
+        Ok(ImagePlan {
+            platform: platform.clone(),
+            release: locked.release.clone(),
+            packages: packages.to_vec(),
+            layers,
+        })
     }
 
     /// `compose plan` and `compose build`: the graph kept to what the images need.

@@ -346,7 +346,8 @@ impl Session<'_> {
         // costs the hint, not the error).
         let providers = match loader {
             Loader::Glibc => self
-                .hint_release(&image.platform)
+                .locked_digest(&image.release)
+                .and_then(|digest| self.release_of_lock(&image.release, &digest))
                 .and_then(|release| self.backend.library_packages(&release, &image.platform, &libraries))
                 .unwrap_or_default(),
             Loader::Musl => BTreeMap::new(),
@@ -363,21 +364,6 @@ impl Session<'_> {
                 .into_iter()
                 .collect(),
         })
-    }
-}
-
-impl Session<'_> {
-    /// The Release whose `Contents` names the packages in the hint: the lock's own (offline
-    /// too, from the store), else, where the lock was not written, the mirror's current one.
-    fn hint_release(
-        &self,
-        platform: &composer_recipe::Platform,
-    ) -> Result<crate::backend::VerifiedRelease, BuildError> {
-        let lock = crate::lockfile::Lockfile::read(&crate::lockfile::lock_path(&self.recipe_path))?;
-        match lock.as_ref().and_then(|l| l.platforms.iter().find(|p| p.platform == platform.to_string())) {
-            Some(locked) => self.release_of_lock(&locked.release, &self.locked_digest(&locked.release)?),
-            None => self.backend.release(),
-        }
     }
 }
 

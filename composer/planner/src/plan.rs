@@ -278,6 +278,9 @@ pub(crate) struct ImageLayer {
 #[derive(Clone)]
 pub(crate) struct ImagePlan {
     pub platform: Platform,
+    /// The signed Release the packages were locked from (what a hint about a missing library
+    /// asks which package ships it).
+    pub release: crate::lockfile::LockedRelease,
     pub packages: Vec<LockedPackage>,
     pub layers: Vec<ImageLayer>,
 }
