@@ -62,6 +62,22 @@ fn fixture_images_are_the_recorded_bytes() {
     }
 }
 
+/// An image's bytes are its recipe's, lock's and content's: the config's history names the tool
+/// and not its version, so that a new release of composer that builds the same layers gives the
+/// same digest (the version belongs to provenance).
+#[test]
+fn the_image_names_no_version_of_composer() {
+    let f = Fixture::new(&["app"], "");
+    fixture_build(&f);
+    let config = composer_testkit::image_config(&f.compose.cwd.join("out/app"), "amd64");
+    let history = config["history"].as_array().unwrap();
+    assert!(!history.is_empty());
+    for entry in history {
+        assert_eq!(entry["created_by"], "composer", "{entry}");
+    }
+    assert!(!config.to_string().contains(env!("CARGO_PKG_VERSION")), "{config}");
+}
+
 /// Every step's key, as `plan --json` prints it: a change to what any key holds is a change of
 /// every cache that holds its results, and has to be made on purpose (bless, and say why).
 #[test]

@@ -113,7 +113,10 @@ pub fn write_platform_image(
         .map(|l| {
             HistoryBuilder::default()
                 .created(created.clone())
-                .created_by(format!("composer {}", env!("CARGO_PKG_VERSION")))
+                // The tool, not its version: a new release of composer that builds the same
+                // layers gives the same image (and cache hits); which version built an image is
+                // provenance's to record, not the image's.
+                .created_by("composer")
                 .comment(l.comment.clone())
                 .build()
                 .map_err(spec_err)
