@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use composer_testkit::{Compose, Deb, LocalIndex, LocalMirror, Sdist, Wheel, base_packages};
+use composer_testkit::{Compose, Deb, LocalIndex, LocalMirror, Sdist, Wheel};
 
 use crate::{compose, keyring_beside};
 
@@ -21,17 +21,10 @@ struct SdistFixture {
 impl SdistFixture {
     fn new() -> SdistFixture {
         let mirror = LocalMirror::new();
-        let mut debs = Vec::new();
+        // The wheel fixtures' base (python3 and libc6 for both platforms), and stand-ins for the
+        // build root: nothing is built here, only planned.
+        let mut debs = crate::wheels::base_debs();
         for arch in ["amd64", "arm64"] {
-            debs.extend(base_packages(arch));
-            debs.push(Deb::new("libc6", "2.36-9").arch(arch).file("usr/lib/libc.so.6", b"libc"));
-            debs.push(
-                Deb::new("python3", "3.11.2-1+b1")
-                    .arch(arch)
-                    .field("Depends", "libc6 (>= 2.36)")
-                    .file("usr/bin/python3.11", b"#!python"),
-            );
-            // Stand-ins for the build root: nothing is built here, only planned.
             for name in ["build-essential", "mawk", "python3-dev", "libfoo-dev"] {
                 debs.push(Deb::new(name, "1").arch(arch).file(&format!("usr/share/doc/{name}/README"), b"stand-in"));
             }
