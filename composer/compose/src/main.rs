@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod distributions;
 mod documents;
 mod env_vars;
 mod hints;

@@ -155,6 +155,12 @@ impl Printer {
     }
 }
 
+impl composer_planner::Notes for Printer {
+    fn note(&self, message: &str) {
+        self.detail(message);
+    }
+}
+
 impl Reporter for Printer {
     fn start(&self, phase: Phase, total: u64) {
         if !self.progress || total == 0 {
@@ -174,9 +180,6 @@ impl Reporter for Printer {
         if let Some(bar) = self.bars.lock().expect("bars").remove(Self::style(phase).0) {
             bar.finish_and_clear();
         }
-    }
-    fn note(&self, message: &str) {
-        self.detail(message);
     }
     fn warn(&self, message: &str) {
         Printer::warn(self, message);

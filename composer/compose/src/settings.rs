@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use composer_planner::{MirrorSettings, Tools};
+use composer_deb::mirror::MirrorSettings;
+use composer_planner::Tools;
 use composer_store::userfile;
 
 use crate::cli::GlobalArgs;
@@ -115,7 +116,7 @@ impl Settings {
         let config_text = userfile::read_text_if_exists(&config_path, &config_policy)
             .with_context(|| format!("reading {}", config_path.display()))?
             .unwrap_or_default();
-        let config = composer_planner::mirror::parse_config(&config_text, &config_path)
+        let config = composer_deb::mirror::parse_config(&config_text, &config_path)
             .context("reading the compose config file")?;
         let ConfigFile { indexes: index_config, cache: cache_config } =
             toml::from_str(&config_text).map_err(|e: toml::de::Error| {
@@ -173,7 +174,7 @@ impl Settings {
     }
 }
 
-/// The tables of the config file the binary reads itself (`[mirrors]` is the planner's).
+/// The tables of the config file the binary reads itself (`[mirrors]` is the backends').
 #[derive(Debug, Default, serde::Deserialize)]
 struct ConfigFile {
     /// `name = "url"`.

@@ -1,5 +1,7 @@
 //! The Debian backend: everything composer knows about Debian archives.
 //!
+//! - [`backend::Debian`]: the planner's [`composer_distro::Backend`] for Debian, built on what
+//!   follows; [`mirror`]: where a recipe's mirror name points.
 //! - [`sources`]: the host's apt sources (one-line and deb822), to find a mirror and its keyring.
 //! - [`release`]: `InRelease` verified with OpenPGP, then trusted for index checksums.
 //! - [`repo::Repository`]: fetches `InRelease`, `Packages` indexes and `.deb` files through the one
@@ -12,12 +14,14 @@
 //! - [`hooks`]: what maintainer scripts would have done that an image needs, done declaratively.
 
 mod ar;
+pub mod backend;
 pub mod contents;
 pub mod control;
 pub mod dpkg;
 pub mod hooks;
 pub mod index;
 pub mod locked;
+pub mod mirror;
 pub mod relation;
 pub mod release;
 pub mod repo;
@@ -73,6 +77,41 @@ pub enum DebError {
     },
     #[error(transparent)]
     Store(#[from] composer_store::StoreError),
+    #[error(transparent)]
+    Wheels(#[from] composer_wheels::WheelError),
+    #[error("no mirror named `{name}` is configured (needed for suite `{suite}`)")]
+    NoMirror {
+        name: String,
+        suite: String,
+        env: String,
+        apt_dir: PathBuf,
+        /// The configured names (and `debian`) nearest to it.
+        near: Box<[String]>,
+    },
+    #[error("cannot read config `{}`", path.display())]
+    Config {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl composer_distro::DistributionError for DebError {
+    fn hint(&self) -> Option<String> {
+        DebError::hint(self)
+    }
+}
+
+/// The planner acts on the store's and the wheel crate's errors (a damaged object is removed
+/// and built again), so those stay themselves across the seam.
+impl From<DebError> for composer_distro::DistroError {
+    fn from(error: DebError) -> Self {
+        match error {
+            DebError::Store(e) => composer_distro::DistroError::Store(e),
+            DebError::Wheels(e) => composer_distro::DistroError::Wheels(e),
+            other => composer_distro::DistroError::distribution(other),
+        }
+    }
 }
 
 impl DebError {
@@ -112,6 +151,23 @@ impl DebError {
                     .into()
             }
             DebError::Unsolvable { .. } => "relax or drop the package pins that conflict".into(),
+            DebError::NoMirror { name, env, apt_dir, near, .. } => {
+                let near: Vec<&str> = near.iter().map(String::as_str).collect();
+                let guess = match near.is_empty() {
+                    true => String::new(),
+                    false => format!("{} Else ", composer_recipe::suggest::did_you_mean(&near)),
+                };
+                // Only `debian` falls back to the host's apt sources: offering one for any other
+                // name would be advice that cannot work.
+                let apt = match name == mirror::APT_NAME {
+                    true => format!(", or an apt source for the suite under {}", apt_dir.display()),
+                    false => String::new(),
+                };
+                format!(
+                    "{guess}set one with `--mirror {name}=URL`, the environment variable {env} or a `[mirrors]` entry \
+                     `{name} = \"URL\"` in $XDG_CONFIG_HOME/compose/config.toml{apt}"
+                )
+            }
             DebError::Fetch { source: composer_client::FetchError::NotFound { .. }, .. } => {
                 "the mirror no longer has this file (superseded by a newer version?): run `compose lock` to resolve \
                  again, or point the mirror at a snapshot archive"

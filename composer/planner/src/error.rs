@@ -4,15 +4,6 @@ use std::path::PathBuf;
 pub enum BuildError {
     #[error(transparent)]
     Recipe(#[from] composer_recipe::RecipeError),
-    #[error("no mirror named `{name}` is configured (needed for suite `{suite}`)")]
-    NoMirror {
-        name: String,
-        suite: String,
-        env: String,
-        apt_dir: PathBuf,
-        /// The configured names (and `debian`) nearest to it.
-        near: Box<[String]>,
-    },
     #[error(
         "the build needs about {} in the store's filesystem ({}: its downloads and as much again for their \
          layers), and {} is free",
@@ -40,12 +31,6 @@ pub enum BuildError {
         #[source]
         source: Option<Box<BuildError>>,
     },
-    #[error("cannot read config `{}`", path.display())]
-    Config {
-        path: PathBuf,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
     #[error("cannot use lock file `{}`", path.display())]
     Lock {
         path: PathBuf,
@@ -68,7 +53,7 @@ pub enum BuildError {
         packages.len(),
         packages.iter().map(|p| format!("{} (in {}): {}", p.package, p.index, p.reason)).collect::<Vec<_>>().join("\n  ")
     )]
-    Unlisted { lock: PathBuf, packages: Vec<crate::backend::Unlisted> },
+    Unlisted { lock: PathBuf, packages: Vec<composer_distro::Unlisted> },
     #[error("the lock file `{}` is not a resolution of the recipe for {platform} ({set}): {reason}", lock.display())]
     LockNotAResolution { lock: PathBuf, platform: String, set: &'static str, reason: String },
     #[error("cannot check the lock file `{}`: the signed Release it names (dated {date}, sha256 {digest}) {reason}", lock.display())]
@@ -86,7 +71,7 @@ pub enum BuildError {
     #[error("cannot compile Python bytecode for {platform}: {reason}")]
     Bytecode { platform: String, reason: String },
     #[error(transparent)]
-    Deb(#[from] composer_deb::DebError),
+    Distro(#[from] composer_distro::DistroError),
     #[error(transparent)]
     Oci(#[from] composer_oci::OciError),
     #[error(transparent)]
@@ -176,7 +161,7 @@ impl BuildError {
         let store = match self {
             BuildError::Store(e)
             | BuildError::Oci(composer_oci::OciError::Store(e))
-            | BuildError::Deb(composer_deb::DebError::Store(e))
+            | BuildError::Distro(composer_distro::DistroError::Store(e))
             | BuildError::Wheels(composer_wheels::WheelError::Store(e)) => Some(e),
             BuildError::Fetch { source: composer_client::FetchError::Store(e), .. } => Some(e),
             _ => None,
@@ -216,23 +201,6 @@ impl BuildError {
                  (`compose wheels index`, or any PEP 503 directory named as an index)"
                     .into(),
             ),
-            BuildError::NoMirror { name, env, apt_dir, near, .. } => {
-                let near: Vec<&str> = near.iter().map(String::as_str).collect();
-                let guess = match near.is_empty() {
-                    true => String::new(),
-                    false => format!("{} Else ", composer_recipe::suggest::did_you_mean(&near)),
-                };
-                // Only `debian` falls back to the host's apt sources: offering one for any other
-                // name would be advice that cannot work.
-                let apt = match name == crate::backend::mirror::APT_NAME {
-                    true => format!(", or an apt source for the suite under {}", apt_dir.display()),
-                    false => String::new(),
-                };
-                Some(format!(
-                    "{guess}set one with `--mirror {name}=URL`, the environment variable {env} or a `[mirrors]` entry \
-                     `{name} = \"URL\"` in $XDG_CONFIG_HOME/compose/config.toml{apt}"
-                ))
-            }
             BuildError::LockOutdated { .. } => Some("run `compose lock` to resolve the recipe again".into()),
             BuildError::WheelLibraries { packages, adding: true, .. } => Some(format!(
                 "`system_libraries = \"add\"` adds packages for the wheels the lock names, and only where the \
@@ -295,7 +263,7 @@ impl BuildError {
             ),
             BuildError::LockMissing { .. } => Some("run `compose lock` first, or build without `--locked`".into()),
             BuildError::Lock { .. } => Some("delete the lock file and run `compose lock`".into()),
-            BuildError::Deb(e) => e.hint(),
+            BuildError::Distro(e) => e.hint(),
             BuildError::Wheels(e) => e.hint(),
             BuildError::Allocator { .. } => {
                 Some("use a suite whose jemalloc package ships the library, or set [allocator] name = \"system\"".into())

@@ -12,10 +12,9 @@
 //!            (network pool)  (rayon)   ├─ system layer, wheels, bytecode ──────┴─► images ─► index
 //! ```
 //!
-//! Everything distribution-specific sits behind [`backend::Backend`]; step keys hold only content
+//! Everything distribution-specific sits behind [`composer_distro::Backend`]; step keys hold only content
 //! hashes and recipe values: no paths, host names or clocks.
 
-pub mod backend;
 mod builds;
 mod bytecode;
 mod compile;
@@ -52,20 +51,21 @@ use composer_oci::Compression;
 use composer_recipe::{Platform, Recipe};
 use composer_store::{BlobInfo, Store};
 
-pub use backend::mirror::{self, MirrorSettings};
+pub use composer_distro as distro;
 pub use error::BuildError;
 pub use execute::DOWNLOAD_THREADS;
 pub use keys::wheel_file_key;
 pub use lockfile::Lockfile;
 pub use plan::{Plan, PlanDocument, PlanStep, Step, StepKind};
-pub use report::{NoReporter, Phase, Reporter, StepReport};
+pub use report::{NoReporter, Notes, Phase, Reporter, StepReport};
 pub use session::{Locked, Session, Upgrade, lock, outdated, recipe_wheels};
 pub use share::Shareable;
 
 pub struct Context<'a> {
     pub store: &'a Store,
     pub client: &'a Client,
-    pub mirrors: &'a MirrorSettings,
+    /// The backends on offer; the recipe's `[base] distro` picks one.
+    pub distributions: &'a dyn composer_distro::Distributions,
     pub indexes: &'a composer_wheels::IndexSettings,
     /// No network: resolution with uv runs `--offline` too.
     pub offline: bool,

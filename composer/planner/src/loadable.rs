@@ -348,7 +348,7 @@ impl Session<'_> {
             Loader::Glibc => self
                 .locked_digest(&image.release)
                 .and_then(|digest| self.release_of_lock(&image.release, &digest))
-                .and_then(|release| self.backend.library_packages(&release, &image.platform, &libraries))
+                .and_then(|release| Ok(self.backend.library_packages(&release, &image.platform, &libraries)?))
                 .unwrap_or_default(),
             Loader::Musl => BTreeMap::new(),
         };

@@ -3,7 +3,7 @@
 //! Before either becomes a graph, every package it names (image, build root and cross build
 //! root, every platform) must be exactly an entry of the signed `Packages` index of the Release
 //! it names, online and offline: [`Session::check_lock`] is the one place that asks the backend
-//! ([`crate::backend::Backend::verify_locked`]).
+//! ([`composer_distro::Backend::verify_locked`]).
 //!
 //! A check that passed is recorded in the action cache (`verified-lock`, keyed by the release's
 //! digest, the architecture, the components and the exact package list), so that a warm build
@@ -18,9 +18,9 @@ use std::path::PathBuf;
 
 use composer_store::{ActionKey, ActionRecord, Sha256};
 
-use crate::backend::{VerifiedRelease, Wanted};
 use crate::lockfile::{self, LockedPackage, LockedRelease, Lockfile};
 use crate::{BuildError, Session};
+use composer_distro::{VerifiedRelease, Wanted};
 
 /// Bumped when what a `verified-lock` record vouches for changes.
 /// 2: the record vouches that the set is a resolution of the requests in its key, too.
@@ -175,12 +175,11 @@ impl Session<'_> {
         if locked.inrelease_sha256 == release.locked.inrelease_sha256 {
             return Ok(());
         }
-        let locked_date = match self.backend.locked_release(locked) {
-            Ok(Some(signed)) => signed.locked.date,
-            _ => locked.date.clone(),
+        let (locked_date, was) = match self.backend.locked_release(locked) {
+            Ok(Some(signed)) => (signed.locked.date.clone(), self.backend.release_time(&signed.locked)),
+            _ => (locked.date.clone(), self.backend.release_time(locked)),
         };
-        let date = composer_deb::release::parse_date;
-        let (Some(was), Some(now)) = (date(&locked_date), date(&release.locked.date)) else { return Ok(()) };
+        let (Some(was), Some(now)) = (was, self.backend.release_time(&release.locked)) else { return Ok(()) };
         if now >= was {
             return Ok(());
         }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::BuildError;
+pub use composer_distro::{LockedPackage, LockedRelease};
 
 pub const LOCK_VERSION: u32 = 1;
 
@@ -52,26 +53,6 @@ pub struct LockedPlatform {
     /// cross compilers for this platform). Empty when this platform's builds run natively.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cross_packages: Vec<LockedPackage>,
-}
-
-/// One package as resolved and locked: everything needed to fetch and verify it again.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct LockedPackage {
-    pub name: String,
-    pub version: String,
-    pub architecture: String,
-    pub source: String,
-    pub filename: String,
-    pub size: u64,
-    pub sha256: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockedRelease {
-    pub suite: String,
-    pub codename: String,
-    pub date: String,
-    pub inrelease_sha256: String,
 }
 
 /// A bare package name: lower-case letters, digits and `+-._`, starting with a letter or digit.

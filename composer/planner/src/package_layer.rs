@@ -18,10 +18,10 @@ use composer_store::{
     ActionKey, ActionRecord, BlobInfo, EntryKind, Hash, ObjectRef, RefKind, StoreError, Tree, TreeEntry,
 };
 
-use crate::backend::UnpackedPackage;
 use crate::lockfile::LockedPackage;
 use crate::system::ImageView;
 use crate::{BuildError, Session};
+use composer_distro::UnpackedPackage;
 
 /// One package as the system layer sees it, stored as a blob (its content hashes name objects
 /// that need not exist, so it is not a store tree).

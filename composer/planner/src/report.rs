@@ -1,5 +1,7 @@
 //! How the planner tells the binary what it is doing. Only the binary draws progress bars.
 
+pub use composer_distro::Notes;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Download,
@@ -7,11 +9,11 @@ pub enum Phase {
     Layers,
 }
 
-pub trait Reporter: Sync {
+/// `note` (what was chosen, for `-v`) comes from [`Notes`], which a backend reports to as well.
+pub trait Reporter: Notes {
     fn start(&self, _phase: Phase, _total: u64) {}
     fn advance(&self, _phase: Phase, _n: u64) {}
     fn finish(&self, _phase: Phase) {}
-    fn note(&self, _message: &str) {}
     /// Something the user should know even when not asking for detail.
     fn warn(&self, message: &str) {
         self.note(message);
@@ -23,6 +25,7 @@ pub trait Reporter: Sync {
 }
 
 pub struct NoReporter;
+impl Notes for NoReporter {}
 impl Reporter for NoReporter {}
 
 /// One step of a build, as planned or run.

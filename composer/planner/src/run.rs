@@ -243,7 +243,7 @@ impl Session<'_> {
         Ok(match &step.work {
             Work::Source { name } => {
                 let source = self.recipe.sources.iter().find(|s| s.name.get_ref() == name).expect("a recipe source");
-                Output::Blob(crate::sources::fetch_one(self.ctx, self.recipe, source)?.0)
+                Output::Blob(crate::sources::fetch_one(self.ctx, &*self.backend, self.recipe, source)?.0)
             }
             Work::Fetch { package } => Output::Blob(self.backend.fetch(package, &progress)?),
             Work::FetchWheel { wheel } => Output::Blob(self.fetch_one(wheel)?.0),

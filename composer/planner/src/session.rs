@@ -7,10 +7,10 @@ use composer_recipe::Recipe;
 use composer_store::{ActionKey, ActionRecord, BlobInfo, Sha256};
 use rayon::prelude::*;
 
-use crate::backend::{Backend, Wanted};
 use crate::lockfile::{self, LockedPackage, Lockfile};
 use crate::plan::{Output, StepKind, Work};
 use crate::{BuildError, BuildOutcome, Context, LockPolicy, StepReport};
+use composer_distro::{Backend, Wanted};
 
 pub struct Session<'a> {
     pub(crate) ctx: &'a Context<'a>,
@@ -25,13 +25,8 @@ pub struct Session<'a> {
 
 impl<'a> Session<'a> {
     pub fn new(ctx: &'a Context<'a>, recipe: &'a Recipe, recipe_path: &Path) -> Session<'a> {
-        let services = crate::backend::Services {
-            store: ctx.store,
-            client: ctx.client,
-            mirrors: ctx.mirrors,
-            reporter: ctx.reporter,
-        };
-        let backend = crate::backend::for_recipe(services, recipe);
+        let services = composer_distro::Services { store: ctx.store, client: ctx.client, notes: ctx.reporter };
+        let backend = ctx.distributions.backend(services, recipe);
         Session { ctx, recipe, recipe_path: recipe_path.to_path_buf(), backend, keep_failed: false, only: None }
     }
 
@@ -84,7 +79,7 @@ impl<'a> Session<'a> {
             return Ok(version);
         }
         let source = pinned.expect("validated: the source is a recipe source");
-        let (blob, _) = crate::sources::fetch_one(self.ctx, self.recipe, source)?;
+        let (blob, _) = crate::sources::fetch_one(self.ctx, &*self.backend, self.recipe, source)?;
         let blob = &blob;
         let key = version_key(&blob.sha256.to_string());
         if let Some(version) = cached(&key)? {
@@ -156,7 +151,7 @@ impl<'a> Session<'a> {
         &self,
         previous: Option<&Lockfile>,
         floor: Option<&Lockfile>,
-        release: Option<&crate::backend::VerifiedRelease>,
+        release: Option<&composer_distro::VerifiedRelease>,
     ) -> Result<(Lockfile, Vec<StepReport>), BuildError> {
         let preferred = |platform: &str, root: Root| -> BTreeMap<String, String> {
             let locked = previous.and_then(|lock| lock.platforms.iter().find(|p| p.platform == platform));
@@ -307,7 +302,7 @@ impl Session<'_> {
 
     fn resolve_platform(
         &self,
-        release: &crate::backend::VerifiedRelease,
+        release: &composer_distro::VerifiedRelease,
         arch: &str,
         requests: &[String],
         runtime_of: &[String],
@@ -494,9 +489,8 @@ impl Session<'_> {
                 (StepKind::Fetch, _) => match mirror_remote {
                     Some(remote) => remote,
                     None => {
-                        let mirror =
-                            self.ctx.mirrors.resolve(&self.recipe.base.mirror, &self.recipe.base.suite, None)?;
-                        *mirror_remote.insert(remote(&mirror.url))
+                        let mirror = self.backend.mirror_url(&self.recipe.base.mirror)?;
+                        *mirror_remote.insert(remote(&mirror))
                     }
                 },
                 (StepKind::FetchWheel, Work::FetchWheel { wheel }) => remote(&wheel.url),

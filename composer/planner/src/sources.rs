@@ -8,6 +8,8 @@ use composer_recipe::{Recipe, Source};
 use composer_store::userfile::{self, Kind};
 use composer_store::{BlobInfo, Sha256, StoreError};
 
+use composer_distro::Backend;
+
 use crate::{BuildError, Context};
 
 fn pin(source: &Source) -> Result<Option<Sha256>, BuildError> {
@@ -24,7 +26,12 @@ fn pin(source: &Source) -> Result<Option<Sha256>, BuildError> {
 }
 
 /// A source into the store, or found there; the flag says whether the store had it.
-pub(crate) fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> Result<(BlobInfo, bool), BuildError> {
+pub(crate) fn fetch_one(
+    ctx: &Context<'_>,
+    backend: &dyn Backend,
+    recipe: &Recipe,
+    source: &Source,
+) -> Result<(BlobInfo, bool), BuildError> {
     let name = source.name.get_ref();
     let expected = pin(source)?;
     if let Some(sha) = &expected
@@ -51,7 +58,7 @@ pub(crate) fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> 
         let path = path.map_err(|reason| BuildError::Source { name: name.to_string(), reason })?;
         return Ok((store_local_url(ctx, recipe, name, path, expected.as_ref())?, false));
     }
-    let url = resolve_url(ctx, recipe, url)?;
+    let url = resolve_url(backend, url)?;
     ctx.reporter.status("Fetching", &format!("source {name}"));
     let blob = ctx
         .client
@@ -131,9 +138,9 @@ fn pin_mismatch(name: &str, path: &std::path::Path, pin: &Sha256) -> BuildError 
 }
 
 /// `mirror://NAME/path` → the configured mirror's URL joined with `path`.
-fn resolve_url(ctx: &Context<'_>, recipe: &Recipe, url: &str) -> Result<String, BuildError> {
+fn resolve_url(backend: &dyn Backend, url: &str) -> Result<String, BuildError> {
     let Some(rest) = url.strip_prefix("mirror://") else { return Ok(url.to_string()) };
     let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let mirror = ctx.mirrors.resolve(name, &recipe.base.suite, None)?;
-    Ok(format!("{}/{}", mirror.url, path.trim_start_matches('/')))
+    let mirror = backend.mirror_url(name)?;
+    Ok(format!("{mirror}/{}", path.trim_start_matches('/')))
 }

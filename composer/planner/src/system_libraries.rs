@@ -17,10 +17,10 @@ use composer_store::{ActionKey, ActionRecord, ObjectRef, RefKind};
 use composer_wheels::LockedWheel;
 use composer_wheels::libraries::WheelLibraries;
 
-use crate::backend::VerifiedRelease;
 use crate::lockfile::{LockedPlatform, LockedRelease, Lockfile};
 use crate::python::WheelPlan;
 use crate::{BuildError, LockPolicy, Session};
+use composer_distro::VerifiedRelease;
 
 /// Bumped when what is read from a wheel changes.
 const WHEEL_LIBRARIES_VERSION: u32 = 1;

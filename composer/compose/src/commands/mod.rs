@@ -113,7 +113,7 @@ pub fn context<'a>(
     composer_planner::Context {
         store,
         client,
-        mirrors: &settings.mirrors,
+        distributions: settings,
         indexes: &settings.indexes,
         offline: settings.offline,
         reporter: printer,

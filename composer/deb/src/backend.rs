@@ -4,17 +4,19 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use composer_deb::repo::Repository;
-use composer_deb::unpack::ControlData;
+use crate::repo::Repository;
+use crate::unpack::ControlData;
 use composer_recipe::{AllocatorMode, AllocatorName, AllocatorSource, Base, Platform, Recipe};
 use composer_store::held::ContentSink;
 use composer_store::{BlobInfo, Sha256};
 use composer_wheels::{Target, WheelError};
 
-use crate::BuildError;
-use crate::backend::{Backend, LockCheck, Services, SystemFiles, Unlisted, UnpackedPackage, VerifiedRelease, Wanted};
-use crate::lockfile::{LockedPackage, LockedRelease};
-use crate::system::ImageView;
+use composer_distro::{
+    Backend, DistroError, ImageView, LockCheck, LockedPackage, LockedRelease, Services, SystemFiles, Unlisted,
+    UnpackedPackage, VerifiedRelease, Wanted,
+};
+
+use crate::mirror::MirrorSettings;
 
 /// Where ca-certificates keeps the certificates its hook bundles.
 const CA_CERTIFICATES: &str = "usr/share/ca-certificates/";
@@ -39,6 +41,7 @@ pub const CPYTHON_BUILD_DEPENDS: &[&str] = &[
 
 pub struct Debian<'a> {
     ctx: Services<'a>,
+    mirrors: &'a MirrorSettings,
     base: &'a Base,
     /// The recipe's directory, for a relative keyring.
     dir: std::path::PathBuf,
@@ -46,7 +49,7 @@ pub struct Debian<'a> {
     repo: Mutex<Option<Arc<Repository<'a>>>>,
     /// Releases verified in this run, by digest: resolution reads index checksums from the copy
     /// that was verified, never from a second download.
-    releases: Mutex<HashMap<[u8; 32], Arc<composer_deb::Release>>>,
+    releases: Mutex<HashMap<[u8; 32], Arc<crate::Release>>>,
 }
 
 /// The directories of the host's apt keyrings, which a recipe's `keyring` may name too.
@@ -55,12 +58,14 @@ const SYSTEM_KEYRINGS: &[&str] = &["/usr/share/keyrings", "/etc/apt/keyrings", "
 impl<'a> Debian<'a> {
     pub fn new(
         ctx: Services<'a>,
+        mirrors: &'a MirrorSettings,
         base: &'a Base,
         dir: &std::path::Path,
         allowed_paths: &[std::path::PathBuf],
     ) -> Debian<'a> {
         Debian {
             ctx,
+            mirrors,
             base,
             dir: dir.to_path_buf(),
             // Where apt keeps keyrings: public keys, which a recipe may name as apt sources do.
@@ -76,7 +81,7 @@ impl<'a> Debian<'a> {
     }
 
     /// A verified release as locks record it; kept to resolve against.
-    fn verified(&self, release: composer_deb::Release, digest: Sha256) -> VerifiedRelease {
+    fn verified(&self, release: crate::Release, digest: Sha256) -> VerifiedRelease {
         let verified = VerifiedRelease {
             locked: LockedRelease {
                 suite: release.suite.clone(),
@@ -92,14 +97,14 @@ impl<'a> Debian<'a> {
 
     /// The mirror, resolved and its keyring loaded on first use: a build served wholly from the
     /// store needs neither.
-    fn repo(&self) -> Result<Arc<Repository<'a>>, BuildError> {
+    fn repo(&self) -> Result<Arc<Repository<'a>>, DistroError> {
         let mut slot = self.repo.lock().expect("repo lock");
         if let Some(repo) = slot.as_ref() {
             return Ok(repo.clone());
         }
         let keyring = self.base.keyring.as_ref().map(|k| self.dir.join(k));
-        let mirror = self.ctx.mirrors.resolve(&self.base.mirror, &self.base.suite, keyring.as_deref())?;
-        self.ctx.reporter.note(&format!(
+        let mirror = self.mirrors.resolve(&self.base.mirror, &self.base.suite, keyring.as_deref())?;
+        self.ctx.notes.note(&format!(
             "mirror `{}` from {}, keyring {}",
             self.base.mirror,
             mirror.origin,
@@ -112,14 +117,14 @@ impl<'a> Debian<'a> {
             Some(_) => composer_store::userfile::Policy::within(kind, &self.dir, &self.allowed_paths),
             None => composer_store::userfile::Policy::anywhere(kind),
         };
-        let keys = composer_deb::release::load_keyring(&mirror.keyring, &policy)?;
+        let keys = crate::release::load_keyring(&mirror.keyring, &policy)?;
         let repo = Arc::new(Repository { url: mirror.url, keys, client: self.ctx.client, store: self.ctx.store });
         *slot = Some(repo.clone());
         Ok(repo)
     }
 }
 
-fn to_locked(p: &composer_deb::Package<'_>) -> Result<LockedPackage, composer_deb::DebError> {
+fn to_locked(p: &crate::Package<'_>) -> Result<LockedPackage, crate::DebError> {
     Ok(LockedPackage {
         name: p.name.to_string(),
         version: p.version.to_string(),
@@ -132,18 +137,18 @@ fn to_locked(p: &composer_deb::Package<'_>) -> Result<LockedPackage, composer_de
 }
 
 impl Debian<'_> {
-    fn stored(&self, locked: &LockedRelease, valid_until: bool) -> Result<Option<VerifiedRelease>, BuildError> {
+    fn stored(&self, locked: &LockedRelease, valid_until: bool) -> Result<Option<VerifiedRelease>, DistroError> {
         let digest: Sha256 = locked
             .inrelease_sha256
             .parse()
-            .map_err(|reason| composer_deb::DebError::Index { what: "the lock's release digest".into(), reason })?;
+            .map_err(|reason| crate::DebError::Index { what: "the lock's release digest".into(), reason })?;
         let release = self.repo()?.stored_release(&digest, &self.base.suite, self.now(), valid_until)?;
         Ok(release.map(|release| self.verified(release, digest)))
     }
 
     /// The `Packages` texts of `release` (one this backend verified) for `arch`, with the name
     /// of each.
-    fn index_texts(&self, release: &VerifiedRelease, arch: &str) -> Result<Vec<(String, String)>, BuildError> {
+    fn index_texts(&self, release: &VerifiedRelease, arch: &str) -> Result<Vec<(String, String)>, DistroError> {
         let repo = self.repo()?;
         let verified = self.releases.lock().expect("releases").get(&release.digest).cloned();
         let verified = verified.expect("indexes are only read from a release this backend verified");
@@ -153,19 +158,19 @@ impl Debian<'_> {
     /// `requests` and the run-time libraries of the `runtime_of` packages, as relations.
     fn relations(
         &self,
-        index: &composer_deb::PackageIndex<'_>,
+        index: &crate::PackageIndex<'_>,
         arch: &str,
         requests: &[String],
         runtime_of: &[String],
-    ) -> Result<Vec<composer_deb::relation::Relation>, BuildError> {
+    ) -> Result<Vec<crate::relation::Relation>, DistroError> {
         let mut requests = requests.to_vec();
         for dev in runtime_of {
-            requests.extend(composer_deb::index::runtime_libraries(index, dev)?);
+            requests.extend(crate::index::runtime_libraries(index, dev)?);
         }
         let relations = requests
             .iter()
             .map(|r| {
-                composer_deb::index::parse_request(r).ok_or_else(|| composer_deb::DebError::UnknownPackage {
+                crate::index::parse_request(r).ok_or_else(|| crate::DebError::UnknownPackage {
                     name: r.clone(),
                     suite: self.base.suite.clone(),
                     arch: arch.to_string(),
@@ -300,7 +305,7 @@ impl Backend for Debian<'_> {
         platform: &Platform,
         packages: &[LockedPackage],
         built_python: Option<&str>,
-    ) -> Result<Target, BuildError> {
+    ) -> Result<Target, DistroError> {
         let version = |name: &str| {
             packages.iter().find(|p| p.name == name).map(|p| p.version.clone()).ok_or_else(|| WheelError::Target {
                 platform: platform.to_string(),
@@ -318,7 +323,15 @@ impl Backend for Debian<'_> {
         &["/usr/lib/python3", "/usr/lib/python{ver}", "/usr/local/lib/python{ver}"]
     }
 
-    fn release(&self) -> Result<VerifiedRelease, BuildError> {
+    fn release_time(&self, release: &LockedRelease) -> Option<u64> {
+        crate::release::parse_date(&release.date)
+    }
+
+    fn mirror_url(&self, name: &str) -> Result<String, DistroError> {
+        Ok(self.mirrors.resolve(name, &self.base.suite, None)?.url)
+    }
+
+    fn release(&self) -> Result<VerifiedRelease, DistroError> {
         // Valid-Until is not checked where the recipe says the mirror is a snapshot, whose
         // Releases are old on purpose.
         let (release, digest) = self.repo()?.release(&self.base.suite, self.now(), self.base.check_valid_until)?;
@@ -331,7 +344,7 @@ impl Backend for Debian<'_> {
         release: &VerifiedRelease,
         platform: &Platform,
         libraries: &std::collections::BTreeSet<&str>,
-    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, BuildError> {
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, DistroError> {
         let verified = self.releases.lock().expect("releases").get(&release.digest).cloned();
         let verified = verified.expect("a VerifiedRelease is one this backend verified");
         let arch = platform.debian_arch();
@@ -342,13 +355,13 @@ impl Backend for Debian<'_> {
         Ok(self.repo()?.library_packages(&verified, &self.base.suite, &self.base.components, arch, &dirs, libraries)?)
     }
 
-    fn stored_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, BuildError> {
+    fn stored_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, DistroError> {
         self.stored(locked, self.base.check_valid_until)
     }
 
     /// Valid-Until is not checked: a lock pins its release on purpose, and checking what it
     /// pins against that release is what keeps the lock honest.
-    fn locked_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, BuildError> {
+    fn locked_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, DistroError> {
         self.stored(locked, false)
     }
 
@@ -358,9 +371,9 @@ impl Backend for Debian<'_> {
         arch: &str,
         packages: &[LockedPackage],
         wanted: &Wanted<'_>,
-    ) -> Result<LockCheck, BuildError> {
+    ) -> Result<LockCheck, DistroError> {
         let index_texts = self.index_texts(release, arch)?;
-        let mut index = composer_deb::PackageIndex::default();
+        let mut index = crate::PackageIndex::default();
         for (text, what) in &index_texts {
             index.parse(text, arch, what)?;
         }
@@ -375,9 +388,9 @@ impl Backend for Debian<'_> {
                 .collect::<Vec<_>>()
                 .join(" and ")
         );
-        let claims: Vec<composer_deb::locked::Claim<'_>> = packages
+        let claims: Vec<crate::locked::Claim<'_>> = packages
             .iter()
-            .map(|package| composer_deb::locked::Claim {
+            .map(|package| crate::locked::Claim {
                 name: &package.name,
                 version: &package.version,
                 architecture: &package.architecture,
@@ -388,23 +401,23 @@ impl Backend for Debian<'_> {
             .collect();
         let mut check = LockCheck::default();
         for claim in &claims {
-            if let Err(reason) = composer_deb::locked::check(&index, claim) {
+            if let Err(reason) = crate::locked::check(&index, claim) {
                 check.unlisted.push(Unlisted { package: claim.label(), index: indexes.clone(), reason });
             }
         }
         if check.unlisted.is_empty() {
             let requests = self.relations(&index, arch, wanted.requests, wanted.runtime_of)?;
             check.not_a_resolution =
-                composer_deb::locked::check_resolution(&index, &claims, &requests, wanted.essential).err();
+                crate::locked::check_resolution(&index, &claims, &requests, wanted.essential).err();
         }
         Ok(check)
     }
 
-    fn release_files(&self, release: &LockedRelease, arch: &str) -> Result<Vec<Sha256>, BuildError> {
+    fn release_files(&self, release: &LockedRelease, arch: &str) -> Result<Vec<Sha256>, DistroError> {
         let sha: Sha256 = release
             .inrelease_sha256
             .parse()
-            .map_err(|reason| composer_deb::DebError::Index { what: "the lock's release digest".into(), reason })?;
+            .map_err(|reason| crate::DebError::Index { what: "the lock's release digest".into(), reason })?;
         let verified = self.releases.lock().expect("releases").get(&sha.0).cloned();
         Ok(self.repo()?.stored_release_files(&sha, verified.as_deref(), &self.base.components, arch)?)
     }
@@ -417,23 +430,23 @@ impl Backend for Debian<'_> {
         runtime_of: &[String],
         essential: bool,
         preferred: &std::collections::BTreeMap<String, String>,
-    ) -> Result<Vec<LockedPackage>, BuildError> {
+    ) -> Result<Vec<LockedPackage>, DistroError> {
         let index_texts = self.index_texts(release, arch)?;
-        let mut index = composer_deb::PackageIndex::default();
+        let mut index = crate::PackageIndex::default();
         for (text, what) in &index_texts {
             index.parse(text, arch, what)?;
         }
         index.finish();
         let relations = self.relations(&index, arch, requests, runtime_of)?;
-        let chosen = composer_deb::resolve::resolve(&index, &relations, essential, preferred, &self.base.suite, arch)?;
+        let chosen = crate::resolve::resolve(&index, &relations, essential, preferred, &self.base.suite, arch)?;
         Ok(chosen.into_iter().map(to_locked).collect::<Result<_, _>>()?)
     }
 
-    fn fetch(&self, package: &LockedPackage, progress: &(dyn Fn(u64) + Sync)) -> Result<BlobInfo, BuildError> {
+    fn fetch(&self, package: &LockedPackage, progress: &(dyn Fn(u64) + Sync)) -> Result<BlobInfo, DistroError> {
         let sha: Sha256 = package
             .sha256
             .parse()
-            .map_err(|reason| composer_deb::DebError::Index { what: package.filename.clone(), reason })?;
+            .map_err(|reason| crate::DebError::Index { what: package.filename.clone(), reason })?;
         Ok(self.repo()?.fetch_deb(&package.filename, &sha, package.size, progress)?)
     }
 
@@ -442,12 +455,12 @@ impl Backend for Debian<'_> {
         package: &LockedPackage,
         file: &BlobInfo,
         contents: &mut dyn ContentSink,
-    ) -> Result<UnpackedPackage, BuildError> {
+    ) -> Result<UnpackedPackage, DistroError> {
         let store = self.ctx.store;
         let mut object = store.open_object(&file.id)?;
         let what = format!("{}_{}_{}.deb", package.name, package.version, package.architecture);
         let reader = std::io::BufReader::new(&mut object);
-        let unpacked = match composer_deb::unpack::unpack_into(contents, reader, &what, true) {
+        let unpacked = match crate::unpack::unpack_into(contents, reader, &what, true) {
             Ok(unpacked) => unpacked,
             Err(error) => {
                 // A damaged object can fail the parse before its last byte is read and checked:
@@ -467,12 +480,12 @@ impl Backend for Debian<'_> {
 
     fn replaces(&self, metadata: &[u8], other: &str) -> bool {
         let Ok(control) = serde_json::from_slice::<ControlData>(metadata) else { return false };
-        let paragraph = composer_deb::control::parse(&control.control).into_iter().next().unwrap_or_default();
+        let paragraph = crate::control::parse(&control.control).into_iter().next().unwrap_or_default();
         paragraph
             .get("Replaces")
             .unwrap_or("")
             .split(',')
-            .any(|r| composer_deb::relation::parse_relation(r.trim()).is_some_and(|relation| relation.name == other))
+            .any(|r| crate::relation::parse_relation(r.trim()).is_some_and(|relation| relation.name == other))
     }
 
     fn system_reads(&self, path: &str) -> bool {
@@ -484,7 +497,7 @@ impl Backend for Debian<'_> {
         &self,
         packages: &[(&LockedPackage, &[u8])],
         view: &ImageView<'_>,
-    ) -> Result<SystemFiles, BuildError> {
+    ) -> Result<SystemFiles, DistroError> {
         let controls: Vec<(String, ControlData)> = packages
             .iter()
             .map(|(p, metadata)| {
@@ -494,14 +507,14 @@ impl Backend for Debian<'_> {
                 })?;
                 Ok((p.name.clone(), data))
             })
-            .collect::<Result<_, BuildError>>()?;
+            .collect::<Result<_, DistroError>>()?;
         let named: Vec<(String, &ControlData)> = controls.iter().map(|(n, c)| (n.clone(), c)).collect();
         let mut out = SystemFiles::default();
-        for (path, data) in composer_deb::dpkg::database(&named) {
+        for (path, data) in crate::dpkg::database(&named) {
             out.files.push((path, data, 0o644));
         }
         let postinsts: Vec<&str> = controls.iter().map(|(_, c)| c.postinst.as_str()).collect();
-        out.links = composer_deb::hooks::alternatives(&postinsts, &|p| view.exists(p));
+        out.links = crate::hooks::alternatives(&postinsts, &|p| view.exists(p));
         let mut certificates: Vec<(String, Vec<u8>)> = Vec::new();
         for path in view.entries.keys() {
             if let Some(rel) = path.strip_prefix(CA_CERTIFICATES).filter(|p| p.ends_with(".crt"))
@@ -511,12 +524,12 @@ impl Backend for Debian<'_> {
             }
         }
         if !certificates.is_empty() {
-            for (path, data) in composer_deb::hooks::ca_bundle(certificates) {
+            for (path, data) in crate::hooks::ca_bundle(certificates) {
                 out.files.push((path, data, 0o644));
             }
         }
         // base-passwd's postinst copies its master files into /etc when they are missing.
-        let master = |name: &str, fallback: &str| -> Result<String, BuildError> {
+        let master = |name: &str, fallback: &str| -> Result<String, DistroError> {
             Ok(view
                 .read(&format!("{BASE_PASSWD}{name}.master"))?
                 .map(|d| String::from_utf8_lossy(&d).into_owned())

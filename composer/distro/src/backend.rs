@@ -4,13 +4,10 @@
 //! distribution; what differs sits behind [`Backend`]: how a suite's signed index is verified and
 //! solved, how a package file is fetched and verified, how it becomes a tree, and what the
 //! package manager's own database and post-install effects look like, which packages every image
-//! and every build root needs, where the allocator and the interpreter live. Debian is the
-//! implementation today ([`debian`]); Alpine (`.apk`, musl) plugs in as one more module here and
-//! one arm in [`for_recipe`]. A test (`tests/src/source_rules.rs`) keeps distribution names out of
-//! the rest of the crate.
-
-pub mod debian;
-pub mod mirror;
+//! and every build root needs, where the allocator and the interpreter live. Debian's
+//! implementation is `composer_deb::backend`; another distribution is a crate of its own beside it
+//! and one arm where the binary chooses ([`Distributions`]). A test (`tests/src/source_rules.rs`)
+//! keeps distribution names out of the planner.
 
 use composer_client::Client;
 use composer_recipe::{Platform, Recipe};
@@ -18,26 +15,26 @@ use composer_store::held::ContentSink;
 use composer_store::{BlobInfo, Store, Tree};
 use composer_wheels::Target;
 
-use crate::lockfile::{LockedPackage, LockedRelease};
-pub use crate::system::{ImageView, SystemFiles};
-use crate::{BuildError, MirrorSettings, Reporter};
+use crate::{DistroError, ImageView, LockedPackage, LockedRelease, SystemFiles};
 
-/// What a backend may use: the store, the one network client and the configured mirrors.
+/// What a backend may use: the store, the one network client, and where to say what it chose
+/// (which mirror, which keyring) for `-v`.
 #[derive(Clone, Copy)]
 pub struct Services<'a> {
     pub store: &'a Store,
     pub client: &'a Client,
-    pub mirrors: &'a MirrorSettings,
-    pub reporter: &'a dyn Reporter,
+    pub notes: &'a dyn Notes,
 }
 
-/// The backend of the recipe's `[base] distro`.
-pub fn for_recipe<'a>(services: Services<'a>, recipe: &'a Recipe) -> Box<dyn Backend + 'a> {
-    match recipe.base.distro {
-        composer_recipe::Distro::Debian => {
-            Box::new(debian::Debian::new(services, &recipe.base, &recipe.dir, &recipe.allowed_paths))
-        }
-    }
+/// Where a backend's remarks go; the caller decides whether they are shown.
+pub trait Notes: Sync {
+    fn note(&self, _message: &str) {}
+}
+
+/// The distributions a caller offers: the backend of a recipe's `[base] distro`. The binary
+/// chooses; the planner only asks.
+pub trait Distributions: Sync {
+    fn backend<'a>(&'a self, services: Services<'a>, recipe: &'a Recipe) -> Box<dyn Backend + 'a>;
 }
 
 /// A verified release of a suite: what the lock records, and the digest that keys resolution.
@@ -123,7 +120,7 @@ pub trait Backend: Sync {
         platform: &Platform,
         packages: &[LockedPackage],
         built_python: Option<&str>,
-    ) -> Result<Target, BuildError>;
+    ) -> Result<Target, DistroError>;
 
     /// The packages of the distribution in `release` that ship each of `libraries` (a library's
     /// file name, as `DT_NEEDED` names it) where `platform`'s loader looks by default: what a
@@ -134,7 +131,7 @@ pub trait Backend: Sync {
         _release: &VerifiedRelease,
         _platform: &Platform,
         _libraries: &std::collections::BTreeSet<&str>,
-    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, BuildError> {
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, DistroError> {
         Ok(std::collections::BTreeMap::new())
     }
 
@@ -142,17 +139,25 @@ pub trait Backend: Sync {
     /// what bytecode is compiled for.
     fn python_module_dirs(&self) -> &'static [&'static str];
 
+    /// The URL the mirror named `name` points at (`mirror://NAME/...` in a recipe's sources), as
+    /// the distribution's configuration resolves it.
+    fn mirror_url(&self, name: &str) -> Result<String, DistroError>;
+
+    /// When `release` was published, in seconds since the epoch, as its signed document says:
+    /// time only moves forward between locks. `None` where it does not say.
+    fn release_time(&self, release: &LockedRelease) -> Option<u64>;
+
     /// Fetches and verifies the suite's signed index.
-    fn release(&self) -> Result<VerifiedRelease, BuildError>;
+    fn release(&self) -> Result<VerifiedRelease, DistroError>;
 
     /// The release a lock records, from the store alone (for resolving offline), verified as a
     /// fetched one is; `None` when the store lacks it.
-    fn stored_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, BuildError>;
+    fn stored_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, DistroError>;
 
     /// The release a lock names, from the store alone, verified against the keyring as a fetched
     /// one is, but not for expiry (a lock pins its release on purpose); `None` when the store
     /// lacks it.
-    fn locked_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, BuildError>;
+    fn locked_release(&self, locked: &LockedRelease) -> Result<Option<VerifiedRelease>, DistroError>;
 
     /// Checks `packages` against the signed index of `release` for `arch` and the recipe's
     /// components: a lock and a cached resolution are claims, and this is where they are checked.
@@ -165,12 +170,12 @@ pub trait Backend: Sync {
         arch: &str,
         packages: &[LockedPackage],
         wanted: &Wanted<'_>,
-    ) -> Result<LockCheck, BuildError>;
+    ) -> Result<LockCheck, DistroError>;
 
     /// The signed release files a lock's platform was resolved from, and the indexes read from
     /// them, as far as the store holds them (by SHA-256): what another machine needs to verify
     /// and read that release itself.
-    fn release_files(&self, release: &LockedRelease, arch: &str) -> Result<Vec<composer_store::Sha256>, BuildError>;
+    fn release_files(&self, release: &LockedRelease, arch: &str) -> Result<Vec<composer_store::Sha256>, DistroError>;
 
     /// The dependency closure of `requests` for one architecture, in that release, plus the
     /// run-time libraries of the development packages `runtime_of` (what a program compiled
@@ -186,11 +191,11 @@ pub trait Backend: Sync {
         runtime_of: &[String],
         essential: bool,
         preferred: &std::collections::BTreeMap<String, String>,
-    ) -> Result<Vec<LockedPackage>, BuildError>;
+    ) -> Result<Vec<LockedPackage>, DistroError>;
 
     /// Downloads the package file into the store, verified against the signed index. The
     /// planner calls it only for files the store lacks.
-    fn fetch(&self, package: &LockedPackage, progress: &(dyn Fn(u64) + Sync)) -> Result<BlobInfo, BuildError>;
+    fn fetch(&self, package: &LockedPackage, progress: &(dyn Fn(u64) + Sync)) -> Result<BlobInfo, DistroError>;
 
     /// Turns a fetched package file into a tree, refusing unsafe content; the files' contents go
     /// to `contents` (into the store for a build root, held for a layer written straight away).
@@ -199,7 +204,7 @@ pub trait Backend: Sync {
         package: &LockedPackage,
         file: &BlobInfo,
         contents: &mut dyn ContentSink,
-    ) -> Result<UnpackedPackage, BuildError>;
+    ) -> Result<UnpackedPackage, DistroError>;
 
     /// Whether [`Backend::system_files`] reads the content of `path` (relative to the root): a
     /// layer written straight from a package keeps those contents with the package's listing and
@@ -217,5 +222,5 @@ pub trait Backend: Sync {
         &self,
         packages: &[(&LockedPackage, &[u8])],
         view: &ImageView<'_>,
-    ) -> Result<SystemFiles, BuildError>;
+    ) -> Result<SystemFiles, DistroError>;
 }

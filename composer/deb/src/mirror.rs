@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::BuildError;
+use crate::DebError;
 
 /// The one mirror name that may fall back to the host's apt sources.
 pub const APT_NAME: &str = "debian";
@@ -45,7 +45,7 @@ pub struct Mirror {
 }
 
 impl MirrorSettings {
-    pub fn resolve(&self, name: &str, suite: &str, recipe_keyring: Option<&Path>) -> Result<Mirror, BuildError> {
+    pub fn resolve(&self, name: &str, suite: &str, recipe_keyring: Option<&Path>) -> Result<Mirror, DebError> {
         let env_name = (self.env_var)(name);
         let (url, config_keyring, apt_keyring, origin) = if let Some(url) = self.flags.get(name) {
             (url.clone(), None, None, format!("--mirror {name}=..."))
@@ -55,13 +55,12 @@ impl MirrorSettings {
             let origin = self.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
             (url.clone(), keyring.clone(), None, origin)
         } else {
-            let sources =
-                if name == APT_NAME { composer_deb::sources::read_apt_sources(&self.apt_dir) } else { Vec::new() };
-            match composer_deb::sources::find_debian_source(&sources, suite) {
+            let sources = if name == APT_NAME { crate::sources::read_apt_sources(&self.apt_dir) } else { Vec::new() };
+            match crate::sources::find_debian_source(&sources, suite) {
                 Some(source) => (source.uri, None, source.signed_by, source.file.display().to_string()),
                 None => {
                     let known = self.flags.keys().chain(self.config.keys()).map(String::as_str).chain([APT_NAME]);
-                    return Err(BuildError::NoMirror {
+                    return Err(DebError::NoMirror {
                         name: name.to_string(),
                         suite: suite.to_string(),
                         env: env_name,
@@ -81,7 +80,7 @@ impl MirrorSettings {
 }
 
 /// Reads `[mirrors]` from the config file: `name = "url"` or `name = { url = "...", keyring = "..." }`.
-pub fn parse_config(text: &str, path: &Path) -> Result<BTreeMap<String, (String, Option<PathBuf>)>, BuildError> {
+pub fn parse_config(text: &str, path: &Path) -> Result<BTreeMap<String, (String, Option<PathBuf>)>, DebError> {
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum Entry {
@@ -94,7 +93,7 @@ pub fn parse_config(text: &str, path: &Path) -> Result<BTreeMap<String, (String,
         mirrors: BTreeMap<String, Entry>,
     }
     // Located without the line: the config file may be a link to a file that is not ours to show.
-    let file: File = toml::from_str(text).map_err(|e: toml::de::Error| BuildError::Config {
+    let file: File = toml::from_str(text).map_err(|e: toml::de::Error| DebError::Config {
         path: path.to_path_buf(),
         source: composer_store::userfile::located(text, e.span(), e.message()).into(),
     })?;
