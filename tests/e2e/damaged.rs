@@ -58,8 +58,8 @@ fn a_flipped_or_truncated_layer_object_never_reaches_the_output() {
 fn locked_sha256(lock: &Path, name: &str) -> String {
     let text = std::fs::read_to_string(lock).unwrap();
     let at = text.find(&format!("name = \"{name}\"")).unwrap_or_else(|| panic!("{name} in the lock"));
-    let line = text[at..].lines().find(|l| l.starts_with("sha256 = ")).unwrap();
-    line.trim_start_matches("sha256 = ").trim_matches('"').to_string()
+    let line = text[at..].lines().find(|l| l.starts_with("identity = [\"sha256:")).unwrap();
+    line.trim_start_matches("identity = [\"sha256:").trim_end_matches("\"]").to_string()
 }
 
 /// Image layers are written straight from the package files: a damaged package file in the

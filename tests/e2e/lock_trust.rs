@@ -24,7 +24,7 @@ fn crafted_app(version: &str) -> Deb {
 /// `lock` with the package whose sha256 is `from` pinned to another file (its version,
 /// filename, size and sha256), as an attacker edits it.
 fn repin(lock: &str, from: &str, version: Option<&str>, filename: Option<&str>, size: u64, sha: &str) -> String {
-    let at = lock.find(&format!("sha256 = \"{from}\"")).expect("the lock pins the package");
+    let at = lock.find(&format!("identity = [\"sha256:{from}\"]")).expect("the lock pins the package");
     let start = lock[..at].rfind("[[platform.packages]]").expect("a package table");
     let end = lock[at..].find("\n\n").map_or(lock.len(), |e| at + e);
     let mut block: Vec<String> = Vec::new();
@@ -33,7 +33,7 @@ fn repin(lock: &str, from: &str, version: Option<&str>, filename: Option<&str>, 
             Some("version") if version.is_some() => format!("version = \"{}\"", version.unwrap()),
             Some("filename") if filename.is_some() => format!("filename = \"{}\"", filename.unwrap()),
             Some("size") => format!("size = {size}"),
-            Some("sha256") => format!("sha256 = \"{sha}\""),
+            Some("identity") => format!("identity = [\"sha256:{sha}\"]"),
             _ => line.to_string(),
         };
         block.push(line);
@@ -217,7 +217,7 @@ fn a_lock_that_adds_or_drops_signed_packages_is_not_a_resolution_of_the_recipe()
     let old = std::fs::read(f.mirror.root.join(filename)).unwrap();
     let added = format!(
         "{}\n[[platform.packages]]\nname = \"libfoo\"\nversion = \"0.9\"\narchitecture = \"amd64\"\nsource = \"libfoo\"\n\
-         filename = \"{filename}\"\nsize = {}\nsha256 = \"{}\"\n",
+         filename = \"{filename}\"\nsize = {}\nidentity = [\"sha256:{}\"]\n",
         honest_lock.trim_end(),
         old.len(),
         sha256_hex(&old)

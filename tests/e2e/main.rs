@@ -50,6 +50,7 @@ mod live_python;
 mod live_share;
 mod loadable;
 mod local_mirror;
+mod lock_format;
 mod lock_trust;
 mod mirrors;
 mod outputs;

@@ -12,8 +12,8 @@ use composer_store::{BlobInfo, Sha256};
 use composer_wheels::{Target, WheelError};
 
 use composer_distro::{
-    Backend, DistroError, ImageView, LockCheck, LockedPackage, LockedRelease, Services, SystemFiles, Unlisted,
-    UnpackedPackage, VerifiedRelease, Wanted,
+    Backend, DistroError, Identity, ImageView, LockCheck, LockedPackage, LockedRelease, Services, SystemFiles,
+    Unlisted, UnpackedPackage, VerifiedRelease, Wanted,
 };
 
 use crate::mirror::MirrorSettings;
@@ -84,10 +84,12 @@ impl<'a> Debian<'a> {
     fn verified(&self, release: crate::Release, digest: Sha256) -> VerifiedRelease {
         let verified = VerifiedRelease {
             locked: LockedRelease {
-                suite: release.suite.clone(),
-                codename: release.codename.clone(),
+                digest: digest.to_hex(),
                 date: release.date.clone(),
-                inrelease_sha256: digest.to_hex(),
+                fields: [("suite", &release.suite), ("codename", &release.codename)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
             },
             digest: digest.0,
         };
@@ -132,14 +134,26 @@ fn to_locked(p: &crate::Package<'_>) -> Result<LockedPackage, crate::DebError> {
         source: p.source.to_string(),
         filename: p.filename.to_string(),
         size: p.size,
-        sha256: p.sha256()?.to_hex(),
+        identity: Identity::file_sha256(&p.sha256()?),
     })
+}
+
+/// The `.deb`'s SHA-256, the one digest a Debian index signs: a lock entry naming any other is
+/// not Debian's.
+fn deb_sha256(package: &LockedPackage) -> Result<Sha256, crate::DebError> {
+    match package.identity.sha256() {
+        Some(sha) if package.identity == Identity::file_sha256(&sha) => Ok(sha),
+        _ => Err(crate::DebError::Index {
+            what: format!("the lock's entry for `{}`", package.name.escape_debug()),
+            reason: format!("its identity `{}` is not the one sha256 a Debian index signs", package.identity),
+        }),
+    }
 }
 
 impl Debian<'_> {
     fn stored(&self, locked: &LockedRelease, valid_until: bool) -> Result<Option<VerifiedRelease>, DistroError> {
         let digest: Sha256 = locked
-            .inrelease_sha256
+            .digest
             .parse()
             .map_err(|reason| crate::DebError::Index { what: "the lock's release digest".into(), reason })?;
         let release = self.repo()?.stored_release(&digest, &self.base.suite, self.now(), valid_until)?;
@@ -388,19 +402,31 @@ impl Backend for Debian<'_> {
                 .collect::<Vec<_>>()
                 .join(" and ")
         );
+        let mut check = LockCheck::default();
+        let mut hexes = Vec::with_capacity(packages.len());
+        for package in packages {
+            match deb_sha256(package) {
+                Ok(sha) => hexes.push(sha.to_hex()),
+                Err(e) => {
+                    let label = format!("{}_{}_{}", package.name, package.version, package.architecture);
+                    check.unlisted.push(Unlisted { package: label, index: indexes.clone(), reason: e.to_string() });
+                    hexes.push(String::new());
+                }
+            }
+        }
         let claims: Vec<crate::locked::Claim<'_>> = packages
             .iter()
-            .map(|package| crate::locked::Claim {
+            .zip(&hexes)
+            .map(|(package, sha256)| crate::locked::Claim {
                 name: &package.name,
                 version: &package.version,
                 architecture: &package.architecture,
                 filename: &package.filename,
                 size: package.size,
-                sha256: &package.sha256,
+                sha256,
             })
             .collect();
-        let mut check = LockCheck::default();
-        for claim in &claims {
+        for claim in claims.iter().filter(|c| !c.sha256.is_empty()) {
             if let Err(reason) = crate::locked::check(&index, claim) {
                 check.unlisted.push(Unlisted { package: claim.label(), index: indexes.clone(), reason });
             }
@@ -415,7 +441,7 @@ impl Backend for Debian<'_> {
 
     fn release_files(&self, release: &LockedRelease, arch: &str) -> Result<Vec<Sha256>, DistroError> {
         let sha: Sha256 = release
-            .inrelease_sha256
+            .digest
             .parse()
             .map_err(|reason| crate::DebError::Index { what: "the lock's release digest".into(), reason })?;
         let verified = self.releases.lock().expect("releases").get(&sha.0).cloned();
@@ -443,10 +469,7 @@ impl Backend for Debian<'_> {
     }
 
     fn fetch(&self, package: &LockedPackage, progress: &(dyn Fn(u64) + Sync)) -> Result<BlobInfo, DistroError> {
-        let sha: Sha256 = package
-            .sha256
-            .parse()
-            .map_err(|reason| crate::DebError::Index { what: package.filename.clone(), reason })?;
+        let sha = deb_sha256(package)?;
         Ok(self.repo()?.fetch_deb(&package.filename, &sha, package.size, progress)?)
     }
 

@@ -12,4 +12,4 @@ pub use backend::{
 };
 pub use error::{DistributionError, DistroError, Failure};
 pub use image::{ImageView, SystemFiles};
-pub use package::{LockedPackage, LockedRelease};
+pub use package::{FILE_SHA256, Identity, LockedPackage, LockedRelease};

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use composer_recipe::Platform;
-use composer_store::{ActionKey, Hash, Sha256};
+use composer_store::{ActionKey, Hash};
 use composer_wheels::LockedWheel;
 
 use crate::bytecode::Part;
@@ -17,9 +17,11 @@ use crate::python::{WheelPlan, group_name};
 use crate::{BuildError, LockPolicy, Session};
 
 struct Graph {
+    /// The backend's name: what keys a package file that the store cannot find by its SHA-256.
+    distro: &'static str,
     steps: Vec<Step>,
     fetches: HashMap<String, usize>,
-    /// Steps by what makes them unique: a package's fetch and unpack by its sha256, keyed steps
+    /// Steps by what makes them unique: a package's fetch and unpack by its identity, keyed steps
     /// by key (a layer of `Architecture: all` packages is one step for every platform).
     unpacks: HashMap<String, usize>,
     fetched_wheels: HashMap<String, usize>,
@@ -65,22 +67,29 @@ impl Graph {
     }
 
     fn fetch(&mut self, package: &LockedPackage) -> Result<usize, BuildError> {
-        if let Some(&i) = self.fetches.get(&package.sha256) {
+        let identity = package.identity.key();
+        if let Some(&i) = self.fetches.get(&identity) {
             return Ok(i);
         }
+        // A file the signed index names by its SHA-256 is found in the store (and any cache) by
+        // it; any other is found by the record its verified fetch leaves.
+        let key = match package.identity.sha256() {
+            Some(_) => None,
+            None => Some(keys::package_file_key(self.distro, package)),
+        };
         let mut fetch =
-            step(StepKind::Fetch, None, deb_name(package), None, vec![], Work::Fetch { package: package.clone() });
-        fetch.sha256 = Some(package_sha(package)?);
+            step(StepKind::Fetch, None, deb_name(package), key, vec![], Work::Fetch { package: package.clone() });
+        fetch.sha256 = package.identity.sha256();
         fetch.bytes = package.size;
         let i = self.push(fetch);
-        self.fetches.insert(package.sha256.clone(), i);
+        self.fetches.insert(identity, i);
         Ok(i)
     }
 
     /// A package unpacked into the store, for a build root (image layers read package files
     /// straight, see `Work::Layer`).
     fn unpack(&mut self, distro: &str, package: &LockedPackage) -> Result<usize, BuildError> {
-        if let Some(&i) = self.unpacks.get(&package.sha256) {
+        if let Some(&i) = self.unpacks.get(&package.identity.key()) {
             return Ok(i);
         }
         let fetch = self.fetch(package)?;
@@ -93,7 +102,7 @@ impl Graph {
             vec![fetch],
             Work::Unpack { package: package.clone() },
         ));
-        self.unpacks.insert(package.sha256.clone(), unpack);
+        self.unpacks.insert(package.identity.key(), unpack);
         Ok(unpack)
     }
 
@@ -142,12 +151,15 @@ impl Session<'_> {
             self.write_wheel_locks(&wheel_plans, &wheel_steps)?;
         }
         resolution.extend(wheel_steps);
-        let lock_written = (resolved || libraries_added) && write;
+        // A lock of an older format is written again in today's, as it reads (nothing resolved).
+        let migrated = lock.migrated_from.is_some() && policy != LockPolicy::Locked;
+        let lock_written = (resolved || libraries_added || migrated) && write;
         if lock_written {
             lock.write(&crate::lockfile::lock_path(&self.recipe_path))?;
         }
 
         let mut g = Graph {
+            distro: self.backend.name(),
             steps: Vec::new(),
             fetches: HashMap::new(),
             unpacks: HashMap::new(),
@@ -271,7 +283,7 @@ impl Session<'_> {
             let work = Work::Bytecode {
                 part,
                 prefix: self.bytecode_key_prefix(part, platform),
-                debs: packages.iter().map(|p| p.sha256.clone()).collect(),
+                debs: packages.iter().map(|p| p.identity.key()).collect(),
                 below,
                 system,
                 builds: builds.clone(),
@@ -416,10 +428,6 @@ impl Plan {
 
 fn lookup(builds: &[(String, usize)], name: &str) -> usize {
     builds.iter().find(|(n, _)| n == name).map(|(_, i)| *i).expect("validated: uses name an earlier build")
-}
-
-pub(crate) fn package_sha(package: &LockedPackage) -> Result<Sha256, BuildError> {
-    package.sha256.parse().map_err(|reason| BuildError::BadDigest { package: package.name.clone(), reason })
 }
 
 pub(crate) fn deb_name(p: &LockedPackage) -> String {

@@ -48,7 +48,7 @@ pub(crate) const BYTECODE_VERSION: u32 = 2;
 pub(crate) fn unpack_key(distro: &str, package: &LockedPackage) -> ActionKey {
     ActionKey::new("unpack", UNPACK_VERSION)
         .with("distro", distro)
-        .with("package", package.sha256.as_bytes())
+        .with("package", package.identity.key().as_bytes())
         .with("merged-usr", [1u8])
 }
 
@@ -58,9 +58,16 @@ pub(crate) fn layer_key(packages: &[&LockedPackage], epoch: u64, compression: Co
         .with("epoch", epoch.to_le_bytes())
         .with("compression", compression.name());
     for p in packages {
-        key.field("deb", p.sha256.as_bytes());
+        // The field's name is as old as the first stores: renaming it would orphan every key.
+        key.field("deb", p.identity.key().as_bytes());
     }
     key
+}
+
+/// The record of a package file whose signed identity is not its SHA-256 (the store finds any
+/// other file by that): fetched and verified by the backend once, then found by this key.
+pub(crate) fn package_file_key(distro: &str, package: &LockedPackage) -> ActionKey {
+    ActionKey::new("package-file", 1).with("distro", distro).with("identity", package.identity.key())
 }
 
 pub(crate) fn system_key(
@@ -77,7 +84,7 @@ pub(crate) fn system_key(
         .with("compression", compression.name())
         .with("accounts", serde_json::to_vec(&recipe.accounts).expect("serializes"));
     for p in packages {
-        key.field("deb", p.sha256.as_bytes());
+        key.field("deb", p.identity.key().as_bytes());
     }
     for file in &recipe.files {
         // A file's bytes are keyed by their hash below, not by the path they were read from:
@@ -104,7 +111,7 @@ pub(crate) fn root_key(platform: &Platform, packages: &[LockedPackage]) -> Actio
         // A build root holds the system files too (the package database, alternatives).
         .with("system-version", SYSTEM_VERSION.to_le_bytes());
     for p in packages {
-        key.field("deb", p.sha256.as_bytes());
+        key.field("deb", p.identity.key().as_bytes());
     }
     key
 }

@@ -51,7 +51,7 @@ mod tests {
             source: name.into(),
             filename: format!("{name}.pkg"),
             size,
-            sha256: "00".repeat(32),
+            identity: composer_distro::Identity::file_sha256(&composer_store::Sha256([0; 32])),
         }
     }
 

@@ -131,7 +131,7 @@ impl Session<'_> {
     }
 
     pub(crate) fn locked_digest(&self, release: &LockedRelease) -> Result<[u8; 32], BuildError> {
-        let digest: Sha256 = release.inrelease_sha256.parse().map_err(|reason: String| BuildError::Lock {
+        let digest: Sha256 = release.digest.parse().map_err(|reason: String| BuildError::Lock {
             path: self.lock_file(),
             source: format!("its release digest is unusable: {reason}").into(),
         })?;
@@ -151,7 +151,7 @@ impl Session<'_> {
         let unavailable = |reason: String| BuildError::LockReleaseUnavailable {
             lock: self.lock_file(),
             date: locked.date.clone(),
-            digest: locked.inrelease_sha256.clone(),
+            digest: locked.digest.clone(),
             reason,
         };
         if self.ctx.offline {
@@ -161,7 +161,7 @@ impl Session<'_> {
         if &current.digest != digest {
             return Err(unavailable(format!(
                 "is not in the store, and the mirror now serves another (dated {}, sha256 {}): the lock is stale",
-                current.locked.date, current.locked.inrelease_sha256
+                current.locked.date, current.locked.digest
             )));
         }
         Ok(current)
@@ -172,7 +172,7 @@ impl Session<'_> {
     /// Release, else the lock's word for it.
     pub(crate) fn check_not_older(&self, release: &VerifiedRelease, previous: &Lockfile) -> Result<(), BuildError> {
         let Some(locked) = previous.platforms.first().map(|p| &p.release) else { return Ok(()) };
-        if locked.inrelease_sha256 == release.locked.inrelease_sha256 {
+        if locked.digest == release.locked.digest {
             return Ok(());
         }
         let (locked_date, was) = match self.backend.locked_release(locked) {

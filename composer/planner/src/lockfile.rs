@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 use crate::BuildError;
 pub use composer_distro::{LockedPackage, LockedRelease};
 
-pub const LOCK_VERSION: u32 = 1;
+mod v1;
+
+/// 2: package identities with kinds (`identity = ["sha256:..."]`), the release record the
+/// backend's, platforms without the distribution's architecture names. 1 is read and migrated.
+pub const LOCK_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lockfile {
@@ -34,12 +38,15 @@ pub struct Lockfile {
     pub add_system_libraries: bool,
     #[serde(rename = "platform")]
     pub platforms: Vec<LockedPlatform>,
+    /// The version of the file this was read from when it was older: it is written again in
+    /// today's form (nothing is resolved again).
+    #[serde(skip)]
+    pub migrated_from: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockedPlatform {
     pub platform: String,
-    pub architecture: String,
     pub release: LockedRelease,
     /// Packages requested because they ship a library a wheel needs (`libstdc++6`), with
     /// `[python] system_libraries = "add"`: a claim checked against the wheels on every build.
@@ -77,16 +84,28 @@ impl Lockfile {
             Ok(None) => return Ok(None),
             Err(e) => return Err(BuildError::Lock { path: path.to_path_buf(), source: e.into() }),
         };
-        let lock: Lockfile = toml::from_str(&text).map_err(|e: toml::de::Error| BuildError::Lock {
+        let located = |e: toml::de::Error| BuildError::Lock {
             path: path.to_path_buf(),
             source: composer_store::userfile::located(&text, e.span(), e.message()).into(),
-        })?;
-        if lock.version != LOCK_VERSION {
-            return Err(BuildError::Lock {
-                path: path.to_path_buf(),
-                source: format!("lock version {} is not {LOCK_VERSION}", lock.version).into(),
-            });
+        };
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
         }
+        let lock: Lockfile = match toml::from_str::<Version>(&text).map_err(located)?.version {
+            LOCK_VERSION => toml::from_str(&text).map_err(located)?,
+            1 => toml::from_str::<v1::Lock>(&text)
+                .map_err(located)?
+                .migrate()
+                .map_err(|e| BuildError::Lock { path: path.to_path_buf(), source: e.into() })?,
+            other => {
+                return Err(BuildError::Lock {
+                    path: path.to_path_buf(),
+                    source: format!("lock version {other} is not {LOCK_VERSION} (nor 1, which is read and rewritten)")
+                        .into(),
+                });
+            }
+        };
         // These become requests: a name, once, never a relation or text for a terminal.
         for platform in &lock.platforms {
             let mut seen = std::collections::BTreeSet::new();
@@ -230,17 +249,12 @@ mod tests {
             runtime_of: vec![],
             cross_build: None,
             add_system_libraries: false,
+            migrated_from: None,
             platforms: platforms
                 .iter()
                 .map(|p| LockedPlatform {
                     platform: p.to_string(),
-                    architecture: "arch".into(),
-                    release: LockedRelease {
-                        suite: "stable".into(),
-                        codename: "c".into(),
-                        date: "d".into(),
-                        inrelease_sha256: "00".repeat(32),
-                    },
+                    release: LockedRelease { digest: "00".repeat(32), date: "d".into(), fields: Default::default() },
                     system_libraries: vec![],
                     packages: vec![],
                     build_packages: vec![],
@@ -260,7 +274,7 @@ mod tests {
                 source: name.to_string(),
                 filename: format!("pool/{name}.deb"),
                 size: 1,
-                sha256: "00".repeat(32),
+                identity: composer_distro::Identity::file_sha256(&composer_store::Sha256([0; 32])),
             })
             .collect();
         lock
@@ -313,11 +327,72 @@ mod tests {
         let written = lock(&["a"], &["linux/amd64"]);
         written.write(&path).unwrap();
         assert_eq!(Lockfile::read(&path).unwrap(), Some(written));
-        let text = std::fs::read_to_string(&path).unwrap().replace("version = 1", "version = 99");
+        let text = std::fs::read_to_string(&path).unwrap().replace("version = 2", "version = 99");
         std::fs::write(&path, text).unwrap();
         assert!(
             matches!(Lockfile::read(&path), Err(BuildError::Lock { source, .. }) if source.to_string().contains("99"))
         );
         assert_eq!(Lockfile::read(&dir.path().join("none.lock")).unwrap(), None);
+    }
+
+    const V1: &str = r#"# Written by `compose lock`. Do not edit; run `compose lock` to refresh.
+version = 1
+distro = "debian"
+suite = "bookworm"
+components = ["main"]
+requests = ["base-files"]
+essential = false
+
+[[platform]]
+platform = "linux/amd64"
+architecture = "amd64"
+
+[platform.release]
+suite = "stable"
+codename = "bookworm"
+date = "Sat, 08 Nov 2025 10:00:00 UTC"
+inrelease_sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
+
+[[platform.packages]]
+name = "base-files"
+version = "12.4"
+architecture = "amd64"
+source = "base-files"
+filename = "pool/main/b/base-files/base-files_12.4_amd64.deb"
+size = 70000
+sha256 = "2222222222222222222222222222222222222222222222222222222222222222"
+"#;
+
+    #[test]
+    fn a_lock_of_version_1_reads_as_the_same_claims_and_writes_as_version_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.lock");
+        std::fs::write(&path, V1).unwrap();
+        let lock = Lockfile::read(&path).unwrap().unwrap();
+        assert_eq!(lock.migrated_from, Some(1));
+        assert_eq!(lock.version, LOCK_VERSION);
+        let platform = &lock.platforms[0];
+        assert_eq!(platform.release.digest, "1".repeat(64));
+        assert_eq!(platform.release.date, "Sat, 08 Nov 2025 10:00:00 UTC");
+        assert_eq!(platform.release.fields.get("codename").map(String::as_str), Some("bookworm"));
+        let package = &platform.packages[0];
+        assert_eq!(package.identity.key(), "2".repeat(64), "keys as before: every store keeps matching");
+        assert_eq!(package.size, 70000);
+        lock.write(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("version = 2") && !text.contains("inrelease_sha256"), "{text}");
+        assert!(text.contains(&format!("identity = [\"sha256:{}\"]", "2".repeat(64))), "{text}");
+        let again = Lockfile::read(&path).unwrap().unwrap();
+        assert_eq!(again.migrated_from, None);
+        assert_eq!(Lockfile { migrated_from: None, ..lock }, again);
+    }
+
+    #[test]
+    fn a_version_1_lock_with_a_bad_digest_is_refused_naming_the_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.lock");
+        std::fs::write(&path, V1.replace(&"2".repeat(64), "xyz")).unwrap();
+        let error = Lockfile::read(&path).unwrap_err();
+        assert!(format!("{:?}", error).contains("base-files"), "{error:?}");
     }
 }

@@ -20,6 +20,16 @@ use crate::plan::{Output, Plan, Step, StepKind, Work};
 use crate::report::{Phase, StepReport};
 use crate::{BuildError, BuildOutcome, Session};
 
+/// What the fetch of a package file that the store cannot find by its SHA-256 records.
+fn package_file_record(blob: &BlobInfo) -> ActionRecord {
+    ActionRecord {
+        step: "package-file".into(),
+        outputs: vec![ObjectRef { id: blob.id, kind: RefKind::Blob }],
+        inputs: Vec::new(),
+        data: serde_json::json!({ "sha256": blob.sha256.to_hex(), "size": blob.size }),
+    }
+}
+
 /// The field of a shared sdist build's record that names the wheel it made.
 pub(crate) const BUILT_WHEEL: &str = "built_wheel";
 
@@ -28,13 +38,30 @@ impl Session<'_> {
     /// by its key (`None` while the key is not known). The one question plan and build ask
     /// before running a step; a remote cache is to answer here too.
     pub(crate) fn available(&self, step: &Step, key: Option<&ActionKey>) -> Result<Option<Output>, BuildError> {
-        if step.kind.is_network() {
-            let sha256 = step.sha256.expect("fetches know their sha256");
+        if step.kind.is_network()
+            && let Some(sha256) = step.sha256
+        {
             return Ok(self.ctx.store.lookup_sha256(&sha256)?.map(Output::Blob));
         }
         let Some(key) = key else { return Ok(None) };
         let Some(record) = self.ctx.store.action_get(key)? else { return Ok(None) };
+        if step.kind == StepKind::Fetch {
+            return self.package_file_of(&record);
+        }
         self.output_of(step, &record)
+    }
+
+    /// The package file a `package-file` record names, if the store holds that very blob.
+    fn package_file_of(&self, record: &ActionRecord) -> Result<Option<Output>, BuildError> {
+        let sha256 = record.data.get("sha256").and_then(|s| s.as_str()).and_then(|s| s.parse::<Sha256>().ok());
+        let (Some(sha256), Some(output)) = (sha256, record.outputs.first()) else {
+            return Err(BuildError::Store(composer_store::StoreError::Corrupt {
+                what: format!("{} record", record.step),
+                reason: "it names no package file".into(),
+            }));
+        };
+        let blob = self.ctx.store.lookup_sha256(&sha256)?.filter(|blob| blob.id == output.id);
+        Ok(blob.map(Output::Blob))
     }
 
     /// The result a step's record (the store's, or a cache's signed claim) stands for.
@@ -245,7 +272,14 @@ impl Session<'_> {
                 let source = self.recipe.sources.iter().find(|s| s.name.get_ref() == name).expect("a recipe source");
                 Output::Blob(crate::sources::fetch_one(self.ctx, &*self.backend, self.recipe, source)?.0)
             }
-            Work::Fetch { package } => Output::Blob(self.backend.fetch(package, &progress)?),
+            Work::Fetch { package } => {
+                let blob = self.backend.fetch(package, &progress)?;
+                // Verified by the backend against the identity the key is made of.
+                if let Some(key) = step.key.as_ref() {
+                    store.action_put(key, &package_file_record(&blob))?;
+                }
+                Output::Blob(blob)
+            }
             Work::FetchWheel { wheel } => Output::Blob(self.fetch_one(wheel)?.0),
             Work::Unpack { package } => {
                 let (tree, control) = self.unpack_one(package, &blob(step.deps[0]), key())?;
@@ -259,19 +293,19 @@ impl Session<'_> {
             Work::SystemLayer => {
                 let image = plan.images.iter().find(|im| im.layers.iter().any(|l| l.step == i)).expect("an image's");
                 // The image's package layers are below: each package's listing, by its file.
-                let mut by_file: HashMap<&str, Hash> = HashMap::new();
+                let mut by_file: HashMap<String, Hash> = HashMap::new();
                 for &d in &step.deps {
                     let (Work::Layer { packages }, Some(Output::PackageLayer { listings, .. })) =
                         (&plan.steps[d].work, done[d].get())
                     else {
                         unreachable!("a system layer reads package layers")
                     };
-                    by_file.extend(packages.iter().map(|p| p.sha256.as_str()).zip(listings.iter().copied()));
+                    by_file.extend(packages.iter().map(|p| p.identity.key()).zip(listings.iter().copied()));
                 }
                 let listings: Vec<Hash> = image
                     .packages
                     .iter()
-                    .map(|p| by_file.get(p.sha256.as_str()).copied().expect("every package of an image is in a layer"))
+                    .map(|p| by_file.get(&p.identity.key()).copied().expect("every package of an image is in a layer"))
                     .collect();
                 Output::Layer(Some(self.system_layer(image, &listings, key())?))
             }

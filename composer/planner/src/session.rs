@@ -30,6 +30,15 @@ impl<'a> Session<'a> {
         Session { ctx, recipe, recipe_path: recipe_path.to_path_buf(), backend, keep_failed: false, only: None }
     }
 
+    /// The distribution's name for a lock's platform's architecture (the lock names platforms).
+    pub(crate) fn arch_of(&self, platform: &str) -> Result<String, BuildError> {
+        let parsed: composer_recipe::Platform = platform.parse().map_err(|reason: String| BuildError::Lock {
+            path: lockfile::lock_path(&self.recipe_path),
+            source: format!("platform `{}`: {reason}", platform.escape_debug()).into(),
+        })?;
+        Ok(self.backend.architecture(&parsed))
+    }
+
     pub fn keep_failed(mut self, keep: bool) -> Self {
         self.keep_failed = keep;
         self
@@ -105,6 +114,7 @@ impl<'a> Session<'a> {
             runtime_of: self.backend.runtime_of(self.recipe),
             cross_build: self.recipe.cross.as_ref().map(|c| c.build.get_ref().to_string()),
             add_system_libraries: self.adds_system_libraries(),
+            migrated_from: None,
             platforms: self
                 .recipe
                 .image
@@ -113,12 +123,10 @@ impl<'a> Session<'a> {
                 .iter()
                 .map(|p| lockfile::LockedPlatform {
                     platform: p.to_string(),
-                    architecture: self.backend.architecture(p),
                     release: lockfile::LockedRelease {
-                        suite: String::new(),
-                        codename: String::new(),
+                        digest: String::new(),
                         date: String::new(),
-                        inrelease_sha256: String::new(),
+                        fields: Default::default(),
                     },
                     system_libraries: Vec::new(),
                     packages: Vec::new(),
@@ -203,7 +211,7 @@ impl<'a> Session<'a> {
             .map(|locked| {
                 self.resolve_platform(
                     &release,
-                    &locked.architecture,
+                    &self.arch_of(&locked.platform)?,
                     &self.image_requests(locked),
                     &runtime_of,
                     self.recipe.base.essential,
@@ -219,7 +227,7 @@ impl<'a> Session<'a> {
                 // Build-Depends assume the Essential set (sh, coreutils, tar, sed...) is there.
                 false => self.resolve_platform(
                     &release,
-                    &locked.architecture,
+                    &self.arch_of(&locked.platform)?,
                     &build_requests,
                     &[],
                     true,

@@ -68,7 +68,8 @@ impl Session<'_> {
         }
         let (lock, _, _) = self.packages(LockPolicy::Locked)?;
         for platform in &lock.platforms {
-            out.release_files.extend(self.backend.release_files(&platform.release, &platform.architecture)?);
+            out.release_files
+                .extend(self.backend.release_files(&platform.release, &self.arch_of(&platform.platform)?)?);
         }
         out.release_files.sort();
         out.release_files.dedup();
@@ -126,8 +127,11 @@ impl Session<'_> {
         // packages, wheels and sources are kept whatever happens to those.
         if let Ok((lock, _, _)) = self.packages(LockPolicy::Locked) {
             for platform in &lock.platforms {
-                inputs
-                    .extend(self.backend.release_files(&platform.release, &platform.architecture).unwrap_or_default());
+                inputs.extend(
+                    self.arch_of(&platform.platform)
+                        .and_then(|arch| Ok(self.backend.release_files(&platform.release, &arch)?))
+                        .unwrap_or_default(),
+                );
             }
         }
         inputs.sort();

@@ -76,7 +76,7 @@ impl Session<'_> {
         }
         // Every platform is judged against, and resolved again from, the one Release a lock is
         // made from (`compose lock` makes no other kind).
-        if lock.platforms.windows(2).any(|w| w[0].release.inrelease_sha256 != w[1].release.inrelease_sha256) {
+        if lock.platforms.windows(2).any(|w| w[0].release.digest != w[1].release.digest) {
             return Err(BuildError::LockOutdated {
                 path: crate::lockfile::lock_path(&self.recipe_path),
                 reason: "its platforms name different Releases, which `system_libraries = \"add\"` cannot judge".into(),
@@ -177,9 +177,9 @@ impl Session<'_> {
             .collect();
         // Judged against one Release's `Contents`, for one set of packages: the key says which.
         let mut key = ActionKey::new("system-libraries", SETTLED_VERSION)
-            .with("release", &locked.release.inrelease_sha256)
+            .with("release", &locked.release.digest)
             .with("components", self.recipe.base.components.join("\n"))
-            .with("architecture", &locked.architecture)
+            .with("architecture", &self.arch_of(&locked.platform)?)
             .with("needed", needed.keys().cloned().collect::<Vec<_>>().join("\n"))
             .with("added", locked.system_libraries.join("\n"));
         key.field("packages", present.iter().copied().collect::<Vec<_>>().join("\n").as_bytes());

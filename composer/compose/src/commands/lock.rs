@@ -58,7 +58,7 @@ pub fn run(args: LockArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
                 "{}: {} packages from {} ({})",
                 platform.platform,
                 platform.packages.len(),
-                platform.release.suite,
+                platform.release.fields.get("suite").unwrap_or(&lock.suite),
                 platform.release.date
             ),
         );
