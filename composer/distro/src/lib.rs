@@ -4,6 +4,8 @@
 
 mod backend;
 mod error;
+#[cfg(feature = "fake")]
+pub mod fake;
 mod image;
 mod package;
 
