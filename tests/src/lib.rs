@@ -8,6 +8,8 @@
 //!   store, no colour, no host apt sources unless asked).
 
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
 mod source_rules;
 mod wheels;
 pub use wheels::{LocalIndex, Sdist, Wheel};

@@ -3,8 +3,10 @@
 //! backend, so that neither names the other.
 
 mod backend;
+#[cfg(feature = "testing")]
+pub mod conformance;
 mod error;
-#[cfg(feature = "fake")]
+#[cfg(feature = "testing")]
 pub mod fake;
 mod image;
 mod package;
