@@ -484,3 +484,45 @@ fn copy_recipe_edited(c: &composer_testkit::Compose, name: &str, edit: impl Fn(&
     std::fs::write(&recipe, edited).unwrap();
     recipe
 }
+
+/// A cold `compose plan` fetches repository indexes and no source tarball (the versions of the
+/// CPython and the musl it builds come from their file names, checked when a build fetches them),
+/// no package file and no wheel. The wheel set of python-musl-app needs both versions.
+#[test]
+fn a_cold_plan_fetches_no_source_tarball_package_or_wheel() {
+    for recipe_name in ["python-musl-baseline.toml", "python-musl-app.toml"] {
+        let c = crate::live_debian::live_compose();
+        let recipe = copy_recipe(&c, recipe_name);
+        let mut last = String::new();
+        let mut plan = None;
+        for attempt in 1..=3 {
+            let out = c.run(&["--json", "plan", recipe.to_str().unwrap()]);
+            last = String::from_utf8_lossy(&out.stderr).into_owned();
+            if out.status.success() {
+                plan = Some(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap());
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(5 * attempt));
+        }
+        let plan = plan.unwrap_or_else(|| panic!("plan of {recipe_name} failed:\n{last}"));
+        // Every file the plan would fetch is named by its SHA-256: none may be in the store yet.
+        let fetched: Vec<(String, String)> = plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| Some((format!("{} {}", s["step"], s["name"]), s["sha256"].as_str()?.to_string())))
+            .collect();
+        let kinds = |kind: &str| fetched.iter().filter(|(name, _)| name.starts_with(&format!("\"{kind}\""))).count();
+        assert!(kinds("source") > 10 && kinds("fetch") > 10, "{recipe_name}: the plan fetches sources and packages");
+        if recipe_name == "python-musl-app.toml" {
+            assert!(kinds("fetch-wheel") > 3, "{recipe_name}: and wheels");
+        }
+        // Not yet the sdists whose build requirements wheel resolution reads (issue 29, point 4:
+        // resolution becomes an executor step).
+        let sdist = |name: &str| name.ends_with(".tar.gz\"") || name.ends_with(".zip\"");
+        for (name, sha) in fetched.iter().filter(|(name, _)| !sdist(name)) {
+            let sha = sha.trim_start_matches("sha256:");
+            assert!(!composer_testkit::store_has_sha256(&c.store, sha), "{recipe_name}: plan fetched {name}");
+        }
+    }
+}

@@ -44,6 +44,7 @@ mod sources;
 pub mod system;
 mod system_libraries;
 mod toolchain;
+mod versions;
 mod wheel_steps;
 
 use composer_client::Client;

@@ -270,7 +270,9 @@ impl Session<'_> {
         Ok(match &step.work {
             Work::Source { name } => {
                 let source = self.recipe.sources.iter().find(|s| s.name.get_ref() == name).expect("a recipe source");
-                Output::Blob(crate::sources::fetch_one(self.ctx, &*self.backend, self.recipe, source)?.0)
+                let (blob, _) = crate::sources::fetch_one(self.ctx, &*self.backend, self.recipe, source)?;
+                self.check_source_version(name, &blob)?;
+                Output::Blob(blob)
             }
             Work::Fetch { package } => {
                 let blob = self.backend.fetch(package, &progress)?;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use composer_recipe::Recipe;
-use composer_store::{ActionKey, ActionRecord, BlobInfo, Sha256};
+use composer_store::{ActionKey, ActionRecord, BlobInfo};
 use rayon::prelude::*;
 
 use crate::lockfile::{self, LockedPackage, Lockfile};
@@ -57,48 +57,6 @@ impl<'a> Session<'a> {
         if let Some(only) = &self.only {
             plan.images.retain(|image| only.contains(&image.platform));
         }
-    }
-
-    /// The version of the CPython the recipe builds, read from its source once, then from the
-    /// action cache by the source's pinned sha256, so that `plan` and a build whose steps are all
-    /// cached need not fetch the source again.
-    pub(crate) fn built_python_version(&self) -> Result<Option<String>, BuildError> {
-        let Some(interpreter) = self.recipe.python.as_ref().and_then(|p| p.build.as_ref()) else { return Ok(None) };
-        self.source_version(interpreter.source.get_ref(), crate::compile::VersionOf::Cpython).map(Some)
-    }
-
-    /// The version of the musl a musl image builds (its musllinux tags follow it), read as the
-    /// CPython version is.
-    pub(crate) fn built_musl_version(&self) -> Result<Option<String>, BuildError> {
-        if !self.recipe.base.musl() {
-            return Ok(None);
-        }
-        self.source_version(composer_recipe::MUSL_BUILD, crate::compile::VersionOf::Musl).map(Some)
-    }
-
-    fn source_version(&self, name: &str, of: crate::compile::VersionOf) -> Result<String, BuildError> {
-        let version_key = |sha256: &str| ActionKey::new(of.step(), 1).with("source", sha256);
-        let pinned = self.recipe.sources.iter().find(|s| s.name.get_ref() == name);
-        let cached = |key: &ActionKey| -> Result<Option<String>, BuildError> {
-            Ok(self.ctx.store.action_get(key)?.and_then(|r| r.data.as_str().map(str::to_string)))
-        };
-        if let Some(sha256) = pinned.and_then(|s| s.sha256.as_ref()).and_then(|s| s.get_ref().parse::<Sha256>().ok())
-            && let Some(version) = cached(&version_key(&sha256.to_string()))?
-        {
-            return Ok(version);
-        }
-        let source = pinned.expect("validated: the source is a recipe source");
-        let (blob, _) = crate::sources::fetch_one(self.ctx, &*self.backend, self.recipe, source)?;
-        let blob = &blob;
-        let key = version_key(&blob.sha256.to_string());
-        if let Some(version) = cached(&key)? {
-            return Ok(version);
-        }
-        let version = crate::compile::source_version(self.ctx.store, blob, of)?;
-        let record =
-            ActionRecord { inputs: Vec::new(), step: of.step().into(), outputs: vec![], data: version.clone().into() };
-        self.ctx.store.action_put(&key, &record)?;
-        Ok(version)
     }
 
     fn lock_header(&self) -> Lockfile {
