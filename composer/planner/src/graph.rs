@@ -136,10 +136,6 @@ impl Session<'_> {
         self.check_local_files()?;
         let sources = crate::sources::source_digests(self.recipe)?;
         let (lock, mut resolution, resolved) = self.packages(policy)?;
-        // After the lock, so that `--locked` without one says so rather than what it lacks.
-        if self.ctx.offline && write {
-            self.offline_preflight()?;
-        }
         let (wheel_plans, wheel_steps) = self.wheel_locks(&lock, policy, false)?;
         if let Some(python) = self.python() {
             self.check_package_tables(python, &wheel_plans)?;

@@ -445,9 +445,13 @@ impl Session<'_> {
     /// Offline, a build that lacks files fails on the first one it reaches; the plan knows all of
     /// them, so the error can name every package and wheel to bring in at once.
     /// `file://` mirrors and indexes are readable offline, so only what comes from elsewhere counts.
-    pub(crate) fn offline_preflight(&self) -> Result<(), BuildError> {
+    /// It reads the plan it is given, settled: what is still missing after the store and the
+    /// caches answered.
+    pub(crate) fn offline_preflight(&self, plan: &crate::plan::Plan) -> Result<(), BuildError> {
+        if !self.ctx.offline {
+            return Ok(());
+        }
         let remote = |url: &str| !url.starts_with("file://");
-        let plan = self.plan()?;
         let mut mirror_remote = None;
         let mut missing = Vec::new();
         for step in plan.missing() {
@@ -479,7 +483,9 @@ impl Session<'_> {
         let inputs = crate::share::inputs_of(&plan);
         self.keep_platforms(&mut plan);
         let roots = plan.image_roots();
-        let outcome = self.build_plan(self.settle(plan, &roots, crate::settle::Substitute::Fetch)?)?;
+        let plan = self.settle(plan, &roots, crate::settle::Substitute::Fetch)?;
+        self.offline_preflight(&plan)?;
+        let outcome = self.build_plan(plan)?;
         // Best effort: a read-only store builds what it holds, and keeps no roots.
         let _ = self.record_root(inputs, None);
         Ok(outcome)
@@ -507,6 +513,7 @@ pub fn recipe_wheels(
         .map(|(i, _)| i)
         .collect();
     let plan = session.settle(plan, &roots, crate::settle::Substitute::Fetch)?;
+    session.offline_preflight(&plan)?;
     let done = session.execute_plan(&plan)?;
     let mut wheels = std::collections::BTreeMap::new();
     for (step, output) in plan.steps.iter().zip(&done.results) {
