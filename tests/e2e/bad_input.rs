@@ -178,3 +178,29 @@ fn offline_without_the_files_names_what_is_missing() {
     let stderr = c.fails(&["--offline", "build", recipe.to_str().unwrap()]);
     assert!(stderr.contains("offline") && stderr.contains("InRelease"), "{stderr}");
 }
+
+/// Offline, a build whose plan needs package files the store lacks names every one of them at
+/// once, from the settled plan (what the store still holds is not asked for), before anything
+/// runs.
+#[test]
+fn offline_the_plan_names_every_missing_package_file_at_once() {
+    let (mirror, mut c, recipe) = mirror_with(vec![Deb::new("a", "1").field("Depends", "b"), Deb::new("b", "1")]);
+    write_recipe(&recipe, &mirror.keyring, &["a"], "");
+    c.build_json(&recipe, &[]);
+    let lock = std::fs::read_to_string(recipe.with_extension("lock")).unwrap();
+    // Two package files gone from the store; new layers (another timestamp) need them.
+    for name in ["a", "b"] {
+        let at = lock.find(&format!("name = \"{name}\"")).unwrap();
+        let line = lock[at..].lines().find(|l| l.starts_with("identity = [\"sha256:")).unwrap();
+        let sha = line.trim_start_matches("identity = [\"sha256:").trim_end_matches("\"]");
+        std::fs::remove_file(c.store.join("sha256-v1").join(&sha[..2]).join(sha)).unwrap();
+    }
+    let text = std::fs::read_to_string(&recipe).unwrap().replace("1700000000", "1700000001");
+    std::fs::write(&recipe, text).unwrap();
+    c.env.retain(|(k, _)| k != "COMPOSE_MIRROR_LOCAL");
+    c.env.push(("COMPOSE_MIRROR_LOCAL".into(), "http://127.0.0.1:9/debian".into()));
+    let stderr = c.fails(&["--offline", "build", recipe.to_str().unwrap()]);
+    assert!(stderr.contains("offline and the store lacks 2 file(s)"), "{stderr}");
+    assert!(stderr.contains("a_1_amd64") && stderr.contains("b_1_amd64"), "{stderr}");
+    assert!(!stderr.contains("base-files"), "what the store holds is not asked for: {stderr}");
+}
