@@ -130,7 +130,8 @@ impl Printer {
         // Line breaks stay: errors lay out their snippets with them.
         let shown = |e: &dyn std::fmt::Display| terminal_safe(&composer_client::redact(&e.to_string()));
         let message = shown(error);
-        let causes: Vec<String> = error.chain().skip(1).map(|c| shown(&c)).collect();
+        // A cause whose text the error above it ends with is said once (composer_store::causes).
+        let causes: Vec<String> = composer_store::causes(error.as_ref()).iter().map(|c| shown(c)).collect();
         // Under --json a failure is a document too, so that a tool reading stdout learns why.
         if self.json {
             let _ = json_out(&crate::documents::ErrorDocument {

@@ -14,11 +14,13 @@ pub mod inspect;
 pub mod layer;
 pub mod layout;
 pub mod members;
+pub mod not_a_layout;
 pub mod output;
 pub mod push;
 
 pub use image::{ImageSpec, LayerDescriptor, PlatformImage};
 pub use layer::{Compression, LayerBlob};
+pub use not_a_layout::LayoutProblem;
 pub use output::{Image, Output, export};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +39,11 @@ pub enum OciError {
         source: std::io::Error,
     },
     #[error("`{}` is not an OCI image layout: {reason}", path.display())]
-    NotALayout { path: std::path::PathBuf, reason: String },
+    NotALayout {
+        path: std::path::PathBuf,
+        #[source]
+        reason: LayoutProblem,
+    },
     #[error("invalid OCI document: {0}")]
     Spec(String),
     #[error("output `{0}` is not understood")]

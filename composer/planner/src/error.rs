@@ -95,7 +95,11 @@ pub enum BuildError {
     #[error("[python.packages.{package}] in `{}`: {reason}", recipe.display())]
     SdistSettings { recipe: PathBuf, package: String, reason: String, hint: String },
     #[error("the lock's digest for package `{package}` is unusable: {reason}")]
-    BadDigest { package: String, reason: String },
+    BadDigest {
+        package: String,
+        #[source]
+        reason: composer_store::NotASha256,
+    },
     #[error(transparent)]
     Wheels(#[from] composer_wheels::WheelError),
     #[error("composer is offline and the store lacks {} file(s) this build needs:\n  {}", .0.len(), .0.join("\n  "))]

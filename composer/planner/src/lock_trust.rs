@@ -131,10 +131,11 @@ impl Session<'_> {
     }
 
     pub(crate) fn locked_digest(&self, release: &LockedRelease) -> Result<[u8; 32], BuildError> {
-        let digest: Sha256 = release.inrelease_sha256.parse().map_err(|reason: String| BuildError::Lock {
-            path: self.lock_file(),
-            source: format!("its release digest is unusable: {reason}").into(),
-        })?;
+        let digest: Sha256 =
+            release.inrelease_sha256.parse().map_err(|reason: composer_store::NotASha256| BuildError::Lock {
+                path: self.lock_file(),
+                source: format!("its release digest is unusable: {reason}").into(),
+            })?;
         Ok(digest.0)
     }
 

@@ -216,7 +216,7 @@ pub fn install<R: Read + Seek>(
     let tree = out.finish().map_err(|e| WheelError::BadWheel {
         wheel: filename.to_string(),
         entry: Some(e.path.clone()),
-        reason: e.reason.clone(),
+        reason: e.reason.to_string(),
     })?;
     Ok(Installed { tree, deflated, metadata })
 }

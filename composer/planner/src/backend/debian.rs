@@ -133,10 +133,10 @@ fn to_locked(p: &composer_deb::Package<'_>) -> Result<LockedPackage, composer_de
 
 impl Debian<'_> {
     fn stored(&self, locked: &LockedRelease, valid_until: bool) -> Result<Option<VerifiedRelease>, BuildError> {
-        let digest: Sha256 = locked
-            .inrelease_sha256
-            .parse()
-            .map_err(|reason| composer_deb::DebError::Index { what: "the lock's release digest".into(), reason })?;
+        let digest: Sha256 = locked.inrelease_sha256.parse().map_err(|reason| composer_deb::DebError::Index {
+            what: "the lock's release digest".into(),
+            reason: composer_deb::IndexProblem::BadChecksum(reason),
+        })?;
         let release = self.repo()?.stored_release(&digest, &self.base.suite, self.now(), valid_until)?;
         Ok(release.map(|release| self.verified(release, digest)))
     }
@@ -401,10 +401,10 @@ impl Backend for Debian<'_> {
     }
 
     fn release_files(&self, release: &LockedRelease, arch: &str) -> Result<Vec<Sha256>, BuildError> {
-        let sha: Sha256 = release
-            .inrelease_sha256
-            .parse()
-            .map_err(|reason| composer_deb::DebError::Index { what: "the lock's release digest".into(), reason })?;
+        let sha: Sha256 = release.inrelease_sha256.parse().map_err(|reason| composer_deb::DebError::Index {
+            what: "the lock's release digest".into(),
+            reason: composer_deb::IndexProblem::BadChecksum(reason),
+        })?;
         let verified = self.releases.lock().expect("releases").get(&sha.0).cloned();
         Ok(self.repo()?.stored_release_files(&sha, verified.as_deref(), &self.base.components, arch)?)
     }
@@ -430,10 +430,10 @@ impl Backend for Debian<'_> {
     }
 
     fn fetch(&self, package: &LockedPackage, progress: &(dyn Fn(u64) + Sync)) -> Result<BlobInfo, BuildError> {
-        let sha: Sha256 = package
-            .sha256
-            .parse()
-            .map_err(|reason| composer_deb::DebError::Index { what: package.filename.clone(), reason })?;
+        let sha: Sha256 = package.sha256.parse().map_err(|reason| composer_deb::DebError::Index {
+            what: package.filename.clone(),
+            reason: composer_deb::IndexProblem::BadChecksum(reason),
+        })?;
         Ok(self.repo()?.fetch_deb(&package.filename, &sha, package.size, progress)?)
     }
 
@@ -490,7 +490,7 @@ impl Backend for Debian<'_> {
             .map(|(p, metadata)| {
                 let data = serde_json::from_slice(metadata).map_err(|e| composer_store::StoreError::Corrupt {
                     what: format!("control data of {}", p.name),
-                    reason: e.to_string(),
+                    reason: composer_store::Corruption::Unparsable(e.into()),
                 })?;
                 Ok((p.name.clone(), data))
             })
