@@ -11,6 +11,7 @@ pub mod index_url;
 pub mod install;
 pub mod libraries;
 pub mod origin;
+mod problems;
 pub mod pylock;
 pub mod repair;
 pub mod requirements;
@@ -22,6 +23,7 @@ pub mod target;
 pub use error::WheelError;
 pub use index_url::{IndexChoice, IndexSettings};
 pub use install::{Installed, Scheme};
+pub use problems::{IndexDirProblem, SdistProblem, TargetProblem, WheelProblem};
 pub use pylock::{LockedWheel, WheelLock};
 pub use target::{Libc, Target};
 

@@ -304,7 +304,7 @@ impl Backend for Debian<'_> {
         let version = |name: &str| {
             packages.iter().find(|p| p.name == name).map(|p| p.version.clone()).ok_or_else(|| WheelError::Target {
                 platform: platform.to_string(),
-                reason: format!("the base has no `{name}` package to read the interpreter from"),
+                reason: composer_wheels::TargetProblem::NoPackage(name.to_string()),
             })
         };
         let python = match built_python {
