@@ -20,7 +20,7 @@ use composer_store::{ActionKey, ActionRecord, Sha256};
 
 use crate::backend::{VerifiedRelease, Wanted};
 use crate::lockfile::{self, LockedPackage, LockedRelease, Lockfile};
-use crate::{BuildError, Session};
+use crate::{BuildError, ReleaseUnavailable, Session};
 
 /// Bumped when what a `verified-lock` record vouches for changes.
 /// 2: the record vouches that the set is a resolution of the requests in its key, too.
@@ -149,21 +149,21 @@ impl Session<'_> {
         if let Some(release) = self.backend.locked_release(locked)? {
             return Ok(release);
         }
-        let unavailable = |reason: String| BuildError::LockReleaseUnavailable {
+        let unavailable = |reason| BuildError::LockReleaseUnavailable {
             lock: self.lock_file(),
             date: locked.date.clone(),
             digest: locked.inrelease_sha256.clone(),
             reason,
         };
         if self.ctx.offline {
-            return Err(unavailable("is not in the store, and composer is offline".into()));
+            return Err(unavailable(ReleaseUnavailable::Offline));
         }
         let current = self.backend.release()?;
         if &current.digest != digest {
-            return Err(unavailable(format!(
-                "is not in the store, and the mirror now serves another (dated {}, sha256 {}): the lock is stale",
-                current.locked.date, current.locked.inrelease_sha256
-            )));
+            return Err(unavailable(ReleaseUnavailable::Replaced {
+                date: current.locked.date.clone(),
+                digest: current.locked.inrelease_sha256.clone(),
+            }));
         }
         Ok(current)
     }

@@ -8,7 +8,7 @@ use composer_recipe::{Recipe, Source};
 use composer_store::userfile::{self, Kind};
 use composer_store::{BlobInfo, Sha256, StoreError};
 
-use crate::{BuildError, Context};
+use crate::{BuildError, Context, SourceProblem};
 
 fn pin(source: &Source) -> Result<Option<Sha256>, BuildError> {
     source
@@ -17,7 +17,7 @@ fn pin(source: &Source) -> Result<Option<Sha256>, BuildError> {
         .map(|s| {
             s.get_ref().parse::<Sha256>().map_err(|reason| BuildError::Source {
                 name: source.name.get_ref().clone(),
-                reason: format!("bad sha256: {reason}"),
+                reason: SourceProblem::BadSha256(reason),
             })
         })
         .transpose()
@@ -48,7 +48,8 @@ pub(crate) fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> 
     let url = source.url.as_ref().expect("validated: url or path").get_ref();
     // A `file://` URL in the recipe is a local file like `path`: confined and bounded the same.
     if let Some(path) = composer_store::userfile::file_url_path(url) {
-        let path = path.map_err(|reason| BuildError::Source { name: name.to_string(), reason })?;
+        let path = path
+            .map_err(|reason| BuildError::Source { name: name.to_string(), reason: SourceProblem::FileUrl(reason) })?;
         return Ok((store_local_url(ctx, recipe, name, path, expected.as_ref())?, false));
     }
     let url = resolve_url(ctx, recipe, url)?;
@@ -122,11 +123,7 @@ fn store_local_url(
 fn pin_mismatch(name: &str, path: &std::path::Path, pin: &Sha256) -> BuildError {
     BuildError::Source {
         name: name.to_string(),
-        reason: format!(
-            "`{}` does not have the sha256 the recipe pins ({pin}); if it is the file meant, pin the digest \
-             `sha256sum` gives",
-            path.display()
-        ),
+        reason: SourceProblem::PinMismatch { path: path.to_path_buf(), pin: *pin },
     }
 }
 
