@@ -17,7 +17,7 @@ pub enum StoreError {
     Corrupt {
         what: String,
         #[source]
-        reason: Corruption,
+        reason: Box<Corruption>,
     },
     #[error("checksum mismatch for {what}: expected sha256 {expected}, got {actual}")]
     Sha256Mismatch { what: String, expected: String, actual: String },
@@ -121,12 +121,13 @@ mod tests {
     #[test]
     fn a_reason_named_in_the_message_is_not_said_twice() {
         let parse = serde_json::from_slice::<u8>(b"x").unwrap_err();
-        let error = StoreError::Corrupt { what: "tree t".into(), reason: Corruption::Unparsable(Box::new(parse)) };
+        let error =
+            StoreError::Corrupt { what: "tree t".into(), reason: Box::new(Corruption::Unparsable(Box::new(parse))) };
         let said = causes(&error);
         assert_eq!(error.to_string(), "tree t is corrupt: it does not parse");
         assert_eq!(said.len(), 1, "{said:?}");
         assert!(said[0].contains("expected value"), "{said:?}");
         assert_eq!(error_chain(&error), format!("tree t is corrupt: it does not parse: {}", said[0]));
-        assert!(std::error::Error::source(&error).unwrap().downcast_ref::<Corruption>().is_some());
+        assert!(std::error::Error::source(&error).unwrap().downcast_ref::<Box<Corruption>>().is_some());
     }
 }

@@ -246,9 +246,9 @@ impl Store {
         let bytes = self.read(id)?;
         let tree = Tree::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
             what: format!("tree {id}"),
-            reason: Corruption::Unparsable(e.into()),
+            reason: Box::new(Corruption::Unparsable(e.into())),
         })?;
-        tree.validate().map_err(|e| StoreError::Corrupt { what: format!("tree {id}"), reason: e.into() })?;
+        tree.validate().map_err(|e| StoreError::Corrupt { what: format!("tree {id}"), reason: Box::new(e.into()) })?;
         Ok(tree)
     }
 

@@ -91,7 +91,7 @@ impl<'s> ObjectReader<'s> {
 
     fn corrupt(&self, reason: Corruption) -> StoreError {
         quarantine(self.store, &self.id);
-        StoreError::Corrupt { what: format!("store object {}", self.path.display()), reason }
+        StoreError::Corrupt { what: format!("store object {}", self.path.display()), reason: Box::new(reason) }
     }
 
     /// Copies the object to `out` in large reads (few system calls and hash updates for a big
@@ -301,7 +301,7 @@ impl<'s> PackedReader<'s> {
             quarantine(store, &packed.pack);
             return Err(StoreError::Corrupt {
                 what: format!("store object {}", path.display()),
-                reason: Corruption::PackTooShort { on_disk, offset: packed.offset, size },
+                reason: Box::new(Corruption::PackTooShort { on_disk, offset: packed.offset, size }),
             });
         }
         file.seek(io::SeekFrom::Start(packed.offset)).map_err(|e| StoreError::io("seek in object", &path, e))?;
@@ -330,7 +330,8 @@ impl<'s> PackedReader<'s> {
 
     fn corrupt(&self, reason: Corruption) -> StoreError {
         quarantine(self.store, &self.pack);
-        StoreError::Corrupt { what: format!("store object {}", self.store.object_path(&self.pack).display()), reason }
+        let what = format!("store object {}", self.store.object_path(&self.pack).display());
+        StoreError::Corrupt { what, reason: Box::new(reason) }
     }
 }
 
@@ -419,7 +420,7 @@ mod tests {
         let info = store.put_bytes(b"a layer of some length").unwrap();
         damage(&store, &info.id, |b| b.truncate(5));
         let Err(StoreError::Corrupt { reason, .. }) = store.open_blob(&info) else { panic!("must fail") };
-        assert!(matches!(reason, crate::Corruption::Size { on_disk: 5, recorded: 22 }), "{reason}");
+        assert!(matches!(*reason, crate::Corruption::Size { on_disk: 5, recorded: 22 }), "{reason}");
     }
 
     #[test]

@@ -381,8 +381,10 @@ mod tests {
 
     #[test]
     fn verification_failures_are_told_apart_from_broken_streams() {
-        let verification =
-            io::Error::other(StoreError::Corrupt { what: "x".into(), reason: composer_store::Corruption::Longer });
+        let verification = io::Error::other(StoreError::Corrupt {
+            what: "x".into(),
+            reason: Box::new(composer_store::Corruption::Longer),
+        });
         assert!(matches!(store_error(verification), Ok(StoreError::Corrupt { .. })));
         let broken = io::Error::new(io::ErrorKind::ConnectionReset, "reset");
         assert_eq!(store_error(broken).unwrap_err().kind(), io::ErrorKind::ConnectionReset);

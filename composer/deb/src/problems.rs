@@ -11,9 +11,9 @@ pub enum SignatureProblem {
     #[error("it is not UTF-8 text")]
     NotText,
     #[error("it is not a signed message")]
-    NotSigned(#[source] pgp::errors::Error),
+    NotSigned(#[source] Box<pgp::errors::Error>),
     #[error("Release.gpg is not an OpenPGP signature")]
-    NotASignature(#[source] pgp::errors::Error),
+    NotASignature(#[source] Box<pgp::errors::Error>),
     #[error("no signature verifies against the {keys} key(s) of the keyring")]
     NoneVerifies { keys: usize },
 }
@@ -90,5 +90,5 @@ pub enum DebProblem {
     #[error(transparent)]
     Tree(TreeProblem),
     #[error(transparent)]
-    Mismatch(Mismatch),
+    Mismatch(Box<Mismatch>),
 }

@@ -50,7 +50,8 @@ pub fn load_keyring(path: &Path, policy: &Policy<'_>) -> Result<Vec<SignedPublic
 pub fn verify_inrelease(data: &[u8], keys: &[SignedPublicKey], what: &str) -> Result<Release, DebError> {
     let bad = |reason: SignatureProblem| DebError::BadSignature { what: what.to_string(), reason };
     let text = std::str::from_utf8(data).map_err(|_| bad(SignatureProblem::NotText))?;
-    let (message, _) = CleartextSignedMessage::from_string(text).map_err(|e| bad(SignatureProblem::NotSigned(e)))?;
+    let (message, _) =
+        CleartextSignedMessage::from_string(text).map_err(|e| bad(SignatureProblem::NotSigned(Box::new(e))))?;
     let verified = keys.iter().any(|key| {
         message.verify(&key.primary_key).is_ok()
             || key.public_subkeys.iter().any(|sub| message.verify(&sub.key).is_ok())
@@ -74,7 +75,7 @@ pub fn verify_detached(
     let signature = match StandaloneSignature::from_armor_single(std::io::Cursor::new(signature)) {
         Ok((signature, _)) => signature,
         Err(_) => StandaloneSignature::from_bytes(std::io::Cursor::new(signature))
-            .map_err(|e| bad(SignatureProblem::NotASignature(e)))?,
+            .map_err(|e| bad(SignatureProblem::NotASignature(Box::new(e))))?,
     };
     let verified = keys.iter().any(|key| {
         signature.verify(&key.primary_key, release).is_ok()

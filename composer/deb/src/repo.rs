@@ -266,7 +266,7 @@ impl Repository<'_> {
             let mismatch = |reason| DebError::Deb {
                 file: url.clone(),
                 entry: "(whole file)".into(),
-                reason: DebProblem::Mismatch(reason),
+                reason: DebProblem::Mismatch(Box::new(reason)),
             };
             fetch_error(e, &url, mismatch, "the signed index")
         })

@@ -233,7 +233,8 @@ impl Descriptor {
             Some(size) if size > 0 && size <= limit => size,
             _ => {
                 let size = value.get("size").map_or("(none)".to_string(), Value::to_string);
-                return Err(source.not(LayoutProblem::BadSize { what, digest, size, limit }));
+                let bad = crate::not_a_layout::BadSize { what, digest, size, limit };
+                return Err(source.not(LayoutProblem::BadSize(Box::new(bad))));
             }
         };
         let media_type = value["mediaType"].as_str().unwrap_or("").to_string();
@@ -250,14 +251,14 @@ impl Descriptor {
             return Ok(());
         }
         let found = if size > self.size { format!("more than {} bytes", self.size) } else { format!("{size} bytes") };
-        Err(source.not(LayoutProblem::Altered {
+        Err(source.not(LayoutProblem::Altered(Box::new(crate::not_a_layout::Altered {
             what: self.what.clone(),
             digest: self.digest.clone(),
             size: self.size,
             file: relative.to_string(),
             found,
             actual: if size > self.size { "(not computed)".to_string() } else { sha256.oci() },
-        }))
+        }))))
     }
 }
 

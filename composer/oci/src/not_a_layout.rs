@@ -54,13 +54,34 @@ pub enum LayoutProblem {
     #[error("its image is not an image index")]
     NotAnIndex,
     /// A descriptor (`what`, its digest) whose size is missing or out of bounds.
-    #[error("{what} ({}) gives the size {size}, not a number of bytes from 1 to {limit}", digest.escape_debug())]
-    BadSize { what: String, digest: String, size: String, limit: u64 },
-    /// Bytes that are not what the descriptor (`what`) names; `found` says how many there were.
+    #[error("{} ({}) gives the size {}, not a number of bytes from 1 to {}", .0.what, .0.digest.escape_debug(), .0.size, .0.limit)]
+    BadSize(Box<BadSize>),
     #[error(
-        "{what} names {digest} of {size} bytes, but {file} holds {found} with digest {actual}: the image was altered or damaged"
+        "{} names {} of {} bytes, but {} holds {} with digest {}: the image was altered or damaged",
+        .0.what, .0.digest, .0.size, .0.file, .0.found, .0.actual
     )]
-    Altered { what: String, digest: String, size: u64, file: String, found: String, actual: String },
+    Altered(Box<Altered>),
     #[error("{0} does not match its digest")]
     DigestMismatch(String),
+}
+
+/// A descriptor (`what`, its digest) whose size (as the document gives it) is missing or out of
+/// bounds.
+#[derive(Debug)]
+pub struct BadSize {
+    pub what: String,
+    pub digest: String,
+    pub size: String,
+    pub limit: u64,
+}
+
+/// Bytes that are not what the descriptor (`what`) names; `found` says how many there were.
+#[derive(Debug)]
+pub struct Altered {
+    pub what: String,
+    pub digest: String,
+    pub size: u64,
+    pub file: String,
+    pub found: String,
+    pub actual: String,
 }

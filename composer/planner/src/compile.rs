@@ -430,7 +430,7 @@ pub fn source_version(store: &composer_store::Store, blob: &BlobInfo, of: Versio
         VersionOf::Cpython => "python",
         VersionOf::Musl => MUSL_BUILD,
     };
-    let bad = |reason| BuildError::Source { name: name.into(), reason };
+    let bad = |reason| BuildError::Source { name: name.into(), reason: Box::new(reason) };
     let unreadable = |e| bad(SourceProblem::Unreadable(e));
     // Only part of the tarball is read below; its version is recorded, so check it whole first.
     store.verify_object(&blob.id)?;

@@ -6,8 +6,10 @@ use crate::problems::{BytecodeProblem, Outdated, ReleaseUnavailable, SdistSettin
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// Boxed: the recipe's errors carry located snippets, and every `Result` of the planner
+    /// would otherwise be as large as they are.
     #[error(transparent)]
-    Recipe(#[from] composer_recipe::RecipeError),
+    Recipe(Box<composer_recipe::RecipeError>),
     #[error("no mirror named `{name}` is configured (needed for suite `{suite}`)")]
     NoMirror {
         name: String,
@@ -40,7 +42,7 @@ pub enum BuildError {
     #[error("cannot add the packages for the wheels' libraries on {platform}: {reason}")]
     SystemLibraries {
         platform: String,
-        reason: Unsettled,
+        reason: Box<Unsettled>,
         #[source]
         source: Option<Box<BuildError>>,
     },
@@ -85,7 +87,7 @@ pub enum BuildError {
         date: String,
         digest: String,
         #[source]
-        reason: ReleaseUnavailable,
+        reason: Box<ReleaseUnavailable>,
     },
     #[error(
         "the mirror's Release (dated {offered}) is older than the one the lock file `{}` was made from (dated {locked}): \
@@ -115,7 +117,7 @@ pub enum BuildError {
         recipe: PathBuf,
         package: String,
         #[source]
-        reason: SdistSettingsProblem,
+        reason: Box<SdistSettingsProblem>,
         hint: String,
     },
     #[error("the lock's digest for package `{package}` is unusable: {reason}")]
@@ -138,7 +140,7 @@ pub enum BuildError {
     Source {
         name: String,
         #[source]
-        reason: SourceProblem,
+        reason: Box<SourceProblem>,
     },
     #[error("line {line} of the {kind} `{}` is neither a requirement nor an option pip documents (its text is not shown)", path.display())]
     RequirementsLine { path: PathBuf, kind: &'static str, line: usize },
@@ -194,6 +196,12 @@ pub enum BuildError {
 }
 
 /// A build step that exited non-zero: what the user needs to look into it.
+impl From<composer_recipe::RecipeError> for BuildError {
+    fn from(error: composer_recipe::RecipeError) -> Self {
+        BuildError::Recipe(Box::new(error))
+    }
+}
+
 #[derive(Debug)]
 pub struct FailedBuild {
     pub name: String,

@@ -153,7 +153,7 @@ impl Session<'_> {
             lock: self.lock_file(),
             date: locked.date.clone(),
             digest: locked.inrelease_sha256.clone(),
-            reason,
+            reason: Box::new(reason),
         };
         if self.ctx.offline {
             return Err(unavailable(ReleaseUnavailable::Offline));

@@ -126,7 +126,8 @@ impl Session<'_> {
         let mut owner: HashMap<String, usize> = HashMap::new();
         let mut shared = Vec::new();
         for (i, (id, package)) in listings.iter().zip(packages).enumerate() {
-            let corrupt = |reason| StoreError::Corrupt { what: format!("listing of {}", package.name), reason };
+            let corrupt =
+                |reason| StoreError::Corrupt { what: format!("listing of {}", package.name), reason: Box::new(reason) };
             let unparsable = |e: Box<dyn std::error::Error + Send + Sync>| corrupt(Corruption::Unparsable(e));
             let listing: Listing = serde_json::from_slice(&store.read(id)?).map_err(|e| unparsable(e.into()))?;
             let decode = |text: &str| base64::engine::general_purpose::STANDARD.decode(text);

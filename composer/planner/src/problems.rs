@@ -14,7 +14,7 @@ pub enum Outdated {
     #[error("its platforms name different Releases, which `system_libraries = \"add\"` cannot judge")]
     DifferentReleases,
     #[error(transparent)]
-    SystemLibraries(#[from] Unsettled),
+    SystemLibraries(Box<Unsettled>),
     #[error("it locks no build requirements for its sdists")]
     NoBuildRequirements,
     #[error("its own build requirement sets are not the sdists [python.packages] gives build_requires")]

@@ -300,7 +300,7 @@ impl Session<'_> {
                         let sha: Sha256 = crate::wheel_steps::wheel_sha(built)?;
                         let file = store.lookup_sha256(&sha)?.ok_or_else(|| composer_store::StoreError::Corrupt {
                             what: format!("wheel {}", built.filename),
-                            reason: composer_store::Corruption::Missing,
+                            reason: Box::new(composer_store::Corruption::Missing),
                         })?;
                         (built.clone(), file)
                     }
@@ -424,6 +424,6 @@ pub(crate) fn layer_from(record: &ActionRecord) -> Result<composer_oci::LayerBlo
 fn corrupt_record(record: &ActionRecord, error: serde_json::Error) -> BuildError {
     BuildError::Store(composer_store::StoreError::Corrupt {
         what: format!("{} record", record.step),
-        reason: composer_store::Corruption::Unparsable(error.into()),
+        reason: Box::new(composer_store::Corruption::Unparsable(error.into())),
     })
 }

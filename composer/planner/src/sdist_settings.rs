@@ -57,7 +57,7 @@ impl Session<'_> {
             return Err(BuildError::SdistSettings {
                 recipe: self.recipe_path.clone(),
                 package: name.to_string(),
-                reason: SdistSettingsProblem::PatchesTooLarge { total, limit_mib: MAX_PATCH_BYTES >> 20 },
+                reason: Box::new(SdistSettingsProblem::PatchesTooLarge { total, limit_mib: MAX_PATCH_BYTES >> 20 }),
                 hint: "patch less, or build the package as a [[builds]] entry from its source".into(),
             });
         }
@@ -85,7 +85,7 @@ impl Session<'_> {
             return Err(BuildError::SdistSettings {
                 recipe: self.recipe_path.clone(),
                 package: package.to_string(),
-                reason: SdistSettingsProblem::EmptyPatch(path.to_path_buf()),
+                reason: Box::new(SdistSettingsProblem::EmptyPatch(path.to_path_buf())),
                 hint: "write the patch's hunks into the file (`diff -u` or `git diff` output), or drop it".into(),
             });
         }
@@ -128,7 +128,7 @@ impl Session<'_> {
             return Err(BuildError::SdistSettings {
                 recipe: self.recipe_path.clone(),
                 package: name.get_ref().clone(),
-                reason,
+                reason: Box::new(reason),
                 hint,
             });
         }
@@ -207,7 +207,7 @@ pub(crate) fn add_env(
             return Err(BuildError::SdistSettings {
                 recipe: recipe.to_path_buf(),
                 package: package.to_string(),
-                reason: SdistSettingsProblem::ReservedVariable(name.clone()),
+                reason: Box::new(SdistSettingsProblem::ReservedVariable(name.clone())),
                 hint: format!(
                     "set the build's own variables; {} add to the profile's flags",
                     APPENDED_FLAGS.join(", ")

@@ -17,7 +17,7 @@ fn pin(source: &Source) -> Result<Option<Sha256>, BuildError> {
         .map(|s| {
             s.get_ref().parse::<Sha256>().map_err(|reason| BuildError::Source {
                 name: source.name.get_ref().clone(),
-                reason: SourceProblem::BadSha256(reason),
+                reason: Box::new(SourceProblem::BadSha256(reason)),
             })
         })
         .transpose()
@@ -48,8 +48,10 @@ pub(crate) fn fetch_one(ctx: &Context<'_>, recipe: &Recipe, source: &Source) -> 
     let url = source.url.as_ref().expect("validated: url or path").get_ref();
     // A `file://` URL in the recipe is a local file like `path`: confined and bounded the same.
     if let Some(path) = composer_store::userfile::file_url_path(url) {
-        let path = path
-            .map_err(|reason| BuildError::Source { name: name.to_string(), reason: SourceProblem::FileUrl(reason) })?;
+        let path = path.map_err(|reason| BuildError::Source {
+            name: name.to_string(),
+            reason: Box::new(SourceProblem::FileUrl(reason)),
+        })?;
         return Ok((store_local_url(ctx, recipe, name, path, expected.as_ref())?, false));
     }
     let url = resolve_url(ctx, recipe, url)?;
@@ -123,7 +125,7 @@ fn store_local_url(
 fn pin_mismatch(name: &str, path: &std::path::Path, pin: &Sha256) -> BuildError {
     BuildError::Source {
         name: name.to_string(),
-        reason: SourceProblem::PinMismatch { path: path.to_path_buf(), pin: *pin },
+        reason: Box::new(SourceProblem::PinMismatch { path: path.to_path_buf(), pin: *pin }),
     }
 }
 

@@ -98,10 +98,10 @@ impl Session<'_> {
             let (platform, reason) = (platform.clone(), unsettled.reason(platform));
             if policy == LockPolicy::Locked {
                 let path = crate::lockfile::lock_path(&self.recipe_path);
-                return Err(BuildError::LockOutdated { path, reason: reason.into() });
+                return Err(BuildError::LockOutdated { path, reason: Outdated::SystemLibraries(Box::new(reason)) });
             }
             if round == ROUNDS {
-                let reason = Unsettled::StillAfter { unsettled: Box::new(reason), rounds: ROUNDS };
+                let reason = Box::new(Unsettled::StillAfter { unsettled: Box::new(reason), rounds: ROUNDS });
                 return Err(BuildError::SystemLibraries { platform, reason, source: None });
             }
             let mut wanted = lock.clone();
@@ -118,9 +118,9 @@ impl Session<'_> {
                 locked.system_libraries = verdict.wanted;
             }
             let at = self.lock_release(&lock.platforms[0].release, &mut release)?.clone();
-            let (resolved, _) = self
-                .resolve_at(Some(&wanted), Some(&lock), Some(&at))
-                .map_err(|e| BuildError::SystemLibraries { platform, reason, source: Some(Box::new(e)) })?;
+            let (resolved, _) = self.resolve_at(Some(&wanted), Some(&lock), Some(&at)).map_err(|e| {
+                BuildError::SystemLibraries { platform, reason: Box::new(reason), source: Some(Box::new(e)) }
+            })?;
             self.check_lock(&resolved)?;
             lock = resolved;
             changed = true;
@@ -267,6 +267,8 @@ mod tests {
             "on linux/amd64, numpy needs libstdc++.so.6, which no locked package ships (`libstdc++6` does)"
         );
         let stale = Verdict { stale: vec!["libfoo1".into()], ..Verdict::default() };
-        assert!(stale.reason("linux/arm64").to_string().contains("adds `libfoo1`, which ships no library the wheels need"));
+        assert!(
+            stale.reason("linux/arm64").to_string().contains("adds `libfoo1`, which ships no library the wheels need")
+        );
     }
 }

@@ -34,7 +34,7 @@ pub fn pinned_uv(store: &Store, python: &Path, temp_dir: &Path) -> Result<PathBu
     let mut archive = zip::ZipArchive::new(store.open_verified_file(&wheel.id)?).map_err(|e| WheelError::BadWheel {
         wheel: format!("uv {UV_VERSION}"),
         entry: None,
-        reason: WheelProblem::Zip(e),
+        reason: Box::new(WheelProblem::Zip(e)),
     })?;
     let member = format!("uv-{UV_VERSION}.data/scripts/uv");
     let mut binary = Vec::new();
@@ -43,7 +43,7 @@ pub fn pinned_uv(store: &Store, python: &Path, temp_dir: &Path) -> Result<PathBu
         .map_err(|e| WheelError::BadWheel {
             wheel: format!("uv {UV_VERSION}"),
             entry: Some(member.clone()),
-            reason: WheelProblem::Zip(e),
+            reason: Box::new(WheelProblem::Zip(e)),
         })?
         .read_to_end(&mut binary)
         .map_err(|e| WheelError::Io { what: format!("reading {member}"), source: e })?;

@@ -23,7 +23,7 @@ pub enum WheelError {
         wheel: String,
         entry: Option<String>,
         #[source]
-        reason: WheelProblem,
+        reason: Box<WheelProblem>,
     },
     #[error("sdist {sdist}: {reason}")]
     BadSdist {

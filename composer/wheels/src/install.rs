@@ -93,7 +93,7 @@ pub fn install<R: Read + Seek>(
     let bad = |entry: Option<&str>, reason| WheelError::BadWheel {
         wheel: filename.to_string(),
         entry: entry.map(str::to_string),
-        reason,
+        reason: Box::new(reason),
     };
     let mut zip = zip::ZipArchive::new(archive).map_err(|e| bad(None, WheelProblem::NotAZip(e)))?;
     let dist_info = find_dist_info(&zip).map_err(|reason| bad(None, reason))?;
@@ -217,7 +217,7 @@ pub fn install<R: Read + Seek>(
     let tree = out.finish().map_err(|e| WheelError::BadWheel {
         wheel: filename.to_string(),
         entry: Some(e.path.clone()),
-        reason: WheelProblem::Tree(e.reason),
+        reason: Box::new(WheelProblem::Tree(e.reason)),
     })?;
     Ok(Installed { tree, deflated, metadata })
 }

@@ -35,7 +35,7 @@ pub fn libraries(wheel: impl Read + Seek, filename: &str) -> Result<WheelLibrari
     let bad = |entry: Option<&str>, reason| WheelError::BadWheel {
         wheel: filename.to_string(),
         entry: entry.map(str::to_string),
-        reason,
+        reason: Box::new(reason),
     };
     let mut archive = zip::ZipArchive::new(wheel).map_err(|e| bad(None, WheelProblem::NotAZip(e)))?;
     let mut found = WheelLibraries::default();

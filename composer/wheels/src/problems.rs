@@ -110,7 +110,7 @@ pub enum WheelProblem {
 #[derive(Debug, thiserror::Error)]
 pub enum SdistProblem {
     #[error("pyproject.toml is not TOML")]
-    NotToml(#[source] toml::de::Error),
+    NotToml(#[source] Box<toml::de::Error>),
     #[error("pyproject.toml [build-system] has no `requires`")]
     NoRequires,
     #[error("pyproject.toml [build-system] requires is not a list")]

@@ -40,7 +40,7 @@ pub fn musllinux(wheel: &[u8], filename: &str, policy: &MusllinuxPolicy) -> Resu
     let bad = |entry: Option<&str>, reason| WheelError::BadWheel {
         wheel: filename.to_string(),
         entry: entry.map(str::to_string),
-        reason,
+        reason: Box::new(reason),
     };
     let Some(stem) = filename.strip_suffix(".whl") else { return Err(bad(None, WheelProblem::NotAWheelName)) };
     let (head, platform) = stem.rsplit_once('-').ok_or_else(|| bad(None, WheelProblem::NotAWheelName))?;

@@ -30,7 +30,7 @@ fn bad(filename: &str, reason: SdistProblem) -> WheelError {
 
 /// `requires` of `[build-system]`; the legacy requirements when the table is missing.
 fn requires_of(text: &str) -> Result<Vec<String>, SdistProblem> {
-    let value: toml::Table = toml::from_str(text).map_err(SdistProblem::NotToml)?;
+    let value: toml::Table = toml::from_str(text).map_err(|e| SdistProblem::NotToml(Box::new(e)))?;
     let Some(system) = value.get("build-system") else {
         return Ok(LEGACY_REQUIRES.iter().map(|r| r.to_string()).collect());
     };

@@ -55,7 +55,7 @@ pub fn write_index(out: &Path, wheels: &[IndexWheel]) -> Result<IndexSummary, Wh
             return Err(WheelError::BadWheel {
                 wheel: wheel.filename.clone(),
                 entry: None,
-                reason: WheelProblem::NotAWheelName,
+                reason: Box::new(WheelProblem::NotAWheelName),
             });
         }
         let metadata = core_metadata(&wheel.source, &wheel.filename)?;
@@ -68,7 +68,7 @@ pub fn write_index(out: &Path, wheels: &[IndexWheel]) -> Result<IndexSummary, Wh
         let project = field("Name:").map(|n| normalize_name(&n)).ok_or_else(|| WheelError::BadWheel {
             wheel: wheel.filename.clone(),
             entry: Some("METADATA".into()),
-            reason: WheelProblem::NoName,
+            reason: Box::new(WheelProblem::NoName),
         })?;
         let target = files.join(&wheel.filename);
         std::fs::copy(&wheel.source, &target).map_err(io(format!("copying {}", wheel.filename)))?;
@@ -183,7 +183,7 @@ fn core_metadata(path: &Path, filename: &str) -> Result<Vec<u8>, WheelError> {
     let bad = |entry: Option<&str>, reason| WheelError::BadWheel {
         wheel: filename.to_string(),
         entry: entry.map(str::to_string),
-        reason,
+        reason: Box::new(reason),
     };
     let file = std::fs::File::open(path).map_err(|e| bad(None, WheelProblem::CannotOpen(e)))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(None, WheelProblem::NotAZip(e)))?;

@@ -104,14 +104,14 @@ pub enum RegistryError {
         host: String,
         realm_host: String,
         #[source]
-        reason: Withheld,
+        reason: Box<Withheld>,
     },
     #[error("registry {host} does not hold what it says for {what}: {reason}")]
     Disagrees {
         host: String,
         what: String,
         #[source]
-        reason: Disagreement,
+        reason: Box<Disagreement>,
     },
 }
 
@@ -304,7 +304,11 @@ impl Registry {
         }
         if let Some(basic) = &basic {
             credentials_may_go_to(&self.host, realm, &self.insecure_hosts).map_err(|reason| {
-                RegistryError::CredentialsWithheld { host: self.host.clone(), realm_host: authority_of(realm), reason }
+                RegistryError::CredentialsWithheld {
+                    host: self.host.clone(),
+                    realm_host: authority_of(realm),
+                    reason: Box::new(reason),
+                }
             })?;
             request = request.header("Authorization", basic);
         }

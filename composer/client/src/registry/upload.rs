@@ -84,7 +84,7 @@ impl Registry {
         self.check_blob(digest, Some(size))?.map_err(|reason| RegistryError::Disagrees {
             host: self.host.clone(),
             what: format!("blob {digest} ({size} bytes) after it was uploaded"),
-            reason,
+            reason: Box::new(reason),
         })
     }
 
@@ -94,8 +94,11 @@ impl Registry {
         if response.status().as_u16() != 201 {
             return Err(self.status(what, response));
         }
-        let disagrees =
-            |reason| RegistryError::Disagrees { host: self.host.clone(), what: format!("blob {digest}"), reason };
+        let disagrees = |reason| RegistryError::Disagrees {
+            host: self.host.clone(),
+            what: format!("blob {digest}"),
+            reason: Box::new(reason),
+        };
         if let Some(echoed) = echoed_digest(&response).filter(|echoed| *echoed != digest) {
             return Err(disagrees(Disagreement::UploadDigest(echoed.to_string())));
         }
@@ -229,7 +232,7 @@ impl Registry {
             Some(echoed) if echoed != ours => Err(RegistryError::Disagrees {
                 host: self.host.clone(),
                 what: format!("manifest {reference}"),
-                reason: Disagreement::StoredAs { stored: echoed.to_string(), sent: ours },
+                reason: Box::new(Disagreement::StoredAs { stored: echoed.to_string(), sent: ours }),
             }),
             _ => Ok(()),
         }

@@ -490,7 +490,7 @@ impl Backend for Debian<'_> {
             .map(|(p, metadata)| {
                 let data = serde_json::from_slice(metadata).map_err(|e| composer_store::StoreError::Corrupt {
                     what: format!("control data of {}", p.name),
-                    reason: composer_store::Corruption::Unparsable(e.into()),
+                    reason: Box::new(composer_store::Corruption::Unparsable(e.into())),
                 })?;
                 Ok((p.name.clone(), data))
             })
