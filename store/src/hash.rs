@@ -62,12 +62,17 @@ impl fmt::Debug for Sha256 {
 }
 
 impl FromStr for Sha256 {
-    type Err = String;
+    type Err = NotASha256;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.strip_prefix("sha256:").unwrap_or(s);
-        parse32(s).map(Sha256).ok_or_else(|| format!("`{s}` is not a SHA-256 hex digest"))
+        parse32(s).map(Sha256).ok_or_else(|| NotASha256(s.to_string()))
     }
 }
+
+/// Text that is not a SHA-256 digest (64 hex digits, `sha256:` before them or not).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a SHA-256 hex digest")]
+pub struct NotASha256(pub String);
 
 fn parse32(s: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::Digest;
 
-use crate::{Hash, Sha256, Store, StoreError};
+use crate::{Corruption, Hash, Sha256, Store, StoreError};
 
 /// Both names of a stored object and its size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -133,7 +133,7 @@ impl<'s> ObjectWriter<'s> {
             let _ = fs::remove_file(&self.temp);
             return Err(StoreError::Corrupt {
                 what: what.to_string(),
-                reason: format!("expected BLAKE3 {id}, the bytes have {actual}"),
+                reason: Box::new(Corruption::Blake3Mismatch { expected: *id, actual }),
             });
         }
         let sha256 = sha256.copied().unwrap_or_else(|| Sha256(self.sha256.clone().finalize().into()));
@@ -239,7 +239,10 @@ pub(crate) fn lookup_sha256(store: &Store, sha: &Sha256) -> Result<Option<BlobIn
         Err(e) => return Err(StoreError::io("read", &path, e)),
     };
     let Some((id, size)) = parse_alias(&text) else {
-        return Err(StoreError::Corrupt { what: format!("alias {}", path.display()), reason: "unparsable".into() });
+        return Err(StoreError::Corrupt {
+            what: format!("alias {}", path.display()),
+            reason: Box::new(Corruption::Alias),
+        });
     };
     if !store.contains(&id) {
         return Ok(None);

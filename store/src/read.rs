@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use sha2::Digest;
 
-use crate::{BlobInfo, Hash, Sha256, Store, StoreError};
+use crate::{BlobInfo, Corruption, Hash, Sha256, Store, StoreError};
 
 /// What a reader checks when its last byte is read.
 enum Expect {
@@ -56,7 +56,7 @@ impl<'s> ObjectReader<'s> {
             checked: false,
         };
         if on_disk != reader.size {
-            let reason = format!("it holds {on_disk} bytes, {} were recorded", reader.size);
+            let reason = Corruption::Size { on_disk, recorded: reader.size };
             return Err(reader.corrupt(reason));
         }
         if reader.size == 0 {
@@ -70,28 +70,28 @@ impl<'s> ObjectReader<'s> {
         self.size
     }
 
-    fn check(&mut self) -> Result<(), String> {
+    fn check(&mut self) -> Result<(), Corruption> {
         self.checked = true;
         match &self.expect {
             Expect::Blake3(id) => {
                 let actual = Hash(*self.blake3.finalize().as_bytes());
                 if actual != *id {
-                    return Err(format!("its content hashes to {actual}"));
+                    return Err(Corruption::Blake3(actual));
                 }
             }
             Expect::Blob(sha) => {
                 let actual = Sha256(self.sha256.clone().finalize().into());
                 if actual != *sha {
-                    return Err(format!("its content has sha256 {actual}, not {sha}"));
+                    return Err(Corruption::Sha256 { actual, expected: *sha });
                 }
             }
         }
         Ok(())
     }
 
-    fn corrupt(&self, reason: String) -> StoreError {
+    fn corrupt(&self, reason: Corruption) -> StoreError {
         quarantine(self.store, &self.id);
-        StoreError::Corrupt { what: format!("store object {}", self.path.display()), reason }
+        StoreError::Corrupt { what: format!("store object {}", self.path.display()), reason: Box::new(reason) }
     }
 
     /// Copies the object to `out` in large reads (few system calls and hash updates for a big
@@ -123,13 +123,13 @@ impl Read for ObjectReader<'_> {
             let n = self.file.read(&mut buf[..probe])?;
             return match n {
                 0 => Ok(0),
-                _ => Err(io::Error::other(self.corrupt("it is longer than recorded".into()))),
+                _ => Err(io::Error::other(self.corrupt(Corruption::Longer))),
             };
         }
         let want = buf.len().min((self.size - self.read) as usize);
         let n = self.file.read(&mut buf[..want])?;
         if n == 0 && want > 0 {
-            let reason = format!("it ends after {} of {} bytes", self.read, self.size);
+            let reason = Corruption::Ends { read: self.read, size: self.size };
             return Err(io::Error::other(self.corrupt(reason)));
         }
         match self.expect {
@@ -301,7 +301,7 @@ impl<'s> PackedReader<'s> {
             quarantine(store, &packed.pack);
             return Err(StoreError::Corrupt {
                 what: format!("store object {}", path.display()),
-                reason: format!("it holds {on_disk} bytes, a file at {} of {size} bytes was recorded", packed.offset),
+                reason: Box::new(Corruption::PackTooShort { on_disk, offset: packed.offset, size }),
             });
         }
         file.seek(io::SeekFrom::Start(packed.offset)).map_err(|e| StoreError::io("seek in object", &path, e))?;
@@ -320,17 +320,18 @@ impl<'s> PackedReader<'s> {
         Ok(reader)
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), Corruption> {
         let actual = Hash(*self.blake3.finalize().as_bytes());
         if actual != self.content {
-            return Err(format!("the file it holds for {} hashes to {actual}", self.content));
+            return Err(Corruption::PackedFile { content: self.content, actual });
         }
         Ok(())
     }
 
-    fn corrupt(&self, reason: String) -> StoreError {
+    fn corrupt(&self, reason: Corruption) -> StoreError {
         quarantine(self.store, &self.pack);
-        StoreError::Corrupt { what: format!("store object {}", self.store.object_path(&self.pack).display()), reason }
+        let what = format!("store object {}", self.store.object_path(&self.pack).display());
+        StoreError::Corrupt { what, reason: Box::new(reason) }
     }
 }
 
@@ -338,7 +339,7 @@ impl Read for PackedReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.file.read(buf)?;
         if n == 0 && self.read < self.size {
-            let reason = format!("it ends {} bytes into a file of {}", self.read, self.size);
+            let reason = Corruption::EndsInFile { read: self.read, size: self.size };
             return Err(io::Error::other(self.corrupt(reason)));
         }
         self.blake3.update(&buf[..n]);
@@ -419,7 +420,7 @@ mod tests {
         let info = store.put_bytes(b"a layer of some length").unwrap();
         damage(&store, &info.id, |b| b.truncate(5));
         let Err(StoreError::Corrupt { reason, .. }) = store.open_blob(&info) else { panic!("must fail") };
-        assert!(reason.contains("5 bytes"), "{reason}");
+        assert!(matches!(*reason, crate::Corruption::Size { on_disk: 5, recorded: 22 }), "{reason}");
     }
 
     #[test]

@@ -101,10 +101,10 @@ impl Tree {
                 let ancestor = &entry.path[..end];
                 match kinds.get(ancestor) {
                     Some(EntryKind::Symlink { .. }) => {
-                        return Err(TreeError::new(&entry.path, format!("it lies beneath the symlink `{ancestor}`")));
+                        return Err(TreeError::new(&entry.path, TreeProblem::BeneathSymlink(ancestor.to_string())));
                     }
                     Some(EntryKind::File { .. } | EntryKind::Hardlink { .. }) => {
-                        return Err(TreeError::new(&entry.path, format!("it lies beneath the file `{ancestor}`")));
+                        return Err(TreeError::new(&entry.path, TreeProblem::BeneathFile(ancestor.to_string())));
                     }
                     _ => {}
                 }
@@ -114,14 +114,11 @@ impl Tree {
                 EntryKind::Hardlink { target } => match kinds.get(target.as_str()) {
                     Some(EntryKind::File { .. }) => {}
                     _ => {
-                        return Err(TreeError::new(
-                            &entry.path,
-                            format!("hard link to `{target}`, not a file of the tree"),
-                        ));
+                        return Err(TreeError::new(&entry.path, TreeProblem::HardLinkNotToAFile(target.clone())));
                     }
                 },
                 EntryKind::Symlink { target } if target.is_empty() || !escapes_are_well_formed(target) => {
-                    return Err(TreeError::new(&entry.path, "symlink with an empty target or a NUL in it".into()));
+                    return Err(TreeError::new(&entry.path, TreeProblem::BadSymlinkTarget));
                 }
                 _ => {}
             }
@@ -186,11 +183,35 @@ impl Tree {
 #[error("entry `{path}`: {reason}")]
 pub struct TreeError {
     pub path: String,
-    pub reason: String,
+    #[source]
+    pub reason: TreeProblem,
+}
+
+/// What is wrong with a tree's entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TreeProblem {
+    #[error("it lies beneath the symlink `{0}`")]
+    BeneathSymlink(String),
+    #[error("it lies beneath the file `{0}`")]
+    BeneathFile(String),
+    #[error("hard link to `{0}`, not a file of the tree")]
+    HardLinkNotToAFile(String),
+    #[error("symlink with an empty target or a NUL in it")]
+    BadSymlinkTarget,
+    #[error("empty path")]
+    EmptyPath,
+    #[error("NUL in the path")]
+    Nul,
+    #[error("not a plain relative path (absolute, or with `.`, `..` or `//`)")]
+    NotPlainRelative,
+    #[error("too many levels of symlinks beneath it")]
+    SymlinkLoop,
+    #[error("it resolves to the root of the tree")]
+    ResolvesToRoot,
 }
 
 impl TreeError {
-    fn new(path: &str, reason: String) -> TreeError {
+    fn new(path: &str, reason: TreeProblem) -> TreeError {
         TreeError { path: path.escape_debug().to_string(), reason }
     }
 }
@@ -246,13 +267,13 @@ fn escapes_are_well_formed(path: &str) -> bool {
 /// escapes of non-UTF-8 bytes ([`escape_name`]).
 pub fn check_path(path: &str) -> Result<(), TreeError> {
     if path.is_empty() {
-        return Err(TreeError::new(path, "empty path".into()));
+        return Err(TreeError::new(path, TreeProblem::EmptyPath));
     }
     if !escapes_are_well_formed(path) {
-        return Err(TreeError::new(path, "NUL in the path".into()));
+        return Err(TreeError::new(path, TreeProblem::Nul));
     }
     if path.split('/').any(|c| matches!(c, "" | "." | "..")) {
-        return Err(TreeError::new(path, "not a plain relative path (absolute, or with `.`, `..` or `//`)".into()));
+        return Err(TreeError::new(path, TreeProblem::NotPlainRelative));
     }
     Ok(())
 }
@@ -279,7 +300,7 @@ fn resolve_parents(path: &str, links: &std::collections::HashMap<String, String>
         if let Some(target) = links.get(&done.join("/")) {
             hops += 1;
             if hops > 40 {
-                return Err(TreeError::new(path, "too many levels of symlinks beneath it".into()));
+                return Err(TreeError::new(path, TreeProblem::SymlinkLoop));
             }
             done.pop();
             if target.starts_with('/') {
@@ -292,7 +313,7 @@ fn resolve_parents(path: &str, links: &std::collections::HashMap<String, String>
     }
     let resolved = done.join("/");
     if resolved.is_empty() {
-        return Err(TreeError::new(path, "it resolves to the root of the tree".into()));
+        return Err(TreeError::new(path, TreeProblem::ResolvesToRoot));
     }
     Ok(resolved)
 }
@@ -357,7 +378,7 @@ mod tests {
     #[test]
     fn a_link_loop_is_refused() {
         let mut tree = Tree { entries: vec![link("a", "b"), link("b", "a"), file("a/x")] };
-        assert!(tree.normalize().unwrap_err().reason.contains("too many levels"));
+        assert_eq!(tree.normalize().unwrap_err().reason, TreeProblem::SymlinkLoop);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::path::Path;
 use composer_store::Sha256;
 use sha2::Digest as _;
 
-use crate::CacheError;
+use crate::{ArtifactProblem, CacheError};
 
 const BLOCK: usize = 512;
 const BLOBS: &str = "blobs/sha256/";
@@ -64,10 +64,10 @@ pub(crate) fn write(layout: &Path, dest: &Path) -> Result<(), CacheError> {
 /// [`write`] gives and any blob that does not match its name; returns the blobs with their sizes.
 /// `oci-layout` and `index.json` are written unchecked: the caller checks them whole.
 pub(crate) fn unpack(file: &Path, layout: &Path) -> Result<BTreeMap<Sha256, u64>, CacheError> {
-    let bad = |reason: String| CacheError::BadArtifact { what: file.display().to_string(), reason };
+    let bad = |reason| CacheError::BadArtifact { what: file.display().to_string(), reason };
     let eof = |e: io::Error| {
         if e.kind() == io::ErrorKind::UnexpectedEof {
-            bad("it ends before the archive's end marker (a truncated copy?)".into())
+            bad(ArtifactProblem::EndsBeforeEndMarker)
         } else {
             CacheError::io("read", file)(e)
         }
@@ -84,16 +84,17 @@ pub(crate) fn unpack(file: &Path, layout: &Path) -> Result<BTreeMap<Sha256, u64>
         if block == [0u8; BLOCK] {
             source.read_exact(&mut block).map_err(eof)?;
             if block != [0u8; BLOCK] || source.read(&mut [0u8; 1]).map_err(CacheError::io("read", file))? != 0 {
-                return Err(bad("there are bytes after the archive's end marker".into()));
+                return Err(bad(ArtifactProblem::BytesAfterEndMarker));
             }
             break;
         }
         let raw = tar::Header::from_byte_slice(&block);
         let name = String::from_utf8_lossy(&raw.path_bytes()).into_owned();
-        let size = raw.size().map_err(|e| bad(format!("member `{name}`: {e}")))?;
-        let canonical = header(&name, size).map_err(|e| bad(format!("member `{name}`: {e}")))?;
+        let member_header = |source| bad(ArtifactProblem::MemberHeader { member: name.clone(), source });
+        let size = raw.size().map_err(member_header)?;
+        let canonical = header(&name, size).map_err(member_header)?;
         if canonical.as_bytes()[..] != block[..] {
-            return Err(bad(format!("the header of member `{name}` is not the one composer writes")));
+            return Err(bad(ArtifactProblem::ForeignHeader(name)));
         }
         let expected_next = match previous.as_deref() {
             None => Some("oci-layout"),
@@ -103,13 +104,15 @@ pub(crate) fn unpack(file: &Path, layout: &Path) -> Result<BTreeMap<Sha256, u64>
         let sha = match (expected_next, name.strip_prefix(BLOBS)) {
             (Some(expected), _) if name == expected => None,
             (None, Some(hex)) if previous.as_deref().is_some_and(|p| !p.starts_with(BLOBS) || p < name.as_str()) => {
-                let sha = hex.parse::<Sha256>().map_err(|e| bad(format!("member `{name}`: {e}")))?;
+                let sha = hex
+                    .parse::<Sha256>()
+                    .map_err(|source| bad(ArtifactProblem::MemberDigest { member: name.clone(), source }))?;
                 if sha.to_hex() != hex {
-                    return Err(bad(format!("member `{name}` is not named as composer names blobs")));
+                    return Err(bad(ArtifactProblem::ForeignBlobName(name)));
                 }
                 Some(sha)
             }
-            _ => return Err(bad(format!("member `{name}` is not part of a cache layout or out of order"))),
+            _ => return Err(bad(ArtifactProblem::StrayMember(name))),
         };
         let target = layout.join(&name);
         let mut out = fs::OpenOptions::new()
@@ -128,23 +131,23 @@ pub(crate) fn unpack(file: &Path, layout: &Path) -> Result<BTreeMap<Sha256, u64>
             out.write_all(&buf[..n]).map_err(CacheError::io("write", &target))?;
         }
         if member.limit() != 0 {
-            return Err(bad("it ends inside a member (a truncated copy?)".into()));
+            return Err(bad(ArtifactProblem::EndsInsideMember));
         }
         let padding = &mut block[..(BLOCK - (size % BLOCK as u64) as usize) % BLOCK];
         source.read_exact(padding).map_err(eof)?;
         if padding.iter().any(|&b| b != 0) {
-            return Err(bad(format!("the padding after member `{name}` is not zeros")));
+            return Err(bad(ArtifactProblem::Padding(name)));
         }
         if let Some(sha) = sha {
             if Sha256(hasher.finalize().into()) != sha {
-                return Err(bad(format!("blob {} does not match its digest", sha.oci())));
+                return Err(bad(ArtifactProblem::BlobDigest(sha)));
             }
             blobs.insert(sha, size);
         }
         previous = Some(name);
     }
     if previous.as_deref().is_none_or(|p| p == "oci-layout") {
-        return Err(bad("it holds no `index.json`: not a bundle".into()));
+        return Err(bad(ArtifactProblem::NotABundle));
     }
     Ok(blobs)
 }

@@ -20,7 +20,7 @@ use composer_store::{ActionKey, ActionRecord, Hash, RefKind, Sha256, Store};
 
 use crate::claim::{self, INPUTS_TAG_PREFIX, STEP_TAG_PREFIX};
 use crate::push::{PushStats, Pusher};
-use crate::{CacheError, DirCache, Remote, SecretKey, Substituters, TrustedKeys};
+use crate::{ArtifactProblem, CacheError, DirCache, Remote, SecretKey, Substituters, TrustedKeys};
 use crate::{archive, layout};
 
 /// Writes a bundle of `results` (signed with `key`, needed when there are results) and
@@ -36,7 +36,7 @@ pub fn write(
 ) -> Result<PushStats, CacheError> {
     for (name, _) in locks {
         crate::locks::check_name(name)
-            .map_err(|reason| CacheError::BadArtifact { what: dest.display().to_string(), reason })?;
+            .map_err(|e| CacheError::BadArtifact { what: dest.display().to_string(), reason: e.into() })?;
     }
     let unused;
     let result_key = match key {
@@ -49,7 +49,7 @@ pub fn write(
         None => {
             return Err(CacheError::BadArtifact {
                 what: dest.display().to_string(),
-                reason: "step results in a bundle must be signed: give a signing key, or --inputs-only".into(),
+                reason: ArtifactProblem::UnsignedResults,
             });
         }
     };
@@ -123,7 +123,7 @@ pub fn check(file: &Path, trusted: &TrustedKeys, temp_dir: &Path) -> Result<Chec
         Staged::work_dir(temp_dir, "compose-import-").map_err(CacheError::io("create a directory in", temp_dir))?;
     let layout = work.path().join("layout");
     let blobs = archive::unpack(file, &layout)?;
-    let bad = |reason: String| CacheError::BadArtifact { what: file.display().to_string(), reason };
+    let bad = |reason| CacheError::BadArtifact { what: file.display().to_string(), reason };
     layout::check_canonical(&layout, &blobs).map_err(bad)?;
     let cache = DirCache::open(&layout);
     let tags = cache.tag_names()?;
@@ -135,46 +135,44 @@ pub fn check(file: &Path, trusted: &TrustedKeys, temp_dir: &Path) -> Result<Chec
     for tag in &tags {
         if let Some(hex) = tag.strip_prefix(STEP_TAG_PREFIX) {
             if trusted.is_empty() {
-                return Err(bad(
-                    "it holds step results and no trusted key is set (--trusted-key), or make it with --inputs-only"
-                        .into(),
-                ));
+                return Err(bad(ArtifactProblem::NoTrustedKey));
             }
-            let key: Hash = hex.parse().map_err(|e: String| bad(e))?;
-            let hit = substituters.ask_hash(0, &key, None)?.ok_or_else(|| bad(format!("{tag} is incomplete")))?;
+            let key: Hash = hex.parse().map_err(|_: String| bad(ArtifactProblem::StepTag(hex.to_string())))?;
+            let hit =
+                substituters.ask_hash(0, &key, None)?.ok_or_else(|| bad(ArtifactProblem::Incomplete(tag.clone())))?;
             for output in &hit.claim.outputs {
                 check_output(&layout, output, &tag.to_string())?;
             }
             hits.push(hit);
         } else if tag == claim::LOCKS_TAG {
-            let manifest = cache.manifest(tag)?.ok_or_else(|| bad(format!("{tag} is missing")))?;
+            let manifest = cache.manifest(tag)?.ok_or_else(|| bad(ArtifactProblem::TagMissing(tag.clone())))?;
             let (listed, signatures) = claim::parse_locks(&manifest, &file.display().to_string())?;
             locks_signer = trusted.check(&crate::locks::signed_message(&listed), &signatures);
             // A trusted key's name on a signature that does not verify: the locks were changed.
             if let Err(why @ (crate::Untrusted::BadSignature(_) | crate::Untrusted::OtherKey { .. })) = &locks_signer {
-                return Err(bad(format!("its lock files: {why}")));
+                return Err(bad(ArtifactProblem::LockSignature(why.clone())));
             }
             for (name, sha, size) in listed {
                 if blobs.get(&sha) != Some(&size) || size > crate::locks::MAX_LOCK {
-                    return Err(bad(format!("lock file {name} is missing or of another size")));
+                    return Err(bad(ArtifactProblem::LockFileMissing(name)));
                 }
                 let path = layout.join("blobs/sha256").join(sha.to_hex());
                 locks.push((name, fs::read(&path).map_err(CacheError::io("read", &path))?));
             }
         } else if tag.starts_with(INPUTS_TAG_PREFIX) {
-            let manifest = cache.manifest(tag)?.ok_or_else(|| bad(format!("{tag} is missing")))?;
+            let manifest = cache.manifest(tag)?.ok_or_else(|| bad(ArtifactProblem::TagMissing(tag.clone())))?;
             let listed = claim::parse_inputs(&manifest, tag)?;
             if *tag != claim::inputs_tag(&listed) {
-                return Err(bad(format!("tag `{tag}` is not the one its inputs list is tagged by")));
+                return Err(bad(ArtifactProblem::InputsTag(tag.clone())));
             }
             for (sha, size) in listed {
                 if blobs.get(&sha) != Some(&size) {
-                    return Err(bad(format!("input {} is missing or of another size", sha.oci())));
+                    return Err(bad(ArtifactProblem::InputMissing(sha)));
                 }
                 inputs.insert(sha, size);
             }
         } else {
-            return Err(bad(format!("tag `{tag}` is not one composer writes")));
+            return Err(bad(ArtifactProblem::ForeignTag(tag.clone())));
         }
     }
     Ok(Checked {
@@ -236,9 +234,9 @@ impl Checked {
 /// manifest and members.
 fn check_output(layout: &Path, output: &claim::ClaimedOutput, tag: &str) -> Result<(), CacheError> {
     let path = layout.join("blobs/sha256").join(output.sha256.to_hex());
-    let file = fs::File::open(&path).map_err(|e| CacheError::BadArtifact {
+    let file = fs::File::open(&path).map_err(|source| CacheError::BadArtifact {
         what: tag.to_string(),
-        reason: format!("blob {} is missing ({e})", output.sha256.oci()),
+        reason: ArtifactProblem::BlobMissing { blob: output.sha256, source },
     })?;
     let mut reader = io::BufReader::new(file);
     match output.kind {
@@ -248,7 +246,7 @@ fn check_output(layout: &Path, output: &claim::ClaimedOutput, tag: &str) -> Resu
             if Hash(*hasher.finalize().as_bytes()) != output.blake3 {
                 return Err(CacheError::BadArtifact {
                     what: tag.to_string(),
-                    reason: format!("blob {} is not the object its claim names", output.sha256.oci()),
+                    reason: ArtifactProblem::NotTheClaimedObject(output.sha256),
                 });
             }
             Ok(())

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::CacheError;
 use crate::signing::Signatures;
+use crate::{ArtifactProblem, CacheError};
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.composer.step.v1";
 pub const CLAIM_MEDIA_TYPE: &str = "application/vnd.composer.claim.v1+json";
@@ -62,10 +62,10 @@ pub fn inputs_manifest(inputs: &[(Sha256, u64)]) -> (String, Vec<u8>) {
 
 /// The blobs an inputs manifest lists.
 pub fn parse_inputs(bytes: &[u8], what: &str) -> Result<Vec<(Sha256, u64)>, CacheError> {
-    let bad = |reason: String| CacheError::BadArtifact { what: what.to_string(), reason };
-    let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(|e| bad(format!("manifest: {e}")))?;
+    let bad = |reason| CacheError::BadArtifact { what: what.to_string(), reason };
+    let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(|e| bad(ArtifactProblem::Manifest(e)))?;
     if manifest.artifact_type().as_ref().map(|t| t.to_string()).as_deref() != Some(INPUTS_ARTIFACT_TYPE) {
-        return Err(bad("not a composer inputs list".into()));
+        return Err(bad(ArtifactProblem::NotInputs));
     }
     manifest.layers().iter().map(|l| Ok((sha256_of(l.digest())?, l.size()))).collect()
 }
@@ -101,13 +101,13 @@ impl Claim {
     pub fn parse(bytes: &[u8], key: &str, step: Option<&str>) -> Result<Claim, CacheError> {
         let what = || format!("step-{key}");
         let claim: Claim = serde_json::from_slice(bytes)
-            .map_err(|e| CacheError::BadArtifact { what: what(), reason: format!("claim: {e}") })?;
-        let bad = |reason: String| Err(CacheError::BadArtifact { what: what(), reason });
+            .map_err(|e| CacheError::BadArtifact { what: what(), reason: ArtifactProblem::ClaimUnparsable(e) })?;
+        let bad = |reason| Err(CacheError::BadArtifact { what: what(), reason });
         if claim.format != composer_store::FORMAT {
-            return bad(format!("store format `{}`, this composer reads `{}`", claim.format, composer_store::FORMAT));
+            return bad(ArtifactProblem::StoreFormat { found: claim.format });
         }
         if claim.key != key || step.is_some_and(|s| s != claim.step) {
-            return bad(format!("it claims to be `{}` {}, not the step asked for", claim.step, claim.key));
+            return bad(ArtifactProblem::OtherStep { step: claim.step, key: claim.key });
         }
         Ok(claim)
     }
@@ -134,7 +134,7 @@ pub fn sha256_of(digest: &Digest) -> Result<Sha256, CacheError> {
     let text = digest.to_string();
     text.strip_prefix("sha256:")
         .and_then(|hex| Sha256::from_str(hex).ok())
-        .ok_or_else(|| CacheError::BadArtifact { what: text.clone(), reason: "not a sha256 digest".into() })
+        .ok_or_else(|| CacheError::BadArtifact { what: text.clone(), reason: ArtifactProblem::NotSha256 })
 }
 
 fn descriptor(media_type: &str, sha256: &Sha256, size: u64) -> Descriptor {
@@ -235,10 +235,7 @@ pub fn claim_bytes(remote: &dyn crate::Remote, found: &Found, what: &str) -> Res
     std::io::Read::read_to_end(&mut std::io::Read::take(reader, size.min(MAX_CLAIM) + 1), &mut bytes)
         .map_err(|e| CacheError::Unavailable { cache: remote.name().to_string(), source: Box::new(e) })?;
     if Sha256::of(&bytes) != sha {
-        return Err(CacheError::BadArtifact {
-            what: what.to_string(),
-            reason: "its claim does not match the manifest's digest (tampered?)".into(),
-        });
+        return Err(CacheError::BadArtifact { what: what.to_string(), reason: ArtifactProblem::ClaimTampered });
     }
     Ok(Some(bytes))
 }
@@ -247,16 +244,17 @@ pub fn claim_bytes(remote: &dyn crate::Remote, found: &Found, what: &str) -> Res
 const MAX_CLAIM: u64 = 64 << 20;
 
 pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<Found, CacheError> {
-    let bad = |reason: String| CacheError::BadArtifact { what: what.to_string(), reason };
-    let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(|e| bad(format!("manifest: {e}")))?;
+    let bad = |reason| CacheError::BadArtifact { what: what.to_string(), reason };
+    let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(|e| bad(ArtifactProblem::Manifest(e)))?;
     if manifest.artifact_type().as_ref().map(|t| t.to_string()).as_deref() != Some(ARTIFACT_TYPE) {
-        return Err(bad(format!("not a composer step result (artifactType {:?})", manifest.artifact_type())));
+        let artifact_type = manifest.artifact_type().as_ref().map(|t| t.to_string());
+        return Err(bad(ArtifactProblem::NotAResult(artifact_type)));
     }
     let config = manifest.config();
     let annotation = |name: &str| manifest.annotations().as_ref().and_then(|a| a.get(name));
     let signatures = signatures_of(manifest.annotations().as_ref());
     let claim = match annotation(CLAIM_ANNOTATION) {
-        Some(text) => ClaimAt::Inline(STANDARD.decode(text).map_err(|e| bad(format!("claim: {e}")))?),
+        Some(text) => ClaimAt::Inline(STANDARD.decode(text).map_err(|e| bad(ArtifactProblem::ClaimEncoding(e)))?),
         None => ClaimAt::Blob(sha256_of(config.digest())?, config.size()),
     };
     let layers = manifest
@@ -301,10 +299,10 @@ pub fn locks_manifest(files: &[(String, Sha256, u64)], signatures: &Signatures) 
 pub type ListedLocks = (Vec<(String, Sha256, u64)>, Signatures);
 
 pub fn parse_locks(bytes: &[u8], what: &str) -> Result<ListedLocks, CacheError> {
-    let bad = |reason: String| CacheError::BadArtifact { what: what.to_string(), reason };
-    let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(|e| bad(format!("manifest: {e}")))?;
+    let bad = |reason| CacheError::BadArtifact { what: what.to_string(), reason };
+    let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(|e| bad(ArtifactProblem::Manifest(e)))?;
     if manifest.artifact_type().as_ref().map(|t| t.to_string()).as_deref() != Some(LOCKS_ARTIFACT_TYPE) {
-        return Err(bad("not a composer lock list".into()));
+        return Err(bad(ArtifactProblem::NotLocks));
     }
     let mut seen = std::collections::HashSet::new();
     let files = manifest
@@ -312,9 +310,9 @@ pub fn parse_locks(bytes: &[u8], what: &str) -> Result<ListedLocks, CacheError> 
         .iter()
         .map(|l| {
             let name = l.annotations().as_ref().and_then(|a| a.get(TITLE)).cloned().unwrap_or_default();
-            crate::locks::check_name(&name).map_err(&bad)?;
+            crate::locks::check_name(&name).map_err(|e| bad(e.into()))?;
             if !seen.insert(name.clone()) {
-                return Err(bad(format!("lock file `{name}` is listed twice")));
+                return Err(bad(ArtifactProblem::LockListedTwice(name)));
             }
             Ok((name, sha256_of(l.digest())?, l.size()))
         })

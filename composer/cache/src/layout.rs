@@ -17,7 +17,7 @@ use composer_store::confined::Confined;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-use crate::{BlobSource, CacheError, Remote};
+use crate::{ArtifactProblem, BlobSource, CacheError, Remote};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -126,8 +126,10 @@ impl DirCache {
             .map_err(|e| self.unavailable(e))?
             .read_file("index.json", MAX_DOCUMENT)
             .map_err(self.unavailable_at("index.json"))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| CacheError::BadArtifact { what: format!("{}/index.json", self.name), reason: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|e| CacheError::BadArtifact {
+            what: format!("{}/index.json", self.name),
+            reason: ArtifactProblem::Unparsable(e),
+        })
     }
 
     fn tags(index: &Index) -> BTreeMap<String, Sha256> {
@@ -170,7 +172,7 @@ impl Remote for DirCache {
         if Sha256::of(&bytes) != digest {
             return Err(CacheError::BadArtifact {
                 what: format!("{} tag {tag}", self.name),
-                reason: "the manifest does not match its digest".into(),
+                reason: ArtifactProblem::ManifestDigest,
             });
         }
         Ok(Some(bytes))
@@ -214,7 +216,7 @@ impl Remote for DirCache {
         if actual != *sha256 || written != size {
             return Err(CacheError::BadArtifact {
                 what: format!("blob {} for {}", sha256.oci(), self.name),
-                reason: format!("the bytes given have sha256 {actual} and {written} bytes"),
+                reason: ArtifactProblem::BytesGiven { actual, size: written },
             });
         }
         temp.flush().map_err(|e| self.unavailable(e))?;
@@ -249,33 +251,35 @@ impl Remote for DirCache {
 /// exactly one tag, in tag order, present with the size the index gives. An index that merely
 /// parses could differ in bytes nothing reads (a field name's case, an annotation), and a bundle
 /// is refused for any byte that differs from what was written.
-pub(crate) fn check_canonical(root: &Path, blobs: &BTreeMap<Sha256, u64>) -> Result<(), String> {
-    let read = |name: &str| {
-        Confined::open(root).and_then(|root| root.read_file(name, MAX_DOCUMENT)).map_err(|e| format!("{name}: {e}"))
+pub(crate) fn check_canonical(root: &Path, blobs: &BTreeMap<Sha256, u64>) -> Result<(), ArtifactProblem> {
+    let read = |file: &'static str| {
+        Confined::open(root)
+            .and_then(|root| root.read_file(file, MAX_DOCUMENT))
+            .map_err(|source| ArtifactProblem::Unreadable { file, source })
     };
     if read("oci-layout")? != OCI_LAYOUT {
-        return Err("its `oci-layout` is not the one composer writes".into());
+        return Err(ArtifactProblem::ForeignLayoutMarker);
     }
     let bytes = read("index.json")?;
-    let index: Index = serde_json::from_slice(&bytes).map_err(|e| format!("index.json: {e}"))?;
+    let index: Index = serde_json::from_slice(&bytes).map_err(ArtifactProblem::IndexUnparsable)?;
     if index.schema_version != 2 || index.media_type != INDEX_MEDIA_TYPE {
-        return Err("index.json is not an OCI image index".into());
+        return Err(ArtifactProblem::NotAnIndex);
     }
     let mut previous: Option<&String> = None;
     for entry in &index.manifests {
         let tag = match entry.annotations.get(REF_NAME) {
             Some(tag) if entry.annotations.len() == 1 && previous.is_none_or(|p| p < tag) => tag,
-            _ => return Err("index.json lists a manifest without its own tag, or out of tag order".into()),
+            _ => return Err(ArtifactProblem::UntaggedManifest),
         };
         let sha = entry.digest.strip_prefix("sha256:").and_then(|hex| hex.parse::<Sha256>().ok());
         let sha = sha.filter(|sha| sha.oci() == entry.digest);
         if entry.media_type != MANIFEST_MEDIA_TYPE || sha.and_then(|sha| blobs.get(&sha)) != Some(&entry.size) {
-            return Err(format!("index.json: the manifest tagged `{tag}` is missing or of another size or type"));
+            return Err(ArtifactProblem::TaggedManifest(tag.clone()));
         }
         previous = Some(tag);
     }
-    if serde_json::to_vec(&index).map_err(|e| e.to_string())? != bytes {
-        return Err("index.json is not in the form composer writes".into());
+    if serde_json::to_vec(&index).map_err(ArtifactProblem::IndexUnparsable)? != bytes {
+        return Err(ArtifactProblem::ForeignIndexForm);
     }
     Ok(())
 }

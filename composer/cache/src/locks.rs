@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use composer_store::Sha256;
 use composer_store::staging::Staged;
 
-use crate::CacheError;
+use crate::{CacheError, LockFileProblem, LocksDirProblem};
 
 /// What a lock signature covers is prefixed with this, on top of the signing module's own
 /// prefix, so that it can never pass for a signature over a step's claim (a JSON object).
@@ -24,8 +24,16 @@ pub const MAX_LOCK: u64 = 64 << 20;
 /// `composer_planner::lockfile::lock_path` names it) or `pylock.<recipe>-<platform>.toml` (as
 /// `composer_wheels::pylock::pylock_path` does), for a recipe whose file name is plain: not
 /// hidden, no separator, no control character.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let shown = || format!("lock file name `{}`", name.escape_debug());
+/// A name a bundle gives a lock file that compose would not give one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "lock file name `{}` is not one compose gives a lock file (`<recipe>.lock` or \
+     `pylock.<recipe>-<platform>.toml`, for a recipe whose name is plain and not hidden)",
+    .0.escape_debug()
+)]
+pub struct BadLockName(pub String);
+
+pub fn check_name(name: &str) -> Result<(), BadLockName> {
     let stem_ok = |stem: &str| {
         !stem.is_empty() && !stem.starts_with('.') && !stem.chars().any(|c| c.is_control() || matches!(c, '/' | '\\'))
     };
@@ -43,11 +51,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
         };
     match fits {
         true => Ok(()),
-        false => Err(format!(
-            "{} is not one compose gives a lock file (`<recipe>.lock` or `pylock.<recipe>-<platform>.toml`, \
-             for a recipe whose name is plain and not hidden)",
-            shown()
-        )),
+        false => Err(BadLockName(name.to_string())),
     }
 }
 
@@ -74,23 +78,23 @@ pub struct LockWrites {
 pub fn plan_writes(dir: &Path, locks: &[(String, Vec<u8>)]) -> Result<LockWrites, CacheError> {
     // The directory itself, before anything is imported: a typo found after the import would
     // leave the store changed and the locks nowhere.
-    let not_usable = |reason: &str| CacheError::LocksDir { path: dir.to_path_buf(), reason: reason.to_string() };
+    let not_usable = |reason| CacheError::LocksDir { path: dir.to_path_buf(), reason };
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
-        Ok(_) => return Err(not_usable("is not a directory")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_usable("does not exist")),
+        Ok(_) => return Err(not_usable(LocksDirProblem::NotADirectory)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_usable(LocksDirProblem::Missing)),
         Err(e) => return Err(CacheError::io("inspect", dir)(e)),
     }
     if rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_err() {
-        return Err(not_usable("is not writable"));
+        return Err(not_usable(LocksDirProblem::NotWritable));
     }
     let mut planned = LockWrites { new: Vec::new(), unchanged: Vec::new() };
     for (name, _) in locks {
-        check_name(name).map_err(|reason| CacheError::BadArtifact { what: "the bundle".into(), reason })?;
+        check_name(name).map_err(|e| CacheError::BadArtifact { what: "the bundle".into(), reason: e.into() })?;
     }
     for (name, bytes) in locks {
         let path = dir.join(name);
-        let refuse = |reason: &str| CacheError::LockFile { path: path.clone(), reason: reason.to_string() };
+        let refuse = |reason| CacheError::LockFile { path: path.clone(), reason };
         let flags = rustix::fs::OFlags::RDONLY
             | rustix::fs::OFlags::NOFOLLOW
             | rustix::fs::OFlags::NONBLOCK
@@ -101,17 +105,17 @@ pub fn plan_writes(dir: &Path, locks: &[(String, Vec<u8>)]) -> Result<LockWrites
                 planned.new.push((path, bytes.clone()));
                 continue;
             }
-            Err(rustix::io::Errno::LOOP) => return Err(refuse("is a symbolic link; it is left as it is")),
+            Err(rustix::io::Errno::LOOP) => return Err(refuse(LockFileProblem::Symlink)),
             Err(e) => return Err(CacheError::io("open", &path)(e.into())),
         };
         let meta = file.metadata().map_err(CacheError::io("inspect", &path))?;
         if !meta.is_file() {
-            return Err(refuse("is not a regular file; it is left as it is"));
+            return Err(refuse(LockFileProblem::NotAFile));
         }
         let mut existing = Vec::new();
         file.take(MAX_LOCK + 1).read_to_end(&mut existing).map_err(CacheError::io("read", &path))?;
         if existing != *bytes {
-            return Err(refuse("exists and differs from the bundle's; it is left as it is"));
+            return Err(refuse(LockFileProblem::Differs));
         }
         planned.unchanged.push(path);
     }
@@ -128,10 +132,9 @@ impl LockWrites {
             file.write_all(&bytes).map_err(CacheError::io("write", &path))?;
             drop(file);
             staged.publish_new(&path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => CacheError::LockFile {
-                    path: path.clone(),
-                    reason: "appeared while the locks were written; it is left as it is".into(),
-                },
+                std::io::ErrorKind::AlreadyExists => {
+                    CacheError::LockFile { path: path.clone(), reason: LockFileProblem::Appeared }
+                }
                 _ => CacheError::io("write", &path)(e),
             })?;
             written.push(path);
@@ -176,6 +179,7 @@ mod tests {
             "",
         ] {
             let error = check_name(bad).unwrap_err();
+            let error = error.to_string();
             assert!(!error.contains('\n') && !error.contains('\0'), "{error}");
         }
         assert!(check_name(&format!("{}.lock", "a".repeat(251))).is_err());

@@ -87,7 +87,7 @@ impl<'a> Pusher<'a> {
         for sha in inputs {
             let blob = self.store.lookup_sha256(sha)?.ok_or_else(|| CacheError::BadArtifact {
                 what: sha.oci(),
-                reason: "the store does not hold this input".into(),
+                reason: crate::ArtifactProblem::NotInStore,
             })?;
             listed.push((*sha, blob.size));
         }
@@ -103,7 +103,7 @@ impl<'a> Pusher<'a> {
     pub fn push_input(&self, sha256: &Sha256) -> Result<(), CacheError> {
         let blob = self.store.lookup_sha256(sha256)?.ok_or_else(|| CacheError::BadArtifact {
             what: sha256.oci(),
-            reason: "the store does not hold this input".into(),
+            reason: crate::ArtifactProblem::NotInStore,
         })?;
         if self.remote.has_blob(sha256, Some(blob.size))? {
             self.stats.lock().expect("stats").blobs_present += 1;

@@ -10,6 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
+use crate::KeyProblem;
+
 /// What a signature covers is prefixed with this, so that a signature over a claim can never be
 /// replayed as a signature over anything else signed with the same key.
 const CONTEXT: &[u8] = b"composer-claim-v1\n";
@@ -21,7 +23,11 @@ pub enum KeyError {
     #[error("the key name `{name}` must be letters, digits, `.`, `-` or `_`")]
     Name { name: String },
     #[error("key `{name}`: {reason}")]
-    Value { name: String, reason: String },
+    Value {
+        name: String,
+        #[source]
+        reason: KeyProblem,
+    },
 }
 
 fn split(text: &str) -> Result<(&str, Vec<u8>), KeyError> {
@@ -30,14 +36,14 @@ fn split(text: &str) -> Result<(&str, Vec<u8>), KeyError> {
     check_name(name)?;
     // Where the base64 breaks, never the byte there: it is a byte of the key.
     let bytes = STANDARD.decode(value).map_err(|e| {
-        let at = match e {
+        let reason = match e {
             base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => {
-                format!(" at offset {at}")
+                KeyProblem::NotBase64At(at)
             }
-            base64::DecodeError::InvalidLength(length) => format!(": {length} symbols"),
-            base64::DecodeError::InvalidPadding => ": bad padding".into(),
+            base64::DecodeError::InvalidLength(length) => KeyProblem::NotBase64Length(length),
+            base64::DecodeError::InvalidPadding => KeyProblem::NotBase64Padding,
         };
-        KeyError::Value { name: name.to_string(), reason: format!("not base64{at}") }
+        KeyError::Value { name: name.to_string(), reason }
     })?;
     Ok((name, bytes))
 }
@@ -60,7 +66,7 @@ impl SecretKey {
         check_name(name)?;
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed)
-            .map_err(|e| KeyError::Value { name: name.to_string(), reason: format!("no randomness: {e}") })?;
+            .map_err(|e| KeyError::Value { name: name.to_string(), reason: KeyProblem::NoRandomness(e) })?;
         Ok(SecretKey { name: name.to_string(), key: SigningKey::from_bytes(&seed) })
     }
 
@@ -71,14 +77,11 @@ impl SecretKey {
             KeyError::Name { .. } => KeyError::Form,
             other => other,
         })?;
-        let bytes: [u8; 64] = bytes.try_into().map_err(|_| KeyError::Value {
-            name: name.to_string(),
-            reason: "a secret key is 64 bytes (seed and public key)".into(),
-        })?;
-        let key = SigningKey::from_keypair_bytes(&bytes).map_err(|_| KeyError::Value {
-            name: name.to_string(),
-            reason: "seed and public key do not match".into(),
-        })?;
+        let bytes: [u8; 64] = bytes
+            .try_into()
+            .map_err(|_| KeyError::Value { name: name.to_string(), reason: KeyProblem::SecretLength })?;
+        let key = SigningKey::from_keypair_bytes(&bytes)
+            .map_err(|_| KeyError::Value { name: name.to_string(), reason: KeyProblem::KeysDiffer })?;
         Ok(SecretKey { name: name.to_string(), key })
     }
 
@@ -113,9 +116,9 @@ impl PublicKey {
         let (name, bytes) = split(text)?;
         let bytes: [u8; 32] = bytes
             .try_into()
-            .map_err(|_| KeyError::Value { name: name.to_string(), reason: "a public key is 32 bytes".into() })?;
+            .map_err(|_| KeyError::Value { name: name.to_string(), reason: KeyProblem::PublicLength })?;
         let key = VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| KeyError::Value { name: name.to_string(), reason: "not an Ed25519 point".into() })?;
+            .map_err(|_| KeyError::Value { name: name.to_string(), reason: KeyProblem::NotAPoint })?;
         Ok(PublicKey { name: name.to_string(), key })
     }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use composer_store::{ActionKey, BlobInfo, Hash, RefKind, Sha256, Store};
 
 use crate::claim::{self, Claim};
-use crate::{CacheError, Remote, TrustedKeys};
+use crate::{ArtifactProblem, CacheError, Remote, TrustedKeys};
 
 /// Parallel questions to a cache at once; each is one small request.
 const QUERY_THREADS: usize = 8;
@@ -101,7 +101,7 @@ impl Substituters {
                 Err(error) => {
                     // The reason without the tag it was found under, so that alike ones add up.
                     let why = match &error {
-                        CacheError::BadArtifact { reason, .. } => reason.clone(),
+                        CacheError::BadArtifact { reason, .. } => composer_store::error_chain(reason),
                         other => composer_store::error_chain(other),
                     };
                     let step = format!("{} {}", key.step(), &key.hash().to_hex()[..12]);
@@ -125,14 +125,15 @@ impl Substituters {
         let tag = format!("{}{}", claim::STEP_TAG_PREFIX, key.to_hex());
         let Some(manifest) = remote.manifest(&tag)? else { return Ok(None) };
         let found = claim::parse_manifest(&manifest, &tag)?;
-        let bad = |reason: String| CacheError::BadArtifact { what: tag.clone(), reason };
+        let bad = |reason| CacheError::BadArtifact { what: tag.clone(), reason };
         let claim_bytes =
-            claim::claim_bytes(remote.as_ref(), &found, &tag)?.ok_or_else(|| bad("its claim is missing".into()))?;
-        let signer = self.trusted.check(&claim_bytes, &found.signatures).map_err(|why| bad(why.to_string()))?;
+            claim::claim_bytes(remote.as_ref(), &found, &tag)?.ok_or_else(|| bad(ArtifactProblem::ClaimMissing))?;
+        let signer =
+            self.trusted.check(&claim_bytes, &found.signatures).map_err(|why| bad(ArtifactProblem::Untrusted(why)))?;
         let claim = Claim::parse(&claim_bytes, &key.to_hex(), step)?;
         let listed: Vec<(Sha256, u64)> = claim.outputs.iter().map(|o| (o.sha256, o.size)).collect();
         if listed != found.layers {
-            return Err(bad("the manifest's blobs are not the ones its claim names".into()));
+            return Err(bad(ArtifactProblem::BlobsDiffer));
         }
         Ok(Some(Hit { cache, key: *key, claim, signer }))
     }
@@ -149,7 +150,7 @@ impl Substituters {
             }
             let reader = remote
                 .blob(&output.sha256)?
-                .ok_or_else(|| CacheError::BadArtifact { what: what(output), reason: "the blob is missing".into() })?;
+                .ok_or_else(|| CacheError::BadArtifact { what: what(output), reason: ArtifactProblem::NoBlob })?;
             match output.kind {
                 RefKind::Blob => {
                     // The store's writer hashes both ways as it writes; the claim's digests are
@@ -159,7 +160,10 @@ impl Substituters {
                         .map_err(|e| unavailable(remote.as_ref(), e))?;
                     writer
                         .finish_expecting(&output.blake3, Some(&output.sha256), Some(output.size), &what(output))
-                        .map_err(|e| CacheError::BadArtifact { what: what(output), reason: e.to_string() })?;
+                        .map_err(|e| CacheError::BadArtifact {
+                            what: what(output),
+                            reason: ArtifactProblem::Store(e),
+                        })?;
                 }
                 RefKind::Tree => {
                     let mut hashing = composer_store::Sha256Reader::new(reader.take(output.size + 1));
@@ -169,7 +173,7 @@ impl Substituters {
                     if actual != output.sha256 || hashing.size() != output.size {
                         return Err(CacheError::BadArtifact {
                             what: what(output),
-                            reason: format!("the pack has sha256 {actual} and {} bytes", hashing.size()),
+                            reason: ArtifactProblem::PackDigest { actual, size: hashing.size() },
                         });
                     }
                 }

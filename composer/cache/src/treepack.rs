@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 
 use composer_store::{Hash, Store, StoreError, Tree};
 
-use crate::CacheError;
+use crate::{ArtifactProblem, CacheError};
 
 fn header(name: &str, size: u64) -> tar::Header {
     let mut header = tar::Header::new_ustar();
@@ -61,34 +61,34 @@ pub fn check(id: &Hash, input: impl Read, what: &str) -> Result<(), CacheError> 
 }
 
 fn unpack(store: Option<&Store>, id: &Hash, input: impl Read, what: &str) -> Result<(), CacheError> {
-    let bad = |reason: String| CacheError::BadArtifact { what: what.to_string(), reason };
+    let bad = |reason| CacheError::BadArtifact { what: what.to_string(), reason };
     let io = |e: io::Error| CacheError::Io { action: "unpack", what: what.to_string(), source: e };
     let mut archive = tar::Archive::new(input);
     let mut entries = archive.entries().map_err(io)?;
-    let mut first = entries.next().ok_or_else(|| bad("the pack is empty".into()))?.map_err(io)?;
+    let mut first = entries.next().ok_or_else(|| bad(ArtifactProblem::EmptyPack))?.map_err(io)?;
     if first.path_bytes().as_ref() != id.to_hex().as_bytes() {
-        return Err(bad("the pack does not start with its tree's manifest".into()));
+        return Err(bad(ArtifactProblem::PackStart));
     }
     let mut manifest = Vec::new();
     (&mut first).take(64 << 20).read_to_end(&mut manifest).map_err(io)?;
     if Hash::of(&manifest) != *id {
-        return Err(bad(format!("the manifest in the pack is not tree {id}")));
+        return Err(bad(ArtifactProblem::OtherTree(*id)));
     }
-    let tree = Tree::from_bytes(&manifest).map_err(|e| bad(format!("manifest: {e}")))?;
-    tree.validate().map_err(|e| bad(format!("manifest: {e}")))?;
+    let tree = Tree::from_bytes(&manifest).map_err(|e| bad(ArtifactProblem::Manifest(e)))?;
+    tree.validate().map_err(|e| bad(ArtifactProblem::BadTree(e)))?;
     let mut wanted: BTreeSet<Hash> = tree.contents().copied().collect();
     for entry in entries {
         let mut entry = entry.map_err(io)?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let content: Hash = name.parse().map_err(|_| bad(format!("member `{name}` is not an object name")))?;
+        let content: Hash = name.parse().map_err(|_| bad(ArtifactProblem::MemberName(name.clone())))?;
         if !wanted.remove(&content) {
-            return Err(bad(format!("member {content} is not an object of the tree, or comes twice")));
+            return Err(bad(ArtifactProblem::StrayObject(content)));
         }
         let Some(store) = store else {
             let mut hasher = blake3::Hasher::new();
             io::copy(&mut entry, &mut hasher).map_err(io)?;
             if Hash(*hasher.finalize().as_bytes()) != content {
-                return Err(bad(format!("member {content} does not match its name")));
+                return Err(bad(ArtifactProblem::ObjectDigest(content)));
             }
             continue;
         };
@@ -99,18 +99,18 @@ fn unpack(store: Option<&Store>, id: &Hash, input: impl Read, what: &str) -> Res
         io::copy(&mut entry, &mut writer).map_err(io)?;
         writer
             .finish_expecting(&content, None, None, &format!("member {content} of {what}"))
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| bad(ArtifactProblem::Store(e)))?;
     }
     match store {
         Some(store) => {
             if let Some(missing) = wanted.iter().find(|c| !store.contains(c)) {
-                return Err(bad(format!("object {missing} of the tree is not in the pack")));
+                return Err(bad(ArtifactProblem::ObjectMissing(*missing)));
             }
             store.put_tree(&tree)?;
         }
         // A pack always carries every object (a pusher never knows what the reader has).
         None if !wanted.is_empty() => {
-            return Err(bad(format!("{} object(s) of the tree are not in the pack", wanted.len())));
+            return Err(bad(ArtifactProblem::ObjectsMissing(wanted.len())));
         }
         None => {}
     }

@@ -1,6 +1,10 @@
 //! A result pushed from one store to a `dir:` cache and substituted into another: small claims
 //! inside their manifest, large ones as the manifest's config blob, trees as packs.
 
+// Test code may make temporary directories under TMPDIR and read its environment (clippy.toml
+// forbids it to the library).
+#![allow(clippy::disallowed_methods)]
+
 use common::result_with;
 use composer_cache::push::Pusher;
 use composer_cache::{DirCache, Remote, SecretKey, Substituters, TrustedKeys};

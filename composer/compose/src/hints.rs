@@ -72,7 +72,7 @@ fn hint_of(error: &(dyn Error + 'static)) -> Option<String> {
 
 /// An error and its causes on one line, for a warning.
 pub fn one_line(error: &anyhow::Error) -> String {
-    error.chain().map(|e| e.to_string()).collect::<Vec<_>>().join(": ")
+    composer_store::error_chain(error.as_ref())
 }
 
 /// A full disk, an exceeded quota or a read-only filesystem, wherever in the chain it surfaced.

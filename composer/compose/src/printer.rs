@@ -1,6 +1,10 @@
 //! Output: data to stdout, everything else to stderr; progress bars only on a terminal and never
 //! with `-q` or `--json`; no colour when `NO_COLOR` is set or stderr is not a terminal.
 
+// The one module that prints (clippy.toml's lints forbid it elsewhere), so that every line obeys
+// `-q`, `--json`, the progress bars and the redaction of secrets.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -47,6 +51,11 @@ pub fn waiting(message: &str) {
     eprintln!("{message}");
 }
 
+/// A problem `compose store verify` found: one line on stderr, the report's data on its own.
+pub fn problem(path: &std::path::Path, problem: &str) {
+    eprintln!("{}: {problem}", path.display());
+}
+
 impl Printer {
     pub fn new(args: &GlobalArgs) -> Printer {
         let terminal = std::io::stderr().is_terminal();
@@ -61,9 +70,7 @@ impl Printer {
             verbose: args.verbose,
             json: args.json,
             mode: args.progress,
-            color: terminal
-                && std::env::var_os(crate::env_vars::NO_COLOR).is_none()
-                && args.progress != crate::cli::ProgressMode::Json,
+            color: terminal && !crate::settings::no_color() && args.progress != crate::cli::ProgressMode::Json,
             progress,
             multi,
             bars: Mutex::new(HashMap::new()),
@@ -123,7 +130,8 @@ impl Printer {
         // Line breaks stay: errors lay out their snippets with them.
         let shown = |e: &dyn std::fmt::Display| terminal_safe(&composer_client::redact(&e.to_string()));
         let message = shown(error);
-        let causes: Vec<String> = error.chain().skip(1).map(|c| shown(&c)).collect();
+        // A cause whose text the error above it ends with is said once (composer_store::causes).
+        let causes: Vec<String> = composer_store::causes(error.as_ref()).iter().map(|c| shown(c)).collect();
         // Under --json a failure is a document too, so that a tool reading stdout learns why.
         if self.json {
             let _ = json_out(&crate::documents::ErrorDocument {

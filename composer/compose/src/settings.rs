@@ -1,5 +1,9 @@
 //! Settings resolved once: flag, then environment, then config file, then default.
 
+// The one module that reads the environment (clippy.toml forbids it elsewhere): every other part
+// of composer takes the resolved values as arguments.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -78,6 +82,11 @@ fn home() -> PathBuf {
 
 fn xdg(var: &str, fallback: &str) -> PathBuf {
     std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| home().join(fallback))
+}
+
+/// `NO_COLOR` set, to any value: the printer paints nothing (<https://no-color.org>).
+pub fn no_color() -> bool {
+    std::env::var_os(env_vars::NO_COLOR).is_some()
 }
 
 pub fn config_path() -> PathBuf {

@@ -145,17 +145,17 @@ fn deb_sha256(package: &LockedPackage) -> Result<Sha256, crate::DebError> {
         Some(sha) if package.identity == Identity::file_sha256(&sha) => Ok(sha),
         _ => Err(crate::DebError::Index {
             what: format!("the lock's entry for `{}`", package.name.escape_debug()),
-            reason: format!("its identity `{}` is not the one sha256 a Debian index signs", package.identity),
+            reason: crate::IndexProblem::NotDebianIdentity(package.identity.to_string()),
         }),
     }
 }
 
 impl Debian<'_> {
     fn stored(&self, locked: &LockedRelease, valid_until: bool) -> Result<Option<VerifiedRelease>, DistroError> {
-        let digest: Sha256 = locked
-            .digest
-            .parse()
-            .map_err(|reason| crate::DebError::Index { what: "the lock's release digest".into(), reason })?;
+        let digest: Sha256 = locked.digest.parse().map_err(|reason| crate::DebError::Index {
+            what: "the lock's release digest".into(),
+            reason: crate::IndexProblem::BadChecksum(reason),
+        })?;
         let release = self.repo()?.stored_release(&digest, &self.base.suite, self.now(), valid_until)?;
         Ok(release.map(|release| self.verified(release, digest)))
     }
@@ -323,7 +323,7 @@ impl Backend for Debian<'_> {
         let version = |name: &str| {
             packages.iter().find(|p| p.name == name).map(|p| p.version.clone()).ok_or_else(|| WheelError::Target {
                 platform: platform.to_string(),
-                reason: format!("the base has no `{name}` package to read the interpreter from"),
+                reason: composer_wheels::TargetProblem::NoPackage(name.to_string()),
             })
         };
         let python = match built_python {
@@ -440,10 +440,10 @@ impl Backend for Debian<'_> {
     }
 
     fn release_files(&self, release: &LockedRelease, arch: &str) -> Result<Vec<Sha256>, DistroError> {
-        let sha: Sha256 = release
-            .digest
-            .parse()
-            .map_err(|reason| crate::DebError::Index { what: "the lock's release digest".into(), reason })?;
+        let sha: Sha256 = release.digest.parse().map_err(|reason| crate::DebError::Index {
+            what: "the lock's release digest".into(),
+            reason: crate::IndexProblem::BadChecksum(reason),
+        })?;
         let verified = self.releases.lock().expect("releases").get(&sha.0).cloned();
         Ok(self.repo()?.stored_release_files(&sha, verified.as_deref(), &self.base.components, arch)?)
     }
@@ -526,7 +526,7 @@ impl Backend for Debian<'_> {
             .map(|(p, metadata)| {
                 let data = serde_json::from_slice(metadata).map_err(|e| composer_store::StoreError::Corrupt {
                     what: format!("control data of {}", p.name),
-                    reason: e.to_string(),
+                    reason: Box::new(composer_store::Corruption::Unparsable(e.into())),
                 })?;
                 Ok((p.name.clone(), data))
             })

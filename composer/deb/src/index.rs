@@ -3,8 +3,8 @@
 use composer_store::Sha256;
 use rustc_hash::FxHashMap;
 
-use crate::DebError;
 use crate::relation::{Alternatives, Relation, parse_field, parse_relation};
+use crate::{DebError, IndexProblem};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -41,13 +41,13 @@ pub struct Package<'t> {
 }
 
 impl Package<'_> {
-    fn bad(&self, reason: String) -> DebError {
-        DebError::Index { what: format!("{} (package {})", self.what, self.name), reason }
+    fn bad(&self, reason: impl Into<IndexProblem>) -> DebError {
+        DebError::Index { what: format!("{} (package {})", self.what, self.name), reason: reason.into() }
     }
 
     /// The package file's SHA-256, as the signed index gives it.
     pub fn sha256(&self) -> Result<Sha256, DebError> {
-        self.sha256_hex.parse().map_err(|r| self.bad(format!("bad SHA256: {r}")))
+        self.sha256_hex.parse().map_err(|r| self.bad(IndexProblem::BadSha256(r)))
     }
 
     /// Orders packages by their SHA-256 text: a tie-break that never depends on the index's
@@ -168,11 +168,12 @@ impl<'t> PackageIndex<'t> {
         if architecture != arch && architecture != "all" {
             return Ok(());
         }
-        let bad = |reason: String| DebError::Index { what: format!("{what} (package {name})"), reason };
-        let provides = parse_field(fields[PROVIDES].unwrap_or("")).map_err(&bad)?.into_iter().flatten().collect();
+        let bad = |reason: IndexProblem| DebError::Index { what: format!("{what} (package {name})"), reason };
+        let provides =
+            parse_field(fields[PROVIDES].unwrap_or("")).map_err(|e| bad(e.into()))?.into_iter().flatten().collect();
         let package = Package {
             name,
-            version: fields[VERSION].ok_or_else(|| bad("no Version".into()))?,
+            version: fields[VERSION].ok_or_else(|| bad(IndexProblem::NoField("Version")))?,
             architecture,
             multi_arch: match fields[MULTI_ARCH] {
                 Some("same") => MultiArch::Same,
@@ -187,13 +188,13 @@ impl<'t> PackageIndex<'t> {
             conflicts: fields[CONFLICTS].unwrap_or(""),
             breaks: fields[BREAKS].unwrap_or(""),
             provides,
-            filename: fields[FILENAME].ok_or_else(|| bad("no Filename".into()))?,
-            size: fields[SIZE].and_then(|s| s.parse().ok()).ok_or_else(|| bad("no Size".into()))?,
-            sha256_hex: fields[SHA256].ok_or_else(|| bad("no SHA256".into()))?,
+            filename: fields[FILENAME].ok_or_else(|| bad(IndexProblem::NoField("Filename")))?,
+            size: fields[SIZE].and_then(|s| s.parse().ok()).ok_or_else(|| bad(IndexProblem::NoField("Size")))?,
+            sha256_hex: fields[SHA256].ok_or_else(|| bad(IndexProblem::NoField("SHA256")))?,
             what,
         };
         if package.filename.split('/').any(|c| c == ".." || c.is_empty()) {
-            return Err(bad(format!("unsafe Filename `{}`", package.filename)));
+            return Err(bad(IndexProblem::UnsafeFilename(package.filename.to_string())));
         }
         self.push(package);
         Ok(())

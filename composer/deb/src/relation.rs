@@ -93,7 +93,7 @@ pub type Alternatives = Vec<Relation>;
 
 /// Parses a relationship field of a binary package. Architecture restrictions (`[amd64]`)
 /// only appear in source packages; they are dropped here.
-pub fn parse_field(field: &str) -> Result<Vec<Alternatives>, String> {
+pub fn parse_field(field: &str) -> Result<Vec<Alternatives>, BadRelation> {
     let mut groups = Vec::new();
     for group in field.split(',') {
         let group = group.trim();
@@ -102,12 +102,17 @@ pub fn parse_field(field: &str) -> Result<Vec<Alternatives>, String> {
         }
         let mut alternatives = Vec::new();
         for alt in group.split('|') {
-            alternatives.push(parse_relation(alt.trim()).ok_or_else(|| format!("cannot parse relation `{alt}`"))?);
+            alternatives.push(parse_relation(alt.trim()).ok_or_else(|| BadRelation(alt.to_string()))?);
         }
         groups.push(alternatives);
     }
     Ok(groups)
 }
+
+/// A relation (`name (op version)`, with an architecture qualifier or not) that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot parse relation `{0}`")]
+pub struct BadRelation(pub String);
 
 pub fn parse_relation(text: &str) -> Option<Relation> {
     let text = text.split('[').next()?.trim();

@@ -9,7 +9,7 @@ use composer_store::Sha256;
 use composer_store::userfile::{self, Policy};
 use pgp::composed::{CleartextSignedMessage, Deserializable, SignedPublicKey};
 
-use crate::DebError;
+use crate::{DebError, IndexProblem, SignatureProblem};
 
 /// The fields of a verified Release file that composer uses.
 #[derive(Debug, Clone)]
@@ -48,16 +48,16 @@ pub fn load_keyring(path: &Path, policy: &Policy<'_>) -> Result<Vec<SignedPublic
 
 /// Verifies an `InRelease` document against `keys` and parses it. `what` names it in errors.
 pub fn verify_inrelease(data: &[u8], keys: &[SignedPublicKey], what: &str) -> Result<Release, DebError> {
-    let bad = |reason: String| DebError::BadSignature { what: what.to_string(), reason };
-    let text = std::str::from_utf8(data).map_err(|_| bad("it is not UTF-8 text".into()))?;
+    let bad = |reason: SignatureProblem| DebError::BadSignature { what: what.to_string(), reason };
+    let text = std::str::from_utf8(data).map_err(|_| bad(SignatureProblem::NotText))?;
     let (message, _) =
-        CleartextSignedMessage::from_string(text).map_err(|e| bad(format!("it is not a signed message: {e}")))?;
+        CleartextSignedMessage::from_string(text).map_err(|e| bad(SignatureProblem::NotSigned(Box::new(e))))?;
     let verified = keys.iter().any(|key| {
         message.verify(&key.primary_key).is_ok()
             || key.public_subkeys.iter().any(|sub| message.verify(&sub.key).is_ok())
     });
     if !verified {
-        return Err(bad(format!("no signature verifies against the {} key(s) of the keyring", keys.len())));
+        return Err(bad(SignatureProblem::NoneVerifies { keys: keys.len() }));
     }
     parse_release(&message.signed_text().replace("\r\n", "\n"), what)
 }
@@ -71,20 +71,20 @@ pub fn verify_detached(
     what: &str,
 ) -> Result<Release, DebError> {
     use pgp::composed::StandaloneSignature;
-    let bad = |reason: String| DebError::BadSignature { what: what.to_string(), reason };
+    let bad = |reason: SignatureProblem| DebError::BadSignature { what: what.to_string(), reason };
     let signature = match StandaloneSignature::from_armor_single(std::io::Cursor::new(signature)) {
         Ok((signature, _)) => signature,
         Err(_) => StandaloneSignature::from_bytes(std::io::Cursor::new(signature))
-            .map_err(|e| bad(format!("Release.gpg is not an OpenPGP signature: {e}")))?,
+            .map_err(|e| bad(SignatureProblem::NotASignature(Box::new(e))))?,
     };
     let verified = keys.iter().any(|key| {
         signature.verify(&key.primary_key, release).is_ok()
             || key.public_subkeys.iter().any(|sub| signature.verify(&sub.key, release).is_ok())
     });
     if !verified {
-        return Err(bad(format!("no signature verifies against the {} key(s) of the keyring", keys.len())));
+        return Err(bad(SignatureProblem::NoneVerifies { keys: keys.len() }));
     }
-    let text = std::str::from_utf8(release).map_err(|_| bad("it is not UTF-8 text".into()))?;
+    let text = std::str::from_utf8(release).map_err(|_| bad(SignatureProblem::NotText))?;
     parse_release(text, what)
 }
 
@@ -116,7 +116,7 @@ pub fn check_release(release: &Release, suite: &str, now: u64, valid_until: bool
     if valid_until && !release.valid_until.is_empty() {
         let until = parse_date(&release.valid_until).ok_or_else(|| DebError::Index {
             what: what.to_string(),
-            reason: format!("`Valid-Until: {}` is not a date", release.valid_until),
+            reason: IndexProblem::NotADate { field: "Valid-Until", value: release.valid_until.clone() },
         })?;
         if now > until {
             return Err(DebError::Expired { what: what.to_string(), valid_until: release.valid_until.clone() });
@@ -133,7 +133,7 @@ pub fn release_date(release: &Release, what: &str) -> Result<Option<u64>, DebErr
     }
     parse_date(&release.date).map(Some).ok_or_else(|| DebError::Index {
         what: what.to_string(),
-        reason: format!("`Date: {}` is not a date", release.date),
+        reason: IndexProblem::NotADate { field: "Date", value: release.date.clone() },
     })
 }
 
@@ -181,15 +181,18 @@ pub fn parse_release(text: &str, what: &str) -> Result<Release, DebError> {
     for line in paragraph.get("SHA256").unwrap_or("").lines() {
         let parts: Vec<&str> = line.split_whitespace().collect();
         if let [sha, size, path] = parts[..] {
-            let sha: Sha256 = sha.parse().map_err(|e: String| DebError::Index { what: what.to_string(), reason: e })?;
-            let size = size
+            let sha: Sha256 = sha
                 .parse()
-                .map_err(|_| DebError::Index { what: what.to_string(), reason: format!("bad size `{size}`") })?;
+                .map_err(|e| DebError::Index { what: what.to_string(), reason: IndexProblem::BadChecksum(e) })?;
+            let size = size.parse().map_err(|_| DebError::Index {
+                what: what.to_string(),
+                reason: IndexProblem::BadSize(size.to_string()),
+            })?;
             files.insert(path.to_string(), (sha, size));
         }
     }
     if files.is_empty() {
-        return Err(DebError::Index { what: what.to_string(), reason: "it lists no SHA256 checksums".into() });
+        return Err(DebError::Index { what: what.to_string(), reason: IndexProblem::NoChecksums });
     }
     let words = |s: String| s.split_whitespace().map(str::to_string).collect();
     Ok(Release {

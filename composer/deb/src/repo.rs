@@ -10,7 +10,7 @@ use pgp::composed::SignedPublicKey;
 
 #[cfg(doc)]
 use crate::PackageIndex;
-use crate::{DebError, Release};
+use crate::{DebError, DebProblem, IndexProblem, Mismatch, Release};
 
 /// The most a Release's word on an index's size reserves up front (bookworm's main is 50 MB).
 const INDEX_CAPACITY_CAP: u64 = 256 * 1024 * 1024;
@@ -190,27 +190,16 @@ impl Repository<'_> {
         let read = reader.read_to_string(&mut text);
         drop(reader);
         file.finish()?;
-        read.map_err(|e| DebError::Index { what: url.clone(), reason: format!("cannot decompress: {e}") })?;
+        read.map_err(|e| DebError::Index { what: url.clone(), reason: IndexProblem::Decompress(e) })?;
         Ok(text)
     }
 
     /// Fetches an index file the Release lists into the store, only if its SHA-256 and size
     /// are the Release's.
     fn fetch_index(&self, url: &str, sha: &Sha256, size: u64) -> Result<BlobInfo, DebError> {
-        self.client.fetch_to_store(self.store, url, Some((sha, Some(size))), url, &|_| {}).map_err(|e| match e {
-            composer_client::FetchError::Store(StoreError::Sha256Mismatch { expected, actual, .. }) => {
-                DebError::IndexMismatch {
-                    what: url.to_string(),
-                    reason: format!("Release says sha256 {expected}, the file has {actual}"),
-                }
-            }
-            composer_client::FetchError::Store(StoreError::SizeMismatch { expected, actual, .. }) => {
-                DebError::IndexMismatch {
-                    what: url.to_string(),
-                    reason: format!("Release says {expected} bytes, the file has {actual}"),
-                }
-            }
-            source => DebError::Fetch { what: url.to_string(), source },
+        self.client.fetch_to_store(self.store, url, Some((sha, Some(size))), url, &|_| {}).map_err(|e| {
+            let mismatch = |reason| DebError::IndexMismatch { what: url.to_string(), reason };
+            fetch_error(e, url, mismatch, "Release")
         })
     }
 
@@ -239,7 +228,7 @@ impl Repository<'_> {
             let read =
                 crate::contents::providers(flate2::read::MultiGzDecoder::new(&mut file), dirs, names, &mut found);
             file.finish()?;
-            read.map_err(|e| DebError::Index { what: path.clone(), reason: format!("cannot read: {e}") })?;
+            read.map_err(|e| DebError::Index { what: path.clone(), reason: IndexProblem::Unreadable(e) })?;
         }
         Ok(found)
     }
@@ -274,7 +263,11 @@ impl Repository<'_> {
         let url = format!("{}/{filename}", self.url);
         let file = filename.rsplit('/').next().unwrap_or(filename).to_string();
         self.client.fetch_to_store(self.store, &url, Some((sha, Some(size))), &file, progress).map_err(|e| {
-            let mismatch = |reason| DebError::Deb { file: url.clone(), entry: "(whole file)".into(), reason };
+            let mismatch = |reason| DebError::Deb {
+                file: url.clone(),
+                entry: "(whole file)".into(),
+                reason: DebProblem::Mismatch(Box::new(reason)),
+            };
             fetch_error(e, &url, mismatch, "the signed index")
         })
     }
@@ -285,15 +278,15 @@ impl Repository<'_> {
 fn fetch_error(
     error: composer_client::FetchError,
     url: &str,
-    mismatch: impl FnOnce(String) -> DebError,
-    authority: &str,
+    mismatch: impl FnOnce(Mismatch) -> DebError,
+    authority: &'static str,
 ) -> DebError {
     match error {
         composer_client::FetchError::Store(StoreError::Sha256Mismatch { expected, actual, .. }) => {
-            mismatch(format!("{authority} says sha256 {expected}, the file has {actual}"))
+            mismatch(Mismatch::Sha256 { authority, expected, actual })
         }
         composer_client::FetchError::Store(StoreError::SizeMismatch { expected, actual, .. }) => {
-            mismatch(format!("{authority} says {expected} bytes, the file has {actual}"))
+            mismatch(Mismatch::Size { authority, expected, actual })
         }
         source => DebError::Fetch { what: url.to_string(), source },
     }

@@ -13,7 +13,7 @@ use std::io::{self, Read};
 use composer_store::held::{ContentSink, IntoStore, SinkError};
 use composer_store::{EntryKind, Hash, PACK_MAX, Packed, Store, Tree, TreeEntry};
 
-use crate::DebError;
+use crate::{DebError, DebProblem};
 
 /// What a package leaves besides its files.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -52,7 +52,8 @@ pub fn unpack_into(
     what: &str,
     merged_usr: bool,
 ) -> Result<Unpacked, DebError> {
-    let bad = |entry: &str, reason: String| DebError::Deb { file: what.to_string(), entry: entry.to_string(), reason };
+    let bad =
+        |entry: &str, reason: DebProblem| DebError::Deb { file: what.to_string(), entry: entry.to_string(), reason };
     let mut archive = crate::ar::Archive::new(reader);
     let mut control = None;
     let mut tree = None;
@@ -67,13 +68,13 @@ pub fn unpack_into(
             tree = Some(read_data(contents, decoder, merged_usr, &name, &bad)?);
         }
     }
-    let mut control = control.ok_or_else(|| bad("control.tar", "missing".into()))?;
-    let (tree, paths) = tree.ok_or_else(|| bad("data.tar", "missing".into()))?;
+    let mut control = control.ok_or_else(|| bad("control.tar", DebProblem::Missing))?;
+    let (tree, paths) = tree.ok_or_else(|| bad("data.tar", DebProblem::Missing))?;
     control.paths = paths;
     Ok(Unpacked { tree, control })
 }
 
-fn decompressor<'a>(name: &str, reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>, String> {
+fn decompressor<'a>(name: &str, reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>, DebProblem> {
     Ok(match name.rsplit_once('.').map(|(_, ext)| ext) {
         Some("gz") => Box::new(flate2::read::MultiGzDecoder::new(reader)),
         // The package file was verified (SHA-256 from the signed index, BLAKE3 as the store
@@ -81,21 +82,26 @@ fn decompressor<'a>(name: &str, reader: impl Read + 'a) -> Result<Box<dyn Read +
         // is known: skipping it saves a tenth of the decoding time.
         Some("xz") => {
             let stream = liblzma::stream::Stream::new_stream_decoder(u64::MAX, liblzma::stream::IGNORE_CHECK)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| DebProblem::Decompressor(e.into()))?;
             Box::new(liblzma::read::XzDecoder::new_stream(reader, stream))
         }
-        Some("zst") => Box::new(zstd::stream::read::Decoder::new(reader).map_err(|e| e.to_string())?),
+        Some("zst") => Box::new(zstd::stream::read::Decoder::new(reader).map_err(DebProblem::Decompressor)?),
         Some("tar") => Box::new(reader),
-        _ => return Err(format!("unsupported member `{name}`")),
+        _ => return Err(DebProblem::UnsupportedMember(name.to_string())),
     })
 }
 
-fn read_control(reader: impl Read, bad: &dyn Fn(String) -> DebError) -> Result<ControlData, DebError> {
+fn read_control(reader: impl Read, bad: &dyn Fn(DebProblem) -> DebError) -> Result<ControlData, DebError> {
     let mut data = ControlData::default();
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(|e| read_error(e, bad))? {
         let mut entry = entry.map_err(|e| read_error(e, bad))?;
-        let path = entry.path().map_err(|e| bad(e.to_string()))?.to_string_lossy().trim_start_matches("./").to_string();
+        let path = entry
+            .path()
+            .map_err(|e| bad(DebProblem::BadName(e)))?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
         let slot = match path.as_str() {
             "control" => &mut data.control,
             "md5sums" => &mut data.md5sums,
@@ -108,21 +114,21 @@ fn read_control(reader: impl Read, bad: &dyn Fn(String) -> DebError) -> Result<C
         *slot = String::from_utf8_lossy(&bytes).into_owned();
     }
     if data.control.is_empty() {
-        return Err(bad("no `control` file".into()));
+        return Err(bad(DebProblem::NoControl));
     }
     Ok(data)
 }
 
 /// Normalises a tar path to `a/b/c` and refuses anything that could leave the root.
-fn safe_path(raw: &str) -> Result<String, String> {
+fn safe_path(raw: &str) -> Result<String, DebProblem> {
     if raw.starts_with('/') {
-        return Err(format!("absolute path `{raw}`"));
+        return Err(DebProblem::AbsolutePath(raw.to_string()));
     }
     let mut parts = Vec::new();
     for component in raw.split('/') {
         match component {
             "" | "." => continue,
-            ".." => return Err(format!("path `{raw}` contains `..`")),
+            ".." => return Err(DebProblem::ClimbingPath(raw.to_string())),
             c => parts.push(c),
         }
     }
@@ -145,7 +151,7 @@ fn resolve_relative(link_path: &str, target: &str) -> Option<String> {
     Some(stack.join("/"))
 }
 
-type Bad<'a> = dyn Fn(&str, String) -> DebError + 'a;
+type Bad<'a> = dyn Fn(&str, DebProblem) -> DebError + 'a;
 
 fn read_data(
     contents: &mut dyn ContentSink,
@@ -172,12 +178,12 @@ fn read_data(
         }
         let path = if merged_usr { merge_usr(&original) } else { original.clone() };
         let header = entry.header();
-        let mode = header.mode().map_err(|e| bad(&raw, e.to_string()))? & 0o7777;
-        let uid = header.uid().map_err(|e| bad(&raw, e.to_string()))? as u32;
-        let gid = header.gid().map_err(|e| bad(&raw, e.to_string()))? as u32;
+        let mode = header.mode().map_err(|e| bad(&raw, DebProblem::BadHeader(e)))? & 0o7777;
+        let uid = header.uid().map_err(|e| bad(&raw, DebProblem::BadHeader(e)))? as u32;
+        let gid = header.gid().map_err(|e| bad(&raw, DebProblem::BadHeader(e)))? as u32;
         let mtime = header.mtime().unwrap_or(0);
         let link = || -> Result<String, DebError> {
-            let target = entry.link_name_bytes().ok_or_else(|| bad(&raw, "link without a target".into()))?;
+            let target = entry.link_name_bytes().ok_or_else(|| bad(&raw, DebProblem::NoLinkTarget))?;
             Ok(composer_store::escape_name(&target))
         };
         // A package that ships the usrmerge links itself (`lib -> usr/lib`, as trixie's
@@ -196,7 +202,7 @@ fn read_data(
                     target
                 } else {
                     let resolved = resolve_relative(&original, &target)
-                        .ok_or_else(|| bad(&raw, format!("symlink to `{target}` escapes the root")))?;
+                        .ok_or_else(|| bad(&raw, DebProblem::SymlinkEscapes(target.clone())))?;
                     if path != original && target.contains("..") {
                         // The link moved under /usr; its relative target would now miss.
                         format!("/{}", if merged_usr { merge_usr(&resolved) } else { resolved })
@@ -207,10 +213,10 @@ fn read_data(
                 EntryKind::Symlink { target }
             }
             tar::EntryType::Link => {
-                let target = safe_path(&link()?).map_err(|r| bad(&raw, format!("hard link: {r}")))?;
+                let target = safe_path(&link()?).map_err(|r| bad(&raw, DebProblem::HardLinkPath(Box::new(r))))?;
                 let target = if merged_usr { merge_usr(&target) } else { target };
                 if !seen.contains(&target) {
-                    return Err(bad(&raw, format!("hard link to `{target}`, which the package does not hold")));
+                    return Err(bad(&raw, DebProblem::HardLinkToNothing(target)));
                 }
                 EntryKind::Hardlink { target }
             }
@@ -230,7 +236,7 @@ fn read_data(
                     }
                 }
             }
-            other => return Err(bad(&raw, format!("unsupported entry type {other:?}"))),
+            other => return Err(bad(&raw, DebProblem::UnsupportedEntry(other))),
         };
         let mut xattrs = Vec::new();
         if let Ok(Some(extensions)) = entry.pax_extensions() {
@@ -256,8 +262,8 @@ fn read_data(
     }
     // Within one package, an entry beneath one of its own symlinks is refused (dpkg would
     // write through the link); across packages, merging resolves it (see `Tree::normalize`).
-    tree.validate().map_err(|e| bad(&e.path, e.reason.clone()))?;
-    tree.normalize().map_err(|e| bad(&e.path, e.reason.clone()))?;
+    tree.validate().map_err(|e| bad(&e.path, DebProblem::Tree(e.reason)))?;
+    tree.normalize().map_err(|e| bad(&e.path, DebProblem::Tree(e.reason)))?;
     Ok((tree, paths))
 }
 
@@ -285,16 +291,16 @@ fn read_small(
 /// A failed read of the package: the store's verdict when it is the package file's own object
 /// that is damaged (so that the build puts it aside and fetches it again), else the package's
 /// fault (`bad`).
-fn read_error(error: io::Error, bad: impl FnOnce(String) -> DebError) -> DebError {
+fn read_error(error: io::Error, bad: impl FnOnce(DebProblem) -> DebError) -> DebError {
     match composer_store::StoreError::carried(error) {
         Ok(store) => DebError::Store(store),
-        Err(error) => bad(error.to_string()),
+        Err(error) => bad(DebProblem::Unreadable(error)),
     }
 }
 
 /// A sink's failure: a read error is the package's fault (`bad`); a store error (a full disk,
 /// say) is reported as such.
-fn sink_error(error: SinkError, bad: &dyn Fn(String) -> DebError) -> DebError {
+fn sink_error(error: SinkError, bad: &dyn Fn(DebProblem) -> DebError) -> DebError {
     match error {
         SinkError::Read(e) => read_error(e, bad),
         SinkError::Store(e) => e.into(),

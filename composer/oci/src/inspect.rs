@@ -20,7 +20,7 @@ use composer_store::confined::{Confined, open_regular};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::OciError;
+use crate::{LayoutProblem, OciError};
 
 /// The largest JSON document read from an image.
 const MAX_DOCUMENT: u64 = 16 * 1024 * 1024;
@@ -101,7 +101,7 @@ enum Source<'r> {
 }
 
 impl Source<'_> {
-    fn not(&self, reason: String) -> OciError {
+    fn not(&self, reason: LayoutProblem) -> OciError {
         OciError::NotALayout { path: self.path(), reason }
     }
 
@@ -115,7 +115,7 @@ impl Source<'_> {
 
     /// Calls `f` with a reader of `relative`.
     fn with<T>(&self, relative: &str, f: impl FnOnce(&mut dyn Read) -> io::Result<T>) -> Result<T, OciError> {
-        let fail = |e: io::Error| self.not(format!("cannot read {relative}: {e}"));
+        let fail = |source: io::Error| self.not(LayoutProblem::CannotRead { file: relative.to_string(), source });
         match self {
             Source::Dir(dir) => {
                 let mut file = dir.open_file(relative).map_err(fail)?;
@@ -130,7 +130,7 @@ impl Source<'_> {
                         return f(&mut entry).map_err(fail);
                     }
                 }
-                Err(self.not(format!("the archive holds no {relative}")))
+                Err(self.not(LayoutProblem::NotInArchive(relative.to_string())))
             }
             Source::Registry { registry, index, .. } => {
                 if relative == "index.json" {
@@ -144,7 +144,7 @@ impl Source<'_> {
                 }
                 match registry.manifest(&digest).map_err(registry_error)? {
                     Some((bytes, _)) => f(&mut &bytes[..]).map_err(fail),
-                    None => Err(self.not(format!("the registry has no {digest}"))),
+                    None => Err(self.not(LayoutProblem::NotInRegistry(digest))),
                 }
             }
         }
@@ -157,13 +157,14 @@ impl Source<'_> {
             Ok(data)
         })?;
         if data.len() as u64 > MAX_DOCUMENT {
-            return Err(self.not(format!("{relative} is larger than {MAX_DOCUMENT} bytes")));
+            return Err(self.not(LayoutProblem::TooLarge { file: relative.to_string(), limit: MAX_DOCUMENT }));
         }
         Ok(data)
     }
 
     fn json(&self, relative: &str) -> Result<Value, OciError> {
-        serde_json::from_slice(&self.read(relative)?).map_err(|e| self.not(format!("{relative} is not JSON: {e}")))
+        serde_json::from_slice(&self.read(relative)?)
+            .map_err(|source| self.not(LayoutProblem::NotJson { file: relative.to_string(), source }))
     }
 
     fn exists(&self, relative: &str) -> bool {
@@ -184,7 +185,7 @@ impl Source<'_> {
             Ok(bytes)
         })?;
         descriptor.check(self, &relative, bytes.len() as u64, Sha256::of(&bytes))?;
-        serde_json::from_slice(&bytes).map_err(|e| self.not(format!("{relative} is not JSON: {e}")))
+        serde_json::from_slice(&bytes).map_err(|source| self.not(LayoutProblem::NotJson { file: relative, source }))
     }
 
     /// The size of the tar inside a layer: decompressed as its media type says, while the layer's
@@ -231,11 +232,9 @@ impl Descriptor {
         let size = match value["size"].as_u64() {
             Some(size) if size > 0 && size <= limit => size,
             _ => {
-                return Err(source.not(format!(
-                    "{what} ({}) gives the size {}, not a number of bytes from 1 to {limit}",
-                    digest.escape_debug(),
-                    value.get("size").map_or("(none)".to_string(), Value::to_string)
-                )));
+                let size = value.get("size").map_or("(none)".to_string(), Value::to_string);
+                let bad = crate::not_a_layout::BadSize { what, digest, size, limit };
+                return Err(source.not(LayoutProblem::BadSize(Box::new(bad))));
             }
         };
         let media_type = value["mediaType"].as_str().unwrap_or("").to_string();
@@ -252,13 +251,14 @@ impl Descriptor {
             return Ok(());
         }
         let found = if size > self.size { format!("more than {} bytes", self.size) } else { format!("{size} bytes") };
-        Err(source.not(format!(
-            "{} names {} of {} bytes, but {relative} holds {found} with digest {}: the image was altered or damaged",
-            self.what,
-            self.digest,
-            self.size,
-            if size > self.size { "(not computed)".to_string() } else { sha256.oci() },
-        )))
+        Err(source.not(LayoutProblem::Altered(Box::new(crate::not_a_layout::Altered {
+            what: self.what.clone(),
+            digest: self.digest.clone(),
+            size: self.size,
+            file: relative.to_string(),
+            found,
+            actual: if size > self.size { "(not computed)".to_string() } else { sha256.oci() },
+        }))))
     }
 }
 
@@ -279,12 +279,12 @@ fn open(target: &str) -> Result<(Source<'static>, Option<String>, &'static str),
         }
         _ => (PathBuf::from(rest), None),
     };
-    let not = |reason: String| OciError::NotALayout { path: path.clone(), reason };
+    let not = |reason: LayoutProblem| OciError::NotALayout { path: path.clone(), reason };
     if path.is_dir() && transport.is_none_or(|t| t == "oci") {
-        let dir = Confined::open(&path).map_err(|e| not(format!("cannot open it: {e}")))?;
+        let dir = Confined::open(&path).map_err(|e| not(LayoutProblem::CannotOpen(e)))?;
         return Ok((Source::Dir(dir), tag, "oci-layout"));
     }
-    let io = |e: io::Error| not(format!("cannot read it: {e}"));
+    let io = |e: io::Error| not(LayoutProblem::Unreadable(e));
     let file = open_regular(&path).map_err(io)?;
     let mut sizes = HashMap::new();
     for entry in tar::Archive::new(io::BufReader::new(file)).entries().map_err(io)? {
@@ -298,7 +298,7 @@ fn open(target: &str) -> Result<(Source<'static>, Option<String>, &'static str),
         Some("oci-archive") => "oci-archive",
         _ if sizes.contains_key("index.json") => "oci-archive",
         _ if sizes.contains_key("manifest.json") => "docker-archive",
-        _ => return Err(not("neither an OCI layout nor an oci-archive or docker-archive".into())),
+        _ => return Err(not(LayoutProblem::UnknownFormat)),
     };
     Ok((Source::Archive { path, sizes }, tag, format))
 }
@@ -307,9 +307,10 @@ fn open(target: &str) -> Result<(Source<'static>, Option<String>, &'static str),
 /// uncompressed size).
 pub fn inspect_registry(registry: &composer_client::registry::Registry, tag: &str) -> Result<ImageReport, OciError> {
     let name = format!("{}/{}:{tag}", registry.host(), registry.repository());
-    let (bytes, media_type) = registry.manifest(tag).map_err(OciError::Registry)?.ok_or_else(|| {
-        OciError::NotALayout { path: PathBuf::from(&name), reason: "the registry has no such tag".into() }
-    })?;
+    let (bytes, media_type) = registry
+        .manifest(tag)
+        .map_err(OciError::Registry)?
+        .ok_or_else(|| OciError::NotALayout { path: PathBuf::from(&name), reason: LayoutProblem::NoSuchTag })?;
     let media_type = match media_type.split(';').next().unwrap_or("").trim() {
         "" => serde_json::from_slice::<Value>(&bytes)
             .ok()
@@ -347,33 +348,27 @@ pub fn inspect(target: &str) -> Result<ImageReport, OciError> {
 }
 
 fn blob(source: &Source<'_>, digest: &str) -> Result<String, OciError> {
-    crate::layout::blob_path(digest).map_err(|e| source.not(e.to_string()))
+    crate::layout::blob_path(digest).map_err(|_| source.not(LayoutProblem::BadDigest(digest.to_string())))
 }
 
 fn oci(source: &Source<'_>, tag: Option<&str>) -> Result<ImageReport, OciError> {
     if !source.exists("index.json") {
-        return Err(source.not("it has no index.json".into()));
+        return Err(source.not(LayoutProblem::NoIndex));
     }
     let top = source.json("index.json")?;
     let entries = top["manifests"].as_array().cloned().unwrap_or_default();
     let tag_of = |e: &Value| e["annotations"][crate::layout::REF_NAME].as_str().map(str::to_string);
     let tags: Vec<String> = entries.iter().filter_map(tag_of).collect();
     let entry = match tag {
-        Some(tag) => entries.iter().find(|e| tag_of(e).as_deref() == Some(tag)).ok_or_else(|| {
-            source.not(format!(
-                "it has no tag `{tag}` (tags: {})",
-                if tags.is_empty() { "none".into() } else { tags.join(", ") }
-            ))
-        })?,
+        Some(tag) => entries
+            .iter()
+            .find(|e| tag_of(e).as_deref() == Some(tag))
+            .ok_or_else(|| source.not(LayoutProblem::NoSuchImageTag { tag: tag.to_string(), tags: tags.clone() }))?,
         None => match entries.as_slice() {
             [one] => one,
-            [] => return Err(source.not("index.json lists no image".into())),
+            [] => return Err(source.not(LayoutProblem::NoImage)),
             _ => {
-                return Err(source.not(format!(
-                    "it holds {} images: name one as PATH:TAG (tags: {})",
-                    entries.len(),
-                    tags.join(", ")
-                )));
+                return Err(source.not(LayoutProblem::SeveralImages { count: entries.len(), tags }));
             }
         },
     };
@@ -443,7 +438,7 @@ fn docker_archive(source: &Source<'_>) -> Result<ImageReport, OciError> {
     let manifest = source.json("manifest.json")?;
     let images = manifest.as_array().cloned().unwrap_or_default();
     let [image] = images.as_slice() else {
-        return Err(source.not(format!("manifest.json lists {} images; one is expected", images.len())));
+        return Err(source.not(LayoutProblem::DockerImages(images.len())));
     };
     let config_path = image["Config"].as_str().unwrap_or("").to_string();
     let config = source.json(&config_path)?;

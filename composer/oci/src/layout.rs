@@ -16,7 +16,7 @@ use composer_store::{BlobInfo, Sha256, Store};
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
-use crate::OciError;
+use crate::{LayoutProblem, OciError};
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -26,7 +26,7 @@ fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Erro
 
 /// The stored object an OCI digest (`sha256:<hex>`) names.
 pub fn stored_blob(store: &Store, digest: &str) -> Result<BlobInfo, OciError> {
-    let sha: Sha256 = digest.parse().map_err(OciError::Spec)?;
+    let sha: Sha256 = digest.parse().map_err(|e: composer_store::NotASha256| OciError::Spec(e.to_string()))?;
     store.lookup_sha256(&sha)?.ok_or_else(|| OciError::Spec(format!("blob {digest} is not in the store")))
 }
 
@@ -100,17 +100,15 @@ pub fn blob_path(digest: &str) -> Result<String, OciError> {
 /// directory that is not a layout is refused. Every file operation stays beneath `dir` without
 /// following a symlink, and writers of one layout are serialised by a lock in the store.
 pub fn write_layout(store: &Store, dir: &Path, index: &BlobInfo, tags: &[String]) -> Result<(), OciError> {
-    let not_layout = |reason: &str| OciError::NotALayout { path: dir.to_path_buf(), reason: reason.into() };
+    let not_layout = |reason| OciError::NotALayout { path: dir.to_path_buf(), reason };
     match fs::symlink_metadata(dir) {
         Ok(meta) if !meta.is_dir() && !fs::metadata(dir).is_ok_and(|m| m.is_dir()) => {
-            return Err(not_layout("it exists and is not a directory"));
+            return Err(not_layout(LayoutProblem::NotADirectory));
         }
         Ok(_) => {
             let is_layout = dir.join("oci-layout").is_file();
             if !is_layout && fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
-                return Err(not_layout(
-                    "the directory exists, is not empty and holds no `oci-layout`; composer will not write into it",
-                ));
+                return Err(not_layout(LayoutProblem::OtherFiles));
             }
         }
         Err(_) => fs::create_dir_all(dir).map_err(io_err("create", dir))?,
@@ -289,13 +287,15 @@ fn write_atomic(root: &mut Confined, rel: &str, data: &[u8]) -> Result<(), OciEr
 /// Reads a JSON document of the layout: a regular file (never a FIFO that would block), bounded
 /// in size and never through a symlink.
 fn read_document(root: &Confined, rel: &str) -> Result<Option<Value>, OciError> {
-    let not = |reason: String| OciError::NotALayout { path: root.path().to_path_buf(), reason };
+    let not = |reason| OciError::NotALayout { path: root.path().to_path_buf(), reason };
     let bytes = match root.read_file(rel, MAX_DOCUMENT) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(not(format!("cannot read {rel}: {e}"))),
+        Err(source) => return Err(not(LayoutProblem::CannotRead { file: rel.to_string(), source })),
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| not(format!("{rel} is not JSON: {e}")))
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| not(LayoutProblem::NotJson { file: rel.to_string(), source }))
 }
 
 fn read_top_index(root: &Confined) -> Result<Option<Value>, OciError> {

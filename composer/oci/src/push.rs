@@ -16,7 +16,7 @@ use composer_store::{Sha256, Store};
 use serde_json::Value;
 use sha2::Digest as _;
 
-use crate::OciError;
+use crate::{LayoutProblem, OciError};
 
 const PUSH_THREADS: usize = 8;
 const MAX_DOCUMENT: u64 = 16 * 1024 * 1024;
@@ -102,29 +102,31 @@ pub struct LayoutImage {
 impl LayoutImage {
     pub fn open(path: &Path) -> Result<LayoutImage, OciError> {
         let dir = Confined::open(path)
-            .map_err(|e| OciError::NotALayout { path: path.to_path_buf(), reason: format!("cannot open it: {e}") })?;
+            .map_err(|e| OciError::NotALayout { path: path.to_path_buf(), reason: LayoutProblem::CannotOpen(e) })?;
         Ok(LayoutImage { dir })
     }
 
     /// The image index the layout tags `tag` (or its only one), and the tag.
     pub fn top(&self) -> Result<(Sha256, String), OciError> {
-        let not = |reason: String| OciError::NotALayout { path: self.dir.path().to_path_buf(), reason };
+        let not = |reason| OciError::NotALayout { path: self.dir.path().to_path_buf(), reason };
         let mut bytes = Vec::new();
         self.dir
             .open_file("index.json")
             .and_then(|f| f.take(MAX_DOCUMENT).read_to_end(&mut bytes))
-            .map_err(|e| not(format!("cannot read index.json: {e}")))?;
-        let top: Value = serde_json::from_slice(&bytes).map_err(|e| not(format!("index.json is not JSON: {e}")))?;
+            .map_err(|source| not(LayoutProblem::CannotRead { file: "index.json".into(), source }))?;
+        let top: Value = serde_json::from_slice(&bytes)
+            .map_err(|source| not(LayoutProblem::NotJson { file: "index.json".into(), source }))?;
         let entries = top["manifests"].as_array().cloned().unwrap_or_default();
         let [entry] = entries.as_slice() else {
-            return Err(not(format!("index.json lists {} images; push takes a layout of one", entries.len())));
+            return Err(not(LayoutProblem::PushedImages(entries.len())));
         };
         if entry["mediaType"] != "application/vnd.oci.image.index.v1+json" {
-            return Err(not("its image is not an image index".into()));
+            return Err(not(LayoutProblem::NotAnIndex));
         }
         let digest = entry["digest"].as_str().unwrap_or("");
         let sha = crate::layout::blob_path(digest)?;
-        let sha: Sha256 = sha.trim_start_matches("blobs/sha256/").parse().map_err(OciError::Spec)?;
+        let sha: Sha256 =
+            sha.trim_start_matches("blobs/sha256/").parse().map_err(|e| OciError::Spec(format!("{e}")))?;
         let tag = entry["annotations"][crate::layout::REF_NAME].as_str().unwrap_or("latest").to_string();
         Ok((sha, tag))
     }
@@ -133,14 +135,14 @@ impl LayoutImage {
 impl ImageSource for LayoutImage {
     fn document(&self, sha256: &Sha256) -> Result<Vec<u8>, OciError> {
         let path = format!("blobs/sha256/{}", sha256.to_hex());
-        let not = |reason: String| OciError::NotALayout { path: self.dir.path().to_path_buf(), reason };
+        let not = |reason| OciError::NotALayout { path: self.dir.path().to_path_buf(), reason };
         let mut bytes = Vec::new();
         self.dir
             .open_file(&path)
             .and_then(|f| f.take(MAX_DOCUMENT).read_to_end(&mut bytes))
-            .map_err(|e| not(format!("cannot read {path}: {e}")))?;
+            .map_err(|source| not(LayoutProblem::CannotRead { file: path.clone(), source }))?;
         if Sha256::of(&bytes) != *sha256 {
-            return Err(not(format!("{path} does not match its digest")));
+            return Err(not(LayoutProblem::DigestMismatch(path)));
         }
         Ok(bytes)
     }
@@ -245,7 +247,7 @@ pub fn push_image(
 
 fn digest_of(descriptor: &Value) -> Result<Sha256, OciError> {
     let path = crate::layout::blob_path(descriptor["digest"].as_str().unwrap_or(""))?;
-    path.trim_start_matches("blobs/sha256/").parse().map_err(OciError::Spec)
+    path.trim_start_matches("blobs/sha256/").parse().map_err(|e| OciError::Spec(format!("{e}")))
 }
 
 fn push_blob(

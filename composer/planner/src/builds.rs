@@ -51,11 +51,7 @@ impl Session<'_> {
             .map(|e| (e.path.trim_start_matches("dist/").to_string(), &e.kind))
             .collect();
         let [(filename, file)] = wheels.as_slice() else {
-            return Err(BuildError::Sandbox(format!(
-                "building {} left {} wheels in dist/, not one",
-                sdist.filename,
-                wheels.len()
-            )));
+            return Err(BuildError::WheelCount { sdist: sdist.filename.clone(), count: wheels.len() });
         };
         let mut bytes = store.read_file_entry(file)?.expect("a file entry");
         let mut filename = filename.clone();

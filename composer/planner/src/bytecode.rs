@@ -149,7 +149,7 @@ impl Session<'_> {
         if !root.join(interpreter.trim_start_matches('/')).exists() {
             return Err(BuildError::Bytecode {
                 platform: platform.to_string(),
-                reason: format!("the image has no {interpreter} to compile with"),
+                reason: crate::BytecodeProblem::NoInterpreter(interpreter.to_string()),
             });
         }
         for dir in sandbox::MOUNT_POINTS.iter().map(|d| root.join(d)).chain([out.clone(), build.clone()]) {
@@ -210,17 +210,14 @@ fn unpack_layer(
     let mut file = store.open_blob(&layer.blob)?;
     let reader: Box<dyn Read> = match layer.compression {
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut file)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(&mut file)
-                .map_err(|e| BuildError::Sandbox(format!("reading a layer: {e}")))?,
-        ),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut file).map_err(|source| {
+            BuildError::LayerUnreadable { layer: layer.blob.sha256, purpose: "for bytecode", source }
+        })?),
     };
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
     archive.set_overwrite(true);
-    let unpacked = archive
-        .unpack(root)
-        .map_err(|e| BuildError::Sandbox(format!("laying out layer {} for bytecode: {e}", layer.blob.sha256)));
+    let unpacked = archive.unpack(root).map_err(|source| BuildError::LayerUnpack { layer: layer.blob.sha256, source });
     drop(archive);
     file.finish()?;
     unpacked

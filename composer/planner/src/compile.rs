@@ -17,7 +17,7 @@ use composer_recipe::{
 use composer_store::BlobInfo;
 
 use crate::toolchain::Flags;
-use crate::{BuildError, Session, sandbox};
+use crate::{BuildError, Session, SourceProblem, sandbox};
 
 use crate::scripts::{
     BUILD_PYTHON_PREFIX, BUILD_PYTHON_SCRIPT, CPYTHON_BOLT_PROLOGUE, CPYTHON_BUILTIN_MODULES, CPYTHON_PGO_PROLOGUE,
@@ -430,32 +430,33 @@ pub fn source_version(store: &composer_store::Store, blob: &BlobInfo, of: Versio
         VersionOf::Cpython => "python",
         VersionOf::Musl => MUSL_BUILD,
     };
-    let bad = |reason: String| BuildError::Source { name: name.into(), reason };
+    let bad = |reason| BuildError::Source { name: name.into(), reason: Box::new(reason) };
+    let unreadable = |e| bad(SourceProblem::Unreadable(e));
     // Only part of the tarball is read below; its version is recorded, so check it whole first.
     store.verify_object(&blob.id)?;
     let mut file = store.open_object(&blob.id)?;
     let mut magic = [0u8; 6];
-    file.read_exact(&mut magic).map_err(|e| bad(e.to_string()))?;
+    file.read_exact(&mut magic).map_err(unreadable)?;
     let file = store.open_object(&blob.id)?;
     let reader: Box<dyn Read> = match magic {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(file)),
         [0xfd, b'7', b'z', b'X', b'Z', 0] => Box::new(liblzma::read::XzDecoder::new(file)),
-        _ => return Err(bad("not a gzip or xz tarball".into())),
+        _ => return Err(bad(SourceProblem::NotATarball)),
     };
     let wanted = of.file();
     // The file sits below the tarball's one top directory (`Python-3.13.5/Include/patchlevel.h`).
     let depth = wanted.matches('/').count() + 1;
     let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
-        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-        let path = entry.path().map_err(|e| bad(e.to_string()))?.to_string_lossy().into_owned();
+    for entry in archive.entries().map_err(unreadable)? {
+        let mut entry = entry.map_err(unreadable)?;
+        let path = entry.path().map_err(unreadable)?.to_string_lossy().into_owned();
         if path.ends_with(&format!("/{wanted}")) && path.matches('/').count() == depth {
             let mut text = String::new();
-            entry.read_to_string(&mut text).map_err(|e| bad(e.to_string()))?;
-            return of.read(&text).ok_or_else(|| bad(format!("{wanted} holds no version")));
+            entry.read_to_string(&mut text).map_err(unreadable)?;
+            return of.read(&text).ok_or_else(|| bad(SourceProblem::NoVersion(wanted.to_string())));
         }
     }
-    Err(bad(format!("the tarball has no {wanted}: is it {name}'s source?")))
+    Err(bad(SourceProblem::NotTheSource { file: wanted.to_string(), name: name.to_string() }))
 }
 
 #[cfg(test)]

@@ -1,9 +1,15 @@
 use std::path::PathBuf;
 
+use composer_store::Sha256;
+
+use crate::problems::{BytecodeProblem, Outdated, ReleaseUnavailable, SdistSettingsProblem, SourceProblem, Unsettled};
+
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// Boxed: the recipe's errors carry located snippets, and every `Result` of the planner
+    /// would otherwise be as large as they are.
     #[error(transparent)]
-    Recipe(#[from] composer_recipe::RecipeError),
+    Recipe(Box<composer_recipe::RecipeError>),
     #[error(
         "the build needs about {} in the store's filesystem ({}: its downloads and as much again for their \
          layers), and {} is free",
@@ -27,7 +33,7 @@ pub enum BuildError {
     #[error("cannot add the packages for the wheels' libraries on {platform}: {reason}")]
     SystemLibraries {
         platform: String,
-        reason: String,
+        reason: Box<Unsettled>,
         #[source]
         source: Option<Box<BuildError>>,
     },
@@ -46,7 +52,11 @@ pub enum BuildError {
         source: std::io::Error,
     },
     #[error("the lock file `{}` does not cover the recipe: {reason}", path.display())]
-    LockOutdated { path: PathBuf, reason: String },
+    LockOutdated {
+        path: PathBuf,
+        #[source]
+        reason: Outdated,
+    },
     #[error(
         "the lock file `{}` pins {} package(s) that the signed index does not hold as locked:\n  {}",
         lock.display(),
@@ -57,7 +67,13 @@ pub enum BuildError {
     #[error("the lock file `{}` is not a resolution of the recipe for {platform} ({set}): {reason}", lock.display())]
     LockNotAResolution { lock: PathBuf, platform: String, set: &'static str, reason: String },
     #[error("cannot check the lock file `{}`: the signed Release it names (dated {date}, sha256 {digest}) {reason}", lock.display())]
-    LockReleaseUnavailable { lock: PathBuf, date: String, digest: String, reason: String },
+    LockReleaseUnavailable {
+        lock: PathBuf,
+        date: String,
+        digest: String,
+        #[source]
+        reason: Box<ReleaseUnavailable>,
+    },
     #[error(
         "the mirror's Release (dated {offered}) is older than the one the lock file `{}` was made from (dated {locked}): \
          taking it would move packages back in time",
@@ -69,7 +85,11 @@ pub enum BuildError {
     #[error("the jemalloc package for {platform} does not hold `{path}`")]
     Allocator { platform: String, path: String },
     #[error("cannot compile Python bytecode for {platform}: {reason}")]
-    Bytecode { platform: String, reason: String },
+    Bytecode {
+        platform: String,
+        #[source]
+        reason: BytecodeProblem,
+    },
     #[error(transparent)]
     Distro(#[from] composer_distro::DistroError),
     #[error(transparent)]
@@ -78,9 +98,19 @@ pub enum BuildError {
     Store(#[from] composer_store::StoreError),
     /// A `[python.packages.NAME]` table that cannot apply.
     #[error("[python.packages.{package}] in `{}`: {reason}", recipe.display())]
-    SdistSettings { recipe: PathBuf, package: String, reason: String, hint: String },
+    SdistSettings {
+        recipe: PathBuf,
+        package: String,
+        #[source]
+        reason: Box<SdistSettingsProblem>,
+        hint: String,
+    },
     #[error("the lock's digest for package `{package}` is unusable: {reason}")]
-    BadDigest { package: String, reason: String },
+    BadDigest {
+        package: String,
+        #[source]
+        reason: composer_store::NotASha256,
+    },
     #[error(transparent)]
     Wheels(#[from] composer_wheels::WheelError),
     #[error("composer is offline and the store lacks {} file(s) this build needs:\n  {}", .0.len(), .0.join("\n  "))]
@@ -92,7 +122,11 @@ pub enum BuildError {
         source: composer_client::FetchError,
     },
     #[error("source `{name}`: {reason}")]
-    Source { name: String, reason: String },
+    Source {
+        name: String,
+        #[source]
+        reason: Box<SourceProblem>,
+    },
     #[error("line {line} of the {kind} `{}` is neither a requirement nor an option pip documents (its text is not shown)", path.display())]
     RequirementsLine { path: PathBuf, kind: &'static str, line: usize },
     #[error("line {line} of the {kind} `{}` names {what}, which compose does not pass on to uv", path.display())]
@@ -108,8 +142,25 @@ pub enum BuildError {
     },
     #[error("bubblewrap (`bwrap`) is not installed; builds run in its sandbox")]
     NoSandbox,
-    #[error("sandbox: {0}")]
-    Sandbox(String),
+    /// A build left a device, a FIFO or a socket where its outputs are read.
+    #[error("the build left `{path}` in its output, which is neither a file, a directory nor a symlink")]
+    StrangeOutput { path: String },
+    #[error("building {sdist} left {count} wheels in dist/, not one")]
+    WheelCount { sdist: String, count: usize },
+    /// A layer of the image read for what a step needs of it (`purpose`: `for its libraries`).
+    #[error("cannot read layer {layer} {purpose}")]
+    LayerUnreadable {
+        layer: Sha256,
+        purpose: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot lay out layer {layer} for bytecode")]
+    LayerUnpack {
+        layer: Sha256,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("build `{}` for {} failed ({}); the last lines of its log:\n{}", .0.name, .0.platform, .0.status, .0.tail)]
     BuildFailed(Box<FailedBuild>),
     /// A step's output adds up to more than `[limits] step_output`.
@@ -130,6 +181,12 @@ pub enum BuildError {
 }
 
 /// A build step that exited non-zero: what the user needs to look into it.
+impl From<composer_recipe::RecipeError> for BuildError {
+    fn from(error: composer_recipe::RecipeError) -> Self {
+        BuildError::Recipe(Box::new(error))
+    }
+}
+
 #[derive(Debug)]
 pub struct FailedBuild {
     pub name: String,

@@ -332,8 +332,10 @@ impl Session<'_> {
             };
             // The store's verdict on the blob first: a damaged one says so, not "bad tar".
             file.finish()?;
-            read.map_err(|e| {
-                BuildError::Sandbox(format!("reading layer {} for its libraries: {e}", layer.blob.sha256))
+            read.map_err(|source| BuildError::LayerUnreadable {
+                layer: layer.blob.sha256,
+                purpose: "for its libraries",
+                source,
             })?;
         }
         let missing = files.missing(loader, &env_paths);

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use composer_store::{ActionKey, ActionRecord, Sha256};
 
 use crate::lockfile::{self, LockedPackage, LockedRelease, Lockfile};
-use crate::{BuildError, Session};
+use crate::{BuildError, ReleaseUnavailable, Session};
 use composer_distro::{VerifiedRelease, Wanted};
 
 /// Bumped when what a `verified-lock` record vouches for changes.
@@ -131,7 +131,7 @@ impl Session<'_> {
     }
 
     pub(crate) fn locked_digest(&self, release: &LockedRelease) -> Result<[u8; 32], BuildError> {
-        let digest: Sha256 = release.digest.parse().map_err(|reason: String| BuildError::Lock {
+        let digest: Sha256 = release.digest.parse().map_err(|reason: composer_store::NotASha256| BuildError::Lock {
             path: self.lock_file(),
             source: format!("its release digest is unusable: {reason}").into(),
         })?;
@@ -148,21 +148,21 @@ impl Session<'_> {
         if let Some(release) = self.backend.locked_release(locked)? {
             return Ok(release);
         }
-        let unavailable = |reason: String| BuildError::LockReleaseUnavailable {
+        let unavailable = |reason| BuildError::LockReleaseUnavailable {
             lock: self.lock_file(),
             date: locked.date.clone(),
             digest: locked.digest.clone(),
-            reason,
+            reason: Box::new(reason),
         };
         if self.ctx.offline {
-            return Err(unavailable("is not in the store, and composer is offline".into()));
+            return Err(unavailable(ReleaseUnavailable::Offline));
         }
         let current = self.backend.release()?;
         if &current.digest != digest {
-            return Err(unavailable(format!(
-                "is not in the store, and the mirror now serves another (dated {}, sha256 {}): the lock is stale",
-                current.locked.date, current.locked.digest
-            )));
+            return Err(unavailable(ReleaseUnavailable::Replaced {
+                date: current.locked.date.clone(),
+                digest: current.locked.digest.clone(),
+            }));
         }
         Ok(current)
     }

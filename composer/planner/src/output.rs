@@ -95,9 +95,7 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<Found>) -> Result<(), BuildErro
         let rel = composer_store::escape_name(path.strip_prefix(root).expect("under root").as_os_str().as_bytes());
         let meta = fs::symlink_metadata(&path).map_err(|e| err(&path, e))?;
         if !(meta.is_dir() || meta.is_file() || meta.file_type().is_symlink()) {
-            return Err(BuildError::Sandbox(format!(
-                "the build left `{rel}` in its output, which is neither a file, a directory nor a symlink"
-            )));
+            return Err(BuildError::StrangeOutput { path: rel });
         }
         let is_dir = meta.is_dir();
         found.push(Found { rel, path: path.clone(), meta });

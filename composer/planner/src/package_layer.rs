@@ -15,7 +15,7 @@ use base64::Engine;
 use composer_oci::LayerBlob;
 use composer_store::held::Held;
 use composer_store::{
-    ActionKey, ActionRecord, BlobInfo, EntryKind, Hash, ObjectRef, RefKind, StoreError, Tree, TreeEntry,
+    ActionKey, ActionRecord, BlobInfo, Corruption, EntryKind, Hash, ObjectRef, RefKind, StoreError, Tree, TreeEntry,
 };
 
 use crate::lockfile::LockedPackage;
@@ -126,14 +126,17 @@ impl Session<'_> {
         let mut owner: HashMap<String, usize> = HashMap::new();
         let mut shared = Vec::new();
         for (i, (id, package)) in listings.iter().zip(packages).enumerate() {
-            let corrupt = |reason: String| StoreError::Corrupt { what: format!("listing of {}", package.name), reason };
-            let listing: Listing = serde_json::from_slice(&store.read(id)?).map_err(|e| corrupt(e.to_string()))?;
+            let corrupt =
+                |reason| StoreError::Corrupt { what: format!("listing of {}", package.name), reason: Box::new(reason) };
+            let unparsable = |e: Box<dyn std::error::Error + Send + Sync>| corrupt(Corruption::Unparsable(e));
+            let listing: Listing = serde_json::from_slice(&store.read(id)?).map_err(|e| unparsable(e.into()))?;
             let decode = |text: &str| base64::engine::general_purpose::STANDARD.decode(text);
-            metadata.push(decode(&listing.metadata).map_err(|e| corrupt(e.to_string()))?);
+            metadata.push(decode(&listing.metadata).map_err(|e| unparsable(e.into()))?);
             for (content, data) in &listing.kept {
-                let data = decode(data).map_err(|e| corrupt(e.to_string()))?;
-                if Hash::of(&data) != *content {
-                    return Err(corrupt(format!("kept content {} does not hash to its name", content.to_hex())).into());
+                let data = decode(data).map_err(|e| unparsable(e.into()))?;
+                let actual = Hash::of(&data);
+                if actual != *content {
+                    return Err(corrupt(Corruption::Blake3Mismatch { expected: *content, actual }).into());
                 }
                 view.kept.insert(*content, data);
             }

@@ -18,7 +18,7 @@ use composer_wheels::{LockedWheel, Scheme, Target, WheelError, WheelLock};
 use rayon::prelude::*;
 
 use crate::lockfile::Lockfile;
-use crate::{BuildError, LockPolicy, Session, StepReport};
+use crate::{BuildError, LockPolicy, Outdated, Session, StepReport};
 
 /// One platform's wheel set and where it installs.
 pub(crate) struct WheelPlan {
@@ -140,21 +140,12 @@ impl Session<'_> {
                         return Err(match existing {
                             None => BuildError::LockMissing { path },
                             Some(existing) if existing.meta.inputs == digest && existing.lacks_build_wheels() => {
-                                BuildError::LockOutdated {
-                                    path,
-                                    reason: "it locks no build requirements for its sdists".into(),
-                                }
+                                BuildError::LockOutdated { path, reason: Outdated::NoBuildRequirements }
                             }
-                            Some(existing) if existing.meta.inputs == digest => BuildError::LockOutdated {
-                                path,
-                                reason: "its own build requirement sets are not the sdists [python.packages] gives \
-                                         build_requires"
-                                    .into(),
-                            },
-                            Some(_) => BuildError::LockOutdated {
-                                path,
-                                reason: "the wheel requirements or the interpreter changed".into(),
-                            },
+                            Some(existing) if existing.meta.inputs == digest => {
+                                BuildError::LockOutdated { path, reason: Outdated::BuildRequirementSets }
+                            }
+                            Some(_) => BuildError::LockOutdated { path, reason: Outdated::WheelInputs },
                         });
                     }
                     if uv.is_none() {

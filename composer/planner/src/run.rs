@@ -57,7 +57,7 @@ impl Session<'_> {
         let (Some(sha256), Some(output)) = (sha256, record.outputs.first()) else {
             return Err(BuildError::Store(composer_store::StoreError::Corrupt {
                 what: format!("{} record", record.step),
-                reason: "it names no package file".into(),
+                reason: Box::new(composer_store::Corruption::Unparsable("it names no package file".into())),
             }));
         };
         let blob = self.ctx.store.lookup_sha256(&sha256)?.filter(|blob| blob.id == output.id);
@@ -336,7 +336,7 @@ impl Session<'_> {
                         let sha: Sha256 = crate::wheel_steps::wheel_sha(built)?;
                         let file = store.lookup_sha256(&sha)?.ok_or_else(|| composer_store::StoreError::Corrupt {
                             what: format!("wheel {}", built.filename),
-                            reason: "built, yet not in the store".into(),
+                            reason: Box::new(composer_store::Corruption::Missing),
                         })?;
                         (built.clone(), file)
                     }
@@ -411,8 +411,12 @@ impl Session<'_> {
                 &descriptors,
                 epoch,
             )?;
-            let manifest_sha: Sha256 =
-                written.manifest.digest().to_string().parse().map_err(composer_oci::OciError::Spec)?;
+            let manifest_sha: Sha256 = written
+                .manifest
+                .digest()
+                .to_string()
+                .parse()
+                .map_err(|e: composer_store::NotASha256| composer_oci::OciError::Spec(e.to_string()))?;
             let manifest = store.lookup_sha256(&manifest_sha)?.expect("just written");
             manifests.push((image.platform.clone(), manifest));
             images.push(written);
@@ -456,6 +460,6 @@ pub(crate) fn layer_from(record: &ActionRecord) -> Result<composer_oci::LayerBlo
 fn corrupt_record(record: &ActionRecord, error: serde_json::Error) -> BuildError {
     BuildError::Store(composer_store::StoreError::Corrupt {
         what: format!("{} record", record.step),
-        reason: error.to_string(),
+        reason: Box::new(composer_store::Corruption::Unparsable(error.into())),
     })
 }

@@ -14,7 +14,7 @@ use composer_store::userfile::Kind;
 
 use crate::python::WheelPlan;
 use crate::scripts::{SDIST_BACKEND, SDIST_BUILD, SDIST_BUILD_WITH_SETTINGS, SDIST_UNPACK};
-use crate::{BuildError, Session};
+use crate::{BuildError, SdistSettingsProblem, Session};
 
 /// The variable the build script reads the config settings from, as JSON.
 const CONFIG_SETTINGS_VAR: &str = "COMPOSE_CONFIG_SETTINGS";
@@ -57,7 +57,7 @@ impl Session<'_> {
             return Err(BuildError::SdistSettings {
                 recipe: self.recipe_path.clone(),
                 package: name.to_string(),
-                reason: format!("its patches hold {total} bytes, more than {} MiB", MAX_PATCH_BYTES >> 20),
+                reason: Box::new(SdistSettingsProblem::PatchesTooLarge { total, limit_mib: MAX_PATCH_BYTES >> 20 }),
                 hint: "patch less, or build the package as a [[builds]] entry from its source".into(),
             });
         }
@@ -85,7 +85,7 @@ impl Session<'_> {
             return Err(BuildError::SdistSettings {
                 recipe: self.recipe_path.clone(),
                 package: package.to_string(),
-                reason: format!("the patch `{}` is empty", path.display().to_string().escape_debug()),
+                reason: Box::new(SdistSettingsProblem::EmptyPatch(path.to_path_buf())),
                 hint: "write the patch's hunks into the file (`diff -u` or `git diff` output), or drop it".into(),
             });
         }
@@ -106,10 +106,7 @@ impl Session<'_> {
             }
             let (reason, hint) = match locked.first() {
                 Some(wheel) => (
-                    format!(
-                        "`{}` is installed from a wheel ({}), not built from its sdist",
-                        wheel.name, wheel.filename
-                    ),
+                    SdistSettingsProblem::FromWheel { name: wheel.name.clone(), filename: wheel.filename.clone() },
                     format!("add \"{}\" to [python] no_binary to build it, or drop the table", normal(&wheel.name)),
                 ),
                 None => {
@@ -120,7 +117,7 @@ impl Session<'_> {
                     let near = composer_recipe::suggest::nearest(&wanted, names, 3);
                     let guess = composer_recipe::suggest::did_you_mean(&near);
                     (
-                        format!("no package `{}` is in the Python lock", name.get_ref()),
+                        SdistSettingsProblem::NotLocked(name.get_ref().clone()),
                         match guess.is_empty() {
                             true => "name a package of the wheel set that is built from its sdist".into(),
                             false => guess,
@@ -131,7 +128,7 @@ impl Session<'_> {
             return Err(BuildError::SdistSettings {
                 recipe: self.recipe_path.clone(),
                 package: name.get_ref().clone(),
-                reason,
+                reason: Box::new(reason),
                 hint,
             });
         }
@@ -210,7 +207,7 @@ pub(crate) fn add_env(
             return Err(BuildError::SdistSettings {
                 recipe: recipe.to_path_buf(),
                 package: package.to_string(),
-                reason: format!("`{name}` is set by composer for the build, and may not be replaced"),
+                reason: Box::new(SdistSettingsProblem::ReservedVariable(name.clone())),
                 hint: format!(
                     "set the build's own variables; {} add to the profile's flags",
                     APPENDED_FLAGS.join(", ")

@@ -325,7 +325,7 @@ impl Session<'_> {
             Some(lock) => {
                 if let Some(reason) = lock.mismatch(&self.lock_header()) {
                     if policy == LockPolicy::Locked {
-                        return Err(BuildError::LockOutdated { path, reason });
+                        return Err(BuildError::LockOutdated { path, reason: crate::Outdated::Recipe(reason) });
                     }
                     // The lock follows the recipe: resolved again, keeping what still fits.
                     self.ctx.reporter.status("Updating", &format!("{} ({reason})", path.display()));

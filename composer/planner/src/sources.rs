@@ -10,7 +10,7 @@ use composer_store::{BlobInfo, Sha256, StoreError};
 
 use composer_distro::Backend;
 
-use crate::{BuildError, Context};
+use crate::{BuildError, Context, SourceProblem};
 
 fn pin(source: &Source) -> Result<Option<Sha256>, BuildError> {
     source
@@ -19,7 +19,7 @@ fn pin(source: &Source) -> Result<Option<Sha256>, BuildError> {
         .map(|s| {
             s.get_ref().parse::<Sha256>().map_err(|reason| BuildError::Source {
                 name: source.name.get_ref().clone(),
-                reason: format!("bad sha256: {reason}"),
+                reason: Box::new(SourceProblem::BadSha256(reason)),
             })
         })
         .transpose()
@@ -55,7 +55,10 @@ pub(crate) fn fetch_one(
     let url = source.url.as_ref().expect("validated: url or path").get_ref();
     // A `file://` URL in the recipe is a local file like `path`: confined and bounded the same.
     if let Some(path) = composer_store::userfile::file_url_path(url) {
-        let path = path.map_err(|reason| BuildError::Source { name: name.to_string(), reason })?;
+        let path = path.map_err(|reason| BuildError::Source {
+            name: name.to_string(),
+            reason: Box::new(SourceProblem::FileUrl(reason)),
+        })?;
         return Ok((store_local_url(ctx, recipe, name, path, expected.as_ref())?, false));
     }
     let url = resolve_url(backend, url)?;
@@ -129,11 +132,7 @@ fn store_local_url(
 fn pin_mismatch(name: &str, path: &std::path::Path, pin: &Sha256) -> BuildError {
     BuildError::Source {
         name: name.to_string(),
-        reason: format!(
-            "`{}` does not have the sha256 the recipe pins ({pin}); if it is the file meant, pin the digest \
-             `sha256sum` gives",
-            path.display()
-        ),
+        reason: Box::new(SourceProblem::PinMismatch { path: path.to_path_buf(), pin: *pin }),
     }
 }
 

@@ -20,6 +20,7 @@ use composer_wheels::libraries::WheelLibraries;
 use crate::lockfile::{LockedPlatform, LockedRelease, Lockfile};
 use crate::python::WheelPlan;
 use crate::{BuildError, LockPolicy, Session};
+use crate::{Outdated, Unsettled};
 use composer_distro::VerifiedRelease;
 
 /// Bumped when what is read from a wheel changes.
@@ -43,19 +44,15 @@ impl Verdict {
         self.added.is_empty() && self.stale.is_empty()
     }
 
-    fn reason(&self, platform: &str) -> String {
+    /// What is not settled: called only for a verdict that is not.
+    fn reason(&self, platform: &str) -> Unsettled {
+        let platform = platform.to_string();
         match (self.added.first(), self.stale.first()) {
-            (Some((package, library, wheel)), _) => format!(
-                "on {platform}, {} needs {}, which no locked package ships (`{}` does)",
-                wheel.escape_debug(),
-                library.escape_debug(),
-                package.escape_debug()
-            ),
-            (None, Some(package)) => format!(
-                "on {platform}, the lock adds `{}`, which ships no library the wheels need",
-                package.escape_debug()
-            ),
-            (None, None) => String::new(),
+            (Some((package, library, wheel)), _) => {
+                Unsettled::Needed { platform, wheel: wheel.clone(), library: library.clone(), package: package.clone() }
+            }
+            (_, Some(package)) => Unsettled::Stale { platform, package: package.clone() },
+            (None, None) => unreachable!("an unsettled verdict adds or drops a package"),
         }
     }
 }
@@ -79,7 +76,7 @@ impl Session<'_> {
         if lock.platforms.windows(2).any(|w| w[0].release.digest != w[1].release.digest) {
             return Err(BuildError::LockOutdated {
                 path: crate::lockfile::lock_path(&self.recipe_path),
-                reason: "its platforms name different Releases, which `system_libraries = \"add\"` cannot judge".into(),
+                reason: Outdated::DifferentReleases,
             });
         }
         let mut release = None;
@@ -100,10 +97,11 @@ impl Session<'_> {
             };
             let (platform, reason) = (platform.clone(), unsettled.reason(platform));
             if policy == LockPolicy::Locked {
-                return Err(BuildError::LockOutdated { path: crate::lockfile::lock_path(&self.recipe_path), reason });
+                let path = crate::lockfile::lock_path(&self.recipe_path);
+                return Err(BuildError::LockOutdated { path, reason: Outdated::SystemLibraries(Box::new(reason)) });
             }
             if round == ROUNDS {
-                let reason = format!("{reason}, still after {ROUNDS} resolutions");
+                let reason = Box::new(Unsettled::StillAfter { unsettled: Box::new(reason), rounds: ROUNDS });
                 return Err(BuildError::SystemLibraries { platform, reason, source: None });
             }
             let mut wanted = lock.clone();
@@ -120,9 +118,9 @@ impl Session<'_> {
                 locked.system_libraries = verdict.wanted;
             }
             let at = self.lock_release(&lock.platforms[0].release, &mut release)?.clone();
-            let (resolved, _) = self
-                .resolve_at(Some(&wanted), Some(&lock), Some(&at))
-                .map_err(|e| BuildError::SystemLibraries { platform, reason, source: Some(Box::new(e)) })?;
+            let (resolved, _) = self.resolve_at(Some(&wanted), Some(&lock), Some(&at)).map_err(|e| {
+                BuildError::SystemLibraries { platform, reason: Box::new(reason), source: Some(Box::new(e)) }
+            })?;
             self.check_lock(&resolved)?;
             lock = resolved;
             changed = true;
@@ -265,10 +263,12 @@ mod tests {
             stale: vec!["libfoo1".into()],
         };
         assert_eq!(
-            verdict.reason("linux/amd64"),
+            verdict.reason("linux/amd64").to_string(),
             "on linux/amd64, numpy needs libstdc++.so.6, which no locked package ships (`libstdc++6` does)"
         );
         let stale = Verdict { stale: vec!["libfoo1".into()], ..Verdict::default() };
-        assert!(stale.reason("linux/arm64").contains("adds `libfoo1`, which ships no library the wheels need"));
+        assert!(
+            stale.reason("linux/arm64").to_string().contains("adds `libfoo1`, which ships no library the wheels need")
+        );
     }
 }

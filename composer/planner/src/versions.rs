@@ -121,10 +121,7 @@ impl Session<'_> {
 fn misnamed(name: &str, stated: &str, version: &str) -> BuildError {
     BuildError::Source {
         name: name.into(),
-        reason: format!(
-            "its file name says version {stated}, but the tarball holds {version}: the plan took the version from \
-             the name; rename the file or pin the tarball meant"
-        ),
+        reason: Box::new(crate::SourceProblem::Misnamed { stated: stated.into(), version: version.into() }),
     }
 }
 

@@ -1,6 +1,10 @@
 //! Recipes that extend others (`extends`), read from real files: the merge rules, located errors,
 //! cycles, depth, and what a base may reach (composer/recipe/src/extend.rs).
 
+// Test code may make temporary directories under TMPDIR and read its environment (clippy.toml
+// forbids it to the library).
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 
 use composer_recipe::extend::MAX_DEPTH;

@@ -9,8 +9,8 @@ use std::process::Command;
 
 use composer_store::{Sha256, Store};
 
-use crate::WheelError;
 use crate::resolve::UV_VERSION;
+use crate::{WheelError, WheelProblem};
 
 /// The pinned uv wheels: (machine, wheel platform tag, SHA-256).
 const UV_WHEELS: &[(&str, &str, &str)] = &[
@@ -34,7 +34,7 @@ pub fn pinned_uv(store: &Store, python: &Path, temp_dir: &Path) -> Result<PathBu
     let mut archive = zip::ZipArchive::new(store.open_verified_file(&wheel.id)?).map_err(|e| WheelError::BadWheel {
         wheel: format!("uv {UV_VERSION}"),
         entry: None,
-        reason: e.to_string(),
+        reason: Box::new(WheelProblem::Zip(e)),
     })?;
     let member = format!("uv-{UV_VERSION}.data/scripts/uv");
     let mut binary = Vec::new();
@@ -43,7 +43,7 @@ pub fn pinned_uv(store: &Store, python: &Path, temp_dir: &Path) -> Result<PathBu
         .map_err(|e| WheelError::BadWheel {
             wheel: format!("uv {UV_VERSION}"),
             entry: Some(member.clone()),
-            reason: e.to_string(),
+            reason: Box::new(WheelProblem::Zip(e)),
         })?
         .read_to_end(&mut binary)
         .map_err(|e| WheelError::Io { what: format!("reading {member}"), source: e })?;

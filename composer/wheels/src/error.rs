@@ -1,9 +1,15 @@
 use std::path::PathBuf;
 
+use crate::problems::{IndexDirProblem, SdistProblem, TargetProblem, WheelProblem};
+
 #[derive(Debug, thiserror::Error)]
 pub enum WheelError {
     #[error("no Python wheel target for {platform}: {reason}")]
-    Target { platform: String, reason: String },
+    Target {
+        platform: String,
+        #[source]
+        reason: TargetProblem,
+    },
     #[error("uv was not found on PATH")]
     NoUv,
     #[error("could not run {uv}: {source}")]
@@ -13,9 +19,18 @@ pub enum WheelError {
     #[error("no wheel of {package} {version} fits {platform} (it accepts tags {tags})")]
     NoWheel { package: String, version: String, platform: String, tags: String },
     #[error("wheel {wheel}{}: {reason}", entry.as_ref().map(|e| format!(", entry {e}")).unwrap_or_default())]
-    BadWheel { wheel: String, entry: Option<String>, reason: String },
+    BadWheel {
+        wheel: String,
+        entry: Option<String>,
+        #[source]
+        reason: Box<WheelProblem>,
+    },
     #[error("sdist {sdist}: {reason}")]
-    BadSdist { sdist: String, reason: String },
+    BadSdist {
+        sdist: String,
+        #[source]
+        reason: SdistProblem,
+    },
     #[error("cannot use wheel lock `{}`", path.display())]
     Lock {
         path: PathBuf,
@@ -23,7 +38,11 @@ pub enum WheelError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("will not replace `{}`: {reason}", path.display())]
-    NotAnIndex { path: PathBuf, reason: String },
+    NotAnIndex {
+        path: PathBuf,
+        #[source]
+        reason: IndexDirProblem,
+    },
     /// `what`: what was being done, as a phrase (`writing simple/index.html`).
     #[error("failed {what}")]
     Io {

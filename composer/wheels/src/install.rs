@@ -10,7 +10,7 @@ use base64::Engine;
 use composer_store::{EntryKind, Store, Tree, TreeEntry};
 use sha2::{Digest, Sha256};
 
-use crate::WheelError;
+use crate::{WheelError, WheelProblem};
 
 /// Where each part of a wheel goes, as absolute image paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,12 +90,12 @@ pub fn install<R: Read + Seek>(
     requested: bool,
     scheme: &Scheme,
 ) -> Result<Installed, WheelError> {
-    let bad = |entry: Option<&str>, reason: String| WheelError::BadWheel {
+    let bad = |entry: Option<&str>, reason| WheelError::BadWheel {
         wheel: filename.to_string(),
         entry: entry.map(str::to_string),
-        reason,
+        reason: Box::new(reason),
     };
-    let mut zip = zip::ZipArchive::new(archive).map_err(|e| bad(None, format!("not a zip archive: {e}")))?;
+    let mut zip = zip::ZipArchive::new(archive).map_err(|e| bad(None, WheelProblem::NotAZip(e)))?;
     let dist_info = find_dist_info(&zip).map_err(|reason| bad(None, reason))?;
     let data_dir = format!("{}.data/", dist_info.trim_end_matches(".dist-info"));
     let record_name = format!("{dist_info}/RECORD");
@@ -108,9 +108,12 @@ pub fn install<R: Read + Seek>(
     let mut deflated = Vec::new();
     for i in 0..zip.len() {
         let (name, is_dir, unix_mode, deflated_at, size) = {
-            let entry = zip.by_index(i).map_err(|e| bad(None, format!("unreadable entry #{i}: {e}")))?;
-            let name =
-                entry.name().map_err(|e| bad(None, format!("entry #{i} has an unreadable name: {e}")))?.into_owned();
+            let entry =
+                zip.by_index(i).map_err(|source| bad(None, WheelProblem::UnreadableEntry { index: i, source }))?;
+            let name = entry
+                .name()
+                .map_err(|source| bad(None, WheelProblem::UnreadableName { index: i, source }))?
+                .into_owned();
             let deflated_at = (entry.compression() == zip::CompressionMethod::Deflated)
                 .then(|| entry.data_start().map(|offset| (offset, entry.compressed_size(), entry.crc32())))
                 .flatten();
@@ -121,7 +124,7 @@ pub fn install<R: Read + Seek>(
             continue;
         }
         if unix_mode & S_IFMT == S_IFLNK {
-            return Err(bad(Some(&name), "is a symbolic link; wheels hold regular files only".into()));
+            return Err(bad(Some(&name), WheelProblem::Symlink));
         }
         if name == record_name || name == format!("{dist_info}/RECORD.jws") || name == format!("{dist_info}/RECORD.p7s")
         {
@@ -134,28 +137,28 @@ pub fn install<R: Read + Seek>(
             Some((_, length, crc32)) => {
                 let mut raw = Vec::with_capacity(capacity_hint(length));
                 zip.by_index_raw(i)
-                    .map_err(|e| bad(Some(&name), format!("cannot be read: {e}")))?
+                    .map_err(|e| bad(Some(&name), WheelProblem::UnreadableZip(e)))?
                     .read_to_end(&mut raw)
-                    .map_err(|e| bad(Some(&name), format!("cannot be read: {e}")))?;
+                    .map_err(|e| bad(Some(&name), WheelProblem::Unreadable(e)))?;
                 inflate_exactly(&raw, size, crc32).map_err(|reason| bad(Some(&name), reason))?
             }
             None => {
                 let mut data = Vec::with_capacity(capacity_hint(size));
                 zip.by_index(i)
-                    .map_err(|e| bad(Some(&name), format!("cannot be read: {e}")))?
+                    .map_err(|e| bad(Some(&name), WheelProblem::UnreadableZip(e)))?
                     .read_to_end(&mut data)
-                    .map_err(|e| bad(Some(&name), format!("cannot be read: {e}")))?;
+                    .map_err(|e| bad(Some(&name), WheelProblem::Unreadable(e)))?;
                 data
             }
         };
-        let expected = record.remove(&name).ok_or_else(|| bad(Some(&name), "is not listed in RECORD".into()))?;
+        let expected = record.remove(&name).ok_or_else(|| bad(Some(&name), WheelProblem::NotInRecord))?;
         let actual = record_hash(&data);
         match expected {
             Some(hash) if hash == actual => {}
             Some(hash) => {
-                return Err(bad(Some(&name), format!("has hash {actual}, RECORD says {hash}")));
+                return Err(bad(Some(&name), WheelProblem::HashMismatch { actual, recorded: hash }));
             }
-            None => return Err(bad(Some(&name), "has no hash in RECORD".into())),
+            None => return Err(bad(Some(&name), WheelProblem::NoHash)),
         }
         if name == format!("{dist_info}/METADATA") {
             metadata = Some(data.clone());
@@ -168,9 +171,7 @@ pub fn install<R: Read + Seek>(
         let destination = match name.strip_prefix(&data_dir) {
             None => format!("{}/{name}", scheme.purelib),
             Some(rest) => {
-                let (kind, path) = rest
-                    .split_once('/')
-                    .ok_or_else(|| bad(Some(&name), "is not in a .data scheme directory".into()))?;
+                let (kind, path) = rest.split_once('/').ok_or_else(|| bad(Some(&name), WheelProblem::NotInScheme))?;
                 match kind {
                     "purelib" | "platlib" => format!("{}/{path}", scheme.purelib),
                     "scripts" => {
@@ -183,7 +184,7 @@ pub fn install<R: Read + Seek>(
                         format!("{}/{dist}/{path}", scheme.headers)
                     }
                     "data" => format!("{}/{path}", scheme.data),
-                    other => return Err(bad(Some(&name), format!("uses unknown scheme directory `{other}`"))),
+                    other => return Err(bad(Some(&name), WheelProblem::UnknownScheme(other.to_string()))),
                 }
             }
         };
@@ -194,9 +195,9 @@ pub fn install<R: Read + Seek>(
         }
     }
     if let Some(missing) = record.keys().find(|path| !path.ends_with('/')) {
-        return Err(bad(Some(missing), "is listed in RECORD but not in the archive".into()));
+        return Err(bad(Some(missing), WheelProblem::NotInArchive));
     }
-    let metadata = metadata.ok_or_else(|| bad(None, format!("has no {dist_info}/METADATA")))?;
+    let metadata = metadata.ok_or_else(|| bad(None, WheelProblem::NoMetadataIn(dist_info.clone())))?;
 
     if let Some(text) = entry_points {
         for (name, target) in
@@ -216,13 +217,13 @@ pub fn install<R: Read + Seek>(
     let tree = out.finish().map_err(|e| WheelError::BadWheel {
         wheel: filename.to_string(),
         entry: Some(e.path.clone()),
-        reason: e.reason.clone(),
+        reason: Box::new(WheelProblem::Tree(e.reason)),
     })?;
     Ok(Installed { tree, deflated, metadata })
 }
 
 /// The one `*.dist-info` directory at the top of the archive that holds WHEEL.
-fn find_dist_info<R: Read + Seek>(zip: &zip::ZipArchive<R>) -> Result<String, String> {
+fn find_dist_info<R: Read + Seek>(zip: &zip::ZipArchive<R>) -> Result<String, WheelProblem> {
     let mut found: Vec<String> = zip
         .file_names()
         .filter_map(|n| n.ok())
@@ -233,24 +234,24 @@ fn find_dist_info<R: Read + Seek>(zip: &zip::ZipArchive<R>) -> Result<String, St
     found.dedup();
     match found.as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err("has no .dist-info/WHEEL".into()),
-        _ => Err(format!("has several .dist-info directories: {}", found.join(", "))),
+        [] => Err(WheelProblem::NoWheelFile),
+        _ => Err(WheelProblem::SeveralDistInfo(found)),
     }
 }
 
-fn read_entry<R: Read + Seek>(zip: &mut zip::ZipArchive<R>, name: &str) -> Result<String, String> {
-    let mut entry = zip.by_name(name).map_err(|_| "is missing".to_string())?;
+fn read_entry<R: Read + Seek>(zip: &mut zip::ZipArchive<R>, name: &str) -> Result<String, WheelProblem> {
+    let mut entry = zip.by_name(name).map_err(|_| WheelProblem::Missing)?;
     let mut text = String::new();
-    entry.read_to_string(&mut text).map_err(|e| format!("cannot be read: {e}"))?;
+    entry.read_to_string(&mut text).map_err(WheelProblem::Unreadable)?;
     Ok(text)
 }
 
 /// RECORD: `path,sha256=<urlsafe base64>,size` per line; path → hash (without `sha256=`).
-fn parse_record(text: &str) -> Result<HashMap<String, Option<String>>, String> {
+fn parse_record(text: &str) -> Result<HashMap<String, Option<String>>, WheelProblem> {
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
     let mut out = HashMap::new();
     for row in reader.records() {
-        let row = row.map_err(|e| format!("is not valid CSV: {e}"))?;
+        let row = row.map_err(WheelProblem::NotCsv)?;
         let path = row.get(0).unwrap_or_default().to_string();
         if path.is_empty() {
             continue;
@@ -261,9 +262,9 @@ fn parse_record(text: &str) -> Result<HashMap<String, Option<String>>, String> {
                 Some(("sha256", digest)) => Some(digest.to_string()),
                 Some((algorithm, _)) if algorithm != "md5" && algorithm != "sha1" => {
                     // A stronger hash than sha256 is fine to accept but composer checks sha256.
-                    return Err(format!("uses hash `{algorithm}`; composer verifies sha256 RECORDs"));
+                    return Err(WheelProblem::OtherHash(algorithm.to_string()));
                 }
-                _ => return Err(format!("has an unusable hash `{h}` for {path}")),
+                _ => return Err(WheelProblem::UnusableHash { hash: h.to_string(), path }),
             },
         };
         out.insert(path, hash);
@@ -287,9 +288,9 @@ fn capacity_hint(declared: u64) -> usize {
 /// Deflate cannot expand data by more than 1032 to 1.
 const MAX_DEFLATE_RATIO: u64 = 1032;
 
-fn inflate_exactly(raw: &[u8], size: u64, crc32: u32) -> Result<Vec<u8>, String> {
+fn inflate_exactly(raw: &[u8], size: u64, crc32: u32) -> Result<Vec<u8>, WheelProblem> {
     if size > (raw.len() as u64 + 1) * MAX_DEFLATE_RATIO {
-        return Err(format!("claims {size} bytes, more than {} bytes of deflate data can hold", raw.len()));
+        return Err(WheelProblem::ClaimsTooMuch { size, raw: raw.len() });
     }
     let mut out = Vec::with_capacity(capacity_hint(size));
     let mut inflater = flate2::Decompress::new(false);
@@ -298,38 +299,38 @@ fn inflate_exactly(raw: &[u8], size: u64, crc32: u32) -> Result<Vec<u8>, String>
         out.reserve(64 * 1024);
         let status = inflater
             .decompress_vec(&raw[consumed..], &mut out, flate2::FlushDecompress::Finish)
-            .map_err(|e| format!("is not valid deflate data: {e}"))?;
+            .map_err(WheelProblem::NotDeflate)?;
         if status == flate2::Status::StreamEnd {
             break;
         }
         if out.len() as u64 > size {
-            return Err("inflates to more than its recorded size".into());
+            return Err(WheelProblem::InflatesTooMuch);
         }
         if inflater.total_in() as usize == consumed && out.len() == produced {
-            return Err("ends before its deflate stream does".into());
+            return Err(WheelProblem::EndsEarly);
         }
     }
     if inflater.total_in() as usize != raw.len() {
-        return Err("has bytes after the end of its deflate stream".into());
+        return Err(WheelProblem::TrailingBytes);
     }
     let mut crc = flate2::Crc::new();
     crc.update(&out);
     if out.len() as u64 != size || crc.sum() != crc32 {
-        return Err("does not inflate to its recorded size and CRC-32".into());
+        return Err(WheelProblem::SizeOrCrc);
     }
     Ok(out)
 }
 
 /// An archive path must stay inside the directory it is installed into.
-fn check_path(name: &str) -> Result<(), String> {
+fn check_path(name: &str) -> Result<(), WheelProblem> {
     if name.starts_with('/') {
-        return Err("is an absolute path".into());
+        return Err(WheelProblem::AbsolutePath);
     }
     if name.contains('\\') || name.contains('\0') {
-        return Err("has a backslash or NUL in its path".into());
+        return Err(WheelProblem::BadCharacter);
     }
     if name.trim_end_matches('/').split('/').any(|c| c == ".." || c == "." || c.is_empty()) {
-        return Err("has a `..`, `.` or empty component and would escape its directory".into());
+        return Err(WheelProblem::Escapes);
     }
     Ok(())
 }
@@ -347,7 +348,7 @@ fn rewrite_shebang(data: &[u8], interpreter: &str) -> Vec<u8> {
 }
 
 /// Console and GUI scripts from entry_points.txt: name → (module, attribute path).
-fn launchers(text: &str) -> Result<BTreeMap<String, (String, String)>, String> {
+fn launchers(text: &str) -> Result<BTreeMap<String, (String, String)>, WheelProblem> {
     let mut section = "";
     let mut out = BTreeMap::new();
     for line in text.lines() {
@@ -365,13 +366,13 @@ fn launchers(text: &str) -> Result<BTreeMap<String, (String, String)>, String> {
         let Some((name, value)) = line.split_once('=') else { continue };
         let name = name.trim();
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(format!("has an entry point named `{name}`, which is not a file name"));
+            return Err(WheelProblem::EntryPointName(name.to_string()));
         }
         let value = value.split('[').next().unwrap_or_default().trim();
         let (module, attribute) = value.split_once(':').unwrap_or((value, ""));
         let valid = |s: &str| s.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
         if !valid(module.trim()) || (!attribute.is_empty() && !valid(attribute.trim())) {
-            return Err(format!("has an entry point `{name} = {value}` that is not `module:attribute`"));
+            return Err(WheelProblem::EntryPointForm { name: name.to_string(), value: value.to_string() });
         }
         out.insert(name.to_string(), (module.trim().to_string(), attribute.trim().to_string()));
     }
@@ -503,9 +504,11 @@ mod tests {
         assert_eq!(inflate_exactly(&raw, data.len() as u64, crc.sum()).unwrap(), data);
         let mut trailing = raw.clone();
         trailing.push(0);
-        assert!(inflate_exactly(&trailing, data.len() as u64, crc.sum()).unwrap_err().contains("after the end"));
+        assert!(
+            inflate_exactly(&trailing, data.len() as u64, crc.sum()).unwrap_err().to_string().contains("after the end")
+        );
         assert!(inflate_exactly(&raw[..raw.len() - 3], data.len() as u64, crc.sum()).is_err());
-        assert!(inflate_exactly(&raw, data.len() as u64, crc.sum() ^ 1).unwrap_err().contains("CRC-32"));
+        assert!(inflate_exactly(&raw, data.len() as u64, crc.sum() ^ 1).unwrap_err().to_string().contains("CRC-32"));
     }
 
     #[test]

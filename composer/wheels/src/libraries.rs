@@ -7,7 +7,7 @@ use std::io::{Read, Seek};
 
 use serde::{Deserialize, Serialize};
 
-use crate::WheelError;
+use crate::{WheelError, WheelProblem};
 
 /// An ELF file's header and program headers lie in its first bytes; these are kept as read,
 /// and so is whatever of the dynamic string table falls in them (it usually does).
@@ -32,20 +32,20 @@ pub struct WheelLibraries {
 /// says so. Memory stays bounded whatever an entry inflates to: each ELF file streams, and
 /// only its headers, dynamic section and string table are kept.
 pub fn libraries(wheel: impl Read + Seek, filename: &str) -> Result<WheelLibraries, WheelError> {
-    let bad = |entry: Option<&str>, reason: String| WheelError::BadWheel {
+    let bad = |entry: Option<&str>, reason| WheelError::BadWheel {
         wheel: filename.to_string(),
         entry: entry.map(str::to_string),
-        reason,
+        reason: Box::new(reason),
     };
-    let mut archive = zip::ZipArchive::new(wheel).map_err(|e| bad(None, format!("is not a zip archive: {e}")))?;
+    let mut archive = zip::ZipArchive::new(wheel).map_err(|e| bad(None, WheelProblem::NotAZip(e)))?;
     let mut found = WheelLibraries::default();
     for i in 0..archive.len() {
-        let entry = archive.by_index(i).map_err(|e| bad(None, e.to_string()))?;
-        let name = entry.name().map_err(|e| bad(None, e.to_string()))?.into_owned();
+        let entry = archive.by_index(i).map_err(|e| bad(None, WheelProblem::Zip(e)))?;
+        let name = entry.name().map_err(|e| bad(None, WheelProblem::Zip(e)))?.into_owned();
         if !entry.is_file() || entry.size() < 64 {
             continue;
         }
-        let read = |e: std::io::Error| bad(Some(&name), format!("cannot be read: {e}"));
+        let read = |e: std::io::Error| bad(Some(&name), WheelProblem::Unreadable(e));
         let mut stream = Forward::new(entry).map_err(read)?;
         if !stream.prefix.starts_with(b"\x7fELF") {
             continue;
@@ -57,7 +57,7 @@ pub fn libraries(wheel: impl Read + Seek, filename: &str) -> Result<WheelLibrari
             Needs::NotElf => continue,
             // The string table lies before the dynamic section, past the prefix: read again.
             Needs::StrtabAt { needs, offset, size } => {
-                let entry = archive.by_index(i).map_err(|e| bad(None, e.to_string()))?;
+                let entry = archive.by_index(i).map_err(|e| bad(None, WheelProblem::Zip(e)))?;
                 let mut again = Forward { inner: entry, pos: 0, prefix: Vec::new() };
                 match again.range(offset, size).map_err(read)? {
                     Some(strtab) => needs.names(&strtab),

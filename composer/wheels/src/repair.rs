@@ -11,7 +11,7 @@ use std::io::{Cursor, Read, Write};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::WheelError;
+use crate::{WheelError, WheelProblem};
 
 /// A wheel under its new name.
 #[derive(Debug)]
@@ -37,19 +37,19 @@ pub struct MusllinuxPolicy {
 /// wheel, or one already portable).
 pub fn musllinux(wheel: &[u8], filename: &str, policy: &MusllinuxPolicy) -> Result<Option<Retagged>, WheelError> {
     let (platform_tag, machine) = (policy.platform_tag.as_str(), policy.machine);
-    let bad = |entry: Option<&str>, reason: String| WheelError::BadWheel {
+    let bad = |entry: Option<&str>, reason| WheelError::BadWheel {
         wheel: filename.to_string(),
         entry: entry.map(str::to_string),
-        reason,
+        reason: Box::new(reason),
     };
-    let Some(stem) = filename.strip_suffix(".whl") else { return Err(bad(None, "is not a wheel file name".into())) };
-    let (head, platform) = stem.rsplit_once('-').ok_or_else(|| bad(None, "is not a wheel file name".into()))?;
+    let Some(stem) = filename.strip_suffix(".whl") else { return Err(bad(None, WheelProblem::NotAWheelName)) };
+    let (head, platform) = stem.rsplit_once('-').ok_or_else(|| bad(None, WheelProblem::NotAWheelName))?;
     if platform != format!("linux_{machine}") {
         return Ok(None);
     }
     let new_name = format!("{head}-{platform_tag}.whl");
 
-    let mut archive = zip::ZipArchive::new(Cursor::new(wheel)).map_err(|e| bad(None, format!("is not a zip: {e}")))?;
+    let mut archive = zip::ZipArchive::new(Cursor::new(wheel)).map_err(|e| bad(None, WheelProblem::NotAZip(e)))?;
     check_binaries(&mut archive, policy, &bad)?;
 
     // The new WHEEL first: RECORD, wherever it is in the archive, must hash it.
@@ -58,20 +58,20 @@ pub fn musllinux(wheel: &[u8], filename: &str, policy: &MusllinuxPolicy) -> Resu
     };
     let mut wheel_file = None;
     for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|e| bad(None, e.to_string()))?;
-        let name = entry.name().map_err(|e| bad(None, e.to_string()))?.into_owned();
+        let mut entry = archive.by_index(i).map_err(|e| bad(None, WheelProblem::Zip(e)))?;
+        let name = entry.name().map_err(|e| bad(None, WheelProblem::Zip(e)))?.into_owned();
         if dist_info_file(&name).as_deref() == Some("WHEEL") {
             let text = read_text(&mut entry, &name, &bad)?;
             wheel_file = Some((name, retag_wheel_file(&text, platform, platform_tag)));
             break;
         }
     }
-    let (wheel_name, wheel_text) = wheel_file.ok_or_else(|| bad(None, "has no .dist-info/WHEEL".into()))?;
+    let (wheel_name, wheel_text) = wheel_file.ok_or_else(|| bad(None, WheelProblem::NoWheelFile))?;
 
     let mut out = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(wheel.len())));
     for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|e| bad(None, e.to_string()))?;
-        let name = entry.name().map_err(|e| bad(None, e.to_string()))?.into_owned();
+        let mut entry = archive.by_index(i).map_err(|e| bad(None, WheelProblem::Zip(e)))?;
+        let name = entry.name().map_err(|e| bad(None, WheelProblem::Zip(e)))?.into_owned();
         let new_text = match dist_info_file(&name).as_deref() {
             Some("WHEEL") if name == wheel_name => Some(wheel_text.clone()),
             Some("RECORD") => {
@@ -80,7 +80,7 @@ pub fn musllinux(wheel: &[u8], filename: &str, policy: &MusllinuxPolicy) -> Resu
             }
             _ => None,
         };
-        let write_err = |e: zip::result::ZipError| bad(Some(&name), format!("cannot be written: {e}"));
+        let write_err = |e: zip::result::ZipError| bad(Some(&name), WheelProblem::CannotWrite(e));
         match new_text {
             None => out.raw_copy_file(entry).map_err(write_err)?,
             Some(text) => {
@@ -93,21 +93,21 @@ pub fn musllinux(wheel: &[u8], filename: &str, policy: &MusllinuxPolicy) -> Resu
                 }
                 drop(entry);
                 out.start_file(name.as_str(), options).map_err(write_err)?;
-                out.write_all(text.as_bytes()).map_err(|e| bad(Some(&name), e.to_string()))?;
+                out.write_all(text.as_bytes()).map_err(|e| bad(Some(&name), WheelProblem::CannotWriteIo(e)))?;
             }
         }
     }
-    let bytes = out.finish().map_err(|e| bad(None, format!("cannot be written: {e}")))?.into_inner();
+    let bytes = out.finish().map_err(|e| bad(None, WheelProblem::CannotWrite(e)))?.into_inner();
     Ok(Some(Retagged { filename: new_name, bytes }))
 }
 
 fn read_text(
     entry: &mut impl Read,
     name: &str,
-    bad: &dyn Fn(Option<&str>, String) -> WheelError,
+    bad: &dyn Fn(Option<&str>, WheelProblem) -> WheelError,
 ) -> Result<String, WheelError> {
     let mut text = String::new();
-    entry.read_to_string(&mut text).map_err(|e| bad(Some(name), format!("is not UTF-8 text: {e}")))?;
+    entry.read_to_string(&mut text).map_err(|e| bad(Some(name), WheelProblem::NotUtf8(e)))?;
     Ok(text)
 }
 
@@ -116,14 +116,14 @@ fn read_text(
 fn check_binaries(
     archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
     policy: &MusllinuxPolicy,
-    bad: &dyn Fn(Option<&str>, String) -> WheelError,
+    bad: &dyn Fn(Option<&str>, WheelProblem) -> WheelError,
 ) -> Result<(), WheelError> {
     let machine = policy.machine;
     let mut carried = BTreeSet::new();
     let mut needs: Vec<(String, String)> = Vec::new();
     for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|e| bad(None, e.to_string()))?;
-        let name = entry.name().map_err(|e| bad(None, e.to_string()))?.into_owned();
+        let mut entry = archive.by_index(i).map_err(|e| bad(None, WheelProblem::Zip(e)))?;
+        let name = entry.name().map_err(|e| bad(None, WheelProblem::Zip(e)))?.into_owned();
         if !entry.is_file() {
             continue;
         }
@@ -132,28 +132,19 @@ fn check_binaries(
             continue;
         }
         let mut bytes = magic.to_vec();
-        entry.read_to_end(&mut bytes).map_err(|e| bad(Some(&name), e.to_string()))?;
-        let elf =
-            goblin::elf::Elf::parse(&bytes).map_err(|e| bad(Some(&name), format!("is not a valid ELF file: {e}")))?;
+        entry.read_to_end(&mut bytes).map_err(|e| bad(Some(&name), WheelProblem::Unreadable(e)))?;
+        let elf = goblin::elf::Elf::parse(&bytes).map_err(|e| bad(Some(&name), WheelProblem::NotElf(e)))?;
         let built_for = elf_machine(elf.header.e_machine);
         if built_for != Some(machine) {
-            return Err(bad(
-                Some(&name),
-                format!("is built for {}, not {machine}", built_for.unwrap_or("another architecture")),
-            ));
+            let built_for = built_for.unwrap_or("another architecture").to_string();
+            return Err(bad(Some(&name), WheelProblem::OtherMachine { built_for, machine: machine.to_string() }));
         }
         carried.insert(name.rsplit('/').next().unwrap_or(&name).to_string());
         needs.extend(elf.libraries.iter().map(|l| (name.clone(), l.to_string())));
     }
     for (file, library) in needs {
         if library != policy.libc && !carried.contains(&library) {
-            return Err(bad(
-                Some(&file),
-                format!(
-                    "needs {library}, which is neither musl's C library nor in the wheel: a musllinux wheel may not \
-                     (link it statically, or leave the package to a wheel the index has)"
-                ),
-            ));
+            return Err(bad(Some(&file), WheelProblem::ForeignLibrary(library)));
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use crate::WheelError;
+use crate::{SdistProblem, WheelError};
 
 /// What PEP 517 front ends assume of an sdist that declares no build system (pip's fallback).
 pub const LEGACY_REQUIRES: &[&str] = &["setuptools>=40.8.0", "wheel"];
@@ -21,33 +21,25 @@ pub fn build_requires(reader: impl Read + std::io::Seek, filename: &str) -> Resu
         pyproject_of_tar(reader, filename)?
     };
     let Some(text) = text else { return Ok(LEGACY_REQUIRES.iter().map(|r| r.to_string()).collect()) };
-    requires_of(&text).map_err(|reason| bad(filename, Some("pyproject.toml"), reason))
+    requires_of(&text).map_err(|reason| bad(filename, reason))
 }
 
-fn bad(filename: &str, entry: Option<&str>, reason: String) -> WheelError {
-    let reason = match entry {
-        Some(entry) => format!("{entry} {reason}"),
-        None => reason,
-    };
+fn bad(filename: &str, reason: SdistProblem) -> WheelError {
     WheelError::BadSdist { sdist: filename.to_string(), reason }
 }
 
 /// `requires` of `[build-system]`; the legacy requirements when the table is missing.
-fn requires_of(text: &str) -> Result<Vec<String>, String> {
-    let value: toml::Table = toml::from_str(text).map_err(|e| format!("is not TOML: {e}"))?;
+fn requires_of(text: &str) -> Result<Vec<String>, SdistProblem> {
+    let value: toml::Table = toml::from_str(text).map_err(|e| SdistProblem::NotToml(Box::new(e)))?;
     let Some(system) = value.get("build-system") else {
         return Ok(LEGACY_REQUIRES.iter().map(|r| r.to_string()).collect());
     };
     let Some(requires) = system.get("requires") else {
         // PEP 518: a build-system table must say what it requires.
-        return Err("[build-system] has no `requires`".into());
+        return Err(SdistProblem::NoRequires);
     };
-    let list = requires.as_array().ok_or("[build-system] requires is not a list")?;
-    list.iter()
-        .map(|r| {
-            r.as_str().map(|s| s.trim().to_string()).ok_or_else(|| "[build-system] requires holds a non-string".into())
-        })
-        .collect()
+    let list = requires.as_array().ok_or(SdistProblem::RequiresNotAList)?;
+    list.iter().map(|r| r.as_str().map(|s| s.trim().to_string()).ok_or(SdistProblem::RequiresNotAString)).collect()
 }
 
 /// Whether `path` is `<top>/pyproject.toml`.
@@ -58,18 +50,15 @@ fn is_top_pyproject(path: &str) -> bool {
 
 fn read_limited(entry: impl Read, filename: &str) -> Result<String, WheelError> {
     let mut text = String::new();
-    entry
-        .take(MAX_PYPROJECT + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| bad(filename, Some("pyproject.toml"), format!("cannot be read as UTF-8 text: {e}")))?;
+    entry.take(MAX_PYPROJECT + 1).read_to_string(&mut text).map_err(|e| bad(filename, SdistProblem::NotUtf8(e)))?;
     if text.len() as u64 > MAX_PYPROJECT {
-        return Err(bad(filename, Some("pyproject.toml"), format!("is larger than {MAX_PYPROJECT} bytes")));
+        return Err(bad(filename, SdistProblem::TooLarge(MAX_PYPROJECT)));
     }
     Ok(text)
 }
 
 fn pyproject_of_tar(reader: impl Read, filename: &str) -> Result<Option<String>, WheelError> {
-    let unreadable = |e: std::io::Error| bad(filename, None, format!("is not a readable .tar.gz: {e}"));
+    let unreadable = |e: std::io::Error| bad(filename, SdistProblem::NotATarGz(e));
     let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(reader));
     for entry in archive.entries().map_err(unreadable)? {
         let entry = entry.map_err(unreadable)?;
@@ -82,7 +71,7 @@ fn pyproject_of_tar(reader: impl Read, filename: &str) -> Result<Option<String>,
 }
 
 fn pyproject_of_zip(reader: impl Read + std::io::Seek, filename: &str) -> Result<Option<String>, WheelError> {
-    let unreadable = |e: zip::result::ZipError| bad(filename, None, format!("is not a readable zip: {e}"));
+    let unreadable = |e: zip::result::ZipError| bad(filename, SdistProblem::NotAZip(e));
     let mut archive = zip::ZipArchive::new(reader).map_err(unreadable)?;
     for i in 0..archive.len() {
         let entry = archive.by_index(i).map_err(unreadable)?;

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use composer_store::staging::Staged;
 
-use crate::{WheelError, normalize_name};
+use crate::{IndexDirProblem, WheelError, WheelProblem, normalize_name};
 
 /// A wheel to publish and where its bytes are.
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ pub fn write_index(out: &Path, wheels: &[IndexWheel]) -> Result<IndexSummary, Wh
             return Err(WheelError::BadWheel {
                 wheel: wheel.filename.clone(),
                 entry: None,
-                reason: "is not a wheel file name".into(),
+                reason: Box::new(WheelProblem::NotAWheelName),
             });
         }
         let metadata = core_metadata(&wheel.source, &wheel.filename)?;
@@ -68,7 +68,7 @@ pub fn write_index(out: &Path, wheels: &[IndexWheel]) -> Result<IndexSummary, Wh
         let project = field("Name:").map(|n| normalize_name(&n)).ok_or_else(|| WheelError::BadWheel {
             wheel: wheel.filename.clone(),
             entry: Some("METADATA".into()),
-            reason: "has no Name".into(),
+            reason: Box::new(WheelProblem::NoName),
         })?;
         let target = files.join(&wheel.filename);
         std::fs::copy(&wheel.source, &target).map_err(io(format!("copying {}", wheel.filename)))?;
@@ -121,14 +121,14 @@ const MARKER_HEADER: &str = "written by compose wheels index; replaced by it onl
 /// that holds nothing else: never a directory of someone's files, never a file, and never an
 /// index to which someone added a file (it would go with the index).
 fn check_replaceable(out: &Path) -> Result<(), WheelError> {
-    let refuse = |reason: String| WheelError::NotAnIndex { path: out.to_path_buf(), reason };
+    let refuse = |reason| WheelError::NotAnIndex { path: out.to_path_buf(), reason };
     let meta = match std::fs::symlink_metadata(out) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(source) => return Err(WheelError::Io { what: format!("inspecting {}", out.display()), source }),
     };
     if !meta.is_dir() {
-        return Err(refuse("it exists and is not a directory".into()));
+        return Err(refuse(IndexDirProblem::NotADirectory));
     }
     let found = listing(out).map_err(|source| WheelError::Io { what: format!("reading {}", out.display()), source })?;
     if found.is_empty() {
@@ -137,16 +137,16 @@ fn check_replaceable(out: &Path) -> Result<(), WheelError> {
     // Read as data: a regular file, bounded, never through a link.
     let marker = composer_store::confined::Confined::open(out).and_then(|dir| dir.read_file(MARKER, 16 << 20));
     let Ok(marker) = marker else {
-        return Err(refuse("the directory is not empty and is not an index compose wrote".into()));
+        return Err(refuse(IndexDirProblem::Foreign));
     };
     let text = String::from_utf8_lossy(&marker);
     let mut lines = text.lines();
     if lines.next() != Some(MARKER_HEADER) {
-        return Err(refuse("its marker is not one this version of compose wrote; remove the index first".into()));
+        return Err(refuse(IndexDirProblem::OtherMarker));
     }
     let written: std::collections::BTreeSet<&str> = lines.collect();
     match found.iter().find(|path| path.as_str() != MARKER && !written.contains(path.as_str())) {
-        Some(extra) => Err(refuse(format!("it holds `{extra}`, which compose did not write there"))),
+        Some(extra) => Err(refuse(IndexDirProblem::Stray(extra.clone()))),
         None => Ok(()),
     }
 }
@@ -180,20 +180,24 @@ fn swap_into_place(staging: Staged, out: &Path) -> Result<(), WheelError> {
 
 /// The `*.dist-info/METADATA` of a wheel.
 fn core_metadata(path: &Path, filename: &str) -> Result<Vec<u8>, WheelError> {
-    let bad = |reason: String| WheelError::BadWheel { wheel: filename.to_string(), entry: None, reason };
-    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot be opened: {e}")))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("is not a zip archive: {e}")))?;
+    let bad = |entry: Option<&str>, reason| WheelError::BadWheel {
+        wheel: filename.to_string(),
+        entry: entry.map(str::to_string),
+        reason: Box::new(reason),
+    };
+    let file = std::fs::File::open(path).map_err(|e| bad(None, WheelProblem::CannotOpen(e)))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(None, WheelProblem::NotAZip(e)))?;
     let name = zip
         .file_names()
         .filter_map(|n| n.ok())
         .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)
         .map(|n| n.into_owned())
-        .ok_or_else(|| bad("has no .dist-info/METADATA".into()))?;
+        .ok_or_else(|| bad(None, WheelProblem::NoMetadata))?;
     let mut data = Vec::new();
     zip.by_name(&name)
-        .map_err(|e| bad(format!("{name}: {e}")))?
+        .map_err(|e| bad(Some(&name), WheelProblem::UnreadableZip(e)))?
         .read_to_end(&mut data)
-        .map_err(|e| bad(format!("{name}: {e}")))?;
+        .map_err(|e| bad(Some(&name), WheelProblem::Unreadable(e)))?;
     Ok(data)
 }
 

@@ -6,7 +6,7 @@
 use composer_recipe::Platform;
 use pep508_rs::{MarkerEnvironment, MarkerEnvironmentBuilder};
 
-use crate::WheelError;
+use crate::{TargetProblem, WheelError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -54,7 +54,7 @@ impl Target {
     fn new(platform: &Platform, python_version: &str, libc: Libc) -> Result<Target, WheelError> {
         let machine = machine(platform).ok_or_else(|| WheelError::Target {
             platform: platform.to_string(),
-            reason: "no Python wheel platform is known for this architecture".into(),
+            reason: TargetProblem::UnknownMachine,
         })?;
         let py = version_numbers(platform, "python3", python_version)?;
         Ok(Target {
@@ -182,7 +182,7 @@ fn version_numbers(platform: &Platform, what: &str, version: &str) -> Result<Vec
     if numbers.len() < 2 {
         return Err(WheelError::Target {
             platform: platform.to_string(),
-            reason: format!("cannot read a version from {what} {version}"),
+            reason: TargetProblem::Version { what: what.to_string(), version: version.to_string() },
         });
     }
     Ok(numbers)
@@ -192,10 +192,8 @@ fn version_numbers(platform: &Platform, what: &str, version: &str) -> Result<Vec
 /// musllinux wheel, tag included (`musllinux_1_2_aarch64`).
 pub fn musllinux_policy(platform: &Platform, musl_version: &str) -> Result<crate::repair::MusllinuxPolicy, WheelError> {
     let [major, minor, ..] = version_numbers(platform, "musl", musl_version)?[..] else { unreachable!() };
-    let unknown = || WheelError::Target {
-        platform: platform.to_string(),
-        reason: "no musllinux wheel platform is known for this architecture".into(),
-    };
+    let unknown =
+        || WheelError::Target { platform: platform.to_string(), reason: TargetProblem::UnknownMusllinuxMachine };
     let machine = machine(platform).ok_or_else(unknown)?;
     Ok(crate::repair::MusllinuxPolicy {
         platform_tag: format!("musllinux_{major}_{minor}_{machine}"),

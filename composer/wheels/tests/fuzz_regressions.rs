@@ -2,6 +2,10 @@
 //! wheels declare entries of gigabytes in a kilobyte, and once made the installer reserve that
 //! much memory before reading a byte. A counting allocator makes that visible: memory the
 //! kernel only promises would not fail the test by itself.
+
+// Test code may make temporary directories under TMPDIR and read its environment (clippy.toml
+// forbids it to the library).
+#![allow(clippy::disallowed_methods)]
 #![expect(unsafe_code, reason = "a global allocator that records the largest request")]
 
 use std::alloc::{GlobalAlloc, Layout, System};

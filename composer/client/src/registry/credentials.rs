@@ -2,6 +2,8 @@
 //! data from the network, so `--creds` follow it only over HTTPS, to loopback, or to a host the
 //! user named with `--insecure-registry`.
 
+use super::Withheld;
+
 /// A loopback address, or `localhost`; a name that only starts like one (`127.example.test`)
 /// is not.
 pub(super) fn is_loopback(host: &str) -> bool {
@@ -27,12 +29,12 @@ pub(super) fn plain_http_allowed(authority: &str, insecure_hosts: &[String]) -> 
 /// challenge names: over HTTPS anywhere (the server's certificate is checked), over plain HTTP
 /// only to a loopback host, a host named with `--insecure-registry`, or the registry's own host
 /// when that is itself named insecure. `Err` says why not.
-pub fn credentials_may_go_to(registry: &str, url: &str, insecure_hosts: &[String]) -> Result<(), String> {
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| "it is not an http(s) URL".to_string())?;
+pub fn credentials_may_go_to(registry: &str, url: &str, insecure_hosts: &[String]) -> Result<(), Withheld> {
+    let (scheme, rest) = url.split_once("://").ok_or(Withheld::NotAUrl)?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
     let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
     if authority.is_empty() {
-        return Err("it names no host".into());
+        return Err(Withheld::NoHost);
     }
     match scheme.to_ascii_lowercase().as_str() {
         "https" => Ok(()),
@@ -43,10 +45,8 @@ pub fn credentials_may_go_to(registry: &str, url: &str, insecure_hosts: &[String
         {
             Ok(())
         }
-        "http" => Err(format!(
-            "it is plain HTTP to {authority}, which is neither loopback nor named with --insecure-registry"
-        )),
-        other => Err(format!("`{other}:` is not HTTPS")),
+        "http" => Err(Withheld::PlainHttp(authority.to_string())),
+        other => Err(Withheld::NotHttps(other.to_string())),
     }
 }
 
@@ -88,7 +88,7 @@ mod tests {
         ] {
             let refused = allowed(registry, realm);
             assert!(refused.is_err(), "{registry} {realm}");
-            assert!(!refused.unwrap_err().contains("pw@"));
+            assert!(!refused.unwrap_err().to_string().contains("pw@"));
         }
         assert_eq!(authority_of("http://user:pw@192.0.2.1:8080/token"), "192.0.2.1:8080");
     }

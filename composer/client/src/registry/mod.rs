@@ -25,10 +25,12 @@ use base64::engine::general_purpose::STANDARD;
 use crate::Client;
 
 mod credentials;
+mod problems;
 mod upload;
 
 pub use credentials::credentials_may_go_to;
 use credentials::{authority_of, plain_http_allowed};
+pub use problems::{Disagreement, ProtocolProblem, Withheld};
 pub use upload::{BlobSource, StoreBlob};
 
 /// Uploads larger than this go in chunks of this size.
@@ -91,11 +93,26 @@ pub enum RegistryError {
     #[error("registry {host} is needed but composer is offline")]
     Offline { host: String },
     #[error("registry {host}: {what}: {reason}")]
-    Protocol { host: String, what: String, reason: String },
+    Protocol {
+        host: String,
+        what: String,
+        #[source]
+        reason: ProtocolProblem,
+    },
     #[error("registry {host}: the credentials are not sent to {realm_host}, the token service it names: {reason}")]
-    CredentialsWithheld { host: String, realm_host: String, reason: String },
+    CredentialsWithheld {
+        host: String,
+        realm_host: String,
+        #[source]
+        reason: Box<Withheld>,
+    },
     #[error("registry {host} does not hold what it says for {what}: {reason}")]
-    Disagrees { host: String, what: String, reason: String },
+    Disagrees {
+        host: String,
+        what: String,
+        #[source]
+        reason: Box<Disagreement>,
+    },
 }
 
 impl RegistryError {
@@ -266,14 +283,14 @@ impl Registry {
             return Err(RegistryError::Protocol {
                 host: self.host.clone(),
                 what: "authentication".into(),
-                reason: format!("unknown scheme `{scheme}`"),
+                reason: ProtocolProblem::UnknownScheme(scheme.to_string()),
             });
         }
         let params = challenge_params(params);
         let realm = params.get("realm").ok_or_else(|| RegistryError::Protocol {
             host: self.host.clone(),
             what: "authentication".into(),
-            reason: "the bearer challenge names no realm".into(),
+            reason: ProtocolProblem::NoRealm,
         })?;
         let mut request =
             self.agent.get(realm).query("scope", format!("repository:{}:{}", self.repository, self.actions));
@@ -287,7 +304,11 @@ impl Registry {
         }
         if let Some(basic) = &basic {
             credentials_may_go_to(&self.host, realm, &self.insecure_hosts).map_err(|reason| {
-                RegistryError::CredentialsWithheld { host: self.host.clone(), realm_host: authority_of(realm), reason }
+                RegistryError::CredentialsWithheld {
+                    host: self.host.clone(),
+                    realm_host: authority_of(realm),
+                    reason: Box::new(reason),
+                }
             })?;
             request = request.header("Authorization", basic);
         }
@@ -303,7 +324,7 @@ impl Registry {
             body["token"].as_str().or(body["access_token"].as_str()).ok_or_else(|| RegistryError::Protocol {
                 host: self.host.clone(),
                 what: "authentication".into(),
-                reason: "the token answer holds no token".into(),
+                reason: ProtocolProblem::NoToken,
             })?;
         *self.auth.lock().expect("auth") = Auth::Bearer(format!("Bearer {token}"));
         Ok(())
@@ -404,7 +425,11 @@ impl Registry {
 
     /// The registry's HEAD answer for a blob: `Ok(())` if it holds `digest` (of `size` bytes),
     /// else `Err` with what it answered instead.
-    pub(crate) fn check_blob(&self, digest: &str, size: Option<u64>) -> Result<Result<(), String>, RegistryError> {
+    pub(crate) fn check_blob(
+        &self,
+        digest: &str,
+        size: Option<u64>,
+    ) -> Result<Result<(), Disagreement>, RegistryError> {
         let url = self.url(&format!("blobs/{digest}"))?;
         let what = format!("checking blob {digest}");
         let response = self.send(&what, &|auth| {
@@ -416,7 +441,7 @@ impl Registry {
         })?;
         match response.status().as_u16() {
             200 => Ok(blob_answer_matches(&response, digest, size)),
-            404 => Ok(Err("it answers 404".into())),
+            404 => Ok(Err(Disagreement::Missing)),
             _ => Err(self.status(&what, response)),
         }
     }
@@ -446,16 +471,16 @@ fn echoed_digest(response: &Response) -> Option<&str> {
 }
 
 /// Whether a blob answer is about `digest` of `size` bytes: `Err` says what it claims instead.
-fn blob_answer_matches(response: &Response, digest: &str, size: Option<u64>) -> Result<(), String> {
+fn blob_answer_matches(response: &Response, digest: &str, size: Option<u64>) -> Result<(), Disagreement> {
     if let Some(echoed) = echoed_digest(response).filter(|echoed| *echoed != digest) {
-        return Err(format!("it answers for digest {echoed}"));
+        return Err(Disagreement::OtherDigest(echoed.to_string()));
     }
     if let Some(size) = size {
         let length = response.headers().get("content-length").and_then(|v| v.to_str().ok());
         match length.map(|l| l.trim().parse::<u64>()) {
             Some(Ok(length)) if length == size => {}
-            Some(Ok(length)) => return Err(format!("it answers {length} bytes where the blob has {size}")),
-            _ => return Err(format!("its answer gives no size (the blob has {size} bytes)")),
+            Some(Ok(answered)) => return Err(Disagreement::OtherSize { answered, size }),
+            _ => return Err(Disagreement::NoSize(size)),
         }
     }
     Ok(())

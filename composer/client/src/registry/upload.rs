@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use composer_store::{BlobInfo, Store};
 
-use super::{ATTEMPTS, CHUNK, Registry, RegistryError, Response, echoed_digest};
+use super::{ATTEMPTS, CHUNK, Disagreement, ProtocolProblem, Registry, RegistryError, Response, echoed_digest};
 
 /// Where a blob's bytes come from, opened again for each attempt.
 pub trait BlobSource: Sync {
@@ -84,7 +84,7 @@ impl Registry {
         self.check_blob(digest, Some(size))?.map_err(|reason| RegistryError::Disagrees {
             host: self.host.clone(),
             what: format!("blob {digest} ({size} bytes) after it was uploaded"),
-            reason,
+            reason: Box::new(reason),
         })
     }
 
@@ -94,22 +94,19 @@ impl Registry {
         if response.status().as_u16() != 201 {
             return Err(self.status(what, response));
         }
-        let disagrees = |reason: String| RegistryError::Disagrees {
+        let disagrees = |reason| RegistryError::Disagrees {
             host: self.host.clone(),
             what: format!("blob {digest}"),
-            reason,
+            reason: Box::new(reason),
         };
         if let Some(echoed) = echoed_digest(&response).filter(|echoed| *echoed != digest) {
-            return Err(disagrees(format!("the completed upload is answered with digest {echoed}")));
+            return Err(disagrees(Disagreement::UploadDigest(echoed.to_string())));
         }
         if response.headers().contains_key("location") {
             let location = self.location(&response, what)?;
             // Only the host: a registry behind a proxy may name its other scheme.
             if !super::authority_of(&location).eq_ignore_ascii_case(&self.host) {
-                return Err(disagrees(format!(
-                    "the completed upload is said to be at {}, not on the registry",
-                    crate::redact(&location)
-                )));
+                return Err(disagrees(Disagreement::UploadElsewhere(crate::redact(&location).into_owned())));
             }
         }
         Ok(())
@@ -138,7 +135,11 @@ impl Registry {
 
     fn location(&self, response: &Response, what: &str) -> Result<String, RegistryError> {
         let location = response.headers().get("location").and_then(|v| v.to_str().ok()).ok_or_else(|| {
-            RegistryError::Protocol { host: self.host.clone(), what: what.into(), reason: "no upload location".into() }
+            RegistryError::Protocol {
+                host: self.host.clone(),
+                what: what.into(),
+                reason: ProtocolProblem::NoUploadLocation,
+            }
         })?;
         Ok(if location.starts_with("http://") || location.starts_with("https://") {
             location.to_string()
@@ -231,7 +232,7 @@ impl Registry {
             Some(echoed) if echoed != ours => Err(RegistryError::Disagrees {
                 host: self.host.clone(),
                 what: format!("manifest {reference}"),
-                reason: format!("it was stored as {echoed}, not as {ours}, the digest of the bytes sent"),
+                reason: Box::new(Disagreement::StoredAs { stored: echoed.to_string(), sent: ours }),
             }),
             _ => Ok(()),
         }

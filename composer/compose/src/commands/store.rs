@@ -107,7 +107,7 @@ pub fn run(command: StoreCommand, settings: &Settings, printer: &Printer) -> any
                 crate::printer::json_out(&report)?;
             } else {
                 for problem in &report.problems {
-                    eprintln!("{}: {}", problem.path.display(), problem.problem);
+                    crate::printer::problem(&problem.path, &problem.problem);
                 }
                 printer.status(
                     "Verified",
