@@ -37,10 +37,10 @@ pub use composer_client::registry::BlobSource;
 use composer_store::{Sha256, StoreError};
 
 pub use layout::DirCache;
-pub use problems::{ArtifactProblem, KeyProblem, LockFileProblem, LocksDirProblem};
+pub use problems::{ArtifactProblem, BadLockName, KeyProblem, LockFileProblem, LocksDirProblem, Untrusted};
 pub use reference::CacheRef;
 pub use registry::RegistryCache;
-pub use signing::{KeyError, PublicKey, SecretKey, Signatures, TrustedKeys, Untrusted};
+pub use signing::{KeyError, PublicKey, SecretKey, Signatures, TrustedKeys};
 pub use substitute::{Hit, Substituters};
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use composer_store::Sha256;
 use composer_store::staging::Staged;
 
-use crate::{CacheError, LockFileProblem, LocksDirProblem};
+use crate::{BadLockName, CacheError, LockFileProblem, LocksDirProblem};
 
 /// What a lock signature covers is prefixed with this, on top of the signing module's own
 /// prefix, so that it can never pass for a signature over a step's claim (a JSON object).
@@ -24,15 +24,6 @@ pub const MAX_LOCK: u64 = 64 << 20;
 /// `composer_planner::lockfile::lock_path` names it) or `pylock.<recipe>-<platform>.toml` (as
 /// `composer_wheels::pylock::pylock_path` does), for a recipe whose file name is plain: not
 /// hidden, no separator, no control character.
-/// A name a bundle gives a lock file that compose would not give one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "lock file name `{}` is not one compose gives a lock file (`<recipe>.lock` or \
-     `pylock.<recipe>-<platform>.toml`, for a recipe whose name is plain and not hidden)",
-    .0.escape_debug()
-)]
-pub struct BadLockName(pub String);
-
 pub fn check_name(name: &str) -> Result<(), BadLockName> {
     let stem_ok = |stem: &str| {
         !stem.is_empty() && !stem.starts_with('.') && !stem.chars().any(|c| c.is_control() || matches!(c, '/' | '\\'))

@@ -6,8 +6,6 @@ use std::io;
 
 use composer_store::{Hash, NotASha256, Sha256, StoreError, TreeError};
 
-use crate::Untrusted;
-
 /// Why an artifact of a cache (a manifest, a claim, a blob, a tree's pack) or a bundle is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactProblem {
@@ -77,7 +75,7 @@ pub enum ArtifactProblem {
     #[error("lock file {0} is missing or of another size")]
     LockFileMissing(String),
     #[error(transparent)]
-    LockName(#[from] crate::locks::BadLockName),
+    LockName(#[from] BadLockName),
     #[error("tag `{0}` is not the one its inputs list is tagged by")]
     InputsTag(String),
     #[error("input {} is missing or of another size", .0.oci())]
@@ -202,4 +200,49 @@ pub enum KeyProblem {
     PublicLength,
     #[error("not an Ed25519 point")]
     NotAPoint,
+}
+
+/// A name a bundle gives a lock file that compose would not give one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "lock file name `{}` is not one compose gives a lock file (`<recipe>.lock` or \
+     `pylock.<recipe>-<platform>.toml`, for a recipe whose name is plain and not hidden)",
+    .0.escape_debug()
+)]
+pub struct BadLockName(pub String);
+
+/// Why a signed document was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Untrusted {
+    Unsigned,
+    /// Signed only by keys not in the trusted set (their names).
+    UnknownKeys(Vec<String>),
+    /// A trusted key's name is on a signature that does not verify.
+    BadSignature(String),
+    /// A trusted key's name is on a signature made by another key of that name (`theirs`, the
+    /// key the document names; `ours`, the trusted one).
+    OtherKey {
+        name: String,
+        theirs: String,
+        ours: String,
+    },
+}
+
+impl std::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Untrusted::Unsigned => write!(f, "it is not signed"),
+            Untrusted::UnknownKeys(names) => write!(f, "it is signed only by untrusted keys ({})", names.join(", ")),
+            Untrusted::BadSignature(name) => write!(
+                f,
+                "its signature by `{name}` does not verify with the trusted key of that name: it was altered after \
+                 signing"
+            ),
+            Untrusted::OtherKey { name, theirs, ours } => write!(
+                f,
+                "it is signed by another key named `{name}` ({theirs}), not by the trusted `{name}` ({ours}): the key \
+                 was made again under the same name, or someone else uses the name"
+            ),
+        }
+    }
 }

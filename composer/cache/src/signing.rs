@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
-use crate::KeyProblem;
+use crate::{KeyProblem, Untrusted};
 
 /// What a signature covers is prefixed with this, so that a signature over a claim can never be
 /// replayed as a signature over anything else signed with the same key.
@@ -157,42 +157,6 @@ impl Signatures {
         self.signers.extend(other.signers.into_iter().filter(|s| !ours.contains(&name(s))));
         self.by.sort();
         self.signers.sort();
-    }
-}
-
-/// Why a signed document was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Untrusted {
-    Unsigned,
-    /// Signed only by keys not in the trusted set (their names).
-    UnknownKeys(Vec<String>),
-    /// A trusted key's name is on a signature that does not verify.
-    BadSignature(String),
-    /// A trusted key's name is on a signature made by another key of that name (`theirs`, the
-    /// key the document names; `ours`, the trusted one).
-    OtherKey {
-        name: String,
-        theirs: String,
-        ours: String,
-    },
-}
-
-impl std::fmt::Display for Untrusted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Untrusted::Unsigned => write!(f, "it is not signed"),
-            Untrusted::UnknownKeys(names) => write!(f, "it is signed only by untrusted keys ({})", names.join(", ")),
-            Untrusted::BadSignature(name) => write!(
-                f,
-                "its signature by `{name}` does not verify with the trusted key of that name: it was altered after \
-                 signing"
-            ),
-            Untrusted::OtherKey { name, theirs, ours } => write!(
-                f,
-                "it is signed by another key named `{name}` ({theirs}), not by the trusted `{name}` ({ours}): the key \
-                 was made again under the same name, or someone else uses the name"
-            ),
-        }
     }
 }
 

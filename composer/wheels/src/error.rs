@@ -59,7 +59,7 @@ impl WheelError {
         match self {
             // The binary names the variable that points at it (composer/compose/src/hints.rs).
             WheelError::NoUv => {
-                Some(format!("install it (`pip install uv=={}`, as tests/setup.sh does)", crate::resolve::UV_VERSION))
+                Some(format!("install it (`pip install uv=={}`, as tests/setup.sh does)", crate::UV_VERSION))
             }
             WheelError::Resolve { hint, .. } if !hint.is_empty() => Some(hint.clone()),
             WheelError::NoWheel { .. } => {

@@ -21,6 +21,10 @@ pub mod simple;
 pub mod target;
 
 pub use error::WheelError;
+
+/// The version of uv that composer is tested with (tests/setup.sh installs it).
+pub const UV_VERSION: &str = "0.13.9";
+
 pub use index_url::{IndexChoice, IndexSettings};
 pub use install::{Installed, Scheme};
 pub use problems::{IndexDirProblem, SdistProblem, TargetProblem, WheelProblem};

@@ -15,8 +15,7 @@ use crate::pylock::{ComposerTool, LockedWheel, Pylock, Wheel, WheelLock, file_na
 use crate::target::{Target, wheel_tags};
 use crate::{WheelError, normalize_name};
 
-/// The version of uv that composer is tested with (tests/setup.sh installs it).
-pub const UV_VERSION: &str = "0.13.9";
+pub use crate::UV_VERSION;
 
 /// What a wheel set is resolved from.
 #[derive(Debug, Clone)]
