@@ -389,13 +389,15 @@ impl Backend for Debian<'_> {
         let mut check = LockCheck::default();
         for claim in &claims {
             if let Err(reason) = composer_deb::locked::check(&index, claim) {
-                check.unlisted.push(Unlisted { package: claim.label(), index: indexes.clone(), reason });
+                check.unlisted.push(Unlisted { package: claim.label(), index: indexes.clone(), reason: reason.into() });
             }
         }
         if check.unlisted.is_empty() {
             let requests = self.relations(&index, arch, wanted.requests, wanted.runtime_of)?;
             check.not_a_resolution =
-                composer_deb::locked::check_resolution(&index, &claims, &requests, wanted.essential).err();
+                composer_deb::locked::check_resolution(&index, &claims, &requests, wanted.essential)
+                    .err()
+                    .map(Into::into);
         }
         Ok(check)
     }
