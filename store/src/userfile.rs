@@ -334,14 +334,19 @@ impl Read for UserFile {
 /// another host (`file://server/p`), or no absolute path, is an error: read naively it would be
 /// the relative path `server/p`, beneath whatever directory compose runs in. `None` when `url`
 /// is not a `file:` URL.
-pub fn file_url_path(url: &str) -> Option<Result<&Path, String>> {
+pub fn file_url_path(url: &str) -> Option<Result<&Path, NotALocalPath>> {
     let rest = url.strip_prefix("file://")?;
     let path = rest.strip_prefix("localhost").filter(|p| p.starts_with('/')).unwrap_or(rest);
     Some(match path.starts_with('/') {
         true => Ok(Path::new(path)),
-        false => Err("a file URL names a local absolute path: file:///PATH (or file://localhost/PATH)".into()),
+        false => Err(NotALocalPath),
     })
 }
+
+/// A `file:` URL that names another host or no absolute path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a file URL names a local absolute path: file:///PATH (or file://localhost/PATH)")]
+pub struct NotALocalPath;
 
 /// A parser's complaint about a file a user named, located by line and column but without the
 /// line itself: the file may be a secret reached through a link (`recipe.lock -> /etc/shadow`),

@@ -223,7 +223,8 @@ impl Client {
         mut consume: impl FnMut(&mut dyn Read) -> io::Result<T>,
     ) -> Result<T, FetchError> {
         if let Some(path) = composer_store::userfile::file_url_path(url) {
-            let path = path.map_err(|detail| FetchError::NotFound { url: url.to_string(), detail })?.to_path_buf();
+            let path =
+                path.map_err(|e| FetchError::NotFound { url: url.to_string(), detail: e.to_string() })?.to_path_buf();
             // Not a FIFO, a device or a file of any size: a mirror's files are bounded too.
             let policy = composer_store::userfile::Policy::anywhere(composer_store::userfile::Kind::MIRROR_FILE);
             let mut file = composer_store::userfile::open(&path, &policy).map_err(|e| match e.is_not_found() {

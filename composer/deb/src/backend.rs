@@ -409,7 +409,7 @@ impl Backend for Debian<'_> {
                 Ok(sha) => hexes.push(sha.to_hex()),
                 Err(e) => {
                     let label = format!("{}_{}_{}", package.name, package.version, package.architecture);
-                    check.unlisted.push(Unlisted { package: label, index: indexes.clone(), reason: e.to_string() });
+                    check.unlisted.push(Unlisted { package: label, index: indexes.clone(), reason: Box::new(e) });
                     hexes.push(String::new());
                 }
             }
@@ -428,13 +428,13 @@ impl Backend for Debian<'_> {
             .collect();
         for claim in claims.iter().filter(|c| !c.sha256.is_empty()) {
             if let Err(reason) = crate::locked::check(&index, claim) {
-                check.unlisted.push(Unlisted { package: claim.label(), index: indexes.clone(), reason });
+                check.unlisted.push(Unlisted { package: claim.label(), index: indexes.clone(), reason: reason.into() });
             }
         }
         if check.unlisted.is_empty() {
             let requests = self.relations(&index, arch, wanted.requests, wanted.runtime_of)?;
             check.not_a_resolution =
-                crate::locked::check_resolution(&index, &claims, &requests, wanted.essential).err();
+                crate::locked::check_resolution(&index, &claims, &requests, wanted.essential).err().map(Into::into);
         }
         Ok(check)
     }

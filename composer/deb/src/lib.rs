@@ -38,7 +38,7 @@ pub mod version;
 use std::path::PathBuf;
 
 pub use index::{Package, PackageIndex};
-pub use problems::{DebProblem, IndexProblem, Mismatch, SignatureProblem};
+pub use problems::{DebProblem, Difference, IndexProblem, Mismatch, NotAResolution, NotListed, SignatureProblem};
 pub use release::Release;
 
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::PackageIndex;
+use crate::problems::{Difference, NotAResolution, NotListed};
 use crate::relation::{ArchQualifier, Relation};
 use crate::resolve::{essential_requests, provider_matches, real_matches};
 
@@ -29,7 +30,7 @@ impl Claim<'_> {
 /// `Ok` when `index` holds an entry equal to `claim` in name, version, architecture, filename,
 /// size and SHA-256; else why not, in words whose every value comes from the index (what the
 /// lock says is named as the lock's).
-pub fn check(index: &PackageIndex<'_>, claim: &Claim<'_>) -> Result<(), String> {
+pub fn check(index: &PackageIndex<'_>, claim: &Claim<'_>) -> Result<(), NotListed> {
     let candidates = index.by_name.get(claim.name).map(Vec::as_slice).unwrap_or_default();
     let same_version: Vec<_> = candidates
         .iter()
@@ -47,23 +48,23 @@ pub fn check(index: &PackageIndex<'_>, claim: &Claim<'_>) -> Result<(), String> 
         let sha256 = entry.sha256().map(|s| s.to_hex()).unwrap_or_else(|_| "(unreadable)".into());
         let mut differs = Vec::new();
         if entry.filename != claim.filename {
-            differs.push(format!("file `{}` (the lock says `{}`)", entry.filename, claim.filename));
+            differs.push(Difference::File { index: entry.filename.to_string(), lock: claim.filename.to_string() });
         }
         if entry.size != claim.size {
-            differs.push(format!("size {} bytes (the lock says {})", entry.size, claim.size));
+            differs.push(Difference::Size { index: entry.size, lock: claim.size });
         }
         if sha256 != claim.sha256 {
-            differs.push(format!("sha256 {sha256} (the lock says {})", claim.sha256));
+            differs.push(Difference::Sha256 { index: sha256, lock: claim.sha256.to_string() });
         }
-        return Err(format!("the signed index lists it with {}", differs.join(", ")));
+        return Err(NotListed::Differs(differs));
     }
     let mut versions: Vec<String> =
         candidates.iter().map(|&i| &index.packages[i]).map(|p| format!("{}_{}", p.version, p.architecture)).collect();
     versions.sort();
     versions.dedup();
     Err(match versions.is_empty() {
-        true => "the signed index has no package of that name".into(),
-        false => format!("the signed index has only {}", versions.join(", ")),
+        true => NotListed::NoSuchName,
+        false => NotListed::OtherVersions(versions),
     })
 }
 
@@ -79,14 +80,14 @@ pub fn check_resolution(
     chosen: &[Claim<'_>],
     requests: &[Relation],
     essential: bool,
-) -> Result<(), String> {
+) -> Result<(), NotAResolution> {
     let mut ids: Vec<u32> = Vec::with_capacity(chosen.len());
     for claim in chosen {
         let id = index.by_name.get(claim.name).into_iter().flatten().find(|&&i| {
             let p = &index.packages[i];
             p.version == claim.version && p.architecture == claim.architecture && p.filename == claim.filename
         });
-        ids.push(*id.ok_or_else(|| format!("{} is not in the signed index", claim.label()))? as u32);
+        ids.push(*id.ok_or_else(|| NotAResolution::NotListed(claim.label()))? as u32);
     }
     // One version of a package, once: a resolution never holds two, and a lock that did would
     // lay the older one's files over the newer one's while the package database names both.
@@ -94,11 +95,12 @@ pub fn check_resolution(
     for claim in chosen {
         if let Some(first) = by_name.insert(claim.name, claim) {
             return Err(match first.version == claim.version {
-                true => format!("the lock holds {} twice", claim.label()),
-                false => format!(
-                    "the lock holds {} twice, as {} and {}; a resolution holds one version of a package",
-                    claim.name, first.version, claim.version
-                ),
+                true => NotAResolution::Twice(claim.label()),
+                false => NotAResolution::TwoVersions {
+                    name: claim.name.to_string(),
+                    first: first.version.to_string(),
+                    second: claim.version.to_string(),
+                },
             });
         }
     }
@@ -125,7 +127,7 @@ pub fn check_resolution(
     }
     for (what, found) in &roots {
         if found.is_empty() {
-            return Err(format!("nothing in the lock satisfies {what}"));
+            return Err(NotAResolution::Unsatisfied(what.clone()));
         }
     }
     // Every group the set must satisfy (a request, an Essential package, a dependency of a chosen
@@ -134,21 +136,17 @@ pub fn check_resolution(
     let mut needs: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for &id in &set {
         let package = &index.packages[id as usize];
-        for group in package.depends().map_err(|e| e.to_string())? {
+        for group in package.depends().map_err(|e| NotAResolution::Index(Box::new(e)))? {
             let found = within(&group);
             if found.is_empty() {
                 let group: Vec<String> = group.iter().map(ToString::to_string).collect();
-                return Err(format!(
-                    "{} depends on `{}` and nothing in the lock satisfies it",
-                    label(id),
-                    group.join(" | ")
-                ));
+                return Err(NotAResolution::Dependency { package: label(id), group: group.join(" | ") });
             }
             needs.entry(id).or_default().extend(found.iter().copied());
             let group: Vec<String> = group.iter().map(ToString::to_string).collect();
             groups.push((format!("`{}` of {}", group.join(" | "), label(id)), found));
         }
-        for conflict in package.conflicts().map_err(|e| e.to_string())? {
+        for conflict in package.conflicts().map_err(|e| NotAResolution::Index(Box::new(e)))? {
             let plain = Relation { arch: ArchQualifier::None, ..conflict.clone() };
             let real = real_matches(index, &plain).into_iter().filter(|&other| other != id);
             let provided = provider_matches(index, &conflict)
@@ -156,11 +154,11 @@ pub fn check_resolution(
                 .filter(|(name, _)| *name != package.name)
                 .flat_map(|(_, ids)| ids);
             if let Some(other) = real.chain(provided).find(|other| set.contains(other)) {
-                return Err(format!(
-                    "{} declares Conflicts or Breaks `{conflict}`, and the lock holds {}",
-                    label(id),
-                    label(other)
-                ));
+                return Err(NotAResolution::Conflict {
+                    package: label(id),
+                    conflict: conflict.to_string(),
+                    other: label(other),
+                });
             }
         }
     }
@@ -172,7 +170,7 @@ pub fn check_resolution(
         }
     }
     if let Some(&extra) = set.difference(&reached).next() {
-        return Err(format!("{} is in the lock, but nothing the recipe asks for needs it", label(extra)));
+        return Err(NotAResolution::Unneeded(label(extra)));
     }
     // Each package must be the only one of the set to satisfy something: a lock that adds a
     // second alternative of `a | b`, or another provider of a virtual package, is reached like
@@ -201,12 +199,7 @@ pub fn check_resolution(
     let (what, found) =
         groups.iter().find(|(_, found)| found.contains(&extra)).expect("a reached package satisfies a group");
     let others: Vec<String> = found.iter().filter(|&&id| id != extra).map(|&id| label(id)).collect();
-    Err(format!(
-        "{} is in the lock beside {}, which satisfies {what} as well, and nothing else needs it; a resolution \
-         holds one of them",
-        label(extra),
-        others.join(", ")
-    ))
+    Err(NotAResolution::SpareAlternative { extra: label(extra), others, what: what.clone() })
 }
 
 #[cfg(test)]
@@ -248,15 +241,19 @@ mod tests {
         // Another file under the same name and version: every value said is the index's.
         let crafted = "3".repeat(64);
         let error = check(&index, &claim("1.0", file, 999, &crafted)).unwrap_err();
+        let error = error.to_string();
         assert!(error.contains("size 100 bytes (the lock says 999)"), "{error}");
         assert!(error.contains(&format!("sha256 {SHA} (the lock says {crafted})")), "{error}");
         let error = check(&index, &claim("1.0", "pool/evil.deb", 100, SHA)).unwrap_err();
+        let error = error.to_string();
         assert!(error.contains("file `pool/main/a/app_1.0_amd64.deb` (the lock says `pool/evil.deb`)"), "{error}");
 
         // A version the index does not hold, a name it does not hold, another architecture.
         let error = check(&index, &claim("9.9", file, 100, SHA)).unwrap_err();
+        let error = error.to_string();
         assert_eq!(error, "the signed index has only 1.0_amd64");
         let error = check(&index, &Claim { name: "backdoor", ..claim("1.0", file, 100, SHA) }).unwrap_err();
+        let error = error.to_string();
         assert_eq!(error, "the signed index has no package of that name");
         assert!(check(&index, &Claim { architecture: "all", ..claim("1.0", file, 100, SHA) }).is_err());
         assert!(check(&index, &claim("1.0", file, 100, &SHA.to_uppercase())).is_err());
@@ -302,19 +299,24 @@ mod tests {
         let requests = [crate::index::parse_request("app").unwrap()];
         let set = |names: &[&'static str]| names.iter().map(|n| claim(n)).collect::<Vec<_>>();
 
-        assert_eq!(check_resolution(&index, &set(&["app", "lib", "sh-a", "base"]), &requests, true), Ok(()));
+        assert!(check_resolution(&index, &set(&["app", "lib", "sh-a", "base"]), &requests, true).is_ok());
         // The other alternative is as good: both satisfy what the recipe asks.
-        assert_eq!(check_resolution(&index, &set(&["app", "lib", "sh-b"]), &requests, false), Ok(()));
+        assert!(check_resolution(&index, &set(&["app", "lib", "sh-b"]), &requests, false).is_ok());
 
         let error = check_resolution(&index, &set(&["app", "lib", "sh-a", "backdoor"]), &requests, false).unwrap_err();
+        let error = error.to_string();
         assert_eq!(error, "backdoor 1 is in the lock, but nothing the recipe asks for needs it");
         let error = check_resolution(&index, &set(&["app", "sh-a"]), &requests, false).unwrap_err();
+        let error = error.to_string();
         assert_eq!(error, "app 1 depends on `lib (>= 2)` and nothing in the lock satisfies it");
         let error = check_resolution(&index, &set(&["lib", "sh-a"]), &requests, false).unwrap_err();
+        let error = error.to_string();
         assert_eq!(error, "nothing in the lock satisfies the request `app`");
         let error = check_resolution(&index, &set(&["app", "lib", "sh-a"]), &requests, true).unwrap_err();
+        let error = error.to_string();
         assert_eq!(error, "nothing in the lock satisfies the Essential package `base`");
         let error = check_resolution(&index, &set(&["app", "lib", "sh-a", "sh-b"]), &requests, false).unwrap_err();
+        let error = error.to_string();
         assert_eq!(error, "sh-b 1 declares Conflicts or Breaks `sh-a`, and the lock holds sh-a 1");
     }
 
@@ -351,19 +353,23 @@ mod tests {
         );
         let app_request = [crate::index::parse_request("app").unwrap()];
         let error = check_resolution(&index, &[app, lib2, sh_a, lib1], &app_request, false).unwrap_err();
+        let error = error.to_string();
         assert_eq!(error, "the lock holds lib twice, as 2 and 1; a resolution holds one version of a package");
         let error = check_resolution(&index, &[app, lib2, sh_a, lib2], &app_request, false).unwrap_err();
+        let error = error.to_string();
         assert_eq!(error, "the lock holds lib_2_amd64 twice");
 
         let (mailer, either) = (entry("mailer", "1", "pool/mailer.deb"), entry("either", "1", "pool/either.deb"));
         let (mta_a, mta_b) = (entry("mta-a", "1", "pool/mta-a.deb"), entry("mta-b", "1", "pool/mta-b.deb"));
         let mailer_request = [crate::index::parse_request("mailer").unwrap()];
-        assert_eq!(check_resolution(&index, &[mailer, mta_b], &mailer_request, false), Ok(()));
+        assert!(check_resolution(&index, &[mailer, mta_b], &mailer_request, false).is_ok());
         let error = check_resolution(&index, &[mailer, mta_a, mta_b], &mailer_request, false).unwrap_err();
+        let error = error.to_string();
         assert!(error.starts_with("mta-a 1 is in the lock beside mta-b 1, which satisfies"), "{error}");
         let either_request = [crate::index::parse_request("either").unwrap()];
-        assert_eq!(check_resolution(&index, &[either, mta_a], &either_request, false), Ok(()));
+        assert!(check_resolution(&index, &[either, mta_a], &either_request, false).is_ok());
         let error = check_resolution(&index, &[either, mta_a, mta_b], &either_request, false).unwrap_err();
+        let error = error.to_string();
         assert!(error.contains("beside") && error.contains("`mta-a | mta-b` of either 1"), "{error}");
     }
 }

@@ -59,6 +59,61 @@ pub enum Mismatch {
     Size { authority: &'static str, expected: u64, actual: u64 },
 }
 
+/// How the signed index's entry of a locked package differs from what the lock claims.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotListed {
+    #[error("the signed index lists it with {}", differences(.0))]
+    Differs(Vec<Difference>),
+    #[error("the signed index has no package of that name")]
+    NoSuchName,
+    /// The `version_architecture`s it has of that name.
+    #[error("the signed index has only {}", .0.join(", "))]
+    OtherVersions(Vec<String>),
+}
+
+/// A field of a locked package, as the signed index gives it and as the lock says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Difference {
+    #[error("file `{index}` (the lock says `{lock}`)")]
+    File { index: String, lock: String },
+    #[error("size {index} bytes (the lock says {lock})")]
+    Size { index: u64, lock: u64 },
+    #[error("sha256 {index} (the lock says {lock})")]
+    Sha256 { index: String, lock: String },
+}
+
+fn differences(all: &[Difference]) -> String {
+    all.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Why a locked package set is not a resolution of the recipe's requests. Packages are named
+/// `name version`; `what` is a request (`the request `x``), an Essential package or a dependency.
+#[derive(Debug, thiserror::Error)]
+pub enum NotAResolution {
+    #[error("{0} is not in the signed index")]
+    NotListed(String),
+    #[error("the lock holds {0} twice")]
+    Twice(String),
+    #[error("the lock holds {name} twice, as {first} and {second}; a resolution holds one version of a package")]
+    TwoVersions { name: String, first: String, second: String },
+    #[error("nothing in the lock satisfies {0}")]
+    Unsatisfied(String),
+    #[error(transparent)]
+    Index(Box<crate::DebError>),
+    #[error("{package} depends on `{group}` and nothing in the lock satisfies it")]
+    Dependency { package: String, group: String },
+    #[error("{package} declares Conflicts or Breaks `{conflict}`, and the lock holds {other}")]
+    Conflict { package: String, conflict: String, other: String },
+    #[error("{0} is in the lock, but nothing the recipe asks for needs it")]
+    Unneeded(String),
+    #[error(
+        "{extra} is in the lock beside {}, which satisfies {what} as well, and nothing else needs it; a resolution \
+         holds one of them",
+        others.join(", ")
+    )]
+    SpareAlternative { extra: String, others: Vec<String>, what: String },
+}
+
 /// Why a package file, at one of its members or entries, is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum DebProblem {

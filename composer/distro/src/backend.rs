@@ -46,14 +46,14 @@ pub struct VerifiedRelease {
 }
 
 /// A locked package the signed index does not hold as locked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Unlisted {
     /// `name_version_arch`.
     pub package: String,
     /// The signed index it was looked for in (suite, component/arch `Packages`).
     pub index: String,
     /// What the index holds instead, in the index's own values.
-    pub reason: String,
+    pub reason: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// What a package set was resolved for.
@@ -71,7 +71,7 @@ pub struct LockCheck {
     /// The packages it does not hold as locked.
     pub unlisted: Vec<Unlisted>,
     /// Why the set, each of whose packages it holds, is not a resolution of what was wanted.
-    pub not_a_resolution: Option<String>,
+    pub not_a_resolution: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 /// A package turned into a tree, and the distribution's metadata about it (opaque to the

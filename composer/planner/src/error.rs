@@ -65,7 +65,14 @@ pub enum BuildError {
     )]
     Unlisted { lock: PathBuf, packages: Vec<composer_distro::Unlisted> },
     #[error("the lock file `{}` is not a resolution of the recipe for {platform} ({set}): {reason}", lock.display())]
-    LockNotAResolution { lock: PathBuf, platform: String, set: &'static str, reason: String },
+    LockNotAResolution {
+        lock: PathBuf,
+        platform: String,
+        set: &'static str,
+        /// The backend's reason, of its own type.
+        #[source]
+        reason: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("cannot check the lock file `{}`: the signed Release it names (dated {date}, sha256 {digest}) {reason}", lock.display())]
     LockReleaseUnavailable {
         lock: PathBuf,

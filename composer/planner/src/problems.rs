@@ -73,9 +73,9 @@ pub enum SdistSettingsProblem {
 pub enum SourceProblem {
     #[error("bad sha256: {0}")]
     BadSha256(#[source] NotASha256),
-    /// A `file://` URL that names no local path, as the user file reader says it.
-    #[error("{0}")]
-    FileUrl(String),
+    /// A `file://` URL that names no local path.
+    #[error(transparent)]
+    FileUrl(composer_store::userfile::NotALocalPath),
     /// A local file that is not the pinned one. Its own digest is not shown: the recipe may name
     /// a file it was not meant to read, and a digest tells whether a guess at a secret is right.
     #[error(
