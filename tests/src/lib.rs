@@ -17,6 +17,8 @@ mod conformance;
 #[cfg(test)]
 mod lints;
 #[cfg(test)]
+mod module_graph;
+#[cfg(test)]
 mod source_rules;
 mod wheels;
 pub use wheels::{LocalIndex, Sdist, Wheel};

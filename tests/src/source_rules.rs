@@ -277,7 +277,7 @@ fn urls_and_references_are_shown_only_redacted() {
 
 /// A lock is a claim: the packages a graph is made from come from `Session::packages`, which
 /// checks every one against the signed index (`check_lock`) before it returns. A lock read
-/// anywhere else could reach a graph unchecked, so the lock is read in the session alone (where
+/// anywhere else could reach a graph unchecked, so the lock is read in resolution alone (where
 /// `compose lock` and `--check` read the old one only to prefer its versions, compare with it,
 /// and keep its Release as the floor), and `packages` keeps its check.
 #[test]
@@ -286,7 +286,7 @@ fn locks_are_read_only_where_their_packages_are_checked() {
     for crate_dir in LIBRARIES.iter().chain(&["composer/compose"]) {
         rust_files(&repo().join(crate_dir).join("src"), &mut files);
     }
-    let allowed = [repo().join("composer/planner/src/session.rs"), repo().join("composer/planner/src/lockfile.rs")];
+    let allowed = [repo().join("composer/planner/src/resolution.rs"), repo().join("composer/planner/src/lockfile.rs")];
     let mut found = Vec::new();
     for file in files.iter().filter(|f| !allowed.contains(f)) {
         let text = std::fs::read_to_string(file).unwrap();
@@ -296,7 +296,7 @@ fn locks_are_read_only_where_their_packages_are_checked() {
             }
         }
     }
-    assert!(found.is_empty(), "locks read outside the session, unchecked:\n{}", found.join("\n"));
+    assert!(found.is_empty(), "locks read outside resolution, unchecked:\n{}", found.join("\n"));
     let session = std::fs::read_to_string(&allowed[0]).unwrap();
     let packages = session.split("pub fn packages(").nth(1).expect("Session::packages");
     let body = &packages[..packages.find("\n    }\n").expect("its end")];

@@ -303,12 +303,12 @@ impl Session<'_> {
             ImagePart::All | ImagePart::None => {}
         }
         if tree.entries.iter().all(|e| matches!(e.kind, composer_store::EntryKind::Dir)) {
-            store.action_put(key, &crate::run::empty_record("build-layer"))?;
+            store.action_put(key, &crate::records::empty_record("build-layer"))?;
             return Ok(None);
         }
         let layer = composer_oci::layer::write_layer(store, &tree.entries, epoch, compression)?;
         let input = ObjectRef { id: *built, kind: RefKind::Tree };
-        store.action_put(key, &crate::run::layer_record("build-layer", &layer).with_inputs([input]))?;
+        store.action_put(key, &crate::records::layer_record("build-layer", &layer).with_inputs([input]))?;
         Ok(Some(layer))
     }
 }

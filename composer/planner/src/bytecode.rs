@@ -22,6 +22,7 @@ use composer_oci::layer::Compression;
 use composer_recipe::Platform;
 use composer_store::ActionKey;
 
+use crate::plan::Part;
 use crate::sandbox::tempdir;
 use crate::{BuildError, Session, sandbox};
 
@@ -54,24 +55,6 @@ for root in roots:
                 skipped += 1
 print("compiled %d modules, skipped %d that do not compile" % (compiled, skipped))
 "#;
-
-/// Which modules a bytecode step compiles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Part {
-    /// The distro's and the builds' (a built CPython brings its own, so little is left there).
-    Distro,
-    /// The wheel set's.
-    Wheels,
-}
-
-impl Part {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Part::Distro => "distro",
-            Part::Wheels => "wheels",
-        }
-    }
-}
 
 impl Session<'_> {
     pub(crate) fn bytecode_wanted(&self) -> bool {
@@ -117,8 +100,8 @@ impl Session<'_> {
     ) -> Result<Option<composer_oci::layer::LayerBlob>, BuildError> {
         let layer = self.compile_bytecode(part, platform, below)?;
         let record = match &layer {
-            Some(layer) => crate::run::layer_record("python-bytecode", layer),
-            None => crate::run::empty_record("python-bytecode"),
+            Some(layer) => crate::records::layer_record("python-bytecode", layer),
+            None => crate::records::empty_record("python-bytecode"),
         };
         self.ctx.store.action_put(key, &record)?;
         Ok(layer)

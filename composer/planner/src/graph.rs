@@ -8,10 +8,10 @@ use composer_recipe::Platform;
 use composer_store::{ActionKey, Hash};
 use composer_wheels::LockedWheel;
 
-use crate::bytecode::Part;
 use crate::compile::ImagePart;
 use crate::keys;
 use crate::lockfile::LockedPackage;
+use crate::plan::Part;
 use crate::plan::{ImageLayer, ImagePlan, Plan, Step, StepKind, WheelKeys, Work};
 use crate::python::{WheelPlan, group_name};
 use crate::{BuildError, LockPolicy, Session};

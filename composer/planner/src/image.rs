@@ -77,7 +77,7 @@ impl Session<'_> {
         }
         let layer = composer_oci::layer::write_layer_from(store, &held, &tree.entries, epoch, compression)?;
         let inputs = listings.iter().map(|id| ObjectRef { id: *id, kind: RefKind::Blob });
-        store.action_put(key, &crate::run::layer_record("system-layer", &layer).with_inputs(inputs))?;
+        store.action_put(key, &crate::records::layer_record("system-layer", &layer).with_inputs(inputs))?;
         Ok(layer)
     }
 

@@ -34,10 +34,13 @@ mod lock_trust;
 pub mod lockfile;
 mod output;
 mod package_layer;
+mod pipeline;
 pub mod plan;
 mod problems;
 mod python;
+mod records;
 pub mod report;
+mod resolution;
 mod run;
 mod sandbox;
 mod scripts;
@@ -62,10 +65,12 @@ pub use error::BuildError;
 pub use execute::DOWNLOAD_THREADS;
 pub use keys::wheel_file_key;
 pub use lockfile::Lockfile;
+pub use pipeline::recipe_wheels;
 pub use plan::{Plan, PlanDocument, PlanStep, Step, StepKind};
 pub use problems::{BytecodeProblem, Outdated, ReleaseUnavailable, SdistSettingsProblem, SourceProblem, Unsettled};
 pub use report::{NoReporter, Notes, Phase, Reporter, StepReport};
-pub use session::{Locked, Session, Upgrade, lock, outdated, recipe_wheels};
+pub use resolution::{Locked, Upgrade, lock, outdated};
+pub use session::Session;
 pub use share::Shareable;
 
 pub struct Context<'a> {

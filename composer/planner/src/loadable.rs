@@ -340,7 +340,7 @@ impl Session<'_> {
         }
         let missing = files.missing(loader, &env_paths);
         if missing.is_empty() {
-            store.action_put(&key, &crate::run::empty_record("library-check"))?;
+            store.action_put(&key, &crate::records::empty_record("library-check"))?;
             return Ok(());
         }
         let libraries: BTreeSet<&str> = missing.iter().map(|m| m.library.as_str()).collect();

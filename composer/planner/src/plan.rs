@@ -13,13 +13,37 @@ use composer_oci::LayerBlob;
 use composer_recipe::Platform;
 use composer_store::{ActionKey, BlobInfo, Hash, Sha256};
 
+use composer_oci::members::Precompressed;
 use composer_wheels::{LockedWheel, Scheme};
 
-use crate::bytecode::Part;
 use crate::compile::{ImagePart, Job};
 use crate::lockfile::LockedPackage;
 use crate::report::StepReport;
-use crate::wheel_steps::Installed;
+
+/// Which modules a bytecode step compiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// The distro's and the builds' (a built CPython brings its own, so little is left there).
+    Distro,
+    /// The wheel set's.
+    Wheels,
+}
+
+impl Part {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Part::Distro => "distro",
+            Part::Wheels => "wheels",
+        }
+    }
+}
+
+/// An installed wheel as layers need it: its tree, and which contents have reusable deflate data.
+#[derive(Clone)]
+pub(crate) struct Installed {
+    pub tree: Hash,
+    pub deflated: Vec<(Hash, Precompressed)>,
+}
 
 /// What a step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]

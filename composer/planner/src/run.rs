@@ -12,26 +12,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 
 use composer_oci::LayerDescriptor;
-use composer_store::{ActionKey, ActionRecord, BlobInfo, Hash, ObjectRef, RefKind, Sha256};
+use composer_store::{ActionKey, ActionRecord, BlobInfo, Hash, Sha256};
 
 use crate::execute::{Task, execute};
 use crate::keys::{self, KeyInputs};
 use crate::plan::{Output, Plan, Step, StepKind, Work};
+use crate::records::{BUILT_WHEEL, corrupt_record, layer_from, package_file_record};
 use crate::report::{Phase, StepReport};
 use crate::{BuildError, BuildOutcome, Session};
-
-/// What the fetch of a package file that the store cannot find by its SHA-256 records.
-fn package_file_record(blob: &BlobInfo) -> ActionRecord {
-    ActionRecord {
-        step: "package-file".into(),
-        outputs: vec![ObjectRef { id: blob.id, kind: RefKind::Blob }],
-        inputs: Vec::new(),
-        data: serde_json::json!({ "sha256": blob.sha256.to_hex(), "size": blob.size }),
-    }
-}
-
-/// The field of a shared sdist build's record that names the wheel it made.
-pub(crate) const BUILT_WHEEL: &str = "built_wheel";
 
 impl Session<'_> {
     /// The result of `step` if the store holds it: a fetched file by its sha256, any other step
@@ -437,29 +425,4 @@ fn unpacked(done: &[OnceLock<Output>], step: usize) -> (Hash, Hash) {
         Some(Output::Unpacked { tree, control }) => (*tree, *control),
         _ => unreachable!("a package step's result is its unpacked tree"),
     }
-}
-
-pub(crate) fn layer_record(step: &str, layer: &composer_oci::LayerBlob) -> ActionRecord {
-    ActionRecord {
-        inputs: Vec::new(),
-        step: step.into(),
-        outputs: vec![ObjectRef { id: layer.blob.id, kind: RefKind::Blob }],
-        data: serde_json::to_value(layer).expect("serializes"),
-    }
-}
-
-/// A record that says a step had nothing to add to the image.
-pub(crate) fn empty_record(step: &str) -> ActionRecord {
-    ActionRecord { inputs: Vec::new(), step: step.into(), outputs: vec![], data: serde_json::Value::Null }
-}
-
-pub(crate) fn layer_from(record: &ActionRecord) -> Result<composer_oci::LayerBlob, BuildError> {
-    serde_json::from_value(record.data.clone()).map_err(|e| corrupt_record(record, e))
-}
-
-fn corrupt_record(record: &ActionRecord, error: serde_json::Error) -> BuildError {
-    BuildError::Store(composer_store::StoreError::Corrupt {
-        what: format!("{} record", record.step),
-        reason: Box::new(composer_store::Corruption::Unparsable(error.into())),
-    })
 }

@@ -56,7 +56,7 @@ impl Session<'_> {
                             let wheel = self.built_wheel(sdist, platform, &tree.id)?;
                             let data = serde_json::to_value(wheel).expect("a wheel serializes");
                             if let Some(fields) = record.data.as_object_mut() {
-                                fields.insert(crate::run::BUILT_WHEEL.into(), data);
+                                fields.insert(crate::records::BUILT_WHEEL.into(), data);
                             }
                         }
                         out.results.push((key.clone(), record));

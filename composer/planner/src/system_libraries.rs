@@ -209,7 +209,7 @@ impl Session<'_> {
         wanted.extend(verdict.added.iter().map(|(p, _, _)| p.clone()));
         verdict.wanted = wanted.into_iter().collect();
         if verdict.settled() {
-            store.action_put(&key, &crate::run::empty_record("system-libraries"))?;
+            store.action_put(&key, &crate::records::empty_record("system-libraries"))?;
         }
         Ok(verdict)
     }

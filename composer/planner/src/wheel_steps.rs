@@ -8,7 +8,8 @@ use composer_store::{ActionKey, ActionRecord, BlobInfo, EntryKind, Hash, ObjectR
 use composer_wheels::install::entry;
 use composer_wheels::{LockedWheel, Scheme};
 
-use crate::run::layer_record;
+use crate::plan::Installed;
+use crate::records::layer_record;
 use crate::{BuildError, Phase, Session};
 
 impl Session<'_> {
@@ -165,13 +166,6 @@ impl Session<'_> {
         store.action_put(key, &layer_record("wheel-layer", &layer).with_inputs(inputs))?;
         Ok(layer)
     }
-}
-
-/// An installed wheel as layers need it: its tree, and which contents have reusable deflate data.
-#[derive(Clone)]
-pub(crate) struct Installed {
-    pub tree: Hash,
-    pub deflated: Vec<(Hash, Precompressed)>,
 }
 
 pub(crate) fn installed_from(record: &ActionRecord) -> Option<Installed> {
