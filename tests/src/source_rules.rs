@@ -337,3 +337,26 @@ fn renames_into_user_paths_go_through_the_one_replace_rule() {
         found.join("\n")
     );
 }
+
+/// Action keys are made in one module (`composer/planner/src/keys.rs`): what a step's key holds,
+/// and the version that invalidates it, is read in one place, and a key made elsewhere cannot
+/// drift from it.
+#[test]
+fn action_keys_are_made_in_one_module() {
+    let mut files = Vec::new();
+    for crate_dir in LIBRARIES.iter().chain(&["composer/compose"]).filter(|c| **c != "store") {
+        rust_files(&repo().join(crate_dir).join("src"), &mut files);
+    }
+    let keys = repo().join("composer/planner/src/keys.rs");
+    assert!(files.contains(&keys));
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| **f != keys) {
+        let text = read_source(file);
+        for (n, line) in code_lines(&text) {
+            if line.contains("ActionKey::new(") {
+                found.push(format!("{}:{n}", file.strip_prefix(repo()).unwrap().display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "action keys made outside keys.rs:\n{}", found.join("\n"));
+}

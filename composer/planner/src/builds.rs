@@ -30,10 +30,8 @@ impl Session<'_> {
             Some(musl) => Some(composer_wheels::target::musllinux_policy(platform, &musl)?),
             None => None,
         };
-        let key = ActionKey::new("built-wheel", 2)
-            .with("tree", tree_id.0)
-            .with("sdist", &sdist.sha256)
-            .with("portable", portable.as_ref().map_or(String::new(), |p| format!("{} {}", p.platform_tag, p.libc)));
+        let portable_key = portable.as_ref().map_or(String::new(), |p| format!("{} {}", p.platform_tag, p.libc));
+        let key = crate::keys::built_wheel_key(tree_id, &sdist.sha256, &portable_key);
         if let Some(record) = store.action_get(&key)?
             && let Ok(wheel) = serde_json::from_value::<composer_wheels::LockedWheel>(record.data)
         {

@@ -404,14 +404,15 @@ impl Session<'_> {
 
     /// The bytecode key's fields that no step's output changes.
     fn bytecode_key_prefix(&self, part: Part, platform: &Platform) -> ActionKey {
-        ActionKey::new("python-bytecode", keys::BYTECODE_VERSION)
-            .with("part", part.name())
-            .with("platform", platform.to_string())
-            .with("interpreter", self.interpreter())
-            .with("roots", self.bytecode_roots(part).join("\n"))
-            .with("script", crate::bytecode::COMPILE)
-            .with("epoch", self.epoch().to_le_bytes())
-            .with("compression", crate::compression(self.recipe).name())
+        keys::bytecode_key_prefix(
+            part,
+            platform,
+            &self.interpreter(),
+            &self.bytecode_roots(part),
+            crate::bytecode::COMPILE,
+            self.epoch(),
+            crate::compression(self.recipe),
+        )
     }
 }
 

@@ -44,6 +44,146 @@ const BUILD_LAYER_VERSION: u32 = 2;
 /// layers below it, not only the builds' trees).
 pub(crate) const BYTECODE_VERSION: u32 = 2;
 
+/// Bumped when what a `verified-lock` record vouches for changes.
+/// 2: the record vouches that the set is a resolution of the requests in its key, too.
+const VERIFIED_LOCK_VERSION: u32 = 2;
+/// Bumped when the library check finds more or less than before: every image is checked again.
+const LIBRARY_CHECK_VERSION: u32 = 1;
+/// Bumped when what is read from a wheel's ELF files changes.
+const WHEEL_LIBRARIES_VERSION: u32 = 1;
+/// Bumped when the rules of `system_libraries = "add"` change: every settled platform is judged
+/// again.
+const SYSTEM_LIBRARIES_VERSION: u32 = 1;
+/// Bumped when what a built wheel's record holds changes.
+const BUILT_WHEEL_VERSION: u32 = 2;
+
+/// One platform's resolution in one release: what the backend resolved `requests` to.
+pub(crate) fn resolve_key(
+    release: &[u8; 32],
+    arch: &str,
+    components: &[String],
+    requests: &[String],
+    essential: bool,
+    runtime_of: &[String],
+    preferred: &std::collections::BTreeMap<String, String>,
+) -> ActionKey {
+    let mut key = ActionKey::new("resolve", RESOLVE_VERSION)
+        .with("release", release)
+        .with("arch", arch)
+        .with("components", components.join(","))
+        .with("requests", requests.join("\n"))
+        .with("essential", [essential as u8]);
+    if !runtime_of.is_empty() {
+        key.field("runtime-of", runtime_of.join("\n").as_bytes());
+    }
+    if !preferred.is_empty() {
+        let pins: Vec<String> = preferred.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        key.field("preferred", pins.join("\n").as_bytes());
+    }
+    key
+}
+
+/// That one exact package list was checked against a release's signed index and is a
+/// resolution of what was wanted.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn verified_lock_key(
+    release: &[u8; 32],
+    arch: &str,
+    components: &[String],
+    packages: &[LockedPackage],
+    requests: &[String],
+    runtime_of: &[String],
+    essential: bool,
+) -> ActionKey {
+    let list = serde_json::to_vec(packages).expect("locked packages serialize");
+    ActionKey::new("verified-lock", VERIFIED_LOCK_VERSION)
+        .with("release", release)
+        .with("arch", arch)
+        .with("components", components.join(","))
+        .with("packages", composer_store::Sha256::of(&list).0)
+        .with("requests", requests.join("\n"))
+        .with("runtime-of", runtime_of.join("\n"))
+        .with("essential", [essential as u8])
+}
+
+/// The version a source tarball holds (`step`: `python-version` or `musl-version`), by its
+/// SHA-256.
+pub(crate) fn source_version_key(step: &str, sha256: &str) -> ActionKey {
+    ActionKey::new(step, 1).with("source", sha256)
+}
+
+/// What a wheel's ELF files need and carry.
+pub(crate) fn wheel_libraries_key(sha256: &str) -> ActionKey {
+    ActionKey::new("wheel-libraries", WHEEL_LIBRARIES_VERSION).with("sha256", sha256)
+}
+
+/// The verdict of `system_libraries = "add"` for one platform: judged against one release's
+/// `Contents`, for one set of packages.
+pub(crate) fn system_libraries_key(
+    release: &str,
+    components: &[String],
+    architecture: &str,
+    needed: &[String],
+    added: &[String],
+    present: &[&str],
+) -> ActionKey {
+    let mut key = ActionKey::new("system-libraries", SYSTEM_LIBRARIES_VERSION)
+        .with("release", release)
+        .with("components", components.join("\n"))
+        .with("architecture", architecture)
+        .with("needed", needed.join("\n"))
+        .with("added", added.join("\n"));
+    key.field("packages", present.join("\n").as_bytes());
+    key
+}
+
+/// That the libraries an image's wheels need are loadable from its layers (`layers`: each
+/// layer's diff_id, and whether it is a wheel layer).
+pub(crate) fn library_check_key(
+    platform: &str,
+    loader: &str,
+    ld_library_path: &str,
+    layers: &[(String, bool)],
+) -> ActionKey {
+    let mut key = ActionKey::new("library-check", LIBRARY_CHECK_VERSION)
+        .with("platform", platform)
+        .with("loader", loader)
+        .with("ld-library-path", ld_library_path);
+    for (diff_id, wheels) in layers {
+        key.field(if *wheels { "wheel-layer" } else { "layer" }, diff_id.as_bytes());
+    }
+    key
+}
+
+/// The wheel an sdist build left, by the build's output tree and the musllinux policy it was
+/// checked for (`portable`: tag and libc, or empty).
+pub(crate) fn built_wheel_key(tree: &Hash, sdist_sha256: &str, portable: &str) -> ActionKey {
+    ActionKey::new("built-wheel", BUILT_WHEEL_VERSION)
+        .with("tree", tree.0)
+        .with("sdist", sdist_sha256)
+        .with("portable", portable)
+}
+
+/// The bytecode key's fields that no step's output changes.
+pub(crate) fn bytecode_key_prefix(
+    part: crate::plan::Part,
+    platform: &Platform,
+    interpreter: &str,
+    roots: &[String],
+    script: &str,
+    epoch: u64,
+    compression: Compression,
+) -> ActionKey {
+    ActionKey::new("python-bytecode", BYTECODE_VERSION)
+        .with("part", part.name())
+        .with("platform", platform.to_string())
+        .with("interpreter", interpreter)
+        .with("roots", roots.join("\n"))
+        .with("script", script)
+        .with("epoch", epoch.to_le_bytes())
+        .with("compression", compression.name())
+}
+
 /// `distro`: the backend's name, so that two distributions' packages never share a key.
 pub(crate) fn unpack_key(distro: &str, package: &LockedPackage) -> ActionKey {
     ActionKey::new("unpack", UNPACK_VERSION)

@@ -17,13 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 
 use composer_oci::layer::{Compression, LayerBlob};
-use composer_store::ActionKey;
 
 use crate::plan::{ImagePlan, Output, Plan, StepKind};
 use crate::{BuildError, Session};
-
-/// Bumped when the check finds more or less than before: every image is checked again.
-const CHECK_VERSION: u32 = 1;
 
 /// What a path of the image is, as far as finding a library goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,13 +303,14 @@ impl Session<'_> {
             .map(|v| v.split(':').filter(|d| !d.is_empty()).map(str::to_string).collect())
             .unwrap_or_default();
         let loader = if self.recipe.base.musl() { Loader::Musl } else { Loader::Glibc };
-        let mut key = ActionKey::new("library-check", CHECK_VERSION)
-            .with("platform", image.platform.to_string())
-            .with("loader", format!("{loader:?}"))
-            .with("ld-library-path", env_paths.join(":"));
-        for (layer, wheels) in &layers {
-            key.field(if *wheels { "wheel-layer" } else { "layer" }, layer.diff_id.to_hex().as_bytes());
-        }
+        let keyed: Vec<(String, bool)> =
+            layers.iter().map(|(layer, wheels)| (layer.diff_id.to_hex(), *wheels)).collect();
+        let key = crate::keys::library_check_key(
+            &image.platform.to_string(),
+            &format!("{loader:?}"),
+            &env_paths.join(":"),
+            &keyed,
+        );
         let store = self.ctx.store;
         if store.action_get(&key)?.is_some() {
             return Ok(());

@@ -22,10 +22,6 @@ use crate::lockfile::{self, LockedPackage, LockedRelease, Lockfile};
 use crate::{BuildError, ReleaseUnavailable, Session};
 use composer_distro::{VerifiedRelease, Wanted};
 
-/// Bumped when what a `verified-lock` record vouches for changes.
-/// 2: the record vouches that the set is a resolution of the requests in its key, too.
-const VERIFIED_LOCK_VERSION: u32 = 2;
-
 impl Session<'_> {
     fn lock_file(&self) -> PathBuf {
         lockfile::lock_path(&self.recipe_path)
@@ -41,15 +37,15 @@ impl Session<'_> {
         packages: &[LockedPackage],
         wanted: &Wanted<'_>,
     ) -> ActionKey {
-        let list = serde_json::to_vec(packages).expect("locked packages serialize");
-        ActionKey::new("verified-lock", VERIFIED_LOCK_VERSION)
-            .with("release", release)
-            .with("arch", arch)
-            .with("components", self.recipe.base.components.join(","))
-            .with("packages", Sha256::of(&list).0)
-            .with("requests", wanted.requests.join("\n"))
-            .with("runtime-of", wanted.runtime_of.join("\n"))
-            .with("essential", [wanted.essential as u8])
+        crate::keys::verified_lock_key(
+            release,
+            arch,
+            &self.recipe.base.components,
+            packages,
+            wanted.requests,
+            wanted.runtime_of,
+            wanted.essential,
+        )
     }
 
     /// Records that `packages` were checked against (or solved from) the signed index. Best

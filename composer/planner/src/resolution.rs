@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use composer_recipe::Recipe;
-use composer_store::{ActionKey, ActionRecord};
+use composer_store::ActionRecord;
 use rayon::prelude::*;
 
 use crate::lockfile::{self, LockedPackage, Lockfile};
@@ -236,19 +236,15 @@ impl Session<'_> {
         preferred: &BTreeMap<String, String>,
     ) -> Result<(Vec<LockedPackage>, bool), BuildError> {
         let base = &self.recipe.base;
-        let mut key = ActionKey::new("resolve", crate::keys::RESOLVE_VERSION)
-            .with("release", release.digest)
-            .with("arch", arch)
-            .with("components", base.components.join(","))
-            .with("requests", requests.join("\n"))
-            .with("essential", [essential as u8]);
-        if !runtime_of.is_empty() {
-            key.field("runtime-of", runtime_of.join("\n").as_bytes());
-        }
-        if !preferred.is_empty() {
-            let pins: Vec<String> = preferred.iter().map(|(n, v)| format!("{n}={v}")).collect();
-            key.field("preferred", pins.join("\n").as_bytes());
-        }
+        let key = crate::keys::resolve_key(
+            &release.digest,
+            arch,
+            &base.components,
+            requests,
+            essential,
+            runtime_of,
+            preferred,
+        );
         if let Some(record) = self.ctx.store.action_get(&key)?
             && let Ok(packages) = serde_json::from_value(record.data)
         {

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use composer_store::{ActionKey, ActionRecord, ObjectRef, RefKind};
+use composer_store::{ActionRecord, ObjectRef, RefKind};
 use composer_wheels::LockedWheel;
 use composer_wheels::libraries::WheelLibraries;
 
@@ -22,11 +22,6 @@ use crate::python::WheelPlan;
 use crate::{BuildError, LockPolicy, Session};
 use crate::{Outdated, Unsettled};
 use composer_distro::VerifiedRelease;
-
-/// Bumped when what is read from a wheel changes.
-const WHEEL_LIBRARIES_VERSION: u32 = 1;
-/// Bumped when the verdict's rules change: every settled platform is judged again.
-const SETTLED_VERSION: u32 = 1;
 
 /// A platform's packages for the wheels' libraries, as they should be.
 #[derive(Debug, Default)]
@@ -174,13 +169,14 @@ impl Session<'_> {
             .chain(locked.system_libraries.iter().map(String::as_str))
             .collect();
         // Judged against one Release's `Contents`, for one set of packages: the key says which.
-        let mut key = ActionKey::new("system-libraries", SETTLED_VERSION)
-            .with("release", &locked.release.digest)
-            .with("components", self.recipe.base.components.join("\n"))
-            .with("architecture", &self.arch_of(&locked.platform)?)
-            .with("needed", needed.keys().cloned().collect::<Vec<_>>().join("\n"))
-            .with("added", locked.system_libraries.join("\n"));
-        key.field("packages", present.iter().copied().collect::<Vec<_>>().join("\n").as_bytes());
+        let key = crate::keys::system_libraries_key(
+            &locked.release.digest,
+            &self.recipe.base.components,
+            &self.arch_of(&locked.platform)?,
+            &needed.keys().cloned().collect::<Vec<_>>(),
+            &locked.system_libraries,
+            &present.iter().copied().collect::<Vec<_>>(),
+        );
         let store = self.ctx.store;
         if store.action_get(&key)?.is_some() {
             return Ok(Verdict { wanted: locked.system_libraries.clone(), ..Verdict::default() });
@@ -217,7 +213,7 @@ impl Session<'_> {
     /// What one wheel needs and carries, read once (recorded by the wheel's sha256).
     fn wheel_libraries(&self, wheel: &LockedWheel) -> Result<WheelLibraries, BuildError> {
         let store = self.ctx.store;
-        let key = ActionKey::new("wheel-libraries", WHEEL_LIBRARIES_VERSION).with("sha256", &wheel.sha256);
+        let key = crate::keys::wheel_libraries_key(&wheel.sha256);
         if let Some(record) = store.action_get(&key)?
             && let Ok(found) = serde_json::from_value(record.data)
         {

@@ -39,7 +39,7 @@ pub(crate) fn stated_version(source: &Source) -> Option<String> {
 }
 
 fn version_key(of: VersionOf, sha256: &str) -> ActionKey {
-    ActionKey::new(of.step(), 1).with("source", sha256)
+    crate::keys::source_version_key(of.step(), sha256)
 }
 
 impl Session<'_> {
