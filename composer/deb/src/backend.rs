@@ -202,7 +202,7 @@ impl Backend for Debian<'_> {
     }
 
     fn architecture(&self, platform: &Platform) -> String {
-        platform.debian_arch().to_string()
+        crate::platform::debian_arch(platform).to_string()
     }
 
     fn package_manager(&self) -> &'static str {
@@ -252,7 +252,7 @@ impl Backend for Debian<'_> {
     /// `/usr/<triplet>`: no foreign architecture needs adding to resolve them.
     fn cross_requests(&self, recipe: &Recipe, target: &Platform) -> Vec<String> {
         let mut out = self.build_requests(recipe);
-        out.push(format!("crossbuild-essential-{}", target.debian_arch()));
+        out.push(format!("crossbuild-essential-{}", crate::platform::debian_arch(target)));
         out
     }
 
@@ -310,8 +310,12 @@ impl Backend for Debian<'_> {
         out
     }
 
+    fn triplet(&self, platform: &Platform) -> String {
+        crate::platform::triplet(platform).to_string()
+    }
+
     fn allocator_library(&self, platform: &Platform) -> String {
-        format!("/usr/lib/{}/libjemalloc.so.2", platform.triplet())
+        format!("/usr/lib/{}/libjemalloc.so.2", crate::platform::triplet(platform))
     }
 
     fn wheel_target(
@@ -361,10 +365,10 @@ impl Backend for Debian<'_> {
     ) -> Result<std::collections::BTreeMap<String, Vec<String>>, DistroError> {
         let verified = self.releases.lock().expect("releases").get(&release.digest).cloned();
         let verified = verified.expect("a VerifiedRelease is one this backend verified");
-        let arch = platform.debian_arch();
+        let arch = crate::platform::debian_arch(platform);
         // Where glibc's loader looks without being told: the multiarch directories first, then
         // the plain ones. A copy elsewhere (a plugin directory) is no provider.
-        let triplet = platform.triplet();
+        let triplet = crate::platform::triplet(platform);
         let dirs = [format!("lib/{triplet}"), format!("usr/lib/{triplet}"), "lib".to_string(), "usr/lib".to_string()];
         Ok(self.repo()?.library_packages(&verified, &self.base.suite, &self.base.components, arch, &dirs, libraries)?)
     }

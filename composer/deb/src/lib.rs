@@ -26,6 +26,7 @@ pub mod hooks;
 pub mod index;
 pub mod locked;
 pub mod mirror;
+pub mod platform;
 pub mod problems;
 pub mod relation;
 pub mod release;

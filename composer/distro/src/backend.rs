@@ -110,6 +110,10 @@ pub trait Backend: Sync {
     /// platform: the build root's and the cross compilers for `target`.
     fn cross_requests(&self, recipe: &Recipe, target: &Platform) -> Vec<String>;
 
+    /// The GNU triplet the distribution's toolchain gives `platform` (`aarch64-linux-gnu` on
+    /// Debian): what its cross compilers are prefixed with, and what builds pass as `--host`.
+    fn triplet(&self, platform: &Platform) -> String;
+
     /// Where the distribution's allocator library lives on `platform`.
     fn allocator_library(&self, platform: &Platform) -> String;
 

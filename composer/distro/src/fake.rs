@@ -179,6 +179,10 @@ impl Backend for Fake<'_> {
         Vec::new()
     }
 
+    fn triplet(&self, platform: &Platform) -> String {
+        format!("{}-fake-linux", platform.architecture)
+    }
+
     fn allocator_library(&self, _platform: &Platform) -> String {
         "usr/lib/libjemalloc.so.2".into()
     }

@@ -76,7 +76,7 @@ pub(crate) fn jobs(session: &Session<'_>, platform: &Platform) -> Vec<Job> {
             uses: vec![],
             profile: None,
             env: BTreeMap::from([
-                ("GNU_TRIPLET".to_string(), platform.triplet().to_string()),
+                ("GNU_TRIPLET".to_string(), session.backend.triplet(platform)),
                 ("MUSL_TRIPLET".to_string(), platform.musl_triplet()),
                 ("MUSL_SONAME".to_string(), platform.musl_soname().expect("musl platforms are validated")),
             ]),
@@ -241,11 +241,12 @@ pub(crate) fn job_env(session: &Session<'_>, job: &Job, platform: &Platform) -> 
     env.remove("JOBS");
     env.extend(Flags::new(profile, host).env());
     env.insert("COMPOSE_PLATFORM".into(), host.to_string());
-    env.insert("COMPOSE_TRIPLET".into(), host.triplet().into());
+    let (build_triplet, host_triplet) = (session.backend.triplet(build), session.backend.triplet(host));
+    env.insert("COMPOSE_TRIPLET".into(), host_triplet.clone());
     for key in ["MALLOC_LIBS", "MALLOC_CFLAGS", "MALLOC_LDFLAGS"] {
         env.insert(key.into(), String::new());
     }
-    tools_env(&mut env, build, host);
+    tools_env(&mut env, &build_triplet, &host_triplet);
     env.extend(job.env.clone());
     // The training task matters only where the profile trains: a platform without PGO keeps the
     // key it has whatever the recipe's task says.
@@ -278,12 +279,13 @@ fn cpython_script(recipe: &Recipe) -> String {
 }
 
 /// The build and host triplets (`CBUILD`, `CHOST`, as Alpine's builders name them, for
-/// configure's `--build` and `--host`) and the tools for the host: Debian's cross toolchain
-/// for `host` (`aarch64-linux-gnu-gcc`...) when it is not the platform the job runs on.
-fn tools_env(env: &mut BTreeMap<String, String>, build: &Platform, host: &Platform) {
-    let prefix = if build == host { String::new() } else { format!("{}-", host.triplet()) };
-    env.insert("CBUILD".into(), build.triplet().into());
-    env.insert("CHOST".into(), host.triplet().into());
+/// configure's `--build` and `--host`), as the distribution's toolchain names them, and the
+/// tools for the host: the distribution's cross toolchain for `host` (`aarch64-linux-gnu-gcc`...)
+/// when it is not the platform the job runs on.
+fn tools_env(env: &mut BTreeMap<String, String>, build: &str, host: &str) {
+    let prefix = if build == host { String::new() } else { format!("{host}-") };
+    env.insert("CBUILD".into(), build.into());
+    env.insert("CHOST".into(), host.into());
     for (var, tool) in [("AR", "ar"), ("RANLIB", "ranlib"), ("STRIP", "strip"), ("NM", "nm")] {
         env.insert(var.into(), format!("{prefix}{tool}"));
     }
@@ -383,7 +385,7 @@ impl Session<'_> {
 #[cfg(test)]
 pub(crate) fn tests_env(env: &mut BTreeMap<String, String>) {
     let (amd64, arm64): (Platform, Platform) = ("linux/amd64".parse().unwrap(), "linux/arm64".parse().unwrap());
-    tools_env(env, &amd64, &arm64);
+    tools_env(env, "x86_64-linux-gnu", "aarch64-linux-gnu");
     musl_env(env, true, &arm64);
     musl_env(env, false, &amd64);
 }
@@ -466,7 +468,14 @@ mod tests {
     fn env_of(build: &str, host: &str, musl: bool) -> BTreeMap<String, String> {
         let (build, host): (Platform, Platform) = (build.parse().unwrap(), host.parse().unwrap());
         let mut env = Flags::new(&composer_recipe::Profile::default(), &host).env();
-        tools_env(&mut env, &build, &host);
+        // The triplets a Debian backend gives (the planner's tests know no backend).
+        let triplet = |p: &Platform| match p.architecture.as_str() {
+            "amd64" => "x86_64-linux-gnu",
+            "arm64" => "aarch64-linux-gnu",
+            "arm" => "arm-linux-gnueabihf",
+            other => panic!("no test triplet for {other}"),
+        };
+        tools_env(&mut env, triplet(&build), triplet(&host));
         if musl {
             musl_env(&mut env, build != host, &host);
         }

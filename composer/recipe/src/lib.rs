@@ -7,7 +7,7 @@
 //!     "recipe.toml".as_ref(),
 //!     "[image]\nname = \"x\"\nplatforms = [\"linux/amd64\"]\n[base]\nsuite = \"bookworm\"\nmirror = \"debian\"\n",
 //! ).unwrap();
-//! assert_eq!(recipe.image.platforms.get_ref()[0].debian_arch(), "amd64");
+//! assert_eq!(recipe.image.platforms.get_ref()[0].architecture, "amd64");
 //! ```
 
 // Unit tests make temporary directories where the machine's TMPDIR says; the library itself may
@@ -17,7 +17,7 @@
 mod error;
 pub mod extend;
 mod limits;
-mod platform;
+pub mod platform;
 pub mod sdist_settings;
 pub mod show;
 pub mod suggest;

@@ -10,43 +10,41 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
-/// (OCI architecture, OCI variant, Debian architecture, GNU multiarch triplet)
-const KNOWN: &[(&str, Option<&str>, &str, &str)] = &[
-    ("amd64", None, "amd64", "x86_64-linux-gnu"),
-    ("arm64", Some("v8"), "arm64", "aarch64-linux-gnu"),
-    ("arm", Some("v7"), "armhf", "arm-linux-gnueabihf"),
-    ("arm", Some("v5"), "armel", "arm-linux-gnueabi"),
-    ("386", None, "i386", "i386-linux-gnu"),
-    ("ppc64le", None, "ppc64el", "powerpc64le-linux-gnu"),
-    ("s390x", None, "s390x", "s390x-linux-gnu"),
-    ("riscv64", None, "riscv64", "riscv64-linux-gnu"),
-    ("mips64le", None, "mips64el", "mips64el-linux-gnuabi64"),
+/// (OCI architecture, OCI variant, the machine as the kernel and toolchains name it). A
+/// distribution's own names (Debian's `armhf`, its multiarch triplets) are its backend's.
+const KNOWN: &[(&str, Option<&str>, &str)] = &[
+    ("amd64", None, "x86_64"),
+    ("arm64", Some("v8"), "aarch64"),
+    ("arm", Some("v7"), "arm"),
+    ("arm", Some("v5"), "arm"),
+    ("386", None, "i386"),
+    ("ppc64le", None, "powerpc64le"),
+    ("s390x", None, "s390x"),
+    ("riscv64", None, "riscv64"),
+    ("mips64le", None, "mips64el"),
 ];
 
 impl Platform {
-    fn known(&self) -> &'static (&'static str, Option<&'static str>, &'static str, &'static str) {
+    fn known(&self) -> &'static (&'static str, Option<&'static str>, &'static str) {
         KNOWN
             .iter()
-            .find(|(arch, variant, _, _)| {
+            .find(|(arch, variant, _)| {
                 *arch == self.architecture && (self.variant.is_none() || self.variant.as_deref() == *variant)
             })
             .expect("platforms are validated on parse")
     }
 
-    /// The Debian architecture name (`arm64`, `armhf`, ...).
-    pub fn debian_arch(&self) -> &'static str {
-        self.known().2
-    }
-
-    /// The multiarch triplet, which names library directories (`/usr/lib/<triplet>`).
-    pub fn triplet(&self) -> &'static str {
-        self.known().3
-    }
-
-    /// The triplet of the same machine with musl as its C library (`x86_64-linux-musl`,
-    /// `arm-linux-musleabihf`), as GCC and CPython name it.
+    /// The triplet of the machine with musl as its C library (`x86_64-linux-musl`,
+    /// `arm-linux-musleabihf`), as GCC and CPython name it: the recipe builds that musl, so the
+    /// name is no distribution's.
     pub fn musl_triplet(&self) -> String {
-        self.triplet().replacen("-gnu", "-musl", 1)
+        let abi = match (self.architecture.as_str(), self.variant.as_deref()) {
+            ("arm", Some("v5")) => "musleabi",
+            ("arm", _) => "musleabihf",
+            ("mips64le", _) => "muslabi64",
+            _ => "musl",
+        };
+        format!("{}-linux-{abi}", self.known().2)
     }
 
     /// The name musl's C library goes by on a musl system, as Alpine links it and the musllinux
@@ -108,7 +106,7 @@ impl FromStr for Platform {
             (Some(implied), _) => Some(implied.to_string()),
             (None, variant) => variant,
         };
-        let found = KNOWN.iter().any(|(a, v, _, _)| *a == arch && (variant.is_none() || variant.as_deref() == *v));
+        let found = KNOWN.iter().any(|(a, v, _)| *a == arch && (variant.is_none() || variant.as_deref() == *v));
         if !found {
             return Err(format!("unknown platform `{s}`; known platforms: {}", known_names().join(", ")));
         }
@@ -137,11 +135,16 @@ fn normal_arch(arch: &str) -> (&str, Option<&'static str>) {
     }
 }
 
+/// Every platform a recipe may name.
+pub fn known() -> Vec<Platform> {
+    known_names().iter().map(|name| name.parse().expect("known platforms parse")).collect()
+}
+
 /// Every platform composer builds for, by its OCI name.
 fn known_names() -> Vec<String> {
     KNOWN
         .iter()
-        .map(|(a, v, _, _)| match v {
+        .map(|(a, v, _)| match v {
             Some(v) if *a == "arm" => format!("linux/{a}/{v}"),
             _ => format!("linux/{a}"),
         })
@@ -169,7 +172,7 @@ impl schemars::JsonSchema for Platform {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let names: Vec<String> = KNOWN
             .iter()
-            .flat_map(|(arch, variant, _, _)| {
+            .flat_map(|(arch, variant, _)| {
                 let plain = format!("linux/{arch}");
                 match variant {
                     Some(v) => vec![plain, format!("linux/{arch}/{v}")],
@@ -200,13 +203,25 @@ mod tests {
     }
 
     #[test]
-    fn maps_oci_platforms_to_debian_architectures() {
-        let cases =
-            [("linux/amd64", "amd64"), ("linux/arm64", "arm64"), ("linux/arm/v7", "armhf"), ("linux/386", "i386")];
-        for (oci, debian) in cases {
-            assert_eq!(oci.parse::<Platform>().unwrap().debian_arch(), debian, "{oci}");
-        }
+    fn arm64s_only_variant_is_the_platform_itself() {
         assert_eq!("linux/arm64/v8".parse::<Platform>().unwrap(), "linux/arm64".parse().unwrap());
+    }
+
+    #[test]
+    fn musl_triplets_are_gccs() {
+        let triplet = |p: &str| p.parse::<Platform>().unwrap().musl_triplet();
+        let cases = [
+            ("linux/amd64", "x86_64-linux-musl"),
+            ("linux/arm64", "aarch64-linux-musl"),
+            ("linux/arm/v7", "arm-linux-musleabihf"),
+            ("linux/arm/v5", "arm-linux-musleabi"),
+            ("linux/386", "i386-linux-musl"),
+            ("linux/ppc64le", "powerpc64le-linux-musl"),
+            ("linux/mips64le", "mips64el-linux-muslabi64"),
+        ];
+        for (platform, musl) in cases {
+            assert_eq!(triplet(platform), musl, "{platform}");
+        }
     }
 
     #[test]

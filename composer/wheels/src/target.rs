@@ -203,14 +203,14 @@ pub fn musllinux_policy(platform: &Platform, musl_version: &str) -> Result<crate
 }
 
 pub(crate) fn machine(platform: &Platform) -> Option<&'static str> {
-    Some(match platform.debian_arch() {
-        "amd64" => "x86_64",
-        "arm64" => "aarch64",
-        "armhf" => "armv7l",
-        "i386" => "i686",
-        "ppc64el" => "ppc64le",
-        "s390x" => "s390x",
-        "riscv64" => "riscv64",
+    Some(match (platform.architecture.as_str(), platform.variant.as_deref()) {
+        ("amd64", _) => "x86_64",
+        ("arm64", _) => "aarch64",
+        ("arm", Some("v7")) => "armv7l",
+        ("386", _) => "i686",
+        ("ppc64le", _) => "ppc64le",
+        ("s390x", _) => "s390x",
+        ("riscv64", _) => "riscv64",
         _ => return None,
     })
 }
