@@ -137,66 +137,85 @@ impl Lockfile {
     }
 
     /// Why this lock does not cover what is asked, if it does not.
-    pub fn mismatch(&self, wanted: &Lockfile) -> Option<String> {
+    pub fn mismatch(&self, wanted: &Lockfile) -> Option<LockMismatch> {
         if self.suite != wanted.suite || self.distro != wanted.distro {
-            return Some(format!(
-                "the lock is for {} {}, the recipe asks for {} {}",
-                self.distro, self.suite, wanted.distro, wanted.suite
-            ));
+            return Some(LockMismatch::Suite {
+                locked: format!("{} {}", self.distro, self.suite),
+                wanted: format!("{} {}", wanted.distro, wanted.suite),
+            });
         }
         if self.components != wanted.components {
-            return Some(format!(
-                "the lock covers components {:?}, the recipe asks for {:?}",
-                self.components, wanted.components
-            ));
+            return Some(LockMismatch::Components {
+                locked: self.components.clone(),
+                wanted: wanted.components.clone(),
+            });
         }
         if self.essential != wanted.essential {
-            return Some("the recipe's `essential` setting changed".into());
+            return Some(LockMismatch::Essential);
         }
         if self.add_system_libraries != wanted.add_system_libraries
             || (!self.add_system_libraries && self.platforms.iter().any(|p| !p.system_libraries.is_empty()))
         {
-            return Some("the recipe's `[python] system_libraries` setting changed".into());
+            return Some(LockMismatch::SystemLibraries);
         }
-        for request in &wanted.requests {
-            if !self.requests.contains(request) {
-                return Some(format!("package `{request}` is not in the lock"));
-            }
+        if let Some(request) = wanted.requests.iter().find(|r| !self.requests.contains(r)) {
+            return Some(LockMismatch::NewRequest(request.clone()));
         }
-        for request in &self.requests {
-            if !wanted.requests.contains(request) {
-                return Some(format!("the lock holds `{request}`, which the recipe no longer asks for"));
-            }
+        if let Some(request) = self.requests.iter().find(|r| !wanted.requests.contains(r)) {
+            return Some(LockMismatch::DroppedRequest(request.clone()));
         }
         if self.build_requests != wanted.build_requests {
-            return Some(format!(
-                "the lock's build root holds {:?}, the recipe's builds need {:?}",
-                self.build_requests, wanted.build_requests
-            ));
+            return Some(LockMismatch::BuildRoot {
+                locked: self.build_requests.clone(),
+                wanted: wanted.build_requests.clone(),
+            });
         }
         if self.cross_build != wanted.cross_build {
-            let said = |on: &Option<String>| match on {
-                Some(platform) => format!("cross-compile on {platform}"),
-                None => "build on each platform's own root".to_string(),
-            };
-            return Some(format!(
-                "the lock's builds {}, the recipe's {}",
-                said(&self.cross_build),
-                said(&wanted.cross_build)
-            ));
+            return Some(LockMismatch::Cross { locked: self.cross_build.clone(), wanted: wanted.cross_build.clone() });
         }
         if self.runtime_of != wanted.runtime_of {
-            return Some(format!(
-                "the lock's image has the run-time libraries of {:?}, the recipe's build needs those of {:?}",
-                self.runtime_of, wanted.runtime_of
-            ));
+            return Some(LockMismatch::RuntimeOf {
+                locked: self.runtime_of.clone(),
+                wanted: wanted.runtime_of.clone(),
+            });
         }
-        for platform in &wanted.platforms {
-            if !self.platforms.iter().any(|p| p.platform == platform.platform) {
-                return Some(format!("platform `{}` is not in the lock", platform.platform));
-            }
-        }
-        None
+        wanted
+            .platforms
+            .iter()
+            .find(|platform| !self.platforms.iter().any(|p| p.platform == platform.platform))
+            .map(|platform| LockMismatch::Platform(platform.platform.clone()))
+    }
+}
+
+/// What a lock's header and the recipe disagree on: why the lock no longer covers the recipe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LockMismatch {
+    #[error("the lock is for {locked}, the recipe asks for {wanted}")]
+    Suite { locked: String, wanted: String },
+    #[error("the lock covers components {locked:?}, the recipe asks for {wanted:?}")]
+    Components { locked: Vec<String>, wanted: Vec<String> },
+    #[error("the recipe's `essential` setting changed")]
+    Essential,
+    #[error("the recipe's `[python] system_libraries` setting changed")]
+    SystemLibraries,
+    #[error("package `{0}` is not in the lock")]
+    NewRequest(String),
+    #[error("the lock holds `{0}`, which the recipe no longer asks for")]
+    DroppedRequest(String),
+    #[error("the lock's build root holds {locked:?}, the recipe's builds need {wanted:?}")]
+    BuildRoot { locked: Vec<String>, wanted: Vec<String> },
+    #[error("the lock's builds {}, the recipe's {}", cross_said(locked), cross_said(wanted))]
+    Cross { locked: Option<String>, wanted: Option<String> },
+    #[error("the lock's image has the run-time libraries of {locked:?}, the recipe's build needs those of {wanted:?}")]
+    RuntimeOf { locked: Vec<String>, wanted: Vec<String> },
+    #[error("platform `{0}` is not in the lock")]
+    Platform(String),
+}
+
+fn cross_said(on: &Option<String>) -> String {
+    match on {
+        Some(platform) => format!("cross-compile on {platform}"),
+        None => "build on each platform's own root".to_string(),
     }
 }
 
@@ -315,7 +334,8 @@ mod tests {
             (Lockfile { cross_build: Some("linux/amd64".into()), ..locked.clone() }, "cross-compile"),
         ];
         for (wanted, said) in cases {
-            let reason = locked.mismatch(&wanted).unwrap_or_else(|| panic!("no mismatch found for `{said}`"));
+            let reason =
+                locked.mismatch(&wanted).unwrap_or_else(|| panic!("no mismatch found for `{said}`")).to_string();
             assert!(reason.contains(said), "{reason}");
         }
     }

@@ -8,9 +8,9 @@ use composer_store::{NotASha256, Sha256};
 /// Why a lock does not cover the recipe (`--locked` refuses it; otherwise it is resolved again).
 #[derive(Debug, thiserror::Error)]
 pub enum Outdated {
-    /// What the lock's header and the recipe's disagree on, as the lock file module says it.
-    #[error("{0}")]
-    Recipe(String),
+    /// What the lock's header and the recipe's disagree on.
+    #[error(transparent)]
+    Recipe(crate::lockfile::LockMismatch),
     #[error("its platforms name different Releases, which `system_libraries = \"add\"` cannot judge")]
     DifferentReleases,
     #[error(transparent)]
