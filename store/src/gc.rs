@@ -167,7 +167,9 @@ pub(crate) fn clean_temps(store: &Store) {
         .is_none_or(|age| age > SHARD_CLEAN_INTERVAL);
     let _ = remove_temps(store, false, due);
     if due {
-        let _ = fs::write(&marker, b"");
+        // Touched, never followed: a link planted here is not written through.
+        let _ = fs::remove_file(&marker);
+        let _ = crate::object::create_new_file(&marker);
     }
 }
 

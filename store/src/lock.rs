@@ -22,9 +22,12 @@ pub struct StoreLock {
     _file: Option<File>,
 }
 
-/// Opens the lock file, read-only where the store's filesystem is: flock works on either.
+/// Opens the lock file, read-only where the store's filesystem is: flock works on either. A link
+/// planted in its place is not followed (the store's disk is not trusted).
 fn open(path: &Path) -> Result<File, StoreError> {
-    match OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    match OpenOptions::new().create(true).truncate(false).read(true).write(true).custom_flags(nofollow).open(path) {
         Ok(file) => Ok(file),
         Err(e) if e.raw_os_error() == Some(30 /* EROFS */) || e.kind() == std::io::ErrorKind::PermissionDenied => {
             File::open(path).map_err(|_| StoreError::io("open lock", path, e))

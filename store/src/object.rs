@@ -48,13 +48,28 @@ pub(crate) fn write_object(dest: &Path, data: &[u8]) -> Result<(), StoreError> {
     write_atomic_as(dest, data, Some(OBJECT_MODE))
 }
 
+/// Creates `path` for writing, new: whatever is already there (a link planted under a name a
+/// run will use, which would make it write through the link as root) is never opened, only
+/// removed (unlinked, not followed) before the file is made again.
+pub(crate) fn create_new_file(path: &Path) -> io::Result<fs::File> {
+    let open = || fs::OpenOptions::new().write(true).create_new(true).open(path);
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(path)?;
+            open()
+        }
+        other => other,
+    }
+}
+
 fn write_atomic_as(dest: &Path, data: &[u8], mode: Option<u32>) -> Result<(), StoreError> {
     let dir = dest.parent().expect("store paths have a parent directory");
     let tmp = dir.join(format!("{TEMP_PREFIX}{}", temp_suffix()));
-    match fs::write(&tmp, data) {
+    let write = || create_new_file(&tmp).and_then(|mut file| io::Write::write_all(&mut file, data));
+    match write() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fs::create_dir_all(dir).map_err(|e| StoreError::io("create", dir, e))?;
-            fs::write(&tmp, data).map_err(|e| StoreError::io("write", &tmp, e))?;
+            write().map_err(|e| StoreError::io("write", &tmp, e))?;
         }
         other => other.map_err(|e| StoreError::io("write", &tmp, e))?,
     }
@@ -98,7 +113,7 @@ pub struct ObjectWriter<'s> {
 impl<'s> ObjectWriter<'s> {
     pub(crate) fn new(store: &'s Store) -> Result<Self, StoreError> {
         let temp = temp_path(store.root());
-        let file = fs::File::create(&temp).map_err(|e| StoreError::io("create", &temp, e))?;
+        let file = create_new_file(&temp).map_err(|e| StoreError::io("create", &temp, e))?;
         Ok(ObjectWriter {
             store,
             file: io::BufWriter::with_capacity(256 * 1024, file),
@@ -307,6 +322,23 @@ mod tests {
     use std::io::Write;
 
     use crate::{ActionKey, ActionRecord, GcOptions, LockMode, ObjectRef, RefKind, Sha256, Store};
+
+    /// A run writes its temp files under names anyone with the store's disk can guess; a link
+    /// planted at one is removed, never written through (as root, it would have truncated any
+    /// file on the machine).
+    #[test]
+    fn a_temp_file_is_never_written_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let precious = dir.path().join("precious");
+        std::fs::write(&precious, b"keep me").unwrap();
+        let temp = dir.path().join(".tmp-1-1");
+        std::os::unix::fs::symlink(&precious, &temp).unwrap();
+        let mut file = super::create_new_file(&temp).unwrap();
+        file.write_all(b"store bytes").unwrap();
+        assert_eq!(std::fs::read(&precious).unwrap(), b"keep me");
+        assert!(std::fs::symlink_metadata(&temp).unwrap().file_type().is_file());
+        assert_eq!(std::fs::read(&temp).unwrap(), b"store bytes");
+    }
 
     fn files_in(dir: &std::path::Path) -> usize {
         walkdir(dir)

@@ -46,7 +46,14 @@ impl Store {
 
     /// Marks the root `name` used now; `false` if there is none to mark.
     pub fn touch_root(&self, name: &str) -> bool {
-        fs::File::options().append(true).open(path(self, name)).and_then(|f| f.set_modified(SystemTime::now())).is_ok()
+        use std::os::unix::fs::OpenOptionsExt;
+        let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+        fs::File::options()
+            .append(true)
+            .custom_flags(nofollow)
+            .open(path(self, name))
+            .and_then(|f| f.set_modified(SystemTime::now()))
+            .is_ok()
     }
 
     /// Records (or replaces) a root; used now.

@@ -15,6 +15,9 @@ fn as_version_1(lock: &str) -> String {
             out.push(format!("sha256 = \"{}\"", sha.trim_end_matches("\"]")));
         } else if let Some(digest) = line.strip_prefix("digest = ") {
             out.push(format!("inrelease_sha256 = {digest}"));
+        } else if line.starts_with("codename = ") {
+            // A claim the signed Release overrules when the lock is written again.
+            out.push("codename = \"claimed\"".to_string());
         } else if line == "platform = \"linux/amd64\"" {
             out.push(line.to_string());
             out.push("architecture = \"amd64\"".to_string());
@@ -46,5 +49,10 @@ fn a_version_1_lock_builds_the_same_image_and_is_rewritten_without_resolving() {
     std::fs::remove_dir_all(f.mirror.root.join("dists")).unwrap();
     let rebuilt = f.compose.build_json(&f.recipe, &[]);
     assert_eq!(index_digest(&rebuilt), index_digest(&first));
+    assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), current, "the Release as signed, not as claimed");
+
+    // `compose lock` writes it again too, though it locks the same packages.
+    std::fs::write(&lock_path, &old).unwrap();
+    f.compose.ok(&["--offline", "lock", f.recipe.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), current);
 }

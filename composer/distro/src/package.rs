@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// One package as resolved and locked: everything needed to fetch and verify it again.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LockedPackage {
     pub name: String,
     pub version: String,

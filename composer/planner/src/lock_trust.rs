@@ -175,7 +175,10 @@ impl Session<'_> {
             Ok(Some(signed)) => (signed.locked.date.clone(), self.backend.release_time(&signed.locked)),
             _ => (locked.date.clone(), self.backend.release_time(locked)),
         };
-        let (Some(was), Some(now)) = (was, self.backend.release_time(&release.locked)) else { return Ok(()) };
+        let Some(now) = self.backend.release_time(&release.locked) else { return Ok(()) };
+        // A lock whose date cannot be read (and whose Release the store does not hold) proves
+        // nothing about time: moving on from it counts as moving back, unless allowed.
+        let was = was.unwrap_or(u64::MAX);
         if now >= was {
             return Ok(());
         }

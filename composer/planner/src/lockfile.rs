@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::BuildError;
 pub use composer_distro::{LockedPackage, LockedRelease};
 
+pub use crate::problems::LockMismatch;
+
 mod v1;
 
 /// 2: package identities with kinds (`identity = ["sha256:..."]`), the release record the
@@ -16,6 +18,7 @@ mod v1;
 pub const LOCK_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Lockfile {
     pub version: u32,
     pub distro: String,
@@ -45,6 +48,7 @@ pub struct Lockfile {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LockedPlatform {
     pub platform: String,
     pub release: LockedRelease,
@@ -67,6 +71,21 @@ fn package_name(name: &str) -> bool {
     name.len() <= 128
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-._".contains(&b))
+}
+
+/// The first string of `lock` that holds a control character, cut short.
+fn control_characters(lock: &Lockfile) -> Option<String> {
+    fn walk(value: &toml::Value) -> Option<String> {
+        match value {
+            toml::Value::String(s) if s.chars().any(char::is_control) => Some(s.chars().take(80).collect()),
+            toml::Value::Array(items) => items.iter().find_map(walk),
+            toml::Value::Table(table) => {
+                table.iter().find_map(|(k, v)| walk(&toml::Value::String(k.clone())).or_else(|| walk(v)))
+            }
+            _ => None,
+        }
+    }
+    walk(&toml::Value::try_from(lock).expect("a lock is a TOML value"))
 }
 
 pub fn lock_path(recipe: &Path) -> PathBuf {
@@ -106,6 +125,16 @@ impl Lockfile {
                 });
             }
         };
+        let refuse = |reason: String| BuildError::Lock { path: path.to_path_buf(), source: reason.into() };
+        // A claim read back into messages and into the next lock: no control character (a line
+        // break in a date would forge a line of the log, an escape would drive the terminal).
+        if let Some(text) = control_characters(&lock) {
+            return Err(refuse(format!("it holds a control character, in `{}`", text.escape_debug())));
+        }
+        let mut platforms = std::collections::BTreeSet::new();
+        if let Some(twice) = lock.platforms.iter().find(|p| !platforms.insert(&p.platform)) {
+            return Err(refuse(format!("platform `{}` is locked twice", twice.platform)));
+        }
         // These become requests: a name, once, never a relation or text for a terminal.
         for platform in &lock.platforms {
             let mut seen = std::collections::BTreeSet::new();
@@ -184,38 +213,6 @@ impl Lockfile {
             .iter()
             .find(|platform| !self.platforms.iter().any(|p| p.platform == platform.platform))
             .map(|platform| LockMismatch::Platform(platform.platform.clone()))
-    }
-}
-
-/// What a lock's header and the recipe disagree on: why the lock no longer covers the recipe.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LockMismatch {
-    #[error("the lock is for {locked}, the recipe asks for {wanted}")]
-    Suite { locked: String, wanted: String },
-    #[error("the lock covers components {locked:?}, the recipe asks for {wanted:?}")]
-    Components { locked: Vec<String>, wanted: Vec<String> },
-    #[error("the recipe's `essential` setting changed")]
-    Essential,
-    #[error("the recipe's `[python] system_libraries` setting changed")]
-    SystemLibraries,
-    #[error("package `{0}` is not in the lock")]
-    NewRequest(String),
-    #[error("the lock holds `{0}`, which the recipe no longer asks for")]
-    DroppedRequest(String),
-    #[error("the lock's build root holds {locked:?}, the recipe's builds need {wanted:?}")]
-    BuildRoot { locked: Vec<String>, wanted: Vec<String> },
-    #[error("the lock's builds {}, the recipe's {}", cross_said(locked), cross_said(wanted))]
-    Cross { locked: Option<String>, wanted: Option<String> },
-    #[error("the lock's image has the run-time libraries of {locked:?}, the recipe's build needs those of {wanted:?}")]
-    RuntimeOf { locked: Vec<String>, wanted: Vec<String> },
-    #[error("platform `{0}` is not in the lock")]
-    Platform(String),
-}
-
-fn cross_said(on: &Option<String>) -> String {
-    match on {
-        Some(platform) => format!("cross-compile on {platform}"),
-        None => "build on each platform's own root".to_string(),
     }
 }
 
@@ -414,5 +411,28 @@ sha256 = "2222222222222222222222222222222222222222222222222222222222222222"
         std::fs::write(&path, V1.replace(&"2".repeat(64), "xyz")).unwrap();
         let error = Lockfile::read(&path).unwrap_err();
         assert!(format!("{:?}", error).contains("base-files"), "{error:?}");
+    }
+
+    /// What a lock says is read back into messages and the next lock: refused whole when it
+    /// holds what a terminal obeys, names a platform twice, or carries a field no writer wrote.
+    #[test]
+    fn a_lock_with_control_characters_twice_a_platform_or_a_stray_field_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.lock");
+        let written = with_packages(lock(&["a"], &["linux/amd64"]), &[("a", "1")]);
+        written.write(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let refused = |text: String, said: &str| {
+            std::fs::write(&path, &text).unwrap();
+            let error = Lockfile::read(&path).unwrap_err();
+            let shown = format!("{error:?}");
+            assert!(shown.contains(said), "{said}: {shown}\n{text}");
+        };
+        refused(text.replace("date = \"d\"", "date = \"d\\nerror: forged\""), "control character");
+        refused(text.replace("name = \"a\"", "name = \"a\\u001b[2J\""), "control character");
+        let platform = &text[text.find("[[platform]]").unwrap()..];
+        refused(format!("{text}\n{platform}"), "locked twice");
+        refused(text.replace("size = 1", "size = 1\nsha256 = \"00\""), "unknown field");
+        refused(V1.replace("size = 70000", "size = 70000\nidentity = [\"sha256:00\"]"), "unknown field");
     }
 }

@@ -10,7 +10,7 @@ use composer_store::{NotASha256, Sha256};
 pub enum Outdated {
     /// What the lock's header and the recipe's disagree on.
     #[error(transparent)]
-    Recipe(crate::lockfile::LockMismatch),
+    Recipe(LockMismatch),
     #[error("its platforms name different Releases, which `system_libraries = \"add\"` cannot judge")]
     DifferentReleases,
     #[error(transparent)]
@@ -97,4 +97,36 @@ pub enum SourceProblem {
          the name; rename the file or pin the tarball meant"
     )]
     Misnamed { stated: String, version: String },
+}
+
+/// What a lock's header and the recipe disagree on: why the lock no longer covers the recipe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LockMismatch {
+    #[error("the lock is for {locked}, the recipe asks for {wanted}")]
+    Suite { locked: String, wanted: String },
+    #[error("the lock covers components {locked:?}, the recipe asks for {wanted:?}")]
+    Components { locked: Vec<String>, wanted: Vec<String> },
+    #[error("the recipe's `essential` setting changed")]
+    Essential,
+    #[error("the recipe's `[python] system_libraries` setting changed")]
+    SystemLibraries,
+    #[error("package `{0}` is not in the lock")]
+    NewRequest(String),
+    #[error("the lock holds `{0}`, which the recipe no longer asks for")]
+    DroppedRequest(String),
+    #[error("the lock's build root holds {locked:?}, the recipe's builds need {wanted:?}")]
+    BuildRoot { locked: Vec<String>, wanted: Vec<String> },
+    #[error("the lock's builds {}, the recipe's {}", cross_said(locked), cross_said(wanted))]
+    Cross { locked: Option<String>, wanted: Option<String> },
+    #[error("the lock's image has the run-time libraries of {locked:?}, the recipe's build needs those of {wanted:?}")]
+    RuntimeOf { locked: Vec<String>, wanted: Vec<String> },
+    #[error("platform `{0}` is not in the lock")]
+    Platform(String),
+}
+
+fn cross_said(on: &Option<String>) -> String {
+    match on {
+        Some(platform) => format!("cross-compile on {platform}"),
+        None => "build on each platform's own root".to_string(),
+    }
 }

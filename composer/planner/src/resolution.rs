@@ -268,8 +268,17 @@ impl Session<'_> {
     /// (and `true`: the caller writes it once the rest resolved too); whichever it is, checked
     /// against the signed index before it is returned (`check_lock`).
     pub fn packages(&self, policy: LockPolicy) -> Result<(Lockfile, Vec<StepReport>, bool), BuildError> {
-        let (lock, steps, resolved) = self.packages_unchecked(policy)?;
+        let (mut lock, steps, resolved) = self.packages_unchecked(policy)?;
         self.check_lock(&lock)?;
+        // An older lock is written again in today's form: with its Releases as they are signed,
+        // not as the old file claimed them (the digest alone was checked).
+        if lock.migrated_from.is_some() {
+            for platform in &mut lock.platforms {
+                if let Some(signed) = self.backend.locked_release(&platform.release)? {
+                    platform.release = signed.locked;
+                }
+            }
+        }
         Ok((lock, steps, resolved))
     }
 
@@ -388,7 +397,8 @@ pub fn lock(ctx: &Context<'_>, recipe: &Recipe, recipe_path: &Path, upgrade: &Up
     }
     let (lock, _) = session.settle_system_libraries(lock, &wheel_plans, LockPolicy::UseOrCreate)?;
     session.write_wheel_locks(&wheel_plans, &wheel_steps)?;
-    let same_lock = old.as_ref().is_some_and(|old| old.to_toml() == lock.to_toml());
+    // An older lock is rewritten in today's form even when it says the same.
+    let same_lock = old.as_ref().is_some_and(|old| old.migrated_from.is_none() && old.to_toml() == lock.to_toml());
     if !same_lock {
         lock.write(&path)?;
     }

@@ -11,7 +11,11 @@ use super::{LockedPlatform, Lockfile};
 use composer_distro::{Identity, LockedPackage, LockedRelease};
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct Lock {
+    /// 1, as the reader checked before choosing this form.
+    #[allow(dead_code)]
+    version: u32,
     distro: String,
     suite: String,
     components: Vec<String>,
@@ -30,6 +34,7 @@ pub(super) struct Lock {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Platform {
     platform: String,
     /// The distribution's name for the architecture: the backend's to know, not the lock's.
@@ -46,6 +51,7 @@ struct Platform {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Release {
     suite: String,
     codename: String,
@@ -54,6 +60,7 @@ struct Release {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Package {
     name: String,
     version: String,
