@@ -1,7 +1,7 @@
 //! The versions of the CPython and the musl a recipe builds, which its wheel set's target and its
 //! virtual environment follow. Known without downloading the tarball where it can be: the version
-//! recorded when this store last read that tarball (by its pinned SHA-256), else the one its file
-//! name states (`python3.13_3.13.5.orig.tar.xz`, `Python-3.13.5.tar.xz`, `musl_1.2.5.orig.tar.gz`),
+//! recorded when this store last read that tarball (by its pinned SHA-256), else read from the
+//! tarball if the store holds it, else the one its file name states (`python3.13_3.13.5.orig.tar.xz`, `Python-3.13.5.tar.xz`, `musl_1.2.5.orig.tar.gz`),
 //! a claim the executor checks against the tarball when it fetches it ([`Session::check_source_version`]),
 //! else read from the tarball now. A cold `compose plan` thus fetches indexes, not sources.
 
@@ -78,6 +78,17 @@ impl Session<'_> {
         if let Some(sha256) = &pinned
             && let Some(version) = self.recorded_version(of, &sha256.to_string())?
         {
+            if let Some(stated) = stated_version(source).filter(|stated| *stated != version) {
+                return Err(misnamed(name, &stated, &version));
+            }
+            return Ok(version);
+        }
+        // A tarball the store already holds (a bundle brought it, an older run fetched it) is
+        // read, not named: only a download is worth avoiding.
+        if let Some(sha256) = &pinned
+            && let Some(blob) = self.ctx.store.lookup_sha256(sha256)?
+        {
+            let version = self.read_version(&blob, of)?;
             if let Some(stated) = stated_version(source).filter(|stated| *stated != version) {
                 return Err(misnamed(name, &stated, &version));
             }
