@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use composer_distro::fake::{FakeIndex, FakePackage, Scheme};
-use composer_planner::{BuildOutcome, Context, LockPolicy, Lockfile, NoReporter, Session, Tools};
+use composer_planner::{BuildError, BuildOutcome, Context, LockPolicy, Lockfile, NoReporter, Session, Tools};
 use composer_store::Store;
 
 fn packages(app_version: &str) -> Vec<FakePackage> {
@@ -61,7 +61,7 @@ impl World {
         self.dir.path().join("r.toml")
     }
 
-    fn build(&self, index: &FakeIndex, policy: LockPolicy) -> BuildOutcome {
+    fn try_build(&self, index: &FakeIndex, policy: LockPolicy) -> Result<BuildOutcome, BuildError> {
         let ctx = Context {
             store: &self.store,
             client: &self.client,
@@ -77,7 +77,11 @@ impl World {
             allow_downgrade: false,
         };
         let recipe = composer_recipe::Recipe::load(&self.recipe_path()).unwrap();
-        Session::new(&ctx, &recipe, &self.recipe_path()).build(policy).unwrap_or_else(|e| panic!("{e:?}"))
+        Session::new(&ctx, &recipe, &self.recipe_path()).build(policy)
+    }
+
+    fn build(&self, index: &FakeIndex, policy: LockPolicy) -> BuildOutcome {
+        self.try_build(index, policy).unwrap_or_else(|e| panic!("{e:?}"))
     }
 }
 
@@ -152,28 +156,14 @@ fn a_lock_entry_whose_identity_was_edited_is_refused_before_anything_is_fetched(
         let other = composer_distro::Identity::file_sha256(&composer_store::Sha256([7; 32]));
         lock.platforms[0].packages[0].identity = other;
         lock.write(&path).unwrap();
-        let fresh = World { dir: world.dir, ..World::new() };
-        let ctx_index = FakeIndex::new(scheme, packages("1"));
-        let ctx = Context {
-            store: &fresh.store,
-            client: &fresh.client,
-            distributions: &ctx_index,
-            indexes: &fresh.indexes,
-            offline: true,
-            reporter: &NoReporter,
-            source_date_epoch: None,
-            tools: &fresh.tools,
-            temp_dir: fresh.dir.path(),
-            substituters: None,
-            interrupted: &fresh.interrupted,
-            allow_downgrade: false,
-        };
-        let recipe = composer_recipe::Recipe::load(&fresh.recipe_path()).unwrap();
-        let Err(error) = Session::new(&ctx, &recipe, &fresh.recipe_path()).build(LockPolicy::Locked) else {
+        // A store that never saw the honest lock: nothing is cached to hide behind.
+        let fresh = World { store: Store::open(&world.dir.path().join("fresh-store")).unwrap(), ..world };
+        let index = FakeIndex::new(scheme, packages("1"));
+        let Err(error) = fresh.try_build(&index, LockPolicy::Locked) else {
             panic!("{scheme:?}: a lock naming another file built")
         };
         assert!(format!("{error}").contains("lock"), "{scheme:?}: {error}");
-        assert_eq!(ctx_index.fetches.load(Ordering::SeqCst), 0, "{scheme:?}");
+        assert_eq!(index.fetches.load(Ordering::SeqCst), 0, "{scheme:?}");
     }
 }
 
